@@ -1,0 +1,25 @@
+//! Luminate's data model, shared by the server and every storage backend.
+//!
+//! Owns: points and their validation (CONTRACT §2), the query model and its exact semantics (§4), result
+//! shapes, the [`MetricsStore`] trait, and the reference evaluator used as the test oracle. Owns no I/O.
+
+pub mod error;
+pub mod point;
+pub mod query;
+pub mod reference;
+pub mod result;
+pub mod semantics;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod time;
+pub mod validate;
+pub mod wire;
+
+pub use error::ErrorCode;
+pub use point::{Dimensions, Point, Tenant};
+pub use query::{Aggregation, QueryKind, QueryLimits, QueryPlan, QueryRequest};
+pub use result::{GroupKey, MetricCardinality, QueryResult, ValueCount};
+pub use store::{MetricsStore, QueryContext, StoreError, WriteOutcome};
+pub use time::TimestampMs;
+pub use validate::ValidationRules;

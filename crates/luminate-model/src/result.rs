@@ -1,0 +1,211 @@
+//! Query and discovery results, serialized exactly as CONTRACT §4–5 shows them.
+
+use serde::Serialize;
+
+use crate::point::Dimensions;
+use crate::time::TimestampMs;
+
+/// A group's identity: its groupBy values in groupBy order (a missing dimension is `""`).
+/// Keys compare as the list of values, byte-wise, which is the contract's group order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct GroupKey(pub Vec<(String, String)>);
+
+impl GroupKey {
+    /// The key of `dims` under `group_by`.
+    pub fn of(dims: &Dimensions, group_by: &[String]) -> Self {
+        Self(group_by.iter().map(|k| (k.clone(), dims.get_or_empty(k).to_owned())).collect())
+    }
+
+    /// Byte-wise comparison of the value lists (keys are the same groupBy for both sides).
+    pub fn cmp_values(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.iter().map(|(_, v)| v.as_bytes()).cmp(other.0.iter().map(|(_, v)| v.as_bytes()))
+    }
+}
+
+impl Serialize for GroupKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// One raw point of a range query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RangePoint {
+    /// Unix ms.
+    pub timestamp: TimestampMs,
+    /// The stored value.
+    pub value: f64,
+    /// The series' dimensions.
+    pub dimensions: Dimensions,
+}
+
+/// One bucket of an aggregate query with an interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketValue {
+    /// Bucket start, Unix ms (epoch-aligned).
+    pub timestamp: TimestampMs,
+    /// The aggregation over the bucket.
+    pub value: f64,
+    /// Points in the bucket.
+    pub count: u64,
+}
+
+/// One group of an aggregate query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateGroup {
+    /// The group.
+    pub group_key: GroupKey,
+    /// The aggregation over the whole range.
+    pub value: f64,
+    /// Points in the whole range.
+    pub count: u64,
+    /// Per-bucket values, ordered by timestamp, when the query has an interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<Vec<BucketValue>>,
+}
+
+/// One bucket of a rate query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RatePoint {
+    /// Bucket start, Unix ms.
+    pub timestamp: TimestampMs,
+    /// Summed increase over the group's series divided by the interval in seconds.
+    pub rate: f64,
+}
+
+/// One group of a rate query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateGroup {
+    /// The group (`{}` without groupBy).
+    pub group_key: GroupKey,
+    /// Buckets with at least one increase sample, ordered by timestamp.
+    pub points: Vec<RatePoint>,
+}
+
+/// The answer to a query. The server adds `queryType` and `executionTimeMs` when serializing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// Raw points ordered by (timestamp, series, value).
+    Range {
+        /// The points.
+        results: Vec<RangePoint>,
+        /// More points matched than `limit`.
+        truncated: bool,
+    },
+    /// Groups ordered by value descending, then group key.
+    Aggregate {
+        /// The groups.
+        results: Vec<AggregateGroup>,
+        /// More groups existed than `limit`.
+        truncated: bool,
+    },
+    /// Groups ordered by group key.
+    Rate {
+        /// The groups.
+        results: Vec<RateGroup>,
+        /// More groups existed than `limit`.
+        truncated: bool,
+    },
+}
+
+impl QueryResult {
+    /// `range`, `aggregate` or `rate`.
+    pub fn query_type(&self) -> &'static str {
+        match self {
+            Self::Range { .. } => "range",
+            Self::Aggregate { .. } => "aggregate",
+            Self::Rate { .. } => "rate",
+        }
+    }
+
+    /// Whether a limit cut the answer.
+    pub fn truncated(&self) -> bool {
+        match self {
+            Self::Range { truncated, .. } | Self::Aggregate { truncated, .. } | Self::Rate { truncated, .. } => *truncated,
+        }
+    }
+
+    /// Number of data points in the answer (for result-size metrics).
+    pub fn point_count(&self) -> usize {
+        match self {
+            Self::Range { results, .. } => results.len(),
+            Self::Aggregate { results, .. } => results.iter().map(|g| g.points.as_ref().map_or(1, Vec::len)).sum(),
+            Self::Rate { results, .. } => results.iter().map(|g| g.points.len()).sum(),
+        }
+    }
+
+    /// The JSON body of CONTRACT §4.
+    pub fn to_json(&self, execution_time_ms: u64) -> serde_json::Value {
+        let results = match self {
+            Self::Range { results, .. } => serde_json::to_value(results),
+            Self::Aggregate { results, .. } => serde_json::to_value(results),
+            Self::Rate { results, .. } => serde_json::to_value(results),
+        }
+        .unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "queryType": self.query_type(),
+            "results": results,
+            "truncated": self.truncated(),
+            "executionTimeMs": execution_time_ms,
+        })
+    }
+}
+
+/// A dimension value with the number of stored points carrying it (discovery).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValueCount {
+    /// The value.
+    pub value: String,
+    /// Stored points with this value.
+    pub points: u64,
+}
+
+/// Distinct values of one dimension key (cardinality explorer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyCardinality {
+    /// Dimension key.
+    pub key: String,
+    /// Distinct values among stored series.
+    pub distinct_values: u64,
+}
+
+/// Series count of one metric and distinct values per dimension key, largest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricCardinality {
+    /// Metric name.
+    pub metric: String,
+    /// Series with at least one stored point.
+    pub series: u64,
+    /// Per key, by distinct values descending, ties by key.
+    pub dimensions: Vec<KeyCardinality>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_key_serializes_in_group_by_order() {
+        let key = GroupKey(vec![("z".into(), "1".into()), ("a".into(), "".into())]);
+        assert_eq!(serde_json::to_string(&key).unwrap(), r#"{"z":"1","a":""}"#);
+    }
+
+    #[test]
+    fn aggregate_json_shape() {
+        let r = QueryResult::Aggregate {
+            results: vec![AggregateGroup { group_key: GroupKey::default(), value: 1.5, count: 2, points: None }],
+            truncated: false,
+        };
+        assert_eq!(
+            r.to_json(3),
+            serde_json::json!({"queryType": "aggregate", "results": [{"groupKey": {}, "value": 1.5, "count": 2}], "truncated": false, "executionTimeMs": 3})
+        );
+    }
+}

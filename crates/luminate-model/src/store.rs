@@ -1,0 +1,217 @@
+//! The `MetricsStore` trait: the one seam between the server and a storage backend.
+//!
+//! A backend receives the tenant on every call and must never mix tenants; it knows nothing of HTTP,
+//! tokens or quotas. Results are exact per CONTRACT §4 — the same query gives the same answer on every
+//! backend, which the conformance suite checks against [`crate::reference`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::error::ErrorCode;
+use crate::point::{Point, Tenant};
+use crate::query::QueryPlan;
+use crate::result::{MetricCardinality, QueryResult, ValueCount};
+use crate::time::TimestampMs;
+
+/// A failure of the storage layer, with enough context to act on.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum StoreError {
+    /// The backend cannot serve requests now (down, poisoned by an fsync failure, circuit open).
+    #[error("storage unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The query ran past its deadline and was cancelled.
+    #[error("query exceeded its timeout of {timeout:?}")]
+    Timeout {
+        /// The deadline it had.
+        timeout: Duration,
+    },
+    /// The query would exceed a resource bound of the backend (e.g. memory per query).
+    #[error("{message}")]
+    QueryTooLarge {
+        /// Which bound, with its value.
+        message: String,
+    },
+    /// A bug or an unexpected I/O condition.
+    #[error("internal storage error: {message}")]
+    Internal {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// The contract's error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::Timeout { .. } => ErrorCode::QueryTimeout,
+            Self::QueryTooLarge { .. } => ErrorCode::QueryLimitExceeded,
+            Self::Internal { .. } => ErrorCode::InternalError,
+        }
+    }
+}
+
+/// Deadline and cancellation of one query. Cloned into the worker that runs it; scans call
+/// [`QueryContext::check`] regularly so a timed-out query stops instead of running on.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    deadline: Instant,
+    timeout: Duration,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl QueryContext {
+    /// A context that expires `timeout` from now.
+    pub fn new(timeout: Duration) -> Self {
+        Self { deadline: Instant::now() + timeout, timeout, cancelled: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Asks every holder of this context to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// The time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// `Err(Timeout)` once cancelled or past the deadline.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.cancelled.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            self.cancel();
+            return Err(StoreError::Timeout { timeout: self.timeout });
+        }
+        Ok(())
+    }
+}
+
+/// A point the backend refused at write time (cardinality limits), by its index in the written slice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Index into the `points` given to `write`.
+    pub index: usize,
+    /// `CARDINALITY_EXCEEDED`.
+    pub code: ErrorCode,
+    /// Which limit, with its value.
+    pub message: String,
+}
+
+/// What a write stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteOutcome {
+    /// Points stored (durable under the sync policy when `write` returns).
+    pub accepted: usize,
+    /// Points refused, each with its reason.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Health of the storage as seen by the backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StorageHealth {
+    /// `healthy` or `unavailable`.
+    pub status: HealthStatus,
+    /// Bytes the backend uses on disk, when it knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_used_bytes: Option<u64>,
+    /// Why it is not healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Coarse health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Serving reads and writes.
+    Healthy,
+    /// Not serving.
+    Unavailable,
+}
+
+/// A per-metric retention set through the admin API (it overrides configured policies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionOverride {
+    /// Metric name.
+    pub metric: String,
+    /// Points older than this are deleted by the cleanup task.
+    pub retention: Duration,
+}
+
+/// A storage backend. Every method is scoped to one tenant, except [`MetricsStore::tenants`], which the
+/// retention task uses to visit them all.
+#[async_trait]
+pub trait MetricsStore: Send + Sync + 'static {
+    /// `embedded` or `clickhouse`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Stores validated points. Returns once accepted points are durable under the configured sync
+    /// policy and visible to queries that start afterwards.
+    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError>;
+
+    /// Runs a range, aggregate or rate query with the exact semantics of CONTRACT §4.
+    async fn query(&self, tenant: &Tenant, plan: &QueryPlan, ctx: &QueryContext) -> Result<QueryResult, StoreError>;
+
+    /// Metric names with stored points, sorted.
+    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError>;
+
+    /// Dimension keys of a metric, sorted; `None` when the metric is unknown.
+    async fn dimension_keys(&self, tenant: &Tenant, metric: &str) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// Values of one key by stored points descending, ties by value, narrowed to those starting with
+    /// `prefix`, at most `limit`; `None` when the metric is unknown.
+    async fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<ValueCount>>, StoreError>;
+
+    /// Series per metric (largest first, ties by name) and distinct values per key; only `metric` when
+    /// given (empty when unknown).
+    async fn cardinality(&self, tenant: &Tenant, metric: Option<&str>) -> Result<Vec<MetricCardinality>, StoreError>;
+
+    /// Deletes the metric's points with timestamp `< before`; returns how many were deleted.
+    async fn delete_before(&self, tenant: &Tenant, metric: &str, before: TimestampMs) -> Result<u64, StoreError>;
+
+    /// Persists a per-metric retention override that survives restarts.
+    async fn set_retention(&self, tenant: &Tenant, metric: &str, retention: Duration) -> Result<(), StoreError>;
+
+    /// The tenant's retention overrides.
+    async fn retention_overrides(&self, tenant: &Tenant) -> Result<Vec<RetentionOverride>, StoreError>;
+
+    /// Every tenant with stored data or overrides.
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// Current health.
+    async fn health(&self) -> StorageHealth;
+
+    /// Makes everything accepted durable and releases resources; called once on graceful shutdown.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_times_out_and_cancels() {
+        let ctx = QueryContext::new(Duration::from_secs(60));
+        assert!(ctx.check().is_ok());
+        let clone = ctx.clone();
+        ctx.cancel();
+        assert_eq!(clone.check(), Err(StoreError::Timeout { timeout: Duration::from_secs(60) }));
+        let expired = QueryContext::new(Duration::ZERO);
+        assert!(expired.check().is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! Per-point validation (CONTRACT §2): turns a [`WirePoint`] into a [`Point`] or says which rule failed.
+//!
+//! Cardinality limits are not checked here: they depend on what is already stored, so backends enforce
+//! them at write time and report `CARDINALITY_EXCEEDED` per point.
+
+use std::time::Duration;
+
+use crate::error::ErrorCode;
+use crate::point::{Dimensions, Point};
+use crate::time::{TimestampMs, parse_timestamp_str};
+use crate::wire::{WireDimensions, WirePoint, WireScalar};
+
+/// The only reserved dimension key: backends that store the tenant beside the dimensions use it.
+pub const RESERVED_TENANT_KEY: &str = "_tenant_id";
+
+/// Limits that validation enforces; defaults are the contract's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationRules {
+    /// Longest metric name, in characters.
+    pub max_name_len: usize,
+    /// Most dimensions on one point.
+    pub max_dimensions: usize,
+    /// Longest dimension key, in characters.
+    pub max_key_len: usize,
+    /// Longest dimension value, in characters.
+    pub max_value_len: usize,
+    /// How far in the past a timestamp may be.
+    pub max_past: Duration,
+    /// How far in the future a timestamp may be (clock skew).
+    pub max_future: Duration,
+}
+
+impl Default for ValidationRules {
+    fn default() -> Self {
+        Self {
+            max_name_len: 256,
+            max_dimensions: 20,
+            max_key_len: 128,
+            max_value_len: 256,
+            max_past: Duration::from_secs(7 * 86_400),
+            max_future: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// Why a point was rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointError {
+    /// The contract's code.
+    pub code: ErrorCode,
+    /// A human-readable reason naming the offending field.
+    pub message: String,
+}
+
+impl PointError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// True when `s` matches `^[a-zA-Z_][a-zA-Z0-9_]*$`.
+pub fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks a metric name (also used by query and admin routes).
+pub fn validate_metric_name(name: &str, rules: &ValidationRules) -> Result<(), PointError> {
+    if name.is_empty() || name.len() > rules.max_name_len || !is_identifier(name) {
+        return Err(PointError::new(
+            ErrorCode::InvalidMetricName,
+            format!(
+                "metric name {name:?} must match ^[a-zA-Z_][a-zA-Z0-9_]*$ and be 1-{} characters",
+                rules.max_name_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one dimension key.
+pub fn validate_dimension_key(key: &str, rules: &ValidationRules) -> Result<(), PointError> {
+    if key == RESERVED_TENANT_KEY {
+        return Err(PointError::new(
+            ErrorCode::InvalidDimension,
+            format!("dimension key {RESERVED_TENANT_KEY:?} is reserved"),
+        ));
+    }
+    if key.is_empty() || key.len() > rules.max_key_len || !is_identifier(key) {
+        return Err(PointError::new(
+            ErrorCode::InvalidDimension,
+            format!(
+                "dimension key {key:?} must match ^[a-zA-Z_][a-zA-Z0-9_]*$ and be 1-{} characters",
+                rules.max_key_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one dimension value (already valid UTF-8: it arrived as a Rust string).
+pub fn validate_dimension_value(key: &str, value: &str, rules: &ValidationRules) -> Result<(), PointError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > rules.max_value_len {
+        return Err(PointError::new(
+            ErrorCode::InvalidDimension,
+            format!("value of dimension {key:?} must be 1-{} characters, got {chars}", rules.max_value_len),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(PointError::new(
+            ErrorCode::InvalidDimension,
+            format!("value of dimension {key:?} contains a control character"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_dimensions(dims: WireDimensions, rules: &ValidationRules) -> Result<Dimensions, PointError> {
+    let pairs = match dims {
+        WireDimensions::None => return Ok(Dimensions::default()),
+        WireDimensions::NotAnObject(kind) => {
+            return Err(PointError::new(
+                ErrorCode::InvalidDimension,
+                format!("dimensions must be an object of strings, got {kind}"),
+            ));
+        }
+        WireDimensions::Pairs(pairs) => pairs,
+    };
+    if pairs.len() > rules.max_dimensions {
+        return Err(PointError::new(
+            ErrorCode::DimensionLimitExceeded,
+            format!("{} dimensions exceed the limit of {}", pairs.len(), rules.max_dimensions),
+        ));
+    }
+    let mut out = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        validate_dimension_key(&key, rules)?;
+        let WireScalar::Str(value) = value else {
+            return Err(PointError::new(
+                ErrorCode::InvalidDimension,
+                format!("value of dimension {key:?} must be a string, got {}", value.kind()),
+            ));
+        };
+        validate_dimension_value(&key, &value, rules)?;
+        out.push((key, value));
+    }
+    Ok(Dimensions::from_pairs(out))
+}
+
+fn validate_timestamp(ts: WireScalar, now: TimestampMs, rules: &ValidationRules) -> Result<TimestampMs, PointError> {
+    let ms = match ts {
+        WireScalar::Int(ms) => ms,
+        WireScalar::Str(s) => parse_timestamp_str(&s)
+            .map_err(|e| PointError::new(ErrorCode::InvalidTimestamp, e.to_string()))?,
+        other => {
+            return Err(PointError::new(
+                ErrorCode::InvalidTimestamp,
+                format!("timestamp must be integer Unix milliseconds or an RFC 3339 string, got {}", other.kind()),
+            ));
+        }
+    };
+    let earliest = now.saturating_sub(rules.max_past.as_millis() as i64);
+    let latest = now.saturating_add(rules.max_future.as_millis() as i64);
+    if ms < earliest || ms > latest {
+        return Err(PointError::new(
+            ErrorCode::InvalidTimestamp,
+            format!("timestamp {ms} is outside the accepted window [{earliest}, {latest}] (now - {}s, now + {}s)",
+                rules.max_past.as_secs(), rules.max_future.as_secs()),
+        ));
+    }
+    Ok(ms)
+}
+
+fn validate_value(value: WireScalar) -> Result<f64, PointError> {
+    let v = match value {
+        WireScalar::Int(i) => i as f64,
+        WireScalar::Float(f) => f,
+        other => {
+            return Err(PointError::new(
+                ErrorCode::InvalidValue,
+                format!("value must be a JSON number, got {}", other.kind()),
+            ));
+        }
+    };
+    if !v.is_finite() {
+        return Err(PointError::new(ErrorCode::InvalidValue, "value must be finite"));
+    }
+    Ok(v)
+}
+
+/// Validates one point against every rule of CONTRACT §2 except cardinality.
+pub fn validate_point(wire: WirePoint, now: TimestampMs, rules: &ValidationRules) -> Result<Point, PointError> {
+    let name = match wire.name {
+        WireScalar::Str(s) => s,
+        other => {
+            return Err(PointError::new(
+                ErrorCode::InvalidMetricName,
+                format!("name must be a string, got {}", other.kind()),
+            ));
+        }
+    };
+    validate_metric_name(&name, rules)?;
+    let dimensions = validate_dimensions(wire.dimensions, rules)?;
+    let timestamp = validate_timestamp(wire.timestamp, now, rules)?;
+    let value = validate_value(wire.value)?;
+    Ok(Point { name, timestamp, value, dimensions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: TimestampMs = 1_800_000_000_000;
+
+    fn point(name: &str, dims: Vec<(String, WireScalar)>, ts: WireScalar, value: WireScalar) -> WirePoint {
+        WirePoint { name: WireScalar::Str(name.into()), timestamp: ts, value, dimensions: WireDimensions::Pairs(dims) }
+    }
+
+    fn ok_point(name: &str) -> WirePoint {
+        point(name, vec![], WireScalar::Int(NOW), WireScalar::Float(1.0))
+    }
+
+    fn with_dims(dims: Vec<(String, String)>) -> WirePoint {
+        point("m", dims.into_iter().map(|(k, v)| (k, WireScalar::Str(v))).collect(), WireScalar::Int(NOW), WireScalar::Int(1))
+    }
+
+    fn code(wire: WirePoint) -> Option<ErrorCode> {
+        validate_point(wire, NOW, &ValidationRules::default()).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn metric_name_rules_and_boundaries() {
+        assert_eq!(code(ok_point("api_latency")), None);
+        assert_eq!(code(ok_point("_x9")), None);
+        assert_eq!(code(ok_point(&"a".repeat(256))), None);
+        assert_eq!(code(ok_point(&"a".repeat(257))), Some(ErrorCode::InvalidMetricName));
+        for bad in ["", "9abc", "a-b", "a.b", "a b", "é"] {
+            assert_eq!(code(ok_point(bad)), Some(ErrorCode::InvalidMetricName), "{bad:?}");
+        }
+        let mut wire = ok_point("x");
+        wire.name = WireScalar::Int(3);
+        assert_eq!(code(wire), Some(ErrorCode::InvalidMetricName));
+    }
+
+    #[test]
+    fn dimension_key_boundaries_and_reserved() {
+        assert_eq!(code(with_dims(vec![("k".repeat(128), "v".into())])), None);
+        assert_eq!(code(with_dims(vec![("k".repeat(129), "v".into())])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(code(with_dims(vec![("_tenant_id".into(), "t".into())])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(code(with_dims(vec![("1k".into(), "v".into())])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(code(with_dims(vec![("".into(), "v".into())])), Some(ErrorCode::InvalidDimension));
+    }
+
+    #[test]
+    fn dimension_value_boundaries_and_control_characters() {
+        assert_eq!(code(with_dims(vec![("k".into(), "v".repeat(256))])), None);
+        // Characters, not bytes: 256 two-byte characters are allowed.
+        assert_eq!(code(with_dims(vec![("k".into(), "é".repeat(256))])), None);
+        assert_eq!(code(with_dims(vec![("k".into(), "v".repeat(257))])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(code(with_dims(vec![("k".into(), "".into())])), Some(ErrorCode::InvalidDimension));
+        for ctl in ["a\nb", "a\tb", "\u{0}", "x\u{7f}", "\u{9f}"] {
+            assert_eq!(code(with_dims(vec![("k".into(), ctl.into())])), Some(ErrorCode::InvalidDimension), "{ctl:?}");
+        }
+        let wire = point("m", vec![("k".into(), WireScalar::Int(1))], WireScalar::Int(NOW), WireScalar::Int(1));
+        assert_eq!(code(wire), Some(ErrorCode::InvalidDimension));
+        let mut wire = ok_point("m");
+        wire.dimensions = WireDimensions::NotAnObject("array");
+        assert_eq!(code(wire), Some(ErrorCode::InvalidDimension));
+    }
+
+    #[test]
+    fn at_most_twenty_dimensions() {
+        let dims = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<Vec<_>>();
+        assert_eq!(code(with_dims(dims(20))), None);
+        assert_eq!(code(with_dims(dims(21))), Some(ErrorCode::DimensionLimitExceeded));
+    }
+
+    #[test]
+    fn timestamp_window_both_bounds_inclusive() {
+        let rules = ValidationRules::default();
+        let past = NOW - rules.max_past.as_millis() as i64;
+        let future = NOW + rules.max_future.as_millis() as i64;
+        let at = |ts: i64| point("m", vec![], WireScalar::Int(ts), WireScalar::Int(1));
+        assert_eq!(code(at(past)), None);
+        assert_eq!(code(at(past - 1)), Some(ErrorCode::InvalidTimestamp));
+        assert_eq!(code(at(future)), None);
+        assert_eq!(code(at(future + 1)), Some(ErrorCode::InvalidTimestamp));
+        let rfc = point("m", vec![], WireScalar::Str(crate::time::format_rfc3339(NOW)), WireScalar::Int(1));
+        assert_eq!(validate_point(rfc, NOW, &rules).unwrap().timestamp, NOW);
+        assert_eq!(code(point("m", vec![], WireScalar::Str("soon".into()), WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
+        assert_eq!(code(point("m", vec![], WireScalar::Float(1.5), WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
+        assert_eq!(code(point("m", vec![], WireScalar::Missing, WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
+    }
+
+    #[test]
+    fn configurable_window() {
+        let rules = ValidationRules { max_past: Duration::from_secs(60), max_future: Duration::from_secs(1), ..Default::default() };
+        let at = |ts: i64| point("m", vec![], WireScalar::Int(ts), WireScalar::Int(1));
+        assert!(validate_point(at(NOW - 60_000), NOW, &rules).is_ok());
+        assert!(validate_point(at(NOW - 60_001), NOW, &rules).is_err());
+        assert!(validate_point(at(NOW + 1_001), NOW, &rules).is_err());
+    }
+
+    #[test]
+    fn values_must_be_finite_numbers() {
+        let with_value = |v: WireScalar| point("m", vec![], WireScalar::Int(NOW), v);
+        assert_eq!(code(with_value(WireScalar::Float(f64::NAN))), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Float(f64::INFINITY))), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Float(f64::NEG_INFINITY))), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Str("NaN".into()))), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Str("1.5".into()))), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Missing)), Some(ErrorCode::InvalidValue));
+        assert_eq!(code(with_value(WireScalar::Other("null"))), Some(ErrorCode::InvalidValue));
+        let p = validate_point(with_value(WireScalar::Float(-0.5)), NOW, &ValidationRules::default()).unwrap();
+        assert_eq!(p.value, -0.5);
+    }
+}
