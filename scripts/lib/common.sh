@@ -1,0 +1,33 @@
+# Shared set-up for Luminate's scripts: sourced, never run.
+# Keeps the cargo build cache outside the clone so repeated runs on one machine reuse builds, and installs
+# what the toolchain or tests need when it is missing (a fresh machine must pass with nothing by hand).
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/luminate/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# rustfmt and clippy ship with the machine's toolchain; add them if an older toolchain lacks them.
+ensure_toolchain() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      log "installing rust component $component"
+      rustup component add "$component"
+    fi
+  done
+}
+
+# Installs Debian packages that are missing (root, or sudo when available).
+ensure_apt_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
