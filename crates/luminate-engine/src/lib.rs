@@ -1,13 +1,48 @@
-//! Luminate's embedded storage engine (API skeleton: bodies are being written).
+//! Luminate's embedded storage engine: a durable head of recent data behind a write-ahead log.
 //!
-//! A synchronous API with its own threads; no tokio, no HTTP. The server wraps it in a `MetricsStore`.
+//! A synchronous API with its own writer thread; no tokio, no HTTP. The server wraps it in a
+//! `MetricsStore`. Modules, one layer calling the next:
+//! - `commit`: the writer thread — orders writes, assigns series ids, group-commits the WAL, applies
+//!   to the head;
+//! - `wal`: segmented log of opaque checksummed records; `record`: the typed payloads;
+//! - `head`: in-memory series index, postings, columns, discovery counters;
+//! - `exec`: query execution over the head;
+//! - `retention`, `lock`, `files`: metadata, the directory lock, durable file operations.
+//!
+//! Owns the data directory's layout: `LOCK`, `wal/`, `retention.json`. Does not own validation,
+//! quotas or tenants' identity (the server's), nor on-disk columnar parts (a later issue).
 
+#![deny(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod commit;
+mod exec;
+mod files;
+mod head;
+mod lock;
+mod record;
+mod retention;
+mod wal;
+
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome};
+use luminate_model::store::{
+    HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
+};
 use luminate_model::{Point, QueryPlan, Tenant, TimestampMs};
+
+use crate::commit::{Request, Shared};
+use crate::files::{create_dir_durable, io_error};
+use crate::head::Head;
+use crate::lock::DirLock;
+use crate::record::{DeleteBefore, Record};
+use crate::retention::RetentionStore;
 
 /// When an accepted write reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +67,10 @@ pub struct CardinalityLimits {
 
 impl Default for CardinalityLimits {
     fn default() -> Self {
-        Self { max_series_per_metric: 1_000_000, max_metrics_per_tenant: 1_000 }
+        Self {
+            max_series_per_metric: 1_000_000,
+            max_metrics_per_tenant: 1_000,
+        }
     }
 }
 
@@ -52,7 +90,12 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Defaults for `data_dir`: fsync always, 64 MiB segments, the contract's limits.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), sync: SyncPolicy::Always, wal_segment_bytes: 64 << 20, limits: CardinalityLimits::default() }
+        Self {
+            data_dir: data_dir.into(),
+            sync: SyncPolicy::Always,
+            wal_segment_bytes: 64 << 20,
+            limits: CardinalityLimits::default(),
+        }
     }
 }
 
@@ -122,72 +165,259 @@ impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Query(q) => q,
-            EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable { reason: e.to_string() },
-            other => StoreError::Internal { message: other.to_string() },
+            EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable {
+                reason: e.to_string(),
+            },
+            other => StoreError::Internal {
+                message: other.to_string(),
+            },
         }
     }
 }
 
 /// The embedded engine. `Send + Sync`: share it behind an `Arc`.
-#[derive(Debug)]
-pub struct Engine {}
+pub struct Engine {
+    data_dir: PathBuf,
+    shared: Arc<Shared>,
+    requests: SyncSender<Request>,
+    // Taken by `Drop`, which stops the writer and waits for it.
+    writer: Option<JoinHandle<()>>,
+    retention: RetentionStore,
+    report: RecoveryReport,
+    // Declared last: dropped after `Drop::drop` has stopped the writer, so the lock outlives every
+    // handle on the directory's files.
+    _lock: DirLock,
+}
 
-#[allow(unused_variables, clippy::missing_errors_doc)]
 impl Engine {
     /// Locks the data directory, replays the WAL and starts the writer thread.
     pub fn open(config: EngineConfig) -> Result<Self, EngineError> {
-        todo!()
+        let data_dir = config.data_dir;
+        create_dir_durable(&data_dir)?;
+        let lock = DirLock::acquire(&data_dir)?;
+        let retention = RetentionStore::load(&data_dir)?;
+        let mut head = Head::default();
+        let (wal, replayed) = wal::Wal::open(
+            &data_dir,
+            config.wal_segment_bytes,
+            |path, offset, payload| replay_record(&mut head, path, offset, payload),
+        )?;
+        let report = RecoveryReport {
+            records_replayed: replayed.records,
+            dropped: replayed.dropped,
+        };
+        tracing::info!(
+            data_dir = %data_dir.display(), records = report.records_replayed, dropped_tails = report.dropped.len(),
+            "embedded engine recovered its WAL"
+        );
+        let shared = Arc::new(Shared::new(head));
+        let (requests, receiver) = mpsc::sync_channel(commit::QUEUE_DEPTH);
+        let writer = commit::spawn(
+            wal,
+            Arc::clone(&shared),
+            config.sync,
+            config.limits,
+            receiver,
+        )
+        .map_err(io_error("start the WAL writer thread for", &data_dir))?;
+        Ok(Self {
+            data_dir,
+            shared,
+            requests,
+            writer: Some(writer),
+            retention,
+            report,
+            _lock: lock,
+        })
     }
+
     /// What recovery found when the engine was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        todo!()
+        &self.report
     }
+
     /// Appends to the WAL (waiting for fsync under `SyncPolicy::Always`), then applies to the head.
+    ///
+    /// Points that would pass a [`CardinalityLimits`] limit are rejected (by index) and the others
+    /// stored. All accepted points of one call are one WAL record: after a crash, all or none are there.
     pub fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, EngineError> {
-        todo!()
+        self.request(|reply| Request::Write {
+            tenant: tenant.clone(),
+            points,
+            reply,
+        })
     }
+
     /// Runs a query over the head.
-    pub fn query(&self, tenant: &Tenant, plan: &QueryPlan, ctx: &QueryContext) -> Result<QueryResult, EngineError> {
-        todo!()
+    pub fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, EngineError> {
+        let head = self.shared.read_head();
+        exec::run(&head, tenant, plan, ctx, exec::MAX_QUERY_VALUES).map_err(EngineError::Query)
     }
+
     /// Sorted metric names with stored points.
     pub fn metric_names(&self, tenant: &Tenant) -> Vec<String> {
-        todo!()
+        self.shared.read_head().metric_names(tenant)
     }
+
     /// Sorted dimension keys; `None` for an unknown metric.
     pub fn dimension_keys(&self, tenant: &Tenant, metric: &str) -> Option<Vec<String>> {
-        todo!()
+        self.shared.read_head().dimension_keys(tenant, metric)
     }
+
     /// Values by stored points descending, ties by value.
-    pub fn dimension_values(&self, tenant: &Tenant, metric: &str, key: &str, prefix: &str, limit: usize) -> Option<Vec<ValueCount>> {
-        todo!()
+    pub fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Option<Vec<ValueCount>> {
+        self.shared
+            .read_head()
+            .dimension_values(tenant, metric, key, prefix, limit)
     }
+
     /// Series per metric and distinct values per key, largest first.
     pub fn cardinality(&self, tenant: &Tenant, metric: Option<&str>) -> Vec<MetricCardinality> {
-        todo!()
+        self.shared.read_head().cardinality(tenant, metric)
     }
+
     /// Deletes points `< before` (logged in the WAL, so it survives restart).
-    pub fn delete_before(&self, tenant: &Tenant, metric: &str, before: TimestampMs) -> Result<u64, EngineError> {
-        todo!()
+    pub fn delete_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        before: TimestampMs,
+    ) -> Result<u64, EngineError> {
+        let delete = DeleteBefore {
+            tenant: tenant.clone(),
+            metric: metric.to_owned(),
+            before,
+        };
+        self.request(|reply| Request::Delete { delete, reply })
     }
+
     /// Persists a retention override.
-    pub fn set_retention(&self, tenant: &Tenant, metric: &str, retention: Duration) -> Result<(), EngineError> {
-        todo!()
+    pub fn set_retention(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        retention: Duration,
+    ) -> Result<(), EngineError> {
+        self.retention.set(tenant, metric, retention)
     }
+
     /// The tenant's retention overrides, by metric name.
     pub fn retention_overrides(&self, tenant: &Tenant) -> Vec<RetentionOverride> {
-        todo!()
+        self.retention.of(tenant)
     }
+
     /// Tenants with data or overrides.
     pub fn tenants(&self) -> Vec<Tenant> {
-        todo!()
+        let mut tenants: Vec<Tenant> = self.shared.read_head().live_tenants().cloned().collect();
+        tenants.extend(self.retention.tenants());
+        tenants.sort();
+        tenants.dedup();
+        tenants
     }
+
     /// Healthy unless poisoned; disk use of the data directory.
     pub fn health(&self) -> StorageHealth {
-        todo!()
+        let disk_used_bytes = files::disk_used_bytes(&self.data_dir);
+        match self.shared.poisoned() {
+            None => StorageHealth {
+                status: HealthStatus::Healthy,
+                disk_used_bytes,
+                error: None,
+            },
+            Some(reason) => StorageHealth {
+                status: HealthStatus::Unavailable,
+                disk_used_bytes,
+                error: Some(format!(
+                    "engine is poisoned after a failed write or fsync: {reason}"
+                )),
+            },
+        }
     }
+
     /// Forces everything written to stable storage (shutdown under `Interval`/`None` policies).
     pub fn sync(&self) -> Result<(), EngineError> {
-        todo!()
+        self.request(|reply| Request::Sync { reply })
+    }
+
+    /// Hands a request to the writer thread and waits for its answer.
+    fn request<T>(
+        &self,
+        make: impl FnOnce(SyncSender<Result<T, EngineError>>) -> Request,
+    ) -> Result<T, EngineError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.requests.send(make(reply)).is_err() {
+            return Err(self.shared.poisoned_error());
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(self.shared.poisoned_error()))
+    }
+}
+
+/// Applies one replayed WAL record to the head; a record that does not decode or fit is corruption.
+fn replay_record(
+    head: &mut Head,
+    path: &std::path::Path,
+    offset: u64,
+    payload: &[u8],
+) -> Result<(), EngineError> {
+    let corruption = |reason: String| EngineError::Corruption {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    match Record::decode(payload) {
+        Err(e) => Err(corruption(format!(
+            "undecodable record (payload byte {}): {}",
+            e.offset, e.reason
+        ))),
+        Ok(Record::Write(batch)) => head.apply_batch(&batch).map_err(corruption),
+        Ok(Record::DeleteBefore(d)) => {
+            head.delete_before(&d.tenant, &d.metric, d.before);
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The writer commits what is staged, fsyncs and exits; wait so the WAL is closed before the lock
+        // is released.
+        let _ = self.requests.send(Request::Shutdown);
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!(data_dir = %self.data_dir.display(), "the WAL writer thread panicked");
+        }
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.data_dir)
+            .field("poisoned", &self.shared.poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<super::Engine>();
     }
 }

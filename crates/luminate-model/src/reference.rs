@@ -22,6 +22,8 @@ pub struct ReferenceStore {
 
 /// Values of one group key, the map key that orders groups byte-wise.
 type GroupValues = Vec<String>;
+/// One series' (timestamp, value) pairs, by series.
+type SeriesPoints<'a> = BTreeMap<&'a Dimensions, Vec<(TimestampMs, f64)>>;
 
 impl ReferenceStore {
     /// An empty store.
@@ -82,10 +84,8 @@ impl ReferenceStore {
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         for p in self.of_metric(tenant, metric) {
             any = true;
-            if let Some(v) = p.dimensions.get(key) {
-                if v.starts_with(prefix) {
-                    *counts.entry(v).or_default() += 1;
-                }
+            if let Some(v) = p.dimensions.get(key).filter(|v| v.starts_with(prefix)) {
+                *counts.entry(v).or_default() += 1;
             }
         }
         if !any {
@@ -215,7 +215,7 @@ fn aggregate(selected: &[&Point], plan: &QueryPlan, agg: Aggregation) -> QueryRe
 
 fn rate(selected: &[&Point], plan: &QueryPlan) -> QueryResult {
     let interval = plan.interval_ms.unwrap_or(1_000);
-    let mut groups: BTreeMap<GroupValues, BTreeMap<&Dimensions, Vec<(TimestampMs, f64)>>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupValues, SeriesPoints> = BTreeMap::new();
     if plan.group_by.is_empty() {
         // Without groupBy there is always exactly one result.
         groups.insert(Vec::new(), BTreeMap::new());

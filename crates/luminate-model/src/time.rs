@@ -68,7 +68,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, TimeParseError> {
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
     for (name, per_unit) in UNITS.iter().rev() {
-        if ms != 0 && ms % per_unit == 0 {
+        if ms != 0 && ms.is_multiple_of(*per_unit) {
             return format!("{}{}", ms / per_unit, name);
         }
     }

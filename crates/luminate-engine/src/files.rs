@@ -1,0 +1,106 @@
+//! Durable file operations shared by the WAL and metadata: the one atomic-write helper, directory fsync,
+//! and disk-use accounting. Owns no file format.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::EngineError;
+
+/// Builds an `EngineError::Io` for `op` on `path`.
+pub(crate) fn io_error(
+    op: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> EngineError {
+    let path = path.to_path_buf();
+    move |source| EngineError::Io { op, path, source }
+}
+
+/// fsyncs a directory so that entries created, renamed or removed in it survive a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("fsync directory", dir))
+}
+
+/// Creates `dir` (and parents) if missing, making the new entry durable in its parent.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces `path` with `bytes` atomically: write a temp file beside it, fsync it, rename it over
+/// `path`, fsync the directory. A crash leaves either the old or the new content, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let dir = parent_dir(path);
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_error("create temp file", &tmp))?;
+    file.write_all(bytes)
+        .map_err(io_error("write temp file", &tmp))?;
+    file.sync_all().map_err(io_error("fsync temp file", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_error("rename temp file into", path))?;
+    sync_dir(&dir)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Total size of the regular files under `dir`, recursively; `None` if the directory cannot be read.
+pub(crate) fn disk_used_bytes(dir: &Path) -> Option<u64> {
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).ok()? {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("meta.json")]);
+        assert_eq!(disk_used_bytes(dir.path()), Some(6));
+    }
+}

@@ -1,0 +1,249 @@
+//! Series resolution for writes that are logged but not yet applied: the commit thread turns each point
+//! into a series id (assigning new ids) and enforces the cardinality limits, against the head *plus*
+//! every batch staged earlier in the same commit group. Owns no data past one group; knows nothing of
+//! the WAL.
+//!
+//! Limits count live series and metrics (those holding a point), so a series whose points were all
+//! deleted no longer counts, and reviving it counts as a new one.
+
+use std::collections::{HashMap, HashSet};
+
+use luminate_model::store::Rejection;
+use luminate_model::{Dimensions, ErrorCode, Point, Tenant};
+
+use super::Head;
+use crate::CardinalityLimits;
+use crate::record::{SeriesDef, SeriesId};
+
+/// What one commit group has resolved so far, on top of the head.
+#[derive(Debug, Default)]
+pub(crate) struct Staging {
+    tenants: HashMap<Tenant, StagedTenant>,
+}
+
+#[derive(Debug, Default)]
+struct StagedTenant {
+    /// Series created in this group: metric → dimensions → id.
+    new_series: HashMap<String, HashMap<Dimensions, SeriesId>>,
+    new_count: u32,
+    /// Series (new or dead in the head) that this group makes live.
+    revived: HashSet<SeriesId>,
+    /// Per metric, how many series this group makes live.
+    revived_per_metric: HashMap<String, u64>,
+    /// Metrics this group makes live.
+    revived_metrics: u64,
+}
+
+/// Where a point goes.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// Its series.
+    pub series: SeriesId,
+    /// The series' definition when this point creates it.
+    pub new: Option<SeriesDef>,
+}
+
+impl Staging {
+    /// Forgets the group (after it was applied to the head, or failed).
+    pub(crate) fn clear(&mut self) {
+        self.tenants.clear();
+    }
+
+    /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
+    /// series or metric live past a limit.
+    pub(crate) fn resolve(
+        &mut self,
+        head: &Head,
+        limits: &CardinalityLimits,
+        tenant: &Tenant,
+        index: usize,
+        point: &Point,
+    ) -> Result<Resolved, Rejection> {
+        let th = head.tenant(tenant);
+        let mh = th.and_then(|t| t.metric(&point.name));
+        let st = self.tenants.entry(tenant.clone()).or_default();
+        let existing = mh
+            .and_then(|m| m.by_dims.get(&point.dimensions).copied())
+            .or_else(|| {
+                st.new_series
+                    .get(&point.name)
+                    .and_then(|s| s.get(&point.dimensions).copied())
+            });
+        if let Some(id) = existing {
+            // A staged id is past the head's series table.
+            let live_in_head = th
+                .and_then(|t| t.series.get(id as usize))
+                .is_some_and(|s| !s.is_empty());
+            if live_in_head || st.revived.contains(&id) {
+                return Ok(Resolved {
+                    series: id,
+                    new: None,
+                });
+            }
+        }
+
+        let reject = |message: String| Rejection {
+            index,
+            code: ErrorCode::CardinalityExceeded,
+            message,
+        };
+        let revived_here = st.revived_per_metric.get(&point.name).copied().unwrap_or(0);
+        let metric_is_new = !mh.is_some_and(|m| m.is_live()) && revived_here == 0;
+        if metric_is_new {
+            let live = th.map_or(0, |t| t.live_metrics) + st.revived_metrics;
+            if live >= limits.max_metrics_per_tenant {
+                return Err(reject(format!(
+                    "metric {:?} would exceed max_metrics_per_tenant of {}",
+                    point.name, limits.max_metrics_per_tenant
+                )));
+            }
+        }
+        let live_series = mh.map_or(0, |m| m.live_series) + revived_here;
+        if live_series >= limits.max_series_per_metric {
+            return Err(reject(format!(
+                "new series of metric {:?} would exceed max_unique_series_per_metric of {}",
+                point.name, limits.max_series_per_metric
+            )));
+        }
+
+        let (id, new) = match existing {
+            Some(id) => (id, None),
+            None => {
+                let next = th.map_or(0, |t| t.series.len()) as u64 + u64::from(st.new_count);
+                let id = SeriesId::try_from(next).map_err(|_| {
+                    reject(format!(
+                        "tenant {tenant} has used all {} series ids",
+                        SeriesId::MAX
+                    ))
+                })?;
+                st.new_count += 1;
+                st.new_series
+                    .entry(point.name.clone())
+                    .or_default()
+                    .insert(point.dimensions.clone(), id);
+                (
+                    id,
+                    Some(SeriesDef {
+                        id,
+                        metric: point.name.clone(),
+                        dims: point.dimensions.clone(),
+                    }),
+                )
+            }
+        };
+        st.revived.insert(id);
+        *st.revived_per_metric.entry(point.name.clone()).or_default() += 1;
+        if metric_is_new {
+            st.revived_metrics += 1;
+        }
+        Ok(Resolved { series: id, new })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{SeriesPoint, WriteBatch};
+
+    fn point(name: &str, customer: &str) -> Point {
+        Point {
+            name: name.to_owned(),
+            timestamp: 1,
+            value: 1.0,
+            dimensions: Dimensions::from_pairs([("customer".to_owned(), customer.to_owned())]),
+        }
+    }
+
+    #[test]
+    fn ids_continue_across_staged_batches_and_limits_see_them() {
+        let head = Head::default();
+        let tenant = Tenant::new("t");
+        let limits = CardinalityLimits {
+            max_series_per_metric: 2,
+            max_metrics_per_tenant: 1,
+        };
+        let mut staging = Staging::default();
+        let a = staging
+            .resolve(&head, &limits, &tenant, 0, &point("m", "a"))
+            .unwrap();
+        assert_eq!((a.series, a.new.is_some()), (0, true));
+        let again = staging
+            .resolve(&head, &limits, &tenant, 1, &point("m", "a"))
+            .unwrap();
+        assert_eq!((again.series, again.new.is_some()), (0, false));
+        assert_eq!(
+            staging
+                .resolve(&head, &limits, &tenant, 2, &point("m", "b"))
+                .unwrap()
+                .series,
+            1
+        );
+        let over = staging
+            .resolve(&head, &limits, &tenant, 3, &point("m", "c"))
+            .unwrap_err();
+        assert_eq!(over.index, 3);
+        assert!(
+            over.message.contains("max_unique_series_per_metric of 2"),
+            "{}",
+            over.message
+        );
+        let other = staging
+            .resolve(&head, &limits, &tenant, 4, &point("other", "a"))
+            .unwrap_err();
+        assert!(
+            other.message.contains("max_metrics_per_tenant of 1"),
+            "{}",
+            other.message
+        );
+        // Another tenant has its own ids and limits.
+        assert_eq!(
+            staging
+                .resolve(&head, &limits, &Tenant::new("u"), 0, &point("x", "a"))
+                .unwrap()
+                .series,
+            0
+        );
+    }
+
+    #[test]
+    fn deleted_series_no_longer_count() {
+        let mut head = Head::default();
+        let tenant = Tenant::new("t");
+        let limits = CardinalityLimits {
+            max_series_per_metric: 1,
+            max_metrics_per_tenant: 10,
+        };
+        let mut staging = Staging::default();
+        let r = staging
+            .resolve(&head, &limits, &tenant, 0, &point("m", "a"))
+            .unwrap();
+        let batch = WriteBatch {
+            tenant: tenant.clone(),
+            new_series: r.new.into_iter().collect(),
+            points: vec![SeriesPoint {
+                series: r.series,
+                timestamp: 1,
+                value: 1.0,
+            }],
+        };
+        head.apply_batch(&batch).unwrap();
+        staging.clear();
+        assert!(
+            staging
+                .resolve(&head, &limits, &tenant, 0, &point("m", "b"))
+                .is_err()
+        );
+        head.delete_before(&tenant, "m", 10);
+        staging.clear();
+        let b = staging
+            .resolve(&head, &limits, &tenant, 0, &point("m", "b"))
+            .unwrap();
+        assert_eq!(b.series, 1);
+        // The limit is now used by "b": reviving "a" in the same group is over it.
+        assert!(
+            staging
+                .resolve(&head, &limits, &tenant, 1, &point("m", "a"))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! wal: a segmented write-ahead log of opaque, checksummed records. It knows nothing of series, points
+//! or threads: the commit pipeline (`crate::commit`) decides what a record means, batches appends and
+//! says when to sync; `crate::record` encodes the payloads.
+//!
+//! # On-disk layout (format version 1)
+//! ```text
+//! <data_dir>/wal/00000001.wal, 00000002.wal, ...   eight decimal digits, consecutive, log order
+//! segment := header record*
+//! header  := MAGIC "LWAL" (4 bytes) | FORMAT_V1 (u32 LE)                      HEADER_LEN = 8
+//! record  := len (u32 LE, > 0) | crc32c of payload (u32 LE) | payload (len)   RECORD_HEADER_LEN = 8
+//! ```
+//! A segment rolls once it has passed `wal_segment_bytes` and holds at least one record, so a record
+//! larger than the limit still fits. Before rolling, the old segment is fsynced: only the last segment
+//! can ever be incomplete on disk.
+//!
+//! # Recovery
+//! A crash can tear the last segment in these ways, each of which ends the valid prefix:
+//! - the segment header itself is short or zero-filled (crash right after creating the file);
+//! - a record header is cut (`truncated record header`) or the tail is zeros (`zero-filled tail`: the
+//!   file system extended the file before the data reached it);
+//! - a payload is cut (`truncated payload`) or its bytes are not those checksummed (`checksum mismatch`).
+//!
+//! Every complete record before that point is replayed; the rest of the last segment is cut off (a torn
+//! header removes the file) and reported as a [`DroppedTail`]. The same damage in any other segment is
+//! `EngineError::Corruption`: those segments were complete and fsynced, so damage there is not a crash
+//! artefact, and the engine refuses to open rather than serve data with a hole in it.
+
+mod segment;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::files::{io_error, sync_dir};
+use crate::{DroppedTail, EngineError};
+use segment::corruption;
+
+/// First bytes of every segment.
+pub(crate) const MAGIC: [u8; 4] = *b"LWAL";
+/// The framing this build writes and reads.
+pub(crate) const FORMAT_V1: u32 = 1;
+/// Bytes of the segment header: magic and version.
+pub(crate) const HEADER_LEN: usize = 8;
+/// Bytes before each payload: length and checksum.
+pub(crate) const RECORD_HEADER_LEN: usize = 8;
+/// Name of the WAL directory inside the data directory.
+pub(crate) const WAL_DIR: &str = "wal";
+
+/// Where a record was appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordPos {
+    /// Segment sequence number.
+    pub segment: u64,
+    /// Offset of the record's length field in the segment.
+    pub offset: u64,
+}
+
+/// What `Wal::open` found.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    /// Complete records handed to the replay callback.
+    pub records: u64,
+    /// The torn tail cut off the last segment, if any.
+    pub dropped: Vec<DroppedTail>,
+}
+
+/// The open log: replayed, positioned at its end, ready for appends. Single owner (the commit thread).
+#[derive(Debug)]
+pub(crate) struct Wal {
+    dir: PathBuf,
+    segment_bytes: u64,
+    active: File,
+    active_seq: u64,
+    active_len: u64,
+    // Roll only a segment that holds a record, so one record larger than the limit still fits somewhere.
+    active_has_records: bool,
+    // Reused framing buffer: one write(2) per record.
+    frame: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `data_dir/wal`, hands every complete record to `replay` in
+    /// log order with its file and offset, cuts a torn tail off the last segment, and positions for
+    /// appends after the last good record.
+    pub(crate) fn open(
+        data_dir: &Path,
+        segment_bytes: u64,
+        mut replay: impl FnMut(&Path, u64, &[u8]) -> Result<(), EngineError>,
+    ) -> Result<(Self, Replayed), EngineError> {
+        let dir = data_dir.join(WAL_DIR);
+        crate::files::create_dir_durable(&dir)?;
+        let seqs = list_segments(&dir)?;
+        let mut replayed = Replayed::default();
+        // The last segment, if it is usable for appends: (seq, valid length, has records).
+        let mut resume: Option<(u64, u64, bool)> = None;
+        let mut next_seq = 1;
+        for (i, &seq) in seqs.iter().enumerate() {
+            let path = dir.join(segment::file_name(seq));
+            let bytes = fs::read(&path).map_err(io_error("read WAL segment", &path))?;
+            let mut count = 0u64;
+            let damage = segment::scan(&path, &bytes, |offset, payload| {
+                count += 1;
+                replay(&path, offset, payload)
+            })?;
+            replayed.records += count;
+            let is_last = i + 1 == seqs.len();
+            next_seq = seq + 1;
+            match damage {
+                None if is_last => resume = Some((seq, bytes.len() as u64, count > 0)),
+                None => {}
+                Some(d) if !is_last => return Err(corruption(&path, d.offset, d.reason)),
+                Some(d) => {
+                    let bytes_dropped = bytes.len() as u64 - d.offset;
+                    tracing::warn!(
+                        path = %path.display(), offset = d.offset, bytes = bytes_dropped, reason = %d.reason,
+                        "dropping torn tail of the last WAL segment"
+                    );
+                    if d.in_header {
+                        fs::remove_file(&path)
+                            .map_err(io_error("remove torn WAL segment", &path))?;
+                        sync_dir(&dir)?;
+                        next_seq = seq;
+                    } else {
+                        let file = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_error("open WAL segment", &path))?;
+                        file.set_len(d.offset)
+                            .map_err(io_error("truncate WAL segment", &path))?;
+                        file.sync_all()
+                            .map_err(io_error("fsync WAL segment", &path))?;
+                        resume = Some((seq, d.offset, count > 0));
+                    }
+                    replayed.dropped.push(DroppedTail {
+                        path,
+                        offset: d.offset,
+                        bytes: bytes_dropped,
+                        reason: d.reason,
+                    });
+                }
+            }
+        }
+        let wal = match resume {
+            Some((seq, len, has_records)) => {
+                let path = dir.join(segment::file_name(seq));
+                let active = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_error("open WAL segment", &path))?;
+                Self {
+                    dir,
+                    segment_bytes,
+                    active,
+                    active_seq: seq,
+                    active_len: len,
+                    active_has_records: has_records,
+                    frame: Vec::new(),
+                }
+            }
+            None => {
+                let active = create_segment(&dir, next_seq)?;
+                let active_len = HEADER_LEN as u64;
+                Self {
+                    dir,
+                    segment_bytes,
+                    active,
+                    active_seq: next_seq,
+                    active_len,
+                    active_has_records: false,
+                    frame: Vec::new(),
+                }
+            }
+        };
+        Ok((wal, replayed))
+    }
+
+    /// Appends one record with write(2) (no fsync), rolling to a new segment first if the active one is
+    /// past the size limit. A failure leaves the log in an unknown state: the caller must stop appending.
+    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<RecordPos, EngineError> {
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or_else(|| EngineError::Io {
+                op: "append WAL record",
+                path: self.active_path(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "record of {} bytes does not fit the frame (1 to {} bytes)",
+                        payload.len(),
+                        u32::MAX
+                    ),
+                ),
+            })?;
+        if self.active_has_records && self.active_len >= self.segment_bytes {
+            self.roll()?;
+        }
+        self.frame.clear();
+        self.frame.extend_from_slice(&len.to_le_bytes());
+        self.frame
+            .extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        self.frame.extend_from_slice(payload);
+        let pos = RecordPos {
+            segment: self.active_seq,
+            offset: self.active_len,
+        };
+        self.active
+            .write_all(&self.frame)
+            .map_err(io_error("write WAL record", &self.active_path()))?;
+        self.active_len += self.frame.len() as u64;
+        self.active_has_records = true;
+        Ok(pos)
+    }
+
+    /// fsyncs the active segment (older ones were fsynced when they rolled).
+    pub(crate) fn sync(&mut self) -> Result<(), EngineError> {
+        self.active
+            .sync_data()
+            .map_err(io_error("fsync WAL segment", &self.active_path()))
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.dir.join(segment::file_name(self.active_seq))
+    }
+
+    fn roll(&mut self) -> Result<(), EngineError> {
+        self.sync()?;
+        let seq = self.active_seq + 1;
+        self.active = create_segment(&self.dir, seq)?;
+        self.active_seq = seq;
+        self.active_len = HEADER_LEN as u64;
+        self.active_has_records = false;
+        Ok(())
+    }
+}
+
+/// Creates segment `seq` with its header, durable (file and directory fsynced) before it is used.
+/// Never overwrites: an existing file of that name is an error.
+fn create_segment(dir: &Path, seq: u64) -> Result<File, EngineError> {
+    let path = dir.join(segment::file_name(seq));
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_error("create WAL segment", &path))?;
+    file.write_all(&segment::header())
+        .map_err(io_error("write WAL segment header", &path))?;
+    file.sync_all()
+        .map_err(io_error("fsync WAL segment", &path))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Sequence numbers of the segments in `dir`, ascending; a gap is corruption (a segment went missing).
+fn list_segments(dir: &Path) -> Result<Vec<u64>, EngineError> {
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error("list WAL directory", dir))? {
+        let entry = entry.map_err(io_error("list WAL directory", dir))?;
+        if let Some(seq) = entry
+            .file_name()
+            .to_str()
+            .and_then(segment::parse_file_name)
+        {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    for pair in seqs.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            let path = dir.join(segment::file_name(pair[1]));
+            return Err(corruption(
+                &path,
+                0,
+                format!(
+                    "segment {} before it is missing",
+                    segment::file_name(pair[0] + 1)
+                ),
+            ));
+        }
+    }
+    Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Property tests of the log alone: random records, random damage to the last segment, reopen.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// An appended record and where it landed.
+#[derive(Debug, Clone)]
+struct Written {
+    payload: Vec<u8>,
+    pos: RecordPos,
+}
+
+impl Written {
+    fn end(&self) -> u64 {
+        self.pos.offset + (RECORD_HEADER_LEN + self.payload.len()) as u64
+    }
+}
+
+fn write_all(dir: &Path, segment_bytes: u64, payloads: &[Vec<u8>]) -> Vec<Written> {
+    let (mut wal, replayed) = Wal::open(dir, segment_bytes, |_, _, _| Ok(())).unwrap();
+    assert_eq!(replayed.records, 0);
+    let written = payloads
+        .iter()
+        .map(|p| Written {
+            payload: p.clone(),
+            pos: wal.append(p).unwrap(),
+        })
+        .collect();
+    wal.sync().unwrap();
+    written
+}
+
+fn reopen(dir: &Path, segment_bytes: u64) -> Result<(Wal, Vec<Vec<u8>>, Replayed), EngineError> {
+    let mut seen = Vec::new();
+    let (wal, replayed) = Wal::open(dir, segment_bytes, |_, _, p| {
+        seen.push(p.to_vec());
+        Ok(())
+    })?;
+    assert_eq!(replayed.records, seen.len() as u64);
+    Ok((wal, seen, replayed))
+}
+
+fn segment_file(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(WAL_DIR).join(segment::file_name(seq))
+}
+
+fn payloads() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop::collection::vec(prop::collection::vec(any::<u8>(), 1..120), 1..40)
+}
+
+/// After damage at `cut` in the last segment: the records that must survive, and the dropped tail's
+/// offset (None when `cut` falls on a record boundary and nothing is lost).
+fn expected_after(written: &[Written], last_seq: u64, cut: u64) -> (Vec<Vec<u8>>, Option<u64>) {
+    let survivors: Vec<Vec<u8>> = written
+        .iter()
+        .filter(|w| w.pos.segment < last_seq || (cut >= HEADER_LEN as u64 && w.end() <= cut))
+        .map(|w| w.payload.clone())
+        .collect();
+    let boundary = cut == HEADER_LEN as u64
+        || written
+            .iter()
+            .any(|w| w.pos.segment == last_seq && w.end() == cut);
+    let dropped_at = if cut < HEADER_LEN as u64 {
+        Some(0)
+    } else if boundary {
+        None
+    } else {
+        written
+            .iter()
+            .find(|w| w.pos.segment == last_seq && w.end() > cut)
+            .map(|w| w.pos.offset)
+    };
+    (survivors, dropped_at)
+}
+
+fn check_recovery(dir: &Path, written: &[Written], last_seq: u64, cut: u64, damaged_len: u64) {
+    let (mut wal, seen, replayed) = reopen(dir, 256).unwrap();
+    let (survivors, dropped_at) = expected_after(written, last_seq, cut);
+    assert_eq!(seen, survivors);
+    match dropped_at {
+        None => assert!(replayed.dropped.is_empty(), "{:?}", replayed.dropped),
+        Some(offset) => {
+            assert_eq!(replayed.dropped.len(), 1);
+            let d = &replayed.dropped[0];
+            assert_eq!(d.path, segment_file(dir, last_seq));
+            assert_eq!(d.offset, offset);
+            assert_eq!(d.bytes, damaged_len - offset);
+        }
+    }
+    // The log continues after the cut, and a second reopen is clean.
+    wal.append(b"after recovery").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, seen, replayed) = reopen(dir, 256).unwrap();
+    assert!(replayed.dropped.is_empty());
+    assert_eq!(seen.len(), survivors.len() + 1);
+    assert_eq!(seen.last().map(Vec::as_slice), Some(&b"after recovery"[..]));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wal_torn_tail_at_any_offset_keeps_every_complete_record(payloads in payloads(), cut in any::<prop::sample::Index>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_all(dir.path(), 256, &payloads);
+        let last_seq = written.last().unwrap().pos.segment;
+        let path = segment_file(dir.path(), last_seq);
+        let len = fs::metadata(&path).unwrap().len();
+        let cut = cut.index(len as usize) as u64;
+        fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+        check_recovery(dir.path(), &written, last_seq, cut, cut);
+    }
+
+    #[test]
+    fn wal_flipped_byte_in_last_segment_drops_from_the_damaged_record(
+        payloads in payloads(), at in any::<prop::sample::Index>(), mask in 1u8..=255,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_all(dir.path(), 256, &payloads);
+        let last_seq = written.last().unwrap().pos.segment;
+        let path = segment_file(dir.path(), last_seq);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = HEADER_LEN + at.index(bytes.len() - HEADER_LEN);
+        bytes[at] ^= mask;
+        fs::write(&path, &bytes).unwrap();
+        // The damaged record is the one containing byte `at`; everything before it survives.
+        let damaged = written.iter().find(|w| w.pos.segment == last_seq && w.end() > at as u64).unwrap();
+        check_recovery(dir.path(), &written, last_seq, damaged.pos.offset + 1, bytes.len() as u64);
+    }
+}
+
+#[test]
+fn wal_clean_log_replays_everything_without_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 1 + i as usize]).collect();
+    write_all(dir.path(), 1 << 20, &payloads);
+    let (_, seen, replayed) = reopen(dir.path(), 1 << 20).unwrap();
+    assert_eq!(seen, payloads);
+    assert!(replayed.dropped.is_empty());
+}
+
+#[test]
+fn wal_rolls_segments_past_the_limit_and_replays_them_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; 40]).collect();
+    let written = write_all(dir.path(), 100, &payloads);
+    // 8-byte header + 48-byte frames: a segment rolls once past 100 bytes, so it holds 2 records.
+    let segments: Vec<u64> = written.iter().map(|w| w.pos.segment).collect();
+    assert_eq!(segments, (0..30u64).map(|i| 1 + i / 2).collect::<Vec<_>>());
+    for seq in 1..15 {
+        assert_eq!(
+            fs::metadata(segment_file(dir.path(), seq)).unwrap().len(),
+            8 + 2 * 48
+        );
+    }
+    let (_, seen, _) = reopen(dir.path(), 100).unwrap();
+    assert_eq!(seen, payloads);
+}
+
+#[test]
+fn wal_one_record_larger_than_a_segment_still_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads = vec![vec![1u8; 500], vec![2u8; 10], vec![3u8; 500], vec![4u8; 10]];
+    let written = write_all(dir.path(), 64, &payloads);
+    // Segment 2 is under the limit after the small record, so the big one still goes there.
+    assert_eq!(
+        written.iter().map(|w| w.pos.segment).collect::<Vec<_>>(),
+        vec![1, 2, 2, 3]
+    );
+    assert_eq!(reopen(dir.path(), 64).unwrap().1, payloads);
+}
+
+#[test]
+fn wal_damage_in_an_older_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 40]).collect();
+    write_all(dir.path(), 100, &payloads);
+    let first = segment_file(dir.path(), 1);
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[60] ^= 0xff; // inside the second record (offset 56)
+    fs::write(&first, &bytes).unwrap();
+    match reopen(dir.path(), 100) {
+        Err(EngineError::Corruption {
+            path,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(path, first);
+            assert_eq!(offset, 56);
+            assert!(reason.starts_with("checksum mismatch"), "{reason}");
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|r| r.1)),
+    }
+}
+
+#[test]
+fn wal_missing_middle_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 40]).collect();
+    write_all(dir.path(), 100, &payloads);
+    fs::remove_file(segment_file(dir.path(), 2)).unwrap();
+    match reopen(dir.path(), 100) {
+        Err(EngineError::Corruption { path, reason, .. }) => {
+            assert_eq!(path, segment_file(dir.path(), 3));
+            assert!(reason.contains("00000002.wal"), "{reason}");
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|r| r.1)),
+    }
+}
+
+#[test]
+fn wal_torn_header_of_a_fresh_segment_is_removed_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_all(dir.path(), 1 << 20, &[b"kept".to_vec()]);
+    fs::write(segment_file(dir.path(), 2), &segment::header()[..3]).unwrap();
+    let (mut wal, seen, replayed) = reopen(dir.path(), 1 << 20).unwrap();
+    assert_eq!(seen, vec![b"kept".to_vec()]);
+    assert_eq!(replayed.dropped.len(), 1);
+    assert_eq!(
+        (replayed.dropped[0].offset, replayed.dropped[0].bytes),
+        (0, 3)
+    );
+    assert_eq!(
+        wal.append(b"next").unwrap(),
+        RecordPos {
+            segment: 2,
+            offset: HEADER_LEN as u64
+        }
+    );
+}
