@@ -70,8 +70,15 @@ mod tests {
 
     #[test]
     fn serialized_form_matches_as_str() {
-        for code in [ErrorCode::InvalidMetricName, ErrorCode::QueryTimeout, ErrorCode::StorageUnavailable] {
-            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        for code in [
+            ErrorCode::InvalidMetricName,
+            ErrorCode::QueryTimeout,
+            ErrorCode::StorageUnavailable,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
         }
     }
 }

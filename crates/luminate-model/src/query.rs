@@ -62,7 +62,15 @@ pub enum Aggregation {
 impl Aggregation {
     /// All aggregations, in contract order.
     pub const ALL: [Aggregation; 9] = [
-        Self::Avg, Self::Sum, Self::Count, Self::Min, Self::Max, Self::P50, Self::P95, Self::P99, Self::Integral,
+        Self::Avg,
+        Self::Sum,
+        Self::Count,
+        Self::Min,
+        Self::Max,
+        Self::P50,
+        Self::P95,
+        Self::P99,
+        Self::Integral,
     ];
 
     /// The wire name.
@@ -168,11 +176,17 @@ pub struct QueryError {
 }
 
 fn invalid(message: impl Into<String>) -> QueryError {
-    QueryError { code: ErrorCode::InvalidQuery, message: message.into() }
+    QueryError {
+        code: ErrorCode::InvalidQuery,
+        message: message.into(),
+    }
 }
 
 fn over_limit(message: impl Into<String>) -> QueryError {
-    QueryError { code: ErrorCode::QueryLimitExceeded, message: message.into() }
+    QueryError {
+        code: ErrorCode::QueryLimitExceeded,
+        message: message.into(),
+    }
 }
 
 fn field_duration(field: &str, text: &str) -> Result<Duration, QueryError> {
@@ -181,9 +195,17 @@ fn field_duration(field: &str, text: &str) -> Result<Duration, QueryError> {
 
 impl QueryPlan {
     /// Checks a request and resolves it against `now` and the limits.
-    pub fn from_request(req: QueryRequest, now: TimestampMs, limits: &QueryLimits) -> Result<Self, QueryError> {
-        validate_metric_name(&req.metric_name, &ValidationRules::default())
-            .map_err(|e| QueryError { code: e.code, message: format!("metricName: {}", e.message) })?;
+    pub fn from_request(
+        req: QueryRequest,
+        now: TimestampMs,
+        limits: &QueryLimits,
+    ) -> Result<Self, QueryError> {
+        validate_metric_name(&req.metric_name, &ValidationRules::default()).map_err(|e| {
+            QueryError {
+                code: e.code,
+                message: format!("metricName: {}", e.message),
+            }
+        })?;
 
         let aggregation = req
             .aggregation
@@ -195,23 +217,32 @@ impl QueryPlan {
         let kind = match req.query_type.as_str() {
             "range" => {
                 if aggregation.is_some() || !req.group_by.is_empty() || req.interval.is_some() {
-                    return Err(invalid("range queries return raw points: aggregation, groupBy and interval do not apply"));
+                    return Err(invalid(
+                        "range queries return raw points: aggregation, groupBy and interval do not apply",
+                    ));
                 }
                 QueryKind::Range
             }
             "aggregate" => QueryKind::Aggregate(
-                aggregation.ok_or_else(|| invalid("aggregation is required for aggregate queries"))?,
+                aggregation
+                    .ok_or_else(|| invalid("aggregation is required for aggregate queries"))?,
             ),
             "rate" => {
                 if aggregation.is_some() {
-                    return Err(invalid("rate queries compute per-second increase: aggregation does not apply"));
+                    return Err(invalid(
+                        "rate queries compute per-second increase: aggregation does not apply",
+                    ));
                 }
                 if req.interval.is_none() {
                     return Err(invalid("interval is required for rate queries"));
                 }
                 QueryKind::Rate
             }
-            other => return Err(invalid(format!("queryType: unknown {other:?}; expected range, aggregate or rate"))),
+            other => {
+                return Err(invalid(format!(
+                    "queryType: unknown {other:?}; expected range, aggregate or rate"
+                )));
+            }
         };
 
         let (start, end) = resolve_time_range(req.time_range, now)?;
@@ -226,15 +257,21 @@ impl QueryPlan {
 
         for (key, value) in &req.filters {
             if !is_identifier(key) {
-                return Err(invalid(format!("filters: {key:?} is not a valid dimension key")));
+                return Err(invalid(format!(
+                    "filters: {key:?} is not a valid dimension key"
+                )));
             }
             if value.chars().any(char::is_control) {
-                return Err(invalid(format!("filters: value of {key:?} contains a control character")));
+                return Err(invalid(format!(
+                    "filters: value of {key:?} contains a control character"
+                )));
             }
         }
         for (i, key) in req.group_by.iter().enumerate() {
             if !is_identifier(key) {
-                return Err(invalid(format!("groupBy: {key:?} is not a valid dimension key")));
+                return Err(invalid(format!(
+                    "groupBy: {key:?} is not a valid dimension key"
+                )));
             }
             if req.group_by[..i].contains(key) {
                 return Err(invalid(format!("groupBy: {key:?} is repeated")));
@@ -246,21 +283,33 @@ impl QueryPlan {
             Some(text) => {
                 let d = field_duration("interval", text)?;
                 if d < MIN_INTERVAL {
-                    return Err(invalid(format!("interval: {text} is shorter than the minimum of 1s")));
+                    return Err(invalid(format!(
+                        "interval: {text} is shorter than the minimum of 1s"
+                    )));
                 }
                 Some(d.as_millis() as i64)
             }
         };
 
         let (default_limit, max_limit, limit_name) = match kind {
-            QueryKind::Range => (limits.max_result_points, limits.max_result_points, "max_result_points"),
-            _ => (DEFAULT_GROUP_LIMIT.min(limits.max_group_by_cardinality), limits.max_group_by_cardinality, "max_group_by_cardinality"),
+            QueryKind::Range => (
+                limits.max_result_points,
+                limits.max_result_points,
+                "max_result_points",
+            ),
+            _ => (
+                DEFAULT_GROUP_LIMIT.min(limits.max_group_by_cardinality),
+                limits.max_group_by_cardinality,
+                "max_group_by_cardinality",
+            ),
         };
         let limit = match req.limit {
             None => default_limit,
             Some(0) => return Err(invalid("limit must be at least 1")),
             Some(n) if n > max_limit as u64 => {
-                return Err(over_limit(format!("limit {n} exceeds {limit_name} of {max_limit}")));
+                return Err(over_limit(format!(
+                    "limit {n} exceeds {limit_name} of {max_limit}"
+                )));
             }
             Some(n) => n as usize,
         };
@@ -293,7 +342,10 @@ impl QueryPlan {
     }
 }
 
-fn resolve_time_range(range: Option<TimeRangeRequest>, now: TimestampMs) -> Result<(TimestampMs, TimestampMs), QueryError> {
+fn resolve_time_range(
+    range: Option<TimeRangeRequest>,
+    now: TimestampMs,
+) -> Result<(TimestampMs, TimestampMs), QueryError> {
     let range = range.ok_or_else(|| invalid("timeRange is required"))?;
     let (start, end) = match (range.start, range.end, range.relative) {
         (None, None, Some(rel)) => {
@@ -301,15 +353,27 @@ fn resolve_time_range(range: Option<TimeRangeRequest>, now: TimestampMs) -> Resu
             (now.saturating_sub(d.as_millis() as i64), now)
         }
         (Some(start), Some(end), None) => {
-            let start = parse_timestamp_json(&start).map_err(|e| invalid(format!("timeRange.start: {e}")))?;
-            let end = parse_timestamp_json(&end).map_err(|e| invalid(format!("timeRange.end: {e}")))?;
+            let start = parse_timestamp_json(&start)
+                .map_err(|e| invalid(format!("timeRange.start: {e}")))?;
+            let end =
+                parse_timestamp_json(&end).map_err(|e| invalid(format!("timeRange.end: {e}")))?;
             (start, end)
         }
-        (_, _, Some(_)) => return Err(invalid("timeRange: give either relative or start and end, not both")),
-        _ => return Err(invalid("timeRange: both start and end are required (or relative)")),
+        (_, _, Some(_)) => {
+            return Err(invalid(
+                "timeRange: give either relative or start and end, not both",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "timeRange: both start and end are required (or relative)",
+            ));
+        }
     };
     if start >= end {
-        return Err(invalid(format!("timeRange: start ({start}) must be before end ({end})")));
+        return Err(invalid(format!(
+            "timeRange: start ({start}) must be before end ({end})"
+        )));
     }
     Ok((start, end))
 }
@@ -342,7 +406,13 @@ mod tests {
         assert_eq!(p.kind, QueryKind::Aggregate(Aggregation::P95));
         assert_eq!(p.start, NOW - 3_600_000); // NOW is 2027-01-15T08:00:00Z
         assert_eq!(p.end, NOW);
-        assert_eq!(p.filters, vec![("customer_id".into(), "c1".into()), ("region".into(), "eu".into())]);
+        assert_eq!(
+            p.filters,
+            vec![
+                ("customer_id".into(), "c1".into()),
+                ("region".into(), "eu".into())
+            ]
+        );
         assert_eq!(p.group_by, vec!["endpoint".to_owned()]);
         assert_eq!(p.interval_ms, Some(60_000));
         assert_eq!(p.limit, 5);
@@ -351,7 +421,9 @@ mod tests {
 
     #[test]
     fn relative_range_and_defaults() {
-        let p = plan(json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}})).unwrap();
+        let p =
+            plan(json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}}))
+                .unwrap();
         assert_eq!((p.start, p.end), (NOW - 3_600_000, NOW));
         assert_eq!(p.limit, 10_000);
         assert_eq!(p.timeout, Duration::from_secs(10));
@@ -376,25 +448,74 @@ mod tests {
             b[k] = v;
             b
         };
-        assert_eq!(code(with("queryType", json!("histogram"))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("aggregation", json!("median"))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("timeRange", json!({"start": 10, "end": 10}))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("timeRange", json!({"start": 11, "end": 10}))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("timeRange", json!({"start": 10}))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("timeRange", json!({"relative": "1h", "start": 1}))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("timeRange", json!({"relative": "an hour"}))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("interval", json!("500ms"))), Some(ErrorCode::InvalidQuery));
+        assert_eq!(
+            code(with("queryType", json!("histogram"))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("aggregation", json!("median"))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("timeRange", json!({"start": 10, "end": 10}))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("timeRange", json!({"start": 11, "end": 10}))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("timeRange", json!({"start": 10}))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("timeRange", json!({"relative": "1h", "start": 1}))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("timeRange", json!({"relative": "an hour"}))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("interval", json!("500ms"))),
+            Some(ErrorCode::InvalidQuery)
+        );
         assert_eq!(code(with("limit", json!(0))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("groupBy", json!(["a", "a"]))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("groupBy", json!(["a-b"]))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("unknownField", json!(1))), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(with("metricName", json!("9bad"))), Some(ErrorCode::InvalidMetricName));
+        assert_eq!(
+            code(with("groupBy", json!(["a", "a"]))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("groupBy", json!(["a-b"]))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("unknownField", json!(1))),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(with("metricName", json!("9bad"))),
+            Some(ErrorCode::InvalidMetricName)
+        );
         let mut no_range = base();
         no_range.as_object_mut().unwrap().remove("timeRange");
         assert_eq!(code(no_range), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(json!({"queryType": "rate", "metricName": "m", "timeRange": {"relative": "1h"}})), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(json!({"queryType": "aggregate", "metricName": "m", "timeRange": {"relative": "1h"}})), Some(ErrorCode::InvalidQuery));
-        assert_eq!(code(json!({"queryType": "range", "metricName": "m", "aggregation": "avg", "timeRange": {"relative": "1h"}})), Some(ErrorCode::InvalidQuery));
+        assert_eq!(
+            code(json!({"queryType": "rate", "metricName": "m", "timeRange": {"relative": "1h"}})),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(
+                json!({"queryType": "aggregate", "metricName": "m", "timeRange": {"relative": "1h"}})
+            ),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            code(
+                json!({"queryType": "range", "metricName": "m", "aggregation": "avg", "timeRange": {"relative": "1h"}})
+            ),
+            Some(ErrorCode::InvalidQuery)
+        );
     }
 
     #[test]
@@ -407,11 +528,19 @@ mod tests {
         let e = limited("timeRange", json!({"relative": "91d"}));
         assert_eq!(e.code, ErrorCode::QueryLimitExceeded);
         assert!(e.message.contains("max_query_time_range"), "{}", e.message);
-        assert!(plan(json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "90d"}})).is_ok());
+        assert!(
+            plan(
+                json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "90d"}})
+            )
+            .is_ok()
+        );
         let e = limited("limit", json!(1001));
         assert_eq!(e.code, ErrorCode::QueryLimitExceeded);
         assert!(e.message.contains("max_group_by_cardinality"));
-        assert_eq!(limited("timeout", json!("31s")).code, ErrorCode::QueryLimitExceeded);
+        assert_eq!(
+            limited("timeout", json!("31s")).code,
+            ErrorCode::QueryLimitExceeded
+        );
         let e = plan(json!({"queryType": "range", "metricName": "m", "limit": 10_001, "timeRange": {"relative": "1h"}})).unwrap_err();
         assert!(e.message.contains("max_result_points"));
     }

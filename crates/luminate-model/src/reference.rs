@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::point::{Dimensions, Point, Tenant};
 use crate::query::{Aggregation, QueryKind, QueryPlan};
 use crate::result::{
-    AggregateGroup, BucketValue, GroupKey, KeyCardinality, MetricCardinality, QueryResult, RangePoint, RateGroup,
-    RatePoint, ValueCount,
+    AggregateGroup, BucketValue, GroupKey, KeyCardinality, MetricCardinality, QueryResult,
+    RangePoint, RateGroup, RatePoint, ValueCount,
 };
 use crate::semantics::{bucket_start, cmp_aggregate_groups, cmp_range_points};
 use crate::time::TimestampMs;
@@ -39,19 +39,31 @@ impl ReferenceStore {
     /// Deletes the metric's points with timestamp `< before`; returns how many.
     pub fn delete_before(&mut self, tenant: &Tenant, metric: &str, before: TimestampMs) -> u64 {
         let len = self.points.len();
-        self.points.retain(|(t, p)| !(t == tenant && p.name == metric && p.timestamp < before));
+        self.points
+            .retain(|(t, p)| !(t == tenant && p.name == metric && p.timestamp < before));
         (len - self.points.len()) as u64
     }
 
-    fn of_metric<'a>(&'a self, tenant: &'a Tenant, metric: &'a str) -> impl Iterator<Item = &'a Point> + 'a {
-        self.points.iter().filter(move |(t, p)| t == tenant && p.name == metric).map(|(_, p)| p)
+    fn of_metric<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        metric: &'a str,
+    ) -> impl Iterator<Item = &'a Point> + 'a {
+        self.points
+            .iter()
+            .filter(move |(t, p)| t == tenant && p.name == metric)
+            .map(|(_, p)| p)
     }
 
     /// Answers a query.
     pub fn query(&self, tenant: &Tenant, plan: &QueryPlan) -> QueryResult {
         let selected: Vec<&Point> = self
             .of_metric(tenant, &plan.metric)
-            .filter(|p| p.timestamp >= plan.start && p.timestamp < plan.end && p.dimensions.matches(&plan.filters))
+            .filter(|p| {
+                p.timestamp >= plan.start
+                    && p.timestamp < plan.end
+                    && p.dimensions.matches(&plan.filters)
+            })
             .collect();
         match plan.kind {
             QueryKind::Range => range(&selected, plan.limit),
@@ -62,8 +74,12 @@ impl ReferenceStore {
 
     /// Sorted metric names with stored points.
     pub fn metric_names(&self, tenant: &Tenant) -> Vec<String> {
-        let names: BTreeSet<&str> =
-            self.points.iter().filter(|(t, _)| t == tenant).map(|(_, p)| p.name.as_str()).collect();
+        let names: BTreeSet<&str> = self
+            .points
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, p)| p.name.as_str())
+            .collect();
         names.into_iter().map(str::to_owned).collect()
     }
 
@@ -79,7 +95,14 @@ impl ReferenceStore {
     }
 
     /// Values of `key` by point count descending, ties by value.
-    pub fn dimension_values(&self, tenant: &Tenant, metric: &str, key: &str, prefix: &str, limit: usize) -> Option<Vec<ValueCount>> {
+    pub fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Option<Vec<ValueCount>> {
         let mut any = false;
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         for p in self.of_metric(tenant, metric) {
@@ -91,8 +114,13 @@ impl ReferenceStore {
         if !any {
             return None;
         }
-        let mut values: Vec<ValueCount> =
-            counts.into_iter().map(|(value, points)| ValueCount { value: value.to_owned(), points }).collect();
+        let mut values: Vec<ValueCount> = counts
+            .into_iter()
+            .map(|(value, points)| ValueCount {
+                value: value.to_owned(),
+                points,
+            })
+            .collect();
         values.sort_by(|a, b| b.points.cmp(&a.points).then_with(|| a.value.cmp(&b.value)));
         values.truncate(limit);
         Some(values)
@@ -117,35 +145,68 @@ impl ReferenceStore {
                 }
                 let mut dimensions: Vec<KeyCardinality> = values
                     .into_iter()
-                    .map(|(key, vals)| KeyCardinality { key: key.to_owned(), distinct_values: vals.len() as u64 })
+                    .map(|(key, vals)| KeyCardinality {
+                        key: key.to_owned(),
+                        distinct_values: vals.len() as u64,
+                    })
                     .collect();
-                dimensions.sort_by(|a, b| b.distinct_values.cmp(&a.distinct_values).then_with(|| a.key.cmp(&b.key)));
-                MetricCardinality { metric: name.to_owned(), series: sets.len() as u64, dimensions }
+                dimensions.sort_by(|a, b| {
+                    b.distinct_values
+                        .cmp(&a.distinct_values)
+                        .then_with(|| a.key.cmp(&b.key))
+                });
+                MetricCardinality {
+                    metric: name.to_owned(),
+                    series: sets.len() as u64,
+                    dimensions,
+                }
             })
             .collect();
-        out.sort_by(|a, b| b.series.cmp(&a.series).then_with(|| a.metric.cmp(&b.metric)));
+        out.sort_by(|a, b| {
+            b.series
+                .cmp(&a.series)
+                .then_with(|| a.metric.cmp(&b.metric))
+        });
         out
     }
 }
 
 fn range(selected: &[&Point], limit: usize) -> QueryResult {
     let mut points: Vec<&Point> = selected.to_vec();
-    points.sort_by(|a, b| cmp_range_points((a.timestamp, &a.dimensions, a.value), (b.timestamp, &b.dimensions, b.value)));
+    points.sort_by(|a, b| {
+        cmp_range_points(
+            (a.timestamp, &a.dimensions, a.value),
+            (b.timestamp, &b.dimensions, b.value),
+        )
+    });
     let truncated = points.len() > limit;
     let results = points
         .into_iter()
         .take(limit)
-        .map(|p| RangePoint { timestamp: p.timestamp, value: p.value, dimensions: p.dimensions.clone() })
+        .map(|p| RangePoint {
+            timestamp: p.timestamp,
+            value: p.value,
+            dimensions: p.dimensions.clone(),
+        })
         .collect();
     QueryResult::Range { results, truncated }
 }
 
 fn group_values(p: &Point, group_by: &[String]) -> GroupValues {
-    group_by.iter().map(|k| p.dimensions.get_or_empty(k).to_owned()).collect()
+    group_by
+        .iter()
+        .map(|k| p.dimensions.get_or_empty(k).to_owned())
+        .collect()
 }
 
 fn group_key(values: &GroupValues, group_by: &[String]) -> GroupKey {
-    GroupKey(group_by.iter().cloned().zip(values.iter().cloned()).collect())
+    GroupKey(
+        group_by
+            .iter()
+            .cloned()
+            .zip(values.iter().cloned())
+            .collect(),
+    )
 }
 
 /// The aggregation of a set of points (non-empty).
@@ -167,7 +228,10 @@ fn aggregate_points(points: &[&Point], agg: Aggregation) -> f64 {
         Aggregation::Integral => {
             let mut by_series: BTreeMap<&Dimensions, Vec<(TimestampMs, f64)>> = BTreeMap::new();
             for p in points {
-                by_series.entry(&p.dimensions).or_default().push((p.timestamp, p.value));
+                by_series
+                    .entry(&p.dimensions)
+                    .or_default()
+                    .push((p.timestamp, p.value));
             }
             let mut total = 0.0;
             for (_, mut pts) in by_series {
@@ -184,7 +248,10 @@ fn aggregate_points(points: &[&Point], agg: Aggregation) -> f64 {
 fn aggregate(selected: &[&Point], plan: &QueryPlan, agg: Aggregation) -> QueryResult {
     let mut groups: BTreeMap<GroupValues, Vec<&Point>> = BTreeMap::new();
     for p in selected {
-        groups.entry(group_values(p, &plan.group_by)).or_default().push(p);
+        groups
+            .entry(group_values(p, &plan.group_by))
+            .or_default()
+            .push(p);
     }
     let mut results: Vec<AggregateGroup> = groups
         .into_iter()
@@ -192,11 +259,18 @@ fn aggregate(selected: &[&Point], plan: &QueryPlan, agg: Aggregation) -> QueryRe
             let points = plan.interval_ms.map(|interval| {
                 let mut buckets: BTreeMap<TimestampMs, Vec<&Point>> = BTreeMap::new();
                 for p in &pts {
-                    buckets.entry(bucket_start(p.timestamp, interval)).or_default().push(p);
+                    buckets
+                        .entry(bucket_start(p.timestamp, interval))
+                        .or_default()
+                        .push(p);
                 }
                 buckets
                     .into_iter()
-                    .map(|(timestamp, b)| BucketValue { timestamp, value: aggregate_points(&b, agg), count: b.len() as u64 })
+                    .map(|(timestamp, b)| BucketValue {
+                        timestamp,
+                        value: aggregate_points(&b, agg),
+                        count: b.len() as u64,
+                    })
                     .collect()
             });
             AggregateGroup {
@@ -236,13 +310,21 @@ fn rate(selected: &[&Point], plan: &QueryPlan) -> QueryResult {
                 pts.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
                 for i in 1..pts.len() {
                     let delta = (pts[i].1 - pts[i - 1].1).max(0.0);
-                    *increase.entry(bucket_start(pts[i].0, interval)).or_insert(0.0) += delta;
+                    *increase
+                        .entry(bucket_start(pts[i].0, interval))
+                        .or_insert(0.0) += delta;
                 }
             }
             let seconds = interval as f64 / 1000.0;
             RateGroup {
                 group_key: group_key(&values, &plan.group_by),
-                points: increase.into_iter().map(|(timestamp, inc)| RatePoint { timestamp, rate: inc / seconds }).collect(),
+                points: increase
+                    .into_iter()
+                    .map(|(timestamp, inc)| RatePoint {
+                        timestamp,
+                        rate: inc / seconds,
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -13,12 +13,20 @@ pub struct GroupKey(pub Vec<(String, String)>);
 impl GroupKey {
     /// The key of `dims` under `group_by`.
     pub fn of(dims: &Dimensions, group_by: &[String]) -> Self {
-        Self(group_by.iter().map(|k| (k.clone(), dims.get_or_empty(k).to_owned())).collect())
+        Self(
+            group_by
+                .iter()
+                .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))
+                .collect(),
+        )
     }
 
     /// Byte-wise comparison of the value lists (keys are the same groupBy for both sides).
     pub fn cmp_values(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.iter().map(|(_, v)| v.as_bytes()).cmp(other.0.iter().map(|(_, v)| v.as_bytes()))
+        self.0
+            .iter()
+            .map(|(_, v)| v.as_bytes())
+            .cmp(other.0.iter().map(|(_, v)| v.as_bytes()))
     }
 }
 
@@ -128,7 +136,9 @@ impl QueryResult {
     /// Whether a limit cut the answer.
     pub fn truncated(&self) -> bool {
         match self {
-            Self::Range { truncated, .. } | Self::Aggregate { truncated, .. } | Self::Rate { truncated, .. } => *truncated,
+            Self::Range { truncated, .. }
+            | Self::Aggregate { truncated, .. }
+            | Self::Rate { truncated, .. } => *truncated,
         }
     }
 
@@ -136,7 +146,10 @@ impl QueryResult {
     pub fn point_count(&self) -> usize {
         match self {
             Self::Range { results, .. } => results.len(),
-            Self::Aggregate { results, .. } => results.iter().map(|g| g.points.as_ref().map_or(1, Vec::len)).sum(),
+            Self::Aggregate { results, .. } => results
+                .iter()
+                .map(|g| g.points.as_ref().map_or(1, Vec::len))
+                .sum(),
             Self::Rate { results, .. } => results.iter().map(|g| g.points.len()).sum(),
         }
     }
@@ -200,7 +213,12 @@ mod tests {
     #[test]
     fn aggregate_json_shape() {
         let r = QueryResult::Aggregate {
-            results: vec![AggregateGroup { group_key: GroupKey::default(), value: 1.5, count: 2, points: None }],
+            results: vec![AggregateGroup {
+                group_key: GroupKey::default(),
+                value: 1.5,
+                count: 2,
+                points: None,
+            }],
             truncated: false,
         };
         assert_eq!(

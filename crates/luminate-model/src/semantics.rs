@@ -29,8 +29,13 @@ pub fn select_percentile(values: &mut [f64], pct: u32) -> f64 {
 }
 
 /// Order of raw points: timestamp, then series (sorted dimension pairs), then value.
-pub fn cmp_range_points(a: (TimestampMs, &Dimensions, f64), b: (TimestampMs, &Dimensions, f64)) -> Ordering {
-    a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)).then_with(|| a.2.total_cmp(&b.2))
+pub fn cmp_range_points(
+    a: (TimestampMs, &Dimensions, f64),
+    b: (TimestampMs, &Dimensions, f64),
+) -> Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| a.1.cmp(b.1))
+        .then_with(|| a.2.total_cmp(&b.2))
 }
 
 /// Order of aggregate groups: value descending, ties by group key ascending.
@@ -41,7 +46,10 @@ pub fn cmp_aggregate_groups(a: (f64, &GroupKey), b: (f64, &GroupKey)) -> Orderin
 /// Integral of one series' points already sorted by (timestamp, value): each point after the first adds
 /// `value × (t_i − t_{i−1})` in seconds.
 pub fn integral_sorted(points: &[(TimestampMs, f64)]) -> f64 {
-    points.windows(2).map(|w| w[1].1 * ((w[1].0 - w[0].0) as f64 / 1000.0)).sum()
+    points
+        .windows(2)
+        .map(|w| w[1].1 * ((w[1].0 - w[0].0) as f64 / 1000.0))
+        .sum()
 }
 
 /// Sorts one series' points by (timestamp, value), the order integral and rate are defined on.

@@ -71,7 +71,11 @@ pub struct QueryContext {
 impl QueryContext {
     /// A context that expires `timeout` from now.
     pub fn new(timeout: Duration) -> Self {
-        Self { deadline: Instant::now() + timeout, timeout, cancelled: Arc::new(AtomicBool::new(false)) }
+        Self {
+            deadline: Instant::now() + timeout,
+            timeout,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Asks every holder of this context to stop.
@@ -88,7 +92,9 @@ impl QueryContext {
     pub fn check(&self) -> Result<(), StoreError> {
         if self.cancelled.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
             self.cancel();
-            return Err(StoreError::Timeout { timeout: self.timeout });
+            return Err(StoreError::Timeout {
+                timeout: self.timeout,
+            });
         }
         Ok(())
     }
@@ -158,13 +164,22 @@ pub trait MetricsStore: Send + Sync + 'static {
     async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError>;
 
     /// Runs a range, aggregate or rate query with the exact semantics of CONTRACT §4.
-    async fn query(&self, tenant: &Tenant, plan: &QueryPlan, ctx: &QueryContext) -> Result<QueryResult, StoreError>;
+    async fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, StoreError>;
 
     /// Metric names with stored points, sorted.
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError>;
 
     /// Dimension keys of a metric, sorted; `None` when the metric is unknown.
-    async fn dimension_keys(&self, tenant: &Tenant, metric: &str) -> Result<Option<Vec<String>>, StoreError>;
+    async fn dimension_keys(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+    ) -> Result<Option<Vec<String>>, StoreError>;
 
     /// Values of one key by stored points descending, ties by value, narrowed to those starting with
     /// `prefix`, at most `limit`; `None` when the metric is unknown.
@@ -179,16 +194,33 @@ pub trait MetricsStore: Send + Sync + 'static {
 
     /// Series per metric (largest first, ties by name) and distinct values per key; only `metric` when
     /// given (empty when unknown).
-    async fn cardinality(&self, tenant: &Tenant, metric: Option<&str>) -> Result<Vec<MetricCardinality>, StoreError>;
+    async fn cardinality(
+        &self,
+        tenant: &Tenant,
+        metric: Option<&str>,
+    ) -> Result<Vec<MetricCardinality>, StoreError>;
 
     /// Deletes the metric's points with timestamp `< before`; returns how many were deleted.
-    async fn delete_before(&self, tenant: &Tenant, metric: &str, before: TimestampMs) -> Result<u64, StoreError>;
+    async fn delete_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        before: TimestampMs,
+    ) -> Result<u64, StoreError>;
 
     /// Persists a per-metric retention override that survives restarts.
-    async fn set_retention(&self, tenant: &Tenant, metric: &str, retention: Duration) -> Result<(), StoreError>;
+    async fn set_retention(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        retention: Duration,
+    ) -> Result<(), StoreError>;
 
     /// The tenant's retention overrides.
-    async fn retention_overrides(&self, tenant: &Tenant) -> Result<Vec<RetentionOverride>, StoreError>;
+    async fn retention_overrides(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<RetentionOverride>, StoreError>;
 
     /// Every tenant with stored data or overrides.
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
@@ -210,7 +242,12 @@ mod tests {
         assert!(ctx.check().is_ok());
         let clone = ctx.clone();
         ctx.cancel();
-        assert_eq!(clone.check(), Err(StoreError::Timeout { timeout: Duration::from_secs(60) }));
+        assert_eq!(
+            clone.check(),
+            Err(StoreError::Timeout {
+                timeout: Duration::from_secs(60)
+            })
+        );
         let expired = QueryContext::new(Duration::ZERO);
         assert!(expired.check().is_err());
     }

@@ -63,7 +63,11 @@ pub fn random_points(rng: &mut Rng, n: usize, base: TimestampMs, span_ms: i64) -
     let mut counter = 0.0f64;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let name = if rng.chance(60) { METRICS[0] } else { METRICS[1] };
+        let name = if rng.chance(60) {
+            METRICS[0]
+        } else {
+            METRICS[1]
+        };
         let mut dims = Vec::with_capacity(DIMENSIONS.len());
         for (key, values) in DIMENSIONS {
             if rng.chance(80) {
@@ -72,12 +76,21 @@ pub fn random_points(rng: &mut Rng, n: usize, base: TimestampMs, span_ms: i64) -
         }
         let timestamp = base + rng.below(slots) as i64 * 250;
         let value = if name == METRICS[1] {
-            counter = if rng.chance(5) { 0.0 } else { counter + rng.below(40) as f64 * 0.25 };
+            counter = if rng.chance(5) {
+                0.0
+            } else {
+                counter + rng.below(40) as f64 * 0.25
+            };
             counter
         } else {
             (rng.below(2_000) as f64 - 400.0) * 0.25
         };
-        out.push(Point { name: name.to_owned(), timestamp, value, dimensions: Dimensions::from_pairs(dims) });
+        out.push(Point {
+            name: name.to_owned(),
+            timestamp,
+            value,
+            dimensions: Dimensions::from_pairs(dims),
+        });
         if rng.chance(3) {
             // An exact duplicate: stored twice, never deduplicated.
             let dup = out[out.len() - 1].clone();
@@ -111,7 +124,11 @@ pub fn random_plan(rng: &mut Rng, base: TimestampMs, span_ms: i64) -> QueryPlan 
     let mut filters = Vec::new();
     for (key, values) in DIMENSIONS {
         if rng.chance(20) {
-            let value = if rng.chance(15) { "" } else { *rng.pick(values) };
+            let value = if rng.chance(15) {
+                ""
+            } else {
+                *rng.pick(values)
+            };
             filters.push((key.to_owned(), value.to_owned()));
         }
     }
@@ -132,7 +149,11 @@ pub fn random_plan(rng: &mut Rng, base: TimestampMs, span_ms: i64) -> QueryPlan 
         QueryKind::Rate => Some(*rng.pick(&intervals)),
         QueryKind::Aggregate(_) => rng.chance(50).then(|| *rng.pick(&intervals)),
     };
-    let limit = if rng.chance(50) { 1 + rng.below(6) as usize } else { 1_000 };
+    let limit = if rng.chance(50) {
+        1 + rng.below(6) as usize
+    } else {
+        1_000
+    };
     QueryPlan {
         kind,
         metric: (*rng.pick(&METRICS)).to_owned(),
@@ -154,46 +175,78 @@ fn close(a: f64, b: f64) -> bool {
 pub fn diff_results(expected: &QueryResult, actual: &QueryResult) -> Option<String> {
     use QueryResult::*;
     if expected.truncated() != actual.truncated() {
-        return Some(format!("truncated: expected {}, got {}", expected.truncated(), actual.truncated()));
+        return Some(format!(
+            "truncated: expected {}, got {}",
+            expected.truncated(),
+            actual.truncated()
+        ));
     }
     match (expected, actual) {
         (Range { results: e, .. }, Range { results: a, .. }) => {
             if e.len() != a.len() {
-                return Some(format!("range: expected {} points, got {}", e.len(), a.len()));
+                return Some(format!(
+                    "range: expected {} points, got {}",
+                    e.len(),
+                    a.len()
+                ));
             }
             e.iter().zip(a).enumerate().find_map(|(i, (x, y))| {
-                (x.timestamp != y.timestamp || x.dimensions != y.dimensions || !close(x.value, y.value))
-                    .then(|| format!("range point {i}: expected {x:?}, got {y:?}"))
+                (x.timestamp != y.timestamp
+                    || x.dimensions != y.dimensions
+                    || !close(x.value, y.value))
+                .then(|| format!("range point {i}: expected {x:?}, got {y:?}"))
             })
         }
         (Aggregate { results: e, .. }, Aggregate { results: a, .. }) => {
             if e.len() != a.len() {
-                return Some(format!("aggregate: expected {} groups, got {}", e.len(), a.len()));
+                return Some(format!(
+                    "aggregate: expected {} groups, got {}",
+                    e.len(),
+                    a.len()
+                ));
             }
             e.iter().zip(a).enumerate().find_map(|(i, (x, y))| {
                 let buckets_differ = match (&x.points, &y.points) {
                     (None, None) => false,
                     (Some(p), Some(q)) => {
                         p.len() != q.len()
-                            || p.iter().zip(q).any(|(b, c)| b.timestamp != c.timestamp || b.count != c.count || !close(b.value, c.value))
+                            || p.iter().zip(q).any(|(b, c)| {
+                                b.timestamp != c.timestamp
+                                    || b.count != c.count
+                                    || !close(b.value, c.value)
+                            })
                     }
                     _ => true,
                 };
-                (x.group_key != y.group_key || x.count != y.count || !close(x.value, y.value) || buckets_differ)
+                (x.group_key != y.group_key
+                    || x.count != y.count
+                    || !close(x.value, y.value)
+                    || buckets_differ)
                     .then(|| format!("aggregate group {i}: expected {x:?}, got {y:?}"))
             })
         }
         (Rate { results: e, .. }, Rate { results: a, .. }) => {
             if e.len() != a.len() {
-                return Some(format!("rate: expected {} groups, got {}", e.len(), a.len()));
+                return Some(format!(
+                    "rate: expected {} groups, got {}",
+                    e.len(),
+                    a.len()
+                ));
             }
             e.iter().zip(a).enumerate().find_map(|(i, (x, y))| {
                 let differ = x.group_key != y.group_key
                     || x.points.len() != y.points.len()
-                    || x.points.iter().zip(&y.points).any(|(p, q)| p.timestamp != q.timestamp || !close(p.rate, q.rate));
+                    || x.points
+                        .iter()
+                        .zip(&y.points)
+                        .any(|(p, q)| p.timestamp != q.timestamp || !close(p.rate, q.rate));
                 differ.then(|| format!("rate group {i}: expected {x:?}, got {y:?}"))
             })
         }
-        _ => Some(format!("query type: expected {}, got {}", expected.query_type(), actual.query_type())),
+        _ => Some(format!(
+            "query type: expected {}, got {}",
+            expected.query_type(),
+            actual.query_type()
+        )),
     }
 }

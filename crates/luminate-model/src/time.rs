@@ -26,7 +26,9 @@ const UNITS: &[(&str, u64)] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TimeParseError {
     /// Not `<digits><unit>` with a unit of `ms`, `s`, `m`, `h`, `d`, `w`.
-    #[error("invalid duration {0:?}: expected a positive integer followed by ms, s, m, h, d or w (e.g. 90s, 15m, 7d)")]
+    #[error(
+        "invalid duration {0:?}: expected a positive integer followed by ms, s, m, h, d or w (e.g. 90s, 15m, 7d)"
+    )]
     Duration(String),
     /// Neither Unix milliseconds nor RFC 3339.
     #[error("invalid timestamp {0:?}: expected Unix milliseconds or an RFC 3339 date-time")]
@@ -129,7 +131,19 @@ mod tests {
 
     #[test]
     fn durations_malformed() {
-        for bad in ["", "h", "1", "1.5h", "-1h", "1h30m", "0s", "1y", " 1h", "1H", "99999999999999999999w"] {
+        for bad in [
+            "",
+            "h",
+            "1",
+            "1.5h",
+            "-1h",
+            "1h30m",
+            "0s",
+            "1y",
+            " 1h",
+            "1H",
+            "99999999999999999999w",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -146,7 +160,10 @@ mod tests {
     #[test]
     fn timestamps_in_both_forms() {
         assert_eq!(parse_rfc3339("2024-12-31T00:00:00Z"), Ok(1_735_603_200_000));
-        assert_eq!(parse_rfc3339("2024-12-31T01:00:00.123456+01:00"), Ok(1_735_603_200_123));
+        assert_eq!(
+            parse_rfc3339("2024-12-31T01:00:00.123456+01:00"),
+            Ok(1_735_603_200_123)
+        );
         assert_eq!(parse_timestamp_str("1735603200000"), Ok(1_735_603_200_000));
         assert_eq!(
             parse_timestamp_json(&serde_json::json!(1_735_603_200_000i64)),

@@ -54,7 +54,10 @@ pub struct PointError {
 
 impl PointError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -100,12 +103,19 @@ pub fn validate_dimension_key(key: &str, rules: &ValidationRules) -> Result<(), 
 }
 
 /// Checks one dimension value (already valid UTF-8: it arrived as a Rust string).
-pub fn validate_dimension_value(key: &str, value: &str, rules: &ValidationRules) -> Result<(), PointError> {
+pub fn validate_dimension_value(
+    key: &str,
+    value: &str,
+    rules: &ValidationRules,
+) -> Result<(), PointError> {
     let chars = value.chars().count();
     if chars == 0 || chars > rules.max_value_len {
         return Err(PointError::new(
             ErrorCode::InvalidDimension,
-            format!("value of dimension {key:?} must be 1-{} characters, got {chars}", rules.max_value_len),
+            format!(
+                "value of dimension {key:?} must be 1-{} characters, got {chars}",
+                rules.max_value_len
+            ),
         ));
     }
     if value.chars().any(char::is_control) {
@@ -117,7 +127,10 @@ pub fn validate_dimension_value(key: &str, value: &str, rules: &ValidationRules)
     Ok(())
 }
 
-fn validate_dimensions(dims: WireDimensions, rules: &ValidationRules) -> Result<Dimensions, PointError> {
+fn validate_dimensions(
+    dims: WireDimensions,
+    rules: &ValidationRules,
+) -> Result<Dimensions, PointError> {
     let pairs = match dims {
         WireDimensions::None => return Ok(Dimensions::default()),
         WireDimensions::NotAnObject(kind) => {
@@ -131,7 +144,11 @@ fn validate_dimensions(dims: WireDimensions, rules: &ValidationRules) -> Result<
     if pairs.len() > rules.max_dimensions {
         return Err(PointError::new(
             ErrorCode::DimensionLimitExceeded,
-            format!("{} dimensions exceed the limit of {}", pairs.len(), rules.max_dimensions),
+            format!(
+                "{} dimensions exceed the limit of {}",
+                pairs.len(),
+                rules.max_dimensions
+            ),
         ));
     }
     let mut out = Vec::with_capacity(pairs.len());
@@ -140,7 +157,10 @@ fn validate_dimensions(dims: WireDimensions, rules: &ValidationRules) -> Result<
         let WireScalar::Str(value) = value else {
             return Err(PointError::new(
                 ErrorCode::InvalidDimension,
-                format!("value of dimension {key:?} must be a string, got {}", value.kind()),
+                format!(
+                    "value of dimension {key:?} must be a string, got {}",
+                    value.kind()
+                ),
             ));
         };
         validate_dimension_value(&key, &value, rules)?;
@@ -149,7 +169,11 @@ fn validate_dimensions(dims: WireDimensions, rules: &ValidationRules) -> Result<
     Ok(Dimensions::from_pairs(out))
 }
 
-fn validate_timestamp(ts: WireScalar, now: TimestampMs, rules: &ValidationRules) -> Result<TimestampMs, PointError> {
+fn validate_timestamp(
+    ts: WireScalar,
+    now: TimestampMs,
+    rules: &ValidationRules,
+) -> Result<TimestampMs, PointError> {
     let ms = match ts {
         WireScalar::Int(ms) => ms,
         WireScalar::Str(s) => parse_timestamp_str(&s)
@@ -157,7 +181,10 @@ fn validate_timestamp(ts: WireScalar, now: TimestampMs, rules: &ValidationRules)
         other => {
             return Err(PointError::new(
                 ErrorCode::InvalidTimestamp,
-                format!("timestamp must be integer Unix milliseconds or an RFC 3339 string, got {}", other.kind()),
+                format!(
+                    "timestamp must be integer Unix milliseconds or an RFC 3339 string, got {}",
+                    other.kind()
+                ),
             ));
         }
     };
@@ -166,8 +193,11 @@ fn validate_timestamp(ts: WireScalar, now: TimestampMs, rules: &ValidationRules)
     if ms < earliest || ms > latest {
         return Err(PointError::new(
             ErrorCode::InvalidTimestamp,
-            format!("timestamp {ms} is outside the accepted window [{earliest}, {latest}] (now - {}s, now + {}s)",
-                rules.max_past.as_secs(), rules.max_future.as_secs()),
+            format!(
+                "timestamp {ms} is outside the accepted window [{earliest}, {latest}] (now - {}s, now + {}s)",
+                rules.max_past.as_secs(),
+                rules.max_future.as_secs()
+            ),
         ));
     }
     Ok(ms)
@@ -185,13 +215,20 @@ fn validate_value(value: WireScalar) -> Result<f64, PointError> {
         }
     };
     if !v.is_finite() {
-        return Err(PointError::new(ErrorCode::InvalidValue, "value must be finite"));
+        return Err(PointError::new(
+            ErrorCode::InvalidValue,
+            "value must be finite",
+        ));
     }
     Ok(v)
 }
 
 /// Validates one point against every rule of CONTRACT §2 except cardinality.
-pub fn validate_point(wire: WirePoint, now: TimestampMs, rules: &ValidationRules) -> Result<Point, PointError> {
+pub fn validate_point(
+    wire: WirePoint,
+    now: TimestampMs,
+    rules: &ValidationRules,
+) -> Result<Point, PointError> {
     let name = match wire.name {
         WireScalar::Str(s) => s,
         other => {
@@ -205,7 +242,12 @@ pub fn validate_point(wire: WirePoint, now: TimestampMs, rules: &ValidationRules
     let dimensions = validate_dimensions(wire.dimensions, rules)?;
     let timestamp = validate_timestamp(wire.timestamp, now, rules)?;
     let value = validate_value(wire.value)?;
-    Ok(Point { name, timestamp, value, dimensions })
+    Ok(Point {
+        name,
+        timestamp,
+        value,
+        dimensions,
+    })
 }
 
 #[cfg(test)]
@@ -214,8 +256,18 @@ mod tests {
 
     const NOW: TimestampMs = 1_800_000_000_000;
 
-    fn point(name: &str, dims: Vec<(String, WireScalar)>, ts: WireScalar, value: WireScalar) -> WirePoint {
-        WirePoint { name: WireScalar::Str(name.into()), timestamp: ts, value, dimensions: WireDimensions::Pairs(dims) }
+    fn point(
+        name: &str,
+        dims: Vec<(String, WireScalar)>,
+        ts: WireScalar,
+        value: WireScalar,
+    ) -> WirePoint {
+        WirePoint {
+            name: WireScalar::Str(name.into()),
+            timestamp: ts,
+            value,
+            dimensions: WireDimensions::Pairs(dims),
+        }
     }
 
     fn ok_point(name: &str) -> WirePoint {
@@ -223,11 +275,20 @@ mod tests {
     }
 
     fn with_dims(dims: Vec<(String, String)>) -> WirePoint {
-        point("m", dims.into_iter().map(|(k, v)| (k, WireScalar::Str(v))).collect(), WireScalar::Int(NOW), WireScalar::Int(1))
+        point(
+            "m",
+            dims.into_iter()
+                .map(|(k, v)| (k, WireScalar::Str(v)))
+                .collect(),
+            WireScalar::Int(NOW),
+            WireScalar::Int(1),
+        )
     }
 
     fn code(wire: WirePoint) -> Option<ErrorCode> {
-        validate_point(wire, NOW, &ValidationRules::default()).err().map(|e| e.code)
+        validate_point(wire, NOW, &ValidationRules::default())
+            .err()
+            .map(|e| e.code)
     }
 
     #[test]
@@ -235,9 +296,16 @@ mod tests {
         assert_eq!(code(ok_point("api_latency")), None);
         assert_eq!(code(ok_point("_x9")), None);
         assert_eq!(code(ok_point(&"a".repeat(256))), None);
-        assert_eq!(code(ok_point(&"a".repeat(257))), Some(ErrorCode::InvalidMetricName));
+        assert_eq!(
+            code(ok_point(&"a".repeat(257))),
+            Some(ErrorCode::InvalidMetricName)
+        );
         for bad in ["", "9abc", "a-b", "a.b", "a b", "é"] {
-            assert_eq!(code(ok_point(bad)), Some(ErrorCode::InvalidMetricName), "{bad:?}");
+            assert_eq!(
+                code(ok_point(bad)),
+                Some(ErrorCode::InvalidMetricName),
+                "{bad:?}"
+            );
         }
         let mut wire = ok_point("x");
         wire.name = WireScalar::Int(3);
@@ -247,10 +315,22 @@ mod tests {
     #[test]
     fn dimension_key_boundaries_and_reserved() {
         assert_eq!(code(with_dims(vec![("k".repeat(128), "v".into())])), None);
-        assert_eq!(code(with_dims(vec![("k".repeat(129), "v".into())])), Some(ErrorCode::InvalidDimension));
-        assert_eq!(code(with_dims(vec![("_tenant_id".into(), "t".into())])), Some(ErrorCode::InvalidDimension));
-        assert_eq!(code(with_dims(vec![("1k".into(), "v".into())])), Some(ErrorCode::InvalidDimension));
-        assert_eq!(code(with_dims(vec![("".into(), "v".into())])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(
+            code(with_dims(vec![("k".repeat(129), "v".into())])),
+            Some(ErrorCode::InvalidDimension)
+        );
+        assert_eq!(
+            code(with_dims(vec![("_tenant_id".into(), "t".into())])),
+            Some(ErrorCode::InvalidDimension)
+        );
+        assert_eq!(
+            code(with_dims(vec![("1k".into(), "v".into())])),
+            Some(ErrorCode::InvalidDimension)
+        );
+        assert_eq!(
+            code(with_dims(vec![("".into(), "v".into())])),
+            Some(ErrorCode::InvalidDimension)
+        );
     }
 
     #[test]
@@ -258,12 +338,27 @@ mod tests {
         assert_eq!(code(with_dims(vec![("k".into(), "v".repeat(256))])), None);
         // Characters, not bytes: 256 two-byte characters are allowed.
         assert_eq!(code(with_dims(vec![("k".into(), "é".repeat(256))])), None);
-        assert_eq!(code(with_dims(vec![("k".into(), "v".repeat(257))])), Some(ErrorCode::InvalidDimension));
-        assert_eq!(code(with_dims(vec![("k".into(), "".into())])), Some(ErrorCode::InvalidDimension));
+        assert_eq!(
+            code(with_dims(vec![("k".into(), "v".repeat(257))])),
+            Some(ErrorCode::InvalidDimension)
+        );
+        assert_eq!(
+            code(with_dims(vec![("k".into(), "".into())])),
+            Some(ErrorCode::InvalidDimension)
+        );
         for ctl in ["a\nb", "a\tb", "\u{0}", "x\u{7f}", "\u{9f}"] {
-            assert_eq!(code(with_dims(vec![("k".into(), ctl.into())])), Some(ErrorCode::InvalidDimension), "{ctl:?}");
+            assert_eq!(
+                code(with_dims(vec![("k".into(), ctl.into())])),
+                Some(ErrorCode::InvalidDimension),
+                "{ctl:?}"
+            );
         }
-        let wire = point("m", vec![("k".into(), WireScalar::Int(1))], WireScalar::Int(NOW), WireScalar::Int(1));
+        let wire = point(
+            "m",
+            vec![("k".into(), WireScalar::Int(1))],
+            WireScalar::Int(NOW),
+            WireScalar::Int(1),
+        );
         assert_eq!(code(wire), Some(ErrorCode::InvalidDimension));
         let mut wire = ok_point("m");
         wire.dimensions = WireDimensions::NotAnObject("array");
@@ -272,9 +367,16 @@ mod tests {
 
     #[test]
     fn at_most_twenty_dimensions() {
-        let dims = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<Vec<_>>();
+        let dims = |n: usize| {
+            (0..n)
+                .map(|i| (format!("k{i}"), "v".to_owned()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(code(with_dims(dims(20))), None);
-        assert_eq!(code(with_dims(dims(21))), Some(ErrorCode::DimensionLimitExceeded));
+        assert_eq!(
+            code(with_dims(dims(21))),
+            Some(ErrorCode::DimensionLimitExceeded)
+        );
     }
 
     #[test]
@@ -287,16 +389,44 @@ mod tests {
         assert_eq!(code(at(past - 1)), Some(ErrorCode::InvalidTimestamp));
         assert_eq!(code(at(future)), None);
         assert_eq!(code(at(future + 1)), Some(ErrorCode::InvalidTimestamp));
-        let rfc = point("m", vec![], WireScalar::Str(crate::time::format_rfc3339(NOW)), WireScalar::Int(1));
+        let rfc = point(
+            "m",
+            vec![],
+            WireScalar::Str(crate::time::format_rfc3339(NOW)),
+            WireScalar::Int(1),
+        );
         assert_eq!(validate_point(rfc, NOW, &rules).unwrap().timestamp, NOW);
-        assert_eq!(code(point("m", vec![], WireScalar::Str("soon".into()), WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
-        assert_eq!(code(point("m", vec![], WireScalar::Float(1.5), WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
-        assert_eq!(code(point("m", vec![], WireScalar::Missing, WireScalar::Int(1))), Some(ErrorCode::InvalidTimestamp));
+        assert_eq!(
+            code(point(
+                "m",
+                vec![],
+                WireScalar::Str("soon".into()),
+                WireScalar::Int(1)
+            )),
+            Some(ErrorCode::InvalidTimestamp)
+        );
+        assert_eq!(
+            code(point(
+                "m",
+                vec![],
+                WireScalar::Float(1.5),
+                WireScalar::Int(1)
+            )),
+            Some(ErrorCode::InvalidTimestamp)
+        );
+        assert_eq!(
+            code(point("m", vec![], WireScalar::Missing, WireScalar::Int(1))),
+            Some(ErrorCode::InvalidTimestamp)
+        );
     }
 
     #[test]
     fn configurable_window() {
-        let rules = ValidationRules { max_past: Duration::from_secs(60), max_future: Duration::from_secs(1), ..Default::default() };
+        let rules = ValidationRules {
+            max_past: Duration::from_secs(60),
+            max_future: Duration::from_secs(1),
+            ..Default::default()
+        };
         let at = |ts: i64| point("m", vec![], WireScalar::Int(ts), WireScalar::Int(1));
         assert!(validate_point(at(NOW - 60_000), NOW, &rules).is_ok());
         assert!(validate_point(at(NOW - 60_001), NOW, &rules).is_err());
@@ -306,14 +436,40 @@ mod tests {
     #[test]
     fn values_must_be_finite_numbers() {
         let with_value = |v: WireScalar| point("m", vec![], WireScalar::Int(NOW), v);
-        assert_eq!(code(with_value(WireScalar::Float(f64::NAN))), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Float(f64::INFINITY))), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Float(f64::NEG_INFINITY))), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Str("NaN".into()))), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Str("1.5".into()))), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Missing)), Some(ErrorCode::InvalidValue));
-        assert_eq!(code(with_value(WireScalar::Other("null"))), Some(ErrorCode::InvalidValue));
-        let p = validate_point(with_value(WireScalar::Float(-0.5)), NOW, &ValidationRules::default()).unwrap();
+        assert_eq!(
+            code(with_value(WireScalar::Float(f64::NAN))),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Float(f64::INFINITY))),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Float(f64::NEG_INFINITY))),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Str("NaN".into()))),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Str("1.5".into()))),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Missing)),
+            Some(ErrorCode::InvalidValue)
+        );
+        assert_eq!(
+            code(with_value(WireScalar::Other("null"))),
+            Some(ErrorCode::InvalidValue)
+        );
+        let p = validate_point(
+            with_value(WireScalar::Float(-0.5)),
+            NOW,
+            &ValidationRules::default(),
+        )
+        .unwrap();
         assert_eq!(p.value, -0.5);
     }
 }

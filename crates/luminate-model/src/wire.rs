@@ -124,7 +124,10 @@ impl<'de> Deserialize<'de> for WireDimensions {
             fn visit_bool<E>(self, _: bool) -> Result<WireDimensions, E> {
                 Ok(WireDimensions::NotAnObject("boolean"))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireDimensions, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireDimensions, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(WireDimensions::NotAnObject("array"))
             }
@@ -186,7 +189,10 @@ mod tests {
         assert_eq!(body.metrics[1].name, WireScalar::Int(7));
         assert_eq!(body.metrics[1].value, WireScalar::Str("x".into()));
         assert_eq!(body.metrics[2].name, WireScalar::Missing);
-        assert_eq!(body.metrics[2].dimensions, WireDimensions::NotAnObject("array"));
+        assert_eq!(
+            body.metrics[2].dimensions,
+            WireDimensions::NotAnObject("array")
+        );
     }
 
     #[test]

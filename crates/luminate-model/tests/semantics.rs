@@ -12,11 +12,20 @@ use luminate_model::result::{AggregateGroup, BucketValue, GroupKey, QueryResult,
 const T0: i64 = 1_800_000_000_000; // a multiple of 60 000: minute buckets start here
 
 fn dims(pairs: &[(&str, &str)]) -> Dimensions {
-    Dimensions::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    Dimensions::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
 }
 
 fn point(name: &str, t: i64, value: f64, d: &[(&str, &str)]) -> Point {
-    Point { name: name.to_owned(), timestamp: t, value, dimensions: dims(d) }
+    Point {
+        name: name.to_owned(),
+        timestamp: t,
+        value,
+        dimensions: dims(d),
+    }
 }
 
 fn store(points: Vec<Point>) -> ReferenceStore {
@@ -42,11 +51,19 @@ fn plan(kind: QueryKind, start: i64, end: i64) -> QueryPlan {
 }
 
 fn key(pairs: &[(&str, &str)]) -> GroupKey {
-    GroupKey(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    GroupKey(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
 }
 
 fn single_value(s: &ReferenceStore, agg: Aggregation) -> (f64, u64) {
-    match s.query(&Tenant::default_tenant(), &plan(QueryKind::Aggregate(agg), T0, T0 + 3_600_000)) {
+    match s.query(
+        &Tenant::default_tenant(),
+        &plan(QueryKind::Aggregate(agg), T0, T0 + 3_600_000),
+    ) {
         QueryResult::Aggregate { results, .. } => {
             assert_eq!(results.len(), 1, "one group without groupBy");
             (results[0].value, results[0].count)
@@ -58,7 +75,13 @@ fn single_value(s: &ReferenceStore, agg: Aggregation) -> (f64, u64) {
 #[test]
 fn basic_aggregations_hand_computed() {
     // Values 4, 1, 7, 2 (arrival order), one series.
-    let s = store([4.0, 1.0, 7.0, 2.0].iter().enumerate().map(|(i, v)| point("m", T0 + i as i64 * 1_000, *v, &[])).collect());
+    let s = store(
+        [4.0, 1.0, 7.0, 2.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| point("m", T0 + i as i64 * 1_000, *v, &[]))
+            .collect(),
+    );
     assert_eq!(single_value(&s, Aggregation::Sum), (14.0, 4));
     assert_eq!(single_value(&s, Aggregation::Avg), (3.5, 4));
     assert_eq!(single_value(&s, Aggregation::Count), (4.0, 4));
@@ -84,7 +107,12 @@ fn percentiles_at_n_1_2_100() {
         assert_eq!(single_value(&two, agg).0, 9.0);
     }
     // N = 100, values 1..=100 in reverse arrival: p50 → 51st smallest, p95 → 96th, p99 → 100th.
-    let hundred = store((1..=100).rev().map(|v| point("m", T0 + (100 - v) as i64, f64::from(v), &[])).collect());
+    let hundred = store(
+        (1..=100)
+            .rev()
+            .map(|v| point("m", T0 + (100 - v) as i64, f64::from(v), &[]))
+            .collect(),
+    );
     assert_eq!(single_value(&hundred, Aggregation::P50).0, 51.0);
     assert_eq!(single_value(&hundred, Aggregation::P95).0, 96.0);
     assert_eq!(single_value(&hundred, Aggregation::P99).0, 100.0);
@@ -110,20 +138,43 @@ fn rate_with_reset_duplicates_and_out_of_order() {
     // Counter: 0@0s, 10@10s, 30@20s, 5@30s (reset → 0), 25@40s, arriving shuffled, plus a duplicate
     // timestamp 25@40s and 27@40s: sorted (40,25) (40,25) (40,27) adds 0 + 0 + 2.
     // Buckets of 20s: [0,20): pairs ending at 10s → +10; [20,40): 20s +20, 30s +0; [40,60): +20 +0 +2.
-    let pts = [(30_000, 5.0), (0, 0.0), (40_000, 25.0), (10_000, 10.0), (20_000, 30.0), (40_000, 27.0), (40_000, 25.0)];
-    let s = store(pts.iter().map(|(t, v)| point("m", T0 + t, *v, &[])).collect());
+    let pts = [
+        (30_000, 5.0),
+        (0, 0.0),
+        (40_000, 25.0),
+        (10_000, 10.0),
+        (20_000, 30.0),
+        (40_000, 27.0),
+        (40_000, 25.0),
+    ];
+    let s = store(
+        pts.iter()
+            .map(|(t, v)| point("m", T0 + t, *v, &[]))
+            .collect(),
+    );
     let mut p = plan(QueryKind::Rate, T0, T0 + 60_000);
     p.interval_ms = Some(20_000);
-    let QueryResult::Rate { results, truncated } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Rate { results, truncated } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert!(!truncated);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].group_key, GroupKey::default());
     assert_eq!(
         results[0].points,
         vec![
-            RatePoint { timestamp: T0, rate: 10.0 / 20.0 },
-            RatePoint { timestamp: T0 + 20_000, rate: 20.0 / 20.0 },
-            RatePoint { timestamp: T0 + 40_000, rate: 22.0 / 20.0 },
+            RatePoint {
+                timestamp: T0,
+                rate: 10.0 / 20.0
+            },
+            RatePoint {
+                timestamp: T0 + 20_000,
+                rate: 20.0 / 20.0
+            },
+            RatePoint {
+                timestamp: T0 + 40_000,
+                rate: 22.0 / 20.0
+            },
         ]
     );
 }
@@ -142,11 +193,19 @@ fn rate_uses_only_points_inside_the_range_and_sums_series() {
     let mut p = plan(QueryKind::Rate, T0 + 10_000, T0 + 60_000);
     p.interval_ms = Some(60_000);
     p.group_by = vec!["r".into()];
-    let QueryResult::Rate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Rate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     // eu: (4-1) + (16-10) = 9 over 60s in bucket T0; us has a single point: no increase, no buckets.
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].group_key, key(&[("r", "eu")]));
-    assert_eq!(results[0].points, vec![RatePoint { timestamp: T0, rate: 9.0 / 60.0 }]);
+    assert_eq!(
+        results[0].points,
+        vec![RatePoint {
+            timestamp: T0,
+            rate: 9.0 / 60.0
+        }]
+    );
     assert_eq!(results[1].group_key, key(&[("r", "us")]));
     assert!(results[1].points.is_empty());
 }
@@ -156,7 +215,9 @@ fn rate_without_group_by_and_without_data_is_one_empty_group() {
     let s = store(vec![]);
     let mut p = plan(QueryKind::Rate, T0, T0 + 60_000);
     p.interval_ms = Some(1_000);
-    let QueryResult::Rate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Rate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert_eq!(results.len(), 1);
     assert!(results[0].points.is_empty());
 }
@@ -173,7 +234,9 @@ fn buckets_at_boundaries_and_half_open_range() {
     ]);
     let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), T0, T0 + 120_000);
     p.interval_ms = Some(60_000);
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert_eq!(
         results,
         vec![AggregateGroup {
@@ -181,17 +244,37 @@ fn buckets_at_boundaries_and_half_open_range() {
             value: 7.0,
             count: 3,
             points: Some(vec![
-                BucketValue { timestamp: T0, value: 3.0, count: 2 },
-                BucketValue { timestamp: T0 + 60_000, value: 4.0, count: 1 },
+                BucketValue {
+                    timestamp: T0,
+                    value: 3.0,
+                    count: 2
+                },
+                BucketValue {
+                    timestamp: T0 + 60_000,
+                    value: 4.0,
+                    count: 1
+                },
             ]),
         }]
     );
     // Buckets align to the epoch, not to the range start: a range starting mid-minute still buckets at T0.
-    let mut p = plan(QueryKind::Aggregate(Aggregation::Count), T0 + 30_000, T0 + 90_000);
+    let mut p = plan(
+        QueryKind::Aggregate(Aggregation::Count),
+        T0 + 30_000,
+        T0 + 90_000,
+    );
     p.interval_ms = Some(60_000);
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     let buckets = results[0].points.clone().unwrap();
-    assert_eq!(buckets.iter().map(|b| (b.timestamp, b.count)).collect::<Vec<_>>(), vec![(T0, 1), (T0 + 60_000, 1)]);
+    assert_eq!(
+        buckets
+            .iter()
+            .map(|b| (b.timestamp, b.count))
+            .collect::<Vec<_>>(),
+        vec![(T0, 1), (T0 + 60_000, 1)]
+    );
 }
 
 #[test]
@@ -210,10 +293,23 @@ fn groups_order_by_value_then_key_and_truncate() {
     let mut p = plan(QueryKind::Aggregate(Aggregation::Count), T0, T0 + 10);
     p.group_by = vec!["c".into()];
     p.limit = 3;
-    let QueryResult::Aggregate { results, truncated } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Aggregate { results, truncated } = s.query(&Tenant::default_tenant(), &p)
+    else {
+        panic!()
+    };
     assert!(truncated);
-    let got: Vec<(GroupKey, f64)> = results.into_iter().map(|g| (g.group_key, g.value)).collect();
-    assert_eq!(got, vec![(key(&[("c", "c3")]), 3.0), (key(&[("c", "")]), 2.0), (key(&[("c", "c1")]), 2.0)]);
+    let got: Vec<(GroupKey, f64)> = results
+        .into_iter()
+        .map(|g| (g.group_key, g.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (key(&[("c", "c3")]), 3.0),
+            (key(&[("c", "")]), 2.0),
+            (key(&[("c", "c1")]), 2.0)
+        ]
+    );
 }
 
 #[test]
@@ -225,10 +321,14 @@ fn filters_are_and_and_match_missing_as_empty() {
     ]);
     let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), T0, T0 + 10);
     p.filters = vec![("a".into(), "1".into())];
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert_eq!(results[0].value, 3.0);
     p.filters = vec![("a".into(), "1".into()), ("b".into(), "".into())];
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert_eq!(results[0].value, 2.0);
 }
 
@@ -242,9 +342,14 @@ fn range_orders_by_time_then_series_and_truncates() {
     ]);
     let mut p = plan(QueryKind::Range, T0, T0 + 10);
     p.limit = 3;
-    let QueryResult::Range { results, truncated } = s.query(&Tenant::default_tenant(), &p) else { panic!() };
+    let QueryResult::Range { results, truncated } = s.query(&Tenant::default_tenant(), &p) else {
+        panic!()
+    };
     assert!(truncated);
-    let got: Vec<(i64, f64)> = results.iter().map(|r| (r.timestamp - T0, r.value)).collect();
+    let got: Vec<(i64, f64)> = results
+        .iter()
+        .map(|r| (r.timestamp - T0, r.value))
+        .collect();
     assert_eq!(got, vec![(0, 7.0), (1, 1.0), (1, 6.0)]);
 }
 
@@ -254,7 +359,9 @@ fn tenants_never_mix() {
     s.insert(&Tenant::new("a"), point("m", T0, 1.0, &[]));
     s.insert(&Tenant::new("b"), point("m", T0, 2.0, &[]));
     let p = plan(QueryKind::Aggregate(Aggregation::Sum), T0, T0 + 1);
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::new("b"), &p) else { panic!() };
+    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::new("b"), &p) else {
+        panic!()
+    };
     assert_eq!(results[0].value, 2.0);
     assert_eq!(s.metric_names(&Tenant::new("c")), Vec::<String>::new());
 }
@@ -270,16 +377,31 @@ fn discovery_orders_and_forgets_deleted_metrics() {
     ]);
     let t = Tenant::default_tenant();
     assert_eq!(s.metric_names(&t), vec!["m", "n"]);
-    assert_eq!(s.dimension_keys(&t, "m"), Some(vec!["c".to_owned(), "r".to_owned()]));
+    assert_eq!(
+        s.dimension_keys(&t, "m"),
+        Some(vec!["c".to_owned(), "r".to_owned()])
+    );
     assert_eq!(s.dimension_keys(&t, "zzz"), None);
     let values = s.dimension_values(&t, "m", "c", "cust_1", 10).unwrap();
-    assert_eq!(values.iter().map(|v| (v.value.as_str(), v.points)).collect::<Vec<_>>(), vec![("cust_1", 1), ("cust_10", 1)]);
+    assert_eq!(
+        values
+            .iter()
+            .map(|v| (v.value.as_str(), v.points))
+            .collect::<Vec<_>>(),
+        vec![("cust_1", 1), ("cust_10", 1)]
+    );
     let values = s.dimension_values(&t, "m", "c", "", 1).unwrap();
     assert_eq!(values[0].value, "cust_2");
     let card = s.cardinality(&t, None);
     assert_eq!(card[0].metric, "m");
     assert_eq!(card[0].series, 3);
-    assert_eq!((card[0].dimensions[0].key.as_str(), card[0].dimensions[0].distinct_values), ("c", 3));
+    assert_eq!(
+        (
+            card[0].dimensions[0].key.as_str(),
+            card[0].dimensions[0].distinct_values
+        ),
+        ("c", 3)
+    );
     assert_eq!(s.delete_before(&t, "n", T0 + 1), 1);
     assert_eq!(s.metric_names(&t), vec!["m"]);
     assert_eq!(s.dimension_keys(&t, "n"), None);

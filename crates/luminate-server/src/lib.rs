@@ -1,1 +1,30 @@
-//! stub
+//! Luminate's HTTP API (CONTRACT §3–§9): configuration, routes, errors, storage wiring, background
+//! retention, and the server's lifecycle. Owns no storage: every read and write goes through a
+//! [`luminate_model::MetricsStore`] for the request's tenant.
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first unexpected error"
+    )
+)]
+
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod retention;
+pub mod routes;
+pub mod storage;
+pub mod tenant;
+
+pub use app::{AppState, ServeError, Server, router, serve};
+pub use config::Config;
+pub use error::ApiError;
+
+#[cfg(test)]
+mod api_tests;
+#[cfg(test)]
+mod testing;

@@ -1,1 +1,201 @@
-fn main() {}
+//! The `luminate` binary: a thin shell over `luminate-server`. Parses the command line, loads the
+//! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
+//!
+//! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
+//! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first unexpected error"
+    )
+)]
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use luminate_server::Config;
+use luminate_server::config::{LogFormat, LogOutput};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+/// Luminate: a metrics database for high-cardinality dimensions.
+#[derive(Debug, Parser)]
+#[command(name = "luminate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API over the configured storage.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// YAML configuration file (defaults apply without one).
+    #[arg(long, env = "LUMINATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded engine (overrides storage.embedded.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, `HOST:PORT` (overrides server.host and server.port; port 0 picks one).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+/// Splits `HOST:PORT`, `[IPv6]:PORT` included.
+fn parse_listen(text: &str) -> Result<(String, u16), String> {
+    let bad =
+        || format!("--listen {text:?}: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config, String> {
+    let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.data_dir {
+        config.storage.embedded.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        (config.server.host, config.server.port) = parse_listen(listen)?;
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.logging.level.as_str()));
+    let (writer, terminal) = match config.logging.output {
+        LogOutput::Stdout => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        ),
+        LogOutput::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    // Colour codes only for a terminal: in files and pipes they are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(terminal);
+    // `try_init` fails only if a subscriber is already installed, which main never does twice.
+    let _ = match config.logging.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("luminate: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("luminate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let server = luminate_server::Server::bind(config).await?;
+        let addr = server
+            .local_addr()
+            .map_err(luminate_server::ServeError::Serve)?;
+        // One plain line, whatever the log format: scripts and tests read the bound address from it.
+        println!("luminate listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        server.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "luminate stopped with an error");
+            eprintln!("luminate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:0").unwrap(),
+            ("127.0.0.1".to_owned(), 0)
+        );
+        assert_eq!(
+            parse_listen("[::1]:8080").unwrap(),
+            ("::1".to_owned(), 8080)
+        );
+        assert_eq!(
+            parse_listen("localhost:9090").unwrap(),
+            ("localhost".to_owned(), 9090)
+        );
+        assert!(parse_listen("8080").is_err());
+        assert!(parse_listen(":8080").is_err());
+        assert!(parse_listen("host:port").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! Route scenarios over the in-memory store: the contract's answers for writes, queries, discovery,
+//! admin and errors, checked through the real router without a socket. The end-to-end suite in the
+//! `luminate` crate repeats the important ones against the real binary and engine.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use luminate_model::time::now_ms;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::app::{AppState, router};
+use crate::config::Config;
+use crate::testing::MemoryStore;
+
+fn app(store: Arc<MemoryStore>) -> Router {
+    app_with(store, Config::default())
+}
+
+fn app_with(store: Arc<MemoryStore>, config: Config) -> Router {
+    router(Arc::new(AppState::new(Arc::new(config), store)))
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, body)
+}
+
+fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn point(name: Value, ts: i64, value: Value, dims: Value) -> Value {
+    json!({"name": name, "timestamp": ts, "value": value, "dimensions": dims})
+}
+
+#[tokio::test]
+async fn partial_success_reports_errors_at_batch_indexes() {
+    let store = Arc::new(MemoryStore::refusing("limited"));
+    let app = app(store);
+    let now = now_ms();
+    let batch = json!({"metrics": [
+        point(json!("ok_a"), now, json!(1.0), json!({"k": "v"})),
+        point(json!("9bad"), now, json!(1.0), json!({})),
+        point(json!("limited_x"), now, json!(1.0), json!({})),
+        point(json!(7), now, json!(1.0), json!({})),
+        point(json!("ok_b"), now, json!("abc"), json!({})),
+        point(json!("ok_c"), now - 8 * 86_400_000, json!(1.0), json!({})),
+        point(json!("ok_d"), now, json!(2), json!({"_tenant_id": "x"})),
+        point(json!("ok_e"), now, json!(3), json!({})),
+    ]});
+    let (status, body) = call(&app, post("/api/v1/write", batch.to_string())).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(body["rejected"], 6);
+    let got: Vec<(u64, Value, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["metric"].clone(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, json!("9bad"), "INVALID_METRIC_NAME".to_owned()),
+            (2, json!("limited_x"), "CARDINALITY_EXCEEDED".to_owned()),
+            (3, Value::Null, "INVALID_METRIC_NAME".to_owned()),
+            (4, json!("ok_b"), "INVALID_VALUE".to_owned()),
+            (5, json!("ok_c"), "INVALID_TIMESTAMP".to_owned()),
+            (6, json!("ok_d"), "INVALID_DIMENSION".to_owned()),
+        ]
+    );
+    assert!(
+        body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("9bad")
+    );
+}
+
+#[tokio::test]
+async fn all_invalid_is_400_with_the_same_body_and_empty_batch_is_200() {
+    let app = app(Arc::new(MemoryStore::default()));
+    let batch = json!({"metrics": [point(json!("a"), 0, json!(1), json!({}))]});
+    let (status, body) = call(&app, post("/api/v1/write", batch.to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (body["accepted"].clone(), body["rejected"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(body["errors"][0]["code"], "INVALID_TIMESTAMP");
+    let (status, body) = call(&app, post("/api/v1/write", r#"{"metrics": []}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"accepted": 0, "rejected": 0, "errors": []}));
+}
+
+#[tokio::test]
+async fn batch_size_limit_has_details() {
+    let mut config = Config::default();
+    config.batch_write.max_batch_size = 3;
+    let app = app_with(Arc::new(MemoryStore::default()), config);
+    let now = now_ms();
+    let batch = json!({"metrics": (0..4).map(|i| point(json!("m"), now, json!(i), json!({}))).collect::<Vec<_>>()});
+    let (status, body) = call(&app, post("/api/v1/write", batch.to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "BATCH_TOO_LARGE");
+    assert_eq!(
+        body["error"]["details"],
+        json!({"max_batch_size": 3, "received": 4})
+    );
+}
+
+#[tokio::test]
+async fn body_limits_count_decompressed_bytes() {
+    use std::io::Write;
+    let mut config = Config::default();
+    config.batch_write.max_request_size_bytes = 4096;
+    let app = app_with(Arc::new(MemoryStore::default()), config);
+    let raw = format!(r#"{{"metrics": [], "pad": "{}"}}"#, " ".repeat(5000));
+    let (status, body) = call(&app, post("/api/v1/write", raw.clone())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(raw.as_bytes()).unwrap();
+    let compressed = gz.finish().unwrap();
+    assert!(compressed.len() < 4096);
+    let request = Request::post("/api/v1/write")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(compressed))
+        .unwrap();
+    let (status, _) = call(&app, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn idempotent_retry_writes_once() {
+    let store = Arc::new(MemoryStore::default());
+    let app = app(store.clone());
+    let batch = json!({"metrics": [point(json!("m"), now_ms(), json!(1), json!({}))]}).to_string();
+    let keyed = || {
+        Request::post("/api/v1/write")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "retry-1")
+            .body(Body::from(batch.clone()))
+            .unwrap()
+    };
+    let first = call(&app, keyed()).await;
+    let second = call(&app, keyed()).await;
+    assert_eq!(first, second);
+    assert_eq!(first.0, StatusCode::OK);
+    assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+    let long_key = Request::post("/api/v1/write")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "k".repeat(257))
+        .body(Body::from(batch.clone()))
+        .unwrap();
+    assert_eq!(call(&app, long_key).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// The route's timeout mapping, at unit level: a store whose query outlives the deadline must yield
+/// `504 QUERY_TIMEOUT` at the deadline and see its context cancelled (the store keeps checking it).
+#[tokio::test]
+async fn query_past_its_timeout_is_504_and_cancelled() {
+    let store = Arc::new(MemoryStore::slow(Duration::from_secs(5)));
+    let app = app(store.clone());
+    let q = json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}, "timeout": "100ms"});
+    let started = std::time::Instant::now();
+    let (status, body) = call(&app, post("/api/v1/query", q.to_string())).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["error"]["code"], "QUERY_TIMEOUT");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        store.saw_cancel.load(Ordering::SeqCst),
+        "the store saw the cancellation"
+    );
+}
+
+#[tokio::test]
+async fn query_errors_name_their_field() {
+    let app = app(Arc::new(MemoryStore::default()));
+    let (status, body) = call(
+        &app,
+        post(
+            "/api/v1/query",
+            r#"{"queryType":"range","metricName":"m","timeRange":{"relative":"1h"},"bogus":1}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_QUERY"))
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("bogus"));
+    let (status, body) = call(
+        &app,
+        post(
+            "/api/v1/query",
+            r#"{"queryType":"range","metricName":"m","timeRange":{"relative":"91d"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("QUERY_LIMIT_EXCEEDED"))
+    );
+    let (status, body) = call(
+        &app,
+        post(
+            "/api/v1/query",
+            r#"{"queryType":"range","metricName":"unknown","timeRange":{"relative":"1h"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an unknown metric is an empty result"
+    );
+    assert_eq!(body["results"], json!([]));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_the_error_format() {
+    let app = app(Arc::new(MemoryStore::default()));
+    let (status, body) = call(&app, get("/api/v1/nope")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    let (status, body) = call(&app, get("/api/v1/write")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("METHOD_NOT_ALLOWED"))
+    );
+    let (status, body) = call(&app, get("/api/v1/metrics/9bad/dimensions")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_METRIC_NAME"))
+    );
+    let (status, body) = call(&app, get("/api/v1/metrics/m/dimensions/_tenant_id/values")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_DIMENSION"))
+    );
+    let (status, body) = call(&app, get("/api/v1/cardinality?metric=absent")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn retention_sweep_applies_override_then_policy_then_default() {
+    let store = Arc::new(MemoryStore::default());
+    let app = app(store.clone());
+    let now = now_ms();
+    let hour = 3_600_000;
+    let batch = json!({"metrics": [
+        point(json!("debug_x"), now - 2 * hour, json!(1), json!({})),
+        point(json!("debug_x"), now, json!(1), json!({})),
+        point(json!("api_y"), now - 2 * hour, json!(1), json!({})),
+        point(json!("kept"), now - 2 * hour, json!(1), json!({})),
+    ]});
+    assert_eq!(
+        call(&app, post("/api/v1/write", batch.to_string())).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = call(
+        &app,
+        post(
+            "/api/v1/admin/retention",
+            r#"{"metric_name":"api_y","retention_days":1}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["retention_days"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    let config: Config = Config::load_from(
+        Some(("t.yaml", "retention:\n  policies:\n    - metric_pattern: \"debug_*\"\n      retention: 1h\n    - metric_pattern: \"api_*\"\n      retention: 1h\n")),
+        &[],
+    )
+    .unwrap();
+    let report = crate::retention::sweep(store.as_ref(), &config, now)
+        .await
+        .unwrap();
+    // debug_x loses its old point (policy 1h); api_y keeps it (override 1 day beats the 1h policy).
+    assert_eq!(report.deleted, 1);
+    let (_, body) = call(&app, get("/api/v1/cardinality")).await;
+    assert_eq!(body["metrics"].as_array().unwrap().len(), 3);
+}

@@ -1,0 +1,273 @@
+//! The application: shared state, the router with its layers, and the server's lifecycle (bind, serve,
+//! graceful shutdown, close the store).
+//!
+//! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
+//! (later issues: self-metrics, auth, rate limits); a response deadline (`server.write_timeout`) on every
+//! route but the query, which has its own timeout; then the handler, which bounds its own body.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use luminate_model::{ErrorCode, MetricsStore, QueryLimits, StoreError, ValidationRules};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::{ApiError, method_not_allowed, route_not_found};
+use crate::idempotency::{self, IdempotencyCache};
+use crate::routes;
+use crate::storage::{OpenError, build_store};
+
+/// What every handler shares.
+pub struct AppState {
+    /// The backend.
+    pub store: Arc<dyn MetricsStore>,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Derived once from `config`: per-point validation.
+    pub rules: ValidationRules,
+    /// Derived once from `config`: query limits.
+    pub limits: QueryLimits,
+    /// Write retries by `Idempotency-Key`.
+    pub idempotency: IdempotencyCache,
+    /// For `uptime_seconds`.
+    pub started: Instant,
+    /// Wakes the retention task after an admin changes a retention.
+    pub retention_wakeup: Arc<Notify>,
+}
+
+impl AppState {
+    /// State for `config` over `store`.
+    pub fn new(config: Arc<Config>, store: Arc<dyn MetricsStore>) -> Self {
+        Self {
+            rules: config.validation_rules(),
+            limits: config.query_limits(),
+            idempotency: IdempotencyCache::new(idempotency::TTL, idempotency::DEFAULT_CAPACITY),
+            started: Instant::now(),
+            retention_wakeup: Arc::new(Notify::new()),
+            store,
+            config,
+        }
+    }
+}
+
+/// Request ids: a per-process prefix (start time) and a counter — unique, cheap, and sortable in logs.
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        Self {
+            prefix: format!("{:x}", luminate_model::time::now_ms()).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Answers `503` when a handler has not produced a response within `server.write_timeout` (most likely
+/// a storage that stopped answering).
+async fn response_deadline(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config.server.write_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::StorageUnavailable,
+            format!(
+                "no response within server.write_timeout of {}",
+                luminate_model::time::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// The router with every route and layer.
+pub fn router(state: Arc<AppState>) -> Router {
+    let deadline_bound = Router::new()
+        .route("/api/v1/write", post(routes::write::handle))
+        .route("/api/v1/metrics", get(routes::metrics::list))
+        .route(
+            "/api/v1/metrics/{name}/dimensions",
+            get(routes::metrics::dimensions),
+        )
+        .route(
+            "/api/v1/metrics/{name}/dimensions/{key}/values",
+            get(routes::metrics::values),
+        )
+        .route("/api/v1/cardinality", get(routes::cardinality::handle))
+        .route(
+            "/api/v1/admin/metrics/{name}",
+            delete(routes::admin::delete_before),
+        )
+        .route(
+            "/api/v1/admin/retention",
+            post(routes::admin::set_retention),
+        )
+        .route("/api/v1/health", get(routes::health::handle))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            response_deadline,
+        ));
+    Router::new()
+        .route("/api/v1/query", post(routes::query::handle))
+        .merge(deadline_bound)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The storage backend did not open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Accepting connections failed.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    /// The store could not be flushed at shutdown.
+    #[error("closing the store failed: {0}")]
+    Close(StoreError),
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens the configured store, then binds `server.host:server.port`. The store comes first so that
+    /// a locked data directory fails before the port is taken.
+    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        let store = build_store(&config).await?;
+        Self::bind_with_store(config, store).await
+    }
+
+    /// Binds over an already opened store.
+    pub async fn bind_with_store(
+        config: Config,
+        store: Arc<dyn MetricsStore>,
+    ) -> Result<Self, ServeError> {
+        let (host, port) = (config.server.host.clone(), config.server.port);
+        let listener = TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: format!("{host}:{port}"),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            state: Arc::new(AppState::new(Arc::new(config), store)),
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when configured as 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish (at most
+    /// `server.shutdown_timeout`), stops the retention task and closes the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Self { listener, state } = self;
+        let config = state.config.clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let retention = crate::retention::spawn(
+            state.store.clone(),
+            config.clone(),
+            state.retention_wakeup.clone(),
+            stop_rx,
+        );
+
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            // The receiver is gone only if serving already ended; nothing to time then.
+            let _ = signalled_tx.send(());
+        };
+        let serving = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
+        let shutdown_timeout = config.server.shutdown_timeout;
+        let drain_deadline = async move {
+            match signalled_rx.await {
+                Ok(()) => tokio::time::sleep(shutdown_timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serving.into_future() => result.map_err(ServeError::Serve)?,
+            () = drain_deadline => tracing::warn!(
+                timeout = %luminate_model::time::format_duration(shutdown_timeout),
+                "in-flight requests did not finish within server.shutdown_timeout; closing anyway"),
+        }
+
+        // The receiver lives in the retention task; if it ended on its own there is nothing to stop.
+        let _ = stop_tx.send(true);
+        if let Err(e) = retention.await {
+            tracing::warn!(error = %e, "retention task ended abnormally");
+        }
+        state.store.close().await.map_err(ServeError::Close)?;
+        tracing::info!("storage closed; shutdown complete");
+        Ok(())
+    }
+}
+
+/// Opens, binds, logs the address, and serves until `shutdown`.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let server = Server::bind(config).await?;
+    if let Ok(addr) = server.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    server.run(shutdown).await
+}

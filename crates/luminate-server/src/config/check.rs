@@ -1,0 +1,162 @@
+//! Range and consistency checks of a parsed [`Config`]: what the types cannot express (a zero where at
+//! least one is needed, a default above its maximum, auth enabled before tokens are checked). Each
+//! failure names the key.
+
+use super::{Config, LoadError};
+
+impl Config {
+    /// Range and consistency checks the types cannot express.
+    pub(super) fn check(&self) -> Result<(), LoadError> {
+        let invalid = |key: &str, message: String| {
+            Err(LoadError::Invalid {
+                key: key.to_owned(),
+                message,
+            })
+        };
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                invalid(key, "must be at least 1".into())
+            } else {
+                Ok(())
+            }
+        };
+
+        if self.server.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty".into());
+        }
+        let auth = &self.auth;
+        if auth.jwt_secret.as_deref().is_some_and(str::is_empty) {
+            return invalid("auth.jwt_secret", "must not be empty when set".into());
+        }
+        if auth.jwt_secret.is_some() && auth.jwt_public_key_path.is_some() {
+            return invalid(
+                "auth.jwt_public_key_path",
+                "set either auth.jwt_secret or auth.jwt_public_key_path, not both".into(),
+            );
+        }
+        if auth.enabled {
+            if auth.jwt_secret.is_none() && auth.jwt_public_key_path.is_none() {
+                return invalid(
+                    "auth.enabled",
+                    "requires auth.jwt_secret or auth.jwt_public_key_path".into(),
+                );
+            }
+            // Starting with auth "enabled" but unenforced would expose every tenant's data.
+            return invalid(
+                "auth.enabled",
+                "token authentication is not available in this version yet; set it to false".into(),
+            );
+        }
+
+        let embedded = &self.storage.embedded;
+        if embedded.data_dir.as_os_str().is_empty() {
+            return invalid("storage.embedded.data_dir", "must not be empty".into());
+        }
+        if !(1 << 20..=4 << 30).contains(&embedded.wal_segment_size) {
+            return invalid(
+                "storage.embedded.wal_segment_size",
+                format!("{} is outside 1 MiB..=4 GiB", embedded.wal_segment_size),
+            );
+        }
+        let ch = &self.storage.clickhouse;
+        if ch.addresses.is_empty() {
+            return invalid(
+                "storage.clickhouse.addresses",
+                "must list at least one host:port".into(),
+            );
+        }
+        if !luminate_model::validate::is_identifier(&ch.database) {
+            return invalid(
+                "storage.clickhouse.database",
+                format!("{:?} is not a valid database name", ch.database),
+            );
+        }
+        positive(
+            "storage.clickhouse.max_open_conns",
+            ch.max_open_conns.into(),
+        )?;
+        if ch.max_idle_conns > ch.max_open_conns {
+            return invalid(
+                "storage.clickhouse.max_idle_conns",
+                format!(
+                    "{} exceeds max_open_conns of {}",
+                    ch.max_idle_conns, ch.max_open_conns
+                ),
+            );
+        }
+
+        let rl = &self.rate_limits;
+        positive(
+            "rate_limits.write_requests_per_second",
+            rl.write_requests_per_second.into(),
+        )?;
+        positive(
+            "rate_limits.query_requests_per_second",
+            rl.query_requests_per_second.into(),
+        )?;
+        positive(
+            "rate_limits.metrics_per_second",
+            rl.metrics_per_second.into(),
+        )?;
+        positive(
+            "rate_limits.concurrent_queries",
+            rl.concurrent_queries.into(),
+        )?;
+
+        let cl = &self.cardinality_limits;
+        positive(
+            "cardinality_limits.max_dimensions_per_metric",
+            cl.max_dimensions_per_metric as u64,
+        )?;
+        positive(
+            "cardinality_limits.max_dimension_key_length",
+            cl.max_dimension_key_length as u64,
+        )?;
+        positive(
+            "cardinality_limits.max_dimension_value_length",
+            cl.max_dimension_value_length as u64,
+        )?;
+        positive(
+            "cardinality_limits.max_unique_series_per_metric",
+            cl.max_unique_series_per_metric,
+        )?;
+        positive(
+            "cardinality_limits.max_metrics_per_tenant",
+            cl.max_metrics_per_tenant,
+        )?;
+
+        let ql = &self.query_limits;
+        if ql.default_query_timeout > ql.max_query_timeout {
+            return invalid(
+                "query_limits.default_query_timeout",
+                "exceeds query_limits.max_query_timeout".into(),
+            );
+        }
+        positive(
+            "query_limits.max_result_points",
+            ql.max_result_points as u64,
+        )?;
+        positive(
+            "query_limits.max_group_by_cardinality",
+            ql.max_group_by_cardinality as u64,
+        )?;
+
+        let bw = &self.batch_write;
+        positive("batch_write.max_batch_size", bw.max_batch_size as u64)?;
+        if !(1 << 10..=1 << 30).contains(&bw.max_request_size_bytes) {
+            return invalid(
+                "batch_write.max_request_size_bytes",
+                format!("{} is outside 1 KiB..=1 GiB", bw.max_request_size_bytes),
+            );
+        }
+
+        let path = &self.metrics.path;
+        if !path.starts_with('/') || path.starts_with("/api/") || path == "/api" {
+            return invalid(
+                "metrics.path",
+                format!("{path:?} must start with / and lie outside /api"),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! `${VAR}` interpolation of the raw configuration text, done before YAML parsing so that secrets
+//! (`jwt_secret: "${JWT_SECRET}"`) never have to be written into the file.
+//!
+//! Only the `${NAME}` form is expanded (`$NAME` and defaults like `${NAME:-x}` are not: a `$` in a
+//! password must not change meaning by accident). `$$` writes a literal `$`. A variable that is not set
+//! is an error naming it, rather than a silent empty string that would start a server without a secret.
+
+use thiserror::Error;
+
+/// Why interpolation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InterpolateError {
+    /// `${NAME}` names a variable that is not set (or is not valid Unicode).
+    #[error(
+        "environment variable {name} is not set (referenced as ${{{name}}} on line {line} of the configuration file)"
+    )]
+    Missing {
+        /// The variable.
+        name: String,
+        /// 1-based line of the reference.
+        line: usize,
+    },
+    /// `${` without a closing `}` or with a name that is not `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error(
+        "malformed variable reference on line {line} of the configuration file: {text:?} (expected ${{NAME}})"
+    )]
+    Malformed {
+        /// The offending text.
+        text: String,
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// Expands every `${NAME}` in `text` with `lookup(NAME)`.
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, InterpolateError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // 1-based line of byte `at` of `text`, for messages.
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let at = text.len() - rest.len() + pos;
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let malformed = || InterpolateError::Malformed {
+                text: rest[..rest.len().min(pos + 2 + body.len().min(40))].to_owned(),
+                line: line_of(at),
+            };
+            let end = body.find('}').ok_or_else(malformed)?;
+            let name = &body[..end];
+            if !luminate_model::validate::is_identifier(name) {
+                return Err(malformed());
+            }
+            let value = lookup(name).ok_or_else(|| InterpolateError::Missing {
+                name: name.to_owned(),
+                line: line_of(at),
+            })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "JWT_SECRET" => Some("s3cret".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_braced_variables() {
+        assert_eq!(
+            interpolate("a: \"${JWT_SECRET}\"\nb: x${EMPTY}y", env).unwrap(),
+            "a: \"s3cret\"\nb: xy"
+        );
+    }
+
+    #[test]
+    fn dollar_forms_that_are_not_references_stay() {
+        assert_eq!(
+            interpolate("p: a$b $$ {x} $", env).unwrap(),
+            "p: a$b $ {x} $"
+        );
+    }
+
+    #[test]
+    fn missing_variable_is_named_with_its_line() {
+        let err = interpolate("a: 1\nb: ${NOPE}\n", env).unwrap_err();
+        assert_eq!(
+            err,
+            InterpolateError::Missing {
+                name: "NOPE".into(),
+                line: 2
+            }
+        );
+        assert!(err.to_string().contains("NOPE"));
+    }
+
+    #[test]
+    fn malformed_references_are_errors() {
+        assert!(matches!(
+            interpolate("a: ${OPEN", env),
+            Err(InterpolateError::Malformed { line: 1, .. })
+        ));
+        assert!(matches!(
+            interpolate("a: ${1X}", env),
+            Err(InterpolateError::Malformed { .. })
+        ));
+        assert!(matches!(
+            interpolate("a: ${}", env),
+            Err(InterpolateError::Malformed { .. })
+        ));
+    }
+}

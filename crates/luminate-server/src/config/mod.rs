@@ -1,0 +1,640 @@
+//! The server's configuration: every section and key of the seed's `config.yaml` (CONTRACT §9), typed,
+//! with defaults that let `luminate serve` run without a file, and the checks that stop start-up on a bad
+//! value with a message naming the key.
+//!
+//! Loading order, later wins: built-in defaults → the YAML file (after `${VAR}` interpolation, see
+//! [`interpolate`]) → `LUMINATE_*` environment variables (see [`env`]). Command-line flags are applied by
+//! the binary on top of the result. Unknown keys anywhere are errors (`deny_unknown_fields`).
+//!
+//! Some sections belong to later issues and are parsed and checked now so that a file written for the
+//! finished product is already accepted: `auth` (refused when enabled, since no token is checked yet),
+//! `rate_limits`, `storage.clickhouse`, `metrics`.
+
+#[macro_use]
+mod forms;
+mod check;
+pub mod env;
+pub mod interpolate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use luminate_model::{QueryLimits, ValidationRules};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use self::env::{EnvOverride, EnvValue};
+use self::forms::{compression, duration_text, glob_text};
+use self::interpolate::InterpolateError;
+
+/// Why the configuration could not be loaded. Every variant names the file, variable or key at fault.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `${VAR}` interpolation failed.
+    #[error(transparent)]
+    Interpolate(#[from] InterpolateError),
+    /// A `LUMINATE_*` variable that matches no key.
+    #[error(
+        "unknown configuration key in environment variable {variable}: expected LUMINATE__SECTION__KEY (e.g. LUMINATE__SERVER__PORT) or a seed name such as LUMINATE_SERVER_PORT"
+    )]
+    UnknownEnvironmentVariable {
+        /// The variable.
+        variable: String,
+    },
+    /// The YAML is malformed, a key is unknown, or a value has the wrong type or format. The message
+    /// comes from the parser and names the key (`... for key `server.port``).
+    #[error("invalid configuration{origin}: {message}")]
+    Parse {
+        /// ` in <file>` or empty.
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A value parsed but is out of range or inconsistent with another.
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // each section documents itself
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    pub rate_limits: RateLimitsConfig,
+    pub cardinality_limits: CardinalityLimitsConfig,
+    pub query_limits: QueryLimitsConfig,
+    pub batch_write: BatchWriteConfig,
+    pub validation: ValidationConfig,
+    pub retention: RetentionConfig,
+    pub logging: LoggingConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `server`: where to listen and how long to wait.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind. Loopback by default: exposing the API is a decision, not an accident.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Longest time to receive a request body.
+    #[serde(with = "duration_text")]
+    pub read_timeout: Duration,
+    /// Longest time to produce a response (queries have their own `timeout` instead).
+    #[serde(with = "duration_text")]
+    pub write_timeout: Duration,
+    /// Longest time to finish in-flight requests after a shutdown signal.
+    #[serde(with = "duration_text")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `auth`: JWT bearer tokens (enforced by a later issue; enabling it is refused until then).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require a token on every route but health.
+    pub enabled: bool,
+    /// HMAC secret (HS256/384/512).
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RS*/ES*), instead of a secret.
+    pub jwt_public_key_path: Option<PathBuf>,
+    /// Lifetime of tokens minted by `luminate token`.
+    #[serde(with = "duration_text")]
+    pub token_expiry: Duration,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    #[serde(with = "duration_text")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            jwt_secret: None,
+            jwt_public_key_path: None,
+            token_expiry: Duration::from_secs(24 * 3600),
+            issuer: None,
+            audience: None,
+            leeway: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which storage backend serves the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded engine. `badger` (the seed's name for its embedded store) means the same.
+    Embedded,
+    /// ClickHouse (a later issue).
+    Clickhouse,
+}
+
+text_enum!(Backend { Embedded => "embedded" | "badger", Clickhouse => "clickhouse" });
+
+/// `storage`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// Settings of the embedded engine (`badger:` in the seed's file is read as this section).
+    #[serde(alias = "badger")]
+    pub embedded: EmbeddedConfig,
+    /// Settings of the ClickHouse backend.
+    pub clickhouse: ClickhouseConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            embedded: EmbeddedConfig::default(),
+            clickhouse: ClickhouseConfig::default(),
+        }
+    }
+}
+
+/// When acknowledged writes reach stable storage (see `luminate_engine::SyncPolicy` for what a power loss
+/// costs under each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync before every reply (group commit).
+    Always,
+    /// fsync every `sync_interval`.
+    Interval,
+    /// Leave flushing to the OS.
+    None,
+}
+
+text_enum!(SyncMode { Always => "always", Interval => "interval", None => "none" });
+
+/// `storage.embedded`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Directory of the WAL, parts and lock file.
+    pub data_dir: PathBuf,
+    /// Durability policy.
+    pub sync: SyncMode,
+    /// fsync period under `sync: interval`.
+    #[serde(with = "duration_text")]
+    pub sync_interval: Duration,
+    /// Bytes at which the WAL rolls to a new segment.
+    pub wal_segment_size: u64,
+    /// A BadgerDB setting from the seed's file; accepted so that file loads, and ignored with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_log_max_entries: Option<u64>,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            sync: SyncMode::Always,
+            sync_interval: Duration::from_secs(1),
+            wal_segment_size: 64 << 20,
+            value_log_max_entries: None,
+        }
+    }
+}
+
+/// `storage.clickhouse` (used by a later issue).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // the seed's keys, same meaning as in its Go client
+pub struct ClickhouseConfig {
+    pub addresses: Vec<String>,
+    pub database: String,
+    pub username: String,
+    pub password: String,
+    pub max_open_conns: u32,
+    pub max_idle_conns: u32,
+    #[serde(with = "duration_text")]
+    pub conn_max_lifetime: Duration,
+}
+
+impl Default for ClickhouseConfig {
+    fn default() -> Self {
+        Self {
+            addresses: vec!["localhost:9000".into()],
+            database: "luminate".into(),
+            username: "default".into(),
+            password: String::new(),
+            max_open_conns: 10,
+            max_idle_conns: 5,
+            conn_max_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `rate_limits`: per-tenant token buckets (enforced by a later issue).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // names say what they limit
+pub struct RateLimitsConfig {
+    pub write_requests_per_second: u32,
+    pub query_requests_per_second: u32,
+    pub metrics_per_second: u32,
+    pub concurrent_queries: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            write_requests_per_second: 100,
+            query_requests_per_second: 50,
+            metrics_per_second: 10_000,
+            concurrent_queries: 10,
+        }
+    }
+}
+
+/// `cardinality_limits`: per-point shape limits (validation) and per-tenant growth limits (engine).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // names say what they limit
+pub struct CardinalityLimitsConfig {
+    pub max_dimensions_per_metric: usize,
+    pub max_dimension_key_length: usize,
+    pub max_dimension_value_length: usize,
+    pub max_unique_series_per_metric: u64,
+    pub max_metrics_per_tenant: u64,
+}
+
+impl Default for CardinalityLimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_dimensions_per_metric: 20,
+            max_dimension_key_length: 128,
+            max_dimension_value_length: 256,
+            max_unique_series_per_metric: 1_000_000,
+            max_metrics_per_tenant: 1_000,
+        }
+    }
+}
+
+/// `query_limits` (CONTRACT §4).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // see luminate_model::QueryLimits
+pub struct QueryLimitsConfig {
+    #[serde(with = "duration_text")]
+    pub max_query_timeout: Duration,
+    #[serde(with = "duration_text")]
+    pub default_query_timeout: Duration,
+    #[serde(with = "duration_text")]
+    pub max_query_time_range: Duration,
+    pub max_result_points: usize,
+    pub max_group_by_cardinality: usize,
+}
+
+impl Default for QueryLimitsConfig {
+    fn default() -> Self {
+        let d = QueryLimits::default();
+        Self {
+            max_query_timeout: d.max_timeout,
+            default_query_timeout: d.default_timeout,
+            max_query_time_range: d.max_time_range,
+            max_result_points: d.max_result_points,
+            max_group_by_cardinality: d.max_group_by_cardinality,
+        }
+    }
+}
+
+/// `batch_write` (CONTRACT §3).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchWriteConfig {
+    /// Most points in one write.
+    pub max_batch_size: usize,
+    /// Largest body, counted after decompression.
+    pub max_request_size_bytes: usize,
+    /// Accept `Content-Encoding: gzip`. The seed writes both `true` and `gzip`; `false`/`none` refuse it.
+    #[serde(deserialize_with = "compression::deserialize")]
+    pub compression: bool,
+}
+
+impl Default for BatchWriteConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 10_000,
+            max_request_size_bytes: 10 << 20,
+            compression: true,
+        }
+    }
+}
+
+/// `validation`: the accepted timestamp window (CONTRACT §2).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// How far in the past a point may be.
+    #[serde(with = "duration_text")]
+    pub max_past: Duration,
+    /// How far in the future a point may be.
+    #[serde(with = "duration_text")]
+    pub max_future: Duration,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            max_past: Duration::from_secs(7 * 86_400),
+            max_future: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// `retention` (CONTRACT §6).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Retention of metrics no policy or override matches.
+    #[serde(with = "duration_text")]
+    pub default_retention: Duration,
+    /// Period of the cleanup task.
+    #[serde(with = "duration_text")]
+    pub cleanup_interval: Duration,
+    /// Per-metric policies; the first matching pattern wins.
+    pub policies: Vec<RetentionPolicy>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            default_retention: Duration::from_secs(30 * 86_400),
+            cleanup_interval: Duration::from_secs(3_600),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// One `retention.policies` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// A glob over metric names (`debug_*`).
+    #[serde(with = "glob_text")]
+    pub metric_pattern: glob::Pattern,
+    /// Retention of matching metrics.
+    #[serde(with = "duration_text")]
+    pub retention: Duration,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+// The spellings are also the names `tracing_subscriber::EnvFilter` understands.
+text_enum!(LogLevel { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for collectors.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+text_enum!(LogFormat { Json => "json", Text => "text" });
+
+/// Where logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum LogOutput {
+    Stdout,
+    Stderr,
+}
+
+text_enum!(LogOutput { Stdout => "stdout", Stderr => "stderr" });
+
+/// `logging`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LoggingConfig {
+    pub level: LogLevel,
+    /// Text by default: a terminal is the first place a new user sees logs; collectors set `json`.
+    pub format: LogFormat,
+    pub output: LogOutput,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+            output: LogOutput::Stdout,
+        }
+    }
+}
+
+/// `metrics`: Luminate's own Prometheus metrics (served by a later issue).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Expose them.
+    pub enabled: bool,
+    /// Route of the exposition.
+    pub path: String,
+    /// Refresh period of gauges computed on a timer.
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/metrics".into(),
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults ← `file` ← the process environment, and checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, LoadError> {
+        let text = match file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        // Variables that are not valid Unicode cannot be configuration values; they are skipped here
+        // and a `${VAR}` naming one reports it as not set.
+        let vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let origin = file.map(|p| p.display().to_string());
+        Self::load_from(origin.as_deref().zip(text.as_deref()), &vars)
+    }
+
+    /// Loads defaults ← `file` (`(origin, text)`) ← the `LUMINATE_*` variables among `vars`, which
+    /// also serve `${VAR}` interpolation. The process environment is not read (tests pass their own).
+    pub fn load_from(
+        file: Option<(&str, &str)>,
+        vars: &[(String, String)],
+    ) -> Result<Self, LoadError> {
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let overrides = env::overrides(vars)?;
+        let mut builder = config::Config::builder();
+        let mut origin = String::new();
+        // Whether the file names the embedded section by the seed's `badger`: environment overrides of
+        // `storage.embedded.*` must then land there, or the two spellings would collide as duplicates.
+        let mut embedded_section = "storage.embedded.";
+        if let Some((name, text)) = file {
+            origin = format!(" in {name}");
+            let expanded = interpolate::interpolate(text, lookup)?;
+            let source = config::File::from_str(&expanded, config::FileFormat::Yaml);
+            let file_only = config::Config::builder().add_source(source.clone()).build();
+            if file_only
+                .and_then(|c| c.get_table("storage"))
+                .is_ok_and(|t| t.contains_key("badger"))
+            {
+                embedded_section = "storage.badger.";
+            }
+            builder = builder.add_source(source);
+        }
+        let parse_error = |e: config::ConfigError| LoadError::Parse {
+            origin: origin.clone(),
+            message: explain(e, &overrides),
+        };
+        for o in &overrides {
+            let key = match o.key.strip_prefix("storage.embedded.") {
+                Some(leaf) => format!("{embedded_section}{leaf}"),
+                None => o.key.to_owned(),
+            };
+            builder = match &o.value {
+                EnvValue::Scalar(s) => builder.set_override(key, s.as_str()),
+                EnvValue::List(items) => builder.set_override(key, items.clone()),
+            }
+            .map_err(parse_error)?;
+        }
+        let config: Self = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(parse_error)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Things that loaded but deserve a line in the log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.storage.embedded.value_log_max_entries.is_some() {
+            out.push("storage.embedded.value_log_max_entries is a BadgerDB setting and has no effect on the embedded engine".into());
+        }
+        out
+    }
+
+    /// Per-point validation rules from `validation` and `cardinality_limits`.
+    pub fn validation_rules(&self) -> ValidationRules {
+        let cl = &self.cardinality_limits;
+        ValidationRules {
+            max_dimensions: cl.max_dimensions_per_metric,
+            max_key_len: cl.max_dimension_key_length,
+            max_value_len: cl.max_dimension_value_length,
+            max_past: self.validation.max_past,
+            max_future: self.validation.max_future,
+            ..ValidationRules::default()
+        }
+    }
+
+    /// Query limits from `query_limits`.
+    pub fn query_limits(&self) -> QueryLimits {
+        let ql = &self.query_limits;
+        QueryLimits {
+            default_timeout: ql.default_query_timeout,
+            max_timeout: ql.max_query_timeout,
+            max_time_range: ql.max_query_time_range,
+            max_result_points: ql.max_result_points,
+            max_group_by_cardinality: ql.max_group_by_cardinality,
+        }
+    }
+
+    /// The retention of `metric` under the configured policies (admin overrides are checked first by
+    /// the retention task, not here): the first matching pattern, else the default.
+    pub fn policy_retention(&self, metric: &str) -> Duration {
+        self.retention
+            .policies
+            .iter()
+            .find(|p| p.metric_pattern.matches(metric))
+            .map_or(self.retention.default_retention, |p| p.retention)
+    }
+}
+
+/// The parser's message, plus which environment variable set the key when one did.
+fn explain(e: config::ConfigError, overrides: &[EnvOverride]) -> String {
+    // The `config` crate joins a list index and the next segment without a dot
+    // (`policies[0]retention`); restore it so the path reads as written in the file.
+    let mut message = String::with_capacity(e.to_string().len() + 4);
+    let raw = e.to_string();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        message.push(c);
+        if c == ']'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_')
+        {
+            message.push('.');
+        }
+    }
+    match overrides
+        .iter()
+        .find(|o| message.contains(&format!("`{}`", o.key)))
+    {
+        Some(o) => format!("{message} (set by environment variable {})", o.variable),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests;

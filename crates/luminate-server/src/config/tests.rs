@@ -1,0 +1,391 @@
+//! Loading scenarios: defaults, the seed's file, interpolation, both environment forms, and every kind of
+//! bad input, each of which must name the key at fault.
+
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, LoadError> {
+    Config::load_from(Some(("test.yaml", yaml)), &vars(env))
+}
+
+fn load_err(yaml: &str, env: &[(&str, &str)]) -> String {
+    load(yaml, env)
+        .expect_err("configuration should be refused")
+        .to_string()
+}
+
+/// The seed's `config.yaml`, verbatim except `auth.enabled` (token checks belong to a later issue).
+const SEED_FILE: &str = r#"
+server:
+  host: "0.0.0.0"
+  port: 8080
+  read_timeout: "30s"
+  write_timeout: "30s"
+  shutdown_timeout: "10s"
+
+auth:
+  enabled: false
+  jwt_secret: "${JWT_SECRET}"  # From environment variable
+  token_expiry: "24h"
+
+storage:
+  backend: "badger"  # or "clickhouse"
+
+  # BadgerDB configuration
+  badger:
+    data_dir: "/var/lib/luminate/data"
+    value_log_max_entries: 1000000
+
+  # ClickHouse configuration
+  clickhouse:
+    addresses: ["localhost:9000"]
+    database: "luminate"
+    username: "${CLICKHOUSE_USER}"
+    password: "${CLICKHOUSE_PASSWORD}"
+    max_open_conns: 10
+    max_idle_conns: 5
+    conn_max_lifetime: "1h"
+
+rate_limits:
+  write_requests_per_second: 100
+  query_requests_per_second: 50
+  metrics_per_second: 10000
+  concurrent_queries: 10
+
+cardinality_limits:
+  max_dimensions_per_metric: 20
+  max_dimension_key_length: 128
+  max_dimension_value_length: 256
+  max_unique_series_per_metric: 1000000
+  max_metrics_per_tenant: 1000
+
+query_limits:
+  max_query_timeout: "30s"
+  default_query_timeout: "10s"
+  max_query_time_range: "90d"
+  max_result_points: 10000
+  max_group_by_cardinality: 1000
+
+batch_write:
+  max_batch_size: 10000
+  max_request_size_bytes: 10485760  # 10 MB
+  compression: true
+
+retention:
+  default_retention: "30d"          # Default retention period
+  cleanup_interval: "1h"            # How often to run cleanup
+  policies:
+    - metric_pattern: "debug_*"
+      retention: "7d"
+    - metric_pattern: "api_*"
+      retention: "90d"
+    - metric_pattern: "*"
+      retention: "30d"
+
+logging:
+  level: "info"  # debug, info, warn, error
+  format: "json" # json or text
+  output: "stdout"
+
+metrics:
+  enabled: true  # Expose Luminate's own metrics
+  path: "/metrics"
+  interval: "10s"
+"#;
+
+const SEED_ENV: &[(&str, &str)] = &[
+    ("JWT_SECRET", "s3cret"),
+    ("CLICKHOUSE_USER", "ch_user"),
+    ("CLICKHOUSE_PASSWORD", "ch_pass"),
+];
+
+#[test]
+fn defaults_without_file_or_environment() {
+    let c = Config::load_from(None, &[]).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!((c.server.host.as_str(), c.server.port), ("127.0.0.1", 8080));
+    assert_eq!(c.storage.backend, Backend::Embedded);
+    assert_eq!(c.storage.embedded.data_dir, PathBuf::from("./data"));
+    assert_eq!(c.storage.embedded.sync, SyncMode::Always);
+    assert!(!c.auth.enabled);
+    assert_eq!(c.batch_write.max_request_size_bytes, 10_485_760);
+    assert_eq!(c.validation.max_past, Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        c.retention.default_retention,
+        Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(c.query_limits(), QueryLimits::default());
+    assert_eq!(c.validation_rules(), ValidationRules::default());
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
+fn empty_file_means_defaults() {
+    assert_eq!(load("", &[]).unwrap(), Config::default());
+    assert_eq!(load("# nothing here\n", &[]).unwrap(), Config::default());
+}
+
+#[test]
+fn seed_file_loads_with_interpolation() {
+    let c = load(SEED_FILE, SEED_ENV).unwrap();
+    assert_eq!(c.server.host, "0.0.0.0");
+    assert_eq!(c.auth.jwt_secret.as_deref(), Some("s3cret"));
+    assert_eq!(c.auth.token_expiry, Duration::from_secs(86_400));
+    assert_eq!(
+        c.storage.backend,
+        Backend::Embedded,
+        "badger is the embedded engine"
+    );
+    assert_eq!(
+        c.storage.embedded.data_dir,
+        PathBuf::from("/var/lib/luminate/data")
+    );
+    assert_eq!(c.storage.embedded.value_log_max_entries, Some(1_000_000));
+    assert_eq!(c.warnings().len(), 1);
+    assert_eq!(c.storage.clickhouse.username, "ch_user");
+    assert_eq!(c.storage.clickhouse.password, "ch_pass");
+    assert_eq!(
+        c.storage.clickhouse.conn_max_lifetime,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(c.rate_limits.concurrent_queries, 10);
+    assert_eq!(c.cardinality_limits.max_unique_series_per_metric, 1_000_000);
+    assert_eq!(
+        c.query_limits.max_query_time_range,
+        Duration::from_secs(90 * 86_400)
+    );
+    assert!(c.batch_write.compression);
+    assert_eq!(c.logging.format, LogFormat::Json);
+    assert_eq!(c.metrics.interval, Duration::from_secs(10));
+    assert_eq!(
+        c.policy_retention("debug_requests"),
+        Duration::from_secs(7 * 86_400)
+    );
+    assert_eq!(
+        c.policy_retention("api_latency"),
+        Duration::from_secs(90 * 86_400)
+    );
+    assert_eq!(
+        c.policy_retention("cpu_usage"),
+        Duration::from_secs(30 * 86_400)
+    );
+}
+
+#[test]
+fn every_key_of_our_own_sections() {
+    let c = load(
+        r#"
+server: {host: "::1", port: 0, read_timeout: 5s, write_timeout: 6s, shutdown_timeout: 7s}
+auth: {enabled: false, jwt_public_key_path: /etc/key.pem, issuer: luminate, audience: api, leeway: 30s}
+storage:
+  backend: embedded
+  embedded: {data_dir: /tmp/x, sync: interval, sync_interval: 250ms, wal_segment_size: 1048576}
+  clickhouse: {addresses: ["a:9000", "b:9000"]}
+batch_write: {compression: none}
+validation: {max_past: 1d, max_future: 5m}
+retention: {default_retention: 2w, cleanup_interval: 1s}
+logging: {level: debug, format: text, output: stderr}
+metrics: {enabled: false, path: /internal/metrics, interval: 1m}
+"#,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.server.port, 0);
+    assert_eq!(c.server.shutdown_timeout, Duration::from_secs(7));
+    assert_eq!(
+        c.auth.jwt_public_key_path,
+        Some(PathBuf::from("/etc/key.pem"))
+    );
+    assert_eq!(c.auth.leeway, Duration::from_secs(30));
+    assert_eq!(c.storage.embedded.sync, SyncMode::Interval);
+    assert_eq!(c.storage.embedded.sync_interval, Duration::from_millis(250));
+    assert_eq!(
+        c.storage.clickhouse.addresses,
+        vec!["a:9000".to_owned(), "b:9000".to_owned()]
+    );
+    assert!(!c.batch_write.compression);
+    assert_eq!(c.validation_rules().max_future, Duration::from_secs(300));
+    assert_eq!(c.logging.level, LogLevel::Debug);
+    assert_eq!(c.logging.output, LogOutput::Stderr);
+    assert!(!c.metrics.enabled);
+}
+
+#[test]
+fn key_paths_list_every_scalar_key() {
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&path, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut config = Config::default();
+    config.auth.jwt_secret = Some("x".into());
+    config.auth.jwt_public_key_path = Some("k".into());
+    config.auth.issuer = Some("i".into());
+    config.auth.audience = Some("a".into());
+    config.storage.embedded.value_log_max_entries = Some(1);
+    let mut found = Vec::new();
+    leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
+    found.retain(|k| k != "retention.policies");
+    found.sort();
+    let mut listed: Vec<String> = env::KEY_PATHS.iter().map(|k| (*k).to_owned()).collect();
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+#[test]
+fn missing_interpolated_variable_is_named() {
+    let err = load(SEED_FILE, &[("JWT_SECRET", "s")]).unwrap_err();
+    assert!(err.to_string().contains("CLICKHOUSE_USER"), "{err}");
+}
+
+#[test]
+fn environment_overrides_in_both_forms() {
+    let c = load(
+        SEED_FILE,
+        &[
+            SEED_ENV[0],
+            SEED_ENV[1],
+            SEED_ENV[2],
+            ("LUMINATE_SERVER_PORT", "9090"),
+            ("LUMINATE_AUTH_JWT_SECRET", "from-env"),
+            ("LUMINATE_STORAGE_BACKEND", "clickhouse"),
+            ("LUMINATE_CLICKHOUSE_ADDRESSES", "host1:9000,host2:9000"),
+            ("LUMINATE__STORAGE__EMBEDDED__DATA_DIR", "/srv/luminate"),
+            ("LUMINATE__BATCH_WRITE__COMPRESSION", "false"),
+            ("LUMINATE__LOGGING__LEVEL", "warn"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.server.port, 9090);
+    assert_eq!(c.auth.jwt_secret.as_deref(), Some("from-env"));
+    assert_eq!(c.storage.backend, Backend::Clickhouse);
+    assert_eq!(
+        c.storage.clickhouse.addresses,
+        vec!["host1:9000".to_owned(), "host2:9000".to_owned()]
+    );
+    assert_eq!(c.storage.embedded.data_dir, PathBuf::from("/srv/luminate"));
+    assert!(!c.batch_write.compression);
+    assert_eq!(c.logging.level, LogLevel::Warn);
+    let no_file = Config::load_from(
+        None,
+        &vars(&[
+            ("LUMINATE__SERVER__PORT", "7000"),
+            ("LUMINATE_SERVER_HOST", "0.0.0.0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (no_file.server.host.as_str(), no_file.server.port),
+        ("0.0.0.0", 7000)
+    );
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = load_err("server:\n  prot: 1\n", &[]);
+    assert!(err.contains("prot") && err.contains("server"), "{err}");
+    let err = load_err("srever:\n  port: 1\n", &[]);
+    assert!(err.contains("srever"), "{err}");
+    let err = load_err(
+        "retention:\n  policies:\n    - metric_pattern: a\n      retention: 1d\n      extra: 1\n",
+        &[],
+    );
+    assert!(
+        err.contains("extra") && err.contains("retention.policies"),
+        "{err}"
+    );
+    let err = Config::load_from(None, &vars(&[("LUMINATE_SERVER_PROT", "1")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("LUMINATE_SERVER_PROT"), "{err}");
+}
+
+#[test]
+fn bad_durations_are_named() {
+    let err = load_err("server:\n  read_timeout: \"30 seconds\"\n", &[]);
+    assert!(
+        err.contains("server.read_timeout") && err.contains("30 seconds"),
+        "{err}"
+    );
+    let err = load_err(
+        "retention:\n  policies:\n    - metric_pattern: a\n      retention: forever\n",
+        &[],
+    );
+    assert!(err.contains("retention.policies[0].retention"), "{err}");
+    let err = Config::load_from(None, &vars(&[("LUMINATE__VALIDATION__MAX_PAST", "0s")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("validation.max_past") && err.contains("LUMINATE__VALIDATION__MAX_PAST"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_enum_values_are_named() {
+    let err = load_err("logging:\n  format: xml\n", &[]);
+    assert!(
+        err.contains("logging.format") && err.contains("xml"),
+        "{err}"
+    );
+    let err = load_err("storage:\n  backend: postgres\n", &[]);
+    assert!(
+        err.contains("storage.backend") && err.contains("postgres"),
+        "{err}"
+    );
+    let err = load_err("storage:\n  embedded:\n    sync: sometimes\n", &[]);
+    assert!(err.contains("storage.embedded.sync"), "{err}");
+    let err = load_err("batch_write:\n  compression: zstd\n", &[]);
+    assert!(err.contains("batch_write.compression"), "{err}");
+}
+
+#[test]
+fn bad_types_and_ranges_are_named() {
+    let err = Config::load_from(None, &vars(&[("LUMINATE_SERVER_PORT", "eighty")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.port") && err.contains("LUMINATE_SERVER_PORT"),
+        "{err}"
+    );
+    let err = load_err("server:\n  port: 70000\n", &[]);
+    assert!(err.contains("server.port"), "{err}");
+    let err = load_err("batch_write:\n  max_batch_size: 0\n", &[]);
+    assert!(err.contains("batch_write.max_batch_size"), "{err}");
+    let err = load_err("query_limits:\n  default_query_timeout: 1m\n", &[]);
+    assert!(err.contains("query_limits.default_query_timeout"), "{err}");
+    let err = load_err(
+        "retention:\n  policies:\n    - metric_pattern: \"[\"\n      retention: 1d\n",
+        &[],
+    );
+    assert!(err.contains("metric_pattern"), "{err}");
+    let err = load_err("server: 5\n", &[]);
+    assert!(err.contains("server"), "{err}");
+}
+
+#[test]
+fn enabling_auth_is_refused_until_tokens_are_checked() {
+    let err = load_err("auth:\n  enabled: true\n  jwt_secret: abc\n", &[]);
+    assert!(err.contains("auth.enabled"), "{err}");
+    let err = load_err("auth:\n  enabled: true\n", &[]);
+    assert!(
+        err.contains("auth.enabled") && err.contains("jwt_secret"),
+        "{err}"
+    );
+}

@@ -1,0 +1,193 @@
+//! `ApiError`: every error response of the API, rendered as `{"error": {"code", "message", "details"}}`
+//! (CONTRACT §8), and the one `match` from [`ErrorCode`] to HTTP status. Also turns axum's own
+//! rejections (path, query string, body) and the store's errors into that shape, so no response ever
+//! leaves in another format.
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use luminate_model::{ErrorCode, StoreError};
+use serde_json::{Value, json};
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The contract's code; decides the status.
+    pub code: ErrorCode,
+    /// What went wrong, for a human.
+    pub message: String,
+    /// Machine-readable context (`{"max_batch_size": 10000, "received": 10001}`), `{}` when none.
+    pub details: Value,
+}
+
+impl ApiError {
+    /// An error without details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// `404 NOT_FOUND`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// `400 INVALID_REQUEST`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// `500 INTERNAL_ERROR`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
+    }
+
+    /// The response body.
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code.as_str(), "message": self.message, "details": self.details}})
+    }
+}
+
+/// The one place where error codes become HTTP statuses.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidMetricName
+        | ErrorCode::InvalidDimension
+        | ErrorCode::DimensionLimitExceeded
+        | ErrorCode::InvalidTimestamp
+        | ErrorCode::InvalidValue
+        | ErrorCode::CardinalityExceeded
+        | ErrorCode::BatchTooLarge
+        | ErrorCode::InvalidRequest
+        | ErrorCode::InvalidQuery
+        | ErrorCode::QueryLimitExceeded => StatusCode::BAD_REQUEST,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::QueryTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code == ErrorCode::InternalError {
+            tracing::error!(message = %self.message, "internal error");
+        }
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::invalid_request(format!("invalid path parameter: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::invalid_request(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                ErrorCode::PayloadTooLarge,
+                "request body exceeds the size limit",
+            )
+        } else {
+            Self::invalid_request(format!("cannot read the request body: {}", r.body_text()))
+        }
+    }
+}
+
+/// Fallback for paths no route matches.
+pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// Fallback for a known path asked with a method it does not serve.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        let cases = [
+            (ErrorCode::InvalidMetricName, 400),
+            (ErrorCode::BatchTooLarge, 400),
+            (ErrorCode::InvalidQuery, 400),
+            (ErrorCode::QueryLimitExceeded, 400),
+            (ErrorCode::PayloadTooLarge, 413),
+            (ErrorCode::UnsupportedMediaType, 415),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::MethodNotAllowed, 405),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::Forbidden, 403),
+            (ErrorCode::RateLimitExceeded, 429),
+            (ErrorCode::StorageUnavailable, 503),
+            (ErrorCode::QueryTimeout, 504),
+            (ErrorCode::InternalError, 500),
+        ];
+        for (code, status) in cases {
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn body_shape() {
+        let e = ApiError::new(ErrorCode::BatchTooLarge, "too many")
+            .with_details(json!({"max_batch_size": 1, "received": 2}));
+        assert_eq!(
+            e.body(),
+            json!({"error": {"code": "BATCH_TOO_LARGE", "message": "too many", "details": {"max_batch_size": 1, "received": 2}}})
+        );
+        assert_eq!(
+            ApiError::not_found("x").body()["error"]["details"],
+            json!({})
+        );
+    }
+
+    #[test]
+    fn store_errors_keep_their_code() {
+        let e = ApiError::from(StoreError::Unavailable {
+            reason: "disk full".into(),
+        });
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.message.contains("disk full"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Admin routes (CONTRACT §6), scoped to the request's tenant: delete a metric's points before a time,
+//! and set a per-metric retention that the store persists and the retention task applies (it is woken
+//! at once so the new retention takes effect without waiting for the next cleanup interval).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use luminate_model::time::{format_rfc3339, now_ms, parse_timestamp_str};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::check_metric_name;
+use crate::app::AppState;
+use crate::body::read_capped;
+use crate::error::ApiError;
+use crate::tenant::RequestTenant;
+
+/// Largest retention accepted, in days (a century: anything longer is a mistake, not a policy).
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// Query string of the delete route.
+#[derive(Debug, Deserialize)]
+pub struct DeleteParams {
+    before: Option<String>,
+}
+
+/// `DELETE /api/v1/admin/metrics/{name}?before=<RFC 3339 | Unix ms>`.
+pub async fn delete_before(
+    State(state): State<Arc<AppState>>,
+    RequestTenant(tenant): RequestTenant,
+    name: Result<Path<String>, PathRejection>,
+    params: Result<Query<DeleteParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(name) = name?;
+    let Query(params) = params?;
+    check_metric_name(&name, &state.rules)?;
+    let text = params.before.ok_or_else(|| {
+        ApiError::invalid_request("before is required (RFC 3339 or Unix milliseconds)")
+    })?;
+    let before = parse_timestamp_str(&text)
+        .map_err(|e| ApiError::invalid_request(format!("before: {e}")))?;
+    let deleted = state.store.delete_before(&tenant, &name, before).await?;
+    tracing::info!(tenant = %tenant, metric = %name, before, deleted, "admin delete");
+    Ok(Json(
+        json!({"metric_name": name, "before": before, "deleted_points": deleted}),
+    ))
+}
+
+/// Body of the retention route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    metric_name: String,
+    retention_days: u64,
+}
+
+/// `POST /api/v1/admin/retention {"metric_name", "retention_days"}`.
+pub async fn set_retention(
+    State(state): State<Arc<AppState>>,
+    RequestTenant(tenant): RequestTenant,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_capped(
+        request.into_body(),
+        MAX_ADMIN_BODY,
+        state.config.server.read_timeout,
+    )
+    .await?;
+    let req: RetentionRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_request(format!("invalid retention request: {e}")))?;
+    check_metric_name(&req.metric_name, &state.rules)?;
+    if !(1..=MAX_RETENTION_DAYS).contains(&req.retention_days) {
+        return Err(ApiError::invalid_request(format!(
+            "retention_days must be between 1 and {MAX_RETENTION_DAYS}"
+        )));
+    }
+    let retention = Duration::from_secs(req.retention_days * 86_400);
+    state
+        .store
+        .set_retention(&tenant, &req.metric_name, retention)
+        .await?;
+    tracing::info!(tenant = %tenant, metric = %req.metric_name, days = req.retention_days, "retention override set");
+    state.retention_wakeup.notify_one();
+    Ok(Json(json!({
+        "metric_name": req.metric_name,
+        "retention_days": req.retention_days,
+        "applied_at": format_rfc3339(now_ms()),
+    })))
+}

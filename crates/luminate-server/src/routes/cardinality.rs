@@ -1,0 +1,43 @@
+//! `GET /api/v1/cardinality?metric=` (CONTRACT §5): series per metric and distinct values per key,
+//! largest first — the cardinality explorer. With `metric`, only that metric (404 when unknown).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{check_metric_name, unknown_metric};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::tenant::RequestTenant;
+
+/// Query string.
+#[derive(Debug, Deserialize)]
+pub struct CardinalityParams {
+    metric: Option<String>,
+}
+
+/// Handles the explorer.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    RequestTenant(tenant): RequestTenant,
+    params: Result<Query<CardinalityParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params?;
+    if let Some(metric) = &params.metric {
+        check_metric_name(metric, &state.rules)?;
+    }
+    let metrics = state
+        .store
+        .cardinality(&tenant, params.metric.as_deref())
+        .await?;
+    if let Some(metric) = &params.metric
+        && metrics.is_empty()
+    {
+        return Err(unknown_metric(metric));
+    }
+    Ok(Json(json!({"metrics": metrics})))
+}

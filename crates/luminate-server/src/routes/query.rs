@@ -1,0 +1,55 @@
+//! `POST /api/v1/query` (CONTRACT §4): parse the request into a [`QueryPlan`], run it under its
+//! timeout, and answer with the result's JSON. A query past its deadline is cancelled through its
+//! [`QueryContext`] (the store's scans check it) and answered `504 QUERY_TIMEOUT`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use luminate_model::time::{format_duration, now_ms};
+use luminate_model::{ErrorCode, QueryContext, QueryPlan, QueryRequest};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::body::read_capped;
+use crate::error::ApiError;
+use crate::tenant::RequestTenant;
+
+/// Largest query body: a query is a small object, even with many filters.
+const MAX_QUERY_BODY: usize = 1 << 20;
+
+/// Handles a query.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    RequestTenant(tenant): RequestTenant,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_capped(
+        request.into_body(),
+        MAX_QUERY_BODY,
+        state.config.server.read_timeout,
+    )
+    .await?;
+    let req: QueryRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query: {e}")))?;
+    let plan = QueryPlan::from_request(req, now_ms(), &state.limits)
+        .map_err(|e| ApiError::new(e.code, e.message))?;
+
+    let started = Instant::now();
+    let ctx = QueryContext::new(plan.timeout);
+    match tokio::time::timeout(plan.timeout, state.store.query(&tenant, &plan, &ctx)).await {
+        Ok(result) => Ok(Json(result?.to_json(started.elapsed().as_millis() as u64))),
+        Err(_) => {
+            // The store's work may still be running on another thread: tell it to stop.
+            ctx.cancel();
+            Err(ApiError::new(
+                ErrorCode::QueryTimeout,
+                format!(
+                    "query exceeded its timeout of {}",
+                    format_duration(plan.timeout)
+                ),
+            ))
+        }
+    }
+}

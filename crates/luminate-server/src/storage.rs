@@ -1,0 +1,218 @@
+//! Storage wiring: [`EmbeddedStore`], the [`MetricsStore`] over the embedded engine, and
+//! [`build_store`], which opens the backend the configuration names.
+//!
+//! The engine's API is synchronous (it may fsync, scan or wait for group commit), so every call runs on
+//! tokio's blocking pool and never stalls the threads that serve requests. Owns no query logic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use luminate_engine::{CardinalityLimits, Engine, EngineConfig, EngineError, SyncPolicy};
+use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
+use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
+use luminate_model::{
+    MetricsStore, Point, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs, WriteOutcome,
+};
+use thiserror::Error;
+
+use crate::config::{Backend, Config, SyncMode};
+
+/// Why the storage backend could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// The embedded engine refused to open (locked directory, I/O, corruption).
+    #[error("cannot open the embedded engine in {data_dir}: {source}")]
+    Engine {
+        /// The data directory.
+        data_dir: std::path::PathBuf,
+        /// The engine's error.
+        source: EngineError,
+    },
+    /// The configured backend is not built into this version.
+    #[error("the {0} backend is not available yet; set storage.backend to embedded")]
+    Unavailable(&'static str),
+    /// The blocking task that opened the engine died.
+    #[error("opening the engine panicked: {0}")]
+    Panicked(String),
+}
+
+/// Opens the backend named by `storage.backend`.
+pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenError> {
+    match config.storage.backend {
+        Backend::Embedded => Ok(Arc::new(EmbeddedStore::open(engine_config(config)).await?)),
+        Backend::Clickhouse => Err(OpenError::Unavailable("clickhouse")),
+    }
+}
+
+/// The engine's settings from `storage.embedded` and `cardinality_limits`.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let e = &config.storage.embedded;
+    let sync = match e.sync {
+        SyncMode::Always => SyncPolicy::Always,
+        SyncMode::Interval => SyncPolicy::Interval(e.sync_interval),
+        SyncMode::None => SyncPolicy::None,
+    };
+    let limits = CardinalityLimits {
+        max_series_per_metric: config.cardinality_limits.max_unique_series_per_metric,
+        max_metrics_per_tenant: config.cardinality_limits.max_metrics_per_tenant,
+    };
+    EngineConfig {
+        data_dir: e.data_dir.clone(),
+        sync,
+        wal_segment_bytes: e.wal_segment_size,
+        limits,
+    }
+}
+
+/// [`MetricsStore`] over the embedded engine.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    engine: Arc<Engine>,
+}
+
+/// Runs `f` on the blocking pool; a panic inside the engine becomes an internal error, not a crash.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Internal {
+            message: format!("engine task failed: {e}"),
+        })
+}
+
+impl EmbeddedStore {
+    /// Opens (locks, replays) the engine; the engine logs what recovery found.
+    pub async fn open(config: EngineConfig) -> Result<Self, OpenError> {
+        let data_dir = config.data_dir.clone();
+        let engine = tokio::task::spawn_blocking(move || Engine::open(config))
+            .await
+            .map_err(|e| OpenError::Panicked(e.to_string()))?
+            .map_err(|source| OpenError::Engine { data_dir, source })?;
+        Ok(Self {
+            engine: Arc::new(engine),
+        })
+    }
+}
+
+#[async_trait]
+impl MetricsStore for EmbeddedStore {
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError> {
+        let (engine, tenant) = (self.engine.clone(), tenant.clone());
+        Ok(blocking(move || engine.write(&tenant, points)).await??)
+    }
+
+    async fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, StoreError> {
+        let (engine, tenant, plan, ctx) = (
+            self.engine.clone(),
+            tenant.clone(),
+            plan.clone(),
+            ctx.clone(),
+        );
+        Ok(blocking(move || engine.query(&tenant, &plan, &ctx)).await??)
+    }
+
+    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
+        let (engine, tenant) = (self.engine.clone(), tenant.clone());
+        blocking(move || engine.metric_names(&tenant)).await
+    }
+
+    async fn dimension_keys(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let (engine, tenant, metric) = (self.engine.clone(), tenant.clone(), metric.to_owned());
+        blocking(move || engine.dimension_keys(&tenant, &metric)).await
+    }
+
+    async fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
+        let engine = self.engine.clone();
+        let (tenant, metric, key, prefix) = (
+            tenant.clone(),
+            metric.to_owned(),
+            key.to_owned(),
+            prefix.to_owned(),
+        );
+        blocking(move || engine.dimension_values(&tenant, &metric, &key, &prefix, limit)).await
+    }
+
+    async fn cardinality(
+        &self,
+        tenant: &Tenant,
+        metric: Option<&str>,
+    ) -> Result<Vec<MetricCardinality>, StoreError> {
+        let (engine, tenant, metric) = (
+            self.engine.clone(),
+            tenant.clone(),
+            metric.map(str::to_owned),
+        );
+        blocking(move || engine.cardinality(&tenant, metric.as_deref())).await
+    }
+
+    async fn delete_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        before: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        let (engine, tenant, metric) = (self.engine.clone(), tenant.clone(), metric.to_owned());
+        Ok(blocking(move || engine.delete_before(&tenant, &metric, before)).await??)
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        retention: Duration,
+    ) -> Result<(), StoreError> {
+        let (engine, tenant, metric) = (self.engine.clone(), tenant.clone(), metric.to_owned());
+        Ok(blocking(move || engine.set_retention(&tenant, &metric, retention)).await??)
+    }
+
+    async fn retention_overrides(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<RetentionOverride>, StoreError> {
+        let (engine, tenant) = (self.engine.clone(), tenant.clone());
+        blocking(move || engine.retention_overrides(&tenant)).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let engine = self.engine.clone();
+        blocking(move || engine.tenants()).await
+    }
+
+    async fn health(&self) -> StorageHealth {
+        let engine = self.engine.clone();
+        blocking(move || engine.health())
+            .await
+            .unwrap_or_else(|e| StorageHealth {
+                status: HealthStatus::Unavailable,
+                disk_used_bytes: None,
+                error: Some(e.to_string()),
+            })
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let engine = self.engine.clone();
+        Ok(blocking(move || engine.sync()).await??)
+    }
+}

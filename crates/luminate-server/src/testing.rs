@@ -1,0 +1,198 @@
+//! Test doubles: [`MemoryStore`], a `MetricsStore` over the model's reference evaluator, with knobs to
+//! make queries slow and to refuse points as a backend's cardinality limits would. Lets the routes be
+//! tested without the embedded engine.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use luminate_model::reference::ReferenceStore;
+use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
+use luminate_model::store::{HealthStatus, Rejection, RetentionOverride, StorageHealth};
+use luminate_model::{
+    ErrorCode, MetricsStore, Point, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
+    WriteOutcome,
+};
+
+/// In-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    data: Mutex<ReferenceStore>,
+    tenants: Mutex<BTreeSet<Tenant>>,
+    overrides: Mutex<HashMap<(Tenant, String), Duration>>,
+    /// Queries wait this long (checking their context) before answering.
+    pub query_delay: Option<Duration>,
+    /// Points whose name starts with this are refused with `CARDINALITY_EXCEEDED`.
+    pub refuse_prefix: Option<String>,
+    /// Set when a slow query saw its context cancelled.
+    pub saw_cancel: Arc<AtomicBool>,
+    /// Calls to `write`.
+    pub writes: AtomicUsize,
+}
+
+impl MemoryStore {
+    /// A store whose queries take `delay` (checking their context meanwhile).
+    pub fn slow(delay: Duration) -> Self {
+        Self {
+            query_delay: Some(delay),
+            ..Self::default()
+        }
+    }
+
+    /// A store that refuses points whose name starts with `prefix`.
+    pub fn refusing(prefix: &str) -> Self {
+        Self {
+            refuse_prefix: Some(prefix.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl MetricsStore for MemoryStore {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut outcome = WriteOutcome::default();
+        let mut data = Self::lock(&self.data);
+        for (index, point) in points.into_iter().enumerate() {
+            if self
+                .refuse_prefix
+                .as_deref()
+                .is_some_and(|p| point.name.starts_with(p))
+            {
+                outcome.rejected.push(Rejection {
+                    index,
+                    code: ErrorCode::CardinalityExceeded,
+                    message: "too many series".into(),
+                });
+                continue;
+            }
+            data.insert(tenant, point);
+            outcome.accepted += 1;
+        }
+        Self::lock(&self.tenants).insert(tenant.clone());
+        Ok(outcome)
+    }
+
+    async fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, StoreError> {
+        if let Some(delay) = self.query_delay {
+            // Like a backend's worker thread, the slow part runs apart from the request's future, so it
+            // goes on after the route stops waiting — unless it honours the cancellation.
+            let (ctx, saw_cancel) = (ctx.clone(), self.saw_cancel.clone());
+            let worker = tokio::spawn(async move {
+                let until = tokio::time::Instant::now() + delay;
+                while tokio::time::Instant::now() < until {
+                    if let Err(e) = ctx.check() {
+                        saw_cancel.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(())
+            });
+            worker.await.map_err(|e| StoreError::Internal {
+                message: e.to_string(),
+            })??;
+        }
+        Ok(Self::lock(&self.data).query(tenant, plan))
+    }
+
+    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
+        Ok(Self::lock(&self.data).metric_names(tenant))
+    }
+
+    async fn dimension_keys(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(Self::lock(&self.data).dimension_keys(tenant, metric))
+    }
+
+    async fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
+        Ok(Self::lock(&self.data).dimension_values(tenant, metric, key, prefix, limit))
+    }
+
+    async fn cardinality(
+        &self,
+        tenant: &Tenant,
+        metric: Option<&str>,
+    ) -> Result<Vec<MetricCardinality>, StoreError> {
+        Ok(Self::lock(&self.data).cardinality(tenant, metric))
+    }
+
+    async fn delete_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        before: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        Ok(Self::lock(&self.data).delete_before(tenant, metric, before))
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        retention: Duration,
+    ) -> Result<(), StoreError> {
+        Self::lock(&self.overrides).insert((tenant.clone(), metric.to_owned()), retention);
+        Self::lock(&self.tenants).insert(tenant.clone());
+        Ok(())
+    }
+
+    async fn retention_overrides(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<RetentionOverride>, StoreError> {
+        let overrides = Self::lock(&self.overrides);
+        let mut out: Vec<RetentionOverride> = overrides
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, metric), retention)| RetentionOverride {
+                metric: metric.clone(),
+                retention: *retention,
+            })
+            .collect();
+        out.sort_by(|a, b| a.metric.cmp(&b.metric));
+        Ok(out)
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        Ok(Self::lock(&self.tenants).iter().cloned().collect())
+    }
+
+    async fn health(&self) -> StorageHealth {
+        StorageHealth {
+            status: HealthStatus::Healthy,
+            disk_used_bytes: Some(0),
+            error: None,
+        }
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

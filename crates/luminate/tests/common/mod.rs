@@ -1,0 +1,361 @@
+//! Harness of the end-to-end tests: starts the real `luminate` binary on `127.0.0.1:0` over a data
+//! directory, reads the bound address from its `luminate listening on` line, talks HTTP with `ureq`,
+//! and stops it (SIGTERM, SIGKILL) or lets `Drop` kill it. The child's output is kept and printed when
+//! a start fails, so a failing test shows the server's side.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// How long a start may take before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const LISTEN_PREFIX: &str = "luminate listening on ";
+
+/// Now in Unix ms.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// How to start the binary.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Leave out `--listen 127.0.0.1:0`, so that the configuration decides the address.
+    pub no_listen_flag: bool,
+}
+
+impl Launch {
+    /// Defaults over `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// With a configuration file.
+    pub fn config(mut self, path: &Path) -> Self {
+        self.config = Some(path.to_owned());
+        self
+    }
+
+    /// With an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_luminate"));
+        cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
+        if !self.no_listen_flag {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        // Only what the test sets: a developer's own LUMINATE_* variables must not change answers.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("LUMINATE") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the binary expecting it to stop by itself (a refused start); returns its status and output.
+    pub fn run_to_exit(&self) -> (ExitStatus, String) {
+        let mut child = self.command().spawn().expect("spawn luminate");
+        let output = collect_output(&mut child, None);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait luminate") {
+                thread::sleep(Duration::from_millis(50));
+                return (status, output.lock().expect("output lock").join("\n"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "luminate did not exit; output:\n{}",
+                    output.lock().expect("output lock").join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server and waits until it listens.
+    pub fn start(&self) -> Luminate {
+        let mut child = self.command().spawn().expect("spawn luminate");
+        let (tx, rx) = mpsc::channel();
+        let output = collect_output(&mut child, Some(tx));
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "luminate did not start; output:\n{}",
+                    output.lock().expect("output lock").join("\n")
+                );
+            }
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Luminate {
+            child: Some(child),
+            base: addr,
+            agent,
+            output,
+            launch: self.clone(),
+        }
+    }
+}
+
+/// Reads stdout and stderr into a shared buffer; sends the listen address when it appears.
+fn collect_output(
+    child: &mut Child,
+    listening: Option<mpsc::Sender<String>>,
+) -> Arc<Mutex<Vec<String>>> {
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let streams: Vec<Box<dyn Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for stream in streams {
+        let (output, listening) = (output.clone(), listening.clone());
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if let (Some(tx), Some(addr)) = (&listening, line.strip_prefix(LISTEN_PREFIX)) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                output.lock().expect("output lock").push(line);
+            }
+        });
+    }
+    output
+}
+
+/// A running server.
+pub struct Luminate {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    agent: ureq::Agent,
+    output: Arc<Mutex<Vec<String>>>,
+    launch: Launch,
+}
+
+/// A response: status and JSON body (`Null` when empty).
+pub type Answer = (u16, Value);
+
+fn read_answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    let mut response = response.expect("HTTP exchange");
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .expect("read body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+impl Luminate {
+    /// Starts with defaults over `data_dir`.
+    pub fn start(data_dir: &Path) -> Self {
+        Launch::new(data_dir).start()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().expect("output lock").join("\n")
+    }
+
+    /// How it was started (to restart it the same way).
+    pub fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
+    /// A URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> Answer {
+        read_answer(self.agent.get(self.url(path)).call())
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Answer {
+        read_answer(self.agent.delete(self.url(path)).call())
+    }
+
+    /// POST a JSON value.
+    pub fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.post_raw(
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
+    }
+
+    /// POST bytes with the given headers.
+    pub fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut request = self.agent.post(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        read_answer(request.send(&body[..]))
+    }
+
+    /// POST a JSON value; `None` when the exchange failed (the server died mid-request).
+    pub fn try_post_json(&self, path: &str, body: &Value) -> Option<Answer> {
+        let mut response = self
+            .agent
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string().as_bytes())
+            .ok()?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).ok()?))
+    }
+
+    /// POST `{"metrics": points}` to the write route.
+    pub fn write(&self, points: &[Value]) -> Answer {
+        self.post_json("/api/v1/write", &json!({ "metrics": points }))
+    }
+
+    /// POST a query; panics unless it answers 200.
+    pub fn query(&self, query: &Value) -> Value {
+        let (status, body) = self.post_json("/api/v1/query", query);
+        assert_eq!(status, 200, "query {query} answered {body}");
+        body
+    }
+
+    /// Points of `metric` in the last `window` (7 days by default: everything writable).
+    pub fn count(&self, metric: &str) -> u64 {
+        let body = self.query(&json!({
+            "queryType": "aggregate", "metricName": metric, "aggregation": "count",
+            "timeRange": {"start": now_ms() - 8 * 86_400_000, "end": now_ms() + 7_200_000},
+        }));
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|g| g["count"].as_u64().expect("count"))
+            .sum()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most 30 s).
+    pub fn terminate(self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Sends a signal (`TERM`, `KILL`) without waiting.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit by itself (at most 30 s).
+    pub fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_exit(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("luminate did not exit; output:\n{}", self.output())
+        })
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash (it may already be dead).
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait luminate") {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for Luminate {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A point as JSON.
+pub fn point(name: &str, timestamp: i64, value: f64, dims: &[(&str, &str)]) -> Value {
+    let dims: serde_json::Map<String, Value> = dims
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    json!({"name": name, "timestamp": timestamp, "value": value, "dimensions": dims})
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,296 @@
+//! End-to-end lifecycle scenarios against the real binary: crash durability (`kill -9`), graceful
+//! shutdown on SIGTERM, the data-directory lock, configuration errors and overrides, and retention
+//! (configured policies, admin overrides that survive a restart).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use common::{Launch, Luminate, eventually, now_ms, point};
+use serde_json::{Value, json};
+
+const WRITERS: usize = 4;
+const BATCH: usize = 20;
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    // (round, writer) → (points acknowledged, points sent)
+    let mut expected: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    for round in 0..3 {
+        let server = Luminate::start(dir.path());
+        let stop = AtomicBool::new(false);
+        let results: Vec<(String, u64, u64)> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (server, stop) = (&server, &stop);
+                    scope.spawn(move || {
+                        let writer = format!("w{w}");
+                        let (mut acked, mut sent, mut seq) = (0u64, 0u64, 0u64);
+                        while !stop.load(Ordering::SeqCst) {
+                            let now = now_ms();
+                            let points: Vec<Value> = (0..BATCH)
+                                .map(|_| {
+                                    seq += 1;
+                                    point(
+                                        "durable",
+                                        now,
+                                        seq as f64,
+                                        &[("round", &format!("r{round}")), ("writer", &writer)],
+                                    )
+                                })
+                                .collect();
+                            sent += BATCH as u64;
+                            match server.try_post_json("/api/v1/write", &json!({"metrics": points}))
+                            {
+                                Some((200, _)) => acked += BATCH as u64,
+                                Some((status, body)) => panic!("write answered {status}: {body}"),
+                                None => break,
+                            }
+                        }
+                        (writer, acked, sent)
+                    })
+                })
+                .collect();
+            thread::sleep(Duration::from_millis(400));
+            server.signal("KILL");
+            stop.store(true, Ordering::SeqCst);
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        server.kill9();
+        for (writer, acked, sent) in results {
+            assert!(
+                acked > 0,
+                "round {round}: {writer} had no write acknowledged before the kill"
+            );
+            expected.insert((format!("r{round}"), writer), (acked, sent));
+        }
+
+        let restarted = Luminate::start(dir.path());
+        let body = restarted.query(&json!({
+            "queryType": "aggregate", "metricName": "durable", "aggregation": "count", "groupBy": ["round", "writer"],
+            "timeRange": {"relative": "1h"}, "limit": 1000,
+        }));
+        let counts: HashMap<(String, String), u64> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let key = (
+                    g["groupKey"]["round"].as_str().unwrap().to_owned(),
+                    g["groupKey"]["writer"].as_str().unwrap().to_owned(),
+                );
+                (key, g["count"].as_u64().unwrap())
+            })
+            .collect();
+        for (key, (acked, sent)) in &expected {
+            let stored = counts.get(key).copied().unwrap_or(0);
+            assert!(
+                *acked <= stored && stored <= *sent,
+                "{key:?}: {acked} acknowledged, {sent} sent, {stored} stored after kill -9 and restart"
+            );
+        }
+        restarted.kill9();
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_in_flight_request_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let now = now_ms();
+    let body = json!({"metrics": [point("graceful", now, 1.0, &[]), point("graceful", now, 2.0, &[]), point("graceful", now, 3.0, &[])]})
+        .to_string();
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    write!(
+        stream,
+        "POST /api/v1/write HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    // The request is now in flight (headers and half the body received) when the signal arrives.
+    thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with(r#"{"accepted":3,"errors":[],"rejected":0}"#),
+        "{response}"
+    );
+
+    let launch = server.launch().clone();
+    let status = server.wait();
+    assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+    let restarted = launch.start();
+    assert_eq!(restarted.count("graceful"), 3);
+    assert_eq!(restarted.terminate().code(), Some(0));
+}
+
+#[test]
+fn second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Luminate::start(dir.path());
+    let (status, output) = Launch::new(dir.path()).run_to_exit();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("locked by another process"), "{output}");
+    assert_eq!(
+        first.get("/api/v1/health").0,
+        200,
+        "the first server is unaffected"
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("luminate.yaml");
+    std::fs::write(&config, "server:\n  host: 127.0.0.1\n  prot: 8080\n").unwrap();
+    let (status, output) = Launch::new(&dir.path().join("data"))
+        .config(&config)
+        .run_to_exit();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(
+        output.contains("unknown field `prot`") && output.contains("server"),
+        "{output}"
+    );
+
+    std::fs::write(&config, "retention:\n  cleanup_interval: hourly\n").unwrap();
+    let (status, output) = Launch::new(&dir.path().join("data"))
+        .config(&config)
+        .run_to_exit();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("retention.cleanup_interval"), "{output}");
+
+    let (status, output) = Launch::new(&dir.path().join("data"))
+        .env("LUMINATE_SERVER_PROT", "1")
+        .run_to_exit();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("LUMINATE_SERVER_PROT"), "{output}");
+}
+
+#[test]
+fn port_comes_from_luminate_server_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let launch = Launch {
+        no_listen_flag: true,
+        ..Launch::new(dir.path())
+    }
+    .env("LUMINATE_SERVER_PORT", &port.to_string());
+    let server = launch.start();
+    assert_eq!(server.base, format!("http://127.0.0.1:{port}"));
+    assert_eq!(server.get("/api/v1/health").0, 200);
+}
+
+fn retention_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("retention.yaml");
+    std::fs::write(
+        &path,
+        "retention:\n  cleanup_interval: 1s\n  policies:\n    - metric_pattern: \"debug_*\"\n      retention: 1h\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn retention_policy_deletes_expired_points_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(&dir.path().join("data"))
+        .config(&retention_config(dir.path()))
+        .start();
+    let (now, hour) = (now_ms(), 3_600_000);
+    let points = [
+        point("debug_requests", now - 2 * hour, 1.0, &[]),
+        point("debug_requests", now, 2.0, &[]),
+        point("api_latency", now - 2 * hour, 3.0, &[]),
+    ];
+    assert_eq!(server.write(&points).0, 200);
+    assert!(
+        eventually(Duration::from_secs(15), || server.count("debug_requests")
+            == 1),
+        "{}",
+        server.output()
+    );
+    assert_eq!(
+        server.count("api_latency"),
+        1,
+        "the default retention (30d) keeps a 2h-old point"
+    );
+}
+
+#[test]
+fn admin_retention_override_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let launch = Launch::new(&dir.path().join("data")).config(&retention_config(dir.path()));
+    let server = launch.start();
+    let (status, body) = server.post_json(
+        "/api/v1/admin/retention",
+        &json!({"metric_name": "short_lived", "retention_days": 1}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["metric_name"].clone(), body["retention_days"].clone()),
+        (json!("short_lived"), json!(1))
+    );
+    let applied_at = body["applied_at"].as_str().unwrap();
+    assert!(
+        applied_at.len() >= 20 && applied_at.ends_with('Z'),
+        "{applied_at}"
+    );
+    let (status, body) = server.post_json(
+        "/api/v1/admin/retention",
+        &json!({"metric_name": "x", "retention_days": 0}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // Only after the restart are there points for the override to act on.
+    let server = launch.start();
+    let two_days_ago = now_ms() - 2 * 86_400_000;
+    assert_eq!(
+        server
+            .write(&[
+                point("short_lived", two_days_ago, 1.0, &[]),
+                point("control", two_days_ago, 1.0, &[])
+            ])
+            .0,
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || server.count("short_lived") == 0),
+        "{}",
+        server.output()
+    );
+    assert_eq!(
+        server.count("control"),
+        1,
+        "without an override a 2-day-old point stays"
+    );
+}
