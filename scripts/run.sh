@@ -29,7 +29,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-log "loading demo data (examples/demo.sh)"
-LUMINATE_URL="http://$listen" bash examples/demo.sh load
+# Demo data goes into an empty store only: points are never deduplicated, so loading twice would double them.
+if curl -fsS "http://$listen/api/v1/metrics" | grep -q '"metrics":\[\]'; then
+  log "loading demo data (examples/demo.sh load)"
+  LUMINATE_URL="http://$listen" bash examples/demo.sh load
+fi
 log "Luminate is running on http://$listen — try: LUMINATE_URL=http://$listen bash examples/demo.sh tour"
 wait $server

@@ -134,7 +134,7 @@ fn sigterm_finishes_the_in_flight_request_and_exits_zero() {
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
-        response.ends_with(r#"{"accepted":3,"errors":[],"rejected":0}"#),
+        response.ends_with(r#"{"accepted":3,"rejected":0,"errors":[]}"#),
         "{response}"
     );
 
