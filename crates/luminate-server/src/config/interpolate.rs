@@ -32,26 +32,41 @@ pub enum InterpolateError {
     },
 }
 
-/// Expands every `${NAME}` in `text` with `lookup(NAME)`.
+/// Expands every `${NAME}` in `text` with `lookup(NAME)`. Whole-line YAML comments are left as they
+/// are, so a commented-out `# jwt_secret: "${JWT_SECRET}"` does not require the variable.
 pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            interpolate_line(line, index + 1, &lookup, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Expands one line (1-based number `line`) into `out`.
+fn interpolate_line(
+    text: &str,
+    line: usize,
+    lookup: &impl Fn(&str) -> Option<String>,
+    out: &mut String,
+) -> Result<(), InterpolateError> {
     let mut rest = text;
-    // 1-based line of byte `at` of `text`, for messages.
-    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
-        let at = text.len() - rest.len() + pos;
         let after = &rest[pos + 1..];
         if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let malformed = || InterpolateError::Malformed {
-                text: rest[..rest.len().min(pos + 2 + body.len().min(40))].to_owned(),
-                line: line_of(at),
+                text: rest[pos..].trim_end().chars().take(40).collect(),
+                line,
             };
             let end = body.find('}').ok_or_else(malformed)?;
             let name = &body[..end];
@@ -60,7 +75,7 @@ pub fn interpolate(
             }
             let value = lookup(name).ok_or_else(|| InterpolateError::Missing {
                 name: name.to_owned(),
-                line: line_of(at),
+                line,
             })?;
             out.push_str(&value);
             rest = &body[end + 1..];
@@ -70,7 +85,7 @@ pub fn interpolate(
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,6 +127,14 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("NOPE"));
+    }
+
+    #[test]
+    fn comment_lines_are_not_expanded() {
+        assert_eq!(
+            interpolate("  # secret: ${NOPE}\na: ${JWT_SECRET} # ${EMPTY}\n", env).unwrap(),
+            "  # secret: ${NOPE}\na: s3cret # \n"
+        );
     }
 
     #[test]

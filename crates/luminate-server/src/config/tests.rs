@@ -389,3 +389,13 @@ fn enabling_auth_is_refused_until_tokens_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn documented_example_file_is_exactly_the_defaults() {
+    // examples/luminate.yaml documents every key with its default: it must load and change nothing.
+    let example = include_str!("../../../../examples/luminate.yaml");
+    assert_eq!(
+        load(example, &[]).unwrap(),
+        Config::load_from(None, &[]).unwrap()
+    );
+}
