@@ -1,6 +1,6 @@
 //! End-to-end API scenarios against the real binary and the embedded engine: every route with the
 //! seed's example data and hand-computed answers, the write route's limits and error answers, and
-//! idempotent retries.
+//! idempotent retries, and query timeouts.
 
 #![allow(
     clippy::unwrap_used,
@@ -523,4 +523,33 @@ fn admin_delete_before_removes_older_points() {
         (status, body["error"]["code"].as_str()),
         (400, Some("INVALID_REQUEST"))
     );
+}
+
+#[test]
+fn query_past_its_timeout_answers_504_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    // 200 000 points in 1 000 series: a p99 per series over them takes far longer than 1 ms.
+    let t0 = now_ms() - 3_600_000;
+    for batch in 0..20 {
+        let points: Vec<Value> = (0..10_000)
+            .map(|i| {
+                let n = batch * 10_000 + i;
+                json!({"name": "slow", "timestamp": t0 + n, "value": n % 997,
+                       "dimensions": {"series": format!("s{}", n % 1_000)}})
+            })
+            .collect();
+        assert_eq!(server.write(&points).0, 200);
+    }
+    let query = |timeout: &str| {
+        json!({"queryType": "aggregate", "metricName": "slow", "aggregation": "p99",
+               "groupBy": ["series"], "timeRange": {"relative": "2h"}, "timeout": timeout})
+    };
+    let (status, body) = server.post_json("/api/v1/query", &query("1ms"));
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "QUERY_TIMEOUT");
+    // The cancelled query left nothing behind: the same query with time to spare answers exactly.
+    let body = server.query(&query("30s"));
+    assert_eq!(body["results"].as_array().unwrap().len(), 100);
+    assert_eq!(server.count("slow"), 200_000);
 }
