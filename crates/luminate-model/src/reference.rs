@@ -11,7 +11,9 @@ use crate::result::{
     AggregateGroup, BucketValue, GroupKey, KeyCardinality, MetricCardinality, QueryResult,
     RangePoint, RateGroup, RatePoint, ValueCount,
 };
-use crate::semantics::{bucket_start, cmp_aggregate_groups, cmp_range_points};
+use crate::semantics::{
+    bucket_start, cmp_aggregate_groups, cmp_range_points, order_cardinality, order_value_counts,
+};
 use crate::time::TimestampMs;
 
 /// All points of all tenants, in insertion order.
@@ -121,7 +123,7 @@ impl ReferenceStore {
                 points,
             })
             .collect();
-        values.sort_by(|a, b| b.points.cmp(&a.points).then_with(|| a.value.cmp(&b.value)));
+        order_value_counts(&mut values);
         values.truncate(limit);
         Some(values)
     }
@@ -143,18 +145,13 @@ impl ReferenceStore {
                         values.entry(k).or_default().insert(v);
                     }
                 }
-                let mut dimensions: Vec<KeyCardinality> = values
+                let dimensions: Vec<KeyCardinality> = values
                     .into_iter()
                     .map(|(key, vals)| KeyCardinality {
                         key: key.to_owned(),
                         distinct_values: vals.len() as u64,
                     })
                     .collect();
-                dimensions.sort_by(|a, b| {
-                    b.distinct_values
-                        .cmp(&a.distinct_values)
-                        .then_with(|| a.key.cmp(&b.key))
-                });
                 MetricCardinality {
                     metric: name.to_owned(),
                     series: sets.len() as u64,
@@ -162,11 +159,7 @@ impl ReferenceStore {
                 }
             })
             .collect();
-        out.sort_by(|a, b| {
-            b.series
-                .cmp(&a.series)
-                .then_with(|| a.metric.cmp(&b.metric))
-        });
+        order_cardinality(&mut out);
         out
     }
 }

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use crate::point::Dimensions;
-use crate::result::GroupKey;
+use crate::result::{GroupKey, MetricCardinality, ValueCount};
 use crate::time::TimestampMs;
 
 /// The bucket of `t`: `floor(t / interval) * interval`, aligned to the Unix epoch (also for negative `t`).
@@ -55,6 +55,28 @@ pub fn integral_sorted(points: &[(TimestampMs, f64)]) -> f64 {
 /// Sorts one series' points by (timestamp, value), the order integral and rate are defined on.
 pub fn sort_series_points(points: &mut [(TimestampMs, f64)]) {
     points.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.total_cmp(&b.1)));
+}
+
+/// Order of discovered values: stored points descending, ties by value.
+pub fn order_value_counts(values: &mut [ValueCount]) {
+    values.sort_by(|a, b| b.points.cmp(&a.points).then_with(|| a.value.cmp(&b.value)));
+}
+
+/// Order of the cardinality explorer: metrics by series descending, ties by name; within each metric,
+/// keys by distinct values descending, ties by key.
+pub fn order_cardinality(metrics: &mut [MetricCardinality]) {
+    for m in metrics.iter_mut() {
+        m.dimensions.sort_by(|a, b| {
+            b.distinct_values
+                .cmp(&a.distinct_values)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+    }
+    metrics.sort_by(|a, b| {
+        b.series
+            .cmp(&a.series)
+            .then_with(|| a.metric.cmp(&b.metric))
+    });
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::ops::Bound;
 
 use luminate_model::Tenant;
 use luminate_model::result::{KeyCardinality, MetricCardinality, ValueCount};
+use luminate_model::semantics::{order_cardinality, order_value_counts};
 
 use super::{Head, MetricHead};
 
@@ -61,7 +62,7 @@ impl Head {
                 points: p.points,
             })
             .collect();
-        out.sort_by(|a, b| b.points.cmp(&a.points).then_with(|| a.value.cmp(&b.value)));
+        order_value_counts(&mut out);
         out.truncate(limit);
         Some(out)
     }
@@ -81,7 +82,7 @@ impl Head {
             .iter()
             .filter(|(name, m)| m.is_live() && metric.is_none_or(|want| want == &***name))
             .map(|(name, m)| {
-                let mut dimensions: Vec<KeyCardinality> = m
+                let dimensions: Vec<KeyCardinality> = m
                     .postings
                     .iter()
                     .map(|(key, vals)| KeyCardinality {
@@ -90,11 +91,6 @@ impl Head {
                     })
                     .filter(|k| k.distinct_values > 0)
                     .collect();
-                dimensions.sort_by(|a, b| {
-                    b.distinct_values
-                        .cmp(&a.distinct_values)
-                        .then_with(|| a.key.cmp(&b.key))
-                });
                 MetricCardinality {
                     metric: name.to_string(),
                     series: m.live_series,
@@ -102,11 +98,7 @@ impl Head {
                 }
             })
             .collect();
-        out.sort_by(|a, b| {
-            b.series
-                .cmp(&a.series)
-                .then_with(|| a.metric.cmp(&b.metric))
-        });
+        order_cardinality(&mut out);
         out
     }
 }
