@@ -7,17 +7,19 @@
 //!    (new ids are assigned here, so ids follow log order), cardinality limits reject points, and the
 //!    accepted ones become one `WRITE_BATCH` record appended with write(2);
 //! 2. one fsync covers every record of the group (per [`SyncPolicy`]);
-//! 3. the batches are applied to the head, in log order, under one write lock;
+//! 3. the batches are applied to the index and the head, in log order, under their write locks (index
+//!    first, then head: every holder of both takes them in that order);
 //! 4. the lock is released, then every writer is answered.
 //!
 //! So a write returns only when its points are durable (per the policy) and visible to later queries,
-//! and replaying the WAL applies the same records in the same order, which rebuilds the same head.
+//! and replaying the WAL applies the same records in the same order (through the same `apply`), which
+//! rebuilds the same index and head.
 //! A delete or sync first commits the writes staged before it, then runs alone.
 //!
 //! # Poisoning
 //! If a write(2) or fsync fails, the records of the group may or may not be on disk: the engine is
 //! poisoned, every waiting and later write fails with `Poisoned` naming the original error, and nothing
-//! of the failed group is applied to the head. Reads keep serving what was acknowledged.
+//! of the failed group is applied. Reads keep serving what was acknowledged.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
@@ -27,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use luminate_model::{Point, Tenant, WriteOutcome};
 
-use crate::head::{Head, Staging};
+use crate::apply::{apply_batch, apply_delete};
+use crate::head::Head;
+use crate::index::{Index, Staging};
 use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
 use crate::wal::Wal;
 use crate::{CardinalityLimits, EngineError, SyncPolicy};
@@ -38,30 +42,43 @@ const MAX_GROUP: usize = 256;
 pub(crate) const QUEUE_DEPTH: usize = 1024;
 
 /// State shared by the writer thread and the engine's readers.
+///
+/// Two locks, so that a query scanning the head does not stop discovery or the next query's index
+/// phase. Lock order: `index` before `head` (a holder of `head` never waits for `index`).
 #[derive(Debug)]
 pub(crate) struct Shared {
+    index: RwLock<Index>,
     head: RwLock<Head>,
     poison: OnceLock<String>,
 }
 
 impl Shared {
-    /// A head rebuilt by replay.
-    pub(crate) fn new(head: Head) -> Self {
+    /// An index and head rebuilt by replay.
+    pub(crate) fn new(index: Index, head: Head) -> Self {
         Self {
+            index: RwLock::new(index),
             head: RwLock::new(head),
             poison: OnceLock::new(),
         }
     }
 
-    /// Read access for queries and discovery.
-    pub(crate) fn read_head(&self) -> RwLockReadGuard<'_, Head> {
+    /// Read access to the index, for queries, discovery and series resolution.
+    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
         // Only the writer thread writes, and it applies a batch after checking it fits: a panic there
         // would be a bug that already stopped the writer (later writes fail), so reads may go on.
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Read access to the head, for scans. Take it after `read_index` when holding both.
+    pub(crate) fn read_head(&self) -> RwLockReadGuard<'_, Head> {
         self.head.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_head(&self) -> RwLockWriteGuard<'_, Head> {
-        self.head.write().unwrap_or_else(PoisonError::into_inner)
+    /// Write access to both, in lock order.
+    fn write_both(&self) -> (RwLockWriteGuard<'_, Index>, RwLockWriteGuard<'_, Head>) {
+        let index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        let head = self.head.write().unwrap_or_else(PoisonError::into_inner);
+        (index, head)
     }
 
     /// Why the engine is poisoned, if it is.
@@ -230,12 +247,10 @@ impl Committer {
             points: Vec::with_capacity(points.len()),
         };
         {
-            let head = self.shared.read_head();
-            for (index, p) in points.iter().enumerate() {
-                match self
-                    .staging
-                    .resolve(&head, &self.limits, &batch.tenant, index, p)
-                {
+            let index = self.shared.read_index();
+            let ti = index.tenant(&batch.tenant);
+            for (i, p) in points.iter().enumerate() {
+                match self.staging.resolve(ti, &self.limits, &batch.tenant, i, p) {
                     Ok(r) => {
                         batch.new_series.extend(r.new);
                         batch.points.push(SeriesPoint {
@@ -281,9 +296,13 @@ impl Committer {
         // Writes before this index were applied; the rest fail with the poison reason.
         let mut applied = 0;
         if self.shared.poisoned().is_none() {
-            let mut head = self.shared.write_head();
+            let (mut index, mut head) = self.shared.write_both();
             for s in &staged {
-                if let Some(Err(reason)) = s.batch.as_ref().map(|b| head.apply_batch(b)) {
+                if let Some(Err(reason)) = s
+                    .batch
+                    .as_ref()
+                    .map(|b| apply_batch(&mut index, &mut head, b))
+                {
                     self.shared
                         .poison(format!("a logged batch does not fit the head: {reason}"));
                     break;
@@ -311,10 +330,8 @@ impl Committer {
         self.unsynced = true;
         self.sync_per_policy();
         self.ensure_not_poisoned()?;
-        Ok(self
-            .shared
-            .write_head()
-            .delete_before(&d.tenant, &d.metric, d.before))
+        let (mut index, mut head) = self.shared.write_both();
+        Ok(apply_delete(&mut index, &mut head, &d))
     }
 
     fn ensure_not_poisoned(&self) -> Result<(), EngineError> {

@@ -3,10 +3,11 @@
 //! A synchronous API with its own writer thread; no tokio, no HTTP. The server wraps it in a
 //! `MetricsStore`. Modules, one layer calling the next:
 //! - `commit`: the writer thread — orders writes, assigns series ids, group-commits the WAL, applies
-//!   to the head;
+//!   each record (through `apply`, as replay does) to the index and the head;
 //! - `wal`: segmented log of opaque checksummed records; `record`: the typed payloads;
-//! - `head`: in-memory series index, postings, columns, discovery counters;
-//! - `exec`: query execution over the head;
+//! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
+//! - `head`: the flushable buffer of recent points, in columns per metric;
+//! - `exec`: query execution over the index and the head's columns, in parallel on the engine's pool;
 //! - `retention`, `lock`, `files`: metadata, the directory lock, durable file operations.
 //!
 //! Owns the data directory's layout: `LOCK`, `wal/`, `retention.json`. Does not own validation,
@@ -15,11 +16,14 @@
 #![deny(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod apply;
 mod commit;
 mod exec;
 mod files;
 mod head;
+mod index;
 mod lock;
+mod part;
 mod record;
 mod retention;
 mod wal;
@@ -40,6 +44,7 @@ use luminate_model::{Point, QueryPlan, Tenant, TimestampMs};
 use crate::commit::{Request, Shared};
 use crate::files::{create_dir_durable, io_error};
 use crate::head::Head;
+use crate::index::Index;
 use crate::lock::DirLock;
 use crate::record::{DeleteBefore, Record};
 use crate::retention::RetentionStore;
@@ -106,6 +111,19 @@ pub struct RecoveryReport {
     pub records_replayed: u64,
     /// Bytes dropped from a torn or corrupted tail, with the segment and offset where they started.
     pub dropped: Vec<DroppedTail>,
+}
+
+/// Memory held by the engine's in-memory structures (heap capacities, not RSS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Series defined, over every tenant (live or not).
+    pub series: u64,
+    /// Bytes of the series index: interned strings, series table, lookup table, postings, counters.
+    pub index_bytes: u64,
+    /// Points buffered in the head.
+    pub head_points: u64,
+    /// Bytes of the head's columns.
+    pub head_bytes: u64,
 }
 
 /// A torn or corrupted tail that recovery cut off.
@@ -184,6 +202,8 @@ pub struct Engine {
     writer: Option<JoinHandle<()>>,
     retention: RetentionStore,
     report: RecoveryReport,
+    /// Scans of one query run on it in parallel; bounded, so queries cannot take every core.
+    query_pool: rayon::ThreadPool,
     // Declared last: dropped after `Drop::drop` has stopped the writer, so the lock outlives every
     // handle on the directory's files.
     _lock: DirLock,
@@ -196,11 +216,11 @@ impl Engine {
         create_dir_durable(&data_dir)?;
         let lock = DirLock::acquire(&data_dir)?;
         let retention = RetentionStore::load(&data_dir)?;
-        let mut head = Head::default();
+        let (mut index, mut head) = (Index::default(), Head::default());
         let (wal, replayed) = wal::Wal::open(
             &data_dir,
             config.wal_segment_bytes,
-            |path, offset, payload| replay_record(&mut head, path, offset, payload),
+            |path, offset, payload| replay_record(&mut index, &mut head, path, offset, payload),
         )?;
         let report = RecoveryReport {
             records_replayed: replayed.records,
@@ -210,7 +230,16 @@ impl Engine {
             data_dir = %data_dir.display(), records = report.records_replayed, dropped_tails = report.dropped.len(),
             "embedded engine recovered its WAL"
         );
-        let shared = Arc::new(Shared::new(head));
+        let shared = Arc::new(Shared::new(index, head));
+        let query_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(query_threads())
+            .thread_name(|i| format!("luminate-query-{i}"))
+            .build()
+            .map_err(|e| EngineError::Io {
+                op: "start the query threads for",
+                path: data_dir.clone(),
+                source: std::io::Error::other(e),
+            })?;
         let (requests, receiver) = mpsc::sync_channel(commit::QUEUE_DEPTH);
         let writer = commit::spawn(
             wal,
@@ -227,6 +256,7 @@ impl Engine {
             writer: Some(writer),
             retention,
             report,
+            query_pool,
             _lock: lock,
         })
     }
@@ -248,25 +278,47 @@ impl Engine {
         })
     }
 
-    /// Runs a query over the head.
+    /// Runs a query over the index and the head.
+    ///
+    /// The index lock is held while the plan's series and groups are resolved, the head lock only while
+    /// its rows are scanned (taken before the index lock is released, so the query sees whole batches),
+    /// and the index lock again to build the strings of the answer.
     pub fn query(
         &self,
         tenant: &Tenant,
         plan: &QueryPlan,
         ctx: &QueryContext,
     ) -> Result<QueryResult, EngineError> {
-        let head = self.shared.read_head();
-        exec::run(&head, tenant, plan, ctx, exec::MAX_QUERY_VALUES).map_err(EngineError::Query)
+        let max = exec::MAX_QUERY_VALUES;
+        let index = self.shared.read_index();
+        let prepared = exec::prepare(index.tenant(tenant), plan, ctx)?;
+        let partial = {
+            let head = self.shared.read_head();
+            drop(index);
+            let sources = prepared
+                .metric()
+                .map(|m| head.rows(tenant, m))
+                .unwrap_or_default();
+            exec::scan(&prepared, &sources, ctx, max, &self.query_pool)?
+        };
+        let index = self.shared.read_index();
+        Ok(exec::finish(
+            &prepared,
+            partial,
+            index.tenant(tenant),
+            ctx,
+            max,
+        )?)
     }
 
     /// Sorted metric names with stored points.
     pub fn metric_names(&self, tenant: &Tenant) -> Vec<String> {
-        self.shared.read_head().metric_names(tenant)
+        self.shared.read_index().metric_names(tenant)
     }
 
     /// Sorted dimension keys; `None` for an unknown metric.
     pub fn dimension_keys(&self, tenant: &Tenant, metric: &str) -> Option<Vec<String>> {
-        self.shared.read_head().dimension_keys(tenant, metric)
+        self.shared.read_index().dimension_keys(tenant, metric)
     }
 
     /// Values by stored points descending, ties by value.
@@ -279,13 +331,13 @@ impl Engine {
         limit: usize,
     ) -> Option<Vec<ValueCount>> {
         self.shared
-            .read_head()
+            .read_index()
             .dimension_values(tenant, metric, key, prefix, limit)
     }
 
     /// Series per metric and distinct values per key, largest first.
     pub fn cardinality(&self, tenant: &Tenant, metric: Option<&str>) -> Vec<MetricCardinality> {
-        self.shared.read_head().cardinality(tenant, metric)
+        self.shared.read_index().cardinality(tenant, metric)
     }
 
     /// Deletes points `< before` (logged in the WAL, so it survives restart).
@@ -320,11 +372,23 @@ impl Engine {
 
     /// Tenants with data or overrides.
     pub fn tenants(&self) -> Vec<Tenant> {
-        let mut tenants: Vec<Tenant> = self.shared.read_head().live_tenants().cloned().collect();
+        let mut tenants: Vec<Tenant> = self.shared.read_index().live_tenants().cloned().collect();
         tenants.extend(self.retention.tenants());
         tenants.sort();
         tenants.dedup();
         tenants
+    }
+
+    /// What the index and the head hold in memory (walks every tenant and metric: not for hot paths).
+    pub fn memory(&self) -> MemoryUsage {
+        let (index_bytes, series) = self.shared.read_index().usage();
+        let head = self.shared.read_head();
+        MemoryUsage {
+            series,
+            index_bytes: index_bytes as u64,
+            head_points: head.points(),
+            head_bytes: head.heap_bytes() as u64,
+        }
     }
 
     /// Healthy unless poisoned; disk use of the data directory.
@@ -366,8 +430,10 @@ impl Engine {
     }
 }
 
-/// Applies one replayed WAL record to the head; a record that does not decode or fit is corruption.
+/// Applies one replayed WAL record to the index and head; a record that does not decode or fit is
+/// corruption.
 fn replay_record(
+    index: &mut Index,
     head: &mut Head,
     path: &std::path::Path,
     offset: u64,
@@ -383,12 +449,17 @@ fn replay_record(
             "undecodable record (payload byte {}): {}",
             e.offset, e.reason
         ))),
-        Ok(Record::Write(batch)) => head.apply_batch(&batch).map_err(corruption),
+        Ok(Record::Write(batch)) => apply::apply_batch(index, head, &batch).map_err(corruption),
         Ok(Record::DeleteBefore(d)) => {
-            head.delete_before(&d.tenant, &d.metric, d.before);
+            apply::apply_delete(index, head, &d);
             Ok(())
         }
     }
+}
+
+/// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
+fn query_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 impl Drop for Engine {

@@ -1,176 +1,118 @@
-//! Aggregate queries: one value per group (and per epoch-aligned bucket with an interval), groups ordered
-//! by value descending then key. Three accumulators, by what the aggregation needs to remember:
-//! running moments (count, sum, min, max), every value (exact percentiles, by selection), or each
-//! series' sorted points (integral).
+//! Aggregate answers: one value per group (and per epoch-aligned bucket with an interval), groups ordered
+//! by value descending then key, cut at `limit`. From running moments (count, sum, min, max, avg), from
+//! every value of a group (exact percentiles, by selection), or from each series' sorted points
+//! (integral).
 
 use std::collections::BTreeMap;
 
+use luminate_model::QueryResult;
+use luminate_model::TimestampMs;
 use luminate_model::query::Aggregation;
 use luminate_model::result::{AggregateGroup, BucketValue};
 use luminate_model::semantics::{
-    bucket_start, cmp_aggregate_groups, integral_sorted, select_percentile,
+    bucket_start, integral_sorted, select_percentile, sort_series_points,
 };
-use luminate_model::{QueryResult, StoreError, TimestampMs};
 
-use super::{Grouping, Scan};
-use crate::head::Series;
+use super::partial::{Moments, Partial, Row};
+use super::{Finish, sort_by_tag};
 
-/// One group's (or bucket's) answer before it gets its key: value, count, buckets.
+/// One group's answer before it gets its key.
 struct Computed {
+    group: u32,
     value: f64,
     count: u64,
     buckets: Option<Vec<BucketValue>>,
 }
 
-pub(super) fn run(
-    series: &[&Series],
-    agg: Aggregation,
-    scan: &mut Scan<'_>,
-) -> Result<QueryResult, StoreError> {
-    let plan = scan.plan;
-    let grouping = Grouping::new(series, &plan.group_by);
-    let computed = match agg {
-        Aggregation::P50 | Aggregation::P95 | Aggregation::P99 => {
-            percentiles(series, &grouping, agg, scan)?
-        }
-        Aggregation::Integral => integrals(series, &grouping, scan)?,
-        Aggregation::Avg
-        | Aggregation::Sum
-        | Aggregation::Count
-        | Aggregation::Min
-        | Aggregation::Max => moments(series, &grouping, agg, scan)?,
+pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> QueryResult {
+    let groups = out.selection.groups.count;
+    let interval = out.plan.interval_ms;
+    let mut computed = match partial {
+        Partial::Moments { totals, buckets } => moments(totals, buckets, agg, interval),
+        Partial::Rows(rows) => match agg.percentile() {
+            Some(pct) => percentiles(rows, groups, pct, interval),
+            None => integrals(out, rows, interval),
+        },
     };
-    let mut results: Vec<AggregateGroup> = computed
+    computed.retain(|c| c.count > 0);
+    // Value descending, ties by key; only the first `limit` get keys built.
+    computed.sort_by(|a, b| {
+        b.value
+            .total_cmp(&a.value)
+            .then_with(|| out.cmp_groups(a.group, b.group))
+    });
+    let truncated = computed.len() > out.plan.limit;
+    computed.truncate(out.plan.limit);
+    let results = computed
         .into_iter()
-        .enumerate()
-        .filter(|(_, c)| c.count > 0)
-        .map(|(g, c)| AggregateGroup {
-            group_key: grouping.key(g, &plan.group_by),
+        .map(|c| AggregateGroup {
+            group_key: out.key(c.group),
             value: c.value,
             count: c.count,
             points: c.buckets,
         })
         .collect();
-    results.sort_by(|a, b| cmp_aggregate_groups((a.value, &a.group_key), (b.value, &b.group_key)));
-    let truncated = results.len() > plan.limit;
-    results.truncate(plan.limit);
-    Ok(QueryResult::Aggregate { results, truncated })
-}
-
-/// Count, sum, min and max of a set of values.
-#[derive(Debug, Clone, Copy, Default)]
-struct Moments {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Moments {
-    fn add(&mut self, v: f64) {
-        if self.count == 0 {
-            (self.min, self.max) = (v, v);
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn value(&self, agg: Aggregation) -> f64 {
-        match agg {
-            Aggregation::Count => self.count as f64,
-            Aggregation::Sum => self.sum,
-            Aggregation::Min => self.min,
-            Aggregation::Max => self.max,
-            // Avg; percentiles and integral never use moments.
-            _ => self.sum / self.count as f64,
-        }
-    }
+    QueryResult::Aggregate { results, truncated }
 }
 
 fn moments(
-    series: &[&Series],
-    grouping: &Grouping<'_>,
+    totals: Vec<Moments>,
+    buckets: hashbrown::HashMap<(u32, TimestampMs), Moments>,
     agg: Aggregation,
-    scan: &mut Scan<'_>,
-) -> Result<Vec<Computed>, StoreError> {
-    let interval = scan.plan.interval_ms;
-    let mut groups: Vec<(Moments, BTreeMap<TimestampMs, Moments>)> =
-        vec![Default::default(); grouping.values.len()];
-    for (i, s) in series.iter().enumerate() {
-        let (total, buckets) = &mut groups[grouping.of_series[i]];
-        for p in scan.points_in_range(s) {
-            let (t, v) = p?;
-            total.add(v);
-            if let Some(interval) = interval {
-                buckets.entry(bucket_start(t, interval)).or_default().add(v);
-            }
+    interval: Option<i64>,
+) -> Vec<Computed> {
+    let mut per_group: Vec<Vec<BucketValue>> = Vec::new();
+    if interval.is_some() {
+        let mut all: Vec<((u32, TimestampMs), Moments)> = buckets.into_iter().collect();
+        all.sort_unstable_by_key(|(key, _)| *key);
+        per_group = vec![Vec::new(); totals.len()];
+        for ((g, timestamp), m) in all {
+            per_group[g as usize].push(BucketValue {
+                timestamp,
+                value: m.value(agg),
+                count: m.count,
+            });
         }
     }
-    Ok(groups
+    let mut per_group = per_group.into_iter();
+    totals
         .into_iter()
-        .map(|(total, buckets)| Computed {
+        .enumerate()
+        .map(|(g, total)| Computed {
+            group: g as u32,
             value: total.value(agg),
             count: total.count,
-            buckets: interval.map(|_| {
-                buckets
-                    .into_iter()
-                    .map(|(timestamp, m)| BucketValue {
-                        timestamp,
-                        value: m.value(agg),
-                        count: m.count,
-                    })
-                    .collect()
-            }),
+            buckets: interval.map(|_| per_group.next().unwrap_or_default()),
         })
-        .collect())
+        .collect()
 }
 
-fn percentiles(
-    series: &[&Series],
-    grouping: &Grouping<'_>,
-    agg: Aggregation,
-    scan: &mut Scan<'_>,
-) -> Result<Vec<Computed>, StoreError> {
-    let pct = agg.percentile().unwrap_or(50);
-    let interval = scan.plan.interval_ms;
-    // Every value in range with its bucket (0 without an interval), per group.
-    let mut values: Vec<Vec<(TimestampMs, f64)>> = vec![Vec::new(); grouping.values.len()];
-    let mut buffered = 0usize;
-    for (i, s) in series.iter().enumerate() {
-        let group = &mut values[grouping.of_series[i]];
-        let before = group.len();
-        for p in scan.points_in_range(s) {
-            let (t, v) = p?;
-            group.push((interval.map_or(0, |iv| bucket_start(t, iv)), v));
-        }
-        buffered += group.len() - before;
-        scan.ensure_within_bound(buffered)?;
-    }
+/// Rows are tagged by group and carry their bucket (0 without an interval).
+fn percentiles(rows: Vec<Row>, groups: usize, pct: u32, interval: Option<i64>) -> Vec<Computed> {
+    let (mut rows, starts) = sort_by_tag(rows, groups);
     let mut scratch: Vec<f64> = Vec::new();
-    Ok(values
-        .into_iter()
-        .map(|mut vals| {
+    (0..groups)
+        .map(|g| {
+            let vals = &mut rows[starts[g]..starts[g + 1]];
             if vals.is_empty() {
                 return Computed {
+                    group: g as u32,
                     value: 0.0,
                     count: 0,
                     buckets: None,
                 };
             }
             scratch.clear();
-            scratch.extend(vals.iter().map(|&(_, v)| v));
+            scratch.extend(vals.iter().map(|r| r.v));
             let value = select_percentile(&mut scratch, pct);
             let buckets = interval.map(|_| {
-                vals.sort_unstable_by_key(|&(b, _)| b);
-                vals.chunk_by(|a, b| a.0 == b.0)
+                vals.sort_unstable_by_key(|r| r.t);
+                vals.chunk_by(|a, b| a.t == b.t)
                     .map(|run| {
                         scratch.clear();
-                        scratch.extend(run.iter().map(|&(_, v)| v));
+                        scratch.extend(run.iter().map(|r| r.v));
                         BucketValue {
-                            timestamp: run[0].0,
+                            timestamp: run[0].t,
                             value: select_percentile(&mut scratch, pct),
                             count: run.len() as u64,
                         }
@@ -178,27 +120,33 @@ fn percentiles(
                     .collect()
             });
             Computed {
+                group: g as u32,
                 value,
                 count: vals.len() as u64,
                 buckets,
             }
         })
-        .collect())
+        .collect()
 }
 
-fn integrals(
-    series: &[&Series],
-    grouping: &Grouping<'_>,
-    scan: &mut Scan<'_>,
-) -> Result<Vec<Computed>, StoreError> {
-    let interval = scan.plan.interval_ms;
+/// Rows are tagged by position in the selection: each series' points are sorted, then integrated (per
+/// bucket, the integral restarts).
+fn integrals(out: &Finish<'_>, rows: Vec<Row>, interval: Option<i64>) -> Vec<Computed> {
+    let selection = out.selection;
+    let (rows, starts) = sort_by_tag(rows, selection.series.len());
     // Per group: total integral, point count, and per bucket the same two.
     type IntegralGroup = (f64, u64, BTreeMap<TimestampMs, (f64, u64)>);
-    let mut groups: Vec<IntegralGroup> = vec![Default::default(); grouping.values.len()];
-    let mut points = Vec::new();
-    for (i, s) in series.iter().enumerate() {
-        scan.sorted_points(s, &mut points)?;
-        let (total, count, buckets) = &mut groups[grouping.of_series[i]];
+    let mut groups: Vec<IntegralGroup> = vec![Default::default(); selection.groups.count];
+    let mut points: Vec<(TimestampMs, f64)> = Vec::new();
+    for (slot, &group) in selection.group_of.iter().enumerate() {
+        let run = &rows[starts[slot]..starts[slot + 1]];
+        if run.is_empty() {
+            continue;
+        }
+        points.clear();
+        points.extend(run.iter().map(|r| (r.t, r.v)));
+        sort_series_points(&mut points);
+        let (total, count, buckets) = &mut groups[group as usize];
         *total += integral_sorted(&points);
         *count += points.len() as u64;
         if let Some(interval) = interval {
@@ -212,9 +160,11 @@ fn integrals(
             }
         }
     }
-    Ok(groups
+    groups
         .into_iter()
-        .map(|(value, count, buckets)| Computed {
+        .enumerate()
+        .map(|(g, (value, count, buckets))| Computed {
+            group: g as u32,
             value,
             count,
             buckets: interval.map(|_| {
@@ -228,5 +178,5 @@ fn integrals(
                     .collect()
             }),
         })
-        .collect())
+        .collect()
 }

@@ -1,207 +1,265 @@
-//! exec: query execution over the head with the exact semantics of CONTRACT §4 (the answers of
-//! `luminate_model::reference`). Resolves filters to series ids through the postings first, computes each
-//! series' group once, then scans only the selected series' points in `[start, end)`. Knows nothing of
-//! how the head is filled or persisted.
+//! exec: query execution over the index and the head's columns, with the exact semantics of CONTRACT §4
+//! (the answers of `luminate_model::reference`). Knows nothing of how the head is filled or persisted.
 //!
-//! Every scan calls [`Ticker::tick`] per point, which checks the query's deadline every
-//! [`CHECK_EVERY`] points, so a timeout stops the work. Memory per query is bounded by
-//! [`MAX_QUERY_VALUES`]: a range query's candidate points and a percentile's value buffer may not exceed
-//! it (the number of groups computed is not limited, per the contract).
+//! A query runs in three phases, so the engine holds each lock only as long as it needs it:
+//! 1. [`prepare`] (index lock): filters → selected series through the postings; each selected series →
+//!    its group, once; a per-query table from series id to group (or position). Only ids are kept.
+//! 2. [`scan`] (head lock): each source of rows — a chunk of the head now, a part later — is scanned once
+//!    into a [`Partial`], sources in parallel on the engine's pool, and the partials are merged.
+//! 3. [`finish`] (index lock again, for strings): the merged partial becomes the answer; group keys and
+//!    dimensions are built only for what is returned.
+//!
+//! Scans check the query's deadline every [`CHECK_EVERY`] rows, so a timeout stops the work. Memory per
+//! query is bounded by [`MAX_QUERY_VALUES`]: the points a range, percentile, integral or rate query
+//! buffers may not exceed it (the number of groups computed is not limited, per the contract).
 
 mod aggregate;
+mod partial;
 mod range;
 mod rate;
+mod select;
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
 
-use luminate_model::query::QueryKind;
+use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::result::GroupKey;
-use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError, Tenant, TimestampMs};
+use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError};
+use rayon::prelude::*;
 
-use crate::head::{Head, MetricHead, Series, TenantHead};
-use crate::record::SeriesId;
+use crate::head::Rows;
+use crate::index::{MetricId, StrId, TenantIndex};
+pub(crate) use partial::Partial;
+use partial::{ScanSpec, uses_moments};
+use select::{MISSING, Selection, SeriesMap};
 
-/// Most values one query may buffer (range candidates, percentile inputs, one series' sorted points).
+/// Most values one query may buffer (range candidates, percentile inputs, integral and rate points).
 pub(crate) const MAX_QUERY_VALUES: usize = 50_000_000;
-/// Points scanned between two deadline checks.
-const CHECK_EVERY: u32 = 4096;
+/// Rows scanned between two deadline checks.
+const CHECK_EVERY: usize = 4096;
+/// Below this many rows a query scans on the calling thread: splitting would cost more than it saves.
+const PARALLEL_ROWS: usize = 1 << 17;
 
-/// Runs `plan` for `tenant`, buffering at most `max_values` values.
-pub(crate) fn run(
-    head: &Head,
-    tenant: &Tenant,
-    plan: &QueryPlan,
+/// What phase 1 took from the index: ids only, valid after the lock is released (ids never change).
+#[derive(Debug)]
+pub(crate) struct Prepared<'p> {
+    plan: &'p QueryPlan,
+    selection: Selection,
+    map: SeriesMap,
+}
+
+impl Prepared<'_> {
+    /// The metric whose rows the scan needs (`None`: the metric is unknown, nothing to scan).
+    pub(crate) fn metric(&self) -> Option<MetricId> {
+        self.selection.metric
+    }
+
+    fn spec(&self, max_values: usize) -> ScanSpec<'_> {
+        let moments = uses_moments(self.plan.kind);
+        ScanSpec {
+            start: self.plan.start,
+            end: self.plan.end,
+            interval: self.plan.interval_ms,
+            bucketed_rows: matches!(self.plan.kind, QueryKind::Aggregate(a) if a.percentile().is_some()),
+            moments,
+            groups: self.selection.groups.count,
+            map: &self.map,
+            max_values,
+        }
+    }
+}
+
+/// Phase 1: resolves the plan's filters and groups against the tenant's index.
+pub(crate) fn prepare<'p>(
+    ti: Option<&TenantIndex>,
+    plan: &'p QueryPlan,
+    ctx: &QueryContext,
+) -> Result<Prepared<'p>, StoreError> {
+    ctx.check()?;
+    let selection = select::select(ti, &plan.metric, &plan.filters, &plan.group_by);
+    // Moments and percentiles accumulate per group; the others need each series' own points.
+    let by_group = matches!(plan.kind, QueryKind::Aggregate(a) if a != Aggregation::Integral);
+    let tags = if by_group {
+        selection.group_of.clone()
+    } else {
+        (0..selection.series.len() as u32).collect()
+    };
+    let map = SeriesMap::new(&selection.series, tags);
+    Ok(Prepared {
+        plan,
+        selection,
+        map,
+    })
+}
+
+/// Phase 2: scans every source into one merged partial, in parallel on `pool` when there is enough work.
+pub(crate) fn scan(
+    prepared: &Prepared<'_>,
+    sources: &[Rows<'_>],
+    ctx: &QueryContext,
+    max_values: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<Partial, StoreError> {
+    let spec = prepared.spec(max_values);
+    let sources: Vec<&Rows<'_>> = sources.iter().filter(|r| spec.overlaps(r)).collect();
+    let rows: usize = sources.iter().map(|r| r.series.len()).sum();
+    let tasks = if prepared.selection.series.is_empty() {
+        1
+    } else {
+        (rows / PARALLEL_ROWS).clamp(1, pool.current_num_threads())
+    };
+    let scan_task = |task: &[&Rows<'_>]| -> Result<Partial, StoreError> {
+        let mut partial = Partial::empty(&spec);
+        if !prepared.selection.series.is_empty() {
+            for rows in task {
+                partial.scan(rows, &spec, ctx)?;
+            }
+        }
+        Ok(partial)
+    };
+    if tasks <= 1 {
+        return scan_task(&sources);
+    }
+    // Contiguous runs of sources with about the same number of rows, one task each.
+    let per_task = rows.div_ceil(tasks);
+    let mut runs: Vec<&[&Rows<'_>]> = Vec::with_capacity(tasks);
+    let (mut begin, mut acc) = (0, 0);
+    for (i, r) in sources.iter().enumerate() {
+        acc += r.series.len();
+        if acc >= per_task {
+            runs.push(&sources[begin..=i]);
+            (begin, acc) = (i + 1, 0);
+        }
+    }
+    if begin < sources.len() {
+        runs.push(&sources[begin..]);
+    }
+    let partials: Vec<Partial> = pool.install(|| {
+        runs.par_iter()
+            .map(|run| scan_task(run))
+            .collect::<Result<_, _>>()
+    })?;
+    let merged = partials
+        .into_iter()
+        .reduce(Partial::merge)
+        .unwrap_or_else(|| Partial::empty(&spec));
+    if merged.buffered() > max_values {
+        return Err(too_large(max_values));
+    }
+    Ok(merged)
+}
+
+/// Phase 3: the answer from the merged partial; `ti` resolves the strings of what is returned.
+pub(crate) fn finish(
+    prepared: &Prepared<'_>,
+    partial: Partial,
+    ti: Option<&TenantIndex>,
     ctx: &QueryContext,
     max_values: usize,
 ) -> Result<QueryResult, StoreError> {
     ctx.check()?;
-    let series = match head.tenant(tenant) {
-        Some(t) => t
-            .metric(&plan.metric)
-            .map(|m| select(t, m, &plan.filters))
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let mut scan = Scan {
-        plan,
-        ticker: Ticker {
-            ctx,
-            since_check: 0,
-        },
-        max_values,
-    };
-    match plan.kind {
-        QueryKind::Range => range::run(&series, &mut scan),
-        QueryKind::Aggregate(agg) => aggregate::run(&series, agg, &mut scan),
-        QueryKind::Rate => rate::run(&series, &mut scan),
+    if partial.buffered() > max_values {
+        return Err(too_large(max_values));
     }
-}
-
-/// The metric's series holding points and matching every filter, by ascending id. A filter on `""`
-/// matches series without the key (stored values are never empty).
-fn select<'h>(
-    tenant: &'h TenantHead,
-    metric: &MetricHead,
-    filters: &[(String, String)],
-) -> Vec<&'h Series> {
-    let mut lists: Vec<&[SeriesId]> = filters
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| metric.posting(k, v))
-        .collect();
-    lists.sort_by_key(|l| l.len());
-    let mut ids: Vec<SeriesId> = match lists.split_first() {
-        None => metric.series_ids().to_vec(),
-        Some((smallest, rest)) => {
-            let mut ids = smallest.to_vec();
-            for list in rest {
-                ids.retain(|id| list.binary_search(id).is_ok());
-            }
-            ids
-        }
+    let out = Finish {
+        plan: prepared.plan,
+        selection: &prepared.selection,
+        ti,
     };
-    ids.sort_unstable();
-    let absent: Vec<&str> = filters
-        .iter()
-        .filter(|(_, v)| v.is_empty())
-        .map(|(k, _)| k.as_str())
-        .collect();
-    ids.into_iter()
-        .map(|id| tenant.series(id))
-        .filter(|s| !s.is_empty() && absent.iter().all(|k| s.dims().get(k).is_none()))
-        .collect()
+    Ok(match prepared.plan.kind {
+        QueryKind::Range => range::finish(&out, partial),
+        QueryKind::Aggregate(agg) => aggregate::finish(&out, agg, partial),
+        QueryKind::Rate => rate::finish(&out, partial),
+    })
 }
 
-/// What every scan needs: the plan, the deadline ticker and the memory bound.
-struct Scan<'a> {
-    plan: &'a QueryPlan,
-    ticker: Ticker<'a>,
+/// Runs a whole query over `sources` (tests, and the engine when it needs no lock juggling).
+#[cfg(test)]
+pub(crate) fn run(
+    ti: Option<&TenantIndex>,
+    sources: &[Rows<'_>],
+    plan: &QueryPlan,
+    ctx: &QueryContext,
     max_values: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<QueryResult, StoreError> {
+    let prepared = prepare(ti, plan, ctx)?;
+    let partial = scan(&prepared, sources, ctx, max_values, pool)?;
+    finish(&prepared, partial, ti, ctx, max_values)
 }
 
-impl<'a> Scan<'a> {
-    /// The series' points in `[start, end)`, in arrival order, checking the deadline as it goes.
-    fn points_in_range<'s, 'b>(
-        &'b mut self,
-        series: &'s Series,
-    ) -> impl Iterator<Item = Result<(TimestampMs, f64), StoreError>> + use<'s, 'b, 'a> {
-        let (start, end) = (self.plan.start, self.plan.end);
-        let ticker = &mut self.ticker;
-        series
-            .timestamps()
+/// What phase 3 reads: the plan, the selection, and the index for strings.
+struct Finish<'a> {
+    plan: &'a QueryPlan,
+    selection: &'a Selection,
+    ti: Option<&'a TenantIndex>,
+}
+
+impl Finish<'_> {
+    /// The string of a group value (`""` for a missing key).
+    fn value(&self, id: StrId) -> &str {
+        match self.ti {
+            Some(ti) if id != MISSING => ti.strings().resolve(id),
+            _ => "",
+        }
+    }
+
+    /// Orders two groups by their values, byte-wise (the contract's group order).
+    fn cmp_groups(&self, a: u32, b: u32) -> Ordering {
+        let groups = &self.selection.groups;
+        groups
+            .of(a)
             .iter()
-            .zip(series.values())
-            .filter_map(move |(&t, &v)| match ticker.tick() {
-                Err(e) => Some(Err(e)),
-                Ok(()) => (t >= start && t < end).then_some(Ok((t, v))),
-            })
+            .map(|&v| self.value(v).as_bytes())
+            .cmp(groups.of(b).iter().map(|&v| self.value(v).as_bytes()))
     }
 
-    /// Collects the series' points in range into `buf` (cleared first), sorted by (timestamp, value).
-    fn sorted_points(
-        &mut self,
-        series: &Series,
-        buf: &mut Vec<(TimestampMs, f64)>,
-    ) -> Result<(), StoreError> {
-        buf.clear();
-        for p in self.points_in_range(series) {
-            buf.push(p?);
-        }
-        self.ensure_within_bound(buf.len())?;
-        luminate_model::semantics::sort_series_points(buf);
-        Ok(())
-    }
-
-    /// `QueryTooLarge` once a buffer would pass the bound.
-    fn ensure_within_bound(&self, values: usize) -> Result<(), StoreError> {
-        if values > self.max_values {
-            return Err(StoreError::QueryTooLarge {
-                message: format!(
-                    "query would buffer more than {} values (the embedded engine's per-query memory bound); \
-                     narrow the time range or add filters",
-                    self.max_values
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Checks the query context every `CHECK_EVERY` points.
-struct Ticker<'a> {
-    ctx: &'a QueryContext,
-    since_check: u32,
-}
-
-impl Ticker<'_> {
-    fn tick(&mut self) -> Result<(), StoreError> {
-        self.since_check += 1;
-        if self.since_check >= CHECK_EVERY {
-            self.since_check = 0;
-            self.ctx.check()?;
-        }
-        Ok(())
-    }
-}
-
-/// Each selected series' group, computed once per query.
-struct Grouping<'h> {
-    /// Group index of `series[i]`.
-    of_series: Vec<usize>,
-    /// Group-by values of each group, in group-by order (a missing dimension is `""`).
-    values: Vec<Vec<&'h str>>,
-}
-
-impl<'h> Grouping<'h> {
-    fn new(series: &[&'h Series], group_by: &[String]) -> Self {
-        let mut index: HashMap<Vec<&'h str>, usize> = HashMap::new();
-        let mut values = Vec::new();
-        let of_series = series
-            .iter()
-            .map(|s| {
-                let key: Vec<&'h str> = group_by.iter().map(|k| s.dims().get_or_empty(k)).collect();
-                match index.get(&key) {
-                    Some(&g) => g,
-                    None => {
-                        let g = values.len();
-                        values.push(key.clone());
-                        index.insert(key, g);
-                        g
-                    }
-                }
-            })
-            .collect();
-        Self { of_series, values }
-    }
-
-    fn key(&self, group: usize, group_by: &[String]) -> GroupKey {
+    /// The key of group `g`, with its strings.
+    fn key(&self, g: u32) -> GroupKey {
         GroupKey(
-            group_by
+            self.plan
+                .group_by
                 .iter()
-                .cloned()
-                .zip(self.values[group].iter().map(|v| (*v).to_owned()))
+                .zip(self.selection.groups.of(g))
+                .map(|(k, &v)| (k.clone(), self.value(v).to_owned()))
                 .collect(),
         )
+    }
+}
+
+/// Sorts rows by tag (stable, counting sort: linear in rows and tags); returns them and each tag's start
+/// (`starts[tags]` is the end).
+fn sort_by_tag(rows: Vec<partial::Row>, tags: usize) -> (Vec<partial::Row>, Vec<usize>) {
+    let mut starts = vec![0usize; tags + 1];
+    for r in &rows {
+        starts[r.tag as usize + 1] += 1;
+    }
+    for i in 0..tags {
+        starts[i + 1] += starts[i];
+    }
+    let mut next = starts.clone();
+    let mut sorted = vec![
+        partial::Row {
+            tag: 0,
+            t: 0,
+            v: 0.0
+        };
+        rows.len()
+    ];
+    for r in rows {
+        let at = &mut next[r.tag as usize];
+        sorted[*at] = r;
+        *at += 1;
+    }
+    (sorted, starts)
+}
+
+/// `QueryTooLarge` for a query that would buffer more than `max_values`.
+fn too_large(max_values: usize) -> StoreError {
+    StoreError::QueryTooLarge {
+        message: format!(
+            "query would buffer more than {max_values} values (the embedded engine's per-query memory bound); \
+             narrow the time range or add filters"
+        ),
     }
 }
 

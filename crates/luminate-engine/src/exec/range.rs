@@ -1,50 +1,88 @@
-//! Range queries: raw points ordered by (timestamp, series, value), cut at `limit`.
+//! Range answers: raw points ordered by (timestamp, series dimensions, value), cut at `limit`.
 
 use std::cmp::Ordering;
 
 use luminate_model::result::RangePoint;
-use luminate_model::{QueryResult, StoreError, TimestampMs};
+use luminate_model::{Dimensions, QueryResult, TimestampMs};
 
-use super::Scan;
-use crate::head::Series;
+use super::Finish;
+use super::partial::{Partial, Row};
 
 /// A candidate point: timestamp, rank of its series in dimension order, value.
-type Row = (TimestampMs, u32, f64);
+type Ranked = (TimestampMs, u32, f64);
 
 /// The order of `semantics::cmp_range_points`, with the series compared by rank: ranks follow the
 /// dimensions' order and a metric's series have distinct dimensions, so the two orders agree.
-fn cmp_rows(a: &Row, b: &Row) -> Ordering {
+fn cmp_ranked(a: &Ranked, b: &Ranked) -> Ordering {
     a.0.cmp(&b.0)
         .then(a.1.cmp(&b.1))
         .then_with(|| a.2.total_cmp(&b.2))
 }
 
-pub(super) fn run(series: &[&Series], scan: &mut Scan<'_>) -> Result<QueryResult, StoreError> {
-    let mut by_dims: Vec<&Series> = series.to_vec();
-    by_dims.sort_by(|a, b| a.dims().cmp(b.dims()));
-    let mut rows: Vec<Row> = Vec::new();
-    for (rank, s) in by_dims.iter().enumerate() {
-        for p in scan.points_in_range(s) {
-            let (t, v) = p?;
-            rows.push((t, rank as u32, v));
-        }
-        scan.ensure_within_bound(rows.len())?;
-    }
-    let limit = scan.plan.limit;
+/// Rows are tagged by position in the selection.
+pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
+    let rows = match partial {
+        Partial::Rows(rows) => rows,
+        Partial::Moments { .. } => Vec::new(),
+    };
+    let series = &out.selection.series;
+    let limit = out.plan.limit;
     let truncated = rows.len() > limit;
+    let mut rows = rows;
     if truncated {
-        // Only the first `limit` rows are returned: select them, then sort just those.
-        rows.select_nth_unstable_by(limit, cmp_rows);
-        rows.truncate(limit);
+        // Only rows up to the limit-th smallest timestamp can be returned: keep those (ties included),
+        // so that only their series are ranked.
+        match limit.checked_sub(1) {
+            Some(last) => {
+                let cutoff = rows.select_nth_unstable_by_key(last, |r| r.t).1.t;
+                rows.retain(|r| r.t <= cutoff);
+            }
+            None => rows.clear(),
+        }
     }
-    rows.sort_unstable_by(cmp_rows);
-    let results = rows
+    // Rank only the series that have a point in range, by their dimensions.
+    let mut present = vec![false; series.len()];
+    for r in &rows {
+        present[r.tag as usize] = true;
+    }
+    let mut by_dims: Vec<u32> = (0..series.len() as u32)
+        .filter(|&slot| present[slot as usize])
+        .collect();
+    if let Some(ti) = out.ti {
+        by_dims.sort_unstable_by(|&a, &b| ti.cmp_dims(series[a as usize], series[b as usize]));
+    }
+    let mut rank_of = vec![0u32; series.len()];
+    for (rank, &slot) in by_dims.iter().enumerate() {
+        rank_of[slot as usize] = rank as u32;
+    }
+    let mut ranked: Vec<Ranked> = rows
+        .iter()
+        .map(|&Row { tag, t, v }| (t, rank_of[tag as usize], v))
+        .collect();
+    drop(rows);
+    if ranked.len() > limit {
+        // Only the first `limit` rows are returned: select them, then sort just those.
+        ranked.select_nth_unstable_by(limit, cmp_ranked);
+        ranked.truncate(limit);
+    }
+    ranked.sort_unstable_by(cmp_ranked);
+    // Dimensions are built once per returned series.
+    let mut dims: Vec<Option<Dimensions>> = vec![None; by_dims.len()];
+    let results = ranked
         .into_iter()
-        .map(|(timestamp, rank, value)| RangePoint {
-            timestamp,
-            value,
-            dimensions: by_dims[rank as usize].dims().clone(),
+        .map(|(timestamp, rank, value)| {
+            let d = dims[rank as usize].get_or_insert_with(|| {
+                let id = series[by_dims[rank as usize] as usize];
+                out.ti
+                    .map(|ti| ti.series(id).dimensions())
+                    .unwrap_or_default()
+            });
+            RangePoint {
+                timestamp,
+                value,
+                dimensions: d.clone(),
+            }
         })
         .collect();
-    Ok(QueryResult::Range { results, truncated })
+    QueryResult::Range { results, truncated }
 }

@@ -1,53 +1,67 @@
-//! Rate queries: per series, each consecutive pair of points (ordered by timestamp, value) adds its
+//! Rate answers: per series, each consecutive pair of points (ordered by timestamp, value) adds its
 //! non-negative increase to the bucket of the later point; a group's bucket rate is the sum over its
 //! series divided by the interval in seconds. Groups ordered by key; without groupBy exactly one group.
 
 use std::collections::BTreeMap;
 
 use luminate_model::result::{GroupKey, RateGroup, RatePoint};
-use luminate_model::semantics::bucket_start;
-use luminate_model::{QueryResult, StoreError, TimestampMs};
+use luminate_model::semantics::{bucket_start, sort_series_points};
+use luminate_model::{QueryResult, TimestampMs};
 
-use super::{Grouping, Scan};
-use crate::head::Series;
+use super::partial::Partial;
+use super::{Finish, sort_by_tag};
 
 /// Interval used if a plan reaches execution without one (plans from `QueryPlan::from_request` always
 /// have one); the reference does the same.
 const FALLBACK_INTERVAL_MS: i64 = 1_000;
 
-pub(super) fn run(series: &[&Series], scan: &mut Scan<'_>) -> Result<QueryResult, StoreError> {
-    let plan = scan.plan;
+/// Rows are tagged by position in the selection.
+pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
+    let plan = out.plan;
+    let selection = out.selection;
     let interval = plan.interval_ms.unwrap_or(FALLBACK_INTERVAL_MS);
-    let grouping = Grouping::new(series, &plan.group_by);
+    let rows = match partial {
+        Partial::Rows(rows) => rows,
+        Partial::Moments { .. } => Vec::new(),
+    };
+    let (rows, starts) = sort_by_tag(rows, selection.series.len());
     // Increase per bucket of each group; `None` until the group has a point in range.
-    let mut increase: Vec<Option<BTreeMap<TimestampMs, f64>>> = vec![None; grouping.values.len()];
-    let mut points = Vec::new();
-    for (i, s) in series.iter().enumerate() {
-        scan.sorted_points(s, &mut points)?;
-        if points.is_empty() {
+    let mut increase: Vec<Option<BTreeMap<TimestampMs, f64>>> = vec![None; selection.groups.count];
+    let mut points: Vec<(TimestampMs, f64)> = Vec::new();
+    for (slot, &group) in selection.group_of.iter().enumerate() {
+        let run = &rows[starts[slot]..starts[slot + 1]];
+        if run.is_empty() {
             continue;
         }
-        let buckets = increase[grouping.of_series[i]].get_or_insert_default();
+        points.clear();
+        points.extend(run.iter().map(|r| (r.t, r.v)));
+        sort_series_points(&mut points);
+        let buckets = increase[group as usize].get_or_insert_default();
         for w in points.windows(2) {
             *buckets.entry(bucket_start(w[1].0, interval)).or_insert(0.0) +=
                 (w[1].1 - w[0].1).max(0.0);
         }
     }
     let seconds = interval as f64 / 1000.0;
-    let mut results: Vec<RateGroup> = increase
+    let mut groups: Vec<(u32, BTreeMap<TimestampMs, f64>)> = increase
         .into_iter()
         .enumerate()
-        .filter_map(|(g, buckets)| {
-            buckets.map(|b| RateGroup {
-                group_key: grouping.key(g, &plan.group_by),
-                points: b
-                    .into_iter()
-                    .map(|(timestamp, inc)| RatePoint {
-                        timestamp,
-                        rate: inc / seconds,
-                    })
-                    .collect(),
-            })
+        .filter_map(|(g, buckets)| buckets.map(|b| (g as u32, b)))
+        .collect();
+    groups.sort_by(|a, b| out.cmp_groups(a.0, b.0));
+    let truncated = groups.len() > plan.limit;
+    groups.truncate(plan.limit);
+    let mut results: Vec<RateGroup> = groups
+        .into_iter()
+        .map(|(g, b)| RateGroup {
+            group_key: out.key(g),
+            points: b
+                .into_iter()
+                .map(|(timestamp, inc)| RatePoint {
+                    timestamp,
+                    rate: inc / seconds,
+                })
+                .collect(),
         })
         .collect();
     if plan.group_by.is_empty() && results.is_empty() {
@@ -56,8 +70,5 @@ pub(super) fn run(series: &[&Series], scan: &mut Scan<'_>) -> Result<QueryResult
             points: Vec::new(),
         });
     }
-    results.sort_by(|a, b| a.group_key.cmp_values(&b.group_key));
-    let truncated = results.len() > plan.limit;
-    results.truncate(plan.limit);
-    Ok(QueryResult::Rate { results, truncated })
+    QueryResult::Rate { results, truncated }
 }

@@ -1,33 +1,84 @@
-//! Bounds and cancellation of execution; exact answers are checked against the reference in
-//! `tests/differential_conformance.rs`.
+//! Bounds, selection, and the merging of partials from several sources; answers on one source are
+//! checked against the reference in `tests/differential_conformance.rs`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use luminate_model::query::{Aggregation, QueryKind};
-use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
+use luminate_model::reference::ReferenceStore;
+use luminate_model::testkit::{self, Rng};
+use luminate_model::{Dimensions, Point, QueryContext, QueryPlan, StoreError, Tenant};
 
 use super::*;
-use crate::record::{SeriesDef, SeriesPoint, WriteBatch};
+use crate::apply::apply_batch;
+use crate::head::Head;
+use crate::index::Index;
+use crate::record::{SeriesDef, SeriesId, SeriesPoint, WriteBatch};
 
-fn head_with(points: usize) -> Head {
-    let mut head = Head::default();
-    let batch = WriteBatch {
-        tenant: Tenant::new("t"),
-        new_series: vec![SeriesDef {
-            id: 0,
-            metric: "m".into(),
-            dims: Dimensions::default(),
-        }],
-        points: (0..points)
-            .map(|i| SeriesPoint {
-                series: 0,
-                timestamp: i as i64,
-                value: i as f64,
-            })
-            .collect(),
-    };
-    head.apply_batch(&batch).unwrap();
-    head
+fn tenant() -> Tenant {
+    Tenant::new("t")
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// Turns points into write batches of `per_batch` points, defining each series in the batch of its
+/// first point, as the commit thread does.
+fn batches(points: &[Point], per_batch: usize) -> Vec<WriteBatch> {
+    let mut ids: HashMap<(String, Dimensions), SeriesId> = HashMap::new();
+    points
+        .chunks(per_batch)
+        .map(|chunk| {
+            let mut batch = WriteBatch {
+                tenant: tenant(),
+                new_series: Vec::new(),
+                points: Vec::new(),
+            };
+            for p in chunk {
+                let next = ids.len() as SeriesId;
+                let id = *ids
+                    .entry((p.name.clone(), p.dimensions.clone()))
+                    .or_insert_with(|| {
+                        batch.new_series.push(SeriesDef {
+                            id: next,
+                            metric: p.name.clone(),
+                            dims: p.dimensions.clone(),
+                        });
+                        next
+                    });
+                batch.points.push(SeriesPoint {
+                    series: id,
+                    timestamp: p.timestamp,
+                    value: p.value,
+                });
+            }
+            batch
+        })
+        .collect()
+}
+
+/// An index and one head holding `points`.
+fn load(points: &[Point]) -> (Index, Head) {
+    let (mut index, mut head) = (Index::default(), Head::default());
+    for b in batches(points, 50) {
+        apply_batch(&mut index, &mut head, &b).unwrap();
+    }
+    (index, head)
+}
+
+fn one_series(points: usize) -> Vec<Point> {
+    (0..points)
+        .map(|i| Point {
+            name: "m".into(),
+            timestamp: i as i64,
+            value: i as f64,
+            dimensions: Dimensions::default(),
+        })
+        .collect()
 }
 
 fn plan(kind: QueryKind) -> QueryPlan {
@@ -44,10 +95,24 @@ fn plan(kind: QueryKind) -> QueryPlan {
     }
 }
 
+fn run_on(
+    index: &Index,
+    head: &Head,
+    plan: &QueryPlan,
+    max_values: usize,
+) -> Result<QueryResult, StoreError> {
+    let ti = index.tenant(&tenant());
+    let sources = ti
+        .and_then(|t| t.metric_id(&plan.metric))
+        .map(|m| head.rows(&tenant(), m))
+        .unwrap_or_default();
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    run(ti, &sources, plan, &ctx, max_values, &pool(2))
+}
+
 #[test]
 fn buffers_past_the_bound_are_query_too_large() {
-    let head = head_with(101);
-    let ctx = QueryContext::new(Duration::from_secs(10));
+    let (index, head) = load(&one_series(101));
     let range = QueryPlan {
         interval_ms: None,
         ..plan(QueryKind::Range)
@@ -58,21 +123,20 @@ fn buffers_past_the_bound_are_query_too_large() {
         plan(QueryKind::Aggregate(Aggregation::Integral)),
         plan(QueryKind::Rate),
     ] {
-        match run(&head, &Tenant::new("t"), &p, &ctx, 100) {
+        match run_on(&index, &head, &p, 100) {
             Err(StoreError::QueryTooLarge { message }) => {
                 assert!(message.contains("100 values"), "{message}")
             }
             other => panic!("{:?}: expected QueryTooLarge, got {other:?}", p.kind),
         }
-        assert!(run(&head, &Tenant::new("t"), &p, &ctx, 101).is_ok());
+        assert!(run_on(&index, &head, &p, 101).is_ok());
     }
     // Running moments buffer nothing, so they are not bounded.
     assert!(
-        run(
+        run_on(
+            &index,
             &head,
-            &Tenant::new("t"),
             &plan(QueryKind::Aggregate(Aggregation::Sum)),
-            &ctx,
             1
         )
         .is_ok()
@@ -80,90 +144,200 @@ fn buffers_past_the_bound_are_query_too_large() {
 }
 
 #[test]
-fn cancellation_stops_a_running_scan() {
-    let head = head_with(3 * CHECK_EVERY as usize);
-    let ctx = QueryContext::new(Duration::from_secs(10));
-    let mut scan = Scan {
-        plan: &plan(QueryKind::Rate),
-        ticker: Ticker {
-            ctx: &ctx,
-            since_check: 0,
-        },
-        max_values: usize::MAX,
-    };
-    let series = head.tenant(&Tenant::new("t")).unwrap().series(0);
-    let mut seen = 0;
-    let mut outcome = Ok(());
-    for p in scan.points_in_range(series) {
-        if let Err(e) = p {
-            outcome = Err(e);
-            break;
-        }
-        seen += 1;
-        if seen == 10 {
-            ctx.cancel();
-        }
-    }
+fn an_expired_context_stops_prepare_scan_and_finish() {
+    let (index, head) = load(&one_series(10));
+    let ti = index.tenant(&tenant());
+    let p = plan(QueryKind::Aggregate(Aggregation::Sum));
+    let live = QueryContext::new(Duration::from_secs(10));
+    let prepared = prepare(ti, &p, &live).unwrap();
+    let sources = head.rows(&tenant(), prepared.metric().unwrap());
+    let partial = scan(&prepared, &sources, &live, 100, &pool(1)).unwrap();
+    let cancelled = QueryContext::new(Duration::from_secs(10));
+    cancelled.cancel();
+    let timeout = Err(StoreError::Timeout {
+        timeout: Duration::from_secs(10),
+    });
+    assert_eq!(prepare(ti, &p, &cancelled).map(|_| ()), timeout);
     assert_eq!(
-        outcome,
-        Err(StoreError::Timeout {
-            timeout: Duration::from_secs(10)
-        })
+        scan(&prepared, &sources, &cancelled, 100, &pool(1)).map(|_| ()),
+        timeout
     );
-    assert_eq!(seen, CHECK_EVERY as usize - 1);
+    assert_eq!(
+        finish(&prepared, partial, ti, &cancelled, 100).map(|_| ()),
+        timeout
+    );
 }
 
 #[test]
 fn empty_string_filter_selects_series_without_the_key() {
-    let mut head = Head::default();
-    let dims = |pairs: &[(&str, &str)]| {
-        Dimensions::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
+    let point = |pairs: &[(&str, &str)]| Point {
+        name: "m".into(),
+        timestamp: 0,
+        value: 1.0,
+        dimensions: Dimensions::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into()))),
     };
-    let batch = WriteBatch {
-        tenant: Tenant::new("t"),
-        new_series: vec![
-            SeriesDef {
-                id: 0,
-                metric: "m".into(),
-                dims: dims(&[("a", "1")]),
-            },
-            SeriesDef {
-                id: 1,
-                metric: "m".into(),
-                dims: dims(&[("a", "1"), ("b", "2")]),
-            },
-            SeriesDef {
-                id: 2,
-                metric: "m".into(),
-                dims: dims(&[("b", "2")]),
-            },
-        ],
-        points: (0..3)
-            .map(|series| SeriesPoint {
-                series,
-                timestamp: 0,
-                value: 1.0,
-            })
-            .collect(),
-    };
-    head.apply_batch(&batch).unwrap();
-    let t = head.tenant(&Tenant::new("t")).unwrap();
-    let m = t.metric("m").unwrap();
-    let ids = |filters: &[(&str, &str)]| -> Vec<Dimensions> {
+    let points = [
+        point(&[("a", "1")]),
+        point(&[("a", "1"), ("b", "2")]),
+        point(&[("b", "2")]),
+    ];
+    let (index, _) = load(&points);
+    let ti = index.tenant(&tenant());
+    let ids = |filters: &[(&str, &str)]| -> Vec<SeriesId> {
         let f: Vec<(String, String)> = filters
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
-        select(t, m, &f)
-            .into_iter()
-            .map(|s| s.dims().clone())
-            .collect()
+        select::select(ti, "m", &f, &[]).series
     };
-    assert_eq!(ids(&[("a", "1"), ("b", "")]), vec![dims(&[("a", "1")])]);
-    assert_eq!(ids(&[("a", "")]), vec![dims(&[("b", "2")])]);
-    assert_eq!(
-        ids(&[("a", "1"), ("b", "2")]),
-        vec![dims(&[("a", "1"), ("b", "2")])]
-    );
-    assert_eq!(ids(&[("a", "9")]), Vec::<Dimensions>::new());
+    assert_eq!(ids(&[("a", "1"), ("b", "")]), vec![0]);
+    assert_eq!(ids(&[("a", "")]), vec![2]);
+    assert_eq!(ids(&[("a", "1"), ("b", "2")]), vec![1]);
+    assert_eq!(ids(&[("a", "9")]), Vec::<SeriesId>::new());
+    assert_eq!(ids(&[("zzz", "")]), vec![0, 1, 2]);
+    assert_eq!(ids(&[("zzz", "1")]), Vec::<SeriesId>::new());
+}
+
+#[test]
+fn series_map_finds_exactly_the_selected_series() {
+    let dense: Vec<SeriesId> = vec![3, 4, 9, 10];
+    let sparse: Vec<SeriesId> = vec![5, 70_000, 1_000_000, 4_000_000];
+    for ids in [dense, sparse] {
+        let map = SeriesMap::new(&ids, (0..ids.len() as u32).map(|i| i * 10).collect());
+        for probe in [
+            0,
+            2,
+            3,
+            4,
+            5,
+            8,
+            9,
+            10,
+            11,
+            69_999,
+            70_000,
+            1_000_000,
+            4_000_000,
+            4_000_001,
+            u32::MAX,
+        ] {
+            let expected = ids.iter().position(|&s| s == probe).map(|i| i as u32 * 10);
+            assert_eq!(map.get(probe), expected, "{ids:?} {probe}");
+        }
+    }
+    assert_eq!(SeriesMap::new(&[], Vec::new()).get(0), None);
+}
+
+/// Random points split between two heads (by batch) over one index: each plan's partials, scanned per
+/// head and merged, give the reference's answer — for every kind of query and aggregation.
+#[test]
+fn partials_of_two_sources_merge_to_the_reference_answer() {
+    const BASE: i64 = 1_800_000_000_000;
+    const SPAN: i64 = 4 * 60_000;
+    let mut rng = Rng::new(7);
+    let points = testkit::random_points(&mut rng, 3_000, BASE, SPAN);
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&tenant(), p.clone());
+    }
+    let mut index = Index::default();
+    let (mut first, mut second) = (Head::default(), Head::default());
+    for (i, b) in batches(&points, 37).iter().enumerate() {
+        let head = if i % 3 == 0 { &mut first } else { &mut second };
+        apply_batch(&mut index, head, b).unwrap();
+    }
+    let ti = index.tenant(&tenant());
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let pool = pool(1);
+    let mut kinds: Vec<QueryKind> = Aggregation::ALL
+        .iter()
+        .map(|&a| QueryKind::Aggregate(a))
+        .collect();
+    kinds.extend([QueryKind::Range, QueryKind::Rate]);
+    let mut checked = 0;
+    while checked < 400 {
+        let mut plan = testkit::random_plan(&mut rng, BASE, SPAN);
+        // Every kind, in turn; the interval rule of the kind is kept.
+        plan.kind = kinds[checked % kinds.len()];
+        if plan.kind == QueryKind::Range {
+            plan.interval_ms = None;
+            plan.group_by.clear();
+        } else if plan.kind == QueryKind::Rate && plan.interval_ms.is_none() {
+            plan.interval_ms = Some(7_000);
+        }
+        let prepared = prepare(ti, &plan, &ctx).unwrap();
+        let Some(m) = prepared.metric() else {
+            checked += 1;
+            continue;
+        };
+        let a = scan(
+            &prepared,
+            &first.rows(&tenant(), m),
+            &ctx,
+            MAX_QUERY_VALUES,
+            &pool,
+        )
+        .unwrap();
+        let b = scan(
+            &prepared,
+            &second.rows(&tenant(), m),
+            &ctx,
+            MAX_QUERY_VALUES,
+            &pool,
+        )
+        .unwrap();
+        let merged = if checked % 2 == 0 {
+            a.merge(b)
+        } else {
+            b.merge(a)
+        };
+        let actual = finish(&prepared, merged, ti, &ctx, MAX_QUERY_VALUES).unwrap();
+        let expected = reference.query(&tenant(), &plan);
+        if let Some(diff) = testkit::diff_results(&expected, &actual) {
+            panic!("plan {checked} {plan:?}:\n{diff}");
+        }
+        checked += 1;
+    }
+}
+
+/// A metric big enough to be split among threads gives the same answer as one thread.
+#[test]
+fn parallel_scan_equals_a_single_task() {
+    let n = 3 * PARALLEL_ROWS + 123;
+    let points: Vec<Point> = (0..n)
+        .map(|i| Point {
+            name: "m".into(),
+            timestamp: (i as i64 * 7919) % 100_000,
+            value: (i % 1000) as f64 * 0.25,
+            dimensions: Dimensions::from_pairs([("c".to_owned(), format!("c{}", i % 13))]),
+        })
+        .collect();
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let sources = head.rows(&tenant(), 0);
+    assert!(sources.len() > 3);
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    for kind in [
+        QueryKind::Aggregate(Aggregation::Avg),
+        QueryKind::Aggregate(Aggregation::P95),
+        QueryKind::Aggregate(Aggregation::Integral),
+        QueryKind::Rate,
+        QueryKind::Range,
+    ] {
+        let p = QueryPlan {
+            group_by: if kind == QueryKind::Range {
+                vec![]
+            } else {
+                vec!["c".into()]
+            },
+            interval_ms: (kind != QueryKind::Range).then_some(10_000),
+            start: 5_000,
+            end: 95_000,
+            limit: 100,
+            ..plan(kind)
+        };
+        let one = run(ti, &sources, &p, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+        let three = run(ti, &sources, &p, &ctx, MAX_QUERY_VALUES, &pool(3)).unwrap();
+        assert_eq!(testkit::diff_results(&one, &three), None, "{kind:?}");
+    }
 }

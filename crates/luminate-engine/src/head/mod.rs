@@ -1,369 +1,333 @@
-//! head: the in-memory data — per tenant, the series table (dense ids → dimensions and point columns) and
-//! per metric the series index (dimensions → id), postings (key → value → series ids) and the point
-//! counts discovery needs. Knows nothing of files or threads: the commit pipeline applies records to it
-//! in WAL order (and replay applies the same records the same way), `exec` reads it.
+//! head: the buffer of recent points — per tenant and metric, rows in arrival order held in three
+//! columns (series id, timestamp, value). Knows nothing of series identity (the index owns it), files or
+//! threads: the commit pipeline and WAL replay append to it in log order (see `apply`), `exec` scans it.
 //!
-//! Invariants, which `apply_batch` and `delete_before` keep:
-//! - `TenantHead::series[id].id == id`: ids are dense per tenant, assigned in log order, never reused.
-//! - A metric's `points` is the sum of its series' lengths; a posting's `points` the sum over its series.
-//! - A series is *live* when it holds a point, a metric when one of its series is. `live_series` and
-//!   `live_metrics` count them. Only live things are visible to discovery and count against limits; a
-//!   series whose points were all deleted keeps its id (records refer to it) but is otherwise invisible.
-//! - Series ids in `MetricHead::series` and in every posting are ascending (ids only grow).
+//! Columns are cut into chunks of at most [`CHUNK_ROWS`] rows, so that growing a big metric never copies
+//! it and never leaves more than one chunk of spare capacity, and so that a scan can split the rows
+//! among threads and skip a chunk whose time range misses the query. A chunk records its min and max
+//! timestamp.
+//!
+//! The head is a *flushable* buffer: [`Head::take`] swaps it for an empty one in O(1), so the rows it
+//! held can be written out as parts while new writes go to the new head.
+//!
+//! Invariants: `points` is the number of rows of every tenant; no chunk is empty; every chunk but the
+//! last of a metric is full, unless a delete compacted it.
 
-mod discovery;
-mod staging;
+use std::collections::HashMap;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use luminate_model::{Tenant, TimestampMs};
 
-use luminate_model::{Dimensions, Tenant, TimestampMs};
+use crate::index::MetricId;
+use crate::record::SeriesId;
 
-use crate::record::{SeriesId, WriteBatch};
-pub(crate) use staging::Staging;
+/// Most rows of one chunk: 1.25 MiB of columns, few enough to split a big metric among threads.
+pub(crate) const CHUNK_ROWS: usize = 1 << 16;
 
-/// All tenants' in-memory data.
+/// Every tenant's recent points.
 #[derive(Debug, Default)]
 pub(crate) struct Head {
     tenants: HashMap<Tenant, TenantHead>,
+    /// Rows held, over every tenant (a flush threshold reads it).
+    points: u64,
 }
 
-/// One tenant's series and metrics.
+/// One tenant's metrics' rows.
 #[derive(Debug, Default)]
 pub(crate) struct TenantHead {
-    /// Indexed by `SeriesId`.
-    series: Vec<Series>,
-    /// Sorted by name, so discovery lists them in order.
-    metrics: BTreeMap<Arc<str>, MetricHead>,
-    live_metrics: u64,
+    /// By [`MetricId`] (the index's); a metric without rows has an empty entry.
+    metrics: Vec<Columns>,
 }
 
-/// One metric's series index, postings and counts.
+/// One metric's rows, in arrival order.
 #[derive(Debug, Default)]
-pub(crate) struct MetricHead {
-    by_dims: HashMap<Arc<Dimensions>, SeriesId>,
-    /// Every series of the metric, ascending.
-    series: Vec<SeriesId>,
-    postings: BTreeMap<String, BTreeMap<String, Posting>>,
-    live_series: u64,
-    points: u64,
+pub(crate) struct Columns {
+    chunks: Vec<Chunk>,
 }
 
-/// The series carrying one dimension value.
+/// Up to [`CHUNK_ROWS`] rows, in three parallel columns.
 #[derive(Debug, Default)]
-pub(crate) struct Posting {
-    /// Ascending.
+struct Chunk {
     series: Vec<SeriesId>,
-    /// Stored points of those series: discovery orders values by it.
-    points: u64,
-}
-
-/// One series: identity and its points in arrival order (two parallel columns).
-#[derive(Debug)]
-pub(crate) struct Series {
-    // Shared with the metric map key, so a metric name is stored once per tenant.
-    metric: Arc<str>,
-    // Shared with the metric's `by_dims` key.
-    dims: Arc<Dimensions>,
     timestamps: Vec<TimestampMs>,
     values: Vec<f64>,
+    min_t: TimestampMs,
+    max_t: TimestampMs,
+}
+
+/// A borrowed run of rows of one metric: the unit a query scans.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    /// Series of each row.
+    pub series: &'a [SeriesId],
+    /// Timestamps, parallel to `series`.
+    pub timestamps: &'a [TimestampMs],
+    /// Values, parallel to `series`.
+    pub values: &'a [f64],
+    /// No row is older.
+    pub min_t: TimestampMs,
+    /// No row is newer.
+    pub max_t: TimestampMs,
 }
 
 impl Head {
-    /// The tenant's data, if it ever wrote.
-    pub(crate) fn tenant(&self, tenant: &Tenant) -> Option<&TenantHead> {
-        self.tenants.get(tenant)
+    /// The tenant's buffer, created empty when new (for appending a batch).
+    pub(crate) fn tenant_mut(&mut self, tenant: &Tenant) -> TenantAppender<'_> {
+        TenantAppender {
+            tenant: self.tenants.entry(tenant.clone()).or_default(),
+            points: &mut self.points,
+        }
     }
 
-    /// Tenants with at least one stored point.
-    pub(crate) fn live_tenants(&self) -> impl Iterator<Item = &Tenant> {
+    /// The metric's rows, chunk by chunk, in arrival order (empty when it has none).
+    pub(crate) fn rows(&self, tenant: &Tenant, metric: MetricId) -> Vec<Rows<'_>> {
         self.tenants
-            .iter()
-            .filter(|(_, t)| t.live_metrics > 0)
-            .map(|(name, _)| name)
+            .get(tenant)
+            .and_then(|t| t.metrics.get(metric as usize))
+            .map(|c| c.chunks.iter().map(Chunk::rows).collect())
+            .unwrap_or_default()
     }
 
-    /// Applies a write batch: defines its new series, appends its points. Checks the batch against the
-    /// head first and changes nothing when it does not fit (ids out of order, unknown series).
-    pub(crate) fn apply_batch(&mut self, batch: &WriteBatch) -> Result<(), String> {
-        let tenant = self.tenants.entry(batch.tenant.clone()).or_default();
-        let known = tenant.series.len();
-        let mut defined = HashSet::new();
-        for (i, def) in batch.new_series.iter().enumerate() {
-            if def.id as usize != known + i {
-                return Err(format!(
-                    "series {} defined where series {} was expected",
-                    def.id,
-                    known + i
-                ));
-            }
-            let exists = tenant
-                .metrics
-                .get(def.metric.as_str())
-                .is_some_and(|m| m.by_dims.contains_key(&def.dims));
-            if exists || !defined.insert((def.metric.as_str(), &def.dims)) {
-                return Err(format!(
-                    "series {} redefines an existing series of metric {:?}",
-                    def.id, def.metric
-                ));
-            }
-        }
-        let total = known + batch.new_series.len();
-        if let Some(p) = batch.points.iter().find(|p| p.series as usize >= total) {
-            return Err(format!(
-                "point refers to undefined series {} (tenant has {total})",
-                p.series
-            ));
-        }
-
-        for def in &batch.new_series {
-            tenant.define_series(def.id, &def.metric, &def.dims);
-        }
-        let mut added: HashMap<SeriesId, u64> = HashMap::new();
-        for p in &batch.points {
-            let series = &mut tenant.series[p.series as usize];
-            series.timestamps.push(p.timestamp);
-            series.values.push(p.value);
-            *added.entry(p.series).or_default() += 1;
-        }
-        for (id, n) in added {
-            tenant.count_points(id, n as i64);
-        }
-        Ok(())
-    }
-
-    /// Deletes the metric's points with timestamp `< before`; returns how many were deleted.
+    /// Deletes the metric's rows with timestamp `< before`, compacting its columns; calls `deleted`
+    /// with the series of each deleted row and returns how many were deleted.
     pub(crate) fn delete_before(
         &mut self,
         tenant: &Tenant,
-        metric: &str,
+        metric: MetricId,
         before: TimestampMs,
+        mut deleted: impl FnMut(SeriesId),
     ) -> u64 {
-        let Some(t) = self.tenants.get_mut(tenant) else {
+        let Some(columns) = self
+            .tenants
+            .get_mut(tenant)
+            .and_then(|t| t.metrics.get_mut(metric as usize))
+        else {
             return 0;
         };
-        let Some(ids) = t.metrics.get(metric).map(|m| m.series.clone()) else {
-            return 0;
-        };
-        let mut deleted = 0;
-        for id in ids {
-            let s = &mut t.series[id as usize];
-            let before_len = s.timestamps.len();
-            let mut kept = 0;
-            for i in 0..before_len {
-                if s.timestamps[i] >= before {
-                    s.timestamps[kept] = s.timestamps[i];
-                    s.values[kept] = s.values[i];
-                    kept += 1;
-                }
+        let mut removed = 0u64;
+        for chunk in &mut columns.chunks {
+            if chunk.min_t >= before {
+                continue;
             }
-            s.timestamps.truncate(kept);
-            s.values.truncate(kept);
-            let removed = (before_len - kept) as u64;
-            if removed > 0 {
-                t.count_points(id, -(removed as i64));
-                deleted += removed;
-            }
+            removed += chunk.retain_from(before, &mut deleted);
         }
-        deleted
+        columns.chunks.retain(|c| !c.series.is_empty());
+        self.points -= removed;
+        removed
+    }
+
+    /// Rows held, over every tenant (the flush of the parts work reads it as its size threshold).
+    pub(crate) fn points(&self) -> u64 {
+        self.points
+    }
+
+    /// Heap bytes held by the columns (capacities), for memory accounting.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let row = size_of::<SeriesId>() + size_of::<TimestampMs>() + size_of::<f64>();
+        self.tenants
+            .values()
+            .flat_map(|t| &t.metrics)
+            .map(|c| {
+                c.chunks.capacity() * size_of::<Chunk>()
+                    + c.chunks
+                        .iter()
+                        .map(|k| k.series.capacity() * row)
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Takes every row out (frozen, to be flushed), leaving an empty head. O(1).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the flush of the parts work freezes the head with it"
+        )
+    )]
+    pub(crate) fn take(&mut self) -> Head {
+        std::mem::take(self)
     }
 }
 
-impl TenantHead {
-    /// The metric's index, if the metric ever had a series.
-    pub(crate) fn metric(&self, name: &str) -> Option<&MetricHead> {
-        self.metrics.get(name)
-    }
+/// Appends to one tenant's buffer; counts the rows in the head's total.
+pub(crate) struct TenantAppender<'a> {
+    tenant: &'a mut TenantHead,
+    points: &'a mut u64,
+}
 
-    /// A series by id (ids come from this tenant's postings, so they exist).
-    pub(crate) fn series(&self, id: SeriesId) -> &Series {
-        &self.series[id as usize]
-    }
-
-    fn define_series(&mut self, id: SeriesId, metric: &str, dims: &Dimensions) {
-        let metric_key: Arc<str> = match self.metrics.get_key_value(metric) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(metric),
-        };
-        let dims = Arc::new(dims.clone());
-        let m = self.metrics.entry(metric_key.clone()).or_default();
-        m.by_dims.insert(dims.clone(), id);
-        m.series.push(id);
-        for (k, v) in dims.pairs() {
-            let posting = m
-                .postings
-                .entry(k.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default();
-            posting.series.push(id);
+impl TenantAppender<'_> {
+    /// Appends one row to the metric's columns.
+    pub(crate) fn append(
+        &mut self,
+        metric: MetricId,
+        series: SeriesId,
+        timestamp: TimestampMs,
+        value: f64,
+    ) {
+        let t = &mut *self.tenant;
+        let m = metric as usize;
+        if t.metrics.len() <= m {
+            t.metrics.resize_with(m + 1, Columns::default);
         }
-        self.series.push(Series {
-            metric: metric_key,
-            dims,
-            timestamps: Vec::new(),
-            values: Vec::new(),
-        });
+        t.metrics[m].append(series, timestamp, value);
+        *self.points += 1;
+    }
+}
+
+impl Columns {
+    fn append(&mut self, series: SeriesId, timestamp: TimestampMs, value: f64) {
+        let full = self
+            .chunks
+            .last()
+            .is_none_or(|c| c.series.len() >= CHUNK_ROWS);
+        if full {
+            // The first chunk grows from small (most metrics are small); later ones are born full-size.
+            let capacity = if self.chunks.is_empty() {
+                0
+            } else {
+                CHUNK_ROWS
+            };
+            self.chunks.push(Chunk::with_capacity(capacity, timestamp));
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.push(series, timestamp, value);
+        }
+    }
+}
+
+impl Chunk {
+    fn with_capacity(rows: usize, first: TimestampMs) -> Self {
+        Self {
+            series: Vec::with_capacity(rows),
+            timestamps: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+            min_t: first,
+            max_t: first,
+        }
     }
 
-    /// Moves the counters after series `id` gained (`delta > 0`) or lost points; its columns already
-    /// hold the new length.
-    fn count_points(&mut self, id: SeriesId, delta: i64) {
-        let s = &self.series[id as usize];
-        let len = s.timestamps.len() as i64;
-        let Some(m) = self.metrics.get_mut(&s.metric) else {
-            return;
-        };
-        let was_live = len - delta > 0;
-        let is_live = len > 0;
-        let metric_was_live = m.live_series > 0;
-        m.points = m.points.saturating_add_signed(delta);
-        match (was_live, is_live) {
-            (false, true) => m.live_series += 1,
-            (true, false) => m.live_series -= 1,
-            _ => {}
+    fn push(&mut self, series: SeriesId, timestamp: TimestampMs, value: f64) {
+        self.series.push(series);
+        self.timestamps.push(timestamp);
+        self.values.push(value);
+        self.min_t = self.min_t.min(timestamp);
+        self.max_t = self.max_t.max(timestamp);
+    }
+
+    fn rows(&self) -> Rows<'_> {
+        Rows {
+            series: &self.series,
+            timestamps: &self.timestamps,
+            values: &self.values,
+            min_t: self.min_t,
+            max_t: self.max_t,
         }
-        for (k, v) in s.dims.pairs() {
-            if let Some(p) = m.postings.get_mut(k).and_then(|vals| vals.get_mut(v)) {
-                p.points = p.points.saturating_add_signed(delta);
+    }
+
+    /// Keeps the rows with timestamp `>= before`, in order; returns how many were removed.
+    fn retain_from(&mut self, before: TimestampMs, deleted: &mut impl FnMut(SeriesId)) -> u64 {
+        let len = self.series.len();
+        let mut kept = 0;
+        let (mut min_t, mut max_t) = (TimestampMs::MAX, TimestampMs::MIN);
+        for i in 0..len {
+            let t = self.timestamps[i];
+            if t >= before {
+                self.series[kept] = self.series[i];
+                self.timestamps[kept] = t;
+                self.values[kept] = self.values[i];
+                kept += 1;
+                min_t = min_t.min(t);
+                max_t = max_t.max(t);
+            } else {
+                deleted(self.series[i]);
             }
         }
-        match (metric_was_live, m.live_series > 0) {
-            (false, true) => self.live_metrics += 1,
-            (true, false) => self.live_metrics -= 1,
-            _ => {}
+        self.series.truncate(kept);
+        self.timestamps.truncate(kept);
+        self.values.truncate(kept);
+        (self.min_t, self.max_t) = (min_t, max_t);
+        if kept < len / 2 {
+            // A mostly deleted chunk gives its memory back (retention deletes whole old chunks anyway).
+            self.series.shrink_to_fit();
+            self.timestamps.shrink_to_fit();
+            self.values.shrink_to_fit();
         }
-    }
-}
-
-impl MetricHead {
-    /// Every series of the metric, ascending.
-    pub(crate) fn series_ids(&self) -> &[SeriesId] {
-        &self.series
-    }
-
-    /// Series carrying `key = value`, ascending (empty when none).
-    pub(crate) fn posting(&self, key: &str, value: &str) -> &[SeriesId] {
-        self.postings
-            .get(key)
-            .and_then(|vals| vals.get(value))
-            .map_or(&[], |p| &p.series)
-    }
-
-    /// True when a point of the metric is stored.
-    pub(crate) fn is_live(&self) -> bool {
-        self.live_series > 0
-    }
-}
-
-impl Series {
-    /// The series' dimensions.
-    pub(crate) fn dims(&self) -> &Dimensions {
-        &self.dims
-    }
-
-    /// Timestamps in arrival order.
-    pub(crate) fn timestamps(&self) -> &[TimestampMs] {
-        &self.timestamps
-    }
-
-    /// Values, parallel to `timestamps`.
-    pub(crate) fn values(&self) -> &[f64] {
-        &self.values
-    }
-
-    /// True when the series holds no point.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
+        (len - kept) as u64
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{SeriesDef, SeriesPoint};
 
-    fn dims(pairs: &[(&str, &str)]) -> Dimensions {
-        Dimensions::from_pairs(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
+    fn rows_of(head: &Head, metric: MetricId) -> Vec<(SeriesId, TimestampMs, f64)> {
+        head.rows(&Tenant::new("t"), metric)
+            .iter()
+            .flat_map(|r| (0..r.series.len()).map(|i| (r.series[i], r.timestamps[i], r.values[i])))
+            .collect()
     }
 
-    fn batch(new: &[(u32, &str, Dimensions)], points: &[(u32, i64)]) -> WriteBatch {
-        WriteBatch {
-            tenant: Tenant::new("t"),
-            new_series: new
-                .iter()
-                .map(|(id, m, d)| SeriesDef {
-                    id: *id,
-                    metric: (*m).to_owned(),
-                    dims: d.clone(),
-                })
-                .collect(),
-            points: points
-                .iter()
-                .map(|&(series, timestamp)| SeriesPoint {
-                    series,
-                    timestamp,
-                    value: 1.0,
-                })
-                .collect(),
+    #[test]
+    fn rows_keep_arrival_order_across_chunks() {
+        let mut head = Head::default();
+        let n = CHUNK_ROWS + 10;
+        let mut t = head.tenant_mut(&Tenant::new("t"));
+        for i in 0..n {
+            t.append(1, (i % 7) as SeriesId, (n - i) as i64, i as f64);
         }
-    }
-
-    #[test]
-    fn counts_follow_writes_and_deletes() {
-        let mut head = Head::default();
-        let a = dims(&[("k", "a")]);
-        let b = dims(&[("k", "b")]);
-        head.apply_batch(&batch(
-            &[(0, "m", a), (1, "m", b)],
-            &[(0, 10), (0, 20), (1, 30)],
-        ))
-        .unwrap();
-        let t = head.tenant(&Tenant::new("t")).unwrap();
-        let m = t.metric("m").unwrap();
-        assert_eq!((m.points, m.live_series, t.live_metrics), (3, 2, 1));
-        assert_eq!(m.posting("k", "a"), &[0]);
-        assert_eq!(m.postings["k"]["a"].points, 2);
-
-        assert_eq!(head.delete_before(&Tenant::new("t"), "m", 25), 2);
-        let t = head.tenant(&Tenant::new("t")).unwrap();
-        let m = t.metric("m").unwrap();
-        assert_eq!((m.points, m.live_series, t.live_metrics), (1, 1, 1));
-        assert_eq!(m.postings["k"]["a"].points, 0);
-        assert_eq!(head.delete_before(&Tenant::new("t"), "m", 100), 1);
-        assert_eq!(head.tenant(&Tenant::new("t")).unwrap().live_metrics, 0);
-        assert_eq!(head.live_tenants().count(), 0);
-
-        // A dead series comes back to life under its old id.
-        head.apply_batch(&batch(&[], &[(1, 40)])).unwrap();
-        let t = head.tenant(&Tenant::new("t")).unwrap();
-        assert_eq!((t.metric("m").unwrap().live_series, t.live_metrics), (1, 1));
-    }
-
-    #[test]
-    fn inconsistent_batches_change_nothing() {
-        let mut head = Head::default();
-        let err = head
-            .apply_batch(&batch(&[(3, "m", dims(&[]))], &[]))
-            .unwrap_err();
-        assert!(err.contains("series 0 was expected"), "{err}");
-        let err = head
-            .apply_batch(&batch(&[(0, "m", dims(&[]))], &[(1, 5)]))
-            .unwrap_err();
-        assert!(err.contains("undefined series 1"), "{err}");
+        t.append(0, 9, 5, 0.5);
+        assert_eq!(head.points(), n as u64 + 1);
+        let chunks = head.rows(&Tenant::new("t"), 1);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!((chunks[1].min_t, chunks[1].max_t), (1, 10));
+        let rows = rows_of(&head, 1);
+        assert_eq!(rows.len(), n);
         assert!(
-            head.tenant(&Tenant::new("t"))
-                .is_none_or(|t| t.series.is_empty())
+            rows.iter()
+                .enumerate()
+                .all(|(i, r)| *r == ((i % 7) as SeriesId, (n - i) as i64, i as f64))
         );
-        head.apply_batch(&batch(&[(0, "m", dims(&[]))], &[]))
-            .unwrap();
-        let err = head
-            .apply_batch(&batch(&[(1, "m", dims(&[]))], &[]))
-            .unwrap_err();
-        assert!(err.contains("redefines"), "{err}");
+        assert_eq!(rows_of(&head, 0), vec![(9, 5, 0.5)]);
+        assert!(head.rows(&Tenant::new("t"), 7).is_empty());
+        assert!(head.rows(&Tenant::new("u"), 1).is_empty());
+    }
+
+    #[test]
+    fn delete_before_compacts_and_reports_each_deleted_row() {
+        let mut head = Head::default();
+        let mut t = head.tenant_mut(&Tenant::new("t"));
+        for (s, ts) in [(0, 30), (1, 10), (0, 20), (1, 40), (2, 5)] {
+            t.append(0, s, ts, ts as f64);
+        }
+        t.append(1, 0, 1, 1.0);
+        let mut gone = Vec::new();
+        assert_eq!(
+            head.delete_before(&Tenant::new("t"), 0, 25, |s| gone.push(s)),
+            3
+        );
+        assert_eq!(gone, vec![1, 0, 2]);
+        assert_eq!(rows_of(&head, 0), vec![(0, 30, 30.0), (1, 40, 40.0)]);
+        assert_eq!(
+            (head.rows(&Tenant::new("t"), 0)[0].min_t, head.points()),
+            (30, 3)
+        );
+        // Deleting everything drops the chunk; the other metric is untouched.
+        assert_eq!(head.delete_before(&Tenant::new("t"), 0, 100, |_| {}), 2);
+        assert!(head.rows(&Tenant::new("t"), 0).is_empty());
+        assert_eq!(rows_of(&head, 1), vec![(0, 1, 1.0)]);
+        assert_eq!(head.delete_before(&Tenant::new("u"), 0, 100, |_| {}), 0);
+    }
+
+    #[test]
+    fn take_freezes_the_rows_and_leaves_an_empty_head() {
+        let mut head = Head::default();
+        head.tenant_mut(&Tenant::new("t")).append(0, 0, 1, 1.0);
+        let frozen = head.take();
+        assert_eq!((frozen.points(), head.points()), (1, 0));
+        assert_eq!(rows_of(&frozen, 0), vec![(0, 1, 1.0)]);
+        assert!(head.rows(&Tenant::new("t"), 0).is_empty());
+        // The new head takes writes as the old one did.
+        head.tenant_mut(&Tenant::new("t")).append(0, 0, 2, 2.0);
+        assert_eq!(rows_of(&head, 0), vec![(0, 2, 2.0)]);
     }
 }

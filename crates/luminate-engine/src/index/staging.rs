@@ -1,5 +1,5 @@
 //! Series resolution for writes that are logged but not yet applied: the commit thread turns each point
-//! into a series id (assigning new ids) and enforces the cardinality limits, against the head *plus*
+//! into a series id (assigning new ids) and enforces the cardinality limits, against the index *plus*
 //! every batch staged earlier in the same commit group. Owns no data past one group; knows nothing of
 //! the WAL.
 //!
@@ -11,11 +11,11 @@ use std::collections::{HashMap, HashSet};
 use luminate_model::store::Rejection;
 use luminate_model::{Dimensions, ErrorCode, Point, Tenant};
 
-use super::Head;
 use crate::CardinalityLimits;
+use crate::index::TenantIndex;
 use crate::record::{SeriesDef, SeriesId};
 
-/// What one commit group has resolved so far, on top of the head.
+/// What one commit group has resolved so far, on top of the index.
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     tenants: HashMap<Tenant, StagedTenant>,
@@ -26,7 +26,7 @@ struct StagedTenant {
     /// Series created in this group: metric → dimensions → id.
     new_series: HashMap<String, HashMap<Dimensions, SeriesId>>,
     new_count: u32,
-    /// Series (new or dead in the head) that this group makes live.
+    /// Series (new or dead in the index) that this group makes live.
     revived: HashSet<SeriesId>,
     /// Per metric, how many series this group makes live.
     revived_per_metric: HashMap<String, u64>,
@@ -44,42 +44,46 @@ pub(crate) struct Resolved {
 }
 
 impl Staging {
-    /// Forgets the group (after it was applied to the head, or failed).
+    /// Forgets the group (after it was applied, or failed).
     pub(crate) fn clear(&mut self) {
         self.tenants.clear();
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
-    /// series or metric live past a limit.
+    /// series or metric live past a limit. `ti` is the tenant's index (`None` before its first series).
+    ///
+    /// The common case — an existing live series — is one lookup in the index, without allocating.
     pub(crate) fn resolve(
         &mut self,
-        head: &Head,
+        ti: Option<&TenantIndex>,
         limits: &CardinalityLimits,
         tenant: &Tenant,
         index: usize,
         point: &Point,
     ) -> Result<Resolved, Rejection> {
-        let th = head.tenant(tenant);
-        let mh = th.and_then(|t| t.metric(&point.name));
-        let st = self.tenants.entry(tenant.clone()).or_default();
-        let existing = mh
-            .and_then(|m| m.by_dims.get(&point.dimensions).copied())
-            .or_else(|| {
-                st.new_series
-                    .get(&point.name)
-                    .and_then(|s| s.get(&point.dimensions).copied())
+        let in_index = ti.and_then(|t| t.find(&point.name, &point.dimensions));
+        if let Some(id) = in_index
+            && ti.is_some_and(|t| t.is_live(id))
+        {
+            return Ok(Resolved {
+                series: id,
+                new: None,
             });
-        if let Some(id) = existing {
-            // A staged id is past the head's series table.
-            let live_in_head = th
-                .and_then(|t| t.series.get(id as usize))
-                .is_some_and(|s| !s.is_empty());
-            if live_in_head || st.revived.contains(&id) {
-                return Ok(Resolved {
-                    series: id,
-                    new: None,
-                });
-            }
+        }
+        let mh = ti.and_then(|t| t.metric_id(&point.name).map(|m| t.metric(m)));
+        let st = self.tenants.entry(tenant.clone()).or_default();
+        let existing = in_index.or_else(|| {
+            st.new_series
+                .get(&point.name)
+                .and_then(|s| s.get(&point.dimensions).copied())
+        });
+        if let Some(id) = existing
+            && st.revived.contains(&id)
+        {
+            return Ok(Resolved {
+                series: id,
+                new: None,
+            });
         }
 
         let reject = |message: String| Rejection {
@@ -90,7 +94,7 @@ impl Staging {
         let revived_here = st.revived_per_metric.get(&point.name).copied().unwrap_or(0);
         let metric_is_new = !mh.is_some_and(|m| m.is_live()) && revived_here == 0;
         if metric_is_new {
-            let live = th.map_or(0, |t| t.live_metrics) + st.revived_metrics;
+            let live = ti.map_or(0, TenantIndex::live_metrics) + st.revived_metrics;
             if live >= limits.max_metrics_per_tenant {
                 return Err(reject(format!(
                     "metric {:?} would exceed max_metrics_per_tenant of {}",
@@ -109,7 +113,7 @@ impl Staging {
         let (id, new) = match existing {
             Some(id) => (id, None),
             None => {
-                let next = th.map_or(0, |t| t.series.len()) as u64 + u64::from(st.new_count);
+                let next = ti.map_or(0, TenantIndex::series_count) as u64 + u64::from(st.new_count);
                 let id = SeriesId::try_from(next).map_err(|_| {
                     reject(format!(
                         "tenant {tenant} has used all {} series ids",
@@ -143,7 +147,10 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{SeriesPoint, WriteBatch};
+    use crate::apply::{apply_batch, apply_delete};
+    use crate::head::Head;
+    use crate::index::Index;
+    use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
 
     fn point(name: &str, customer: &str) -> Point {
         Point {
@@ -156,7 +163,7 @@ mod tests {
 
     #[test]
     fn ids_continue_across_staged_batches_and_limits_see_them() {
-        let head = Head::default();
+        let index = Index::default();
         let tenant = Tenant::new("t");
         let limits = CardinalityLimits {
             max_series_per_metric: 2,
@@ -164,22 +171,22 @@ mod tests {
         };
         let mut staging = Staging::default();
         let a = staging
-            .resolve(&head, &limits, &tenant, 0, &point("m", "a"))
+            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "a"))
             .unwrap();
         assert_eq!((a.series, a.new.is_some()), (0, true));
         let again = staging
-            .resolve(&head, &limits, &tenant, 1, &point("m", "a"))
+            .resolve(index.tenant(&tenant), &limits, &tenant, 1, &point("m", "a"))
             .unwrap();
         assert_eq!((again.series, again.new.is_some()), (0, false));
         assert_eq!(
             staging
-                .resolve(&head, &limits, &tenant, 2, &point("m", "b"))
+                .resolve(index.tenant(&tenant), &limits, &tenant, 2, &point("m", "b"))
                 .unwrap()
                 .series,
             1
         );
         let over = staging
-            .resolve(&head, &limits, &tenant, 3, &point("m", "c"))
+            .resolve(index.tenant(&tenant), &limits, &tenant, 3, &point("m", "c"))
             .unwrap_err();
         assert_eq!(over.index, 3);
         assert!(
@@ -188,7 +195,13 @@ mod tests {
             over.message
         );
         let other = staging
-            .resolve(&head, &limits, &tenant, 4, &point("other", "a"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                4,
+                &point("other", "a"),
+            )
             .unwrap_err();
         assert!(
             other.message.contains("max_metrics_per_tenant of 1"),
@@ -198,7 +211,7 @@ mod tests {
         // Another tenant has its own ids and limits.
         assert_eq!(
             staging
-                .resolve(&head, &limits, &Tenant::new("u"), 0, &point("x", "a"))
+                .resolve(None, &limits, &Tenant::new("u"), 0, &point("x", "a"))
                 .unwrap()
                 .series,
             0
@@ -207,7 +220,7 @@ mod tests {
 
     #[test]
     fn deleted_series_no_longer_count() {
-        let mut head = Head::default();
+        let (mut index, mut head) = (Index::default(), Head::default());
         let tenant = Tenant::new("t");
         let limits = CardinalityLimits {
             max_series_per_metric: 1,
@@ -215,7 +228,7 @@ mod tests {
         };
         let mut staging = Staging::default();
         let r = staging
-            .resolve(&head, &limits, &tenant, 0, &point("m", "a"))
+            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "a"))
             .unwrap();
         let batch = WriteBatch {
             tenant: tenant.clone(),
@@ -226,23 +239,28 @@ mod tests {
                 value: 1.0,
             }],
         };
-        head.apply_batch(&batch).unwrap();
+        apply_batch(&mut index, &mut head, &batch).unwrap();
         staging.clear();
         assert!(
             staging
-                .resolve(&head, &limits, &tenant, 0, &point("m", "b"))
+                .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "b"))
                 .is_err()
         );
-        head.delete_before(&tenant, "m", 10);
+        let delete = DeleteBefore {
+            tenant: tenant.clone(),
+            metric: "m".into(),
+            before: 10,
+        };
+        apply_delete(&mut index, &mut head, &delete);
         staging.clear();
         let b = staging
-            .resolve(&head, &limits, &tenant, 0, &point("m", "b"))
+            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "b"))
             .unwrap();
         assert_eq!(b.series, 1);
         // The limit is now used by "b": reviving "a" in the same group is over it.
         assert!(
             staging
-                .resolve(&head, &limits, &tenant, 1, &point("m", "a"))
+                .resolve(index.tenant(&tenant), &limits, &tenant, 1, &point("m", "a"))
                 .is_err()
         );
     }

@@ -1,0 +1,206 @@
+//! apply: how a WAL record changes the index and the head — the one path shared by the commit thread and
+//! WAL replay, so that replaying the log rebuilds exactly what was served. Owns no state; knows nothing
+//! of files or threads.
+
+use hashbrown::HashSet;
+use luminate_model::Dimensions;
+
+use crate::head::Head;
+use crate::index::Index;
+use crate::record::{DeleteBefore, WriteBatch};
+
+/// Applies a write batch: defines its new series in the index, appends its points to the head and counts
+/// them. Checks the batch against the index first and changes nothing when it does not fit (series ids
+/// not dense and in order, a series defined twice, a point of an undefined series).
+pub(crate) fn apply_batch(
+    index: &mut Index,
+    head: &mut Head,
+    batch: &WriteBatch,
+) -> Result<(), String> {
+    let known = index.tenant(&batch.tenant).map_or(0, |t| t.series_count());
+    let mut defined: HashSet<(&str, &Dimensions)> = HashSet::new();
+    for (i, def) in batch.new_series.iter().enumerate() {
+        if def.id as usize != known + i {
+            return Err(format!(
+                "series {} defined where series {} was expected",
+                def.id,
+                known + i
+            ));
+        }
+        let exists = index
+            .tenant(&batch.tenant)
+            .is_some_and(|t| t.find(&def.metric, &def.dims).is_some());
+        if exists || !defined.insert((def.metric.as_str(), &def.dims)) {
+            return Err(format!(
+                "series {} redefines an existing series of metric {:?}",
+                def.id, def.metric
+            ));
+        }
+    }
+    let total = known + batch.new_series.len();
+    if let Some(p) = batch.points.iter().find(|p| p.series as usize >= total) {
+        return Err(format!(
+            "point refers to undefined series {} (tenant has {total})",
+            p.series
+        ));
+    }
+
+    let ti = index.tenant_mut(&batch.tenant);
+    for def in &batch.new_series {
+        ti.insert_with_id(def.id, &def.metric, &def.dims)?;
+    }
+    let mut rows = head.tenant_mut(&batch.tenant);
+    for p in &batch.points {
+        ti.add_points(p.series, 1);
+        rows.append(ti.metric_of(p.series), p.series, p.timestamp, p.value);
+    }
+    Ok(())
+}
+
+/// Deletes the metric's points with timestamp `< before` from the head, and their counts from the index;
+/// returns how many were deleted.
+pub(crate) fn apply_delete(index: &mut Index, head: &mut Head, d: &DeleteBefore) -> u64 {
+    let Some(ti) = index.existing_tenant_mut(&d.tenant) else {
+        return 0;
+    };
+    let Some(metric) = ti.metric_id(&d.metric) else {
+        return 0;
+    };
+    head.delete_before(&d.tenant, metric, d.before, |series| {
+        ti.add_points(series, -1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use luminate_model::Tenant;
+
+    use super::*;
+    use crate::record::{SeriesDef, SeriesPoint};
+
+    fn dims(pairs: &[(&str, &str)]) -> Dimensions {
+        Dimensions::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    fn batch(new: &[(u32, &str, Dimensions)], points: &[(u32, i64)]) -> WriteBatch {
+        WriteBatch {
+            tenant: Tenant::new("t"),
+            new_series: new
+                .iter()
+                .map(|(id, m, d)| SeriesDef {
+                    id: *id,
+                    metric: (*m).to_owned(),
+                    dims: d.clone(),
+                })
+                .collect(),
+            points: points
+                .iter()
+                .map(|&(series, timestamp)| SeriesPoint {
+                    series,
+                    timestamp,
+                    value: 1.0,
+                })
+                .collect(),
+        }
+    }
+
+    fn delete(metric: &str, before: i64) -> DeleteBefore {
+        DeleteBefore {
+            tenant: Tenant::new("t"),
+            metric: metric.to_owned(),
+            before,
+        }
+    }
+
+    #[test]
+    fn postings_and_counters_follow_writes_and_deletes() {
+        let (mut index, mut head) = (Index::default(), Head::default());
+        let a = dims(&[("k", "a"), ("z", "1")]);
+        let b = dims(&[("k", "b"), ("z", "1")]);
+        apply_batch(
+            &mut index,
+            &mut head,
+            &batch(&[(0, "m", a), (1, "m", b)], &[(0, 10), (0, 20), (1, 30)]),
+        )
+        .unwrap();
+        let counts = |index: &Index| {
+            let t = index.tenant(&Tenant::new("t")).unwrap();
+            let m = t.metric(t.metric_id("m").unwrap());
+            let posting = |k: &str, v: &str| {
+                let (k, v) = (t.strings().get(k).unwrap(), t.strings().get(v).unwrap());
+                let p = &m.postings[m.posting_id(k, v).unwrap() as usize];
+                (p.series.clone(), p.points, p.live_series)
+            };
+            (
+                (m.points, m.live_series, t.live_metrics()),
+                posting("k", "a"),
+                posting("z", "1"),
+            )
+        };
+        assert_eq!(
+            counts(&index),
+            ((3, 2, 1), (vec![0], 2, 1), (vec![0, 1], 3, 2))
+        );
+        assert_eq!(head.points(), 3);
+
+        assert_eq!(apply_delete(&mut index, &mut head, &delete("m", 25)), 2);
+        assert_eq!(
+            counts(&index),
+            ((1, 1, 1), (vec![0], 0, 0), (vec![0, 1], 1, 1))
+        );
+        assert_eq!(apply_delete(&mut index, &mut head, &delete("m", 100)), 1);
+        assert_eq!(
+            counts(&index),
+            ((0, 0, 0), (vec![0], 0, 0), (vec![0, 1], 0, 0))
+        );
+        assert_eq!(index.live_tenants().count(), 0);
+        assert_eq!(head.points(), 0);
+        assert_eq!(
+            apply_delete(&mut index, &mut head, &delete("other", 100)),
+            0
+        );
+
+        // A dead series comes back to life under its old id.
+        apply_batch(&mut index, &mut head, &batch(&[], &[(1, 40)])).unwrap();
+        assert_eq!(
+            counts(&index),
+            ((1, 1, 1), (vec![0], 0, 0), (vec![0, 1], 1, 1))
+        );
+    }
+
+    #[test]
+    fn inconsistent_batches_change_nothing() {
+        let (mut index, mut head) = (Index::default(), Head::default());
+        let err =
+            apply_batch(&mut index, &mut head, &batch(&[(3, "m", dims(&[]))], &[])).unwrap_err();
+        assert!(err.contains("series 0 was expected"), "{err}");
+        let err = apply_batch(
+            &mut index,
+            &mut head,
+            &batch(&[(0, "m", dims(&[]))], &[(1, 5)]),
+        )
+        .unwrap_err();
+        assert!(err.contains("undefined series 1"), "{err}");
+        let err = apply_batch(
+            &mut index,
+            &mut head,
+            &batch(&[(0, "m", dims(&[])), (1, "m", dims(&[]))], &[]),
+        )
+        .unwrap_err();
+        assert!(err.contains("redefines"), "{err}");
+        assert!(
+            index
+                .tenant(&Tenant::new("t"))
+                .is_none_or(|t| t.series_count() == 0)
+        );
+        assert_eq!(head.points(), 0);
+        apply_batch(&mut index, &mut head, &batch(&[(0, "m", dims(&[]))], &[])).unwrap();
+        let err =
+            apply_batch(&mut index, &mut head, &batch(&[(1, "m", dims(&[]))], &[])).unwrap_err();
+        assert!(err.contains("redefines"), "{err}");
+    }
+}

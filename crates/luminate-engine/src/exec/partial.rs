@@ -1,0 +1,321 @@
+//! The scan half of a query: what one source of rows (a run of head rows now; a part later) contributes
+//! to the answer, as a [`Partial`] that merges with the partials of other sources. Sources are scanned
+//! independently — in parallel — and merged in any order: every final answer depends only on the merged
+//! multiset of contributions (sums are exact for the tested data; see the conformance test).
+//!
+//! Two kinds of partial, by what the aggregation must remember:
+//! - running [`Moments`] per group and per (group, bucket): count, sum, min, max, avg;
+//! - [`Row`]s: every selected point, tagged with its group (percentiles: value and bucket suffice) or its
+//!   position in the selection (range, integral and rate need each series' points).
+//!
+//! A scan checks the query's deadline every [`CHECK_EVERY`] rows and stops buffering past the query's
+//! value bound.
+
+use hashbrown::HashMap;
+use luminate_model::query::{Aggregation, QueryKind};
+use luminate_model::semantics::bucket_start;
+use luminate_model::{QueryContext, StoreError, TimestampMs};
+
+use super::select::SeriesMap;
+use super::{CHECK_EVERY, too_large};
+use crate::head::Rows;
+
+/// One selected point: `tag` is its group or its series' position; `t` its timestamp, or its bucket for
+/// percentiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Row {
+    pub tag: u32,
+    pub t: TimestampMs,
+    pub v: f64,
+}
+
+/// Count, sum, min and max of a set of values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Moments {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Moments {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        if self.count == 0 {
+            (self.min, self.max) = (v, v);
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn merge(&mut self, other: &Self) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    pub(super) fn value(&self, agg: Aggregation) -> f64 {
+        match agg {
+            Aggregation::Count => self.count as f64,
+            Aggregation::Sum => self.sum,
+            Aggregation::Min => self.min,
+            Aggregation::Max => self.max,
+            // Avg; percentiles and integral never use moments.
+            _ => self.sum / self.count as f64,
+        }
+    }
+}
+
+/// What one or more sources contributed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Partial {
+    /// Per group (by index), and per (group, bucket start) when the plan has an interval.
+    Moments {
+        totals: Vec<Moments>,
+        buckets: HashMap<(u32, TimestampMs), Moments>,
+    },
+    /// Every selected point.
+    Rows(Vec<Row>),
+}
+
+/// What a scan accumulates and over which rows.
+pub(super) struct ScanSpec<'a> {
+    pub start: TimestampMs,
+    pub end: TimestampMs,
+    pub interval: Option<i64>,
+    /// Rows of percentiles carry their bucket instead of their timestamp.
+    pub bucketed_rows: bool,
+    pub moments: bool,
+    pub groups: usize,
+    pub map: &'a SeriesMap,
+    pub max_values: usize,
+}
+
+impl ScanSpec<'_> {
+    /// True when some row of `rows` may fall in `[start, end)`.
+    pub(super) fn overlaps(&self, rows: &Rows<'_>) -> bool {
+        !rows.series.is_empty() && rows.max_t >= self.start && rows.min_t < self.end
+    }
+}
+
+/// True when the plan's aggregation keeps running moments (and tags rows with groups).
+pub(super) fn uses_moments(kind: QueryKind) -> bool {
+    matches!(
+        kind,
+        QueryKind::Aggregate(
+            Aggregation::Avg
+                | Aggregation::Sum
+                | Aggregation::Count
+                | Aggregation::Min
+                | Aggregation::Max
+        )
+    )
+}
+
+impl Partial {
+    /// Nothing contributed yet.
+    pub(super) fn empty(spec: &ScanSpec<'_>) -> Self {
+        if spec.moments {
+            Self::Moments {
+                totals: vec![Moments::default(); spec.groups],
+                buckets: HashMap::default(),
+            }
+        } else {
+            Self::Rows(Vec::new())
+        }
+    }
+
+    /// Adds the selected rows of `rows` in `[start, end)`.
+    pub(super) fn scan(
+        &mut self,
+        rows: &Rows<'_>,
+        spec: &ScanSpec<'_>,
+        ctx: &QueryContext,
+    ) -> Result<(), StoreError> {
+        if !spec.overlaps(rows) {
+            return Ok(());
+        }
+        match self {
+            Self::Moments { totals, buckets } => match spec.interval {
+                None => for_each_selected(rows, spec, ctx, |tag, _, v| {
+                    totals[tag as usize].add(v);
+                }),
+                Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
+                    totals[tag as usize].add(v);
+                    buckets
+                        .entry((tag, bucket_start(t, interval)))
+                        .or_default()
+                        .add(v);
+                }),
+            },
+            Self::Rows(out) => {
+                let bucket = spec.interval.filter(|_| spec.bucketed_rows);
+                let bucketed = spec.bucketed_rows;
+                for_each_selected(rows, spec, ctx, |tag, t, v| {
+                    let t = match bucket {
+                        Some(interval) => bucket_start(t, interval),
+                        None if bucketed => 0,
+                        None => t,
+                    };
+                    out.push(Row { tag, t, v });
+                })?;
+                if out.len() > spec.max_values {
+                    return Err(too_large(spec.max_values));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Values buffered (bounded by the query's value bound).
+    pub(super) fn buffered(&self) -> usize {
+        match self {
+            Self::Moments { .. } => 0,
+            Self::Rows(rows) => rows.len(),
+        }
+    }
+
+    /// The contribution of both sources.
+    pub(super) fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (
+                Self::Moments {
+                    mut totals,
+                    mut buckets,
+                },
+                Self::Moments {
+                    totals: t2,
+                    buckets: b2,
+                },
+            ) => {
+                for (a, b) in totals.iter_mut().zip(&t2) {
+                    a.merge(b);
+                }
+                for (key, m) in b2 {
+                    buckets.entry(key).or_default().merge(&m);
+                }
+                Self::Moments { totals, buckets }
+            }
+            (Self::Rows(mut a), Self::Rows(mut b)) => {
+                if a.len() < b.len() {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                a.extend_from_slice(&b);
+                Self::Rows(a)
+            }
+            // One plan makes one kind of partial: a mismatch cannot happen; keep the first.
+            (a, _) => a,
+        }
+    }
+}
+
+/// Calls `f(tag, timestamp, value)` for each row of a selected series in `[start, end)`, checking the
+/// deadline every `CHECK_EVERY` rows.
+#[inline]
+fn for_each_selected(
+    rows: &Rows<'_>,
+    spec: &ScanSpec<'_>,
+    ctx: &QueryContext,
+    mut f: impl FnMut(u32, TimestampMs, f64),
+) -> Result<(), StoreError> {
+    let (start, end, map) = (spec.start, spec.end, spec.map);
+    // Whole chunk in range: skip the per-row time test.
+    let inside = rows.min_t >= start && rows.max_t < end;
+    let blocks = rows
+        .series
+        .chunks(CHECK_EVERY)
+        .zip(rows.timestamps.chunks(CHECK_EVERY))
+        .zip(rows.values.chunks(CHECK_EVERY));
+    for ((series, timestamps), values) in blocks {
+        ctx.check()?;
+        for i in 0..series.len() {
+            let t = timestamps[i];
+            if !inside && (t < start || t >= end) {
+                continue;
+            }
+            if let Some(tag) = map.get(series[i]) {
+                f(tag, t, values[i]);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn cancellation_stops_a_running_scan_within_one_block() {
+        let n = 3 * CHECK_EVERY;
+        let series = vec![0; n];
+        let timestamps: Vec<TimestampMs> = (0..n as i64).collect();
+        let values = vec![1.0; n];
+        let rows = Rows {
+            series: &series,
+            timestamps: &timestamps,
+            values: &values,
+            min_t: 0,
+            max_t: n as i64 - 1,
+        };
+        let map = SeriesMap::new(&[0], vec![0]);
+        let spec = ScanSpec {
+            start: 0,
+            end: i64::MAX,
+            interval: None,
+            bucketed_rows: false,
+            moments: false,
+            groups: 1,
+            map: &map,
+            max_values: usize::MAX,
+        };
+        let ctx = QueryContext::new(Duration::from_secs(10));
+        let mut seen = 0;
+        let outcome = for_each_selected(&rows, &spec, &ctx, |_, _, _| {
+            seen += 1;
+            if seen == 10 {
+                ctx.cancel();
+            }
+        });
+        assert_eq!(
+            outcome,
+            Err(StoreError::Timeout {
+                timeout: Duration::from_secs(10)
+            })
+        );
+        assert_eq!(seen, CHECK_EVERY);
+    }
+
+    #[test]
+    fn moments_merge_as_if_added_together() {
+        let (mut a, mut b, mut all) = (Moments::default(), Moments::default(), Moments::default());
+        for v in [3.0, -1.0, 2.5] {
+            a.add(v);
+            all.add(v);
+        }
+        for v in [7.0, 0.25] {
+            b.add(v);
+            all.add(v);
+        }
+        let mut merged = a;
+        merged.merge(&b);
+        merged.merge(&Moments::default());
+        assert_eq!(merged, all);
+        let mut from_empty = Moments::default();
+        from_empty.merge(&all);
+        assert_eq!(from_empty, all);
+    }
+}

@@ -1,0 +1,247 @@
+//! The index half of a query: filters → the sorted set of selected series (through the postings), each
+//! selected series → its group (once per query, by value ids, no strings), and the per-query table that
+//! maps a row's series id to what the scan accumulates it under. Taken under the index lock; owns only
+//! ids, so the lock can be released before the scan.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::index::{MetricId, StrId, TenantIndex};
+use crate::record::SeriesId;
+
+/// A missing dimension in a group's values (groups it under `""`).
+pub(super) const MISSING: StrId = StrId::MAX;
+/// No tag: the series is not selected.
+const NOT_SELECTED: u32 = u32::MAX;
+
+/// The selected series of a query and their groups.
+#[derive(Debug, Default)]
+pub(super) struct Selection {
+    /// The queried metric (`None` when unknown: nothing is selected).
+    pub metric: Option<MetricId>,
+    /// Selected series, ascending.
+    pub series: Vec<SeriesId>,
+    /// Group of `series[i]`.
+    pub group_of: Vec<u32>,
+    /// Each group's values.
+    pub groups: Groups,
+}
+
+/// Each group's group-by values as value ids (`MISSING` for an absent key), `width` per group.
+#[derive(Debug, Default)]
+pub(super) struct Groups {
+    pub width: usize,
+    pub values: Vec<StrId>,
+    pub count: usize,
+}
+
+impl Groups {
+    /// The value ids of group `g`, in group-by order.
+    pub(super) fn of(&self, g: u32) -> &[StrId] {
+        let start = g as usize * self.width;
+        &self.values[start..start + self.width]
+    }
+}
+
+/// The selected series of `metric` (holding points, matching every filter) and their groups. A filter on
+/// `""` matches series without the key (stored values are never empty).
+pub(super) fn select(
+    ti: Option<&TenantIndex>,
+    metric: &str,
+    filters: &[(String, String)],
+    group_by: &[String],
+) -> Selection {
+    let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(metric)?))) else {
+        return Selection::default();
+    };
+    let mi = ti.metric(m);
+    let strings = ti.strings();
+    let mut lists: Vec<&[SeriesId]> = Vec::new();
+    for (k, v) in filters.iter().filter(|(_, v)| !v.is_empty()) {
+        let posting = strings
+            .get(k)
+            .zip(strings.get(v))
+            .and_then(|(k, v)| mi.posting_id(k, v));
+        match posting {
+            Some(p) => lists.push(&mi.postings[p as usize].series),
+            // No series carries the pair: nothing matches.
+            None => {
+                return Selection {
+                    metric: Some(m),
+                    ..Selection::default()
+                };
+            }
+        }
+    }
+    lists.sort_by_key(|l| l.len());
+    let mut series: Vec<SeriesId> = match lists.split_first() {
+        None => mi.series.clone(),
+        Some((smallest, rest)) => {
+            let mut ids = smallest.to_vec();
+            for list in rest {
+                ids.retain(|id| list.binary_search(id).is_ok());
+            }
+            ids
+        }
+    };
+    // Keys that must be absent; a key no series ever carried is absent everywhere.
+    let absent: Vec<StrId> = filters
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .filter_map(|(k, _)| strings.get(k))
+        .collect();
+    series.retain(|&s| ti.is_live(s) && absent.iter().all(|&k| ti.value_of(s, k).is_none()));
+    let (group_of, groups) = group(ti, &series, group_by);
+    Selection {
+        metric: Some(m),
+        series,
+        group_of,
+        groups,
+    }
+}
+
+/// Each series' group: with one group-by key, through a dense table indexed by value id; otherwise
+/// through a hash table of value-id tuples. Allocates per group, never per series.
+fn group(ti: &TenantIndex, series: &[SeriesId], group_by: &[String]) -> (Vec<u32>, Groups) {
+    let strings = ti.strings();
+    let keys: Vec<Option<StrId>> = group_by.iter().map(|k| strings.get(k)).collect();
+    // Stored values are never empty, but if one were it must group with the missing ones, as `""`.
+    let empty = strings.get("");
+    let value = |s: SeriesId, key: Option<StrId>| {
+        key.and_then(|k| ti.value_of(s, k))
+            .filter(|&v| Some(v) != empty)
+            .unwrap_or(MISSING)
+    };
+    let mut groups = Groups {
+        width: keys.len(),
+        values: Vec::new(),
+        count: 0,
+    };
+    let new_group = |groups: &mut Groups, values: &[StrId]| {
+        groups.values.extend_from_slice(values);
+        groups.count += 1;
+        (groups.count - 1) as u32
+    };
+    let group_of = match keys.as_slice() {
+        [] => {
+            if !series.is_empty() {
+                new_group(&mut groups, &[]);
+            }
+            vec![0; series.len()]
+        }
+        [key] => {
+            // Slot `len` is the missing value.
+            let mut by_value = vec![NOT_SELECTED; strings.len() + 1];
+            series
+                .iter()
+                .map(|&s| {
+                    let v = value(s, *key);
+                    let slot = if v == MISSING {
+                        strings.len()
+                    } else {
+                        v as usize
+                    };
+                    if by_value[slot] == NOT_SELECTED {
+                        by_value[slot] = new_group(&mut groups, &[v]);
+                    }
+                    by_value[slot]
+                })
+                .collect()
+        }
+        _ => {
+            let hasher = DefaultHashBuilder::default();
+            let mut table: HashTable<u32> = HashTable::new();
+            let mut scratch: Vec<StrId> = Vec::with_capacity(keys.len());
+            series
+                .iter()
+                .map(|&s| {
+                    scratch.clear();
+                    scratch.extend(keys.iter().map(|&k| value(s, k)));
+                    let hash = hasher.hash_one(scratch.as_slice());
+                    if let Some(&g) = table.find(hash, |&g| groups.of(g) == scratch.as_slice()) {
+                        return g;
+                    }
+                    let g = new_group(&mut groups, &scratch);
+                    table.insert_unique(hash, g, |&other| hasher.hash_one(groups.of(other)));
+                    g
+                })
+                .collect()
+        }
+    };
+    (group_of, groups)
+}
+
+/// Series id → tag (a group, or a position in the selection), looked up once per scanned row.
+#[derive(Debug)]
+pub(crate) enum SeriesMap {
+    /// A table over the selected ids' span: one load per row.
+    Dense { base: SeriesId, tags: Vec<u32> },
+    /// Few series spread over a wide span: a bitset over the span rejects most rows with one bit test,
+    /// the sorted ids find the rest.
+    Sparse {
+        base: SeriesId,
+        bits: Vec<u64>,
+        ids: Vec<SeriesId>,
+        tags: Vec<u32>,
+    },
+}
+
+impl SeriesMap {
+    /// Maps `series[i]` (ascending) to `tags[i]`.
+    pub(super) fn new(series: &[SeriesId], tags: Vec<u32>) -> Self {
+        let (Some(&first), Some(&last)) = (series.first(), series.last()) else {
+            return Self::Dense {
+                base: 0,
+                tags: Vec::new(),
+            };
+        };
+        let span = (last - first) as usize + 1;
+        // A dense table costs 4 bytes per id of the span: worth it unless the selection is sparse in it.
+        if span <= 16 * series.len() + 65_536 {
+            let mut dense = vec![NOT_SELECTED; span];
+            for (&s, &tag) in series.iter().zip(&tags) {
+                dense[(s - first) as usize] = tag;
+            }
+            return Self::Dense {
+                base: first,
+                tags: dense,
+            };
+        }
+        let mut bits = vec![0u64; span.div_ceil(64)];
+        for &s in series {
+            let i = (s - first) as usize;
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        Self::Sparse {
+            base: first,
+            bits,
+            ids: series.to_vec(),
+            tags,
+        }
+    }
+
+    /// The tag of series `id`, if selected.
+    #[inline]
+    pub(super) fn get(&self, id: SeriesId) -> Option<u32> {
+        match self {
+            Self::Dense { base, tags } => {
+                let tag = *tags.get(id.wrapping_sub(*base) as usize)?;
+                (tag != NOT_SELECTED).then_some(tag)
+            }
+            Self::Sparse {
+                base,
+                bits,
+                ids,
+                tags,
+            } => {
+                let i = id.wrapping_sub(*base) as usize;
+                let word = *bits.get(i / 64)?;
+                if word & (1 << (i % 64)) == 0 {
+                    return None;
+                }
+                ids.binary_search(&id).ok().map(|at| tags[at])
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The series table's lookup, id discipline and views; counters after writes and deletes are tested with
+//! `apply`, discovery answers by the differential conformance test.
+
+use luminate_model::{Dimensions, Tenant};
+
+use super::*;
+
+fn dims(pairs: &[(&str, &str)]) -> Dimensions {
+    Dimensions::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
+#[test]
+fn series_lookup_finds_exactly_the_defined_series() {
+    let mut t = TenantIndex::default();
+    let defs = [
+        ("m", dims(&[])),
+        ("m", dims(&[("a", "1")])),
+        ("m", dims(&[("a", "1"), ("b", "2")])),
+        ("m", dims(&[("a", "12")])),
+        ("n", dims(&[("a", "1")])),
+        // Same strings, split differently: hashing with terminators keeps them apart.
+        ("m", dims(&[("a1", "")])),
+    ];
+    for (id, (metric, d)) in defs.iter().enumerate() {
+        t.insert_with_id(id as SeriesId, metric, d).unwrap();
+    }
+    for (id, (metric, d)) in defs.iter().enumerate() {
+        assert_eq!(t.find(metric, d), Some(id as SeriesId), "{metric} {d:?}");
+        let view = t.series(id as SeriesId);
+        assert_eq!((view.metric(), view.dimensions()), (*metric, d.clone()));
+    }
+    assert_eq!(t.find("m", &dims(&[("b", "2")])), None);
+    assert_eq!(t.find("m", &dims(&[("a", "2")])), None);
+    assert_eq!(t.find("n", &dims(&[])), None);
+    assert_eq!(t.find("unknown", &dims(&[("a", "1")])), None);
+    // Strings shared by series are interned once.
+    assert_eq!(t.strings().len(), 9);
+}
+
+#[test]
+fn lookup_survives_table_growth() {
+    let mut t = TenantIndex::default();
+    let customer = |i: u32| dims(&[("customer", &format!("c{i}")), ("region", "eu")]);
+    for i in 0..20_000u32 {
+        t.insert_with_id(i, "m", &customer(i)).unwrap();
+    }
+    for i in (0..20_000u32).step_by(97) {
+        assert_eq!(t.find("m", &customer(i)), Some(i));
+    }
+    let m = t.metric(t.metric_id("m").unwrap());
+    assert_eq!(m.series.len(), 20_000);
+    let (eu, region) = (
+        t.strings().get("eu").unwrap(),
+        t.strings().get("region").unwrap(),
+    );
+    let eu = &m.postings[m.posting_id(region, eu).unwrap() as usize];
+    assert!(eu.series.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(eu.series.len(), 20_000);
+}
+
+#[test]
+fn insert_with_id_requires_the_next_id_and_a_new_series() {
+    let mut t = TenantIndex::default();
+    let err = t.insert_with_id(1, "m", &dims(&[])).unwrap_err();
+    assert!(err.contains("series 0 was expected"), "{err}");
+    t.insert_with_id(0, "m", &dims(&[("k", "v")])).unwrap();
+    let err = t.insert_with_id(1, "m", &dims(&[("k", "v")])).unwrap_err();
+    assert!(err.contains("redefines"), "{err}");
+    assert_eq!(t.series_count(), 1);
+    t.insert_with_id(1, "m", &dims(&[("k", "w")])).unwrap();
+    assert_eq!(t.series_count(), 2);
+}
+
+#[test]
+fn definitions_iterate_in_id_order_for_persisting() {
+    let mut index = Index::default();
+    let t = index.tenant_mut(&Tenant::new("t"));
+    t.insert_with_id(0, "b", &dims(&[("k", "2"), ("j", "1")]))
+        .unwrap();
+    t.insert_with_id(1, "a", &dims(&[])).unwrap();
+    let defs: Vec<(SeriesId, String, Dimensions)> = t
+        .all_series()
+        .map(|s| (s.id(), s.metric().to_owned(), s.dimensions()))
+        .collect();
+    assert_eq!(
+        defs,
+        vec![
+            (0, "b".to_owned(), dims(&[("j", "1"), ("k", "2")])),
+            (1, "a".to_owned(), dims(&[])),
+        ]
+    );
+    assert_eq!(index.tenants().count(), 1);
+    // Not live until a point is counted.
+    assert_eq!(index.live_tenants().count(), 0);
+    assert!(index.metric_names(&Tenant::new("t")).is_empty());
+    index.tenant_mut(&Tenant::new("t")).add_points(1, 1);
+    index.tenant_mut(&Tenant::new("t")).add_points(0, 1);
+    assert_eq!(index.metric_names(&Tenant::new("t")), vec!["a", "b"]);
+}
+
+#[test]
+fn values_and_dimension_order_come_from_ids() {
+    let mut t = TenantIndex::default();
+    t.insert_with_id(0, "m", &dims(&[("a", "2")])).unwrap();
+    t.insert_with_id(1, "m", &dims(&[("a", "10"), ("b", "x")]))
+        .unwrap();
+    t.insert_with_id(2, "m", &dims(&[("a", "10")])).unwrap();
+    let a = t.strings().get("a").unwrap();
+    let b = t.strings().get("b").unwrap();
+    assert_eq!(t.value_of(1, a), t.strings().get("10"));
+    assert_eq!(t.value_of(0, b), None);
+    let mut ids = vec![0, 1, 2];
+    ids.sort_by(|&x, &y| t.cmp_dims(x, y));
+    // As `Dimensions` orders: [("a","10")] < [("a","10"),("b","x")] < [("a","2")].
+    assert_eq!(ids, vec![2, 1, 0]);
+    let mut by_dims: Vec<Dimensions> = (0..3).map(|i| t.series(i).dimensions()).collect();
+    by_dims.sort();
+    assert_eq!(
+        by_dims,
+        ids.iter()
+            .map(|&i| t.series(i).dimensions())
+            .collect::<Vec<_>>()
+    );
+}

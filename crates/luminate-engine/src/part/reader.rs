@@ -1,0 +1,473 @@
+//! Reading a part: [`Part::open`] verifies the file and keeps its section (meta, page index, series
+//! directory) in memory; [`SeriesScan`] reads the rows of chosen series in a time range, decoding each
+//! needed page once, lazily, with positioned reads on the shared file handle.
+
+use std::fs::File;
+use std::ops::{Bound, Range, RangeBounds};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use luminate_model::TimestampMs;
+
+use super::section::{self, Footer};
+use super::{BlobRef, FOOTER_LEN, FORMAT_V1, HEADER_LEN, MAGIC, PageEntry, PartMeta, corruption};
+use crate::EngineError;
+use crate::files::io_error;
+use crate::record::SeriesId;
+
+/// An open part. Immutable and `Send + Sync`: share it across query threads; each thread scans with
+/// its own [`SeriesScan`].
+#[derive(Debug)]
+pub(crate) struct Part {
+    path: PathBuf,
+    /// Read with `read_at` only, so concurrent scans need no lock and no seek position.
+    file: File,
+    meta: PartMeta,
+    pages: Box<[PageEntry]>,
+    /// Series ids, strictly ascending.
+    ids: Box<[SeriesId]>,
+    /// `starts[i]..starts[i + 1]` are series `i`'s rows; one more entry than `ids`. With `ids`, 8 bytes
+    /// per series: a part may hold millions.
+    starts: Box<[u32]>,
+}
+
+/// Which series a scan reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection<'a> {
+    /// Every series of the part.
+    All,
+    /// These ids, strictly ascending; ids the part does not hold are skipped.
+    Only(&'a [SeriesId]),
+}
+
+/// The rows of one series within a scan's time range, sorted by (timestamp, value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Run<'a> {
+    /// The series.
+    pub series: SeriesId,
+    /// Timestamps, ascending.
+    pub timestamps: &'a [TimestampMs],
+    /// Values, one per timestamp.
+    pub values: &'a [f64],
+}
+
+impl Part {
+    /// Opens a part, verifying header, footer and the section's checksum and invariants. Page blobs are
+    /// not read until a scan needs them.
+    pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
+        let file = File::open(path).map_err(io_error("open part", path))?;
+        let len = file
+            .metadata()
+            .map_err(io_error("read metadata of part", path))?
+            .len();
+        let min_len = (HEADER_LEN + FOOTER_LEN) as u64;
+        if len < min_len {
+            return Err(corruption(
+                path,
+                0,
+                format!("truncated part: {len} bytes, a part has at least {min_len}"),
+            ));
+        }
+        let mut header = [0u8; HEADER_LEN];
+        read_exact_at(&file, path, &mut header, 0)?;
+        if header[..4] != MAGIC {
+            return Err(corruption(
+                path,
+                0,
+                format!("bad magic {:02x?}, expected {MAGIC:02x?}", &header[..4]),
+            ));
+        }
+        let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if version != FORMAT_V1 {
+            return Err(corruption(
+                path,
+                4,
+                format!("unsupported part format version {version} (this build reads {FORMAT_V1})"),
+            ));
+        }
+        let mut footer = [0u8; FOOTER_LEN];
+        read_exact_at(&file, path, &mut footer, len - FOOTER_LEN as u64)?;
+        let footer = Footer::decode(path, len, &footer)?;
+        // The footer check bounds the section by the file's length.
+        let mut bytes = vec![0u8; footer.section_len as usize];
+        read_exact_at(&file, path, &mut bytes, footer.section_offset)?;
+        let crc = crc32c::crc32c(&bytes);
+        if crc != footer.section_crc {
+            return Err(corruption(
+                path,
+                footer.section_offset,
+                format!(
+                    "section checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                    footer.section_crc
+                ),
+            ));
+        }
+        let section = section::decode(path, footer.section_offset, &bytes)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            meta: section.meta,
+            pages: section.pages,
+            ids: section.ids,
+            starts: section.starts,
+        })
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the part holds.
+    pub(crate) fn meta(&self) -> &PartMeta {
+        &self.meta
+    }
+
+    /// The part's series, ascending.
+    pub(crate) fn series_ids(&self) -> &[SeriesId] {
+        &self.ids
+    }
+
+    /// The rows of series `id`, `None` if the part does not hold it.
+    pub(crate) fn series_rows(&self, id: SeriesId) -> Option<Range<u32>> {
+        let i = self.ids.binary_search(&id).ok()?;
+        Some(self.starts[i]..self.starts[i + 1])
+    }
+
+    /// Every series with its number of points, ascending by id, without reading a page: `count` over a
+    /// part inside the query range, per-value point counts at start-up.
+    pub(crate) fn row_counts(&self) -> impl ExactSizeIterator<Item = (SeriesId, u32)> + '_ {
+        self.ids
+            .iter()
+            .zip(self.starts.windows(2))
+            .map(|(&id, w)| (id, w[1] - w[0]))
+    }
+
+    /// Pages in the part.
+    pub(crate) fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// The page index, in row order: each page's rows and time range.
+    pub(crate) fn pages(&self) -> &[PageEntry] {
+        &self.pages
+    }
+
+    /// Starts reading the selected series' rows whose timestamp is in `time` (e.g. `start..end`, or
+    /// `..` for all).
+    pub(crate) fn scan<'a>(
+        &'a self,
+        selection: Selection<'a>,
+        time: impl RangeBounds<TimestampMs>,
+    ) -> SeriesScan<'a> {
+        let lo = match time.start_bound() {
+            Bound::Included(&t) => Some(t),
+            Bound::Excluded(&t) => t.checked_add(1),
+            Bound::Unbounded => Some(TimestampMs::MIN),
+        };
+        let hi = match time.end_bound() {
+            Bound::Included(&t) => Some(t),
+            Bound::Excluded(&t) => t.checked_sub(1),
+            Bound::Unbounded => Some(TimestampMs::MAX),
+        };
+        let time = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi => Some((lo, hi)),
+            _ => None,
+        };
+        SeriesScan {
+            part: self,
+            selection,
+            time,
+            with_values: true,
+            next_wanted: 0,
+            next_series: 0,
+            page_hint: 0,
+            decoded: None,
+            pages_decoded: 0,
+            raw: Vec::new(),
+            page_timestamps: Vec::new(),
+            page_values: Vec::new(),
+            stitch_timestamps: Vec::new(),
+            stitch_values: Vec::new(),
+        }
+    }
+}
+
+/// Reads runs of selected series in ascending id order, one [`Run`] per series with rows in the time
+/// range (series without are skipped). Pages are decoded lazily and at most once per scan: a page
+/// outside the time range or holding no selected row is never read. A run lies in one page's buffers
+/// when it can and is stitched into a separate buffer when it spans pages.
+#[derive(Debug)]
+pub(crate) struct SeriesScan<'a> {
+    part: &'a Part,
+    selection: Selection<'a>,
+    /// Inclusive bounds; `None` when the range is empty.
+    time: Option<(TimestampMs, TimestampMs)>,
+    /// Whether values blobs are read; `count` and the like need timestamps only.
+    with_values: bool,
+    /// Next index into `Selection::Only`.
+    next_wanted: usize,
+    /// Directory index from which to look for the next series: selections ascend.
+    next_series: usize,
+    /// A page at or before the one holding the next series' first row: rows ascend, so pages are
+    /// walked forward only.
+    page_hint: usize,
+    /// The page whose columns are in `page_timestamps`/`page_values`.
+    decoded: Option<usize>,
+    pages_decoded: usize,
+    /// A page's compressed bytes.
+    raw: Vec<u8>,
+    page_timestamps: Vec<TimestampMs>,
+    page_values: Vec<f64>,
+    stitch_timestamps: Vec<TimestampMs>,
+    stitch_values: Vec<f64>,
+}
+
+/// Where `gather` left a series' rows.
+enum Gathered {
+    /// No rows in the time range.
+    Nothing,
+    /// `page_timestamps[a..b]` and `page_values[a..b]`.
+    InPage(usize, usize),
+    /// The stitch buffers.
+    Stitched,
+}
+
+impl SeriesScan<'_> {
+    /// Reads timestamps only: runs have empty `values`, and values blobs are neither read nor decoded.
+    pub(crate) fn timestamps_only(mut self) -> Self {
+        self.with_values = false;
+        self
+    }
+
+    /// The next selected series with rows in the time range; `None` when the scan is done. A page whose
+    /// bytes do not match their checksum or do not decode is `Corruption` naming the file and offset.
+    pub(crate) fn next_run(&mut self) -> Result<Option<Run<'_>>, EngineError> {
+        if self.time.is_none() {
+            return Ok(None);
+        }
+        loop {
+            let Some(index) = self.next_series_index() else {
+                return Ok(None);
+            };
+            let series = self.part.ids[index];
+            return Ok(Some(match self.gather(index)? {
+                Gathered::Nothing => continue,
+                Gathered::InPage(a, b) => Run {
+                    series,
+                    timestamps: &self.page_timestamps[a..b],
+                    values: self.page_values.get(a..b).unwrap_or_default(),
+                },
+                Gathered::Stitched => Run {
+                    series,
+                    timestamps: &self.stitch_timestamps,
+                    values: &self.stitch_values,
+                },
+            }));
+        }
+    }
+
+    /// Pages decoded so far: how much work the scan did.
+    pub(crate) fn pages_decoded(&self) -> usize {
+        self.pages_decoded
+    }
+
+    /// The directory index of the next selected series the part holds.
+    fn next_series_index(&mut self) -> Option<usize> {
+        let ids = &self.part.ids;
+        match self.selection {
+            Selection::All => {
+                let index = self.next_series;
+                self.next_series += 1;
+                (index < ids.len()).then_some(index)
+            }
+            Selection::Only(wanted) => loop {
+                let &id = wanted.get(self.next_wanted)?;
+                self.next_wanted += 1;
+                debug_assert!(
+                    self.next_wanted < 2 || wanted[self.next_wanted - 2] < id,
+                    "selection not strictly ascending"
+                );
+                self.next_series += lower_bound_galloping(&ids[self.next_series..], id);
+                if ids.get(self.next_series) == Some(&id) {
+                    self.next_series += 1;
+                    return Some(self.next_series - 1);
+                }
+            },
+        }
+    }
+
+    /// Finds the rows of directory entry `index` in the time range, decoding the pages they lie in.
+    fn gather(&mut self, index: usize) -> Result<Gathered, EngineError> {
+        let part = self.part;
+        let Some((lo, hi)) = self.time else {
+            return Ok(Gathered::Nothing);
+        };
+        let (first, end) = (part.starts[index], part.starts[index + 1]);
+        let mut p = self.page_hint;
+        // Pages tile the rows, so this stops at the page holding `first`.
+        while part.pages[p].end_row() <= first {
+            p += 1;
+        }
+        let mut in_page = None;
+        let mut stitched = false;
+        loop {
+            let page = part.pages[p];
+            if page.max_t >= lo && page.min_t <= hi {
+                if self.decoded != Some(p) {
+                    if let Some((a, b)) = in_page.take() {
+                        // The rows found in the previous page are about to be overwritten.
+                        self.stitch_timestamps.clear();
+                        self.stitch_values.clear();
+                        self.stitch_timestamps
+                            .extend_from_slice(&self.page_timestamps[a..b]);
+                        self.stitch_values
+                            .extend_from_slice(self.page_values.get(a..b).unwrap_or_default());
+                        stitched = true;
+                    }
+                    self.decode_page(p)?;
+                }
+                let from = (first.max(page.first_row) - page.first_row) as usize;
+                let to = (end.min(page.end_row()) - page.first_row) as usize;
+                // A series' timestamps ascend, so its rows in range are one slice.
+                let ts = &self.page_timestamps[from..to];
+                let a = from + ts.partition_point(|&t| t < lo);
+                let b = from + ts.partition_point(|&t| t <= hi);
+                if a < b {
+                    if stitched {
+                        self.stitch_timestamps
+                            .extend_from_slice(&self.page_timestamps[a..b]);
+                        self.stitch_values
+                            .extend_from_slice(self.page_values.get(a..b).unwrap_or_default());
+                    } else {
+                        in_page = Some((a, b));
+                    }
+                }
+                if b < to {
+                    // Later rows of this series are past the range.
+                    break;
+                }
+            } else if page.min_t > hi {
+                // So are this series' rows here and in later pages.
+                break;
+            }
+            if page.end_row() >= end {
+                break;
+            }
+            p += 1;
+        }
+        self.page_hint = p;
+        Ok(match (stitched, in_page) {
+            (true, _) => Gathered::Stitched,
+            (false, Some((a, b))) => Gathered::InPage(a, b),
+            (false, None) => Gathered::Nothing,
+        })
+    }
+
+    /// Reads page `p`'s blobs with one positioned read, verifies their checksums and decodes them.
+    fn decode_page(&mut self, p: usize) -> Result<(), EngineError> {
+        let part = self.part;
+        let page = part.pages[p];
+        self.decoded = None;
+        let ts_len = page.timestamps.len as usize;
+        let values_len = if self.with_values {
+            page.values.len as usize
+        } else {
+            0
+        };
+        self.raw.resize(ts_len + values_len, 0);
+        // `open` checked that the values blob follows the timestamps blob.
+        read_exact_at(
+            &part.file,
+            &part.path,
+            &mut self.raw,
+            page.timestamps.offset,
+        )?;
+        let (ts_raw, values_raw) = self.raw.split_at(ts_len);
+        let rows = page.rows as usize;
+        decode_blob(
+            &part.path,
+            p,
+            "timestamps",
+            page.timestamps,
+            ts_raw,
+            rows,
+            &mut self.page_timestamps,
+        )?;
+        if self.with_values {
+            decode_blob(
+                &part.path,
+                p,
+                "values",
+                page.values,
+                values_raw,
+                rows,
+                &mut self.page_values,
+            )?;
+        }
+        self.decoded = Some(p);
+        self.pages_decoded += 1;
+        Ok(())
+    }
+}
+
+/// Verifies a blob's checksum and decodes exactly `rows` numbers from it into `out`.
+fn decode_blob<T: pco::data_types::Number + Default>(
+    path: &Path,
+    page: usize,
+    column: &str,
+    blob: BlobRef,
+    raw: &[u8],
+    rows: usize,
+    out: &mut Vec<T>,
+) -> Result<(), EngineError> {
+    let crc = crc32c::crc32c(raw);
+    if crc != blob.crc {
+        return Err(corruption(
+            path,
+            blob.offset,
+            format!(
+                "page {page} {column} checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                blob.crc
+            ),
+        ));
+    }
+    out.clear();
+    out.resize(rows, T::default());
+    match pco::standalone::simple_decompress_into(raw, out) {
+        Ok(progress) if progress.finished && progress.n_processed == rows => Ok(()),
+        Ok(progress) => Err(corruption(
+            path,
+            blob.offset,
+            format!(
+                "page {page} {column} decode to {}{} numbers, the page has {rows} rows",
+                progress.n_processed,
+                if progress.finished { "" } else { " or more" }
+            ),
+        )),
+        Err(e) => Err(corruption(
+            path,
+            blob.offset,
+            format!("page {page} {column} do not decode: {e}"),
+        )),
+    }
+}
+
+/// `read_exact_at`, with the file in the error.
+fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), EngineError> {
+    file.read_exact_at(buf, offset)
+        .map_err(io_error("read part", path))
+}
+
+/// The index of the first element of ascending `s` that is `>= x`, searching outward from the start so
+/// that finding a near element costs O(log distance): a dense selection then costs O(1) per id.
+fn lower_bound_galloping(s: &[SeriesId], x: SeriesId) -> usize {
+    let mut hi = 1;
+    while hi < s.len() && s[hi - 1] < x {
+        hi *= 2;
+    }
+    // Everything before `hi / 2` is < x (checked by the previous step), the answer is at most `hi`.
+    let lo = hi / 2;
+    let hi = hi.min(s.len());
+    lo + s[lo..hi].partition_point(|&v| v < x)
+}

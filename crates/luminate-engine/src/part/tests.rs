@@ -1,0 +1,675 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use luminate_model::Tenant;
+use proptest::prelude::*;
+
+use super::section::Footer;
+use super::*;
+use crate::EngineError;
+use crate::record::SeriesId;
+
+/// One series as the writer takes it.
+#[derive(Debug, Clone)]
+struct Series {
+    id: SeriesId,
+    timestamps: Vec<i64>,
+    values: Vec<f64>,
+}
+
+/// A run as owned data, values as bits so NaN payloads compare exactly.
+type OwnedRun = (SeriesId, Vec<i64>, Vec<u64>);
+
+fn series(id: SeriesId, points: &[(i64, f64)]) -> Series {
+    Series {
+        id,
+        timestamps: points.iter().map(|p| p.0).collect(),
+        values: points.iter().map(|p| p.1).collect(),
+    }
+}
+
+fn write(path: &Path, page_rows: u32, all: &[Series]) -> Result<PartMeta, EngineError> {
+    let mut writer =
+        PartWriter::create(path, Tenant::new("acme"), "latency", 19_000)?.with_page_rows(page_rows);
+    for s in all {
+        writer.push_series(s.id, &s.timestamps, &s.values)?;
+    }
+    writer.finish()
+}
+
+fn collect(mut scan: SeriesScan<'_>) -> Result<Vec<OwnedRun>, EngineError> {
+    let mut out = Vec::new();
+    while let Some(run) = scan.next_run()? {
+        out.push((
+            run.series,
+            run.timestamps.to_vec(),
+            run.values.iter().map(|v| v.to_bits()).collect(),
+        ));
+    }
+    Ok(out)
+}
+
+/// What a scan of `wanted` (all when `None`) over `[start, end)` must return.
+fn expected(all: &[Series], wanted: Option<&[SeriesId]>, start: i64, end: i64) -> Vec<OwnedRun> {
+    all.iter()
+        .filter(|s| wanted.is_none_or(|w| w.contains(&s.id)))
+        .filter_map(|s| {
+            let (ts, vs): (Vec<i64>, Vec<u64>) = s
+                .timestamps
+                .iter()
+                .zip(&s.values)
+                .filter(|(t, _)| (start..end).contains(*t))
+                .map(|(&t, v)| (t, v.to_bits()))
+                .unzip();
+            (!ts.is_empty()).then_some((s.id, ts, vs))
+        })
+        .collect()
+}
+
+fn corruption_of(result: Result<impl std::fmt::Debug, EngineError>) -> (PathBuf, u64, String) {
+    match result {
+        Err(EngineError::Corruption {
+            path,
+            offset,
+            reason,
+        }) => (path, offset, reason),
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+}
+
+fn invalid_input_of(result: Result<impl std::fmt::Debug, EngineError>) -> String {
+    match result {
+        Err(EngineError::Io { op, source, .. })
+            if op == "write part" && source.kind() == std::io::ErrorKind::InvalidInput =>
+        {
+            source.to_string()
+        }
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// 100 series of 100 points at 10 s intervals, values id + i/10.
+fn hundred_by_hundred() -> Vec<Series> {
+    (0..100u32)
+        .map(|id| {
+            let points: Vec<(i64, f64)> = (0..100)
+                .map(|i| (1_000_000 + i * 10_000, f64::from(id) + i as f64 / 10.0))
+                .collect();
+            series(id * 3, &points)
+        })
+        .collect()
+}
+
+fn blob_of<T: pco::data_types::Number>(numbers: &[T]) -> Vec<u8> {
+    let mut out = Vec::new();
+    compress(numbers, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn part_layout_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let meta = write_part(
+        &path,
+        Tenant::new("t"),
+        "m",
+        19_000,
+        [(7u32, &[1_000i64, 2_000][..], &[1.5f64, 2.5][..])],
+    )
+    .unwrap();
+    assert_eq!(
+        meta,
+        PartMeta {
+            tenant: Tenant::new("t"),
+            metric: "m".to_owned(),
+            day: 19_000,
+            rows: 2,
+            series: 1,
+            pages: 1,
+            min_t: 1_000,
+            max_t: 2_000,
+        }
+    );
+    let bytes = fs::read(&path).unwrap();
+    // The blobs are pco's standalone encoding of each column, back to back after the header.
+    let ts_blob = blob_of(&[1_000i64, 2_000]);
+    let values_blob = blob_of(&[1.5f64, 2.5]);
+    let ids_blob = blob_of(&[7u32]);
+    let counts_blob = blob_of(&[2u32]);
+    let ts_at = HEADER_LEN;
+    let values_at = ts_at + ts_blob.len();
+    let section_at = values_at + values_blob.len();
+
+    let mut want = Vec::new();
+    want.extend_from_slice(b"LPRT\x01\x00\x00\x00");
+    want.extend_from_slice(&ts_blob);
+    want.extend_from_slice(&values_blob);
+    let mut section = Vec::new();
+    section.extend_from_slice(&[1, 0, 0, 0, b't', 1, 0, 0, 0, b'm']);
+    section.extend_from_slice(&19_000i64.to_le_bytes()); // day
+    section.extend_from_slice(&2u64.to_le_bytes()); // rows
+    section.extend_from_slice(&1u32.to_le_bytes()); // series
+    section.extend_from_slice(&1u32.to_le_bytes()); // pages
+    section.extend_from_slice(&DEFAULT_PAGE_ROWS.to_le_bytes());
+    section.extend_from_slice(&1_000i64.to_le_bytes()); // min_t
+    section.extend_from_slice(&2_000i64.to_le_bytes()); // max_t
+    section.extend_from_slice(&0u32.to_le_bytes()); // page 0: first row
+    section.extend_from_slice(&2u32.to_le_bytes()); // rows
+    section.extend_from_slice(&1_000i64.to_le_bytes());
+    section.extend_from_slice(&2_000i64.to_le_bytes());
+    section.extend_from_slice(&(ts_at as u64).to_le_bytes());
+    section.extend_from_slice(&(ts_blob.len() as u32).to_le_bytes());
+    section.extend_from_slice(&crc32c::crc32c(&ts_blob).to_le_bytes());
+    section.extend_from_slice(&(values_at as u64).to_le_bytes());
+    section.extend_from_slice(&(values_blob.len() as u32).to_le_bytes());
+    section.extend_from_slice(&crc32c::crc32c(&values_blob).to_le_bytes());
+    section.extend_from_slice(&(ids_blob.len() as u32).to_le_bytes());
+    section.extend_from_slice(&ids_blob);
+    section.extend_from_slice(&(counts_blob.len() as u32).to_le_bytes());
+    section.extend_from_slice(&counts_blob);
+    assert_eq!(
+        section.len(),
+        10 + 44 + PAGE_ENTRY_LEN + 8 + ids_blob.len() + counts_blob.len()
+    );
+    want.extend_from_slice(&section);
+    want.extend_from_slice(&(section_at as u64).to_le_bytes());
+    want.extend_from_slice(&(section.len() as u64).to_le_bytes());
+    want.extend_from_slice(&crc32c::crc32c(&section).to_le_bytes());
+    want.extend_from_slice(b"LPRT");
+    assert_eq!(bytes, want);
+    assert_eq!(dir_names(dir.path()), ["p.part"]);
+
+    let part = Part::open(&path).unwrap();
+    assert_eq!(part.meta(), &meta);
+    assert_eq!(part.path(), path);
+    assert_eq!(part.series_ids(), [7]);
+    assert_eq!(part.series_rows(7), Some(0..2));
+    assert_eq!(part.series_rows(8), None);
+    assert_eq!(part.page_count(), 1);
+    assert_eq!(
+        part.pages(),
+        [PageEntry {
+            first_row: 0,
+            rows: 2,
+            min_t: 1_000,
+            max_t: 2_000,
+            timestamps: BlobRef {
+                offset: ts_at as u64,
+                len: ts_blob.len() as u32,
+                crc: crc32c::crc32c(&ts_blob),
+            },
+            values: BlobRef {
+                offset: values_at as u64,
+                len: values_blob.len() as u32,
+                crc: crc32c::crc32c(&values_blob),
+            },
+        }]
+    );
+}
+
+#[test]
+fn part_truncated_file_is_corruption_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    write(&path, 64, &hundred_by_hundred()).unwrap();
+    let full = fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.part");
+    for keep in [0, 7, 31, full.len() / 2, full.len() - 1] {
+        fs::write(&cut, &full[..keep]).unwrap();
+        let (at, offset, reason) = corruption_of(Part::open(&cut));
+        assert_eq!(at, cut);
+        if keep < HEADER_LEN + FOOTER_LEN {
+            assert_eq!(
+                (offset, reason),
+                (
+                    0,
+                    format!("truncated part: {keep} bytes, a part has at least 32")
+                )
+            );
+        } else {
+            // What ends the file is not a footer.
+            assert_eq!(offset, (keep - 4) as u64, "{reason}");
+            assert!(reason.starts_with("bad footer magic"), "{reason}");
+        }
+    }
+}
+
+#[test]
+fn part_flipped_byte_in_section_is_corruption_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    write(&path, 64, &hundred_by_hundred()).unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    let footer: [u8; FOOTER_LEN] = bytes[bytes.len() - FOOTER_LEN..].try_into().unwrap();
+    let footer = Footer::decode(&path, bytes.len() as u64, &footer).unwrap();
+    let section_at = footer.section_offset as usize;
+    for flip in [section_at, section_at + 30, bytes.len() - FOOTER_LEN - 1] {
+        bytes[flip] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let (at, offset, reason) = corruption_of(Part::open(&path));
+        assert_eq!(
+            (at.as_path(), offset),
+            (path.as_path(), footer.section_offset)
+        );
+        assert!(reason.starts_with("section checksum mismatch"), "{reason}");
+        bytes[flip] ^= 0x10;
+    }
+    // A footer pointing elsewhere is caught before the checksum.
+    let len = bytes.len();
+    bytes[len - FOOTER_LEN] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    let (_, offset, reason) = corruption_of(Part::open(&path));
+    assert_eq!(offset, (len - FOOTER_LEN) as u64, "{reason}");
+}
+
+#[test]
+fn part_unknown_version_or_magic_is_corruption_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    write(&path, 64, &hundred_by_hundred()).unwrap();
+    let good = fs::read(&path).unwrap();
+    let mut bytes = good.clone();
+    bytes[4] = 2;
+    fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        corruption_of(Part::open(&path)),
+        (
+            path.clone(),
+            4,
+            "unsupported part format version 2 (this build reads 1)".to_owned()
+        )
+    );
+    let mut bytes = good;
+    bytes[0] = b'X';
+    fs::write(&path, &bytes).unwrap();
+    let (_, offset, reason) = corruption_of(Part::open(&path));
+    assert_eq!(offset, 0);
+    assert!(reason.starts_with("bad magic"), "{reason}");
+}
+
+#[test]
+fn part_flipped_byte_in_page_blob_is_corruption_at_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all = hundred_by_hundred();
+    write(&path, 1_000, &all).unwrap();
+    let page = Part::open(&path).unwrap().pages()[3];
+    let good = fs::read(&path).unwrap();
+    for (column, blob) in [("timestamps", page.timestamps), ("values", page.values)] {
+        let mut bytes = good.clone();
+        bytes[(blob.offset + u64::from(blob.len) / 2) as usize] ^= 0x04;
+        fs::write(&path, &bytes).unwrap();
+        // The section is intact: the part opens, and pages other than 3 read fine.
+        let part = Part::open(&path).unwrap();
+        let wanted = [0, 297];
+        assert_eq!(
+            collect(part.scan(Selection::Only(&wanted), ..)).unwrap(),
+            expected(&all, Some(&wanted), i64::MIN, i64::MAX)
+        );
+        let (at, offset, reason) = corruption_of(collect(part.scan(Selection::All, ..)));
+        assert_eq!((at, offset), (path.clone(), blob.offset));
+        assert!(
+            reason.starts_with(&format!("page 3 {column} checksum mismatch")),
+            "{reason}"
+        );
+    }
+    // Timestamps-only scans never read the values blob, so its damage goes unseen by them.
+    let part = Part::open(&path).unwrap();
+    let runs = collect(part.scan(Selection::All, ..).timestamps_only()).unwrap();
+    assert_eq!(runs.len(), 100);
+    assert!(runs.iter().all(|r| r.1.len() == 100 && r.2.is_empty()));
+}
+
+#[test]
+fn part_without_series_is_rejected_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let writer = PartWriter::create(&path, Tenant::new("acme"), "latency", 0).unwrap();
+    assert_eq!(dir_names(dir.path()), ["p.part.tmp"]);
+    let reason = invalid_input_of(writer.finish());
+    assert_eq!(reason, "a part needs at least one series");
+    assert!(dir_names(dir.path()).is_empty());
+}
+
+#[test]
+fn part_writer_rejects_a_bad_series_whole_and_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let mut writer = PartWriter::create(&path, Tenant::new("acme"), "latency", 0)
+        .unwrap()
+        .with_page_rows(2);
+    writer.push_series(5, &[1, 2, 3], &[1.0, 2.0, 3.0]).unwrap();
+    let rejections = [
+        invalid_input_of(writer.push_series(5, &[1], &[1.0])),
+        invalid_input_of(writer.push_series(4, &[1], &[1.0])),
+        invalid_input_of(writer.push_series(6, &[], &[])),
+        invalid_input_of(writer.push_series(6, &[1, 2], &[1.0])),
+        invalid_input_of(writer.push_series(6, &[1, 3, 2], &[1.0, 2.0, 3.0])),
+    ];
+    assert_eq!(
+        rejections,
+        [
+            "series 5 pushed after series 5; ids must ascend",
+            "series 4 pushed after series 5; ids must ascend",
+            "series 6 has 0 timestamps and 0 values; a series needs as many of each, at least one",
+            "series 6 has 2 timestamps and 1 values; a series needs as many of each, at least one",
+            "series 6 timestamps not sorted: 3 then 2 at index 2",
+        ]
+    );
+    writer.push_series(6, &[4], &[4.0]).unwrap();
+    let meta = writer.finish().unwrap();
+    assert_eq!((meta.rows, meta.series, meta.pages), (4, 2, 2));
+    let part = Part::open(&path).unwrap();
+    assert_eq!(
+        collect(part.scan(Selection::All, ..)).unwrap(),
+        vec![
+            (
+                5,
+                vec![1, 2, 3],
+                vec![1f64.to_bits(), 2f64.to_bits(), 3f64.to_bits()]
+            ),
+            (6, vec![4], vec![4f64.to_bits()]),
+        ]
+    );
+}
+
+#[test]
+fn part_writer_dropped_unfinished_keeps_the_old_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let old = write(&path, 16, &hundred_by_hundred()).unwrap();
+    let mut writer = PartWriter::create(&path, Tenant::new("acme"), "latency", 1).unwrap();
+    writer.push_series(1, &[1], &[1.0]).unwrap();
+    drop(writer);
+    assert_eq!(dir_names(dir.path()), ["p.part"]);
+    assert_eq!(Part::open(&path).unwrap().meta(), &old);
+}
+
+#[test]
+fn part_series_spanning_many_pages_reads_as_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let points: Vec<(i64, f64)> = (0..10_000i64)
+        .map(|i| (i * 1_000, (i % 97) as f64))
+        .collect();
+    let all = [series(42, &points)];
+    let meta = write(&path, 256, &all).unwrap();
+    assert_eq!((meta.rows, meta.series, meta.pages), (10_000, 1, 40));
+    let part = Part::open(&path).unwrap();
+    assert_eq!(part.page_count(), 40);
+    let last = part.pages()[39];
+    assert_eq!(
+        (last.first_row, last.rows, last.min_t, last.max_t),
+        (9_984, 16, 9_984_000, 9_999_000)
+    );
+    assert_eq!(part.row_counts().collect::<Vec<_>>(), [(42, 10_000)]);
+
+    let mut scan = part.scan(Selection::All, ..);
+    assert_eq!(
+        collect_counting(&mut scan),
+        expected(&all, None, i64::MIN, i64::MAX)
+    );
+    assert_eq!(scan.pages_decoded(), 40);
+
+    // Rows 3 000..3 100 lie in pages 11 and 12: only those are decoded.
+    let mut scan = part.scan(Selection::Only(&[42]), 3_000_000..3_100_000);
+    assert_eq!(
+        collect_counting(&mut scan),
+        expected(&all, None, 3_000_000, 3_100_000)
+    );
+    assert_eq!(scan.pages_decoded(), 2);
+
+    // Within one page the run borrows the page; the answer is the same.
+    let mut scan = part.scan(Selection::Only(&[42]), 3_000_000..3_010_000);
+    assert_eq!(
+        collect_counting(&mut scan),
+        expected(&all, None, 3_000_000, 3_010_000)
+    );
+    assert_eq!(scan.pages_decoded(), 1);
+}
+
+/// `collect`, leaving the scan for its counters.
+fn collect_counting(scan: &mut SeriesScan<'_>) -> Vec<OwnedRun> {
+    let mut out = Vec::new();
+    while let Some(run) = scan.next_run().unwrap() {
+        out.push((
+            run.series,
+            run.timestamps.to_vec(),
+            run.values.iter().map(|v| v.to_bits()).collect(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn part_many_tiny_series_share_one_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all: Vec<Series> = (0..1_000u32)
+        .map(|id| series(id * 2, &[(i64::from(id), f64::from(id) / 10.0)]))
+        .collect();
+    let meta = write(&path, DEFAULT_PAGE_ROWS, &all).unwrap();
+    assert_eq!((meta.rows, meta.series, meta.pages), (1_000, 1_000, 1));
+    let part = Part::open(&path).unwrap();
+    assert_eq!(part.series_rows(1_998), Some(999..1_000));
+    assert_eq!(part.series_rows(1_999), None);
+    // Every 7th id, odd ids the part does not hold, and one past its last.
+    let wanted: Vec<SeriesId> = (0..2_100u32)
+        .filter(|id| id % 7 == 0 || id % 14 == 3)
+        .collect();
+    let mut scan = part.scan(Selection::Only(&wanted), ..);
+    let runs = collect_counting(&mut scan);
+    assert_eq!(runs, expected(&all, Some(&wanted), i64::MIN, i64::MAX));
+    assert_eq!(runs.len(), 143);
+    assert_eq!(scan.pages_decoded(), 1);
+}
+
+#[test]
+fn part_scan_reads_only_pages_holding_wanted_rows_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all = hundred_by_hundred();
+    write(&path, 100, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    let wanted = [3, 150, 297];
+    let mut scan = part.scan(Selection::Only(&wanted), ..);
+    assert_eq!(
+        collect_counting(&mut scan),
+        expected(&all, Some(&wanted), i64::MIN, i64::MAX)
+    );
+    assert_eq!(scan.pages_decoded(), 3);
+    // No page overlaps a range after the data.
+    let mut scan = part.scan(Selection::All, 2_000_000..3_000_000);
+    assert_eq!(collect_counting(&mut scan), []);
+    assert_eq!(scan.pages_decoded(), 0);
+}
+
+#[test]
+fn part_time_range_reads_return_exactly_rows_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all = [
+        series(1, &[(10, 1.0), (20, 2.0), (20, 3.0), (30, 4.0)]),
+        series(2, &[(i64::MIN, -1.0), (i64::MAX, 1.0)]),
+        series(3, &[(30, 5.0)]),
+    ];
+    write(&path, 3, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let read = |start: i64, end: i64| collect(part.scan(Selection::All, start..end)).unwrap();
+    assert_eq!(read(20, 30), [(1, vec![20, 20], bits(&[2.0, 3.0]))]);
+    assert_eq!(
+        read(20, 31),
+        [
+            (1, vec![20, 20, 30], bits(&[2.0, 3.0, 4.0])),
+            (3, vec![30], bits(&[5.0]))
+        ]
+    );
+    let mut scan = part.scan(Selection::Only(&[3]), 30..31);
+    assert_eq!(
+        scan.next_run().unwrap(),
+        Some(Run {
+            series: 3,
+            timestamps: &[30],
+            values: &[5.0]
+        })
+    );
+    assert_eq!(scan.next_run().unwrap(), None);
+    assert_eq!(read(30, 30), []);
+    assert_eq!(read(40, 10), []);
+    assert_eq!(
+        read(i64::MIN, 11),
+        [
+            (1, vec![10], bits(&[1.0])),
+            (2, vec![i64::MIN], bits(&[-1.0]))
+        ]
+    );
+    assert_eq!(
+        collect(part.scan(Selection::Only(&[2]), ..)).unwrap(),
+        [(2, vec![i64::MIN, i64::MAX], bits(&[-1.0, 1.0]))]
+    );
+    assert_eq!(
+        collect(part.scan(Selection::Only(&[2]), i64::MAX..=i64::MAX)).unwrap(),
+        [(2, vec![i64::MAX], bits(&[1.0]))]
+    );
+}
+
+#[test]
+fn part_is_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Part>();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all = hundred_by_hundred();
+    write(&path, 128, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    let want = expected(&all, None, 1_200_000, 1_500_000);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let runs = collect(part.scan(Selection::All, 1_200_000..1_500_000)).unwrap();
+                assert_eq!(runs, want);
+            });
+        }
+    });
+}
+
+/// Timestamps that stress the codec: extremes, negatives, duplicates, realistic epochs.
+fn timestamp() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        any::<i64>(),
+        Just(i64::MIN),
+        Just(i64::MAX),
+        -1_000i64..1_000,
+        1_700_000_000_000i64..1_700_000_100_000,
+    ]
+}
+
+/// Values as arbitrary bit patterns plus the special ones: -0.0, subnormals, extremes, NaN payloads.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        Just(-0.0),
+        Just(f64::from_bits(1)),
+        Just(f64::MIN_POSITIVE / 3.0),
+        Just(f64::MAX),
+        Just(f64::MIN),
+        Just(f64::INFINITY),
+        Just(f64::from_bits(0x7ff8_0000_0000_0001)),
+        Just(f64::from_bits(0xfff0_0000_dead_beef)),
+        (0..100_000i64).prop_map(|x| x as f64 / 10.0),
+    ]
+}
+
+fn series_set() -> impl Strategy<Value = Vec<Series>> {
+    prop::collection::btree_map(
+        any::<u32>(),
+        prop::collection::vec((timestamp(), value()), 1..40),
+        1..24,
+    )
+    .prop_map(|map| {
+        map.into_iter()
+            .map(|(id, mut points)| {
+                points.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                series(id, &points)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn part_round_trip_of_random_series(
+        all in series_set(),
+        page_rows in 1u32..64,
+        bounds in (timestamp(), timestamp()),
+        pick in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.part");
+        let meta = write(&path, page_rows, &all).unwrap();
+        let rows: usize = all.iter().map(|s| s.timestamps.len()).sum();
+        let all_ts = all.iter().flat_map(|s| s.timestamps.iter().copied());
+        prop_assert_eq!(&meta, &PartMeta {
+            tenant: Tenant::new("acme"),
+            metric: "latency".to_owned(),
+            day: 19_000,
+            rows: rows as u64,
+            series: all.len() as u32,
+            pages: rows.div_ceil(page_rows as usize) as u32,
+            min_t: all_ts.clone().min().unwrap(),
+            max_t: all_ts.max().unwrap(),
+        });
+        let part = Part::open(&path).unwrap();
+        prop_assert_eq!(part.meta(), &meta);
+        let ids: Vec<SeriesId> = all.iter().map(|s| s.id).collect();
+        prop_assert_eq!(part.series_ids(), &ids[..]);
+        let counts: Vec<(SeriesId, u32)> =
+            all.iter().map(|s| (s.id, s.timestamps.len() as u32)).collect();
+        prop_assert_eq!(part.row_counts().collect::<Vec<_>>(), counts);
+        let mut first = 0u32;
+        for s in &all {
+            let end = first + s.timestamps.len() as u32;
+            prop_assert_eq!(part.series_rows(s.id), Some(first..end));
+            first = end;
+        }
+        // `..` reads everything, including points at i64::MAX that no half-open range holds.
+        let everything: Vec<OwnedRun> = all
+            .iter()
+            .map(|s| (s.id, s.timestamps.clone(), s.values.iter().map(|v| v.to_bits()).collect()))
+            .collect();
+        prop_assert_eq!(collect(part.scan(Selection::All, ..)).unwrap(), everything);
+        let (start, end) = (bounds.0.min(bounds.1), bounds.0.max(bounds.1));
+        let wanted: Vec<SeriesId> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick >> (i % 64) & 1 == 1)
+            .map(|(_, &id)| id)
+            .chain([u32::MAX].into_iter().filter(|m| !ids.contains(m)))
+            .collect();
+        prop_assert_eq!(
+            collect(part.scan(Selection::Only(&wanted), start..end)).unwrap(),
+            expected(&all, Some(&wanted), start, end)
+        );
+        let ts_only: Vec<OwnedRun> = expected(&all, None, start, end)
+            .into_iter()
+            .map(|(id, ts, _)| (id, ts, Vec::new()))
+            .collect();
+        prop_assert_eq!(
+            collect(part.scan(Selection::All, start..end).timestamps_only()).unwrap(),
+            ts_only
+        );
+    }
+}

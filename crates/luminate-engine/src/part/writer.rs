@@ -1,0 +1,289 @@
+//! Writing a part: series are pushed in ascending id order, cut into pages as they arrive, each page
+//! compressed and streamed to a temp file, so memory stays at one page plus 8 bytes per series however
+//! large the part. `finish` appends the section and footer, fsyncs, renames into place and fsyncs the
+//! directory — the same guarantees as `files::write_atomic`, without holding the file in memory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use luminate_model::{Tenant, TimestampMs};
+
+use super::section::{self, Footer};
+use super::{
+    BlobRef, DEFAULT_PAGE_ROWS, FORMAT_V1, HEADER_LEN, MAGIC, MAX_PAGE_ROWS, MAX_ROWS, PageEntry,
+    PartMeta, compress,
+};
+use crate::EngineError;
+use crate::files::{io_error, parent_dir, sync_dir};
+use crate::record::SeriesId;
+
+/// Writes one part file. Dropping it before [`PartWriter::finish`] succeeds removes the temp file and
+/// leaves whatever was at the path untouched.
+pub(crate) struct PartWriter {
+    /// Where the part ends up.
+    path: PathBuf,
+    /// Where it is written until it is complete.
+    tmp: PathBuf,
+    /// `None` once an I/O error left the temp file in an unknown state.
+    file: Option<File>,
+    /// Set once the temp file has been renamed into place: nothing left to clean up.
+    done: bool,
+    tenant: Tenant,
+    metric: String,
+    day: i64,
+    page_rows: u32,
+    /// Bytes written to the temp file so far: the offset of the next blob.
+    offset: u64,
+    /// Rows of the page being filled.
+    page_timestamps: Vec<TimestampMs>,
+    page_values: Vec<f64>,
+    /// Compression output, reused across blobs.
+    blob: Vec<u8>,
+    pages: Vec<PageEntry>,
+    ids: Vec<SeriesId>,
+    counts: Vec<u32>,
+    rows: u64,
+}
+
+impl PartWriter {
+    /// Starts a part of `tenant`'s `metric` for `day` (days since 1970-01-01 UTC) at `path`, writing to
+    /// `path` + `.tmp` until [`PartWriter::finish`].
+    pub(crate) fn create(
+        path: &Path,
+        tenant: Tenant,
+        metric: &str,
+        day: i64,
+    ) -> Result<Self, EngineError> {
+        let mut tmp_name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        tmp_name.push(".tmp");
+        let tmp = parent_dir(path).join(tmp_name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_error("create part temp file", &tmp))?;
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC);
+        header[4..].copy_from_slice(&FORMAT_V1.to_le_bytes());
+        let written = file.write_all(&header);
+        let writer = Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+            done: false,
+            tenant,
+            metric: metric.to_owned(),
+            day,
+            page_rows: DEFAULT_PAGE_ROWS,
+            offset: HEADER_LEN as u64,
+            page_timestamps: Vec::new(),
+            page_values: Vec::new(),
+            blob: Vec::new(),
+            pages: Vec::new(),
+            ids: Vec::new(),
+            counts: Vec::new(),
+            rows: 0,
+        };
+        // On failure `writer` is dropped here, which removes the temp file.
+        written.map_err(io_error("write part temp file", &writer.tmp))?;
+        Ok(writer)
+    }
+
+    /// Sets the maximum rows per page (clamped to `1..=MAX_PAGE_ROWS`); only before the first series.
+    pub(crate) fn with_page_rows(mut self, rows: u32) -> Self {
+        debug_assert!(self.rows == 0, "page size changed after rows were pushed");
+        self.page_rows = rows.clamp(1, MAX_PAGE_ROWS);
+        self
+    }
+
+    /// Appends one series. Ids must ascend across calls; a series has at least one point, as many values
+    /// as timestamps, timestamps non-decreasing (points sorted by (timestamp, value)). A series that
+    /// breaks these rules is rejected whole (`InvalidInput`) and the writer stays usable.
+    pub(crate) fn push_series(
+        &mut self,
+        id: SeriesId,
+        timestamps: &[TimestampMs],
+        values: &[f64],
+    ) -> Result<(), EngineError> {
+        let problem = if self.ids.last().is_some_and(|&last| last >= id) {
+            Some(format!(
+                "series {id} pushed after series {}; ids must ascend",
+                self.ids.last().copied().unwrap_or_default()
+            ))
+        } else if timestamps.is_empty() || timestamps.len() != values.len() {
+            Some(format!(
+                "series {id} has {} timestamps and {} values; a series needs as many of each, at least one",
+                timestamps.len(),
+                values.len()
+            ))
+        } else if let Some(i) = timestamps.windows(2).position(|w| w[0] > w[1]) {
+            Some(format!(
+                "series {id} timestamps not sorted: {} then {} at index {}",
+                timestamps[i],
+                timestamps[i + 1],
+                i + 1
+            ))
+        } else if self.rows + timestamps.len() as u64 > MAX_ROWS {
+            Some(format!(
+                "series {id} would take the part past {MAX_ROWS} rows; split the partition"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return Err(self.invalid_input(reason));
+        }
+        self.ids.push(id);
+        // Checked above: the part's rows, hence the series', fit a u32.
+        self.counts.push(timestamps.len() as u32);
+        self.rows += timestamps.len() as u64;
+        let (mut timestamps, mut values) = (timestamps, values);
+        while !timestamps.is_empty() {
+            let room = self.page_rows as usize - self.page_timestamps.len();
+            let take = room.min(timestamps.len());
+            self.page_timestamps.extend_from_slice(&timestamps[..take]);
+            self.page_values.extend_from_slice(&values[..take]);
+            (timestamps, values) = (&timestamps[take..], &values[take..]);
+            if self.page_timestamps.len() == self.page_rows as usize {
+                self.flush_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the last page, the section and the footer, fsyncs, renames the file into place and fsyncs
+    /// its directory. A part without series is rejected (`InvalidInput`): it would have no time range
+    /// and nothing to read.
+    pub(crate) fn finish(mut self) -> Result<PartMeta, EngineError> {
+        if self.ids.is_empty() {
+            return Err(self.invalid_input("a part needs at least one series".to_owned()));
+        }
+        if !self.page_timestamps.is_empty() {
+            self.flush_page()?;
+        }
+        let meta = PartMeta {
+            tenant: self.tenant.clone(),
+            metric: self.metric.clone(),
+            day: self.day,
+            rows: self.rows,
+            series: self.ids.len() as u32,
+            pages: self.pages.len() as u32,
+            min_t: self.pages.iter().map(|p| p.min_t).min().unwrap_or_default(),
+            max_t: self.pages.iter().map(|p| p.max_t).max().unwrap_or_default(),
+        };
+        let section = section::encode(&meta, self.page_rows, &self.pages, &self.ids, &self.counts)
+            .map_err(pco_error(&self.path))?;
+        let footer = Footer {
+            section_offset: self.offset,
+            section_len: section.len() as u64,
+            section_crc: crc32c::crc32c(&section),
+        }
+        .encode();
+        let Some(mut file) = self.file.take() else {
+            return Err(self.failed_earlier());
+        };
+        let tmp = self.tmp.clone();
+        file.write_all(&section)
+            .and_then(|()| file.write_all(&footer))
+            .map_err(io_error("write part temp file", &tmp))?;
+        file.sync_all()
+            .map_err(io_error("fsync part temp file", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, &self.path).map_err(io_error("rename part into", &self.path))?;
+        self.done = true;
+        sync_dir(&parent_dir(&self.path))?;
+        Ok(meta)
+    }
+
+    /// Compresses the filled page's columns, appends them to the file and records the page.
+    fn flush_page(&mut self) -> Result<(), EngineError> {
+        let rows = self.page_timestamps.len();
+        let first_row = self.pages.last().map_or(0, PageEntry::end_row);
+        let (min_t, max_t) = self
+            .page_timestamps
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        self.blob.clear();
+        compress(&self.page_timestamps, &mut self.blob).map_err(pco_error(&self.path))?;
+        let timestamps = self.append_blob()?;
+        self.blob.clear();
+        compress(&self.page_values, &mut self.blob).map_err(pco_error(&self.path))?;
+        let values = self.append_blob()?;
+        self.pages.push(PageEntry {
+            first_row,
+            rows: rows as u32,
+            min_t,
+            max_t,
+            timestamps,
+            values,
+        });
+        self.page_timestamps.clear();
+        self.page_values.clear();
+        Ok(())
+    }
+
+    /// Appends `self.blob` to the file.
+    fn append_blob(&mut self) -> Result<BlobRef, EngineError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(self.failed_earlier());
+        };
+        if let Err(e) = file.write_all(&self.blob) {
+            // The file now ends at an unknown offset: nothing more can be appended.
+            self.file = None;
+            return Err(io_error("write part temp file", &self.tmp)(e));
+        }
+        let blob = BlobRef {
+            offset: self.offset,
+            // A page blob is at most MAX_PAGE_ROWS numbers of 8 bytes plus pco's small overhead.
+            len: self.blob.len() as u32,
+            crc: crc32c::crc32c(&self.blob),
+        };
+        self.offset += self.blob.len() as u64;
+        Ok(blob)
+    }
+
+    fn invalid_input(&self, reason: String) -> EngineError {
+        io_error("write part", &self.path)(io::Error::new(io::ErrorKind::InvalidInput, reason))
+    }
+
+    fn failed_earlier(&self) -> EngineError {
+        io_error("write part temp file", &self.tmp)(io::Error::other(
+            "an earlier write to this part failed",
+        ))
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: an unfinished part is garbage under a name no reader opens.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Builds the error for a pco failure while writing `path` (only a bad configuration makes pco fail).
+fn pco_error(path: &Path) -> impl FnOnce(pco::errors::PcoError) -> EngineError {
+    let io = io_error("compress a column of part", path);
+    move |e| io(io::Error::other(e))
+}
+
+/// Writes a whole part from series in ascending id order (see [`PartWriter::push_series`]).
+pub(crate) fn write_part<'a>(
+    path: &Path,
+    tenant: Tenant,
+    metric: &str,
+    day: i64,
+    series: impl IntoIterator<Item = (SeriesId, &'a [TimestampMs], &'a [f64])>,
+) -> Result<PartMeta, EngineError> {
+    let mut writer = PartWriter::create(path, tenant, metric, day)?;
+    for (id, timestamps, values) in series {
+        writer.push_series(id, timestamps, values)?;
+    }
+    writer.finish()
+}
