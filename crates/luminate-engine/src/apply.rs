@@ -11,22 +11,40 @@ use crate::record::{DeleteBefore, WriteBatch};
 
 /// Applies a write batch: defines its new series in the index, appends its points to the head and counts
 /// them. Checks the batch against the index first and changes nothing when it does not fit (series ids
-/// not dense and in order, a series defined twice, a point of an undefined series).
+/// not dense and in order, a series defined twice, a point of an undefined series). A definition of an id
+/// the index already has (restored from the series log, replayed again from the WAL) must be equal to it
+/// and is skipped.
 pub(crate) fn apply_batch(
     index: &mut Index,
     head: &mut Head,
     batch: &WriteBatch,
 ) -> Result<(), String> {
     let known = index.tenant(&batch.tenant).map_or(0, |t| t.series_count());
+    // Definitions the series log already restored (the record predates a flush): equal, or corrupt.
+    let mut fresh = 0;
     let mut defined: HashSet<(&str, &Dimensions)> = HashSet::new();
-    for (i, def) in batch.new_series.iter().enumerate() {
-        if def.id as usize != known + i {
+    for def in &batch.new_series {
+        if (def.id as usize) < known {
+            let same = index.tenant(&batch.tenant).is_some_and(|t| {
+                let s = t.series(def.id);
+                s.metric() == def.metric && s.dimensions() == def.dims
+            });
+            if !same {
+                return Err(format!(
+                    "series {} redefined differently from the series log (metric {:?})",
+                    def.id, def.metric
+                ));
+            }
+            continue;
+        }
+        if def.id as usize != known + fresh {
             return Err(format!(
                 "series {} defined where series {} was expected",
                 def.id,
-                known + i
+                known + fresh
             ));
         }
+        fresh += 1;
         let exists = index
             .tenant(&batch.tenant)
             .is_some_and(|t| t.find(&def.metric, &def.dims).is_some());
@@ -37,7 +55,7 @@ pub(crate) fn apply_batch(
             ));
         }
     }
-    let total = known + batch.new_series.len();
+    let total = known + fresh;
     if let Some(p) = batch.points.iter().find(|p| p.series as usize >= total) {
         return Err(format!(
             "point refers to undefined series {} (tenant has {total})",
@@ -46,7 +64,7 @@ pub(crate) fn apply_batch(
     }
 
     let ti = index.tenant_mut(&batch.tenant);
-    for def in &batch.new_series {
+    for def in batch.new_series.iter().filter(|d| d.id as usize >= known) {
         ti.insert_with_id(def.id, &def.metric, &def.dims)?;
     }
     let mut rows = head.tenant_mut(&batch.tenant);

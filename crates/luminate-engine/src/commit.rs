@@ -16,23 +16,35 @@
 //! rebuilds the same index and head.
 //! A delete or sync first commits the writes staged before it, then runs alone.
 //!
+//! # Freezing the head
+//! After each group the thread checks the head against `head_max_points` / `head_max_age`: past either,
+//! it rolls the WAL to a new segment `S`, takes the head whole (O(1)) into the snapshot as the frozen
+//! head, and hands it with `S` to the flusher (`crate::flush`). If the previous frozen head is still
+//! being flushed it first waits for it (back-pressure: at most two heads in memory, nothing dropped).
+//! Deletes raise tombstones on the frozen head and the parts (`crate::stored`) under the catalog lock.
+//!
 //! # Poisoning
 //! If a write(2) or fsync fails, the records of the group may or may not be on disk: the engine is
 //! poisoned, every waiting and later write fails with `Poisoned` naming the original error, and nothing
 //! of the failed group is applied. Reads keep serving what was acknowledged.
 
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use luminate_model::{Point, Tenant, WriteOutcome};
 
 use crate::apply::{apply_batch, apply_delete};
+use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, Staging};
 use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
+use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
 use crate::{CardinalityLimits, EngineError, SyncPolicy};
 
@@ -41,25 +53,97 @@ const MAX_GROUP: usize = 256;
 /// Requests that may wait for the writer; senders block beyond it (back-pressure, bounded memory).
 pub(crate) const QUEUE_DEPTH: usize = 1024;
 
-/// State shared by the writer thread and the engine's readers.
+/// State shared by the writer, flusher and compactor threads and the engine's readers.
 ///
-/// Two locks, so that a query scanning the head does not stop discovery or the next query's index
-/// phase. Lock order: `index` before `head` (a holder of `head` never waits for `index`).
+/// Separate locks, so that a query scanning the head does not stop discovery or the next query's index
+/// phase. `stored` is an immutable snapshot replaced whole; only holders of `catalog` replace it, so
+/// flush, compaction, freeze and delete never lose each other's changes. Lock order: `catalog`, then
+/// `index`, then `head`, then `stored` (a holder of one never waits for an earlier one).
 #[derive(Debug)]
 pub(crate) struct Shared {
+    data_dir: PathBuf,
+    catalog: Mutex<Catalog>,
     index: RwLock<Index>,
     head: RwLock<Head>,
+    stored: RwLock<Arc<Stored>>,
+    /// Held by the one compaction running.
+    compaction: Mutex<()>,
     poison: OnceLock<String>,
 }
 
+/// What the manifest records besides the parts; guarded with the right to replace the snapshot.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    /// First WAL segment replayed at start-up.
+    pub wal_start: u64,
+    /// Number of the next part file.
+    pub next_part: u64,
+}
+
 impl Shared {
-    /// An index and head rebuilt by replay.
-    pub(crate) fn new(index: Index, head: Head) -> Self {
+    /// An index, head and parts rebuilt by start-up.
+    pub(crate) fn new(
+        data_dir: PathBuf,
+        catalog: Catalog,
+        index: Index,
+        head: Head,
+        stored: Stored,
+    ) -> Self {
         Self {
+            data_dir,
+            catalog: Mutex::new(catalog),
             index: RwLock::new(index),
             head: RwLock::new(head),
+            stored: RwLock::new(Arc::new(stored)),
+            compaction: Mutex::new(()),
             poison: OnceLock::new(),
         }
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The right to replace the snapshot and write the manifest.
+    pub(crate) fn catalog(&self) -> MutexGuard<'_, Catalog> {
+        // A holder that panicked left the snapshot as it was (it is replaced whole): go on.
+        self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves a fresh part file name.
+    pub(crate) fn next_part_file(&self) -> String {
+        let mut catalog = self.catalog();
+        let n = catalog.next_part;
+        catalog.next_part += 1;
+        crate::manifest::part_file_name(n)
+    }
+
+    /// The current snapshot of frozen head and parts.
+    pub(crate) fn read_stored(&self) -> Arc<Stored> {
+        Arc::clone(&self.stored.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the snapshot (the caller holds the catalog).
+    pub(crate) fn set_stored(&self, _catalog: &MutexGuard<'_, Catalog>, stored: Stored) {
+        *self.stored.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(stored);
+    }
+
+    /// Writes the manifest describing `stored`.
+    pub(crate) fn write_manifest(
+        &self,
+        wal_start: u64,
+        next_part: u64,
+        stored: &Stored,
+    ) -> Result<(), EngineError> {
+        stored.manifest(wal_start, next_part).store(&self.data_dir)
+    }
+
+    /// Held by the one compaction running.
+    pub(crate) fn compaction_lock(&self) -> MutexGuard<'_, ()> {
+        self.compaction
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Read access to the index, for queries, discovery and series resolution.
@@ -74,6 +158,10 @@ impl Shared {
         self.head.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn write_head(&self) -> RwLockWriteGuard<'_, Head> {
+        self.head.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Write access to both, in lock order.
     fn write_both(&self) -> (RwLockWriteGuard<'_, Index>, RwLockWriteGuard<'_, Head>) {
         let index = self.index.write().unwrap_or_else(PoisonError::into_inner);
@@ -86,7 +174,7 @@ impl Shared {
         self.poison.get().map(String::as_str)
     }
 
-    fn poison(&self, reason: String) {
+    pub(crate) fn poison(&self, reason: String) {
         tracing::error!(%reason, "engine poisoned: refusing further writes");
         // The first failure is the one worth reporting; later ones are its consequences.
         let _ = self.poison.set(reason);
@@ -120,6 +208,8 @@ pub(crate) enum Request {
     },
     /// fsync now, whatever the policy.
     Sync { reply: Reply<()> },
+    /// Freeze the head and wait until it (and any flush running) is in parts.
+    Flush { reply: Reply<()> },
     /// Commit what is staged, fsync, and stop.
     Shutdown,
 }
@@ -142,6 +232,25 @@ struct Committer {
     /// Records appended since the last fsync.
     unsynced: bool,
     last_sync: Instant,
+    flush: FlushControl,
+}
+
+/// The commit thread's side of flushing.
+pub(crate) struct FlushControl {
+    /// Freeze the head past this many points.
+    pub max_points: u64,
+    /// Freeze a head whose first point is this old.
+    pub max_age: Duration,
+    /// Hands frozen heads to the flusher.
+    pub jobs: SyncSender<FlushJob>,
+    /// One message per finished flush.
+    pub done: Receiver<()>,
+    /// Wakes the compactor (after deletes).
+    pub compact: SyncSender<()>,
+    /// A frozen head is being flushed.
+    pub flushing: bool,
+    /// When the active head got its first point.
+    pub head_since: Option<Instant>,
 }
 
 /// Starts the writer thread. It stops on `Request::Shutdown` or when every sender is gone.
@@ -150,6 +259,7 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     policy: SyncPolicy,
     limits: CardinalityLimits,
+    flush: FlushControl,
     requests: Receiver<Request>,
 ) -> std::io::Result<JoinHandle<()>> {
     let committer = Committer {
@@ -161,6 +271,7 @@ pub(crate) fn spawn(
         staged: Vec::new(),
         unsynced: false,
         last_sync: Instant::now(),
+        flush,
     };
     let shared = Arc::clone(&committer.shared);
     std::thread::Builder::new()
@@ -177,14 +288,21 @@ pub(crate) fn spawn(
 impl Committer {
     fn run(mut self, requests: Receiver<Request>) {
         loop {
-            let first = match self.interval_sync_due_in() {
+            let due = match (self.interval_sync_due_in(), self.head_age_due_in()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match due {
                 None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(wait) => requests.recv_timeout(wait),
             };
             let first = match first {
                 Ok(r) => r,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.sync_now();
+                    if self.interval_sync_due_in() == Some(Duration::ZERO) {
+                        self.sync_now();
+                    }
+                    self.maybe_freeze();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -202,6 +320,7 @@ impl Committer {
                 }
             }
             self.commit();
+            self.maybe_freeze();
         }
         self.commit();
         self.final_sync();
@@ -223,6 +342,14 @@ impl Committer {
             Request::Sync { reply } => {
                 self.commit();
                 self.sync_now();
+                let _ = reply.send(self.ensure_not_poisoned());
+            }
+            Request::Flush { reply } => {
+                self.commit();
+                if self.shared.read_head().points() > 0 {
+                    self.freeze();
+                }
+                self.wait_for_flush();
                 let _ = reply.send(self.ensure_not_poisoned());
             }
             Request::Shutdown => {
@@ -310,6 +437,9 @@ impl Committer {
                 applied += 1;
             }
         }
+        if applied > 0 && self.flush.head_since.is_none() {
+            self.flush.head_since = Some(Instant::now());
+        }
         // Answer after releasing the lock, so woken writers do not queue on it.
         for (i, s) in staged.into_iter().enumerate() {
             let result = if i < applied {
@@ -321,6 +451,8 @@ impl Committer {
         }
     }
 
+    /// Logs a delete, then applies it to the active head (rows removed), the frozen head and the parts
+    /// (tombstones raised); returns the rows it hid, counted exactly.
     fn delete(&mut self, d: DeleteBefore) -> Result<u64, EngineError> {
         self.ensure_not_poisoned()?;
         if let Err(e) = self.wal.append(&d.encode()) {
@@ -330,8 +462,125 @@ impl Committer {
         self.unsynced = true;
         self.sync_per_policy();
         self.ensure_not_poisoned()?;
+        let catalog = self.shared.catalog();
+        let stored = self.shared.read_stored();
+        // The record is logged: a part that cannot be read now would fail replay too.
+        let (parts, part_hidden) =
+            match delete_in_parts(&stored.parts, &d.tenant, &d.metric, d.before) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.shared
+                        .poison(format!("applying a delete to the parts failed: {e}"));
+                    return Err(self.shared.poisoned_error());
+                }
+            };
         let (mut index, mut head) = self.shared.write_both();
-        Ok(apply_delete(&mut index, &mut head, &d))
+        let mut deleted = apply_delete(&mut index, &mut head, &d);
+        let metric = index
+            .tenant(&d.tenant)
+            .and_then(|ti| ti.metric_id(&d.metric));
+        let frozen = match (&stored.frozen, metric) {
+            (Some(f), Some(m)) => {
+                let (next, hidden) = delete_in_frozen(f, &d.tenant, m, d.before);
+                if let Some(ti) = index.existing_tenant_mut(&d.tenant) {
+                    for &series in &hidden {
+                        ti.add_points(series, -1);
+                    }
+                }
+                deleted += hidden.len() as u64;
+                Some(next)
+            }
+            (f, _) => f.clone(),
+        };
+        if let Some(ti) = index.existing_tenant_mut(&d.tenant) {
+            for &(series, n) in &part_hidden {
+                ti.add_points(series, -(n as i64));
+                deleted += n;
+            }
+        }
+        // Swapped before the index lock is released: a query sees the counts and the rows agree.
+        self.shared.set_stored(&catalog, Stored { frozen, parts });
+        drop((index, head, catalog));
+        if !part_hidden.is_empty() {
+            let _ = self.flush.compact.try_send(());
+        }
+        Ok(deleted)
+    }
+
+    /// Freezes the head if it is past its size or age threshold.
+    fn maybe_freeze(&mut self) {
+        if self.flush.flushing && self.flush.done.try_recv().is_ok() {
+            self.flush.flushing = false;
+        }
+        let points = self.shared.read_head().points();
+        let old = self
+            .flush
+            .head_since
+            .is_some_and(|t| t.elapsed() >= self.flush.max_age);
+        if points > 0 && (points >= self.flush.max_points || old) {
+            self.freeze();
+        }
+    }
+
+    /// Hands the head to the flusher and starts an empty one. Back-pressure: while the previous frozen
+    /// head is still being flushed, this waits for it, so at most two heads are ever in memory.
+    fn freeze(&mut self) {
+        self.wait_for_flush();
+        if self.shared.poisoned().is_some() {
+            return;
+        }
+        // Every record of the frozen head lies in segments below `wal_start`.
+        let wal_start = match self.wal.roll_now() {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.shared.poison(e.to_string());
+                return;
+            }
+        };
+        let frozen = {
+            let catalog = self.shared.catalog();
+            let mut head = self.shared.write_head();
+            let frozen = Arc::new(head.take());
+            let mut stored = (*self.shared.read_stored()).clone();
+            stored.frozen = Some(Frozen {
+                head: Arc::clone(&frozen),
+                tombstones: Default::default(),
+            });
+            self.shared.set_stored(&catalog, stored);
+            frozen
+        };
+        self.flush.head_since = None;
+        if self
+            .flush
+            .jobs
+            .send(FlushJob { frozen, wal_start })
+            .is_err()
+        {
+            self.shared.poison("the flusher thread stopped".to_owned());
+            return;
+        }
+        self.flush.flushing = true;
+    }
+
+    /// Waits until the running flush, if any, has finished.
+    fn wait_for_flush(&mut self) {
+        if !self.flush.flushing {
+            return;
+        }
+        if self.flush.done.recv().is_err() {
+            self.shared.poison("the flusher thread stopped".to_owned());
+        }
+        self.flush.flushing = false;
+    }
+
+    /// How long until the head is old enough to be frozen.
+    fn head_age_due_in(&self) -> Option<Duration> {
+        if self.shared.poisoned().is_some() {
+            return None;
+        }
+        self.flush
+            .head_since
+            .map(|t| self.flush.max_age.saturating_sub(t.elapsed()))
     }
 
     fn ensure_not_poisoned(&self) -> Result<(), EngineError> {

@@ -1,31 +1,41 @@
-//! Luminate's embedded storage engine: a durable head of recent data behind a write-ahead log.
+//! Luminate's embedded storage engine: a durable head of recent data behind a write-ahead log, flushed
+//! to immutable columnar parts on disk.
 //!
-//! A synchronous API with its own writer thread; no tokio, no HTTP. The server wraps it in a
-//! `MetricsStore`. Modules, one layer calling the next:
+//! A synchronous API with its own threads; no tokio, no HTTP. The server wraps it in a `MetricsStore`.
+//! Modules, one layer calling the next:
 //! - `commit`: the writer thread — orders writes, assigns series ids, group-commits the WAL, applies
-//!   each record (through `apply`, as replay does) to the index and the head;
-//! - `wal`: segmented log of opaque checksummed records; `record`: the typed payloads;
+//!   each record (through `apply`, as replay does) to the index and the head, freezes a full head;
+//! - `flush`: the flusher thread — series log, one part per (tenant, metric, day), manifest swap, WAL
+//!   truncation; `compact`: the compactor thread — drops, rewrites and merges parts;
+//! - `wal`: segmented log of opaque checksummed records (the WAL and the series log); `record`: the
+//!   typed payloads; `manifest`: the live parts and where replay starts; `part`: the part file format;
+//! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones, start-up;
 //! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
 //! - `head`: the flushable buffer of recent points, in columns per metric;
-//! - `exec`: query execution over the index and the head's columns, in parallel on the engine's pool;
+//! - `exec`: query execution over head rows and parts, in parallel on the engine's pool;
 //! - `retention`, `lock`, `files`: metadata, the directory lock, durable file operations.
 //!
-//! Owns the data directory's layout: `LOCK`, `wal/`, `retention.json`. Does not own validation,
-//! quotas or tenants' identity (the server's), nor on-disk columnar parts (a later issue).
+//! Owns the data directory's layout: `LOCK`, `MANIFEST`, `wal/`, `series/`, `parts/`,
+//! `retention.json` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
+//! server's).
 
 #![deny(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod apply;
 mod commit;
+mod compact;
 mod exec;
 mod files;
+mod flush;
 mod head;
 mod index;
 mod lock;
+mod manifest;
 mod part;
 mod record;
 mod retention;
+mod stored;
 mod wal;
 
 use std::fmt;
@@ -90,16 +100,26 @@ pub struct EngineConfig {
     pub wal_segment_bytes: u64,
     /// Cardinality limits.
     pub limits: CardinalityLimits,
+    /// The head is frozen and flushed to parts once it holds this many points.
+    pub head_max_points: u64,
+    /// ... or once its first point is this old.
+    pub head_max_age: Duration,
+    /// A partition (tenant, metric, day) with this many parts is merged into one.
+    pub compaction_min_parts: usize,
 }
 
 impl EngineConfig {
-    /// Defaults for `data_dir`: fsync always, 64 MiB segments, the contract's limits.
+    /// Defaults for `data_dir`: fsync always, 64 MiB segments, the contract's limits, a flush every
+    /// 2M points or 10 minutes, partitions merged at 4 parts.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             sync: SyncPolicy::Always,
             wal_segment_bytes: 64 << 20,
             limits: CardinalityLimits::default(),
+            head_max_points: 2_000_000,
+            head_max_age: Duration::from_secs(600),
+            compaction_min_parts: 4,
         }
     }
 }
@@ -120,7 +140,7 @@ pub struct MemoryUsage {
     pub series: u64,
     /// Bytes of the series index: interned strings, series table, lookup table, postings, counters.
     pub index_bytes: u64,
-    /// Points buffered in the head.
+    /// Points buffered in the head (the active one and the one being flushed).
     pub head_points: u64,
     /// Bytes of the head's columns.
     pub head_bytes: u64,
@@ -198,8 +218,11 @@ pub struct Engine {
     data_dir: PathBuf,
     shared: Arc<Shared>,
     requests: SyncSender<Request>,
-    // Taken by `Drop`, which stops the writer and waits for it.
+    // Taken by `Drop`, which stops the writer, then the flusher, then the compactor, and waits for each.
     writer: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
+    compactor: Option<JoinHandle<()>>,
+    compaction_min_parts: usize,
     retention: RetentionStore,
     report: RecoveryReport,
     /// Scans of one query run on it in parallel; bounded, so queries cannot take every core.
@@ -210,27 +233,61 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Locks the data directory, replays the WAL and starts the writer thread.
+    /// Locks the data directory, loads the manifest and its parts (removing files it does not list),
+    /// replays the series log then the WAL from the manifest's segment, and starts the writer, flusher
+    /// and compactor threads. A corrupt part or manifest is `Corruption`: the engine refuses to open
+    /// rather than serve wrong data.
     pub fn open(config: EngineConfig) -> Result<Self, EngineError> {
         let data_dir = config.data_dir;
         create_dir_durable(&data_dir)?;
         let lock = DirLock::acquire(&data_dir)?;
         let retention = RetentionStore::load(&data_dir)?;
+        let manifest = manifest::Manifest::load(&data_dir)?;
+        let mut parts = stored::open_parts(&data_dir, &manifest)?;
         let (mut index, mut head) = (Index::default(), Head::default());
-        let (wal, replayed) = wal::Wal::open(
-            &data_dir,
+        let (series_log, _) = wal::Wal::open(
+            &data_dir.join(wal::SERIES_DIR),
+            1,
             config.wal_segment_bytes,
-            |path, offset, payload| replay_record(&mut index, &mut head, path, offset, payload),
+            |path, offset, payload| replay_series(&mut index, path, offset, payload),
+        )?;
+        let persisted = index
+            .tenants()
+            .map(|(t, ti)| (t.clone(), ti.series_count()))
+            .collect();
+        stored::count_parts(&mut index, &parts)?;
+        let (wal, replayed) = wal::Wal::open(
+            &data_dir.join(wal::WAL_DIR),
+            manifest.wal_start,
+            config.wal_segment_bytes,
+            |path, offset, payload| {
+                replay_record(&mut index, &mut head, &mut parts, path, offset, payload)
+            },
         )?;
         let report = RecoveryReport {
             records_replayed: replayed.records,
             dropped: replayed.dropped,
         };
         tracing::info!(
-            data_dir = %data_dir.display(), records = report.records_replayed, dropped_tails = report.dropped.len(),
-            "embedded engine recovered its WAL"
+            data_dir = %data_dir.display(), parts = parts.len(), records = report.records_replayed,
+            dropped_tails = report.dropped.len(), "embedded engine recovered its parts and WAL"
         );
-        let shared = Arc::new(Shared::new(index, head));
+        let wal_dir = wal.dir().to_path_buf();
+        let catalog = commit::Catalog {
+            wal_start: manifest.wal_start,
+            next_part: manifest.next_part,
+        };
+        let head_has_points = head.points() > 0;
+        let shared = Arc::new(Shared::new(
+            data_dir.clone(),
+            catalog,
+            index,
+            head,
+            stored::Stored {
+                frozen: None,
+                parts,
+            },
+        ));
         let query_pool = rayon::ThreadPoolBuilder::new()
             .num_threads(query_threads())
             .thread_name(|i| format!("luminate-query-{i}"))
@@ -240,12 +297,38 @@ impl Engine {
                 path: data_dir.clone(),
                 source: std::io::Error::other(e),
             })?;
+        let (compact_tx, compact_rx) = mpsc::sync_channel(1);
+        let compactor =
+            compact::spawn(Arc::clone(&shared), config.compaction_min_parts, compact_rx)
+                .map_err(io_error("start the compactor thread for", &data_dir))?;
+        let _ = compact_tx.try_send(());
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel(1);
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let flusher = flush::Flusher {
+            shared: Arc::clone(&shared),
+            series_log,
+            persisted,
+            wal_dir,
+            compact: compact_tx.clone(),
+        }
+        .spawn(jobs_rx, done_tx)
+        .map_err(io_error("start the flusher thread for", &data_dir))?;
         let (requests, receiver) = mpsc::sync_channel(commit::QUEUE_DEPTH);
+        let flush_control = commit::FlushControl {
+            max_points: config.head_max_points.max(1),
+            max_age: config.head_max_age,
+            jobs: jobs_tx,
+            done: done_rx,
+            compact: compact_tx,
+            flushing: false,
+            head_since: head_has_points.then(std::time::Instant::now),
+        };
         let writer = commit::spawn(
             wal,
             Arc::clone(&shared),
             config.sync,
             config.limits,
+            flush_control,
             receiver,
         )
         .map_err(io_error("start the WAL writer thread for", &data_dir))?;
@@ -254,6 +337,9 @@ impl Engine {
             shared,
             requests,
             writer: Some(writer),
+            flusher: Some(flusher),
+            compactor: Some(compactor),
+            compaction_min_parts: config.compaction_min_parts,
             retention,
             report,
             query_pool,
@@ -278,11 +364,13 @@ impl Engine {
         })
     }
 
-    /// Runs a query over the index and the head.
+    /// Runs a query over the index, the head and the parts.
     ///
-    /// The index lock is held while the plan's series and groups are resolved, the head lock only while
+    /// The index lock is held while the plan's series and groups are resolved; the head lock only while
     /// its rows are scanned (taken before the index lock is released, so the query sees whole batches),
-    /// and the index lock again to build the strings of the answer.
+    /// and the snapshot of frozen head and parts is taken under it, so the query sees every point once.
+    /// The snapshot is scanned after the head lock is released; the index lock is taken again to build
+    /// the strings of the answer.
     pub fn query(
         &self,
         tenant: &Tenant,
@@ -292,15 +380,45 @@ impl Engine {
         let max = exec::MAX_QUERY_VALUES;
         let index = self.shared.read_index();
         let prepared = exec::prepare(index.tenant(tenant), plan, ctx)?;
-        let partial = {
+        let (active, stored) = {
             let head = self.shared.read_head();
+            let stored = self.shared.read_stored();
             drop(index);
-            let sources = prepared
+            let sources: Vec<exec::Source<'_>> = prepared
                 .metric()
                 .map(|m| head.rows(tenant, m))
-                .unwrap_or_default();
-            exec::scan(&prepared, &sources, ctx, max, &self.query_pool)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|rows| exec::Source::Rows { rows, floor: None })
+                .collect();
+            let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
+            (partial, stored)
         };
+        let mut sources = Vec::new();
+        if let (Some(frozen), Some(m)) = (&stored.frozen, prepared.metric()) {
+            let floor = frozen.tombstones.get(&(tenant.clone(), m)).copied();
+            sources.extend(
+                frozen
+                    .head
+                    .rows(tenant, m)
+                    .into_iter()
+                    .map(|rows| exec::Source::Rows { rows, floor }),
+            );
+        }
+        if prepared.metric().is_some() {
+            sources.extend(
+                stored
+                    .parts
+                    .iter()
+                    .filter(|lp| lp.is_of(tenant, &plan.metric))
+                    .map(|lp| exec::Source::Part {
+                        part: &lp.part,
+                        floor: lp.deleted_before,
+                    }),
+            );
+        }
+        let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
+        let partial = exec::merge(active, partial, max)?;
         let index = self.shared.read_index();
         Ok(exec::finish(
             &prepared,
@@ -383,11 +501,13 @@ impl Engine {
     pub fn memory(&self) -> MemoryUsage {
         let (index_bytes, series) = self.shared.read_index().usage();
         let head = self.shared.read_head();
+        let stored = self.shared.read_stored();
+        let frozen_bytes = stored.frozen.as_ref().map_or(0, |f| f.head.heap_bytes());
         MemoryUsage {
             series,
             index_bytes: index_bytes as u64,
-            head_points: head.points(),
-            head_bytes: head.heap_bytes() as u64,
+            head_points: head.points() + stored.frozen_points(),
+            head_bytes: (head.heap_bytes() + frozen_bytes) as u64,
         }
     }
 
@@ -415,6 +535,23 @@ impl Engine {
         self.request(|reply| Request::Sync { reply })
     }
 
+    /// Flushes the head to parts now and waits until it is there (and the WAL segments it came from are
+    /// deleted). Flushes also happen on their own, past `head_max_points` or `head_max_age`.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        self.request(|reply| Request::Flush { reply })
+    }
+
+    /// Runs compaction on the calling thread until no partition needs it (it also runs in the
+    /// background after flushes and deletes; one at a time).
+    pub fn compact(&self) -> Result<(), EngineError> {
+        compact::compact_all(&self.shared, self.compaction_min_parts)
+    }
+
+    /// Live part files.
+    pub fn part_count(&self) -> usize {
+        self.shared.read_stored().parts.len()
+    }
+
     /// Hands a request to the writer thread and waits for its answer.
     fn request<T>(
         &self,
@@ -430,11 +567,12 @@ impl Engine {
     }
 }
 
-/// Applies one replayed WAL record to the index and head; a record that does not decode or fit is
-/// corruption.
+/// Applies one replayed WAL record to the index, the head and the manifest's parts; a record that does
+/// not decode or fit is corruption.
 fn replay_record(
     index: &mut Index,
     head: &mut Head,
+    parts: &mut Vec<stored::LivePart>,
     path: &std::path::Path,
     offset: u64,
     payload: &[u8],
@@ -452,8 +590,48 @@ fn replay_record(
         Ok(Record::Write(batch)) => apply::apply_batch(index, head, &batch).map_err(corruption),
         Ok(Record::DeleteBefore(d)) => {
             apply::apply_delete(index, head, &d);
+            // Every part of the manifest predates the delete (its rows come from earlier segments);
+            // a tombstone already at or past `before` (persisted since) makes this a no-op.
+            let (next, hidden) = stored::delete_in_parts(parts, &d.tenant, &d.metric, d.before)?;
+            *parts = next;
+            if let Some(ti) = index.existing_tenant_mut(&d.tenant) {
+                for (series, n) in hidden {
+                    ti.add_points(series, -(n as i64));
+                }
+            }
             Ok(())
         }
+        Ok(Record::Series(_)) => Err(corruption("a series-log record in the WAL".to_owned())),
+    }
+}
+
+/// Applies one record of the series log to the index; anything but series definitions that continue
+/// the tenant's ids is corruption.
+fn replay_series(
+    index: &mut Index,
+    path: &std::path::Path,
+    offset: u64,
+    payload: &[u8],
+) -> Result<(), EngineError> {
+    let corruption = |reason: String| EngineError::Corruption {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    match Record::decode(payload) {
+        Ok(Record::Series(defs)) => {
+            let ti = index.tenant_mut(&defs.tenant);
+            for def in &defs.series {
+                ti.insert_with_id(def.id, &def.metric, &def.dims)
+                    .map_err(corruption)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(corruption("a WAL record in the series log".to_owned())),
+        Err(e) => Err(corruption(format!(
+            "undecodable record (payload byte {}): {}",
+            e.offset, e.reason
+        ))),
     }
 }
 
@@ -467,10 +645,18 @@ impl Drop for Engine {
         // The writer commits what is staged, fsyncs and exits; wait so the WAL is closed before the lock
         // is released.
         let _ = self.requests.send(Request::Shutdown);
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
-            tracing::error!(data_dir = %self.data_dir.display(), "the WAL writer thread panicked");
+        // The writer's exit closes the flusher's queue (it finishes the flush running, if any), whose
+        // exit closes the compactor's (it finishes its job).
+        for (name, handle) in [
+            ("WAL writer", self.writer.take()),
+            ("flusher", self.flusher.take()),
+            ("compactor", self.compactor.take()),
+        ] {
+            if let Some(h) = handle
+                && h.join().is_err()
+            {
+                tracing::error!(data_dir = %self.data_dir.display(), "the {name} thread panicked");
+            }
         }
     }
 }

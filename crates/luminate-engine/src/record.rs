@@ -8,7 +8,12 @@
 //!                  new_series_count u32, (series_id u32, metric str, dims_count u16, (key str, value str)*)*
 //!                  point_count u32, (series_id u32, timestamp i64, value f64 as IEEE-754 bits u64)*
 //! DELETE_BEFORE=2 := tenant str, metric str, before i64
+//! SERIES_DEFS=3 := tenant str
+//!                  series_count u32, (series_id u32, metric str, dims_count u16, (key str, value str)*)*
 //! ```
+//! `SERIES_DEFS` is the only kind of the series log (`<data_dir>/series/`, same framing as the WAL): the
+//! flush appends there every series defined since the previous flush, before it writes parts, so that
+//! deleting WAL segments never loses a definition. Its body is a `WRITE_BATCH` without points.
 //! One write call becomes one `WRITE_BATCH` record, so a batch is replayed all or nothing. Series ids are
 //! dense per tenant and assigned in log order: a new series is defined in the record of the first batch
 //! that stores a point of it, before that record's points refer to it.
@@ -19,6 +24,8 @@ use luminate_model::{Dimensions, Tenant, TimestampMs};
 const WRITE_BATCH: u8 = 1;
 /// Kind byte of a delete.
 const DELETE_BEFORE: u8 = 2;
+/// Kind byte of series definitions (the series log).
+const SERIES_DEFS: u8 = 3;
 /// Encoded bytes of one point: series id, timestamp, value.
 const POINT_LEN: usize = 4 + 8 + 8;
 
@@ -32,6 +39,17 @@ pub(crate) enum Record {
     Write(WriteBatch),
     /// A metric's points before a timestamp were deleted.
     DeleteBefore(DeleteBefore),
+    /// Series definitions persisted by a flush (series log only).
+    Series(SeriesDefs),
+}
+
+/// Series of one tenant, in id order, as the series log keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SeriesDefs {
+    /// Owner of the series.
+    pub tenant: Tenant,
+    /// The definitions, ids ascending and dense.
+    pub series: Vec<SeriesDef>,
 }
 
 /// The accepted points of one write call, with the series they create.
@@ -90,34 +108,14 @@ pub(crate) struct DecodeError {
 impl WriteBatch {
     /// Encodes as a `WRITE_BATCH` record.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let dims_bytes: usize = self
-            .new_series
-            .iter()
-            .map(|s| {
-                10 + s.metric.len()
-                    + s.dims
-                        .pairs()
-                        .iter()
-                        .map(|(k, v)| 8 + k.len() + v.len())
-                        .sum::<usize>()
-            })
-            .sum();
         let mut out = Vec::with_capacity(
-            13 + self.tenant.as_str().len() + dims_bytes + self.points.len() * POINT_LEN,
+            13 + self.tenant.as_str().len()
+                + defs_bytes(&self.new_series)
+                + self.points.len() * POINT_LEN,
         );
         out.push(WRITE_BATCH);
         put_str(&mut out, self.tenant.as_str());
-        put_len(&mut out, self.new_series.len());
-        for s in &self.new_series {
-            out.extend_from_slice(&s.id.to_le_bytes());
-            put_str(&mut out, &s.metric);
-            // Validation allows at most 20 dimensions; u16 leaves room for any configured limit.
-            out.extend_from_slice(&(s.dims.len() as u16).to_le_bytes());
-            for (k, v) in s.dims.pairs() {
-                put_str(&mut out, k);
-                put_str(&mut out, v);
-            }
-        }
+        put_defs(&mut out, &self.new_series);
         put_len(&mut out, self.points.len());
         for p in &self.points {
             out.extend_from_slice(&p.series.to_le_bytes());
@@ -125,6 +123,45 @@ impl WriteBatch {
             out.extend_from_slice(&p.value.to_bits().to_le_bytes());
         }
         out
+    }
+}
+
+impl SeriesDefs {
+    /// Encodes as a `SERIES_DEFS` record.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.tenant.as_str().len() + defs_bytes(&self.series));
+        out.push(SERIES_DEFS);
+        put_str(&mut out, self.tenant.as_str());
+        put_defs(&mut out, &self.series);
+        out
+    }
+}
+
+/// Encoded bytes of `defs`, for sizing buffers.
+fn defs_bytes(defs: &[SeriesDef]) -> usize {
+    defs.iter()
+        .map(|s| {
+            10 + s.metric.len()
+                + s.dims
+                    .pairs()
+                    .iter()
+                    .map(|(k, v)| 8 + k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
+fn put_defs(out: &mut Vec<u8>, defs: &[SeriesDef]) {
+    put_len(out, defs.len());
+    for s in defs {
+        out.extend_from_slice(&s.id.to_le_bytes());
+        put_str(out, &s.metric);
+        // Validation allows at most 20 dimensions; u16 leaves room for any configured limit.
+        out.extend_from_slice(&(s.dims.len() as u16).to_le_bytes());
+        for (k, v) in s.dims.pairs() {
+            put_str(out, k);
+            put_str(out, v);
+        }
     }
 }
 
@@ -147,24 +184,7 @@ impl Record {
         let record = match r.u8()? {
             WRITE_BATCH => {
                 let tenant = Tenant::new(r.str()?);
-                let n = r.u32()? as usize;
-                let mut new_series = Vec::with_capacity(n.min(r.remaining() / 10));
-                for _ in 0..n {
-                    let id = r.u32()?;
-                    let metric = r.str()?.to_owned();
-                    let dims_count = r.u16()?;
-                    let mut pairs =
-                        Vec::with_capacity(usize::from(dims_count).min(r.remaining() / 8));
-                    for _ in 0..dims_count {
-                        let k = r.str()?.to_owned();
-                        pairs.push((k, r.str()?.to_owned()));
-                    }
-                    new_series.push(SeriesDef {
-                        id,
-                        metric,
-                        dims: Dimensions::from_pairs(pairs),
-                    });
-                }
+                let new_series = r.defs()?;
                 let n = r.u32()? as usize;
                 if n > r.remaining() / POINT_LEN {
                     return Err(r.error(format!(
@@ -197,6 +217,13 @@ impl Record {
                     tenant,
                     metric,
                     before: r.i64()?,
+                })
+            }
+            SERIES_DEFS => {
+                let tenant = Tenant::new(r.str()?);
+                Self::Series(SeriesDefs {
+                    tenant,
+                    series: r.defs()?,
                 })
             }
             kind => {
@@ -269,6 +296,27 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self) -> Result<i64, DecodeError> {
         self.take().map(i64::from_le_bytes)
+    }
+
+    fn defs(&mut self) -> Result<Vec<SeriesDef>, DecodeError> {
+        let n = self.u32()? as usize;
+        let mut defs = Vec::with_capacity(n.min(self.remaining() / 10));
+        for _ in 0..n {
+            let id = self.u32()?;
+            let metric = self.str()?.to_owned();
+            let dims_count = self.u16()?;
+            let mut pairs = Vec::with_capacity(usize::from(dims_count).min(self.remaining() / 8));
+            for _ in 0..dims_count {
+                let k = self.str()?.to_owned();
+                pairs.push((k, self.str()?.to_owned()));
+            }
+            defs.push(SeriesDef {
+                id,
+                metric,
+                dims: Dimensions::from_pairs(pairs),
+            });
+        }
+        Ok(defs)
     }
 
     fn str(&mut self) -> Result<&'a str, DecodeError> {
@@ -352,6 +400,27 @@ mod tests {
             .concat()
         );
         assert_eq!(Record::decode(&bytes), Ok(Record::DeleteBefore(delete)));
+    }
+
+    #[test]
+    fn series_defs_layout_is_pinned() {
+        let defs = SeriesDefs {
+            tenant: Tenant::new("t"),
+            series: vec![SeriesDef {
+                id: 2,
+                metric: "m".into(),
+                dims: dims(&[]),
+            }],
+        };
+        let bytes = defs.encode();
+        #[rustfmt::skip]
+        let expected: Vec<u8> = [
+            &[3u8][..], &[1, 0, 0, 0], b"t", &[1, 0, 0, 0],
+            &[2, 0, 0, 0], &[1, 0, 0, 0], b"m", &[0, 0],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert_eq!(Record::decode(&bytes), Ok(Record::Series(defs)));
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         sync,
         wal_segment_bytes: e.wal_segment_size,
         limits,
+        head_max_points: e.head_max_points,
+        head_max_age: e.head_max_age,
+        ..EngineConfig::new(&e.data_dir)
     }
 }
 

@@ -4,8 +4,11 @@
 //! A query runs in three phases, so the engine holds each lock only as long as it needs it:
 //! 1. [`prepare`] (index lock): filters → selected series through the postings; each selected series →
 //!    its group, once; a per-query table from series id to group (or position). Only ids are kept.
-//! 2. [`scan`] (head lock): each source of rows — a chunk of the head now, a part later — is scanned once
-//!    into a [`Partial`], sources in parallel on the engine's pool, and the partials are merged.
+//! 2. [`scan_sources`]: each source of rows — a chunk of the active head (under the head lock), of the
+//!    frozen head, or a part (from the query's snapshot, after the lock is released) — is scanned once
+//!    into a [`Partial`], sources in parallel on the engine's pool, and the partials are merged. A part
+//!    is read for the selected series only (`Selection::Only`) and the query's range above its
+//!    tombstone; `count` over a part inside the range reads its series directory, no page.
 //! 3. [`finish`] (index lock again, for strings): the merged partial becomes the answer; group keys and
 //!    dimensions are built only for what is returned.
 //!
@@ -23,11 +26,12 @@ use std::cmp::Ordering;
 
 use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::result::GroupKey;
-use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError};
+use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError, TimestampMs};
 use rayon::prelude::*;
 
 use crate::head::Rows;
 use crate::index::{MetricId, StrId, TenantIndex};
+use crate::part::Part;
 pub(crate) use partial::Partial;
 use partial::{ScanSpec, uses_moments};
 use select::{MISSING, Selection, SeriesMap};
@@ -61,6 +65,7 @@ impl Prepared<'_> {
             interval: self.plan.interval_ms,
             bucketed_rows: matches!(self.plan.kind, QueryKind::Aggregate(a) if a.percentile().is_some()),
             moments,
+            count_only: self.plan.kind == QueryKind::Aggregate(Aggregation::Count),
             groups: self.selection.groups.count,
             map: &self.map,
             max_values,
@@ -91,7 +96,47 @@ pub(crate) fn prepare<'p>(
     })
 }
 
-/// Phase 2: scans every source into one merged partial, in parallel on `pool` when there is enough work.
+/// One source of rows a query scans.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// A chunk of the active or the frozen head.
+    Rows {
+        /// The rows.
+        rows: Rows<'a>,
+        /// Tombstone: rows with a timestamp below it are deleted.
+        floor: Option<TimestampMs>,
+    },
+    /// A part.
+    Part {
+        /// The part.
+        part: &'a Part,
+        /// Tombstone: rows with a timestamp below it are deleted.
+        floor: Option<TimestampMs>,
+    },
+}
+
+impl Source<'_> {
+    /// Rows the source may contribute: the unit of work split among threads.
+    fn weight(&self) -> usize {
+        match self {
+            Self::Rows { rows, .. } => rows.series.len(),
+            Self::Part { part, .. } => part.meta().rows as usize,
+        }
+    }
+
+    /// True when some row may fall in `[start, end)` above the tombstone.
+    fn overlaps(&self, spec: &ScanSpec<'_>) -> bool {
+        let (min_t, max_t, floor) = match self {
+            Self::Rows { rows, floor } => (rows.min_t, rows.max_t, *floor),
+            Self::Part { part, floor } => (part.meta().min_t, part.meta().max_t, *floor),
+        };
+        let start = spec.start.max(floor.unwrap_or(TimestampMs::MIN));
+        self.weight() > 0 && max_t >= start && min_t < spec.end && start < spec.end
+    }
+}
+
+/// Phase 2 over head rows only (tests; see [`scan_sources`]).
+#[cfg(test)]
 pub(crate) fn scan(
     prepared: &Prepared<'_>,
     sources: &[Rows<'_>],
@@ -99,19 +144,45 @@ pub(crate) fn scan(
     max_values: usize,
     pool: &rayon::ThreadPool,
 ) -> Result<Partial, StoreError> {
+    let sources: Vec<Source<'_>> = sources
+        .iter()
+        .map(|&rows| Source::Rows { rows, floor: None })
+        .collect();
+    scan_sources(prepared, &sources, ctx, max_values, pool)
+}
+
+/// Phase 2: scans every source into one merged partial, in parallel on `pool` when there is enough work.
+pub(crate) fn scan_sources(
+    prepared: &Prepared<'_>,
+    sources: &[Source<'_>],
+    ctx: &QueryContext,
+    max_values: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<Partial, StoreError> {
     let spec = prepared.spec(max_values);
-    let sources: Vec<&Rows<'_>> = sources.iter().filter(|r| spec.overlaps(r)).collect();
-    let rows: usize = sources.iter().map(|r| r.series.len()).sum();
+    let sources: Vec<&Source<'_>> = sources.iter().filter(|s| s.overlaps(&spec)).collect();
+    let rows: usize = sources.iter().map(|s| s.weight()).sum();
     let tasks = if prepared.selection.series.is_empty() {
         1
     } else {
         (rows / PARALLEL_ROWS).clamp(1, pool.current_num_threads())
     };
-    let scan_task = |task: &[&Rows<'_>]| -> Result<Partial, StoreError> {
+    let candidates = &prepared.selection.series;
+    let scan_task = |task: &[&Source<'_>]| -> Result<Partial, StoreError> {
         let mut partial = Partial::empty(&spec);
-        if !prepared.selection.series.is_empty() {
-            for rows in task {
-                partial.scan(rows, &spec, ctx)?;
+        if candidates.is_empty() {
+            return Ok(partial);
+        }
+        for source in task {
+            match **source {
+                Source::Rows { rows, floor } => {
+                    let spec = with_floor(&spec, floor);
+                    partial.scan(&rows, &spec, ctx)?;
+                }
+                Source::Part { part, floor } => {
+                    let spec = with_floor(&spec, floor);
+                    partial.scan_part(part, candidates, &spec, ctx)?;
+                }
             }
         }
         Ok(partial)
@@ -121,10 +192,10 @@ pub(crate) fn scan(
     }
     // Contiguous runs of sources with about the same number of rows, one task each.
     let per_task = rows.div_ceil(tasks);
-    let mut runs: Vec<&[&Rows<'_>]> = Vec::with_capacity(tasks);
+    let mut runs: Vec<&[&Source<'_>]> = Vec::with_capacity(tasks);
     let (mut begin, mut acc) = (0, 0);
-    for (i, r) in sources.iter().enumerate() {
-        acc += r.series.len();
+    for (i, s) in sources.iter().enumerate() {
+        acc += s.weight();
         if acc >= per_task {
             runs.push(&sources[begin..=i]);
             (begin, acc) = (i + 1, 0);
@@ -146,6 +217,23 @@ pub(crate) fn scan(
         return Err(too_large(max_values));
     }
     Ok(merged)
+}
+
+/// The partials of two scans of disjoint sources as one.
+pub(crate) fn merge(a: Partial, b: Partial, max_values: usize) -> Result<Partial, StoreError> {
+    let merged = a.merge(b);
+    if merged.buffered() > max_values {
+        return Err(too_large(max_values));
+    }
+    Ok(merged)
+}
+
+/// `spec` restricted to rows at or above a tombstone.
+fn with_floor<'a>(spec: &ScanSpec<'a>, floor: Option<TimestampMs>) -> ScanSpec<'a> {
+    ScanSpec {
+        start: spec.start.max(floor.unwrap_or(TimestampMs::MIN)),
+        ..*spec
+    }
 }
 
 /// Phase 3: the answer from the merged partial; `ti` resolves the strings of what is returned.

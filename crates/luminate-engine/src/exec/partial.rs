@@ -19,6 +19,8 @@ use luminate_model::{QueryContext, StoreError, TimestampMs};
 use super::select::SeriesMap;
 use super::{CHECK_EVERY, too_large};
 use crate::head::Rows;
+use crate::part::{Part, Selection};
+use crate::record::SeriesId;
 
 /// One selected point: `tag` is its group or its series' position; `t` its timestamp, or its bucket for
 /// percentiles.
@@ -90,6 +92,7 @@ pub(crate) enum Partial {
 }
 
 /// What a scan accumulates and over which rows.
+#[derive(Clone, Copy)]
 pub(super) struct ScanSpec<'a> {
     pub start: TimestampMs,
     pub end: TimestampMs,
@@ -97,6 +100,9 @@ pub(super) struct ScanSpec<'a> {
     /// Rows of percentiles carry their bucket instead of their timestamp.
     pub bucketed_rows: bool,
     pub moments: bool,
+    /// Only counts are read (`count`): timestamps suffice, and a part inside the range answers from its
+    /// row counts.
+    pub count_only: bool,
     pub groups: usize,
     pub map: &'a SeriesMap,
     pub max_values: usize,
@@ -176,6 +182,85 @@ impl Partial {
                 Ok(())
             }
         }
+    }
+
+    /// Adds the rows of the `candidates` (ascending) that `part` holds in `[start, end)`, decoding only
+    /// the pages that hold them. A page that fails its checksum fails the query (an internal error
+    /// naming the file and offset), never a wrong answer.
+    pub(super) fn scan_part(
+        &mut self,
+        part: &Part,
+        candidates: &[SeriesId],
+        spec: &ScanSpec<'_>,
+        ctx: &QueryContext,
+    ) -> Result<(), StoreError> {
+        let meta = part.meta();
+        if candidates.is_empty() || meta.max_t < spec.start || meta.min_t >= spec.end {
+            return Ok(());
+        }
+        ctx.check()?;
+        if let Self::Moments { totals, .. } = self
+            && spec.count_only
+            && spec.interval.is_none()
+            && meta.min_t >= spec.start
+            && meta.max_t < spec.end
+        {
+            // Every row of the part is in range: the series directory has the answer, no page is read.
+            for &id in candidates {
+                if let (Some(rows), Some(tag)) = (part.series_rows(id), spec.map.get(id)) {
+                    totals[tag as usize].count += u64::from(rows.end - rows.start);
+                }
+            }
+            return Ok(());
+        }
+        let mut scan = part.scan(Selection::Only(candidates), spec.start..spec.end);
+        if spec.count_only {
+            scan = scan.timestamps_only();
+        }
+        let mut since_check = 0;
+        while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+            since_check += run.timestamps.len();
+            if since_check >= CHECK_EVERY {
+                ctx.check()?;
+                since_check = 0;
+            }
+            let Some(tag) = spec.map.get(run.series) else {
+                continue;
+            };
+            // Timestamps-only runs carry no values; `count` never reads them.
+            let value = |i: usize| run.values.get(i).copied().unwrap_or(0.0);
+            match self {
+                Self::Moments { totals, buckets } => {
+                    for (i, &t) in run.timestamps.iter().enumerate() {
+                        totals[tag as usize].add(value(i));
+                        if let Some(interval) = spec.interval {
+                            buckets
+                                .entry((tag, bucket_start(t, interval)))
+                                .or_default()
+                                .add(value(i));
+                        }
+                    }
+                }
+                Self::Rows(out) => {
+                    for (i, &t) in run.timestamps.iter().enumerate() {
+                        let t = match spec.interval {
+                            Some(interval) if spec.bucketed_rows => bucket_start(t, interval),
+                            None if spec.bucketed_rows => 0,
+                            _ => t,
+                        };
+                        out.push(Row {
+                            tag,
+                            t,
+                            v: value(i),
+                        });
+                    }
+                    if out.len() > spec.max_values {
+                        return Err(too_large(spec.max_values));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Values buffered (bounded by the query's value bound).
@@ -278,6 +363,7 @@ mod tests {
             interval: None,
             bucketed_rows: false,
             moments: false,
+            count_only: false,
             groups: 1,
             map: &map,
             max_values: usize::MAX,

@@ -87,6 +87,19 @@ impl Head {
             .unwrap_or_default()
     }
 
+    /// Every (tenant, metric) holding rows (what a flush writes out).
+    pub(crate) fn partitions(&self) -> Vec<(Tenant, MetricId)> {
+        let mut out = Vec::new();
+        for (tenant, t) in &self.tenants {
+            for (m, columns) in t.metrics.iter().enumerate() {
+                if !columns.chunks.is_empty() {
+                    out.push((tenant.clone(), m as MetricId));
+                }
+            }
+        }
+        out
+    }
+
     /// Deletes the metric's rows with timestamp `< before`, compacting its columns; calls `deleted`
     /// with the series of each deleted row and returns how many were deleted.
     pub(crate) fn delete_before(
@@ -137,13 +150,6 @@ impl Head {
     }
 
     /// Takes every row out (frozen, to be flushed), leaving an empty head. O(1).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the flush of the parts work freezes the head with it"
-        )
-    )]
     pub(crate) fn take(&mut self) -> Head {
         std::mem::take(self)
     }

@@ -84,13 +84,6 @@ impl Index {
     }
 
     /// Every tenant's index (for writing the series definitions out).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the series log of the parts work writes every tenant's series out"
-        )
-    )]
     pub(crate) fn tenants(&self) -> impl Iterator<Item = (&Tenant, &TenantIndex)> {
         self.tenants.iter()
     }
@@ -214,6 +207,11 @@ impl TenantIndex {
         self.metric_ids.get(&self.strings.get(name)?).copied()
     }
 
+    /// A metric's name.
+    pub(crate) fn metric_name(&self, id: MetricId) -> &str {
+        self.strings.resolve(self.metrics[id as usize].name)
+    }
+
     /// A metric by id.
     pub(crate) fn metric(&self, id: MetricId) -> &MetricIndex {
         &self.metrics[id as usize]
@@ -240,13 +238,6 @@ impl TenantIndex {
     }
 
     /// Every series definition in id order (for writing them out).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the series log of the parts work writes every definition out"
-        )
-    )]
     pub(crate) fn all_series(&self) -> impl Iterator<Item = SeriesView<'_>> {
         (0..self.series.len() as SeriesId).map(|id| self.series(id))
     }
@@ -335,10 +326,6 @@ pub(crate) struct SeriesView<'a> {
 
 impl<'a> SeriesView<'a> {
     /// Its id.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the series log of the parts work writes ids out")
-    )]
     pub(crate) fn id(&self) -> SeriesId {
         self.id
     }

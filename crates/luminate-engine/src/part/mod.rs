@@ -50,15 +50,6 @@
 //! Everything the reader keeps in memory (directory, page index, meta) is in one checksummed section
 //! read with one positioned read; page blobs are read on demand, never mapped.
 
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        unused_imports,
-        reason = "wired into the engine by the flush work"
-    )
-)]
-
 mod reader;
 mod section;
 mod writer;
@@ -72,8 +63,12 @@ use luminate_model::{Tenant, TimestampMs};
 
 use crate::EngineError;
 
-pub(crate) use reader::{Part, Run, Selection, SeriesScan};
-pub(crate) use writer::{PartWriter, write_part};
+#[cfg(test)]
+pub(crate) use reader::Run;
+pub(crate) use reader::{Part, Selection, SeriesScan};
+pub(crate) use writer::PartWriter;
+#[cfg(test)]
+pub(crate) use writer::write_part;
 
 /// First bytes of every part, and its last four.
 pub(crate) const MAGIC: [u8; 4] = *b"LPRT";

@@ -144,11 +144,13 @@ impl Part {
     }
 
     /// Pages in the part.
+    #[cfg(test)]
     pub(crate) fn page_count(&self) -> usize {
         self.pages.len()
     }
 
     /// The page index, in row order: each page's rows and time range.
+    #[cfg(test)]
     pub(crate) fn pages(&self) -> &[PageEntry] {
         &self.pages
     }
@@ -268,6 +270,7 @@ impl SeriesScan<'_> {
     }
 
     /// Pages decoded so far: how much work the scan did.
+    #[cfg(test)]
     pub(crate) fn pages_decoded(&self) -> usize {
         self.pages_decoded
     }

@@ -11,8 +11,8 @@ use luminate_model::{Tenant, TimestampMs};
 
 use super::section::{self, Footer};
 use super::{
-    BlobRef, DEFAULT_PAGE_ROWS, FORMAT_V1, HEADER_LEN, MAGIC, MAX_PAGE_ROWS, MAX_ROWS, PageEntry,
-    PartMeta, compress,
+    BlobRef, DEFAULT_PAGE_ROWS, FORMAT_V1, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
+    compress,
 };
 use crate::EngineError;
 use crate::files::{io_error, parent_dir, sync_dir};
@@ -95,9 +95,10 @@ impl PartWriter {
     }
 
     /// Sets the maximum rows per page (clamped to `1..=MAX_PAGE_ROWS`); only before the first series.
+    #[cfg(test)]
     pub(crate) fn with_page_rows(mut self, rows: u32) -> Self {
         debug_assert!(self.rows == 0, "page size changed after rows were pushed");
-        self.page_rows = rows.clamp(1, MAX_PAGE_ROWS);
+        self.page_rows = rows.clamp(1, super::MAX_PAGE_ROWS);
         self
     }
 
@@ -274,6 +275,7 @@ fn pco_error(path: &Path) -> impl FnOnce(pco::errors::PcoError) -> EngineError {
 }
 
 /// Writes a whole part from series in ascending id order (see [`PartWriter::push_series`]).
+#[cfg(test)]
 pub(crate) fn write_part<'a>(
     path: &Path,
     tenant: Tenant,

@@ -2,6 +2,10 @@
 //! or threads: the commit pipeline (`crate::commit`) decides what a record means, batches appends and
 //! says when to sync; `crate::record` encodes the payloads.
 //!
+//! Two logs use it: the WAL (`<data_dir>/wal`, write batches and deletes since the last flush; a flush
+//! deletes the segments below the manifest's `wal_start`, and replay starts there) and the series log
+//! (`<data_dir>/series`, series definitions, never truncated).
+//!
 //! # On-disk layout (format version 1)
 //! ```text
 //! <data_dir>/wal/00000001.wal, 00000002.wal, ...   eight decimal digits, consecutive, log order
@@ -45,6 +49,8 @@ pub(crate) const HEADER_LEN: usize = 8;
 pub(crate) const RECORD_HEADER_LEN: usize = 8;
 /// Name of the WAL directory inside the data directory.
 pub(crate) const WAL_DIR: &str = "wal";
+/// Name of the series log directory inside the data directory (same framing as the WAL).
+pub(crate) const SERIES_DIR: &str = "series";
 
 /// Where a record was appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,21 +85,37 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the WAL in `data_dir/wal`, hands every complete record to `replay` in
-    /// log order with its file and offset, cuts a torn tail off the last segment, and positions for
-    /// appends after the last good record.
+    /// Opens (creating if needed) the log in `dir` (`<data_dir>/wal` or `<data_dir>/series`), removes
+    /// the segments below `start` (their records are in parts: a crash came between the manifest swap
+    /// and their deletion), hands every complete record from segment `start` on to `replay` in log
+    /// order with its file and offset, cuts a torn tail off the last segment, and positions for appends
+    /// after the last good record.
     pub(crate) fn open(
-        data_dir: &Path,
+        dir: &Path,
+        start: u64,
         segment_bytes: u64,
         mut replay: impl FnMut(&Path, u64, &[u8]) -> Result<(), EngineError>,
     ) -> Result<(Self, Replayed), EngineError> {
-        let dir = data_dir.join(WAL_DIR);
+        let dir = dir.to_path_buf();
         crate::files::create_dir_durable(&dir)?;
+        remove_segments_below(&dir, start)?;
         let seqs = list_segments(&dir)?;
+        if let Some(&first) = seqs.first()
+            && first > start.max(1)
+        {
+            return Err(corruption(
+                &dir.join(segment::file_name(first)),
+                0,
+                format!(
+                    "segment {} before it is missing",
+                    segment::file_name(start.max(1))
+                ),
+            ));
+        }
         let mut replayed = Replayed::default();
         // The last segment, if it is usable for appends: (seq, valid length, has records).
         let mut resume: Option<(u64, u64, bool)> = None;
-        let mut next_seq = 1;
+        let mut next_seq = start.max(1);
         for (i, &seq) in seqs.iter().enumerate() {
             let path = dir.join(segment::file_name(seq));
             let bytes = fs::read(&path).map_err(io_error("read WAL segment", &path))?;
@@ -219,6 +241,20 @@ impl Wal {
             .map_err(io_error("fsync WAL segment", &self.active_path()))
     }
 
+    /// Starts a new segment unless the active one is empty, and returns the active segment's number:
+    /// every record appended so far lies in segments below it.
+    pub(crate) fn roll_now(&mut self) -> Result<u64, EngineError> {
+        if self.active_has_records {
+            self.roll()?;
+        }
+        Ok(self.active_seq)
+    }
+
+    /// The log's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn active_path(&self) -> PathBuf {
         self.dir.join(segment::file_name(self.active_seq))
     }
@@ -249,6 +285,29 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, EngineError> {
         .map_err(io_error("fsync WAL segment", &path))?;
     sync_dir(dir)?;
     Ok(file)
+}
+
+/// Removes the segments of the log in `dir` numbered below `seq` (their records are in parts), then
+/// fsyncs the directory. Only ever removes segments older than the active one: safe beside appends.
+pub(crate) fn remove_segments_below(dir: &Path, seq: u64) -> Result<(), EngineError> {
+    let mut removed = false;
+    for entry in fs::read_dir(dir).map_err(io_error("list WAL directory", dir))? {
+        let entry = entry.map_err(io_error("list WAL directory", dir))?;
+        let below = entry
+            .file_name()
+            .to_str()
+            .and_then(segment::parse_file_name)
+            .is_some_and(|s| s < seq);
+        if below {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_error("remove flushed WAL segment", &path))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Sequence numbers of the segments in `dir`, ascending; a gap is corruption (a segment went missing).

@@ -21,7 +21,8 @@ impl Written {
 }
 
 fn write_all(dir: &Path, segment_bytes: u64, payloads: &[Vec<u8>]) -> Vec<Written> {
-    let (mut wal, replayed) = Wal::open(dir, segment_bytes, |_, _, _| Ok(())).unwrap();
+    let (mut wal, replayed) =
+        Wal::open(&dir.join(WAL_DIR), 1, segment_bytes, |_, _, _| Ok(())).unwrap();
     assert_eq!(replayed.records, 0);
     let written = payloads
         .iter()
@@ -36,7 +37,7 @@ fn write_all(dir: &Path, segment_bytes: u64, payloads: &[Vec<u8>]) -> Vec<Writte
 
 fn reopen(dir: &Path, segment_bytes: u64) -> Result<(Wal, Vec<Vec<u8>>, Replayed), EngineError> {
     let mut seen = Vec::new();
-    let (wal, replayed) = Wal::open(dir, segment_bytes, |_, _, p| {
+    let (wal, replayed) = Wal::open(&dir.join(WAL_DIR), 1, segment_bytes, |_, _, p| {
         seen.push(p.to_vec());
         Ok(())
     })?;

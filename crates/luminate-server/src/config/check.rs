@@ -58,6 +58,15 @@ impl Config {
                 format!("{} is outside 1 MiB..=4 GiB", embedded.wal_segment_size),
             );
         }
+        if embedded.head_max_points == 0 {
+            return invalid(
+                "storage.embedded.head_max_points",
+                "must be at least 1".into(),
+            );
+        }
+        if embedded.head_max_age.is_zero() {
+            return invalid("storage.embedded.head_max_age", "must be positive".into());
+        }
         let ch = &self.storage.clickhouse;
         if ch.addresses.is_empty() {
             return invalid(

@@ -29,6 +29,8 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.embedded.sync",
     "storage.embedded.sync_interval",
     "storage.embedded.wal_segment_size",
+    "storage.embedded.head_max_points",
+    "storage.embedded.head_max_age",
     "storage.embedded.value_log_max_entries",
     "storage.clickhouse.addresses",
     "storage.clickhouse.database",

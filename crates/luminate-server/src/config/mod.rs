@@ -214,6 +214,11 @@ pub struct EmbeddedConfig {
     pub sync_interval: Duration,
     /// Bytes at which the WAL rolls to a new segment.
     pub wal_segment_size: u64,
+    /// Points at which the in-memory head is flushed to on-disk parts.
+    pub head_max_points: u64,
+    /// Age of the head's first point at which it is flushed to parts.
+    #[serde(with = "duration_text")]
+    pub head_max_age: Duration,
     /// A BadgerDB setting from the seed's file; accepted so that file loads, and ignored with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_log_max_entries: Option<u64>,
@@ -226,6 +231,8 @@ impl Default for EmbeddedConfig {
             sync: SyncMode::Always,
             sync_interval: Duration::from_secs(1),
             wal_segment_size: 64 << 20,
+            head_max_points: 2_000_000,
+            head_max_age: Duration::from_secs(600),
             value_log_max_entries: None,
         }
     }

@@ -1,0 +1,223 @@
+//! compact: background compaction of parts, one partition (tenant, metric, UTC day) at a time, off the
+//! commit path. Per partition, from the current snapshot:
+//! - a part entirely below its tombstone is dropped (the whole-partition drop of retention);
+//! - a part whose tombstone cuts into it is rewritten without the deleted rows;
+//! - a partition with `compaction_min_parts` parts or more is merged into one part.
+//!
+//! Inputs are streamed series by series (a k-way merge by series id over one scan per part), so memory
+//! is one series per input plus the writer's page. The new part is written atomically, then the
+//! manifest is swapped under the catalog lock, then the old files are unlinked (queries still holding
+//! them read through their open handles). A delete that raised an input's tombstone while the merge ran
+//! makes the swap give up (the output is removed; the next round redoes it). A crash at any point leaves
+//! the old manifest or the new one, and start-up removes files neither lists.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+
+use luminate_model::{Tenant, TimestampMs};
+
+use crate::EngineError;
+use crate::commit::Shared;
+use crate::flush::PartSink;
+use crate::part::{Selection, SeriesScan};
+use crate::record::SeriesId;
+use crate::stored::{LivePart, PARTS_DIR, Stored};
+
+/// One series' rows read from one input part, owned (a scan's run borrows the scan).
+type OwnedRun = (SeriesId, Vec<TimestampMs>, Vec<f64>);
+
+/// One partition's work.
+struct Job {
+    tenant: Tenant,
+    metric: String,
+    day: i64,
+    /// Parts dropped whole.
+    drop: Vec<LivePart>,
+    /// Parts read into the one new part (with their tombstones applied).
+    merge: Vec<LivePart>,
+}
+
+/// Starts the compactor thread: each nudge on `trigger` runs compaction until nothing is left to do;
+/// it stops when every sender is gone.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    min_parts: usize,
+    trigger: Receiver<()>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("luminate-compact".to_owned())
+        .spawn(move || {
+            for () in trigger {
+                if let Err(e) = compact_all(&shared, min_parts) {
+                    // Compaction only ever replaces parts with equivalent ones: a failure leaves the
+                    // data as it was, so it is reported and retried on the next nudge, not poisoned.
+                    tracing::error!(error = %e, "compaction failed");
+                }
+            }
+        })
+}
+
+/// Compacts until no partition needs it (one job at a time, serialized with other callers).
+pub(crate) fn compact_all(shared: &Shared, min_parts: usize) -> Result<(), EngineError> {
+    let _one_at_a_time = shared.compaction_lock();
+    // Each job shrinks the work left; the bound only guards against a bug looping forever.
+    for _ in 0..10_000 {
+        if shared.poisoned().is_some() {
+            return Ok(());
+        }
+        let snapshot = shared.read_stored();
+        let Some(job) = next_job(&snapshot, min_parts) else {
+            return Ok(());
+        };
+        drop(snapshot);
+        run(shared, job)?;
+    }
+    Ok(())
+}
+
+/// The first partition with work, if any.
+fn next_job(stored: &Stored, min_parts: usize) -> Option<Job> {
+    let mut partitions: BTreeMap<(Tenant, String, i64), Vec<&LivePart>> = BTreeMap::new();
+    for lp in &stored.parts {
+        let meta = lp.part.meta();
+        partitions
+            .entry((meta.tenant.clone(), meta.metric.clone(), meta.day))
+            .or_default()
+            .push(lp);
+    }
+    for ((tenant, metric, day), parts) in partitions {
+        let below = |lp: &LivePart, t: TimestampMs| lp.deleted_before.is_some_and(|d| d > t);
+        let (drop, keep): (Vec<&LivePart>, Vec<&LivePart>) = parts
+            .into_iter()
+            .partition(|lp| below(lp, lp.part.meta().max_t));
+        let cut = keep.iter().any(|lp| below(lp, lp.part.meta().min_t));
+        let merge = if keep.len() >= min_parts.max(2) {
+            keep
+        } else if cut {
+            keep.into_iter()
+                .filter(|lp| below(lp, lp.part.meta().min_t))
+                .take(1)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !drop.is_empty() || !merge.is_empty() {
+            return Some(Job {
+                tenant,
+                metric,
+                day,
+                drop: drop.into_iter().cloned().collect(),
+                merge: merge.into_iter().cloned().collect(),
+            });
+        }
+    }
+    None
+}
+
+/// Writes the job's new part, swaps the manifest, unlinks the old files.
+fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
+    let written = if job.merge.is_empty() {
+        Vec::new()
+    } else {
+        merge(shared, &job)?
+    };
+    let catalog = shared.catalog();
+    let current = shared.read_stored();
+    let unchanged = job.drop.iter().chain(&job.merge).all(|old| {
+        current
+            .parts
+            .iter()
+            .any(|lp| lp.file == old.file && lp.deleted_before == old.deleted_before)
+    });
+    if !unchanged {
+        drop(catalog);
+        for (file, _) in &written {
+            remove_part(shared, file);
+        }
+        return Ok(());
+    }
+    let gone: Vec<&str> = job
+        .drop
+        .iter()
+        .chain(&job.merge)
+        .map(|lp| lp.file.as_str())
+        .collect();
+    let mut parts: Vec<LivePart> = current
+        .parts
+        .iter()
+        .filter(|lp| !gone.contains(&lp.file.as_str()))
+        .cloned()
+        .collect();
+    parts.extend(written.into_iter().map(|(file, part)| LivePart {
+        part: Arc::new(part),
+        file,
+        deleted_before: None,
+    }));
+    let next = Stored {
+        frozen: current.frozen.clone(),
+        parts,
+    };
+    let next_part = catalog.next_part;
+    shared.write_manifest(catalog.wal_start, next_part, &next)?;
+    shared.set_stored(&catalog, next);
+    drop(catalog);
+    for file in gone {
+        remove_part(shared, file);
+    }
+    Ok(())
+}
+
+/// Streams the job's inputs, minus their tombstoned rows, into new parts.
+fn merge(shared: &Shared, job: &Job) -> Result<Vec<(String, crate::part::Part)>, EngineError> {
+    let mut scans: Vec<SeriesScan<'_>> = job
+        .merge
+        .iter()
+        .map(|lp| {
+            let from = lp.deleted_before.unwrap_or(TimestampMs::MIN);
+            lp.part.scan(Selection::All, from..)
+        })
+        .collect();
+    // The next run of each scan, copied out (a run borrows its scan).
+    let mut heads: Vec<Option<OwnedRun>> = Vec::new();
+    for scan in &mut scans {
+        heads.push(next_owned(scan)?);
+    }
+    let mut sink = PartSink::new(shared, job.tenant.clone(), &job.metric, job.day);
+    let mut rows: Vec<(TimestampMs, f64)> = Vec::new();
+    let (mut timestamps, mut values) = (Vec::new(), Vec::new());
+    while let Some(id) = heads.iter().flatten().map(|h| h.0).min() {
+        rows.clear();
+        for (i, head) in heads.iter_mut().enumerate() {
+            if head.as_ref().is_some_and(|h| h.0 == id) {
+                if let Some((_, ts, vs)) = head.take() {
+                    rows.extend(ts.into_iter().zip(vs));
+                }
+                *head = next_owned(&mut scans[i])?;
+            }
+        }
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        timestamps.clear();
+        values.clear();
+        timestamps.extend(rows.iter().map(|r| r.0));
+        values.extend(rows.iter().map(|r| r.1));
+        sink.push(id, &timestamps, &values)?;
+    }
+    sink.finish()
+}
+
+/// The scan's next run as owned columns.
+fn next_owned(scan: &mut SeriesScan<'_>) -> Result<Option<OwnedRun>, EngineError> {
+    Ok(scan
+        .next_run()?
+        .map(|run| (run.series, run.timestamps.to_vec(), run.values.to_vec())))
+}
+
+/// Unlinks a part file that no manifest lists any more; a failure leaves garbage that start-up removes.
+fn remove_part(shared: &Shared, file: &str) {
+    let path = shared.data_dir().join(PARTS_DIR).join(file);
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced part file");
+    }
+}

@@ -1,0 +1,266 @@
+//! flush: the flusher thread, which turns a frozen head into parts. The commit thread freezes the head
+//! (see `commit`) and hands it over with the WAL segment `S` its records end before; the flusher then
+//! 1. appends to the series log every series defined since the previous flush, and fsyncs it;
+//! 2. writes one part per (tenant, metric, UTC day) of the frozen head, rows sorted by (series,
+//!    timestamp, value), split when a partition passes `part::MAX_ROWS`;
+//! 3. under the catalog lock, writes the manifest (old parts + new parts with the frozen head's
+//!    tombstones, `wal_start = S`) and swaps the snapshot (frozen head out, parts in: one `Arc` swap);
+//! 4. deletes the WAL segments below `S`, answers the commit thread and nudges the compactor.
+//!
+//! A crash before 3 leaves the old manifest (the frozen rows are replayed from the WAL; the new part
+//! files are unlisted and removed at start-up); after 3, the new manifest's parts hold them and replay
+//! starts at `S`. A failure poisons the engine: writes stop, reads go on serving the frozen head.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use luminate_model::{Tenant, TimestampMs};
+
+use crate::EngineError;
+use crate::commit::Shared;
+use crate::head::Head;
+use crate::index::MetricId;
+use crate::part::{MAX_ROWS, Part, PartWriter};
+use crate::record::{SeriesDef, SeriesDefs, SeriesId};
+use crate::stored::{LivePart, PARTS_DIR, Stored};
+use crate::wal::{self, Wal};
+
+/// Milliseconds per UTC day: parts partition by day.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+/// Most definitions in one series-log record, so a record stays a few MiB.
+const DEFS_PER_RECORD: usize = 1 << 16;
+
+/// A frozen head to flush.
+pub(crate) struct FlushJob {
+    /// The rows.
+    pub frozen: Arc<Head>,
+    /// First WAL segment holding records the frozen head lacks.
+    pub wal_start: u64,
+}
+
+/// The flusher thread's state.
+pub(crate) struct Flusher {
+    pub shared: Arc<Shared>,
+    /// The series log (`<data_dir>/series`).
+    pub series_log: Wal,
+    /// Series per tenant already in the series log.
+    pub persisted: HashMap<Tenant, usize>,
+    /// The WAL's directory, whose old segments a flush deletes.
+    pub wal_dir: PathBuf,
+    /// Wakes the compactor after a flush.
+    pub compact: SyncSender<()>,
+}
+
+impl Flusher {
+    /// Starts the thread: it flushes each job, answers on `done`, and stops when `jobs` closes.
+    pub(crate) fn spawn(
+        mut self,
+        jobs: Receiver<FlushJob>,
+        done: SyncSender<()>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("luminate-flush".to_owned())
+            .spawn(move || {
+                for job in jobs {
+                    let started = std::time::Instant::now();
+                    match self.flush(&job) {
+                        Ok(parts) => tracing::debug!(
+                            points = job.frozen.points(),
+                            parts,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "flushed the head"
+                        ),
+                        Err(e) => self.shared.poison(format!("flushing the head failed: {e}")),
+                    }
+                    let _ = done.send(());
+                    let _ = self.compact.try_send(());
+                }
+            })
+    }
+
+    /// Flushes one frozen head; returns the parts written.
+    fn flush(&mut self, job: &FlushJob) -> Result<usize, EngineError> {
+        self.persist_series()?;
+        let written = self.write_parts(&job.frozen)?;
+        let count = written.len();
+        let mut catalog = self.shared.catalog();
+        let current = self.shared.read_stored();
+        let mut parts = current.parts.clone();
+        for (metric, file, part) in written {
+            // Deletes since the freeze hid rows of the frozen head: its parts inherit the tombstone.
+            let floor = current
+                .frozen
+                .as_ref()
+                .and_then(|f| f.tombstones.get(&(part.meta().tenant.clone(), metric)))
+                .copied()
+                .filter(|&before| before > part.meta().min_t);
+            parts.push(LivePart {
+                part: Arc::new(part),
+                file,
+                deleted_before: floor,
+            });
+        }
+        let next = Stored {
+            frozen: None,
+            parts,
+        };
+        self.shared
+            .write_manifest(job.wal_start, catalog.next_part, &next)?;
+        catalog.wal_start = job.wal_start;
+        self.shared.set_stored(&catalog, next);
+        drop(catalog);
+        wal::remove_segments_below(&self.wal_dir, job.wal_start)?;
+        Ok(count)
+    }
+
+    /// Appends the series defined since the last flush to the series log and fsyncs it: parts refer
+    /// to series by id, so their definitions must be durable before the WAL records holding them go.
+    fn persist_series(&mut self) -> Result<(), EngineError> {
+        let mut records = Vec::new();
+        {
+            let index = self.shared.read_index();
+            for (tenant, ti) in index.tenants() {
+                let done = self.persisted.get(tenant).copied().unwrap_or(0);
+                let count = ti.series_count();
+                if count <= done {
+                    continue;
+                }
+                let defs: Vec<SeriesDef> = ti
+                    .all_series()
+                    .skip(done)
+                    .map(|s| SeriesDef {
+                        id: s.id(),
+                        metric: s.metric().to_owned(),
+                        dims: s.dimensions(),
+                    })
+                    .collect();
+                for chunk in defs.chunks(DEFS_PER_RECORD) {
+                    let record = SeriesDefs {
+                        tenant: tenant.clone(),
+                        series: chunk.to_vec(),
+                    };
+                    records.push(record.encode());
+                }
+                self.persisted.insert(tenant.clone(), count);
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            self.series_log.append(r)?;
+        }
+        self.series_log.sync()
+    }
+
+    /// Writes the frozen head's partitions; returns (metric id, file name, opened part) of each part.
+    fn write_parts(&self, frozen: &Head) -> Result<Vec<(MetricId, String, Part)>, EngineError> {
+        let mut out = Vec::new();
+        for (tenant, metric) in frozen.partitions() {
+            let name = match self.shared.read_index().tenant(&tenant) {
+                Some(ti) => ti.metric_name(metric).to_owned(),
+                None => continue,
+            };
+            let mut rows: Vec<(i64, SeriesId, TimestampMs, f64)> = Vec::new();
+            for chunk in frozen.rows(&tenant, metric) {
+                for i in 0..chunk.series.len() {
+                    let t = chunk.timestamps[i];
+                    rows.push((t.div_euclid(DAY_MS), chunk.series[i], t, chunk.values[i]));
+                }
+            }
+            rows.sort_unstable_by(|a, b| {
+                (a.0, a.1, a.2)
+                    .cmp(&(b.0, b.1, b.2))
+                    .then(a.3.total_cmp(&b.3))
+            });
+            let mut timestamps = Vec::new();
+            let mut values = Vec::new();
+            for day_rows in rows.chunk_by(|a, b| a.0 == b.0) {
+                let mut sink = PartSink::new(&self.shared, tenant.clone(), &name, day_rows[0].0);
+                for series in day_rows.chunk_by(|a, b| a.1 == b.1) {
+                    timestamps.clear();
+                    values.clear();
+                    timestamps.extend(series.iter().map(|r| r.2));
+                    values.extend(series.iter().map(|r| r.3));
+                    sink.push(series[0].1, &timestamps, &values)?;
+                }
+                out.extend(sink.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes the series of one partition as one or more parts (a new part past `MAX_ROWS`), each under a
+/// fresh file number.
+pub(crate) struct PartSink<'a> {
+    shared: &'a Shared,
+    tenant: Tenant,
+    metric: String,
+    day: i64,
+    current: Option<(PartWriter, String, u64)>,
+    done: Vec<(String, PathBuf)>,
+}
+
+impl<'a> PartSink<'a> {
+    /// A sink for (`tenant`, `metric`, `day`).
+    pub(crate) fn new(shared: &'a Shared, tenant: Tenant, metric: &str, day: i64) -> Self {
+        Self {
+            shared,
+            tenant,
+            metric: metric.to_owned(),
+            day,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Appends one series (ids ascending, timestamps sorted).
+    pub(crate) fn push(
+        &mut self,
+        id: SeriesId,
+        timestamps: &[TimestampMs],
+        values: &[f64],
+    ) -> Result<(), EngineError> {
+        let len = timestamps.len() as u64;
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, _, rows)| rows + len > MAX_ROWS)
+        {
+            self.finish_current()?;
+        }
+        if self.current.is_none() {
+            let file = self.shared.next_part_file();
+            let path = self.shared.data_dir().join(PARTS_DIR).join(&file);
+            let writer = PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
+            self.current = Some((writer, file, 0));
+        }
+        if let Some((writer, _, rows)) = &mut self.current {
+            writer.push_series(id, timestamps, values)?;
+            *rows += len;
+        }
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<(), EngineError> {
+        if let Some((writer, file, _)) = self.current.take() {
+            writer.finish()?;
+            let path = self.shared.data_dir().join(PARTS_DIR).join(&file);
+            self.done.push((file, path));
+        }
+        Ok(())
+    }
+
+    /// Finishes the last part; returns every part written, opened (nothing when no series came).
+    pub(crate) fn finish(mut self) -> Result<Vec<(String, Part)>, EngineError> {
+        self.finish_current()?;
+        self.done
+            .into_iter()
+            .map(|(file, path)| Ok((file, Part::open(&path)?)))
+            .collect()
+    }
+}
