@@ -1,5 +1,7 @@
 //! The `luminate` binary: a thin shell over `luminate-server`. Parses the command line, loads the
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
+//! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
+//! from this executable.
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
 //! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
@@ -15,6 +17,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod bench;
 
 use clap::{Parser, Subcommand};
 use luminate_server::Config;
@@ -34,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP API over the configured storage.
     Serve(ServeArgs),
+    /// Benchmark ingest and queries end to end over HTTP (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +58,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Query side of bench/peers.sh: runs the benchmark's query set against ClickHouse or VictoriaMetrics,
+reduces each answer to the form `luminate bench --json` reports, compares it with Luminate's, and prints
+the side-by-side table. Standard library only.
+
+  peers.py queries clickhouse URL META REPEAT        > answers.json
+  peers.py queries victoriametrics URL META REPEAT   > answers.json
+  peers.py table LUMINATE.json SYSTEMS.json          (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...})
+
+A comparison is `exact` when the answer equals Luminate's (floats to 1e-9 relative: sums are added in
+different orders), `DIFFERS` when it does not, `ties` when a top-N answer differs only in which of the
+rows tied at the cut were kept, `approx` when the peer's query only approximates the semantics
+(VictoriaMetrics' histogram quantiles, counter-reset handling), `n/a` when the peer's answer cannot be
+compared (no range limit in VictoriaMetrics' export).
+"""
+
+import json
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+TIMEOUT = 600
+
+
+def http(url, data=None):
+    """Returns (seconds, body text); exits with the server's message on a non-2xx answer."""
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=TIMEOUT) as response:
+            body = response.read().decode()
+    except urllib.error.HTTPError as e:
+        sys.exit(f"{url} answered {e.code}: {e.read().decode()[:2000]}\nrequest: {(data or b'').decode()[:2000]}")
+    return time.perf_counter() - started, body
+
+
+# ---------------------------------------------------------------------------------------------- ClickHouse
+
+def clickhouse_queries(meta):
+    """(name, SQL, reader) per query; readers turn TSV rows into Luminate's answer form."""
+    start, end = meta["start"], meta["end"]
+    where = f"metric = 'api_latency' AND ts >= {start} AND ts < {end}"
+    counter = f"metric = 'requests_total' AND ts >= {start} AND ts < {end}"
+
+    def groups(n_keys):
+        def read(rows):
+            return [{"key": r[:n_keys], "value": float(r[n_keys]), "count": int(r[n_keys + 1])} for r in rows]
+        return read
+
+    def rates(n_keys):
+        def read(rows):
+            return [{"key": r[:n_keys], "timestamp": int(r[n_keys]), "rate": float(r[n_keys + 1])} for r in rows]
+        return read
+
+    def read_range(rows):
+        truncated = len(rows) > 10000
+        rows = rows[:10000]
+        tenths = sum(round(float(r[1]) * 10) for r in rows)
+        return {"points": len(rows), "truncated": truncated,
+                "first_ts": int(rows[0][0]) if rows else 0, "last_ts": int(rows[-1][0]) if rows else 0,
+                "value_sum": tenths / 10}
+
+    def read_series(rows):
+        r = rows[0]
+        keys = ["customer_id", "endpoint", "region", "status_code"]
+        return {"series": int(r[0]),
+                "distinct_values": [{"key": k, "distinct_values": int(v)} for k, v in zip(keys, r[1:]) if int(v) > 0]}
+
+    # Rate (CONTRACT §4): per series, points ordered by (ts, value); each consecutive pair adds
+    # max(0, v_i - v_{i-1}) to the bucket of t_i. ClickHouse 18.16 has no window functions: sort each
+    # series' points in an array, take arrayDifference of the values, and ARRAY JOIN it with the
+    # timestamps (index 1 has no predecessor). A lambda that indexes the captured array instead would
+    # copy it once per element: quadratic memory.
+    def rate_sql(group_by):
+        keys = "".join(f"{k}, " for k in group_by)
+        return (
+            f"SELECT {keys}intDiv(t, 60000) * 60000 AS bucket, sum(greatest(d, 0)) / 60 AS rate FROM ("
+            f" SELECT {keys}arraySort(groupArray((ts, value))) AS pts,"
+            f"  arrayMap(p -> tupleElement(p, 1), pts) AS times,"
+            f"  arrayDifference(arrayMap(p -> tupleElement(p, 2), pts)) AS deltas"
+            f" FROM points WHERE {counter} GROUP BY customer_id, endpoint, region, status_code)"
+            f" ARRAY JOIN times AS t, deltas AS d, arrayEnumerate(times) AS i"
+            f" WHERE i > 1 GROUP BY {keys}bucket ORDER BY {keys}bucket")
+
+    top = meta["top_customer"]
+    region = meta["filter_region"]
+    return [
+        ("range_top_customer",
+         f"SELECT ts, value FROM points WHERE {where} AND customer_id = '{top}'"
+         f" ORDER BY ts, endpoint, region, status_code, value LIMIT 10001", read_range),
+        ("avg_by_customer_top10",
+         f"SELECT customer_id, avg(value) AS v, count() AS c FROM points WHERE {where}"
+         f" GROUP BY customer_id ORDER BY v DESC, customer_id LIMIT 10", groups(1)),
+        ("count_by_customer_top10",
+         f"SELECT customer_id, count() AS v, count() AS c FROM points WHERE {where}"
+         f" GROUP BY customer_id ORDER BY v DESC, customer_id LIMIT 10", groups(1)),
+        ("p95_by_customer_top10",
+         f"SELECT customer_id, quantileExact(0.95)(value) AS v, count() AS c FROM points WHERE {where}"
+         f" GROUP BY customer_id ORDER BY v DESC, customer_id LIMIT 10", groups(1)),
+        ("p99_by_endpoint_region",
+         f"SELECT endpoint, quantileExact(0.99)(value) AS v, count() AS c FROM points WHERE {where}"
+         f" AND region = '{region}' GROUP BY endpoint ORDER BY v DESC, endpoint LIMIT 100", groups(1)),
+        ("sum_by_region_status",
+         f"SELECT region, status_code, sum(value) AS v, count() AS c FROM points WHERE {where}"
+         f" GROUP BY region, status_code ORDER BY v DESC, region, status_code LIMIT 100", groups(2)),
+        ("rate", rate_sql([]), rates(0)),
+        ("rate_by_region", rate_sql(["region"]), rates(1)),
+        ("top_values_customer",
+         "SELECT customer_id, count() AS c FROM points WHERE metric = 'api_latency'"
+         " GROUP BY customer_id ORDER BY c DESC, customer_id LIMIT 100",
+         lambda rows: [{"value": r[0], "points": int(r[1])} for r in rows]),
+        ("series_count",
+         "SELECT uniqExact(customer_id, endpoint, region, status_code), uniqExact(customer_id),"
+         " uniqExact(endpoint), uniqExact(region), uniqExact(status_code) FROM points"
+         " WHERE metric = 'api_latency'", read_series),
+    ]
+
+
+def run_clickhouse(url, meta, repeat):
+    out = {}
+    for name, sql, read in clickhouse_queries(meta):
+        times, text = [], ""
+        for _ in range(repeat):
+            seconds, text = http(url + "/", (sql + " FORMAT TabSeparated").encode())
+            times.append(seconds * 1000)
+        rows = [line.split("\t") for line in text.splitlines()]
+        out[name] = {"runs_ms": times, "answer": read(rows), "semantics": "exact", "query": sql}
+    return out
+
+
+# ----------------------------------------------------------------------------------------- VictoriaMetrics
+
+TOPK = "exact but ties: topk keeps an arbitrary one of the rows tied at the cut"
+
+
+def vm_queries(meta):
+    """(name, kind, params, reader, semantics) per query. Instant queries are evaluated at end - 1 ms with
+    a 1h window: VictoriaMetrics windows are (t - 1h, t], which is then [start, end) in milliseconds."""
+    at = f"{(meta['end'] - 1) / 1000:.3f}"
+    region = meta["filter_region"]
+
+    def vector_groups(keys, count=False):
+        def read(body):
+            rows = [{"key": [r["metric"].get(k, "") for k in keys], "value": float(r["value"][1]),
+                     "count": int(float(r["value"][1])) if count else None}
+                    for r in body["data"]["result"]]
+            rows.sort(key=lambda g: (-g["value"], g["key"]))
+            return rows
+        return read
+
+    def read_rates(keys):
+        def read(body):
+            rows = []
+            for r in body["data"]["result"]:
+                for t, v in r["values"]:
+                    # The value at t covers [t - 1m, t): Luminate's bucket t - 1m.
+                    if float(v) != 0:
+                        rows.append({"key": [r["metric"].get(k, "") for k in keys],
+                                     "timestamp": int(round(float(t) * 1000)) - 60000, "rate": float(v)})
+            rows.sort(key=lambda p: (p["key"], p["timestamp"]))
+            return rows
+        return read
+
+    def read_export(text):
+        points = 0
+        for line in text.splitlines():
+            points += len(json.loads(line)["values"])
+        return {"points": points}
+
+    def read_values(body):
+        rows = [{"value": r["metric"].get("customer_id", ""), "points": int(float(r["value"][1]))}
+                for r in body["data"]["result"]]
+        rows.sort(key=lambda v: (-v["points"], v["value"]))
+        return rows
+
+    def read_series(body):
+        result = body["data"]["result"]
+        return {"series": int(float(result[0]["value"][1])) if result else 0}
+
+    def instant(q):
+        return {"query": q, "time": at, "nocache": "1"}
+
+    rate_range = {"start": f"{(meta['start'] + 60000) / 1000:.3f}", "end": f"{meta['end'] / 1000:.3f}",
+                  "step": "60", "nocache": "1"}
+    hist = "histogram_quantile({q}, sum by ({k}, vmrange)(histogram_over_time(api_latency{f}[1h])))"
+    return [
+        ("range_top_customer", "export",
+         {"match[]": f'api_latency{{customer_id="{meta["top_customer"]}"}}',
+          "start": f"{meta['start'] / 1000:.3f}", "end": at},
+         read_export, "n/a: export returns every point of the customer, unordered, no limit"),
+        ("avg_by_customer_top10", "query",
+         instant("topk(10, sum by (customer_id)(sum_over_time(api_latency[1h]))"
+                 " / sum by (customer_id)(count_over_time(api_latency[1h])))"),
+         vector_groups(["customer_id"]), TOPK),
+        ("count_by_customer_top10", "query",
+         instant("topk(10, sum by (customer_id)(count_over_time(api_latency[1h])))"),
+         vector_groups(["customer_id"], count=True), TOPK),
+        ("p95_by_customer_top10", "query",
+         instant("topk(10, " + hist.format(q="0.95", k="customer_id", f="") + ")"),
+         vector_groups(["customer_id"]), "approx: histogram buckets (vmrange), not exact quantiles"),
+        ("p99_by_endpoint_region", "query",
+         instant(hist.format(q="0.99", k="endpoint", f=f'{{region="{region}"}}')),
+         vector_groups(["endpoint"]), "approx: histogram buckets (vmrange), not exact quantiles"),
+        ("sum_by_region_status", "query",
+         instant("sum by (region, status_code)(sum_over_time(api_latency[1h]))"),
+         vector_groups(["region", "status_code"]), "exact"),
+        ("rate", "query_range",
+         dict(rate_range, query="sum(increase(requests_total[1m] offset 1ms)) / 60"),
+         read_rates([]), "approx: increase() counts a reset as the new value, not 0"),
+        ("rate_by_region", "query_range",
+         dict(rate_range, query="sum by (region)(increase(requests_total[1m] offset 1ms)) / 60"),
+         read_rates(["region"]), "approx: increase() counts a reset as the new value, not 0"),
+        ("top_values_customer", "query",
+         instant("topk(100, sum by (customer_id)(count_over_time(api_latency[1h])))"), read_values, TOPK),
+        ("series_count", "query", instant("count(last_over_time(api_latency[1h]))"), read_series, "exact"),
+    ]
+
+
+def run_vm(url, meta, repeat):
+    out = {}
+    for name, kind, params, read, semantics in vm_queries(meta):
+        times, text = [], ""
+        for _ in range(repeat):
+            seconds, text = http(f"{url}/api/v1/{kind}", urllib.parse.urlencode(params).encode())
+            times.append(seconds * 1000)
+        answer = read(text if kind == "export" else json.loads(text))
+        out[name] = {"runs_ms": times, "answer": answer, "semantics": semantics, "query": params}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ compare
+
+def close(a, b):
+    return a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+def equal(expected, got):
+    """Luminate's answer against a peer's; fields a peer lacks (None) are not compared."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return all(k not in got or got[k] is None or equal(v, got[k]) for k, v in expected.items()) \
+            and all(k in expected for k in got)
+    if isinstance(expected, list) and isinstance(got, list):
+        return len(expected) == len(got) and all(equal(e, g) for e, g in zip(expected, got))
+    if isinstance(expected, float) or isinstance(got, float):
+        return isinstance(got, (int, float)) and isinstance(expected, (int, float)) and close(expected, got)
+    return expected == got
+
+
+def equal_but_ties(expected, got):
+    """Top-N answers that differ only in which of the rows tied at the cut were kept: PromQL's topk
+    breaks ties arbitrarily, Luminate by key."""
+    if not (isinstance(expected, list) and isinstance(got, list)) or len(expected) != len(got) or not got:
+        return False
+    field = "points" if "points" in got[0] else "value"
+    last = expected[-1][field]
+    if not equal([r[field] for r in expected], [r[field] for r in got]):
+        return False
+    return equal([r for r in expected if r[field] != last], [r for r in got if r[field] != last])
+
+
+def verdict(luminate_answer, peer):
+    semantics = peer["semantics"]
+    if semantics.startswith("n/a"):
+        return "n/a"
+    if equal(luminate_answer, peer["answer"]):
+        return "exact" if semantics.startswith("exact") else "equal"
+    if semantics.startswith("exact") and "ties" in semantics and equal_but_ties(luminate_answer, peer["answer"]):
+        return "ties"
+    return "DIFFERS" if semantics.startswith("exact") else "approx"
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and digits >= 0:
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def ratio(ours, theirs, higher_is_better=False):
+    if not ours or not theirs:
+        return "n/a"
+    r = ours / theirs if higher_is_better else theirs / ours
+    return f"{r:.2f}x"
+
+
+def table(luminate_path, systems_path):
+    lum = json.load(open(luminate_path))
+    systems = json.load(open(systems_path))
+    names = list(systems)
+    total = lum["dataset"]["latency_points"] + lum["dataset"]["counter_points"]
+    print(f"Dataset: {lum['dataset']['latency_points']:,} api_latency points ({lum['dataset']['latency_series']:,} series, "
+          f"{lum['dataset']['customers']:,} customers, Zipf 1.1) + {lum['dataset']['counter_points']:,} requests_total points")
+    print("Ratio columns: how many times better Luminate is (peer time, bytes or memory / Luminate's; "
+          "Luminate's points/s / peer's); below 1.00x the peer is ahead.\n")
+    header = f"{'figure':<44} {'Luminate':>14}"
+    for n in names:
+        header += f" {n:>16} {'ratio':>8}"
+    print(header)
+
+    def row(label, ours, key, higher_is_better=False, digits=1):
+        line = f"{label:<44} {fmt(ours, digits):>14}"
+        for n in names:
+            theirs = systems[n]["ingest"].get(key)
+            line += f" {fmt(theirs, digits):>16} {ratio(ours, theirs, higher_is_better):>8}"
+        print(line)
+
+    row("ingest points/s", float(lum["ingest"]["points_per_second"]), "points_per_second", True, 0)
+    row("bytes/point on disk", lum["storage"]["bytes_per_point"], "bytes_per_point", False, 2)
+    gib = lambda b: None if b is None else b / 2**30
+    line = f"{'peak RSS GiB':<44} {fmt(gib(lum['storage']['peak_rss_bytes']), 3):>14}"
+    for n in names:
+        theirs = gib(systems[n]["ingest"].get("peak_rss_bytes"))
+        line += f" {fmt(theirs, 3):>16} {ratio(gib(lum['storage']['peak_rss_bytes']), theirs):>8}"
+    print(line)
+    print()
+    header = f"{'query (median ms)':<44} {'Luminate':>14}"
+    for n in names:
+        header += f" {n:>16} {'ratio':>8} {'answer':>8}"
+    print(header)
+    notes = []
+    failures = 0
+    for q in lum["queries"]:
+        line = f"{q['description'][:44]:<44} {q['median_ms']:>14.1f}"
+        for n in names:
+            peer = systems[n]["queries"].get(q["name"])
+            if peer is None:
+                line += f" {'-':>16} {'':>8} {'':>8}"
+                continue
+            ms = statistics.median(peer["runs_ms"])
+            v = verdict(q["answer"], peer)
+            failures += v == "DIFFERS"
+            if v in ("approx", "n/a", "ties") or (v == "DIFFERS" and not peer["semantics"].startswith("exact")):
+                notes.append(f"{n} {q['name']}: {peer['semantics']}")
+            elif v == "DIFFERS":
+                notes.append(f"{n} {q['name']}: answer differs from Luminate's exact answer")
+            line += f" {ms:>16.1f} {ratio(q['median_ms'], ms):>8} {v:>8}"
+        print(line)
+    if notes:
+        print("\nNotes:")
+        for note in notes:
+            print(f"  - {note}")
+    print(f"\nLuminate's own answers: {'all exact' if lum['all_checks_passed'] else 'SOME DIFFER from the reference'}"
+          f" ({total:,} points written).")
+    return failures
+
+
+def main(argv):
+    if len(argv) >= 6 and argv[1] == "queries":
+        system, url, meta_path, repeat = argv[2], argv[3].rstrip("/"), argv[4], int(argv[5])
+        meta = json.load(open(meta_path))
+        run = run_clickhouse if system == "clickhouse" else run_vm
+        json.dump(run(url, meta, repeat), sys.stdout)
+        return 0
+    if len(argv) == 4 and argv[1] == "table":
+        return 1 if table(argv[2], argv[3]) else 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

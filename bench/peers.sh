@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Runs Luminate's end-to-end benchmark dataset and query set against VictoriaMetrics and ClickHouse (the
+# Debian packages, started here as child processes on loopback ports with their data in a temporary
+# directory) and prints a side-by-side table with ratios. ClickHouse's answers are checked against
+# Luminate's (which `luminate bench` checks against the exact reference); VictoriaMetrics' answers are
+# compared where MetricsQL can express the same query and marked approximate where it cannot.
+#
+#   bench/peers.sh                      # the full dataset: 10 M points, ~2 M series (tens of minutes)
+#   bench/peers.sh --points 200000      # a small smoke run (about a minute)
+#
+# Options: --points N  --customers N  --counter-points N  --repeat N  --seed N  --keep (keep the work dir)
+#          --luminate PATH (a built binary; default: cargo build --release -p luminate)
+# The systems run one after the other, never at the same time, so each has the machine to itself.
+# Every server started here is stopped on exit (trap EXIT), whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+
+POINTS=10000000 CUSTOMERS=100000 COUNTER_POINTS=1440000 REPEAT=5 SEED=42 KEEP=0 LUMINATE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --points) POINTS=$2; shift 2 ;;
+    --customers) CUSTOMERS=$2; shift 2 ;;
+    --counter-points) COUNTER_POINTS=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --luminate) LUMINATE=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+# Small runs have far fewer points than the default counter dataset: keep the counter proportional.
+if [ "$POINTS" -lt 10000000 ] && [ "$COUNTER_POINTS" = 1440000 ]; then
+  COUNTER_POINTS=$(( POINTS * 144 / 1000 ))
+fi
+
+ensure_apt_packages victoria-metrics clickhouse-server curl
+command -v python3 >/dev/null || ensure_apt_packages python3
+
+if [ -z "$LUMINATE" ]; then
+  log "building luminate (release)"
+  cargo build --release -q -p luminate
+  LUMINATE="$CARGO_TARGET_DIR/release/luminate"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/luminate-peers.XXXXXX")
+SERVER_PID=""
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
+  if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+peak_rss() { awk '/^VmHWM:/ { printf "%d\n", $2 * 1024 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
+wait_http() { # URL: up to 60 s for a server to answer
+  for _ in $(seq 600); do
+    curl -sf -o /dev/null "$1" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; its log:" >&2; cat "$WORK"/*.log >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "no answer from $1" >&2; exit 1
+}
+# ingest_figures SECONDS DIR PID → the JSON of one system's ingest, disk and memory figures
+ingest_figures() {
+  local total=$(( POINTS + COUNTER_POINTS )) bytes
+  bytes=$(du -sb "$2" | cut -f1)
+  python3 -c "import json, sys; s, b, rss, n = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]);
+print(json.dumps({'seconds': s, 'points_per_second': n / s, 'disk_bytes': b, 'bytes_per_point': b / n, 'peak_rss_bytes': rss}))" \
+    "$1" "$bytes" "$(peak_rss "$3")" "$total"
+}
+
+# A whole past hour, minute-aligned, the same for every system.
+HOUR_START=$(( ($(date +%s) / 60 * 60 - 7200) * 1000 ))
+DATASET_ARGS=(--points "$POINTS" --customers "$CUSTOMERS" --counter-points "$COUNTER_POINTS"
+              --seed "$SEED" --hour-start "$HOUR_START")
+
+log "dataset: $POINTS api_latency + $COUNTER_POINTS requests_total points into $WORK/dataset"
+"$LUMINATE" bench "${DATASET_ARGS[@]}" --dataset-out "$WORK/dataset"
+META="$WORK/dataset/meta.json"
+
+log "Luminate: luminate bench (spawns its own server)"
+"$LUMINATE" bench "${DATASET_ARGS[@]}" --queries-repeat "$REPEAT" --json > "$WORK/luminate.json" \
+  || log "luminate bench: some answers differ from the reference (the table shows which)"
+
+# ------------------------------------------------------------------------------------------ VictoriaMetrics
+log "VictoriaMetrics: start"
+VM_PORT=$(free_port)
+VM_URL="http://127.0.0.1:$VM_PORT"
+mkdir -p "$WORK/vm"
+victoria-metrics -storageDataPath="$WORK/vm/data" -httpListenAddr="127.0.0.1:$VM_PORT" \
+  -retentionPeriod=100y -search.latencyOffset=0s -search.disableCache \
+  -search.maxUniqueTimeseries=100000000 -search.maxQueryDuration=600s -search.maxSamplesPerQuery=10000000000 \
+  -loggerLevel=ERROR > "$WORK/vm.log" 2>&1 &
+SERVER_PID=$!
+wait_http "$VM_URL/health"
+log "VictoriaMetrics: import (Prometheus text, 2 connections)"
+started=$(now)
+(cd "$WORK/dataset/vm" && ls ./*.prom | xargs -P 2 -I{} curl -sSf --data-binary @{} "$VM_URL/api/v1/import/prometheus")
+curl -sSf "$VM_URL/internal/force_flush" >/dev/null
+seconds=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$started" "$(now)")
+sleep 2 # let the flushed parts settle before measuring the directory
+log "VictoriaMetrics: queries"
+python3 bench/peers.py queries victoriametrics "$VM_URL" "$META" "$REPEAT" > "$WORK/vm.queries.json"
+ingest_figures "$seconds" "$WORK/vm/data" "$SERVER_PID" > "$WORK/vm.ingest.json"
+stop_server
+
+# ----------------------------------------------------------------------------------------------- ClickHouse
+log "ClickHouse: start"
+CH_PORT=$(free_port) CH_TCP=$(free_port)
+CH_URL="http://127.0.0.1:$CH_PORT"
+mkdir -p "$WORK/ch/data" "$WORK/ch/tmp" "$WORK/ch/user_files" "$WORK/ch/format_schemas"
+cat > "$WORK/ch/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><console>1</console></logger>
+    <http_port>$CH_PORT</http_port>
+    <tcp_port>$CH_TCP</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <path>$WORK/ch/data/</path>
+    <tmp_path>$WORK/ch/tmp/</tmp_path>
+    <user_files_path>$WORK/ch/user_files/</user_files_path>
+    <format_schema_path>$WORK/ch/format_schemas/</format_schema_path>
+    <mark_cache_size>536870912</mark_cache_size>
+    <max_concurrent_queries>16</max_concurrent_queries>
+    <timezone>UTC</timezone>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
+    <quotas><default></default></quotas>
+</yandex>
+EOF
+clickhouse-server --config-file="$WORK/ch/config.xml" > "$WORK/ch.log" 2>&1 &
+SERVER_PID=$!
+wait_http "$CH_URL/ping"
+ch() { curl -sSf "$CH_URL/" --data-binary "$1"; }
+# One column per dimension, as the ClickHouse backend stores them; ms timestamps; ordered for the
+# per-customer and per-series scans.
+ch "CREATE TABLE points (metric String, customer_id String, endpoint String, region String,
+    status_code String, ts UInt64, value Float64) ENGINE = MergeTree()
+    PARTITION BY toDate(intDiv(ts, 1000)) ORDER BY (metric, customer_id, endpoint, region, status_code, ts)"
+log "ClickHouse: insert (TabSeparated, 2 connections)"
+started=$(now)
+(cd "$WORK/dataset/ch" && ls ./*.tsv | xargs -P 2 -I{} curl -sSf --data-binary @{} \
+  "$CH_URL/?query=INSERT%20INTO%20points%20FORMAT%20TabSeparated")
+seconds=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$started" "$(now)")
+ch "OPTIMIZE TABLE points FINAL" # merge the inserted parts, as a settled table would be
+log "ClickHouse: queries"
+python3 bench/peers.py queries clickhouse "$CH_URL" "$META" "$REPEAT" > "$WORK/ch.queries.json"
+ingest_figures "$seconds" "$WORK/ch/data" "$SERVER_PID" > "$WORK/ch.ingest.json"
+stop_server
+
+python3 - "$WORK" <<'EOF'
+import json, sys
+work = sys.argv[1]
+load = lambda name: json.load(open(f"{work}/{name}.json"))
+systems = {
+    "VictoriaMetrics": {"ingest": load("vm.ingest"), "queries": load("vm.queries")},
+    "ClickHouse": {"ingest": load("ch.ingest"), "queries": load("ch.queries")},
+}
+json.dump(systems, open(f"{work}/systems.json", "w"))
+EOF
+echo
+python3 bench/peers.py table "$WORK/luminate.json" "$WORK/systems.json"

@@ -1,0 +1,349 @@
+//! `luminate bench`: an end-to-end benchmark over HTTP. It generates a seeded high-cardinality dataset,
+//! starts a server from this executable (or uses `--url`), times the bulk ingest, measures what the
+//! server costs (bytes on disk, peak RSS, CPU), times a fixed query set and checks every answer against
+//! the exact reference computed from the dataset. With `--dataset-out` it only writes the dataset as
+//! files for `bench/peers.sh`, which loads the same points into VictoriaMetrics and ClickHouse.
+//!
+//! The phases live one per module: [`dataset`] (what the points are), [`answers`] (the exact answers),
+//! [`formats`] (bytes of each wire format), [`load`] (encoding and the timed ingest), [`queries`] (the
+//! query set and its timing), [`server`] (the spawned server), [`procstat`] (memory, CPU, disk),
+//! [`export`] (dataset files), [`report`] (table and JSON). Progress goes to stderr, the report to stdout.
+
+pub mod answers;
+pub mod dataset;
+pub mod export;
+pub mod formats;
+pub mod http;
+pub mod load;
+pub mod procstat;
+pub mod queries;
+pub mod report;
+pub mod server;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressDrawTarget};
+
+use answers::Reference;
+use dataset::{Dataset, HOUR_MS, Spec};
+use report::{DatasetFigures, QueryFigures, Report, median};
+use server::SpawnedServer;
+
+/// Why a benchmark run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A file or process operation failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange itself failed (connection refused, reset, timeout).
+    #[error("{url}: {detail}")]
+    Http {
+        /// The request URL.
+        url: String,
+        /// The client's error.
+        detail: String,
+    },
+    /// The server answered, but not with what the benchmark needs.
+    #[error("{request} answered {status}: {body}")]
+    Status {
+        /// Which request.
+        request: String,
+        /// HTTP status.
+        status: u16,
+        /// The body, or what was wrong with it.
+        body: String,
+    },
+    /// The server could not be started or misbehaved.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl BenchError {
+    /// An I/O error with what was being done.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// `luminate bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Benchmark a running server instead of spawning one (then memory and disk are not measured;
+    /// the server should hold no other data of these metrics, or the answer checks fail).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// `api_latency` points to write.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub points: u64,
+    /// Distinct customers (Zipf-distributed, s = 1.1).
+    #[arg(long, default_value_t = 100_000)]
+    pub customers: u32,
+    /// Distinct `api_latency` series to aim for (sets how many endpoint × region × status
+    /// combinations each customer uses; the report gives the exact count generated).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub series_target: u64,
+    /// `requests_total` counter points (spread over up to 400 series).
+    #[arg(long, default_value_t = 1_440_000)]
+    pub counter_points: u64,
+    /// First millisecond of the hour the data covers (Unix ms); default: the hour that ended at the
+    /// last whole minute, so that every timestamp is in the past.
+    #[arg(long)]
+    pub hour_start: Option<i64>,
+    /// Points per write request.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Concurrent writer connections.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Seed of the dataset.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Send gzip-compressed write bodies.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Data directory of the spawned server (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Runs of each query (the report gives the median and the minimum).
+    #[arg(long, default_value_t = 5)]
+    pub queries_repeat: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the dataset as files for `bench/peers.sh` into this directory and exit.
+    #[arg(long)]
+    pub dataset_out: Option<PathBuf>,
+}
+
+/// Runs the benchmark; exit code 1 when a step fails or an answer differs from the reference.
+pub fn run(args: BenchArgs) -> ExitCode {
+    match execute(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!(
+                "luminate bench: some answers differ from the exact reference (see the report)"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("luminate bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a progress line to stderr above any running bar.
+fn log(multi: &MultiProgress, message: &str) {
+    if multi.is_hidden() {
+        eprintln!("{message}");
+    } else {
+        multi
+            .println(message)
+            .unwrap_or_else(|_| eprintln!("{message}"));
+    }
+}
+
+/// The hour that ended at the last whole minute.
+fn default_hour_start() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    now.div_euclid(60_000) * 60_000 - HOUR_MS
+}
+
+fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
+    // Bars only on a terminal: in a log file they would be thousands of redraws.
+    let multi = if std::io::stderr().is_terminal() {
+        MultiProgress::new()
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    };
+    let spec = Spec {
+        points: args.points,
+        customers: args.customers.max(1),
+        series_target: args.series_target,
+        counter_points: args.counter_points,
+        hour_start: args.hour_start.unwrap_or_else(default_hour_start),
+        seed: args.seed,
+    };
+    let dataset = Dataset::new(spec);
+    log(
+        &multi,
+        &format!(
+            "dataset: {} api_latency points over {} customers ({} combinations each), {} requests_total points; \
+             computing the exact answers",
+            report::thousands(dataset.spec.points),
+            report::thousands(dataset.spec.customers as u64),
+            dataset.combos_per_customer,
+            report::thousands(dataset.spec.counter_points),
+        ),
+    );
+    let reference = Reference::compute(&dataset);
+    log(
+        &multi,
+        &format!(
+            "dataset: {} distinct api_latency series",
+            report::thousands(reference.latency_series)
+        ),
+    );
+
+    if let Some(dir) = &args.dataset_out {
+        let meta = export::write_dataset(dir, &dataset, &reference, &multi)?;
+        log(&multi, &format!("dataset written to {}", dir.display()));
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&meta).unwrap_or_default()
+            );
+        }
+        return Ok(true);
+    }
+
+    let encoded = load::encode(&dataset, args.batch, args.gzip, &multi);
+    log(
+        &multi,
+        &format!(
+            "encoded {} write bodies ({} JSON bytes) in {:.2} s",
+            report::thousands(encoded.bodies.len() as u64),
+            report::thousands(encoded.json_bytes),
+            encoded.elapsed.as_secs_f64()
+        ),
+    );
+
+    let server = match &args.url {
+        Some(_) => None,
+        None => Some(SpawnedServer::start(
+            args.data_dir.as_deref(),
+            dataset.spec.points + 1,
+        )?),
+    };
+    let base_url = match (&args.url, &server) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(server)) => server.url.clone(),
+        (None, None) => return Err(BenchError::Server("no server to benchmark".into())),
+    };
+    let pid = server.as_ref().and_then(SpawnedServer::pid);
+    let server_cpu = || pid.as_deref().and_then(procstat::cpu_seconds);
+    let memory = || pid.as_deref().and_then(procstat::memory);
+    let disk = || {
+        server
+            .as_ref()
+            .and_then(|s| procstat::dir_bytes(&s.data_dir).ok())
+    };
+    log(&multi, &format!("ingest into {base_url}"));
+
+    let cpu_before = server_cpu();
+    let ingest = load::ingest(
+        &base_url,
+        &encoded.bodies,
+        args.connections,
+        args.gzip,
+        &multi,
+    )
+    .map_err(|e| with_server_output(e, server.as_ref()))?;
+    let server_cpu_ingest = cpu_before.zip(server_cpu()).map(|(a, b)| b - a);
+    let (encode_seconds, json_bytes) = (encoded.elapsed.as_secs_f64(), encoded.json_bytes);
+    // The bodies are as large as the dataset's JSON: give the memory back before the queries.
+    drop(encoded);
+    let disk_bytes_after_ingest = disk();
+    let rss_after_ingest = memory().map(|m| m.rss);
+    log(
+        &multi,
+        &format!(
+            "ingested {} points in {:.2} s: {} points/s",
+            report::thousands(ingest.accepted),
+            ingest.wall.as_secs_f64(),
+            report::thousands(
+                (ingest.accepted as f64 / ingest.wall.as_secs_f64().max(1e-9)) as u64
+            )
+        ),
+    );
+
+    let mut figures = Vec::new();
+    for query in queries::query_set(&reference) {
+        let timed = queries::run(&base_url, &query, args.queries_repeat)
+            .map_err(|e| with_server_output(e, server.as_ref()))?;
+        let check = reference
+            .answers
+            .get(query.name)
+            .map_or(Ok(()), |expected| answers::compare(expected, &timed.answer));
+        log(
+            &multi,
+            &format!(
+                "{:<52} median {:>9.1} ms  {}",
+                query.description,
+                median(&timed.runs_ms),
+                if check.is_ok() { "exact" } else { "MISMATCH" }
+            ),
+        );
+        figures.push(QueryFigures {
+            name: query.name,
+            description: query.description,
+            server_median_ms: (!timed.server_ms.is_empty()).then(|| median(&timed.server_ms)),
+            runs_ms: timed.runs_ms,
+            check,
+            answer: timed.answer.to_json(),
+        });
+    }
+    let disk_bytes = disk();
+    let peak_rss = memory().map(|m| m.peak);
+    if let Some(server) = server {
+        server.stop();
+    }
+
+    let report = Report {
+        server: args.url.clone().unwrap_or_else(|| "spawned".to_owned()),
+        dataset: DatasetFigures {
+            latency_points: dataset.spec.points,
+            counter_points: dataset.spec.counter_points,
+            customers: dataset.spec.customers,
+            latency_series: reference.latency_series,
+            series_target: dataset.spec.series_target,
+            combos_per_customer: dataset.combos_per_customer,
+            seed: dataset.spec.seed,
+            hour_start: dataset.spec.hour_start,
+        },
+        encode_seconds,
+        json_bytes,
+        connections: args.connections.max(1),
+        batch: args.batch,
+        gzip: args.gzip,
+        ingest,
+        server_cpu_ingest,
+        disk_bytes_after_ingest,
+        disk_bytes,
+        rss_after_ingest,
+        peak_rss,
+        queries: figures,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(report.all_checks_passed())
+}
+
+/// Appends what the spawned server last printed to an error, which often says why.
+fn with_server_output(error: BenchError, server: Option<&SpawnedServer>) -> BenchError {
+    match server.map(SpawnedServer::output) {
+        Some(output) if !output.is_empty() => {
+            BenchError::Server(format!("{error}\nlast server output:\n{output}"))
+        }
+        _ => error,
+    }
+}

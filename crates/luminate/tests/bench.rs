@@ -1,0 +1,149 @@
+//! `luminate bench` end to end at a small size: it spawns its own server, ingests a seeded dataset,
+//! runs the query set once, and its JSON report must show every point accepted, every answer equal to
+//! the exact reference, and the figures the docs promise. Deterministic from the seed.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const POINTS: u64 = 20_000;
+const COUNTER_POINTS: u64 = 2_000;
+
+fn bench(extra: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_luminate"));
+    command.args([
+        "bench",
+        "--points",
+        &POINTS.to_string(),
+        "--customers",
+        "500",
+        "--counter-points",
+        &COUNTER_POINTS.to_string(),
+        "--queries-repeat",
+        "1",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    command.args(extra);
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn query<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap_or_else(|| panic!("no query {name} in {report}"))
+}
+
+#[test]
+fn bench_small_dataset_reports_exact_answers() {
+    let (ok, stdout, stderr) = bench(&[]);
+    assert!(ok, "luminate bench failed:\n{stderr}\n{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+
+    // Every generated point was accepted.
+    assert_eq!(report["dataset"]["latency_points"], POINTS);
+    assert_eq!(report["dataset"]["counter_points"], COUNTER_POINTS);
+    assert_eq!(report["ingest"]["points_accepted"], POINTS + COUNTER_POINTS);
+    assert_eq!(report["ingest"]["requests"], 3); // two latency bodies of 10 000, one counter body
+    assert_eq!(report["all_checks_passed"], true, "{report}");
+    for q in report["queries"].as_array().unwrap() {
+        assert_eq!(q["check"], "ok", "{q}");
+        assert!(q["median_ms"].as_f64().unwrap() > 0.0);
+    }
+
+    // The series count the server answers is the generator's distinct series count.
+    let series = report["dataset"]["latency_series"].as_u64().unwrap();
+    assert!(series > 1_000 && series <= POINTS, "{series}");
+    assert_eq!(query(&report, "series_count")["answer"]["series"], series);
+
+    // Top-10 counts are the largest, in order, and sum to at most the points written.
+    let top: Vec<u64> = query(&report, "count_by_customer_top10")["answer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(top.len(), 10);
+    assert!(top.windows(2).all(|w| w[0] >= w[1]), "{top:?}");
+    assert!(top.iter().sum::<u64>() <= POINTS);
+    // Zipf: the first customer alone has more than a tenth of the points.
+    assert!(top[0] > POINTS / 10, "{top:?}");
+
+    // The range query of the top customer returns its points, cut at the server's limit if needed.
+    let range = &query(&report, "range_top_customer")["answer"];
+    assert_eq!(range["points"].as_u64().unwrap(), top[0].min(10_000));
+
+    // What a spawned server makes measurable.
+    assert!(report["storage"]["disk_bytes"].as_u64().unwrap() > 0);
+    assert!(report["storage"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(report["ingest"]["points_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn dataset_out_writes_identical_points_for_the_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dataset");
+    let (ok, stdout, stderr) = bench(&[
+        "--hour-start",
+        "1800000000000",
+        "--dataset-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "luminate bench --dataset-out failed:\n{stderr}");
+    let meta: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(meta["start"], 1_800_000_000_000_i64);
+    assert_eq!(meta["end"], 1_800_003_600_000_i64);
+
+    let lines = |kind: &str| -> Vec<String> {
+        meta[format!("{kind}_files")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|name| {
+                std::fs::read_to_string(out.join(kind).join(name.as_str().unwrap()))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (vm, ch) = (lines("vm"), lines("ch"));
+    assert_eq!(vm.len() as u64, POINTS + COUNTER_POINTS);
+    assert_eq!(ch.len() as u64, POINTS + COUNTER_POINTS);
+    // Same point, two formats.
+    let row: Vec<&str> = ch[0].split('\t').collect();
+    assert_eq!(row.len(), 7);
+    assert_eq!(row[0], "api_latency");
+    assert!(vm[0].starts_with(&format!("api_latency{{customer_id=\"{}\"", row[1])));
+    assert!(vm[0].ends_with(&format!(" {} {}", row[6], row[5])));
+    assert_eq!(row[5], "1800000000000");
+
+    // Deterministic: the same arguments write the same files.
+    let again = dir.path().join("again");
+    let (ok, _, stderr) = bench(&[
+        "--hour-start",
+        "1800000000000",
+        "--dataset-out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        std::fs::read(out.join("ch/0000.tsv")).unwrap(),
+        std::fs::read(again.join("ch/0000.tsv")).unwrap()
+    );
+}
