@@ -5,7 +5,10 @@
 //! The thread blocks for a request, then drains every request already waiting (up to [`MAX_GROUP`]):
 //! 1. each write's points are resolved to series ids against the head plus the batches staged before it
 //!    (new ids are assigned here, so ids follow log order), cardinality limits reject points, and the
-//!    accepted ones become one `WRITE_BATCH` record appended with write(2);
+//!    accepted ones become one `WRITE_BATCH` record appended with write(2). Points of series that were
+//!    already live were resolved before, on the caller's thread ([`Shared::find_live`]), in
+//!    parallel; a delete since then (the only way a series stops being live) voids those ids and they
+//!    are resolved again here, so the limits stay exact;
 //! 2. one fsync covers every record of the group (per [`SyncPolicy`]);
 //! 3. the batches are applied to the index and the head, in log order, under their write locks (index
 //!    first, then head: every holder of both takes them in that order);
@@ -30,6 +33,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -37,13 +41,13 @@ use std::sync::{
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use luminate_model::{Point, Tenant, WriteOutcome};
+use luminate_model::{PointBatch, Tenant, WriteOutcome};
 
 use crate::apply::{apply_batch, apply_delete};
 use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, Staging};
-use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
+use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
 use crate::{CardinalityLimits, EngineError, SyncPolicy};
@@ -69,6 +73,9 @@ pub(crate) struct Shared {
     /// Held by the one compaction running.
     compaction: Mutex<()>,
     poison: OnceLock<String>,
+    /// Deletes applied so far: changed only under the index write lock, so a reader holding the read
+    /// lock sees the count that matches the index (see [`Shared::find_live`]).
+    deletes: AtomicU64,
 }
 
 /// What the manifest records besides the parts; guarded with the right to replace the snapshot.
@@ -97,6 +104,7 @@ impl Shared {
             stored: RwLock::new(Arc::new(stored)),
             compaction: Mutex::new(()),
             poison: OnceLock::new(),
+            deletes: AtomicU64::new(0),
         }
     }
 
@@ -169,6 +177,25 @@ impl Shared {
         (index, head)
     }
 
+    /// The live series of each point of `batch`, found under the index read lock on the calling thread
+    /// (writers resolve their batches in parallel; the writer thread then only resolves the rest).
+    pub(crate) fn find_live(&self, tenant: &Tenant, batch: &PointBatch) -> Found {
+        let index = self.read_index();
+        // Read under the lock: these ids are live as of exactly this many deletes.
+        let deletes = self.deletes.load(Ordering::Relaxed);
+        let series = match index.tenant(tenant) {
+            Some(ti) => batch
+                .iter()
+                .map(|p| {
+                    ti.find_pairs(p.name, p.pairs())
+                        .filter(|&id| ti.is_live(id))
+                })
+                .collect(),
+            None => vec![None; batch.len()],
+        };
+        Found { series, deletes }
+    }
+
     /// Why the engine is poisoned, if it is.
     pub(crate) fn poisoned(&self) -> Option<&str> {
         self.poison.get().map(String::as_str)
@@ -193,12 +220,23 @@ impl Shared {
 /// A reply channel for one request.
 type Reply<T> = SyncSender<Result<T, EngineError>>;
 
+/// The series of a write's points that were live when looked up on the caller's thread.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// By point: its series, when live.
+    series: Vec<Option<SeriesId>>,
+    /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
+    /// hold while no delete has been applied since.
+    deletes: u64,
+}
+
 /// What the engine asks of the writer thread.
 pub(crate) enum Request {
     /// Store points.
     Write {
         tenant: Tenant,
-        points: Vec<Point>,
+        batch: Arc<PointBatch>,
+        found: Found,
         reply: Reply<WriteOutcome>,
     },
     /// Log and apply a delete.
@@ -331,9 +369,10 @@ impl Committer {
         match request {
             Request::Write {
                 tenant,
-                points,
+                batch,
+                found,
                 reply,
-            } => self.stage_write(tenant, points, reply),
+            } => self.stage_write(tenant, &batch, found, reply),
             Request::Delete { delete, reply } => {
                 self.commit();
                 let result = self.delete(delete);
@@ -362,11 +401,19 @@ impl Committer {
     }
 
     /// Resolves and logs one write; it is answered when the group commits.
-    fn stage_write(&mut self, tenant: Tenant, points: Vec<Point>, reply: Reply<WriteOutcome>) {
+    fn stage_write(
+        &mut self,
+        tenant: Tenant,
+        points: &PointBatch,
+        found: Found,
+        reply: Reply<WriteOutcome>,
+    ) {
         if let Err(e) = self.ensure_not_poisoned() {
             let _ = reply.send(Err(e));
             return;
         }
+        // Only this thread applies deletes: the count cannot move while the batch is resolved.
+        let found_still_live = found.deletes == self.shared.deletes.load(Ordering::Relaxed);
         let mut outcome = WriteOutcome::default();
         let mut batch = WriteBatch {
             tenant,
@@ -376,18 +423,25 @@ impl Committer {
         {
             let index = self.shared.read_index();
             let ti = index.tenant(&batch.tenant);
-            for (i, p) in points.iter().enumerate() {
-                match self.staging.resolve(ti, &self.limits, &batch.tenant, i, p) {
-                    Ok(r) => {
-                        batch.new_series.extend(r.new);
-                        batch.points.push(SeriesPoint {
-                            series: r.series,
-                            timestamp: p.timestamp,
-                            value: p.value,
-                        });
-                    }
-                    Err(rejection) => outcome.rejected.push(rejection),
-                }
+            for ((i, p), live) in points.iter().enumerate().zip(found.series) {
+                let series = match live {
+                    Some(id) if found_still_live => id,
+                    _ => match self.staging.resolve(ti, &self.limits, &batch.tenant, i, &p) {
+                        Ok(r) => {
+                            batch.new_series.extend(r.new);
+                            r.series
+                        }
+                        Err(rejection) => {
+                            outcome.rejected.push(rejection);
+                            continue;
+                        }
+                    },
+                };
+                batch.points.push(SeriesPoint {
+                    series,
+                    timestamp: p.timestamp,
+                    value: p.value,
+                });
             }
         }
         outcome.accepted = batch.points.len();
@@ -475,6 +529,7 @@ impl Committer {
                 }
             };
         let (mut index, mut head) = self.shared.write_both();
+        self.shared.deletes.fetch_add(1, Ordering::Relaxed);
         let mut deleted = apply_delete(&mut index, &mut head, &d);
         let metric = index
             .tenant(&d.tenant)

@@ -11,7 +11,6 @@
 //! files are unlisted and removed at start-up); after 3, the new manifest's parts hold them and replay
 //! starts at `S`. A failure poisons the engine: writes stop, reads go on serving the frozen head.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -24,14 +23,13 @@ use crate::commit::Shared;
 use crate::head::Head;
 use crate::index::MetricId;
 use crate::part::{MAX_ROWS, Part, PartWriter};
-use crate::record::{SeriesDef, SeriesDefs, SeriesId};
+use crate::record::SeriesId;
+use crate::series_log::SeriesLog;
 use crate::stored::{LivePart, PARTS_DIR, Stored};
-use crate::wal::{self, Wal};
+use crate::wal;
 
 /// Milliseconds per UTC day: parts partition by day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
-/// Most definitions in one series-log record, so a record stays a few MiB.
-const DEFS_PER_RECORD: usize = 1 << 16;
 
 /// A frozen head to flush.
 pub(crate) struct FlushJob {
@@ -45,9 +43,7 @@ pub(crate) struct FlushJob {
 pub(crate) struct Flusher {
     pub shared: Arc<Shared>,
     /// The series log (`<data_dir>/series`).
-    pub series_log: Wal,
-    /// Series per tenant already in the series log.
-    pub persisted: HashMap<Tenant, usize>,
+    pub series_log: SeriesLog,
     /// The WAL's directory, whose old segments a flush deletes.
     pub wal_dir: PathBuf,
     /// Wakes the compactor after a flush.
@@ -83,7 +79,8 @@ impl Flusher {
 
     /// Flushes one frozen head; returns the parts written.
     fn flush(&mut self, job: &FlushJob) -> Result<usize, EngineError> {
-        self.persist_series()?;
+        // Parts refer to series by id: their definitions must be durable first.
+        self.series_log.persist(|| self.shared.read_index())?;
         let written = self.write_parts(&job.frozen)?;
         let count = written.len();
         let mut catalog = self.shared.catalog();
@@ -114,46 +111,6 @@ impl Flusher {
         drop(catalog);
         wal::remove_segments_below(&self.wal_dir, job.wal_start)?;
         Ok(count)
-    }
-
-    /// Appends the series defined since the last flush to the series log and fsyncs it: parts refer
-    /// to series by id, so their definitions must be durable before the WAL records holding them go.
-    fn persist_series(&mut self) -> Result<(), EngineError> {
-        let mut records = Vec::new();
-        {
-            let index = self.shared.read_index();
-            for (tenant, ti) in index.tenants() {
-                let done = self.persisted.get(tenant).copied().unwrap_or(0);
-                let count = ti.series_count();
-                if count <= done {
-                    continue;
-                }
-                let defs: Vec<SeriesDef> = ti
-                    .all_series()
-                    .skip(done)
-                    .map(|s| SeriesDef {
-                        id: s.id(),
-                        metric: s.metric().to_owned(),
-                        dims: s.dimensions(),
-                    })
-                    .collect();
-                for chunk in defs.chunks(DEFS_PER_RECORD) {
-                    let record = SeriesDefs {
-                        tenant: tenant.clone(),
-                        series: chunk.to_vec(),
-                    };
-                    records.push(record.encode());
-                }
-                self.persisted.insert(tenant.clone(), count);
-            }
-        }
-        if records.is_empty() {
-            return Ok(());
-        }
-        for r in &records {
-            self.series_log.append(r)?;
-        }
-        self.series_log.sync()
     }
 
     /// Writes the frozen head's partitions; returns (metric id, file name, opened part) of each part.

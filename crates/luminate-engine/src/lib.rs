@@ -8,7 +8,8 @@
 //! - `flush`: the flusher thread — series log, one part per (tenant, metric, day), manifest swap, WAL
 //!   truncation; `compact`: the compactor thread — drops, rewrites and merges parts;
 //! - `wal`: segmented log of opaque checksummed records (the WAL and the series log); `record`: the
-//!   typed payloads; `manifest`: the live parts and where replay starts; `part`: the part file format;
+//!   typed payloads; `series_log`: the series definitions parts refer to; `manifest`: the live parts
+//!   and where replay starts; `part`: the part file format;
 //! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones, start-up;
 //! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
 //! - `head`: the flushable buffer of recent points, in columns per metric;
@@ -35,6 +36,7 @@ mod manifest;
 mod part;
 mod record;
 mod retention;
+mod series_log;
 mod stored;
 mod wal;
 
@@ -49,7 +51,7 @@ use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
     HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
 };
-use luminate_model::{Point, QueryPlan, Tenant, TimestampMs};
+use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
 use crate::commit::{Request, Shared};
 use crate::files::{create_dir_durable, io_error};
@@ -245,16 +247,11 @@ impl Engine {
         let manifest = manifest::Manifest::load(&data_dir)?;
         let mut parts = stored::open_parts(&data_dir, &manifest)?;
         let (mut index, mut head) = (Index::default(), Head::default());
-        let (series_log, _) = wal::Wal::open(
+        let series_log = series_log::SeriesLog::open(
             &data_dir.join(wal::SERIES_DIR),
-            1,
             config.wal_segment_bytes,
-            |path, offset, payload| replay_series(&mut index, path, offset, payload),
+            &mut index,
         )?;
-        let persisted = index
-            .tenants()
-            .map(|(t, ti)| (t.clone(), ti.series_count()))
-            .collect();
         stored::count_parts(&mut index, &parts)?;
         let (wal, replayed) = wal::Wal::open(
             &data_dir.join(wal::WAL_DIR),
@@ -307,7 +304,6 @@ impl Engine {
         let flusher = flush::Flusher {
             shared: Arc::clone(&shared),
             series_log,
-            persisted,
             wal_dir,
             compact: compact_tx.clone(),
         }
@@ -357,9 +353,22 @@ impl Engine {
     /// Points that would pass a [`CardinalityLimits`] limit are rejected (by index) and the others
     /// stored. All accepted points of one call are one WAL record: after a crash, all or none are there.
     pub fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, EngineError> {
+        self.write_batch(tenant, Arc::new(PointBatch::from_points(points)))
+    }
+
+    /// [`Engine::write`] of a batch. The points of series that already hold points are resolved here,
+    /// on the caller's thread, so that concurrent writers share that work; the writer thread resolves
+    /// only the rest (new series, and those a delete emptied meanwhile).
+    pub fn write_batch(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, EngineError> {
+        let found = self.shared.find_live(tenant, &batch);
         self.request(|reply| Request::Write {
             tenant: tenant.clone(),
-            points,
+            batch,
+            found,
             reply,
         })
     }
@@ -601,37 +610,9 @@ fn replay_record(
             }
             Ok(())
         }
-        Ok(Record::Series(_)) => Err(corruption("a series-log record in the WAL".to_owned())),
-    }
-}
-
-/// Applies one record of the series log to the index; anything but series definitions that continue
-/// the tenant's ids is corruption.
-fn replay_series(
-    index: &mut Index,
-    path: &std::path::Path,
-    offset: u64,
-    payload: &[u8],
-) -> Result<(), EngineError> {
-    let corruption = |reason: String| EngineError::Corruption {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    match Record::decode(payload) {
-        Ok(Record::Series(defs)) => {
-            let ti = index.tenant_mut(&defs.tenant);
-            for def in &defs.series {
-                ti.insert_with_id(def.id, &def.metric, &def.dims)
-                    .map_err(corruption)?;
-            }
-            Ok(())
+        Ok(Record::Series(_) | Record::SeriesBatch(_)) => {
+            Err(corruption("a series-log record in the WAL".to_owned()))
         }
-        Ok(_) => Err(corruption("a WAL record in the series log".to_owned())),
-        Err(e) => Err(corruption(format!(
-            "undecodable record (payload byte {}): {}",
-            e.offset, e.reason
-        ))),
     }
 }
 

@@ -10,10 +10,26 @@
 //! DELETE_BEFORE=2 := tenant str, metric str, before i64
 //! SERIES_DEFS=3 := tenant str
 //!                  series_count u32, (series_id u32, metric str, dims_count u16, (key str, value str)*)*
+//! SERIES_BATCH=4 := tenant str
+//!                  first_string u32, string_count u32, str*        new strings: log string ids
+//!                                                                  first_string, first_string + 1, ...
+//!                  first_series u32, series_count u32              ids first_series.. (dense)
+//!                  metrics      blob(series_count)                 each series' metric (log string id)
+//!                  pair_counts  blob(series_count)                 each series' number of pairs
+//!                  (keys_j blob(n_j), values_j blob(n_j))          for j in 0..max(pair_counts): the j-th
+//!                                                                  pair of each series with more than j
+//!                                                                  pairs (n_j of them), in id order
+//! blob(n)       := byte_len u32, pco standalone u32 × n
 //! ```
-//! `SERIES_DEFS` is the only kind of the series log (`<data_dir>/series/`, same framing as the WAL): the
+//! The series log (`<data_dir>/series/`, same framing as the WAL) holds `SERIES_BATCH` records: the
 //! flush appends there every series defined since the previous flush, before it writes parts, so that
-//! deleting WAL segments never loses a definition. Its body is a `WRITE_BATCH` without points.
+//! deleting WAL segments never loses a definition. Strings are written once per tenant, the first time
+//! a persisted series uses them, and named by their *log string id* (dense per tenant, in log order);
+//! series name their metric, keys and values by those ids, pairs in key order. The pairs are stored
+//! transposed (first pairs, then second pairs, ...) so that each pco column holds one dimension's
+//! values: the benchmark's 2 M series of four dimensions take about 3.3 bytes each (a `SERIES_DEFS`
+//! definition spells every string: about 120 bytes). `SERIES_DEFS`, the series log of earlier builds,
+//! is still read.
 //! One write call becomes one `WRITE_BATCH` record, so a batch is replayed all or nothing. Series ids are
 //! dense per tenant and assigned in log order: a new series is defined in the record of the first batch
 //! that stores a point of it, before that record's points refer to it.
@@ -24,8 +40,15 @@ use luminate_model::{Dimensions, Tenant, TimestampMs};
 const WRITE_BATCH: u8 = 1;
 /// Kind byte of a delete.
 const DELETE_BEFORE: u8 = 2;
-/// Kind byte of series definitions (the series log).
+/// Kind byte of series definitions with their strings (the series log of earlier builds; still read).
 const SERIES_DEFS: u8 = 3;
+/// Kind byte of a batch of series definitions by log string ids (the series log).
+const SERIES_BATCH: u8 = 4;
+/// Most series one `SERIES_BATCH` holds: bounds what a (corrupt) record can make the reader allocate,
+/// and the flusher's buffers.
+pub(crate) const MAX_BATCH_SERIES: usize = 1 << 16;
+/// Most pairs one series may have in a `SERIES_BATCH` (`SERIES_DEFS` stores the count as a u16).
+const MAX_PAIRS: u32 = u16::MAX as u32;
 /// Encoded bytes of one point: series id, timestamp, value.
 const POINT_LEN: usize = 4 + 8 + 8;
 
@@ -39,8 +62,29 @@ pub(crate) enum Record {
     Write(WriteBatch),
     /// A metric's points before a timestamp were deleted.
     DeleteBefore(DeleteBefore),
-    /// Series definitions persisted by a flush (series log only).
+    /// Series definitions persisted by a flush of an earlier build (series log only).
     Series(SeriesDefs),
+    /// Series definitions persisted by a flush (series log only).
+    SeriesBatch(SeriesBatch),
+}
+
+/// Series of one tenant, in id order, by log string ids, with the strings the log did not hold yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SeriesBatch {
+    /// Owner of the series and the strings.
+    pub tenant: Tenant,
+    /// Log string id of `strings[0]`.
+    pub first_string: u32,
+    /// New strings, ids ascending from `first_string`.
+    pub strings: Vec<String>,
+    /// Id of the first series (ids are dense).
+    pub first_series: SeriesId,
+    /// Each series' metric.
+    pub metrics: Vec<u32>,
+    /// Each series' number of pairs.
+    pub pair_counts: Vec<u32>,
+    /// Every series' (key, value) pairs, series after series, each series' in key order.
+    pub pairs: Vec<(u32, u32)>,
 }
 
 /// Series of one tenant, in id order, as the series log keeps them.
@@ -126,6 +170,8 @@ impl WriteBatch {
     }
 }
 
+// Only tests write `SERIES_DEFS` now: they build the series logs of earlier builds.
+#[cfg(test)]
 impl SeriesDefs {
     /// Encodes as a `SERIES_DEFS` record.
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -163,6 +209,78 @@ fn put_defs(out: &mut Vec<u8>, defs: &[SeriesDef]) {
             put_str(out, v);
         }
     }
+}
+
+impl SeriesBatch {
+    /// Encodes as a `SERIES_BATCH` record. `Err` only if pco fails, which it does not on `u32`s.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, pco::errors::PcoError> {
+        let strings: usize = self.strings.iter().map(|s| 4 + s.len()).sum();
+        let mut out = Vec::with_capacity(32 + self.tenant.as_str().len() + strings);
+        out.push(SERIES_BATCH);
+        put_str(&mut out, self.tenant.as_str());
+        out.extend_from_slice(&self.first_string.to_le_bytes());
+        put_len(&mut out, self.strings.len());
+        for s in &self.strings {
+            put_str(&mut out, s);
+        }
+        out.extend_from_slice(&self.first_series.to_le_bytes());
+        put_len(&mut out, self.metrics.len());
+        put_blob(&mut out, &self.metrics)?;
+        put_blob(&mut out, &self.pair_counts)?;
+        let starts = pair_starts(&self.pair_counts);
+        let max_pairs = self.pair_counts.iter().copied().max().unwrap_or(0);
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for j in 0..max_pairs {
+            keys.clear();
+            values.clear();
+            for (s, &count) in self.pair_counts.iter().enumerate() {
+                if count > j {
+                    let (k, v) = self.pairs[starts[s] + j as usize];
+                    keys.push(k);
+                    values.push(v);
+                }
+            }
+            put_blob(&mut out, &keys)?;
+            put_blob(&mut out, &values)?;
+        }
+        Ok(out)
+    }
+
+    /// Series `i` of the batch: its id, metric and pairs.
+    pub(crate) fn series(&self) -> impl Iterator<Item = (SeriesId, u32, &[(u32, u32)])> {
+        let mut start = 0usize;
+        self.metrics
+            .iter()
+            .zip(&self.pair_counts)
+            .enumerate()
+            .map(move |(i, (&metric, &count))| {
+                let pairs = &self.pairs[start..start + count as usize];
+                start += count as usize;
+                (self.first_series + i as SeriesId, metric, pairs)
+            })
+    }
+}
+
+/// Where each series' pairs start in the row-major pairs, from the pair counts.
+fn pair_starts(counts: &[u32]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(counts.len());
+    let mut at = 0usize;
+    for &c in counts {
+        starts.push(at);
+        at += c as usize;
+    }
+    starts
+}
+
+/// Appends `numbers` as a blob: byte length, then pco's standalone encoding (its defaults: level 8,
+/// delta encoding and mode chosen from the data).
+fn put_blob(out: &mut Vec<u8>, numbers: &[u32]) -> Result<(), pco::errors::PcoError> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    pco::standalone::simple_compress_into(numbers, &pco::ChunkConfig::default(), &mut *out)?;
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 impl DeleteBefore {
@@ -226,6 +344,7 @@ impl Record {
                     series: r.defs()?,
                 })
             }
+            SERIES_BATCH => Self::SeriesBatch(r.series_batch()?),
             kind => {
                 return Err(DecodeError {
                     offset: 0,
@@ -317,6 +436,88 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(defs)
+    }
+
+    fn series_batch(&mut self) -> Result<SeriesBatch, DecodeError> {
+        let tenant = Tenant::new(self.str()?);
+        let first_string = self.u32()?;
+        let n = self.u32()? as usize;
+        if n > self.remaining() / 4 {
+            return Err(self.error(format!(
+                "{n} strings need {} bytes or more, {} left",
+                n * 4,
+                self.remaining()
+            )));
+        }
+        let mut strings = Vec::with_capacity(n);
+        for _ in 0..n {
+            strings.push(self.str()?.to_owned());
+        }
+        first_string
+            .checked_add(n as u32)
+            .ok_or_else(|| self.error(format!("{n} strings from id {first_string} overflow")))?;
+        let first_series = self.u32()?;
+        let n = self.u32()? as usize;
+        if n > MAX_BATCH_SERIES {
+            return Err(self.error(format!(
+                "{n} series in one batch, at most {MAX_BATCH_SERIES}"
+            )));
+        }
+        first_series
+            .checked_add(n as u32)
+            .ok_or_else(|| self.error(format!("{n} series from id {first_series} overflow")))?;
+        let metrics = self.blob(n)?;
+        let pair_counts = self.blob(n)?;
+        if let Some(c) = pair_counts.iter().find(|&&c| c > MAX_PAIRS) {
+            return Err(self.error(format!("a series of {c} pairs, at most {MAX_PAIRS}")));
+        }
+        let starts = pair_starts(&pair_counts);
+        let total = pair_counts.iter().map(|&c| c as usize).sum();
+        let mut pairs = vec![(0, 0); total];
+        let max_pairs = pair_counts.iter().copied().max().unwrap_or(0);
+        for j in 0..max_pairs {
+            let n_j = pair_counts.iter().filter(|&&c| c > j).count();
+            let keys = self.blob(n_j)?;
+            let values = self.blob(n_j)?;
+            let holders = pair_counts.iter().enumerate().filter(|(_, c)| **c > j);
+            for (((s, _), k), v) in holders.zip(keys).zip(values) {
+                pairs[starts[s] + j as usize] = (k, v);
+            }
+        }
+        Ok(SeriesBatch {
+            tenant,
+            first_string,
+            strings,
+            first_series,
+            metrics,
+            pair_counts,
+            pairs,
+        })
+    }
+
+    /// A blob of exactly `n` numbers.
+    fn blob(&mut self, n: usize) -> Result<Vec<u32>, DecodeError> {
+        let at = self.pos;
+        let len = self.u32()? as usize;
+        let bytes = self
+            .bytes
+            .get(self.pos..self.pos.saturating_add(len))
+            .ok_or_else(|| self.error(format!("blob of {len} bytes, {} left", self.remaining())))?;
+        let mut out = vec![0u32; n];
+        let fail = |reason: String| DecodeError { offset: at, reason };
+        match pco::standalone::simple_decompress_into(bytes, &mut out) {
+            Ok(p) if p.finished && p.n_processed == n => {}
+            Ok(p) => {
+                return Err(fail(format!(
+                    "blob holds {}{} numbers, expected {n}",
+                    p.n_processed,
+                    if p.finished { "" } else { " or more" }
+                )));
+            }
+            Err(e) => return Err(fail(format!("undecodable blob: {e}"))),
+        }
+        self.pos += len;
+        Ok(out)
     }
 
     fn str(&mut self) -> Result<&'a str, DecodeError> {
@@ -421,6 +622,117 @@ mod tests {
         .concat();
         assert_eq!(bytes, expected);
         assert_eq!(Record::decode(&bytes), Ok(Record::Series(defs)));
+    }
+
+    /// A length-prefixed pco blob, as `SERIES_BATCH` writes each column.
+    fn blob(numbers: &[u32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_blob(&mut out, numbers).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(out[..4].try_into().unwrap()) as usize,
+            out.len() - 4
+        );
+        out
+    }
+
+    fn sample_batch() -> SeriesBatch {
+        SeriesBatch {
+            tenant: Tenant::new("t"),
+            first_string: 3,
+            strings: vec!["m".into(), "k".into()],
+            first_series: 9,
+            metrics: vec![3, 3, 0],
+            pair_counts: vec![2, 0, 1],
+            pairs: vec![(4, 1), (2, 5), (4, 0)],
+        }
+    }
+
+    #[test]
+    fn series_batch_layout_is_pinned() {
+        let batch = sample_batch();
+        let bytes = batch.encode().unwrap();
+        #[rustfmt::skip]
+        let expected: Vec<u8> = [
+            &[4u8][..],                                   // kind
+            &[1, 0, 0, 0], b"t",                          // tenant
+            &[3, 0, 0, 0], &[2, 0, 0, 0],                 // strings 3 and 4:
+            &[1, 0, 0, 0], b"m", &[1, 0, 0, 0], b"k",
+            &[9, 0, 0, 0], &[3, 0, 0, 0],                 // series 9, 10, 11
+            &blob(&[3, 3, 0]),                            // metrics
+            &blob(&[2, 0, 1]),                            // pair counts
+            &blob(&[4, 4]), &blob(&[1, 0]),               // first pairs of series 9 and 11
+            &blob(&[2]), &blob(&[5]),                     // second pair of series 9
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        let Ok(Record::SeriesBatch(back)) = Record::decode(&bytes) else {
+            panic!("not a series batch")
+        };
+        assert_eq!(back, batch);
+        // (id, metric, pairs) of each series.
+        type Def = (SeriesId, u32, Vec<(u32, u32)>);
+        let series: Vec<Def> = back
+            .series()
+            .map(|(id, m, p)| (id, m, p.to_vec()))
+            .collect();
+        assert_eq!(
+            series,
+            vec![
+                (9, 3, vec![(4, 1), (2, 5)]),
+                (10, 3, vec![]),
+                (11, 0, vec![(4, 0)])
+            ]
+        );
+    }
+
+    #[test]
+    fn series_batches_of_many_series_round_trip() {
+        let n = MAX_BATCH_SERIES as u32;
+        let pair_counts: Vec<u32> = (0..n).map(|i| i % 5).collect();
+        let pairs: Vec<(u32, u32)> = pair_counts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &c)| {
+                (0..c).map(move |j| (j, (i as u32).wrapping_mul(2_654_435_761) % 100_000))
+            })
+            .collect();
+        let batch = SeriesBatch {
+            tenant: Tenant::new("big"),
+            first_string: 0,
+            strings: vec![],
+            first_series: 0,
+            metrics: vec![7; n as usize],
+            pair_counts,
+            pairs,
+        };
+        let bytes = batch.encode().unwrap();
+        assert!(
+            bytes.len() < 4 * n as usize,
+            "{} bytes for {n} series",
+            bytes.len()
+        );
+        assert_eq!(Record::decode(&bytes), Ok(Record::SeriesBatch(batch)));
+    }
+
+    #[test]
+    fn damaged_series_batches_are_rejected() {
+        let bytes = sample_batch().encode().unwrap();
+        // Every cut of the record fails to decode, never panics.
+        for len in 0..bytes.len() {
+            assert!(Record::decode(&bytes[..len]).is_err(), "cut at {len}");
+        }
+        // Series count past the bound (the count sits after kind, tenant and the strings).
+        let count_at = 1 + 5 + 8 + 5 + 5 + 4;
+        let mut big = bytes.clone();
+        big[count_at..count_at + 4].copy_from_slice(&(MAX_BATCH_SERIES as u32 + 1).to_le_bytes());
+        let err = Record::decode(&big).unwrap_err();
+        assert!(err.reason.contains("series in one batch"), "{}", err.reason);
+        // A column holding fewer numbers than the batch has series.
+        let mut short = bytes[..count_at].to_vec();
+        short.extend_from_slice(&3u32.to_le_bytes());
+        short.extend_from_slice(&blob(&[3, 3]));
+        let err = Record::decode(&short).unwrap_err();
+        assert!(err.reason.contains("expected 3"), "{}", err.reason);
     }
 
     #[test]

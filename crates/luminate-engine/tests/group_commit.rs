@@ -92,3 +92,45 @@ fn concurrent_writers_are_all_acknowledged_and_replayed_without_fsync() {
         ..EngineConfig::new(dir.path())
     });
 }
+
+#[test]
+fn writers_racing_to_create_the_same_series_get_one_id_and_limits_hold() {
+    const RACERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        limits: luminate_engine::CardinalityLimits {
+            max_series_per_metric: 20,
+            max_metrics_per_tenant: 10,
+        },
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Arc::new(Engine::open(config.clone()).unwrap());
+    let start = Arc::new(std::sync::Barrier::new(RACERS));
+    // Every racer writes the same 30 new series: one id each for the first 20, the rest over the limit.
+    let handles: Vec<_> = (0..RACERS)
+        .map(|t| {
+            let (engine, start) = (Arc::clone(&engine), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let points = (0..30)
+                    .map(|s| point("m", t as i64, 1.0, &[("s", &format!("{s:02}"))]))
+                    .collect();
+                start.wait();
+                engine.write(&tenant(), points).unwrap()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let accepted: usize = outcomes.iter().map(|o| o.accepted).sum();
+    let rejected: usize = outcomes.iter().map(|o| o.rejected.len()).sum();
+    assert_eq!(accepted + rejected, RACERS * 30);
+    assert_eq!(
+        accepted,
+        RACERS * 20,
+        "each racer stores the 20 series that fit"
+    );
+    assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 20);
+    drop(engine);
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 20);
+    assert_eq!(count(&engine, &tenant(), "m"), (RACERS * 20) as u64);
+}

@@ -3,6 +3,7 @@
 //! Owns: points and their validation (CONTRACT §2), the query model and its exact semantics (§4), result
 //! shapes, the [`MetricsStore`] trait, and the reference evaluator used as the test oracle. Owns no I/O.
 
+pub mod batch;
 pub mod error;
 pub mod point;
 pub mod query;
@@ -16,6 +17,7 @@ pub mod time;
 pub mod validate;
 pub mod wire;
 
+pub use batch::{PointBatch, PointRef};
 pub use error::ErrorCode;
 pub use point::{Dimensions, Point, Tenant};
 pub use query::{Aggregation, QueryKind, QueryLimits, QueryPlan, QueryRequest};

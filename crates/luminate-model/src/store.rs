@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::batch::PointBatch;
 use crate::error::ErrorCode;
-use crate::point::{Point, Tenant};
+use crate::point::Tenant;
 use crate::query::QueryPlan;
 use crate::result::{MetricCardinality, QueryResult, ValueCount};
 use crate::time::TimestampMs;
@@ -103,7 +104,7 @@ impl QueryContext {
 /// A point the backend refused at write time (cardinality limits), by its index in the written slice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    /// Index into the `points` given to `write`.
+    /// Index of the point in the batch given to `write`.
     pub index: usize,
     /// `CARDINALITY_EXCEEDED`.
     pub code: ErrorCode,
@@ -161,7 +162,11 @@ pub trait MetricsStore: Send + Sync + 'static {
 
     /// Stores validated points. Returns once accepted points are durable under the configured sync
     /// policy and visible to queries that start afterwards.
-    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError>;
+    async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError>;
 
     /// Runs a range, aggregate or rate query with the exact semantics of CONTRACT §4.
     async fn query(

@@ -108,7 +108,14 @@ pub fn validate_dimension_value(
     value: &str,
     rules: &ValidationRules,
 ) -> Result<(), PointError> {
-    let chars = value.chars().count();
+    // Nearly every value is ASCII: then characters are bytes and the control characters are C0 and DEL,
+    // which one pass over the bytes finds.
+    let (chars, control) = if value.is_ascii() {
+        let control = value.bytes().any(|b| b < 0x20 || b == 0x7f);
+        (value.len(), control)
+    } else {
+        (value.chars().count(), value.chars().any(char::is_control))
+    };
     if chars == 0 || chars > rules.max_value_len {
         return Err(PointError::new(
             ErrorCode::InvalidDimension,
@@ -118,7 +125,7 @@ pub fn validate_dimension_value(
             ),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if control {
         return Err(PointError::new(
             ErrorCode::InvalidDimension,
             format!("value of dimension {key:?} contains a control character"),
@@ -127,12 +134,16 @@ pub fn validate_dimension_value(
     Ok(())
 }
 
-fn validate_dimensions(
-    dims: WireDimensions,
+/// Checks the dimensions and leaves them in `out` sorted by key, a repeated key keeping its last value
+/// (as [`Dimensions::from_pairs`] does).
+fn check_dimensions<'p>(
+    dims: &'p WireDimensions<'_>,
     rules: &ValidationRules,
-) -> Result<Dimensions, PointError> {
+    out: &mut Vec<(&'p str, &'p str)>,
+) -> Result<(), PointError> {
+    out.clear();
     let pairs = match dims {
-        WireDimensions::None => return Ok(Dimensions::default()),
+        WireDimensions::None => return Ok(()),
         WireDimensions::NotAnObject(kind) => {
             return Err(PointError::new(
                 ErrorCode::InvalidDimension,
@@ -151,9 +162,8 @@ fn validate_dimensions(
             ),
         ));
     }
-    let mut out = Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
-        validate_dimension_key(&key, rules)?;
+        validate_dimension_key(key, rules)?;
         let WireScalar::Str(value) = value else {
             return Err(PointError::new(
                 ErrorCode::InvalidDimension,
@@ -163,20 +173,34 @@ fn validate_dimensions(
                 ),
             ));
         };
-        validate_dimension_value(&key, &value, rules)?;
-        out.push((key, value));
+        validate_dimension_value(key, value, rules)?;
+        out.push((key.as_ref(), value.as_ref()));
     }
-    Ok(Dimensions::from_pairs(out))
+    sort_keep_last(out);
+    Ok(())
+}
+
+/// Sorts pairs by key (stable) and keeps the last value of a repeated key.
+pub(crate) fn sort_keep_last<K: Ord, V>(pairs: &mut Vec<(K, V)>) {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    // `dedup_by` drops the later of two equal neighbours: move its value into the one kept first.
+    pairs.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(&mut later.1, &mut kept.1);
+        }
+        same
+    });
 }
 
 fn validate_timestamp(
-    ts: WireScalar,
+    ts: &WireScalar<'_>,
     now: TimestampMs,
     rules: &ValidationRules,
 ) -> Result<TimestampMs, PointError> {
     let ms = match ts {
-        WireScalar::Int(ms) => ms,
-        WireScalar::Str(s) => parse_timestamp_str(&s)
+        WireScalar::Int(ms) => *ms,
+        WireScalar::Str(s) => parse_timestamp_str(s)
             .map_err(|e| PointError::new(ErrorCode::InvalidTimestamp, e.to_string()))?,
         other => {
             return Err(PointError::new(
@@ -203,10 +227,10 @@ fn validate_timestamp(
     Ok(ms)
 }
 
-fn validate_value(value: WireScalar) -> Result<f64, PointError> {
+fn validate_value(value: &WireScalar<'_>) -> Result<f64, PointError> {
     let v = match value {
-        WireScalar::Int(i) => i as f64,
-        WireScalar::Float(f) => f,
+        WireScalar::Int(i) => *i as f64,
+        WireScalar::Float(f) => *f,
         other => {
             return Err(PointError::new(
                 ErrorCode::InvalidValue,
@@ -223,14 +247,27 @@ fn validate_value(value: WireScalar) -> Result<f64, PointError> {
     Ok(v)
 }
 
-/// Validates one point against every rule of CONTRACT §2 except cardinality.
-pub fn validate_point(
-    wire: WirePoint,
+/// A point that passed every rule, its strings still borrowed from the [`WirePoint`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckedPoint<'p> {
+    /// Metric name.
+    pub name: &'p str,
+    /// Unix milliseconds.
+    pub timestamp: TimestampMs,
+    /// A finite value.
+    pub value: f64,
+}
+
+/// Validates one point against every rule of CONTRACT §2 except cardinality, without copying a string:
+/// its dimensions are left in `dims`, sorted by key with unique keys (a buffer the caller reuses).
+pub fn check_point<'p>(
+    wire: &'p WirePoint<'_>,
     now: TimestampMs,
     rules: &ValidationRules,
-) -> Result<Point, PointError> {
-    let name = match wire.name {
-        WireScalar::Str(s) => s,
+    dims: &mut Vec<(&'p str, &'p str)>,
+) -> Result<CheckedPoint<'p>, PointError> {
+    let name = match &wire.name {
+        WireScalar::Str(s) => s.as_ref(),
         other => {
             return Err(PointError::new(
                 ErrorCode::InvalidMetricName,
@@ -238,15 +275,32 @@ pub fn validate_point(
             ));
         }
     };
-    validate_metric_name(&name, rules)?;
-    let dimensions = validate_dimensions(wire.dimensions, rules)?;
-    let timestamp = validate_timestamp(wire.timestamp, now, rules)?;
-    let value = validate_value(wire.value)?;
-    Ok(Point {
+    validate_metric_name(name, rules)?;
+    check_dimensions(&wire.dimensions, rules, dims)?;
+    let timestamp = validate_timestamp(&wire.timestamp, now, rules)?;
+    let value = validate_value(&wire.value)?;
+    Ok(CheckedPoint {
         name,
         timestamp,
         value,
-        dimensions,
+    })
+}
+
+/// Validates one point (see [`check_point`]) into an owned [`Point`].
+pub fn validate_point(
+    wire: &WirePoint<'_>,
+    now: TimestampMs,
+    rules: &ValidationRules,
+) -> Result<Point, PointError> {
+    let mut dims = Vec::new();
+    let p = check_point(wire, now, rules, &mut dims)?;
+    Ok(Point {
+        name: p.name.to_owned(),
+        timestamp: p.timestamp,
+        value: p.value,
+        dimensions: Dimensions::from_pairs(
+            dims.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())),
+        ),
     })
 }
 
@@ -258,35 +312,37 @@ mod tests {
 
     fn point(
         name: &str,
-        dims: Vec<(String, WireScalar)>,
-        ts: WireScalar,
-        value: WireScalar,
-    ) -> WirePoint {
+        dims: Vec<(String, WireScalar<'static>)>,
+        ts: WireScalar<'static>,
+        value: WireScalar<'static>,
+    ) -> WirePoint<'static> {
         WirePoint {
-            name: WireScalar::Str(name.into()),
+            name: WireScalar::Str(name.to_owned().into()),
             timestamp: ts,
             value,
-            dimensions: WireDimensions::Pairs(dims),
+            dimensions: WireDimensions::Pairs(
+                dims.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            ),
         }
     }
 
-    fn ok_point(name: &str) -> WirePoint {
+    fn ok_point(name: &str) -> WirePoint<'static> {
         point(name, vec![], WireScalar::Int(NOW), WireScalar::Float(1.0))
     }
 
-    fn with_dims(dims: Vec<(String, String)>) -> WirePoint {
+    fn with_dims(dims: Vec<(String, String)>) -> WirePoint<'static> {
         point(
             "m",
             dims.into_iter()
-                .map(|(k, v)| (k, WireScalar::Str(v)))
+                .map(|(k, v)| (k, WireScalar::Str(v.into())))
                 .collect(),
             WireScalar::Int(NOW),
             WireScalar::Int(1),
         )
     }
 
-    fn code(wire: WirePoint) -> Option<ErrorCode> {
-        validate_point(wire, NOW, &ValidationRules::default())
+    fn code(wire: WirePoint<'_>) -> Option<ErrorCode> {
+        validate_point(&wire, NOW, &ValidationRules::default())
             .err()
             .map(|e| e.code)
     }
@@ -366,6 +422,23 @@ mod tests {
     }
 
     #[test]
+    fn dimensions_come_out_sorted_and_a_repeated_key_keeps_its_last_value() {
+        let wire = with_dims(vec![
+            ("z".into(), "1".into()),
+            ("a".into(), "x".into()),
+            ("z".into(), "2".into()),
+            ("z".into(), "3".into()),
+        ]);
+        let mut dims = Vec::new();
+        check_point(&wire, NOW, &ValidationRules::default(), &mut dims).unwrap();
+        assert_eq!(dims, vec![("a", "x"), ("z", "3")]);
+        let owned = validate_point(&wire, NOW, &ValidationRules::default()).unwrap();
+        let expected = [("z", "1"), ("a", "x"), ("z", "2"), ("z", "3")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(owned.dimensions, Dimensions::from_pairs(expected));
+    }
+
+    #[test]
     fn at_most_twenty_dimensions() {
         let dims = |n: usize| {
             (0..n)
@@ -392,10 +465,10 @@ mod tests {
         let rfc = point(
             "m",
             vec![],
-            WireScalar::Str(crate::time::format_rfc3339(NOW)),
+            WireScalar::Str(crate::time::format_rfc3339(NOW).into()),
             WireScalar::Int(1),
         );
-        assert_eq!(validate_point(rfc, NOW, &rules).unwrap().timestamp, NOW);
+        assert_eq!(validate_point(&rfc, NOW, &rules).unwrap().timestamp, NOW);
         assert_eq!(
             code(point(
                 "m",
@@ -428,14 +501,14 @@ mod tests {
             ..Default::default()
         };
         let at = |ts: i64| point("m", vec![], WireScalar::Int(ts), WireScalar::Int(1));
-        assert!(validate_point(at(NOW - 60_000), NOW, &rules).is_ok());
-        assert!(validate_point(at(NOW - 60_001), NOW, &rules).is_err());
-        assert!(validate_point(at(NOW + 1_001), NOW, &rules).is_err());
+        assert!(validate_point(&at(NOW - 60_000), NOW, &rules).is_ok());
+        assert!(validate_point(&at(NOW - 60_001), NOW, &rules).is_err());
+        assert!(validate_point(&at(NOW + 1_001), NOW, &rules).is_err());
     }
 
     #[test]
     fn values_must_be_finite_numbers() {
-        let with_value = |v: WireScalar| point("m", vec![], WireScalar::Int(NOW), v);
+        let with_value = |v: WireScalar<'static>| point("m", vec![], WireScalar::Int(NOW), v);
         assert_eq!(
             code(with_value(WireScalar::Float(f64::NAN))),
             Some(ErrorCode::InvalidValue)
@@ -465,7 +538,7 @@ mod tests {
             Some(ErrorCode::InvalidValue)
         );
         let p = validate_point(
-            with_value(WireScalar::Float(-0.5)),
+            &with_value(WireScalar::Float(-0.5)),
             NOW,
             &ValidationRules::default(),
         )

@@ -1,31 +1,39 @@
-//! The JSON write body (`{"metrics": [point, ...]}`), decoded leniently per point.
+//! The JSON write body (`{"metrics": [point, ...]}`), decoded leniently per point and without an
+//! allocation per string.
 //!
 //! A point whose fields have the wrong JSON type must not fail the whole batch: the contract reports it
 //! at its index with a code (`INVALID_VALUE` for `"value": "abc"`). So each point decodes into a
-//! [`WirePoint`] that records what arrived, and `validate` turns it into a [`crate::Point`] or an error.
-//! Only malformed JSON, or a body that is not `{"metrics": [...]}`, fails the request as a whole.
+//! [`WirePoint`] that records what arrived, and `validate` turns it into a point or an error. Only
+//! malformed JSON, or a body that is not `{"metrics": [...]}`, fails the request as a whole.
+//!
+//! Strings borrow from the body (`Cow::Borrowed`); only a string with an escape sequence is unescaped
+//! into its own allocation. [`decode_write_body`] streams: it hands each point to a callback as soon as it
+//! is decoded, reusing one dimension buffer, so no `Vec` of points is ever built. The accepted shapes and
+//! the error messages are those a `#[derive(Deserialize)]` of `{metrics: Vec<WirePoint>}` with
+//! `deny_unknown_fields` would give (a point or the body may also be a JSON array of its fields in order).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A JSON scalar as it arrived; containers are remembered only by kind.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WireScalar {
+pub enum WireScalar<'a> {
     /// Field absent.
     Missing,
     /// An integer that fits i64.
     Int(i64),
     /// Any other number.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string, borrowed from the body unless it had escapes.
+    Str(Cow<'a, str>),
     /// `null`, a boolean, an array or an object: named for the error message.
     Other(&'static str),
 }
 
-impl WireScalar {
+impl WireScalar<'_> {
     /// The JSON kind, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -37,40 +45,43 @@ impl WireScalar {
     }
 }
 
-impl<'de> Deserialize<'de> for WireScalar {
+impl<'de> Deserialize<'de> for WireScalar<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ScalarVisitor;
         impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = WireScalar;
+            type Value = WireScalar<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_i64<E>(self, v: i64) -> Result<WireScalar, E> {
+            fn visit_i64<E>(self, v: i64) -> Result<WireScalar<'de>, E> {
                 Ok(WireScalar::Int(v))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<WireScalar, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<WireScalar<'de>, E> {
                 Ok(i64::try_from(v).map_or(WireScalar::Float(v as f64), WireScalar::Int))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<WireScalar, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<WireScalar<'de>, E> {
                 Ok(WireScalar::Float(v))
             }
-            fn visit_str<E>(self, v: &str) -> Result<WireScalar, E> {
-                Ok(WireScalar::Str(v.to_owned()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<WireScalar<'de>, E> {
+                Ok(WireScalar::Str(Cow::Borrowed(v)))
             }
-            fn visit_string<E>(self, v: String) -> Result<WireScalar, E> {
-                Ok(WireScalar::Str(v))
+            fn visit_str<E>(self, v: &str) -> Result<WireScalar<'de>, E> {
+                Ok(WireScalar::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<WireScalar, E> {
+            fn visit_string<E>(self, v: String) -> Result<WireScalar<'de>, E> {
+                Ok(WireScalar::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WireScalar<'de>, E> {
                 Ok(WireScalar::Other("boolean"))
             }
-            fn visit_unit<E>(self) -> Result<WireScalar, E> {
+            fn visit_unit<E>(self) -> Result<WireScalar<'de>, E> {
                 Ok(WireScalar::Other("null"))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireScalar, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireScalar<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(WireScalar::Other("array"))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireScalar, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireScalar<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(WireScalar::Other("object"))
             }
@@ -79,127 +90,403 @@ impl<'de> Deserialize<'de> for WireScalar {
     }
 }
 
+/// A JSON string (an object key), borrowed from the body unless it had escapes. `Cow<str>`'s own
+/// `Deserialize` always copies.
+struct WireStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for WireStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = WireStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
 /// The `dimensions` field as it arrived.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum WireDimensions {
+pub enum WireDimensions<'a> {
     /// Absent or `null`: no dimensions.
     #[default]
     None,
-    /// An object; values are kept as scalars so a non-string value is reported per point.
-    Pairs(Vec<(String, WireScalar)>),
+    /// An object, in the order sent; values are kept as scalars so a non-string value is reported per
+    /// point.
+    Pairs(Vec<(Cow<'a, str>, WireScalar<'a>)>),
     /// Not an object (named kind).
     NotAnObject(&'static str),
 }
 
-impl<'de> Deserialize<'de> for WireDimensions {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DimsVisitor;
-        impl<'de> Visitor<'de> for DimsVisitor {
-            type Value = WireDimensions;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of string values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireDimensions, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(4).min(32));
-                while let Some((k, v)) = map.next_entry::<String, WireScalar>()? {
-                    pairs.push((k, v));
-                }
-                Ok(WireDimensions::Pairs(pairs))
-            }
-            fn visit_unit<E>(self) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::None)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::NotAnObject("number"))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::NotAnObject("number"))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::NotAnObject("number"))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::NotAnObject("string"))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<WireDimensions, E> {
-                Ok(WireDimensions::NotAnObject("boolean"))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<WireDimensions, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(WireDimensions::NotAnObject("array"))
-            }
+/// Decodes `dimensions` into a buffer the caller reuses from point to point.
+struct DimsSeed<'a>(Vec<(Cow<'a, str>, WireScalar<'a>)>);
+
+impl<'de> DeserializeSeed<'de> for DimsSeed<'de> {
+    type Value = WireDimensions<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DimsSeed<'de> {
+    type Value = WireDimensions<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of string values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireDimensions<'de>, A::Error> {
+        let mut pairs = self.0;
+        pairs.clear();
+        while let Some((WireStr(k), v)) = map.next_entry::<WireStr<'de>, WireScalar<'de>>()? {
+            pairs.push((k, v));
         }
-        deserializer.deserialize_any(DimsVisitor)
+        Ok(WireDimensions::Pairs(pairs))
+    }
+    fn visit_unit<E>(self) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::NotAnObject("number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::NotAnObject("number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::NotAnObject("number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::NotAnObject("string"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<WireDimensions<'de>, E> {
+        Ok(WireDimensions::NotAnObject("boolean"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireDimensions<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(WireDimensions::NotAnObject("array"))
     }
 }
 
 /// One point of a write body, before validation. Unknown fields are ignored so that clients may send
 /// extra attributes (units, descriptions) without failing.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct WirePoint {
+#[derive(Debug, Clone, PartialEq)]
+pub struct WirePoint<'a> {
     /// Metric name.
-    #[serde(default = "missing")]
-    pub name: WireScalar,
+    pub name: WireScalar<'a>,
     /// Unix ms (number) or RFC 3339 / Unix ms (string).
-    #[serde(default = "missing")]
-    pub timestamp: WireScalar,
+    pub timestamp: WireScalar<'a>,
     /// A JSON number.
-    #[serde(default = "missing")]
-    pub value: WireScalar,
+    pub value: WireScalar<'a>,
     /// Optional object of string values.
-    #[serde(default)]
-    pub dimensions: WireDimensions,
+    pub dimensions: WireDimensions<'a>,
 }
 
-fn missing() -> WireScalar {
-    WireScalar::Missing
+const POINT_FIELDS: &[&str] = &["name", "timestamp", "value", "dimensions"];
+const BODY_FIELDS: &[&str] = &["metrics"];
+
+/// Decodes one point, its dimensions into the reused buffer.
+struct PointSeed<'a>(Vec<(Cow<'a, str>, WireScalar<'a>)>);
+
+impl<'de> DeserializeSeed<'de> for PointSeed<'de> {
+    type Value = WirePoint<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("WirePoint", POINT_FIELDS, self)
+    }
 }
 
-/// The write body. Unknown top-level fields are rejected: they signal a client speaking another protocol.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WriteBody {
-    /// The batch.
-    pub metrics: Vec<WirePoint>,
+/// Sets a field once; a repeated field fails the body, as a derived `Deserialize` does.
+fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(field));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for PointSeed<'de> {
+    type Value = WirePoint<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct WirePoint")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WirePoint<'de>, A::Error> {
+        let mut scratch = Some(self.0);
+        let (mut name, mut timestamp, mut value, mut dimensions) = (None, None, None, None);
+        while let Some(WireStr(key)) = map.next_key::<WireStr<'de>>()? {
+            match key.as_ref() {
+                "name" => once(&mut name, "name", map.next_value()?)?,
+                "timestamp" => once(&mut timestamp, "timestamp", map.next_value()?)?,
+                "value" => once(&mut value, "value", map.next_value()?)?,
+                "dimensions" => {
+                    let Some(buffer) = scratch.take() else {
+                        return Err(de::Error::duplicate_field("dimensions"));
+                    };
+                    once(
+                        &mut dimensions,
+                        "dimensions",
+                        map.next_value_seed(DimsSeed(buffer))?,
+                    )?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(WirePoint {
+            name: name.unwrap_or(WireScalar::Missing),
+            timestamp: timestamp.unwrap_or(WireScalar::Missing),
+            value: value.unwrap_or(WireScalar::Missing),
+            dimensions: dimensions.unwrap_or_default(),
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WirePoint<'de>, A::Error> {
+        let name = seq.next_element()?.unwrap_or(WireScalar::Missing);
+        let timestamp = seq.next_element()?.unwrap_or(WireScalar::Missing);
+        let value = seq.next_element()?.unwrap_or(WireScalar::Missing);
+        let dimensions = seq.next_element_seed(DimsSeed(self.0))?.unwrap_or_default();
+        Ok(WirePoint {
+            name,
+            timestamp,
+            value,
+            dimensions,
+        })
+    }
+}
+
+/// Decodes the `metrics` array, handing each point to the callback.
+struct MetricsSeed<'f, F> {
+    each: &'f mut F,
+    count: usize,
+}
+
+impl<'de, F: FnMut(&WirePoint<'de>)> DeserializeSeed<'de> for &mut MetricsSeed<'_, F> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(&WirePoint<'de>)> Visitor<'de> for &mut MetricsSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut scratch = Vec::new();
+        while let Some(point) = seq.next_element_seed(PointSeed(std::mem::take(&mut scratch)))? {
+            (self.each)(&point);
+            self.count += 1;
+            // Take the dimension buffer back for the next point (its strings are dropped with it).
+            if let WireDimensions::Pairs(pairs) = point.dimensions {
+                scratch = pairs;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes the body object: exactly one field, `metrics`.
+struct BodyVisitor<'s, 'f, F>(&'s mut MetricsSeed<'f, F>);
+
+impl<'de, F: FnMut(&WirePoint<'de>)> Visitor<'de> for BodyVisitor<'_, '_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct WriteBody")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(WireStr(key)) = map.next_key::<WireStr<'de>>()? {
+            if key != "metrics" {
+                return Err(de::Error::unknown_field(&key, BODY_FIELDS));
+            }
+            if seen {
+                return Err(de::Error::duplicate_field("metrics"));
+            }
+            seen = true;
+            map.next_value_seed(&mut *self.0)?;
+        }
+        if !seen {
+            return Err(de::Error::missing_field("metrics"));
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if seq.next_element_seed(&mut *self.0)?.is_none() {
+            return Err(de::Error::invalid_length(
+                0,
+                &"struct WriteBody with 1 element",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a write body, calling `each` with every point in order (the callback may keep strings that
+/// borrow the body; a point's owned, unescaped strings live only for the call). Returns the number of
+/// points. Fails on malformed JSON or a body that is not `{"metrics": [...]}`, possibly after some
+/// points were handed out.
+pub fn decode_write_body<'a>(
+    text: &'a str,
+    mut each: impl FnMut(&WirePoint<'a>),
+) -> Result<usize, serde_json::Error> {
+    let mut seed = MetricsSeed {
+        each: &mut each,
+        count: 0,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    de::Deserializer::deserialize_struct(
+        &mut de,
+        "WriteBody",
+        BODY_FIELDS,
+        BodyVisitor(&mut seed),
+    )?;
+    de.end()?;
+    Ok(seed.count)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn decode(text: &str) -> Result<Vec<WirePoint<'static>>, serde_json::Error> {
+        let mut out = Vec::new();
+        decode_write_body(text, |p| out.push(owned(p)))?;
+        Ok(out)
+    }
+
+    fn owned(p: &WirePoint<'_>) -> WirePoint<'static> {
+        let scalar = |s: &WireScalar<'_>| match s {
+            WireScalar::Str(s) => WireScalar::Str(Cow::Owned(s.to_string())),
+            WireScalar::Missing => WireScalar::Missing,
+            WireScalar::Int(i) => WireScalar::Int(*i),
+            WireScalar::Float(f) => WireScalar::Float(*f),
+            WireScalar::Other(k) => WireScalar::Other(k),
+        };
+        WirePoint {
+            name: scalar(&p.name),
+            timestamp: scalar(&p.timestamp),
+            value: scalar(&p.value),
+            dimensions: match &p.dimensions {
+                WireDimensions::None => WireDimensions::None,
+                WireDimensions::NotAnObject(k) => WireDimensions::NotAnObject(k),
+                WireDimensions::Pairs(pairs) => WireDimensions::Pairs(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (Cow::Owned(k.to_string()), scalar(v)))
+                        .collect(),
+                ),
+            },
+        }
+    }
+
+    fn s(v: &str) -> WireScalar<'static> {
+        WireScalar::Str(Cow::Owned(v.to_owned()))
+    }
+
     #[test]
     fn wrong_types_decode_per_point() {
-        let body: WriteBody = serde_json::from_str(
+        let metrics = decode(
             r#"{"metrics":[
                 {"name":"a","timestamp":1,"value":2.5,"dimensions":{"k":"v"}},
                 {"name":7,"timestamp":"2024-01-01T00:00:00Z","value":"x","dimensions":{"k":1}},
-                {"extra":true,"dimensions":[1]}
+                {"extra":true,"dimensions":[1]},
+                {"name":"b","dimensions":null}
             ]}"#,
         )
         .unwrap();
-        assert_eq!(body.metrics[0].value, WireScalar::Float(2.5));
-        assert_eq!(body.metrics[0].timestamp, WireScalar::Int(1));
+        assert_eq!(metrics[0].value, WireScalar::Float(2.5));
+        assert_eq!(metrics[0].timestamp, WireScalar::Int(1));
         assert_eq!(
-            body.metrics[0].dimensions,
-            WireDimensions::Pairs(vec![("k".into(), WireScalar::Str("v".into()))])
+            metrics[0].dimensions,
+            WireDimensions::Pairs(vec![(Cow::Owned("k".into()), s("v"))])
         );
-        assert_eq!(body.metrics[1].name, WireScalar::Int(7));
-        assert_eq!(body.metrics[1].value, WireScalar::Str("x".into()));
-        assert_eq!(body.metrics[2].name, WireScalar::Missing);
+        assert_eq!(metrics[1].name, WireScalar::Int(7));
+        assert_eq!(metrics[1].value, s("x"));
         assert_eq!(
-            body.metrics[2].dimensions,
-            WireDimensions::NotAnObject("array")
+            metrics[1].dimensions,
+            WireDimensions::Pairs(vec![(Cow::Owned("k".into()), WireScalar::Int(1))])
+        );
+        assert_eq!(metrics[2].name, WireScalar::Missing);
+        assert_eq!(metrics[2].dimensions, WireDimensions::NotAnObject("array"));
+        assert_eq!(metrics[3].dimensions, WireDimensions::None);
+        assert_eq!(metrics.len(), 4);
+    }
+
+    #[test]
+    fn strings_borrow_the_body_unless_escaped() {
+        let text =
+            r#"{"metrics":[{"name":"m","dimensions":{"customer_id":"cust_\u0031","k":"v"}}]}"#;
+        let mut seen = Vec::new();
+        decode_write_body(text, |p| {
+            let WireDimensions::Pairs(pairs) = &p.dimensions else {
+                panic!("pairs expected");
+            };
+            for (k, v) in pairs {
+                let WireScalar::Str(v) = v else {
+                    panic!("string expected");
+                };
+                seen.push((
+                    matches!(k, Cow::Borrowed(_)),
+                    v.to_string(),
+                    matches!(v, Cow::Borrowed(_)),
+                ));
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (true, "cust_1".to_owned(), false),
+                (true, "v".to_owned(), true)
+            ]
         );
     }
 
     #[test]
+    fn a_point_may_be_an_array_of_its_fields() {
+        let metrics = decode(r#"{"metrics":[["a", 1], ["b", 2, 3, {"k": "v"}]]}"#).unwrap();
+        assert_eq!(metrics[0].name, s("a"));
+        assert_eq!(metrics[0].value, WireScalar::Missing);
+        assert_eq!(metrics[1].value, WireScalar::Int(3));
+        assert!(decode(r#"{"metrics":[["a", 1, 2, null, 5]]}"#).is_err());
+    }
+
+    #[test]
     fn malformed_body_fails_whole() {
-        assert!(serde_json::from_str::<WriteBody>(r#"{"metrics":[{"name":"a",}]}"#).is_err());
-        assert!(serde_json::from_str::<WriteBody>(r#"{"points":[]}"#).is_err());
-        assert!(serde_json::from_str::<WriteBody>(r#"{"metrics":{}}"#).is_err());
-        assert!(serde_json::from_str::<WriteBody>(r#"{"metrics":[{"value":NaN}]}"#).is_err());
+        for bad in [
+            r#"{"metrics":[{"name":"a",}]}"#,
+            r#"{"points":[]}"#,
+            r#"{"metrics":{}}"#,
+            r#"{"metrics":[{"value":NaN}]}"#,
+            r#"{"metrics":[1]}"#,
+            r#"{"metrics":[],"metrics":[]}"#,
+            r#"{"metrics":[{"name":"a","name":"b"}]}"#,
+            r#"{}"#,
+            r#"{"metrics":[]} x"#,
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+        let e = decode(r#"{"points":[]}"#).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown field `points`, expected `metrics`"),
+            "{e}"
+        );
+        let e = decode(r#"{"metrics":[]"#).unwrap_err();
+        assert!(e.is_eof(), "{e}");
+        assert_eq!(decode(r#"{"metrics":[]}"#).unwrap().len(), 0);
     }
 }

@@ -12,7 +12,8 @@ use luminate_engine::{CardinalityLimits, Engine, EngineConfig, EngineError, Sync
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
 use luminate_model::{
-    MetricsStore, Point, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs, WriteOutcome,
+    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
+    WriteOutcome,
 };
 use thiserror::Error;
 
@@ -105,9 +106,13 @@ impl MetricsStore for EmbeddedStore {
         "embedded"
     }
 
-    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError> {
+    async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
         let (engine, tenant) = (self.engine.clone(), tenant.clone());
-        Ok(blocking(move || engine.write(&tenant, points)).await??)
+        Ok(blocking(move || engine.write_batch(&tenant, batch)).await??)
     }
 
     async fn query(

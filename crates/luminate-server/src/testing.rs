@@ -12,7 +12,7 @@ use luminate_model::reference::ReferenceStore;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthStatus, Rejection, RetentionOverride, StorageHealth};
 use luminate_model::{
-    ErrorCode, MetricsStore, Point, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
+    ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
 };
 
@@ -60,11 +60,15 @@ impl MetricsStore for MemoryStore {
         "memory"
     }
 
-    async fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, StoreError> {
+    async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut outcome = WriteOutcome::default();
         let mut data = Self::lock(&self.data);
-        for (index, point) in points.into_iter().enumerate() {
+        for (index, point) in batch.iter().enumerate() {
             if self
                 .refuse_prefix
                 .as_deref()
@@ -77,7 +81,7 @@ impl MetricsStore for MemoryStore {
                 });
                 continue;
             }
-            data.insert(tenant, point);
+            data.insert(tenant, point.to_point());
             outcome.accepted += 1;
         }
         Self::lock(&self.tenants).insert(tenant.clone());

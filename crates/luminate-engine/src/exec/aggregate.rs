@@ -13,8 +13,9 @@ use luminate_model::semantics::{
     bucket_start, integral_sorted, select_percentile, sort_series_points,
 };
 
-use super::partial::{Moments, Partial, Row};
-use super::{Finish, sort_by_tag};
+use super::Finish;
+use super::partial::{Moments, Partial};
+use super::points::Points;
 
 /// One group's answer before it gets its key.
 struct Computed {
@@ -29,9 +30,9 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
     let interval = out.plan.interval_ms;
     let mut computed = match partial {
         Partial::Moments { totals, buckets } => moments(totals, buckets, agg, interval),
-        Partial::Rows(rows) => match agg.percentile() {
-            Some(pct) => percentiles(rows, groups, pct, interval),
-            None => integrals(out, rows, interval),
+        Partial::Rows(points) => match agg.percentile() {
+            Some(pct) => percentiles(points, groups, pct, interval),
+            None => integrals(out, points, interval),
         },
     };
     computed.retain(|c| c.count > 0);
@@ -87,14 +88,22 @@ fn moments(
         .collect()
 }
 
-/// Rows are tagged by group and carry their bucket (0 without an interval).
-fn percentiles(rows: Vec<Row>, groups: usize, pct: u32, interval: Option<i64>) -> Vec<Computed> {
-    let (mut rows, starts) = sort_by_tag(rows, groups);
+/// Points are tagged by group and carry their bucket (no time without an interval). Each group's
+/// values are selected in place, in the grouped buffer.
+fn percentiles(
+    mut points: Points,
+    groups: usize,
+    pct: u32,
+    interval: Option<i64>,
+) -> Vec<Computed> {
+    let starts = points.group_by_tag(groups);
+    // (bucket, value) of one group, then the values of one bucket: the largest group's size at most.
+    let mut by_bucket: Vec<(TimestampMs, f64)> = Vec::new();
     let mut scratch: Vec<f64> = Vec::new();
     (0..groups)
         .map(|g| {
-            let vals = &mut rows[starts[g]..starts[g + 1]];
-            if vals.is_empty() {
+            let range = starts[g]..starts[g + 1];
+            if range.is_empty() {
                 return Computed {
                     group: g as u32,
                     value: 0.0,
@@ -102,17 +111,21 @@ fn percentiles(rows: Vec<Row>, groups: usize, pct: u32, interval: Option<i64>) -
                     buckets: None,
                 };
             }
-            scratch.clear();
-            scratch.extend(vals.iter().map(|r| r.v));
-            let value = select_percentile(&mut scratch, pct);
+            if interval.is_some() {
+                by_bucket.clear();
+                by_bucket.extend(range.clone().map(|i| (points.time(i), points.values[i])));
+            }
+            let count = range.len() as u64;
+            let value = select_percentile(&mut points.values[range], pct);
             let buckets = interval.map(|_| {
-                vals.sort_unstable_by_key(|r| r.t);
-                vals.chunk_by(|a, b| a.t == b.t)
+                by_bucket.sort_unstable_by_key(|r| r.0);
+                by_bucket
+                    .chunk_by(|a, b| a.0 == b.0)
                     .map(|run| {
                         scratch.clear();
-                        scratch.extend(run.iter().map(|r| r.v));
+                        scratch.extend(run.iter().map(|r| r.1));
                         BucketValue {
-                            timestamp: run[0].t,
+                            timestamp: run[0].0,
                             value: select_percentile(&mut scratch, pct),
                             count: run.len() as u64,
                         }
@@ -122,7 +135,7 @@ fn percentiles(rows: Vec<Row>, groups: usize, pct: u32, interval: Option<i64>) -
             Computed {
                 group: g as u32,
                 value,
-                count: vals.len() as u64,
+                count,
                 buckets,
             }
         })
@@ -131,20 +144,20 @@ fn percentiles(rows: Vec<Row>, groups: usize, pct: u32, interval: Option<i64>) -
 
 /// Rows are tagged by position in the selection: each series' points are sorted, then integrated (per
 /// bucket, the integral restarts).
-fn integrals(out: &Finish<'_>, rows: Vec<Row>, interval: Option<i64>) -> Vec<Computed> {
+fn integrals(out: &Finish<'_>, mut rows: Points, interval: Option<i64>) -> Vec<Computed> {
     let selection = out.selection;
-    let (rows, starts) = sort_by_tag(rows, selection.series.len());
+    let starts = rows.group_by_tag(selection.series.len());
     // Per group: total integral, point count, and per bucket the same two.
     type IntegralGroup = (f64, u64, BTreeMap<TimestampMs, (f64, u64)>);
     let mut groups: Vec<IntegralGroup> = vec![Default::default(); selection.groups.count];
     let mut points: Vec<(TimestampMs, f64)> = Vec::new();
     for (slot, &group) in selection.group_of.iter().enumerate() {
-        let run = &rows[starts[slot]..starts[slot + 1]];
+        let run = starts[slot]..starts[slot + 1];
         if run.is_empty() {
             continue;
         }
         points.clear();
-        points.extend(run.iter().map(|r| (r.t, r.v)));
+        points.extend(run.map(|i| (rows.times[i], rows.values[i])));
         sort_series_points(&mut points);
         let (total, count, buckets) = &mut groups[group as usize];
         *total += integral_sorted(&points);

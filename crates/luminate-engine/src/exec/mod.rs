@@ -18,6 +18,7 @@
 
 mod aggregate;
 mod partial;
+mod points;
 mod range;
 mod rate;
 mod select;
@@ -59,11 +60,14 @@ impl Prepared<'_> {
 
     fn spec(&self, max_values: usize) -> ScanSpec<'_> {
         let moments = uses_moments(self.plan.kind);
+        let bucketed_rows =
+            matches!(self.plan.kind, QueryKind::Aggregate(a) if a.percentile().is_some());
         ScanSpec {
             start: self.plan.start,
             end: self.plan.end,
             interval: self.plan.interval_ms,
-            bucketed_rows: matches!(self.plan.kind, QueryKind::Aggregate(a) if a.percentile().is_some()),
+            bucketed_rows,
+            timed: !bucketed_rows || self.plan.interval_ms.is_some(),
             moments,
             count_only: self.plan.kind == QueryKind::Aggregate(Aggregation::Count),
             groups: self.selection.groups.count,
@@ -312,33 +316,6 @@ impl Finish<'_> {
                 .collect(),
         )
     }
-}
-
-/// Sorts rows by tag (stable, counting sort: linear in rows and tags); returns them and each tag's start
-/// (`starts[tags]` is the end).
-fn sort_by_tag(rows: Vec<partial::Row>, tags: usize) -> (Vec<partial::Row>, Vec<usize>) {
-    let mut starts = vec![0usize; tags + 1];
-    for r in &rows {
-        starts[r.tag as usize + 1] += 1;
-    }
-    for i in 0..tags {
-        starts[i + 1] += starts[i];
-    }
-    let mut next = starts.clone();
-    let mut sorted = vec![
-        partial::Row {
-            tag: 0,
-            t: 0,
-            v: 0.0
-        };
-        rows.len()
-    ];
-    for r in rows {
-        let at = &mut next[r.tag as usize];
-        sorted[*at] = r;
-        *at += 1;
-    }
-    (sorted, starts)
 }
 
 /// `QueryTooLarge` for a query that would buffer more than `max_values`.

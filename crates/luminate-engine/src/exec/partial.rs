@@ -5,8 +5,8 @@
 //!
 //! Two kinds of partial, by what the aggregation must remember:
 //! - running [`Moments`] per group and per (group, bucket): count, sum, min, max, avg;
-//! - [`Row`]s: every selected point, tagged with its group (percentiles: value and bucket suffice) or its
-//!   position in the selection (range, integral and rate need each series' points).
+//! - [`Points`]: every selected point, tagged with its group (percentiles: value and bucket suffice) or
+//!   its position in the selection (range, integral and rate need each series' points).
 //!
 //! A scan checks the query's deadline every [`CHECK_EVERY`] rows and stops buffering past the query's
 //! value bound.
@@ -16,20 +16,12 @@ use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::semantics::bucket_start;
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 
+use super::points::Points;
 use super::select::SeriesMap;
 use super::{CHECK_EVERY, too_large};
 use crate::head::Rows;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
-
-/// One selected point: `tag` is its group or its series' position; `t` its timestamp, or its bucket for
-/// percentiles.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Row {
-    pub tag: u32,
-    pub t: TimestampMs,
-    pub v: f64,
-}
 
 /// Count, sum, min and max of a set of values.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -88,7 +80,7 @@ pub(crate) enum Partial {
         buckets: HashMap<(u32, TimestampMs), Moments>,
     },
     /// Every selected point.
-    Rows(Vec<Row>),
+    Rows(Points),
 }
 
 /// What a scan accumulates and over which rows.
@@ -99,6 +91,8 @@ pub(super) struct ScanSpec<'a> {
     pub interval: Option<i64>,
     /// Rows of percentiles carry their bucket instead of their timestamp.
     pub bucketed_rows: bool,
+    /// Rows keep a time (all but percentiles without an interval).
+    pub timed: bool,
     pub moments: bool,
     /// Only counts are read (`count`): timestamps suffice, and a part inside the range answers from its
     /// row counts.
@@ -138,7 +132,7 @@ impl Partial {
                 buckets: HashMap::default(),
             }
         } else {
-            Self::Rows(Vec::new())
+            Self::Rows(Points::new(spec.timed))
         }
     }
 
@@ -174,7 +168,7 @@ impl Partial {
                         None if bucketed => 0,
                         None => t,
                     };
-                    out.push(Row { tag, t, v });
+                    out.push(tag, t, v);
                 })?;
                 if out.len() > spec.max_values {
                     return Err(too_large(spec.max_values));
@@ -248,11 +242,7 @@ impl Partial {
                             None if spec.bucketed_rows => 0,
                             _ => t,
                         };
-                        out.push(Row {
-                            tag,
-                            t,
-                            v: value(i),
-                        });
+                        out.push(tag, t, value(i));
                     }
                     if out.len() > spec.max_values {
                         return Err(too_large(spec.max_values));
@@ -292,13 +282,7 @@ impl Partial {
                 }
                 Self::Moments { totals, buckets }
             }
-            (Self::Rows(mut a), Self::Rows(mut b)) => {
-                if a.len() < b.len() {
-                    std::mem::swap(&mut a, &mut b);
-                }
-                a.extend_from_slice(&b);
-                Self::Rows(a)
-            }
+            (Self::Rows(a), Self::Rows(b)) => Self::Rows(a.merge(b)),
             // One plan makes one kind of partial: a mismatch cannot happen; keep the first.
             (a, _) => a,
         }
@@ -362,6 +346,7 @@ mod tests {
             end: i64::MAX,
             interval: None,
             bucketed_rows: false,
+            timed: true,
             moments: false,
             count_only: false,
             groups: 1,

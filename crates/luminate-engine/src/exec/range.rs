@@ -6,7 +6,8 @@ use luminate_model::result::RangePoint;
 use luminate_model::{Dimensions, QueryResult, TimestampMs};
 
 use super::Finish;
-use super::partial::{Partial, Row};
+use super::partial::Partial;
+use super::points::Points;
 
 /// A candidate point: timestamp, rank of its series in dimension order, value.
 type Ranked = (TimestampMs, u32, f64);
@@ -23,27 +24,26 @@ fn cmp_ranked(a: &Ranked, b: &Ranked) -> Ordering {
 pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     let rows = match partial {
         Partial::Rows(rows) => rows,
-        Partial::Moments { .. } => Vec::new(),
+        Partial::Moments { .. } => Points::new(true),
     };
     let series = &out.selection.series;
     let limit = out.plan.limit;
     let truncated = rows.len() > limit;
-    let mut rows = rows;
-    if truncated {
-        // Only rows up to the limit-th smallest timestamp can be returned: keep those (ties included),
-        // so that only their series are ranked.
-        match limit.checked_sub(1) {
-            Some(last) => {
-                let cutoff = rows.select_nth_unstable_by_key(last, |r| r.t).1.t;
-                rows.retain(|r| r.t <= cutoff);
-            }
-            None => rows.clear(),
-        }
-    }
+    // Only rows up to the limit-th smallest timestamp can be returned: keep those (ties included), so
+    // that only their series are ranked (`None`: nothing is returned).
+    let cutoff = if truncated {
+        limit.checked_sub(1).map(|last| {
+            let mut times = rows.times.clone();
+            *times.select_nth_unstable(last).1
+        })
+    } else {
+        Some(TimestampMs::MAX)
+    };
+    let kept = || (0..rows.len()).filter(|&i| cutoff.is_some_and(|c| rows.times[i] <= c));
     // Rank only the series that have a point in range, by their dimensions.
     let mut present = vec![false; series.len()];
-    for r in &rows {
-        present[r.tag as usize] = true;
+    for i in kept() {
+        present[rows.tags[i] as usize] = true;
     }
     let mut by_dims: Vec<u32> = (0..series.len() as u32)
         .filter(|&slot| present[slot as usize])
@@ -55,9 +55,14 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     for (rank, &slot) in by_dims.iter().enumerate() {
         rank_of[slot as usize] = rank as u32;
     }
-    let mut ranked: Vec<Ranked> = rows
-        .iter()
-        .map(|&Row { tag, t, v }| (t, rank_of[tag as usize], v))
+    let mut ranked: Vec<Ranked> = kept()
+        .map(|i| {
+            (
+                rows.times[i],
+                rank_of[rows.tags[i] as usize],
+                rows.values[i],
+            )
+        })
         .collect();
     drop(rows);
     if ranked.len() > limit {

@@ -8,8 +8,9 @@ use luminate_model::result::{GroupKey, RateGroup, RatePoint};
 use luminate_model::semantics::{bucket_start, sort_series_points};
 use luminate_model::{QueryResult, TimestampMs};
 
+use super::Finish;
 use super::partial::Partial;
-use super::{Finish, sort_by_tag};
+use super::points::Points;
 
 /// Interval used if a plan reaches execution without one (plans from `QueryPlan::from_request` always
 /// have one); the reference does the same.
@@ -20,21 +21,21 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     let plan = out.plan;
     let selection = out.selection;
     let interval = plan.interval_ms.unwrap_or(FALLBACK_INTERVAL_MS);
-    let rows = match partial {
+    let mut rows = match partial {
         Partial::Rows(rows) => rows,
-        Partial::Moments { .. } => Vec::new(),
+        Partial::Moments { .. } => Points::new(true),
     };
-    let (rows, starts) = sort_by_tag(rows, selection.series.len());
+    let starts = rows.group_by_tag(selection.series.len());
     // Increase per bucket of each group; `None` until the group has a point in range.
     let mut increase: Vec<Option<BTreeMap<TimestampMs, f64>>> = vec![None; selection.groups.count];
     let mut points: Vec<(TimestampMs, f64)> = Vec::new();
     for (slot, &group) in selection.group_of.iter().enumerate() {
-        let run = &rows[starts[slot]..starts[slot + 1]];
+        let run = starts[slot]..starts[slot + 1];
         if run.is_empty() {
             continue;
         }
         points.clear();
-        points.extend(run.iter().map(|r| (r.t, r.v)));
+        points.extend(run.map(|i| (rows.times[i], rows.values[i])));
         sort_series_points(&mut points);
         let buckets = increase[group as usize].get_or_insert_default();
         for w in points.windows(2) {

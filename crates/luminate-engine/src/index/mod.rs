@@ -111,10 +111,22 @@ pub(crate) struct TenantIndex {
 impl TenantIndex {
     /// The series of `metric` with exactly `dims`, if defined. Allocates nothing.
     pub(crate) fn find(&self, metric: &str, dims: &Dimensions) -> Option<SeriesId> {
-        let pairs = dims.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let hash = hash_series(&self.hasher, metric, pairs);
+        self.find_pairs(
+            metric,
+            dims.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
+
+    /// The series of `metric` with exactly these pairs (sorted by key, unique keys), if defined.
+    /// Allocates nothing.
+    pub(crate) fn find_pairs<'a>(
+        &self,
+        metric: &str,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Option<SeriesId> {
+        let hash = hash_series(&self.hasher, metric, pairs.clone());
         self.lookup
-            .find(hash, |&id| self.series_is(id, metric, dims))
+            .find(hash, |&id| self.series_is(id, metric, pairs.clone()))
             .copied()
     }
 
@@ -273,15 +285,17 @@ impl TenantIndex {
             + self.by_name.capacity() * size_of::<MetricId>()
     }
 
-    /// True when series `id` is `metric` with exactly `dims`.
-    fn series_is(&self, id: SeriesId, metric: &str, dims: &Dimensions) -> bool {
+    /// True when series `id` is `metric` with exactly `pairs`.
+    fn series_is<'a>(
+        &self,
+        id: SeriesId,
+        metric: &str,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
         let view = self.series(id);
         view.metric() == metric
-            && self.series.pairs(id).len() == dims.len()
-            && view
-                .pairs()
-                .zip(dims.pairs())
-                .all(|((k, v), (dk, dv))| k == dk && v == dv)
+            && self.series.pairs(id).len() == pairs.len()
+            && view.pairs().zip(pairs).all(|(a, b)| a == b)
     }
 
     /// The id of `name`, creating the metric when new.

@@ -6,10 +6,10 @@
 //! Limits count live series and metrics (those holding a point), so a series whose points were all
 //! deleted no longer counts, and reviving it counts as a new one.
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 use luminate_model::store::Rejection;
-use luminate_model::{Dimensions, ErrorCode, Point, Tenant};
+use luminate_model::{Dimensions, ErrorCode, PointRef, Tenant};
 
 use crate::CardinalityLimits;
 use crate::index::TenantIndex;
@@ -53,15 +53,16 @@ impl Staging {
     /// series or metric live past a limit. `ti` is the tenant's index (`None` before its first series).
     ///
     /// The common case — an existing live series — is one lookup in the index, without allocating.
+    /// Otherwise the point's dimensions are copied once, for the group's table and the definition.
     pub(crate) fn resolve(
         &mut self,
         ti: Option<&TenantIndex>,
         limits: &CardinalityLimits,
         tenant: &Tenant,
         index: usize,
-        point: &Point,
+        point: &PointRef<'_>,
     ) -> Result<Resolved, Rejection> {
-        let in_index = ti.and_then(|t| t.find(&point.name, &point.dimensions));
+        let in_index = ti.and_then(|t| t.find_pairs(point.name, point.pairs()));
         if let Some(id) = in_index
             && ti.is_some_and(|t| t.is_live(id))
         {
@@ -70,12 +71,16 @@ impl Staging {
                 new: None,
             });
         }
-        let mh = ti.and_then(|t| t.metric_id(&point.name).map(|m| t.metric(m)));
-        let st = self.tenants.entry(tenant.clone()).or_default();
+        let mh = ti.and_then(|t| t.metric_id(point.name).map(|m| t.metric(m)));
+        let st = match self.tenants.get_mut(tenant) {
+            Some(st) => st,
+            None => self.tenants.entry(tenant.clone()).or_default(),
+        };
+        let dims = point.dimensions();
         let existing = in_index.or_else(|| {
             st.new_series
-                .get(&point.name)
-                .and_then(|s| s.get(&point.dimensions).copied())
+                .get(point.name)
+                .and_then(|s| s.get(&dims).copied())
         });
         if let Some(id) = existing
             && st.revived.contains(&id)
@@ -91,7 +96,7 @@ impl Staging {
             code: ErrorCode::CardinalityExceeded,
             message,
         };
-        let revived_here = st.revived_per_metric.get(&point.name).copied().unwrap_or(0);
+        let revived_here = st.revived_per_metric.get(point.name).copied().unwrap_or(0);
         let metric_is_new = !mh.is_some_and(|m| m.is_live()) && revived_here == 0;
         if metric_is_new {
             let live = ti.map_or(0, TenantIndex::live_metrics) + st.revived_metrics;
@@ -121,22 +126,28 @@ impl Staging {
                     ))
                 })?;
                 st.new_count += 1;
-                st.new_series
-                    .entry(point.name.clone())
-                    .or_default()
-                    .insert(point.dimensions.clone(), id);
+                let of_metric = match st.new_series.get_mut(point.name) {
+                    Some(m) => m,
+                    None => st.new_series.entry(point.name.to_owned()).or_default(),
+                };
+                of_metric.insert(dims.clone(), id);
                 (
                     id,
                     Some(SeriesDef {
                         id,
-                        metric: point.name.clone(),
-                        dims: point.dimensions.clone(),
+                        metric: point.name.to_owned(),
+                        dims,
                     }),
                 )
             }
         };
         st.revived.insert(id);
-        *st.revived_per_metric.entry(point.name.clone()).or_default() += 1;
+        match st.revived_per_metric.get_mut(point.name) {
+            Some(n) => *n += 1,
+            None => {
+                st.revived_per_metric.insert(point.name.to_owned(), 1);
+            }
+        }
         if metric_is_new {
             st.revived_metrics += 1;
         }
@@ -150,15 +161,18 @@ mod tests {
     use crate::apply::{apply_batch, apply_delete};
     use crate::head::Head;
     use crate::index::Index;
+    use luminate_model::{Point, PointBatch};
+
     use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
 
-    fn point(name: &str, customer: &str) -> Point {
-        Point {
+    /// A one-point batch; resolve its `get(0)`.
+    fn point(name: &str, customer: &str) -> PointBatch {
+        PointBatch::from_points([Point {
             name: name.to_owned(),
             timestamp: 1,
             value: 1.0,
             dimensions: Dimensions::from_pairs([("customer".to_owned(), customer.to_owned())]),
-        }
+        }])
     }
 
     #[test]
@@ -171,22 +185,46 @@ mod tests {
         };
         let mut staging = Staging::default();
         let a = staging
-            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "a"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                0,
+                &point("m", "a").get(0),
+            )
             .unwrap();
         assert_eq!((a.series, a.new.is_some()), (0, true));
         let again = staging
-            .resolve(index.tenant(&tenant), &limits, &tenant, 1, &point("m", "a"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                1,
+                &point("m", "a").get(0),
+            )
             .unwrap();
         assert_eq!((again.series, again.new.is_some()), (0, false));
         assert_eq!(
             staging
-                .resolve(index.tenant(&tenant), &limits, &tenant, 2, &point("m", "b"))
+                .resolve(
+                    index.tenant(&tenant),
+                    &limits,
+                    &tenant,
+                    2,
+                    &point("m", "b").get(0)
+                )
                 .unwrap()
                 .series,
             1
         );
         let over = staging
-            .resolve(index.tenant(&tenant), &limits, &tenant, 3, &point("m", "c"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                3,
+                &point("m", "c").get(0),
+            )
             .unwrap_err();
         assert_eq!(over.index, 3);
         assert!(
@@ -200,7 +238,7 @@ mod tests {
                 &limits,
                 &tenant,
                 4,
-                &point("other", "a"),
+                &point("other", "a").get(0),
             )
             .unwrap_err();
         assert!(
@@ -211,7 +249,7 @@ mod tests {
         // Another tenant has its own ids and limits.
         assert_eq!(
             staging
-                .resolve(None, &limits, &Tenant::new("u"), 0, &point("x", "a"))
+                .resolve(None, &limits, &Tenant::new("u"), 0, &point("x", "a").get(0))
                 .unwrap()
                 .series,
             0
@@ -228,7 +266,13 @@ mod tests {
         };
         let mut staging = Staging::default();
         let r = staging
-            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "a"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                0,
+                &point("m", "a").get(0),
+            )
             .unwrap();
         let batch = WriteBatch {
             tenant: tenant.clone(),
@@ -243,7 +287,13 @@ mod tests {
         staging.clear();
         assert!(
             staging
-                .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "b"))
+                .resolve(
+                    index.tenant(&tenant),
+                    &limits,
+                    &tenant,
+                    0,
+                    &point("m", "b").get(0)
+                )
                 .is_err()
         );
         let delete = DeleteBefore {
@@ -254,13 +304,25 @@ mod tests {
         apply_delete(&mut index, &mut head, &delete);
         staging.clear();
         let b = staging
-            .resolve(index.tenant(&tenant), &limits, &tenant, 0, &point("m", "b"))
+            .resolve(
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                0,
+                &point("m", "b").get(0),
+            )
             .unwrap();
         assert_eq!(b.series, 1);
         // The limit is now used by "b": reviving "a" in the same group is over it.
         assert!(
             staging
-                .resolve(index.tenant(&tenant), &limits, &tenant, 1, &point("m", "a"))
+                .resolve(
+                    index.tenant(&tenant),
+                    &limits,
+                    &tenant,
+                    1,
+                    &point("m", "a").get(0)
+                )
                 .is_err()
         );
     }

@@ -9,9 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use luminate_model::validate::validate_point;
-use luminate_model::wire::{WireScalar, WriteBody};
-use luminate_model::{ErrorCode, Point, Tenant, ValidationRules};
+use luminate_model::batch::PointBatchBuilder;
+use luminate_model::validate::check_point;
+use luminate_model::wire::{WireScalar, decode_write_body};
+use luminate_model::{ErrorCode, PointBatch, Tenant, ValidationRules};
 use serde::Serialize;
 use serde_json::json;
 
@@ -41,7 +42,7 @@ struct PointRejection {
 
 /// The batch after decoding and validation.
 struct Validated {
-    points: Vec<Point>,
+    points: PointBatch,
     /// Batch index of each entry of `points`, to report store rejections where the client sent them.
     indexes: Vec<usize>,
     rejections: Vec<PointRejection>,
@@ -166,8 +167,8 @@ async fn write_inner(
     } = validated;
     let mut accepted = 0;
     if !points.is_empty() {
-        let names: Vec<String> = points.iter().map(|p| p.name.clone()).collect();
-        let outcome = state.store.write(tenant, points).await?;
+        let points = Arc::new(points);
+        let outcome = state.store.write(tenant, Arc::clone(&points)).await?;
         accepted = outcome.accepted;
         for r in outcome.rejected {
             let Some(&index) = indexes.get(r.index) else {
@@ -179,7 +180,7 @@ async fn write_inner(
             };
             rejections.push(PointRejection {
                 index,
-                metric: names.get(r.index).cloned(),
+                metric: Some(points.get(r.index).name.to_owned()),
                 code: r.code,
                 error: r.message,
             });
@@ -198,7 +199,8 @@ async fn write_inner(
     })
 }
 
-/// Inflate (bounded), parse, check the batch size, and validate each point.
+/// Inflate (bounded), parse, check the batch size, and validate each point as it is decoded. Valid
+/// points go into a [`PointBatch`] whose strings are ranges of the body: nothing is copied per point.
 fn decode(
     body: Encoded,
     cap: usize,
@@ -210,15 +212,49 @@ fn decode(
     } else {
         body.raw
     };
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
         ApiError::invalid_request(format!(
-            "request body is not valid UTF-8 at byte offset {}",
-            e.valid_up_to()
+            "request body is not valid UTF-8 at byte offset {offset}"
         ))
-        .with_details(json!({"offset": e.valid_up_to()}))
+        .with_details(json!({"offset": offset}))
     })?;
-    let batch: WriteBody = serde_json::from_str(text).map_err(|e| malformed_json(text, &e))?;
-    let received = batch.metrics.len();
+    let now = luminate_model::time::now_ms();
+    // A point takes well over 32 bytes of JSON: enough room without trusting the body's size blindly.
+    let mut builder = PointBatchBuilder::new(&text, max_batch.min(text.len() / 32 + 1));
+    let mut indexes = Vec::new();
+    let mut rejections = Vec::new();
+    // One buffer for every point's sorted dimensions. Its borrows end with each point, so it is handed
+    // from point to point emptied (`recycle` keeps the allocation, changing only the lifetime).
+    let mut dims_buffer: Vec<(&str, &str)> = Vec::new();
+    let mut index = 0;
+    let received = decode_write_body(&text, |wire| {
+        let i = index;
+        index += 1;
+        // Past the limit the batch is refused whole: the rest is only parsed (malformed JSON still
+        // wins) and counted for the error.
+        if i >= max_batch {
+            return;
+        }
+        let mut dims = recycle(std::mem::take(&mut dims_buffer));
+        match check_point(wire, now, rules, &mut dims) {
+            Ok(point) => {
+                builder.push(&point, &dims);
+                indexes.push(i);
+            }
+            Err(e) => rejections.push(PointRejection {
+                index: i,
+                metric: match &wire.name {
+                    WireScalar::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                code: e.code,
+                error: e.message,
+            }),
+        }
+        dims_buffer = recycle(dims);
+    })
+    .map_err(|e| malformed_json(&text, &e))?;
     if received > max_batch {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
@@ -226,31 +262,21 @@ fn decode(
         )
         .with_details(json!({"max_batch_size": max_batch, "received": received})));
     }
-    let now = luminate_model::time::now_ms();
-    let mut out = Validated {
-        points: Vec::with_capacity(received),
-        indexes: Vec::with_capacity(received),
-        rejections: Vec::new(),
-    };
-    for (index, wire) in batch.metrics.into_iter().enumerate() {
-        let metric = match &wire.name {
-            WireScalar::Str(s) => Some(s.clone()),
-            _ => None,
-        };
-        match validate_point(wire, now, rules) {
-            Ok(point) => {
-                out.points.push(point);
-                out.indexes.push(index);
-            }
-            Err(e) => out.rejections.push(PointRejection {
-                index,
-                metric,
-                code: e.code,
-                error: e.message,
-            }),
-        }
-    }
-    Ok(out)
+    let points = builder
+        .finish(text)
+        .map_err(|_| ApiError::internal("a write batch lost its body"))?;
+    Ok(Validated {
+        points,
+        indexes,
+        rejections,
+    })
+}
+
+/// An emptied buffer with the same allocation, for borrows of another lifetime.
+fn recycle<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
+    v.clear();
+    // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
+    v.into_iter().map(|_| ("", "")).collect()
 }
 
 /// `400 INVALID_REQUEST` naming where the JSON broke: line, column and byte offset.
@@ -292,11 +318,63 @@ mod tests {
     #[test]
     fn malformed_json_names_the_byte_offset() {
         let text = "{\"metrics\": [\n  {\"name\": \"a\",}\n]}";
-        let e = serde_json::from_str::<WriteBody>(text).unwrap_err();
+        let e = decode_write_body(text, |_| {}).unwrap_err();
         let err = malformed_json(text, &e);
         let offset = err.details["offset"].as_u64().unwrap() as usize;
         assert_eq!(&text[offset..offset + 1], "}", "{}", err.message);
         assert!(err.message.contains(&format!("byte offset {offset}")));
+    }
+
+    fn body(points: &[String]) -> Encoded {
+        Encoded {
+            raw: format!(r#"{{"metrics":[{}]}}"#, points.join(",")).into_bytes(),
+            gzip: false,
+        }
+    }
+
+    fn point_json(name: &str, customer: &str) -> String {
+        let now = luminate_model::time::now_ms();
+        format!(
+            r#"{{"name":"{name}","timestamp":{now},"value":1,"dimensions":{{"r":"eu","customer_id":"{customer}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn escaped_strings_decode_like_plain_ones() {
+        let rules = ValidationRules::default();
+        let plain = decode(body(&[point_json("m", "cust_1")]), 1 << 20, 10, &rules).unwrap();
+        let escaped = decode(
+            body(&[point_json("\\u006d", "cust_\\u0031")]),
+            1 << 20,
+            10,
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(plain.points.len(), 1);
+        assert_eq!(plain.points.to_points(), escaped.points.to_points());
+        assert_eq!(
+            escaped.points.get(0).pairs().collect::<Vec<_>>(),
+            vec![("customer_id", "cust_1"), ("r", "eu")]
+        );
+    }
+
+    #[test]
+    fn invalid_points_are_reported_by_index_and_the_rest_kept() {
+        let rules = ValidationRules::default();
+        let points = [
+            point_json("ok", "a"),
+            point_json("9bad", "b"),
+            point_json("ok", "c"),
+        ];
+        let v = decode(body(&points), 1 << 20, 10, &rules).unwrap();
+        assert_eq!(v.indexes, vec![0, 2]);
+        assert_eq!(v.rejections.len(), 1);
+        assert_eq!(v.rejections[0].index, 1);
+        assert_eq!(v.rejections[0].metric.as_deref(), Some("9bad"));
+        assert_eq!(v.rejections[0].code, ErrorCode::InvalidMetricName);
+        let err = decode(body(&points), 1 << 20, 2, &rules).err().unwrap();
+        assert_eq!(err.code, ErrorCode::BatchTooLarge);
+        assert_eq!(err.details["received"], 3);
     }
 
     #[test]

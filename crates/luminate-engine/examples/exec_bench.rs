@@ -1,0 +1,208 @@
+//! Micro-benchmark of query execution and part decoding (a measurement, not a timed test): writes a
+//! high-cardinality metric through the public engine API, then times a fixed set of plans three ways —
+//! with every point in the head, after a flush to parts, and after compaction — and prints the median of
+//! `RUNS` runs per plan in milliseconds. Part scans exercise the pco codecs; head scans the columns.
+//!
+//! `cargo run --release -p luminate-engine --example exec_bench -- [SERIES] [POINTS_PER_SERIES]`
+//! (defaults 200000 and 10: 2 million points).
+#![allow(clippy::unwrap_used, reason = "a measurement program fails loudly")]
+
+use std::time::{Duration, Instant};
+
+use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
+use luminate_model::{Aggregation, Dimensions, Point, QueryContext, QueryKind, QueryPlan, Tenant};
+
+const RUNS: usize = 5;
+const T0: i64 = 1_800_000_000_000;
+const SPAN_MS: i64 = 3_600_000;
+
+fn series_dims(i: u64) -> Dimensions {
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    Dimensions::from_pairs([
+        ("customer_id".to_owned(), format!("cust_{}", i % 50_000)),
+        (
+            "endpoint".to_owned(),
+            format!("/api/e{}", (i / 50_000) % 20),
+        ),
+        ("region".to_owned(), format!("r{}", h % 5)),
+        (
+            "status_code".to_owned(),
+            ["200", "201", "404", "500"][(h / 5 % 4) as usize].to_owned(),
+        ),
+    ])
+}
+
+fn plan(
+    kind: QueryKind,
+    filters: &[(&str, &str)],
+    group_by: &[&str],
+    interval_ms: Option<i64>,
+    limit: usize,
+) -> QueryPlan {
+    QueryPlan {
+        kind,
+        metric: "api_latency".to_owned(),
+        start: T0,
+        end: T0 + SPAN_MS,
+        filters: filters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        group_by: group_by.iter().map(|k| (*k).to_owned()).collect(),
+        interval_ms,
+        limit,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+fn plans() -> Vec<(&'static str, QueryPlan)> {
+    vec![
+        (
+            "range one customer",
+            plan(
+                QueryKind::Range,
+                &[("customer_id", "cust_7")],
+                &[],
+                None,
+                10_000,
+            ),
+        ),
+        (
+            "count by customer top10",
+            plan(
+                QueryKind::Aggregate(Aggregation::Count),
+                &[],
+                &["customer_id"],
+                None,
+                10,
+            ),
+        ),
+        (
+            "avg by customer top10",
+            plan(
+                QueryKind::Aggregate(Aggregation::Avg),
+                &[],
+                &["customer_id"],
+                None,
+                10,
+            ),
+        ),
+        (
+            "p95 by customer top10",
+            plan(
+                QueryKind::Aggregate(Aggregation::P95),
+                &[],
+                &["customer_id"],
+                None,
+                10,
+            ),
+        ),
+        (
+            "p99 by endpoint, region=r1",
+            plan(
+                QueryKind::Aggregate(Aggregation::P99),
+                &[("region", "r1")],
+                &["endpoint"],
+                None,
+                100,
+            ),
+        ),
+        (
+            "sum by region,status",
+            plan(
+                QueryKind::Aggregate(Aggregation::Sum),
+                &[],
+                &["region", "status_code"],
+                None,
+                100,
+            ),
+        ),
+        (
+            "sum by endpoint, 1m buckets",
+            plan(
+                QueryKind::Aggregate(Aggregation::Sum),
+                &[],
+                &["endpoint"],
+                Some(60_000),
+                100,
+            ),
+        ),
+        (
+            "integral by region",
+            plan(
+                QueryKind::Aggregate(Aggregation::Integral),
+                &[],
+                &["region"],
+                None,
+                100,
+            ),
+        ),
+        (
+            "rate by region, 1m",
+            plan(QueryKind::Rate, &[], &["region"], Some(60_000), 100),
+        ),
+    ]
+}
+
+fn time_plans(engine: &Engine, tenant: &Tenant, label: &str) {
+    println!("\n{label} ({} parts)", engine.part_count());
+    for (name, plan) in plans() {
+        let mut times: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                engine
+                    .query(tenant, &plan, &QueryContext::new(plan.timeout))
+                    .unwrap();
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("  {name:<30} {:>9.1} ms", times[RUNS / 2]);
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let series: u64 = args.next().map_or(200_000, |a| a.parse().unwrap());
+    let per_series: u64 = args.next().map_or(10, |a| a.parse().unwrap());
+    let points = series * per_series;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig {
+        sync: SyncPolicy::None,
+        head_max_points: u64::MAX,
+        limits: CardinalityLimits {
+            max_series_per_metric: u64::MAX,
+            max_metrics_per_tenant: 1_000,
+        },
+        ..EngineConfig::new(dir.path())
+    })
+    .unwrap();
+    let tenant = Tenant::new("bench");
+    let started = Instant::now();
+    let batch_size = 10_000u64;
+    for first in (0..points).step_by(batch_size as usize) {
+        let batch: Vec<Point> = (first..(first + batch_size).min(points))
+            .map(|n| {
+                let i = n % series;
+                Point {
+                    name: "api_latency".to_owned(),
+                    timestamp: T0 + (n as i64 * SPAN_MS) / points as i64,
+                    value: ((n.wrapping_mul(2_654_435_761) % 5_000) as f64) / 10.0,
+                    dimensions: series_dims(i),
+                }
+            })
+            .collect();
+        engine.write(&tenant, batch).unwrap();
+    }
+    println!(
+        "wrote {points} points in {series} series in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    time_plans(&engine, &tenant, "all points in the head");
+    let started = Instant::now();
+    engine.flush().unwrap();
+    println!("\nflush: {:.2} s", started.elapsed().as_secs_f64());
+    time_plans(&engine, &tenant, "after flush");
+    engine.compact().unwrap();
+    time_plans(&engine, &tenant, "after compaction");
+}

@@ -1,0 +1,247 @@
+//! series_log: the series log (`<data_dir>/series/`) — every series definition, append-only, never
+//! truncated — written by the flusher and replayed into the index at start-up. Owns which strings and
+//! series the log already holds; the framing is `wal`'s, the record layout `record`'s (`SERIES_BATCH`).
+//!
+//! A flush appends, per tenant, the series defined since the previous flush in batches of at most
+//! `MAX_BATCH_SERIES`, each carrying the strings no earlier record of the tenant carried, then fsyncs.
+//! Strings are named by *log string ids*, dense per tenant in log order; they are not the index's
+//! interner ids (the interner is rebuilt in series order at start-up, and may hold strings no
+//! persisted series uses), so the writer keeps, per tenant, the log id of each interner string.
+//!
+//! Replay rebuilds each tenant's table of log strings and defines every series with its logged id, in
+//! log order; a record naming an unknown string, out of key order or not continuing the tenant's ids is
+//! corruption. Records of the earlier `SERIES_DEFS` format (strings spelt out) are replayed too; their
+//! strings are written to the log again the first time a new series uses them.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::Path;
+
+use luminate_model::{Dimensions, Tenant};
+
+use crate::EngineError;
+use crate::index::{Index, TenantIndex};
+use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch};
+use crate::wal::Wal;
+
+/// Log string id of an interner string the log does not hold yet.
+const NOT_LOGGED: u32 = u32::MAX;
+
+/// The open series log and what it holds.
+pub(crate) struct SeriesLog {
+    log: Wal,
+    tenants: HashMap<Tenant, Logged>,
+}
+
+/// What the log holds of one tenant.
+#[derive(Debug, Default)]
+struct Logged {
+    /// Series persisted: ids below it are in the log.
+    series: usize,
+    /// Log string id of each interner string (by `StrId`), `NOT_LOGGED` when not in the log; shorter
+    /// than the interner when its last strings are new.
+    log_ids: Vec<u32>,
+    /// The next log string id.
+    next_id: u32,
+}
+
+/// Log strings of one tenant during replay: one arena and end offsets, by log string id.
+#[derive(Debug, Default)]
+struct LogStrings {
+    bytes: String,
+    ends: Vec<usize>,
+}
+
+impl LogStrings {
+    fn get(&self, id: u32) -> Option<&str> {
+        let id = id as usize;
+        let end = *self.ends.get(id)?;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        Some(&self.bytes[start..end])
+    }
+}
+
+impl SeriesLog {
+    /// Opens (creating if needed) the log in `dir`, replays every record into `index` (a torn tail of
+    /// the last segment is cut off, as in the WAL: a flush fsyncs the log before its parts exist, so a
+    /// torn record's series are still in the WAL), and positions for appends.
+    pub(crate) fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        index: &mut Index,
+    ) -> Result<Self, EngineError> {
+        let mut strings: HashMap<Tenant, LogStrings> = HashMap::new();
+        let (log, _) = Wal::open(dir, 1, segment_bytes, |path, offset, payload| {
+            replay(index, &mut strings, payload).map_err(|reason| EngineError::Corruption {
+                path: path.to_path_buf(),
+                offset,
+                reason,
+            })
+        })?;
+        let tenants = index
+            .tenants()
+            .map(|(tenant, ti)| {
+                let mut logged = Logged {
+                    series: ti.series_count(),
+                    log_ids: vec![NOT_LOGGED; ti.strings().len()],
+                    next_id: 0,
+                };
+                if let Some(log) = strings.get(tenant) {
+                    logged.next_id = log.ends.len() as u32;
+                    for id in 0..logged.next_id {
+                        let s = log.get(id).unwrap_or_default();
+                        if let Some(sid) = ti.strings().get(s) {
+                            logged.log_ids[sid as usize] = id;
+                        }
+                    }
+                }
+                (tenant.clone(), logged)
+            })
+            .collect();
+        Ok(Self { log, tenants })
+    }
+
+    /// Appends every series `index` defined since the last call (or since `open`) and fsyncs: parts
+    /// refer to series by id, so their definitions must be durable before the WAL records holding them
+    /// are deleted. The index lock is taken once per batch, only to copy its ids and new strings.
+    pub(crate) fn persist<I: Deref<Target = Index>>(
+        &mut self,
+        read_index: impl Fn() -> I,
+    ) -> Result<(), EngineError> {
+        let mut appended = false;
+        loop {
+            let batch = {
+                let index = read_index();
+                let mut next = None;
+                for (tenant, ti) in index.tenants() {
+                    let logged = self.tenants.entry(tenant.clone()).or_default();
+                    if logged.series < ti.series_count() {
+                        next = Some(logged.batch(tenant, ti));
+                        break;
+                    }
+                }
+                next
+            };
+            let Some(batch) = batch else { break };
+            let record = batch.encode().map_err(|e| EngineError::Io {
+                op: "encode series definitions for",
+                path: self.log.dir().to_path_buf(),
+                source: std::io::Error::other(e),
+            })?;
+            self.log.append(&record)?;
+            appended = true;
+        }
+        if appended {
+            self.log.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl Logged {
+    /// The next batch of `ti`'s unlogged series, with the strings they use that the log lacks; marks
+    /// them logged.
+    fn batch(&mut self, tenant: &Tenant, ti: &TenantIndex) -> SeriesBatch {
+        let strings = ti.strings();
+        let end = ti.series_count().min(self.series + MAX_BATCH_SERIES);
+        let mut batch = SeriesBatch {
+            tenant: tenant.clone(),
+            first_string: self.next_id,
+            strings: Vec::new(),
+            first_series: self.series as u32,
+            metrics: Vec::new(),
+            pair_counts: Vec::new(),
+            pairs: Vec::new(),
+        };
+        let mut log_id = |s: &str| -> u32 {
+            // Every string of a defined series is interned, so `get` finds it; were one not, logging
+            // it again under a new id would still be correct.
+            let sid = strings.get(s).map(|sid| sid as usize);
+            if let Some(sid) = sid {
+                if sid >= self.log_ids.len() {
+                    self.log_ids.resize(strings.len().max(sid + 1), NOT_LOGGED);
+                }
+                if self.log_ids[sid] != NOT_LOGGED {
+                    return self.log_ids[sid];
+                }
+                self.log_ids[sid] = self.next_id;
+            }
+            batch.strings.push(s.to_owned());
+            self.next_id += 1;
+            self.next_id - 1
+        };
+        let (mut metrics, mut pair_counts, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+        for series in ti.all_series().skip(self.series).take(end - self.series) {
+            debug_assert_eq!(series.id() as usize, self.series + metrics.len());
+            metrics.push(log_id(series.metric()));
+            let before = pairs.len();
+            for (k, v) in series.pairs() {
+                pairs.push((log_id(k), log_id(v)));
+            }
+            pair_counts.push((pairs.len() - before) as u32);
+        }
+        (batch.metrics, batch.pair_counts, batch.pairs) = (metrics, pair_counts, pairs);
+        self.series = end;
+        batch
+    }
+}
+
+/// Applies one record of the series log to the index; `Err` says why it is corrupt.
+fn replay(
+    index: &mut Index,
+    strings: &mut HashMap<Tenant, LogStrings>,
+    payload: &[u8],
+) -> Result<(), String> {
+    match Record::decode(payload) {
+        Ok(Record::SeriesBatch(batch)) => {
+            let log = strings.entry(batch.tenant.clone()).or_default();
+            if batch.first_string as usize != log.ends.len() {
+                return Err(format!(
+                    "strings from log id {} where {} was expected",
+                    batch.first_string,
+                    log.ends.len()
+                ));
+            }
+            for s in &batch.strings {
+                log.bytes.push_str(s);
+                log.ends.push(log.bytes.len());
+            }
+            let ti = index.tenant_mut(&batch.tenant);
+            for (id, metric, pairs) in batch.series() {
+                let resolve = |id: u32| {
+                    log.get(id)
+                        .ok_or_else(|| format!("series names string {id}, not in the log"))
+                };
+                let metric = resolve(metric)?;
+                let mut dims = Vec::with_capacity(pairs.len());
+                for &(k, v) in pairs {
+                    let k = resolve(k)?;
+                    if dims
+                        .last()
+                        .is_some_and(|(last, _): &(String, String)| last.as_str() >= k)
+                    {
+                        return Err(format!("series {id} has its keys out of order"));
+                    }
+                    dims.push((k.to_owned(), resolve(v)?.to_owned()));
+                }
+                ti.insert_with_id(id, metric, &Dimensions::from_pairs(dims))?;
+            }
+            Ok(())
+        }
+        Ok(Record::Series(defs)) => {
+            let ti = index.tenant_mut(&defs.tenant);
+            for def in &defs.series {
+                ti.insert_with_id(def.id, &def.metric, &def.dims)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err("a WAL record in the series log".to_owned()),
+        Err(e) => Err(format!(
+            "undecodable record (payload byte {}): {}",
+            e.offset, e.reason
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;
