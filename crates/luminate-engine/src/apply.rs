@@ -2,12 +2,13 @@
 //! WAL replay, so that replaying the log rebuilds exactly what was served. Owns no state; knows nothing
 //! of files or threads.
 
-use hashbrown::HashSet;
-use luminate_model::Dimensions;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::head::Head;
 use crate::index::Index;
-use crate::record::{DeleteBefore, WriteBatch};
+use crate::record::{DeleteBefore, SeriesDef, SeriesId, WriteBatch};
 
 /// Applies a write batch: defines its new series in the index, appends its points to the head and counts
 /// them. Checks the batch against the index first and changes nothing when it does not fit (series ids
@@ -19,13 +20,34 @@ pub(crate) fn apply_batch(
     head: &mut Head,
     batch: &WriteBatch,
 ) -> Result<(), String> {
-    let known = index.tenant(&batch.tenant).map_or(0, |t| t.series_count());
+    let ti = index.tenant(&batch.tenant);
+    let known = ti.map_or(0, |t| t.series_count());
+    // Each new definition is hashed once, with the tenant's hasher when the tenant exists (the hash
+    // then serves the existence check and the insert); a tenant's first batch hashes with a local one.
+    let local = DefaultHashBuilder::default();
+    let hash_of = |def: &SeriesDef| {
+        let pairs = def
+            .dims
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        match ti {
+            Some(t) => t.hash(&def.metric, pairs),
+            None => {
+                let mut h = local.build_hasher();
+                def.metric.hash(&mut h);
+                pairs.for_each(|p| p.hash(&mut h));
+                h.finish()
+            }
+        }
+    };
     // Definitions the series log already restored (the record predates a flush): equal, or corrupt.
-    let mut fresh = 0;
-    let mut defined: HashSet<(&str, &Dimensions)> = HashSet::new();
+    let mut fresh: Vec<(&SeriesDef, u64)> = Vec::new();
+    // This batch's fresh definitions by hash: a series defined twice is an error.
+    let mut defined: HashTable<usize> = HashTable::new();
     for def in &batch.new_series {
         if (def.id as usize) < known {
-            let same = index.tenant(&batch.tenant).is_some_and(|t| {
+            let same = ti.is_some_and(|t| {
                 let s = t.series(def.id);
                 s.metric() == def.metric && s.dimensions() == def.dims
             });
@@ -37,25 +59,36 @@ pub(crate) fn apply_batch(
             }
             continue;
         }
-        if def.id as usize != known + fresh {
+        if def.id as usize != known + fresh.len() {
             return Err(format!(
                 "series {} defined where series {} was expected",
                 def.id,
-                known + fresh
+                known + fresh.len()
             ));
         }
-        fresh += 1;
-        let exists = index
-            .tenant(&batch.tenant)
-            .is_some_and(|t| t.find(&def.metric, &def.dims).is_some());
-        if exists || !defined.insert((def.metric.as_str(), &def.dims)) {
+        let hash = hash_of(def);
+        let pairs = def
+            .dims
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let exists = ti.is_some_and(|t| t.find_hashed(hash, &def.metric, pairs).is_some());
+        let twice = defined
+            .find(hash, |&i| {
+                let other = fresh[i].0;
+                other.metric == def.metric && other.dims == def.dims
+            })
+            .is_some();
+        if exists || twice {
             return Err(format!(
                 "series {} redefines an existing series of metric {:?}",
                 def.id, def.metric
             ));
         }
+        defined.insert_unique(hash, fresh.len(), |&i| fresh[i].1);
+        fresh.push((def, hash));
     }
-    let total = known + fresh;
+    let total = known + fresh.len();
     if let Some(p) = batch.points.iter().find(|p| p.series as usize >= total) {
         return Err(format!(
             "point refers to undefined series {} (tenant has {total})",
@@ -63,14 +96,31 @@ pub(crate) fn apply_batch(
         ));
     }
 
+    let had_tenant = ti.is_some();
     let ti = index.tenant_mut(&batch.tenant);
-    for def in batch.new_series.iter().filter(|d| d.id as usize >= known) {
-        ti.insert_with_id(def.id, &def.metric, &def.dims)?;
+    for (def, hash) in fresh {
+        let hash = if had_tenant {
+            hash
+        } else {
+            let pairs = def
+                .dims
+                .pairs()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            ti.hash(&def.metric, pairs)
+        };
+        ti.insert_hashed(def.id, &def.metric, &def.dims, hash)?;
     }
     let mut rows = head.tenant_mut(&batch.tenant);
     for p in &batch.points {
-        ti.add_points(p.series, 1);
         rows.append(ti.metric_of(p.series), p.series, p.timestamp, p.value);
+    }
+    // Counted once per series, in id order: a series' metric and postings are updated once however many
+    // of its points the batch holds, and the series table is walked forwards.
+    let mut series: Vec<SeriesId> = batch.points.iter().map(|p| p.series).collect();
+    series.sort_unstable();
+    for run in series.chunk_by(|a, b| a == b) {
+        ti.add_points(run[0], run.len() as i64);
     }
     Ok(())
 }
@@ -94,7 +144,9 @@ mod tests {
     use luminate_model::Tenant;
 
     use super::*;
-    use crate::record::{SeriesDef, SeriesPoint};
+    use luminate_model::Dimensions;
+
+    use crate::record::SeriesPoint;
 
     fn dims(pairs: &[(&str, &str)]) -> Dimensions {
         Dimensions::from_pairs(

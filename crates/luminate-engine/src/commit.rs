@@ -41,12 +41,12 @@ use std::sync::{
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use luminate_model::{PointBatch, Tenant, WriteOutcome};
+use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use crate::apply::{apply_batch, apply_delete};
 use crate::flush::FlushJob;
 use crate::head::Head;
-use crate::index::{Index, Staging};
+use crate::index::{Index, Prepared, Staging};
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
@@ -56,6 +56,8 @@ use crate::{CardinalityLimits, EngineError, SyncPolicy};
 const MAX_GROUP: usize = 256;
 /// Requests that may wait for the writer; senders block beyond it (back-pressure, bounded memory).
 pub(crate) const QUEUE_DEPTH: usize = 1024;
+/// Points a writer looks up per hold of the index read lock (see [`Shared::find_live`]).
+const FIND_CHUNK: usize = 1024;
 
 /// State shared by the writer, flusher and compactor threads and the engine's readers.
 ///
@@ -179,21 +181,51 @@ impl Shared {
 
     /// The live series of each point of `batch`, found under the index read lock on the calling thread
     /// (writers resolve their batches in parallel; the writer thread then only resolves the rest).
+    ///
+    /// The lock is taken once per [`FIND_CHUNK`] points, not for the whole batch: the writer thread,
+    /// waiting to apply a group, then waits for one chunk's lookups rather than for a whole batch's.
     pub(crate) fn find_live(&self, tenant: &Tenant, batch: &PointBatch) -> Found {
-        let index = self.read_index();
-        // Read under the lock: these ids are live as of exactly this many deletes.
-        let deletes = self.deletes.load(Ordering::Relaxed);
-        let series = match index.tenant(tenant) {
-            Some(ti) => batch
-                .iter()
-                .map(|p| {
-                    ti.find_pairs(p.name, p.pairs())
-                        .filter(|&id| ti.is_live(id))
-                })
-                .collect(),
-            None => vec![None; batch.len()],
-        };
-        Found { series, deletes }
+        let mut series = Vec::with_capacity(batch.len());
+        let mut hashes = Vec::with_capacity(batch.len());
+        let mut deletes = None;
+        let mut start = 0;
+        loop {
+            let index = self.read_index();
+            // Read under the first chunk's lock: the ids are live as of this many deletes at the
+            // latest (deletes only grow, so a delete between chunks only makes the writer re-resolve).
+            deletes.get_or_insert_with(|| self.deletes.load(Ordering::Relaxed));
+            // A tenant's index, once created, is never removed: absent here means absent at the
+            // first chunk, and then no point is looked up.
+            let Some(ti) = index.tenant(tenant) else {
+                series.resize(batch.len(), None);
+                break;
+            };
+            let end = batch.len().min(start + FIND_CHUNK);
+            for p in (start..end).map(|i| batch.get(i)) {
+                let hash = ti.hash(p.name, p.pairs());
+                let id = ti
+                    .find_hashed(hash, p.name, p.pairs())
+                    .filter(|&id| ti.is_live(id));
+                series.push(id);
+                hashes.push(hash);
+            }
+            if end == batch.len() {
+                break;
+            }
+            start = end;
+        }
+        let deletes = deletes.unwrap_or_default();
+        let dims = batch
+            .iter()
+            .zip(&series)
+            .map(|(p, id)| id.is_none().then(|| p.dimensions()))
+            .collect();
+        Found {
+            series,
+            hashes,
+            dims,
+            deletes,
+        }
     }
 
     /// Why the engine is poisoned, if it is.
@@ -225,9 +257,32 @@ type Reply<T> = SyncSender<Result<T, EngineError>>;
 pub(crate) struct Found {
     /// By point: its series, when live.
     series: Vec<Option<SeriesId>>,
+    /// By point: its lookup hash in the tenant's index ([`crate::index::TenantIndex::hash`]), so the
+    /// writer thread does not hash again; empty when the tenant had no index yet. A tenant's index is
+    /// never replaced (only created once), so its hasher, and these hashes, stay valid.
+    hashes: Vec<u64>,
+    /// By point: its dimensions as an owned value when its series was not live, ready to become the
+    /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
+    dims: Vec<Option<Dimensions>>,
     /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
     /// hold while no delete has been applied since.
     deletes: u64,
+}
+
+/// A stored write's answer.
+pub(crate) struct Written {
+    /// What was accepted and rejected.
+    pub outcome: WriteOutcome,
+    /// What the writer thread no longer needs, handed back so that the caller's thread frees it: freeing
+    /// the definitions of thousands of new series is a good part of a batch's cost.
+    pub spent: Spent,
+}
+
+/// Memory a write's request and record held (see [`Written`]).
+#[derive(Default)]
+pub(crate) struct Spent {
+    _batch: Option<WriteBatch>,
+    _dims: Vec<Option<Dimensions>>,
 }
 
 /// What the engine asks of the writer thread.
@@ -237,7 +292,7 @@ pub(crate) enum Request {
         tenant: Tenant,
         batch: Arc<PointBatch>,
         found: Found,
-        reply: Reply<WriteOutcome>,
+        reply: Reply<Written>,
     },
     /// Log and apply a delete.
     Delete {
@@ -256,7 +311,9 @@ pub(crate) enum Request {
 struct Staged {
     batch: Option<WriteBatch>,
     outcome: WriteOutcome,
-    reply: Reply<WriteOutcome>,
+    /// The points' dimensions no new series took.
+    dims: Vec<Option<Dimensions>>,
+    reply: Reply<Written>,
 }
 
 /// The writer thread's state.
@@ -405,8 +462,8 @@ impl Committer {
         &mut self,
         tenant: Tenant,
         points: &PointBatch,
-        found: Found,
-        reply: Reply<WriteOutcome>,
+        mut found: Found,
+        reply: Reply<Written>,
     ) {
         if let Err(e) = self.ensure_not_poisoned() {
             let _ = reply.send(Err(e));
@@ -424,9 +481,20 @@ impl Committer {
             let index = self.shared.read_index();
             let ti = index.tenant(&batch.tenant);
             for ((i, p), live) in points.iter().enumerate().zip(found.series) {
+                let dims = found.dims.get_mut(i).and_then(Option::take);
                 let series = match live {
                     Some(id) if found_still_live => id,
-                    _ => match self.staging.resolve(ti, &self.limits, &batch.tenant, i, &p) {
+                    _ => match self.staging.resolve(
+                        ti,
+                        &self.limits,
+                        &batch.tenant,
+                        i,
+                        &p,
+                        Prepared {
+                            hash: found.hashes.get(i).copied(),
+                            dims,
+                        },
+                    ) {
                         Ok(r) => {
                             batch.new_series.extend(r.new);
                             r.series
@@ -449,6 +517,7 @@ impl Committer {
             self.staged.push(Staged {
                 batch: None,
                 outcome,
+                dims: found.dims,
                 reply,
             });
             return;
@@ -462,6 +531,7 @@ impl Committer {
         self.staged.push(Staged {
             batch: Some(batch),
             outcome,
+            dims: found.dims,
             reply,
         });
     }
@@ -497,7 +567,13 @@ impl Committer {
         // Answer after releasing the lock, so woken writers do not queue on it.
         for (i, s) in staged.into_iter().enumerate() {
             let result = if i < applied {
-                Ok(s.outcome)
+                Ok(Written {
+                    outcome: s.outcome,
+                    spent: Spent {
+                        _batch: s.batch,
+                        _dims: s.dims,
+                    },
+                })
             } else {
                 Err(self.shared.poisoned_error())
             };

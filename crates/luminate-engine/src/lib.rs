@@ -365,12 +365,15 @@ impl Engine {
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, EngineError> {
         let found = self.shared.find_live(tenant, &batch);
-        self.request(|reply| Request::Write {
+        let written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),
             batch,
             found,
             reply,
-        })
+        })?;
+        // Freed here, on the caller's thread, rather than on the writer thread.
+        drop(written.spent);
+        Ok(written.outcome)
     }
 
     /// Runs a query over the index, the head and the parts.

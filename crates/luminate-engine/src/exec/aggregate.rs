@@ -9,13 +9,11 @@ use luminate_model::QueryResult;
 use luminate_model::TimestampMs;
 use luminate_model::query::Aggregation;
 use luminate_model::result::{AggregateGroup, BucketValue};
-use luminate_model::semantics::{
-    bucket_start, integral_sorted, select_percentile, sort_series_points,
-};
+use luminate_model::semantics::{bucket_start, integral_sorted, select_percentile};
 
 use super::Finish;
 use super::partial::{Moments, Partial};
-use super::points::Points;
+use super::points::{Points, sort_runs};
 
 /// One group's answer before it gets its key.
 struct Computed {
@@ -144,23 +142,21 @@ fn percentiles(
 
 /// Rows are tagged by position in the selection: each series' points are sorted, then integrated (per
 /// bucket, the integral restarts).
-fn integrals(out: &Finish<'_>, mut rows: Points, interval: Option<i64>) -> Vec<Computed> {
+fn integrals(out: &Finish<'_>, rows: Points, interval: Option<i64>) -> Vec<Computed> {
     let selection = out.selection;
-    let starts = rows.group_by_tag(selection.series.len());
+    let (starts, mut pairs) = rows.into_pairs_by_tag(selection.series.len());
     // Per group: total integral, point count, and per bucket the same two.
     type IntegralGroup = (f64, u64, BTreeMap<TimestampMs, (f64, u64)>);
     let mut groups: Vec<IntegralGroup> = vec![Default::default(); selection.groups.count];
-    let mut points: Vec<(TimestampMs, f64)> = Vec::new();
     for (slot, &group) in selection.group_of.iter().enumerate() {
-        let run = starts[slot]..starts[slot + 1];
-        if run.is_empty() {
+        let points = &mut pairs[starts[slot]..starts[slot + 1]];
+        if points.is_empty() {
             continue;
         }
-        points.clear();
-        points.extend(run.map(|i| (rows.times[i], rows.values[i])));
-        sort_series_points(&mut points);
+        sort_runs(points);
+        let points = &*points;
         let (total, count, buckets) = &mut groups[group as usize];
-        *total += integral_sorted(&points);
+        *total += integral_sorted(points);
         *count += points.len() as u64;
         if let Some(interval) = interval {
             // Sorted by time, so each bucket's points are one run; the integral restarts in each bucket.

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use crate::head::Rows;
 use crate::index::{MetricId, StrId, TenantIndex};
 use crate::part::Part;
+use crate::record::SeriesId;
 pub(crate) use partial::Partial;
 use partial::{ScanSpec, uses_moments};
 use select::{MISSING, Selection, SeriesMap};
@@ -71,6 +72,7 @@ impl Prepared<'_> {
             moments,
             count_only: self.plan.kind == QueryKind::Aggregate(Aggregation::Count),
             groups: self.selection.groups.count,
+            range_limit: (self.plan.kind == QueryKind::Range).then_some(self.plan.limit),
             map: &self.map,
             max_values,
         }
@@ -128,6 +130,14 @@ impl Source<'_> {
         }
     }
 
+    /// No row is older.
+    fn min_t(&self) -> TimestampMs {
+        match self {
+            Self::Rows { rows, .. } => rows.min_t,
+            Self::Part { part, .. } => part.meta().min_t,
+        }
+    }
+
     /// True when some row may fall in `[start, end)` above the tombstone.
     fn overlaps(&self, spec: &ScanSpec<'_>) -> bool {
         let (min_t, max_t, floor) = match self {
@@ -164,21 +174,44 @@ pub(crate) fn scan_sources(
     pool: &rayon::ThreadPool,
 ) -> Result<Partial, StoreError> {
     let spec = prepared.spec(max_values);
-    let sources: Vec<&Source<'_>> = sources.iter().filter(|s| s.overlaps(&spec)).collect();
+    let mut sources: Vec<&Source<'_>> = sources.iter().filter(|s| s.overlaps(&spec)).collect();
     let rows: usize = sources.iter().map(|s| s.weight()).sum();
     let tasks = if prepared.selection.series.is_empty() {
+        1
+    } else if spec.range_limit.is_some() {
+        // Range: one task over the sources in time order, so that once `limit` earlier candidates are
+        // known every later source is skipped unread (the first part usually settles it).
+        sources.sort_by_key(|s| s.min_t());
         1
     } else {
         (rows / PARALLEL_ROWS).clamp(1, pool.current_num_threads())
     };
     let candidates = &prepared.selection.series;
-    let scan_task = |task: &[&Source<'_>]| -> Result<Partial, StoreError> {
+    // Units of work: a head chunk, or a part restricted to a slice of the candidates. A part much
+    // larger than a task's share is split by candidates (its series directory is ordered by id), so a
+    // metric held in one or two big parts still keeps every thread busy.
+    let per_task = rows.div_ceil(tasks).max(1);
+    let mut units: Vec<(&Source<'_>, &[SeriesId], usize)> = Vec::with_capacity(sources.len());
+    for &source in &sources {
+        let weight = source.weight();
+        match source {
+            Source::Part { .. } if tasks > 1 && weight > per_task && candidates.len() > 1 => {
+                let pieces = weight.div_ceil(per_task).min(candidates.len());
+                let size = candidates.len().div_ceil(pieces);
+                for piece in candidates.chunks(size) {
+                    units.push((source, piece, weight * piece.len() / candidates.len()));
+                }
+            }
+            _ => units.push((source, candidates, weight)),
+        }
+    }
+    let scan_task = |task: &[(&Source<'_>, &[SeriesId], usize)]| -> Result<Partial, StoreError> {
         let mut partial = Partial::empty(&spec);
         if candidates.is_empty() {
             return Ok(partial);
         }
-        for source in task {
-            match **source {
+        for &(source, candidates, _) in task {
+            match *source {
                 Source::Rows { rows, floor } => {
                     let spec = with_floor(&spec, floor);
                     partial.scan(&rows, &spec, ctx)?;
@@ -192,21 +225,20 @@ pub(crate) fn scan_sources(
         Ok(partial)
     };
     if tasks <= 1 {
-        return scan_task(&sources);
+        return scan_task(&units);
     }
-    // Contiguous runs of sources with about the same number of rows, one task each.
-    let per_task = rows.div_ceil(tasks);
-    let mut runs: Vec<&[&Source<'_>]> = Vec::with_capacity(tasks);
+    // Contiguous runs of units with about the same number of rows, one task each.
+    let mut runs: Vec<&[(&Source<'_>, &[SeriesId], usize)]> = Vec::with_capacity(tasks + 1);
     let (mut begin, mut acc) = (0, 0);
-    for (i, s) in sources.iter().enumerate() {
-        acc += s.weight();
+    for (i, unit) in units.iter().enumerate() {
+        acc += unit.2;
         if acc >= per_task {
-            runs.push(&sources[begin..=i]);
+            runs.push(&units[begin..=i]);
             (begin, acc) = (i + 1, 0);
         }
     }
-    if begin < sources.len() {
-        runs.push(&sources[begin..]);
+    if begin < units.len() {
+        runs.push(&units[begin..]);
     }
     let partials: Vec<Partial> = pool.install(|| {
         runs.par_iter()

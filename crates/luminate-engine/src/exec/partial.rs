@@ -1,4 +1,4 @@
-//! The scan half of a query: what one source of rows (a run of head rows now; a part later) contributes
+//! The scan half of a query: what one source of rows (a chunk of head rows, or a part) contributes
 //! to the answer, as a [`Partial`] that merges with the partials of other sources. Sources are scanned
 //! independently — in parallel — and merged in any order: every final answer depends only on the merged
 //! multiset of contributions (sums are exact for the tested data; see the conformance test).
@@ -6,7 +6,8 @@
 //! Two kinds of partial, by what the aggregation must remember:
 //! - running [`Moments`] per group and per (group, bucket): count, sum, min, max, avg;
 //! - [`Points`]: every selected point, tagged with its group (percentiles: value and bucket suffice) or
-//!   its position in the selection (range, integral and rate need each series' points).
+//!   its position in the selection (range, integral and rate need each series' points). Range
+//!   candidates past the query's limit are dropped during the scan ([`Points::push_candidate`]).
 //!
 //! A scan checks the query's deadline every [`CHECK_EVERY`] rows and stops buffering past the query's
 //! value bound.
@@ -98,6 +99,8 @@ pub(super) struct ScanSpec<'a> {
     /// row counts.
     pub count_only: bool,
     pub groups: usize,
+    /// Range queries: their limit (candidates after the first `limit` are dropped during the scan).
+    pub range_limit: Option<usize>,
     pub map: &'a SeriesMap,
     pub max_values: usize,
 }
@@ -159,6 +162,19 @@ impl Partial {
                         .add(v);
                 }),
             },
+            Self::Rows(out) if spec.range_limit.is_some() => {
+                let limit = spec.range_limit.unwrap_or(usize::MAX);
+                if rows.min_t > out.bound {
+                    return Ok(());
+                }
+                for_each_selected(rows, spec, ctx, |tag, t, v| {
+                    out.push_candidate(tag, t, v, limit);
+                })?;
+                if out.len() > spec.max_values {
+                    return Err(too_large(spec.max_values));
+                }
+                Ok(())
+            }
             Self::Rows(out) => {
                 let bucket = spec.interval.filter(|_| spec.bucketed_rows);
                 let bucketed = spec.bucketed_rows;
@@ -207,13 +223,30 @@ impl Partial {
             }
             return Ok(());
         }
+        if let (Self::Rows(out), Some(_)) = (&*self, spec.range_limit)
+            && meta.min_t > out.bound
+        {
+            // Enough earlier range candidates are known: none of this part's rows can be returned.
+            return Ok(());
+        }
         let mut scan = part.scan(Selection::Only(candidates), spec.start..spec.end);
+        // Without buckets, moments and percentiles read no time: over a part inside the range (no row
+        // to cut by time) its timestamps are not decoded (only checksummed).
+        let untimed = spec.interval.is_none()
+            && (spec.moments || spec.bucketed_rows)
+            && meta.min_t >= spec.start
+            && meta.max_t < spec.end;
         if spec.count_only {
             scan = scan.timestamps_only();
+        } else if untimed {
+            scan = scan.values_only();
         }
         let mut since_check = 0;
         while let Some(run) = scan.next_run().map_err(StoreError::from)? {
-            since_check += run.timestamps.len();
+            // Timestamps-only runs carry no values (`count` never reads them), values-only runs no
+            // timestamps (nothing reads them).
+            let rows = run.timestamps.len().max(run.values.len());
+            since_check += rows;
             if since_check >= CHECK_EVERY {
                 ctx.check()?;
                 since_check = 0;
@@ -221,9 +254,16 @@ impl Partial {
             let Some(tag) = spec.map.get(run.series) else {
                 continue;
             };
-            // Timestamps-only runs carry no values; `count` never reads them.
             let value = |i: usize| run.values.get(i).copied().unwrap_or(0.0);
             match self {
+                Self::Moments { totals, .. } if spec.interval.is_none() => {
+                    let total = &mut totals[tag as usize];
+                    if run.values.is_empty() {
+                        (0..rows).for_each(|_| total.add(0.0));
+                    } else {
+                        run.values.iter().for_each(|&v| total.add(v));
+                    }
+                }
                 Self::Moments { totals, buckets } => {
                     for (i, &t) in run.timestamps.iter().enumerate() {
                         totals[tag as usize].add(value(i));
@@ -233,6 +273,26 @@ impl Partial {
                                 .or_default()
                                 .add(value(i));
                         }
+                    }
+                }
+                Self::Rows(out) if spec.range_limit.is_some() => {
+                    let limit = spec.range_limit.unwrap_or(usize::MAX);
+                    // A run is sorted by time: the rows after the bound are skipped at once.
+                    let cut = run.timestamps.partition_point(|&t| t <= out.bound);
+                    for (i, &t) in run.timestamps[..cut].iter().enumerate() {
+                        out.push_candidate(tag, t, value(i), limit);
+                    }
+                    if out.len() > spec.max_values {
+                        return Err(too_large(spec.max_values));
+                    }
+                }
+                Self::Rows(out) if spec.bucketed_rows && spec.interval.is_none() => {
+                    // Percentiles without buckets: values only.
+                    for &v in run.values {
+                        out.push(tag, 0, v);
+                    }
+                    if out.len() > spec.max_values {
+                        return Err(too_large(spec.max_values));
                     }
                 }
                 Self::Rows(out) => {
@@ -350,6 +410,7 @@ mod tests {
             moments: false,
             count_only: false,
             groups: 1,
+            range_limit: None,
             map: &map,
             max_values: usize::MAX,
         };

@@ -5,58 +5,131 @@
 use std::collections::BTreeMap;
 
 use luminate_model::result::{GroupKey, RateGroup, RatePoint};
-use luminate_model::semantics::{bucket_start, sort_series_points};
+use luminate_model::semantics::bucket_start;
 use luminate_model::{QueryResult, TimestampMs};
 
 use super::Finish;
 use super::partial::Partial;
-use super::points::Points;
+use super::points::{Points, sort_runs};
 
 /// Interval used if a plan reaches execution without one (plans from `QueryPlan::from_request` always
 /// have one); the reference does the same.
 const FALLBACK_INTERVAL_MS: i64 = 1_000;
+
+/// Most (group, bucket) cells kept in a dense table; beyond, buckets go to a map per group.
+const DENSE_CELLS: usize = 1 << 22;
+
+/// Each group's increase per bucket.
+enum Increases {
+    /// `cells[g * buckets + b]`: the increase in bucket `first + b * interval`; NaN until a pair of
+    /// points lands there (an increase is never NaN: `max(0.0)` drops a NaN difference).
+    Dense {
+        first: TimestampMs,
+        buckets: usize,
+        cells: Vec<f64>,
+    },
+    /// Bucket start → increase, per group.
+    Sparse(Vec<BTreeMap<TimestampMs, f64>>),
+}
+
+impl Increases {
+    /// Room for `groups` groups over the buckets of `[start, end)`.
+    fn new(groups: usize, start: TimestampMs, end: TimestampMs, interval: i64) -> Self {
+        let first = bucket_start(start, interval);
+        let buckets = if end > start {
+            (bucket_start(end - 1, interval) - first) / interval + 1
+        } else {
+            0
+        };
+        match usize::try_from(buckets) {
+            Ok(buckets) if buckets.saturating_mul(groups) <= DENSE_CELLS => Self::Dense {
+                first,
+                buckets,
+                cells: vec![f64::NAN; buckets * groups],
+            },
+            _ => Self::Sparse(vec![BTreeMap::new(); groups]),
+        }
+    }
+
+    /// Adds `inc` to group `g`'s bucket starting at `bucket` (inside the range).
+    #[inline]
+    fn add(&mut self, g: u32, bucket: TimestampMs, interval: i64, inc: f64) {
+        match self {
+            Self::Dense {
+                first,
+                buckets,
+                cells,
+            } => {
+                let b = ((bucket - *first) / interval) as usize;
+                let cell = &mut cells[g as usize * *buckets + b];
+                *cell = if cell.is_nan() { inc } else { *cell + inc };
+            }
+            Self::Sparse(maps) => *maps[g as usize].entry(bucket).or_insert(0.0) += inc,
+        }
+    }
+
+    /// Group `g`'s buckets in time order.
+    fn group(&mut self, g: u32, interval: i64) -> BTreeMap<TimestampMs, f64> {
+        match self {
+            Self::Dense {
+                first,
+                buckets,
+                cells,
+            } => {
+                let row = &cells[g as usize * *buckets..(g as usize + 1) * *buckets];
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, v)| !v.is_nan())
+                    .map(|(b, &v)| (*first + b as i64 * interval, v))
+                    .collect()
+            }
+            Self::Sparse(maps) => std::mem::take(&mut maps[g as usize]),
+        }
+    }
+}
 
 /// Rows are tagged by position in the selection.
 pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     let plan = out.plan;
     let selection = out.selection;
     let interval = plan.interval_ms.unwrap_or(FALLBACK_INTERVAL_MS);
-    let mut rows = match partial {
+    let rows = match partial {
         Partial::Rows(rows) => rows,
         Partial::Moments { .. } => Points::new(true),
     };
-    let starts = rows.group_by_tag(selection.series.len());
-    // Increase per bucket of each group; `None` until the group has a point in range.
-    let mut increase: Vec<Option<BTreeMap<TimestampMs, f64>>> = vec![None; selection.groups.count];
-    let mut points: Vec<(TimestampMs, f64)> = Vec::new();
+    let (starts, mut points) = rows.into_pairs_by_tag(selection.series.len());
+    let mut increases = Increases::new(selection.groups.count, plan.start, plan.end, interval);
+    // Groups with a point in range.
+    let mut present = vec![false; selection.groups.count];
     for (slot, &group) in selection.group_of.iter().enumerate() {
-        let run = starts[slot]..starts[slot + 1];
-        if run.is_empty() {
+        let points = &mut points[starts[slot]..starts[slot + 1]];
+        if points.is_empty() {
             continue;
         }
-        points.clear();
-        points.extend(run.map(|i| (rows.times[i], rows.values[i])));
-        sort_series_points(&mut points);
-        let buckets = increase[group as usize].get_or_insert_default();
+        present[group as usize] = true;
+        sort_runs(points);
         for w in points.windows(2) {
-            *buckets.entry(bucket_start(w[1].0, interval)).or_insert(0.0) +=
-                (w[1].1 - w[0].1).max(0.0);
+            increases.add(
+                group,
+                bucket_start(w[1].0, interval),
+                interval,
+                (w[1].1 - w[0].1).max(0.0),
+            );
         }
     }
     let seconds = interval as f64 / 1000.0;
-    let mut groups: Vec<(u32, BTreeMap<TimestampMs, f64>)> = increase
-        .into_iter()
-        .enumerate()
-        .filter_map(|(g, buckets)| buckets.map(|b| (g as u32, b)))
+    let mut groups: Vec<u32> = (0..selection.groups.count as u32)
+        .filter(|&g| present[g as usize])
         .collect();
-    groups.sort_by(|a, b| out.cmp_groups(a.0, b.0));
+    groups.sort_by(|&a, &b| out.cmp_groups(a, b));
     let truncated = groups.len() > plan.limit;
     groups.truncate(plan.limit);
     let mut results: Vec<RateGroup> = groups
         .into_iter()
-        .map(|(g, b)| RateGroup {
+        .map(|g| RateGroup {
             group_key: out.key(g),
-            points: b
+            points: increases
+                .group(g, interval)
                 .into_iter()
                 .map(|(timestamp, inc)| RatePoint {
                     timestamp,

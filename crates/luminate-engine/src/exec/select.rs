@@ -92,7 +92,7 @@ pub(super) fn select(
         .filter_map(|(k, _)| strings.get(k))
         .collect();
     series.retain(|&s| ti.is_live(s) && absent.iter().all(|&k| ti.value_of(s, k).is_none()));
-    let (group_of, groups) = group(ti, &series, group_by);
+    let (group_of, groups) = group(ti, m, &series, group_by);
     Selection {
         metric: Some(m),
         series,
@@ -101,13 +101,32 @@ pub(super) fn select(
     }
 }
 
-/// Each series' group: with one group-by key, through a dense table indexed by value id; otherwise
-/// through a hash table of value-id tuples. Allocates per group, never per series.
-fn group(ti: &TenantIndex, series: &[SeriesId], group_by: &[String]) -> (Vec<u32>, Groups) {
+/// Each series' group: by the postings of its pairs through a dense table when the group-by keys'
+/// value combinations are few enough ([`group_by_postings`]); otherwise with one key through a dense
+/// table indexed by value id, with more through a hash table of value-id tuples. Allocates per group,
+/// never per series.
+fn group(
+    ti: &TenantIndex,
+    m: MetricId,
+    series: &[SeriesId],
+    group_by: &[String],
+) -> (Vec<u32>, Groups) {
     let strings = ti.strings();
     let keys: Vec<Option<StrId>> = group_by.iter().map(|k| strings.get(k)).collect();
     // Stored values are never empty, but if one were it must group with the missing ones, as `""`.
     let empty = strings.get("");
+    group_by_postings(ti, m, series, &keys, empty)
+        .unwrap_or_else(|| group_by_values(ti, series, &keys, empty))
+}
+
+/// The general path of [`group`]: each series' value ids looked up by key.
+fn group_by_values(
+    ti: &TenantIndex,
+    series: &[SeriesId],
+    keys: &[Option<StrId>],
+    empty: Option<StrId>,
+) -> (Vec<u32>, Groups) {
+    let strings = ti.strings();
     let value = |s: SeriesId, key: Option<StrId>| {
         key.and_then(|k| ti.value_of(s, k))
             .filter(|&v| Some(v) != empty)
@@ -123,7 +142,7 @@ fn group(ti: &TenantIndex, series: &[SeriesId], group_by: &[String]) -> (Vec<u32
         groups.count += 1;
         (groups.count - 1) as u32
     };
-    let group_of = match keys.as_slice() {
+    let group_of = match keys {
         [] => {
             if !series.is_empty() {
                 new_group(&mut groups, &[]);
@@ -170,6 +189,97 @@ fn group(ti: &TenantIndex, series: &[SeriesId], group_by: &[String]) -> (Vec<u32
         }
     };
     (group_of, groups)
+}
+
+/// Most cells of the dense table [`group_by_postings`] uses (4 bytes each).
+const DENSE_GROUP_CELLS: usize = 1 << 22;
+
+/// Groups the series of metric `m` by the postings of their pairs, without looking a posting up per
+/// series: each of the metric's postings of a group-by key gets a small code (its rank among that
+/// key's postings; `count` of the key for a missing or empty value), a series' codes form one index
+/// into a dense table of groups. The series' pairs are read sequentially from the series table; the
+/// postings only once per query. `None` (use the general path) for repeated keys or when the table
+/// would exceed [`DENSE_GROUP_CELLS`].
+fn group_by_postings(
+    ti: &TenantIndex,
+    m: MetricId,
+    series: &[SeriesId],
+    keys: &[Option<StrId>],
+    empty: Option<StrId>,
+) -> Option<(Vec<u32>, Groups)> {
+    let known: Vec<StrId> = keys.iter().flatten().copied().collect();
+    if keys.is_empty()
+        || keys.len() > u8::MAX as usize
+        || (1..known.len()).any(|i| known[..i].contains(&known[i]))
+    {
+        return None;
+    }
+    let postings = &ti.metric(m).postings;
+    // Per posting: the group-by key it belongs to (`NO_KEY`: none) and its code under that key.
+    const NO_KEY: u8 = u8::MAX;
+    let mut key_of = vec![NO_KEY; postings.len()];
+    let mut code_of = vec![0u32; postings.len()];
+    // Per key: its postings' values by code, then `MISSING` at index `len` (missing or empty value).
+    let mut values: Vec<Vec<StrId>> = vec![Vec::new(); keys.len()];
+    for (p, posting) in postings.iter().enumerate() {
+        let Some(j) = keys.iter().position(|&k| k == Some(posting.key)) else {
+            continue;
+        };
+        if Some(posting.value) == empty {
+            continue;
+        }
+        key_of[p] = j as u8;
+        code_of[p] = values[j].len() as u32;
+        values[j].push(posting.value);
+    }
+    // Mixed radix: key j's code times the product of the later keys' sizes.
+    let mut strides = vec![0usize; keys.len()];
+    let mut cells = 1usize;
+    for j in (0..keys.len()).rev() {
+        strides[j] = cells;
+        cells = cells.checked_mul(values[j].len() + 1)?;
+    }
+    if cells > DENSE_GROUP_CELLS {
+        return None;
+    }
+    for v in &mut values {
+        v.push(MISSING);
+    }
+    let missing: usize = (0..keys.len())
+        .map(|j| (values[j].len() - 1) * strides[j])
+        .sum();
+    let mut table = vec![NOT_SELECTED; cells];
+    let mut groups = Groups {
+        width: keys.len(),
+        values: Vec::new(),
+        count: 0,
+    };
+    let group_of = series
+        .iter()
+        .map(|&s| {
+            let mut cell = missing;
+            for &p in ti.posting_ids(s) {
+                let j = key_of[p as usize];
+                if j != NO_KEY {
+                    let j = j as usize;
+                    // The key's code replaces its missing code.
+                    cell = cell - (values[j].len() - 1) * strides[j]
+                        + code_of[p as usize] as usize * strides[j];
+                }
+            }
+            if table[cell] == NOT_SELECTED {
+                let mut rest = cell;
+                for (j, stride) in strides.iter().enumerate() {
+                    groups.values.push(values[j][rest / stride]);
+                    rest %= stride;
+                }
+                groups.count += 1;
+                table[cell] = (groups.count - 1) as u32;
+            }
+            table[cell]
+        })
+        .collect();
+    Some((group_of, groups))
 }
 
 /// Series id → tag (a group, or a position in the selection), looked up once per scanned row.
@@ -243,5 +353,87 @@ impl SeriesMap {
                 ids.binary_search(&id).ok().map(|at| tags[at])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use luminate_model::testkit::{self, Rng};
+    use luminate_model::{Point, Tenant};
+
+    use super::*;
+    use crate::apply::apply_batch;
+    use crate::head::Head;
+    use crate::index::Index;
+    use crate::record::{SeriesDef, SeriesPoint, WriteBatch};
+
+    /// Grouping by postings and by looked-up values put every series under the same values, for one
+    /// key, several, unknown and missing keys.
+    #[test]
+    fn grouping_by_postings_equals_grouping_by_values() {
+        let mut rng = Rng::new(5);
+        let points: Vec<Point> = testkit::random_points(&mut rng, 4_000, 0, 60_000);
+        let tenant = Tenant::new("t");
+        let (mut index, mut head) = (Index::default(), Head::default());
+        let mut ids: std::collections::HashMap<(String, luminate_model::Dimensions), SeriesId> =
+            Default::default();
+        for p in &points {
+            let mut batch = WriteBatch {
+                tenant: tenant.clone(),
+                new_series: Vec::new(),
+                points: Vec::new(),
+            };
+            let next = ids.len() as SeriesId;
+            let id = *ids
+                .entry((p.name.clone(), p.dimensions.clone()))
+                .or_insert_with(|| {
+                    batch.new_series.push(SeriesDef {
+                        id: next,
+                        metric: p.name.clone(),
+                        dims: p.dimensions.clone(),
+                    });
+                    next
+                });
+            batch.points.push(SeriesPoint {
+                series: id,
+                timestamp: p.timestamp,
+                value: p.value,
+            });
+            apply_batch(&mut index, &mut head, &batch).unwrap();
+        }
+        let ti = index.tenant(&tenant).unwrap();
+        let mut keys: Vec<String> = points
+            .iter()
+            .flat_map(|p| p.dimensions.pairs().iter().map(|(k, _)| k.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.push("no_such_key".to_owned());
+        let mut checked = 0;
+        for metric in ["m", &points[0].name] {
+            let Some(m) = ti.metric_id(metric) else {
+                continue;
+            };
+            let series = ti.metric(m).series.clone();
+            let key_sets: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| vec![k.clone()])
+                .chain(keys.windows(2).map(|w| w.to_vec()))
+                .chain([keys.clone()])
+                .collect();
+            for group_by in key_sets {
+                let ids: Vec<Option<StrId>> =
+                    group_by.iter().map(|k| ti.strings().get(k)).collect();
+                let empty = ti.strings().get("");
+                let (a_of, a) = group_by_postings(ti, m, &series, &ids, empty).unwrap();
+                let (b_of, b) = group_by_values(ti, &series, &ids, empty);
+                assert_eq!(a.count, b.count, "{group_by:?}");
+                for i in 0..series.len() {
+                    assert_eq!(a.of(a_of[i]), b.of(b_of[i]), "{group_by:?}, series {i}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 5);
     }
 }

@@ -341,3 +341,243 @@ fn parallel_scan_equals_a_single_task() {
         assert_eq!(testkit::diff_results(&one, &three), None, "{kind:?}");
     }
 }
+
+/// The rows of `chunks` with a timestamp in `window` written as one part at `path`: per series, sorted
+/// by (timestamp, value), as a flush writes them.
+fn part_of(chunks: &[Rows<'_>], window: std::ops::Range<i64>, path: &std::path::Path) -> Part {
+    let mut by_series: std::collections::BTreeMap<SeriesId, Vec<(i64, f64)>> = Default::default();
+    for rows in chunks {
+        for i in (0..rows.series.len()).filter(|&i| window.contains(&rows.timestamps[i])) {
+            by_series
+                .entry(rows.series[i])
+                .or_default()
+                .push((rows.timestamps[i], rows.values[i]));
+        }
+    }
+    let columns: Vec<(SeriesId, Vec<i64>, Vec<f64>)> = by_series
+        .into_iter()
+        .map(|(id, mut pts)| {
+            luminate_model::semantics::sort_series_points(&mut pts);
+            (
+                id,
+                pts.iter().map(|p| p.0).collect(),
+                pts.iter().map(|p| p.1).collect(),
+            )
+        })
+        .collect();
+    crate::part::write_part(
+        path,
+        tenant(),
+        "m",
+        0,
+        columns
+            .iter()
+            .map(|(id, t, v)| (*id, t.as_slice(), v.as_slice())),
+    )
+    .unwrap();
+    Part::open(path).unwrap()
+}
+
+/// A metric held in one big part is split by series among threads: every aggregation over the part,
+/// alone or with a head chunk, equals one thread's answer and the answer over the same rows in the head.
+#[test]
+fn a_big_part_split_among_threads_equals_a_single_task_and_the_head() {
+    let n = 3 * PARALLEL_ROWS + 321;
+    let points: Vec<Point> = (0..n)
+        .map(|i| Point {
+            name: "m".into(),
+            timestamp: (i as i64 * 7919) % 100_000,
+            value: ((i * 31) % 1000) as f64 * 0.25,
+            dimensions: Dimensions::from_pairs([
+                ("c".to_owned(), format!("c{}", i % 13)),
+                ("s".to_owned(), format!("s{}", i % 997)),
+            ]),
+        })
+        .collect();
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let chunks = head.rows(&tenant(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let part = part_of(&chunks, i64::MIN..i64::MAX, &dir.path().join("p.part"));
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let run_sources = |sources: &[Source<'_>], p: &QueryPlan, threads: usize| {
+        let prepared = prepare(ti, p, &ctx).unwrap();
+        let partial =
+            scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(threads)).unwrap();
+        finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES).unwrap()
+    };
+    let in_head: Vec<Source<'_>> = chunks
+        .iter()
+        .map(|&rows| Source::Rows { rows, floor: None })
+        .collect();
+    let in_part = [Source::Part {
+        part: &part,
+        floor: None,
+    }];
+    for kind in [
+        QueryKind::Aggregate(Aggregation::Count),
+        QueryKind::Aggregate(Aggregation::Sum),
+        QueryKind::Aggregate(Aggregation::P95),
+        QueryKind::Aggregate(Aggregation::Integral),
+        QueryKind::Rate,
+        QueryKind::Range,
+    ] {
+        let p = QueryPlan {
+            group_by: if kind == QueryKind::Range {
+                vec![]
+            } else {
+                vec!["c".into()]
+            },
+            interval_ms: (kind != QueryKind::Range).then_some(10_000),
+            start: 5_000,
+            end: 95_000,
+            limit: 100,
+            ..plan(kind)
+        };
+        // Also over the whole part without buckets: moments and percentiles then read values only.
+        let whole = QueryPlan {
+            interval_ms: (kind == QueryKind::Rate).then_some(10_000),
+            start: 0,
+            end: i64::MAX,
+            ..p.clone()
+        };
+        for p in [p, whole] {
+            let want = run_sources(&in_head, &p, 1);
+            assert_eq!(
+                testkit::diff_results(&want, &run_sources(&in_part, &p, 1)),
+                None,
+                "{kind:?}, one thread, {}..{}",
+                p.start,
+                p.end
+            );
+            assert_eq!(
+                testkit::diff_results(&want, &run_sources(&in_part, &p, 3)),
+                None,
+                "{kind:?}, three threads, {}..{}",
+                p.start,
+                p.end
+            );
+        }
+    }
+}
+
+/// A values-only scan of a part inside its range reads the same values as a full scan and no
+/// timestamps; over a range that cuts the part it reads timestamps as usual.
+#[test]
+fn values_only_part_scan_reads_every_value_and_no_timestamp() {
+    let points: Vec<Point> = (0..50_000)
+        .map(|i| Point {
+            name: "m".into(),
+            timestamp: (i as i64 * 7919) % 100_000,
+            value: (i % 1000) as f64 * 0.5,
+            dimensions: Dimensions::from_pairs([("s".to_owned(), format!("s{}", i % 301))]),
+        })
+        .collect();
+    let (_index, head) = load(&points);
+    let chunks = head.rows(&tenant(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let part = part_of(&chunks, i64::MIN..i64::MAX, &dir.path().join("p.part"));
+    let runs = |scan: &mut crate::part::SeriesScan<'_>| {
+        let mut out: Vec<(SeriesId, usize, Vec<f64>)> = Vec::new();
+        while let Some(run) = scan.next_run().unwrap() {
+            out.push((run.series, run.timestamps.len(), run.values.to_vec()));
+        }
+        out
+    };
+    let ids = part.series_ids().to_vec();
+    let all = runs(&mut part.scan(crate::part::Selection::Only(&ids), ..));
+    let values_only = runs(
+        &mut part
+            .scan(crate::part::Selection::Only(&ids), ..)
+            .values_only(),
+    );
+    assert_eq!(all.len(), 301);
+    for (a, v) in all.iter().zip(&values_only) {
+        assert_eq!((a.0, 0, &a.2), (v.0, v.1, &v.2));
+        assert_eq!(a.1, a.2.len());
+    }
+    // A range that cuts the part: timestamps are read, and only the rows in range are returned.
+    let cut = runs(
+        &mut part
+            .scan(crate::part::Selection::Only(&ids), 10_000..20_000)
+            .values_only(),
+    );
+    let rows: usize = cut.iter().map(|r| r.1).sum();
+    assert_eq!(
+        rows,
+        points
+            .iter()
+            .filter(|p| (10_000..20_000).contains(&p.timestamp))
+            .count()
+    );
+}
+
+/// A range query with a limit drops candidates during the scan and skips sources that start after the
+/// limit's worth of earlier points: on random data spread over many head chunks and parts, with ties in
+/// time and limits around the pruning threshold, its answer equals the reference's full sort.
+#[test]
+fn early_stopping_range_equals_the_full_sort() {
+    const BASE: i64 = 1_800_000_000_000;
+    const SPAN: i64 = 60_000;
+    let mut rng = Rng::new(11);
+    let mut points = testkit::random_points(&mut rng, 30_000, BASE, SPAN);
+    // Coarse timestamps: many points share one, so ties are ordered by dimensions, then value.
+    for p in &mut points {
+        p.timestamp -= p.timestamp % 50;
+    }
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&tenant(), p.clone());
+    }
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let chunks = head.rows(&tenant(), 0);
+    // The same rows as parts, one per quarter of the span, listed newest first: the scan must order
+    // them by time to skip the later ones.
+    let dir = tempfile::tempdir().unwrap();
+    let parts: Vec<Part> = (0..4i64)
+        .rev()
+        .map(|q| {
+            let window = BASE + q * SPAN / 4..BASE + (q + 1) * SPAN / 4;
+            part_of(&chunks, window, &dir.path().join(format!("{q}.part")))
+        })
+        .collect();
+    let in_head: Vec<Source<'_>> = chunks
+        .iter()
+        .map(|&rows| Source::Rows { rows, floor: None })
+        .collect();
+    let in_parts: Vec<Source<'_>> = parts
+        .iter()
+        .map(|part| Source::Part { part, floor: None })
+        .collect();
+    let metric = points[0].name.clone();
+    for (i, limit) in [0, 1, 7, 100, 2_000, 5_000, 29_999, 30_000, 40_000]
+        .into_iter()
+        .enumerate()
+    {
+        let plan = QueryPlan {
+            kind: QueryKind::Range,
+            metric: metric.clone(),
+            start: BASE + (i as i64 * 997) % 5_000,
+            end: BASE + SPAN - (i as i64 * 1_231) % 5_000,
+            filters: vec![],
+            group_by: vec![],
+            interval_ms: None,
+            limit,
+            timeout: Duration::from_secs(10),
+        };
+        let expected = reference.query(&tenant(), &plan);
+        for (name, sources) in [("head", &in_head[..]), ("parts", &in_parts[..])] {
+            let prepared = prepare(ti, &plan, &ctx).unwrap();
+            let partial =
+                scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(2)).unwrap();
+            let actual = finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES).unwrap();
+            assert_eq!(
+                testkit::diff_results(&expected, &actual),
+                None,
+                "limit {limit} over the {name}"
+            );
+        }
+    }
+}

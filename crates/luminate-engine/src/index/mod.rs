@@ -6,7 +6,7 @@
 //! # Layout, per tenant
 //! - an [`Interner`]: every metric name, key and value once, in one arena, named by a [`StrId`];
 //! - a [`SeriesTable`]: per series its metric, its pairs (as postings of its metric) and its point count,
-//!   in columns;
+//!   in one row plus a shared pair arena;
 //! - per metric (dense [`MetricId`]s) a [`MetricIndex`]: its series, postings and counts;
 //! - `lookup`, a hash table of series ids whose hash is computed from the *strings* (metric, then each
 //!   key and value), so finding an existing series hashes the caller's strings once, probes once and
@@ -15,9 +15,9 @@
 //! # Memory
 //! Measured by `examples/index_memory.rs` (2 000 000 series of one metric with four dimensions, shaped
 //! like the benchmark): 76 bytes per series including postings and the lookup table (83 bytes of resident
-//! set) — 32 of columns (4 metric + 4 pair end + 4 × 4 pairs + 8 points), 4 in the metric's series list,
-//! 4 × 4 in postings, about 10 in the lookup table, plus vector growth and the strings. Before this index,
-//! a series cost about 750 bytes. See docs/engine.md, "Memory".
+//! set) — 32 in the series table (a 16-byte row of 4 metric + 4 pair end + 8 points, and 4 × 4 pairs),
+//! 4 in the metric's series list, 4 × 4 in postings, about 10 in the lookup table, plus vector growth
+//! and the strings. Before this index, a series cost about 750 bytes. See docs/engine.md, "Memory".
 //!
 //! # Invariants
 //! - Series ids are dense per tenant, assigned in log order and never reused ([`TenantIndex::insert_with_id`]
@@ -44,7 +44,7 @@ use crate::record::SeriesId;
 pub(crate) use interner::{Interner, StrId};
 pub(crate) use metric::{MetricId, MetricIndex, PostingId};
 use series::SeriesTable;
-pub(crate) use staging::Staging;
+pub(crate) use staging::{Prepared, Staging};
 
 /// Every tenant's index.
 #[derive(Debug, Default)]
@@ -110,6 +110,7 @@ pub(crate) struct TenantIndex {
 
 impl TenantIndex {
     /// The series of `metric` with exactly `dims`, if defined. Allocates nothing.
+    #[cfg(test)]
     pub(crate) fn find(&self, metric: &str, dims: &Dimensions) -> Option<SeriesId> {
         self.find_pairs(
             metric,
@@ -124,7 +125,27 @@ impl TenantIndex {
         metric: &str,
         pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
     ) -> Option<SeriesId> {
-        let hash = hash_series(&self.hasher, metric, pairs.clone());
+        self.find_hashed(self.hash(metric, pairs.clone()), metric, pairs)
+    }
+
+    /// The lookup hash of `metric` with these pairs: computed once, it serves [`Self::find_hashed`] and
+    /// [`Self::insert_hashed`] (the writer thread hashes a new series once, not once per step). Only
+    /// valid for this tenant's index (each has its own hasher).
+    pub(crate) fn hash<'a>(
+        &self,
+        metric: &str,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> u64 {
+        hash_series(&self.hasher, metric, pairs)
+    }
+
+    /// [`Self::find_pairs`] with the hash computed by [`Self::hash`].
+    pub(crate) fn find_hashed<'a>(
+        &self,
+        hash: u64,
+        metric: &str,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Option<SeriesId> {
         self.lookup
             .find(hash, |&id| self.series_is(id, metric, pairs.clone()))
             .copied()
@@ -144,9 +165,29 @@ impl TenantIndex {
                 "series {id} defined where series {next} was expected"
             ));
         }
-        if self.find(metric, dims).is_some() {
+        let pairs = dims.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let hash = self.hash(metric, pairs.clone());
+        if self.find_hashed(hash, metric, pairs).is_some() {
             return Err(format!(
                 "series {id} redefines an existing series of metric {metric:?}"
+            ));
+        }
+        self.insert_hashed(id, metric, dims, hash)
+    }
+
+    /// Defines series `id` of `metric` with `dims`, whose [`Self::hash`] is `hash`, after the caller
+    /// checked that it does not exist yet ([`Self::find_hashed`]) and that `id` is the next id.
+    pub(crate) fn insert_hashed(
+        &mut self,
+        id: SeriesId,
+        metric: &str,
+        dims: &Dimensions,
+        hash: u64,
+    ) -> Result<(), String> {
+        let next = self.series.next_id(dims.len())?;
+        if id != next {
+            return Err(format!(
+                "series {id} defined where series {next} was expected"
             ));
         }
         let m = self.metric_for(metric)?;
@@ -163,8 +204,6 @@ impl TenantIndex {
         self.series.push(m, posting_ids.iter().copied());
         self.scratch = posting_ids;
         self.metrics[m as usize].series.push(id);
-        let pairs = dims.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let hash = hash_series(&self.hasher, metric, pairs);
         let (hasher, strings, series, metrics) =
             (&self.hasher, &self.strings, &self.series, &self.metrics);
         self.lookup.insert_unique(hash, id, |&other| {
@@ -252,6 +291,11 @@ impl TenantIndex {
     /// Every series definition in id order (for writing them out).
     pub(crate) fn all_series(&self) -> impl Iterator<Item = SeriesView<'_>> {
         (0..self.series.len() as SeriesId).map(|id| self.series(id))
+    }
+
+    /// The pairs of series `id`, as ids of its metric's postings (queries group series by them).
+    pub(crate) fn posting_ids(&self, id: SeriesId) -> &[PostingId] {
+        self.series.pairs(id)
     }
 
     /// The value id of `key` in series `id`, if the series carries the key.

@@ -1,5 +1,9 @@
 //! The series table of one tenant: per dense [`SeriesId`], its metric, its dimension pairs and its stored
-//! point count, as columns (no allocation per series). Knows ids only; `TenantIndex` resolves them.
+//! point count, in two vectors (no allocation per series). Knows ids only; `TenantIndex` resolves them.
+//!
+//! A series' metric, pair end and point count share one 16-byte row: finding a series (compare it, then
+//! check it is live) and counting its points touch one cache line of the table instead of one per
+//! column; separate columns took three cache misses per lookup.
 //!
 //! A series' pairs are stored as [`PostingId`]s of its metric (the posting names the key and value),
 //! sorted by key as `Dimensions` are: 4 bytes per pair instead of 8 for (key, value) ids, and counting a
@@ -8,26 +12,32 @@
 use super::metric::{MetricId, PostingId};
 use crate::record::SeriesId;
 
-/// Columns indexed by series id.
+/// Rows indexed by series id, and their pairs.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesTable {
-    metric: Vec<MetricId>,
-    /// End offset of series `i`'s pairs in `pairs` (its start is the end of `i - 1`).
-    pair_ends: Vec<u32>,
+    rows: Vec<Row>,
     pairs: Vec<PostingId>,
+}
+
+/// One series.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    metric: MetricId,
+    /// End offset of the series' pairs in `pairs` (its start is the end of the previous row).
+    pair_end: u32,
     /// Stored points: the series is live while non-zero.
-    points: Vec<u64>,
+    points: u64,
 }
 
 impl SeriesTable {
     /// Number of series (the next id).
     pub(crate) fn len(&self) -> usize {
-        self.metric.len()
+        self.rows.len()
     }
 
     /// The series' metric.
     pub(crate) fn metric(&self, id: SeriesId) -> MetricId {
-        self.metric[id as usize]
+        self.rows[id as usize].metric
     }
 
     /// The series' pairs as postings of its metric, in key order.
@@ -36,14 +46,14 @@ impl SeriesTable {
         let start = if id == 0 {
             0
         } else {
-            self.pair_ends[id - 1] as usize
+            self.rows[id - 1].pair_end as usize
         };
-        &self.pairs[start..self.pair_ends[id] as usize]
+        &self.pairs[start..self.rows[id].pair_end as usize]
     }
 
     /// The series' stored points.
     pub(crate) fn points(&self, id: SeriesId) -> u64 {
-        self.points[id as usize]
+        self.rows[id as usize].points
     }
 
     /// Checks that a series with `pairs` pairs can be appended; returns its id.
@@ -57,15 +67,17 @@ impl SeriesTable {
 
     /// Appends a series (after `next_id` said it fits).
     pub(crate) fn push(&mut self, metric: MetricId, pairs: impl IntoIterator<Item = PostingId>) {
-        self.metric.push(metric);
         self.pairs.extend(pairs);
-        self.pair_ends.push(self.pairs.len() as u32);
-        self.points.push(0);
+        self.rows.push(Row {
+            metric,
+            pair_end: self.pairs.len() as u32,
+            points: 0,
+        });
     }
 
     /// Adds `delta` stored points; returns whether the series was live before and is live after.
     pub(crate) fn add_points(&mut self, id: SeriesId, delta: i64) -> (bool, bool) {
-        let n = &mut self.points[id as usize];
+        let n = &mut self.rows[id as usize].points;
         let was = *n > 0;
         *n = n.saturating_add_signed(delta);
         (was, *n > 0)
@@ -73,9 +85,6 @@ impl SeriesTable {
 
     /// Heap bytes held (capacities), for memory accounting.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.metric.capacity() * size_of::<MetricId>()
-            + self.pair_ends.capacity() * size_of::<u32>()
-            + self.pairs.capacity() * size_of::<PostingId>()
-            + self.points.capacity() * size_of::<u64>()
+        self.rows.capacity() * size_of::<Row>() + self.pairs.capacity() * size_of::<PostingId>()
     }
 }

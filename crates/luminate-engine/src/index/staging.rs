@@ -19,12 +19,15 @@ use crate::record::{SeriesDef, SeriesId};
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     tenants: HashMap<Tenant, StagedTenant>,
+    /// The [`series_key`] of the point being resolved (reused: a lookup allocates nothing).
+    key: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
 struct StagedTenant {
-    /// Series created in this group: metric → dimensions → id.
-    new_series: HashMap<String, HashMap<Dimensions, SeriesId>>,
+    /// Series created in this group, by [`series_key`] (one allocation per series, where a map of
+    /// `Dimensions` cost one per string).
+    new_series: HashMap<Box<[u8]>, SeriesId>,
     new_count: u32,
     /// Series (new or dead in the index) that this group makes live.
     revived: HashSet<SeriesId>,
@@ -32,6 +35,15 @@ struct StagedTenant {
     revived_per_metric: HashMap<String, u64>,
     /// Metrics this group makes live.
     revived_metrics: u64,
+}
+
+/// What the caller's thread prepared for a point it did not find live, so the writer thread does not.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The point's [`TenantIndex::hash`], when the tenant had an index.
+    pub hash: Option<u64>,
+    /// The point's dimensions as an owned value, ready to define a new series.
+    pub dims: Option<Dimensions>,
 }
 
 /// Where a point goes.
@@ -50,10 +62,12 @@ impl Staging {
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
-    /// series or metric live past a limit. `ti` is the tenant's index (`None` before its first series).
+    /// series or metric live past a limit. `ti` is the tenant's index (`None` before its first series);
+    /// `prepared` is what the caller's thread computed for the point, if anything.
     ///
     /// The common case — an existing live series — is one lookup in the index, without allocating.
-    /// Otherwise the point's dimensions are copied once, for the group's table and the definition.
+    /// A new series costs one allocation for the group's table and its definition (the owned copy the
+    /// WAL record holds).
     pub(crate) fn resolve(
         &mut self,
         ti: Option<&TenantIndex>,
@@ -61,8 +75,12 @@ impl Staging {
         tenant: &Tenant,
         index: usize,
         point: &PointRef<'_>,
+        prepared: Prepared,
     ) -> Result<Resolved, Rejection> {
-        let in_index = ti.and_then(|t| t.find_pairs(point.name, point.pairs()));
+        let in_index = ti.and_then(|t| match prepared.hash {
+            Some(h) => t.find_hashed(h, point.name, point.pairs()),
+            None => t.find_pairs(point.name, point.pairs()),
+        });
         if let Some(id) = in_index
             && ti.is_some_and(|t| t.is_live(id))
         {
@@ -76,12 +94,8 @@ impl Staging {
             Some(st) => st,
             None => self.tenants.entry(tenant.clone()).or_default(),
         };
-        let dims = point.dimensions();
-        let existing = in_index.or_else(|| {
-            st.new_series
-                .get(point.name)
-                .and_then(|s| s.get(&dims).copied())
-        });
+        series_key(&mut self.key, point);
+        let existing = in_index.or_else(|| st.new_series.get(self.key.as_slice()).copied());
         if let Some(id) = existing
             && st.revived.contains(&id)
         {
@@ -126,17 +140,13 @@ impl Staging {
                     ))
                 })?;
                 st.new_count += 1;
-                let of_metric = match st.new_series.get_mut(point.name) {
-                    Some(m) => m,
-                    None => st.new_series.entry(point.name.to_owned()).or_default(),
-                };
-                of_metric.insert(dims.clone(), id);
+                st.new_series.insert(self.key.as_slice().into(), id);
                 (
                     id,
                     Some(SeriesDef {
                         id,
                         metric: point.name.to_owned(),
-                        dims,
+                        dims: prepared.dims.unwrap_or_else(|| point.dimensions()),
                     }),
                 )
             }
@@ -152,6 +162,21 @@ impl Staging {
             st.revived_metrics += 1;
         }
         Ok(Resolved { series: id, new })
+    }
+}
+
+/// Writes into `key` an unambiguous encoding of the point's series: its metric, then each key and value,
+/// each preceded by its length.
+fn series_key(key: &mut Vec<u8>, point: &PointRef<'_>) {
+    key.clear();
+    let mut push = |s: &str| {
+        key.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        key.extend_from_slice(s.as_bytes());
+    };
+    push(point.name);
+    for (k, v) in point.pairs() {
+        push(k);
+        push(v);
     }
 }
 
@@ -191,6 +216,7 @@ mod tests {
                 &tenant,
                 0,
                 &point("m", "a").get(0),
+                Prepared::default(),
             )
             .unwrap();
         assert_eq!((a.series, a.new.is_some()), (0, true));
@@ -201,6 +227,7 @@ mod tests {
                 &tenant,
                 1,
                 &point("m", "a").get(0),
+                Prepared::default(),
             )
             .unwrap();
         assert_eq!((again.series, again.new.is_some()), (0, false));
@@ -211,7 +238,8 @@ mod tests {
                     &limits,
                     &tenant,
                     2,
-                    &point("m", "b").get(0)
+                    &point("m", "b").get(0),
+                    Prepared::default(),
                 )
                 .unwrap()
                 .series,
@@ -224,6 +252,7 @@ mod tests {
                 &tenant,
                 3,
                 &point("m", "c").get(0),
+                Prepared::default(),
             )
             .unwrap_err();
         assert_eq!(over.index, 3);
@@ -239,6 +268,7 @@ mod tests {
                 &tenant,
                 4,
                 &point("other", "a").get(0),
+                Prepared::default(),
             )
             .unwrap_err();
         assert!(
@@ -249,7 +279,14 @@ mod tests {
         // Another tenant has its own ids and limits.
         assert_eq!(
             staging
-                .resolve(None, &limits, &Tenant::new("u"), 0, &point("x", "a").get(0))
+                .resolve(
+                    None,
+                    &limits,
+                    &Tenant::new("u"),
+                    0,
+                    &point("x", "a").get(0),
+                    Prepared::default(),
+                )
                 .unwrap()
                 .series,
             0
@@ -272,6 +309,7 @@ mod tests {
                 &tenant,
                 0,
                 &point("m", "a").get(0),
+                Prepared::default(),
             )
             .unwrap();
         let batch = WriteBatch {
@@ -292,7 +330,8 @@ mod tests {
                     &limits,
                     &tenant,
                     0,
-                    &point("m", "b").get(0)
+                    &point("m", "b").get(0),
+                    Prepared::default(),
                 )
                 .is_err()
         );
@@ -310,6 +349,7 @@ mod tests {
                 &tenant,
                 0,
                 &point("m", "b").get(0),
+                Prepared::default(),
             )
             .unwrap();
         assert_eq!(b.series, 1);
@@ -321,7 +361,8 @@ mod tests {
                     &limits,
                     &tenant,
                     1,
-                    &point("m", "a").get(0)
+                    &point("m", "a").get(0),
+                    Prepared::default(),
                 )
                 .is_err()
         );

@@ -181,6 +181,7 @@ impl Part {
             selection,
             time,
             with_values: true,
+            with_timestamps: true,
             next_wanted: 0,
             next_series: 0,
             page_hint: 0,
@@ -207,6 +208,9 @@ pub(crate) struct SeriesScan<'a> {
     time: Option<(TimestampMs, TimestampMs)>,
     /// Whether values blobs are read; `count` and the like need timestamps only.
     with_values: bool,
+    /// Whether timestamps blobs are read; aggregations without buckets over a part inside their range
+    /// need values only (see [`SeriesScan::values_only`]).
+    with_timestamps: bool,
     /// Next index into `Selection::Only`.
     next_wanted: usize,
     /// Directory index from which to look for the next series: selections ascend.
@@ -242,6 +246,21 @@ impl SeriesScan<'_> {
         self
     }
 
+    /// Reads values only: runs have empty `timestamps`, and timestamps blobs are read and their
+    /// checksums verified, but not decoded. Only for a time range holding every row of the part (no row can then be cut by time);
+    /// otherwise the scan reads timestamps as usual.
+    pub(crate) fn values_only(mut self) -> Self {
+        let meta = self.part.meta();
+        if self
+            .time
+            .is_some_and(|(lo, hi)| lo <= meta.min_t && meta.max_t <= hi)
+        {
+            self.with_timestamps = false;
+            self.with_values = true;
+        }
+        self
+    }
+
     /// The next selected series with rows in the time range; `None` when the scan is done. A page whose
     /// bytes do not match their checksum or do not decode is `Corruption` naming the file and offset.
     pub(crate) fn next_run(&mut self) -> Result<Option<Run<'_>>, EngineError> {
@@ -257,7 +276,7 @@ impl SeriesScan<'_> {
                 Gathered::Nothing => continue,
                 Gathered::InPage(a, b) => Run {
                     series,
-                    timestamps: &self.page_timestamps[a..b],
+                    timestamps: self.page_timestamps.get(a..b).unwrap_or_default(),
                     values: self.page_values.get(a..b).unwrap_or_default(),
                 },
                 Gathered::Stitched => Run {
@@ -323,7 +342,7 @@ impl SeriesScan<'_> {
                         self.stitch_timestamps.clear();
                         self.stitch_values.clear();
                         self.stitch_timestamps
-                            .extend_from_slice(&self.page_timestamps[a..b]);
+                            .extend_from_slice(self.page_timestamps.get(a..b).unwrap_or_default());
                         self.stitch_values
                             .extend_from_slice(self.page_values.get(a..b).unwrap_or_default());
                         stitched = true;
@@ -332,14 +351,21 @@ impl SeriesScan<'_> {
                 }
                 let from = (first.max(page.first_row) - page.first_row) as usize;
                 let to = (end.min(page.end_row()) - page.first_row) as usize;
-                // A series' timestamps ascend, so its rows in range are one slice.
-                let ts = &self.page_timestamps[from..to];
-                let a = from + ts.partition_point(|&t| t < lo);
-                let b = from + ts.partition_point(|&t| t <= hi);
+                // A series' timestamps ascend, so its rows in range are one slice (all of them
+                // without timestamps: the range then holds the whole part).
+                let (a, b) = if self.with_timestamps {
+                    let ts = &self.page_timestamps[from..to];
+                    (
+                        from + ts.partition_point(|&t| t < lo),
+                        from + ts.partition_point(|&t| t <= hi),
+                    )
+                } else {
+                    (from, to)
+                };
                 if a < b {
                     if stitched {
                         self.stitch_timestamps
-                            .extend_from_slice(&self.page_timestamps[a..b]);
+                            .extend_from_slice(self.page_timestamps.get(a..b).unwrap_or_default());
                         self.stitch_values
                             .extend_from_slice(self.page_values.get(a..b).unwrap_or_default());
                     } else {
@@ -388,15 +414,20 @@ impl SeriesScan<'_> {
         )?;
         let (ts_raw, values_raw) = self.raw.split_at(ts_len);
         let rows = page.rows as usize;
-        decode_blob(
-            &part.path,
-            p,
-            "timestamps",
-            page.timestamps,
-            ts_raw,
-            rows,
-            &mut self.page_timestamps,
-        )?;
+        if self.with_timestamps {
+            decode_blob(
+                &part.path,
+                p,
+                "timestamps",
+                page.timestamps,
+                ts_raw,
+                rows,
+                &mut self.page_timestamps,
+            )?;
+        } else {
+            // Not decoded, but still verified: a damaged page fails whichever query reads it.
+            verify_blob(&part.path, p, "timestamps", page.timestamps, ts_raw)?;
+        }
         if self.with_values {
             decode_blob(
                 &part.path,
@@ -424,17 +455,7 @@ fn decode_blob<T: pco::data_types::Number + Default>(
     rows: usize,
     out: &mut Vec<T>,
 ) -> Result<(), EngineError> {
-    let crc = crc32c::crc32c(raw);
-    if crc != blob.crc {
-        return Err(corruption(
-            path,
-            blob.offset,
-            format!(
-                "page {page} {column} checksum mismatch: stored {:#010x}, computed {crc:#010x}",
-                blob.crc
-            ),
-        ));
-    }
+    verify_blob(path, page, column, blob, raw)?;
     out.clear();
     out.resize(rows, T::default());
     match pco::standalone::simple_decompress_into(raw, out) {
@@ -457,6 +478,28 @@ fn decode_blob<T: pco::data_types::Number + Default>(
 }
 
 /// `read_exact_at`, with the file in the error.
+/// Verifies a blob's checksum.
+fn verify_blob(
+    path: &Path,
+    page: usize,
+    column: &str,
+    blob: BlobRef,
+    raw: &[u8],
+) -> Result<(), EngineError> {
+    let crc = crc32c::crc32c(raw);
+    if crc != blob.crc {
+        return Err(corruption(
+            path,
+            blob.offset,
+            format!(
+                "page {page} {column} checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                blob.crc
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), EngineError> {
     file.read_exact_at(buf, offset)
         .map_err(io_error("read part", path))
