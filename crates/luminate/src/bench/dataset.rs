@@ -15,6 +15,8 @@
 //! Everything derives from the seed with SplitMix64 and integer arithmetic (the Zipf table uses `powf`,
 //! whose result only selects a table slot), so the same arguments give the same points on every run.
 
+use luminate_model::testkit::Rng;
+
 /// The hour the dataset covers, in Unix milliseconds.
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -85,36 +87,6 @@ pub struct Spec {
     pub hour_start: i64,
     /// Seed of every random choice.
     pub seed: u64,
-}
-
-/// SplitMix64: tiny, fast and good enough for load generation; no dependency for a few lines.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `[0, n)` (`n > 0`); the modulo bias is irrelevant for load generation.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
 }
 
 /// One `api_latency` point, as indices into the dimension tables.
