@@ -14,12 +14,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
-use common::{Launch, now_ms, point};
-use serde_json::{Value, json};
+use common::{Launch, counts_by_round_and_writer, write_until_killed};
 
 const WRITERS: usize = 4;
 const BATCH: u64 = 25;
@@ -41,43 +38,14 @@ fn acknowledged_points_are_stored_exactly_once_after_kill_9_during_flushes() {
     let mut expected: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for round in 0..rounds() {
         let server = launch.start();
-        let stop = AtomicBool::new(false);
-        let results: Vec<(String, u64, u64)> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..WRITERS)
-                .map(|w| {
-                    let (server, stop) = (&server, &stop);
-                    scope.spawn(move || {
-                        let writer = format!("w{w}");
-                        let (mut acked, mut sent) = (0u64, 0u64);
-                        while !stop.load(Ordering::SeqCst) {
-                            let now = now_ms();
-                            let points: Vec<Value> = (0..BATCH)
-                                .map(|i| {
-                                    point(
-                                        "flushed",
-                                        now - i as i64,
-                                        (sent + i) as f64,
-                                        &[("round", &format!("r{round}")), ("writer", &writer)],
-                                    )
-                                })
-                                .collect();
-                            sent += BATCH;
-                            match server.try_post_json("/api/v1/write", &json!({"metrics": points}))
-                            {
-                                Some((200, _)) => acked += BATCH,
-                                Some((status, body)) => panic!("write answered {status}: {body}"),
-                                None => break,
-                            }
-                        }
-                        (writer, acked, sent)
-                    })
-                })
-                .collect();
-            thread::sleep(Duration::from_millis(700));
-            server.signal("KILL");
-            stop.store(true, Ordering::SeqCst);
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let results = write_until_killed(
+            &server,
+            "flushed",
+            round,
+            WRITERS,
+            BATCH,
+            Duration::from_millis(700),
+        );
         server.kill9();
         for (writer, acked, sent) in results {
             assert!(
@@ -90,22 +58,7 @@ fn acknowledged_points_are_stored_exactly_once_after_kill_9_during_flushes() {
         let restarted = launch.start();
         let parts = std::fs::read_dir(dir.path().join("parts")).unwrap().count();
         assert!(parts > 0, "round {round}: no part was flushed");
-        let body = restarted.query(&json!({
-            "queryType": "aggregate", "metricName": "flushed", "aggregation": "count", "groupBy": ["round", "writer"],
-            "timeRange": {"relative": "1h"}, "limit": 1000,
-        }));
-        let counts: HashMap<(String, String), u64> = body["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                let key = (
-                    g["groupKey"]["round"].as_str().unwrap().to_owned(),
-                    g["groupKey"]["writer"].as_str().unwrap().to_owned(),
-                );
-                (key, g["count"].as_u64().unwrap())
-            })
-            .collect();
+        let counts = counts_by_round_and_writer(&restarted, "flushed");
         for (key, (acked, sent)) in &expected {
             let stored = counts.get(key).copied().unwrap_or(0);
             // At most one batch per writer was in flight at the kill: stored whole or not at all.

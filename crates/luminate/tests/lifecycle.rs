@@ -12,15 +12,16 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{Launch, Luminate, eventually, now_ms, point};
-use serde_json::{Value, json};
+use common::{
+    Launch, Luminate, counts_by_round_and_writer, eventually, now_ms, point, write_until_killed,
+};
+use serde_json::json;
 
 const WRITERS: usize = 4;
-const BATCH: usize = 20;
+const BATCH: u64 = 20;
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
@@ -29,44 +30,14 @@ fn acknowledged_writes_survive_kill_9() {
     let mut expected: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for round in 0..3 {
         let server = Luminate::start(dir.path());
-        let stop = AtomicBool::new(false);
-        let results: Vec<(String, u64, u64)> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..WRITERS)
-                .map(|w| {
-                    let (server, stop) = (&server, &stop);
-                    scope.spawn(move || {
-                        let writer = format!("w{w}");
-                        let (mut acked, mut sent, mut seq) = (0u64, 0u64, 0u64);
-                        while !stop.load(Ordering::SeqCst) {
-                            let now = now_ms();
-                            let points: Vec<Value> = (0..BATCH)
-                                .map(|_| {
-                                    seq += 1;
-                                    point(
-                                        "durable",
-                                        now,
-                                        seq as f64,
-                                        &[("round", &format!("r{round}")), ("writer", &writer)],
-                                    )
-                                })
-                                .collect();
-                            sent += BATCH as u64;
-                            match server.try_post_json("/api/v1/write", &json!({"metrics": points}))
-                            {
-                                Some((200, _)) => acked += BATCH as u64,
-                                Some((status, body)) => panic!("write answered {status}: {body}"),
-                                None => break,
-                            }
-                        }
-                        (writer, acked, sent)
-                    })
-                })
-                .collect();
-            thread::sleep(Duration::from_millis(400));
-            server.signal("KILL");
-            stop.store(true, Ordering::SeqCst);
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let results = write_until_killed(
+            &server,
+            "durable",
+            round,
+            WRITERS,
+            BATCH,
+            Duration::from_millis(400),
+        );
         server.kill9();
         for (writer, acked, sent) in results {
             assert!(
@@ -77,22 +48,7 @@ fn acknowledged_writes_survive_kill_9() {
         }
 
         let restarted = Luminate::start(dir.path());
-        let body = restarted.query(&json!({
-            "queryType": "aggregate", "metricName": "durable", "aggregation": "count", "groupBy": ["round", "writer"],
-            "timeRange": {"relative": "1h"}, "limit": 1000,
-        }));
-        let counts: HashMap<(String, String), u64> = body["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                let key = (
-                    g["groupKey"]["round"].as_str().unwrap().to_owned(),
-                    g["groupKey"]["writer"].as_str().unwrap().to_owned(),
-                );
-                (key, g["count"].as_u64().unwrap())
-            })
-            .collect();
+        let counts = counts_by_round_and_writer(&restarted, "durable");
         for (key, (acked, sent)) in &expected {
             let stored = counts.get(key).copied().unwrap_or(0);
             assert!(

@@ -359,3 +359,78 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One crash round's writers: the writer's name, points acknowledged (200) and points sent.
+pub type WriterTally = (String, u64, u64);
+
+/// Runs `writers` threads that post `batch`-point writes of `metric` (dimensions `round` and `writer`,
+/// every point distinct) for `run_for`, then SIGKILLs the server while they are mid-stream and returns
+/// what each writer sent and had acknowledged. A write cut off by the kill counts as sent, not acked.
+pub fn write_until_killed(
+    server: &Luminate,
+    metric: &str,
+    round: usize,
+    writers: usize,
+    batch: u64,
+    run_for: Duration,
+) -> Vec<WriterTally> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let round = format!("r{round}");
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (stop, round) = (&stop, &round);
+                scope.spawn(move || {
+                    let writer = format!("w{w}");
+                    let (mut acked, mut sent) = (0u64, 0u64);
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let now = now_ms();
+                        let points: Vec<Value> = (0..batch)
+                            .map(|i| {
+                                let dims = [("round", round.as_str()), ("writer", writer.as_str())];
+                                point(metric, now - i as i64, (sent + i) as f64, &dims)
+                            })
+                            .collect();
+                        sent += batch;
+                        match server.try_post_json("/api/v1/write", &json!({ "metrics": points })) {
+                            Some((200, _)) => acked += batch,
+                            Some((status, body)) => panic!("write answered {status}: {body}"),
+                            None => break,
+                        }
+                    }
+                    (writer, acked, sent)
+                })
+            })
+            .collect();
+        thread::sleep(run_for);
+        server.signal("KILL");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect()
+    })
+}
+
+/// Stored points of `metric` per (round, writer), as written by [`write_until_killed`].
+pub fn counts_by_round_and_writer(
+    server: &Luminate,
+    metric: &str,
+) -> std::collections::HashMap<(String, String), u64> {
+    let body = server.query(&json!({
+        "queryType": "aggregate", "metricName": metric, "aggregation": "count", "groupBy": ["round", "writer"],
+        "timeRange": {"relative": "1h"}, "limit": 1000,
+    }));
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|g| {
+            let key = (
+                g["groupKey"]["round"].as_str().expect("round").to_owned(),
+                g["groupKey"]["writer"].as_str().expect("writer").to_owned(),
+            );
+            (key, g["count"].as_u64().expect("count"))
+        })
+        .collect()
+}
