@@ -358,14 +358,13 @@ impl SeriesMap {
 
 #[cfg(test)]
 mod tests {
+    use luminate_model::Point;
     use luminate_model::testkit::{self, Rng};
-    use luminate_model::{Point, Tenant};
 
     use super::*;
     use crate::apply::apply_batch;
     use crate::head::Head;
     use crate::index::Index;
-    use crate::record::{SeriesDef, SeriesPoint, WriteBatch};
 
     /// Grouping by postings and by looked-up values put every series under the same values, for one
     /// key, several, unknown and missing keys.
@@ -373,32 +372,9 @@ mod tests {
     fn grouping_by_postings_equals_grouping_by_values() {
         let mut rng = Rng::new(5);
         let points: Vec<Point> = testkit::random_points(&mut rng, 4_000, 0, 60_000);
-        let tenant = Tenant::new("t");
+        let tenant = super::super::tests::tenant();
         let (mut index, mut head) = (Index::default(), Head::default());
-        let mut ids: std::collections::HashMap<(String, luminate_model::Dimensions), SeriesId> =
-            Default::default();
-        for p in &points {
-            let mut batch = WriteBatch {
-                tenant: tenant.clone(),
-                new_series: Vec::new(),
-                points: Vec::new(),
-            };
-            let next = ids.len() as SeriesId;
-            let id = *ids
-                .entry((p.name.clone(), p.dimensions.clone()))
-                .or_insert_with(|| {
-                    batch.new_series.push(SeriesDef {
-                        id: next,
-                        metric: p.name.clone(),
-                        dims: p.dimensions.clone(),
-                    });
-                    next
-                });
-            batch.points.push(SeriesPoint {
-                series: id,
-                timestamp: p.timestamp,
-                value: p.value,
-            });
+        for batch in super::super::tests::batches(&points, 1) {
             apply_batch(&mut index, &mut head, &batch).unwrap();
         }
         let ti = index.tenant(&tenant).unwrap();

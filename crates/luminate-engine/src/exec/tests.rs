@@ -15,7 +15,7 @@ use crate::head::Head;
 use crate::index::Index;
 use crate::record::{SeriesDef, SeriesId, SeriesPoint, WriteBatch};
 
-fn tenant() -> Tenant {
+pub(super) fn tenant() -> Tenant {
     Tenant::new("t")
 }
 
@@ -28,7 +28,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 
 /// Turns points into write batches of `per_batch` points, defining each series in the batch of its
 /// first point, as the commit thread does.
-fn batches(points: &[Point], per_batch: usize) -> Vec<WriteBatch> {
+pub(super) fn batches(points: &[Point], per_batch: usize) -> Vec<WriteBatch> {
     let mut ids: HashMap<(String, Dimensions), SeriesId> = HashMap::new();
     points
         .chunks(per_batch)
