@@ -1,0 +1,384 @@
+//! Luminate's tables in ClickHouse: their DDL, the server features they depend on, and the check that
+//! an existing table has the columns the backend reads and writes.
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS `luminate`.points (
+//!     tenant     String,        -- LowCardinality(String) on servers >= 20.1
+//!     metric     String,        -- LowCardinality(String) on servers >= 20.1
+//!     series     UInt64 DEFAULT cityHash64(dim_keys, dim_values),
+//!     timestamp  Int64,         -- Unix ms
+//!     value      Float64,
+//!     dim_keys   Array(String), -- sorted by key, as `Dimensions` keeps them
+//!     dim_values Array(String), -- dim_values[i] belongs to dim_keys[i]
+//!     write_id   UInt64         -- one random id per `write` call (see `write`)
+//!     -- servers >= 20.1: INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01) GRANULARITY 4
+//! ) ENGINE = MergeTree()
+//! PARTITION BY intDiv(timestamp, 86400000)   -- one partition per UTC day (days since the epoch)
+//! ORDER BY (tenant, metric, series, timestamp);
+//!
+//! CREATE TABLE IF NOT EXISTS `luminate`.retention_overrides (
+//!     tenant String, metric String, retention_ns UInt64, version UInt64
+//! ) ENGINE = ReplacingMergeTree(version) ORDER BY (tenant, metric);
+//! ```
+//!
+//! With a `cluster` (two or more shards), each node holds `points_local` and
+//! `retention_overrides_local` with the DDL above, and `points` / `retention_overrides` are
+//! `Distributed` tables over them (sharded by `series`, so a series lives on one shard), created on
+//! every node so that any node can take a query or an insert. Every statement of the backend reads and
+//! writes the `Distributed` tables, except deletes, which are mutations of the local tables on each
+//! node (a `Distributed` table cannot be altered). 18.16 creates tables `ON CLUSTER` only through
+//! ZooKeeper, so the backend runs the DDL on each configured address itself.
+//!
+//! The sort key puts a tenant's metric's series together and each series' points in time order, so a
+//! query reads one contiguous key range per (tenant, metric) and the per-series arrays of rate and
+//! integral are built from adjacent rows. `series` is computed by ClickHouse on insert, so every writer
+//! agrees on it. Dimensions are parallel arrays rather than `Map` (absent before 21.x), which also lets
+//! one statement read a dimension as `dim_values[indexOf(dim_keys, 'k')]`: `''` when the key is
+//! missing, exactly the contract's rule. `retention_overrides` keeps every `set_retention` as a row; the
+//! newest `version` (nanoseconds since the epoch) wins, on read and, eventually, on merge.
+
+use luminate_model::StoreError;
+
+use crate::rowbinary::RowReader;
+use crate::service::Service;
+use crate::sql::{quote, quote_ident};
+
+/// Milliseconds of one partition (a UTC day).
+pub const DAY_MS: i64 = 86_400_000;
+
+/// `major.minor.patch` of the server, from `SELECT version()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    /// Major (the year since 18.x).
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Patch.
+    pub patch: u32,
+}
+
+impl ServerVersion {
+    /// Parses `18.16.1` or `23.8.2.7` (extra parts ignored).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().ok());
+        Some(Self {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next().flatten().unwrap_or(0),
+        })
+    }
+
+    fn at_least(self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// What the backend may use on this server.
+    pub fn features(self) -> Features {
+        Features {
+            // Skip indexes and LowCardinality left their experimental flags in 19.x; from 20.1 on they
+            // need no setting at all.
+            skip_indexes: self.at_least(20, 1),
+            low_cardinality: self.at_least(20, 1),
+            // Before 19.11, a query keeps running when its HTTP client goes away (KILL QUERY is then
+            // the only way to stop it, which the backend always does as well).
+            cancel_on_client_close: self.at_least(19, 11),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Optional server features the backend uses when present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// A bloom-filter skip index on dimension values (used by filters through `has(dim_values, v)`).
+    pub skip_indexes: bool,
+    /// `LowCardinality(String)` for the tenant and metric columns.
+    pub low_cardinality: bool,
+    /// The `cancel_http_readonly_queries_on_client_close` setting.
+    pub cancel_on_client_close: bool,
+}
+
+/// Columns of `points` and their types as `system.columns` shows them, in insert order where written.
+pub const POINT_COLUMNS: [(&str, &str); 8] = [
+    ("tenant", "String"),
+    ("metric", "String"),
+    ("series", "UInt64"),
+    ("timestamp", "Int64"),
+    ("value", "Float64"),
+    ("dim_keys", "Array(String)"),
+    ("dim_values", "Array(String)"),
+    ("write_id", "UInt64"),
+];
+
+/// The columns an insert names (all but `series`, which ClickHouse computes).
+pub const INSERT_COLUMNS: &str =
+    "(tenant, metric, timestamp, value, dim_keys, dim_values, write_id)";
+
+/// Names of Luminate's tables in one database.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// The database, as given.
+    pub database: String,
+    /// The cluster, when the tables are distributed.
+    pub cluster: Option<String>,
+    /// `` `db`.points ``: what every read and insert names.
+    pub points: String,
+    /// `` `db`.retention_overrides ``.
+    pub retention: String,
+    /// Name (unqualified) of the `MergeTree` table holding the points: `points`, or `points_local` on
+    /// each node of a cluster. Deletes mutate it.
+    pub points_storage: &'static str,
+}
+
+impl Tables {
+    /// The tables of `database`, distributed over `cluster` when given.
+    pub fn new(database: &str, cluster: Option<&str>) -> Self {
+        let db = quote_ident(database);
+        Self {
+            database: database.to_owned(),
+            cluster: cluster.map(str::to_owned),
+            points: format!("{db}.points"),
+            retention: format!("{db}.retention_overrides"),
+            points_storage: if cluster.is_some() {
+                "points_local"
+            } else {
+                "points"
+            },
+        }
+    }
+
+    fn qualified(&self, name: &str) -> String {
+        format!("{}.{name}", quote_ident(&self.database))
+    }
+
+    /// `` `db`.points `` or `` `db`.points_local ``.
+    pub fn points_storage_table(&self) -> String {
+        self.qualified(self.points_storage)
+    }
+
+    /// The statements that create everything on one node, in order, each idempotent.
+    pub fn create_all(&self, features: Features) -> Vec<String> {
+        let retention_storage = match self.cluster {
+            Some(_) => self.qualified("retention_overrides_local"),
+            None => self.retention.clone(),
+        };
+        let mut ddl = vec![
+            format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                quote_ident(&self.database)
+            ),
+            self.create_points(features),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {retention_storage} (tenant String, metric String, \
+                 retention_ns UInt64, version UInt64) ENGINE = ReplacingMergeTree(version) \
+                 ORDER BY (tenant, metric)"
+            ),
+        ];
+        if let Some(cluster) = &self.cluster {
+            let distributed = |table: &str, local: &str, sharding: &str| {
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} AS {} ENGINE = Distributed({}, {}, {}, {sharding})",
+                    table,
+                    self.qualified(local),
+                    quote(cluster),
+                    quote(&self.database),
+                    quote(local),
+                )
+            };
+            ddl.push(distributed(&self.points, "points_local", "series"));
+            ddl.push(distributed(
+                &self.retention,
+                "retention_overrides_local",
+                "cityHash64(tenant, metric)",
+            ));
+        }
+        ddl
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` for the table holding the points.
+    pub fn create_points(&self, features: Features) -> String {
+        let name_type = if features.low_cardinality {
+            "LowCardinality(String)"
+        } else {
+            "String"
+        };
+        let index = if features.skip_indexes {
+            ",\n    INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01) GRANULARITY 4"
+        } else {
+            ""
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n    \
+             tenant {name_type},\n    \
+             metric {name_type},\n    \
+             series UInt64 DEFAULT cityHash64(dim_keys, dim_values),\n    \
+             timestamp Int64,\n    \
+             value Float64,\n    \
+             dim_keys Array(String),\n    \
+             dim_values Array(String),\n    \
+             write_id UInt64{index}\n\
+             ) ENGINE = MergeTree()\n\
+             PARTITION BY intDiv(timestamp, {DAY_MS})\n\
+             ORDER BY (tenant, metric, series, timestamp)",
+            self.points_storage_table()
+        )
+    }
+
+    /// The columns of the points table as ClickHouse knows them (name, type).
+    pub fn describe_points(&self) -> String {
+        format!(
+            "SELECT name, type FROM system.columns WHERE database = {} AND table = 'points' \
+             FORMAT RowBinary",
+            quote(&self.database)
+        )
+    }
+}
+
+/// Why an existing points table cannot be used, if it cannot: each expected column must exist with its
+/// type (`LowCardinality(String)` counts as `String`).
+pub fn incompatibility(found: &[(String, String)]) -> Option<String> {
+    let missing: Vec<String> = POINT_COLUMNS
+        .iter()
+        .filter(|(name, ty)| {
+            !found.iter().any(|(n, t)| {
+                n == name && (t == ty || (*ty == "String" && t == "LowCardinality(String)"))
+            })
+        })
+        .map(|(name, ty)| format!("{name} {ty}"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the existing points table lacks the columns {} (it was not created by this version of \
+             Luminate; use another database or migrate it)",
+            missing.join(", ")
+        )
+    })
+}
+
+/// Creates the database and tables if missing (on every node of a cluster) and checks that an
+/// existing points table fits. Every statement is idempotent, so concurrent Luminate instances may all
+/// run it.
+pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
+    let tables = &service.tables;
+    for ddl in tables.create_all(service.features) {
+        if tables.cluster.is_some() {
+            service.run_on_each(&ddl).await.map(drop)
+        } else {
+            service.run(&ddl).await.map(drop)
+        }
+        .map_err(SchemaError::Statement)?;
+    }
+    let body = service
+        .run(&tables.describe_points())
+        .await
+        .map_err(SchemaError::Statement)?;
+    let mut r = RowReader::new(&body);
+    let mut found = Vec::new();
+    while !r.is_empty() {
+        let decoded = r.string().and_then(|name| Ok((name, r.string()?)));
+        found.push(decoded.map_err(|e| {
+            SchemaError::Statement(StoreError::Internal {
+                message: e.to_string(),
+            })
+        })?);
+    }
+    match incompatibility(&found) {
+        Some(why) => Err(SchemaError::Incompatible(why)),
+        None => Ok(()),
+    }
+}
+
+/// Why the schema could not be put in place.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchemaError {
+    /// A DDL or catalogue statement failed.
+    #[error("creating Luminate's tables failed: {0}")]
+    Statement(StoreError),
+    /// The points table exists with other columns.
+    #[error("{0}")]
+    Incompatible(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_gate_features() {
+        let v = ServerVersion::parse("18.16.1").unwrap();
+        assert_eq!(v.to_string(), "18.16.1");
+        assert_eq!(
+            v.features(),
+            Features {
+                skip_indexes: false,
+                low_cardinality: false,
+                cancel_on_client_close: false
+            }
+        );
+        let v = ServerVersion::parse("23.8.2.7\n").unwrap();
+        assert_eq!(
+            (v.major, v.minor, v.patch),
+            (23, 8, 2),
+            "a fourth part is ignored"
+        );
+        assert!(v.features().skip_indexes && v.features().cancel_on_client_close);
+        assert!(
+            ServerVersion::parse("19.11")
+                .unwrap()
+                .features()
+                .cancel_on_client_close
+        );
+        assert_eq!(ServerVersion::parse("x.1"), None);
+    }
+
+    #[test]
+    fn points_ddl_uses_features_only_when_present() {
+        let t = Tables::new("lum`x", None);
+        let old = t.create_points(ServerVersion::parse("18.16.1").unwrap().features());
+        assert!(old.starts_with("CREATE TABLE IF NOT EXISTS `lum\\`x`.points ("));
+        assert!(!old.contains("LowCardinality") && !old.contains("INDEX"));
+        assert!(old.contains("PARTITION BY intDiv(timestamp, 86400000)"));
+        let new = t.create_points(ServerVersion::parse("24.3.1").unwrap().features());
+        assert!(new.contains("tenant LowCardinality(String)"));
+        assert!(new.contains("INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01)"));
+    }
+
+    #[test]
+    fn a_cluster_gets_local_tables_and_distributed_ones_over_them() {
+        let features = ServerVersion::parse("18.16.1").unwrap().features();
+        let single = Tables::new("db", None).create_all(features);
+        assert_eq!(single.len(), 3);
+        assert!(single[1].contains("`db`.points ("));
+        let t = Tables::new("db", Some("two'shards"));
+        assert_eq!(t.points_storage_table(), "`db`.points_local");
+        let ddl = t.create_all(features);
+        assert_eq!(ddl.len(), 5);
+        assert!(ddl[1].contains("`db`.points_local ("));
+        assert!(ddl[2].contains("`db`.retention_overrides_local ("));
+        assert_eq!(
+            ddl[3],
+            "CREATE TABLE IF NOT EXISTS `db`.points AS `db`.points_local ENGINE = \
+             Distributed('two\\'shards', 'db', 'points_local', series)"
+        );
+    }
+
+    #[test]
+    fn incompatible_tables_are_named() {
+        let mut cols: Vec<(String, String)> = POINT_COLUMNS
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        assert_eq!(incompatibility(&cols), None);
+        cols[0].1 = "LowCardinality(String)".into();
+        assert_eq!(incompatibility(&cols), None);
+        cols[3].1 = "DateTime".into();
+        cols.pop();
+        let why = incompatibility(&cols).unwrap();
+        assert!(why.contains("timestamp Int64, write_id UInt64"), "{why}");
+    }
+}

@@ -1,0 +1,434 @@
+//! A real `clickhouse-server` for tests (feature `test-server`): started as a child process with a
+//! generated configuration in a temporary directory, on free loopback ports, and killed when dropped.
+//!
+//! The server runs under a small `sh` supervisor whose standard input is a pipe from this process.
+//! Closing the pipe — by [`ClickhouseServer::stop`], by dropping the server, or by this process
+//! exiting or being killed — makes the supervisor stop the server and wait for it, so no test leaves a
+//! server behind, not even one shared through a `static` (which Rust never drops; its directory is
+//! removed by the supervisor then). [`ClickhouseServer::stop`] and [`ClickhouseServer::start_again`]
+//! keep the data directory and ports, for failure tests; two servers and a `remote_servers` cluster
+//! give a two-shard `Distributed` setup ([`two_shard_cluster`]).
+//!
+//! When `clickhouse-server` is not installed, starting one panics with the command that installs it:
+//! tests of this backend fail rather than skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::settings::ClickhouseSettings;
+use crate::sql::percent_encode;
+
+/// Where Debian's package installs the server.
+pub const SERVER_BINARY: &str = "/usr/sbin/clickhouse-server";
+/// A user with a password, to test that credentials reach ClickHouse.
+pub const PASSWORD_USER: (&str, &str) = ("luminate", "s3cr3t-pa55");
+/// How long a server may take to answer `SELECT 1` after starting.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The supervisor: starts the server, records its pid, stops it when its standard input says so or
+/// closes (`kill` → SIGKILL; anything else → SIGTERM, SIGKILL after 30 s), waits for it, and removes
+/// the directory when the input closed without a word (the test process is gone).
+const SUPERVISOR: &str = r#"
+server=$1 config=$2 dir=$3
+"$server" --config-file="$config" >>"$dir/server.log" 2>&1 &
+pid=$!
+echo "$pid" > "$dir/server.pid"
+how=""
+read -r how
+if [ "$how" = kill ]; then
+  kill -KILL "$pid" 2>/dev/null
+else
+  kill -TERM "$pid" 2>/dev/null
+  ( sleep 30; kill -KILL "$pid" 2>/dev/null ) &
+  watchdog=$!
+fi
+wait "$pid"
+[ -n "${watchdog:-}" ] && kill "$watchdog" 2>/dev/null
+[ -z "$how" ] && rm -rf "$dir"
+exit 0
+"#;
+
+/// Ports of one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// HTTP interface (what the backend uses).
+    pub http: u16,
+    /// Native protocol (used by `Distributed` tables between servers).
+    pub tcp: u16,
+    /// Interserver HTTP.
+    pub interserver: u16,
+}
+
+/// A running (or stopped) `clickhouse-server`.
+#[derive(Debug)]
+pub struct ClickhouseServer {
+    dir: tempfile::TempDir,
+    ports: Ports,
+    supervisor: Option<(Child, ChildStdin)>,
+}
+
+impl ClickhouseServer {
+    /// Starts a server on free loopback ports and waits until it answers.
+    pub fn start() -> Self {
+        Self::start_with_cluster(None)
+    }
+
+    fn start_with_cluster(cluster: Option<(&str, &[Ports])>) -> Self {
+        require_binary();
+        let mut last_error = String::new();
+        // Free ports are found by binding port 0 and releasing it; another process may take one in
+        // between, so a server that cannot start is retried on new ports.
+        for _ in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("luminate-clickhouse-")
+                .tempdir()
+                .unwrap_or_else(|e| panic!("cannot create a directory for clickhouse-server: {e}"));
+            let ports = free_ports();
+            write_config(dir.path(), ports, cluster);
+            let mut server = Self {
+                dir,
+                ports,
+                supervisor: None,
+            };
+            match server.launch() {
+                Ok(()) => return server,
+                Err(e) => {
+                    server.stop();
+                    last_error = e;
+                }
+            }
+        }
+        panic!("clickhouse-server did not start: {last_error}");
+    }
+
+    /// The server's HTTP address, `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.http)
+    }
+
+    /// The server's ports.
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// Settings of a store on this server using `database`, with short timeouts for tests.
+    pub fn settings(&self, database: &str) -> ClickhouseSettings {
+        ClickhouseSettings {
+            addresses: vec![self.address()],
+            database: database.to_owned(),
+            request_timeout: Duration::from_secs(30),
+            breaker_cool_down: Duration::from_millis(500),
+            breaker_failure_threshold: 3,
+            ..ClickhouseSettings::default()
+        }
+    }
+
+    /// Whether the supervised server process is alive.
+    pub fn is_running(&self) -> bool {
+        self.supervisor.is_some() && server_pid(self.dir.path()).is_some_and(pid_alive)
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.dir.path().join("server.pid"));
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("luminate-clickhouse-supervisor")
+            .arg(SERVER_BINARY)
+            .arg(self.dir.path().join("config.xml"))
+            .arg(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run sh: {e}"))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| "no stdin pipe to the supervisor".to_owned())?;
+        self.supervisor = Some((child, stdin));
+        let started = Instant::now();
+        loop {
+            if let Ok(body) = self.sql("SELECT 1")
+                && body.trim() == "1"
+            {
+                return Ok(());
+            }
+            let pid = server_pid(self.dir.path());
+            if pid.is_some_and(|p| !pid_alive(p)) {
+                return Err(format!("it exited; its log:\n{}", self.log_tail()));
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "no answer within {START_TIMEOUT:?}; its log:\n{}",
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines of the server's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it; the data directory stays.
+    pub fn stop(&mut self) {
+        self.halt("term");
+    }
+
+    /// Kills the server (SIGKILL) and waits for it: a crash; the data directory stays.
+    pub fn kill(&mut self) {
+        self.halt("kill");
+    }
+
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel but nothing answers — a
+    /// hung server.
+    pub fn pause(&self) {
+        assert!(
+            self.signal("STOP"),
+            "cannot send SIGSTOP to clickhouse-server"
+        );
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        assert!(
+            self.signal("CONT"),
+            "cannot send SIGCONT to clickhouse-server"
+        );
+    }
+
+    fn signal(&self, name: &str) -> bool {
+        server_pid(self.dir.path()).is_some_and(|pid| {
+            Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    fn halt(&mut self, how: &str) {
+        if self.supervisor.is_some() {
+            // A paused server would not act on SIGTERM (and a dead one needs nothing).
+            self.signal("CONT");
+        }
+        if let Some((mut child, mut stdin)) = self.supervisor.take() {
+            let _ = writeln!(stdin, "{how}");
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped server again on the same ports and data directory.
+    pub fn start_again(&mut self) {
+        assert!(self.supervisor.is_none(), "the server is running");
+        if let Err(e) = self.launch() {
+            panic!("clickhouse-server did not start again: {e}");
+        }
+    }
+
+    /// Runs one SQL statement over HTTP (a blocking client, for test set-up and checks) and returns
+    /// the answer's body; `Err` carries the status line and body of a non-200 answer.
+    pub fn sql(&self, sql: &str) -> Result<String, String> {
+        http_post(self.ports.http, sql)
+    }
+}
+
+impl Drop for ClickhouseServer {
+    /// Kills the server: its directory is removed right after, so a graceful shutdown (which takes
+    /// 18.16 seconds) would buy nothing.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One server shared by every test of the calling test binary (started on first use). It is never
+/// dropped; the supervisor stops it and removes its directory when the test process exits.
+pub fn shared() -> &'static ClickhouseServer {
+    static SERVER: OnceLock<ClickhouseServer> = OnceLock::new();
+    SERVER.get_or_init(ClickhouseServer::start)
+}
+
+/// Two servers forming the cluster `cluster_name` of two shards (one replica each); each knows the
+/// cluster, so a `Distributed` table can be created on either.
+pub fn two_shard_cluster(cluster_name: &str) -> (ClickhouseServer, ClickhouseServer) {
+    // The cluster names both servers' ports before either starts.
+    let (a, b) = (free_ports(), free_ports());
+    let shards = [a, b];
+    let start = |ports: Ports| {
+        require_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("luminate-clickhouse-shard-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a directory for clickhouse-server: {e}"));
+        write_config(dir.path(), ports, Some((cluster_name, &shards)));
+        let mut server = ClickhouseServer {
+            dir,
+            ports,
+            supervisor: None,
+        };
+        if let Err(e) = server.launch() {
+            panic!("a shard of the cluster did not start: {e}");
+        }
+        server
+    };
+    (start(a), start(b))
+}
+
+fn require_binary() {
+    assert!(
+        Path::new(SERVER_BINARY).exists(),
+        "{SERVER_BINARY} is missing: the ClickHouse backend's tests need a real server. Install it with \
+         `apt-get update && apt-get install -y clickhouse-server` (Debian's package, 18.16)."
+    );
+}
+
+fn free_ports() -> Ports {
+    let bind = || {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"))
+    };
+    let (a, b, c) = (bind(), bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
+    Ports {
+        http: port(&a),
+        tcp: port(&b),
+        interserver: port(&c),
+    }
+}
+
+fn write_config(dir: &Path, ports: Ports, cluster: Option<(&str, &[Ports])>) {
+    let path = |name: &str| -> PathBuf {
+        let p = dir.join(name);
+        let _ = std::fs::create_dir_all(&p);
+        p
+    };
+    let (data, tmp, user_files, schemas) = (
+        path("data"),
+        path("tmp"),
+        path("user_files"),
+        path("format_schemas"),
+    );
+    let remote_servers = cluster.map_or_else(String::new, |(name, shards)| {
+        let shards: String = shards
+            .iter()
+            .map(|p| {
+                format!(
+                    "<shard><replica><host>127.0.0.1</host><port>{}</port></replica></shard>",
+                    p.tcp
+                )
+            })
+            .collect();
+        format!("<remote_servers><{name}>{shards}</{name}></remote_servers>")
+    });
+    let (user, password) = PASSWORD_USER;
+    let config = format!(
+        r#"<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><console>1</console></logger>
+    <http_port>{http}</http_port>
+    <tcp_port>{tcp}</tcp_port>
+    <interserver_http_port>{interserver}</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <listen_host>127.0.0.1</listen_host>
+    <path>{data}/</path>
+    <tmp_path>{tmp}/</tmp_path>
+    <user_files_path>{user_files}/</user_files_path>
+    <format_schema_path>{schemas}/</format_schema_path>
+    <mark_cache_size>268435456</mark_cache_size>
+    <max_concurrent_queries>64</max_concurrent_queries>
+    <timezone>UTC</timezone>
+    {remote_servers}
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+        <{user}>
+            <password>{password}</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </{user}>
+    </users>
+    <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+    <quotas><default></default></quotas>
+</yandex>
+"#,
+        http = ports.http,
+        tcp = ports.tcp,
+        interserver = ports.interserver,
+        data = data.display(),
+        tmp = tmp.display(),
+        user_files = user_files.display(),
+        schemas = schemas.display(),
+    );
+    std::fs::write(dir.join("config.xml"), config)
+        .unwrap_or_else(|e| panic!("cannot write clickhouse-server's config: {e}"));
+}
+
+fn server_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("server.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Alive and not a zombie (the supervisor reaps the server only once told to stop).
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// A minimal HTTP/1.0 POST (the server closes the connection after the answer).
+fn http_post(port: u16, sql: &str) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST /?wait_end_of_query=1&query={} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+        percent_encode(sql)
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed answer: {text}"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(body.to_owned())
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}

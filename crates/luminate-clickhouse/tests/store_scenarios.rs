@@ -1,0 +1,513 @@
+//! Scenarios of the ClickHouse backend against a real server: tenant isolation on every call, hostile
+//! strings stored and queried back verbatim, deletes and retention overrides, discovery orders,
+//! schema creation and credentials, and `quantileExact`'s positions against the contract's.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{count, plan, point, query, server, settings, store, write};
+use luminate_clickhouse::testing::PASSWORD_USER;
+use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, OpenError};
+use luminate_model::query::{Aggregation, QueryKind};
+use luminate_model::reference::ReferenceStore;
+use luminate_model::result::{KeyCardinality, MetricCardinality, ValueCount};
+use luminate_model::semantics::quantile_index;
+use luminate_model::store::{HealthStatus, RetentionOverride};
+use luminate_model::testkit::diff_results;
+use luminate_model::{MetricsStore, Point, QueryPlan, QueryResult, Tenant};
+
+/// Every query kind and option over `metric`, for comparing two tenants' or two stores' answers.
+fn plans(metric: &str) -> Vec<QueryPlan> {
+    let mut out = vec![plan(QueryKind::Range, metric)];
+    for agg in Aggregation::ALL {
+        let mut p = plan(QueryKind::Aggregate(agg), metric);
+        p.group_by = vec!["k".into()];
+        p.interval_ms = Some(1_000);
+        out.push(p);
+    }
+    let mut rate = plan(QueryKind::Rate, metric);
+    rate.interval_ms = Some(1_000);
+    rate.group_by = vec!["k".into()];
+    out.push(rate);
+    out
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_points() {
+    let store = store("isolation").await;
+    let (a, b) = (Tenant::new("acme"), Tenant::new("acme' OR tenant != '"));
+    let pa = vec![
+        point("m", 1_000, 1.0, &[("k", "x")]),
+        point("m", 2_000, 3.0, &[("k", "x")]),
+        point("only_a", 1_000, 1.0, &[("secret", "a")]),
+    ];
+    let pb = vec![
+        point("m", 1_000, 10.0, &[("k", "y")]),
+        point("m", 3_000, 40.0, &[("k", "y")]),
+    ];
+    write(&store, &a, &pa).await;
+    write(&store, &b, &pb).await;
+    let mut reference = ReferenceStore::new();
+    for p in &pa {
+        reference.insert(&a, p.clone());
+    }
+    for p in &pb {
+        reference.insert(&b, p.clone());
+    }
+    for tenant in [&a, &b, &Tenant::new("nobody")] {
+        for p in plans("m").iter().chain(&plans("only_a")) {
+            let expected = reference.query(tenant, p);
+            let actual = query(&store, tenant, p).await;
+            assert_eq!(diff_results(&expected, &actual), None, "{tenant} {p:?}");
+        }
+        assert_eq!(
+            store.metric_names(tenant).await.unwrap(),
+            reference.metric_names(tenant)
+        );
+        assert_eq!(
+            store.dimension_keys(tenant, "m").await.unwrap(),
+            reference.dimension_keys(tenant, "m")
+        );
+        assert_eq!(
+            store
+                .dimension_values(tenant, "m", "k", "", 10)
+                .await
+                .unwrap(),
+            reference.dimension_values(tenant, "m", "k", "", 10)
+        );
+        assert_eq!(
+            store.cardinality(tenant, None).await.unwrap(),
+            reference.cardinality(tenant, None)
+        );
+    }
+    assert_eq!(
+        store.dimension_keys(&b, "only_a").await.unwrap(),
+        None,
+        "b does not know a's metric"
+    );
+    // A delete by one tenant leaves the other's points of the same metric alone.
+    assert_eq!(store.delete_before(&b, "m", i64::MAX).await.unwrap(), 2);
+    assert_eq!(count(&store, &a, "m").await, 2);
+    assert_eq!(count(&store, &b, "m").await, 0);
+    assert_eq!(
+        store.tenants().await.unwrap(),
+        vec![a.clone()],
+        "b has no points left and no override"
+    );
+}
+
+/// Strings that break naive SQL building.
+const HOSTILE: [&str; 9] = [
+    "'; DROP TABLE points; --",
+    "it's",
+    r"back\slash\",
+    "nul\0byte",
+    "new\nline\r\n",
+    "tab\there",
+    "unicode é ☃ 日本 🎉",
+    r"\'; DROP DATABASE injection; --",
+    "`backtick` \"double\"",
+];
+
+#[tokio::test]
+async fn hostile_strings_are_stored_and_queried_back_verbatim() {
+    let store = store("injection").await;
+    let tenant = Tenant::new("tenant '; DROP TABLE points; --\\");
+    let mut points: Vec<Point> = Vec::new();
+    for (i, s) in HOSTILE.iter().enumerate() {
+        let t = 1_000 * i as i64;
+        // As a metric name, as a dimension key, and as a dimension value.
+        points.push(point(s, t, i as f64, &[("plain", s)]));
+        points.push(point("m", t, i as f64, &[(s, s)]));
+    }
+    write(&store, &tenant, &points).await;
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&tenant, p.clone());
+    }
+
+    let mut names: Vec<String> = HOSTILE.iter().map(|s| (*s).to_owned()).collect();
+    names.push("m".into());
+    names.sort();
+    assert_eq!(store.metric_names(&tenant).await.unwrap(), names);
+    assert_eq!(store.tenants().await.unwrap(), vec![tenant.clone()]);
+
+    for s in HOSTILE {
+        // The metric named `s`: its point and its dimension value come back byte for byte.
+        let range = query(&store, &tenant, &plan(QueryKind::Range, s)).await;
+        assert_eq!(
+            diff_results(
+                &reference.query(&tenant, &plan(QueryKind::Range, s)),
+                &range
+            ),
+            None,
+            "{s:?}"
+        );
+        let QueryResult::Range { results, .. } = &range else {
+            panic!("{range:?}")
+        };
+        assert_eq!(results[0].dimensions.get("plain"), Some(s));
+
+        // `s` as a filter value, a group-by key and a discovery prefix.
+        for p in [
+            QueryPlan {
+                filters: vec![(s.to_owned(), s.to_owned())],
+                ..plan(QueryKind::Range, "m")
+            },
+            QueryPlan {
+                group_by: vec![s.to_owned()],
+                interval_ms: Some(500),
+                ..plan(QueryKind::Aggregate(Aggregation::Sum), "m")
+            },
+            QueryPlan {
+                group_by: vec![s.to_owned(), "plain".to_owned()],
+                interval_ms: Some(500),
+                ..plan(QueryKind::Rate, "m")
+            },
+            QueryPlan {
+                filters: vec![("plain".to_owned(), s.to_owned())],
+                ..plan(QueryKind::Aggregate(Aggregation::Integral), s)
+            },
+        ] {
+            let expected = reference.query(&tenant, &p);
+            assert_eq!(
+                diff_results(&expected, &query(&store, &tenant, &p).await),
+                None,
+                "{p:?}"
+            );
+        }
+        assert_eq!(
+            store
+                .dimension_values(&tenant, "m", s, &s[..2], 10)
+                .await
+                .unwrap(),
+            reference.dimension_values(&tenant, "m", s, &s[..2], 10)
+        );
+        assert_eq!(
+            store
+                .dimension_values(&tenant, s, "plain", s, 10)
+                .await
+                .unwrap(),
+            Some(vec![ValueCount {
+                value: s.to_owned(),
+                points: 1
+            }])
+        );
+    }
+    assert_eq!(
+        store.dimension_keys(&tenant, "m").await.unwrap(),
+        reference.dimension_keys(&tenant, "m")
+    );
+    assert_eq!(
+        store.cardinality(&tenant, None).await.unwrap(),
+        reference.cardinality(&tenant, None)
+    );
+
+    // Retention and deletes take hostile metric names too.
+    let day = Duration::from_secs(86_400);
+    for s in HOSTILE {
+        store.set_retention(&tenant, s, day).await.unwrap();
+    }
+    let mut expected: Vec<RetentionOverride> = HOSTILE
+        .iter()
+        .map(|s| RetentionOverride {
+            metric: (*s).to_owned(),
+            retention: day,
+        })
+        .collect();
+    expected.sort_by(|a, b| a.metric.cmp(&b.metric));
+    assert_eq!(store.retention_overrides(&tenant).await.unwrap(), expected);
+    assert_eq!(
+        store
+            .delete_before(&tenant, HOSTILE[0], i64::MAX)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Nothing was dropped or created along the way.
+    assert_eq!(
+        server()
+            .sql("SELECT name FROM system.tables WHERE database = 'injection' ORDER BY name")
+            .unwrap(),
+        "points\nretention_overrides\n"
+    );
+    assert_eq!(
+        server()
+            .sql("SELECT count() FROM system.databases WHERE name = 'injection'")
+            .unwrap(),
+        "1\n"
+    );
+    assert_eq!(count(&store, &tenant, "m").await, HOSTILE.len() as u64);
+}
+
+#[tokio::test]
+async fn deletes_count_exactly_and_survive_across_day_partitions() {
+    let store = store("deletes").await;
+    let t = Tenant::new("t");
+    const DAY: i64 = 86_400_000;
+    let points: Vec<Point> = (0..30)
+        .map(|i| point("m", i * DAY / 10, i as f64, &[("k", "v")]))
+        .chain([point("other", 0, 1.0, &[])])
+        .collect();
+    write(&store, &t, &points).await;
+    // Points at 0 .. 0.9 days, 1.0 .. 1.9, 2.0 .. 2.9: the cut at 1.55 days straddles a partition.
+    assert_eq!(
+        store
+            .delete_before(&t, "m", DAY + DAY / 2 + 1)
+            .await
+            .unwrap(),
+        16
+    );
+    assert_eq!(
+        store
+            .delete_before(&t, "m", DAY + DAY / 2 + 1)
+            .await
+            .unwrap(),
+        0,
+        "nothing left to delete"
+    );
+    assert_eq!(store.delete_before(&t, "ghost", i64::MAX).await.unwrap(), 0);
+    assert_eq!(count(&store, &t, "m").await, 14);
+    assert_eq!(count(&store, &t, "other").await, 1, "another metric stays");
+    let QueryResult::Range { results, .. } = query(&store, &t, &plan(QueryKind::Range, "m")).await
+    else {
+        panic!()
+    };
+    assert_eq!(results[0].timestamp, 16 * DAY / 10);
+    assert_eq!(store.delete_before(&t, "m", i64::MAX).await.unwrap(), 14);
+    assert_eq!(store.dimension_keys(&t, "m").await.unwrap(), None);
+    assert_eq!(store.metric_names(&t).await.unwrap(), vec!["other"]);
+}
+
+#[tokio::test]
+async fn retention_overrides_replace_and_survive_reopening() {
+    let (a, b, c) = (Tenant::new("a"), Tenant::new("b"), Tenant::new("c"));
+    let day = Duration::from_secs(86_400);
+    {
+        let store = store("retention").await;
+        store.set_retention(&a, "requests", 7 * day).await.unwrap();
+        store.set_retention(&a, "latency", day).await.unwrap();
+        store.set_retention(&a, "requests", 3 * day).await.unwrap(); // replaces
+        store.set_retention(&b, "latency", 30 * day).await.unwrap();
+        write(&store, &c, &[point("m", 1, 1.0, &[])]).await;
+        store.close().await.unwrap();
+    }
+    let store = store("retention").await;
+    let ov = |metric: &str, retention| RetentionOverride {
+        metric: metric.to_owned(),
+        retention,
+    };
+    assert_eq!(
+        store.retention_overrides(&a).await.unwrap(),
+        vec![ov("latency", day), ov("requests", 3 * day)]
+    );
+    assert_eq!(
+        store.retention_overrides(&b).await.unwrap(),
+        vec![ov("latency", 30 * day)]
+    );
+    assert_eq!(store.retention_overrides(&c).await.unwrap(), vec![]);
+    assert_eq!(store.tenants().await.unwrap(), vec![a, b, c]);
+    // Also after ClickHouse merged the replaced rows away.
+    server()
+        .sql("OPTIMIZE TABLE retention.retention_overrides FINAL")
+        .unwrap();
+    assert_eq!(
+        store.retention_overrides(&Tenant::new("a")).await.unwrap(),
+        vec![ov("latency", day), ov("requests", 3 * day)]
+    );
+}
+
+#[tokio::test]
+async fn discovery_orders_by_points_then_value_and_cardinality_by_size() {
+    let store = store("discovery").await;
+    let t = Tenant::new("t");
+    let mut points = Vec::new();
+    for (value, n) in [("b", 3), ("a", 3), ("c1", 5), ("c2", 1)] {
+        for i in 0..n {
+            points.push(point("m", i, 1.0, &[("customer", value), ("region", "eu")]));
+        }
+    }
+    points.push(point("n", 0, 1.0, &[("x", "1")]));
+    points.push(point("n", 0, 1.0, &[("x", "2")]));
+    write(&store, &t, &points).await;
+    let vc = |value: &str, points| ValueCount {
+        value: value.to_owned(),
+        points,
+    };
+    assert_eq!(
+        store
+            .dimension_values(&t, "m", "customer", "", 100)
+            .await
+            .unwrap(),
+        Some(vec![vc("c1", 5), vc("a", 3), vc("b", 3), vc("c2", 1)])
+    );
+    assert_eq!(
+        store
+            .dimension_values(&t, "m", "customer", "c", 1)
+            .await
+            .unwrap(),
+        Some(vec![vc("c1", 5)])
+    );
+    assert_eq!(
+        store
+            .dimension_values(&t, "m", "absent", "", 10)
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        store
+            .dimension_values(&t, "ghost", "customer", "", 10)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.dimension_keys(&t, "m").await.unwrap(),
+        Some(vec!["customer".to_owned(), "region".to_owned()])
+    );
+    let kc = |key: &str, distinct_values| KeyCardinality {
+        key: key.to_owned(),
+        distinct_values,
+    };
+    assert_eq!(
+        store.cardinality(&t, None).await.unwrap(),
+        vec![
+            MetricCardinality {
+                metric: "m".into(),
+                series: 4,
+                dimensions: vec![kc("customer", 4), kc("region", 1)],
+            },
+            MetricCardinality {
+                metric: "n".into(),
+                series: 2,
+                dimensions: vec![kc("x", 2)],
+            },
+        ]
+    );
+    assert_eq!(store.cardinality(&t, Some("ghost")).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn open_creates_the_schema_once_and_refuses_a_foreign_table() {
+    let first = store("schema_twice").await;
+    let second = store("schema_twice").await;
+    assert_eq!(first.server_version().to_string(), "18.16.1");
+    write(&first, &Tenant::new("t"), &[point("m", 1, 1.0, &[])]).await;
+    assert_eq!(count(&second, &Tenant::new("t"), "m").await, 1);
+    let health = second.health().await;
+    assert_eq!(health.status, HealthStatus::Healthy);
+    assert!(health.disk_used_bytes.unwrap() > 0);
+
+    server()
+        .sql("CREATE DATABASE IF NOT EXISTS foreign_schema")
+        .unwrap();
+    server()
+        .sql(
+            "CREATE TABLE IF NOT EXISTS foreign_schema.points (tenant String, metric String, \
+             timestamp DateTime, value Float64) ENGINE = MergeTree() ORDER BY tenant",
+        )
+        .unwrap();
+    let err = ClickhouseStore::open(settings("foreign_schema"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OpenError::Schema(_)), "{err}");
+    assert!(err.to_string().contains("timestamp Int64"), "{err}");
+}
+
+#[tokio::test]
+async fn credentials_reach_clickhouse() {
+    let (user, password) = PASSWORD_USER;
+    let with = |password: &str| ClickhouseSettings {
+        username: user.to_owned(),
+        password: password.to_owned(),
+        ..settings("credentials")
+    };
+    let store = ClickhouseStore::open(with(password)).await.unwrap();
+    write(&store, &Tenant::new("t"), &[point("m", 1, 1.0, &[])]).await;
+    let err = ClickhouseStore::open(with("wrong")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("Wrong password"),
+        "the server's refusal is reported: {err}"
+    );
+}
+
+#[tokio::test]
+async fn quantile_exact_positions_equal_the_contract() {
+    // For n = 1..=1500 values 0..n, quantileExact(level) must pick index quantile_index(pct, n).
+    let body = server()
+        .sql(
+            "SELECT n, quantileExact(0.5)(x), quantileExact(0.95)(x), quantileExact(0.99)(x) \
+             FROM (SELECT n, arrayJoin(range(n)) AS x FROM \
+             (SELECT arrayJoin(range(1500)) + 1 AS n)) GROUP BY n ORDER BY n",
+        )
+        .unwrap();
+    let mut rows = 0;
+    for line in body.lines() {
+        let cols: Vec<usize> = line.split('\t').map(|c| c.parse().unwrap()).collect();
+        let n = cols[0];
+        for (i, pct) in [50, 95, 99].into_iter().enumerate() {
+            assert_eq!(cols[1 + i], quantile_index(pct, n), "p{pct} of {n} values");
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 1500);
+}
+
+#[tokio::test]
+async fn edge_ranges_buckets_and_empty_answers() {
+    let store = store("edges").await;
+    let t = Tenant::new("t");
+    // Negative timestamps floor to earlier buckets; a series with one point has no rate.
+    let points = [
+        point("m", -1, 2.0, &[("k", "a")]),
+        point("m", -1_000, 1.0, &[("k", "a")]),
+        point("m", 0, 5.0, &[("k", "a")]),
+        point("m", 999, 4.0, &[("k", "b")]),
+        point("m", 1_000, 1.0, &[]),
+    ];
+    write(&store, &t, &points).await;
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&t, p.clone());
+    }
+    let mut cases = plans("m");
+    cases.extend(plans("ghost"));
+    for p in plans("m") {
+        // Half-open ranges at the edges, and a filter on the empty string (points without `k`).
+        cases.push(QueryPlan {
+            start: -1,
+            end: 1_000,
+            ..p.clone()
+        });
+        cases.push(QueryPlan {
+            filters: vec![("k".into(), String::new())],
+            ..p.clone()
+        });
+        cases.push(QueryPlan { limit: 1, ..p });
+    }
+    for p in &cases {
+        let expected = reference.query(&t, p);
+        assert_eq!(
+            diff_results(&expected, &query(&store, &t, p).await),
+            None,
+            "{p:?}"
+        );
+    }
+    // Without groupBy, rate always has one group, even over no data.
+    let mut rate = plan(QueryKind::Rate, "ghost");
+    rate.interval_ms = Some(1_000);
+    let QueryResult::Rate { results, truncated } = query(&store, &t, &rate).await else {
+        panic!()
+    };
+    assert_eq!(
+        (results.len(), results[0].points.len(), truncated),
+        (1, 0, false)
+    );
+}
