@@ -85,10 +85,14 @@ def clickhouse_queries(meta):
             f" WHERE i > 1 GROUP BY {keys}bucket ORDER BY {keys}bucket")
 
     top = meta["top_customer"]
+    typical = meta["typical_customer"]
     region = meta["filter_region"]
     return [
         ("range_top_customer",
          f"SELECT ts, value FROM points WHERE {where} AND customer_id = '{top}'"
+         f" ORDER BY ts, endpoint, region, status_code, value LIMIT 10001", read_range),
+        ("range_typical_customer",
+         f"SELECT ts, value FROM points WHERE {where} AND customer_id = '{typical}'"
          f" ORDER BY ts, endpoint, region, status_code, value LIMIT 10001", read_range),
         ("avg_by_customer_top10",
          f"SELECT customer_id, avg(value) AS v, count() AS c FROM points WHERE {where}"
@@ -169,6 +173,17 @@ def vm_queries(meta):
             points += len(json.loads(line)["values"])
         return {"points": points}
 
+    def read_export_whole(text):
+        """Every point of a customer with fewer than 10 000: the same answer as Luminate's range."""
+        rows = []
+        for line in text.splitlines():
+            series = json.loads(line)
+            rows.extend(zip(series["timestamps"], series["values"]))
+        rows.sort()
+        return {"points": len(rows), "truncated": len(rows) > 10000,
+                "first_ts": rows[0][0] if rows else 0, "last_ts": rows[-1][0] if rows else 0,
+                "value_sum": sum(round(v * 10) for _, v in rows) / 10}
+
     def read_values(body):
         rows = [{"value": r["metric"].get("customer_id", ""), "points": int(float(r["value"][1]))}
                 for r in body["data"]["result"]]
@@ -190,6 +205,10 @@ def vm_queries(meta):
          {"match[]": f'api_latency{{customer_id="{meta["top_customer"]}"}}',
           "start": f"{meta['start'] / 1000:.3f}", "end": at},
          read_export, "n/a: export returns every point of the customer, unordered, no limit"),
+        ("range_typical_customer", "export",
+         {"match[]": f'api_latency{{customer_id="{meta["typical_customer"]}"}}',
+          "start": f"{meta['start'] / 1000:.3f}", "end": at},
+         read_export_whole, "exact: every point of the customer (fewer than the limit), sorted here"),
         ("avg_by_customer_top10", "query",
          instant("topk(10, sum by (customer_id)(sum_over_time(api_latency[1h]))"
                  " / sum by (customer_id)(count_over_time(api_latency[1h])))"),

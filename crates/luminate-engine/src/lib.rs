@@ -438,6 +438,7 @@ impl Engine {
             index.tenant(tenant),
             ctx,
             max,
+            &self.query_pool,
         )?)
     }
 

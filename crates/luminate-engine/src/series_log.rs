@@ -20,8 +20,8 @@ use std::path::Path;
 use luminate_model::{Dimensions, Tenant};
 
 use crate::EngineError;
-use crate::index::{Index, TenantIndex};
-use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch};
+use crate::index::{Index, StrId, TenantIndex};
+use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch, SeriesId};
 use crate::wal::Wal;
 
 /// Log string id of an interner string the log does not hold yet.
@@ -153,29 +153,27 @@ impl Logged {
             pair_counts: Vec::new(),
             pairs: Vec::new(),
         };
-        let mut log_id = |s: &str| -> u32 {
-            // Every string of a defined series is interned, so `get` finds it; were one not, logging
-            // it again under a new id would still be correct.
-            let sid = strings.get(s).map(|sid| sid as usize);
-            if let Some(sid) = sid {
-                if sid >= self.log_ids.len() {
-                    self.log_ids.resize(strings.len().max(sid + 1), NOT_LOGGED);
-                }
-                if self.log_ids[sid] != NOT_LOGGED {
-                    return self.log_ids[sid];
-                }
-                self.log_ids[sid] = self.next_id;
+        // Series name their strings by interner id, so a string's log id is one array read (its text
+        // is read only the first time it is logged).
+        let mut log_id = |sid: StrId| -> u32 {
+            let sid = sid as usize;
+            if sid >= self.log_ids.len() {
+                self.log_ids.resize(strings.len().max(sid + 1), NOT_LOGGED);
             }
-            batch.strings.push(s.to_owned());
+            if self.log_ids[sid] != NOT_LOGGED {
+                return self.log_ids[sid];
+            }
+            self.log_ids[sid] = self.next_id;
+            batch.strings.push(strings.resolve(sid as StrId).to_owned());
             self.next_id += 1;
             self.next_id - 1
         };
         let (mut metrics, mut pair_counts, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
-        for series in ti.all_series().skip(self.series).take(end - self.series) {
-            debug_assert_eq!(series.id() as usize, self.series + metrics.len());
-            metrics.push(log_id(series.metric()));
+        for id in self.series..end {
+            let (metric, series_pairs) = ti.series_str_ids(id as SeriesId);
+            metrics.push(log_id(metric));
             let before = pairs.len();
-            for (k, v) in series.pairs() {
+            for (k, v) in series_pairs {
                 pairs.push((log_id(k), log_id(v)));
             }
             pair_counts.push((pairs.len() - before) as u32);

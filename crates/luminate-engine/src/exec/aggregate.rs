@@ -13,7 +13,7 @@ use luminate_model::semantics::{bucket_start, integral_sorted, select_percentile
 
 use super::Finish;
 use super::partial::{Moments, Partial};
-use super::points::{Points, sort_runs};
+use super::points::{Points, sort_each_series};
 
 /// One group's answer before it gets its key.
 struct Computed {
@@ -29,7 +29,7 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
     let mut computed = match partial {
         Partial::Moments { totals, buckets } => moments(totals, buckets, agg, interval),
         Partial::Rows(points) => match agg.percentile() {
-            Some(pct) => percentiles(points, groups, pct, interval),
+            Some(pct) => percentiles(points, groups, pct, interval, out.pool),
             None => integrals(out, points, interval),
         },
     };
@@ -87,64 +87,61 @@ fn moments(
 }
 
 /// Points are tagged by group and carry their bucket (no time without an interval). Each group's
-/// values are selected in place, in the grouped buffer.
+/// values are selected in place ([`Points::map_groups`]), groups in parallel on the pool.
 fn percentiles(
     mut points: Points,
     groups: usize,
     pct: u32,
     interval: Option<i64>,
+    pool: &rayon::ThreadPool,
 ) -> Vec<Computed> {
-    let starts = points.group_by_tag(groups);
-    // (bucket, value) of one group, then the values of one bucket: the largest group's size at most.
-    let mut by_bucket: Vec<(TimestampMs, f64)> = Vec::new();
-    let mut scratch: Vec<f64> = Vec::new();
-    (0..groups)
-        .map(|g| {
-            let range = starts[g]..starts[g + 1];
-            if range.is_empty() {
-                return Computed {
-                    group: g as u32,
-                    value: 0.0,
-                    count: 0,
-                    buckets: None,
-                };
-            }
-            if interval.is_some() {
-                by_bucket.clear();
-                by_bucket.extend(range.clone().map(|i| (points.time(i), points.values[i])));
-            }
-            let count = range.len() as u64;
-            let value = select_percentile(&mut points.values[range], pct);
-            let buckets = interval.map(|_| {
-                by_bucket.sort_unstable_by_key(|r| r.0);
-                by_bucket
-                    .chunk_by(|a, b| a.0 == b.0)
-                    .map(|run| {
-                        scratch.clear();
-                        scratch.extend(run.iter().map(|r| r.1));
-                        BucketValue {
-                            timestamp: run[0].0,
-                            value: select_percentile(&mut scratch, pct),
-                            count: run.len() as u64,
-                        }
-                    })
-                    .collect()
-            });
-            Computed {
+    points.map_groups(groups, pool, |g, values, times| {
+        let count = values.len() as u64;
+        if count == 0 {
+            return Computed {
                 group: g as u32,
-                value,
-                count,
-                buckets,
-            }
-        })
-        .collect()
+                value: 0.0,
+                count: 0,
+                buckets: None,
+            };
+        }
+        // (bucket, value) of the group, taken before the selection reorders the values.
+        let mut by_bucket: Vec<(TimestampMs, f64)> = match interval {
+            Some(_) => times.iter().copied().zip(values.iter().copied()).collect(),
+            None => Vec::new(),
+        };
+        let value = select_percentile(values, pct);
+        let buckets = interval.map(|_| {
+            by_bucket.sort_unstable_by_key(|r| r.0);
+            let mut scratch: Vec<f64> = Vec::new();
+            by_bucket
+                .chunk_by(|a, b| a.0 == b.0)
+                .map(|run| {
+                    scratch.clear();
+                    scratch.extend(run.iter().map(|r| r.1));
+                    BucketValue {
+                        timestamp: run[0].0,
+                        value: select_percentile(&mut scratch, pct),
+                        count: run.len() as u64,
+                    }
+                })
+                .collect()
+        });
+        Computed {
+            group: g as u32,
+            value,
+            count,
+            buckets,
+        }
+    })
 }
 
 /// Rows are tagged by position in the selection: each series' points are sorted, then integrated (per
 /// bucket, the integral restarts).
 fn integrals(out: &Finish<'_>, rows: Points, interval: Option<i64>) -> Vec<Computed> {
     let selection = out.selection;
-    let (starts, mut pairs) = rows.into_pairs_by_tag(selection.series.len());
+    let (starts, mut pairs) = rows.into_pairs_by_tag(selection.series.len(), out.pool);
+    sort_each_series(&starts, &mut pairs, out.pool);
     // Per group: total integral, point count, and per bucket the same two.
     type IntegralGroup = (f64, u64, BTreeMap<TimestampMs, (f64, u64)>);
     let mut groups: Vec<IntegralGroup> = vec![Default::default(); selection.groups.count];
@@ -153,7 +150,6 @@ fn integrals(out: &Finish<'_>, rows: Points, interval: Option<i64>) -> Vec<Compu
         if points.is_empty() {
             continue;
         }
-        sort_runs(points);
         let points = &*points;
         let (total, count, buckets) = &mut groups[group as usize];
         *total += integral_sorted(points);

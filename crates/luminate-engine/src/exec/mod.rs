@@ -51,6 +51,9 @@ pub(crate) struct Prepared<'p> {
     plan: &'p QueryPlan,
     selection: Selection,
     map: SeriesMap,
+    /// Stored points of the selected series when the index was read (a bound, not an exact count of
+    /// what lies in the range): a range whose series hold no more than its limit cannot stop early.
+    stored_points: u64,
 }
 
 impl Prepared<'_> {
@@ -95,8 +98,16 @@ pub(crate) fn prepare<'p>(
         (0..selection.series.len() as u32).collect()
     };
     let map = SeriesMap::new(&selection.series, tags);
+    let stored_points = ti.map_or(0, |ti| {
+        selection
+            .series
+            .iter()
+            .map(|&id| ti.series_points(id))
+            .sum()
+    });
     Ok(Prepared {
         plan,
+        stored_points,
         selection,
         map,
     })
@@ -178,9 +189,14 @@ pub(crate) fn scan_sources(
     let rows: usize = sources.iter().map(|s| s.weight()).sum();
     let tasks = if prepared.selection.series.is_empty() {
         1
-    } else if spec.range_limit.is_some() {
+    } else if spec
+        .range_limit
+        .is_some_and(|limit| prepared.stored_points > limit as u64)
+    {
         // Range: one task over the sources in time order, so that once `limit` earlier candidates are
-        // known every later source is skipped unread (the first part usually settles it).
+        // known every later source is skipped unread (the first part usually settles it). A range
+        // whose series hold no more points than its limit reads everything anyway: it runs in
+        // parallel like the others.
         sources.sort_by_key(|s| s.min_t());
         1
     } else {
@@ -279,6 +295,7 @@ pub(crate) fn finish(
     ti: Option<&TenantIndex>,
     ctx: &QueryContext,
     max_values: usize,
+    pool: &rayon::ThreadPool,
 ) -> Result<QueryResult, StoreError> {
     ctx.check()?;
     if partial.buffered() > max_values {
@@ -288,6 +305,7 @@ pub(crate) fn finish(
         plan: prepared.plan,
         selection: &prepared.selection,
         ti,
+        pool,
     };
     Ok(match prepared.plan.kind {
         QueryKind::Range => range::finish(&out, partial),
@@ -308,7 +326,7 @@ pub(crate) fn run(
 ) -> Result<QueryResult, StoreError> {
     let prepared = prepare(ti, plan, ctx)?;
     let partial = scan(&prepared, sources, ctx, max_values, pool)?;
-    finish(&prepared, partial, ti, ctx, max_values)
+    finish(&prepared, partial, ti, ctx, max_values, pool)
 }
 
 /// What phase 3 reads: the plan, the selection, and the index for strings.
@@ -316,6 +334,8 @@ struct Finish<'a> {
     plan: &'a QueryPlan,
     selection: &'a Selection,
     ti: Option<&'a TenantIndex>,
+    /// Grouping, selection and per-series sorting run on the engine's pool.
+    pool: &'a rayon::ThreadPool,
 }
 
 impl Finish<'_> {

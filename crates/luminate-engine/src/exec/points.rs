@@ -9,6 +9,7 @@
 //! copy of its points.
 
 use luminate_model::TimestampMs;
+use rayon::prelude::*;
 
 /// Buffered points, in columns of equal length (`times` empty when not kept).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,12 +90,6 @@ impl Points {
         self.values.len()
     }
 
-    /// The timestamp of point `i` (0 when timestamps are not kept).
-    #[inline]
-    pub(crate) fn time(&self, i: usize) -> TimestampMs {
-        if self.timed { self.times[i] } else { 0 }
-    }
-
     /// Both sets of points, appending the smaller to the larger (the larger buffer is reused, never
     /// copied).
     pub(crate) fn merge(mut self, mut other: Self) -> Self {
@@ -114,32 +109,68 @@ impl Points {
     /// series' points are a few sorted runs — one per source — that an adaptive sort merges in linear
     /// time, where the in-place grouping would scramble them. Costs 16 bytes a point while the columns
     /// are read (they are freed before the pairs are used).
-    pub(crate) fn into_pairs_by_tag(self, tags: usize) -> (Vec<usize>, Vec<(TimestampMs, f64)>) {
+    ///
+    /// The scatter runs on `pool`: each thread owns a contiguous range of tags (about an equal share
+    /// of the points) and so a disjoint slice of the output; it reads every point and writes its own.
+    pub(crate) fn into_pairs_by_tag(
+        self,
+        tags: usize,
+        pool: &rayon::ThreadPool,
+    ) -> (Vec<usize>, Vec<(TimestampMs, f64)>) {
         let Self {
-            tags: mut dest,
+            tags: tag_of,
             times,
             values,
             timed,
             ..
         } = self;
         let mut starts = vec![0usize; tags + 1];
-        for &t in &dest {
+        for &t in &tag_of {
             starts[t as usize + 1] += 1;
         }
         for i in 0..tags {
             starts[i + 1] += starts[i];
         }
-        // Each point's destination, in place of its tag (points are fewer than 2^32: see the value bound).
-        let mut next = starts[..tags].to_vec();
-        for d in &mut dest {
-            let at = &mut next[*d as usize];
-            *d = *at as u32;
-            *at += 1;
+        let n = tag_of.len();
+        let mut pairs = vec![(0, 0.0); n];
+        // Tag ranges [lo, hi) of about `n / threads` points each.
+        let threads = if n < PARALLEL_SCATTER {
+            1
+        } else {
+            pool.current_num_threads().max(1)
+        };
+        let mut bounds = vec![0usize];
+        for k in 1..threads {
+            let target = n * k / threads;
+            let tag = starts.partition_point(|&s| s < target).min(tags);
+            if tag > *bounds.last().unwrap_or(&0) {
+                bounds.push(tag);
+            }
         }
-        let mut pairs = vec![(0, 0.0); dest.len()];
-        for (i, &d) in dest.iter().enumerate() {
-            let t = if timed { times[i] } else { 0 };
-            pairs[d as usize] = (t, values[i]);
+        bounds.push(tags);
+        let mut slices = Vec::with_capacity(bounds.len() - 1);
+        let mut rest = pairs.as_mut_slice();
+        for w in bounds.windows(2) {
+            let (slice, tail) = std::mem::take(&mut rest).split_at_mut(starts[w[1]] - starts[w[0]]);
+            slices.push((w[0], w[1], slice));
+            rest = tail;
+        }
+        let scatter = |(lo, hi, out): (usize, usize, &mut [(TimestampMs, f64)])| {
+            let base = starts[lo];
+            let mut next: Vec<usize> = starts[lo..hi].iter().map(|s| s - base).collect();
+            for (i, &t) in tag_of.iter().enumerate() {
+                let t = t as usize;
+                if (lo..hi).contains(&t) {
+                    let at = &mut next[t - lo];
+                    out[*at] = (if timed { times[i] } else { 0 }, values[i]);
+                    *at += 1;
+                }
+            }
+        };
+        if slices.len() == 1 {
+            slices.into_iter().for_each(scatter);
+        } else {
+            pool.install(|| slices.into_par_iter().for_each(scatter));
         }
         (starts, pairs)
     }
@@ -153,7 +184,7 @@ impl Points {
     /// its time there). With more than [`FANOUT`] tags the points are first distributed among blocks of
     /// consecutive tags (at most `FANOUT` write positions, all of them cached), then each block — small
     /// enough for the cache — among its tags.
-    pub(crate) fn group_by_tag(&mut self, tags: usize) -> Vec<usize> {
+    pub(crate) fn group_by_tag(&mut self, tags: usize, pool: &rayon::ThreadPool) -> Vec<usize> {
         let mut starts = vec![0usize; tags + 1];
         for &t in &self.tags {
             starts[t as usize + 1] += 1;
@@ -161,8 +192,9 @@ impl Points {
         for i in 0..tags {
             starts[i + 1] += starts[i];
         }
+        let timed = self.timed;
         if tags <= FANOUT {
-            self.distribute(&starts, |t| t as usize);
+            distribute(self.columns(), &starts, |t| t as usize);
             return starts;
         }
         // Blocks of `1 << shift` consecutive tags, at most `FANOUT` of them.
@@ -174,40 +206,274 @@ impl Points {
             .map(|b| starts[b << shift])
             .chain([starts[tags]])
             .collect();
-        self.distribute(&block_starts, |t| (t >> shift) as usize);
-        for b in 0..block_starts.len() - 1 {
-            let first = b << shift;
-            let last = ((b + 1) << shift).min(tags);
-            let base = first as u32;
-            self.distribute(&starts[first..=last], |t| (t - base) as usize);
-        }
+        distribute(self.columns(), &block_starts, |t| (t >> shift) as usize);
+        // The blocks now own disjoint ranges of the columns: each is grouped on its own, in parallel.
+        let blocks: Vec<(Columns<'_>, usize)> = split_columns(
+            &mut self.tags,
+            &mut self.times,
+            &mut self.values,
+            timed,
+            &block_starts,
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(b, cols)| (cols, b))
+        .collect();
+        pool.install(|| {
+            blocks.into_par_iter().for_each(|(cols, b)| {
+                let first = b << shift;
+                let last = ((b + 1) << shift).min(tags);
+                let base = first as u32;
+                let offset = starts[first];
+                let bounds: Vec<usize> = starts[first..=last].iter().map(|s| s - offset).collect();
+                distribute(cols, &bounds, |t| (t - base) as usize);
+            });
+        });
         starts
     }
 
-    /// Permutes the points of `bounds[0]..bounds[n]` so that those with `key(tag) == k` fill
-    /// `bounds[k]..bounds[k + 1]` (the bounds must be the exact counts). Each swap moves one point to
-    /// its final range, so at most one swap per point.
-    fn distribute(&mut self, bounds: &[usize], key: impl Fn(u32) -> usize) {
-        let mut next = bounds[..bounds.len() - 1].to_vec();
-        for k in 0..next.len() {
-            let end = bounds[k + 1];
-            while next[k] < end {
-                let i = next[k];
-                let t = key(self.tags[i]);
-                if t == k {
-                    next[k] += 1;
-                } else {
-                    let j = next[t];
-                    next[t] += 1;
-                    self.tags.swap(i, j);
-                    if self.timed {
-                        self.times.swap(i, j);
+    /// Calls `visit(tag, values, times)` once for every tag below `tags`, with that tag's values
+    /// (mutable, in no particular order) and their timestamps (empty when not kept); tags run in
+    /// parallel on `pool` and the results come back in tag order.
+    ///
+    /// With many tags the points are not grouped in place first ([`Points::group_by_tag`] runs its
+    /// first pass on one thread): each thread distributes a contiguous chunk of the points among
+    /// blocks of consecutive tags, in place; then each block is gathered from every chunk into buffers
+    /// of its own, grouped by tag there (small enough for the cache) and visited. Both passes run in
+    /// parallel; the extra memory is one block's points per thread.
+    pub(crate) fn map_groups<R: Send>(
+        &mut self,
+        tags: usize,
+        pool: &rayon::ThreadPool,
+        visit: impl Fn(usize, &mut [f64], &[TimestampMs]) -> R + Sync,
+    ) -> Vec<R> {
+        let threads = pool.current_num_threads().max(1);
+        if tags <= FANOUT || threads == 1 || self.len() < PARALLEL_SCATTER {
+            let starts = self.group_by_tag(tags, pool);
+            let per_tag = self.split_by_tag(&starts);
+            return pool.install(|| {
+                per_tag
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(t, cols)| visit(t, cols.values, cols.times))
+                    .collect()
+            });
+        }
+        let mut shift = 0;
+        while tags.div_ceil(1 << shift) > FANOUT {
+            shift += 1;
+        }
+        let blocks = tags.div_ceil(1 << shift);
+        let timed = self.timed;
+        let n = self.len();
+        let chunk_bounds: Vec<usize> = (0..=threads).map(|c| n * c / threads).collect();
+        let chunks = split_columns(
+            &mut self.tags,
+            &mut self.times,
+            &mut self.values,
+            timed,
+            &chunk_bounds,
+        );
+        // Per chunk, each block's range (offsets within the chunk) after distributing it in place.
+        let block_bounds: Vec<Vec<usize>> = pool.install(|| {
+            chunks
+                .into_par_iter()
+                .map(|cols| {
+                    let mut bounds = vec![0usize; blocks + 1];
+                    for &t in cols.tags.iter() {
+                        bounds[(t >> shift) as usize + 1] += 1;
                     }
-                    self.values.swap(i, j);
+                    for b in 0..blocks {
+                        bounds[b + 1] += bounds[b];
+                    }
+                    distribute(cols, &bounds, |t| (t >> shift) as usize);
+                    bounds
+                })
+                .collect()
+        });
+        let (all_tags, all_times, all_values) = (&self.tags, &self.times, &self.values);
+        let per_block: Vec<Vec<R>> = pool.install(|| {
+            (0..blocks)
+                .into_par_iter()
+                .map_init(
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(b_tags, b_times, b_values): &mut (Vec<u32>, Vec<TimestampMs>, Vec<f64>),
+                     b| {
+                        b_tags.clear();
+                        b_times.clear();
+                        b_values.clear();
+                        for (c, bounds) in block_bounds.iter().enumerate() {
+                            let range =
+                                chunk_bounds[c] + bounds[b]..chunk_bounds[c] + bounds[b + 1];
+                            b_tags.extend_from_slice(&all_tags[range.clone()]);
+                            if timed {
+                                b_times.extend_from_slice(&all_times[range.clone()]);
+                            }
+                            b_values.extend_from_slice(&all_values[range]);
+                        }
+                        let first = b << shift;
+                        let last = ((b + 1) << shift).min(tags);
+                        let mut starts = vec![0usize; last - first + 1];
+                        for &t in b_tags.iter() {
+                            starts[t as usize - first + 1] += 1;
+                        }
+                        for i in 0..last - first {
+                            starts[i + 1] += starts[i];
+                        }
+                        let base = first as u32;
+                        let cols = Columns {
+                            tags: b_tags,
+                            times: b_times,
+                            values: b_values,
+                        };
+                        distribute(cols, &starts, |t| (t - base) as usize);
+                        (first..last)
+                            .map(|t| {
+                                let range = starts[t - first]..starts[t - first + 1];
+                                let times: &[TimestampMs] =
+                                    if timed { &b_times[range.clone()] } else { &[] };
+                                visit(t, &mut b_values[range], times)
+                            })
+                            .collect()
+                    },
+                )
+                .collect()
+        });
+        per_block.into_iter().flatten().collect()
+    }
+
+    /// After [`Points::group_by_tag`], each tag's points as their own mutable view.
+    pub(crate) fn split_by_tag(&mut self, starts: &[usize]) -> Vec<Columns<'_>> {
+        let timed = self.timed;
+        split_columns(
+            &mut self.tags,
+            &mut self.times,
+            &mut self.values,
+            timed,
+            starts,
+        )
+    }
+
+    /// The three columns as one mutable view.
+    fn columns(&mut self) -> Columns<'_> {
+        let times: &mut [TimestampMs] = if self.timed { &mut self.times } else { &mut [] };
+        Columns {
+            tags: &mut self.tags,
+            times,
+            values: &mut self.values,
+        }
+    }
+}
+
+/// Mutable views of equal ranges of the three columns (`times` empty when not kept).
+pub(crate) struct Columns<'a> {
+    pub tags: &'a mut [u32],
+    pub times: &'a mut [TimestampMs],
+    pub values: &'a mut [f64],
+}
+
+/// The columns cut at `bounds` (ascending, `bounds[0] == 0`, the last the length) into disjoint views.
+fn split_columns<'a>(
+    mut tags: &'a mut [u32],
+    mut times: &'a mut [TimestampMs],
+    mut values: &'a mut [f64],
+    timed: bool,
+    bounds: &[usize],
+) -> Vec<Columns<'a>> {
+    let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for w in bounds.windows(2) {
+        let n = w[1] - w[0];
+        let (t, rest) = std::mem::take(&mut tags).split_at_mut(n);
+        tags = rest;
+        let (v, rest) = std::mem::take(&mut values).split_at_mut(n);
+        values = rest;
+        let ts = if timed {
+            let (ts, rest) = std::mem::take(&mut times).split_at_mut(n);
+            times = rest;
+            ts
+        } else {
+            &mut []
+        };
+        out.push(Columns {
+            tags: t,
+            times: ts,
+            values: v,
+        });
+    }
+    out
+}
+
+/// Permutes the points of `bounds[0]..bounds[n]` (offsets into `cols`) so that those with
+/// `key(tag) == k` fill `bounds[k]..bounds[k + 1]` (the bounds must be the exact counts). Each swap
+/// moves one point to its final range, so at most one swap per point.
+fn distribute(cols: Columns<'_>, bounds: &[usize], key: impl Fn(u32) -> usize) {
+    let timed = !cols.times.is_empty();
+    let mut next = bounds[..bounds.len() - 1].to_vec();
+    for k in 0..next.len() {
+        let end = bounds[k + 1];
+        while next[k] < end {
+            let i = next[k];
+            let t = key(cols.tags[i]);
+            if t == k {
+                next[k] += 1;
+            } else {
+                let j = next[t];
+                next[t] += 1;
+                cols.tags.swap(i, j);
+                if timed {
+                    cols.times.swap(i, j);
                 }
+                cols.values.swap(i, j);
             }
         }
     }
+}
+
+/// Sorts each series' points (`pairs[starts[s]..starts[s + 1]]`, as [`Points::into_pairs_by_tag`]
+/// returns them) with [`sort_runs`], series in parallel on `pool`.
+pub(crate) fn sort_each_series(
+    starts: &[usize],
+    pairs: &mut [(TimestampMs, f64)],
+    pool: &rayon::ThreadPool,
+) {
+    map_sorted_series(starts, pairs, pool, |_, _, _: &mut Vec<()>| {});
+}
+
+/// Sorts each series' points like [`sort_each_series`], then calls `visit(series, points, out)` for
+/// every series with a point; series run in parallel on `pool`, in contiguous chunks, and what the
+/// visits push comes back in series order (so the caller's sums add up in the same order every time).
+pub(crate) fn map_sorted_series<R: Send>(
+    starts: &[usize],
+    pairs: &mut [(TimestampMs, f64)],
+    pool: &rayon::ThreadPool,
+    visit: impl Fn(usize, &[(TimestampMs, f64)], &mut Vec<R>) + Sync,
+) -> Vec<R> {
+    let mut slices: Vec<&mut [(TimestampMs, f64)]> = Vec::with_capacity(starts.len());
+    let mut rest = pairs;
+    for w in starts.windows(2) {
+        let (series, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+        slices.push(series);
+        rest = tail;
+    }
+    // A few chunks per thread, so one heavy series does not leave the other threads idle for long.
+    let chunk = slices.len().div_ceil(pool.current_num_threads() * 8).max(1);
+    let outputs: Vec<Vec<R>> = pool.install(|| {
+        slices
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .map(|(c, series)| {
+                let mut out = Vec::new();
+                for (k, points) in series.iter_mut().enumerate() {
+                    if !points.is_empty() {
+                        sort_runs(points);
+                        visit(c * chunk + k, points, &mut out);
+                    }
+                }
+                out
+            })
+            .collect()
+    });
+    outputs.into_iter().flatten().collect()
 }
 
 /// Sorts one series' points by (timestamp, value), as `semantics::sort_series_points` does. They
@@ -226,12 +492,23 @@ pub(crate) fn sort_runs(points: &mut [(TimestampMs, f64)]) {
 /// Candidates a range query buffers beyond twice its limit before dropping the later ones.
 const PRUNE_SLACK: usize = 4096;
 
+/// Points below which [`Points::into_pairs_by_tag`] scatters on the calling thread alone.
+const PARALLEL_SCATTER: usize = 1 << 16;
+
 /// Most ranges one distribution pass fills: their write positions stay in the cache.
 const FANOUT: usize = 256;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two threads, so the blocks of a large grouping really run in parallel.
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+    }
 
     fn points(timed: bool, rows: &[(u32, i64, f64)]) -> Points {
         let mut p = Points::new(timed);
@@ -247,7 +524,7 @@ mod tests {
             .map(|i| ((i * 7919) % 13, i64::from(i), f64::from(i) / 2.0))
             .collect();
         let mut p = points(true, &rows);
-        let starts = p.group_by_tag(15);
+        let starts = p.group_by_tag(15, &pool());
         assert_eq!(starts.len(), 16);
         assert_eq!(starts[15], 1000);
         assert_eq!(starts[13], starts[15], "tags 13 and 14 have no points");
@@ -270,8 +547,7 @@ mod tests {
         assert!(merged.times.is_empty());
         assert_eq!(merged.len(), 4);
         assert_eq!(merged.values, vec![1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(merged.time(2), 0);
-        let starts = merged.group_by_tag(2);
+        let starts = merged.group_by_tag(2, &pool());
         assert_eq!(starts, vec![0, 2, 4]);
         let mut zero: Vec<f64> = merged.values[0..2].to_vec();
         zero.sort_by(f64::total_cmp);
@@ -289,7 +565,7 @@ mod tests {
             })
             .collect();
         let mut p = points(true, &rows);
-        let starts = p.group_by_tag(tags);
+        let starts = p.group_by_tag(tags, &pool());
         assert_eq!(starts.len(), tags + 1);
         assert_eq!(starts[tags], rows.len());
         for g in 0..tags {
@@ -305,10 +581,17 @@ mod tests {
 
     #[test]
     fn pairs_by_tag_keep_each_tags_points_in_push_order() {
-        let rows: Vec<(u32, i64, f64)> = (0..5000u32)
+        // Below and above the size at which the scatter is split among threads.
+        for n in [5000u32, PARALLEL_SCATTER as u32 * 3] {
+            pairs_by_tag_in_push_order(n);
+        }
+    }
+
+    fn pairs_by_tag_in_push_order(n: u32) {
+        let rows: Vec<(u32, i64, f64)> = (0..n)
             .map(|i| ((i * 7919) % 301, i64::from(i), f64::from(i) / 2.0))
             .collect();
-        let (starts, pairs) = points(true, &rows).into_pairs_by_tag(305);
+        let (starts, pairs) = points(true, &rows).into_pairs_by_tag(305, &pool());
         assert_eq!(starts.len(), 306);
         assert_eq!(starts[305], rows.len());
         for g in 0..305 {
@@ -322,8 +605,43 @@ mod tests {
     }
 
     #[test]
+    fn mapping_groups_visits_each_tag_with_exactly_its_points() {
+        // Few tags (grouped in place) and many (chunks distributed among blocks, then gathered), both
+        // with more points than the parallel threshold, timed and not.
+        for (n, tags) in [(200_000u32, 100usize), (300_000, 70_000)] {
+            for timed in [true, false] {
+                let rows: Vec<(u32, i64, f64)> = (0..n)
+                    .map(|i| {
+                        let tag = (i.wrapping_mul(2_654_435_761) >> 7) % tags as u32;
+                        (tag, i64::from(i), f64::from(i))
+                    })
+                    .collect();
+                let mut p = points(timed, &rows);
+                let got = p.map_groups(tags, &pool(), |t, values, times| {
+                    let mut v: Vec<(i64, f64)> = if timed {
+                        times.iter().copied().zip(values.iter().copied()).collect()
+                    } else {
+                        values.iter().map(|&v| (v as i64, v)).collect()
+                    };
+                    v.sort_by_key(|r| r.0);
+                    (t, v)
+                });
+                assert_eq!(got.len(), tags);
+                let mut want: Vec<Vec<(i64, f64)>> = vec![Vec::new(); tags];
+                for &(tag, t, v) in &rows {
+                    want[tag as usize].push((t, v));
+                }
+                for (t, (tag, v)) in got.into_iter().enumerate() {
+                    assert_eq!(tag, t);
+                    assert_eq!(v, want[t], "tag {t} of {tags}, timed {timed}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn grouping_nothing_gives_empty_ranges() {
         let mut p = Points::new(true);
-        assert_eq!(p.group_by_tag(3), vec![0, 0, 0, 0]);
+        assert_eq!(p.group_by_tag(3, &pool()), vec![0, 0, 0, 0]);
     }
 }

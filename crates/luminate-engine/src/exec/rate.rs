@@ -10,7 +10,7 @@ use luminate_model::{QueryResult, TimestampMs};
 
 use super::Finish;
 use super::partial::Partial;
-use super::points::{Points, sort_runs};
+use super::points::{Points, map_sorted_series};
 
 /// Interval used if a plan reaches execution without one (plans from `QueryPlan::from_request` always
 /// have one); the reference does the same.
@@ -97,25 +97,24 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
         Partial::Rows(rows) => rows,
         Partial::Moments { .. } => Points::new(true),
     };
-    let (starts, mut points) = rows.into_pairs_by_tag(selection.series.len());
+    let (starts, mut points) = rows.into_pairs_by_tag(selection.series.len(), out.pool);
+    // Per series (in parallel): its increase per bucket, as (series, bucket start, increase).
+    let per_series = map_sorted_series(&starts, &mut points, out.pool, |slot, points, out| {
+        series_increases(points, interval, |bucket, inc| {
+            out.push((slot as u32, bucket, inc));
+        });
+    });
+    drop(points);
     let mut increases = Increases::new(selection.groups.count, plan.start, plan.end, interval);
     // Groups with a point in range.
     let mut present = vec![false; selection.groups.count];
     for (slot, &group) in selection.group_of.iter().enumerate() {
-        let points = &mut points[starts[slot]..starts[slot + 1]];
-        if points.is_empty() {
-            continue;
+        if starts[slot] < starts[slot + 1] {
+            present[group as usize] = true;
         }
-        present[group as usize] = true;
-        sort_runs(points);
-        for w in points.windows(2) {
-            increases.add(
-                group,
-                bucket_start(w[1].0, interval),
-                interval,
-                (w[1].1 - w[0].1).max(0.0),
-            );
-        }
+    }
+    for (slot, bucket, inc) in per_series {
+        increases.add(selection.group_of[slot as usize], bucket, interval, inc);
     }
     let seconds = interval as f64 / 1000.0;
     let mut groups: Vec<u32> = (0..selection.groups.count as u32)
@@ -145,4 +144,31 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
         });
     }
     QueryResult::Rate { results, truncated }
+}
+
+/// Calls `emit(bucket start, increase)` for each bucket of one series' sorted points holding the later
+/// point of a pair, with the sum of those pairs' non-negative increases (bucket starts ascending).
+/// The bucket's end is kept so that the division of `bucket_start` runs once per bucket, not per point.
+fn series_increases(
+    points: &[(TimestampMs, f64)],
+    interval: i64,
+    mut emit: impl FnMut(TimestampMs, f64),
+) {
+    let mut bucket: Option<(TimestampMs, TimestampMs, f64)> = None;
+    for w in points.windows(2) {
+        let (t, inc) = (w[1].0, (w[1].1 - w[0].1).max(0.0));
+        match &mut bucket {
+            Some((start, end, sum)) if t >= *start && t < *end => *sum += inc,
+            _ => {
+                if let Some((start, _, sum)) = bucket {
+                    emit(start, sum);
+                }
+                let start = bucket_start(t, interval);
+                bucket = Some((start, start.saturating_add(interval), inc));
+            }
+        }
+    }
+    if let Some((start, _, sum)) = bucket {
+        emit(start, sum);
+    }
 }

@@ -163,7 +163,7 @@ fn an_expired_context_stops_prepare_scan_and_finish() {
         timeout
     );
     assert_eq!(
-        finish(&prepared, partial, ti, &cancelled, 100).map(|_| ()),
+        finish(&prepared, partial, ti, &cancelled, 100, &pool(1)).map(|_| ()),
         timeout
     );
 }
@@ -291,7 +291,7 @@ fn partials_of_two_sources_merge_to_the_reference_answer() {
         } else {
             b.merge(a)
         };
-        let actual = finish(&prepared, merged, ti, &ctx, MAX_QUERY_VALUES).unwrap();
+        let actual = finish(&prepared, merged, ti, &ctx, MAX_QUERY_VALUES, &pool).unwrap();
         let expected = reference.query(&tenant(), &plan);
         if let Some(diff) = testkit::diff_results(&expected, &actual) {
             panic!("plan {checked} {plan:?}:\n{diff}");
@@ -404,7 +404,15 @@ fn a_big_part_split_among_threads_equals_a_single_task_and_the_head() {
         let prepared = prepare(ti, p, &ctx).unwrap();
         let partial =
             scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(threads)).unwrap();
-        finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES).unwrap()
+        finish(
+            &prepared,
+            partial,
+            ti,
+            &ctx,
+            MAX_QUERY_VALUES,
+            &pool(threads),
+        )
+        .unwrap()
     };
     let in_head: Vec<Source<'_>> = chunks
         .iter()
@@ -572,7 +580,7 @@ fn early_stopping_range_equals_the_full_sort() {
             let prepared = prepare(ti, &plan, &ctx).unwrap();
             let partial =
                 scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(2)).unwrap();
-            let actual = finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES).unwrap();
+            let actual = finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool(2)).unwrap();
             assert_eq!(
                 testkit::diff_results(&expected, &actual),
                 None,

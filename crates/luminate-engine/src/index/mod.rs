@@ -243,6 +243,11 @@ impl TenantIndex {
         self.series.len()
     }
 
+    /// Stored points of series `id` (head and parts).
+    pub(crate) fn series_points(&self, id: SeriesId) -> u64 {
+        self.series.points(id)
+    }
+
     /// True when series `id` holds a stored point.
     pub(crate) fn is_live(&self, id: SeriesId) -> bool {
         self.series.points(id) > 0
@@ -288,9 +293,18 @@ impl TenantIndex {
         }
     }
 
-    /// Every series definition in id order (for writing them out).
-    pub(crate) fn all_series(&self) -> impl Iterator<Item = SeriesView<'_>> {
-        (0..self.series.len() as SeriesId).map(|id| self.series(id))
+    /// Series `id`'s metric name and (key, value) pairs as interned string ids, keys in order (the
+    /// series log writes them without resolving or hashing a string).
+    pub(crate) fn series_str_ids(
+        &self,
+        id: SeriesId,
+    ) -> (StrId, impl Iterator<Item = (StrId, StrId)> + '_) {
+        let m = &self.metrics[self.series.metric(id) as usize];
+        let pairs = self.series.pairs(id).iter().map(move |&p| {
+            let p = &m.postings[p as usize];
+            (p.key, p.value)
+        });
+        (m.name, pairs)
     }
 
     /// The pairs of series `id`, as ids of its metric's postings (queries group series by them).
@@ -383,11 +397,6 @@ pub(crate) struct SeriesView<'a> {
 }
 
 impl<'a> SeriesView<'a> {
-    /// Its id.
-    pub(crate) fn id(&self) -> SeriesId {
-        self.id
-    }
-
     /// Its metric's name.
     pub(crate) fn metric(&self) -> &'a str {
         let m = &self.metrics[self.series.metric(self.id) as usize];

@@ -82,10 +82,21 @@ fn definitions_iterate_in_id_order_for_persisting() {
     t.insert_with_id(0, "b", &dims(&[("k", "2"), ("j", "1")]))
         .unwrap();
     t.insert_with_id(1, "a", &dims(&[])).unwrap();
-    let defs: Vec<(SeriesId, String, Dimensions)> = t
-        .all_series()
-        .map(|s| (s.id(), s.metric().to_owned(), s.dimensions()))
+    let defs: Vec<(SeriesId, String, Dimensions)> = (0..t.series_count() as SeriesId)
+        .map(|id| {
+            let s = t.series(id);
+            (id, s.metric().to_owned(), s.dimensions())
+        })
         .collect();
+    // The same series as string ids, as the series log writes them.
+    let (metric, pairs) = t.series_str_ids(0);
+    let resolve = |id| t.strings().resolve(id).to_owned();
+    assert_eq!(resolve(metric), "b");
+    let pairs: Vec<(String, String)> = pairs.map(|(k, v)| (resolve(k), resolve(v))).collect();
+    assert_eq!(
+        pairs,
+        vec![("j".into(), "1".into()), ("k".into(), "2".into())]
+    );
     assert_eq!(
         defs,
         vec![

@@ -7,8 +7,8 @@ use std::path::Path;
 use luminate_model::Tenant;
 
 use super::{
-    BlobRef, FOOTER_LEN, HEADER_LEN, MAGIC, MAX_PAGE_ROWS, MAX_ROWS, PAGE_ENTRY_LEN, PageEntry,
-    PartMeta, compress, corruption,
+    BlobRef, Delta, FOOTER_LEN, HEADER_LEN, MAGIC, MAX_PAGE_ROWS, MAX_ROWS, PAGE_ENTRY_LEN,
+    PageEntry, PartMeta, compress, corruption,
 };
 use crate::EngineError;
 use crate::record::SeriesId;
@@ -95,9 +95,9 @@ pub(super) fn encode(
     counts: &[u32],
 ) -> Result<Vec<u8>, pco::errors::PcoError> {
     let mut ids_blob = Vec::new();
-    compress(ids, &mut ids_blob)?;
+    compress(ids, &mut ids_blob, Delta::Consecutive)?;
     let mut counts_blob = Vec::new();
-    compress(counts, &mut counts_blob)?;
+    compress(counts, &mut counts_blob, Delta::Auto)?;
     let mut out = Vec::with_capacity(
         64 + meta.tenant.as_str().len()
             + meta.metric.len()

@@ -109,9 +109,9 @@ fn hundred_by_hundred() -> Vec<Series> {
         .collect()
 }
 
-fn blob_of<T: pco::data_types::Number>(numbers: &[T]) -> Vec<u8> {
+fn blob_of<T: pco::data_types::Number>(numbers: &[T], delta: Delta) -> Vec<u8> {
     let mut out = Vec::new();
-    compress(numbers, &mut out).unwrap();
+    compress(numbers, &mut out, delta).unwrap();
     out
 }
 
@@ -142,10 +142,11 @@ fn part_layout_is_pinned() {
     );
     let bytes = fs::read(&path).unwrap();
     // The blobs are pco's standalone encoding of each column, back to back after the header.
-    let ts_blob = blob_of(&[1_000i64, 2_000]);
-    let values_blob = blob_of(&[1.5f64, 2.5]);
-    let ids_blob = blob_of(&[7u32]);
-    let counts_blob = blob_of(&[2u32]);
+    // Timestamps and ids take first-order deltas; values and counts let pco choose.
+    let ts_blob = blob_of(&[1_000i64, 2_000], Delta::Consecutive);
+    let values_blob = blob_of(&[1.5f64, 2.5], Delta::Auto);
+    let ids_blob = blob_of(&[7u32], Delta::Consecutive);
+    let counts_blob = blob_of(&[2u32], Delta::Auto);
     let ts_at = HEADER_LEN;
     let values_at = ts_at + ts_blob.len();
     let section_at = values_at + values_blob.len();

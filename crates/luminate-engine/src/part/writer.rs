@@ -11,7 +11,7 @@ use luminate_model::{Tenant, TimestampMs};
 
 use super::section::{self, Footer};
 use super::{
-    BlobRef, DEFAULT_PAGE_ROWS, FORMAT_V1, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
+    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V1, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
     compress,
 };
 use crate::EngineError;
@@ -210,10 +210,11 @@ impl PartWriter {
             .iter()
             .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         self.blob.clear();
-        compress(&self.page_timestamps, &mut self.blob).map_err(pco_error(&self.path))?;
+        compress(&self.page_timestamps, &mut self.blob, Delta::Consecutive)
+            .map_err(pco_error(&self.path))?;
         let timestamps = self.append_blob()?;
         self.blob.clear();
-        compress(&self.page_values, &mut self.blob).map_err(pco_error(&self.path))?;
+        compress(&self.page_values, &mut self.blob, Delta::Auto).map_err(pco_error(&self.path))?;
         let values = self.append_blob()?;
         self.pages.push(PageEntry {
             first_row,

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
 use luminate_model::time::{format_duration, now_ms};
 use luminate_model::{ErrorCode, QueryContext, QueryPlan, QueryRequest};
-use serde_json::Value;
 
 use crate::app::AppState;
 use crate::body::read_capped;
@@ -24,7 +24,7 @@ pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = read_capped(
         request.into_body(),
         MAX_QUERY_BODY,
@@ -39,7 +39,10 @@ pub async fn handle(
     let started = Instant::now();
     let ctx = QueryContext::new(plan.timeout);
     match tokio::time::timeout(plan.timeout, state.store.query(&tenant, &plan, &ctx)).await {
-        Ok(result) => Ok(Json(result?.to_json(started.elapsed().as_millis() as u64))),
+        Ok(result) => {
+            let result = result?;
+            Ok(Json(result.response(started.elapsed().as_millis() as u64)).into_response())
+        }
         Err(_) => {
             // The store's work may still be running on another thread: tell it to stop.
             ctx.cancel();

@@ -15,6 +15,10 @@ use super::dataset::{
 
 /// Rows returned by the top-N aggregate queries.
 pub const TOP: usize = 10;
+/// Rank by points of the customer whose raw points the second range query reads: with Zipf skew
+/// (s = 1.1) over 100 000 customers, rank 1 000 has a few hundred points in the hour, a typical "show
+/// me this customer" answer; the first range query reads the busiest customer (13 % of all points).
+pub const TYPICAL_CUSTOMER_RANK: usize = 1_000;
 /// `limit` of the range query (the server's default and largest).
 pub const RANGE_LIMIT: usize = 10_000;
 /// `limit` of the top-values query.
@@ -160,8 +164,10 @@ pub struct Reference {
     pub start: i64,
     /// End of the hour.
     pub end: i64,
-    /// The customer with the most points (the range query's filter).
+    /// The customer with the most points (the first range query's filter).
     pub top_customer: String,
+    /// The customer ranked [`TYPICAL_CUSTOMER_RANK`] by points (the second range query's filter).
+    pub typical_customer: String,
     /// Distinct `api_latency` series generated.
     pub latency_series: u64,
     /// Points generated, per metric.
@@ -232,6 +238,23 @@ impl Reference {
         answers.insert(
             "range_top_customer",
             range_answer(dataset, top_index as u32),
+        );
+        // Customers by points descending, ties by id: the typical one is a rank far down the Zipf tail.
+        let mut ranked: Vec<usize> = (0..customers).filter(|&c| count[c] > 0).collect();
+        ranked.sort_by(|&a, &b| {
+            count[b]
+                .cmp(&count[a])
+                .then_with(|| customer_id(a as u32).cmp(&customer_id(b as u32)))
+        });
+        let typical_index = ranked
+            .get(TYPICAL_CUSTOMER_RANK - 1)
+            .or(ranked.last())
+            .copied()
+            .unwrap_or(0);
+        let typical_customer = customer_id(typical_index as u32);
+        answers.insert(
+            "range_typical_customer",
+            range_answer(dataset, typical_index as u32),
         );
 
         let groups_of = |value: &dyn Fn(usize) -> f64| -> Vec<Group> {
@@ -343,6 +366,7 @@ impl Reference {
             start,
             end: start + HOUR_MS,
             top_customer,
+            typical_customer,
             latency_series,
             latency_points: dataset.spec.points,
             counter_points: dataset.spec.counter_points,

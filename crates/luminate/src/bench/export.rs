@@ -79,6 +79,7 @@ pub fn write_dataset(
         "combos_per_customer": dataset.combos_per_customer,
         "latency_series": reference.latency_series,
         "top_customer": reference.top_customer,
+        "typical_customer": reference.typical_customer,
         "filter_region": FILTER_REGION,
         "vm_files": vm.names,
         "ch_files": ch.names,

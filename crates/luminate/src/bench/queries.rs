@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::BenchError;
 use super::answers::{
-    Answer, FILTER_REGION, Group, RANGE_LIMIT, RatePoint, Reference, TOP, VALUES_LIMIT,
+    Answer, FILTER_REGION, Group, RANGE_LIMIT, RatePoint, Reference, TOP, TYPICAL_CUSTOMER_RANK,
+    VALUES_LIMIT,
 };
 use super::dataset::{COUNTER_METRIC, LATENCY_METRIC};
 use super::http;
@@ -45,7 +46,7 @@ pub struct Query {
     shape: Shape,
 }
 
-/// The ten queries of the issue, over the reference's hour and parameters.
+/// The ten queries of the issue (the range query twice: the busiest and a typical customer), over the reference's hour and parameters.
 pub fn query_set(reference: &Reference) -> Vec<Query> {
     let range = json!({"start": reference.start, "end": reference.end});
     let aggregate = |aggregation: &str, group_by: &[&str], limit: Option<usize>| {
@@ -77,6 +78,16 @@ pub fn query_set(reference: &Reference) -> Vec<Query> {
             ),
             json!({"queryType": "range", "metricName": LATENCY_METRIC, "timeRange": range,
                 "filters": {"customer_id": reference.top_customer}}),
+            Shape::Range,
+        ),
+        query(
+            "range_typical_customer",
+            format!(
+                "range: raw points of {} ({TYPICAL_CUSTOMER_RANK}th by points)",
+                reference.typical_customer
+            ),
+            json!({"queryType": "range", "metricName": LATENCY_METRIC, "timeRange": range,
+                "filters": {"customer_id": reference.typical_customer}}),
             Shape::Range,
         ),
         query(
