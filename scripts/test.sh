@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Runs every Luminate test on a fresh machine: set-up, format and lint gates, then the whole workspace
-# suite (unit, conformance, crash and end-to-end tests through the real binary). CI runs exactly this.
+# suite (unit, conformance, crash and end-to-end tests through the real binary, on the embedded engine
+# and on a real ClickHouse). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
 ensure_toolchain
-ensure_apt_packages curl
+# clickhouse-server: the ClickHouse backend's tests start real servers (Debian's package, 18.16) on
+# loopback ports. They never skip: without the binary they fail, so the install must succeed here.
+ensure_apt_packages curl clickhouse-server
+[ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
 
 log "format check"
 cargo fmt --all -- --check
 
 log "clippy"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+log "a build without the ClickHouse backend (the default build has it) compiles and refuses it"
+cargo check -p luminate --no-default-features --quiet
+cargo test -p luminate-server --no-default-features --lib --quiet storage::
 
 log "tests"
 if command -v cargo-nextest >/dev/null; then

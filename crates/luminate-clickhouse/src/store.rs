@@ -31,15 +31,69 @@ pub enum OpenError {
     /// A setting cannot work.
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// ClickHouse did not answer `SELECT version()`.
+    /// ClickHouse could not be reached or did not answer `SELECT version()` in time: opening again
+    /// later may succeed without anyone changing anything.
     #[error("cannot reach ClickHouse: {0}")]
     Unreachable(TransportError),
+    /// Whatever listens at the address answered `SELECT version()` with an error: wrong credentials, or
+    /// not ClickHouse's HTTP interface. `hint` says what to check when the answer tells.
+    #[error("ClickHouse refused the first statement: {error}{hint}")]
+    Refused {
+        /// The answer.
+        error: TransportError,
+        /// `"; check …"`, or empty.
+        hint: &'static str,
+    },
     /// It answered something that is not a version.
     #[error("ClickHouse answered {0:?} to SELECT version()")]
     Version(String),
     /// The tables could not be created or do not fit.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+}
+
+impl OpenError {
+    /// Whether ClickHouse was down or did not answer in time (at the first statement or while the
+    /// schema was being put in place): a later attempt may succeed by itself. Every other error
+    /// (settings, credentials, a port that is not HTTP, a foreign table) needs an operator.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable(_)
+                | Self::Schema(SchemaError::Statement(StoreError::Unavailable { .. }))
+        )
+    }
+
+    fn from_first_answer(error: TransportError) -> Self {
+        if error.is_outage() {
+            return Self::Unreachable(error);
+        }
+        // ClickHouse's messages may span lines (the native port's does); one line reads better in logs.
+        let error = match error {
+            TransportError::Server { code, message } => TransportError::Server {
+                code,
+                message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+            },
+            other => other,
+        };
+        let hint = match &error {
+            // UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED (ErrorCodes.cpp).
+            TransportError::Server {
+                code: Some(192 | 193 | 194 | 516),
+                ..
+            } => "; check storage.clickhouse.username and storage.clickhouse.password",
+            // The native protocol's port answers an HTTP request with "Port 9000 is for
+            // clickhouse-client program. You must use port 8123 for HTTP." (every version since 1.1).
+            TransportError::Server { message, .. }
+                if message.contains("is for clickhouse-client program") =>
+            {
+                "; storage.clickhouse.addresses names ClickHouse's native-protocol port, and this \
+                 backend speaks HTTP: use the HTTP port (8123 by default)"
+            }
+            _ => "",
+        };
+        Self::Refused { error, hint }
+    }
 }
 
 /// The ClickHouse backend. Cheap to clone; clones share connections and the circuit breaker.
@@ -58,7 +112,7 @@ impl ClickhouseStore {
                 settings.request_timeout,
             ))
             .await
-            .map_err(OpenError::Unreachable)?;
+            .map_err(OpenError::from_first_answer)?;
         let text = RowReader::new(&body)
             .string()
             .map_err(|e| OpenError::Version(e.to_string()))?;
@@ -208,5 +262,61 @@ impl ClickhouseStore {
             .map_err(|e| StoreError::Internal {
                 message: e.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_answer(code: Option<u32>, message: &str) -> OpenError {
+        OpenError::from_first_answer(TransportError::Server {
+            code,
+            message: message.to_owned(),
+        })
+    }
+
+    #[test]
+    fn open_errors_say_whether_waiting_helps_and_what_to_check() {
+        let down = OpenError::from_first_answer(TransportError::Unreachable {
+            addresses: "ch:8123".into(),
+            message: "connection refused".into(),
+        });
+        assert!(down.is_transient());
+        assert!(down.to_string().contains("ch:8123"), "{down}");
+        let timeout = OpenError::from_first_answer(TransportError::Timeout {
+            after: Duration::from_secs(1),
+        });
+        assert!(timeout.is_transient());
+
+        let password = first_answer(
+            Some(193),
+            "Code: 193, DB::Exception: Wrong password for user x",
+        );
+        assert!(!password.is_transient());
+        assert!(
+            password
+                .to_string()
+                .ends_with("Wrong password for user x; check storage.clickhouse.username and storage.clickhouse.password"),
+            "{password}"
+        );
+        let native = first_answer(
+            None,
+            "Port 9000 is for clickhouse-client program.\nYou must use port 8123 for HTTP.",
+        );
+        assert!(!native.is_transient());
+        assert!(
+            native.to_string().contains("native-protocol port"),
+            "{native}"
+        );
+        let other = first_answer(Some(81), "Database x doesn't exist");
+        assert!(!other.is_transient());
+        assert!(other.to_string().ends_with("doesn't exist"), "{other}");
+
+        let mid_schema = OpenError::Schema(SchemaError::Statement(StoreError::Unavailable {
+            reason: "circuit open".into(),
+        }));
+        assert!(mid_schema.is_transient());
+        assert!(!OpenError::Schema(SchemaError::Incompatible("x".into())).is_transient());
     }
 }

@@ -127,6 +127,11 @@ impl ClickhouseServer {
         }
     }
 
+    /// The server's process id while it runs (for memory and CPU figures).
+    pub fn pid(&self) -> Option<u32> {
+        server_pid(self.dir.path()).filter(|&pid| pid_alive(pid))
+    }
+
     /// Whether the supervised server process is alive.
     pub fn is_running(&self) -> bool {
         self.supervisor.is_some() && server_pid(self.dir.path()).is_some_and(pid_alive)

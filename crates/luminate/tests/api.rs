@@ -1,6 +1,7 @@
-//! End-to-end API scenarios against the real binary and the embedded engine: every route with the
-//! seed's example data and hand-computed answers, the write route's limits and error answers, and
-//! idempotent retries, and query timeouts.
+//! End-to-end API scenarios against the real binary, each run on the embedded engine and on ClickHouse
+//! (`embedded::…` and `clickhouse::…`): every route with the seed's example data and hand-computed
+//! answers, the write route's limits and error answers, idempotent retries, deletes, and query timeouts.
+//! The answers are the same on both: that is the contract.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,9 +10,19 @@
 
 mod common;
 
+on_each_backend!(
+    every_route_answers_the_seed_example_exactly,
+    partial_and_total_write_failures_name_each_point,
+    write_limits_and_encodings,
+    query_and_discovery_errors,
+    idempotent_retry_returns_the_first_response_and_stores_once,
+    admin_delete_before_removes_older_points,
+    query_past_its_timeout_answers_504_and_the_server_stays_up
+);
+
 use std::io::Write;
 
-use common::{Luminate, now_ms, point};
+use common::{Backend, now_ms, point};
 use serde_json::{Value, json};
 
 /// Start of a minute at least 30 minutes ago, so buckets are predictable and every point is valid.
@@ -77,10 +88,9 @@ fn without_time(mut body: Value) -> Value {
     body
 }
 
-#[test]
-fn every_route_answers_the_seed_example_exactly() {
+fn every_route_answers_the_seed_example_exactly(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let t0 = minute_base();
     let range = json!({"start": t0, "end": t0 + 120_000});
 
@@ -223,17 +233,16 @@ fn every_route_answers_the_seed_example_exactly() {
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert!(health["uptime_seconds"].is_u64());
-    assert_eq!(health["storage"]["backend"], "embedded");
+    assert_eq!(health["storage"]["backend"], backend.name());
     assert_eq!(health["storage"]["status"], "healthy");
     assert!(health["storage"]["disk_used_bytes"].as_u64().unwrap() > 0);
     assert_eq!(health["checks"]["storage"]["status"], "healthy");
     assert!(health["checks"]["storage"]["duration_ms"].is_u64());
 }
 
-#[test]
-fn partial_and_total_write_failures_name_each_point() {
+fn partial_and_total_write_failures_name_each_point(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let now = now_ms();
     let batch = vec![
         point("api_latency", now, 1.0, &[("customer_id", "c1")]),
@@ -302,10 +311,9 @@ fn partial_and_total_write_failures_name_each_point() {
     );
 }
 
-#[test]
-fn write_limits_and_encodings() {
+fn write_limits_and_encodings(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let now = now_ms();
 
     let too_many: Vec<Value> = (0..10_001)
@@ -407,10 +415,9 @@ fn write_limits_and_encodings() {
     );
 }
 
-#[test]
-fn query_and_discovery_errors() {
+fn query_and_discovery_errors(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let (status, body) = server.post_json(
         "/api/v1/query",
         &json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}, "colour": "red"}),
@@ -454,10 +461,9 @@ fn query_and_discovery_errors() {
     );
 }
 
-#[test]
-fn idempotent_retry_returns_the_first_response_and_stores_once() {
+fn idempotent_retry_returns_the_first_response_and_stores_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let now = now_ms();
     let body = json!({"metrics": [point("retried", now, 1.0, &[]), point("retried", now, 2.0, &[]), point("retried", now, f64::MAX, &[("k", "")])]});
     let headers = [
@@ -482,10 +488,9 @@ fn idempotent_retry_returns_the_first_response_and_stores_once() {
     assert_eq!(server.count("retried"), 4, "another key is another write");
 }
 
-#[test]
-fn admin_delete_before_removes_older_points() {
+fn admin_delete_before_removes_older_points(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let now = now_ms();
     let hour = 3_600_000;
     let points = [
@@ -525,10 +530,9 @@ fn admin_delete_before_removes_older_points() {
     );
 }
 
-#[test]
-fn query_past_its_timeout_answers_504_and_the_server_stays_up() {
+fn query_past_its_timeout_answers_504_and_the_server_stays_up(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     // 200 000 points in 1 000 series: a p99 per series over them takes far longer than 1 ms.
     let t0 = now_ms() - 3_600_000;
     for batch in 0..20 {

@@ -1,6 +1,7 @@
-//! `luminate bench` end to end at a small size: it spawns its own server, ingests a seeded dataset,
-//! runs the query set once, and its JSON report must show every point accepted, every answer equal to
-//! the exact reference, and the figures the docs promise. Deterministic from the seed.
+//! `luminate bench` end to end at a small size: it spawns its own server (on the embedded engine, or
+//! with `--clickhouse` on a real ClickHouse), ingests a seeded dataset, runs the query set once, and its
+//! JSON report must show every point accepted, every answer equal to the exact reference, and the
+//! figures the docs promise. Deterministic from the seed.
 
 #![allow(
     clippy::unwrap_used,
@@ -145,5 +146,56 @@ fn dataset_out_writes_identical_points_for_the_peers() {
     assert_eq!(
         std::fs::read(out.join("ch/0000.tsv")).unwrap(),
         std::fs::read(again.join("ch/0000.tsv")).unwrap()
+    );
+}
+
+#[cfg(feature = "clickhouse")]
+#[test]
+fn bench_on_clickhouse_reports_exact_answers_and_clickhouse_figures() {
+    let clickhouse = luminate_clickhouse::testing::shared();
+    let pid = clickhouse.pid().unwrap().to_string();
+    let (ok, stdout, stderr) = bench(&[
+        "--clickhouse",
+        &clickhouse.address(),
+        "--clickhouse-database",
+        "bench_e2e",
+        "--clickhouse-pid",
+        &pid,
+    ]);
+    assert!(
+        ok,
+        "luminate bench --clickhouse failed:\n{stderr}\n{stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["backend"], "clickhouse");
+    assert_eq!(report["ingest"]["points_accepted"], POINTS + COUNTER_POINTS);
+    assert_eq!(report["all_checks_passed"], true, "{report}");
+    let series = report["dataset"]["latency_series"].as_u64().unwrap();
+    assert_eq!(query(&report, "series_count")["answer"]["series"], series);
+
+    // Disk from system.parts; memory and CPU are Luminate's plus ClickHouse's.
+    assert!(report["storage"]["disk_bytes"].as_u64().unwrap() > 0);
+    let ch = &report["clickhouse"];
+    assert_eq!(ch["database"], "bench_e2e");
+    assert_eq!(ch["pid"].as_u64().unwrap().to_string(), pid);
+    let (luminate_peak, clickhouse_peak) = (
+        report["storage"]["luminate_peak_rss_bytes"]
+            .as_u64()
+            .unwrap(),
+        ch["peak_rss_bytes"].as_u64().unwrap(),
+    );
+    assert!(luminate_peak > 0 && clickhouse_peak > 0);
+    assert_eq!(
+        report["storage"]["peak_rss_bytes"].as_u64().unwrap(),
+        luminate_peak + clickhouse_peak
+    );
+    assert!(report["ingest"]["server_cpu_seconds"].as_f64().unwrap() > 0.0);
+    // The run's database is gone afterwards.
+    assert_eq!(
+        clickhouse
+            .sql("SELECT count() FROM system.databases WHERE name = 'bench_e2e'")
+            .unwrap()
+            .trim(),
+        "0"
     );
 }

@@ -1,6 +1,8 @@
 //! End-to-end lifecycle scenarios against the real binary: crash durability (`kill -9`), graceful
 //! shutdown on SIGTERM, the data-directory lock, configuration errors and overrides, and retention
-//! (configured policies, admin overrides that survive a restart).
+//! (configured policies, admin overrides that survive a restart). Graceful shutdown and retention run on
+//! both backends (`embedded::…`, `clickhouse::…`); the WAL's crash durability and the data-directory
+//! lock are the embedded engine's own.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,9 +18,16 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    Launch, Luminate, counts_by_round_and_writer, eventually, now_ms, point, write_until_killed,
+    Backend, Launch, Luminate, counts_by_round_and_writer, eventually, now_ms, point,
+    write_until_killed,
 };
 use serde_json::json;
+
+on_each_backend!(
+    sigterm_finishes_the_in_flight_request_and_exits_zero,
+    retention_policy_deletes_expired_points_only,
+    admin_retention_override_survives_restart
+);
 
 const WRITERS: usize = 4;
 const BATCH: u64 = 20;
@@ -60,10 +69,9 @@ fn acknowledged_writes_survive_kill_9() {
     }
 }
 
-#[test]
-fn sigterm_finishes_the_in_flight_request_and_exits_zero() {
+fn sigterm_finishes_the_in_flight_request_and_exits_zero(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let now = now_ms();
     let body = json!({"metrics": [point("graceful", now, 1.0, &[]), point("graceful", now, 2.0, &[]), point("graceful", now, 3.0, &[])]})
         .to_string();
@@ -172,10 +180,10 @@ fn retention_config(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn retention_policy_deletes_expired_points_only() {
+fn retention_policy_deletes_expired_points_only(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Launch::new(&dir.path().join("data"))
+    let server = backend
+        .launch(&dir.path().join("data"))
         .config(&retention_config(dir.path()))
         .start();
     let (now, hour) = (now_ms(), 3_600_000);
@@ -198,10 +206,11 @@ fn retention_policy_deletes_expired_points_only() {
     );
 }
 
-#[test]
-fn admin_retention_override_survives_restart() {
+fn admin_retention_override_survives_restart(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let launch = Launch::new(&dir.path().join("data")).config(&retention_config(dir.path()));
+    let launch = backend
+        .launch(&dir.path().join("data"))
+        .config(&retention_config(dir.path()));
     let server = launch.start();
     let (status, body) = server.post_json(
         "/api/v1/admin/retention",

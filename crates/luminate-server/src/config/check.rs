@@ -93,6 +93,12 @@ impl Config {
                 ),
             );
         }
+        // The backend's own checks (addresses are host:port of the HTTP interface, timeouts positive, a
+        // cluster name not empty); they name the key. Without the backend the section is only parsed.
+        #[cfg(feature = "clickhouse")]
+        if let Err(e) = ch.settings().check() {
+            return invalid(&format!("storage.clickhouse.{}", e.key), e.message);
+        }
 
         let rl = &self.rate_limits;
         positive(

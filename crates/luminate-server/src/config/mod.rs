@@ -8,7 +8,7 @@
 //!
 //! Some sections belong to later issues and are parsed and checked now so that a file written for the
 //! finished product is already accepted: `auth` (refused when enabled, since no token is checked yet),
-//! `rate_limits`, `storage.clickhouse`, `metrics`.
+//! `rate_limits`, `metrics`.
 
 #[macro_use]
 mod forms;
@@ -158,7 +158,7 @@ impl Default for AuthConfig {
 pub enum Backend {
     /// The embedded engine. `badger` (the seed's name for its embedded store) means the same.
     Embedded,
-    /// ClickHouse (a later issue).
+    /// ClickHouse (`luminate-clickhouse`, in builds with the `clickhouse` feature).
     Clickhouse,
 }
 
@@ -238,31 +238,84 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// `storage.clickhouse` (used by a later issue).
+/// `storage.clickhouse`: the seed's keys, plus the timeouts, circuit-breaker and response bounds of the
+/// ClickHouse backend. Defaults equal `luminate_clickhouse::ClickhouseSettings::default()` (a test
+/// keeps them equal); [`ClickhouseConfig::settings`] maps the section onto them.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)] // the seed's keys, same meaning as in its Go client
 pub struct ClickhouseConfig {
+    /// ClickHouse HTTP endpoints, `host:port` (the HTTP port, 8123 by default — not the native 9000).
     pub addresses: Vec<String>,
+    /// Database of Luminate's tables; created if missing.
     pub database: String,
+    /// A cluster of the servers' `remote_servers`: every address is then one node of it, and Luminate
+    /// reads and writes through `Distributed` tables (docs/clickhouse.md).
+    pub cluster: Option<String>,
+    /// ClickHouse user.
     pub username: String,
+    /// Its password.
     pub password: String,
+    /// Most requests in flight at once, over all endpoints.
     pub max_open_conns: u32,
+    /// Idle keep-alive connections kept per endpoint.
     pub max_idle_conns: u32,
+    /// Connections are not reused for new requests past this age.
     #[serde(with = "duration_text")]
     pub conn_max_lifetime: Duration,
+    /// Longest wait for a TCP connection before trying the next address.
+    #[serde(with = "duration_text")]
+    pub connect_timeout: Duration,
+    /// Deadline of a statement that is not a query (writes, discovery, deletes); queries use their own
+    /// timeout.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Consecutive connection failures or timeouts that open the circuit breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long an open circuit fails fast before one probe request is let through.
+    #[serde(with = "duration_text")]
+    pub breaker_cool_down: Duration,
+    /// Largest ClickHouse answer read, in bytes (bounds memory per request).
+    pub max_response_bytes: u64,
 }
 
 impl Default for ClickhouseConfig {
     fn default() -> Self {
         Self {
-            addresses: vec!["localhost:9000".into()],
+            addresses: vec!["localhost:8123".into()],
             database: "luminate".into(),
+            cluster: None,
             username: "default".into(),
             password: String::new(),
             max_open_conns: 10,
             max_idle_conns: 5,
             conn_max_lifetime: Duration::from_secs(3600),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+            breaker_failure_threshold: 5,
+            breaker_cool_down: Duration::from_secs(5),
+            max_response_bytes: 256 << 20,
+        }
+    }
+}
+
+#[cfg(feature = "clickhouse")]
+impl ClickhouseConfig {
+    /// The backend's settings from this section.
+    pub fn settings(&self) -> luminate_clickhouse::ClickhouseSettings {
+        luminate_clickhouse::ClickhouseSettings {
+            addresses: self.addresses.clone(),
+            database: self.database.clone(),
+            cluster: self.cluster.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            max_open_conns: self.max_open_conns,
+            max_idle_conns: self.max_idle_conns,
+            conn_max_lifetime: self.conn_max_lifetime,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            breaker_failure_threshold: self.breaker_failure_threshold,
+            breaker_cool_down: self.breaker_cool_down,
+            max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
         }
     }
 }
@@ -577,6 +630,21 @@ impl Config {
         let mut out = Vec::new();
         if self.storage.embedded.value_log_max_entries.is_some() {
             out.push("storage.embedded.value_log_max_entries is a BadgerDB setting and has no effect on the embedded engine".into());
+        }
+        if self.storage.backend == Backend::Clickhouse {
+            for address in &self.storage.clickhouse.addresses {
+                if address.trim_end_matches('/').ends_with(":9000") {
+                    out.push(format!(
+                        "storage.clickhouse.addresses: {address} uses port 9000, ClickHouse's native-protocol \
+                         port by default; this backend speaks HTTP (port 8123 by default)"
+                    ));
+                }
+            }
+            out.push(
+                "cardinality_limits.max_unique_series_per_metric and max_metrics_per_tenant are not \
+                 enforced by the ClickHouse backend: it stores every valid point"
+                    .into(),
+            );
         }
         out
     }

@@ -239,6 +239,7 @@ fn key_paths_list_every_scalar_key() {
     config.auth.issuer = Some("i".into());
     config.auth.audience = Some("a".into());
     config.storage.embedded.value_log_max_entries = Some(1);
+    config.storage.clickhouse.cluster = Some("c".into());
     let mut found = Vec::new();
     leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
     found.retain(|k| k != "retention.policies");
@@ -398,4 +399,110 @@ fn documented_example_file_is_exactly_the_defaults() {
         load(example, &[]).unwrap(),
         Config::load_from(None, &[]).unwrap()
     );
+}
+
+#[test]
+fn clickhouse_section_from_file_and_both_environment_forms() {
+    let c = load(
+        r#"
+storage:
+  backend: clickhouse
+  clickhouse:
+    addresses: ["ch1:8123", "http://ch2:8123"]
+    database: metrics
+    cluster: two_shards
+    connect_timeout: 500ms
+    request_timeout: 10s
+    breaker_failure_threshold: 3
+    breaker_cool_down: 1s
+    max_response_bytes: 1048576
+"#,
+        &[
+            ("LUMINATE_CLICKHOUSE_USERNAME", "lum"),
+            ("LUMINATE__STORAGE__CLICKHOUSE__PASSWORD", "pw"),
+            ("LUMINATE_CLICKHOUSE_BREAKER_COOL_DOWN", "2s"),
+        ],
+    )
+    .unwrap();
+    let ch = &c.storage.clickhouse;
+    assert_eq!(c.storage.backend, Backend::Clickhouse);
+    assert_eq!(ch.addresses, ["ch1:8123", "http://ch2:8123"]);
+    assert_eq!(ch.cluster.as_deref(), Some("two_shards"));
+    assert_eq!((ch.username.as_str(), ch.password.as_str()), ("lum", "pw"));
+    assert_eq!(ch.connect_timeout, Duration::from_millis(500));
+    assert_eq!(ch.request_timeout, Duration::from_secs(10));
+    assert_eq!(ch.breaker_failure_threshold, 3);
+    assert_eq!(
+        ch.breaker_cool_down,
+        Duration::from_secs(2),
+        "the environment wins"
+    );
+    assert_eq!(ch.max_response_bytes, 1 << 20);
+    let c = Config::load_from(
+        None,
+        &vars(&[("LUMINATE__STORAGE__CLICKHOUSE__CLUSTER", "c1")]),
+    )
+    .unwrap();
+    assert_eq!(c.storage.clickhouse.cluster.as_deref(), Some("c1"));
+}
+
+#[test]
+fn clickhouse_port_9000_and_unenforced_limits_are_warned_about() {
+    let c = load(
+        "storage:\n  backend: clickhouse\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
+        &[],
+    )
+    .unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("ch:9000") && warnings[0].contains("HTTP"));
+    assert!(warnings[1].contains("not enforced by the ClickHouse backend"));
+    // The embedded backend does not use the section: nothing to say.
+    let c = load(
+        "storage:\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert!(c.warnings().is_empty());
+}
+
+#[cfg(feature = "clickhouse")]
+#[test]
+fn clickhouse_defaults_are_the_backends_and_bad_values_are_named() {
+    assert_eq!(
+        ClickhouseConfig::default().settings(),
+        luminate_clickhouse::ClickhouseSettings::default()
+    );
+    let err = Config::load_from(
+        None,
+        &vars(&[("LUMINATE_CLICKHOUSE_ADDRESSES", "ch1:8123,ch2")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("storage.clickhouse.addresses") && err.contains("\"ch2\" is not host:port"),
+        "{err}"
+    );
+    let err = load_err(
+        "storage:\n  clickhouse:\n    addresses: [\"https://ch:8443\"]\n",
+        &[],
+    );
+    assert!(
+        err.contains("storage.clickhouse.addresses") && err.contains("https"),
+        "{err}"
+    );
+    let err = load_err("storage:\n  clickhouse:\n    request_timeout: 0s\n", &[]);
+    assert!(err.contains("storage.clickhouse.request_timeout"), "{err}");
+    let err = load_err("storage:\n  clickhouse:\n    cluster: \"\"\n", &[]);
+    assert!(err.contains("storage.clickhouse.cluster"), "{err}");
+    let err = load_err(
+        "storage:\n  clickhouse:\n    breaker_failure_threshold: 0\n",
+        &[],
+    );
+    assert!(
+        err.contains("storage.clickhouse.breaker_failure_threshold"),
+        "{err}"
+    );
+    let err = load_err("storage:\n  clickhouse:\n    connect_timeout: soon\n", &[]);
+    assert!(err.contains("storage.clickhouse.connect_timeout"), "{err}");
 }

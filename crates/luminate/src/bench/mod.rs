@@ -2,14 +2,18 @@
 //! starts a server from this executable (or uses `--url`), times the bulk ingest, measures what the
 //! server costs (bytes on disk, peak RSS, CPU), times a fixed query set and checks every answer against
 //! the exact reference computed from the dataset. With `--dataset-out` it only writes the dataset as
-//! files for `bench/peers.sh`, which loads the same points into VictoriaMetrics and ClickHouse.
+//! files for `bench/peers.sh`, which loads the same points into VictoriaMetrics and ClickHouse. With
+//! `--clickhouse ADDR` the spawned server runs on the ClickHouse backend instead of the embedded engine
+//! (`bench/backends.sh` runs both and prints them side by side).
 //!
 //! The phases live one per module: [`dataset`] (what the points are), [`answers`] (the exact answers),
 //! [`formats`] (bytes of each wire format), [`load`] (encoding and the timed ingest), [`queries`] (the
-//! query set and its timing), [`server`] (the spawned server), [`procstat`] (memory, CPU, disk),
-//! [`export`] (dataset files), [`report`] (table and JSON). Progress goes to stderr, the report to stdout.
+//! query set and its timing), [`server`] (the spawned server), [`clickhouse`] (the ClickHouse side of
+//! a `--clickhouse` run), [`procstat`] (memory, CPU, disk), [`export`] (dataset files), [`report`]
+//! (table and JSON). Progress goes to stderr, the report to stdout.
 
 pub mod answers;
+pub mod clickhouse;
 pub mod dataset;
 pub mod export;
 pub mod formats;
@@ -28,8 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use answers::Reference;
+use clickhouse::ClickhouseTarget;
 use dataset::{Dataset, HOUR_MS, Spec};
-use report::{DatasetFigures, QueryFigures, Report, median};
+use report::{ClickhouseFigures, DatasetFigures, QueryFigures, Report, median};
 use server::SpawnedServer;
 
 /// Why a benchmark run stopped.
@@ -124,6 +129,18 @@ pub struct BenchArgs {
     /// Write the dataset as files for `bench/peers.sh` into this directory and exit.
     #[arg(long)]
     pub dataset_out: Option<PathBuf>,
+    /// Run the spawned server on the ClickHouse backend at this HTTP address (`host:port`) instead of
+    /// the embedded engine; bytes on disk then come from ClickHouse's `system.parts`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "url")]
+    pub clickhouse: Option<String>,
+    /// The ClickHouse database of the run. It is DROPPED before the run (the answer checks need it
+    /// empty) and after it: name one that holds nothing else.
+    #[arg(long, default_value = "luminate_bench", requires = "clickhouse")]
+    pub clickhouse_database: String,
+    /// ClickHouse's process id, when it runs on this machine: its peak memory and CPU time are then
+    /// added to Luminate's (otherwise they are reported as unknown).
+    #[arg(long, value_name = "PID", requires = "clickhouse")]
+    pub clickhouse_pid: Option<u32>,
 }
 
 /// Runs the benchmark; exit code 1 when a step fails or an answer differs from the reference.
@@ -221,10 +238,28 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
         ),
     );
 
+    let clickhouse = args
+        .clickhouse
+        .as_deref()
+        .map(|address| {
+            ClickhouseTarget::new(address, &args.clickhouse_database, args.clickhouse_pid)
+        })
+        .transpose()?;
+    if let Some(ch) = &clickhouse {
+        ch.drop_database()?;
+        log(
+            &multi,
+            &format!(
+                "storage: ClickHouse at {}, database {} (emptied)",
+                ch.address, ch.database
+            ),
+        );
+    }
     let server = match &args.url {
         Some(_) => None,
         None => Some(SpawnedServer::start(
             args.data_dir.as_deref(),
+            clickhouse.as_ref(),
             dataset.spec.points + 1,
         )?),
     };
@@ -236,14 +271,16 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     let pid = server.as_ref().and_then(SpawnedServer::pid);
     let server_cpu = || pid.as_deref().and_then(procstat::cpu_seconds);
     let memory = || pid.as_deref().and_then(procstat::memory);
-    let disk = || {
-        server
-            .as_ref()
-            .and_then(|s| procstat::dir_bytes(&s.data_dir).ok())
+    let disk = || match (&clickhouse, &server) {
+        (Some(ch), _) => ch.disk_bytes().ok(),
+        (None, Some(s)) => procstat::dir_bytes(&s.data_dir).ok(),
+        (None, None) => None,
     };
+    let clickhouse_cpu = || clickhouse.as_ref().and_then(ClickhouseTarget::cpu_seconds);
     log(&multi, &format!("ingest into {base_url}"));
 
     let cpu_before = server_cpu();
+    let clickhouse_cpu_before = clickhouse_cpu();
     let ingest = load::ingest(
         &base_url,
         &encoded.bodies,
@@ -253,11 +290,18 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     )
     .map_err(|e| with_server_output(e, server.as_ref()))?;
     let server_cpu_ingest = cpu_before.zip(server_cpu()).map(|(a, b)| b - a);
+    let clickhouse_cpu_ingest = clickhouse_cpu_before
+        .zip(clickhouse_cpu())
+        .map(|(a, b)| b - a);
     let (encode_seconds, json_bytes) = (encoded.elapsed.as_secs_f64(), encoded.json_bytes);
     // The bodies are as large as the dataset's JSON: give the memory back before the queries.
     drop(encoded);
     let disk_bytes_after_ingest = disk();
     let rss_after_ingest = memory().map(|m| m.rss);
+    let clickhouse_rss_after_ingest = clickhouse
+        .as_ref()
+        .and_then(ClickhouseTarget::memory)
+        .map(|m| m.rss);
     log(
         &multi,
         &format!(
@@ -298,8 +342,19 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     }
     let disk_bytes = disk();
     let peak_rss = memory().map(|m| m.peak);
+    let clickhouse_figures = clickhouse.as_ref().map(|ch| ClickhouseFigures {
+        address: ch.address.clone(),
+        database: ch.database.clone(),
+        pid: ch.pid,
+        cpu_ingest: clickhouse_cpu_ingest,
+        rss_after_ingest: clickhouse_rss_after_ingest,
+        peak_rss: ch.memory().map(|m| m.peak),
+    });
     if let Some(server) = server {
         server.stop();
+    }
+    if let Some(ch) = &clickhouse {
+        ch.drop_database()?;
     }
 
     let report = Report {
@@ -325,6 +380,7 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
         disk_bytes,
         rss_after_ingest,
         peak_rss,
+        clickhouse: clickhouse_figures,
         queries: figures,
     };
     if args.json {

@@ -1,6 +1,7 @@
 //! The benchmark's report: every figure measured, beside the targets of issue 3, as a text table for
-//! people and (`--json`) a JSON document for scripts (`bench/peers.sh` reads it). Holds no logic
-//! beyond medians and formatting.
+//! people and (`--json`) a JSON document for scripts (`bench/peers.sh` and `bench/backends.sh` read
+//! it). On the ClickHouse backend, memory and CPU are Luminate's plus ClickHouse's (unknown when
+//! ClickHouse's PID is not given). Holds no logic beyond medians, sums and formatting.
 
 use serde_json::{Value, json};
 
@@ -32,6 +33,23 @@ pub struct DatasetFigures {
     pub seed: u64,
     /// First ms of the hour.
     pub hour_start: i64,
+}
+
+/// ClickHouse's side of a `--clickhouse` run.
+#[derive(Debug, Clone)]
+pub struct ClickhouseFigures {
+    /// HTTP address.
+    pub address: String,
+    /// The run's database.
+    pub database: String,
+    /// Its process id, when given.
+    pub pid: Option<u32>,
+    /// Its CPU seconds during the ingest.
+    pub cpu_ingest: Option<f64>,
+    /// Its RSS right after the ingest.
+    pub rss_after_ingest: Option<u64>,
+    /// Its peak RSS (`VmHWM`) at the end.
+    pub peak_rss: Option<u64>,
 }
 
 /// One query's figures.
@@ -80,6 +98,8 @@ pub struct Report {
     pub rss_after_ingest: Option<u64>,
     /// Server peak RSS (`VmHWM`) at the end, queries included.
     pub peak_rss: Option<u64>,
+    /// ClickHouse's figures when the server stored in ClickHouse.
+    pub clickhouse: Option<ClickhouseFigures>,
     /// The query set, in order.
     pub queries: Vec<QueryFigures>,
 }
@@ -116,6 +136,42 @@ impl Report {
             .map(|b| b as f64 / self.total_points().max(1) as f64)
     }
 
+    /// `embedded` or `clickhouse`.
+    pub fn backend(&self) -> &'static str {
+        if self.clickhouse.is_some() {
+            "clickhouse"
+        } else {
+            "embedded"
+        }
+    }
+
+    /// Luminate's figure plus ClickHouse's when the run stored in ClickHouse (unknown if either is).
+    fn with_clickhouse<T: std::ops::Add<Output = T>>(
+        &self,
+        luminate: Option<T>,
+        clickhouse: impl Fn(&ClickhouseFigures) -> Option<T>,
+    ) -> Option<T> {
+        match &self.clickhouse {
+            None => luminate,
+            Some(ch) => luminate.zip(clickhouse(ch)).map(|(a, b)| a + b),
+        }
+    }
+
+    /// Server CPU seconds during the ingest, ClickHouse's included.
+    pub fn total_cpu_ingest(&self) -> Option<f64> {
+        self.with_clickhouse(self.server_cpu_ingest, |ch| ch.cpu_ingest)
+    }
+
+    /// RSS after the ingest, ClickHouse's included.
+    pub fn total_rss_after_ingest(&self) -> Option<u64> {
+        self.with_clickhouse(self.rss_after_ingest, |ch| ch.rss_after_ingest)
+    }
+
+    /// Peak RSS, ClickHouse's included (the sum of both peaks: an upper bound of the peak of the sum).
+    pub fn total_peak_rss(&self) -> Option<u64> {
+        self.with_clickhouse(self.peak_rss, |ch| ch.peak_rss)
+    }
+
     /// Whether every answer equalled the reference.
     pub fn all_checks_passed(&self) -> bool {
         self.queries.iter().all(|q| q.check.is_ok())
@@ -124,8 +180,19 @@ impl Report {
     /// The JSON document.
     pub fn to_json(&self) -> Value {
         let d = &self.dataset;
+        let clickhouse = self.clickhouse.as_ref().map(|ch| {
+            json!({
+                "address": ch.address,
+                "database": ch.database,
+                "pid": ch.pid,
+                "cpu_seconds_ingest": ch.cpu_ingest,
+                "rss_after_ingest_bytes": ch.rss_after_ingest,
+                "peak_rss_bytes": ch.peak_rss,
+            })
+        });
         json!({
             "server": self.server,
+            "backend": self.backend(),
             "version": env!("CARGO_PKG_VERSION"),
             "dataset": {
                 "latency_points": d.latency_points,
@@ -149,15 +216,18 @@ impl Report {
                 "wall_seconds": self.ingest.wall.as_secs_f64(),
                 "points_per_second": self.points_per_second(),
                 "client_cpu_seconds": self.ingest.client_cpu,
-                "server_cpu_seconds": self.server_cpu_ingest,
+                "server_cpu_seconds": self.total_cpu_ingest(),
+                "luminate_cpu_seconds": self.server_cpu_ingest,
             },
             "storage": {
                 "disk_bytes_after_ingest": self.disk_bytes_after_ingest,
                 "disk_bytes": self.disk_bytes,
                 "bytes_per_point": self.bytes_per_point(),
-                "rss_after_ingest_bytes": self.rss_after_ingest,
-                "peak_rss_bytes": self.peak_rss,
+                "rss_after_ingest_bytes": self.total_rss_after_ingest(),
+                "peak_rss_bytes": self.total_peak_rss(),
+                "luminate_peak_rss_bytes": self.peak_rss,
             },
+            "clickhouse": clickhouse,
             "targets": {
                 "points_per_second": TARGET_POINTS_PER_SECOND,
                 "bytes_per_point": TARGET_BYTES_PER_POINT,
@@ -186,9 +256,13 @@ impl Report {
             out.push('\n');
         };
         line(format!(
-            "luminate bench ({}): {} api_latency + {} requests_total points, {} api_latency series \
+            "luminate bench ({}, {}): {} api_latency + {} requests_total points, {} api_latency series \
              ({} customers, seed {})",
             self.server,
+            match &self.clickhouse {
+                None => "embedded engine".to_owned(),
+                Some(ch) => format!("ClickHouse at {}, database {}", ch.address, ch.database),
+            },
             thousands(d.latency_points),
             thousands(d.counter_points),
             thousands(d.latency_series),
@@ -221,16 +295,26 @@ impl Report {
                 .map_or_else(unknown, |c| format!("{c:.2}")),
             self.encode_seconds
         ));
+        let with_clickhouse = if self.clickhouse.is_some() {
+            "  (Luminate + ClickHouse)"
+        } else {
+            ""
+        };
         line(format!(
-            "{:<28} {:>18}",
+            "{:<28} {:>18}{with_clickhouse}",
             "server CPU s during ingest",
-            self.server_cpu_ingest
+            self.total_cpu_ingest()
                 .map_or_else(unknown, |c| format!("{c:.2}"))
         ));
         line(format!(
-            "{:<28} {:>18}",
+            "{:<28} {:>18}{}",
             "bytes on disk",
-            self.disk_bytes.map_or_else(unknown, thousands)
+            self.disk_bytes.map_or_else(unknown, thousands),
+            if self.clickhouse.is_some() {
+                "  (ClickHouse system.parts, active parts)"
+            } else {
+                ""
+            }
         ));
         line(format!(
             "{:<28} {:>18}  <= {}",
@@ -240,16 +324,28 @@ impl Report {
             TARGET_BYTES_PER_POINT
         ));
         line(format!(
-            "{:<28} {:>18}",
+            "{:<28} {:>18}{with_clickhouse}",
             "RSS after ingest",
-            self.rss_after_ingest.map_or_else(unknown, gib)
+            self.total_rss_after_ingest().map_or_else(unknown, gib)
         ));
         line(format!(
-            "{:<28} {:>18}  <= {}",
+            "{:<28} {:>18}  <= {}{with_clickhouse}",
             "peak RSS",
-            self.peak_rss.map_or_else(unknown, gib),
+            self.total_peak_rss().map_or_else(unknown, gib),
             gib(TARGET_PEAK_RSS as u64)
         ));
+        if let Some(ch) = &self.clickhouse {
+            line(format!(
+                "{:<28} {:>18}{}",
+                "  of which ClickHouse",
+                ch.peak_rss.map_or_else(unknown, gib),
+                if ch.pid.is_none() {
+                    "  (give --clickhouse-pid to measure it)"
+                } else {
+                    ""
+                }
+            ));
+        }
         line(String::new());
         line(format!(
             "{:<52} {:>10} {:>10} {:>10}  check",

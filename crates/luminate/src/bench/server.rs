@@ -1,7 +1,7 @@
 //! The server under test when `luminate bench` runs without `--url`: `luminate serve` started from this
-//! very executable on `127.0.0.1:0` over a data directory, so that the benchmark can read its memory
-//! (`/proc/<pid>/status`), CPU time and bytes on disk. Owns the child process and stops it (SIGTERM, then
-//! SIGKILL) on every path, `Drop` included.
+//! very executable on `127.0.0.1:0` over a data directory (or, with `--clickhouse`, over a ClickHouse
+//! database), so that the benchmark can read its memory (`/proc/<pid>/status`), CPU time and bytes on
+//! disk. Owns the child process and stops it (SIGTERM, then SIGKILL) on every path, `Drop` included.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::BenchError;
+use super::clickhouse::ClickhouseTarget;
 
 /// How long the server may take to listen (WAL replay of a reused data directory included).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -36,10 +37,14 @@ pub struct SpawnedServer {
 }
 
 impl SpawnedServer {
-    /// Starts the server over `data_dir` (a fresh temporary directory when `None`), with a series limit
-    /// that the dataset cannot reach and rate limits out of the way: the benchmark measures the engine,
-    /// not the admission policy.
-    pub fn start(data_dir: Option<&Path>, max_series: u64) -> Result<Self, BenchError> {
+    /// Starts the server over `data_dir` (a fresh temporary directory when `None`) — or on the ClickHouse
+    /// backend in `clickhouse`'s database — with a series limit that the dataset cannot reach and rate
+    /// limits out of the way: the benchmark measures the storage, not the admission policy.
+    pub fn start(
+        data_dir: Option<&Path>,
+        clickhouse: Option<&ClickhouseTarget>,
+        max_series: u64,
+    ) -> Result<Self, BenchError> {
         let (temp, data_dir) = match data_dir {
             Some(dir) => (None, dir.to_owned()),
             None => {
@@ -78,6 +83,19 @@ impl SpawnedServer {
                 "1000000",
             )
             .env("LUMINATE__LOGGING__LEVEL", "warn")
+            .envs(clickhouse.iter().flat_map(|ch| {
+                [
+                    ("LUMINATE__STORAGE__BACKEND", "clickhouse".to_owned()),
+                    (
+                        "LUMINATE__STORAGE__CLICKHOUSE__ADDRESSES",
+                        ch.address.clone(),
+                    ),
+                    (
+                        "LUMINATE__STORAGE__CLICKHOUSE__DATABASE",
+                        ch.database.clone(),
+                    ),
+                ]
+            }))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

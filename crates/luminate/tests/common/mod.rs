@@ -2,12 +2,18 @@
 //! directory, reads the bound address from its `luminate listening on` line, talks HTTP with `ureq`,
 //! and stops it (SIGTERM, SIGKILL) or lets `Drop` kill it. The child's output is kept and printed when
 //! a start fails, so a failing test shows the server's side.
+//!
+//! Scenarios that hold for every storage backend are written once, as `fn(Backend)`, and
+//! [`on_each_backend!`] declares a `#[test]` per backend for them: `embedded::name` and
+//! `clickhouse::name`. A ClickHouse-backed server gets a database of its own on the test binary's shared
+//! `clickhouse-server` (started on first use, stopped when the test process exits).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -25,6 +31,63 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
+}
+
+/// The storage backend a scenario's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded engine, over the launch's data directory.
+    Embedded,
+    /// ClickHouse: the test binary's shared server, a database of the launch's own.
+    Clickhouse,
+}
+
+impl Backend {
+    /// The name health reports (`storage.backend`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Clickhouse => "clickhouse",
+        }
+    }
+
+    /// A launch over `data_dir` on this backend. On ClickHouse every call gives a new database, so
+    /// scenarios sharing the server never see each other's points.
+    pub fn launch(self, data_dir: &Path) -> Launch {
+        let launch = Launch::new(data_dir);
+        match self {
+            Self::Embedded => launch,
+            Self::Clickhouse => {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let database = format!("e2e_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+                launch.clickhouse(
+                    &[&luminate_clickhouse::testing::shared().address()],
+                    &database,
+                )
+            }
+        }
+    }
+}
+
+/// Declares, for each scenario `fn(Backend)` named, one `#[test]` per backend: `embedded::<name>` and
+/// `clickhouse::<name>` (the latter in builds with the backend, which CI's `--all-features` is).
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($scenario:ident),+ $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(super::common::Backend::Embedded)
+            })+
+        }
+        #[cfg(feature = "clickhouse")]
+        mod clickhouse {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(super::common::Backend::Clickhouse)
+            })+
+        }
+    };
 }
 
 /// How to start the binary.
@@ -59,6 +122,16 @@ impl Launch {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// On the ClickHouse backend at `addresses` (HTTP `host:port`), in `database`, with a breaker that
+    /// opens after 3 outages and probes every 500 ms (tests wait for recovery, not for defaults).
+    pub fn clickhouse(self, addresses: &[&str], database: &str) -> Self {
+        self.env("LUMINATE_STORAGE_BACKEND", "clickhouse")
+            .env("LUMINATE_CLICKHOUSE_ADDRESSES", &addresses.join(","))
+            .env("LUMINATE_CLICKHOUSE_DATABASE", database)
+            .env("LUMINATE_CLICKHOUSE_BREAKER_FAILURE_THRESHOLD", "3")
+            .env("LUMINATE_CLICKHOUSE_BREAKER_COOL_DOWN", "500ms")
     }
 
     fn command(&self) -> Command {

@@ -1,5 +1,5 @@
-//! Storage wiring: [`EmbeddedStore`], the [`MetricsStore`] over the embedded engine, and
-//! [`build_store`], which opens the backend the configuration names.
+//! [`EmbeddedStore`]: the [`MetricsStore`] over the embedded engine, and the engine's settings from the
+//! configuration.
 //!
 //! The engine's API is synchronous (it may fsync, scan or wait for group commit), so every call runs on
 //! tokio's blocking pool and never stalls the threads that serve requests. Owns no query logic.
@@ -8,43 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luminate_engine::{CardinalityLimits, Engine, EngineConfig, EngineError, SyncPolicy};
+use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
 };
-use thiserror::Error;
 
-use crate::config::{Backend, Config, SyncMode};
-
-/// Why the storage backend could not be opened.
-#[derive(Debug, Error)]
-pub enum OpenError {
-    /// The embedded engine refused to open (locked directory, I/O, corruption).
-    #[error("cannot open the embedded engine in {data_dir}: {source}")]
-    Engine {
-        /// The data directory.
-        data_dir: std::path::PathBuf,
-        /// The engine's error.
-        source: EngineError,
-    },
-    /// The configured backend is not built into this version.
-    #[error("the {0} backend is not available yet; set storage.backend to embedded")]
-    Unavailable(&'static str),
-    /// The blocking task that opened the engine died.
-    #[error("opening the engine panicked: {0}")]
-    Panicked(String),
-}
-
-/// Opens the backend named by `storage.backend`.
-pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenError> {
-    match config.storage.backend {
-        Backend::Embedded => Ok(Arc::new(EmbeddedStore::open(engine_config(config)).await?)),
-        Backend::Clickhouse => Err(OpenError::Unavailable("clickhouse")),
-    }
-}
+use super::OpenError;
+use crate::config::{Config, SyncMode};
 
 /// The engine's settings from `storage.embedded` and `cardinality_limits`.
 pub fn engine_config(config: &Config) -> EngineConfig {

@@ -1,0 +1,263 @@
+//! Opening the ClickHouse backend for the server, and serving while ClickHouse is not there yet.
+//!
+//! Luminate in front of ClickHouse is stateless, so an unreachable ClickHouse at start-up (down,
+//! restarting, not answering in time) does not stop it: the server starts **degraded** — every call
+//! answers `503 STORAGE_UNAVAILABLE` with the reason, `/api/v1/health` reports the storage unhealthy with
+//! the same reason — and a background task tries to open the store again every `breaker_cool_down`. The
+//! first success serves every later request; nothing restarts. This is what an orchestrator expects of a
+//! stateless tier: replicas started before their database do not crash-loop, and their readiness probe
+//! (health) turns green by itself. The alternative, exiting until ClickHouse answers, was rejected
+//! because it turns a database restart into a fleet of restarting replicas.
+//!
+//! What waiting cannot fix stops start-up with a message naming the address or key: bad settings,
+//! refused credentials, a port that is not ClickHouse's HTTP interface (the native 9000), a foreign
+//! `points` table. Owns only this start-up policy; once open, calls go straight to
+//! [`ClickhouseStore`], whose circuit breaker handles later outages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore};
+use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
+use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
+use luminate_model::{
+    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
+    WriteOutcome,
+};
+
+use super::OpenError;
+use crate::config::ClickhouseConfig;
+
+/// Opens the ClickHouse store of `config`; when ClickHouse cannot be reached yet, a
+/// [`DeferredClickhouse`] that opens it as soon as it can.
+pub async fn open(config: &ClickhouseConfig) -> Result<Arc<dyn MetricsStore>, OpenError> {
+    let settings = config.settings();
+    let addresses = config.addresses.join(", ");
+    match ClickhouseStore::open(settings.clone()).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(
+                addresses,
+                error = %e,
+                retry_every = %luminate_model::time::format_duration(settings.breaker_cool_down),
+                "ClickHouse cannot be reached: serving 503 STORAGE_UNAVAILABLE until it can"
+            );
+            Ok(Arc::new(DeferredClickhouse::start(settings, e.to_string())))
+        }
+        Err(source) => Err(OpenError::Clickhouse {
+            addresses,
+            database: config.database.clone(),
+            source,
+        }),
+    }
+}
+
+/// The ClickHouse backend while ClickHouse has not been reached since start-up: unavailable with the
+/// reason until a background task opens the store, then that store.
+pub struct DeferredClickhouse {
+    shared: Arc<Shared>,
+}
+
+/// What the server's calls and the opening task share.
+struct Shared {
+    /// Set once, by the task, when the store opens.
+    store: OnceLock<ClickhouseStore>,
+    /// Why it is not open yet (the last attempt's error).
+    pending: Mutex<String>,
+    /// Set by `close`: the task stops trying.
+    closed: AtomicBool,
+    addresses: String,
+    retry_every: Duration,
+}
+
+impl DeferredClickhouse {
+    /// Starts the task that opens the store; `first_error` is why the first attempt failed.
+    fn start(settings: ClickhouseSettings, first_error: String) -> Self {
+        let shared = Arc::new(Shared {
+            store: OnceLock::new(),
+            pending: Mutex::new(first_error),
+            closed: AtomicBool::new(false),
+            addresses: settings.addresses.join(", "),
+            // The breaker's cool-down is already the user's answer to "how often to probe a ClickHouse
+            // that is down"; at least 100 ms so that a zero cannot spin.
+            retry_every: settings.breaker_cool_down.max(Duration::from_millis(100)),
+        });
+        tokio::spawn(keep_opening(
+            Arc::downgrade(&shared),
+            settings,
+            shared.retry_every,
+        ));
+        Self { shared }
+    }
+
+    /// The open store, or `Unavailable` saying why there is none.
+    fn store(&self) -> Result<&ClickhouseStore, StoreError> {
+        self.shared
+            .store
+            .get()
+            .ok_or_else(|| StoreError::Unavailable {
+                reason: self.shared.reason(),
+            })
+    }
+}
+
+impl Shared {
+    fn reason(&self) -> String {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        format!(
+            "ClickHouse at {} has not been reached since Luminate started (next attempt within {}): {pending}",
+            self.addresses,
+            luminate_model::time::format_duration(self.retry_every)
+        )
+    }
+}
+
+/// Tries to open the store every `retry_every` until it opens, the backend is closed, or it is dropped
+/// (the task holds only a weak reference between attempts). An error that waiting cannot fix is logged
+/// as an error and retried all the same: an operator may fix ClickHouse without restarting Luminate.
+async fn keep_opening(shared: Weak<Shared>, settings: ClickhouseSettings, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        match ClickhouseStore::open(settings.clone()).await {
+            Ok(store) => {
+                tracing::info!(
+                    addresses = %shared.addresses,
+                    "ClickHouse reached: the storage is available"
+                );
+                if shared.closed.load(Ordering::Relaxed) {
+                    let _ = store.close().await;
+                } else {
+                    let _ = shared.store.set(store);
+                }
+                return;
+            }
+            Err(e) => {
+                if e.is_transient() {
+                    tracing::debug!(addresses = %shared.addresses, error = %e, "ClickHouse still unreachable");
+                } else {
+                    tracing::error!(addresses = %shared.addresses, error = %e, "ClickHouse answered but refused to open the store");
+                }
+                *shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = e.to_string();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MetricsStore for DeferredClickhouse {
+    fn backend_name(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.store()?.write(tenant, batch).await
+    }
+
+    async fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, StoreError> {
+        self.store()?.query(tenant, plan, ctx).await
+    }
+
+    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
+        self.store()?.metric_names(tenant).await
+    }
+
+    async fn dimension_keys(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.store()?.dimension_keys(tenant, metric).await
+    }
+
+    async fn dimension_values(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        key: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
+        self.store()?
+            .dimension_values(tenant, metric, key, prefix, limit)
+            .await
+    }
+
+    async fn cardinality(
+        &self,
+        tenant: &Tenant,
+        metric: Option<&str>,
+    ) -> Result<Vec<MetricCardinality>, StoreError> {
+        self.store()?.cardinality(tenant, metric).await
+    }
+
+    async fn delete_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        before: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        self.store()?.delete_before(tenant, metric, before).await
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        retention: Duration,
+    ) -> Result<(), StoreError> {
+        self.store()?.set_retention(tenant, metric, retention).await
+    }
+
+    async fn retention_overrides(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<RetentionOverride>, StoreError> {
+        self.store()?.retention_overrides(tenant).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.store()?.tenants().await
+    }
+
+    async fn health(&self) -> StorageHealth {
+        match self.store() {
+            Ok(store) => store.health().await,
+            Err(e) => StorageHealth {
+                status: HealthStatus::Unavailable,
+                disk_used_bytes: None,
+                error: Some(match e {
+                    StoreError::Unavailable { reason } => reason,
+                    other => other.to_string(),
+                }),
+            },
+        }
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        match self.shared.store.get() {
+            Some(store) => store.close().await,
+            None => Ok(()),
+        }
+    }
+}

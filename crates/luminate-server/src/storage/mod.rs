@@ -1,0 +1,93 @@
+//! Storage wiring: [`build_store`] opens the backend that `storage.backend` names — the embedded engine
+//! ([`embedded`]) or ClickHouse ([`clickhouse`], in builds with the `clickhouse` feature) — and says
+//! why when it cannot. Owns no storage logic: each backend is a [`MetricsStore`].
+
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+pub mod embedded;
+
+use std::sync::Arc;
+
+use luminate_engine::EngineError;
+use luminate_model::MetricsStore;
+use thiserror::Error;
+
+pub use self::embedded::{EmbeddedStore, engine_config};
+use crate::config::{Backend, Config};
+
+/// Why the storage backend could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// The embedded engine refused to open (locked directory, I/O, corruption).
+    #[error("cannot open the embedded engine in {data_dir}: {source}")]
+    Engine {
+        /// The data directory.
+        data_dir: std::path::PathBuf,
+        /// The engine's error.
+        source: EngineError,
+    },
+    /// ClickHouse refused for a reason that waiting cannot fix (credentials, a port that is not its
+    /// HTTP interface, a foreign table in the database, a setting). ClickHouse merely being down is
+    /// not an error: the server then starts degraded (see [`clickhouse`]).
+    #[cfg(feature = "clickhouse")]
+    #[error(
+        "cannot open the ClickHouse backend (storage.clickhouse.addresses: {addresses}; database {database}): {source}"
+    )]
+    Clickhouse {
+        /// The configured addresses, comma-separated.
+        addresses: String,
+        /// The configured database.
+        database: String,
+        /// The backend's error.
+        source: luminate_clickhouse::OpenError,
+    },
+    /// The configured backend is not built into this binary.
+    #[error(
+        "storage.backend: this build of Luminate has no {0} backend (its cargo feature `{0}` was left out); \
+         set storage.backend to embedded, or use a build with the feature (the default)"
+    )]
+    NotBuilt(&'static str),
+    /// The blocking task that opened the engine died.
+    #[error("opening the engine panicked: {0}")]
+    Panicked(String),
+}
+
+/// Opens the backend named by `storage.backend`.
+pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenError> {
+    match config.storage.backend {
+        Backend::Embedded => Ok(Arc::new(EmbeddedStore::open(engine_config(config)).await?)),
+        #[cfg(feature = "clickhouse")]
+        Backend::Clickhouse => clickhouse::open(&config.storage.clickhouse).await,
+        #[cfg(not(feature = "clickhouse"))]
+        Backend::Clickhouse => Err(OpenError::NotBuilt("clickhouse")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a build without the `clickhouse` feature runs this (`scripts/test.sh` does, besides the
+    /// default build's suite).
+    #[cfg(not(feature = "clickhouse"))]
+    #[tokio::test]
+    async fn a_build_without_the_backend_refuses_it_naming_the_key() {
+        let mut config = Config::default();
+        config.storage.backend = Backend::Clickhouse;
+        let err = build_store(&config).await.err().unwrap().to_string();
+        assert!(
+            err.starts_with("storage.backend: this build of Luminate has no clickhouse backend"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_engine_opens_over_its_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.embedded.data_dir = dir.path().to_owned();
+        let store = build_store(&config).await.unwrap();
+        assert_eq!(store.backend_name(), "embedded");
+        store.close().await.unwrap();
+    }
+}
