@@ -513,28 +513,15 @@ fn decode_blob<T: pco::data_types::Number + Default>(
     out: &mut Vec<T>,
 ) -> Result<(), EngineError> {
     verify_blob(path, page, column, blob, raw)?;
-    out.clear();
-    out.resize(rows, T::default());
-    match pco::standalone::simple_decompress_into(raw, out) {
-        Ok(progress) if progress.finished && progress.n_processed == rows => Ok(()),
-        Ok(progress) => Err(corruption(
+    super::decompress(raw, rows, out).map_err(|reason| {
+        corruption(
             path,
             blob.offset,
-            format!(
-                "page {page} {column} decode to {}{} numbers, the page has {rows} rows",
-                progress.n_processed,
-                if progress.finished { "" } else { " or more" }
-            ),
-        )),
-        Err(e) => Err(corruption(
-            path,
-            blob.offset,
-            format!("page {page} {column} do not decode: {e}"),
-        )),
-    }
+            format!("page {page} {column} do not decode ({rows} rows): {reason}"),
+        )
+    })
 }
 
-/// `read_exact_at`, with the file in the error.
 /// Verifies a blob's checksum.
 fn verify_blob(
     path: &Path,
@@ -557,6 +544,7 @@ fn verify_blob(
     Ok(())
 }
 
+/// `read_exact_at`, with the file in the error.
 fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), EngineError> {
     file.read_exact_at(buf, offset)
         .map_err(io_error("read part", path))
