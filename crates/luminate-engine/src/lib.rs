@@ -34,6 +34,12 @@ mod index;
 mod lock;
 mod manifest;
 mod part;
+
+/// The column codec of parts (pco, with the engine's settings), public for the codec
+/// micro-benchmark (`examples/codec_bench.rs`): what it measures is what parts store.
+pub mod codec {
+    pub use crate::part::{Delta, compress, decompress};
+}
 mod record;
 mod retention;
 mod series_log;

@@ -40,6 +40,9 @@ use select::{MISSING, Selection, SeriesMap};
 
 /// Most values one query may buffer (range candidates, percentile inputs, integral and rate points).
 pub(crate) const MAX_QUERY_VALUES: usize = 50_000_000;
+/// Most points a query's buffer is sized for before it knows how many it gets (16 Mi: 320 MiB of
+/// address space for timed points).
+const MAX_RESERVE: usize = 1 << 24;
 /// Rows scanned between two deadline checks.
 const CHECK_EVERY: usize = 4096;
 /// Below this many rows a query scans on the calling thread: splitting would cost more than it saves.
@@ -78,6 +81,16 @@ impl Prepared<'_> {
             range_limit: (self.plan.kind == QueryKind::Range).then_some(self.plan.limit),
             map: &self.map,
             max_values,
+            // Ranges keep about their limit; the others every point of their series in the range, at
+            // most what the series store (a bound that ignores the time range, hence the cap).
+            reserve: if moments || self.plan.kind == QueryKind::Range {
+                0
+            } else {
+                usize::try_from(self.stored_points)
+                    .unwrap_or(usize::MAX)
+                    .min(max_values)
+                    .min(MAX_RESERVE)
+            },
         }
     }
 }
@@ -238,6 +251,7 @@ pub(crate) fn scan_sources(
                 }
             }
         }
+        partial.distribute_among_blocks(&spec);
         Ok(partial)
     };
     if tasks <= 1 {

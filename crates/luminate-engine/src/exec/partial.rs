@@ -103,6 +103,8 @@ pub(super) struct ScanSpec<'a> {
     pub range_limit: Option<usize>,
     pub map: &'a SeriesMap,
     pub max_values: usize,
+    /// Points a buffer is sized for up front (see [`Points::with_capacity`]); 0 to grow as needed.
+    pub reserve: usize,
 }
 
 impl ScanSpec<'_> {
@@ -135,7 +137,7 @@ impl Partial {
                 buckets: HashMap::default(),
             }
         } else {
-            Self::Rows(Points::new(spec.timed))
+            Self::Rows(Points::with_capacity(spec.timed, spec.reserve))
         }
     }
 
@@ -229,13 +231,24 @@ impl Partial {
             // Enough earlier range candidates are known: none of this part's rows can be returned.
             return Ok(());
         }
-        let mut scan = part.scan(Selection::Only(candidates), spec.start..spec.end);
         // Without buckets, moments and percentiles read no time: over a part inside the range (no row
         // to cut by time) its timestamps are not decoded (only checksummed).
         let untimed = spec.interval.is_none()
             && (spec.moments || spec.bucketed_rows)
             && meta.min_t >= spec.start
             && meta.max_t < spec.end;
+        if untimed && !spec.count_only {
+            let (Some(&lo), Some(&hi)) = (candidates.first(), candidates.last()) else {
+                return Ok(());
+            };
+            let span = part.series_ids().partition_point(|&id| id <= hi)
+                - part.series_ids().partition_point(|&id| id < lo);
+            // Most of the part's series in the candidates' span are selected: read its pages whole.
+            if candidates.len() * 2 >= span {
+                return self.scan_part_values(part, lo..=hi, spec, ctx);
+            }
+        }
+        let mut scan = part.scan(Selection::Only(candidates), spec.start..spec.end);
         if spec.count_only {
             scan = scan.timestamps_only();
         } else if untimed {
@@ -311,6 +324,52 @@ impl Partial {
             }
         }
         Ok(())
+    }
+
+    /// [`Partial::scan_part`] for a part inside the range whose pages are read whole (see
+    /// [`Part::visit_values`]): moments and percentiles without buckets, rows of unselected series
+    /// skipped through the map.
+    fn scan_part_values(
+        &mut self,
+        part: &Part,
+        ids: std::ops::RangeInclusive<SeriesId>,
+        spec: &ScanSpec<'_>,
+        ctx: &QueryContext,
+    ) -> Result<(), StoreError> {
+        part.visit_values(
+            ids,
+            || ctx.check(),
+            |series, values| {
+                let Some(tag) = spec.map.get(series) else {
+                    return Ok(());
+                };
+                match self {
+                    Self::Moments { totals, .. } => {
+                        let total = &mut totals[tag as usize];
+                        values.iter().for_each(|&v| total.add(v));
+                    }
+                    Self::Rows(out) => {
+                        for &v in values {
+                            out.push(tag, 0, v);
+                        }
+                        if out.len() > spec.max_values {
+                            return Err(too_large(spec.max_values));
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// After a task's scan: percentile rows are distributed among blocks of groups now, by the task's
+    /// thread, so that the grouping in phase 3 starts at its parallel pass.
+    pub(super) fn distribute_among_blocks(&mut self, spec: &ScanSpec<'_>) {
+        if let Self::Rows(points) = self
+            && spec.bucketed_rows
+        {
+            points.distribute_among_blocks(spec.groups);
+        }
     }
 
     /// Values buffered (bounded by the query's value bound).
@@ -413,6 +472,7 @@ mod tests {
             range_limit: None,
             map: &map,
             max_values: usize::MAX,
+            reserve: 0,
         };
         let ctx = QueryContext::new(Duration::from_secs(10));
         let mut seen = 0;

@@ -150,7 +150,7 @@ impl PageEntry {
 
 /// How a column's deltas are taken.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Delta {
+pub enum Delta {
     /// pco chooses from the data (values: gauges want none, counters want first order).
     Auto,
     /// First-order deltas: timestamps and ids, ascending within each series. Saying so saves pco's
@@ -161,7 +161,7 @@ pub(crate) enum Delta {
 /// Appends the pco standalone encoding of `numbers` to `out`, as every blob of a part is written:
 /// pco's level 8, `delta` as given, the mode chosen from the data, the number type recorded in the
 /// blob's header, and pco's page as large as ours so a part page is one pco chunk.
-fn compress<T: pco::data_types::Number>(
+pub fn compress<T: pco::data_types::Number>(
     numbers: &[T],
     out: &mut Vec<u8>,
     delta: Delta,
@@ -175,6 +175,25 @@ fn compress<T: pco::data_types::Number>(
         .with_paging_spec(pco::PagingSpec::EqualPagesUpTo(MAX_PAGE_ROWS as usize));
     pco::standalone::simple_compress_into(numbers, &config, out)?;
     Ok(())
+}
+
+/// Decodes a blob [`compress`] wrote into `out` (cleared first), which must hold exactly `rows`
+/// numbers; `Err` says what is wrong with it.
+pub fn decompress<T: pco::data_types::Number + Default>(
+    raw: &[u8],
+    rows: usize,
+    out: &mut Vec<T>,
+) -> Result<(), String> {
+    out.clear();
+    out.resize(rows, T::default());
+    match pco::standalone::simple_decompress_into(raw, out) {
+        Ok(progress) if progress.finished && progress.n_processed == rows => Ok(()),
+        Ok(progress) => Err(format!(
+            "{} numbers where {rows} were expected",
+            progress.n_processed
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A `Corruption` error for `path` at `offset`.

@@ -196,6 +196,63 @@ impl Part {
     }
 }
 
+impl Part {
+    /// Calls `visit(series, values)` for the rows of every series whose id lies in `ids`, page by page
+    /// in directory order (a series spanning pages comes once per page); `between_pages` runs before
+    /// each page. Values are decoded, timestamps only checksummed: for scans that need every row of a
+    /// part inside their time range and no time, when most series are selected — walking the pages
+    /// costs nothing per series, where [`SeriesScan`] searches the directory and gathers each one.
+    pub(crate) fn visit_values<E: From<EngineError>>(
+        &self,
+        ids: std::ops::RangeInclusive<SeriesId>,
+        mut between_pages: impl FnMut() -> Result<(), E>,
+        mut visit: impl FnMut(SeriesId, &[f64]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let first = self.ids.partition_point(|&id| id < *ids.start());
+        let end = self.ids.partition_point(|&id| id <= *ids.end());
+        if first >= end {
+            return Ok(());
+        }
+        let (row_lo, row_hi) = (self.starts[first], self.starts[end]);
+        let mut raw = Vec::new();
+        let mut values: Vec<f64> = Vec::new();
+        let mut series = first;
+        let first_page = self.pages.partition_point(|p| p.end_row() <= row_lo);
+        for (p, page) in self.pages.iter().enumerate().skip(first_page) {
+            if page.first_row >= row_hi {
+                break;
+            }
+            between_pages()?;
+            let ts_len = page.timestamps.len as usize;
+            raw.resize(ts_len + page.values.len as usize, 0);
+            read_exact_at(&self.file, &self.path, &mut raw, page.timestamps.offset)?;
+            let (ts_raw, values_raw) = raw.split_at(ts_len);
+            verify_blob(&self.path, p, "timestamps", page.timestamps, ts_raw)?;
+            decode_blob(
+                &self.path,
+                p,
+                "values",
+                page.values,
+                values_raw,
+                page.rows as usize,
+                &mut values,
+            )?;
+            // The series with rows in this page, from the first not yet finished.
+            while series < end && self.starts[series] < page.end_row() {
+                let a = self.starts[series].max(page.first_row) - page.first_row;
+                let b = self.starts[series + 1].min(page.end_row()) - page.first_row;
+                visit(self.ids[series], &values[a as usize..b as usize])?;
+                if self.starts[series + 1] > page.end_row() {
+                    // It goes on in the next page.
+                    break;
+                }
+                series += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reads runs of selected series in ascending id order, one [`Run`] per series with rows in the time
 /// range (series without are skipped). Pages are decoded lazily and at most once per scan: a page
 /// outside the time range or holding no selected row is never read. A run lies in one page's buffers
@@ -456,28 +513,15 @@ fn decode_blob<T: pco::data_types::Number + Default>(
     out: &mut Vec<T>,
 ) -> Result<(), EngineError> {
     verify_blob(path, page, column, blob, raw)?;
-    out.clear();
-    out.resize(rows, T::default());
-    match pco::standalone::simple_decompress_into(raw, out) {
-        Ok(progress) if progress.finished && progress.n_processed == rows => Ok(()),
-        Ok(progress) => Err(corruption(
+    super::decompress(raw, rows, out).map_err(|reason| {
+        corruption(
             path,
             blob.offset,
-            format!(
-                "page {page} {column} decode to {}{} numbers, the page has {rows} rows",
-                progress.n_processed,
-                if progress.finished { "" } else { " or more" }
-            ),
-        )),
-        Err(e) => Err(corruption(
-            path,
-            blob.offset,
-            format!("page {page} {column} do not decode: {e}"),
-        )),
-    }
+            format!("page {page} {column} do not decode ({rows} rows): {reason}"),
+        )
+    })
 }
 
-/// `read_exact_at`, with the file in the error.
 /// Verifies a blob's checksum.
 fn verify_blob(
     path: &Path,
@@ -500,6 +544,7 @@ fn verify_blob(
     Ok(())
 }
 
+/// `read_exact_at`, with the file in the error.
 fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), EngineError> {
     file.read_exact_at(buf, offset)
         .map_err(io_error("read part", path))

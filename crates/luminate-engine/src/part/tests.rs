@@ -439,6 +439,51 @@ fn part_series_spanning_many_pages_reads_as_one_run() {
     assert_eq!(scan.pages_decoded(), 1);
 }
 
+#[test]
+fn part_values_visited_page_by_page_are_every_row_of_the_ids_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    // Series of 1 to 300 rows over pages of 128: many share a page, many span several.
+    let all: Vec<Series> = (0..200u32)
+        .map(|i| {
+            let n = 1 + (i as i64 * 37) % 300;
+            let points: Vec<(i64, f64)> = (0..n)
+                .map(|j| (j * 10, (i as i64 * 1_000 + j) as f64))
+                .collect();
+            series(i * 2 + 1, &points)
+        })
+        .collect();
+    write(&path, 128, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    for ids in [0..=u32::MAX, 1..=1, 50..=151, 398..=399, 1_000..=2_000] {
+        let mut got: Vec<(SeriesId, Vec<u64>)> = Vec::new();
+        let mut pages = 0;
+        part.visit_values::<EngineError>(
+            ids.clone(),
+            || {
+                pages += 1;
+                Ok(())
+            },
+            |id, values| {
+                // A series spanning pages comes once per page, in order: join its pieces.
+                match got.last_mut() {
+                    Some((last, v)) if *last == id => v.extend(values.iter().map(|x| x.to_bits())),
+                    _ => got.push((id, values.iter().map(|x| x.to_bits()).collect())),
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        let want: Vec<(SeriesId, Vec<u64>)> = all
+            .iter()
+            .filter(|s| ids.contains(&s.id))
+            .map(|s| (s.id, s.values.iter().map(|x| x.to_bits()).collect()))
+            .collect();
+        assert_eq!(got, want, "ids {ids:?}");
+        assert_eq!(pages > 0, !want.is_empty(), "ids {ids:?}: {pages} pages");
+    }
+}
+
 /// `collect`, leaving the scan for its counters.
 fn collect_counting(scan: &mut SeriesScan<'_>) -> Vec<OwnedRun> {
     let mut out = Vec::new();
