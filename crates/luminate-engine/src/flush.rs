@@ -11,6 +11,7 @@
 //! files are unlisted and removed at start-up); after 3, the new manifest's parts hold them and replay
 //! starts at `S`. A failure poisons the engine: writes stop, reads go on serving the frozen head.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -30,6 +31,9 @@ use crate::wal;
 
 /// Milliseconds per UTC day: parts partition by day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
+/// Rows a flush sorts at once (about 6 MB of 24-byte rows): a partition is sorted slice by slice of
+/// its series ids.
+const SORT_SLICE_ROWS: usize = 1 << 18;
 
 /// A frozen head to flush.
 pub(crate) struct FlushJob {
@@ -121,30 +125,69 @@ impl Flusher {
                 Some(ti) => ti.metric_name(metric).to_owned(),
                 None => continue,
             };
-            let mut rows: Vec<(i64, SeriesId, TimestampMs, f64)> = Vec::new();
-            for chunk in frozen.rows(&tenant, metric) {
-                for i in 0..chunk.series.len() {
-                    let t = chunk.timestamps[i];
-                    rows.push((t.div_euclid(DAY_MS), chunk.series[i], t, chunk.values[i]));
+            let chunks = frozen.rows(&tenant, metric);
+            // Rows per (day, slice of the series ids): each slice is gathered and sorted on its own,
+            // so the flush holds one slice's copy (at most about `SORT_SLICE_ROWS` rows of 24 bytes)
+            // instead of a 32-byte copy of the whole partition (64 MB for a full head).
+            let mut counts: BTreeMap<(i64, SeriesId), usize> = BTreeMap::new();
+            let max_series = chunks
+                .iter()
+                .flat_map(|c| c.series.iter().copied())
+                .max()
+                .unwrap_or(0);
+            let rows: usize = chunks.iter().map(|c| c.series.len()).sum();
+            // Slices of `1 << shift` consecutive ids (a shift, not a division, per row and pass).
+            let slices = rows.div_ceil(SORT_SLICE_ROWS).max(1) as u64;
+            let shift = (u64::from(max_series) + 1)
+                .div_ceil(slices)
+                .next_power_of_two()
+                .trailing_zeros();
+            let slice_of = |series: SeriesId| series >> shift;
+            for chunk in &chunks {
+                for (&series, &t) in chunk.series.iter().zip(chunk.timestamps) {
+                    *counts
+                        .entry((t.div_euclid(DAY_MS), slice_of(series)))
+                        .or_default() += 1;
                 }
             }
-            rows.sort_unstable_by(|a, b| {
-                (a.0, a.1, a.2)
-                    .cmp(&(b.0, b.1, b.2))
-                    .then(a.3.total_cmp(&b.3))
-            });
+            let mut slice_rows: Vec<(SeriesId, TimestampMs, f64)> = Vec::new();
             let mut timestamps = Vec::new();
             let mut values = Vec::new();
-            for day_rows in rows.chunk_by(|a, b| a.0 == b.0) {
-                let mut sink = PartSink::new(&self.shared, tenant.clone(), &name, day_rows[0].0);
-                for series in day_rows.chunk_by(|a, b| a.1 == b.1) {
-                    timestamps.clear();
-                    values.clear();
-                    timestamps.extend(series.iter().map(|r| r.2));
-                    values.extend(series.iter().map(|r| r.3));
-                    sink.push(series[0].1, &timestamps, &values)?;
+            let mut sink: Option<PartSink<'_>> = None;
+            for (&(day, slice), &n) in &counts {
+                if sink.as_ref().is_none_or(|s| s.day != day) {
+                    if let Some(done) = sink.take() {
+                        out.extend(done.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
+                    }
+                    sink = Some(PartSink::new(&self.shared, tenant.clone(), &name, day));
                 }
-                out.extend(sink.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
+                slice_rows.clear();
+                slice_rows.reserve(n);
+                // The day's first ms (`day` came from a timestamp, so this does not overflow); a row is
+                // in the day when it is at most a day past it (no division per row).
+                let day_start = day * DAY_MS;
+                for chunk in &chunks {
+                    for i in 0..chunk.series.len() {
+                        let (series, t) = (chunk.series[i], chunk.timestamps[i]);
+                        if slice_of(series) == slice && t >= day_start && t - day_start < DAY_MS {
+                            slice_rows.push((series, t, chunk.values[i]));
+                        }
+                    }
+                }
+                slice_rows
+                    .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+                if let Some(sink) = sink.as_mut() {
+                    for series in slice_rows.chunk_by(|a, b| a.0 == b.0) {
+                        timestamps.clear();
+                        values.clear();
+                        timestamps.extend(series.iter().map(|r| r.1));
+                        values.extend(series.iter().map(|r| r.2));
+                        sink.push(series[0].0, &timestamps, &values)?;
+                    }
+                }
+            }
+            if let Some(done) = sink {
+                out.extend(done.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
             }
         }
         Ok(out)
