@@ -332,8 +332,11 @@ mod tests {
         }
     }
 
+    /// A point of `name` at a time fixed for the whole test run (recent, so validation accepts it; the
+    /// same for every call, so two bodies built a millisecond apart still decode to equal points).
     fn point_json(name: &str, customer: &str) -> String {
-        let now = luminate_model::time::now_ms();
+        static NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+        let now = *NOW.get_or_init(luminate_model::time::now_ms);
         format!(
             r#"{{"name":"{name}","timestamp":{now},"value":1,"dimensions":{{"r":"eu","customer_id":"{customer}"}}}}"#
         )
