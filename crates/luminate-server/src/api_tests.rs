@@ -22,7 +22,7 @@ fn app(store: Arc<MemoryStore>) -> Router {
 }
 
 fn app_with(store: Arc<MemoryStore>, config: Config) -> Router {
-    router(Arc::new(AppState::new(Arc::new(config), store)))
+    router(Arc::new(AppState::new(Arc::new(config), store).unwrap()))
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
