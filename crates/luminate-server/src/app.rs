@@ -111,9 +111,9 @@ impl RouteClass {
 }
 
 /// The route guard: who is asking (`401` without a valid token), may they (`403` without the scope),
-/// and is their tenant within its request rate (`429`). Puts the [`Principal`] and its tenant in the
-/// request's extensions (handlers read the tenant through [`crate::tenant::RequestTenant`]; a client
-/// has no other way to name one) and the bucket's `X-RateLimit-*` headers on the response.
+/// and is their tenant within its request rate (`429`). Puts the principal's tenant in the request's
+/// extensions (handlers read it through [`crate::tenant::RequestTenant`]; a client has no other way
+/// to name one) and the bucket's `X-RateLimit-*` headers on the response.
 async fn guard(
     State((state, class)): State<(Arc<AppState>, RouteClass)>,
     mut request: Request,
@@ -154,7 +154,6 @@ async fn guard(
         None
     };
     request.extensions_mut().insert(tenant);
-    request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     // A handler that charged another bucket (points) has set the headers of that one.
     if !response.headers().contains_key(crate::limits::LIMIT_HEADER) {

@@ -320,3 +320,97 @@ impl RateLimiter {
         self.write_requests.len().max(self.query_requests.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RateLimitOverride;
+
+    fn limiter(edit: impl FnOnce(&mut Config)) -> RateLimiter {
+        let mut config = Config::default();
+        edit(&mut config);
+        RateLimiter::from_config(&config)
+    }
+
+    #[test]
+    fn buckets_count_down_then_refuse_with_the_key_and_value() {
+        let l = limiter(|c| c.rate_limits.write_requests_per_second = 2);
+        let t = Tenant::new("t");
+        let first = l.check_request(Bucket::WriteRequests, &t).unwrap();
+        assert_eq!((first.limit, first.remaining), (2, 1));
+        assert_eq!(
+            l.check_request(Bucket::WriteRequests, &t)
+                .unwrap()
+                .remaining,
+            0
+        );
+        let refused = l.check_request(Bucket::WriteRequests, &t).unwrap_err();
+        assert_eq!(refused.error.code, ErrorCode::RateLimitExceeded);
+        assert_eq!(refused.error.details["limit"], "write_requests_per_second");
+        assert_eq!(refused.retry_after, 1);
+        let mut headers = HeaderMap::new();
+        refused.apply(&mut headers);
+        assert_eq!(headers["retry-after"], "1");
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+        // Query requests and other tenants are untouched.
+        assert!(l.check_request(Bucket::QueryRequests, &t).is_ok());
+        assert!(
+            l.check_request(Bucket::WriteRequests, &Tenant::new("u"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn points_cost_one_each_and_a_full_batch_fits_the_bucket() {
+        let l = limiter(|c| {
+            c.rate_limits.metrics_per_second = 100;
+            c.batch_write.max_batch_size = 1_000;
+        });
+        let t = Tenant::new("t");
+        let s = l.check_points(&t, 1_000).unwrap();
+        assert_eq!((s.limit, s.remaining), (1_000, 0));
+        assert_eq!(s.full_in, Duration::from_secs(10));
+        let refused = l.check_points(&t, 500).unwrap_err();
+        assert_eq!(refused.retry_after, 5);
+    }
+
+    #[test]
+    fn overrides_and_idle_state() {
+        let l = limiter(|c| {
+            c.rate_limits.concurrent_queries = 1;
+            c.rate_limits.tenants.insert(
+                "big".into(),
+                RateLimitOverride {
+                    query_requests_per_second: Some(500),
+                    concurrent_queries: Some(2),
+                    ..RateLimitOverride::default()
+                },
+            );
+        });
+        let big = Tenant::new("big");
+        assert_eq!(
+            l.check_request(Bucket::QueryRequests, &big).unwrap().limit,
+            500
+        );
+        let small = Tenant::new("small");
+        assert_eq!(
+            l.check_request(Bucket::QueryRequests, &small)
+                .unwrap()
+                .limit,
+            50
+        );
+        let held = l.start_query(&small).unwrap();
+        assert_eq!(
+            l.start_query(&small).unwrap_err().code,
+            ErrorCode::RateLimitExceeded
+        );
+        let _two = (l.start_query(&big).unwrap(), l.start_query(&big).unwrap());
+        drop(held);
+        assert!(l.start_query(&small).is_ok());
+        assert_eq!(l.tracked_tenants(), 1);
+        l.retain_recent();
+        // `small` took one token of 50 a moment ago: not yet full, so kept; semaphores in use are kept.
+        assert_eq!(l.tracked_tenants(), 1);
+        assert_eq!(l.running.lock().unwrap().len(), 1);
+    }
+}

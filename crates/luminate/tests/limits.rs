@@ -179,6 +179,19 @@ fn a_batch_crossing_the_series_limit_stores_exactly_the_allowed_points(backend: 
         assert_eq!(approximate, backend == Backend::Clickhouse, "{e}");
     }
     assert_eq!(server.count("m"), 6);
+    // Passing 4 of 5 series (80 %) was logged, naming tenant, metric and limit.
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let out = server.output();
+            out.lines().any(|l| {
+                l.contains("tenant passed 80% of a cardinality limit")
+                    && l.contains("max_unique_series_per_metric")
+                    && l.contains("tenant=default")
+            })
+        }),
+        "{}",
+        server.output()
+    );
     let (_, cardinality) = server.get("/api/v1/cardinality?metric=m");
     assert_eq!(cardinality["metrics"][0]["series"], 5);
 
