@@ -350,6 +350,35 @@ pub fn www_authenticate(error: &ApiError) -> String {
     value
 }
 
+/// Admission of a scrape of the self-metrics exposition (`metrics.path`, served by the self-metrics
+/// work): it never needs a JWT — scrapers have none — but when `metrics.bearer_token` is set the scrape
+/// must send exactly that token (`401` otherwise). Compared in constant time for equal lengths.
+pub fn check_scrape(expected: Option<&str>, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let sent = authorization
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes())
+        .unwrap_or_default();
+    let same = sent.len() == expected.len()
+        && sent
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(unauthorized(
+            "the metrics exposition needs Authorization: Bearer <metrics.bearer_token>",
+            Some("invalid_token"),
+        ))
+    }
+}
+
 /// The claims `luminate token` writes.
 #[derive(Debug, Serialize)]
 struct MintedClaims<'a> {
@@ -494,6 +523,21 @@ mod tests {
         assert_eq!(text.scopes.scopes(), [Scope::Read, Scope::Write].into());
         let none: Claims = serde_json::from_str(r#"{"tenant_id":"t"}"#).unwrap();
         assert!(none.scopes.scopes().is_empty());
+    }
+
+    #[test]
+    fn scrapes_need_the_static_token_only_when_one_is_set() {
+        assert!(check_scrape(None, None).is_ok());
+        assert!(check_scrape(Some("abc"), Some(b"Bearer abc")).is_ok());
+        for sent in [
+            None,
+            Some(&b"Bearer abd"[..]),
+            Some(b"Bearer ab"),
+            Some(b"Basic abc"),
+        ] {
+            let err = check_scrape(Some("abc"), sent).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Unauthorized);
+        }
     }
 
     #[test]

@@ -183,6 +183,16 @@ impl Config {
         {
             return invalid("metrics.bearer_token", "must not be empty when set".into());
         }
+        if let Some(listen) = &self.metrics.listen
+            && !listen
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        {
+            return invalid(
+                "metrics.listen",
+                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:9100)"),
+            );
+        }
         let path = &self.metrics.path;
         if !path.starts_with('/') || path.starts_with("/api/") || path == "/api" {
             return invalid(

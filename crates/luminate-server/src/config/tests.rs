@@ -510,6 +510,20 @@ fn clickhouse_defaults_are_the_backends_and_bad_values_are_named() {
 }
 
 #[test]
+fn metrics_exposure_settings() {
+    let c = load(
+        "metrics:\n  bearer_token: scrape\n  listen: \"127.0.0.1:9100\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.metrics.bearer_token.as_deref(), Some("scrape"));
+    let err = load_err("metrics:\n  listen: \"9100\"\n", &[]);
+    assert!(err.contains("metrics.listen"), "{err}");
+    let err = load_err("metrics:\n  bearer_token: \"\"\n", &[]);
+    assert!(err.contains("metrics.bearer_token"), "{err}");
+}
+
+#[test]
 fn rate_limit_overrides_per_tenant() {
     let c = load(
         "rate_limits:\n  tenants:\n    acme:\n      metrics_per_second: 50000\n",
