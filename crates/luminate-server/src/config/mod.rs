@@ -675,8 +675,9 @@ impl Config {
                 }
             }
             out.push(
-                "cardinality_limits.max_unique_series_per_metric and max_metrics_per_tenant are not \
-                 enforced by the ClickHouse backend: it stores every valid point"
+                "cardinality_limits.max_unique_series_per_metric is enforced approximately on the ClickHouse \
+                 backend (a HyperLogLog count per metric in this process, starting empty at each start; \
+                 docs/configuration.md#limits)"
                     .into(),
             );
         }

@@ -449,7 +449,7 @@ storage:
 }
 
 #[test]
-fn clickhouse_port_9000_and_unenforced_limits_are_warned_about() {
+fn clickhouse_port_9000_and_approximate_limits_are_warned_about() {
     let c = load(
         "storage:\n  backend: clickhouse\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
         &[],
@@ -458,7 +458,7 @@ fn clickhouse_port_9000_and_unenforced_limits_are_warned_about() {
     let warnings = c.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("ch:9000") && warnings[0].contains("HTTP"));
-    assert!(warnings[1].contains("not enforced by the ClickHouse backend"));
+    assert!(warnings[1].contains("enforced approximately on the ClickHouse backend"));
     // The embedded backend does not use the section: nothing to say.
     let c = load(
         "storage:\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
