@@ -6,13 +6,15 @@
 //! The embedded engine knows its series and enforces both limits exactly, so it is not wrapped
 //! ([`wrap`] looks at [`MetricsStore::backend_name`]). For the others (ClickHouse) the check is kept in
 //! this process and is approximate:
-//! - metrics per tenant are counted exactly (the set is bounded by the limit itself);
+//! - metrics per tenant are counted exactly (the set is bounded by the limit itself), starting from the
+//!   backend's metric names, read once per tenant at its first write;
 //! - series per metric are counted with a HyperLogLog sketch per (tenant, metric) ([`crate::hll`]:
 //!   exact up to 256 series, then about 1.6 % standard error, 4 KiB each). A point whose series the
 //!   sketch has not counted is refused once the estimate reaches the limit, so a metric ends within a
 //!   few percent of it, on either side.
-//! - The counts start empty when the server starts and are per server process: series stored before
-//!   a restart, or through another Luminate instance in front of the same ClickHouse, are not counted.
+//! - Series counts start empty when the server starts and are per server process: series stored before
+//!   a restart, or through another Luminate instance in front of the same ClickHouse, are not counted
+//!   (seeding a sketch from a count would refuse the rewrites of existing series after a restart).
 //!   Memory is bounded by tenants × `max_metrics_per_tenant` × 4 KiB.
 
 use std::collections::HashMap;
@@ -60,6 +62,8 @@ struct TenantCounts {
     metrics: HashMap<String, MetricCounts>,
     /// Whether the metrics warning was logged (reset when the count falls back below the level).
     metrics_warned: bool,
+    /// Whether `metrics` started from the backend's metric names.
+    seeded: bool,
 }
 
 #[derive(Default)]
@@ -85,6 +89,29 @@ impl CardinalityGuard {
             max_series,
             max_metrics,
             tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the tenant's metric set from the backend's names, once (again on the next write if the
+    /// backend could not answer).
+    async fn seed(&self, tenant: &Tenant) {
+        let seeded = {
+            let tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            tenants.get(tenant).is_some_and(|t| t.seeded)
+        };
+        if seeded {
+            return;
+        }
+        let Ok(names) = self.inner.metric_names(tenant).await else {
+            return;
+        };
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = tenants.entry(tenant.clone()).or_default();
+        if !counts.seeded {
+            counts.seeded = true;
+            for name in names {
+                counts.metrics.entry(name).or_default();
+            }
         }
     }
 
@@ -201,6 +228,7 @@ impl MetricsStore for CardinalityGuard {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
+        self.seed(tenant).await;
         let (kept, mut rejected) = self.admit(tenant, &batch);
         if rejected.is_empty() {
             return self.inner.write(tenant, batch).await;
@@ -365,6 +393,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(other.accepted, 10);
+    }
+
+    #[tokio::test]
+    async fn metrics_stored_before_start_count_against_the_limit() {
+        let inner: Arc<dyn MetricsStore> = Arc::new(MemoryStore::default());
+        let t = Tenant::new("t");
+        inner.write(&t, batch("old", 0..1)).await.unwrap();
+        let guard = CardinalityGuard::new(inner, 10, 2);
+        assert_eq!(
+            guard.write(&t, batch("new", 0..1)).await.unwrap().accepted,
+            1
+        );
+        let refused = guard.write(&t, batch("third", 0..1)).await.unwrap();
+        assert_eq!(refused.accepted, 0);
+        assert!(
+            refused.rejected[0]
+                .message
+                .contains("max_metrics_per_tenant of 2")
+        );
+        assert_eq!(
+            guard.write(&t, batch("old", 5..6)).await.unwrap().accepted,
+            1
+        );
     }
 
     #[test]
