@@ -22,7 +22,7 @@ fn app(store: Arc<MemoryStore>) -> Router {
 }
 
 fn app_with(store: Arc<MemoryStore>, config: Config) -> Router {
-    router(Arc::new(AppState::new(Arc::new(config), store)))
+    router(Arc::new(AppState::new(Arc::new(config), store).unwrap()))
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -319,4 +319,87 @@ async fn retention_sweep_applies_override_then_policy_then_default() {
     assert_eq!(report.deleted, 1);
     let (_, body) = call(&app, get("/api/v1/cardinality")).await;
     assert_eq!(body["metrics"].as_array().unwrap().len(), 3);
+}
+
+/// A `(status, body, headers)` answer.
+async fn call_with_headers(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap(), headers)
+}
+
+#[tokio::test]
+async fn concurrent_queries_are_capped_per_tenant() {
+    let mut config = Config::default();
+    config.auth.enabled = true;
+    config.auth.jwt_secret = Some("secret".into());
+    config.rate_limits.concurrent_queries = 2;
+    let scopes = [crate::auth::Scope::Read];
+    let token = |tenant: &str| {
+        crate::auth::mint(&config.auth, tenant, &scopes, Duration::from_secs(60)).unwrap()
+    };
+    let (a, b) = (token("a"), token("b"));
+    let app = app_with(
+        Arc::new(MemoryStore::slow(Duration::from_millis(800))),
+        config.clone(),
+    );
+    let query = |t: &str| {
+        Request::post("/api/v1/query")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(Body::from(
+                json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}})
+                    .to_string(),
+            ))
+            .unwrap()
+    };
+    // Two slow queries of tenant a hold both of its slots.
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let (app, request) = (app.clone(), query(&a));
+            tokio::spawn(async move { call_with_headers(&app, request).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body, headers) = call_with_headers(&app, query(&a)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(body["error"]["details"]["limit"], "concurrent_queries");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["x-ratelimit-limit"], "50");
+    // Tenant b has slots of its own.
+    let (status, _, _) = call_with_headers(&app, query(&b)).await;
+    assert_eq!(status, StatusCode::OK);
+    for r in running {
+        assert_eq!(r.await.unwrap().0, StatusCode::OK);
+    }
+    // Finished queries free their slots.
+    let (status, _, _) = call_with_headers(&app, query(&a)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_auth_every_request_is_tenant_default_with_every_scope() {
+    let app = app(Arc::new(MemoryStore::default()));
+    let (status, _, headers) = call_with_headers(&app, get("/api/v1/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-ratelimit-limit"], "50");
+    assert_eq!(headers["x-ratelimit-remaining"], "49");
+    let (status, _, headers) = call_with_headers(&app, get("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("x-ratelimit-limit"));
+    let (status, _) = call(
+        &app,
+        Request::delete(format!("/api/v1/admin/metrics/m?before={}", now_ms()))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    // The admin route is reached (no 401/403): tenant default holds every scope.
+    assert_eq!(status, StatusCode::OK);
 }

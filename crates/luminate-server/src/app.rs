@@ -2,8 +2,10 @@
 //! graceful shutdown, close the store).
 //!
 //! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
-//! (later issues: self-metrics, auth, rate limits); a response deadline (`server.write_timeout`) on every
-//! route but the query, which has its own timeout; then the handler, which bounds its own body.
+//! (a later issue: self-metrics); the route guard — authentication, the route's scope, the tenant's
+//! request bucket and, for queries, its concurrency slot (see [`guard`]); a response deadline
+//! (`server.write_timeout`) on every route but the query, which has its own timeout; then the handler,
+//! which bounds its own body. Health (and, with the self-metrics issue, `/metrics`) has no guard.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,9 +28,11 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{Authenticator, KeyError, Principal, Scope};
 use crate::config::Config;
 use crate::error::{ApiError, method_not_allowed, route_not_found};
 use crate::idempotency::{self, IdempotencyCache};
+use crate::limits::{Bucket, RateLimiter};
 use crate::routes;
 use crate::storage::{OpenError, build_store};
 
@@ -48,12 +52,23 @@ pub struct AppState {
     pub started: Instant,
     /// Wakes the retention task after an admin changes a retention.
     pub retention_wakeup: Arc<Notify>,
+    /// Token verification; `None` when `auth.enabled` is false (every request is tenant `default`).
+    pub auth: Option<Authenticator>,
+    /// Per-tenant rate limits.
+    pub rate_limiter: RateLimiter,
 }
 
 impl AppState {
-    /// State for `config` over `store`.
-    pub fn new(config: Arc<Config>, store: Arc<dyn MetricsStore>) -> Self {
-        Self {
+    /// State for `config` over `store`; fails when the auth key cannot be read.
+    pub fn new(config: Arc<Config>, store: Arc<dyn MetricsStore>) -> Result<Self, KeyError> {
+        let auth = if config.auth.enabled {
+            Some(Authenticator::from_config(&config.auth)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            auth,
+            rate_limiter: RateLimiter::from_config(&config),
             rules: config.validation_rules(),
             limits: config.query_limits(),
             idempotency: IdempotencyCache::new(idempotency::TTL, idempotency::DEFAULT_CAPACITY),
@@ -61,8 +76,102 @@ impl AppState {
             retention_wakeup: Arc::new(Notify::new()),
             store,
             config,
+        })
+    }
+}
+
+/// What a route needs: its scope, and which of the tenant's buckets it draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteClass {
+    /// `POST /api/v1/write`.
+    Write,
+    /// `POST /api/v1/query`: `read`, a query token and a concurrency slot.
+    Query,
+    /// Discovery and cardinality.
+    Read,
+    /// `/api/v1/admin/*`.
+    Admin,
+}
+
+impl RouteClass {
+    fn scope(self) -> Scope {
+        match self {
+            Self::Write => Scope::Write,
+            Self::Query | Self::Read => Scope::Read,
+            Self::Admin => Scope::Admin,
         }
     }
+
+    fn bucket(self) -> Bucket {
+        match self {
+            Self::Write | Self::Admin => Bucket::WriteRequests,
+            Self::Query | Self::Read => Bucket::QueryRequests,
+        }
+    }
+}
+
+/// The route guard: who is asking (`401` without a valid token), may they (`403` without the scope),
+/// and is their tenant within its request rate (`429`). Puts the principal's tenant in the request's
+/// extensions (handlers read it through [`crate::tenant::RequestTenant`]; a client has no other way
+/// to name one) and the bucket's `X-RateLimit-*` headers on the response.
+async fn guard(
+    State((state, class)): State<(Arc<AppState>, RouteClass)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match &state.auth {
+        None => Principal::anonymous(),
+        Some(auth) => {
+            let header = request.headers().get(axum::http::header::AUTHORIZATION);
+            match auth.authenticate(header.map(HeaderValue::as_bytes)) {
+                Ok(p) => p,
+                Err(e) => return auth_refusal(e),
+            }
+        }
+    };
+    if let Err(e) = principal.require(class.scope()) {
+        return auth_refusal(e);
+    }
+    let tenant = principal.tenant.clone();
+    let snapshot = match state.rate_limiter.check_request(class.bucket(), &tenant) {
+        Ok(snapshot) => snapshot,
+        Err(limited) => return limited.into_response(),
+    };
+    // Held until the query's response is built: the slot frees when the work is done or cancelled.
+    let _slot = if class == RouteClass::Query {
+        match state.rate_limiter.start_query(&tenant) {
+            Ok(permit) => Some(permit),
+            Err(e) => {
+                let mut response = e.into_response();
+                snapshot.apply(response.headers_mut());
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1u32));
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    request.extensions_mut().insert(tenant);
+    let mut response = next.run(request).await;
+    // A handler that charged another bucket (points) has set the headers of that one.
+    if !response.headers().contains_key(crate::limits::LIMIT_HEADER) {
+        snapshot.apply(response.headers_mut());
+    }
+    response
+}
+
+/// A `401`/`403` with its `WWW-Authenticate` header (RFC 6750).
+fn auth_refusal(error: ApiError) -> Response {
+    let challenge = crate::auth::www_authenticate(&error);
+    let mut response = error.into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// Request ids: a per-process prefix (start time) and a counter — unique, cheap, and sortable in logs.
@@ -113,33 +222,57 @@ async fn response_deadline(
 
 /// The router with every route and layer.
 pub fn router(state: Arc<AppState>) -> Router {
+    let guarded = |class: RouteClass, routes: Router<Arc<AppState>>| {
+        routes.route_layer(middleware::from_fn_with_state(
+            (state.clone(), class),
+            guard,
+        ))
+    };
+    let write = guarded(
+        RouteClass::Write,
+        Router::new().route("/api/v1/write", post(routes::write::handle)),
+    );
+    let read = guarded(
+        RouteClass::Read,
+        Router::new()
+            .route("/api/v1/metrics", get(routes::metrics::list))
+            .route(
+                "/api/v1/metrics/{name}/dimensions",
+                get(routes::metrics::dimensions),
+            )
+            .route(
+                "/api/v1/metrics/{name}/dimensions/{key}/values",
+                get(routes::metrics::values),
+            )
+            .route("/api/v1/cardinality", get(routes::cardinality::handle)),
+    );
+    let admin = guarded(
+        RouteClass::Admin,
+        Router::new()
+            .route(
+                "/api/v1/admin/metrics/{name}",
+                delete(routes::admin::delete_before),
+            )
+            .route(
+                "/api/v1/admin/retention",
+                post(routes::admin::set_retention),
+            ),
+    );
     let deadline_bound = Router::new()
-        .route("/api/v1/write", post(routes::write::handle))
-        .route("/api/v1/metrics", get(routes::metrics::list))
-        .route(
-            "/api/v1/metrics/{name}/dimensions",
-            get(routes::metrics::dimensions),
-        )
-        .route(
-            "/api/v1/metrics/{name}/dimensions/{key}/values",
-            get(routes::metrics::values),
-        )
-        .route("/api/v1/cardinality", get(routes::cardinality::handle))
-        .route(
-            "/api/v1/admin/metrics/{name}",
-            delete(routes::admin::delete_before),
-        )
-        .route(
-            "/api/v1/admin/retention",
-            post(routes::admin::set_retention),
-        )
+        .merge(write)
+        .merge(read)
+        .merge(admin)
         .route("/api/v1/health", get(routes::health::handle))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             response_deadline,
         ));
+    let query = guarded(
+        RouteClass::Query,
+        Router::new().route("/api/v1/query", post(routes::query::handle)),
+    );
     Router::new()
-        .route("/api/v1/query", post(routes::query::handle))
+        .merge(query)
         .merge(deadline_bound)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -172,6 +305,12 @@ pub enum ServeError {
     /// The store could not be flushed at shutdown.
     #[error("closing the store failed: {0}")]
     Close(StoreError),
+    /// The auth key could not be used.
+    #[error(transparent)]
+    Auth(#[from] KeyError),
+    /// Protected mode: auth disabled on a network address without the explicit setting.
+    #[error("{0}")]
+    Unprotected(crate::config::LoadError),
 }
 
 /// A bound, not yet serving, server.
@@ -184,6 +323,7 @@ impl Server {
     /// Opens the configured store, then binds `server.host:server.port`. The store comes first so that
     /// a locked data directory fails before the port is taken.
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        config.check_exposure().map_err(ServeError::Unprotected)?;
         let store = build_store(&config).await?;
         Self::bind_with_store(config, store).await
     }
@@ -193,17 +333,17 @@ impl Server {
         config: Config,
         store: Arc<dyn MetricsStore>,
     ) -> Result<Self, ServeError> {
-        let (host, port) = (config.server.host.clone(), config.server.port);
+        config.check_exposure().map_err(ServeError::Unprotected)?;
+        let store = crate::cardinality_guard::wrap(store, &config);
+        let state = Arc::new(AppState::new(Arc::new(config), store)?);
+        let (host, port) = (state.config.server.host.clone(), state.config.server.port);
         let listener = TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|source| ServeError::Bind {
                 addr: format!("{host}:{port}"),
                 source,
             })?;
-        Ok(Self {
-            listener,
-            state: Arc::new(AppState::new(Arc::new(config), store)),
-        })
+        Ok(Self { listener, state })
     }
 
     /// The address actually bound (the port is chosen by the OS when configured as 0).
@@ -220,6 +360,22 @@ impl Server {
         let Self { listener, state } = self;
         let config = state.config.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
+        tracing::info!(mode = config.exposure(), "access");
+        if let Some(auth) = &state.auth {
+            tracing::info!(algorithms = auth.algorithms(), "bearer tokens accepted");
+        }
+        let limiter_state = state.clone();
+        let mut limiter_stop = stop_rx.clone();
+        let limiter_cleanup = tokio::spawn(async move {
+            // Buckets of tenants idle for a minute are full again: dropping them loses nothing.
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => limiter_state.rate_limiter.retain_recent(),
+                    _ = limiter_stop.changed() => break,
+                }
+            }
+        });
         let retention = crate::retention::spawn(
             state.store.clone(),
             config.clone(),
@@ -251,6 +407,7 @@ impl Server {
 
         // The receiver lives in the retention task; if it ended on its own there is nothing to stop.
         let _ = stop_tx.send(true);
+        let _ = limiter_cleanup.await;
         if let Err(e) = retention.await {
             tracing::warn!(error = %e, "retention task ended abnormally");
         }

@@ -4,8 +4,9 @@
 //! In memory only: a restart forgets every key, so a retry that straddles a restart is stored again.
 //! Bounded: at most `capacity` keys, the oldest evicted first (keys expire in insertion order, so one
 //! queue serves both expiry and eviction). Concurrent requests with one key share a slot whose
-//! `OnceCell` runs the write once; the others wait for its answer. Server errors (5xx) are not
-//! remembered: the write may not have happened, and the retry must be allowed to try again.
+//! `OnceCell` runs the write once; the others wait for its answer. Server errors (5xx) and rate-limit
+//! refusals (429) are not remembered: the write did not happen (or may not have), and the retry must be
+//! allowed to try again.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use luminate_model::{ErrorCode, Tenant};
 
 use crate::error::ApiError;
@@ -33,6 +34,8 @@ pub struct StoredResponse {
     pub status: StatusCode,
     /// Its JSON body, byte for byte.
     pub body: Bytes,
+    /// Headers of its own (`Retry-After` and `X-RateLimit-*` of a refused batch); usually empty.
+    pub headers: HeaderMap,
 }
 
 type Key = (Tenant, String);
@@ -131,7 +134,9 @@ impl IdempotencyCache {
             .get_or_try_init(|| async {
                 ran = true;
                 let response = work.await;
-                if response.status.is_server_error() {
+                if response.status.is_server_error()
+                    || response.status == StatusCode::TOO_MANY_REQUESTS
+                {
                     Err(response)
                 } else {
                     Ok(response)
@@ -169,6 +174,7 @@ mod tests {
         StoredResponse {
             status: StatusCode::from_u16(status).unwrap(),
             body: Bytes::from_static(body.as_bytes()),
+            headers: HeaderMap::new(),
         }
     }
 

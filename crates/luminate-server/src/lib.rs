@@ -11,10 +11,14 @@
 )]
 
 pub mod app;
+pub mod auth;
 pub mod body;
+pub mod cardinality_guard;
 pub mod config;
 pub mod error;
+pub mod hll;
 pub mod idempotency;
+pub mod limits;
 pub mod retention;
 pub mod routes;
 pub mod storage;

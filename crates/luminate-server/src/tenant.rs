@@ -1,6 +1,6 @@
-//! The tenant a request acts for. Authentication (a later issue) will put the token's tenant in the
-//! request's extensions; until then, and whenever auth is disabled, every request is tenant `default`.
-//! Handlers take [`RequestTenant`] and pass it to every store call, so nothing changes when auth arrives.
+//! The tenant a request acts for. The route guard (`crate::app`) puts the token's tenant in the
+//! request's extensions (tenant `default` when auth is disabled); handlers take [`RequestTenant`] and
+//! pass it to every store call. A request that did not go through the guard (none today) is `default`.
 
 use std::convert::Infallible;
 

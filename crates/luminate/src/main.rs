@@ -1,7 +1,7 @@
 //! The `luminate` binary: a thin shell over `luminate-server`. Parses the command line, loads the
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
-//! from this executable.
+//! from this executable. `luminate token` mints a development JWT with the configured secret.
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
 //! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
@@ -40,6 +40,24 @@ enum Command {
     Serve(ServeArgs),
     /// Benchmark ingest and queries end to end over HTTP (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Print a JWT for a tenant, signed (HS256) with the configured auth.jwt_secret (for development).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// YAML configuration file (the environment applies as for `serve`).
+    #[arg(long, env = "LUMINATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The tenant the token acts for.
+    #[arg(long)]
+    tenant: String,
+    /// Comma-separated scopes among read, write, admin.
+    #[arg(long, default_value = "read,write", value_delimiter = ',')]
+    scopes: Vec<String>,
+    /// Lifetime (`90s`, `15m`, `24h`, `7d`); auth.token_expiry by default.
+    #[arg(long)]
+    ttl: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +82,39 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
+        Command::Token(args) => token(args),
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let minted = (|| {
+        let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+        let scopes = args
+            .scopes
+            .iter()
+            .map(|s| {
+                luminate_server::auth::Scope::parse(s.trim()).ok_or_else(|| {
+                    format!("--scopes: unknown scope {s:?}; expected read, write or admin")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ttl = match &args.ttl {
+            Some(text) => luminate_model::time::parse_duration(text)
+                .map_err(|e| format!("--ttl {text:?}: {e}"))?,
+            None => config.auth.token_expiry,
+        };
+        luminate_server::auth::mint(&config.auth, &args.tenant, &scopes, ttl)
+            .map_err(|e| e.to_string())
+    })();
+    match minted {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("luminate token: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -90,6 +141,7 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
     if let Some(listen) = &args.listen {
         (config.server.host, config.server.port) = parse_listen(listen)?;
     }
+    config.check_exposure().map_err(|e| e.to_string())?;
     Ok(config)
 }
 

@@ -4,7 +4,9 @@
 //! the WAL.
 //!
 //! Limits count live series and metrics (those holding a point), so a series whose points were all
-//! deleted no longer counts, and reviving it counts as a new one.
+//! deleted no longer counts, and reviving it counts as a new one. When a new series or metric brings a
+//! tenant to 80 % of a limit, a warning is logged — once per upward crossing, since counts move one at
+//! a time.
 
 use hashbrown::{HashMap, HashSet};
 
@@ -120,6 +122,13 @@ impl Staging {
                     point.name, limits.max_metrics_per_tenant
                 )));
             }
+            warn_at_level(
+                tenant,
+                "",
+                "max_metrics_per_tenant",
+                live + 1,
+                limits.max_metrics_per_tenant,
+            );
         }
         let live_series = mh.map_or(0, |m| m.live_series) + revived_here;
         if live_series >= limits.max_series_per_metric {
@@ -129,6 +138,13 @@ impl Staging {
             )));
         }
 
+        warn_at_level(
+            tenant,
+            point.name,
+            "max_unique_series_per_metric",
+            live_series + 1,
+            limits.max_series_per_metric,
+        );
         let (id, new) = match existing {
             Some(id) => (id, None),
             None => {
@@ -162,6 +178,22 @@ impl Staging {
             st.revived_metrics += 1;
         }
         Ok(Resolved { series: id, new })
+    }
+}
+
+/// Logs the 80 % warning when `count` is exactly the warning level of `max` (a self-metric will join it
+/// with the metrics issue).
+fn warn_at_level(tenant: &Tenant, metric: &str, limit: &'static str, count: u64, max: u64) {
+    let level = max.saturating_mul(4).div_ceil(5).max(1);
+    if count == level {
+        tracing::warn!(
+            tenant = %tenant,
+            metric,
+            limit,
+            count,
+            max,
+            "tenant passed 80% of a cardinality limit"
+        );
     }
 }
 

@@ -1,5 +1,5 @@
 //! Range and consistency checks of a parsed [`Config`]: what the types cannot express (a zero where at
-//! least one is needed, a default above its maximum, auth enabled before tokens are checked). Each
+//! least one is needed, a default above its maximum, auth enabled without a key). Each
 //! failure names the key.
 
 use super::{Config, LoadError};
@@ -34,17 +34,10 @@ impl Config {
                 "set either auth.jwt_secret or auth.jwt_public_key_path, not both".into(),
             );
         }
-        if auth.enabled {
-            if auth.jwt_secret.is_none() && auth.jwt_public_key_path.is_none() {
-                return invalid(
-                    "auth.enabled",
-                    "requires auth.jwt_secret or auth.jwt_public_key_path".into(),
-                );
-            }
-            // Starting with auth "enabled" but unenforced would expose every tenant's data.
+        if auth.enabled && auth.jwt_secret.is_none() && auth.jwt_public_key_path.is_none() {
             return invalid(
                 "auth.enabled",
-                "token authentication is not available in this version yet; set it to false".into(),
+                "requires auth.jwt_secret or auth.jwt_public_key_path".into(),
             );
         }
 
@@ -118,6 +111,23 @@ impl Config {
             rl.concurrent_queries.into(),
         )?;
 
+        for (tenant, o) in &rl.tenants {
+            let key = format!("rate_limits.tenants.{tenant}");
+            if let Err(message) = crate::auth::validate_tenant_id(tenant) {
+                return invalid(&key, message);
+            }
+            for (name, value) in [
+                ("write_requests_per_second", o.write_requests_per_second),
+                ("query_requests_per_second", o.query_requests_per_second),
+                ("metrics_per_second", o.metrics_per_second),
+                ("concurrent_queries", o.concurrent_queries),
+            ] {
+                if value == Some(0) {
+                    return invalid(&format!("{key}.{name}"), "must be at least 1".into());
+                }
+            }
+        }
+
         let cl = &self.cardinality_limits;
         positive(
             "cardinality_limits.max_dimensions_per_metric",
@@ -165,6 +175,24 @@ impl Config {
             );
         }
 
+        if self
+            .metrics
+            .bearer_token
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            return invalid("metrics.bearer_token", "must not be empty when set".into());
+        }
+        if let Some(listen) = &self.metrics.listen
+            && !listen
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        {
+            return invalid(
+                "metrics.listen",
+                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:9100)"),
+            );
+        }
         let path = &self.metrics.path;
         if !path.starts_with('/') || path.starts_with("/api/") || path == "/api" {
             return invalid(
@@ -174,4 +202,55 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// Protected mode: with auth disabled, only a loopback `server.host` is accepted unless
+    /// `server.allow_unauthenticated_network` says open access is intended. Checked at start-up, after
+    /// command-line flags changed the address (not in [`Config::load`]). A host name other than
+    /// `localhost` counts as non-loopback: what it resolves to is not known here.
+    pub fn check_exposure(&self) -> Result<(), LoadError> {
+        if self.auth.enabled
+            || self.server.allow_unauthenticated_network
+            || is_loopback(&self.server.host)
+        {
+            return Ok(());
+        }
+        Err(LoadError::Invalid {
+            key: "server.host".into(),
+            message: format!(
+                "refusing to listen on {:?} without authentication (protected mode): anyone who can reach \
+                 it could read and write every metric. Enable auth (auth.enabled with auth.jwt_secret or \
+                 auth.jwt_public_key_path), listen on 127.0.0.1, or set \
+                 server.allow_unauthenticated_network: true if open access is intended",
+                self.server.host
+            ),
+        })
+    }
+
+    /// How the server is exposed, for the start-up log.
+    pub fn exposure(&self) -> &'static str {
+        match (self.auth.enabled, is_loopback(&self.server.host)) {
+            (true, _) => "authenticated: every route but health needs a bearer JWT",
+            (false, true) => {
+                "protected: auth disabled, loopback only, every request is tenant default"
+            }
+            (false, false) => {
+                "OPEN: auth disabled on a network address (server.allow_unauthenticated_network), every request is tenant default"
+            }
+        }
+    }
+}
+
+/// `localhost` or a loopback IP address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -17,6 +17,7 @@ pub const KEY_PATHS: &[&str] = &[
     "server.read_timeout",
     "server.write_timeout",
     "server.shutdown_timeout",
+    "server.allow_unauthenticated_network",
     "auth.enabled",
     "auth.jwt_secret",
     "auth.jwt_public_key_path",
@@ -72,6 +73,8 @@ pub const KEY_PATHS: &[&str] = &[
     "metrics.enabled",
     "metrics.path",
     "metrics.interval",
+    "metrics.bearer_token",
+    "metrics.listen",
 ];
 
 /// Keys whose value is a list; the environment gives them comma-separated.

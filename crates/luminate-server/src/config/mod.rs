@@ -7,8 +7,8 @@
 //! the binary on top of the result. Unknown keys anywhere are errors (`deny_unknown_fields`).
 //!
 //! Some sections belong to later issues and are parsed and checked now so that a file written for the
-//! finished product is already accepted: `auth` (refused when enabled, since no token is checked yet),
-//! `rate_limits`, `metrics`.
+//! finished product is already accepted: `metrics` (its `bearer_token` and `listen` are for the
+//! self-metrics endpoint, which is not served yet).
 
 #[macro_use]
 mod forms;
@@ -16,6 +16,7 @@ mod check;
 pub mod env;
 pub mod interpolate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -103,6 +104,9 @@ pub struct ServerConfig {
     /// Longest time to finish in-flight requests after a shutdown signal.
     #[serde(with = "duration_text")]
     pub shutdown_timeout: Duration,
+    /// Protected mode: with `auth.enabled: false`, start-up refuses a `host` other than loopback unless
+    /// this says that open, unauthenticated access from the network is intended.
+    pub allow_unauthenticated_network: bool,
 }
 
 impl Default for ServerConfig {
@@ -113,11 +117,12 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            allow_unauthenticated_network: false,
         }
     }
 }
 
-/// `auth`: JWT bearer tokens (enforced by a later issue; enabling it is refused until then).
+/// `auth`: JWT bearer tokens (see `crate::auth`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -320,7 +325,7 @@ impl ClickhouseConfig {
     }
 }
 
-/// `rate_limits`: per-tenant token buckets (enforced by a later issue).
+/// `rate_limits`: per-tenant token buckets (see `crate::limits`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[allow(missing_docs)] // names say what they limit
@@ -329,6 +334,24 @@ pub struct RateLimitsConfig {
     pub query_requests_per_second: u32,
     pub metrics_per_second: u32,
     pub concurrent_queries: u32,
+    /// Per-tenant overrides by tenant id; a key left out keeps the default above.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tenants: BTreeMap<String, RateLimitOverride>,
+}
+
+/// One `rate_limits.tenants.<id>` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)] // same keys as `rate_limits`
+pub struct RateLimitOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_requests_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_requests_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrent_queries: Option<u32>,
 }
 
 impl Default for RateLimitsConfig {
@@ -338,6 +361,7 @@ impl Default for RateLimitsConfig {
             query_requests_per_second: 50,
             metrics_per_second: 10_000,
             concurrent_queries: 10,
+            tenants: BTreeMap::new(),
         }
     }
 }
@@ -530,7 +554,9 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `metrics`: Luminate's own Prometheus metrics (served by a later issue).
+/// `metrics`: Luminate's own Prometheus metrics (served by a later issue). The exposition never needs a
+/// JWT (scrapers have none); because its labels carry tenant ids it can be put behind a static bearer
+/// token or on a listen address of its own.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -541,6 +567,12 @@ pub struct MetricsConfig {
     /// Refresh period of gauges computed on a timer.
     #[serde(with = "duration_text")]
     pub interval: Duration,
+    /// When set, scrapes must send `Authorization: Bearer <this>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    /// When set (`HOST:PORT`), the exposition is served there instead of on the API's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 impl Default for MetricsConfig {
@@ -549,6 +581,8 @@ impl Default for MetricsConfig {
             enabled: true,
             path: "/metrics".into(),
             interval: Duration::from_secs(10),
+            bearer_token: None,
+            listen: None,
         }
     }
 }
@@ -641,8 +675,9 @@ impl Config {
                 }
             }
             out.push(
-                "cardinality_limits.max_unique_series_per_metric and max_metrics_per_tenant are not \
-                 enforced by the ClickHouse backend: it stores every valid point"
+                "cardinality_limits.max_unique_series_per_metric is enforced approximately on the ClickHouse \
+                 backend (a HyperLogLog count per metric in this process, starting empty at each start; \
+                 docs/configuration.md#limits)"
                     .into(),
             );
         }

@@ -20,7 +20,7 @@ fn load_err(yaml: &str, env: &[(&str, &str)]) -> String {
         .to_string()
 }
 
-/// The seed's `config.yaml`, verbatim except `auth.enabled` (token checks belong to a later issue).
+/// The seed's `config.yaml`, verbatim except `auth.enabled` (so that it loads without a JWT_SECRET).
 const SEED_FILE: &str = r#"
 server:
   host: "0.0.0.0"
@@ -240,6 +240,8 @@ fn key_paths_list_every_scalar_key() {
     config.auth.audience = Some("a".into());
     config.storage.embedded.value_log_max_entries = Some(1);
     config.storage.clickhouse.cluster = Some("c".into());
+    config.metrics.bearer_token = Some("t".into());
+    config.metrics.listen = Some("127.0.0.1:9100".into());
     let mut found = Vec::new();
     leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
     found.retain(|k| k != "retention.policies");
@@ -381,9 +383,9 @@ fn bad_types_and_ranges_are_named() {
 }
 
 #[test]
-fn enabling_auth_is_refused_until_tokens_are_checked() {
-    let err = load_err("auth:\n  enabled: true\n  jwt_secret: abc\n", &[]);
-    assert!(err.contains("auth.enabled"), "{err}");
+fn enabling_auth_needs_a_key() {
+    let c = load("auth:\n  enabled: true\n  jwt_secret: abc\n", &[]).unwrap();
+    assert!(c.auth.enabled);
     let err = load_err("auth:\n  enabled: true\n", &[]);
     assert!(
         err.contains("auth.enabled") && err.contains("jwt_secret"),
@@ -447,7 +449,7 @@ storage:
 }
 
 #[test]
-fn clickhouse_port_9000_and_unenforced_limits_are_warned_about() {
+fn clickhouse_port_9000_and_approximate_limits_are_warned_about() {
     let c = load(
         "storage:\n  backend: clickhouse\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
         &[],
@@ -456,7 +458,7 @@ fn clickhouse_port_9000_and_unenforced_limits_are_warned_about() {
     let warnings = c.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("ch:9000") && warnings[0].contains("HTTP"));
-    assert!(warnings[1].contains("not enforced by the ClickHouse backend"));
+    assert!(warnings[1].contains("enforced approximately on the ClickHouse backend"));
     // The embedded backend does not use the section: nothing to say.
     let c = load(
         "storage:\n  clickhouse:\n    addresses: [\"ch:9000\"]\n",
@@ -505,4 +507,65 @@ fn clickhouse_defaults_are_the_backends_and_bad_values_are_named() {
     );
     let err = load_err("storage:\n  clickhouse:\n    connect_timeout: soon\n", &[]);
     assert!(err.contains("storage.clickhouse.connect_timeout"), "{err}");
+}
+
+#[test]
+fn metrics_exposure_settings() {
+    let c = load(
+        "metrics:\n  bearer_token: scrape\n  listen: \"127.0.0.1:9100\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.metrics.bearer_token.as_deref(), Some("scrape"));
+    let err = load_err("metrics:\n  listen: \"9100\"\n", &[]);
+    assert!(err.contains("metrics.listen"), "{err}");
+    let err = load_err("metrics:\n  bearer_token: \"\"\n", &[]);
+    assert!(err.contains("metrics.bearer_token"), "{err}");
+}
+
+#[test]
+fn rate_limit_overrides_per_tenant() {
+    let c = load(
+        "rate_limits:\n  tenants:\n    acme:\n      metrics_per_second: 50000\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.rate_limits.tenants["acme"].metrics_per_second,
+        Some(50_000)
+    );
+    assert_eq!(c.rate_limits.tenants["acme"].concurrent_queries, None);
+    let err = load_err(
+        "rate_limits:\n  tenants:\n    acme:\n      concurrent_queries: 0\n",
+        &[],
+    );
+    assert!(
+        err.contains("rate_limits.tenants.acme.concurrent_queries"),
+        "{err}"
+    );
+    let err = load_err("rate_limits:\n  tenants:\n    acme:\n      burst: 3\n", &[]);
+    assert!(err.contains("burst"), "{err}");
+}
+
+#[test]
+fn protected_mode_refuses_open_addresses_without_auth() {
+    let mut c = Config::default();
+    for host in ["127.0.0.1", "::1", "localhost", "127.0.0.53"] {
+        c.server.host = host.into();
+        assert!(c.check_exposure().is_ok(), "{host}");
+    }
+    for host in ["0.0.0.0", "::", "10.0.0.1", "example.com"] {
+        c.server.host = host.into();
+        let err = c.check_exposure().unwrap_err().to_string();
+        assert!(
+            err.contains("server.allow_unauthenticated_network"),
+            "{err}"
+        );
+    }
+    c.server.allow_unauthenticated_network = true;
+    assert!(c.check_exposure().is_ok());
+    c.server.allow_unauthenticated_network = false;
+    c.auth.enabled = true;
+    c.auth.jwt_secret = Some("s".into());
+    assert!(c.check_exposure().is_ok());
 }

@@ -1,7 +1,8 @@
 //! `POST /api/v1/write` (CONTRACT §3): media type and encoding checks, bounded read and inflate,
 //! lenient per-point decoding and validation, the store write, and the 200 / 207 / 400 answer with
 //! per-point errors by their index in the batch. Retries with an `Idempotency-Key` replay the first
-//! answer (see [`crate::idempotency`]).
+//! answer (see [`crate::idempotency`]). The tenant's points-per-second bucket is charged one token per
+//! valid point once the batch is decoded (see [`crate::limits`]).
 
 use std::sync::Arc;
 
@@ -143,6 +144,7 @@ async fn write(state: &AppState, tenant: &Tenant, body: Encoded) -> StoredRespon
         Err(e) => StoredResponse {
             status: e.status(),
             body: Bytes::from(e.body().to_string()),
+            headers: HeaderMap::new(),
         },
     }
 }
@@ -166,6 +168,17 @@ async fn write_inner(
         mut rejections,
     } = validated;
     let mut accepted = 0;
+    if !points.is_empty()
+        && let Err(limited) = state.rate_limiter.check_points(tenant, points.len())
+    {
+        let mut headers = HeaderMap::new();
+        limited.apply(&mut headers);
+        return Ok(StoredResponse {
+            status: limited.error.status(),
+            body: Bytes::from(limited.error.body().to_string()),
+            headers,
+        });
+    }
     if !points.is_empty() {
         let points = Arc::new(points);
         let outcome = state.store.write(tenant, Arc::clone(&points)).await?;
@@ -196,6 +209,7 @@ async fn write_inner(
     Ok(StoredResponse {
         status,
         body: Bytes::from(body.to_string()),
+        headers: HeaderMap::new(),
     })
 }
 
@@ -303,6 +317,7 @@ fn stored_to_response(stored: StoredResponse, replayed: bool) -> Response {
         stored.body,
     )
         .into_response();
+    response.headers_mut().extend(stored.headers);
     if replayed {
         response
             .headers_mut()

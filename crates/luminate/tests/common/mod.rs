@@ -124,6 +124,20 @@ impl Launch {
         self
     }
 
+    /// With the per-tenant rate limits out of the way (a billion points and a million requests per
+    /// second), for scenarios that ingest as fast as they can to test something else.
+    pub fn without_rate_limits(self) -> Self {
+        self.env("LUMINATE__RATE_LIMITS__METRICS_PER_SECOND", "1000000000")
+            .env(
+                "LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND",
+                "1000000",
+            )
+            .env(
+                "LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND",
+                "1000000",
+            )
+    }
+
     /// On the ClickHouse backend at `addresses` (HTTP `host:port`), in `database`, with a breaker that
     /// opens after 3 outages and probes every 500 ms (tests wait for recovery, not for defaults).
     pub fn clickhouse(self, addresses: &[&str], database: &str) -> Self {
