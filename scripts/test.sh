@@ -9,8 +9,10 @@ source scripts/lib/common.sh
 ensure_toolchain
 # clickhouse-server: the ClickHouse backend's tests start real servers (Debian's package, 18.16) on
 # loopback ports. They never skip: without the binary they fail, so the install must succeed here.
-ensure_apt_packages curl clickhouse-server
+# prometheus: `promtool check metrics` validates the self-metrics exposition (tests/metrics.rs); never skipped.
+ensure_apt_packages curl clickhouse-server prometheus
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
+command -v promtool >/dev/null || { echo "promtool is not installed (Debian package prometheus)" >&2; exit 1; }
 
 log "format check"
 cargo fmt --all -- --check

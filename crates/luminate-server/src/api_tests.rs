@@ -22,7 +22,14 @@ fn app(store: Arc<MemoryStore>) -> Router {
 }
 
 fn app_with(store: Arc<MemoryStore>, config: Config) -> Router {
-    router(Arc::new(AppState::new(Arc::new(config), store).unwrap()))
+    router(Arc::new(
+        AppState::new(
+            Arc::new(config),
+            store,
+            prometheus_client::registry::Registry::default(),
+        )
+        .unwrap(),
+    ))
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {

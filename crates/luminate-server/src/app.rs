@@ -2,10 +2,12 @@
 //! graceful shutdown, close the store).
 //!
 //! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
-//! (a later issue: self-metrics); the route guard — authentication, the route's scope, the tenant's
-//! request bucket and, for queries, its concurrency slot (see [`guard`]); a response deadline
-//! (`server.write_timeout`) on every route but the query, which has its own timeout; then the handler,
-//! which bounds its own body. Health (and, with the self-metrics issue, `/metrics`) has no guard.
+//! self-metrics ([`crate::telemetry::record_http`], which sees the matched route template); the route
+//! guard — authentication, the route's scope, the tenant's request bucket and, for queries, its
+//! concurrency slot (see [`guard`]); a response deadline (`server.write_timeout`) on every route but the
+//! query, which has its own timeout; then the handler, which bounds its own body. Health and the
+//! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition checks
+//! `metrics.bearer_token` itself, and is served on `metrics.listen` instead when that is set.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use luminate_model::{ErrorCode, MetricsStore, QueryLimits, StoreError, ValidationRules};
+use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -35,6 +38,7 @@ use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
 use crate::routes;
 use crate::storage::{OpenError, build_store};
+use crate::telemetry::Telemetry;
 
 /// What every handler shares.
 pub struct AppState {
@@ -56,19 +60,31 @@ pub struct AppState {
     pub auth: Option<Authenticator>,
     /// Per-tenant rate limits.
     pub rate_limiter: RateLimiter,
+    /// Self-metrics handles, shared by the middleware, the write route and the rate limiter.
+    pub telemetry: Telemetry,
+    /// What the exposition encodes: every metric registered by this process.
+    pub registry: Registry,
 }
 
 impl AppState {
-    /// State for `config` over `store`; fails when the auth key cannot be read.
-    pub fn new(config: Arc<Config>, store: Arc<dyn MetricsStore>) -> Result<Self, KeyError> {
+    /// State for `config` over `store`, registering the server's metrics on `registry` (the binary's,
+    /// which other components may have registered on too); fails when the auth key cannot be read.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn MetricsStore>,
+        mut registry: Registry,
+    ) -> Result<Self, KeyError> {
         let auth = if config.auth.enabled {
             Some(Authenticator::from_config(&config.auth)?)
         } else {
             None
         };
+        let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
         Ok(Self {
             auth,
-            rate_limiter: RateLimiter::from_config(&config),
+            rate_limiter: RateLimiter::from_config(&config, telemetry.clone()),
+            telemetry,
+            registry,
             rules: config.validation_rules(),
             limits: config.query_limits(),
             idempotency: IdempotencyCache::new(idempotency::TTL, idempotency::DEFAULT_CAPACITY),
@@ -113,10 +129,11 @@ impl RouteClass {
 /// The route guard: who is asking (`401` without a valid token), may they (`403` without the scope),
 /// and is their tenant within its request rate (`429`). Puts the principal's tenant in the request's
 /// extensions (handlers read it through [`crate::tenant::RequestTenant`]; a client has no other way
-/// to name one) and the bucket's `X-RateLimit-*` headers on the response.
+/// to name one) and the bucket's `X-RateLimit-*` headers on the response. Once the tenant is known it
+/// also goes in the response's extensions, for the self-metrics layer outside.
 async fn guard(
     State((state, class)): State<(Arc<AppState>, RouteClass)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let principal = match &state.auth {
@@ -129,6 +146,20 @@ async fn guard(
             }
         }
     };
+    let tenant = principal.tenant.clone();
+    let mut response = admit(&state, class, principal, request, next).await;
+    response.extensions_mut().insert(tenant);
+    response
+}
+
+/// The guard once the principal is known: scope, request bucket, query slot, then the handler.
+async fn admit(
+    state: &AppState,
+    class: RouteClass,
+    principal: Principal,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if let Err(e) = principal.require(class.scope()) {
         return auth_refusal(e);
     }
@@ -163,7 +194,7 @@ async fn guard(
 }
 
 /// A `401`/`403` with its `WWW-Authenticate` header (RFC 6750).
-fn auth_refusal(error: ApiError) -> Response {
+pub(crate) fn auth_refusal(error: ApiError) -> Response {
     let challenge = crate::auth::www_authenticate(&error);
     let mut response = error.into_response();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -271,12 +302,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         RouteClass::Query,
         Router::new().route("/api/v1/query", post(routes::query::handle)),
     );
-    Router::new()
-        .merge(query)
-        .merge(deadline_bound)
+    let mut api = Router::new().merge(query).merge(deadline_bound);
+    let metrics = &state.config.metrics;
+    if metrics.enabled && metrics.listen.is_none() {
+        api = api.route(&metrics.path, get(routes::exposition::handle));
+    }
+    with_common_layers(api, state)
+}
+
+/// The router of `metrics.listen`: the exposition alone.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    let path = state.config.metrics.path.clone();
+    with_common_layers(
+        Router::new().route(&path, get(routes::exposition::handle)),
+        state,
+    )
+}
+
+/// Fallbacks, state, self-metrics, tracing and request ids: what every listener's router has.
+fn with_common_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    let telemetry = state.telemetry.clone();
+    routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            telemetry,
+            crate::telemetry::record_http,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -316,26 +369,30 @@ pub enum ServeError {
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
+    /// `metrics.listen`, when the exposition has an address of its own.
+    metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
 }
 
 impl Server {
-    /// Opens the configured store, then binds `server.host:server.port`. The store comes first so that
-    /// a locked data directory fails before the port is taken.
-    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+    /// Opens the configured store, then binds `server.host:server.port` (and `metrics.listen`). The
+    /// store comes first so that a locked data directory fails before the port is taken. The server's
+    /// metrics are registered on `registry`.
+    pub async fn bind(config: Config, registry: Registry) -> Result<Self, ServeError> {
         config.check_exposure().map_err(ServeError::Unprotected)?;
         let store = build_store(&config).await?;
-        Self::bind_with_store(config, store).await
+        Self::bind_with_store(config, store, registry).await
     }
 
     /// Binds over an already opened store.
     pub async fn bind_with_store(
         config: Config,
         store: Arc<dyn MetricsStore>,
+        registry: Registry,
     ) -> Result<Self, ServeError> {
         config.check_exposure().map_err(ServeError::Unprotected)?;
         let store = crate::cardinality_guard::wrap(store, &config);
-        let state = Arc::new(AppState::new(Arc::new(config), store)?);
+        let state = Arc::new(AppState::new(Arc::new(config), store, registry)?);
         let (host, port) = (state.config.server.host.clone(), state.config.server.port);
         let listener = TcpListener::bind((host.as_str(), port))
             .await
@@ -343,7 +400,27 @@ impl Server {
                 addr: format!("{host}:{port}"),
                 source,
             })?;
-        Ok(Self { listener, state })
+        let metrics_listener =
+            match &state.config.metrics.listen {
+                Some(addr) if state.config.metrics.enabled => {
+                    // `check` has made sure it is HOST:PORT; brackets of an IPv6 host are not part of it.
+                    let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "0"));
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let port: u16 = port.parse().unwrap_or(0);
+                    Some(TcpListener::bind((host, port)).await.map_err(|source| {
+                        ServeError::Bind {
+                            addr: addr.clone(),
+                            source,
+                        }
+                    })?)
+                }
+                _ => None,
+            };
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The address actually bound (the port is chosen by the OS when configured as 0).
@@ -351,13 +428,23 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish (at most
-    /// `server.shutdown_timeout`), stops the retention task and closes the store.
+    /// The address of `metrics.listen` actually bound, when it is set.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Serves (the API, and the exposition on `metrics.listen` when set) until `shutdown` completes, then
+    /// stops accepting on both, lets in-flight requests finish (at most `server.shutdown_timeout`), stops
+    /// the retention task and closes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let Self { listener, state } = self;
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
         let config = state.config.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         tracing::info!(mode = config.exposure(), "access");
@@ -383,10 +470,21 @@ impl Server {
             stop_rx,
         );
 
+        // The exposition's own listener stops with the API's: when the shutdown signal comes, or when
+        // the API's serving ended on its own (the sender is dropped then).
+        let (metrics_stop_tx, mut metrics_stop_rx) = watch::channel(false);
+        let metrics_serving = metrics_listener.map(|listener| {
+            let serving = axum::serve(listener, metrics_router(state.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stop_rx.wait_for(|stop| *stop).await;
+                });
+            tokio::spawn(serving.into_future())
+        });
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            let _ = metrics_stop_tx.send(true);
             // The receiver is gone only if serving already ended; nothing to time then.
             let _ = signalled_tx.send(());
         };
@@ -405,6 +503,17 @@ impl Server {
                 "in-flight requests did not finish within server.shutdown_timeout; closing anyway"),
         }
 
+        if let Some(task) = metrics_serving {
+            // A scraper's request takes milliseconds; a connection kept open longer is not waited for.
+            match tokio::time::timeout(shutdown_timeout, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics listener failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener ended abnormally"),
+                Err(_) => {
+                    tracing::warn!("metrics listener did not stop within server.shutdown_timeout")
+                }
+            }
+        }
         // The receiver lives in the retention task; if it ended on its own there is nothing to stop.
         let _ = stop_tx.send(true);
         let _ = limiter_cleanup.await;
@@ -417,14 +526,18 @@ impl Server {
     }
 }
 
-/// Opens, binds, logs the address, and serves until `shutdown`.
+/// Opens, binds, logs the address, and serves until `shutdown`, with the server's metrics on a
+/// registry of its own.
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let server = Server::bind(config).await?;
+    let server = Server::bind(config, Registry::default()).await?;
     if let Ok(addr) = server.local_addr() {
         tracing::info!(%addr, "listening");
+    }
+    if let Some(Ok(addr)) = server.metrics_addr() {
+        tracing::info!(%addr, "metrics listening");
     }
     server.run(shutdown).await
 }

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod retention;
 pub mod routes;
 pub mod storage;
+pub mod telemetry;
 pub mod tenant;
 
 pub use app::{AppState, ServeError, Server, router, serve};

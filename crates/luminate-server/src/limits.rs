@@ -13,6 +13,7 @@
 //! - **Headers**: every answer of a limited route carries `X-RateLimit-Limit` (the bucket's burst),
 //!   `X-RateLimit-Remaining` (tokens left) and `X-RateLimit-Reset` (Unix seconds when the bucket is full
 //!   again); a `429` adds `Retry-After` (whole seconds, at least 1).
+//! - **Self-metrics**: every refusal made here counts in `luminate_rate_limited_total{tenant, limit}`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -32,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, RateLimitOverride};
 use crate::error::ApiError;
+use crate::telemetry::Telemetry;
 
 type Keyed = Gcra<Tenant, DefaultKeyedStateStore<Tenant>, DefaultClock, StateInformationMiddleware>;
 
@@ -152,7 +154,12 @@ impl Buckets {
         }
     }
 
-    fn check(&self, tenant: &Tenant, cost: u32) -> Result<Snapshot, Limited> {
+    fn check(
+        &self,
+        tenant: &Tenant,
+        cost: u32,
+        telemetry: &Telemetry,
+    ) -> Result<Snapshot, Limited> {
         let lane = self.overrides.get(tenant).unwrap_or(&self.default);
         let (limiter, burst, rate) = (&lane.limiter, lane.burst, lane.per_token);
         let clock = DefaultClock::default();
@@ -167,6 +174,7 @@ impl Buckets {
                 })
             }
             Ok(Err(not_until)) => {
+                telemetry.rate_limited(tenant, self.which.key());
                 let wait = not_until.wait_time_from(clock.now());
                 let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let snapshot = Snapshot {
@@ -228,11 +236,14 @@ pub struct RateLimiter {
     concurrent_overrides: HashMap<Tenant, u32>,
     /// Tenants' query semaphores; idle ones are dropped by [`RateLimiter::retain_recent`].
     running: Mutex<HashMap<Tenant, Arc<Semaphore>>>,
+    /// Counts the refusals.
+    telemetry: Telemetry,
 }
 
 impl RateLimiter {
-    /// From `rate_limits` (and `batch_write.max_batch_size`, the points bucket's smallest burst).
-    pub fn from_config(config: &Config) -> Self {
+    /// From `rate_limits` (and `batch_write.max_batch_size`, the points bucket's smallest burst);
+    /// refusals are counted on `telemetry`.
+    pub fn from_config(config: &Config, telemetry: Telemetry) -> Self {
         let rl = &config.rate_limits;
         let pick = |f: fn(&RateLimitOverride) -> Option<u32>| -> Vec<(Tenant, u32)> {
             rl.tenants
@@ -263,22 +274,23 @@ impl RateLimiter {
             concurrent_default: rl.concurrent_queries,
             concurrent_overrides: pick(|o| o.concurrent_queries).into_iter().collect(),
             running: Mutex::new(HashMap::new()),
+            telemetry,
         }
     }
 
     /// Takes one request token from `bucket` (write or query requests).
     pub fn check_request(&self, bucket: Bucket, tenant: &Tenant) -> Result<Snapshot, Limited> {
         match bucket {
-            Bucket::WriteRequests => self.write_requests.check(tenant, 1),
-            Bucket::QueryRequests => self.query_requests.check(tenant, 1),
-            Bucket::Points => self.points.check(tenant, 1),
+            Bucket::WriteRequests => self.write_requests.check(tenant, 1, &self.telemetry),
+            Bucket::QueryRequests => self.query_requests.check(tenant, 1, &self.telemetry),
+            Bucket::Points => self.points.check(tenant, 1, &self.telemetry),
         }
     }
 
     /// Takes `points` tokens for an ingested batch.
     pub fn check_points(&self, tenant: &Tenant, points: usize) -> Result<Snapshot, Limited> {
         let cost = u32::try_from(points).unwrap_or(u32::MAX);
-        self.points.check(tenant, cost)
+        self.points.check(tenant, cost, &self.telemetry)
     }
 
     /// A slot among the tenant's concurrent queries, held until the permit drops; `429` when all are taken.
@@ -297,6 +309,7 @@ impl RateLimiter {
                 .clone()
         };
         semaphore.try_acquire_owned().map_err(|_| {
+            self.telemetry.rate_limited(tenant, "concurrent_queries");
             ApiError::new(
                 ErrorCode::RateLimitExceeded,
                 format!("tenant {tenant} already runs rate_limits.concurrent_queries of {cap} queries; retry when one finishes"),
@@ -329,7 +342,8 @@ mod tests {
     fn limiter(edit: impl FnOnce(&mut Config)) -> RateLimiter {
         let mut config = Config::default();
         edit(&mut config);
-        RateLimiter::from_config(&config)
+        let mut registry = prometheus_client::registry::Registry::default();
+        RateLimiter::from_config(&config, Telemetry::register(&mut registry, 100))
     }
 
     #[test]

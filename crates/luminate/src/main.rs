@@ -193,10 +193,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let server = luminate_server::Server::bind(config).await?;
+        // The process's one registry: every component registers its metrics on it, `/metrics` encodes it.
+        let registry = luminate_server::telemetry::Registry::default();
+        let server = luminate_server::Server::bind(config, registry).await?;
         let addr = server
             .local_addr()
             .map_err(luminate_server::ServeError::Serve)?;
+        if let Some(metrics_addr) = server.metrics_addr() {
+            let metrics_addr = metrics_addr.map_err(luminate_server::ServeError::Serve)?;
+            println!("luminate metrics on http://{metrics_addr}");
+        }
         // One plain line, whatever the log format: scripts and tests read the bound address from it.
         println!("luminate listening on http://{addr}");
         let _ = std::io::stdout().flush();

@@ -209,7 +209,33 @@ impl Config {
     /// `server.allow_unauthenticated_network` says open access is intended. Checked at start-up, after
     /// command-line flags changed the address (not in [`Config::load`]). A host name other than
     /// `localhost` counts as non-loopback: what it resolves to is not known here.
+    ///
+    /// The same rule holds for `metrics.listen`: its labels name tenants, and JWTs do not guard it, so a
+    /// non-loopback metrics address needs `metrics.bearer_token` or
+    /// `server.allow_unauthenticated_network`. (On the API's own address the exposition follows the
+    /// API's decision: open for scraping unless `metrics.bearer_token` is set.)
     pub fn check_exposure(&self) -> Result<(), LoadError> {
+        if let Some(listen) = self
+            .metrics
+            .listen
+            .as_deref()
+            .filter(|_| self.metrics.enabled)
+        {
+            let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+            if self.metrics.bearer_token.is_none()
+                && !self.server.allow_unauthenticated_network
+                && !is_loopback(host)
+            {
+                return Err(LoadError::Invalid {
+                    key: "metrics.listen".into(),
+                    message: format!(
+                        "refusing to serve metrics on {listen:?} without a bearer token (protected mode): \
+                         their labels name tenants. Set metrics.bearer_token, listen on 127.0.0.1, or set \
+                         server.allow_unauthenticated_network: true if open access is intended"
+                    ),
+                });
+            }
+        }
         if self.auth.enabled
             || self.server.allow_unauthenticated_network
             || is_loopback(&self.server.host)

@@ -75,6 +75,7 @@ pub const KEY_PATHS: &[&str] = &[
     "metrics.interval",
     "metrics.bearer_token",
     "metrics.listen",
+    "metrics.max_tenant_labels",
 ];
 
 /// Keys whose value is a list; the environment gives them comma-separated.

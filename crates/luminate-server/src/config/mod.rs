@@ -6,9 +6,8 @@
 //! [`interpolate`]) → `LUMINATE_*` environment variables (see [`env`]). Command-line flags are applied by
 //! the binary on top of the result. Unknown keys anywhere are errors (`deny_unknown_fields`).
 //!
-//! Some sections belong to later issues and are parsed and checked now so that a file written for the
-//! finished product is already accepted: `metrics` (its `bearer_token` and `listen` are for the
-//! self-metrics endpoint, which is not served yet).
+//! `metrics.interval` belongs to a later issue (the background collector of issue 6) and is parsed and
+//! checked now so that a file written for the finished product is already accepted.
 
 #[macro_use]
 mod forms;
@@ -554,9 +553,10 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `metrics`: Luminate's own Prometheus metrics (served by a later issue). The exposition never needs a
-/// JWT (scrapers have none); because its labels carry tenant ids it can be put behind a static bearer
-/// token or on a listen address of its own.
+/// `metrics`: Luminate's own Prometheus metrics (see `crate::telemetry`), served at `path`. The exposition
+/// never needs a JWT (scrapers have none); because its labels carry tenant ids it can be put behind a
+/// static bearer token or on a listen address of its own (protected mode applies to that address too:
+/// see [`Config::check_exposure`]).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -564,7 +564,7 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Route of the exposition.
     pub path: String,
-    /// Refresh period of gauges computed on a timer.
+    /// Refresh period of gauges computed on a timer (the background collector of a later issue).
     #[serde(with = "duration_text")]
     pub interval: Duration,
     /// When set, scrapes must send `Authorization: Bearer <this>`.
@@ -573,6 +573,9 @@ pub struct MetricsConfig {
     /// When set (`HOST:PORT`), the exposition is served there instead of on the API's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// Distinct tenants that get a `tenant` label of their own; later ones are counted as `other`, so a
+    /// flood of tenants cannot grow the exposition without bound.
+    pub max_tenant_labels: usize,
 }
 
 impl Default for MetricsConfig {
@@ -583,6 +586,7 @@ impl Default for MetricsConfig {
             interval: Duration::from_secs(10),
             bearer_token: None,
             listen: None,
+            max_tenant_labels: 100,
         }
     }
 }

@@ -569,3 +569,27 @@ fn protected_mode_refuses_open_addresses_without_auth() {
     c.auth.jwt_secret = Some("s".into());
     assert!(c.check_exposure().is_ok());
 }
+
+#[test]
+fn protected_mode_refuses_an_open_metrics_address_without_a_token() {
+    let mut c = Config::default();
+    c.auth.enabled = true;
+    c.auth.jwt_secret = Some("s".into());
+    c.metrics.listen = Some("127.0.0.1:9100".into());
+    assert!(c.check_exposure().is_ok());
+    c.metrics.listen = Some("[::1]:9100".into());
+    assert!(c.check_exposure().is_ok());
+    // A JWT does not guard the exposition: auth alone is not enough for a network address.
+    c.metrics.listen = Some("0.0.0.0:9100".into());
+    let err = c.check_exposure().unwrap_err().to_string();
+    assert!(err.contains("metrics.listen"), "{err}");
+    assert!(err.contains("metrics.bearer_token"), "{err}");
+    c.metrics.bearer_token = Some("t".into());
+    assert!(c.check_exposure().is_ok());
+    c.metrics.bearer_token = None;
+    c.server.allow_unauthenticated_network = true;
+    assert!(c.check_exposure().is_ok());
+    c.server.allow_unauthenticated_network = false;
+    c.metrics.enabled = false;
+    assert!(c.check_exposure().is_ok());
+}

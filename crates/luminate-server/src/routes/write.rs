@@ -200,6 +200,11 @@ async fn write_inner(
         }
         rejections.sort_by_key(|r| r.index);
     }
+    let telemetry = &state.telemetry;
+    telemetry.points_ingested(tenant, accepted as u64);
+    for r in &rejections {
+        telemetry.point_rejected(tenant, r.code);
+    }
     let status = match (accepted, rejections.len()) {
         (_, 0) => StatusCode::OK,
         (0, _) => StatusCode::BAD_REQUEST,

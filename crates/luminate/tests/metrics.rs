@@ -1,0 +1,261 @@
+//! Self-metrics through the real binary: after known traffic the exposition shows exactly those
+//! counts, and `promtool check metrics` accepts it; `metrics.bearer_token` guards it; `metrics.listen`
+//! moves it to an address of its own; `metrics.enabled: false` removes it; protected mode refuses an
+//! open network address for it.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Launch, Luminate, eventually, now_ms, point};
+use serde_json::json;
+
+/// A GET that keeps the body as text: status, `Content-Type`, body.
+fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request.call().expect("HTTP exchange");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.body_mut().read_to_string().expect("read body");
+    (status, content_type, body)
+}
+
+/// The value of the sample written exactly as `series` (name and labels in exposition order).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
+}
+
+/// `promtool check metrics` on `text`; fails loudly when promtool is missing (Debian package
+/// `prometheus`, installed by scripts/test.sh) instead of skipping.
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package `prometheus`; scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn query(server: &Luminate) -> u16 {
+    let body = json!({
+        "queryType": "aggregate", "metricName": "cpu", "aggregation": "count",
+        "timeRange": {"start": now_ms() - 3_600_000, "end": now_ms() + 60_000},
+    });
+    server.post_json("/api/v1/query", &body).0
+}
+
+#[test]
+fn scrape_shows_exact_counts_after_known_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    // One query a second: the second of two back-to-back queries is refused.
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
+        .start();
+    let now = now_ms();
+    let good = |i: usize| point("cpu", now - i as i64, 1.0, &[("host", "a")]);
+    let bad = point("9bad", now, 1.0, &[]);
+    // 5 + 3 accepted points, 2 rejected with INVALID_METRIC_NAME.
+    let batch: Vec<_> = (0..5).map(good).chain([bad.clone(), bad]).collect();
+    assert_eq!(server.write(&batch).0, 207);
+    assert_eq!(server.write(&(5..8).map(good).collect::<Vec<_>>()).0, 200);
+    assert_eq!(query(&server), 200);
+    assert_eq!(query(&server), 429);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(query(&server), 200);
+    assert_eq!(server.get("/no/such/route/42").0, 404);
+
+    let (status, content_type, text) = get_text(&server.url("/metrics"), &[]);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let expected = [
+        ("luminate_up", 1.0),
+        (r#"luminate_points_ingested_total{tenant="default"}"#, 8.0),
+        (
+            r#"luminate_points_rejected_total{tenant="default",reason="INVALID_METRIC_NAME"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_rate_limited_total{tenant="default",limit="query_requests_per_second"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_http_requests_total{method="POST",route="/api/v1/write",status="207",tenant="default"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_http_requests_total{method="POST",route="/api/v1/write",status="200",tenant="default"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_http_requests_total{method="POST",route="/api/v1/query",status="200",tenant="default"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_http_requests_total{method="POST",route="/api/v1/query",status="429",tenant="default"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_http_requests_total{method="GET",route="unmatched",status="404",tenant="-"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_http_request_duration_seconds_count{method="POST",route="/api/v1/query"}"#,
+            3.0,
+        ),
+        (
+            r#"luminate_http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/v1/write"}"#,
+            2.0,
+        ),
+        ("luminate_http_requests_in_flight", 1.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("luminate_build_info{version=\"0.1.0\",rustc=\"rustc ")),
+        "{text}"
+    );
+    // The raw path never becomes a label.
+    assert!(!text.contains("/no/such/route"), "{text}");
+    promtool_check(&text);
+
+    // Prometheus asks for OpenMetrics first, and gets it.
+    let (status, content_type, text) = get_text(
+        &server.url("/metrics"),
+        &[(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    // The first scrape is counted now (it finished after its own encoding).
+    assert_eq!(
+        sample(
+            &text,
+            r#"luminate_http_requests_total{method="GET",route="/metrics",status="200",tenant="-"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn bearer_token_guards_the_exposition() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__METRICS__BEARER_TOKEN", "scrape-s3cret")
+        .start();
+    let url = server.url("/metrics");
+    assert_eq!(get_text(&url, &[]).0, 401);
+    assert_eq!(
+        get_text(&url, &[("authorization", "Bearer scrape-s3cre")]).0,
+        401
+    );
+    let (status, _, text) = get_text(&url, &[("authorization", "Bearer scrape-s3cret")]);
+    assert_eq!(status, 200);
+    assert_eq!(sample(&text, "luminate_up"), Some(1.0), "{text}");
+    // The API's routes are not affected.
+    assert_eq!(server.get("/api/v1/health").0, 200);
+}
+
+#[test]
+fn metrics_listen_serves_the_exposition_only_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__METRICS__LISTEN", "127.0.0.1:0")
+        .start();
+    // Printed before the API's line, which `start` waited for.
+    let output = server.output();
+    let metrics_base = output
+        .lines()
+        .find_map(|l| l.strip_prefix("luminate metrics on "))
+        .unwrap_or_else(|| panic!("no metrics address in:\n{output}"))
+        .trim()
+        .to_owned();
+    assert_ne!(metrics_base, server.base);
+    assert_eq!(server.get("/api/v1/health").0, 200);
+    let (status, _, text) = get_text(&format!("{metrics_base}/metrics"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(sample(&text, "luminate_up"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"luminate_http_requests_total{method="GET",route="/api/v1/health",status="200",tenant="-"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // Not on the API's address, and the API is not on the metrics address.
+    assert_eq!(get_text(&server.url("/metrics"), &[]).0, 404);
+    assert_eq!(
+        get_text(&format!("{metrics_base}/api/v1/health"), &[]).0,
+        404
+    );
+    // Both listeners stop on SIGTERM, and the process exits cleanly.
+    assert!(server.terminate().success());
+    assert!(eventually(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(metrics_base.trim_start_matches("http://")).is_err()
+    }));
+}
+
+#[test]
+fn disabled_metrics_are_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__METRICS__ENABLED", "false")
+        .start();
+    assert_eq!(get_text(&server.url("/metrics"), &[]).0, 404);
+    assert_eq!(server.get("/api/v1/health").0, 200);
+}
+
+#[test]
+fn protected_mode_refuses_an_open_metrics_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, output) = Launch::new(dir.path())
+        .env("LUMINATE__METRICS__LISTEN", "0.0.0.0:0")
+        .run_to_exit();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("metrics.listen"), "{output}");
+    assert!(output.contains("metrics.bearer_token"), "{output}");
+}
