@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
+source bench/lib/clickhouse.sh
 
 POINTS=10000000 CUSTOMERS=100000 COUNTER_POINTS=1440000 REPEAT=5 SEED=42 KEEP=0 LUMINATE=""
 while [ $# -gt 0 ]; do
@@ -76,36 +77,7 @@ status=0
 
 log "ClickHouse: start"
 CH_PORT=$(free_port) CH_TCP=$(free_port)
-mkdir -p "$WORK/ch/data" "$WORK/ch/tmp" "$WORK/ch/user_files" "$WORK/ch/format_schemas"
-# The same minimal configuration as bench/peers.sh: loopback only, paths in the work directory.
-cat > "$WORK/ch/config.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-    <logger><level>warning</level><console>1</console></logger>
-    <http_port>$CH_PORT</http_port>
-    <tcp_port>$CH_TCP</tcp_port>
-    <listen_host>127.0.0.1</listen_host>
-    <path>$WORK/ch/data/</path>
-    <tmp_path>$WORK/ch/tmp/</tmp_path>
-    <user_files_path>$WORK/ch/user_files/</user_files_path>
-    <format_schema_path>$WORK/ch/format_schemas/</format_schema_path>
-    <mark_cache_size>536870912</mark_cache_size>
-    <max_concurrent_queries>16</max_concurrent_queries>
-    <timezone>UTC</timezone>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>127.0.0.1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
-    <quotas><default></default></quotas>
-</yandex>
-EOF
-clickhouse-server --config-file="$WORK/ch/config.xml" > "$WORK/ch.log" 2>&1 &
-CH_PID=$!
+start_clickhouse "$WORK/ch" "$CH_PORT" "$CH_TCP"
 for _ in $(seq 600); do
   curl -sf -o /dev/null "http://127.0.0.1:$CH_PORT/ping" && break
   kill -0 "$CH_PID" 2>/dev/null || { echo "clickhouse-server exited; its log:" >&2; cat "$WORK/ch.log" >&2; exit 1; }

@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
+source bench/lib/clickhouse.sh
 
 POINTS=10000000 CUSTOMERS=100000 COUNTER_POINTS=1440000 REPEAT=5 SEED=42 KEEP=0 LUMINATE=""
 while [ $# -gt 0 ]; do
@@ -120,35 +121,8 @@ stop_server
 log "ClickHouse: start"
 CH_PORT=$(free_port) CH_TCP=$(free_port)
 CH_URL="http://127.0.0.1:$CH_PORT"
-mkdir -p "$WORK/ch/data" "$WORK/ch/tmp" "$WORK/ch/user_files" "$WORK/ch/format_schemas"
-cat > "$WORK/ch/config.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-    <logger><level>warning</level><console>1</console></logger>
-    <http_port>$CH_PORT</http_port>
-    <tcp_port>$CH_TCP</tcp_port>
-    <listen_host>127.0.0.1</listen_host>
-    <path>$WORK/ch/data/</path>
-    <tmp_path>$WORK/ch/tmp/</tmp_path>
-    <user_files_path>$WORK/ch/user_files/</user_files_path>
-    <format_schema_path>$WORK/ch/format_schemas/</format_schema_path>
-    <mark_cache_size>536870912</mark_cache_size>
-    <max_concurrent_queries>16</max_concurrent_queries>
-    <timezone>UTC</timezone>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>127.0.0.1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
-    <quotas><default></default></quotas>
-</yandex>
-EOF
-clickhouse-server --config-file="$WORK/ch/config.xml" > "$WORK/ch.log" 2>&1 &
-SERVER_PID=$!
+start_clickhouse "$WORK/ch" "$CH_PORT" "$CH_TCP"
+SERVER_PID=$CH_PID
 wait_http "$CH_URL/ping"
 ch() { curl -sSf "$CH_URL/" --data-binary "$1"; }
 # One column per dimension, as the ClickHouse backend stores them; ms timestamps; ordered for the

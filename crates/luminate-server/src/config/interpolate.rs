@@ -32,21 +32,41 @@ pub enum InterpolateError {
     },
 }
 
-/// Expands every `${NAME}` in `text` with `lookup(NAME)`. Whole-line YAML comments are left as they
-/// are, so a commented-out `# jwt_secret: "${JWT_SECRET}"` does not require the variable.
+/// Expands every `${NAME}` in `text` with `lookup(NAME)`. YAML comments — whole lines and the end of a
+/// line — are left as they are, so a commented-out `# jwt_secret: "${JWT_SECRET}"` or a trailing
+/// `# e.g. ${JWT_SECRET}` does not require the variable.
 pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_start().starts_with('#') {
-            out.push_str(line);
-        } else {
-            interpolate_line(line, index + 1, &lookup, &mut out)?;
-        }
+        let (code, comment) = line.split_at(comment_start(line).unwrap_or(line.len()));
+        interpolate_line(code, index + 1, &lookup, &mut out)?;
+        out.push_str(comment);
     }
     Ok(out)
+}
+
+/// Where the line's YAML comment starts: a `#` at the start of the line or after a space or tab, outside
+/// single- and double-quoted strings (`"a # b"` is a value, `x#y` a plain scalar).
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut previous = None;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if double => escaped = true,
+            '"' if !single => double = !double,
+            '\'' if !double => single = !single,
+            '#' if !single && !double && previous.is_none_or(|p: char| p == ' ' || p == '\t') => {
+                return Some(i);
+            }
+            _ => {}
+        }
+        previous = Some(c);
+    }
+    None
 }
 
 /// Expands one line (1-based number `line`) into `out`.
@@ -109,6 +129,25 @@ mod tests {
     }
 
     #[test]
+    fn comments_are_not_expanded_but_quoted_hashes_are_values() {
+        // A trailing comment may mention an unset variable; a `#` inside quotes or a plain scalar is
+        // part of the value, and what follows it is expanded.
+        let text = "a: \"${JWT_SECRET}\" # set ${NOPE} in production\n\
+                    # b: ${NOPE}\n\
+                    c: \"x # ${JWT_SECRET}\"\n\
+                    d: 'it''s # ${JWT_SECRET}'\n\
+                    e: v#${JWT_SECRET}\n";
+        assert_eq!(
+            interpolate(text, env).unwrap(),
+            "a: \"s3cret\" # set ${NOPE} in production\n\
+             # b: ${NOPE}\n\
+             c: \"x # s3cret\"\n\
+             d: 'it''s # s3cret'\n\
+             e: v#s3cret\n"
+        );
+    }
+
+    #[test]
     fn dollar_forms_that_are_not_references_stay() {
         assert_eq!(
             interpolate("p: a$b $$ {x} $", env).unwrap(),
@@ -133,7 +172,7 @@ mod tests {
     fn comment_lines_are_not_expanded() {
         assert_eq!(
             interpolate("  # secret: ${NOPE}\na: ${JWT_SECRET} # ${EMPTY}\n", env).unwrap(),
-            "  # secret: ${NOPE}\na: s3cret # \n"
+            "  # secret: ${NOPE}\na: s3cret # ${EMPTY}\n"
         );
     }
 

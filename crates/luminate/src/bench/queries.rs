@@ -69,26 +69,25 @@ pub fn query_set(reference: &Reference) -> Vec<Query> {
         request: Request::Query(body),
         shape,
     };
+    let raw_points = |name, customer: &str, which: String| {
+        query(
+            name,
+            format!("range: raw points of {customer} ({which})"),
+            json!({"queryType": "range", "metricName": LATENCY_METRIC, "timeRange": range,
+                "filters": {"customer_id": customer}}),
+            Shape::Range,
+        )
+    };
     vec![
-        query(
+        raw_points(
             "range_top_customer",
-            format!(
-                "range: raw points of {} (first {RANGE_LIMIT})",
-                reference.top_customer
-            ),
-            json!({"queryType": "range", "metricName": LATENCY_METRIC, "timeRange": range,
-                "filters": {"customer_id": reference.top_customer}}),
-            Shape::Range,
+            &reference.top_customer,
+            format!("first {RANGE_LIMIT}"),
         ),
-        query(
+        raw_points(
             "range_typical_customer",
-            format!(
-                "range: raw points of {} ({TYPICAL_CUSTOMER_RANK}th by points)",
-                reference.typical_customer
-            ),
-            json!({"queryType": "range", "metricName": LATENCY_METRIC, "timeRange": range,
-                "filters": {"customer_id": reference.typical_customer}}),
-            Shape::Range,
+            &reference.typical_customer,
+            format!("{TYPICAL_CUSTOMER_RANK}th by points"),
         ),
         query(
             "avg_by_customer_top10",
