@@ -16,55 +16,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-source bench/lib/clickhouse.sh
+source bench/lib/common.sh
 
-POINTS=10000000 CUSTOMERS=100000 COUNTER_POINTS=1440000 REPEAT=5 SEED=42 KEEP=0 LUMINATE=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --points) POINTS=$2; shift 2 ;;
-    --customers) CUSTOMERS=$2; shift 2 ;;
-    --counter-points) COUNTER_POINTS=$2; shift 2 ;;
-    --repeat) REPEAT=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    --luminate) LUMINATE=$2; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-# Small runs have far fewer points than the default counter dataset: keep the counter proportional
-# (as bench/peers.sh does, so that the two scripts' reduced runs are the same dataset).
-if [ "$POINTS" -lt 10000000 ] && [ "$COUNTER_POINTS" = 1440000 ]; then
-  COUNTER_POINTS=$(( POINTS * 144 / 1000 ))
-fi
+parse_bench_options "$@"
 
 ensure_apt_packages clickhouse-server curl
 command -v python3 >/dev/null || ensure_apt_packages python3
 
-if [ -z "$LUMINATE" ]; then
-  log "building luminate (release)"
-  cargo build --release -q -p luminate
-  LUMINATE="$CARGO_TARGET_DIR/release/luminate"
-fi
+ensure_luminate
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/luminate-backends.XXXXXX")
 CH_PID=""
-stop_clickhouse() {
-  [ -n "$CH_PID" ] || return 0
-  kill -TERM "$CH_PID" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$CH_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$CH_PID" 2>/dev/null || true
-  wait "$CH_PID" 2>/dev/null || true
-  CH_PID=""
-}
+stop_clickhouse() { stop_pid "$CH_PID"; CH_PID=""; }
 cleanup() {
   stop_clickhouse
   if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # A whole past hour, minute-aligned, the same for both runs.
 HOUR_START=$(( ($(date +%s) / 60 * 60 - 7200) * 1000 ))

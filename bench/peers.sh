@@ -15,46 +15,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-source bench/lib/clickhouse.sh
+source bench/lib/common.sh
 
-POINTS=10000000 CUSTOMERS=100000 COUNTER_POINTS=1440000 REPEAT=5 SEED=42 KEEP=0 LUMINATE=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --points) POINTS=$2; shift 2 ;;
-    --customers) CUSTOMERS=$2; shift 2 ;;
-    --counter-points) COUNTER_POINTS=$2; shift 2 ;;
-    --repeat) REPEAT=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    --luminate) LUMINATE=$2; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-# Small runs have far fewer points than the default counter dataset: keep the counter proportional.
-if [ "$POINTS" -lt 10000000 ] && [ "$COUNTER_POINTS" = 1440000 ]; then
-  COUNTER_POINTS=$(( POINTS * 144 / 1000 ))
-fi
+parse_bench_options "$@"
 
 ensure_apt_packages victoria-metrics clickhouse-server curl
 command -v python3 >/dev/null || ensure_apt_packages python3
 
-if [ -z "$LUMINATE" ]; then
-  log "building luminate (release)"
-  cargo build --release -q -p luminate
-  LUMINATE="$CARGO_TARGET_DIR/release/luminate"
-fi
+ensure_luminate
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/luminate-peers.XXXXXX")
 SERVER_PID=""
-stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
+stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=""; }
 cleanup() {
   stop_server
   if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
@@ -62,7 +34,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 peak_rss() { awk '/^VmHWM:/ { printf "%d\n", $2 * 1024 }' "/proc/$1/status"; }
 now() { date +%s.%N; }
 wait_http() { # URL: up to 60 s for a server to answer
