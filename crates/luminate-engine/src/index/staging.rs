@@ -222,6 +222,26 @@ mod tests {
 
     use crate::record::{DeleteBefore, SeriesPoint, WriteBatch};
 
+    /// Resolves the one point of `point(name, customer)`, numbered `at` in its batch, for `tenant`
+    /// against its index `ti` and what is staged.
+    fn resolve_one(
+        staging: &mut Staging,
+        ti: Option<&TenantIndex>,
+        limits: &CardinalityLimits,
+        tenant: &Tenant,
+        at: usize,
+        (name, customer): (&str, &str),
+    ) -> Result<Resolved, Rejection> {
+        staging.resolve(
+            ti,
+            limits,
+            tenant,
+            at,
+            &point(name, customer).get(0),
+            Prepared::default(),
+        )
+    }
+
     /// A one-point batch; resolve its `get(0)`.
     fn point(name: &str, customer: &str) -> PointBatch {
         PointBatch::from_points([Point {
@@ -241,68 +261,63 @@ mod tests {
             max_metrics_per_tenant: 1,
         };
         let mut staging = Staging::default();
-        let a = staging
-            .resolve(
-                index.tenant(&tenant),
-                &limits,
-                &tenant,
-                0,
-                &point("m", "a").get(0),
-                Prepared::default(),
-            )
-            .unwrap();
+        let a = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            0,
+            ("m", "a"),
+        )
+        .unwrap();
         assert_eq!((a.series, a.new.is_some()), (0, true));
-        let again = staging
-            .resolve(
-                index.tenant(&tenant),
-                &limits,
-                &tenant,
-                1,
-                &point("m", "a").get(0),
-                Prepared::default(),
-            )
-            .unwrap();
+        let again = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            1,
+            ("m", "a"),
+        )
+        .unwrap();
         assert_eq!((again.series, again.new.is_some()), (0, false));
         assert_eq!(
-            staging
-                .resolve(
-                    index.tenant(&tenant),
-                    &limits,
-                    &tenant,
-                    2,
-                    &point("m", "b").get(0),
-                    Prepared::default(),
-                )
-                .unwrap()
-                .series,
-            1
-        );
-        let over = staging
-            .resolve(
+            resolve_one(
+                &mut staging,
                 index.tenant(&tenant),
                 &limits,
                 &tenant,
-                3,
-                &point("m", "c").get(0),
-                Prepared::default(),
+                2,
+                ("m", "b")
             )
-            .unwrap_err();
+            .unwrap()
+            .series,
+            1
+        );
+        let over = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            3,
+            ("m", "c"),
+        )
+        .unwrap_err();
         assert_eq!(over.index, 3);
         assert!(
             over.message.contains("max_unique_series_per_metric of 2"),
             "{}",
             over.message
         );
-        let other = staging
-            .resolve(
-                index.tenant(&tenant),
-                &limits,
-                &tenant,
-                4,
-                &point("other", "a").get(0),
-                Prepared::default(),
-            )
-            .unwrap_err();
+        let other = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            4,
+            ("other", "a"),
+        )
+        .unwrap_err();
         assert!(
             other.message.contains("max_metrics_per_tenant of 1"),
             "{}",
@@ -310,17 +325,16 @@ mod tests {
         );
         // Another tenant has its own ids and limits.
         assert_eq!(
-            staging
-                .resolve(
-                    None,
-                    &limits,
-                    &Tenant::new("u"),
-                    0,
-                    &point("x", "a").get(0),
-                    Prepared::default(),
-                )
-                .unwrap()
-                .series,
+            resolve_one(
+                &mut staging,
+                None,
+                &limits,
+                &Tenant::new("u"),
+                0,
+                ("x", "a")
+            )
+            .unwrap()
+            .series,
             0
         );
     }
@@ -334,16 +348,15 @@ mod tests {
             max_metrics_per_tenant: 10,
         };
         let mut staging = Staging::default();
-        let r = staging
-            .resolve(
-                index.tenant(&tenant),
-                &limits,
-                &tenant,
-                0,
-                &point("m", "a").get(0),
-                Prepared::default(),
-            )
-            .unwrap();
+        let r = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            0,
+            ("m", "a"),
+        )
+        .unwrap();
         let batch = WriteBatch {
             tenant: tenant.clone(),
             new_series: r.new.into_iter().collect(),
@@ -356,16 +369,15 @@ mod tests {
         apply_batch(&mut index, &mut head, &batch).unwrap();
         staging.clear();
         assert!(
-            staging
-                .resolve(
-                    index.tenant(&tenant),
-                    &limits,
-                    &tenant,
-                    0,
-                    &point("m", "b").get(0),
-                    Prepared::default(),
-                )
-                .is_err()
+            resolve_one(
+                &mut staging,
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                0,
+                ("m", "b")
+            )
+            .is_err()
         );
         let delete = DeleteBefore {
             tenant: tenant.clone(),
@@ -374,29 +386,27 @@ mod tests {
         };
         apply_delete(&mut index, &mut head, &delete);
         staging.clear();
-        let b = staging
-            .resolve(
-                index.tenant(&tenant),
-                &limits,
-                &tenant,
-                0,
-                &point("m", "b").get(0),
-                Prepared::default(),
-            )
-            .unwrap();
+        let b = resolve_one(
+            &mut staging,
+            index.tenant(&tenant),
+            &limits,
+            &tenant,
+            0,
+            ("m", "b"),
+        )
+        .unwrap();
         assert_eq!(b.series, 1);
         // The limit is now used by "b": reviving "a" in the same group is over it.
         assert!(
-            staging
-                .resolve(
-                    index.tenant(&tenant),
-                    &limits,
-                    &tenant,
-                    1,
-                    &point("m", "a").get(0),
-                    Prepared::default(),
-                )
-                .is_err()
+            resolve_one(
+                &mut staging,
+                index.tenant(&tenant),
+                &limits,
+                &tenant,
+                1,
+                ("m", "a")
+            )
+            .is_err()
         );
     }
 }
