@@ -15,6 +15,7 @@ pub mod auth;
 pub mod body;
 pub mod cardinality_guard;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod hll;
 pub mod idempotency;
