@@ -7,8 +7,10 @@
 //! state machine; the store decides what an outage is (see `transport::TransportError::is_outage`).
 //! A `std` mutex: it is held for a few instructions and never across an `.await`.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::observe::{BreakerState, ClickhouseObserver};
 
 /// Where the breaker is.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,15 +37,44 @@ pub struct CircuitBreaker {
     state: Mutex<State>,
     threshold: u32,
     cool_down: Duration,
+    /// Told of every transition.
+    observer: Arc<dyn ClickhouseObserver>,
 }
 
 impl CircuitBreaker {
-    /// A closed breaker that opens after `threshold` consecutive outages.
-    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+    /// A closed breaker that opens after `threshold` consecutive outages, watched by nobody.
+    #[cfg(test)]
+    fn new(threshold: u32, cool_down: Duration) -> Self {
+        Self::observed(threshold, cool_down, Arc::new(crate::observe::Unobserved))
+    }
+
+    /// A closed breaker that opens after `threshold` consecutive outages, telling `observer` of every
+    /// transition.
+    pub fn observed(
+        threshold: u32,
+        cool_down: Duration,
+        observer: Arc<dyn ClickhouseObserver>,
+    ) -> Self {
+        observer.breaker(BreakerState::Closed);
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
             threshold: threshold.max(1),
             cool_down,
+            observer,
+        }
+    }
+
+    /// Replaces the state, telling the observer when its kind changes.
+    fn set(&self, state: &mut State, next: State) {
+        let kind = |s: &State| match s {
+            State::Closed { .. } => BreakerState::Closed,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+            State::Open { .. } => BreakerState::Open,
+        };
+        let (before, after) = (kind(state), kind(&next));
+        *state = next;
+        if before != after {
+            self.observer.breaker(after);
         }
     }
 
@@ -62,17 +93,19 @@ impl CircuitBreaker {
         match &*state {
             State::Closed { .. } => Ok(()),
             State::Open { until, reason } if now >= *until => {
-                *state = State::HalfOpen {
+                let next = State::HalfOpen {
                     since: now,
                     reason: reason.clone(),
                 };
+                self.set(&mut state, next);
                 Ok(())
             }
             State::HalfOpen { since, reason } if now >= *since + self.cool_down => {
-                *state = State::HalfOpen {
+                let next = State::HalfOpen {
                     since: now,
                     reason: reason.clone(),
                 };
+                self.set(&mut state, next);
                 Ok(())
             }
             State::Open { until, reason } => Err(Refused {
@@ -89,7 +122,10 @@ impl CircuitBreaker {
 
     /// ClickHouse answered: the circuit closes.
     pub fn record_success(&self) {
-        *self.lock() = State::Closed { failures: 0 };
+        let mut state = self.lock();
+        if !matches!(*state, State::Closed { failures: 0 }) {
+            self.set(&mut state, State::Closed { failures: 0 });
+        }
     }
 
     /// ClickHouse could not be reached or did not answer.
@@ -103,7 +139,7 @@ impl CircuitBreaker {
             until: now + self.cool_down,
             reason,
         };
-        *state = match &*state {
+        let next = match &*state {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
                 failures: failures + 1,
             },
@@ -114,6 +150,7 @@ impl CircuitBreaker {
             // The probe failed (or a request admitted before the circuit opened did): cool down again.
             State::HalfOpen { .. } | State::Open { .. } => open(reason.to_owned()),
         };
+        self.set(&mut state, next);
     }
 }
 
@@ -178,5 +215,33 @@ mod tests {
         assert!(b.admit_at(t1).is_ok()); // this probe is dropped without a word
         assert!(b.admit_at(t1 + Duration::from_secs(9)).is_err());
         assert!(b.admit_at(t1 + Duration::from_secs(10)).is_ok());
+    }
+
+    /// Records every state the breaker reports.
+    #[derive(Debug, Default)]
+    struct Transitions(Mutex<Vec<BreakerState>>);
+
+    impl ClickhouseObserver for Transitions {
+        fn breaker(&self, state: BreakerState) {
+            self.0.lock().unwrap().push(state);
+        }
+    }
+
+    #[test]
+    fn every_transition_and_only_transitions_are_reported() {
+        let seen = Arc::new(Transitions::default());
+        let b = CircuitBreaker::observed(2, Duration::from_secs(10), seen.clone());
+        let t0 = Instant::now();
+        b.record_outage_at("x", t0); // still closed: one failure of two
+        b.record_success();
+        b.record_outage_at("x", t0);
+        b.record_outage_at("x", t0); // opens
+        assert!(b.admit_at(t0).is_err());
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(b.admit_at(t1).is_ok()); // half-open
+        b.record_success(); // closes
+        b.record_success();
+        use BreakerState::{Closed, HalfOpen, Open};
+        assert_eq!(*seen.0.lock().unwrap(), [Closed, Open, HalfOpen, Closed]);
     }
 }

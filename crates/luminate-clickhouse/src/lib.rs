@@ -76,6 +76,7 @@
 
 mod breaker;
 mod discovery;
+pub mod observe;
 mod query;
 mod retention;
 mod rowbinary;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use luminate_model::{QueryContext, StoreError};
 
 use crate::breaker::CircuitBreaker;
+use crate::observe::ClickhouseObserver;
 use crate::schema::{Features, ServerVersion, Tables};
 use crate::settings::ClickhouseSettings;
 use crate::sql::quote;
@@ -68,12 +69,14 @@ impl Service {
         transport: Transport,
         settings: &ClickhouseSettings,
         version: ServerVersion,
+        observer: Arc<dyn ClickhouseObserver>,
     ) -> Self {
         Self {
             transport: Arc::new(transport),
-            breaker: CircuitBreaker::new(
+            breaker: CircuitBreaker::observed(
                 settings.breaker_failure_threshold,
                 settings.breaker_cool_down,
+                observer,
             ),
             tables: Tables::new(&settings.database, settings.cluster.as_deref()),
             version,
@@ -418,9 +421,14 @@ mod tests {
 
     fn service() -> Service {
         let settings = crate::testing::shared().settings("service_tests");
-        let transport = Transport::new(&settings).unwrap();
+        let transport = Transport::new(&settings, Arc::new(crate::observe::Unobserved)).unwrap();
         let version = ServerVersion::parse("18.16.1").unwrap();
-        Service::new(transport, &settings, version)
+        Service::new(
+            transport,
+            &settings,
+            version,
+            Arc::new(crate::observe::Unobserved),
+        )
     }
 
     /// Waits until the number of `service`'s queries running on the server is (or is not, with

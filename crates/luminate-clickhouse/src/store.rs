@@ -14,6 +14,7 @@ use luminate_model::{
 };
 use thiserror::Error;
 
+use crate::observe::{ClickhouseObserver, Unobserved};
 use crate::rowbinary::RowReader;
 use crate::schema::{SchemaError, ServerVersion};
 use crate::service::Service;
@@ -105,7 +106,15 @@ pub struct ClickhouseStore {
 impl ClickhouseStore {
     /// Connects, detects the server version and creates the database and tables if missing.
     pub async fn open(settings: ClickhouseSettings) -> Result<Self, OpenError> {
-        let transport = Transport::new(&settings)?;
+        Self::open_observed(settings, Arc::new(Unobserved)).await
+    }
+
+    /// [`ClickhouseStore::open`], telling `observer` of every request and breaker transition.
+    pub async fn open_observed(
+        settings: ClickhouseSettings,
+        observer: Arc<dyn ClickhouseObserver>,
+    ) -> Result<Self, OpenError> {
+        let transport = Transport::new(&settings, observer.clone())?;
         let body = transport
             .execute(&Statement::new(
                 "SELECT version() FORMAT RowBinary",
@@ -117,7 +126,7 @@ impl ClickhouseStore {
             .string()
             .map_err(|e| OpenError::Version(e.to_string()))?;
         let version = ServerVersion::parse(&text).ok_or(OpenError::Version(text))?;
-        let service = Service::new(transport, &settings, version);
+        let service = Service::new(transport, &settings, version, observer);
         schema::ensure(&service).await?;
         tracing::info!(
             %version,

@@ -12,7 +12,7 @@
 //! status line, so an error during execution is an HTTP error rather than a 200 with a truncated body.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+use crate::observe::{ClickhouseObserver, Operation};
 use crate::settings::{ClickhouseSettings, Endpoint, SettingsError};
 use crate::sql::percent_encode;
 
@@ -137,6 +138,8 @@ pub struct Transport {
     max_idle_conns: usize,
     conn_max_lifetime: Duration,
     max_response_bytes: usize,
+    /// Told of every request's operation, time and outcome.
+    observer: Arc<dyn ClickhouseObserver>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -148,8 +151,12 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A client for the settings' endpoints (nothing is connected yet).
-    pub fn new(settings: &ClickhouseSettings) -> Result<Self, SettingsError> {
+    /// A client for the settings' endpoints (nothing is connected yet), telling `observer` of every
+    /// request.
+    pub fn new(
+        settings: &ClickhouseSettings,
+        observer: Arc<dyn ClickhouseObserver>,
+    ) -> Result<Self, SettingsError> {
         settings.check()?;
         let header = |key: &'static str, value: &str| {
             HeaderValue::from_str(value).map_err(|e| SettingsError {
@@ -173,6 +180,7 @@ impl Transport {
             max_idle_conns: settings.max_idle_conns as usize,
             conn_max_lifetime: settings.conn_max_lifetime,
             max_response_bytes: settings.max_response_bytes,
+            observer,
         };
         Ok(transport)
     }
@@ -243,11 +251,18 @@ impl Transport {
                 message: last_connect_error,
             })
         };
-        tokio::time::timeout(statement.timeout, exchange)
+        let started = Instant::now();
+        let result = tokio::time::timeout(statement.timeout, exchange)
             .await
             .unwrap_or(Err(TransportError::Timeout {
                 after: statement.timeout,
-            }))
+            }));
+        self.observer.request(
+            Operation::of(statement.sql),
+            started.elapsed(),
+            result.is_ok(),
+        );
+        result
     }
 
     /// Stops handing out connections: requests waiting for one, and later ones, fail.

@@ -237,11 +237,14 @@ mod tests {
 
     async fn service(database: &str) -> Service {
         let settings = shared().settings(database);
-        let transport = Transport::new(&settings).unwrap();
+        let observer: std::sync::Arc<dyn crate::observe::ClickhouseObserver> =
+            std::sync::Arc::new(crate::observe::Unobserved);
+        let transport = Transport::new(&settings, observer.clone()).unwrap();
         let service = Service::new(
             transport,
             &settings,
             ServerVersion::parse("18.16.1").unwrap(),
+            observer,
         );
         schema::ensure(&service).await.unwrap();
         service

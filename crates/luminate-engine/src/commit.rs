@@ -50,7 +50,7 @@ use crate::index::{Index, Prepared, Staging};
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
-use crate::{CardinalityLimits, EngineError, SyncPolicy};
+use crate::{CardinalityLimits, EngineError, EngineObserver, SyncPolicy};
 
 /// Most requests committed as one group: bounds the latency one group adds to its first writer.
 const MAX_GROUP: usize = 256;
@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     /// Held by the one compaction running.
     compaction: Mutex<()>,
     poison: OnceLock<String>,
+    /// Told of WAL appends and fsyncs here, of flushes and compactions by their threads.
+    pub(crate) observer: Arc<dyn EngineObserver>,
     /// Deletes applied so far: changed only under the index write lock, so a reader holding the read
     /// lock sees the count that matches the index (see [`Shared::find_live`]).
     deletes: AtomicU64,
@@ -93,6 +95,7 @@ impl Shared {
     /// An index, head and parts rebuilt by start-up.
     pub(crate) fn new(
         data_dir: PathBuf,
+        observer: Arc<dyn EngineObserver>,
         catalog: Catalog,
         index: Index,
         head: Head,
@@ -100,6 +103,7 @@ impl Shared {
     ) -> Self {
         Self {
             data_dir,
+            observer,
             catalog: Mutex::new(catalog),
             index: RwLock::new(index),
             head: RwLock::new(head),
@@ -522,11 +526,14 @@ impl Committer {
             });
             return;
         }
-        if let Err(e) = self.wal.append(&batch.encode()) {
+        let record = batch.encode();
+        if let Err(e) = self.wal.append(&record) {
+            self.shared.observer.wal_write_failed();
             self.shared.poison(e.to_string());
             let _ = reply.send(Err(self.shared.poisoned_error()));
             return;
         }
+        self.shared.observer.wal_appended(record.len() as u64);
         self.unsynced = true;
         self.staged.push(Staged {
             batch: Some(batch),
@@ -585,10 +592,13 @@ impl Committer {
     /// (tombstones raised); returns the rows it hid, counted exactly.
     fn delete(&mut self, d: DeleteBefore) -> Result<u64, EngineError> {
         self.ensure_not_poisoned()?;
-        if let Err(e) = self.wal.append(&d.encode()) {
+        let record = d.encode();
+        if let Err(e) = self.wal.append(&record) {
+            self.shared.observer.wal_write_failed();
             self.shared.poison(e.to_string());
             return Err(self.shared.poisoned_error());
         }
+        self.shared.observer.wal_appended(record.len() as u64);
         self.unsynced = true;
         self.sync_per_policy();
         self.ensure_not_poisoned()?;
@@ -743,7 +753,12 @@ impl Committer {
         if self.shared.poisoned().is_some() {
             return;
         }
-        match self.wal.sync() {
+        let started = Instant::now();
+        let result = self.wal.sync();
+        self.shared
+            .observer
+            .wal_synced(started.elapsed(), result.is_ok());
+        match result {
             Ok(()) => {
                 self.unsynced = false;
                 self.last_sync = Instant::now();

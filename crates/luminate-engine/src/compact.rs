@@ -72,7 +72,10 @@ pub(crate) fn compact_all(shared: &Shared, min_parts: usize) -> Result<(), Engin
             return Ok(());
         };
         drop(snapshot);
-        run(shared, job)?;
+        let started = std::time::Instant::now();
+        let result = run(shared, job);
+        shared.observer.compacted(started.elapsed(), result.is_ok());
+        result?;
     }
     Ok(())
 }

@@ -66,7 +66,11 @@ impl Flusher {
             .spawn(move || {
                 for job in jobs {
                     let started = std::time::Instant::now();
-                    match self.flush(&job) {
+                    let result = self.flush(&job);
+                    self.shared
+                        .observer
+                        .flushed(started.elapsed(), result.is_ok());
+                    match result {
                         Ok(parts) => tracing::debug!(
                             points = job.frozen.points(),
                             parts,

@@ -33,6 +33,7 @@ mod head;
 mod index;
 mod lock;
 mod manifest;
+pub mod observe;
 mod part;
 
 /// The column codec of parts (pco, with the engine's settings), public for the codec
@@ -58,6 +59,8 @@ use luminate_model::store::{
     HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
 };
 use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
+
+pub use observe::EngineObserver;
 
 use crate::commit::{Request, Shared};
 use crate::files::{create_dir_durable, io_error};
@@ -114,6 +117,8 @@ pub struct EngineConfig {
     pub head_max_age: Duration,
     /// A partition (tenant, metric, day) with this many parts is merged into one.
     pub compaction_min_parts: usize,
+    /// Told of WAL appends, fsyncs, flushes and compactions (the embedder's metrics).
+    pub observer: Arc<dyn EngineObserver>,
 }
 
 impl EngineConfig {
@@ -128,6 +133,7 @@ impl EngineConfig {
             head_max_points: 2_000_000,
             head_max_age: Duration::from_secs(600),
             compaction_min_parts: 4,
+            observer: Arc::new(observe::Unobserved),
         }
     }
 }
@@ -152,6 +158,21 @@ pub struct MemoryUsage {
     pub head_points: u64,
     /// Bytes of the head's columns.
     pub head_bytes: u64,
+}
+
+/// The engine's gauges at one moment ([`Engine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// The index and the head.
+    pub memory: MemoryUsage,
+    /// Live part files.
+    pub parts: u64,
+    /// WAL segment files (the series log not included).
+    pub wal_segments: u64,
+    /// Bytes of those segments.
+    pub wal_bytes: u64,
+    /// Bytes of every file under the data directory.
+    pub disk_bytes: u64,
 }
 
 /// A torn or corrupted tail that recovery cut off.
@@ -283,6 +304,7 @@ impl Engine {
         let head_has_points = head.points() > 0;
         let shared = Arc::new(Shared::new(
             data_dir.clone(),
+            config.observer,
             catalog,
             index,
             head,
@@ -564,6 +586,19 @@ impl Engine {
     /// background after flushes and deletes; one at a time).
     pub fn compact(&self) -> Result<(), EngineError> {
         compact::compact_all(&self.shared, self.compaction_min_parts)
+    }
+
+    /// The engine's gauges: memory, parts, WAL and disk use. Walks every tenant and lists the data
+    /// directory: for a background collector, not for hot paths.
+    pub fn stats(&self) -> EngineStats {
+        let (wal_segments, wal_bytes) = wal::segment_usage(&self.data_dir.join(wal::WAL_DIR));
+        EngineStats {
+            memory: self.memory(),
+            parts: self.part_count() as u64,
+            wal_segments,
+            wal_bytes,
+            disk_bytes: files::disk_used_bytes(&self.data_dir).unwrap_or(0),
+        }
     }
 
     /// Live part files.

@@ -287,6 +287,24 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, EngineError> {
     Ok(file)
 }
 
+/// The segment files of the log in `dir` and their total bytes; (0, 0) when it cannot be listed (a
+/// gauge, not a reason to fail).
+pub(crate) fn segment_usage(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(segment::parse_file_name)
+                .is_some()
+        })
+        .filter_map(|e| e.metadata().ok())
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
 /// Removes the segments of the log in `dir` numbered below `seq` (their records are in parts), then
 /// fsyncs the directory. Only ever removes segments older than the active one: safe beside appends.
 pub(crate) fn remove_segments_below(dir: &Path, seq: u64) -> Result<(), EngineError> {
