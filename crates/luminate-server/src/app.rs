@@ -37,8 +37,10 @@ use crate::error::{ApiError, method_not_allowed, route_not_found};
 use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
 use crate::routes;
-use crate::storage::{OpenError, build_store};
+use crate::storage::{OpenError, OpenedStore, build_store};
 use crate::telemetry::Telemetry;
+use crate::telemetry::collector::{Collector, CollectorConfig};
+use crate::telemetry::storage::InstrumentedStore;
 
 /// What every handler shares.
 pub struct AppState {
@@ -74,12 +76,22 @@ impl AppState {
         store: Arc<dyn MetricsStore>,
         mut registry: Registry,
     ) -> Result<Self, KeyError> {
+        let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
+        Self::with_telemetry(config, store, registry, telemetry)
+    }
+
+    /// State whose metrics are already registered on `registry` as `telemetry`.
+    pub fn with_telemetry(
+        config: Arc<Config>,
+        store: Arc<dyn MetricsStore>,
+        registry: Registry,
+        telemetry: Telemetry,
+    ) -> Result<Self, KeyError> {
         let auth = if config.auth.enabled {
             Some(Authenticator::from_config(&config.auth)?)
         } else {
             None
         };
-        let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
         Ok(Self {
             auth,
             rate_limiter: RateLimiter::from_config(&config, telemetry.clone()),
@@ -319,17 +331,24 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
     )
 }
 
-/// Fallbacks, state, self-metrics, tracing and request ids: what every listener's router has.
+/// Fallbacks, state, self-metrics (unless `metrics.enabled` is false), tracing and request ids: what
+/// every listener's router has.
 fn with_common_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let telemetry = state.telemetry.clone();
-    routes
+    let measured = state.config.metrics.enabled;
+    let routes = routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(middleware::from_fn_with_state(
+        .with_state(state);
+    let routes = if measured {
+        routes.layer(middleware::from_fn_with_state(
             telemetry,
             crate::telemetry::record_http,
         ))
+    } else {
+        routes
+    };
+    routes
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -372,27 +391,63 @@ pub struct Server {
     /// `metrics.listen`, when the exposition has an address of its own.
     metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
+    /// Refreshes the expensive gauges while serving (with `metrics.enabled`).
+    collector: Collector,
 }
 
 impl Server {
     /// Opens the configured store, then binds `server.host:server.port` (and `metrics.listen`). The
     /// store comes first so that a locked data directory fails before the port is taken. The server's
     /// metrics are registered on `registry`.
-    pub async fn bind(config: Config, registry: Registry) -> Result<Self, ServeError> {
+    pub async fn bind(config: Config, mut registry: Registry) -> Result<Self, ServeError> {
         config.check_exposure().map_err(ServeError::Unprotected)?;
-        let store = build_store(&config).await?;
-        Self::bind_with_store(config, store, registry).await
+        let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
+        let opened = build_store(&config, &telemetry).await?;
+        Self::bind_opened(config, opened, registry, telemetry).await
     }
 
     /// Binds over an already opened store.
     pub async fn bind_with_store(
         config: Config,
         store: Arc<dyn MetricsStore>,
+        mut registry: Registry,
+    ) -> Result<Self, ServeError> {
+        let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
+        let opened = OpenedStore {
+            store,
+            engine: None,
+        };
+        Self::bind_opened(config, opened, registry, telemetry).await
+    }
+
+    /// Binds over an opened store whose metrics are `telemetry`: every call the server makes to it is
+    /// measured ([`InstrumentedStore`]), and the collector reads its gauges directly (its polls are not
+    /// the server's work).
+    async fn bind_opened(
+        config: Config,
+        opened: OpenedStore,
         registry: Registry,
+        telemetry: Telemetry,
     ) -> Result<Self, ServeError> {
         config.check_exposure().map_err(ServeError::Unprotected)?;
+        let collector = Collector::new(
+            opened.store.clone(),
+            telemetry.clone(),
+            CollectorConfig {
+                engine: opened.engine,
+                max_series_per_metric: config.cardinality_limits.max_unique_series_per_metric,
+                max_metrics_per_tenant: config.cardinality_limits.max_metrics_per_tenant,
+                top_metrics: config.metrics.top_metrics,
+            },
+        );
+        let store = InstrumentedStore::wrap(opened.store, &telemetry.storage);
         let store = crate::cardinality_guard::wrap(store, &config);
-        let state = Arc::new(AppState::new(Arc::new(config), store, registry)?);
+        let state = Arc::new(AppState::with_telemetry(
+            Arc::new(config),
+            store,
+            registry,
+            telemetry,
+        )?);
         let (host, port) = (state.config.server.host.clone(), state.config.server.port);
         let listener = TcpListener::bind((host.as_str(), port))
             .await
@@ -420,6 +475,7 @@ impl Server {
             listener,
             metrics_listener,
             state,
+            collector,
         })
     }
 
@@ -444,6 +500,7 @@ impl Server {
             listener,
             metrics_listener,
             state,
+            collector,
         } = self;
         let config = state.config.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -463,6 +520,10 @@ impl Server {
                 }
             }
         });
+        let collecting = config
+            .metrics
+            .enabled
+            .then(|| collector.spawn(config.metrics.interval, stop_rx.clone()));
         let retention = crate::retention::spawn(
             state.store.clone(),
             config.clone(),
@@ -517,6 +578,9 @@ impl Server {
         // The receiver lives in the retention task; if it ended on its own there is nothing to stop.
         let _ = stop_tx.send(true);
         let _ = limiter_cleanup.await;
+        if let Some(task) = collecting {
+            let _ = task.await;
+        }
         if let Err(e) = retention.await {
             tracing::warn!(error = %e, "retention task ended abnormally");
         }

@@ -435,7 +435,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.storage.embedded.data_dir = dir.path().to_owned();
-        let embedded = crate::storage::build_store(&config).await.unwrap();
+        let telemetry =
+            crate::telemetry::Telemetry::register(&mut crate::telemetry::Registry::default(), 10);
+        let embedded = crate::storage::build_store(&config, &telemetry)
+            .await
+            .unwrap()
+            .store;
         assert!(Arc::ptr_eq(&embedded, &wrap(embedded.clone(), &config)));
         embedded.close().await.unwrap();
     }

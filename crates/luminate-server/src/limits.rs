@@ -167,6 +167,7 @@ impl Buckets {
         match limiter.check_key_n(tenant, nonzero(cost)) {
             Ok(Ok(state)) => {
                 let remaining = state.remaining_burst_capacity();
+                telemetry.rate_limit_checked(tenant, self.which.key(), true, remaining);
                 Ok(Snapshot {
                     limit: burst,
                     remaining,
@@ -174,7 +175,7 @@ impl Buckets {
                 })
             }
             Ok(Err(not_until)) => {
-                telemetry.rate_limited(tenant, self.which.key());
+                telemetry.rate_limit_checked(tenant, self.which.key(), false, 0);
                 let wait = not_until.wait_time_from(clock.now());
                 let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let snapshot = Snapshot {
@@ -308,8 +309,11 @@ impl RateLimiter {
                 .or_insert_with(|| Arc::new(Semaphore::new(cap as usize)))
                 .clone()
         };
-        semaphore.try_acquire_owned().map_err(|_| {
-            self.telemetry.rate_limited(tenant, "concurrent_queries");
+        let permit = semaphore.clone().try_acquire_owned();
+        let free = semaphore.available_permits() as u32;
+        self.telemetry
+            .rate_limit_checked(tenant, "concurrent_queries", permit.is_ok(), free);
+        permit.map_err(|_| {
             ApiError::new(
                 ErrorCode::RateLimitExceeded,
                 format!("tenant {tenant} already runs rate_limits.concurrent_queries of {cap} queries; retry when one finishes"),

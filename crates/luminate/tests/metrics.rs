@@ -71,6 +71,65 @@ fn promtool_check(text: &str) {
     );
 }
 
+/// Every sample of `text` belongs to a metric of docs/metrics.md and carries exactly the labels the
+/// reference lists for it (plus `le` on histogram buckets): the reference cannot drift from what a
+/// busy server exposes.
+fn every_sample_is_documented(text: &str) {
+    let reference = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
+    )
+    .unwrap();
+    let documented: std::collections::HashMap<String, (String, Vec<String>)> = reference
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let name = cells.first()?.strip_prefix("| `")?.strip_suffix('`')?;
+            let labels = cells
+                .get(2)?
+                .split(", ")
+                .filter_map(|l| l.strip_prefix('`')?.strip_suffix('`'))
+                .map(str::to_owned)
+                .collect();
+            Some((name.to_owned(), (cells.get(1)?.to_string(), labels)))
+        })
+        .collect();
+    assert!(documented.len() > 40, "{documented:?}");
+    let mut seen = std::collections::HashSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let series = line.rsplit_once(' ').unwrap().0;
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        let mut label_names: Vec<String> = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split_once('=').unwrap().0.to_owned())
+            .filter(|l| l != "le")
+            .collect();
+        label_names.sort();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (documented.get(base)?.0 == "histogram").then_some(base)
+            })
+            .unwrap_or(name);
+        let (_, expected) = documented
+            .get(base)
+            .unwrap_or_else(|| panic!("{base} is not in docs/metrics.md"));
+        let mut expected = expected.clone();
+        expected.sort();
+        assert_eq!(label_names, expected, "labels of {line}");
+        seen.insert(base.to_owned());
+    }
+    assert!(
+        seen.len() > 35,
+        "a busy server exposes most metrics: {seen:?}"
+    );
+}
+
 fn query(server: &Luminate) -> u16 {
     let body = json!({
         "queryType": "aggregate", "metricName": "cpu", "aggregation": "count",
@@ -85,6 +144,7 @@ fn scrape_shows_exact_counts_after_known_traffic() {
     // One query a second: the second of two back-to-back queries is refused.
     let server = Launch::new(dir.path())
         .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
+        .env("LUMINATE__METRICS__INTERVAL", "100ms")
         .start();
     let now = now_ms();
     let good = |i: usize| point("cpu", now - i as i64, 1.0, &[("host", "a")]);
@@ -97,7 +157,15 @@ fn scrape_shows_exact_counts_after_known_traffic() {
     assert_eq!(query(&server), 429);
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(query(&server), 200);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let invalid = json!({"queryType": "aggregate", "metricName": "cpu"});
+    assert_eq!(server.post_json("/api/v1/query", &invalid).0, 400);
     assert_eq!(server.get("/no/such/route/42").0, 404);
+    // The collector has seen the one series (`cpu`, host a) once its next round ran.
+    assert!(eventually(Duration::from_secs(10), || {
+        let text = get_text(&server.url("/metrics"), &[]).2;
+        sample(&text, r#"luminate_cardinality_series{tenant="default"}"#) == Some(1.0)
+    }));
 
     let (status, content_type, text) = get_text(&server.url("/metrics"), &[]);
     assert_eq!(status, 200, "{text}");
@@ -110,8 +178,64 @@ fn scrape_shows_exact_counts_after_known_traffic() {
             2.0,
         ),
         (
-            r#"luminate_rate_limited_total{tenant="default",limit="query_requests_per_second"}"#,
+            r#"luminate_rate_limit_checks_total{tenant="default",limit="query_requests_per_second",outcome="rejected"}"#,
             1.0,
+        ),
+        (
+            r#"luminate_rate_limit_checks_total{tenant="default",limit="query_requests_per_second",outcome="allowed"}"#,
+            3.0,
+        ),
+        (
+            r#"luminate_rate_limit_checks_total{tenant="default",limit="metrics_per_second",outcome="allowed"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_write_requests_total{tenant="default",outcome="partial"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_write_requests_total{tenant="default",outcome="accepted"}"#,
+            1.0,
+        ),
+        ("luminate_write_duration_seconds_count", 2.0),
+        (
+            r#"luminate_query_requests_total{tenant="default",type="aggregate"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_query_errors_total{type="unknown",code="INVALID_QUERY"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_query_result_points_count{type="aggregate"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_storage_operations_total{backend="embedded",operation="write",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_storage_operations_total{backend="embedded",operation="query",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_storage_write_batch_points_sum{backend="embedded"}"#,
+            8.0,
+        ),
+        (r#"luminate_storage_up{backend="embedded"}"#, 1.0),
+        ("luminate_engine_wal_appends_total", 2.0),
+        ("luminate_engine_wal_fsync_duration_seconds_count", 2.0),
+        ("luminate_engine_wal_fsync_errors_total", 0.0),
+        ("luminate_engine_series", 1.0),
+        ("luminate_engine_head_points", 8.0),
+        (r#"luminate_cardinality_metrics{tenant="default"}"#, 1.0),
+        (
+            r#"luminate_cardinality_metric_series{tenant="default",metric="cpu"}"#,
+            1.0,
+        ),
+        (
+            r#"luminate_cardinality_limit_usage_ratio{tenant="default",limit="max_metrics_per_tenant"}"#,
+            0.001,
         ),
         (
             r#"luminate_http_requests_total{method="POST",route="/api/v1/write",status="207",tenant="default"}"#,
@@ -135,7 +259,7 @@ fn scrape_shows_exact_counts_after_known_traffic() {
         ),
         (
             r#"luminate_http_request_duration_seconds_count{method="POST",route="/api/v1/query"}"#,
-            3.0,
+            4.0,
         ),
         (
             r#"luminate_http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/v1/write"}"#,
@@ -151,9 +275,22 @@ fn scrape_shows_exact_counts_after_known_traffic() {
             .any(|l| l.starts_with("luminate_build_info{version=\"0.1.0\",rustc=\"rustc ")),
         "{text}"
     );
+    for figure in [
+        "luminate_process_resident_memory_bytes",
+        "luminate_process_threads",
+        "luminate_process_open_fds",
+        r#"luminate_storage_filesystem_available_bytes{backend="embedded"}"#,
+        r#"luminate_storage_disk_bytes{backend="embedded"}"#,
+    ] {
+        assert!(sample(&text, figure).unwrap() > 0.0, "{figure}\n{text}");
+    }
     // The raw path never becomes a label.
     assert!(!text.contains("/no/such/route"), "{text}");
     promtool_check(&text);
+    every_sample_is_documented(&text);
+    let scrape_series =
+        r#"luminate_http_requests_total{method="GET",route="/metrics",status="200",tenant="-"}"#;
+    let scrapes_before = sample(&text, scrape_series).unwrap_or(0.0);
 
     // Prometheus asks for OpenMetrics first, and gets it.
     let (status, content_type, text) = get_text(
@@ -169,12 +306,9 @@ fn scrape_shows_exact_counts_after_known_traffic() {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
-    // The first scrape is counted now (it finished after its own encoding).
+    // The previous scrape is counted now (it finished after its own encoding).
     assert_eq!(
-        sample(
-            &text,
-            r#"luminate_http_requests_total{method="GET",route="/metrics",status="200",tenant="-"}"#
-        ),
+        sample(&text, scrape_series).map(|n| n - scrapes_before),
         Some(1.0),
         "{text}"
     );

@@ -76,6 +76,7 @@ pub const KEY_PATHS: &[&str] = &[
     "metrics.bearer_token",
     "metrics.listen",
     "metrics.max_tenant_labels",
+    "metrics.top_metrics",
 ];
 
 /// Keys whose value is a list; the environment gives them comma-separated.

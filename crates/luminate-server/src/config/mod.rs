@@ -5,9 +5,6 @@
 //! Loading order, later wins: built-in defaults → the YAML file (after `${VAR}` interpolation, see
 //! [`interpolate`]) → `LUMINATE_*` environment variables (see [`env`]). Command-line flags are applied by
 //! the binary on top of the result. Unknown keys anywhere are errors (`deny_unknown_fields`).
-//!
-//! `metrics.interval` belongs to a later issue (the background collector of issue 6) and is parsed and
-//! checked now so that a file written for the finished product is already accepted.
 
 #[macro_use]
 mod forms;
@@ -564,7 +561,7 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Route of the exposition.
     pub path: String,
-    /// Refresh period of gauges computed on a timer (the background collector of a later issue).
+    /// Refresh period of the gauges that cost more than a scrape should (`crate::telemetry::collector`).
     #[serde(with = "duration_text")]
     pub interval: Duration,
     /// When set, scrapes must send `Authorization: Bearer <this>`.
@@ -576,6 +573,9 @@ pub struct MetricsConfig {
     /// Distinct tenants that get a `tenant` label of their own; later ones are counted as `other`, so a
     /// flood of tenants cannot grow the exposition without bound.
     pub max_tenant_labels: usize,
+    /// Metrics (over every tenant) whose series count is exposed with a `metric` label: only the
+    /// largest, so that metric names cannot grow the exposition.
+    pub top_metrics: usize,
 }
 
 impl Default for MetricsConfig {
@@ -587,6 +587,7 @@ impl Default for MetricsConfig {
             bearer_token: None,
             listen: None,
             max_tenant_labels: 100,
+            top_metrics: 20,
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use luminate_model::time::{format_duration, now_ms};
-use luminate_model::{ErrorCode, QueryContext, QueryPlan, QueryRequest};
+use luminate_model::{ErrorCode, QueryContext, QueryKind, QueryPlan, QueryRequest, Tenant};
 
 use crate::app::AppState;
 use crate::body::read_capped;
@@ -19,7 +19,7 @@ use crate::tenant::RequestTenant;
 /// Largest query body: a query is a small object, even with many filters.
 const MAX_QUERY_BODY: usize = 1 << 20;
 
-/// Handles a query.
+/// Handles a query, and records its type, time, answer size or error.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -30,18 +30,69 @@ pub async fn handle(
         MAX_QUERY_BODY,
         state.config.server.read_timeout,
     )
-    .await?;
-    let req: QueryRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query: {e}")))?;
-    let plan = QueryPlan::from_request(req, now_ms(), &state.limits)
-        .map_err(|e| ApiError::new(e.code, e.message))?;
-
+    .await;
+    let plan = body.and_then(|body| parse(&state, &body));
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            state
+                .telemetry
+                .query_failed(&tenant, UNPARSED, e.code, None);
+            return Err(e);
+        }
+    };
+    let query_type = query_type(&plan);
     let started = Instant::now();
+    match run(&state, &tenant, &plan, started).await {
+        Ok((response, points)) => {
+            state
+                .telemetry
+                .query_answered(&tenant, query_type, points, started.elapsed());
+            Ok(response)
+        }
+        Err(e) => {
+            state
+                .telemetry
+                .query_failed(&tenant, query_type, e.code, Some(started.elapsed()));
+            Err(e)
+        }
+    }
+}
+
+/// The `type` label of a query that did not parse.
+const UNPARSED: &str = "unknown";
+
+/// The query's `type` as the request named it.
+fn query_type(plan: &QueryPlan) -> &'static str {
+    match plan.kind {
+        QueryKind::Range => "range",
+        QueryKind::Aggregate(_) => "aggregate",
+        QueryKind::Rate => "rate",
+    }
+}
+
+fn parse(state: &AppState, body: &[u8]) -> Result<QueryPlan, ApiError> {
+    let req: QueryRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query: {e}")))?;
+    QueryPlan::from_request(req, now_ms(), &state.limits)
+        .map_err(|e| ApiError::new(e.code, e.message))
+}
+
+/// Runs the plan under its timeout; the response and its number of data points.
+async fn run(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &QueryPlan,
+    started: Instant,
+) -> Result<(Response, usize), ApiError> {
     let ctx = QueryContext::new(plan.timeout);
-    match tokio::time::timeout(plan.timeout, state.store.query(&tenant, &plan, &ctx)).await {
+    match tokio::time::timeout(plan.timeout, state.store.query(tenant, plan, &ctx)).await {
         Ok(result) => {
             let result = result?;
-            Ok(Json(result.response(started.elapsed().as_millis() as u64)).into_response())
+            let points = result.point_count();
+            let response =
+                Json(result.response(started.elapsed().as_millis() as u64)).into_response();
+            Ok((response, points))
         }
         Err(_) => {
             // The store's work may still be running on another thread: tell it to stop.

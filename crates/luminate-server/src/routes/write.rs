@@ -5,6 +5,7 @@
 //! valid point once the batch is decoded (see [`crate::limits`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -21,6 +22,7 @@ use crate::app::AppState;
 use crate::body::{gunzip_capped, read_capped};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyCache, StoredResponse};
+use crate::telemetry::WriteOutcome;
 use crate::tenant::RequestTenant;
 
 /// Header naming a client's retry key.
@@ -49,19 +51,35 @@ struct Validated {
     rejections: Vec<PointRejection>,
 }
 
-/// Handles a write.
+/// Handles a write, and records its outcome and time.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
     request: Request,
 ) -> Response {
-    match prepare(&state, request).await {
+    let started = Instant::now();
+    let response = respond(&state, &tenant, request).await;
+    let outcome = match response.status() {
+        StatusCode::OK => WriteOutcome::Accepted,
+        StatusCode::MULTI_STATUS => WriteOutcome::Partial,
+        StatusCode::TOO_MANY_REQUESTS => WriteOutcome::RateLimited,
+        s if s.is_server_error() => WriteOutcome::Error,
+        _ => WriteOutcome::Rejected,
+    };
+    state
+        .telemetry
+        .write_finished(&tenant, outcome, started.elapsed());
+    response
+}
+
+async fn respond(state: &AppState, tenant: &Tenant, request: Request) -> Response {
+    match prepare(state, request).await {
         Err(e) => e.into_response(),
-        Ok((None, body)) => stored_to_response(write(&state, &tenant, body).await, false),
+        Ok((None, body)) => stored_to_response(write(state, tenant, body).await, false),
         Ok((Some(key), body)) => {
             let (stored, replayed) = state
                 .idempotency
-                .run(&tenant, &key, write(&state, &tenant, body))
+                .run(tenant, &key, write(state, tenant, body))
                 .await;
             stored_to_response(stored, replayed)
         }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_clickhouse::observe::ClickhouseObserver;
 use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
@@ -32,10 +33,13 @@ use crate::config::ClickhouseConfig;
 
 /// Opens the ClickHouse store of `config`; when ClickHouse cannot be reached yet, a
 /// [`DeferredClickhouse`] that opens it as soon as it can.
-pub async fn open(config: &ClickhouseConfig) -> Result<Arc<dyn MetricsStore>, OpenError> {
+pub async fn open(
+    config: &ClickhouseConfig,
+    observer: Arc<dyn ClickhouseObserver>,
+) -> Result<Arc<dyn MetricsStore>, OpenError> {
     let settings = config.settings();
     let addresses = config.addresses.join(", ");
-    match ClickhouseStore::open(settings.clone()).await {
+    match ClickhouseStore::open_observed(settings.clone(), observer.clone()).await {
         Ok(store) => Ok(Arc::new(store)),
         Err(e) if e.is_transient() => {
             tracing::warn!(
@@ -44,7 +48,11 @@ pub async fn open(config: &ClickhouseConfig) -> Result<Arc<dyn MetricsStore>, Op
                 retry_every = %luminate_model::time::format_duration(settings.breaker_cool_down),
                 "ClickHouse cannot be reached: serving 503 STORAGE_UNAVAILABLE until it can"
             );
-            Ok(Arc::new(DeferredClickhouse::start(settings, e.to_string())))
+            Ok(Arc::new(DeferredClickhouse::start(
+                settings,
+                observer,
+                e.to_string(),
+            )))
         }
         Err(source) => Err(OpenError::Clickhouse {
             addresses,
@@ -74,7 +82,11 @@ struct Shared {
 
 impl DeferredClickhouse {
     /// Starts the task that opens the store; `first_error` is why the first attempt failed.
-    fn start(settings: ClickhouseSettings, first_error: String) -> Self {
+    fn start(
+        settings: ClickhouseSettings,
+        observer: Arc<dyn ClickhouseObserver>,
+        first_error: String,
+    ) -> Self {
         let shared = Arc::new(Shared {
             store: OnceLock::new(),
             pending: Mutex::new(first_error),
@@ -87,6 +99,7 @@ impl DeferredClickhouse {
         tokio::spawn(keep_opening(
             Arc::downgrade(&shared),
             settings,
+            observer,
             shared.retry_every,
         ));
         Self { shared }
@@ -117,7 +130,12 @@ impl Shared {
 /// Tries to open the store every `retry_every` until it opens, the backend is closed, or it is dropped
 /// (the task holds only a weak reference between attempts). An error that waiting cannot fix is logged
 /// as an error and retried all the same: an operator may fix ClickHouse without restarting Luminate.
-async fn keep_opening(shared: Weak<Shared>, settings: ClickhouseSettings, every: Duration) {
+async fn keep_opening(
+    shared: Weak<Shared>,
+    settings: ClickhouseSettings,
+    observer: Arc<dyn ClickhouseObserver>,
+    every: Duration,
+) {
     loop {
         tokio::time::sleep(every).await;
         let Some(shared) = shared.upgrade() else {
@@ -126,7 +144,7 @@ async fn keep_opening(shared: Weak<Shared>, settings: ClickhouseSettings, every:
         if shared.closed.load(Ordering::Relaxed) {
             return;
         }
-        match ClickhouseStore::open(settings.clone()).await {
+        match ClickhouseStore::open_observed(settings.clone(), observer.clone()).await {
             Ok(store) => {
                 tracing::info!(
                     addresses = %shared.addresses,

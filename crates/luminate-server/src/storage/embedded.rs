@@ -60,6 +60,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl EmbeddedStore {
+    /// The store over an engine already open.
+    pub fn from_engine(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// The engine (for its gauges).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// Opens (locks, replays) the engine; the engine logs what recovery found.
     pub async fn open(config: EngineConfig) -> Result<Self, OpenError> {
         let data_dir = config.data_dir.clone();

@@ -6,14 +6,16 @@
 pub mod clickhouse;
 pub mod embedded;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use luminate_engine::EngineError;
+use luminate_engine::{Engine, EngineConfig, EngineError};
 use luminate_model::MetricsStore;
 use thiserror::Error;
 
 pub use self::embedded::{EmbeddedStore, engine_config};
 use crate::config::{Backend, Config};
+use crate::telemetry::Telemetry;
 
 /// Why the storage backend could not be opened.
 #[derive(Debug, Error)]
@@ -52,12 +54,35 @@ pub enum OpenError {
     Panicked(String),
 }
 
-/// Opens the backend named by `storage.backend`.
-pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenError> {
+/// An opened backend, with what its gauges are read from.
+pub struct OpenedStore {
+    /// The backend.
+    pub store: Arc<dyn MetricsStore>,
+    /// The embedded engine and its data directory, when that is the backend.
+    pub engine: Option<(Arc<Engine>, PathBuf)>,
+}
+
+/// Opens the backend named by `storage.backend`; the backend reports its internals to `telemetry`.
+pub async fn build_store(config: &Config, telemetry: &Telemetry) -> Result<OpenedStore, OpenError> {
     match config.storage.backend {
-        Backend::Embedded => Ok(Arc::new(EmbeddedStore::open(engine_config(config)).await?)),
+        Backend::Embedded => {
+            let engine_config = EngineConfig {
+                observer: telemetry.engine.clone(),
+                ..engine_config(config)
+            };
+            let data_dir = engine_config.data_dir.clone();
+            let store = EmbeddedStore::open(engine_config).await?;
+            Ok(OpenedStore {
+                engine: Some((store.engine().clone(), data_dir)),
+                store: Arc::new(store),
+            })
+        }
         #[cfg(feature = "clickhouse")]
-        Backend::Clickhouse => clickhouse::open(&config.storage.clickhouse).await,
+        Backend::Clickhouse => Ok(OpenedStore {
+            store: clickhouse::open(&config.storage.clickhouse, telemetry.clickhouse.clone())
+                .await?,
+            engine: None,
+        }),
         #[cfg(not(feature = "clickhouse"))]
         Backend::Clickhouse => Err(OpenError::NotBuilt("clickhouse")),
     }
@@ -66,6 +91,7 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Registry;
 
     /// Only a build without the `clickhouse` feature runs this (`scripts/test.sh` does, besides the
     /// default build's suite).
@@ -74,7 +100,12 @@ mod tests {
     async fn a_build_without_the_backend_refuses_it_naming_the_key() {
         let mut config = Config::default();
         config.storage.backend = Backend::Clickhouse;
-        let err = build_store(&config).await.err().unwrap().to_string();
+        let telemetry = Telemetry::register(&mut Registry::default(), 10);
+        let err = build_store(&config, &telemetry)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.starts_with("storage.backend: this build of Luminate has no clickhouse backend"),
             "{err}"
@@ -86,7 +117,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.storage.embedded.data_dir = dir.path().to_owned();
-        let store = build_store(&config).await.unwrap();
+        let telemetry = Telemetry::register(&mut Registry::default(), 10);
+        let opened = build_store(&config, &telemetry).await.unwrap();
+        assert!(opened.engine.is_some());
+        let store = opened.store;
         assert_eq!(store.backend_name(), "embedded");
         store.close().await.unwrap();
     }

@@ -1,0 +1,586 @@
+//! Luminate's own metrics (issue 6): their definitions, registration on a [`Registry`] the caller
+//! passes in (no global), and the bounded labels. Owns no route: the exposition is served by
+//! `crate::routes::exposition`.
+//!
+//! - [`http`]: the middleware that counts, times and sizes every request;
+//! - [`storage`]: the store decorator that times every backend call, and the engine's and ClickHouse's
+//!   observers;
+//! - [`collector`]: the background task that refreshes the expensive gauges (sizes, cardinality,
+//!   storage health) every `metrics.interval`, so that a scrape only reads;
+//! - [`process`]: the process's own figures, read from `/proc` at scrape time (cheap);
+//! - [`reference`]: the metrics reference (docs/metrics.md) generated from the registrations here.
+//!
+//! Every name starts with `luminate_` (the sub-registry's prefix) and every label is bounded:
+//! - `route` is the matched route template (`/api/v1/metrics/{name}/dimensions`), never a raw path;
+//!   requests no route matched are `unmatched`.
+//! - `method` is one of the standard methods, anything else `other`.
+//! - `tenant` is the request's tenant once the route guard resolved it; the first
+//!   `metrics.max_tenant_labels` distinct tenants keep their id, later ones are `other`. A request with
+//!   no tenant (health, the exposition, an unauthenticated or unmatched request) is `-`, which no tenant
+//!   id can be (ids never start with `-`). A tenant really named `other` shares its label with the
+//!   folded ones.
+//! - `metric` (cardinality) appears only for the `metrics.top_metrics` metrics with the most series.
+//! - `reason` and `code` are contract error codes, `limit` a `rate_limits` or `cardinality_limits` key,
+//!   `type` a query type, `operation` a store or ClickHouse operation, `backend` a storage backend.
+
+pub mod collector;
+pub mod http;
+pub mod process;
+pub mod reference;
+pub mod storage;
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use luminate_model::{ErrorCode, Tenant};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Metric;
+pub use prometheus_client::registry::Registry;
+
+pub use self::http::record_http;
+pub use self::reference::MetricDoc;
+use self::storage::{ClickhouseMetrics, EngineMetrics, StorageMetrics};
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "luminate";
+
+/// The `route` of requests no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `tenant` of tenants past `metrics.max_tenant_labels`.
+pub const OTHER_TENANT: &str = "other";
+
+/// The `tenant` of requests that have none (health, the exposition, refused before authentication).
+pub const NO_TENANT: &str = "-";
+
+/// Upper bounds of the duration histograms, in seconds: 0.5 ms to 30 s (the default
+/// `server.write_timeout` and `query_limits.max_query_timeout`).
+pub const DURATION_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Upper bounds of the size histograms, in bytes: 64 B to 64 MiB, by fours (the default largest write
+/// body is 10 MiB).
+pub const SIZE_BUCKETS: [f64; 11] = [
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
+/// Upper bounds of the point-count histograms (batch sizes, result sizes): 1 to 1 M by tens.
+pub const COUNT_BUCKETS: [f64; 7] = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0];
+
+/// The compiler that built this binary (`rustc 1.x.y (...)`), recorded by `build.rs`.
+const RUSTC_VERSION: &str = env!("LUMINATE_RUSTC_VERSION");
+
+/// A histogram over [`DURATION_BUCKETS`].
+pub(crate) fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS.iter().copied())
+}
+
+/// A histogram over [`SIZE_BUCKETS`].
+pub(crate) fn size_histogram() -> Histogram {
+    Histogram::new(SIZE_BUCKETS.iter().copied())
+}
+
+/// A histogram over [`COUNT_BUCKETS`].
+pub(crate) fn count_histogram() -> Histogram {
+    Histogram::new(COUNT_BUCKETS.iter().copied())
+}
+
+/// A family of histograms; the constructor is a plain function so that families share one type.
+pub(crate) type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A family of histograms made by `constructor`.
+pub(crate) fn histograms<L: Clone + std::hash::Hash + Eq>(
+    constructor: fn() -> Histogram,
+) -> HistogramFamily<L> {
+    Family::new_with_constructor(constructor)
+}
+
+/// A floating-point gauge.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    rustc: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectionLabels {
+    tenant: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueryLabels {
+    tenant: String,
+    r#type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueryErrorLabels {
+    r#type: &'static str,
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitCheckLabels {
+    tenant: String,
+    limit: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct LimitLabels {
+    pub tenant: String,
+    pub limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct MetricLabels {
+    pub tenant: String,
+    pub metric: String,
+}
+
+/// How a write request ended, for `write_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Every point stored (200).
+    Accepted,
+    /// Some points stored, some rejected (207).
+    Partial,
+    /// No point stored: all invalid, or the batch refused whole (4xx but 429).
+    Rejected,
+    /// Refused by the tenant's points-per-second limit (429).
+    RateLimited,
+    /// The store failed (5xx).
+    Error,
+}
+
+impl WriteOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Partial => "partial",
+            Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Registers metrics on the `luminate_` sub-registry and records each one for the reference.
+struct Registrar<'a> {
+    registry: &'a mut Registry,
+    docs: Vec<MetricDoc>,
+}
+
+impl Registrar<'_> {
+    /// Registers `metric` as `name` (without prefix or `_total`) with `labels`, and returns it.
+    fn add<M: Metric + Clone>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        metric: M,
+    ) -> M {
+        self.docs
+            .push(MetricDoc::new(name, metric.metric_type(), labels, help));
+        self.registry.register(name, help, metric.clone());
+        metric
+    }
+}
+
+/// The handles of every metric; cheap to clone (each family is shared).
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub(crate) http: http::HttpMetrics,
+    write_requests: Family<OutcomeLabels, Counter>,
+    write_duration: Histogram,
+    points_ingested: Family<TenantLabels, Counter>,
+    points_rejected: Family<RejectionLabels, Counter>,
+    query_requests: Family<QueryLabels, Counter>,
+    query_errors: Family<QueryErrorLabels, Counter>,
+    query_duration: HistogramFamily<TypeLabels>,
+    query_result_points: HistogramFamily<TypeLabels>,
+    rate_limit_checks: Family<LimitCheckLabels, Counter>,
+    rate_limit_tokens: Family<LimitLabels, Gauge>,
+    pub(crate) cardinality: collector::CardinalityMetrics,
+    pub(crate) storage: StorageMetrics,
+    pub(crate) engine: Arc<EngineMetrics>,
+    pub(crate) clickhouse: Arc<ClickhouseMetrics>,
+    pub(crate) collection_duration: FloatGauge,
+    pub(crate) tenants: Arc<TenantLabelCap>,
+    reference: Arc<Vec<MetricDoc>>,
+}
+
+impl Telemetry {
+    /// Registers every metric under `luminate_` on `registry`, with at most `max_tenant_labels` tenant
+    /// label values (plus `other` and `-`).
+    pub fn register(registry: &mut Registry, max_tenant_labels: usize) -> Self {
+        let mut r = Registrar {
+            registry: registry.sub_registry_with_prefix(PREFIX),
+            docs: Vec::new(),
+        };
+        let up: Gauge = r.add(
+            "up",
+            "1 while this Luminate process serves",
+            &[],
+            Gauge::default(),
+        );
+        up.set(1);
+        let build: Family<BuildLabels, Gauge> = r.add(
+            "build_info",
+            "Always 1; the labels give the version and the compiler that built it",
+            &["version", "rustc"],
+            Family::default(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                rustc: RUSTC_VERSION,
+            })
+            .set(1);
+        let http = http::HttpMetrics::register(&mut r);
+        let telemetry = Self {
+            http,
+            write_requests: r.add(
+                "write_requests",
+                "Write requests answered by the write route, by tenant and outcome (accepted, partial, rejected, rate_limited, error)",
+                &["tenant", "outcome"],
+                Family::default(),
+            ),
+            write_duration: r.add(
+                "write_duration_seconds",
+                "Time the write route takes to read, decode, validate and store one request",
+                &[],
+                duration_histogram(),
+            ),
+            points_ingested: r.add(
+                "points_ingested",
+                "Points stored by the write route, by tenant",
+                &["tenant"],
+                Family::default(),
+            ),
+            points_rejected: r.add(
+                "points_rejected",
+                "Points the write route reported as rejected, by tenant and error code",
+                &["tenant", "reason"],
+                Family::default(),
+            ),
+            query_requests: r.add(
+                "query_requests",
+                "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate)",
+                &["tenant", "type"],
+                Family::default(),
+            ),
+            query_errors: r.add(
+                "query_errors",
+                "Queries answered with an error, by query type (unknown when it did not parse) and error code",
+                &["type", "code"],
+                Family::default(),
+            ),
+            query_duration: r.add(
+                "query_duration_seconds",
+                "Time to run a query and serialize its answer, by query type",
+                &["type"],
+                histograms(duration_histogram),
+            ),
+            query_result_points: r.add(
+                "query_result_points",
+                "Data points in a query's answer, by query type",
+                &["type"],
+                histograms(count_histogram),
+            ),
+            rate_limit_checks: r.add(
+                "rate_limit_checks",
+                "Rate-limit decisions, by tenant, rate_limits key and outcome (allowed, rejected)",
+                &["tenant", "limit", "outcome"],
+                Family::default(),
+            ),
+            rate_limit_tokens: r.add(
+                "rate_limit_tokens_available",
+                "Tokens (or free query slots) left in a tenant's bucket after its latest request",
+                &["tenant", "limit"],
+                Family::default(),
+            ),
+            cardinality: collector::CardinalityMetrics::register(&mut r),
+            storage: StorageMetrics::register(&mut r),
+            engine: Arc::new(EngineMetrics::register(&mut r)),
+            clickhouse: Arc::new(ClickhouseMetrics::register(&mut r)),
+            collection_duration: r.add(
+                "metrics_collection_duration_seconds",
+                "How long the background collector's latest refresh of the storage and cardinality gauges took",
+                &[],
+                FloatGauge::default(),
+            ),
+            tenants: Arc::new(TenantLabelCap::new(max_tenant_labels)),
+            reference: Arc::new(Vec::new()),
+        };
+        let mut docs = r.docs;
+        docs.extend(process::register(r.registry));
+        Self {
+            reference: Arc::new(docs),
+            ..telemetry
+        }
+    }
+
+    /// Every metric registered, in registration order: the source of docs/metrics.md.
+    pub fn reference(&self) -> &[MetricDoc] {
+        &self.reference
+    }
+
+    /// The label of `tenant` (its id, or `other` past the cap).
+    pub(crate) fn tenant_label(&self, tenant: &Tenant) -> String {
+        self.tenants.label(tenant)
+    }
+
+    /// A write request ended with `outcome` after `elapsed` of work.
+    pub fn write_finished(&self, tenant: &Tenant, outcome: WriteOutcome, elapsed: Duration) {
+        self.write_requests
+            .get_or_create(&OutcomeLabels {
+                tenant: self.tenant_label(tenant),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.write_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// `n` points of `tenant` stored.
+    pub fn points_ingested(&self, tenant: &Tenant, n: u64) {
+        if n > 0 {
+            self.points_ingested
+                .get_or_create(&TenantLabels {
+                    tenant: self.tenant_label(tenant),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// One point of `tenant` rejected with `code`.
+    pub fn point_rejected(&self, tenant: &Tenant, code: ErrorCode) {
+        self.points_rejected
+            .get_or_create(&RejectionLabels {
+                tenant: self.tenant_label(tenant),
+                reason: code.as_str(),
+            })
+            .inc();
+    }
+
+    /// A query of `query_type` ran to an answer of `points` data points in `elapsed`.
+    pub fn query_answered(
+        &self,
+        tenant: &Tenant,
+        query_type: &'static str,
+        points: usize,
+        elapsed: Duration,
+    ) {
+        self.query_ran(tenant, query_type, elapsed);
+        self.query_result_points
+            .get_or_create(&TypeLabels { r#type: query_type })
+            .observe(points as f64);
+    }
+
+    /// A query of `query_type` (`unknown` when it did not parse) failed with `code`; `ran` is the time
+    /// it ran when it got to the store.
+    pub fn query_failed(
+        &self,
+        tenant: &Tenant,
+        query_type: &'static str,
+        code: ErrorCode,
+        ran: Option<Duration>,
+    ) {
+        if let Some(elapsed) = ran {
+            self.query_ran(tenant, query_type, elapsed);
+        }
+        self.query_errors
+            .get_or_create(&QueryErrorLabels {
+                r#type: query_type,
+                code: code.as_str(),
+            })
+            .inc();
+    }
+
+    fn query_ran(&self, tenant: &Tenant, query_type: &'static str, elapsed: Duration) {
+        self.query_requests
+            .get_or_create(&QueryLabels {
+                tenant: self.tenant_label(tenant),
+                r#type: query_type,
+            })
+            .inc();
+        self.query_duration
+            .get_or_create(&TypeLabels { r#type: query_type })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A rate-limit decision for `tenant` on the `rate_limits` key `limit`, leaving `available`
+    /// tokens (or query slots).
+    pub fn rate_limit_checked(
+        &self,
+        tenant: &Tenant,
+        limit: &'static str,
+        allowed: bool,
+        available: u32,
+    ) {
+        let tenant = self.tenant_label(tenant);
+        self.rate_limit_checks
+            .get_or_create(&LimitCheckLabels {
+                tenant: tenant.clone(),
+                limit,
+                outcome: if allowed { "allowed" } else { "rejected" },
+            })
+            .inc();
+        self.rate_limit_tokens
+            .get_or_create(&LimitLabels { tenant, limit })
+            .set(i64::from(available));
+    }
+}
+
+/// The tenant label's cap: remembers the first `max` tenants seen; every later one is `other`.
+#[derive(Debug)]
+pub(crate) struct TenantLabelCap {
+    max: usize,
+    /// A std mutex: nothing is awaited while it is held, and it is held for one set lookup.
+    labelled: Mutex<HashSet<Tenant>>,
+}
+
+impl TenantLabelCap {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            labelled: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn label(&self, tenant: &Tenant) -> String {
+        let mut labelled = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
+        if labelled.contains(tenant) {
+            return tenant.to_string();
+        }
+        if labelled.len() < self.max {
+            labelled.insert(tenant.clone());
+            return tenant.to_string();
+        }
+        OTHER_TENANT.to_owned()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The exposition of `registry`, in the text format.
+    pub(crate) fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    /// The distinct values of `label` among the samples of `metric` in an exposition.
+    pub(crate) fn label_values(text: &str, metric: &str, label: &str) -> HashSet<String> {
+        let prefix = format!("{metric}{{");
+        let key = format!("{label}=\"");
+        text.lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let start = rest.find(&key)? + key.len();
+                let end = rest[start..].find('"')? + start;
+                Some(rest[start..end].to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tenant_labels_stop_growing_at_the_cap() {
+        let mut registry = Registry::default();
+        let telemetry = Telemetry::register(&mut registry, 100);
+        for i in 0..5_000 {
+            let tenant = Tenant::new(format!("tenant-{i}"));
+            telemetry.points_ingested(&tenant, 1);
+            telemetry.point_rejected(&tenant, ErrorCode::InvalidValue);
+            telemetry.rate_limit_checked(&tenant, "write_requests_per_second", false, 0);
+            telemetry.write_finished(&tenant, WriteOutcome::Partial, Duration::from_millis(1));
+            telemetry.query_answered(&tenant, "range", 3, Duration::from_millis(2));
+        }
+        let text = exposition(&registry);
+        let tenants = label_values(&text, "luminate_points_ingested_total", "tenant");
+        assert_eq!(tenants.len(), 101);
+        assert!(tenants.contains(OTHER_TENANT));
+        assert!(tenants.contains("tenant-0") && tenants.contains("tenant-99"));
+        assert!(!tenants.contains("tenant-100"));
+        let other = format!("luminate_points_ingested_total{{tenant=\"{OTHER_TENANT}\"}} 4900");
+        assert!(text.contains(&other), "{text}");
+        for metric in [
+            "luminate_points_rejected_total",
+            "luminate_rate_limit_checks_total",
+            "luminate_rate_limit_tokens_available",
+            "luminate_write_requests_total",
+            "luminate_query_requests_total",
+        ] {
+            assert_eq!(label_values(&text, metric, "tenant").len(), 101, "{metric}");
+        }
+        assert!(
+            text.contains("luminate_query_result_points_bucket{le=\"10.0\",type=\"range\"} 5000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("luminate_write_duration_seconds_count 5000"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn query_outcomes_are_counted_by_type_and_code() {
+        let mut registry = Registry::default();
+        let telemetry = Telemetry::register(&mut registry, 10);
+        let t = Tenant::new("acme");
+        telemetry.query_answered(&t, "aggregate", 12, Duration::from_millis(30));
+        telemetry.query_failed(&t, "unknown", ErrorCode::InvalidQuery, None);
+        telemetry.query_failed(
+            &t,
+            "rate",
+            ErrorCode::QueryTimeout,
+            Some(Duration::from_secs(3)),
+        );
+        let text = exposition(&registry);
+        for line in [
+            "luminate_query_requests_total{tenant=\"acme\",type=\"aggregate\"} 1",
+            "luminate_query_requests_total{tenant=\"acme\",type=\"rate\"} 1",
+            "luminate_query_errors_total{type=\"unknown\",code=\"INVALID_QUERY\"} 1",
+            "luminate_query_errors_total{type=\"rate\",code=\"QUERY_TIMEOUT\"} 1",
+            "luminate_query_duration_seconds_bucket{le=\"0.05\",type=\"aggregate\"} 1",
+            "luminate_query_duration_seconds_bucket{le=\"2.5\",type=\"rate\"} 0",
+            "luminate_query_duration_seconds_bucket{le=\"5.0\",type=\"rate\"} 1",
+            "luminate_query_result_points_sum{type=\"aggregate\"} 12.0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(
+            !text.contains("luminate_query_requests_total{tenant=\"acme\",type=\"unknown\"}"),
+            "a query that never ran is an error, not a request that ran"
+        );
+    }
+}
