@@ -299,7 +299,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route(
                 "/api/v1/admin/retention",
                 post(routes::admin::set_retention),
-            ),
+            )
+            .route("/api/v1/status/overview", get(routes::status::overview)),
     );
     let deadline_bound = Router::new()
         .merge(write)

@@ -14,30 +14,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Launch, Luminate, eventually, now_ms, point};
+use common::{Launch, Luminate, eventually, get_text, now_ms, point};
 use serde_json::json;
-
-/// A GET that keeps the body as text: status, `Content-Type`, body.
-fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let mut response = request.call().expect("HTTP exchange");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.body_mut().read_to_string().expect("read body");
-    (status, content_type, body)
-}
 
 /// The value of the sample written exactly as `series` (name and labels in exposition order).
 fn sample(text: &str, series: &str) -> Option<f64> {

@@ -128,20 +128,29 @@ impl Collector {
         })
     }
 
-    /// One refresh of every gauge.
+    /// One refresh of every gauge, and a snapshot for the overview. Figures that could not be read
+    /// this round keep their previous values in the overview.
     pub async fn collect(&self) {
         let started = Instant::now();
-        self.collect_storage().await;
+        let mut summary = self.telemetry.overview().collected.unwrap_or_default();
+        (summary.storage_up, summary.disk_bytes) = self.collect_storage().await;
         if let Some((engine, data_dir)) = self.config.engine.clone() {
-            self.collect_engine(engine, data_dir).await;
+            if let Some(available) = self.collect_engine(engine, data_dir).await {
+                summary.filesystem_available_bytes = Some(available);
+            }
         }
-        self.collect_cardinality().await;
+        if let Some(totals) = self.collect_cardinality().await {
+            (summary.series, summary.metrics, summary.tenants) = totals;
+        }
+        summary.at_ms = luminate_model::time::now_ms();
+        self.telemetry.totals.collected(summary);
         self.telemetry
             .collection_duration
             .set(started.elapsed().as_secs_f64());
     }
 
-    async fn collect_storage(&self) {
+    /// Storage health and size: (up, bytes on disk).
+    async fn collect_storage(&self) -> (bool, Option<u64>) {
         let backend = BackendLabels {
             backend: self.store.backend_name(),
         };
@@ -156,40 +165,43 @@ impl Collector {
                         .get_or_create(&backend)
                         .set(saturate(bytes));
                 }
+                (up, health.disk_used_bytes)
             }
             Err(_) => {
                 storage.up.get_or_create(&backend).set(0);
+                (false, None)
             }
         }
     }
 
-    async fn collect_engine(&self, engine: Arc<Engine>, data_dir: PathBuf) {
+    /// The engine's gauges and the filesystem's; the bytes available, when statvfs answered.
+    async fn collect_engine(&self, engine: Arc<Engine>, data_dir: PathBuf) -> Option<u64> {
         let read = tokio::task::spawn_blocking(move || (engine.stats(), disk_space(&data_dir)));
-        let Ok((stats, space)) = read.await else {
-            return;
-        };
+        let (stats, space) = read.await.ok()?;
         self.telemetry.engine.set_stats(&stats);
         let backend = BackendLabels {
             backend: "embedded",
         };
-        if let Ok(space) = space {
-            let storage = &self.telemetry.storage;
-            storage
-                .filesystem_size
-                .get_or_create(&backend)
-                .set(saturate(space.total_bytes));
-            storage
-                .filesystem_available
-                .get_or_create(&backend)
-                .set(saturate(space.available_bytes));
-        }
+        let space = space.ok()?;
+        let storage = &self.telemetry.storage;
+        storage
+            .filesystem_size
+            .get_or_create(&backend)
+            .set(saturate(space.total_bytes));
+        storage
+            .filesystem_available
+            .get_or_create(&backend)
+            .set(saturate(space.available_bytes));
+        Some(space.available_bytes)
     }
 
-    async fn collect_cardinality(&self) {
+    /// Cardinality gauges; the totals (series, metrics, tenants with data) when the store answered.
+    async fn collect_cardinality(&self) -> Option<(u64, u64, u64)> {
         let Ok(Ok(tenants)) = tokio::time::timeout(CALL_TIMEOUT, self.store.tenants()).await else {
             // The store is unavailable: the last figures stay (storage_up says why they are stale).
-            return;
+            return None;
         };
+        let mut totals = (0, 0, 0);
         let mut per_label: HashMap<String, TenantFigures> = HashMap::new();
         let mut metrics: Vec<(u64, String, String)> = Vec::new();
         for tenant in &tenants {
@@ -201,6 +213,9 @@ impl Collector {
             let label = self.telemetry.tenant_label(tenant);
             let figures = per_label.entry(label.clone()).or_default();
             let live: Vec<_> = cardinality.iter().filter(|m| m.series > 0).collect();
+            totals.0 += live.iter().map(|m| m.series).sum::<u64>();
+            totals.1 += live.len() as u64;
+            totals.2 += u64::from(!live.is_empty());
             figures.series += live.iter().map(|m| m.series).sum::<u64>();
             figures.metrics += live.len() as u64;
             let largest = live.iter().map(|m| m.series).max().unwrap_or(0);
@@ -255,6 +270,7 @@ impl Collector {
                 .get_or_create(&MetricLabels { tenant, metric })
                 .inc_by(saturate(series));
         }
+        Some(totals)
     }
 }
 
@@ -357,6 +373,12 @@ mod tests {
             text.contains("luminate_storage_filesystem_available_bytes{backend=\"embedded\"} ")
         );
         assert!(text.contains("luminate_storage_disk_bytes{backend=\"embedded\"} "));
+        let summary = telemetry.overview().collected.unwrap();
+        assert_eq!(
+            (summary.series, summary.metrics, summary.tenants),
+            (65, 19, 10)
+        );
+        assert!(summary.storage_up && summary.filesystem_available_bytes.unwrap() > 0);
 
         // A deleted metric's series disappear from the gauges at the next collection.
         let t2 = luminate_model::Tenant::new("t2");

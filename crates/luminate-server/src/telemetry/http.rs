@@ -147,6 +147,9 @@ pub async fn record_http(
             .get_or_create(&labels)
             .observe(size as f64);
     }
+    telemetry
+        .totals
+        .request(response.status().is_server_error());
     metrics
         .requests
         .get_or_create(&RequestLabels {

@@ -25,6 +25,7 @@
 
 pub mod collector;
 pub mod http;
+pub mod overview;
 pub mod process;
 pub mod reference;
 pub mod storage;
@@ -234,6 +235,8 @@ pub struct Telemetry {
     pub(crate) clickhouse: Arc<ClickhouseMetrics>,
     pub(crate) collection_duration: FloatGauge,
     pub(crate) tenants: Arc<TenantLabelCap>,
+    /// Unlabelled totals and the collector's snapshots, for the overview.
+    pub(crate) totals: Arc<overview::Totals>,
     reference: Arc<Vec<MetricDoc>>,
 }
 
@@ -338,6 +341,7 @@ impl Telemetry {
                 FloatGauge::default(),
             ),
             tenants: Arc::new(TenantLabelCap::new(max_tenant_labels)),
+            totals: Arc::default(),
             reference: Arc::new(Vec::new()),
         };
         let mut docs = r.docs;
@@ -346,6 +350,11 @@ impl Telemetry {
             reference: Arc::new(docs),
             ..telemetry
         }
+    }
+
+    /// The overview of `GET /api/v1/status/overview`.
+    pub fn overview(&self) -> overview::Overview {
+        self.totals.overview()
     }
 
     /// Every metric registered, in registration order: the source of docs/metrics.md.
@@ -367,10 +376,12 @@ impl Telemetry {
             })
             .inc();
         self.write_duration.observe(elapsed.as_secs_f64());
+        self.totals.write(elapsed);
     }
 
     /// `n` points of `tenant` stored.
     pub fn points_ingested(&self, tenant: &Tenant, n: u64) {
+        self.totals.points(n, 0);
         if n > 0 {
             self.points_ingested
                 .get_or_create(&TenantLabels {
@@ -382,6 +393,7 @@ impl Telemetry {
 
     /// One point of `tenant` rejected with `code`.
     pub fn point_rejected(&self, tenant: &Tenant, code: ErrorCode) {
+        self.totals.points(0, 1);
         self.points_rejected
             .get_or_create(&RejectionLabels {
                 tenant: self.tenant_label(tenant),
@@ -399,6 +411,7 @@ impl Telemetry {
         elapsed: Duration,
     ) {
         self.query_ran(tenant, query_type, elapsed);
+        self.totals.query(Some(elapsed), false);
         self.query_result_points
             .get_or_create(&TypeLabels { r#type: query_type })
             .observe(points as f64);
@@ -416,6 +429,7 @@ impl Telemetry {
         if let Some(elapsed) = ran {
             self.query_ran(tenant, query_type, elapsed);
         }
+        self.totals.query(ran, true);
         self.query_errors
             .get_or_create(&QueryErrorLabels {
                 r#type: query_type,
@@ -445,6 +459,9 @@ impl Telemetry {
         allowed: bool,
         available: u32,
     ) {
+        if !allowed {
+            self.totals.rate_limited();
+        }
         let tenant = self.tenant_label(tenant);
         self.rate_limit_checks
             .get_or_create(&LimitCheckLabels {

@@ -521,3 +521,25 @@ pub fn counts_by_round_and_writer(
         })
         .collect()
 }
+
+/// A GET that keeps the body as text: status, `Content-Type`, body.
+pub fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request.call().expect("HTTP exchange");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.body_mut().read_to_string().expect("read body");
+    (status, content_type, body)
+}
