@@ -134,10 +134,10 @@ impl Collector {
         let started = Instant::now();
         let mut summary = self.telemetry.overview().collected.unwrap_or_default();
         (summary.storage_up, summary.disk_bytes) = self.collect_storage().await;
-        if let Some((engine, data_dir)) = self.config.engine.clone() {
-            if let Some(available) = self.collect_engine(engine, data_dir).await {
-                summary.filesystem_available_bytes = Some(available);
-            }
+        if let Some((engine, data_dir)) = self.config.engine.clone()
+            && let Some(available) = self.collect_engine(engine, data_dir).await
+        {
+            summary.filesystem_available_bytes = Some(available);
         }
         if let Some(totals) = self.collect_cardinality().await {
             (summary.series, summary.metrics, summary.tenants) = totals;
