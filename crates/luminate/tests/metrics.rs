@@ -371,3 +371,108 @@ fn protected_mode_refuses_an_open_metrics_address() {
     assert!(output.contains("metrics.listen"), "{output}");
     assert!(output.contains("metrics.bearer_token"), "{output}");
 }
+
+/// On the ClickHouse backend: requests to ClickHouse are counted by operation and outcome; when it
+/// dies, the breaker opens (`breaker_state` 2), the collector reports the storage down, and failed
+/// writes are counted by kind; when it returns, all of it goes back.
+#[cfg(feature = "clickhouse")]
+#[test]
+fn clickhouse_requests_breaker_and_storage_health_are_exposed() {
+    use luminate_clickhouse::testing::ClickhouseServer;
+
+    let mut clickhouse = ClickhouseServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .clickhouse(&[&clickhouse.address()], "self_metrics")
+        .env("LUMINATE_CLICKHOUSE_BREAKER_COOL_DOWN", "2s")
+        .env("LUMINATE__METRICS__INTERVAL", "100ms")
+        .start();
+    let scrape = || get_text(&server.url("/metrics"), &[]).2;
+    let now = now_ms();
+    for i in 0..2 {
+        assert_eq!(
+            server
+                .write(&[point("cpu", now - i, 1.0, &[("host", "a")])])
+                .0,
+            200
+        );
+    }
+    assert_eq!(query(&server), 200);
+    let text = scrape();
+    for (series, value) in [
+        (
+            r#"luminate_clickhouse_requests_total{operation="insert",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_storage_operations_total{backend="clickhouse",operation="write",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_storage_operations_total{backend="clickhouse",operation="query",outcome="ok"}"#,
+            1.0,
+        ),
+        ("luminate_clickhouse_breaker_state", 0.0),
+        (r#"luminate_storage_up{backend="clickhouse"}"#, 1.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
+    assert!(
+        sample(
+            &text,
+            r#"luminate_clickhouse_requests_total{operation="select",outcome="ok"}"#
+        )
+        .unwrap()
+            >= 1.0
+    );
+    every_sample_is_documented(&text);
+
+    clickhouse.kill();
+    for _ in 0..3 {
+        assert_eq!(server.write(&[point("cpu", now, 1.0, &[])]).0, 503);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let text = scrape();
+            sample(&text, "luminate_clickhouse_breaker_state") == Some(2.0)
+                && sample(&text, r#"luminate_storage_up{backend="clickhouse"}"#) == Some(0.0)
+        }),
+        "{}",
+        scrape()
+    );
+    let text = scrape();
+    assert_eq!(
+        sample(
+            &text,
+            r#"luminate_storage_errors_total{backend="clickhouse",operation="write",kind="unavailable"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    let failed: f64 = ["insert", "select"]
+        .iter()
+        .filter_map(|op| {
+            sample(
+                &text,
+                &format!(
+                    r#"luminate_clickhouse_requests_total{{operation="{op}",outcome="error"}}"#
+                ),
+            )
+        })
+        .sum();
+    assert!(
+        failed >= 3.0,
+        "the breaker opened after 3 failed requests: {text}"
+    );
+
+    clickhouse.start_again();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let text = scrape();
+            sample(&text, "luminate_clickhouse_breaker_state") == Some(0.0)
+                && sample(&text, r#"luminate_storage_up{backend="clickhouse"}"#) == Some(1.0)
+        }),
+        "{}",
+        scrape()
+    );
+}
