@@ -10,7 +10,8 @@
 //! [`formats`] (bytes of each wire format), [`load`] (encoding and the timed ingest), [`queries`] (the
 //! query set and its timing), [`server`] (the spawned server), [`clickhouse`] (the ClickHouse side of
 //! a `--clickhouse` run), [`procstat`] (memory, CPU, disk), [`export`] (dataset files), [`report`]
-//! (table and JSON). Progress goes to stderr, the report to stdout.
+//! (table and JSON), [`instrumentation`] (`--instrumentation`: the self-metrics' cost, metrics on vs
+//! off). Progress goes to stderr, the report to stdout.
 
 pub mod answers;
 pub mod clickhouse;
@@ -18,6 +19,7 @@ pub mod dataset;
 pub mod export;
 pub mod formats;
 pub mod http;
+pub mod instrumentation;
 pub mod load;
 pub mod procstat;
 pub mod queries;
@@ -141,6 +143,19 @@ pub struct BenchArgs {
     /// added to Luminate's (otherwise they are reported as unknown).
     #[arg(long, value_name = "PID", requires = "clickhouse")]
     pub clickhouse_pid: Option<u32>,
+    /// Measure what the self-metrics cost instead: the same request mix against a server with
+    /// `metrics.enabled` true (scraped every second) and one with it false (see docs/benchmarks.md).
+    #[arg(long, conflicts_with_all = ["url", "clickhouse", "dataset_out"])]
+    pub instrumentation: bool,
+    /// With `--instrumentation`: timed requests per server and round.
+    #[arg(long, default_value_t = 20_000, requires = "instrumentation")]
+    pub instrumentation_requests: usize,
+    /// With `--instrumentation`: points per write request.
+    #[arg(long, default_value_t = 100, requires = "instrumentation")]
+    pub instrumentation_batch: usize,
+    /// With `--instrumentation`: rounds (each measures both servers; the report gives medians).
+    #[arg(long, default_value_t = 3, requires = "instrumentation")]
+    pub instrumentation_rounds: usize,
 }
 
 /// Runs the benchmark; exit code 1 when a step fails or an answer differs from the reference.
@@ -186,6 +201,16 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     };
+    if args.instrumentation {
+        let plan = instrumentation::Plan {
+            requests: args.instrumentation_requests.max(10),
+            batch: args.instrumentation_batch.max(1),
+            connections: args.connections.max(1),
+            rounds: args.instrumentation_rounds.max(1),
+        };
+        instrumentation::run(&plan, args.json, &multi)?;
+        return Ok(true);
+    }
     let spec = Spec {
         points: args.points,
         customers: args.customers.max(1),

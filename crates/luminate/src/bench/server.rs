@@ -45,6 +45,16 @@ impl SpawnedServer {
         clickhouse: Option<&ClickhouseTarget>,
         max_series: u64,
     ) -> Result<Self, BenchError> {
+        Self::start_with(data_dir, clickhouse, max_series, &[])
+    }
+
+    /// [`SpawnedServer::start`] with more `LUMINATE_*` settings in `env` (applied last).
+    pub fn start_with(
+        data_dir: Option<&Path>,
+        clickhouse: Option<&ClickhouseTarget>,
+        max_series: u64,
+        env: &[(&str, &str)],
+    ) -> Result<Self, BenchError> {
         let (temp, data_dir) = match data_dir {
             Some(dir) => (None, dir.to_owned()),
             None => {
@@ -96,6 +106,7 @@ impl SpawnedServer {
                     ),
                 ]
             }))
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
