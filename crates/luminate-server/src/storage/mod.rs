@@ -55,7 +55,9 @@ pub enum OpenError {
 /// Opens the backend named by `storage.backend`.
 pub async fn build_store(config: &Config) -> Result<Arc<dyn MetricsStore>, OpenError> {
     match config.storage.backend {
-        Backend::Embedded => Ok(Arc::new(EmbeddedStore::open(engine_config(config)).await?)),
+        Backend::Embedded => Ok(Arc::new(
+            EmbeddedStore::open(engine_config(config), config.health.clone()).await?,
+        )),
         #[cfg(feature = "clickhouse")]
         Backend::Clickhouse => clickhouse::open(&config.storage.clickhouse).await,
         #[cfg(not(feature = "clickhouse"))]
