@@ -4,7 +4,8 @@
 //! differential conformance suite checks against a real `clickhouse-server`.
 //!
 //! # Modules, one layer calling the next
-//! - `store`: the trait implementation, open (version detection, schema), health, close;
+//! - `store`: the trait implementation, open (version detection, schema), health and the
+//!   `clickhouse_reachable` check, close;
 //! - `write`, `query/` (range, aggregate, rate), `discovery`, `retention`: one operation family each,
 //!   turning a request into statements and answers;
 //! - `service`: ClickHouse behind the circuit breaker: deadlines, `KILL QUERY` on cancellation, and the
@@ -91,4 +92,4 @@ mod transport;
 mod write;
 
 pub use settings::{ClickhouseSettings, SettingsError};
-pub use store::{ClickhouseStore, OpenError};
+pub use store::{ClickhouseStore, OpenError, REACHABLE_CHECK};

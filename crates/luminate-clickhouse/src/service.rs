@@ -3,7 +3,7 @@
 //! or are abandoned, and every failure mapped to a [`StoreError`].
 //!
 //! Owns the rules "what trips the breaker" and "which ClickHouse error is which contract error"; owns
-//! no SQL of its own beyond `KILL QUERY`.
+//! no SQL of its own beyond `KILL QUERY` and the `SELECT 1` of [`Service::ping_each`].
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -234,6 +234,36 @@ impl Service {
                 Err(map_error(e, Some(timeout)))
             }
         }
+    }
+
+    /// Sends `SELECT 1` to every endpoint at once, each bounded by `timeout`; returns each address
+    /// with how it answered, in the order of `addresses`. Outside the circuit breaker, neither asking
+    /// it nor telling it: this asks whether each address answers now, not whether the store may send
+    /// it work (the breaker's probe is `health`).
+    pub async fn ping_each(&self, timeout: Duration) -> Vec<(String, Result<(), TransportError>)> {
+        let pings: Vec<_> = (0..self.endpoint_count())
+            .map(|i| {
+                let transport = Arc::clone(&self.transport);
+                tokio::spawn(async move {
+                    transport
+                        .execute_on(i, &Statement::new("SELECT 1", timeout))
+                        .await
+                        .map(drop)
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(pings.len());
+        for (i, ping) in pings.into_iter().enumerate() {
+            let address = self.transport.address(i).to_owned();
+            let answer = ping.await.unwrap_or_else(|e| {
+                Err(TransportError::Broken {
+                    address: address.clone(),
+                    message: format!("the ping task failed: {e}"),
+                })
+            });
+            answers.push((address, answer));
+        }
+        answers
     }
 
     /// Stops new requests.

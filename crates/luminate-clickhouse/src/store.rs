@@ -1,13 +1,16 @@
 //! [`ClickhouseStore`]: the [`MetricsStore`] over ClickHouse. Opening it reaches the server, reads its
 //! version and puts the schema in place; each trait method hands over to the module that owns the
-//! operation (`write`, `query`, `discovery`, `retention`). Owns health and shutdown.
+//! operation (`write`, `query`, `discovery`, `retention`). Owns health, the `clickhouse_reachable`
+//! check, and shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
+use luminate_model::store::{
+    CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
+};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -25,6 +28,12 @@ use crate::{discovery, query, retention, schema, write};
 
 /// Longest a health check waits for ClickHouse.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest the reachability check waits for one address's `SELECT 1`: below the server's bound on a
+/// check (5 s), so that a hung address is named rather than the whole check timing out.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The name of the check that every configured address answers.
+pub const REACHABLE_CHECK: &str = "clickhouse_reachable";
 
 /// Why the store could not be opened.
 #[derive(Debug, Error)]
@@ -250,6 +259,15 @@ impl MetricsStore for ClickhouseStore {
         }
     }
 
+    /// `clickhouse_reachable`: every configured address answers `SELECT 1` (asked directly, whatever
+    /// the circuit breaker's state; see [`reachable`]).
+    fn checks(&self) -> Vec<HealthCheck> {
+        let service = Arc::clone(&self.service);
+        vec![HealthCheck::new(REACHABLE_CHECK, async move {
+            reachable(service.ping_each(PING_TIMEOUT).await)
+        })]
+    }
+
     /// Nothing is buffered (a write returns once ClickHouse has it): stops new requests.
     async fn close(&self) -> Result<(), StoreError> {
         self.service.close();
@@ -271,6 +289,33 @@ impl ClickhouseStore {
             .map_err(|e| StoreError::Internal {
                 message: e.to_string(),
             })
+    }
+}
+
+/// The reachability verdict over each address's answer to `SELECT 1`: a pass listing them, or a
+/// failure naming every address that did not answer, and why.
+fn reachable(answers: Vec<(String, Result<(), TransportError>)>) -> CheckOutcome {
+    let total = answers.len();
+    let mut answered = Vec::new();
+    let mut unreachable = Vec::new();
+    for (address, answer) in answers {
+        match answer {
+            Ok(()) => answered.push(address),
+            // These name the address already.
+            Err(e @ (TransportError::Unreachable { .. } | TransportError::Broken { .. })) => {
+                unreachable.push(e.to_string())
+            }
+            Err(e) => unreachable.push(format!("{address}: {e}")),
+        }
+    }
+    if unreachable.is_empty() {
+        CheckOutcome::pass().with_message(format!("SELECT 1 answered by {}", answered.join(", ")))
+    } else {
+        CheckOutcome::fail(format!(
+            "{} of {total} ClickHouse addresses did not answer SELECT 1: {}",
+            unreachable.len(),
+            unreachable.join("; ")
+        ))
     }
 }
 

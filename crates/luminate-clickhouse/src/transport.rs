@@ -190,6 +190,11 @@ impl Transport {
         self.endpoints.len()
     }
 
+    /// The `host:port` of endpoint `index` (in the order of `addresses`).
+    pub fn address(&self, index: usize) -> &str {
+        &self.endpoints[index].authority
+    }
+
     fn client(&self) -> HttpClient {
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.born.elapsed() >= self.conn_max_lifetime {

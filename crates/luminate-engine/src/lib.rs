@@ -49,8 +49,8 @@ mod wal;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -256,6 +256,8 @@ pub struct Engine {
     report: RecoveryReport,
     /// Scans of one query run on it in parallel; bounded, so queries cannot take every core.
     query_pool: rayon::ThreadPool,
+    /// Held by a WAL probe: concurrent health checks share the probe file's name.
+    wal_probe: Mutex<()>,
     // Declared last: dropped after `Drop::drop` has stopped the writer, so the lock outlives every
     // handle on the directory's files.
     _lock: DirLock,
@@ -367,6 +369,7 @@ impl Engine {
             retention,
             report,
             query_pool,
+            wal_probe: Mutex::new(()),
             _lock: lock,
         })
     }
@@ -569,6 +572,24 @@ impl Engine {
                 )),
             },
         }
+    }
+
+    /// Proves that the WAL directory accepts a new file now — what the writer needs to roll to its next
+    /// segment: creates a probe file there, writes and fsyncs a few bytes, removes it. `Poisoned` when a
+    /// write or fsync already failed (the engine accepts no writes whatever the directory says), else
+    /// the step that failed, naming the file. Returns the directory probed. For health checks: it
+    /// costs two fsyncs, and probes wait for each other.
+    pub fn probe_wal(&self) -> Result<PathBuf, EngineError> {
+        if self.shared.poisoned().is_some() {
+            return Err(self.shared.poisoned_error());
+        }
+        let dir = self.data_dir.join(wal::WAL_DIR);
+        let _one_at_a_time = self
+            .wal_probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        wal::probe_dir(&dir)?;
+        Ok(dir)
     }
 
     /// Forces everything written to stable storage (shutdown under `Interval`/`None` policies).

@@ -4,6 +4,8 @@
 //! tokens or quotas. Results are exact per CONTRACT §4 — the same query gives the same answer on every
 //! backend, which the conformance suite checks against [`crate::reference`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -144,6 +146,95 @@ pub enum HealthStatus {
     Unavailable,
 }
 
+/// The verdict of one named health check (CONTRACT §7 `checks.<name>.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// What the check looks at works.
+    Pass,
+    /// It works, but needs an operator's attention soon (e.g. disk space running low); the server
+    /// stays ready.
+    Warn,
+    /// It does not work: the server answers health with `503`.
+    Fail,
+}
+
+/// What a health check found: its verdict and, when there is something to say, why or with what numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// The verdict.
+    pub status: CheckStatus,
+    /// Why (always given for `warn` and `fail`), or what was verified.
+    pub message: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Passed, nothing to add.
+    pub fn pass() -> Self {
+        Self {
+            status: CheckStatus::Pass,
+            message: None,
+        }
+    }
+
+    /// Works, but needs attention, because of `message`.
+    pub fn warn(message: String) -> Self {
+        Self {
+            status: CheckStatus::Warn,
+            message: Some(message),
+        }
+    }
+
+    /// Failed, because of `message`.
+    pub fn fail(message: String) -> Self {
+        Self {
+            status: CheckStatus::Fail,
+            message: Some(message),
+        }
+    }
+
+    /// The same verdict with `message`.
+    pub fn with_message(self, message: String) -> Self {
+        Self {
+            message: Some(message),
+            ..self
+        }
+    }
+}
+
+/// The probe of a health check: owns what it needs (`'static`), so the server can run every check
+/// on a task of its own, concurrently, and stop waiting for it at a deadline.
+pub type CheckProbe = Pin<Box<dyn Future<Output = CheckOutcome> + Send + 'static>>;
+
+/// A named health check a backend offers, not yet run.
+pub struct HealthCheck {
+    /// Its key in `checks` (`wal_writable`, `clickhouse_reachable`, ...).
+    pub name: &'static str,
+    /// What runs it.
+    pub probe: CheckProbe,
+}
+
+impl HealthCheck {
+    /// The check `name`, run by `probe`.
+    pub fn new(
+        name: &'static str,
+        probe: impl Future<Output = CheckOutcome> + Send + 'static,
+    ) -> Self {
+        Self {
+            name,
+            probe: Box::pin(probe),
+        }
+    }
+}
+
+impl std::fmt::Debug for HealthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthCheck")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A per-metric retention set through the admin API (it overrides configured policies).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionOverride {
@@ -233,6 +324,13 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Current health.
     async fn health(&self) -> StorageHealth;
 
+    /// The backend's named health checks besides `storage` (which is [`MetricsStore::health`]), each
+    /// a probe the server runs concurrently with the others, bounds by a deadline and times. A wrapper
+    /// forwards its inner store's. Default: none.
+    fn checks(&self) -> Vec<HealthCheck> {
+        Vec::new()
+    }
+
     /// Makes everything accepted durable and releases resources; called once on graceful shutdown.
     async fn close(&self) -> Result<(), StoreError>;
 }
@@ -255,5 +353,24 @@ mod tests {
         );
         let expired = QueryContext::new(Duration::ZERO);
         assert!(expired.check().is_err());
+    }
+
+    #[test]
+    fn check_statuses_are_spelled_as_the_health_route_shows_them() {
+        let spelled: Vec<serde_json::Value> =
+            [CheckStatus::Pass, CheckStatus::Warn, CheckStatus::Fail]
+                .iter()
+                .map(|s| serde_json::to_value(s).unwrap())
+                .collect();
+        assert_eq!(spelled, ["pass", "warn", "fail"]);
+        let warned = CheckOutcome::warn("low".into());
+        assert_eq!(
+            warned.clone().with_message("lower".into()),
+            CheckOutcome {
+                status: CheckStatus::Warn,
+                message: Some("lower".into())
+            }
+        );
+        assert_eq!(CheckOutcome::pass().message, None);
     }
 }

@@ -410,3 +410,55 @@ async fn without_auth_every_request_is_tenant_default_with_every_scope() {
     // The admin route is reached (no 401/403): tenant default holds every scope.
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn health_lists_every_check_and_only_a_failure_answers_503() {
+    use luminate_model::store::CheckOutcome;
+
+    let store = MemoryStore::with_checks(vec![
+        ("quiet", CheckOutcome::pass(), Duration::ZERO),
+        (
+            "spare",
+            CheckOutcome::warn("running low".into()),
+            Duration::ZERO,
+        ),
+    ]);
+    let (status, mut body) = call(&app(Arc::new(store)), get("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for check in ["storage", "quiet", "spare"] {
+        assert!(body["checks"][check]["duration_ms"].is_u64(), "{body}");
+        body["checks"][check]["duration_ms"] = json!(0);
+    }
+    body["uptime_seconds"] = json!(0);
+    assert_eq!(
+        body,
+        json!({
+            "status": "degraded",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": 0,
+            "storage": {"backend": "memory", "status": "healthy", "disk_used_bytes": 0},
+            "checks": {
+                "storage": {"status": "pass", "duration_ms": 0},
+                "quiet": {"status": "pass", "duration_ms": 0},
+                "spare": {"status": "warn", "duration_ms": 0, "message": "running low"},
+            },
+        })
+    );
+    // Key order is part of the answer: storage first, then the backend's checks in its order.
+    let order: Vec<&String> = body["checks"].as_object().unwrap().keys().collect();
+    assert_eq!(order, ["storage", "quiet", "spare"]);
+
+    let store = MemoryStore::with_checks(vec![(
+        "broken",
+        CheckOutcome::fail("gone".into()),
+        Duration::ZERO,
+    )]);
+    let (status, body) = call(&app(Arc::new(store)), get("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["storage"]["status"], "healthy");
+    assert_eq!(
+        body["checks"]["broken"],
+        json!({"status": "fail", "duration_ms": body["checks"]["broken"]["duration_ms"], "message": "gone"})
+    );
+}

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{Rejection, RetentionOverride, StorageHealth};
+use luminate_model::store::{HealthCheck, Rejection, RetentionOverride, StorageHealth};
 use luminate_model::{
     ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -335,6 +335,10 @@ impl MetricsStore for CardinalityGuard {
 
     async fn health(&self) -> StorageHealth {
         self.inner.health().await
+    }
+
+    fn checks(&self) -> Vec<HealthCheck> {
+        self.inner.checks()
     }
 
     async fn close(&self) -> Result<(), StoreError> {

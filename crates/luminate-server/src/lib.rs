@@ -17,6 +17,7 @@ pub mod cardinality_guard;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod health;
 pub mod hll;
 pub mod idempotency;
 pub mod limits;

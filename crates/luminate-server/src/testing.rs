@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use luminate_model::reference::ReferenceStore;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthStatus, Rejection, RetentionOverride, StorageHealth};
+use luminate_model::store::{
+    CheckOutcome, HealthCheck, HealthStatus, Rejection, RetentionOverride, StorageHealth,
+};
 use luminate_model::{
     ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -30,6 +32,8 @@ pub struct MemoryStore {
     pub saw_cancel: Arc<AtomicBool>,
     /// Calls to `write`.
     pub writes: AtomicUsize,
+    /// Named health checks, each answering its outcome after its delay.
+    pub health_checks: Vec<(&'static str, CheckOutcome, Duration)>,
 }
 
 impl MemoryStore {
@@ -45,6 +49,14 @@ impl MemoryStore {
     pub fn refusing(prefix: &str) -> Self {
         Self {
             refuse_prefix: Some(prefix.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// A store with these named health checks, each answering its outcome after its delay.
+    pub fn with_checks(checks: Vec<(&'static str, CheckOutcome, Duration)>) -> Self {
+        Self {
+            health_checks: checks,
             ..Self::default()
         }
     }
@@ -194,6 +206,19 @@ impl MetricsStore for MemoryStore {
             disk_used_bytes: Some(0),
             error: None,
         }
+    }
+
+    fn checks(&self) -> Vec<HealthCheck> {
+        self.health_checks
+            .iter()
+            .map(|(name, outcome, delay)| {
+                let (outcome, delay) = (outcome.clone(), *delay);
+                HealthCheck::new(name, async move {
+                    tokio::time::sleep(delay).await;
+                    outcome
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) -> Result<(), StoreError> {

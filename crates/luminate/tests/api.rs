@@ -236,7 +236,7 @@ fn every_route_answers_the_seed_example_exactly(backend: Backend) {
     assert_eq!(health["storage"]["backend"], backend.name());
     assert_eq!(health["storage"]["status"], "healthy");
     assert!(health["storage"]["disk_used_bytes"].as_u64().unwrap() > 0);
-    assert_eq!(health["checks"]["storage"]["status"], "healthy");
+    assert_eq!(health["checks"]["storage"]["status"], "pass");
     assert!(health["checks"]["storage"]["duration_ms"].is_u64());
 }
 

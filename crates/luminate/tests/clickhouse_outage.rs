@@ -82,7 +82,7 @@ fn assert_unhealthy(server: &Luminate, reason: &str) {
     assert_eq!(health["storage"]["disk_used_bytes"], Value::Null);
     let error = health["storage"]["error"].as_str().unwrap();
     assert!(error.contains(reason), "{error}");
-    assert_eq!(health["checks"]["storage"]["status"], "unhealthy");
+    assert_eq!(health["checks"]["storage"]["status"], "fail");
     assert_eq!(health["checks"]["storage"]["message"], error);
 }
 

@@ -51,6 +51,11 @@ pub(crate) const RECORD_HEADER_LEN: usize = 8;
 pub(crate) const WAL_DIR: &str = "wal";
 /// Name of the series log directory inside the data directory (same framing as the WAL).
 pub(crate) const SERIES_DIR: &str = "series";
+/// The file [`probe_dir`] creates and removes. Not a segment name, so replay and truncation ignore a
+/// leftover of a crash mid-probe (the next probe truncates and removes it).
+pub(crate) const PROBE_FILE: &str = "health.probe";
+/// What a probe writes.
+const PROBE_BYTES: &[u8] = b"luminate health probe\n";
 
 /// Where a record was appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +308,27 @@ pub(crate) fn segment_usage(dir: &Path) -> (u64, u64) {
         })
         .filter_map(|e| e.metadata().ok())
         .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
+/// Proves that `dir` accepts a new file now, as rolling to the next segment needs: creates
+/// [`PROBE_FILE`], writes a few bytes, fsyncs them, removes the file and fsyncs the directory. The
+/// caller runs one probe of a directory at a time (they share the file name). The error names the
+/// file and the step that failed.
+pub(crate) fn probe_dir(dir: &Path) -> Result<(), EngineError> {
+    let path = dir.join(PROBE_FILE);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(io_error("create health probe file", &path))?;
+    file.write_all(PROBE_BYTES)
+        .map_err(io_error("write health probe file", &path))?;
+    file.sync_all()
+        .map_err(io_error("fsync health probe file", &path))?;
+    drop(file);
+    fs::remove_file(&path).map_err(io_error("remove health probe file", &path))?;
+    sync_dir(dir)
 }
 
 /// Removes the segments of the log in `dir` numbered below `seq` (their records are in parts), then

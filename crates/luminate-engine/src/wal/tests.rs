@@ -234,3 +234,42 @@ fn wal_torn_header_of_a_fresh_segment_is_removed_and_replaced() {
         }
     );
 }
+
+#[test]
+fn wal_probe_leaves_nothing_behind_and_a_leftover_is_ignored_by_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 10]).collect();
+    write_all(dir.path(), 1 << 20, &payloads);
+    let wal_dir = dir.path().join(WAL_DIR);
+    probe_dir(&wal_dir).unwrap();
+    let names: Vec<String> = fs::read_dir(&wal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec![segment::file_name(1)]);
+    // A crash mid-probe leaves the file: replay skips it, and the next probe replaces and removes it.
+    fs::write(wal_dir.join(PROBE_FILE), b"torn").unwrap();
+    let (_, seen, replayed) = reopen(dir.path(), 1 << 20).unwrap();
+    assert_eq!(seen, payloads);
+    assert!(replayed.dropped.is_empty());
+    probe_dir(&wal_dir).unwrap();
+    assert!(!wal_dir.join(PROBE_FILE).exists());
+}
+
+#[test]
+fn wal_probe_of_a_directory_that_is_gone_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join(WAL_DIR);
+    // Root ignores permission bits: a plain file where the directory was breaks it for everyone.
+    fs::write(&wal_dir, b"not a directory").unwrap();
+    let err = probe_dir(&wal_dir).unwrap_err();
+    let probe = wal_dir.join(PROBE_FILE);
+    assert!(
+        matches!(&err, EngineError::Io { op: "create health probe file", path, .. } if *path == probe),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&probe.display().to_string()),
+        "{err}"
+    );
+}

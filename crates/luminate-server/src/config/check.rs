@@ -93,6 +93,14 @@ impl Config {
             return invalid(&format!("storage.clickhouse.{}", e.key), e.message);
         }
 
+        let ratio = self.health.min_free_disk_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return invalid(
+                "health.min_free_disk_ratio",
+                format!("{ratio} is outside 0..=1 (a share of the filesystem's size)"),
+            );
+        }
+
         let rl = &self.rate_limits;
         positive(
             "rate_limits.write_requests_per_second",

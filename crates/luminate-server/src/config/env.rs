@@ -46,6 +46,8 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.clickhouse.breaker_failure_threshold",
     "storage.clickhouse.breaker_cool_down",
     "storage.clickhouse.max_response_bytes",
+    "health.min_free_disk_bytes",
+    "health.min_free_disk_ratio",
     "rate_limits.write_requests_per_second",
     "rate_limits.query_requests_per_second",
     "rate_limits.metrics_per_second",

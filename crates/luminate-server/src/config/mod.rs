@@ -73,6 +73,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
+    pub health: HealthConfig,
     pub rate_limits: RateLimitsConfig,
     pub cardinality_limits: CardinalityLimitsConfig,
     pub query_limits: QueryLimitsConfig,
@@ -317,6 +318,29 @@ impl ClickhouseConfig {
             breaker_failure_threshold: self.breaker_failure_threshold,
             breaker_cool_down: self.breaker_cool_down,
             max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// `health`: thresholds of the checks of `/api/v1/health` (see `crate::health`). Only the embedded
+/// backend checks disk space: ClickHouse's disks are ClickHouse's to watch.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// `disk_space` warns when the data directory's filesystem has fewer bytes than this available;
+    /// 0 turns the byte floor off. An absolute floor because what a flush or a WAL segment needs does
+    /// not shrink with the size of the disk.
+    pub min_free_disk_bytes: u64,
+    /// ... or when less than this share of it is available (0 to 1); 0 turns the ratio floor off.
+    /// A share because how fast a disk fills grows with what it holds.
+    pub min_free_disk_ratio: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            min_free_disk_bytes: 1 << 30,
+            min_free_disk_ratio: 0.05,
         }
     }
 }

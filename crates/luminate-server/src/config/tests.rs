@@ -524,6 +524,51 @@ fn metrics_exposure_settings() {
 }
 
 #[test]
+fn health_thresholds_from_file_and_environment() {
+    let c = load(
+        "health:\n  min_free_disk_bytes: 0\n  min_free_disk_ratio: 0.2\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.health,
+        HealthConfig {
+            min_free_disk_bytes: 0,
+            min_free_disk_ratio: 0.2
+        }
+    );
+    let c = Config::load_from(
+        None,
+        &vars(&[
+            ("LUMINATE_HEALTH_MIN_FREE_DISK_BYTES", "5000"),
+            ("LUMINATE__HEALTH__MIN_FREE_DISK_RATIO", "1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.health,
+        HealthConfig {
+            min_free_disk_bytes: 5000,
+            min_free_disk_ratio: 1.0
+        }
+    );
+    for bad in ["1.5", "-0.1"] {
+        let err = load_err(&format!("health:\n  min_free_disk_ratio: {bad}\n"), &[]);
+        assert_eq!(
+            err,
+            format!(
+                "invalid configuration: health.min_free_disk_ratio: {bad} is outside 0..=1 (a share of the filesystem's size)"
+            )
+        );
+    }
+    let err = load_err("health:\n  min_free_disk: 1\n", &[]);
+    assert!(
+        err.contains("min_free_disk") && err.contains("health"),
+        "{err}"
+    );
+}
+
+#[test]
 fn rate_limit_overrides_per_tenant() {
     let c = load(
         "rate_limits:\n  tenants:\n    acme:\n      metrics_per_second: 50000\n",

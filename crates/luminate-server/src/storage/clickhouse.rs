@@ -2,12 +2,13 @@
 //!
 //! Luminate in front of ClickHouse is stateless, so an unreachable ClickHouse at start-up (down,
 //! restarting, not answering in time) does not stop it: the server starts **degraded** — every call
-//! answers `503 STORAGE_UNAVAILABLE` with the reason, `/api/v1/health` reports the storage unhealthy with
-//! the same reason — and a background task tries to open the store again every `breaker_cool_down`. The
-//! first success serves every later request; nothing restarts. This is what an orchestrator expects of a
-//! stateless tier: replicas started before their database do not crash-loop, and their readiness probe
-//! (health) turns green by itself. The alternative, exiting until ClickHouse answers, was rejected
-//! because it turns a database restart into a fleet of restarting replicas.
+//! answers `503 STORAGE_UNAVAILABLE` with the reason, `/api/v1/health` reports the storage unhealthy and
+//! its `clickhouse_reachable` check failing with the same reason — and a background task tries to open
+//! the store again every `breaker_cool_down`. The first success serves every later request; nothing
+//! restarts. This is what an orchestrator expects of a stateless tier: replicas started before their
+//! database do not crash-loop, and their readiness probe (health) turns green by itself. The
+//! alternative, exiting until ClickHouse answers, was rejected because it turns a database restart into
+//! a fleet of restarting replicas.
 //!
 //! What waiting cannot fix stops start-up with a message naming the address or key: bad settings,
 //! refused credentials, a port that is not ClickHouse's HTTP interface (the native 9000), a foreign
@@ -20,9 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_clickhouse::observe::ClickhouseObserver;
-use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore};
+use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, REACHABLE_CHECK};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
+use luminate_model::store::{
+    CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
+};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -268,6 +271,17 @@ impl MetricsStore for DeferredClickhouse {
                     other => other.to_string(),
                 }),
             },
+        }
+    }
+
+    /// The open store's checks; before it opens, `clickhouse_reachable` failing with the reason.
+    fn checks(&self) -> Vec<HealthCheck> {
+        match self.shared.store.get() {
+            Some(store) => store.checks(),
+            None => vec![HealthCheck::new(
+                REACHABLE_CHECK,
+                std::future::ready(CheckOutcome::fail(self.shared.reason())),
+            )],
         }
     }
 

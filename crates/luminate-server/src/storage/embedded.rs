@@ -2,22 +2,31 @@
 //! configuration.
 //!
 //! The engine's API is synchronous (it may fsync, scan or wait for group commit), so every call runs on
-//! tokio's blocking pool and never stalls the threads that serve requests. Owns no query logic.
+//! tokio's blocking pool and never stalls the threads that serve requests. Owns no query logic. Its
+//! health checks are `disk_space` (the data directory's filesystem, under the `health` section's
+//! floors: [`crate::health::disk_space`]) and `wal_writable` ([`Engine::probe_wal`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth};
+use luminate_model::store::{
+    CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
+};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
 };
 
 use super::OpenError;
-use crate::config::{Config, SyncMode};
+use crate::config::{Config, HealthConfig, SyncMode};
+use crate::health::{self, DISK_SPACE_CHECK};
+
+/// The name of the check that the WAL directory accepts a new file.
+pub const WAL_WRITABLE_CHECK: &str = "wal_writable";
 
 /// The engine's settings from `storage.embedded` and `cardinality_limits`.
 pub fn engine_config(config: &Config) -> EngineConfig {
@@ -46,6 +55,10 @@ pub fn engine_config(config: &Config) -> EngineConfig {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     engine: Arc<Engine>,
+    /// For the `disk_space` check.
+    data_dir: PathBuf,
+    /// The `disk_space` check's floors.
+    health: HealthConfig,
 }
 
 /// Runs `f` on the blocking pool; a panic inside the engine becomes an internal error, not a crash.
@@ -60,9 +73,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl EmbeddedStore {
-    /// The store over an engine already open.
-    pub fn from_engine(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// The store over an engine already open on `data_dir`.
+    pub fn from_engine(engine: Arc<Engine>, data_dir: PathBuf, health: HealthConfig) -> Self {
+        Self {
+            engine,
+            data_dir,
+            health,
+        }
     }
 
     /// The engine (for its gauges).
@@ -70,15 +87,21 @@ impl EmbeddedStore {
         &self.engine
     }
 
-    /// Opens (locks, replays) the engine; the engine logs what recovery found.
-    pub async fn open(config: EngineConfig) -> Result<Self, OpenError> {
+    /// Opens (locks, replays) the engine; the engine logs what recovery found. `health` holds the
+    /// floors of the `disk_space` check.
+    pub async fn open(config: EngineConfig, health: HealthConfig) -> Result<Self, OpenError> {
         let data_dir = config.data_dir.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::open(config))
             .await
             .map_err(|e| OpenError::Panicked(e.to_string()))?
-            .map_err(|source| OpenError::Engine { data_dir, source })?;
+            .map_err(|source| OpenError::Engine {
+                data_dir: data_dir.clone(),
+                source,
+            })?;
         Ok(Self {
             engine: Arc::new(engine),
+            data_dir,
+            health,
         })
     }
 }
@@ -200,6 +223,28 @@ impl MetricsStore for EmbeddedStore {
                 disk_used_bytes: None,
                 error: Some(e.to_string()),
             })
+    }
+
+    fn checks(&self) -> Vec<HealthCheck> {
+        let (data_dir, floors) = (self.data_dir.clone(), self.health.clone());
+        let engine = self.engine.clone();
+        vec![
+            HealthCheck::new(DISK_SPACE_CHECK, async move {
+                blocking(move || health::disk_space(&data_dir, &floors))
+                    .await
+                    .unwrap_or_else(|e| CheckOutcome::fail(e.to_string()))
+            }),
+            HealthCheck::new(WAL_WRITABLE_CHECK, async move {
+                match blocking(move || engine.probe_wal()).await {
+                    Ok(Ok(dir)) => CheckOutcome::pass().with_message(format!(
+                        "created, wrote, fsynced and removed a file in {}",
+                        dir.display()
+                    )),
+                    Ok(Err(e)) => CheckOutcome::fail(e.to_string()),
+                    Err(e) => CheckOutcome::fail(e.to_string()),
+                }
+            }),
+        ]
     }
 
     async fn close(&self) -> Result<(), StoreError> {

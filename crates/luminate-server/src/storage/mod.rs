@@ -71,7 +71,7 @@ pub async fn build_store(config: &Config, telemetry: &Telemetry) -> Result<Opene
                 ..engine_config(config)
             };
             let data_dir = engine_config.data_dir.clone();
-            let store = EmbeddedStore::open(engine_config).await?;
+            let store = EmbeddedStore::open(engine_config, config.health.clone()).await?;
             Ok(OpenedStore {
                 engine: Some((store.engine().clone(), data_dir)),
                 store: Arc::new(store),

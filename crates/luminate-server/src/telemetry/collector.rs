@@ -319,7 +319,11 @@ mod tests {
     async fn gauges_follow_the_store_and_labels_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
-        let store: Arc<dyn MetricsStore> = Arc::new(EmbeddedStore::from_engine(engine.clone()));
+        let store: Arc<dyn MetricsStore> = Arc::new(EmbeddedStore::from_engine(
+            engine.clone(),
+            dir.path().to_owned(),
+            crate::config::HealthConfig::default(),
+        ));
         // Three tenants with a label of their own, seven folded into `other`.
         for t in 0..10 {
             let tenant = luminate_model::Tenant::new(format!("t{t}"));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use luminate_engine::EngineObserver;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{RetentionOverride, StorageHealth};
+use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -309,6 +309,10 @@ impl MetricsStore for InstrumentedStore {
 
     async fn health(&self) -> StorageHealth {
         self.inner.health().await
+    }
+
+    fn checks(&self) -> Vec<HealthCheck> {
+        self.inner.checks()
     }
 
     async fn close(&self) -> Result<(), StoreError> {

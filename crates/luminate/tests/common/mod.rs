@@ -104,12 +104,16 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Defaults over `data_dir`.
+    /// Defaults over `data_dir`, except the disk-space floors of health, which are off: whether a
+    /// test's server is `healthy` must not depend on the free space of the machine running it (a test
+    /// that wants a floor sets it; a later `env` of the same variable wins).
     pub fn new(data_dir: &Path) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
             ..Self::default()
         }
+        .env("LUMINATE_HEALTH_MIN_FREE_DISK_BYTES", "0")
+        .env("LUMINATE_HEALTH_MIN_FREE_DISK_RATIO", "0")
     }
 
     /// With a configuration file.
