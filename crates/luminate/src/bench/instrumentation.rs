@@ -93,7 +93,7 @@ fn send(url: &str, plan: &Plan, count: usize, offset: usize) -> Result<Vec<f64>,
                 let mut latencies = Vec::new();
                 for seq in (c..count).step_by(connections) {
                     let seq = seq + offset;
-                    let (path, body) = if seq % QUERY_EVERY == 0 {
+                    let (path, body) = if seq.is_multiple_of(QUERY_EVERY) {
                         ("/api/v1/query", query_body(seq))
                     } else {
                         ("/api/v1/write", write_body(plan.batch, seq))
@@ -191,7 +191,7 @@ fn measure(plan: &Plan, metrics_on: bool, multi: &MultiProgress) -> Result<Run, 
 pub fn run(plan: &Plan, json_out: bool, multi: &MultiProgress) -> Result<(), BenchError> {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..plan.rounds.max(1) {
-        let order = if round % 2 == 0 {
+        let order = if round.is_multiple_of(2) {
             [true, false]
         } else {
             [false, true]
