@@ -60,6 +60,9 @@ fn every_alert_has_a_firing_and_a_silent_unit_test() {
     let mut seen: BTreeMap<String, (bool, bool)> = BTreeMap::new();
     for entry in std::fs::read_dir(path("deploy/prometheus/tests")).unwrap() {
         let file = entry.unwrap().path();
+        if file.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
         let relative = file
             .strip_prefix(repo())
             .unwrap()
