@@ -9,10 +9,15 @@ source scripts/lib/common.sh
 ensure_toolchain
 # clickhouse-server: the ClickHouse backend's tests start real servers (Debian's package, 18.16) on
 # loopback ports. They never skip: without the binary they fail, so the install must succeed here.
-# prometheus: `promtool check metrics` validates the self-metrics exposition (tests/metrics.rs); never skipped.
-ensure_apt_packages curl clickhouse-server prometheus
+# prometheus: `promtool check metrics` validates the self-metrics exposition (tests/metrics.rs), and
+# promtool checks and unit-tests deploy/prometheus (tests/deploy.rs). prometheus-alertmanager (amtool)
+# and prometheus-node-exporter: tests/monitoring_stack.rs runs scripts/monitoring-stack.sh, Prometheus and
+# Alertmanager included. Never skipped.
+ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager prometheus-node-exporter
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
-command -v promtool >/dev/null || { echo "promtool is not installed (Debian package prometheus)" >&2; exit 1; }
+for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter)" >&2; exit 1; }
+done
 
 log "format check"
 cargo fmt --all -- --check

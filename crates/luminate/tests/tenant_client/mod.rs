@@ -122,8 +122,13 @@ pub struct Client {
 impl Client {
     /// A client of `server`.
     pub fn of(server: &Luminate) -> Self {
+        Self::at(&server.base)
+    }
+
+    /// A client of the server at `base` (`http://HOST:PORT`), one this test did not launch.
+    pub fn at(base: &str) -> Self {
         Self {
-            base: server.base.clone(),
+            base: base.to_owned(),
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
