@@ -343,7 +343,7 @@ pub(crate) struct EngineMetrics {
 
 impl EngineMetrics {
     pub(super) fn register(r: &mut Registrar<'_>) -> Self {
-        Self {
+        let metrics = Self {
             wal_appends: r.add(
                 "engine_wal_appends",
                 "Records appended to the write-ahead log (one per commit group's write, one per delete)",
@@ -434,7 +434,17 @@ impl EngineMetrics {
                 &[],
                 Gauge::default(),
             ),
+        };
+        // Both outcomes exist from the start, at 0: `increase()` over a rare event (a compaction, a
+        // failed flush) then has a series to work on before the first one happens.
+        for ok in [true, false] {
+            let labels = OutcomeLabels {
+                outcome: outcome(ok),
+            };
+            metrics.flushes.get_or_create(&labels);
+            metrics.compactions.get_or_create(&labels);
         }
+        metrics
     }
 
     /// Sets the gauges from the engine's figures.
