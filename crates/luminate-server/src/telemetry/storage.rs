@@ -441,8 +441,8 @@ impl EngineMetrics {
             let labels = OutcomeLabels {
                 outcome: outcome(ok),
             };
-            metrics.flushes.get_or_create(&labels);
-            metrics.compactions.get_or_create(&labels);
+            drop(metrics.flushes.get_or_create(&labels));
+            drop(metrics.compactions.get_or_create(&labels));
         }
         metrics
     }
