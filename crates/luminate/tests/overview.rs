@@ -13,7 +13,7 @@ mod tenant_client;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Launch, eventually, get_text, now_ms, point};
+use common::{Launch, eventually, get_text, label_values, now_ms, point};
 use serde_json::{Value, json};
 use tenant_client::{Client, token, with_secret};
 
@@ -89,19 +89,6 @@ fn the_overview_sums_known_traffic_and_needs_admin() {
         let ms = o["latency_ms"][key].as_f64().unwrap();
         assert!(ms > 0.0 && ms <= 30_000.0, "{key}: {ms}");
     }
-}
-
-/// The distinct values of `label` among the samples of `metric`.
-fn label_values(text: &str, metric: &str, label: &str) -> HashSet<String> {
-    let key = format!("{label}=\"");
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{metric}{{")))
-        .filter_map(|line| {
-            let start = line.find(&key)? + key.len();
-            let end = line[start..].find('"')? + start;
-            Some(line[start..end].to_owned())
-        })
-        .collect()
 }
 
 #[test]

@@ -232,6 +232,13 @@ pub struct Telemetry {
     pub(crate) cardinality: collector::CardinalityMetrics,
     pub(crate) storage: StorageMetrics,
     pub(crate) engine: Arc<EngineMetrics>,
+    #[cfg_attr(
+        not(feature = "clickhouse"),
+        allow(
+            dead_code,
+            reason = "the ClickHouse backend is the observer's only user"
+        )
+    )]
     pub(crate) clickhouse: Arc<ClickhouseMetrics>,
     pub(crate) collection_duration: FloatGauge,
     pub(crate) tenants: Arc<TenantLabelCap>,

@@ -512,6 +512,13 @@ struct ClickhouseOperationLabels {
 /// The ClickHouse client's metrics. Registered in every build (the reference is the same); only a
 /// build with the `clickhouse` feature records anything.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "clickhouse"),
+    allow(
+        dead_code,
+        reason = "registered for the reference; only the backend records"
+    )
+)]
 pub(crate) struct ClickhouseMetrics {
     requests: Family<ClickhouseRequestLabels, Counter>,
     durations: HistogramFamily<ClickhouseOperationLabels>,

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -546,4 +547,17 @@ pub fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
         .unwrap_or_default();
     let body = response.body_mut().read_to_string().expect("read body");
     (status, content_type, body)
+}
+
+/// The distinct values of `label` among the samples of `metric`.
+pub fn label_values(text: &str, metric: &str, label: &str) -> HashSet<String> {
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .filter_map(|line| {
+            let start = line.find(&key)? + key.len();
+            let end = line[start..].find('"')? + start;
+            Some(line[start..end].to_owned())
+        })
+        .collect()
 }
