@@ -1,7 +1,8 @@
 //! `luminate bench --instrumentation`: what Luminate's self-metrics cost. The same request mix is sent
 //! to two spawned servers, one with `metrics.enabled: true` (the HTTP middleware, every counter and
-//! histogram, the background collector every second, and a scrape of `/metrics` every second: fifteen
-//! times Prometheus' default rate) and one with `metrics.enabled: false` (no middleware, no collector, no
+//! histogram, the background collector, and a scraper: by default every 10 s and every 5 s, the
+//! default `metrics.interval` and three times Prometheus' default scrape rate; both are options) and
+//! one with `metrics.enabled: false` (no middleware, no collector, no
 //! exposition; the handlers' counter increments stay, so the difference measured is a lower bound of
 //! the whole cost only by those few atomic adds). Rounds alternate which server goes first, so that
 //! drift of the machine falls on both.
@@ -34,6 +35,10 @@ pub struct Plan {
     pub connections: usize,
     /// Rounds (each measures both servers).
     pub rounds: usize,
+    /// `metrics.interval` of the instrumented server.
+    pub collector_interval: Duration,
+    /// Time between scrapes of the instrumented server.
+    pub scrape_every: Duration,
 }
 
 /// One server's figures in one round.
@@ -132,13 +137,14 @@ fn send(url: &str, plan: &Plan, count: usize, offset: usize) -> Result<Vec<f64>,
 /// One server: start, warm up, then the timed phase (with a scraper when metrics are on).
 fn measure(plan: &Plan, metrics_on: bool, multi: &MultiProgress) -> Result<Run, BenchError> {
     let enabled = if metrics_on { "true" } else { "false" };
+    let interval = format!("{}ms", plan.collector_interval.as_millis().max(1));
     let server = SpawnedServer::start_with(
         None,
         None,
         10_000_000,
         &[
             ("LUMINATE__METRICS__ENABLED", enabled),
-            ("LUMINATE__METRICS__INTERVAL", "1s"),
+            ("LUMINATE__METRICS__INTERVAL", &interval),
         ],
     )?;
     let pid = server
@@ -148,11 +154,16 @@ fn measure(plan: &Plan, metrics_on: bool, multi: &MultiProgress) -> Result<Run, 
     let stop = Arc::new(AtomicBool::new(false));
     let scraper = metrics_on.then(|| {
         let (url, stop) = (format!("{}/metrics", server.url), stop.clone());
+        let every = plan.scrape_every;
         thread::spawn(move || {
             let agent = http::agent();
+            let mut last = Instant::now() - every;
             while !stop.load(Ordering::Relaxed) {
-                let _ = http::get(&agent, &url);
-                thread::sleep(Duration::from_secs(1));
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    let _ = http::get(&agent, &url);
+                }
+                thread::sleep(Duration::from_millis(20));
             }
         })
     });
@@ -230,6 +241,8 @@ pub fn run(plan: &Plan, json_out: bool, multi: &MultiProgress) -> Result<(), Ben
         let report = json!({
             "requests_per_round": plan.requests, "batch": plan.batch, "connections": plan.connections,
             "rounds": plan.rounds, "query_every": QUERY_EVERY,
+            "collector_interval_seconds": plan.collector_interval.as_secs_f64(),
+            "scrape_every_seconds": plan.scrape_every.as_secs_f64(),
             "cpu_us_per_request": {"on": cpu_on, "off": cpu_off, "overhead_percent": cpu_share},
             "mean_latency_us": {"on": lat_on, "off": lat_off, "difference": lat_on - lat_off},
             "p99_latency_us": {"on": p99_on, "off": p99_off, "difference": p99_on - p99_off},
@@ -242,6 +255,11 @@ pub fn run(plan: &Plan, json_out: bool, multi: &MultiProgress) -> Result<(), Ben
         println!(
             "instrumentation cost: {} requests per server and round ({} points per write, a query every {}), {} connections, median of {} rounds",
             plan.requests, plan.batch, QUERY_EVERY, plan.connections, plan.rounds
+        );
+        println!(
+            "instrumented server: collector every {:.1} s, scraped every {:.1} s",
+            plan.collector_interval.as_secs_f64(),
+            plan.scrape_every.as_secs_f64()
         );
         println!(
             "{:<28} {:>12} {:>12} {:>12}",

@@ -156,6 +156,17 @@ pub struct BenchArgs {
     /// With `--instrumentation`: rounds (each measures both servers; the report gives medians).
     #[arg(long, default_value_t = 3, requires = "instrumentation")]
     pub instrumentation_rounds: usize,
+    /// With `--instrumentation`: `metrics.interval` of the instrumented server (the collector's period).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "instrumentation")]
+    pub instrumentation_interval: std::time::Duration,
+    /// With `--instrumentation`: time between scrapes of the instrumented server.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "instrumentation")]
+    pub instrumentation_scrape_every: std::time::Duration,
+}
+
+/// A duration as the configuration writes them (`500ms`, `10s`, `1m`).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    luminate_model::time::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Runs the benchmark; exit code 1 when a step fails or an answer differs from the reference.
@@ -207,6 +218,8 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
             batch: args.instrumentation_batch.max(1),
             connections: args.connections.max(1),
             rounds: args.instrumentation_rounds.max(1),
+            collector_interval: args.instrumentation_interval,
+            scrape_every: args.instrumentation_scrape_every,
         };
         instrumentation::run(&plan, args.json, &multi)?;
         return Ok(true);
