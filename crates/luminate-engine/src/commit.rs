@@ -550,7 +550,9 @@ impl Committer {
         }
         self.sync_per_policy();
         let staged = std::mem::take(&mut self.staged);
-        self.staging.clear();
+        for (tenant, limit) in self.staging.clear() {
+            self.shared.observer.cardinality_warning(&tenant, limit);
+        }
         // Writes before this index were applied; the rest fail with the poison reason.
         let mut applied = 0;
         if self.shared.poisoned().is_none() {

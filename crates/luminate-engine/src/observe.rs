@@ -6,6 +6,8 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
+use luminate_model::Tenant;
+
 /// Receives the engine's events. Called on the engine's own threads (the writer, the flusher, the
 /// compactor), often while the writer holds no lock but is the only writer: an implementation must be
 /// cheap and never block (an atomic add, a histogram observation).
@@ -26,6 +28,12 @@ pub trait EngineObserver: Send + Sync + Debug {
     /// A frozen head was flushed to parts in `elapsed`; `ok` is false when the flush failed.
     fn flushed(&self, elapsed: Duration, ok: bool) {
         let _ = (elapsed, ok);
+    }
+
+    /// `tenant` passed 80 % of the cardinality limit `limit` (`max_unique_series_per_metric` or
+    /// `max_metrics_per_tenant`); the engine has logged it.
+    fn cardinality_warning(&self, tenant: &Tenant, limit: &'static str) {
+        let _ = (tenant, limit);
     }
 
     /// One compaction job (a partition's parts merged into one) ran for `elapsed`.

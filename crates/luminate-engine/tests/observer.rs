@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{point, tenant};
-use luminate_engine::{Engine, EngineConfig, EngineObserver};
+use luminate_engine::{CardinalityLimits, Engine, EngineConfig, EngineObserver};
+use luminate_model::Tenant;
+use std::sync::Mutex;
 
 /// Counts every event.
 #[derive(Debug, Default)]
@@ -23,6 +25,7 @@ struct Recorder {
     failed_syncs: AtomicU64,
     flushes: AtomicU64,
     compactions: AtomicU64,
+    warnings: Mutex<Vec<(String, &'static str)>>,
 }
 
 impl EngineObserver for Recorder {
@@ -39,6 +42,12 @@ impl EngineObserver for Recorder {
     fn flushed(&self, _elapsed: Duration, ok: bool) {
         assert!(ok);
         self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn cardinality_warning(&self, tenant: &Tenant, limit: &'static str) {
+        self.warnings
+            .lock()
+            .unwrap()
+            .push((tenant.to_string(), limit));
     }
     fn compacted(&self, _elapsed: Duration, ok: bool) {
         assert!(ok);
@@ -93,4 +102,50 @@ fn every_append_fsync_flush_and_compaction_is_reported() {
     assert_eq!(after.parts, 1, "the two parts were merged");
     assert_eq!(after.memory.head_points, 0);
     assert!(after.disk_bytes > after.wal_bytes);
+}
+
+#[test]
+fn passing_80_percent_of_a_limit_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let config = EngineConfig {
+        observer: recorder.clone(),
+        limits: CardinalityLimits {
+            max_series_per_metric: 10,
+            max_metrics_per_tenant: 5,
+        },
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Engine::open(config).unwrap();
+    // Series 1..=7 of `m`: below 80 % of 10.
+    for i in 0..7 {
+        engine
+            .write(
+                &tenant(),
+                vec![point("m", 1, 1.0, &[("i", &i.to_string())])],
+            )
+            .unwrap();
+    }
+    assert!(recorder.warnings.lock().unwrap().is_empty());
+    // The 8th series and the 4th metric reach 80 % of their limits (in one batch: one group).
+    let batch = vec![
+        point("m", 1, 1.0, &[("i", "7")]),
+        point("n", 1, 1.0, &[]),
+        point("o", 1, 1.0, &[]),
+        point("p", 1, 1.0, &[]),
+    ];
+    assert_eq!(engine.write(&tenant(), batch).unwrap().accepted, 4);
+    // Past the level: no second warning.
+    engine
+        .write(&tenant(), vec![point("m", 1, 1.0, &[("i", "8")])])
+        .unwrap();
+    let mut seen = recorder.warnings.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("acme".to_owned(), "max_metrics_per_tenant"),
+            ("acme".to_owned(), "max_unique_series_per_metric"),
+        ]
+    );
 }

@@ -442,7 +442,7 @@ impl Server {
             },
         );
         let store = InstrumentedStore::wrap(opened.store, &telemetry.storage);
-        let store = crate::cardinality_guard::wrap(store, &config);
+        let store = crate::cardinality_guard::wrap(store, &config, &telemetry);
         let state = Arc::new(AppState::with_telemetry(
             Arc::new(config),
             store,

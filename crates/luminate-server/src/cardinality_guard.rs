@@ -32,22 +32,30 @@ use luminate_model::{
 
 use crate::config::Config;
 use crate::hll::Sketch;
+use crate::telemetry::Telemetry;
+use crate::telemetry::collector::CardinalityWarnings;
 
 /// Share of a limit at which a tenant is warned.
 pub const WARN_RATIO: f64 = 0.8;
 
 /// Wraps `store` in a [`CardinalityGuard`] unless it is the embedded engine, which enforces the
 /// limits itself.
-pub fn wrap(store: Arc<dyn MetricsStore>, config: &Config) -> Arc<dyn MetricsStore> {
+pub fn wrap(
+    store: Arc<dyn MetricsStore>,
+    config: &Config,
+    telemetry: &Telemetry,
+) -> Arc<dyn MetricsStore> {
     if store.backend_name() == "embedded" {
         return store;
     }
     let cl = &config.cardinality_limits;
-    Arc::new(CardinalityGuard::new(
+    let mut guard = CardinalityGuard::new(
         store,
         cl.max_unique_series_per_metric,
         cl.max_metrics_per_tenant,
-    ))
+    );
+    guard.warnings = Some(telemetry.cardinality.warnings.clone());
+    Arc::new(guard)
 }
 
 /// The level at which a limit warns: 80 %, at least 1.
@@ -79,6 +87,8 @@ pub struct CardinalityGuard {
     max_metrics: u64,
     /// A std mutex: held only while a batch is checked, never across an await.
     tenants: Mutex<HashMap<Tenant, TenantCounts>>,
+    /// Counts the 80 % warnings (`luminate_cardinality_limit_warnings_total`).
+    warnings: Option<CardinalityWarnings>,
 }
 
 impl CardinalityGuard {
@@ -89,6 +99,7 @@ impl CardinalityGuard {
             max_series,
             max_metrics,
             tenants: Mutex::new(HashMap::new()),
+            warnings: None,
         }
     }
 
@@ -146,7 +157,7 @@ impl CardinalityGuard {
                 let level = warn_level(self.max_metrics);
                 if !counts.metrics_warned && counts.metrics.len() as u64 >= level {
                     counts.metrics_warned = true;
-                    warn(
+                    self.warn(
                         tenant,
                         None,
                         "max_metrics_per_tenant",
@@ -179,7 +190,7 @@ impl CardinalityGuard {
                 let estimate = metric.series.estimate();
                 if !metric.warned && estimate >= warn_level(self.max_series) {
                     metric.warned = true;
-                    warn(
+                    self.warn(
                         tenant,
                         Some(point.name),
                         "max_unique_series_per_metric",
@@ -205,16 +216,28 @@ impl CardinalityGuard {
     }
 }
 
-/// The 80 % warning (a later issue adds a self-metric beside it).
-fn warn(tenant: &Tenant, metric: Option<&str>, limit: &'static str, count: u64, max: u64) {
-    tracing::warn!(
-        tenant = %tenant,
-        metric = metric.unwrap_or(""),
-        limit,
-        count,
-        max,
-        "tenant passed 80% of a cardinality limit"
-    );
+impl CardinalityGuard {
+    /// The 80 % warning: a log line and `luminate_cardinality_limit_warnings_total`.
+    fn warn(
+        &self,
+        tenant: &Tenant,
+        metric: Option<&str>,
+        limit: &'static str,
+        count: u64,
+        max: u64,
+    ) {
+        tracing::warn!(
+            tenant = %tenant,
+            metric = metric.unwrap_or(""),
+            limit,
+            count,
+            max,
+            "tenant passed 80% of a cardinality limit"
+        );
+        if let Some(warnings) = &self.warnings {
+            warnings.record(tenant, limit);
+        }
+    }
 }
 
 #[async_trait]
@@ -422,6 +445,41 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn passing_80_percent_is_counted_by_tenant_and_limit() {
+        let mut registry = crate::telemetry::Registry::default();
+        let telemetry = crate::telemetry::Telemetry::register(&mut registry, 10);
+        let mut config = Config::default();
+        config.cardinality_limits.max_unique_series_per_metric = 10;
+        config.cardinality_limits.max_metrics_per_tenant = 5;
+        let guard = wrap(Arc::new(MemoryStore::default()), &config, &telemetry);
+        let t = Tenant::new("acme");
+        guard.write(&t, batch("m", 0..7)).await.unwrap();
+        for name in ["a", "b"] {
+            guard.write(&t, batch(name, 0..1)).await.unwrap();
+        }
+        let count = |limit: &str| {
+            let text = crate::telemetry::tests::exposition(&registry);
+            let series = format!(
+                "luminate_cardinality_limit_warnings_total{{tenant=\"acme\",limit=\"{limit}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .map(|v| v.parse::<u64>().unwrap())
+        };
+        assert_eq!(count("max_unique_series_per_metric"), None, "7 of 10");
+        assert_eq!(count("max_metrics_per_tenant"), None, "3 of 5");
+        guard.write(&t, batch("m", 7..9)).await.unwrap();
+        guard.write(&t, batch("c", 0..1)).await.unwrap();
+        guard.write(&t, batch("d", 0..1)).await.unwrap();
+        assert_eq!(
+            count("max_unique_series_per_metric"),
+            Some(1),
+            "8 of 10, once"
+        );
+        assert_eq!(count("max_metrics_per_tenant"), Some(1), "4 of 5, once");
+    }
+
     #[test]
     fn warning_levels() {
         assert_eq!(warn_level(10), 8);
@@ -431,21 +489,24 @@ mod tests {
 
     #[tokio::test]
     async fn only_backends_without_limits_are_wrapped() {
+        let telemetry =
+            crate::telemetry::Telemetry::register(&mut crate::telemetry::Registry::default(), 10);
         let memory: Arc<dyn MetricsStore> = Arc::new(MemoryStore::default());
         assert!(!Arc::ptr_eq(
             &memory,
-            &wrap(memory.clone(), &Config::default())
+            &wrap(memory.clone(), &Config::default(), &telemetry)
         ));
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.storage.embedded.data_dir = dir.path().to_owned();
-        let telemetry =
-            crate::telemetry::Telemetry::register(&mut crate::telemetry::Registry::default(), 10);
         let embedded = crate::storage::build_store(&config, &telemetry)
             .await
             .unwrap()
             .store;
-        assert!(Arc::ptr_eq(&embedded, &wrap(embedded.clone(), &config)));
+        assert!(Arc::ptr_eq(
+            &embedded,
+            &wrap(embedded.clone(), &config, &telemetry)
+        ));
         embedded.close().await.unwrap();
     }
 }

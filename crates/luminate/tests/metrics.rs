@@ -124,6 +124,15 @@ fn scrape_shows_exact_counts_after_known_traffic() {
         .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
         .env("LUMINATE__METRICS__INTERVAL", "100ms")
         .start();
+    // The retention task's first pass (at start-up) lists the tenants; once it has, it cannot add a
+    // delete record to the WAL counts below.
+    assert!(eventually(Duration::from_secs(10), || {
+        let text = get_text(&server.url("/metrics"), &[]).2;
+        sample(
+            &text,
+            r#"luminate_storage_operations_total{backend="embedded",operation="tenants",outcome="ok"}"#,
+        ) == Some(1.0)
+    }));
     let now = now_ms();
     let good = |i: usize| point("cpu", now - i as i64, 1.0, &[("host", "a")]);
     let bad = point("9bad", now, 1.0, &[]);
@@ -474,5 +483,55 @@ fn clickhouse_requests_breaker_and_storage_health_are_exposed() {
         }),
         "{}",
         scrape()
+    );
+}
+
+/// Issue 5's 80 % warning as a self-metric: the engine logs it and counts it once, and the collector's
+/// usage ratio shows how close the tenant is.
+#[test]
+fn passing_80_percent_of_a_cardinality_limit_is_counted_and_the_usage_exposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env(
+            "LUMINATE__CARDINALITY_LIMITS__MAX_UNIQUE_SERIES_PER_METRIC",
+            "5",
+        )
+        .env("LUMINATE__METRICS__INTERVAL", "100ms")
+        .start();
+    let now = now_ms();
+    let series = |range: std::ops::Range<usize>| -> Vec<_> {
+        range
+            .map(|i| point("latency", now, 1.0, &[("customer", &format!("c{i}"))]))
+            .collect()
+    };
+    assert_eq!(server.write(&series(0..3)).0, 200);
+    let warnings = r#"luminate_cardinality_limit_warnings_total{tenant="default",limit="max_unique_series_per_metric"}"#;
+    let usage = r#"luminate_cardinality_limit_usage_ratio{tenant="default",limit="max_unique_series_per_metric"}"#;
+    assert!(eventually(Duration::from_secs(10), || {
+        sample(&get_text(&server.url("/metrics"), &[]).2, usage) == Some(0.6)
+    }));
+    assert_eq!(
+        sample(&get_text(&server.url("/metrics"), &[]).2, warnings),
+        None
+    );
+    // The 4th series is 80 % of 5; the 5th is past it, and the 6th is refused.
+    assert_eq!(server.write(&series(3..6)).0, 207);
+    assert!(eventually(Duration::from_secs(10), || {
+        sample(&get_text(&server.url("/metrics"), &[]).2, usage) == Some(1.0)
+    }));
+    let text = get_text(&server.url("/metrics"), &[]).2;
+    assert_eq!(sample(&text, warnings), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"luminate_points_rejected_total{tenant="default",reason="CARDINALITY_EXCEEDED"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        server
+            .output()
+            .contains("tenant passed 80% of a cardinality limit")
     );
 }

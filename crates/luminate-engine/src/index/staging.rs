@@ -23,6 +23,8 @@ pub(crate) struct Staging {
     tenants: HashMap<Tenant, StagedTenant>,
     /// The [`series_key`] of the point being resolved (reused: a lookup allocates nothing).
     key: Vec<u8>,
+    /// The 80 % warnings of this group, by tenant and limit, for the engine's observer.
+    warnings: Vec<(Tenant, &'static str)>,
 }
 
 #[derive(Debug, Default)]
@@ -58,9 +60,10 @@ pub(crate) struct Resolved {
 }
 
 impl Staging {
-    /// Forgets the group (after it was applied, or failed).
-    pub(crate) fn clear(&mut self) {
+    /// Forgets the group (after it was applied, or failed); returns its 80 % warnings.
+    pub(crate) fn clear(&mut self) -> Vec<(Tenant, &'static str)> {
         self.tenants.clear();
+        std::mem::take(&mut self.warnings)
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
@@ -122,13 +125,16 @@ impl Staging {
                     point.name, limits.max_metrics_per_tenant
                 )));
             }
-            warn_at_level(
+            if warn_at_level(
                 tenant,
                 "",
                 "max_metrics_per_tenant",
                 live + 1,
                 limits.max_metrics_per_tenant,
-            );
+            ) {
+                self.warnings
+                    .push((tenant.clone(), "max_metrics_per_tenant"));
+            }
         }
         let live_series = mh.map_or(0, |m| m.live_series) + revived_here;
         if live_series >= limits.max_series_per_metric {
@@ -138,13 +144,16 @@ impl Staging {
             )));
         }
 
-        warn_at_level(
+        if warn_at_level(
             tenant,
             point.name,
             "max_unique_series_per_metric",
             live_series + 1,
             limits.max_series_per_metric,
-        );
+        ) {
+            self.warnings
+                .push((tenant.clone(), "max_unique_series_per_metric"));
+        }
         let (id, new) = match existing {
             Some(id) => (id, None),
             None => {
@@ -181,11 +190,12 @@ impl Staging {
     }
 }
 
-/// Logs the 80 % warning when `count` is exactly the warning level of `max` (a self-metric will join it
-/// with the metrics issue).
-fn warn_at_level(tenant: &Tenant, metric: &str, limit: &'static str, count: u64, max: u64) {
+/// Logs the 80 % warning when `count` is exactly the warning level of `max`, and says whether it did
+/// (the engine's observer counts it too).
+fn warn_at_level(tenant: &Tenant, metric: &str, limit: &'static str, count: u64, max: u64) -> bool {
     let level = max.saturating_mul(4).div_ceil(5).max(1);
-    if count == level {
+    let reached = count == level;
+    if reached {
         tracing::warn!(
             tenant = %tenant,
             metric,
@@ -195,6 +205,7 @@ fn warn_at_level(tenant: &Tenant, metric: &str, limit: &'static str, count: u64,
             "tenant passed 80% of a cardinality limit"
         );
     }
+    reached
 }
 
 /// Writes into `key` an unambiguous encoding of the point's series: its metric, then each key and value,

@@ -15,13 +15,17 @@ use std::time::{Duration, Instant};
 
 use luminate_engine::Engine;
 use luminate_model::MetricsStore;
+use luminate_model::Tenant;
 use luminate_model::store::HealthStatus;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use super::storage::BackendLabels;
-use super::{FloatGauge, LimitLabels, MetricLabels, Registrar, Telemetry, TenantLabels};
+use super::{
+    FloatGauge, LimitLabels, MetricLabels, Registrar, Telemetry, TenantLabelCap, TenantLabels,
+};
 use crate::disk::disk_space;
 
 /// Longest wait for the store's health or cardinality in one collection.
@@ -32,18 +36,48 @@ pub const SERIES_PER_METRIC: &str = "max_unique_series_per_metric";
 /// The `limit` label of the metrics-per-tenant limit.
 pub const METRICS_PER_TENANT: &str = "max_metrics_per_tenant";
 
-/// Cardinality gauges.
+/// Cardinality gauges, and the counter of 80 % warnings.
 #[derive(Debug, Clone)]
 pub(crate) struct CardinalityMetrics {
     series: Family<TenantLabels, Gauge>,
     metrics: Family<TenantLabels, Gauge>,
     metric_series: Family<MetricLabels, Gauge>,
     usage: Family<LimitLabels, FloatGauge>,
+    pub warnings: CardinalityWarnings,
+}
+
+/// Counts the 80 % warnings where they are logged: in the engine's writer (through its observer) and
+/// in the ClickHouse backend's cardinality guard.
+#[derive(Debug, Clone)]
+pub(crate) struct CardinalityWarnings {
+    family: Family<LimitLabels, Counter>,
+    tenants: Arc<TenantLabelCap>,
+}
+
+impl CardinalityWarnings {
+    /// `tenant` passed 80 % of `limit`.
+    pub(crate) fn record(&self, tenant: &Tenant, limit: &'static str) {
+        self.family
+            .get_or_create(&LimitLabels {
+                tenant: self.tenants.label(tenant),
+                limit,
+            })
+            .inc();
+    }
 }
 
 impl CardinalityMetrics {
-    pub(super) fn register(r: &mut Registrar<'_>) -> Self {
+    pub(super) fn register(r: &mut Registrar<'_>, tenants: Arc<TenantLabelCap>) -> Self {
         Self {
+            warnings: CardinalityWarnings {
+                family: r.add(
+                    "cardinality_limit_warnings",
+                    "Times a tenant passed 80 % of a cardinality limit (each also logged), by tenant and limit",
+                    &["tenant", "limit"],
+                    Family::default(),
+                ),
+                tenants,
+            },
             series: r.add(
                 "cardinality_series",
                 "Series with stored points, by tenant",

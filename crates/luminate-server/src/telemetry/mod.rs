@@ -289,6 +289,8 @@ impl Telemetry {
             })
             .set(1);
         let http = http::HttpMetrics::register(&mut r);
+        let tenants = Arc::new(TenantLabelCap::new(max_tenant_labels));
+        let cardinality = collector::CardinalityMetrics::register(&mut r, tenants.clone());
         let metrics = Metrics {
             http,
             write_requests: r.add(
@@ -351,9 +353,12 @@ impl Telemetry {
                 &["tenant", "limit"],
                 Family::default(),
             ),
-            cardinality: collector::CardinalityMetrics::register(&mut r),
+            engine: Arc::new(EngineMetrics::register(
+                &mut r,
+                cardinality.warnings.clone(),
+            )),
+            cardinality,
             storage: StorageMetrics::register(&mut r),
-            engine: Arc::new(EngineMetrics::register(&mut r)),
             clickhouse: Arc::new(ClickhouseMetrics::register(&mut r)),
             collection_duration: r.add(
                 "metrics_collection_duration_seconds",
@@ -361,7 +366,7 @@ impl Telemetry {
                 &[],
                 FloatGauge::default(),
             ),
-            tenants: Arc::new(TenantLabelCap::new(max_tenant_labels)),
+            tenants,
             totals: Arc::default(),
             reference: Vec::new(),
         };
@@ -381,6 +386,11 @@ impl Telemetry {
     /// Every metric registered, in registration order: the source of docs/metrics.md.
     pub fn reference(&self) -> &[MetricDoc] {
         &self.reference
+    }
+
+    /// `tenant` passed 80 % of the cardinality limit `limit` (the caller has logged it).
+    pub fn cardinality_warning(&self, tenant: &Tenant, limit: &'static str) {
+        self.cardinality.warnings.record(tenant, limit);
     }
 
     /// The label of `tenant` (its id, or `other` past the cap).

@@ -20,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::collector::CardinalityWarnings;
 use super::{HistogramFamily, Registrar, count_histogram, duration_histogram, histograms};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -339,11 +340,13 @@ pub(crate) struct EngineMetrics {
     pub head_points: Gauge,
     pub head_bytes: Gauge,
     pub parts: Gauge,
+    warnings: CardinalityWarnings,
 }
 
 impl EngineMetrics {
-    pub(super) fn register(r: &mut Registrar<'_>) -> Self {
+    pub(super) fn register(r: &mut Registrar<'_>, warnings: CardinalityWarnings) -> Self {
         let metrics = Self {
+            warnings,
             wal_appends: r.add(
                 "engine_wal_appends",
                 "Records appended to the write-ahead log (one per commit group's write, one per delete)",
@@ -486,6 +489,10 @@ impl EngineObserver for EngineMetrics {
                 outcome: outcome(ok),
             })
             .inc();
+    }
+
+    fn cardinality_warning(&self, tenant: &Tenant, limit: &'static str) {
+        self.warnings.record(tenant, limit);
     }
 
     fn compacted(&self, elapsed: Duration, ok: bool) {
