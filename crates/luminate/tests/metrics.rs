@@ -252,6 +252,19 @@ fn scrape_shows_exact_counts_after_known_traffic() {
             r#"luminate_http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/v1/write"}"#,
             2.0,
         ),
+        // Every observation fell in a finite bucket: the buckets cover what was observed.
+        (
+            r#"luminate_http_request_duration_seconds_bucket{le="30.0",method="POST",route="/api/v1/write"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_http_request_size_bytes_bucket{le="67108864.0",method="POST",route="/api/v1/write"}"#,
+            2.0,
+        ),
+        (
+            r#"luminate_engine_wal_fsync_duration_seconds_bucket{le="30.0"}"#,
+            2.0,
+        ),
         ("luminate_http_requests_in_flight", 1.0),
     ];
     for (series, value) in expected {

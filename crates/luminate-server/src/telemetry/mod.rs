@@ -600,6 +600,41 @@ pub(crate) mod tests {
         );
     }
 
+    /// The buckets span what the server can observe with its default limits: durations from well under a
+    /// millisecond to the longest deadline, sizes to the largest body, counts to the largest batch and
+    /// answer. An observation past the last bound lands only in `+Inf`, where no quantile can be read.
+    #[test]
+    fn buckets_cover_the_observable_ranges() {
+        let config = crate::Config::default();
+        let last = |b: &[f64]| b[b.len() - 1];
+        assert!(DURATION_BUCKETS[0] <= 0.001);
+        for deadline in [
+            config.server.write_timeout,
+            config.query_limits.max_query_timeout,
+        ] {
+            assert!(
+                last(&DURATION_BUCKETS) >= deadline.as_secs_f64(),
+                "{deadline:?}"
+            );
+        }
+        assert!(
+            SIZE_BUCKETS[0] <= 100.0,
+            "a tiny request has a bucket of its own"
+        );
+        assert!(last(&SIZE_BUCKETS) >= config.batch_write.max_request_size_bytes as f64);
+        assert!(COUNT_BUCKETS[0] <= 1.0);
+        for most in [
+            config.batch_write.max_batch_size,
+            config.query_limits.max_result_points,
+            config.query_limits.max_group_by_cardinality,
+        ] {
+            assert!(last(&COUNT_BUCKETS) >= most as f64, "{most}");
+        }
+        for buckets in [&DURATION_BUCKETS[..], &SIZE_BUCKETS, &COUNT_BUCKETS] {
+            assert!(buckets.windows(2).all(|w| w[0] < w[1]), "{buckets:?}");
+        }
+    }
+
     #[test]
     fn query_outcomes_are_counted_by_type_and_code() {
         let mut registry = Registry::default();
