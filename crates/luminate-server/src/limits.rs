@@ -13,7 +13,8 @@
 //! - **Headers**: every answer of a limited route carries `X-RateLimit-Limit` (the bucket's burst),
 //!   `X-RateLimit-Remaining` (tokens left) and `X-RateLimit-Reset` (Unix seconds when the bucket is full
 //!   again); a `429` adds `Retry-After` (whole seconds, at least 1).
-//! - **Self-metrics**: every refusal made here counts in `luminate_rate_limited_total{tenant, limit}`.
+//! - **Self-metrics**: every decision made here counts in `luminate_rate_limit_checks_total{tenant, limit,
+//!   outcome}` and leaves the bucket's tokens in `luminate_rate_limit_tokens_available{tenant, limit}`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
