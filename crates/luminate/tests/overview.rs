@@ -32,6 +32,10 @@ fn the_overview_sums_known_traffic_and_needs_admin() {
         .start();
     let client = Client::of(&server);
     let (writer, admin) = (token("acme", &["read", "write"]), token("ops", &["admin"]));
+    // Rates are counted from the collector's first snapshot: let it be taken before the traffic.
+    assert!(eventually(Duration::from_secs(10), || {
+        !overview(&client, &admin)["overview"]["collected"].is_null()
+    }));
     let now = now_ms();
     let points: Vec<Value> = (0..10)
         .map(|i| {
