@@ -248,14 +248,7 @@ impl MetricsStore for ClickhouseStore {
                 disk_used_bytes: Some(bytes),
                 error: None,
             },
-            Err(e) => StorageHealth {
-                status: HealthStatus::Unavailable,
-                disk_used_bytes: None,
-                error: Some(match e {
-                    StoreError::Unavailable { reason } => reason,
-                    other => other.to_string(),
-                }),
-            },
+            Err(e) => StorageHealth::failed(e),
         }
     }
 

@@ -136,6 +136,26 @@ pub struct StorageHealth {
     pub error: Option<String>,
 }
 
+impl StorageHealth {
+    /// Unavailable for `reason`, disk use unknown.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self {
+            status: HealthStatus::Unavailable,
+            disk_used_bytes: None,
+            error: Some(reason.into()),
+        }
+    }
+
+    /// Unavailable because of `error`: an `Unavailable` error's own reason (without the
+    /// "storage unavailable:" prefix), any other error's message.
+    pub fn failed(error: StoreError) -> Self {
+        Self::unavailable(match error {
+            StoreError::Unavailable { reason } => reason,
+            other => other.to_string(),
+        })
+    }
+}
+
 /// Coarse health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -104,13 +104,13 @@ pub async fn run(store: &Arc<dyn MetricsStore>, timeout: Duration) -> HealthRepo
     let (storage, storage_took) = match storage.await {
         Ok((Some(health), took)) => (health, took),
         Ok((None, took)) => (
-            unavailable(format!(
+            StorageHealth::unavailable(format!(
                 "storage health check did not answer within {seconds}s"
             )),
             took,
         ),
         Err(e) => (
-            unavailable(format!("storage health check failed: {e}")),
+            StorageHealth::unavailable(format!("storage health check failed: {e}")),
             Duration::ZERO,
         ),
     };
@@ -152,14 +152,6 @@ async fn bounded<T>(timeout: Duration, probe: impl Future<Output = T>) -> (Optio
     let started = Instant::now();
     let output = tokio::time::timeout(timeout, probe).await.ok();
     (output, started.elapsed())
-}
-
-fn unavailable(error: String) -> StorageHealth {
-    StorageHealth {
-        status: HealthStatus::Unavailable,
-        disk_used_bytes: None,
-        error: Some(error),
-    }
 }
 
 /// The `disk_space` check of the filesystem holding `data_dir` under the floors of `config` (see the

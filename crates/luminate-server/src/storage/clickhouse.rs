@@ -23,9 +23,7 @@ use async_trait::async_trait;
 use luminate_clickhouse::observe::ClickhouseObserver;
 use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, REACHABLE_CHECK};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{
-    CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
-};
+use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -263,14 +261,7 @@ impl MetricsStore for DeferredClickhouse {
     async fn health(&self) -> StorageHealth {
         match self.store() {
             Ok(store) => store.health().await,
-            Err(e) => StorageHealth {
-                status: HealthStatus::Unavailable,
-                disk_used_bytes: None,
-                error: Some(match e {
-                    StoreError::Unavailable { reason } => reason,
-                    other => other.to_string(),
-                }),
-            },
+            Err(e) => StorageHealth::failed(e),
         }
     }
 

@@ -13,9 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{
-    CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
-};
+use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
     MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
     WriteOutcome,
@@ -218,11 +216,7 @@ impl MetricsStore for EmbeddedStore {
         let engine = self.engine.clone();
         blocking(move || engine.health())
             .await
-            .unwrap_or_else(|e| StorageHealth {
-                status: HealthStatus::Unavailable,
-                disk_used_bytes: None,
-                error: Some(e.to_string()),
-            })
+            .unwrap_or_else(|e| StorageHealth::unavailable(e.to_string()))
     }
 
     fn checks(&self) -> Vec<HealthCheck> {
