@@ -43,8 +43,8 @@ impl fmt::Display for Tenant {
 pub struct Dimensions(Vec<(String, String)>);
 
 impl Dimensions {
-    /// Builds the set from pairs in any order. A repeated key keeps its last value, as a JSON object
-    /// with a repeated key does.
+    /// Builds the set from pairs in any order. A repeated key keeps its last value (points from clients
+    /// never have one: validation refuses it).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut v: Vec<(String, String)> = pairs.into_iter().collect();
         // Stable sort then keep the last of equal keys.

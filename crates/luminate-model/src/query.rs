@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, MapAccess};
 
 use crate::error::ErrorCode;
-use crate::time::{TimestampMs, parse_duration, parse_timestamp_json};
+use crate::json::{self, FromObject};
+use crate::time::{MIN_TIMESTAMP, TimestampMs, parse_duration, parse_timestamp_json};
 use crate::validate::{ValidationRules, is_identifier, validate_metric_name};
 
 /// Query limits; defaults are the contract's.
@@ -104,15 +107,16 @@ impl Aggregation {
     }
 }
 
-/// The request body of `POST /api/v1/query`, exactly as sent.
+/// The request body of `POST /api/v1/query`, exactly as sent: a JSON object (not an array of its
+/// fields), no field twice, no filter key twice.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(remote = "Self", deny_unknown_fields, rename_all = "camelCase")]
 #[allow(missing_docs)] // fields are documented by CONTRACT §4
 pub struct QueryRequest {
     pub query_type: String,
     pub metric_name: String,
     pub time_range: Option<TimeRangeRequest>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "filters")]
     pub filters: BTreeMap<String, String>,
     pub aggregation: Option<String>,
     #[serde(default)]
@@ -122,14 +126,43 @@ pub struct QueryRequest {
     pub timeout: Option<String>,
 }
 
-/// `timeRange`: either `start` and `end`, or `relative`.
+/// `timeRange`: either `start` and `end`, or `relative`; a JSON object.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct TimeRangeRequest {
     pub start: Option<serde_json::Value>,
     pub end: Option<serde_json::Value>,
     pub relative: Option<String>,
+}
+
+fn filters<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    json::unique_keys(d, "filters")
+}
+
+// The derived functions are inherent (`remote = "Self"`); these reach them only through an object.
+impl<'de> FromObject<'de> for QueryRequest {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Self::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_object(d)
+    }
+}
+
+impl<'de> FromObject<'de> for TimeRangeRequest {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Self::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeRangeRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json::deserialize_object(d)
+    }
 }
 
 /// What a query computes.
@@ -246,7 +279,8 @@ impl QueryPlan {
         };
 
         let (start, end) = resolve_time_range(req.time_range, now)?;
-        let span = Duration::from_millis((end - start) as u64);
+        // `start < end`, both within the bounds of `time`: the difference is positive and fits.
+        let span = Duration::from_millis(end.abs_diff(start));
         if span > limits.max_time_range {
             return Err(over_limit(format!(
                 "time range of {} exceeds max_query_time_range of {}",
@@ -287,7 +321,12 @@ impl QueryPlan {
                         "interval: {text} is shorter than the minimum of 1s"
                     )));
                 }
-                Some(d.as_millis() as i64)
+                // At most `time::MAX_DURATION`, so always representable; checked all the same.
+                Some(i64::try_from(d.as_millis()).map_err(|_| {
+                    invalid(format!(
+                        "interval: {text} is too long to count in milliseconds"
+                    ))
+                })?)
             }
         };
 
@@ -350,7 +389,10 @@ fn resolve_time_range(
     let (start, end) = match (range.start, range.end, range.relative) {
         (None, None, Some(rel)) => {
             let d = field_duration("timeRange.relative", &rel)?;
-            (now.saturating_sub(d.as_millis() as i64), now)
+            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            // Clamped to the epoch, so a plan's start is always a valid timestamp (nothing is stored
+            // before it); a relative range longer than the limit is still refused below.
+            (now.saturating_sub(ms).max(MIN_TIMESTAMP), now)
         }
         (Some(start), Some(end), None) => {
             let start = parse_timestamp_json(&start)
@@ -381,6 +423,7 @@ fn resolve_time_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::MAX_DURATION_MS;
     use serde_json::json;
 
     const NOW: TimestampMs = 1_800_000_000_000;
@@ -543,5 +586,249 @@ mod tests {
         );
         let e = plan(json!({"queryType": "range", "metricName": "m", "limit": 10_001, "timeRange": {"relative": "1h"}})).unwrap_err();
         assert!(e.message.contains("max_result_points"));
+    }
+
+    fn rate_over(field: &str, value: serde_json::Value) -> Result<QueryPlan, QueryError> {
+        let mut body = json!({"queryType": "rate", "metricName": "m", "interval": "1m",
+            "timeRange": {"relative": "1h"}});
+        match field {
+            "interval" | "timeout" => body[field] = value,
+            _ => body["timeRange"] = value,
+        }
+        plan(body)
+    }
+
+    #[test]
+    fn durations_that_cannot_be_represented_are_invalid_query_naming_the_field() {
+        for (field, value, named) in [
+            // u64::MAX - 59 999 ms: as i64 this was an interval of -60 s and negative rates.
+            ("interval", json!("18446744073709491616ms"), "interval"),
+            ("interval", json!("18446744073709551615ms"), "interval"),
+            ("interval", json!("99999999999999999999d"), "interval"),
+            ("interval", json!("36501d"), "interval"),
+            ("timeout", json!("18446744073709551615ms"), "timeout"),
+            ("timeout", json!("99999999999999999999s"), "timeout"),
+            (
+                "timeRange",
+                json!({"relative": "99999999999999999999d"}),
+                "timeRange.relative",
+            ),
+            (
+                "timeRange",
+                json!({"relative": "18446744073709491616ms"}),
+                "timeRange.relative",
+            ),
+        ] {
+            let e = rate_over(field, value.clone()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidQuery, "{value}: {}", e.message);
+            assert!(
+                e.message.starts_with(&format!("{named}: "))
+                    && e.message.contains("longer than the maximum"),
+                "{value}: {}",
+                e.message
+            );
+        }
+        // Representable but over a limit: the limit's code, as before.
+        assert_eq!(
+            rate_over("timeout", json!("36500d")).unwrap_err().code,
+            ErrorCode::QueryLimitExceeded
+        );
+        assert_eq!(
+            rate_over("timeRange", json!({"relative": "36500d"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::QueryLimitExceeded
+        );
+        // An interval longer than the range is pointless but harmless: one bucket.
+        assert_eq!(
+            rate_over("interval", json!("36500d")).unwrap().interval_ms,
+            Some(MAX_DURATION_MS as i64)
+        );
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_invalid_query_naming_the_field() {
+        for (start, end, named) in [
+            (json!(i64::MIN), json!(NOW), "timeRange.start"),
+            (json!(-1), json!(NOW), "timeRange.start"),
+            (json!("-9223372036854775808"), json!(NOW), "timeRange.start"),
+            (json!("0000-01-01T00:00:00Z"), json!(NOW), "timeRange.start"),
+            (json!(NOW), json!(i64::MAX), "timeRange.end"),
+            (json!(NOW), json!(u64::MAX), "timeRange.end"),
+            (json!(NOW), json!("99999999999999999999"), "timeRange.end"),
+            (json!(NOW), json!("9999-12-31T23:59:59Z"), "timeRange.end"),
+            (
+                json!(NOW),
+                json!("2262-04-11T23:47:16.855Z"),
+                "timeRange.end",
+            ),
+        ] {
+            let e = plan(json!({"queryType": "range", "metricName": "m",
+                "timeRange": {"start": start, "end": end}}))
+            .unwrap_err();
+            assert_eq!(
+                e.code,
+                ErrorCode::InvalidQuery,
+                "{start} {end}: {}",
+                e.message
+            );
+            assert!(
+                e.message.starts_with(&format!("{named}: ")) && e.message.contains("out of range"),
+                "{}",
+                e.message
+            );
+        }
+        // The whole accepted range is one (over-long) range, not an overflow.
+        let e = plan(json!({"queryType": "range", "metricName": "m",
+            "timeRange": {"start": MIN_TIMESTAMP, "end": crate::time::MAX_TIMESTAMP}}))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::QueryLimitExceeded, "{}", e.message);
+    }
+
+    fn parse(text: &str) -> Result<QueryRequest, String> {
+        serde_json::from_str::<QueryRequest>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_repeated_filter_key_is_refused_by_name() {
+        let e = parse(
+            r#"{"queryType":"range","metricName":"m","timeRange":{"relative":"1h"},
+                "filters":{"k":"a","j":"c","k":"b"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.starts_with(r#"filters: key "k" is repeated"#), "{e}");
+        let ok =
+            parse(r#"{"queryType":"range","metricName":"m","filters":{"k":"a","j":"b"}}"#).unwrap();
+        assert_eq!(ok.filters.len(), 2);
+    }
+
+    #[test]
+    fn a_repeated_field_is_refused() {
+        for (text, field) in [
+            (
+                r#"{"queryType":"range","queryType":"rate","metricName":"m"}"#,
+                "queryType",
+            ),
+            (
+                r#"{"queryType":"range","metricName":"m","interval":"1m","interval":"-1ms"}"#,
+                "interval",
+            ),
+            (
+                r#"{"queryType":"range","metricName":"m","timeRange":{"relative":"1h","relative":"2h"}}"#,
+                "relative",
+            ),
+            (
+                r#"{"queryType":"range","metricName":"m","filters":{},"filters":{}}"#,
+                "filters",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.contains(&format!("duplicate field `{field}`")),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn arrays_in_place_of_objects_are_refused() {
+        for text in [
+            r#"["range", "m", {"relative": "1h"}]"#,
+            r#"["range", "m"]"#,
+            r#"{"queryType":"range","metricName":"m","timeRange":[null, null, "1h"]}"#,
+            r#"{"queryType":"range","metricName":"m","timeRange":[1, 2]}"#,
+            r#"{"queryType":"range","metricName":"m","filters":[["k","v"]]}"#,
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.starts_with("invalid type: sequence, expected "),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    /// Extreme values in every time field of a query: a clean error, or a plan whose times are inside
+    /// the bounds and consistent with each other — never a panic, never a wrapped number.
+    mod extremes {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::time::MAX_TIMESTAMP;
+
+        fn duration_text() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                Just(u64::MAX.to_string()),
+                Just((u64::MAX - 59_999).to_string()),
+                Just(i64::MAX.to_string()),
+                Just(MAX_DURATION_MS.to_string()),
+                Just("0".to_owned()),
+                Just("-1".to_owned()),
+                Just("1.5".to_owned()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                (0u64..5_000).prop_map(|n| n.to_string()),
+                "[0-9]{1,40}",
+            ];
+            let unit = prop::sample::select(vec!["ms", "s", "m", "h", "d", "w", "", "y"]);
+            (number, unit).prop_map(|(n, u)| format!("{n}{u}"))
+        }
+
+        fn timestamp_json() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                Just(json!(i64::MIN)),
+                Just(json!(i64::MAX)),
+                Just(json!(u64::MAX)),
+                Just(json!(-1)),
+                Just(json!(0)),
+                Just(json!(MAX_TIMESTAMP)),
+                Just(json!(1.5)),
+                Just(json!("9999-12-31T23:59:59Z")),
+                Just(json!("0000-01-01T00:00:00Z")),
+                Just(json!("99999999999999999999")),
+                any::<i64>().prop_map(|n| json!(n)),
+                (NOW - 200 * 86_400_000..NOW + 86_400_000).prop_map(|n| json!(n)),
+                (NOW - 200 * 86_400_000..NOW + 86_400_000).prop_map(|n| json!(n.to_string())),
+            ]
+        }
+
+        fn time_range() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                duration_text().prop_map(|r| json!({"relative": r})),
+                (timestamp_json(), timestamp_json())
+                    .prop_map(|(s, e)| json!({"start": s, "end": e})),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn plan_times_are_bounded_and_consistent(
+                range in time_range(),
+                interval in duration_text(),
+                timeout in prop::option::of(duration_text()),
+            ) {
+                let limits = QueryLimits::default();
+                let mut body = json!({"queryType": "rate", "metricName": "m",
+                    "timeRange": range, "interval": interval});
+                if let Some(t) = &timeout {
+                    body["timeout"] = json!(t);
+                }
+                match plan(body) {
+                    Ok(p) => {
+                        prop_assert!(MIN_TIMESTAMP <= p.start && p.start < p.end);
+                        prop_assert!(p.end <= MAX_TIMESTAMP.max(NOW));
+                        prop_assert!(Duration::from_millis(p.end.abs_diff(p.start)) <= limits.max_time_range);
+                        let iv = p.interval_ms.expect("rate has an interval");
+                        prop_assert!(iv >= 1_000 && iv as u64 <= MAX_DURATION_MS);
+                        prop_assert_eq!(Ok(Duration::from_millis(iv as u64)), parse_duration(&interval));
+                        prop_assert!(p.timeout > Duration::ZERO && p.timeout <= limits.max_timeout);
+                    }
+                    Err(e) => prop_assert!(
+                        matches!(e.code, ErrorCode::InvalidQuery | ErrorCode::QueryLimitExceeded),
+                        "{:?}", e
+                    ),
+                }
+            }
+        }
     }
 }

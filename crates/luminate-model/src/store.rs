@@ -66,7 +66,8 @@ impl StoreError {
 /// [`QueryContext::check`] regularly so a timed-out query stops instead of running on.
 #[derive(Debug, Clone)]
 pub struct QueryContext {
-    deadline: Instant,
+    /// `None` when `now + timeout` is past what the clock can represent: no deadline, only cancellation.
+    deadline: Option<Instant>,
     timeout: Duration,
     cancelled: Arc<AtomicBool>,
 }
@@ -75,7 +76,7 @@ impl QueryContext {
     /// A context that expires `timeout` from now.
     pub fn new(timeout: Duration) -> Self {
         Self {
-            deadline: Instant::now() + timeout,
+            deadline: Instant::now().checked_add(timeout),
             timeout,
             cancelled: Arc::new(AtomicBool::new(false)),
         }
@@ -88,12 +89,17 @@ impl QueryContext {
 
     /// The time left before the deadline.
     pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        self.deadline.map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
     }
 
     /// `Err(Timeout)` once cancelled or past the deadline.
     pub fn check(&self) -> Result<(), StoreError> {
-        if self.cancelled.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+        let expired = self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        if self.cancelled.load(Ordering::Relaxed) || expired {
             self.cancel();
             return Err(StoreError::Timeout {
                 timeout: self.timeout,
@@ -373,6 +379,15 @@ mod tests {
         );
         let expired = QueryContext::new(Duration::ZERO);
         assert!(expired.check().is_err());
+    }
+
+    #[test]
+    fn a_timeout_past_the_clock_never_expires_and_still_cancels() {
+        let ctx = QueryContext::new(Duration::MAX);
+        assert!(ctx.check().is_ok());
+        assert_eq!(ctx.remaining(), Duration::MAX);
+        ctx.cancel();
+        assert!(ctx.check().is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::ErrorCode;
 use crate::point::{Dimensions, Point};
-use crate::time::{TimestampMs, parse_timestamp_str};
+use crate::time::{MAX_TIMESTAMP, MIN_TIMESTAMP, TimestampMs, parse_timestamp_str};
 use crate::wire::{WireDimensions, WirePoint, WireScalar};
 
 /// The only reserved dimension key: backends that store the tenant beside the dimensions use it.
@@ -134,8 +134,9 @@ pub fn validate_dimension_value(
     Ok(())
 }
 
-/// Checks the dimensions and leaves them in `out` sorted by key, a repeated key keeping its last value
-/// (as [`Dimensions::from_pairs`] does).
+/// Checks the dimensions and leaves them in `out` sorted by key. A key given twice is an error: a JSON
+/// object with a repeated key has no one meaning, and keeping either value would store a point the
+/// client did not unambiguously send.
 fn check_dimensions<'p>(
     dims: &'p WireDimensions<'_>,
     rules: &ValidationRules,
@@ -176,21 +177,15 @@ fn check_dimensions<'p>(
         validate_dimension_value(key, value, rules)?;
         out.push((key.as_ref(), value.as_ref()));
     }
-    sort_keep_last(out);
+    // Sorted, a repeated key is two neighbours: one pass over at most `max_dimensions` pairs.
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if let Some(pair) = out.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(PointError::new(
+            ErrorCode::InvalidDimension,
+            format!("dimension key {:?} is repeated", pair[0].0),
+        ));
+    }
     Ok(())
-}
-
-/// Sorts pairs by key (stable) and keeps the last value of a repeated key.
-pub(crate) fn sort_keep_last<K: Ord, V>(pairs: &mut Vec<(K, V)>) {
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    // `dedup_by` drops the later of two equal neighbours: move its value into the one kept first.
-    pairs.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            std::mem::swap(&mut later.1, &mut kept.1);
-        }
-        same
-    });
 }
 
 fn validate_timestamp(
@@ -212,8 +207,15 @@ fn validate_timestamp(
             ));
         }
     };
-    let earliest = now.saturating_sub(rules.max_past.as_millis() as i64);
-    let latest = now.saturating_add(rules.max_future.as_millis() as i64);
+    // Saturating, and inside the bounds every timestamp must keep, whatever the rules say: a point
+    // never carries a timestamp that later arithmetic (buckets, partitions) could overflow on.
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let earliest = now
+        .saturating_sub(millis(rules.max_past))
+        .clamp(MIN_TIMESTAMP, MAX_TIMESTAMP);
+    let latest = now
+        .saturating_add(millis(rules.max_future))
+        .clamp(MIN_TIMESTAMP, MAX_TIMESTAMP);
     if ms < earliest || ms > latest {
         return Err(PointError::new(
             ErrorCode::InvalidTimestamp,
@@ -422,20 +424,35 @@ mod tests {
     }
 
     #[test]
-    fn dimensions_come_out_sorted_and_a_repeated_key_keeps_its_last_value() {
+    fn dimensions_come_out_sorted() {
         let wire = with_dims(vec![
             ("z".into(), "1".into()),
             ("a".into(), "x".into()),
-            ("z".into(), "2".into()),
-            ("z".into(), "3".into()),
+            ("m".into(), "2".into()),
         ]);
         let mut dims = Vec::new();
         check_point(&wire, NOW, &ValidationRules::default(), &mut dims).unwrap();
-        assert_eq!(dims, vec![("a", "x"), ("z", "3")]);
-        let owned = validate_point(&wire, NOW, &ValidationRules::default()).unwrap();
-        let expected = [("z", "1"), ("a", "x"), ("z", "2"), ("z", "3")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        assert_eq!(owned.dimensions, Dimensions::from_pairs(expected));
+        assert_eq!(dims, vec![("a", "x"), ("m", "2"), ("z", "1")]);
+    }
+
+    #[test]
+    fn a_repeated_dimension_key_is_invalid_dimension_naming_it() {
+        for pairs in [
+            vec![("a", "x"), ("a", "y")],
+            vec![("a", "x"), ("a", "x")],
+            vec![("z", "1"), ("a", "x"), ("m", "2"), ("z", "3")],
+        ] {
+            let wire = with_dims(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+            let e = validate_point(&wire, NOW, &ValidationRules::default()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidDimension, "{pairs:?}");
+            let key = pairs[0].0;
+            assert_eq!(e.message, format!("dimension key {key:?} is repeated"));
+        }
     }
 
     #[test]

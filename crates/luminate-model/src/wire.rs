@@ -8,9 +8,11 @@
 //!
 //! Strings borrow from the body (`Cow::Borrowed`); only a string with an escape sequence is unescaped
 //! into its own allocation. [`decode_write_body`] streams: it hands each point to a callback as soon as it
-//! is decoded, reusing one dimension buffer, so no `Vec` of points is ever built. The accepted shapes and
-//! the error messages are those a `#[derive(Deserialize)]` of `{metrics: Vec<WirePoint>}` with
-//! `deny_unknown_fields` would give (a point or the body may also be a JSON array of its fields in order).
+//! is decoded, reusing one dimension buffer, so no `Vec` of points is ever built. The accepted shapes are
+//! stricter than a `#[derive(Deserialize)]` of `{metrics: Vec<WirePoint>}` with `deny_unknown_fields`:
+//! the body and each point must be JSON objects (a derive also takes an array of the fields in order,
+//! which the contract does not), and a field given twice fails the body as it would there. A dimension
+//! key given twice is kept twice here, so that validation rejects that one point (`INVALID_DIMENSION`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -221,7 +223,7 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) ->
 impl<'de> Visitor<'de> for PointSeed<'de> {
     type Value = WirePoint<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct WirePoint")
+        f.write_str("a point object {\"name\", \"timestamp\", \"value\", \"dimensions\"}")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WirePoint<'de>, A::Error> {
         let mut scratch = Some(self.0);
@@ -253,18 +255,6 @@ impl<'de> Visitor<'de> for PointSeed<'de> {
             dimensions: dimensions.unwrap_or_default(),
         })
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WirePoint<'de>, A::Error> {
-        let name = seq.next_element()?.unwrap_or(WireScalar::Missing);
-        let timestamp = seq.next_element()?.unwrap_or(WireScalar::Missing);
-        let value = seq.next_element()?.unwrap_or(WireScalar::Missing);
-        let dimensions = seq.next_element_seed(DimsSeed(self.0))?.unwrap_or_default();
-        Ok(WirePoint {
-            name,
-            timestamp,
-            value,
-            dimensions,
-        })
-    }
 }
 
 /// Decodes the `metrics` array, handing each point to the callback.
@@ -283,7 +273,7 @@ impl<'de, F: FnMut(&WirePoint<'de>)> DeserializeSeed<'de> for &mut MetricsSeed<'
 impl<'de, F: FnMut(&WirePoint<'de>)> Visitor<'de> for &mut MetricsSeed<'_, F> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence")
+        f.write_str("an array of point objects")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut scratch = Vec::new();
@@ -305,7 +295,7 @@ struct BodyVisitor<'s, 'f, F>(&'s mut MetricsSeed<'f, F>);
 impl<'de, F: FnMut(&WirePoint<'de>)> Visitor<'de> for BodyVisitor<'_, '_, F> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct WriteBody")
+        f.write_str("an object {\"metrics\": [...]}")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = false;
@@ -324,21 +314,12 @@ impl<'de, F: FnMut(&WirePoint<'de>)> Visitor<'de> for BodyVisitor<'_, '_, F> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if seq.next_element_seed(&mut *self.0)?.is_none() {
-            return Err(de::Error::invalid_length(
-                0,
-                &"struct WriteBody with 1 element",
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Decodes a write body, calling `each` with every point in order (the callback may keep strings that
 /// borrow the body; a point's owned, unescaped strings live only for the call). Returns the number of
-/// points. Fails on malformed JSON or a body that is not `{"metrics": [...]}`, possibly after some
-/// points were handed out.
+/// points. Fails on malformed JSON or a body that is not `{"metrics": [...]}` of point objects, possibly
+/// after some points were handed out.
 pub fn decode_write_body<'a>(
     text: &'a str,
     mut each: impl FnMut(&WirePoint<'a>),
@@ -457,12 +438,36 @@ mod tests {
     }
 
     #[test]
-    fn a_point_may_be_an_array_of_its_fields() {
-        let metrics = decode(r#"{"metrics":[["a", 1], ["b", 2, 3, {"k": "v"}]]}"#).unwrap();
-        assert_eq!(metrics[0].name, s("a"));
-        assert_eq!(metrics[0].value, WireScalar::Missing);
-        assert_eq!(metrics[1].value, WireScalar::Int(3));
-        assert!(decode(r#"{"metrics":[["a", 1, 2, null, 5]]}"#).is_err());
+    fn arrays_in_place_of_objects_fail_the_body() {
+        for (bad, expected) in [
+            (r#"[[["m", 1, 1.5, {"a": "b"}]]]"#, "expected an object"),
+            (r#"[{"metrics": []}]"#, "expected an object"),
+            (r#"{"metrics": [["m", 1, 1]]}"#, "expected a point object"),
+            (
+                r#"{"metrics": [{"name": "m"}, ["m", 1, 1]]}"#,
+                "expected a point object",
+            ),
+            (r#"{"metrics": [[]]}"#, "expected a point object"),
+        ] {
+            let e = decode(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid type: sequence, ") && e.contains(expected),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_dimension_key_is_kept_for_validation_to_refuse() {
+        let metrics =
+            decode(r#"{"metrics":[{"name":"m","dimensions":{"a":"x","a":"y"}}]}"#).unwrap();
+        assert_eq!(
+            metrics[0].dimensions,
+            WireDimensions::Pairs(vec![
+                (Cow::Owned("a".into()), s("x")),
+                (Cow::Owned("a".into()), s("y"))
+            ])
+        );
     }
 
     #[test]

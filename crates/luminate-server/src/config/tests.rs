@@ -341,6 +341,59 @@ fn bad_durations_are_named() {
 }
 
 #[test]
+fn durations_too_long_to_represent_stop_start_up_naming_the_key() {
+    // Every duration key, found from the defaults so that a key added later is covered too.
+    let defaults = serde_json::to_value(Config::default()).unwrap();
+    let duration_keys: Vec<&str> = env::KEY_PATHS
+        .iter()
+        .copied()
+        .filter(|key| {
+            key.split('.')
+                .try_fold(&defaults, |v, segment| v.get(segment))
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|text| luminate_model::time::parse_duration(text).is_ok())
+        })
+        .collect();
+    assert!(
+        duration_keys.contains(&"retention.default_retention") && duration_keys.len() >= 15,
+        "{duration_keys:?}"
+    );
+    for key in duration_keys {
+        let variable = format!("LUMINATE__{}", key.replace('.', "__").to_uppercase());
+        for absurd in [
+            "18446744073709551615s",
+            // u64::MAX - 59 999: -60 s once taken as i64 milliseconds.
+            "18446744073709491616ms",
+            "99999999999999999999d",
+            "36501d",
+        ] {
+            let err = Config::load_from(None, &vars(&[(&variable, absurd)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("`{key}`"))
+                    && err.contains(&format!("duration \"{absurd}\" is longer than the maximum"))
+                    && err.contains(&variable),
+                "{key} = {absurd}: {err}"
+            );
+        }
+    }
+    let err = load_err(
+        "retention:\n  policies:\n    - metric_pattern: a\n      retention: 18446744073709551615s\n",
+        &[],
+    );
+    assert!(
+        err.contains("retention.policies[0].retention") && err.contains("longer than the maximum"),
+        "{err}"
+    );
+    let longest = load("retention:\n  default_retention: 36500d\n", &[]).unwrap();
+    assert_eq!(
+        longest.retention.default_retention,
+        luminate_model::time::MAX_DURATION
+    );
+}
+
+#[test]
 fn bad_enum_values_are_named() {
     let err = load_err("logging:\n  format: xml\n", &[]);
     assert!(

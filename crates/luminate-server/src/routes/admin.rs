@@ -8,8 +8,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use luminate_model::time::{format_rfc3339, now_ms, parse_timestamp_str};
+use luminate_model::ErrorCode;
+use luminate_model::json::{FromObject, deserialize_object};
+use luminate_model::time::{MAX_DURATION, format_rfc3339, now_ms, parse_timestamp_str};
 use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess};
 use serde_json::{Value, json};
 
 use super::check_metric_name;
@@ -18,8 +22,9 @@ use crate::body::read_capped;
 use crate::error::ApiError;
 use crate::tenant::RequestTenant;
 
-/// Largest retention accepted, in days (a century: anything longer is a mistake, not a policy).
-pub const MAX_RETENTION_DAYS: u64 = 36_500;
+/// Largest retention accepted, in days: the longest duration Luminate accepts anywhere (a century:
+/// anything longer is a mistake, not a policy).
+pub const MAX_RETENTION_DAYS: u64 = MAX_DURATION.as_secs() / 86_400;
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
@@ -39,11 +44,15 @@ pub async fn delete_before(
     let Path(name) = name?;
     let Query(params) = params?;
     check_metric_name(&name, &state.rules)?;
+    // `before` bounds the points selected, as a query's time range does, and fails the same way.
     let text = params.before.ok_or_else(|| {
-        ApiError::invalid_request("before is required (RFC 3339 or Unix milliseconds)")
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            "before is required (RFC 3339 or Unix milliseconds)",
+        )
     })?;
     let before = parse_timestamp_str(&text)
-        .map_err(|e| ApiError::invalid_request(format!("before: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("before: {e}")))?;
     let deleted = state.store.delete_before(&tenant, &name, before).await?;
     tracing::info!(tenant = %tenant, metric = %name, before, deleted, "admin delete");
     Ok(Json(
@@ -51,12 +60,36 @@ pub async fn delete_before(
     ))
 }
 
-/// Body of the retention route.
+/// Body of the retention route: a JSON object (not an array of its fields).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 struct RetentionRequest {
     metric_name: String,
+    #[serde(deserialize_with = "retention_days")]
     retention_days: u64,
+}
+
+/// `retention_days` as a u64, an error naming the field and what arrived (serde's own names neither).
+fn retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = Value::deserialize(d)?;
+    value.as_u64().ok_or_else(|| {
+        de::Error::custom(format!(
+            "retention_days: {value} is not an integer from 1 to {MAX_RETENTION_DAYS}"
+        ))
+    })
+}
+
+// The derived function is inherent (`remote = "Self"`); this reaches it only through an object.
+impl<'de> FromObject<'de> for RetentionRequest {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Self::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for RetentionRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_object(d)
+    }
 }
 
 /// `POST /api/v1/admin/retention {"metric_name", "retention_days"}`.
@@ -76,9 +109,11 @@ pub async fn set_retention(
     check_metric_name(&req.metric_name, &state.rules)?;
     if !(1..=MAX_RETENTION_DAYS).contains(&req.retention_days) {
         return Err(ApiError::invalid_request(format!(
-            "retention_days must be between 1 and {MAX_RETENTION_DAYS}"
+            "retention_days: {} is not an integer from 1 to {MAX_RETENTION_DAYS}",
+            req.retention_days
         )));
     }
+    // At most MAX_RETENTION_DAYS (checked above): the product is far inside u64.
     let retention = Duration::from_secs(req.retention_days * 86_400);
     state
         .store
