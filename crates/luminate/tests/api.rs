@@ -521,12 +521,12 @@ fn admin_delete_before_removes_older_points(backend: Backend) {
     let (status, body) = server.delete("/api/v1/admin/metrics/old_data?before=yesterday");
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("INVALID_REQUEST"))
+        (400, Some("INVALID_QUERY"))
     );
     let (status, body) = server.delete("/api/v1/admin/metrics/old_data");
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("INVALID_REQUEST"))
+        (400, Some("INVALID_QUERY"))
     );
 }
 
