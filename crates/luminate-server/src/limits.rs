@@ -17,8 +17,9 @@
 //! - **Headers**: every answer of a route limited by a quota in force carries `X-RateLimit-Limit` (the bucket's burst),
 //!   `X-RateLimit-Remaining` (tokens left) and `X-RateLimit-Reset` (Unix seconds when the bucket is full
 //!   again); a `429` adds `Retry-After` (whole seconds, at least 1).
-//! - **Self-metrics**: every decision made here counts in `luminate_rate_limit_checks_total{tenant, limit,
-//!   outcome}` and leaves the bucket's tokens in `luminate_rate_limit_tokens_available{tenant, limit}`.
+//! - **Self-metrics**: every decision made here counts in `luminate_rate_limit_checks_total{tenant,
+//!   limit}`, a refusal also in `luminate_rate_limit_exceeded_total{tenant, limit}`, and leaves the
+//!   bucket's tokens in `luminate_rate_limit_tokens_available{tenant, limit}`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;

@@ -198,6 +198,9 @@ async fn write_inner(
                 }
             }
             Err(limited) => {
+                state
+                    .telemetry
+                    .batch_refused(tenant, limited.error.code, points.len() as u64);
                 limited.apply(&mut headers);
                 return Ok(StoredResponse {
                     status: limited.error.status(),
@@ -209,7 +212,16 @@ async fn write_inner(
     }
     if !points.is_empty() {
         let points = Arc::new(points);
-        let outcome = state.store.write(tenant, Arc::clone(&points)).await?;
+        let outcome = match state.store.write(tenant, Arc::clone(&points)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = ApiError::from(e);
+                state
+                    .telemetry
+                    .batch_refused(tenant, e.code, points.len() as u64);
+                return Err(e);
+            }
+        };
         accepted = outcome.accepted;
         for r in outcome.rejected {
             let Some(&index) = indexes.get(r.index) else {
