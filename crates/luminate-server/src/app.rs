@@ -183,10 +183,12 @@ async fn admit(
     // Held until the query's response is built: the slot frees when the work is done or cancelled.
     let _slot = if class == RouteClass::Query {
         match state.rate_limiter.start_query(&tenant) {
-            Ok(permit) => Some(permit),
+            Ok(permit) => permit,
             Err(e) => {
                 let mut response = e.into_response();
-                snapshot.apply(response.headers_mut());
+                if let Some(snapshot) = snapshot {
+                    snapshot.apply(response.headers_mut());
+                }
                 response
                     .headers_mut()
                     .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1u32));
@@ -199,7 +201,9 @@ async fn admit(
     request.extensions_mut().insert(tenant);
     let mut response = next.run(request).await;
     // A handler that charged another bucket (points) has set the headers of that one.
-    if !response.headers().contains_key(crate::limits::LIMIT_HEADER) {
+    if let Some(snapshot) = snapshot
+        && !response.headers().contains_key(crate::limits::LIMIT_HEADER)
+    {
         snapshot.apply(response.headers_mut());
     }
     response
@@ -506,6 +510,7 @@ impl Server {
         let config = state.config.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         tracing::info!(mode = config.exposure(), "access");
+        tracing::info!("{}", config.rate_limit_summary());
         if let Some(auth) = &state.auth {
             tracing::info!(algorithms = auth.algorithms(), "bearer tokens accepted");
         }

@@ -2,6 +2,10 @@
 //! requests and ingested points per second, and a semaphore per tenant for concurrent queries. Owns
 //! no authentication: it is keyed by the tenant that [`crate::auth`] resolved.
 //!
+//! - **Which quotas**: those of [`crate::config::RateLimitsConfig::active`]: with auth enabled the seed's
+//!   per-tenant defaults unless set otherwise; with auth disabled (one implicit tenant) only what the
+//!   configuration sets. A quota that is not in force has no bucket: its routes answer without
+//!   `X-RateLimit-*` headers and count no decision.
 //! - **Buckets**: each quota is `N` per second with a burst of `N` (a tenant idle for a second may send
 //!   `N` at once). Tenants listed in `rate_limits.tenants` get buckets of their own quotas.
 //! - **Points**: a batch costs one token per point, taken after decoding. Its burst is
@@ -10,11 +14,12 @@
 //!   then blocks the tenant's ingestion for as long as it is over the rate, instead of never fitting.
 //! - **Memory**: buckets of tenants not seen for a while are dropped by [`RateLimiter::retain_recent`]
 //!   (a full bucket holds no information), which the server calls on a timer; idle semaphores likewise.
-//! - **Headers**: every answer of a limited route carries `X-RateLimit-Limit` (the bucket's burst),
+//! - **Headers**: every answer of a route limited by a quota in force carries `X-RateLimit-Limit` (the bucket's burst),
 //!   `X-RateLimit-Remaining` (tokens left) and `X-RateLimit-Reset` (Unix seconds when the bucket is full
 //!   again); a `429` adds `Retry-After` (whole seconds, at least 1).
-//! - **Self-metrics**: every decision made here counts in `luminate_rate_limit_checks_total{tenant, limit,
-//!   outcome}` and leaves the bucket's tokens in `luminate_rate_limit_tokens_available{tenant, limit}`.
+//! - **Self-metrics**: every decision made here counts in `luminate_rate_limit_checks_total{tenant,
+//!   limit}`, a refusal also in `luminate_rate_limit_exceeded_total{tenant, limit}`, and leaves the
+//!   bucket's tokens in `luminate_rate_limit_tokens_available{tenant, limit}`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -32,7 +37,7 @@ use luminate_model::{ErrorCode, Tenant};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{Config, RateLimitOverride};
+use crate::config::{Config, Quotas, RateLimitOverride};
 use crate::error::ApiError;
 use crate::telemetry::Telemetry;
 
@@ -66,10 +71,11 @@ impl Bucket {
     }
 }
 
-/// One quota: a default bucket per tenant, and buckets of their own for tenants with overrides.
+/// One quota: a default bucket per tenant (none when the quota is not in force), and buckets of their
+/// own for tenants with overrides.
 struct Buckets {
     which: Bucket,
-    default: Lane,
+    default: Option<Lane>,
     overrides: HashMap<Tenant, Lane>,
 }
 
@@ -135,7 +141,12 @@ impl Limited {
 }
 
 impl Buckets {
-    fn new(which: Bucket, default: u32, burst_floor: u32, overrides: &[(Tenant, u32)]) -> Self {
+    fn new(
+        which: Bucket,
+        default: Option<u32>,
+        burst_floor: u32,
+        overrides: &[(Tenant, u32)],
+    ) -> Self {
         let make = |rate: u32| {
             let burst = rate.max(burst_floor).max(1);
             let quota = Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst));
@@ -147,7 +158,7 @@ impl Buckets {
         };
         Self {
             which,
-            default: make(default),
+            default: default.map(make),
             overrides: overrides
                 .iter()
                 .map(|(t, rate)| (t.clone(), make(*rate)))
@@ -155,13 +166,16 @@ impl Buckets {
         }
     }
 
+    /// Takes `cost` tokens from the tenant's bucket; `Ok(None)` when no quota is in force for it.
     fn check(
         &self,
         tenant: &Tenant,
         cost: u32,
         telemetry: &Telemetry,
-    ) -> Result<Snapshot, Limited> {
-        let lane = self.overrides.get(tenant).unwrap_or(&self.default);
+    ) -> Result<Option<Snapshot>, Limited> {
+        let Some(lane) = self.overrides.get(tenant).or(self.default.as_ref()) else {
+            return Ok(None);
+        };
         let (limiter, burst, rate) = (&lane.limiter, lane.burst, lane.per_token);
         let clock = DefaultClock::default();
         let cost = cost.min(burst).max(1);
@@ -169,11 +183,11 @@ impl Buckets {
             Ok(Ok(state)) => {
                 let remaining = state.remaining_burst_capacity();
                 telemetry.rate_limit_checked(tenant, self.which.key(), true, remaining);
-                Ok(Snapshot {
+                Ok(Some(Snapshot {
                     limit: burst,
                     remaining,
                     full_in: rate.mul_f64(f64::from(burst - remaining)),
-                })
+                }))
             }
             Ok(Err(not_until)) => {
                 telemetry.rate_limit_checked(tenant, self.which.key(), false, 0);
@@ -205,23 +219,24 @@ impl Buckets {
                 })
             }
             // `cost` is capped at the burst above, so the batch always fits a full bucket.
-            Err(_) => Ok(Snapshot {
+            Err(_) => Ok(Some(Snapshot {
                 limit: burst,
                 remaining: 0,
                 full_in: rate.mul_f64(f64::from(burst)),
-            }),
+            })),
         }
     }
 
     fn retain_recent(&self) {
-        for lane in std::iter::once(&self.default).chain(self.overrides.values()) {
+        for lane in self.default.iter().chain(self.overrides.values()) {
             lane.limiter.retain_recent();
             lane.limiter.shrink_to_fit();
         }
     }
 
+    /// Tenants with state in the default bucket.
     fn len(&self) -> usize {
-        self.default.limiter.len()
+        self.default.as_ref().map_or(0, |lane| lane.limiter.len())
     }
 }
 
@@ -234,7 +249,8 @@ pub struct RateLimiter {
     write_requests: Buckets,
     query_requests: Buckets,
     points: Buckets,
-    concurrent_default: u32,
+    /// `None`: no cap on concurrent queries for tenants without an override.
+    concurrent_default: Option<u32>,
     concurrent_overrides: HashMap<Tenant, u32>,
     /// Tenants' query semaphores; idle ones are dropped by [`RateLimiter::retain_recent`].
     running: Mutex<HashMap<Tenant, Arc<Semaphore>>>,
@@ -243,10 +259,11 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// From `rate_limits` (and `batch_write.max_batch_size`, the points bucket's smallest burst);
-    /// refusals are counted on `telemetry`.
+    /// From the quotas in force under `rate_limits` and `auth.enabled` (and `batch_write.max_batch_size`,
+    /// the points bucket's smallest burst); decisions are counted on `telemetry`.
     pub fn from_config(config: &Config, telemetry: Telemetry) -> Self {
         let rl = &config.rate_limits;
+        let active: Quotas = rl.active(config.auth.enabled);
         let pick = |f: fn(&RateLimitOverride) -> Option<u32>| -> Vec<(Tenant, u32)> {
             rl.tenants
                 .iter()
@@ -257,31 +274,36 @@ impl RateLimiter {
         Self {
             write_requests: Buckets::new(
                 Bucket::WriteRequests,
-                rl.write_requests_per_second,
+                active.write_requests_per_second,
                 0,
                 &pick(|o| o.write_requests_per_second),
             ),
             query_requests: Buckets::new(
                 Bucket::QueryRequests,
-                rl.query_requests_per_second,
+                active.query_requests_per_second,
                 0,
                 &pick(|o| o.query_requests_per_second),
             ),
             points: Buckets::new(
                 Bucket::Points,
-                rl.metrics_per_second,
+                active.metrics_per_second,
                 max_batch,
                 &pick(|o| o.metrics_per_second),
             ),
-            concurrent_default: rl.concurrent_queries,
+            concurrent_default: active.concurrent_queries,
             concurrent_overrides: pick(|o| o.concurrent_queries).into_iter().collect(),
             running: Mutex::new(HashMap::new()),
             telemetry,
         }
     }
 
-    /// Takes one request token from `bucket` (write or query requests).
-    pub fn check_request(&self, bucket: Bucket, tenant: &Tenant) -> Result<Snapshot, Limited> {
+    /// Takes one request token from `bucket` (write or query requests); `Ok(None)` when the tenant has no
+    /// such quota.
+    pub fn check_request(
+        &self,
+        bucket: Bucket,
+        tenant: &Tenant,
+    ) -> Result<Option<Snapshot>, Limited> {
         match bucket {
             Bucket::WriteRequests => self.write_requests.check(tenant, 1, &self.telemetry),
             Bucket::QueryRequests => self.query_requests.check(tenant, 1, &self.telemetry),
@@ -289,19 +311,27 @@ impl RateLimiter {
         }
     }
 
-    /// Takes `points` tokens for an ingested batch.
-    pub fn check_points(&self, tenant: &Tenant, points: usize) -> Result<Snapshot, Limited> {
+    /// Takes `points` tokens for an ingested batch; `Ok(None)` when the tenant has no points quota.
+    pub fn check_points(
+        &self,
+        tenant: &Tenant,
+        points: usize,
+    ) -> Result<Option<Snapshot>, Limited> {
         let cost = u32::try_from(points).unwrap_or(u32::MAX);
         self.points.check(tenant, cost, &self.telemetry)
     }
 
-    /// A slot among the tenant's concurrent queries, held until the permit drops; `429` when all are taken.
-    pub fn start_query(&self, tenant: &Tenant) -> Result<OwnedSemaphorePermit, ApiError> {
-        let cap = self
+    /// A slot among the tenant's concurrent queries, held until the permit drops; `429` when all are
+    /// taken; `Ok(None)` when the tenant's concurrent queries are not capped.
+    pub fn start_query(&self, tenant: &Tenant) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let Some(cap) = self
             .concurrent_overrides
             .get(tenant)
             .copied()
-            .unwrap_or(self.concurrent_default);
+            .or(self.concurrent_default)
+        else {
+            return Ok(None);
+        };
         let semaphore = {
             // A std mutex: nothing is awaited while it is held.
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -314,7 +344,7 @@ impl RateLimiter {
         let free = semaphore.available_permits() as u32;
         self.telemetry
             .rate_limit_checked(tenant, "concurrent_queries", permit.is_ok(), free);
-        permit.map_err(|_| {
+        permit.map(Some).map_err(|_| {
             ApiError::new(
                 ErrorCode::RateLimitExceeded,
                 format!("tenant {tenant} already runs rate_limits.concurrent_queries of {cap} queries; retry when one finishes"),
@@ -344,8 +374,10 @@ mod tests {
     use super::*;
     use crate::config::RateLimitOverride;
 
+    /// A limiter of an authenticated server (the seed's quotas by default), edited by `edit`.
     fn limiter(edit: impl FnOnce(&mut Config)) -> RateLimiter {
         let mut config = Config::default();
+        config.auth.enabled = true;
         edit(&mut config);
         let mut registry = prometheus_client::registry::Registry::default();
         RateLimiter::from_config(&config, Telemetry::register(&mut registry, 100))
@@ -353,12 +385,13 @@ mod tests {
 
     #[test]
     fn buckets_count_down_then_refuse_with_the_key_and_value() {
-        let l = limiter(|c| c.rate_limits.write_requests_per_second = 2);
+        let l = limiter(|c| c.rate_limits.write_requests_per_second = Some(2));
         let t = Tenant::new("t");
-        let first = l.check_request(Bucket::WriteRequests, &t).unwrap();
+        let first = l.check_request(Bucket::WriteRequests, &t).unwrap().unwrap();
         assert_eq!((first.limit, first.remaining), (2, 1));
         assert_eq!(
             l.check_request(Bucket::WriteRequests, &t)
+                .unwrap()
                 .unwrap()
                 .remaining,
             0
@@ -382,11 +415,11 @@ mod tests {
     #[test]
     fn points_cost_one_each_and_a_full_batch_fits_the_bucket() {
         let l = limiter(|c| {
-            c.rate_limits.metrics_per_second = 100;
+            c.rate_limits.metrics_per_second = Some(100);
             c.batch_write.max_batch_size = 1_000;
         });
         let t = Tenant::new("t");
-        let s = l.check_points(&t, 1_000).unwrap();
+        let s = l.check_points(&t, 1_000).unwrap().unwrap();
         assert_eq!((s.limit, s.remaining), (1_000, 0));
         assert_eq!(s.full_in, Duration::from_secs(10));
         let refused = l.check_points(&t, 500).unwrap_err();
@@ -396,7 +429,7 @@ mod tests {
     #[test]
     fn overrides_and_idle_state() {
         let l = limiter(|c| {
-            c.rate_limits.concurrent_queries = 1;
+            c.rate_limits.concurrent_queries = Some(1);
             c.rate_limits.tenants.insert(
                 "big".into(),
                 RateLimitOverride {
@@ -408,28 +441,59 @@ mod tests {
         });
         let big = Tenant::new("big");
         assert_eq!(
-            l.check_request(Bucket::QueryRequests, &big).unwrap().limit,
+            l.check_request(Bucket::QueryRequests, &big)
+                .unwrap()
+                .unwrap()
+                .limit,
             500
         );
         let small = Tenant::new("small");
         assert_eq!(
             l.check_request(Bucket::QueryRequests, &small)
                 .unwrap()
+                .unwrap()
                 .limit,
             50
         );
-        let held = l.start_query(&small).unwrap();
+        let held = l.start_query(&small).unwrap().unwrap();
         assert_eq!(
             l.start_query(&small).unwrap_err().code,
             ErrorCode::RateLimitExceeded
         );
         let _two = (l.start_query(&big).unwrap(), l.start_query(&big).unwrap());
         drop(held);
-        assert!(l.start_query(&small).is_ok());
+        assert!(l.start_query(&small).unwrap().is_some());
         assert_eq!(l.tracked_tenants(), 1);
         l.retain_recent();
         // `small` took one token of 50 a moment ago: not yet full, so kept; semaphores in use are kept.
         assert_eq!(l.tracked_tenants(), 1);
         assert_eq!(l.running.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn without_auth_only_the_quotas_set_apply() {
+        let mut config = Config::default();
+        config.rate_limits.query_requests_per_second = Some(1);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let l = RateLimiter::from_config(&config, Telemetry::register(&mut registry, 100));
+        let t = Tenant::default_tenant();
+        // Writes, points and query slots have no quota: no bucket, no headers, never a refusal.
+        for _ in 0..1_000 {
+            assert_eq!(l.check_request(Bucket::WriteRequests, &t).unwrap(), None);
+        }
+        for _ in 0..5 {
+            assert_eq!(l.check_points(&t, 10_000).unwrap(), None);
+        }
+        let slots: Vec<_> = (0..100).map(|_| l.start_query(&t).unwrap()).collect();
+        assert!(slots.iter().all(Option::is_none));
+        // The query requests quota was set, so it applies.
+        assert_eq!(
+            l.check_request(Bucket::QueryRequests, &t)
+                .unwrap()
+                .unwrap()
+                .limit,
+            1
+        );
+        assert!(l.check_request(Bucket::QueryRequests, &t).is_err());
     }
 }

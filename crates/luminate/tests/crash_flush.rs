@@ -33,8 +33,7 @@ fn acknowledged_points_are_stored_exactly_once_after_kill_9_during_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let launch = Launch::new(dir.path())
         .env("LUMINATE__STORAGE__EMBEDDED__HEAD_MAX_POINTS", "500")
-        .env("LUMINATE__STORAGE__EMBEDDED__SYNC", "none")
-        .without_rate_limits();
+        .env("LUMINATE__STORAGE__EMBEDDED__SYNC", "none");
     // (round, writer) → (points acknowledged, points sent)
     let mut expected: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for round in 0..rounds() {

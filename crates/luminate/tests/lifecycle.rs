@@ -38,7 +38,7 @@ fn acknowledged_writes_survive_kill_9() {
     // (round, writer) → (points acknowledged, points sent)
     let mut expected: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for round in 0..3 {
-        let server = Launch::new(dir.path()).without_rate_limits().start();
+        let server = Launch::new(dir.path()).start();
         let results = write_until_killed(
             &server,
             "durable",

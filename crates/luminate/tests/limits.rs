@@ -1,7 +1,8 @@
-//! Per-tenant limits end to end: request buckets (429 with `Retry-After` and `X-RateLimit-*`, refill,
-//! one tenant's limit not touching another's, per-tenant overrides), points per second counted per
-//! point, cardinality limits refusing exactly the points past them (on every backend), and query limits
-//! naming the limit.
+//! Per-tenant limits end to end: which rate limits are in force (the seed's quotas with auth, none in
+//! protected mode unless configured, and the start-up line saying so), request buckets (429 with
+//! `Retry-After` and `X-RateLimit-*`, refill, one tenant's limit not touching another's, per-tenant
+//! overrides), points per second counted per point, cardinality limits refusing exactly the points past
+//! them (on every backend), and query limits naming the limit.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,7 +14,7 @@ mod tenant_client;
 
 use std::time::Duration;
 
-use common::{Backend, Launch, now_ms, point};
+use common::{Backend, Launch, Luminate, now_ms, point};
 use serde_json::{Value, json};
 use tenant_client::{Client, Reply, token, with_secret};
 
@@ -94,11 +95,132 @@ fn write_requests_have_their_own_bucket() {
     assert_eq!(write().number("x-ratelimit-remaining"), 1);
     assert_eq!(write().number("x-ratelimit-remaining"), 0);
     assert_limited(&write(), 2, "write_requests_per_second");
-    // Reads (tenant default, auth disabled) draw from the query bucket, still full.
+    // Reads (tenant default, auth disabled) have no quota: only the one set applies.
     let read = client.send("GET", "/api/v1/metrics", None, None);
     assert_eq!(read.status, 200);
-    assert_eq!(read.number("x-ratelimit-limit"), 50);
+    assert_eq!(read.header("x-ratelimit-limit"), None, "{read:?}");
     assert_eq!(server.count("m"), 2);
+}
+
+/// A batch of 10 000 points of one series of `m`, the `round`-th: no two rounds share a timestamp.
+fn full_batch(round: i64) -> Value {
+    let newest = now_ms() - round * 10_000;
+    let points: Vec<Value> = (0..10_000)
+        .map(|i| point("m", newest - i, 1.0, &[]))
+        .collect();
+    json!({ "metrics": points })
+}
+
+/// Waits for the start-up line on rate limits and returns it.
+fn rate_limit_line(server: &Luminate) -> String {
+    let find = || {
+        server
+            .output()
+            .lines()
+            .find(|l| l.contains("rate limits"))
+            .map(str::to_owned)
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || find().is_some()),
+        "{}",
+        server.output()
+    );
+    find().unwrap()
+}
+
+#[test]
+fn protected_mode_applies_no_rate_limit_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).start();
+    assert!(
+        rate_limit_line(&server)
+            .ends_with("rate limits: off (auth disabled; set rate_limits.* to enable)"),
+        "{}",
+        server.output()
+    );
+    let client = Client::of(&server);
+    // A first bulk load: five full batches back to back (the seed's quota is 10 000 points a second).
+    for round in 0..5 {
+        let reply = client.send("POST", "/api/v1/write", None, Some(&full_batch(round)));
+        assert_eq!(reply.status, 200, "batch {round}: {:?}", reply.body);
+        assert_eq!(reply.header("x-ratelimit-limit"), None, "{reply:?}");
+    }
+    assert_eq!(server.count("m"), 50_000);
+    // A dashboard: 200 queries from 20 panels at once (the seed's quotas: 50 a second, 10 at a time).
+    let query = json!({"queryType": "aggregate", "metricName": "m", "aggregation": "count",
+        "timeRange": {"relative": "1h"}});
+    let started = std::time::Instant::now();
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let panels: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..10)
+                        .map(|_| client.send("POST", "/api/v1/query", None, Some(&query)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        panels.into_iter().flat_map(|p| p.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(replies.len(), 200);
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "after {elapsed:?}: {reply:?}");
+        assert_eq!(reply.header("x-ratelimit-limit"), None, "{reply:?}");
+        assert_eq!(reply.body["results"][0]["count"], 50_000, "{reply:?}");
+    }
+}
+
+#[test]
+fn protected_mode_applies_a_points_quota_set_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("luminate.yaml");
+    std::fs::write(&config, "rate_limits:\n  metrics_per_second: 10000\n").unwrap();
+    let server = Launch::new(&dir.path().join("data"))
+        .config(&config)
+        .start();
+    assert!(
+        rate_limit_line(&server).ends_with(
+            "rate limits per tenant: write_requests_per_second=off query_requests_per_second=off \
+             metrics_per_second=10000 concurrent_queries=off"
+        ),
+        "{}",
+        server.output()
+    );
+    let client = Client::of(&server);
+    let first = client.send("POST", "/api/v1/write", None, Some(&full_batch(0)));
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.number("x-ratelimit-limit"), 10_000);
+    let second = client.send("POST", "/api/v1/write", None, Some(&full_batch(1)));
+    assert_limited(&second, 10_000, "metrics_per_second");
+    assert_eq!(server.count("m"), 10_000);
+}
+
+#[test]
+fn with_auth_the_seed_quotas_apply_to_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_secret(Launch::new(dir.path())).start();
+    assert!(
+        rate_limit_line(&server).ends_with(
+            "rate limits per tenant: write_requests_per_second=100 query_requests_per_second=50 \
+             metrics_per_second=10000 concurrent_queries=10"
+        ),
+        "{}",
+        server.output()
+    );
+    let client = Client::of(&server);
+    let writer = token("acme", &["write"]);
+    let first = client.post("/api/v1/write", &writer, &full_batch(0));
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let second = client.post("/api/v1/write", &writer, &full_batch(1));
+    assert_limited(&second, 10_000, "metrics_per_second");
+    // Query requests: a burst of 50 (refilling at 50 a second), then 429.
+    let reader = token("acme", &["read"]);
+    let refused = (0..200)
+        .map(|_| client.get("/api/v1/metrics", &reader))
+        .find(|reply| reply.status != 200)
+        .expect("a 429 within 200 requests");
+    assert_limited(&refused, 50, "query_requests_per_second");
 }
 
 fn batch(n: usize, prefix: &str) -> Value {

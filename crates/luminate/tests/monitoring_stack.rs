@@ -457,8 +457,8 @@ fn stack_scrapes_luminate_answers_every_dashboard_query_and_alerts_on_a_storage_
     })
     .unwrap_or_else(|| {
         panic!(
-            "LuminateStorageUnavailable did not fire within 150 s; luminate_storage_up: {:?}; alerts: {}",
-            prometheus_query(&stack.prometheus, "luminate_storage_up"),
+            "LuminateStorageUnavailable did not fire within 150 s; luminate_storage_health: {:?}; alerts: {}",
+            prometheus_query(&stack.prometheus, "luminate_storage_health"),
             get_json(&format!("{}/api/v1/alerts", stack.prometheus))
         )
     });

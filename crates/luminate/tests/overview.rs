@@ -135,7 +135,7 @@ fn a_thousand_tenants_and_random_paths_leave_labels_bounded() {
         .into();
     assert!(routes.is_subset(&expected), "{routes:?}");
     for metric in [
-        "luminate_points_ingested_total",
+        "luminate_metrics_ingested_total",
         "luminate_write_requests_total",
         "luminate_rate_limit_checks_total",
         "luminate_rate_limit_tokens_available",
@@ -143,18 +143,18 @@ fn a_thousand_tenants_and_random_paths_leave_labels_bounded() {
         assert_eq!(label_values(&text, metric, "tenant").len(), 6, "{metric}");
     }
     assert!(
-        text.contains(r#"luminate_points_ingested_total{tenant="other"} 995"#),
+        text.contains(r#"luminate_metrics_ingested_total{tenant="other"} 995"#),
         "{text}"
     );
     // The collector's gauges: six tenant labels, three metric labels.
     assert!(eventually(Duration::from_secs(10), || {
         let text = get_text(&server.url("/metrics"), &[]).2;
-        label_values(&text, "luminate_cardinality_series", "tenant").len() == 6
+        label_values(&text, "luminate_series_count", "tenant").len() == 6
             && text.contains(r#"luminate_cardinality_metrics{tenant="other"} 995"#)
     }));
     let text = get_text(&server.url("/metrics"), &[]).2;
     assert_eq!(
-        label_values(&text, "luminate_cardinality_metric_series", "metric").len(),
+        label_values(&text, "luminate_cardinality_by_metric", "metric").len(),
         3,
         "{text}"
     );

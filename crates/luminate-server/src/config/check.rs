@@ -2,7 +2,7 @@
 //! least one is needed, a default above its maximum, auth enabled without a key). Each
 //! failure names the key.
 
-use super::{Config, LoadError};
+use super::{Config, LoadError, Quotas};
 
 impl Config {
     /// Range and consistency checks the types cannot express.
@@ -102,36 +102,24 @@ impl Config {
         }
 
         let rl = &self.rate_limits;
-        positive(
-            "rate_limits.write_requests_per_second",
-            rl.write_requests_per_second.into(),
-        )?;
-        positive(
-            "rate_limits.query_requests_per_second",
-            rl.query_requests_per_second.into(),
-        )?;
-        positive(
-            "rate_limits.metrics_per_second",
-            rl.metrics_per_second.into(),
-        )?;
-        positive(
-            "rate_limits.concurrent_queries",
-            rl.concurrent_queries.into(),
-        )?;
-
-        for (tenant, o) in &rl.tenants {
-            let key = format!("rate_limits.tenants.{tenant}");
-            if let Err(message) = crate::auth::validate_tenant_id(tenant) {
-                return invalid(&key, message);
-            }
-            for (name, value) in [
-                ("write_requests_per_second", o.write_requests_per_second),
-                ("query_requests_per_second", o.query_requests_per_second),
-                ("metrics_per_second", o.metrics_per_second),
-                ("concurrent_queries", o.concurrent_queries),
-            ] {
+        let overrides = rl
+            .tenants
+            .iter()
+            .map(|(tenant, o)| (Some(tenant), Quotas::from(o)));
+        for (tenant, quotas) in std::iter::once((None, rl.set())).chain(overrides) {
+            let section = match tenant {
+                None => "rate_limits".to_owned(),
+                Some(tenant) => {
+                    let key = format!("rate_limits.tenants.{tenant}");
+                    if let Err(message) = crate::auth::validate_tenant_id(tenant) {
+                        return invalid(&key, message);
+                    }
+                    key
+                }
+            };
+            for (name, value) in quotas.keyed() {
                 if value == Some(0) {
-                    return invalid(&format!("{key}.{name}"), "must be at least 1".into());
+                    return invalid(&format!("{section}.{name}"), "must be at least 1".into());
                 }
             }
         }

@@ -345,15 +345,22 @@ impl Default for HealthConfig {
     }
 }
 
-/// `rate_limits`: per-tenant token buckets (see `crate::limits`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// `rate_limits`: per-tenant token buckets and query slots (see `crate::limits`). Quotas keep tenants
+/// from hurting each other, so a key left unset has two meanings: with auth enabled, the seed's
+/// per-tenant default ([`Quotas::SEED`]); with auth disabled (protected mode, one implicit tenant), no
+/// limit. A key set in the file or the environment applies in both modes ([`RateLimitsConfig::active`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[allow(missing_docs)] // names say what they limit
 pub struct RateLimitsConfig {
-    pub write_requests_per_second: u32,
-    pub query_requests_per_second: u32,
-    pub metrics_per_second: u32,
-    pub concurrent_queries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_requests_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_requests_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrent_queries: Option<u32>,
     /// Per-tenant overrides by tenant id; a key left out keeps the default above.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tenants: BTreeMap<String, RateLimitOverride>,
@@ -374,14 +381,83 @@ pub struct RateLimitOverride {
     pub concurrent_queries: Option<u32>,
 }
 
-impl Default for RateLimitsConfig {
-    fn default() -> Self {
+/// The quotas in force for a tenant without an override; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // the `rate_limits` keys
+pub struct Quotas {
+    pub write_requests_per_second: Option<u32>,
+    pub query_requests_per_second: Option<u32>,
+    pub metrics_per_second: Option<u32>,
+    pub concurrent_queries: Option<u32>,
+}
+
+impl Quotas {
+    /// The seed's per-tenant defaults: what an authenticated server applies to a key left unset.
+    pub const SEED: Self = Self {
+        write_requests_per_second: Some(100),
+        query_requests_per_second: Some(50),
+        metrics_per_second: Some(10_000),
+        concurrent_queries: Some(10),
+    };
+
+    /// No limit at all: protected mode with no key set.
+    pub const NONE: Self = Self {
+        write_requests_per_second: None,
+        query_requests_per_second: None,
+        metrics_per_second: None,
+        concurrent_queries: None,
+    };
+
+    /// Each quota with its key, in the order of the configuration.
+    pub fn keyed(&self) -> [(&'static str, Option<u32>); 4] {
+        [
+            ("write_requests_per_second", self.write_requests_per_second),
+            ("query_requests_per_second", self.query_requests_per_second),
+            ("metrics_per_second", self.metrics_per_second),
+            ("concurrent_queries", self.concurrent_queries),
+        ]
+    }
+}
+
+impl RateLimitsConfig {
+    /// The default keys as set in the file or the environment; `None` where unset.
+    pub fn set(&self) -> Quotas {
+        Quotas {
+            write_requests_per_second: self.write_requests_per_second,
+            query_requests_per_second: self.query_requests_per_second,
+            metrics_per_second: self.metrics_per_second,
+            concurrent_queries: self.concurrent_queries,
+        }
+    }
+
+    /// The default quotas in force: each key as set, else (auth enabled) the seed's, else no limit.
+    pub fn active(&self, auth_enabled: bool) -> Quotas {
+        let set = self.set();
+        let fallback = if auth_enabled {
+            Quotas::SEED
+        } else {
+            Quotas::NONE
+        };
+        Quotas {
+            write_requests_per_second: set
+                .write_requests_per_second
+                .or(fallback.write_requests_per_second),
+            query_requests_per_second: set
+                .query_requests_per_second
+                .or(fallback.query_requests_per_second),
+            metrics_per_second: set.metrics_per_second.or(fallback.metrics_per_second),
+            concurrent_queries: set.concurrent_queries.or(fallback.concurrent_queries),
+        }
+    }
+}
+
+impl From<&RateLimitOverride> for Quotas {
+    fn from(o: &RateLimitOverride) -> Self {
         Self {
-            write_requests_per_second: 100,
-            query_requests_per_second: 50,
-            metrics_per_second: 10_000,
-            concurrent_queries: 10,
-            tenants: BTreeMap::new(),
+            write_requests_per_second: o.write_requests_per_second,
+            query_requests_per_second: o.query_requests_per_second,
+            metrics_per_second: o.metrics_per_second,
+            concurrent_queries: o.concurrent_queries,
         }
     }
 }
@@ -711,6 +787,29 @@ impl Config {
             );
         }
         out
+    }
+
+    /// The start-up log's line on rate limits: the quotas in force, or that there are none.
+    pub fn rate_limit_summary(&self) -> String {
+        let active = self.rate_limits.active(self.auth.enabled);
+        let overrides = match self.rate_limits.tenants.len() {
+            0 => String::new(),
+            n => format!("; overrides for {n} tenant(s) in rate_limits.tenants"),
+        };
+        if active == Quotas::NONE {
+            return format!(
+                "rate limits: off (auth disabled; set rate_limits.* to enable){overrides}"
+            );
+        }
+        let quotas: Vec<String> = active
+            .keyed()
+            .iter()
+            .map(|(key, value)| match value {
+                Some(n) => format!("{key}={n}"),
+                None => format!("{key}=off"),
+            })
+            .collect();
+        format!("rate limits per tenant: {}{overrides}", quotas.join(" "))
     }
 
     /// Per-point validation rules from `validation` and `cardinality_limits`.

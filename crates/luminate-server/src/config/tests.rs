@@ -154,7 +154,7 @@ fn seed_file_loads_with_interpolation() {
         c.storage.clickhouse.conn_max_lifetime,
         Duration::from_secs(3600)
     );
-    assert_eq!(c.rate_limits.concurrent_queries, 10);
+    assert_eq!(c.rate_limits.concurrent_queries, Some(10));
     assert_eq!(c.cardinality_limits.max_unique_series_per_metric, 1_000_000);
     assert_eq!(
         c.query_limits.max_query_time_range,
@@ -242,6 +242,10 @@ fn key_paths_list_every_scalar_key() {
     config.storage.clickhouse.cluster = Some("c".into());
     config.metrics.bearer_token = Some("t".into());
     config.metrics.listen = Some("127.0.0.1:9100".into());
+    config.rate_limits.write_requests_per_second = Some(1);
+    config.rate_limits.query_requests_per_second = Some(1);
+    config.rate_limits.metrics_per_second = Some(1);
+    config.rate_limits.concurrent_queries = Some(1);
     let mut found = Vec::new();
     leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
     found.retain(|k| k != "retention.policies");
@@ -618,6 +622,74 @@ fn health_thresholds_from_file_and_environment() {
     assert!(
         err.contains("min_free_disk") && err.contains("health"),
         "{err}"
+    );
+}
+
+#[test]
+fn rate_limits_left_unset_apply_only_with_auth() {
+    // Unset: the seed's per-tenant quotas with auth enabled, none in protected mode.
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.rate_limits.active(true), Quotas::SEED);
+    assert_eq!(
+        Quotas::SEED.keyed(),
+        [
+            ("write_requests_per_second", Some(100)),
+            ("query_requests_per_second", Some(50)),
+            ("metrics_per_second", Some(10_000)),
+            ("concurrent_queries", Some(10)),
+        ]
+    );
+    assert_eq!(c.rate_limits.active(false), Quotas::NONE);
+    assert_eq!(
+        c.rate_limit_summary(),
+        "rate limits: off (auth disabled; set rate_limits.* to enable)"
+    );
+
+    // A key set in the file or the environment applies in both modes; the others keep the mode's default.
+    let c = load(
+        "rate_limits:\n  metrics_per_second: 500\n",
+        &[("LUMINATE__RATE_LIMITS__CONCURRENT_QUERIES", "4")],
+    )
+    .unwrap();
+    let protected = Quotas {
+        metrics_per_second: Some(500),
+        concurrent_queries: Some(4),
+        ..Quotas::NONE
+    };
+    assert_eq!(c.rate_limits.active(false), protected);
+    assert_eq!(
+        c.rate_limit_summary(),
+        "rate limits per tenant: write_requests_per_second=off query_requests_per_second=off \
+         metrics_per_second=500 concurrent_queries=4"
+    );
+    assert_eq!(
+        c.rate_limits.active(true),
+        Quotas {
+            metrics_per_second: Some(500),
+            concurrent_queries: Some(4),
+            ..Quotas::SEED
+        }
+    );
+
+    // With auth enabled and nothing set, the log names the seed's numbers.
+    let c = load(
+        "auth:\n  enabled: true\n  jwt_secret: s\nrate_limits:\n  tenants:\n    acme:\n      metrics_per_second: 50000\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.rate_limit_summary(),
+        "rate limits per tenant: write_requests_per_second=100 query_requests_per_second=50 \
+         metrics_per_second=10000 concurrent_queries=10; overrides for 1 tenant(s) in rate_limits.tenants"
+    );
+
+    // Zero is refused whether the key is a default or an override.
+    assert_eq!(
+        load_err(
+            "",
+            &[("LUMINATE_RATE_LIMITS_WRITE_REQUESTS_PER_SECOND", "0")]
+        ),
+        "invalid configuration: rate_limits.write_requests_per_second: must be at least 1"
     );
 }
 

@@ -19,12 +19,14 @@ use crate::tenant::RequestTenant;
 /// Largest query body: a query is a small object, even with many filters.
 const MAX_QUERY_BODY: usize = 1 << 20;
 
-/// Handles a query, and records its type, time, answer size or error.
+/// Handles a query, and records its type, time, answer size or error; it counts in `active_queries`
+/// until its answer is built.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let _active = state.telemetry.query_started(&tenant);
     let body = read_capped(
         request.into_body(),
         MAX_QUERY_BODY,
@@ -59,10 +61,10 @@ pub async fn handle(
     }
 }
 
-/// The `type` label of a query that did not parse.
+/// The `query_type` label of a query that did not parse.
 const UNPARSED: &str = "unknown";
 
-/// The query's `type` as the request named it.
+/// The query's `type` as the request named it (the `query_type` label).
 fn query_type(plan: &QueryPlan) -> &'static str {
     match plan.kind {
         QueryKind::Range => "range",

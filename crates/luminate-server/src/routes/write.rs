@@ -22,6 +22,7 @@ use crate::app::AppState;
 use crate::body::{gunzip_capped, read_capped};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyCache, StoredResponse};
+use crate::limits::{LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER};
 use crate::telemetry::WriteOutcome;
 use crate::tenant::RequestTenant;
 
@@ -186,20 +187,41 @@ async fn write_inner(
         mut rejections,
     } = validated;
     let mut accepted = 0;
-    if !points.is_empty()
-        && let Err(limited) = state.rate_limiter.check_points(tenant, points.len())
-    {
-        let mut headers = HeaderMap::new();
-        limited.apply(&mut headers);
-        return Ok(StoredResponse {
-            status: limited.error.status(),
-            body: Bytes::from(limited.error.body().to_string()),
-            headers,
-        });
+    // The answer carries the points bucket's headers when that quota is in force: it is the one a
+    // bulk load meets first (the route guard's request bucket headers apply otherwise).
+    let mut headers = HeaderMap::new();
+    if !points.is_empty() {
+        match state.rate_limiter.check_points(tenant, points.len()) {
+            Ok(snapshot) => {
+                if let Some(snapshot) = snapshot {
+                    snapshot.apply(&mut headers);
+                }
+            }
+            Err(limited) => {
+                state
+                    .telemetry
+                    .batch_refused(tenant, limited.error.code, points.len() as u64);
+                limited.apply(&mut headers);
+                return Ok(StoredResponse {
+                    status: limited.error.status(),
+                    body: Bytes::from(limited.error.body().to_string()),
+                    headers,
+                });
+            }
+        }
     }
     if !points.is_empty() {
         let points = Arc::new(points);
-        let outcome = state.store.write(tenant, Arc::clone(&points)).await?;
+        let outcome = match state.store.write(tenant, Arc::clone(&points)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = ApiError::from(e);
+                state
+                    .telemetry
+                    .batch_refused(tenant, e.code, points.len() as u64);
+                return Err(e);
+            }
+        };
         accepted = outcome.accepted;
         for r in outcome.rejected {
             let Some(&index) = indexes.get(r.index) else {
@@ -232,7 +254,7 @@ async fn write_inner(
     Ok(StoredResponse {
         status,
         body: Bytes::from(body.to_string()),
-        headers: HeaderMap::new(),
+        headers,
     })
 }
 
@@ -342,9 +364,13 @@ fn stored_to_response(stored: StoredResponse, replayed: bool) -> Response {
         .into_response();
     response.headers_mut().extend(stored.headers);
     if replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED, HeaderValue::from_static("true"));
+        let headers = response.headers_mut();
+        // A replay charged no points: the first answer's bucket state is stale, and the route guard
+        // adds the request bucket's current one instead.
+        for stale in [LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER] {
+            headers.remove(stale);
+        }
+        headers.insert(REPLAYED, HeaderValue::from_static("true"));
     }
     response
 }

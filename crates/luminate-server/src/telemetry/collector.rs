@@ -79,7 +79,7 @@ impl CardinalityMetrics {
                 tenants,
             },
             series: r.add(
-                "cardinality_series",
+                "series_count",
                 "Series with stored points, by tenant",
                 &["tenant"],
                 Family::default(),
@@ -91,7 +91,7 @@ impl CardinalityMetrics {
                 Family::default(),
             ),
             metric_series: r.add(
-                "cardinality_metric_series",
+                "cardinality_by_metric",
                 "Series of the metrics.top_metrics metrics with the most series, by tenant and metric",
                 &["tenant", "metric"],
                 Family::default(),
@@ -192,17 +192,17 @@ impl Collector {
         match tokio::time::timeout(CALL_TIMEOUT, self.store.health()).await {
             Ok(health) => {
                 let up = health.status == HealthStatus::Healthy;
-                storage.up.get_or_create(&backend).set(i64::from(up));
+                storage.health.get_or_create(&backend).set(i64::from(up));
                 if let Some(bytes) = health.disk_used_bytes {
                     storage
-                        .disk_bytes
+                        .size_bytes
                         .get_or_create(&backend)
                         .set(saturate(bytes));
                 }
                 (up, health.disk_used_bytes)
             }
             Err(_) => {
-                storage.up.get_or_create(&backend).set(0);
+                storage.health.get_or_create(&backend).set(0);
                 (false, None)
             }
         }
@@ -232,7 +232,7 @@ impl Collector {
     /// Cardinality gauges; the totals (series, metrics, tenants with data) when the store answered.
     async fn collect_cardinality(&self) -> Option<(u64, u64, u64)> {
         let Ok(Ok(tenants)) = tokio::time::timeout(CALL_TIMEOUT, self.store.tenants()).await else {
-            // The store is unavailable: the last figures stay (storage_up says why they are stale).
+            // The store is unavailable: the last figures stay (storage_health says why they are stale).
             return None;
         };
         let mut totals = (0, 0, 0);
@@ -382,20 +382,20 @@ mod tests {
         collector.collect().await;
         let text = exposition(&registry);
         for line in [
-            "luminate_storage_up{backend=\"embedded\"} 1",
+            "luminate_storage_health{backend=\"embedded\"} 1",
             // t0: 2 series; t1: 3; t2: 4.
-            "luminate_cardinality_series{tenant=\"t0\"} 2",
-            "luminate_cardinality_series{tenant=\"t2\"} 4",
+            "luminate_series_count{tenant=\"t0\"} 2",
+            "luminate_series_count{tenant=\"t2\"} 4",
             "luminate_cardinality_metrics{tenant=\"t0\"} 1",
             "luminate_cardinality_metrics{tenant=\"t1\"} 2",
             // t3..t9: 2 + 3..9 series each.
-            "luminate_cardinality_series{tenant=\"other\"} 56",
+            "luminate_series_count{tenant=\"other\"} 56",
             "luminate_cardinality_metrics{tenant=\"other\"} 14",
             "luminate_cardinality_limit_usage_ratio{tenant=\"t2\",limit=\"max_unique_series_per_metric\"} 0.2",
             "luminate_cardinality_limit_usage_ratio{tenant=\"other\",limit=\"max_unique_series_per_metric\"} 0.9",
             "luminate_cardinality_limit_usage_ratio{tenant=\"t1\",limit=\"max_metrics_per_tenant\"} 0.5",
             // The two largest metrics: t9's and t8's latency, both under `other`.
-            "luminate_cardinality_metric_series{tenant=\"other\",metric=\"latency\"} 17",
+            "luminate_cardinality_by_metric{tenant=\"other\",metric=\"latency\"} 17",
             "luminate_engine_series 65",
             "luminate_engine_head_points 65",
             "luminate_engine_parts 0",
@@ -403,14 +403,14 @@ mod tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         assert_eq!(
-            text.matches("luminate_cardinality_metric_series{").count(),
+            text.matches("luminate_cardinality_by_metric{").count(),
             1,
             "{text}"
         );
         assert!(
             text.contains("luminate_storage_filesystem_available_bytes{backend=\"embedded\"} ")
         );
-        assert!(text.contains("luminate_storage_disk_bytes{backend=\"embedded\"} "));
+        assert!(text.contains("luminate_storage_size_bytes{backend=\"embedded\"} "));
         let summary = telemetry.overview().collected.unwrap();
         assert_eq!(
             (summary.series, summary.metrics, summary.tenants),
@@ -424,7 +424,7 @@ mod tests {
         collector.collect().await;
         let text = exposition(&registry);
         assert!(
-            text.contains("luminate_cardinality_series{tenant=\"t2\"} 2"),
+            text.contains("luminate_series_count{tenant=\"t2\"} 2"),
             "{text}"
         );
         assert!(

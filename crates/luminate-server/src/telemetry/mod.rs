@@ -20,8 +20,15 @@
 //!   id can be (ids never start with `-`). A tenant really named `other` shares its label with the
 //!   folded ones.
 //! - `metric` (cardinality) appears only for the `metrics.top_metrics` metrics with the most series.
-//! - `reason` and `code` are contract error codes, `limit` a `rate_limits` or `cardinality_limits` key,
-//!   `type` a query type, `operation` a store or ClickHouse operation, `backend` a storage backend.
+//! - `code` is a contract error code, `limit` a `rate_limits` or `cardinality_limits` key, `query_type`
+//!   a query type, `operation` a store or ClickHouse operation, `backend` a storage backend.
+//!
+//! The seed's "Self-Monitoring Metrics" are these names with the seed's meanings (an operator's rules
+//! look for them): `metrics_ingested_total`, `write_errors_total`, `write_latency_seconds`,
+//! `query_latency_seconds` (by `query_type`, as in the seed's exposition), `storage_size_bytes`,
+//! `series_count`, `cardinality_by_metric`, `rate_limit_exceeded_total`, `active_queries` and
+//! `storage_health`, besides `up`, `write_requests_total`, `query_requests_total`, `query_errors_total`
+//! and `query_result_points`. A test checks each one in a live exposition.
 
 pub mod collector;
 pub mod http;
@@ -119,9 +126,9 @@ pub(crate) struct TenantLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RejectionLabels {
+struct WriteErrorLabels {
     tenant: String,
-    reason: &'static str,
+    code: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -133,25 +140,18 @@ struct OutcomeLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct QueryLabels {
     tenant: String,
-    r#type: &'static str,
+    query_type: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct TypeLabels {
-    r#type: &'static str,
+struct QueryTypeLabels {
+    query_type: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct QueryErrorLabels {
-    r#type: &'static str,
+    query_type: &'static str,
     code: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct LimitCheckLabels {
-    tenant: String,
-    limit: &'static str,
-    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -234,14 +234,16 @@ impl std::ops::Deref for Telemetry {
 pub struct Metrics {
     pub(crate) http: http::HttpMetrics,
     write_requests: Family<OutcomeLabels, Counter>,
-    write_duration: Histogram,
-    points_ingested: Family<TenantLabels, Counter>,
-    points_rejected: Family<RejectionLabels, Counter>,
+    write_latency: Histogram,
+    metrics_ingested: Family<TenantLabels, Counter>,
+    write_errors: Family<WriteErrorLabels, Counter>,
     query_requests: Family<QueryLabels, Counter>,
     query_errors: Family<QueryErrorLabels, Counter>,
-    query_duration: HistogramFamily<TypeLabels>,
-    query_result_points: HistogramFamily<TypeLabels>,
-    rate_limit_checks: Family<LimitCheckLabels, Counter>,
+    query_latency: HistogramFamily<QueryTypeLabels>,
+    query_result_points: HistogramFamily<QueryTypeLabels>,
+    active_queries: Family<TenantLabels, Gauge>,
+    rate_limit_checks: Family<LimitLabels, Counter>,
+    rate_limit_exceeded: Family<LimitLabels, Counter>,
     rate_limit_tokens: Family<LimitLabels, Gauge>,
     pub(crate) cardinality: collector::CardinalityMetrics,
     pub(crate) storage: StorageMetrics,
@@ -299,52 +301,64 @@ impl Telemetry {
                 &["tenant", "outcome"],
                 Family::default(),
             ),
-            write_duration: r.add(
-                "write_duration_seconds",
+            write_latency: r.add(
+                "write_latency_seconds",
                 "Time the write route takes to read, decode, validate and store one request",
                 &[],
                 duration_histogram(),
             ),
-            points_ingested: r.add(
-                "points_ingested",
-                "Points stored by the write route, by tenant",
+            metrics_ingested: r.add(
+                "metrics_ingested",
+                "Points (individual metrics) stored by the write route, by tenant",
                 &["tenant"],
                 Family::default(),
             ),
-            points_rejected: r.add(
-                "points_rejected",
-                "Points the write route reported as rejected, by tenant and error code",
-                &["tenant", "reason"],
+            write_errors: r.add(
+                "write_errors",
+                "Points sent to the write route and not stored, by tenant and error code: rejected one by one (the errors of a 207 or 400 answer) or with their whole decoded batch (RATE_LIMIT_EXCEEDED, STORAGE_UNAVAILABLE, ...)",
+                &["tenant", "code"],
                 Family::default(),
             ),
             query_requests: r.add(
                 "query_requests",
                 "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate)",
-                &["tenant", "type"],
+                &["tenant", "query_type"],
                 Family::default(),
             ),
             query_errors: r.add(
                 "query_errors",
                 "Queries answered with an error, by query type (unknown when it did not parse) and error code",
-                &["type", "code"],
+                &["query_type", "code"],
                 Family::default(),
             ),
-            query_duration: r.add(
-                "query_duration_seconds",
+            query_latency: r.add(
+                "query_latency_seconds",
                 "Time to run a query and serialize its answer, by query type",
-                &["type"],
+                &["query_type"],
                 histograms(duration_histogram),
             ),
             query_result_points: r.add(
                 "query_result_points",
                 "Data points in a query's answer, by query type",
-                &["type"],
+                &["query_type"],
                 histograms(count_histogram),
+            ),
+            active_queries: r.add(
+                "active_queries",
+                "Queries being handled now (each holds one of the tenant's rate_limits.concurrent_queries slots when that limit is in force), by tenant",
+                &["tenant"],
+                Family::default(),
             ),
             rate_limit_checks: r.add(
                 "rate_limit_checks",
-                "Rate-limit decisions, by tenant, rate_limits key and outcome (allowed, rejected)",
-                &["tenant", "limit", "outcome"],
+                "Rate-limit decisions, allowed or refused, by tenant and rate_limits key (only for quotas in force)",
+                &["tenant", "limit"],
+                Family::default(),
+            ),
+            rate_limit_exceeded: r.add(
+                "rate_limit_exceeded",
+                "Rate-limit decisions that refused a request (429), by tenant and rate_limits key",
+                &["tenant", "limit"],
                 Family::default(),
             ),
             rate_limit_tokens: r.add(
@@ -406,7 +420,7 @@ impl Telemetry {
                 outcome: outcome.as_str(),
             })
             .inc();
-        self.write_duration.observe(elapsed.as_secs_f64());
+        self.write_latency.observe(elapsed.as_secs_f64());
         self.totals.write(elapsed);
     }
 
@@ -414,7 +428,7 @@ impl Telemetry {
     pub fn points_ingested(&self, tenant: &Tenant, n: u64) {
         self.totals.points(n, 0);
         if n > 0 {
-            self.points_ingested
+            self.metrics_ingested
                 .get_or_create(&TenantLabels {
                     tenant: self.tenant_label(tenant),
                 })
@@ -422,15 +436,37 @@ impl Telemetry {
         }
     }
 
-    /// One point of `tenant` rejected with `code`.
+    /// One point of `tenant` rejected with `code` in the write's answer.
     pub fn point_rejected(&self, tenant: &Tenant, code: ErrorCode) {
         self.totals.points(0, 1);
-        self.points_rejected
-            .get_or_create(&RejectionLabels {
+        self.count_write_errors(tenant, code, 1);
+    }
+
+    /// A decoded batch of `n` points of `tenant` refused whole with `code` (rate limit, storage failure).
+    /// Not in the overview's `points_rejected_total`, which counts the rejections an answer lists.
+    pub fn batch_refused(&self, tenant: &Tenant, code: ErrorCode, n: u64) {
+        self.count_write_errors(tenant, code, n);
+    }
+
+    fn count_write_errors(&self, tenant: &Tenant, code: ErrorCode, n: u64) {
+        self.write_errors
+            .get_or_create(&WriteErrorLabels {
                 tenant: self.tenant_label(tenant),
-                reason: code.as_str(),
+                code: code.as_str(),
             })
-            .inc();
+            .inc_by(n);
+    }
+
+    /// A query of `tenant` is being handled until the returned guard drops (`active_queries`).
+    pub fn query_started(&self, tenant: &Tenant) -> ActiveQuery {
+        let gauge = self
+            .active_queries
+            .get_or_create(&TenantLabels {
+                tenant: self.tenant_label(tenant),
+            })
+            .clone();
+        gauge.inc();
+        ActiveQuery(gauge)
     }
 
     /// A query of `query_type` ran to an answer of `points` data points in `elapsed`.
@@ -444,7 +480,7 @@ impl Telemetry {
         self.query_ran(tenant, query_type, elapsed);
         self.totals.query(Some(elapsed), false);
         self.query_result_points
-            .get_or_create(&TypeLabels { r#type: query_type })
+            .get_or_create(&QueryTypeLabels { query_type })
             .observe(points as f64);
     }
 
@@ -463,7 +499,7 @@ impl Telemetry {
         self.totals.query(ran, true);
         self.query_errors
             .get_or_create(&QueryErrorLabels {
-                r#type: query_type,
+                query_type,
                 code: code.as_str(),
             })
             .inc();
@@ -473,11 +509,11 @@ impl Telemetry {
         self.query_requests
             .get_or_create(&QueryLabels {
                 tenant: self.tenant_label(tenant),
-                r#type: query_type,
+                query_type,
             })
             .inc();
-        self.query_duration
-            .get_or_create(&TypeLabels { r#type: query_type })
+        self.query_latency
+            .get_or_create(&QueryTypeLabels { query_type })
             .observe(elapsed.as_secs_f64());
     }
 
@@ -490,20 +526,29 @@ impl Telemetry {
         allowed: bool,
         available: u32,
     ) {
+        let labels = LimitLabels {
+            tenant: self.tenant_label(tenant),
+            limit,
+        };
+        self.rate_limit_checks.get_or_create(&labels).inc();
         if !allowed {
             self.totals.rate_limited();
+            self.rate_limit_exceeded.get_or_create(&labels).inc();
         }
-        let tenant = self.tenant_label(tenant);
-        self.rate_limit_checks
-            .get_or_create(&LimitCheckLabels {
-                tenant: tenant.clone(),
-                limit,
-                outcome: if allowed { "allowed" } else { "rejected" },
-            })
-            .inc();
         self.rate_limit_tokens
-            .get_or_create(&LimitLabels { tenant, limit })
+            .get_or_create(&labels)
             .set(i64::from(available));
+    }
+}
+
+/// One query counted in `active_queries` while it lives.
+#[derive(Debug)]
+#[must_use = "the query stops counting as active when this drops"]
+pub struct ActiveQuery(Gauge);
+
+impl Drop for ActiveQuery {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -572,30 +617,35 @@ pub(crate) mod tests {
             telemetry.rate_limit_checked(&tenant, "write_requests_per_second", false, 0);
             telemetry.write_finished(&tenant, WriteOutcome::Partial, Duration::from_millis(1));
             telemetry.query_answered(&tenant, "range", 3, Duration::from_millis(2));
+            drop(telemetry.query_started(&tenant));
         }
         let text = exposition(&registry);
-        let tenants = label_values(&text, "luminate_points_ingested_total", "tenant");
+        let tenants = label_values(&text, "luminate_metrics_ingested_total", "tenant");
         assert_eq!(tenants.len(), 101);
         assert!(tenants.contains(OTHER_TENANT));
         assert!(tenants.contains("tenant-0") && tenants.contains("tenant-99"));
         assert!(!tenants.contains("tenant-100"));
-        let other = format!("luminate_points_ingested_total{{tenant=\"{OTHER_TENANT}\"}} 4900");
+        let other = format!("luminate_metrics_ingested_total{{tenant=\"{OTHER_TENANT}\"}} 4900");
         assert!(text.contains(&other), "{text}");
         for metric in [
-            "luminate_points_rejected_total",
+            "luminate_write_errors_total",
+            "luminate_rate_limit_exceeded_total",
             "luminate_rate_limit_checks_total",
             "luminate_rate_limit_tokens_available",
             "luminate_write_requests_total",
             "luminate_query_requests_total",
+            "luminate_active_queries",
         ] {
             assert_eq!(label_values(&text, metric, "tenant").len(), 101, "{metric}");
         }
         assert!(
-            text.contains("luminate_query_result_points_bucket{le=\"10.0\",type=\"range\"} 5000"),
+            text.contains(
+                "luminate_query_result_points_bucket{le=\"10.0\",query_type=\"range\"} 5000"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("luminate_write_duration_seconds_count 5000"),
+            text.contains("luminate_write_latency_seconds_count 5000"),
             "{text}"
         );
     }
@@ -636,6 +686,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn active_queries_count_the_queries_in_hand_and_refusals_are_counted_apart() {
+        let mut registry = Registry::default();
+        let telemetry = Telemetry::register(&mut registry, 10);
+        let (a, b) = (Tenant::new("a"), Tenant::new("b"));
+        let first = telemetry.query_started(&a);
+        let second = telemetry.query_started(&a);
+        let other = telemetry.query_started(&b);
+        drop(first);
+        telemetry.rate_limit_checked(&a, "query_requests_per_second", true, 1);
+        telemetry.rate_limit_checked(&a, "query_requests_per_second", false, 0);
+        telemetry.point_rejected(&a, ErrorCode::InvalidValue);
+        telemetry.batch_refused(&a, ErrorCode::StorageUnavailable, 500);
+        let text = exposition(&registry);
+        for line in [
+            "luminate_active_queries{tenant=\"a\"} 1",
+            "luminate_active_queries{tenant=\"b\"} 1",
+            "luminate_rate_limit_checks_total{tenant=\"a\",limit=\"query_requests_per_second\"} 2",
+            "luminate_rate_limit_exceeded_total{tenant=\"a\",limit=\"query_requests_per_second\"} 1",
+            "luminate_write_errors_total{tenant=\"a\",code=\"INVALID_VALUE\"} 1",
+            "luminate_write_errors_total{tenant=\"a\",code=\"STORAGE_UNAVAILABLE\"} 500",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        // The overview's rejected points are those an answer listed.
+        assert_eq!(telemetry.overview().ingestion.points_rejected_total, 1);
+        drop((second, other));
+        let text = exposition(&registry);
+        assert!(
+            text.contains("luminate_active_queries{tenant=\"a\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn query_outcomes_are_counted_by_type_and_code() {
         let mut registry = Registry::default();
         let telemetry = Telemetry::register(&mut registry, 10);
@@ -650,19 +734,19 @@ pub(crate) mod tests {
         );
         let text = exposition(&registry);
         for line in [
-            "luminate_query_requests_total{tenant=\"acme\",type=\"aggregate\"} 1",
-            "luminate_query_requests_total{tenant=\"acme\",type=\"rate\"} 1",
-            "luminate_query_errors_total{type=\"unknown\",code=\"INVALID_QUERY\"} 1",
-            "luminate_query_errors_total{type=\"rate\",code=\"QUERY_TIMEOUT\"} 1",
-            "luminate_query_duration_seconds_bucket{le=\"0.05\",type=\"aggregate\"} 1",
-            "luminate_query_duration_seconds_bucket{le=\"2.5\",type=\"rate\"} 0",
-            "luminate_query_duration_seconds_bucket{le=\"5.0\",type=\"rate\"} 1",
-            "luminate_query_result_points_sum{type=\"aggregate\"} 12.0",
+            "luminate_query_requests_total{tenant=\"acme\",query_type=\"aggregate\"} 1",
+            "luminate_query_requests_total{tenant=\"acme\",query_type=\"rate\"} 1",
+            "luminate_query_errors_total{query_type=\"unknown\",code=\"INVALID_QUERY\"} 1",
+            "luminate_query_errors_total{query_type=\"rate\",code=\"QUERY_TIMEOUT\"} 1",
+            "luminate_query_latency_seconds_bucket{le=\"0.05\",query_type=\"aggregate\"} 1",
+            "luminate_query_latency_seconds_bucket{le=\"2.5\",query_type=\"rate\"} 0",
+            "luminate_query_latency_seconds_bucket{le=\"5.0\",query_type=\"rate\"} 1",
+            "luminate_query_result_points_sum{query_type=\"aggregate\"} 12.0",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
         assert!(
-            !text.contains("luminate_query_requests_total{tenant=\"acme\",type=\"unknown\"}"),
+            !text.contains("luminate_query_requests_total{tenant=\"acme\",query_type=\"unknown\"}"),
             "a query that never ran is an error, not a request that ran"
         );
     }

@@ -75,8 +75,8 @@ pub(crate) struct StorageMetrics {
     durations: HistogramFamily<OperationLabels>,
     errors: Family<OperationErrorLabels, Counter>,
     write_batch_points: HistogramFamily<BackendLabels>,
-    pub up: Family<BackendLabels, Gauge>,
-    pub disk_bytes: Family<BackendLabels, Gauge>,
+    pub health: Family<BackendLabels, Gauge>,
+    pub size_bytes: Family<BackendLabels, Gauge>,
     pub filesystem_size: Family<BackendLabels, Gauge>,
     pub filesystem_available: Family<BackendLabels, Gauge>,
 }
@@ -108,14 +108,14 @@ impl StorageMetrics {
                 &["backend"],
                 histograms(count_histogram),
             ),
-            up: r.add(
-                "storage_up",
-                "1 when the storage backend reported itself healthy at the latest collection, else 0",
+            health: r.add(
+                "storage_health",
+                "Health of the storage backend at the latest collection: 1 healthy (serving reads and writes), 0 unavailable",
                 &["backend"],
                 Family::default(),
             ),
-            disk_bytes: r.add(
-                "storage_disk_bytes",
+            size_bytes: r.add(
+                "storage_size_bytes",
                 "Bytes the stored data takes on disk (the data directory; ClickHouse's parts of Luminate's tables)",
                 &["backend"],
                 Family::default(),

@@ -130,7 +130,8 @@ impl Launch {
     }
 
     /// With the per-tenant rate limits out of the way (a billion points and a million requests per
-    /// second), for scenarios that ingest as fast as they can to test something else.
+    /// second), for authenticated scenarios that ingest as fast as they can to test something else
+    /// (with auth disabled no rate limit applies unless one is set).
     pub fn without_rate_limits(self) -> Self {
         self.env("LUMINATE__RATE_LIMITS__METRICS_PER_SECOND", "1000000000")
             .env(
