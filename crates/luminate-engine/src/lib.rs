@@ -10,7 +10,8 @@
 //! - `wal`: segmented log of opaque checksummed records (the WAL and the series log); `record`: the
 //!   typed payloads; `series_log`: the series definitions parts refer to; `manifest`: the live parts
 //!   and where replay starts; `part`: the part file format;
-//! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones, start-up;
+//! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones;
+//! - `recovery`: start-up — reads the whole directory before it changes anything in it;
 //! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
 //! - `head`: the flushable buffer of recent points, in columns per metric;
 //! - `exec`: query execution over head rows and parts, in parallel on the engine's pool;
@@ -42,6 +43,7 @@ pub mod codec {
     pub use crate::part::{Delta, compress, decompress};
 }
 mod record;
+mod recovery;
 mod retention;
 mod series_log;
 mod stored;
@@ -64,10 +66,8 @@ pub use observe::EngineObserver;
 
 use crate::commit::{Request, Shared};
 use crate::files::{create_dir_durable, io_error};
-use crate::head::Head;
-use crate::index::Index;
 use crate::lock::DirLock;
-use crate::record::{DeleteBefore, Record};
+use crate::record::DeleteBefore;
 use crate::retention::RetentionStore;
 
 /// When an accepted write reaches stable storage.
@@ -138,12 +138,12 @@ impl EngineConfig {
     }
 }
 
-/// What opening the engine found in the WAL.
+/// What opening the engine found in its logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Complete records replayed.
+    /// Complete WAL records replayed.
     pub records_replayed: u64,
-    /// Bytes dropped from a torn or corrupted tail, with the segment and offset where they started.
+    /// Torn tails cut off the last segment of the WAL and of the series log (at most one each).
     pub dropped: Vec<DroppedTail>,
 }
 
@@ -175,16 +175,17 @@ pub struct EngineStats {
     pub disk_bytes: u64,
 }
 
-/// A torn or corrupted tail that recovery cut off.
+/// A torn tail that recovery cut off: an incomplete last record of a log's last segment, with no
+/// complete record after it (damage followed by a complete record refuses the start instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroppedTail {
     /// The segment file.
     pub path: PathBuf,
-    /// Offset of the first byte dropped.
+    /// Offset of the first byte dropped (0: the segment header was torn, the segment is reset).
     pub offset: u64,
     /// Bytes dropped.
     pub bytes: u64,
-    /// Why (short checksum mismatch, truncated header, ...).
+    /// What ended the valid prefix (truncated payload, checksum mismatch, zero-filled tail, ...).
     pub reason: String,
 }
 
@@ -215,6 +216,16 @@ pub enum EngineError {
         /// Where.
         offset: u64,
         /// What was wrong.
+        reason: String,
+    },
+    /// A file the data directory's state says must exist is gone (the manifest of a directory holding
+    /// data, a WAL segment the manifest names): the engine refuses to open rather than start without
+    /// the data it held, and changes nothing.
+    #[error("{path} is missing: {reason}")]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it must exist, and what was found instead.
         reason: String,
     },
     /// An fsync or write failed earlier; the engine refuses further writes rather than lose data silently.
@@ -264,36 +275,26 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Locks the data directory, loads the manifest and its parts (removing files it does not list),
-    /// replays the series log then the WAL from the manifest's segment, and starts the writer, flusher
-    /// and compactor threads. A corrupt part or manifest is `Corruption`: the engine refuses to open
-    /// rather than serve wrong data.
+    /// Locks the data directory and recovers its state (`recovery`): reads the manifest, its parts,
+    /// the series log and the WAL from the manifest's segment without changing anything, then — only
+    /// if every check passed — cuts torn log tails, removes the files the manifest proves are garbage,
+    /// and starts the writer, flusher and compactor threads. A corrupt part, log or manifest is
+    /// `Corruption`, a lost manifest or WAL segment `Missing`: the engine refuses to open rather than
+    /// serve wrong data, and leaves the directory as it was.
     pub fn open(config: EngineConfig) -> Result<Self, EngineError> {
         let data_dir = config.data_dir;
         create_dir_durable(&data_dir)?;
         let lock = DirLock::acquire(&data_dir)?;
         let retention = RetentionStore::load(&data_dir)?;
-        let manifest = manifest::Manifest::load(&data_dir)?;
-        let mut parts = stored::open_parts(&data_dir, &manifest)?;
-        let (mut index, mut head) = (Index::default(), Head::default());
-        let series_log = series_log::SeriesLog::open(
-            &data_dir.join(wal::SERIES_DIR),
-            config.wal_segment_bytes,
-            &mut index,
-        )?;
-        stored::count_parts(&mut index, &parts)?;
-        let (wal, replayed) = wal::Wal::open(
-            &data_dir.join(wal::WAL_DIR),
-            manifest.wal_start,
-            config.wal_segment_bytes,
-            |path, offset, payload| {
-                replay_record(&mut index, &mut head, &mut parts, path, offset, payload)
-            },
-        )?;
-        let report = RecoveryReport {
-            records_replayed: replayed.records,
-            dropped: replayed.dropped,
-        };
+        let recovery::Recovered {
+            manifest,
+            parts,
+            index,
+            head,
+            series_log,
+            wal,
+            report,
+        } = recovery::Recovery::read(&data_dir)?.commit(config.wal_segment_bytes)?;
         tracing::info!(
             data_dir = %data_dir.display(), parts = parts.len(), records = report.records_replayed,
             dropped_tails = report.dropped.len(), "embedded engine recovered its parts and WAL"
@@ -639,46 +640,6 @@ impl Engine {
         answer
             .recv()
             .unwrap_or_else(|_| Err(self.shared.poisoned_error()))
-    }
-}
-
-/// Applies one replayed WAL record to the index, the head and the manifest's parts; a record that does
-/// not decode or fit is corruption.
-fn replay_record(
-    index: &mut Index,
-    head: &mut Head,
-    parts: &mut Vec<stored::LivePart>,
-    path: &std::path::Path,
-    offset: u64,
-    payload: &[u8],
-) -> Result<(), EngineError> {
-    let corruption = |reason: String| EngineError::Corruption {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    match Record::decode(payload) {
-        Err(e) => Err(corruption(format!(
-            "undecodable record (payload byte {}): {}",
-            e.offset, e.reason
-        ))),
-        Ok(Record::Write(batch)) => apply::apply_batch(index, head, &batch).map_err(corruption),
-        Ok(Record::DeleteBefore(d)) => {
-            apply::apply_delete(index, head, &d);
-            // Every part of the manifest predates the delete (its rows come from earlier segments);
-            // a tombstone already at or past `before` (persisted since) makes this a no-op.
-            let (next, hidden) = stored::delete_in_parts(parts, &d.tenant, &d.metric, d.before)?;
-            *parts = next;
-            if let Some(ti) = index.existing_tenant_mut(&d.tenant) {
-                for (series, n) in hidden {
-                    ti.add_points(series, -(n as i64));
-                }
-            }
-            Ok(())
-        }
-        Ok(Record::Series(_) | Record::SeriesBatch(_)) => {
-            Err(corruption("a series-log record in the WAL".to_owned()))
-        }
     }
 }
 

@@ -12,8 +12,10 @@
 //!                "deleted_before": null } ] }
 //! ```
 //! `deleted_before` is the part's tombstone: its rows with a timestamp below it are deleted. Replaced
-//! whole with `files::write_atomic`, so a crash leaves the old or the new manifest. An absent manifest
-//! is an empty one (a new data directory, or one written before parts existed).
+//! whole with `files::write_atomic`, so a crash leaves the old or the new manifest. Start-up writes
+//! the first one (empty) as soon as it has opened a new directory, before any flush: so a directory
+//! without a manifest is new (or from a build that wrote none before its first flush), and one that
+//! lost its manifest is told apart by the data it holds (`crate::recovery`).
 
 use std::path::Path;
 
@@ -74,12 +76,13 @@ impl Default for Manifest {
 }
 
 impl Manifest {
-    /// Reads the manifest of `data_dir`; absent is empty, unreadable or unknown is corruption.
-    pub(crate) fn load(data_dir: &Path) -> Result<Self, EngineError> {
+    /// Reads the manifest of `data_dir`: `None` when there is none, corruption when it is unreadable or
+    /// of an unknown version.
+    pub(crate) fn load(data_dir: &Path) -> Result<Option<Self>, EngineError> {
         let path = data_dir.join(MANIFEST_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("read manifest", &path)(e)),
         };
         let manifest: Self =
@@ -98,7 +101,7 @@ impl Manifest {
                 ),
             });
         }
-        Ok(manifest)
+        Ok(Some(manifest))
     }
 
     /// Replaces the manifest of `data_dir` atomically.
@@ -128,9 +131,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifest_round_trips_and_absent_is_empty() {
+    fn manifest_round_trips_and_absent_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Manifest::load(dir.path()).unwrap(), Manifest::default());
+        assert_eq!(Manifest::load(dir.path()).unwrap(), None);
         let m = Manifest {
             version: VERSION,
             wal_start: 3,
@@ -147,7 +150,7 @@ mod tests {
             }],
         };
         m.store(dir.path()).unwrap();
-        assert_eq!(Manifest::load(dir.path()).unwrap(), m);
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
         assert_eq!(parse_part_file_name(&part_file_name(7)), Some(7));
         assert_eq!(parse_part_file_name("0000000007.part.tmp"), None);
         std::fs::write(dir.path().join(MANIFEST_FILE), b"{").unwrap();

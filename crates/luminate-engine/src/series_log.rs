@@ -22,7 +22,7 @@ use luminate_model::{Dimensions, Tenant};
 use crate::EngineError;
 use crate::index::{Index, StrId, TenantIndex};
 use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch, SeriesId};
-use crate::wal::Wal;
+use crate::wal::{self, Replayed, Start, Wal};
 
 /// Log string id of an interner string the log does not hold yet.
 const NOT_LOGGED: u32 = u32::MAX;
@@ -61,17 +61,33 @@ impl LogStrings {
     }
 }
 
+/// The series log read and replayed, not yet touched (see [`Wal::recover`]).
+pub(crate) struct Recovered {
+    log: wal::Recovered,
+    tenants: HashMap<Tenant, Logged>,
+}
+
+impl Recovered {
+    /// Continues the log (cuts its torn tail off, creates it when new): see [`wal::Recovered::open`].
+    pub(crate) fn open(self, segment_bytes: u64) -> Result<(SeriesLog, Replayed), EngineError> {
+        let (log, replayed) = self.log.open(segment_bytes)?;
+        Ok((
+            SeriesLog {
+                log,
+                tenants: self.tenants,
+            },
+            replayed,
+        ))
+    }
+}
+
 impl SeriesLog {
-    /// Opens (creating if needed) the log in `dir`, replays every record into `index` (a torn tail of
-    /// the last segment is cut off, as in the WAL: a flush fsyncs the log before its parts exist, so a
-    /// torn record's series are still in the WAL), and positions for appends.
-    pub(crate) fn open(
-        dir: &Path,
-        segment_bytes: u64,
-        index: &mut Index,
-    ) -> Result<Self, EngineError> {
+    /// Reads the log in `dir` without changing it, replaying every record into `index` (a torn tail
+    /// of the last segment is left out, and cut off by [`Recovered::open`], as in the WAL: a flush
+    /// fsyncs the log before its parts exist, so a torn record's series are still in the WAL).
+    pub(crate) fn recover(dir: &Path, index: &mut Index) -> Result<Recovered, EngineError> {
         let mut strings: HashMap<Tenant, LogStrings> = HashMap::new();
-        let (log, _) = Wal::open(dir, 1, segment_bytes, |path, offset, payload| {
+        let log = Wal::recover(dir, Start::First, |path, offset, payload| {
             replay(index, &mut strings, payload).map_err(|reason| EngineError::Corruption {
                 path: path.to_path_buf(),
                 offset,
@@ -98,7 +114,17 @@ impl SeriesLog {
                 (tenant.clone(), logged)
             })
             .collect();
-        Ok(Self { log, tenants })
+        Ok(Recovered { log, tenants })
+    }
+
+    /// [`SeriesLog::recover`], then [`Recovered::open`].
+    #[cfg(test)]
+    pub(crate) fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        index: &mut Index,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::recover(dir, index)?.open(segment_bytes)?.0)
     }
 
     /// Appends every series `index` defined since the last call (or since `open`) and fsyncs: parts

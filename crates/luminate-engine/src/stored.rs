@@ -4,8 +4,9 @@
 //! set of sources however long it runs; a replaced part's file stays readable through its open handle
 //! until the last snapshot holding it is dropped (it is unlinked after the swap; Linux keeps the inode).
 //!
-//! Also the start-up half of the on-disk state: opening the manifest's parts, removing files a crash
-//! left behind, and counting the parts' points into the index.
+//! Also the parts' share of start-up (`crate::recovery`): opening the manifest's parts, finding the
+//! files a crash left behind (removed only once start-up has passed every check), and counting the
+//! parts' points into the index.
 //!
 //! # Tombstones
 //! `delete_before` hides rows rather than rewriting files: each part carries `deleted_before` (rows
@@ -15,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use luminate_model::{Tenant, TimestampMs};
@@ -103,32 +104,48 @@ impl Stored {
     }
 }
 
-/// Opens every part the manifest lists and removes every other file of the parts directory (temp files
-/// and parts of a flush or compaction that crashed before its manifest swap). A part that cannot be
-/// opened or does not match its entry is corruption: the engine refuses to serve data with a hole in it.
+/// The paths of the files in `<data_dir>/parts`, sorted; none when the directory does not exist yet.
+pub(crate) fn part_dir_files(data_dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    let dir = data_dir.join(PARTS_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list parts directory", &dir)(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        files.push(
+            entry
+                .map_err(io_error("list parts directory", &dir))?
+                .path(),
+        );
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Opens every part the manifest lists, reading only; returns them and the other `files` of the parts
+/// directory (temp files and parts of a flush or compaction that crashed before its manifest swap:
+/// garbage, which [`remove_unlisted`] deletes once start-up has passed every check). A part that cannot
+/// be opened or does not match its entry is corruption: the engine refuses to serve data with a hole
+/// in it.
 pub(crate) fn open_parts(
     data_dir: &Path,
     manifest: &Manifest,
-) -> Result<Vec<LivePart>, EngineError> {
+    files: Vec<PathBuf>,
+) -> Result<(Vec<LivePart>, Vec<PathBuf>), EngineError> {
     let dir = data_dir.join(PARTS_DIR);
-    crate::files::create_dir_durable(&dir)?;
     let listed: std::collections::HashSet<&str> =
         manifest.parts.iter().map(|p| p.file.as_str()).collect();
-    let mut removed = false;
-    for entry in fs::read_dir(&dir).map_err(io_error("list parts directory", &dir))? {
-        let entry = entry.map_err(io_error("list parts directory", &dir))?;
-        let name = entry.file_name();
-        if name.to_str().is_some_and(|n| listed.contains(n)) {
-            continue;
-        }
-        let path = entry.path();
-        tracing::info!(path = %path.display(), "removing a part file the manifest does not list");
-        fs::remove_file(&path).map_err(io_error("remove unlisted part file", &path))?;
-        removed = true;
-    }
-    if removed {
-        sync_dir(&dir)?;
-    }
+    let unlisted = files
+        .into_iter()
+        .filter(|path| {
+            !path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| listed.contains(n))
+        })
+        .collect();
     let mut parts = Vec::with_capacity(manifest.parts.len());
     for entry in &manifest.parts {
         let path = dir.join(&entry.file);
@@ -152,7 +169,19 @@ pub(crate) fn open_parts(
             deleted_before: entry.deleted_before,
         });
     }
-    Ok(parts)
+    Ok((parts, unlisted))
+}
+
+/// Removes the part files [`open_parts`] found unlisted, then fsyncs the parts directory.
+pub(crate) fn remove_unlisted(data_dir: &Path, unlisted: &[PathBuf]) -> Result<(), EngineError> {
+    for path in unlisted {
+        tracing::info!(path = %path.display(), "removing a part file the manifest does not list");
+        fs::remove_file(path).map_err(io_error("remove unlisted part file", path))?;
+    }
+    if !unlisted.is_empty() {
+        sync_dir(&data_dir.join(PARTS_DIR))?;
+    }
+    Ok(())
 }
 
 /// Adds the visible points of `parts` to the index's counters (row counts from the directories, minus

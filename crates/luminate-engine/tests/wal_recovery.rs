@@ -1,6 +1,6 @@
-//! Crash recovery through the engine: whatever happens to the tail of the last WAL segment, every batch
-//! whose record is complete is back after reopening, nothing after the damage is, and the recovery
-//! report names the file and offset.
+//! Crash recovery through the engine: wherever the last WAL segment is cut, every batch whose record is
+//! complete is back after reopening, nothing after the cut is, and the recovery report names the file
+//! and offset; damage with complete records after it refuses the start and changes nothing.
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on the first unexpected error"
@@ -90,7 +90,7 @@ proptest! {
     }
 
     #[test]
-    fn engine_flipped_byte_in_wal_tail_drops_from_the_damaged_batch(
+    fn engine_flipped_byte_in_the_last_batch_drops_it_and_in_an_earlier_one_refuses_to_open(
         sizes in batch_sizes(), at in any::<prop::sample::Index>(), mask in 1u8..=255,
     ) {
         let dir = tempfile::tempdir().unwrap();
@@ -100,9 +100,22 @@ proptest! {
         let at = 8 + at.index(bytes.len() - 8);
         bytes[at] ^= mask;
         fs::write(&path, &bytes).unwrap();
-        // The batch whose record holds byte `at` is lost, with everything after it.
+        // The batch whose record holds byte `at` starts where the one before it ends.
         let damaged_start = ends.iter().copied().filter(|&e| e <= at as u64).max().unwrap_or(8);
-        check_reopen(dir.path(), &sizes, &ends, damaged_start, bytes.len() as u64);
+        let last_start = if sizes.len() > 1 { ends[sizes.len() - 2] } else { 8 };
+        if damaged_start == last_start {
+            // The last batch's record: a torn tail, lost alone.
+            check_reopen(dir.path(), &sizes, &ends, damaged_start, bytes.len() as u64);
+        } else {
+            // Acknowledged batches follow the damage: nothing is dropped, nothing changed.
+            match Engine::open(common::config(dir.path())) {
+                Err(EngineError::Corruption { path: p, offset, reason }) => {
+                    assert_eq!((p, offset), (path.clone(), damaged_start), "{reason}");
+                }
+                other => panic!("expected corruption, got {other:?}"),
+            }
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
     }
 }
 

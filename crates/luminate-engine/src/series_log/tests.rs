@@ -44,7 +44,7 @@ fn all_series(index: &Index) -> Vec<(String, u32, String, Dimensions)> {
 /// The decoded records of the log in `dir`.
 fn records(dir: &Path) -> Vec<Record> {
     let mut out = Vec::new();
-    Wal::open(dir, 1, SEGMENT_BYTES, |_, _, payload| {
+    Wal::open(dir, wal::Start::First, SEGMENT_BYTES, |_, _, payload| {
         out.push(Record::decode(payload).unwrap());
         Ok(())
     })
@@ -156,7 +156,7 @@ fn many_series_span_several_batches() {
 fn series_logs_of_earlier_builds_are_read_and_extended() {
     let root = tempfile::tempdir().unwrap();
     let dir = log_dir(root.path());
-    let (mut old, _) = Wal::open(&dir, 1, SEGMENT_BYTES, |_, _, _| Ok(())).unwrap();
+    let (mut old, _) = Wal::open(&dir, wal::Start::First, SEGMENT_BYTES, |_, _, _| Ok(())).unwrap();
     let defs = SeriesDefs {
         tenant: Tenant::new("t"),
         series: vec![
@@ -222,7 +222,7 @@ fn series_log_torn_tail_drops_only_the_last_batch() {
 fn a_batch_naming_an_unlogged_string_is_corruption() {
     let root = tempfile::tempdir().unwrap();
     let dir = log_dir(root.path());
-    let (mut wal, _) = Wal::open(&dir, 1, SEGMENT_BYTES, |_, _, _| Ok(())).unwrap();
+    let (mut wal, _) = Wal::open(&dir, wal::Start::First, SEGMENT_BYTES, |_, _, _| Ok(())).unwrap();
     let batch = SeriesBatch {
         tenant: Tenant::new("t"),
         first_string: 0,
@@ -243,4 +243,34 @@ fn a_batch_naming_an_unlogged_string_is_corruption() {
         }
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn series_log_damage_before_a_complete_batch_is_corruption_not_a_torn_tail() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = log_dir(root.path());
+    let (mut log, mut index) = reopen(&dir);
+    define(&mut index, "t", "lat", &[("cust", "c1")]);
+    log.persist(|| &index).unwrap();
+    define(&mut index, "t", "lat", &[("cust", "c2")]);
+    log.persist(|| &index).unwrap();
+    drop(log);
+    let path = dir.join("00000001.wal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Inside the first batch's payload (it starts after the segment header and its record header).
+    bytes[wal::HEADER_LEN + 12] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut index = Index::default();
+    match SeriesLog::recover(&dir, &mut index) {
+        Err(EngineError::Corruption {
+            path: p,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((p, offset), (path.clone(), wal::HEADER_LEN as u64));
+            assert!(reason.ends_with("not a torn tail"), "{reason}");
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }

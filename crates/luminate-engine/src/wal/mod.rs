@@ -18,17 +18,37 @@
 //! can ever be incomplete on disk.
 //!
 //! # Recovery
-//! A crash can tear the last segment in these ways, each of which ends the valid prefix:
-//! - the segment header itself is short or zero-filled (crash right after creating the file);
-//! - a record header is cut (`truncated record header`) or the tail is zeros (`zero-filled tail`: the
-//!   file system extended the file before the data reached it);
-//! - a payload is cut (`truncated payload`) or its bytes are not those checksummed (`checksum mismatch`).
+//! Start-up reads a log first ([`Wal::recover`]: nothing is written, created or removed) and changes
+//! it only once the whole data directory has been read ([`Recovered::open`]). Reading checks:
+//! - the segments from the start on are there and consecutive: the WAL's start segment (the manifest's
+//!   `wal_start`, created before the manifest naming it was written) must exist, and a missing one, or a
+//!   hole, is `EngineError::Missing` naming the segment;
+//! - every segment but the last is whole: any damage in it is `EngineError::Corruption` (those segments
+//!   were fsynced before the log rolled, so damage there is no crash artefact);
+//! - the last segment ends in at most a **torn tail**: an incomplete last record with nothing valid
+//!   after it. Its valid prefix ends at a short or zero-filled segment header (crash right after
+//!   creating the file; a zero-filled header must have only zeros after it), a cut record header
+//!   (`truncated record header`), zeros (`zero-filled tail`: the file system extended the file before
+//!   the data reached it), a cut payload (`truncated payload`), a zero length or a `checksum mismatch`
+//!   — and the tail is torn only if no byte offset after that point starts a complete frame (non-zero
+//!   length, payload inside the file, crc32c matching; see `resync`). Damage with a complete frame
+//!   after it is `EngineError::Corruption` naming the file and the damage's offset: a crash leaves an
+//!   incomplete write at the end, not a hole before later records, and those records may have been
+//!   acknowledged.
 //!
-//! Every complete record before that point is replayed; the rest of the last segment is cut off (a torn
-//! header removes the file) and reported as a [`DroppedTail`]. The same damage in any other segment is
-//! `EngineError::Corruption`: those segments were complete and fsynced, so damage there is not a crash
-//! artefact, and the engine refuses to open rather than serve data with a hole in it.
+//! Every complete record before a torn tail is replayed; opening cuts the tail off (a torn header resets
+//! the segment to an empty one in place) and it is reported as a [`DroppedTail`]. Segments below the
+//! WAL's start are removed then too (a crash came between the manifest swap and their deletion).
+//!
+//! What a torn tail held was never acknowledged under `SyncPolicy::Always` (a write is acknowledged
+//! after the fsync that makes it and everything before it durable) nor, under any policy, after a
+//! process crash (a write is acknowledged after its write(2) completed, and the page cache keeps it).
+//! After a power loss under `Interval` or `None` it may hold acknowledged writes: those are what the
+//! policy may lose. A power loss can also persist an unsynced group's pages out of order, leaving a hole
+//! before complete records: start-up refuses that as corruption rather than guess; truncating the
+//! segment at the named offset accepts the loss (under `Always` none of it was acknowledged).
 
+mod resync;
 mod segment;
 
 use std::fs::{self, File, OpenOptions};
@@ -38,6 +58,7 @@ use std::path::{Path, PathBuf};
 use crate::files::{io_error, sync_dir};
 use crate::{DroppedTail, EngineError};
 use segment::corruption;
+pub(crate) use segment::file_name as segment_file_name;
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 4] = *b"LWAL";
@@ -66,12 +87,12 @@ pub(crate) struct RecordPos {
     pub offset: u64,
 }
 
-/// What `Wal::open` found.
+/// What [`Wal::recover`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
     /// Complete records handed to the replay callback.
     pub records: u64,
-    /// The torn tail cut off the last segment, if any.
+    /// The torn tail of the last segment, if any (cut off by [`Recovered::open`]).
     pub dropped: Vec<DroppedTail>,
 }
 
@@ -89,39 +110,101 @@ pub(crate) struct Wal {
     frame: Vec<u8>,
 }
 
+/// Where replay of a log starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// At segment 1, if the log has any segment (none: a new log, whose first segment `open` creates).
+    First,
+    /// At segment `n`, which must exist (a manifest names it); segments below it are flushed.
+    At(u64),
+}
+
+/// A log read and replayed, not yet touched: what [`Recovered::open`] will change on disk to continue
+/// it — nothing before every check has passed.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    dir: PathBuf,
+    /// Segments below the start: their records are in parts (a crash came between the manifest swap
+    /// and their deletion).
+    flushed: Vec<u64>,
+    active: Active,
+    replayed: Replayed,
+}
+
+/// Where appends continue.
+#[derive(Debug)]
+enum Active {
+    /// A new log: segment `seq` is created.
+    New { seq: u64 },
+    /// The last segment, whose first `valid` bytes are kept (fewer than the file's: a torn tail is cut
+    /// off; fewer than a header: the segment is reset to an empty one).
+    Last {
+        seq: u64,
+        valid: u64,
+        file_len: u64,
+        has_records: bool,
+    },
+}
+
 impl Wal {
-    /// Opens (creating if needed) the log in `dir` (`<data_dir>/wal` or `<data_dir>/series`), removes
-    /// the segments below `start` (their records are in parts: a crash came between the manifest swap
-    /// and their deletion), hands every complete record from segment `start` on to `replay` in log
-    /// order with its file and offset, cuts a torn tail off the last segment, and positions for appends
-    /// after the last good record.
-    pub(crate) fn open(
+    /// Reads the log in `dir` (`<data_dir>/wal` or `<data_dir>/series`) without changing anything:
+    /// checks that its segments from `start` on are there and consecutive, hands every complete record
+    /// of them to `replay` in log order with its file and offset, and decides what opening it will cut
+    /// off — only a torn tail of the last segment (see the module docs). A missing segment is
+    /// `Missing`; damage anywhere else, or damage with a complete record after it, is `Corruption`.
+    pub(crate) fn recover(
         dir: &Path,
-        start: u64,
-        segment_bytes: u64,
+        start: Start,
         mut replay: impl FnMut(&Path, u64, &[u8]) -> Result<(), EngineError>,
-    ) -> Result<(Self, Replayed), EngineError> {
-        let dir = dir.to_path_buf();
-        crate::files::create_dir_durable(&dir)?;
-        remove_segments_below(&dir, start)?;
-        let seqs = list_segments(&dir)?;
-        if let Some(&first) = seqs.first()
-            && first > start.max(1)
-        {
-            return Err(corruption(
-                &dir.join(segment::file_name(first)),
-                0,
+    ) -> Result<Recovered, EngineError> {
+        let all = segment_numbers(dir)?;
+        let first = match start {
+            Start::First => 1,
+            Start::At(n) => n,
+        };
+        let (flushed, live) = all.split_at(all.partition_point(|&s| s < first));
+        match (live.first(), start) {
+            (None, Start::First) => {
+                return Ok(Recovered {
+                    dir: dir.to_path_buf(),
+                    flushed: flushed.to_vec(),
+                    active: Active::New { seq: 1 },
+                    replayed: Replayed::default(),
+                });
+            }
+            (Some(&seq), _) if seq == first => {}
+            (found, _) => {
+                let found = match found {
+                    Some(&seq) => format!("the log continues at {}", segment::file_name(seq)),
+                    None if dir.is_dir() => {
+                        format!("{} holds no segment from it on", dir.display())
+                    }
+                    None => format!("{} does not exist", dir.display()),
+                };
+                let why = match start {
+                    Start::First => "a log starts at its first segment",
+                    Start::At(_) => {
+                        "the manifest starts WAL replay at this segment (created before the \
+                         manifest was written): it holds the writes not yet in parts"
+                    }
+                };
+                return Err(missing(dir, first, format!("{why}; {found}")));
+            }
+        }
+        if let Some(pair) = live.windows(2).find(|pair| pair[1] != pair[0] + 1) {
+            return Err(missing(
+                dir,
+                pair[0] + 1,
                 format!(
-                    "segment {} before it is missing",
-                    segment::file_name(start.max(1))
+                    "segments {} and {} are there, the log has no hole",
+                    segment::file_name(pair[0]),
+                    segment::file_name(pair[1])
                 ),
             ));
         }
         let mut replayed = Replayed::default();
-        // The last segment, if it is usable for appends: (seq, valid length, has records).
-        let mut resume: Option<(u64, u64, bool)> = None;
-        let mut next_seq = start.max(1);
-        for (i, &seq) in seqs.iter().enumerate() {
+        let mut active = Active::New { seq: first };
+        for (i, &seq) in live.iter().enumerate() {
             let path = dir.join(segment::file_name(seq));
             let bytes = fs::read(&path).map_err(io_error("read WAL segment", &path))?;
             let mut count = 0u64;
@@ -130,75 +213,46 @@ impl Wal {
                 replay(&path, offset, payload)
             })?;
             replayed.records += count;
-            let is_last = i + 1 == seqs.len();
-            next_seq = seq + 1;
-            match damage {
-                None if is_last => resume = Some((seq, bytes.len() as u64, count > 0)),
-                None => {}
+            let is_last = i + 1 == live.len();
+            let file_len = bytes.len() as u64;
+            let valid = match damage {
+                None => file_len,
                 Some(d) if !is_last => return Err(corruption(&path, d.offset, d.reason)),
                 Some(d) => {
-                    let bytes_dropped = bytes.len() as u64 - d.offset;
-                    tracing::warn!(
-                        path = %path.display(), offset = d.offset, bytes = bytes_dropped, reason = %d.reason,
-                        "dropping torn tail of the last WAL segment"
-                    );
-                    if d.in_header {
-                        fs::remove_file(&path)
-                            .map_err(io_error("remove torn WAL segment", &path))?;
-                        sync_dir(&dir)?;
-                        next_seq = seq;
-                    } else {
-                        let file = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .map_err(io_error("open WAL segment", &path))?;
-                        file.set_len(d.offset)
-                            .map_err(io_error("truncate WAL segment", &path))?;
-                        file.sync_all()
-                            .map_err(io_error("fsync WAL segment", &path))?;
-                        resume = Some((seq, d.offset, count > 0));
-                    }
+                    let d = segment::torn_tail(&path, &bytes, d)?;
                     replayed.dropped.push(DroppedTail {
                         path,
                         offset: d.offset,
-                        bytes: bytes_dropped,
+                        bytes: file_len - d.offset,
                         reason: d.reason,
                     });
+                    d.offset
                 }
-            }
+            };
+            active = Active::Last {
+                seq,
+                valid,
+                file_len,
+                has_records: count > 0,
+            };
         }
-        let wal = match resume {
-            Some((seq, len, has_records)) => {
-                let path = dir.join(segment::file_name(seq));
-                let active = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(io_error("open WAL segment", &path))?;
-                Self {
-                    dir,
-                    segment_bytes,
-                    active,
-                    active_seq: seq,
-                    active_len: len,
-                    active_has_records: has_records,
-                    frame: Vec::new(),
-                }
-            }
-            None => {
-                let active = create_segment(&dir, next_seq)?;
-                let active_len = HEADER_LEN as u64;
-                Self {
-                    dir,
-                    segment_bytes,
-                    active,
-                    active_seq: next_seq,
-                    active_len,
-                    active_has_records: false,
-                    frame: Vec::new(),
-                }
-            }
-        };
-        Ok((wal, replayed))
+        Ok(Recovered {
+            dir: dir.to_path_buf(),
+            flushed: flushed.to_vec(),
+            active,
+            replayed,
+        })
+    }
+
+    /// [`Wal::recover`], then [`Recovered::open`].
+    #[cfg(test)]
+    pub(crate) fn open(
+        dir: &Path,
+        start: Start,
+        segment_bytes: u64,
+        replay: impl FnMut(&Path, u64, &[u8]) -> Result<(), EngineError>,
+    ) -> Result<(Self, Replayed), EngineError> {
+        Self::recover(dir, start, replay)?.open(segment_bytes)
     }
 
     /// Appends one record with write(2) (no fsync), rolling to a new segment first if the active one is
@@ -275,6 +329,72 @@ impl Wal {
     }
 }
 
+impl Recovered {
+    /// Continues the log — the only changes start-up makes to it, once every check has passed: creates
+    /// the directory and first segment of a new log, cuts the torn tail off the last segment (or resets
+    /// a segment whose header was torn), removes the segments below the start, and positions for appends
+    /// after the last complete record.
+    pub(crate) fn open(self, segment_bytes: u64) -> Result<(Wal, Replayed), EngineError> {
+        let Self {
+            dir,
+            flushed,
+            active,
+            replayed,
+        } = self;
+        crate::files::create_dir_durable(&dir)?;
+        let (active, active_seq, active_len, active_has_records) = match active {
+            Active::New { seq } => (create_segment(&dir, seq)?, seq, HEADER_LEN as u64, false),
+            Active::Last {
+                seq,
+                valid,
+                file_len,
+                has_records,
+            } => {
+                let path = dir.join(segment::file_name(seq));
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_error("open WAL segment", &path))?;
+                let mut len = valid;
+                let torn_header = valid < HEADER_LEN as u64;
+                if let Some(tail) = replayed.dropped.first() {
+                    tracing::warn!(
+                        path = %tail.path.display(), offset = tail.offset, bytes = tail.bytes,
+                        reason = %tail.reason, "cutting the torn tail off the last segment of the log"
+                    );
+                }
+                if torn_header || valid < file_len {
+                    if torn_header {
+                        file.set_len(0)
+                            .map_err(io_error("truncate WAL segment", &path))?;
+                        (&file)
+                            .write_all(&segment::header())
+                            .map_err(io_error("write WAL segment header", &path))?;
+                        len = HEADER_LEN as u64;
+                    } else {
+                        file.set_len(valid)
+                            .map_err(io_error("truncate WAL segment", &path))?;
+                    }
+                    file.sync_all()
+                        .map_err(io_error("fsync WAL segment", &path))?;
+                }
+                (file, seq, len, has_records)
+            }
+        };
+        remove_segments(&dir, &flushed)?;
+        let wal = Wal {
+            dir,
+            segment_bytes,
+            active,
+            active_seq,
+            active_len,
+            active_has_records,
+            frame: Vec::new(),
+        };
+        Ok((wal, replayed))
+    }
+}
+
 /// Creates segment `seq` with its header, durable (file and directory fsynced) before it is used.
 /// Never overwrites: an existing file of that name is an error.
 fn create_segment(dir: &Path, seq: u64) -> Result<File, EngineError> {
@@ -334,30 +454,34 @@ pub(crate) fn probe_dir(dir: &Path) -> Result<(), EngineError> {
 /// Removes the segments of the log in `dir` numbered below `seq` (their records are in parts), then
 /// fsyncs the directory. Only ever removes segments older than the active one: safe beside appends.
 pub(crate) fn remove_segments_below(dir: &Path, seq: u64) -> Result<(), EngineError> {
-    let mut removed = false;
-    for entry in fs::read_dir(dir).map_err(io_error("list WAL directory", dir))? {
-        let entry = entry.map_err(io_error("list WAL directory", dir))?;
-        let below = entry
-            .file_name()
-            .to_str()
-            .and_then(segment::parse_file_name)
-            .is_some_and(|s| s < seq);
-        if below {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(io_error("remove flushed WAL segment", &path))?;
-            removed = true;
-        }
+    let below: Vec<u64> = segment_numbers(dir)?
+        .into_iter()
+        .take_while(|&s| s < seq)
+        .collect();
+    remove_segments(dir, &below)
+}
+
+/// Removes segments `seqs` of the log in `dir`, then fsyncs the directory.
+fn remove_segments(dir: &Path, seqs: &[u64]) -> Result<(), EngineError> {
+    for &seq in seqs {
+        let path = dir.join(segment::file_name(seq));
+        fs::remove_file(&path).map_err(io_error("remove flushed WAL segment", &path))?;
     }
-    if removed {
+    if !seqs.is_empty() {
         sync_dir(dir)?;
     }
     Ok(())
 }
 
-/// Sequence numbers of the segments in `dir`, ascending; a gap is corruption (a segment went missing).
-fn list_segments(dir: &Path) -> Result<Vec<u64>, EngineError> {
+/// Sequence numbers of the segment files in `dir`, ascending; none when `dir` does not exist.
+pub(crate) fn segment_numbers(dir: &Path) -> Result<Vec<u64>, EngineError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list WAL directory", dir)(e)),
+    };
     let mut seqs = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error("list WAL directory", dir))? {
+    for entry in entries {
         let entry = entry.map_err(io_error("list WAL directory", dir))?;
         if let Some(seq) = entry
             .file_name()
@@ -368,20 +492,15 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, EngineError> {
         }
     }
     seqs.sort_unstable();
-    for pair in seqs.windows(2) {
-        if pair[1] != pair[0] + 1 {
-            let path = dir.join(segment::file_name(pair[1]));
-            return Err(corruption(
-                &path,
-                0,
-                format!(
-                    "segment {} before it is missing",
-                    segment::file_name(pair[0] + 1)
-                ),
-            ));
-        }
-    }
     Ok(seqs)
+}
+
+/// A `Missing` error for segment `seq` of the log in `dir`.
+fn missing(dir: &Path, seq: u64, reason: String) -> EngineError {
+    EngineError::Missing {
+        path: dir.join(segment::file_name(seq)),
+        reason,
+    }
 }
 
 #[cfg(test)]

@@ -41,13 +41,25 @@ pub(crate) struct Damage {
 
 /// Walks the records of a segment's bytes, calling `on_record(offset, payload)` for each complete one in
 /// order. Returns the damage that ended the scan early, if any. A header that is complete but not ours
-/// (wrong magic, unknown version) is `Corruption` wherever the segment is: no crash writes those bytes.
+/// (wrong magic, unknown version) is `Corruption` wherever the segment is: no crash writes those bytes;
+/// so is a short header that is not the start of ours, and a zero-filled header with non-zero bytes
+/// after it (the file system's zero-fill of a file whose first write was lost covers the whole file).
 pub(crate) fn scan(
     path: &Path,
     bytes: &[u8],
     mut on_record: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
 ) -> Result<Option<Damage>, EngineError> {
     if bytes.len() < HEADER_LEN {
+        if !header().starts_with(bytes) && bytes.iter().any(|&b| b != 0) {
+            return Err(corruption(
+                path,
+                0,
+                format!(
+                    "a {}-byte file that is not the start of a segment header: {bytes:02x?}",
+                    bytes.len()
+                ),
+            ));
+        }
         let reason = format!(
             "truncated segment header ({} of {HEADER_LEN} bytes)",
             bytes.len()
@@ -60,6 +72,13 @@ pub(crate) fn scan(
     }
     let (head, mut rest) = bytes.split_at(HEADER_LEN);
     if head.iter().all(|&b| b == 0) {
+        if let Some(i) = rest.iter().position(|&b| b != 0) {
+            return Err(corruption(
+                path,
+                (HEADER_LEN + i) as u64,
+                "non-zero bytes after a zero-filled segment header: not a torn header".to_owned(),
+            ));
+        }
         return Ok(Some(Damage {
             offset: 0,
             reason: "zero-filled segment header".to_owned(),
@@ -127,6 +146,27 @@ pub(crate) fn scan(
         rest = &rest[RECORD_HEADER_LEN + len..];
     }
     Ok(None)
+}
+
+/// `damage`, the end of the valid prefix of the last segment, if it is a torn tail: no complete frame
+/// (see [`super::resync`]) starts anywhere after it. Otherwise the damage lies before records a crash
+/// could not have left behind it, which is `Corruption` at the damage, naming where the next complete
+/// record is: the engine refuses to cut them off.
+pub(crate) fn torn_tail(path: &Path, bytes: &[u8], damage: Damage) -> Result<Damage, EngineError> {
+    if damage.in_header {
+        return Ok(damage);
+    }
+    match super::resync::first_complete_frame(bytes, damage.offset as usize + 1) {
+        None => Ok(damage),
+        Some(next) => Err(corruption(
+            path,
+            damage.offset,
+            format!(
+                "{}, with a complete record after it at offset {next}: not a torn tail",
+                damage.reason
+            ),
+        )),
+    }
 }
 
 /// A `Corruption` error for `path` at `offset`.

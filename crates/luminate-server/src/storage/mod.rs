@@ -20,7 +20,8 @@ use crate::telemetry::Telemetry;
 /// Why the storage backend could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
-    /// The embedded engine refused to open (locked directory, I/O, corruption).
+    /// The embedded engine refused to open (locked directory, I/O, corruption, a lost manifest or WAL
+    /// segment).
     #[error("cannot open the embedded engine in {data_dir}: {source}")]
     Engine {
         /// The data directory.
