@@ -30,6 +30,12 @@
 //! If a write(2) or fsync fails, the records of the group may or may not be on disk: the engine is
 //! poisoned, every waiting and later write fails with `Poisoned` naming the original error, and nothing
 //! of the failed group is applied. Reads keep serving what was acknowledged.
+//!
+//! Running out of file descriptors is not such a failure (see `crate::files`): the WAL opens a file only
+//! when it rolls to a new segment, before it changes any of its state, and an open(2) that fails for
+//! want of a descriptor creates nothing — so an append or roll that failed so is simply run again once a
+//! descriptor is free ([`Committer::append`], [`Committer::roll`]). The writers of the group wait
+//! meanwhile; nothing is poisoned.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -44,6 +50,7 @@ use std::time::{Duration, Instant};
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use crate::apply::{apply_batch, apply_delete};
+use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, Prepared, Staging};
@@ -527,7 +534,7 @@ impl Committer {
             return;
         }
         let record = batch.encode();
-        if let Err(e) = self.wal.append(&record) {
+        if let Err(e) = self.append(&record) {
             self.shared.observer.wal_write_failed();
             self.shared.poison(e.to_string());
             let _ = reply.send(Err(self.shared.poisoned_error()));
@@ -595,7 +602,7 @@ impl Committer {
     fn delete(&mut self, d: DeleteBefore) -> Result<u64, EngineError> {
         self.ensure_not_poisoned()?;
         let record = d.encode();
-        if let Err(e) = self.wal.append(&record) {
+        if let Err(e) = self.append(&record) {
             self.shared.observer.wal_write_failed();
             self.shared.poison(e.to_string());
             return Err(self.shared.poisoned_error());
@@ -673,7 +680,7 @@ impl Committer {
             return;
         }
         // Every record of the frozen head lies in segments below `wal_start`.
-        let wal_start = match self.wal.roll_now() {
+        let wal_start = match self.roll() {
             Ok(seq) => seq,
             Err(e) => {
                 self.shared.poison(e.to_string());
@@ -724,6 +731,28 @@ impl Committer {
         self.flush
             .head_since
             .map(|t| self.flush.max_age.saturating_sub(t.elapsed()))
+    }
+
+    /// Appends a record to the WAL, waiting for a file descriptor if rolling to the next segment needs
+    /// one and there is none (see the module doc).
+    fn append(&mut self, record: &[u8]) -> Result<(), EngineError> {
+        let wal = &mut self.wal;
+        files::wait_for_descriptors(
+            "append to the WAL",
+            || wal.append(record).map(drop),
+            files::is_descriptor_shortage_error,
+        )
+    }
+
+    /// Rolls the WAL to a new segment unless the active one is empty (see [`Wal::roll_now`]), waiting for
+    /// a file descriptor if there is none.
+    fn roll(&mut self) -> Result<u64, EngineError> {
+        let wal = &mut self.wal;
+        files::wait_for_descriptors(
+            "roll the WAL",
+            || wal.roll_now(),
+            files::is_descriptor_shortage_error,
+        )
     }
 
     fn ensure_not_poisoned(&self) -> Result<(), EngineError> {

@@ -1,11 +1,29 @@
 //! Durable file operations shared by the WAL and metadata: the one atomic-write helper, directory fsync,
-//! and disk-use accounting. Owns no file format.
+//! waiting out a shortage of file descriptors, and disk-use accounting. Owns no file format.
+//!
+//! # Out of descriptors is not a failed write
+//! An open(2) that fails with `EMFILE` (the process has no descriptor left) or `ENFILE` (the system has
+//! none) says nothing about the disk: it fails before anything is created or written, and succeeds once
+//! descriptors are closed — by the connections the server drops, say. So the opens of the write path
+//! (a directory opened to fsync it, a temp or part file) wait for a descriptor, pausing between tries
+//! (growing to [`MAX_DESCRIPTOR_PAUSE`]) and warning every [`DESCRIPTOR_WARNING_EVERY`], instead of
+//! failing — a failure there would poison the engine, and writes would fail until a restart, for a
+//! condition that passes by itself. A failed fsync, write or rename still fails (and poisons): after
+//! those, what is on disk is unknown.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::EngineError;
+
+/// The first pause after an open failed for want of a descriptor; each next one doubles, up to
+/// [`MAX_DESCRIPTOR_PAUSE`].
+const FIRST_DESCRIPTOR_PAUSE: Duration = Duration::from_millis(5);
+const MAX_DESCRIPTOR_PAUSE: Duration = Duration::from_secs(1);
+/// How often a wait for a descriptor is logged again while it lasts.
+const DESCRIPTOR_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Builds an `EngineError::Io` for `op` on `path`.
 pub(crate) fn io_error(
@@ -16,9 +34,71 @@ pub(crate) fn io_error(
     move |source| EngineError::Io { op, path, source }
 }
 
-/// fsyncs a directory so that entries created, renamed or removed in it survive a power loss.
+/// Whether `e` is the process (`EMFILE`) or the system (`ENFILE`) being out of file descriptors.
+pub(crate) fn is_descriptor_shortage(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::MFILE.raw_os_error())
+        || code == Some(rustix::io::Errno::NFILE.raw_os_error())
+}
+
+/// Whether `e` is an I/O call that failed for want of a file descriptor.
+pub(crate) fn is_descriptor_shortage_error(e: &EngineError) -> bool {
+    matches!(e, EngineError::Io { source, .. } if is_descriptor_shortage(source))
+}
+
+/// Runs `attempt` until it fails otherwise than for want of a file descriptor (`shortage` says which
+/// failures are), pausing between tries: see the module doc. `attempt` must be safe to repeat after
+/// such a failure, as an open(2) is. Blocks the calling thread: the engine's writer and flusher are
+/// threads of their own, which have nothing better to do than wait.
+pub(crate) fn wait_for_descriptors<T, E: std::fmt::Display>(
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    shortage: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let mut pause = FIRST_DESCRIPTOR_PAUSE;
+    let mut warned: Option<Instant> = None;
+    loop {
+        match attempt() {
+            Err(e) if shortage(&e) => {
+                if warned.is_none_or(|at| at.elapsed() >= DESCRIPTOR_WARNING_EVERY) {
+                    tracing::warn!(
+                        what, error = %e, waited_ms = started.elapsed().as_millis() as u64,
+                        "out of file descriptors: waiting for one (not a disk failure)"
+                    );
+                    warned = Some(Instant::now());
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_DESCRIPTOR_PAUSE);
+            }
+            result => {
+                if warned.is_some() {
+                    tracing::info!(
+                        what,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "file descriptors available again"
+                    );
+                }
+                return result;
+            }
+        }
+    }
+}
+
+/// Opens `path` with `options`, waiting for a descriptor if there is none.
+pub(crate) fn open_waiting(path: &Path, options: &OpenOptions) -> io::Result<File> {
+    wait_for_descriptors(
+        &path.display().to_string(),
+        || options.open(path),
+        is_descriptor_shortage,
+    )
+}
+
+/// fsyncs a directory so that entries created, renamed or removed in it survive a power loss. Opening
+/// it waits for a descriptor if there is none; the fsync's failure is the only error that says the
+/// entries may not be durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), EngineError> {
-    File::open(dir)
+    open_waiting(dir, OpenOptions::new().read(true))
         .and_then(|d| d.sync_all())
         .map_err(io_error("fsync directory", dir))
 }
@@ -45,12 +125,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError>
         .unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_error("create temp file", &tmp))?;
+    let mut file = open_waiting(
+        &tmp,
+        OpenOptions::new().write(true).create(true).truncate(true),
+    )
+    .map_err(io_error("create temp file", &tmp))?;
     file.write_all(bytes)
         .map_err(io_error("write temp file", &tmp))?;
     file.sync_all().map_err(io_error("fsync temp file", &tmp))?;

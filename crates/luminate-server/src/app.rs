@@ -1,5 +1,6 @@
 //! The application: shared state, the router with its layers, and the server's lifecycle (bind, serve,
-//! graceful shutdown, close the store).
+//! graceful shutdown, close the store). The connections below the router — their cap, timeouts and the
+//! requests refused before routing — are [`crate::conn`]'s.
 //!
 //! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
 //! self-metrics ([`crate::telemetry::record_http`], which sees the matched route template); the route
@@ -33,6 +34,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, KeyError, Principal, Scope};
 use crate::config::Config;
+use crate::conn::ConnectionLimits;
 use crate::error::{ApiError, method_not_allowed, route_not_found};
 use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
@@ -376,7 +378,7 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Accepting connections failed.
+    /// The listening socket failed (its bound address could not be read).
     #[error("server failed: {0}")]
     Serve(std::io::Error),
     /// The store could not be flushed at shutdown.
@@ -537,44 +539,53 @@ impl Server {
             stop_rx,
         );
 
-        // The exposition's own listener stops with the API's: when the shutdown signal comes, or when
-        // the API's serving ended on its own (the sender is dropped then).
-        let (metrics_stop_tx, mut metrics_stop_rx) = watch::channel(false);
+        let open_file_limit = crate::conn::open_files::open_file_limit();
+        let limits = ConnectionLimits::api(&config.server, open_file_limit);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            open_file_limit = open_file_limit.map_or("unlimited".to_owned(), |l| l.to_string()),
+            "connections"
+        );
+        if !crate::conn::open_files::leaves_reserve(limits.max_connections, open_file_limit) {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "server.max_connections leaves the rest of the process too few of the open-file limit: \
+                 a flood of connections can make the engine's file operations wait for descriptors"
+            );
+        }
+        // Both listeners stop accepting when the shutdown signal comes; `conn::serve` returns only after
+        // that (accept errors are logged and waited out), once its connections have closed.
+        let (connections_stop_tx, connections_stop_rx) = watch::channel(false);
         let metrics_serving = metrics_listener.map(|listener| {
-            let serving = axum::serve(listener, metrics_router(state.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = metrics_stop_rx.wait_for(|stop| *stop).await;
-                });
-            tokio::spawn(serving.into_future())
+            tokio::spawn(crate::conn::serve(
+                listener,
+                metrics_router(state.clone()),
+                limits.metrics(),
+                connections_stop_rx.clone(),
+            ))
         });
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let graceful = async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
-            let _ = metrics_stop_tx.send(true);
-            // The receiver is gone only if serving already ended; nothing to time then.
-            let _ = signalled_tx.send(());
-        };
-        let serving = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
+        let serving =
+            crate::conn::serve(listener, router(state.clone()), limits, connections_stop_rx);
+        tokio::pin!(serving, shutdown);
         let shutdown_timeout = config.server.shutdown_timeout;
-        let drain_deadline = async move {
-            match signalled_rx.await {
-                Ok(()) => tokio::time::sleep(shutdown_timeout).await,
-                Err(_) => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            result = serving.into_future() => result.map_err(ServeError::Serve)?,
-            () = drain_deadline => tracing::warn!(
-                timeout = %luminate_model::time::format_duration(shutdown_timeout),
-                "in-flight requests did not finish within server.shutdown_timeout; closing anyway"),
+            () = &mut serving => {}
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+                let _ = connections_stop_tx.send(true);
+                if tokio::time::timeout(shutdown_timeout, &mut serving).await.is_err() {
+                    tracing::warn!(
+                        timeout = %luminate_model::time::format_duration(shutdown_timeout),
+                        "in-flight requests did not finish within server.shutdown_timeout; closing anyway"
+                    );
+                }
+            }
         }
 
         if let Some(task) = metrics_serving {
             // A scraper's request takes milliseconds; a connection kept open longer is not waited for.
             match tokio::time::timeout(shutdown_timeout, task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics listener failed"),
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener ended abnormally"),
                 Err(_) => {
                     tracing::warn!("metrics listener did not stop within server.shutdown_timeout")

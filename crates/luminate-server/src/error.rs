@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use luminate_model::{ErrorCode, StoreError};
 use serde_json::{Value, json};
 
+use crate::conn::framing::RefusalKind;
+
 /// An error response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -126,6 +128,21 @@ impl From<BytesRejection> for ApiError {
             Self::invalid_request(format!("cannot read the request body: {}", r.body_text()))
         }
     }
+}
+
+/// A request head refused below the router (`crate::conn::framing`): `INVALID_REQUEST` in the contract's
+/// body, with the status HTTP/1.1 gives the fault — the only errors whose status is not their code's.
+pub(crate) fn refused_head(kind: RefusalKind, message: String) -> Response {
+    let status = match kind {
+        RefusalKind::TargetTooLong => StatusCode::URI_TOO_LONG,
+        RefusalKind::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        RefusalKind::Malformed => StatusCode::BAD_REQUEST,
+    };
+    (
+        status,
+        axum::Json(ApiError::invalid_request(message).body()),
+    )
+        .into_response()
 }
 
 /// Fallback for paths no route matches.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod body;
 pub mod cardinality_guard;
 pub mod config;
+pub mod conn;
 pub mod disk;
 pub mod error;
 pub mod health;

@@ -179,6 +179,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(&config);
+    // Before the store opens and the default connection cap is derived from the limit in force.
+    luminate_server::conn::open_files::raise_open_file_limit();
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }

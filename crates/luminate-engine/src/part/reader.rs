@@ -2,7 +2,7 @@
 //! directory) in memory; [`SeriesScan`] reads the rows of chosen series in a time range, decoding each
 //! needed page once, lazily, with positioned reads on the shared file handle.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::ops::{Bound, Range, RangeBounds};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use luminate_model::TimestampMs;
 use super::section::{self, Footer};
 use super::{BlobRef, FOOTER_LEN, FORMAT_V1, HEADER_LEN, MAGIC, PageEntry, PartMeta, corruption};
 use crate::EngineError;
-use crate::files::io_error;
+use crate::files::{io_error, open_waiting};
 use crate::record::SeriesId;
 
 /// An open part. Immutable and `Send + Sync`: share it across query threads; each thread scans with
@@ -55,7 +55,8 @@ impl Part {
     /// Opens a part, verifying header, footer and the section's checksum and invariants. Page blobs are
     /// not read until a scan needs them.
     pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
-        let file = File::open(path).map_err(io_error("open part", path))?;
+        let file = open_waiting(path, OpenOptions::new().read(true))
+            .map_err(io_error("open part", path))?;
         let len = file
             .metadata()
             .map_err(io_error("read metadata of part", path))?

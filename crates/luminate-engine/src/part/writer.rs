@@ -15,7 +15,7 @@ use super::{
     compress,
 };
 use crate::EngineError;
-use crate::files::{io_error, parent_dir, sync_dir};
+use crate::files::{io_error, open_waiting, parent_dir, sync_dir};
 use crate::record::SeriesId;
 
 /// Writes one part file. Dropping it before [`PartWriter::finish`] succeeds removes the temp file and
@@ -61,12 +61,11 @@ impl PartWriter {
             .unwrap_or_default();
         tmp_name.push(".tmp");
         let tmp = parent_dir(path).join(tmp_name);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_error("create part temp file", &tmp))?;
+        let mut file = open_waiting(
+            &tmp,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )
+        .map_err(io_error("create part temp file", &tmp))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4..].copy_from_slice(&FORMAT_V1.to_le_bytes());

@@ -24,6 +24,9 @@ impl Config {
         if self.server.host.trim().is_empty() {
             return invalid("server.host", "must not be empty".into());
         }
+        if self.server.max_connections == Some(0) {
+            return invalid("server.max_connections", "must be at least 1".into());
+        }
         let auth = &self.auth;
         if auth.jwt_secret.as_deref().is_some_and(str::is_empty) {
             return invalid("auth.jwt_secret", "must not be empty when set".into());

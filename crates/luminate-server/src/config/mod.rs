@@ -101,6 +101,18 @@ pub struct ServerConfig {
     /// Longest time to finish in-flight requests after a shutdown signal.
     #[serde(with = "duration_text")]
     pub shutdown_timeout: Duration,
+    /// Most connections open at once on the API's address; unset: derived from the open-file limit
+    /// (`crate::conn::open_files`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Longest time to receive a request head: from the accept for a connection's first request, from
+    /// its first byte for later ones.
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// Longest time a keep-alive connection may stay idle (no request running, nothing received or
+    /// written) before it is closed.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
     /// Protected mode: with `auth.enabled: false`, start-up refuses a `host` other than loopback unless
     /// this says that open, unauthenticated access from the network is intended.
     pub allow_unauthenticated_network: bool,
@@ -114,6 +126,9 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             allow_unauthenticated_network: false,
         }
     }

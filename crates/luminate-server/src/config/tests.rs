@@ -181,7 +181,7 @@ fn seed_file_loads_with_interpolation() {
 fn every_key_of_our_own_sections() {
     let c = load(
         r#"
-server: {host: "::1", port: 0, read_timeout: 5s, write_timeout: 6s, shutdown_timeout: 7s}
+server: {host: "::1", port: 0, read_timeout: 5s, write_timeout: 6s, shutdown_timeout: 7s, max_connections: 50, header_read_timeout: 2s, idle_timeout: 90s}
 auth: {enabled: false, jwt_public_key_path: /etc/key.pem, issuer: luminate, audience: api, leeway: 30s}
 storage:
   backend: embedded
@@ -198,6 +198,9 @@ metrics: {enabled: false, path: /internal/metrics, interval: 1m}
     .unwrap();
     assert_eq!(c.server.port, 0);
     assert_eq!(c.server.shutdown_timeout, Duration::from_secs(7));
+    assert_eq!(c.server.max_connections, Some(50));
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(2));
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(90));
     assert_eq!(
         c.auth.jwt_public_key_path,
         Some(PathBuf::from("/etc/key.pem"))
@@ -234,6 +237,7 @@ fn key_paths_list_every_scalar_key() {
         }
     }
     let mut config = Config::default();
+    config.server.max_connections = Some(1);
     config.auth.jwt_secret = Some("x".into());
     config.auth.jwt_public_key_path = Some("k".into());
     config.auth.issuer = Some("i".into());
@@ -691,6 +695,36 @@ fn rate_limits_left_unset_apply_only_with_auth() {
         ),
         "invalid configuration: rate_limits.write_requests_per_second: must be at least 1"
     );
+}
+
+#[test]
+fn connection_limits_from_file_and_environment() {
+    let d = Config::default().server;
+    assert_eq!(d.max_connections, None, "derived from the open-file limit");
+    assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(d.idle_timeout, Duration::from_secs(60));
+    let c = Config::load_from(
+        None,
+        &vars(&[
+            ("LUMINATE_SERVER_MAX_CONNECTIONS", "50"),
+            ("LUMINATE__SERVER__HEADER_READ_TIMEOUT", "1s"),
+            ("LUMINATE_SERVER_IDLE_TIMEOUT", "500ms"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.server.max_connections, Some(50));
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(1));
+    assert_eq!(c.server.idle_timeout, Duration::from_millis(500));
+    assert_eq!(
+        load_err("server:\n  max_connections: 0\n", &[]),
+        "invalid configuration: server.max_connections: must be at least 1"
+    );
+    for key in ["header_read_timeout", "idle_timeout"] {
+        let err = load_err(&format!("server:\n  {key}: 0s\n"), &[]);
+        assert!(err.contains(&format!("server.{key}")), "{err}");
+    }
+    let err = load_err("server:\n  max_connections: -5\n", &[]);
+    assert!(err.contains("server.max_connections"), "{err}");
 }
 
 #[test]

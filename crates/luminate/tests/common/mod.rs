@@ -102,6 +102,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Leave out `--listen 127.0.0.1:0`, so that the configuration decides the address.
     pub no_listen_flag: bool,
+    /// A program (with its arguments) that runs the binary, e.g. `prlimit --nofile=256:256`; it must
+    /// exec it, so that the process id is the server's.
+    pub runner: Vec<String>,
 }
 
 impl Launch {
@@ -154,8 +157,22 @@ impl Launch {
             .env("LUMINATE_CLICKHOUSE_BREAKER_COOL_DOWN", "500ms")
     }
 
+    /// Run under `program args…` (see [`Launch::runner`]).
+    pub fn runner(mut self, program_and_args: &[&str]) -> Self {
+        self.runner = program_and_args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_luminate"));
+        let binary = env!("CARGO_BIN_EXE_luminate");
+        let mut cmd = match self.runner.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
         if !self.no_listen_flag {
             cmd.args(["--listen", "127.0.0.1:0"]);
