@@ -91,6 +91,19 @@ macro_rules! on_each_backend {
     };
 }
 
+/// What Kubernetes puts in the environment of every pod of a namespace with a Service `luminate` whose
+/// port 8080 is named `http` (unless the pod sets `enableServiceLinks: false`).
+pub const KUBERNETES_SERVICE_LINKS: &[(&str, &str)] = &[
+    ("LUMINATE_SERVICE_HOST", "10.0.0.7"),
+    ("LUMINATE_SERVICE_PORT", "8080"),
+    ("LUMINATE_SERVICE_PORT_HTTP", "8080"),
+    ("LUMINATE_PORT", "tcp://10.0.0.7:8080"),
+    ("LUMINATE_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+    ("LUMINATE_PORT_8080_TCP_ADDR", "10.0.0.7"),
+    ("LUMINATE_PORT_8080_TCP_PORT", "8080"),
+    ("LUMINATE_PORT_8080_TCP_PROTO", "tcp"),
+];
+
 /// How to start the binary.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
@@ -126,6 +139,14 @@ impl Launch {
     /// With an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// With [`KUBERNETES_SERVICE_LINKS`] in the environment.
+    pub fn with_service_links(mut self) -> Self {
+        for (key, value) in KUBERNETES_SERVICE_LINKS {
+            self = self.env(key, value);
+        }
         self
     }
 
