@@ -408,9 +408,13 @@ fn enabling_auth_needs_a_key() {
     let c = load("auth:\n  enabled: true\n  jwt_secret: abc\n", &[]).unwrap();
     assert!(c.auth.enabled);
     let err = load_err("auth:\n  enabled: true\n", &[]);
-    assert!(
-        err.contains("auth.enabled") && err.contains("jwt_secret"),
-        "{err}"
+    assert_eq!(
+        err,
+        "invalid configuration: auth.enabled: requires auth.jwt_secret or auth.jwt_public_key_path. \
+         Set a secret (LUMINATE_AUTH_JWT_SECRET=...) or a public key \
+         (LUMINATE_AUTH_JWT_PUBLIC_KEY_PATH=...); or, if open access without authentication is intended, \
+         set auth.enabled: false (LUMINATE_AUTH_ENABLED=false) and, on a network address, \
+         server.allow_unauthenticated_network: true (LUMINATE_SERVER_ALLOW_UNAUTHENTICATED_NETWORK=true)"
     );
 }
 

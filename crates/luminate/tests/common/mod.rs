@@ -115,6 +115,11 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Leave out `--listen 127.0.0.1:0`, so that the configuration decides the address.
     pub no_listen_flag: bool,
+    /// Exactly these arguments, instead of `serve --data-dir DIR [--listen 127.0.0.1:0] [--config FILE]`
+    /// (`data_dir`, `config` and `no_listen_flag` then play no part): a container's or a pod's command.
+    pub args: Option<Vec<String>>,
+    /// The working directory, when not the test's own.
+    pub current_dir: Option<PathBuf>,
 }
 
 impl Launch {
@@ -176,12 +181,19 @@ impl Launch {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_luminate"));
-        cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
-        if !self.no_listen_flag {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(args) = &self.args {
+            cmd.args(args);
+        } else {
+            cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
+            if !self.no_listen_flag {
+                cmd.args(["--listen", "127.0.0.1:0"]);
+            }
+            if let Some(config) = &self.config {
+                cmd.arg("--config").arg(config);
+            }
         }
-        if let Some(config) = &self.config {
-            cmd.arg("--config").arg(config);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
         }
         // Only what the test sets: a developer's own LUMINATE_* variables must not change answers.
         for (key, _) in std::env::vars() {
