@@ -15,8 +15,11 @@ ensure_toolchain
 # Alertmanager included. Never skipped.
 ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager prometheus-node-exporter
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
-for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter; do
-  command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter)" >&2; exit 1; }
+# kubernetes-validate (PyPI): tests/kubernetes.rs validates deploy/kubernetes against the Kubernetes
+# schemas it ships (offline). Installed into a virtual environment whose bin/ goes first on PATH.
+ensure_pip_packages kubernetes-validate
+for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter kubernetes-validate; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter; PyPI kubernetes-validate)" >&2; exit 1; }
 done
 
 log "format check"

@@ -31,3 +31,23 @@ ensure_apt_packages() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# Installs PyPI packages into a virtual environment under the build cache (a system Python may refuse
+# `pip install`, PEP 668) and puts its bin/ first on PATH, for the tests that run their programs.
+ensure_pip_packages() {
+  local venv="$HOME/.cache/luminate/python"
+  if [ ! -x "$venv/bin/python" ]; then
+    command -v python3 >/dev/null || ensure_apt_packages python3 python3-venv
+    log "creating a Python environment for test tools in $venv"
+    python3 -m venv "$venv" 2>/dev/null || { ensure_apt_packages python3-venv; python3 -m venv "$venv"; }
+  fi
+  local missing=()
+  for pkg in "$@"; do
+    "$venv/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing PyPI packages: ${missing[*]}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+  fi
+  export PATH="$venv/bin:$PATH"
+}

@@ -22,7 +22,7 @@ mod bench;
 
 use clap::{Parser, Subcommand};
 use luminate_server::Config;
-use luminate_server::config::{LogFormat, LogOutput};
+use luminate_server::config::{LogFormat, LogOutput, env};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -62,7 +62,7 @@ struct TokenArgs {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// YAML configuration file (defaults apply without one).
+    /// YAML configuration file (defaults apply without one); the flag wins over LUMINATE_CONFIG.
     #[arg(long, env = "LUMINATE_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory of the embedded engine (overrides storage.embedded.data_dir).
@@ -89,6 +89,10 @@ fn main() -> ExitCode {
 fn token(args: TokenArgs) -> ExitCode {
     let minted = (|| {
         let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+        let ignored = env::ignored(&env::process_vars());
+        for warning in ignored.warnings() {
+            eprintln!("luminate token: warning: {warning}");
+        }
         let scopes = args
             .scopes
             .iter()
@@ -183,6 +187,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     luminate_server::conn::open_files::raise_open_file_limit();
     for warning in config.warnings() {
         tracing::warn!("{warning}");
+    }
+    let ignored = env::ignored(&env::process_vars());
+    for warning in ignored.warnings() {
+        tracing::warn!("{warning}");
+    }
+    if let Some(summary) = ignored.summary() {
+        tracing::info!("{summary}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

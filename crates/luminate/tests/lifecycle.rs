@@ -146,10 +146,10 @@ fn configuration_errors_exit_2_naming_the_key() {
     assert!(output.contains("retention.cleanup_interval"), "{output}");
 
     let (status, output) = Launch::new(&dir.path().join("data"))
-        .env("LUMINATE_SERVER_PROT", "1")
+        .env("LUMINATE__SERVER__PROT", "1")
         .run_to_exit();
     assert_eq!(status.code(), Some(2), "{output}");
-    assert!(output.contains("LUMINATE_SERVER_PROT"), "{output}");
+    assert!(output.contains("LUMINATE__SERVER__PROT"), "{output}");
 }
 
 #[test]

@@ -38,9 +38,17 @@ impl Config {
             );
         }
         if auth.enabled && auth.jwt_secret.is_none() && auth.jwt_public_key_path.is_none() {
+            // The container image enables auth and listens on all interfaces, so this is the first
+            // thing a `docker run` without a secret says: it names both ways out, environment included.
             return invalid(
                 "auth.enabled",
-                "requires auth.jwt_secret or auth.jwt_public_key_path".into(),
+                "requires auth.jwt_secret or auth.jwt_public_key_path. Set a secret \
+                 (LUMINATE_AUTH_JWT_SECRET=...) or a public key (LUMINATE_AUTH_JWT_PUBLIC_KEY_PATH=...); \
+                 or, if open access without authentication is intended, set auth.enabled: false \
+                 (LUMINATE_AUTH_ENABLED=false) and, on a network address, \
+                 server.allow_unauthenticated_network: true \
+                 (LUMINATE_SERVER_ALLOW_UNAUTHENTICATED_NETWORK=true)"
+                    .into(),
             );
         }
 
@@ -246,8 +254,9 @@ impl Config {
             message: format!(
                 "refusing to listen on {:?} without authentication (protected mode): anyone who can reach \
                  it could read and write every metric. Enable auth (auth.enabled with auth.jwt_secret or \
-                 auth.jwt_public_key_path), listen on 127.0.0.1, or set \
-                 server.allow_unauthenticated_network: true if open access is intended",
+                 auth.jwt_public_key_path; LUMINATE_AUTH_ENABLED=true LUMINATE_AUTH_JWT_SECRET=...), \
+                 listen on 127.0.0.1, or set server.allow_unauthenticated_network: true \
+                 (LUMINATE_SERVER_ALLOW_UNAUTHENTICATED_NETWORK=true) if open access is intended",
                 self.server.host
             ),
         })

@@ -38,13 +38,15 @@ pub enum LoadError {
     /// `${VAR}` interpolation failed.
     #[error(transparent)]
     Interpolate(#[from] InterpolateError),
-    /// A `LUMINATE_*` variable that matches no key.
+    /// A `LUMINATE__SECTION__KEY` variable that names no key.
     #[error(
-        "unknown configuration key in environment variable {variable}: expected LUMINATE__SECTION__KEY (e.g. LUMINATE__SERVER__PORT) or a seed name such as LUMINATE_SERVER_PORT"
+        "unknown configuration key in environment variable {variable}{hint}: a LUMINATE__SECTION__KEY variable must name a key (docs/configuration.md lists them)"
     )]
     UnknownEnvironmentVariable {
         /// The variable.
         variable: String,
+        /// ` (did you mean LUMINATE__SERVER__PORT?)` when a key is close, else empty.
+        hint: String,
     },
     /// The YAML is malformed, a key is unknown, or a value has the wrong type or format. The message
     /// comes from the parser and names the key (`... for key `server.port``).
@@ -721,11 +723,7 @@ impl Config {
             }
             None => None,
         };
-        // Variables that are not valid Unicode cannot be configuration values; they are skipped here
-        // and a `${VAR}` naming one reports it as not set.
-        let vars: Vec<(String, String)> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
+        let vars = env::process_vars();
         let origin = file.map(|p| p.display().to_string());
         Self::load_from(origin.as_deref().zip(text.as_deref()), &vars)
     }

@@ -321,10 +321,31 @@ fn unknown_keys_are_named() {
         err.contains("extra") && err.contains("retention.policies"),
         "{err}"
     );
-    let err = Config::load_from(None, &vars(&[("LUMINATE_SERVER_PROT", "1")]))
+    let err = Config::load_from(None, &vars(&[("LUMINATE__SERVER__PROT", "1")]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("LUMINATE_SERVER_PROT"), "{err}");
+    assert!(err.contains("LUMINATE__SERVER__PROT"), "{err}");
+}
+
+#[test]
+fn service_links_wrapper_variables_and_single_underscore_typos_do_not_stop_loading() {
+    let c = Config::load_from(
+        None,
+        &vars(&[
+            ("LUMINATE_SERVICE_HOST", "10.0.0.7"),
+            ("LUMINATE_SERVICE_PORT", "8080"),
+            ("LUMINATE_PORT", "tcp://10.0.0.7:8080"),
+            ("LUMINATE_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+            ("LUMINATE_PORT_8080_TCP_ADDR", "10.0.0.7"),
+            ("LUMINATE_PORT_8080_TCP_PORT", "8080"),
+            ("LUMINATE_PORT_8080_TCP_PROTO", "tcp"),
+            ("LUMINATE_BIN", "/usr/local/bin/luminate"),
+            ("LUMINATE_DATA", "/srv/luminate"),
+            ("LUMINATE_SERVER_PROT", "1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c, Config::default());
 }
 
 #[test]
@@ -448,9 +469,13 @@ fn enabling_auth_needs_a_key() {
     let c = load("auth:\n  enabled: true\n  jwt_secret: abc\n", &[]).unwrap();
     assert!(c.auth.enabled);
     let err = load_err("auth:\n  enabled: true\n", &[]);
-    assert!(
-        err.contains("auth.enabled") && err.contains("jwt_secret"),
-        "{err}"
+    assert_eq!(
+        err,
+        "invalid configuration: auth.enabled: requires auth.jwt_secret or auth.jwt_public_key_path. \
+         Set a secret (LUMINATE_AUTH_JWT_SECRET=...) or a public key \
+         (LUMINATE_AUTH_JWT_PUBLIC_KEY_PATH=...); or, if open access without authentication is intended, \
+         set auth.enabled: false (LUMINATE_AUTH_ENABLED=false) and, on a network address, \
+         server.allow_unauthenticated_network: true (LUMINATE_SERVER_ALLOW_UNAUTHENTICATED_NETWORK=true)"
     );
 }
 

@@ -91,6 +91,19 @@ macro_rules! on_each_backend {
     };
 }
 
+/// What Kubernetes puts in the environment of every pod of a namespace with a Service `luminate` whose
+/// port 8080 is named `http` (unless the pod sets `enableServiceLinks: false`).
+pub const KUBERNETES_SERVICE_LINKS: &[(&str, &str)] = &[
+    ("LUMINATE_SERVICE_HOST", "10.0.0.7"),
+    ("LUMINATE_SERVICE_PORT", "8080"),
+    ("LUMINATE_SERVICE_PORT_HTTP", "8080"),
+    ("LUMINATE_PORT", "tcp://10.0.0.7:8080"),
+    ("LUMINATE_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+    ("LUMINATE_PORT_8080_TCP_ADDR", "10.0.0.7"),
+    ("LUMINATE_PORT_8080_TCP_PORT", "8080"),
+    ("LUMINATE_PORT_8080_TCP_PROTO", "tcp"),
+];
+
 /// How to start the binary.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
@@ -105,6 +118,11 @@ pub struct Launch {
     /// A program (with its arguments) that runs the binary, e.g. `prlimit --nofile=256:256`; it must
     /// exec it, so that the process id is the server's.
     pub runner: Vec<String>,
+    /// Exactly these arguments, instead of `serve --data-dir DIR [--listen 127.0.0.1:0] [--config FILE]`
+    /// (`data_dir`, `config` and `no_listen_flag` then play no part): a container's or a pod's command.
+    pub args: Option<Vec<String>>,
+    /// The working directory, when not the test's own.
+    pub current_dir: Option<PathBuf>,
 }
 
 impl Launch {
@@ -129,6 +147,14 @@ impl Launch {
     /// With an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// With [`KUBERNETES_SERVICE_LINKS`] in the environment.
+    pub fn with_service_links(mut self) -> Self {
+        for (key, value) in KUBERNETES_SERVICE_LINKS {
+            self = self.env(key, value);
+        }
         self
     }
 
@@ -173,12 +199,19 @@ impl Launch {
             }
             None => Command::new(binary),
         };
-        cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
-        if !self.no_listen_flag {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(args) = &self.args {
+            cmd.args(args);
+        } else {
+            cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
+            if !self.no_listen_flag {
+                cmd.args(["--listen", "127.0.0.1:0"]);
+            }
+            if let Some(config) = &self.config {
+                cmd.arg("--config").arg(config);
+            }
         }
-        if let Some(config) = &self.config {
-            cmd.arg("--config").arg(config);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
         }
         // Only what the test sets: a developer's own LUMINATE_* variables must not change answers.
         for (key, _) in std::env::vars() {

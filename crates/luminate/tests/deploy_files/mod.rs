@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod dockerfile;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
