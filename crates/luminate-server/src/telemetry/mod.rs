@@ -319,7 +319,7 @@ impl Telemetry {
             ),
             query_requests: r.add(
                 "query_requests",
-                "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate)",
+                "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate, listDimensionValues)",
                 &["tenant", "type"],
                 Family::default(),
             ),
@@ -337,7 +337,7 @@ impl Telemetry {
             ),
             query_result_points: r.add(
                 "query_result_points",
-                "Data points in a query's answer, by query type",
+                "Data points in a query's answer (values for listDimensionValues), by query type",
                 &["type"],
                 histograms(count_histogram),
             ),
