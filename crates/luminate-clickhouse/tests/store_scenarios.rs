@@ -19,7 +19,7 @@ use luminate_model::result::{KeyCardinality, MetricCardinality, ValueCount};
 use luminate_model::semantics::quantile_index;
 use luminate_model::store::{HealthStatus, RetentionOverride};
 use luminate_model::testkit::diff_results;
-use luminate_model::{MetricsStore, Point, QueryPlan, QueryResult, Tenant};
+use luminate_model::{Filter, MetricsStore, Point, QueryPlan, QueryResult, Tenant};
 
 /// Every query kind and option over `metric`, for comparing two tenants' or two stores' answers.
 fn plans(metric: &str) -> Vec<QueryPlan> {
@@ -156,8 +156,17 @@ async fn hostile_strings_are_stored_and_queried_back_verbatim() {
         // `s` as a filter value, a group-by key and a discovery prefix.
         for p in [
             QueryPlan {
-                filters: vec![(s.to_owned(), s.to_owned())],
+                filters: vec![Filter::equals(s, s)],
                 ..plan(QueryKind::Range, "m")
+            },
+            // In a list, with `""` (every point of `m` without the key `s`) and a value nobody has.
+            QueryPlan {
+                filters: vec![Filter::any_of(s, [s, "it's", "", "nobody"])],
+                ..plan(QueryKind::Range, "m")
+            },
+            QueryPlan {
+                filters: vec![Filter::any_of("plain", HOSTILE)],
+                ..plan(QueryKind::Aggregate(Aggregation::Count), s)
             },
             QueryPlan {
                 group_by: vec![s.to_owned()],
@@ -170,7 +179,7 @@ async fn hostile_strings_are_stored_and_queried_back_verbatim() {
                 ..plan(QueryKind::Rate, "m")
             },
             QueryPlan {
-                filters: vec![("plain".to_owned(), s.to_owned())],
+                filters: vec![Filter::equals("plain", s)],
                 ..plan(QueryKind::Aggregate(Aggregation::Integral), s)
             },
         ] {
@@ -487,7 +496,16 @@ async fn edge_ranges_buckets_and_empty_answers() {
             ..p.clone()
         });
         cases.push(QueryPlan {
-            filters: vec![("k".into(), String::new())],
+            filters: vec![Filter::equals("k", "")],
+            ..p.clone()
+        });
+        // Any of a list: with `""`, and of values only some of which exist.
+        cases.push(QueryPlan {
+            filters: vec![Filter::any_of("k", ["", "b", "nobody"])],
+            ..p.clone()
+        });
+        cases.push(QueryPlan {
+            filters: vec![Filter::any_of("k", ["a", "nobody"])],
             ..p.clone()
         });
         cases.push(QueryPlan { limit: 1, ..p });

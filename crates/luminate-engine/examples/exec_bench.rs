@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
-use luminate_model::{Aggregation, Dimensions, Point, QueryContext, QueryKind, QueryPlan, Tenant};
+use luminate_model::{
+    Aggregation, Dimensions, Filter, Point, QueryContext, QueryKind, QueryPlan, Tenant,
+};
 
 const RUNS: usize = 5;
 const T0: i64 = 1_800_000_000_000;
@@ -46,7 +48,7 @@ fn plan(
         end: T0 + SPAN_MS,
         filters: filters
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| Filter::equals(*k, *v))
             .collect(),
         group_by: group_by.iter().map(|k| (*k).to_owned()).collect(),
         interval_ms,

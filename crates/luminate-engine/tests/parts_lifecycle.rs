@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{count, point, tenant};
 use luminate_engine::{Engine, EngineConfig, EngineError, SyncPolicy};
-use luminate_model::{Point, StoreError};
+use luminate_model::{Filter, Point, StoreError};
 
 const DAY: i64 = 86_400_000;
 const BASE: i64 = 20_000 * DAY;
@@ -88,7 +88,7 @@ fn a_flush_larger_than_one_sort_slice_writes_every_point_once_in_order() {
         metric: "m".into(),
         start: i64::MIN,
         end: i64::MAX,
-        filters: vec![("host".into(), "h4321".into())],
+        filters: vec![Filter::equals("host", "h4321")],
         group_by: vec![],
         interval_ms: None,
         limit: 1_000,

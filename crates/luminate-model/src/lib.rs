@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod filter;
 pub mod json;
 pub mod point;
 pub mod query;
@@ -20,8 +21,11 @@ pub mod wire;
 
 pub use batch::{PointBatch, PointRef};
 pub use error::ErrorCode;
+pub use filter::Filter;
 pub use point::{Dimensions, Point, Tenant};
-pub use query::{Aggregation, QueryKind, QueryLimits, QueryPlan, QueryRequest};
+pub use query::{
+    Aggregation, DimensionValuesPlan, PlannedQuery, QueryKind, QueryLimits, QueryPlan, QueryRequest,
+};
 pub use result::{GroupKey, MetricCardinality, QueryResult, ValueCount};
 pub use store::{MetricsStore, QueryContext, StoreError, WriteOutcome};
 pub use time::TimestampMs;

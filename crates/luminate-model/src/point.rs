@@ -86,11 +86,6 @@ impl Dimensions {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// True when every filter pair holds (a filter on `""` matches a missing dimension).
-    pub fn matches(&self, filters: &[(String, String)]) -> bool {
-        filters.iter().all(|(k, v)| self.get_or_empty(k) == v)
-    }
 }
 
 impl Serialize for Dimensions {
@@ -140,13 +135,5 @@ mod tests {
     fn repeated_key_keeps_last_value() {
         let d = Dimensions::from_pairs([s("k", "1"), s("k", "2")]);
         assert_eq!(d.pairs(), &[s("k", "2")]);
-    }
-
-    #[test]
-    fn filters_treat_missing_as_empty() {
-        let d = Dimensions::from_pairs([s("a", "1")]);
-        assert!(d.matches(&[s("a", "1")]));
-        assert!(d.matches(&[s("b", "")]));
-        assert!(!d.matches(&[s("a", "1"), s("b", "x")]));
     }
 }

@@ -1,4 +1,6 @@
-//! The query model (CONTRACT §4): the JSON request, its checks, and the [`QueryPlan`] that backends run.
+//! The query model (CONTRACT §4): the JSON request, its checks, and what it becomes — a [`QueryPlan`]
+//! that backends run over points, or a [`DimensionValuesPlan`] answered like the discovery route
+//! (together a [`PlannedQuery`]).
 //!
 //! Parsing resolves everything relative (ranges ending now, default limits and timeouts) so that a plan
 //! is a complete, backend-independent description of the answer.
@@ -11,6 +13,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess};
 
 use crate::error::ErrorCode;
+use crate::filter::{Filter, FilterValue, check_filters};
 use crate::json::{self, FromObject};
 use crate::time::{MIN_TIMESTAMP, TimestampMs, parse_duration, parse_timestamp_json};
 use crate::validate::{ValidationRules, is_identifier, validate_metric_name};
@@ -28,6 +31,9 @@ pub struct QueryLimits {
     pub max_result_points: usize,
     /// Largest `limit` of an aggregate or rate query (groups returned, not computed).
     pub max_group_by_cardinality: usize,
+    /// Longest filter value and `listDimensionValues` prefix, in characters: the longest dimension
+    /// value a point may carry, so a longer one could match nothing.
+    pub max_value_len: usize,
 }
 
 impl Default for QueryLimits {
@@ -38,6 +44,7 @@ impl Default for QueryLimits {
             max_time_range: Duration::from_secs(90 * 86_400),
             max_result_points: 10_000,
             max_group_by_cardinality: 1_000,
+            max_value_len: ValidationRules::default().max_value_len,
         }
     }
 }
@@ -46,6 +53,10 @@ impl Default for QueryLimits {
 pub const DEFAULT_GROUP_LIMIT: usize = 100;
 /// Smallest bucket interval.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default `limit` of `listDimensionValues` and of the discovery route's values.
+pub const DEFAULT_VALUES_LIMIT: usize = 100;
+/// Largest `limit` of `listDimensionValues` and of the discovery route's values.
+pub const MAX_VALUES_LIMIT: usize = 1_000;
 
 /// The nine aggregations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,7 +119,8 @@ impl Aggregation {
 }
 
 /// The request body of `POST /api/v1/query`, exactly as sent: a JSON object (not an array of its
-/// fields), no field twice, no filter key twice.
+/// fields), no field twice, no filter key twice. `dimension` and `prefix` belong to
+/// `listDimensionValues` only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields, rename_all = "camelCase")]
 #[allow(missing_docs)] // fields are documented by CONTRACT §4
@@ -117,13 +129,15 @@ pub struct QueryRequest {
     pub metric_name: String,
     pub time_range: Option<TimeRangeRequest>,
     #[serde(default, deserialize_with = "filters")]
-    pub filters: BTreeMap<String, String>,
+    pub filters: BTreeMap<String, FilterValue>,
     pub aggregation: Option<String>,
     #[serde(default)]
     pub group_by: Vec<String>,
     pub interval: Option<String>,
     pub limit: Option<u64>,
     pub timeout: Option<String>,
+    pub dimension: Option<String>,
+    pub prefix: Option<String>,
 }
 
 /// `timeRange`: either `start` and `end`, or `relative`; a JSON object.
@@ -136,7 +150,7 @@ pub struct TimeRangeRequest {
     pub relative: Option<String>,
 }
 
-fn filters<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn filters<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, FilterValue>, D::Error> {
     json::unique_keys(d, "filters")
 }
 
@@ -187,8 +201,8 @@ pub struct QueryPlan {
     pub start: TimestampMs,
     /// Exclusive end, Unix ms.
     pub end: TimestampMs,
-    /// Equality filters sorted by key; all must hold.
-    pub filters: Vec<(String, String)>,
+    /// Filters sorted by key, one per key; all must hold.
+    pub filters: Vec<Filter>,
     /// Dimensions to group by, in request order (the order of group keys).
     pub group_by: Vec<String>,
     /// Bucket width in ms; required for rate.
@@ -208,14 +222,14 @@ pub struct QueryError {
     pub message: String,
 }
 
-fn invalid(message: impl Into<String>) -> QueryError {
+pub(crate) fn invalid(message: impl Into<String>) -> QueryError {
     QueryError {
         code: ErrorCode::InvalidQuery,
         message: message.into(),
     }
 }
 
-fn over_limit(message: impl Into<String>) -> QueryError {
+pub(crate) fn over_limit(message: impl Into<String>) -> QueryError {
     QueryError {
         code: ErrorCode::QueryLimitExceeded,
         message: message.into(),
@@ -226,19 +240,148 @@ fn field_duration(field: &str, text: &str) -> Result<Duration, QueryError> {
     parse_duration(text).map_err(|e| invalid(format!("{field}: {e}")))
 }
 
-impl QueryPlan {
-    /// Checks a request and resolves it against `now` and the limits.
+fn check_metric_name(name: &str) -> Result<(), QueryError> {
+    validate_metric_name(name, &ValidationRules::default()).map_err(|e| QueryError {
+        code: e.code,
+        message: format!("metricName: {}", e.message),
+    })
+}
+
+fn resolve_timeout(text: Option<&str>, limits: &QueryLimits) -> Result<Duration, QueryError> {
+    let Some(text) = text else {
+        return Ok(limits.default_timeout);
+    };
+    let d = field_duration("timeout", text)?;
+    if d > limits.max_timeout {
+        return Err(over_limit(format!(
+            "timeout {text} exceeds max_query_timeout of {}",
+            crate::time::format_duration(limits.max_timeout)
+        )));
+    }
+    Ok(d)
+}
+
+/// What a request of `POST /api/v1/query` asks for, checked and resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannedQuery {
+    /// A range, aggregate or rate query over points.
+    Points(QueryPlan),
+    /// `listDimensionValues`.
+    DimensionValues(DimensionValuesPlan),
+}
+
+impl PlannedQuery {
+    /// Checks a request of any query type and resolves it against `now` and the limits.
     pub fn from_request(
         req: QueryRequest,
         now: TimestampMs,
         limits: &QueryLimits,
     ) -> Result<Self, QueryError> {
-        validate_metric_name(&req.metric_name, &ValidationRules::default()).map_err(|e| {
-            QueryError {
-                code: e.code,
-                message: format!("metricName: {}", e.message),
+        if req.query_type == LIST_DIMENSION_VALUES {
+            DimensionValuesPlan::from_request(req, limits).map(Self::DimensionValues)
+        } else {
+            QueryPlan::from_request(req, now, limits).map(Self::Points)
+        }
+    }
+}
+
+/// The `queryType` of a [`DimensionValuesPlan`].
+pub const LIST_DIMENSION_VALUES: &str = "listDimensionValues";
+
+/// A checked `listDimensionValues` query: the values of one dimension of a metric, by stored points
+/// descending then value, as the discovery route lists them (every stored point counts: the query
+/// takes no time range).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimensionValuesPlan {
+    /// The metric.
+    pub metric: String,
+    /// The dimension key whose values are listed.
+    pub dimension: String,
+    /// Only values starting with it (`""`: all).
+    pub prefix: String,
+    /// Most values returned.
+    pub limit: usize,
+    /// How long the listing may run.
+    pub timeout: Duration,
+}
+
+impl DimensionValuesPlan {
+    /// Checks a `listDimensionValues` request: `metricName`, `dimension`, and optionally `limit`
+    /// (default [`DEFAULT_VALUES_LIMIT`], at most [`MAX_VALUES_LIMIT`]), `prefix` and `timeout`; any
+    /// other field is refused, naming it, rather than ignored.
+    pub fn from_request(req: QueryRequest, limits: &QueryLimits) -> Result<Self, QueryError> {
+        if req.query_type != LIST_DIMENSION_VALUES {
+            return Err(invalid(format!(
+                "queryType: {:?} is not {LIST_DIMENSION_VALUES}",
+                req.query_type
+            )));
+        }
+        check_metric_name(&req.metric_name)?;
+        if req.time_range.is_some() {
+            return Err(invalid(
+                "timeRange: listDimensionValues counts every stored point of the metric, as the \
+                 discovery route does, and cannot be narrowed to a time range",
+            ));
+        }
+        if !req.filters.is_empty()
+            || req.aggregation.is_some()
+            || !req.group_by.is_empty()
+            || req.interval.is_some()
+        {
+            return Err(invalid(
+                "listDimensionValues takes metricName, dimension, limit, prefix and timeout: \
+                 filters, aggregation, groupBy and interval do not apply",
+            ));
+        }
+        let dimension = req
+            .dimension
+            .ok_or_else(|| invalid("dimension is required for listDimensionValues queries"))?;
+        if !is_identifier(&dimension) {
+            return Err(invalid(format!(
+                "dimension: {dimension:?} is not a valid dimension key"
+            )));
+        }
+        let prefix = req.prefix.unwrap_or_default();
+        if prefix.chars().count() > limits.max_value_len {
+            return Err(invalid(format!(
+                "prefix: longer than the longest dimension value ({} characters)",
+                limits.max_value_len
+            )));
+        }
+        let limit = match req.limit {
+            None => DEFAULT_VALUES_LIMIT,
+            Some(0) => return Err(invalid("limit must be at least 1")),
+            Some(n) if n > MAX_VALUES_LIMIT as u64 => {
+                return Err(over_limit(format!(
+                    "limit {n} exceeds the maximum of {MAX_VALUES_LIMIT} values"
+                )));
             }
-        })?;
+            Some(n) => n as usize,
+        };
+        Ok(Self {
+            metric: req.metric_name,
+            dimension,
+            prefix,
+            limit,
+            timeout: resolve_timeout(req.timeout.as_deref(), limits)?,
+        })
+    }
+}
+
+impl QueryPlan {
+    /// Checks a range, aggregate or rate request and resolves it against `now` and the limits
+    /// (`listDimensionValues` is [`DimensionValuesPlan`]'s; [`PlannedQuery`] takes every type).
+    pub fn from_request(
+        req: QueryRequest,
+        now: TimestampMs,
+        limits: &QueryLimits,
+    ) -> Result<Self, QueryError> {
+        check_metric_name(&req.metric_name)?;
+        if req.dimension.is_some() || req.prefix.is_some() {
+            return Err(invalid(format!(
+                "dimension and prefix apply only to {LIST_DIMENSION_VALUES} queries"
+            )));
+        }
 
         let aggregation = req
             .aggregation
@@ -271,9 +414,14 @@ impl QueryPlan {
                 }
                 QueryKind::Rate
             }
+            LIST_DIMENSION_VALUES => {
+                return Err(invalid(format!(
+                    "queryType: {LIST_DIMENSION_VALUES} lists dimension values; it is not a query over points"
+                )));
+            }
             other => {
                 return Err(invalid(format!(
-                    "queryType: unknown {other:?}; expected range, aggregate or rate"
+                    "queryType: unknown {other:?}; expected range, aggregate, rate or {LIST_DIMENSION_VALUES}"
                 )));
             }
         };
@@ -289,18 +437,7 @@ impl QueryPlan {
             )));
         }
 
-        for (key, value) in &req.filters {
-            if !is_identifier(key) {
-                return Err(invalid(format!(
-                    "filters: {key:?} is not a valid dimension key"
-                )));
-            }
-            if value.chars().any(char::is_control) {
-                return Err(invalid(format!(
-                    "filters: value of {key:?} contains a control character"
-                )));
-            }
-        }
+        let filters = check_filters(req.filters, limits.max_value_len)?;
         for (i, key) in req.group_by.iter().enumerate() {
             if !is_identifier(key) {
                 return Err(invalid(format!(
@@ -353,26 +490,14 @@ impl QueryPlan {
             Some(n) => n as usize,
         };
 
-        let timeout = match req.timeout.as_deref() {
-            None => limits.default_timeout,
-            Some(text) => {
-                let d = field_duration("timeout", text)?;
-                if d > limits.max_timeout {
-                    return Err(over_limit(format!(
-                        "timeout {text} exceeds max_query_timeout of {}",
-                        crate::time::format_duration(limits.max_timeout)
-                    )));
-                }
-                d
-            }
-        };
+        let timeout = resolve_timeout(req.timeout.as_deref(), limits)?;
 
         Ok(Self {
             kind,
             metric: req.metric_name,
             start,
             end,
-            filters: req.filters.into_iter().collect(),
+            filters,
             group_by: req.group_by,
             interval_ms,
             limit,
@@ -452,8 +577,8 @@ mod tests {
         assert_eq!(
             p.filters,
             vec![
-                ("customer_id".into(), "c1".into()),
-                ("region".into(), "eu".into())
+                Filter::equals("customer_id", "c1"),
+                Filter::equals("region", "eu")
             ]
         );
         assert_eq!(p.group_by, vec!["endpoint".to_owned()]);
@@ -743,6 +868,195 @@ mod tests {
             assert!(
                 e.starts_with("invalid type: sequence, expected "),
                 "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_filter_value_may_be_a_list_of_values() {
+        let p = plan(
+            json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"},
+            "filters": {"region": ["us", "", "eu", "us"], "customer_id": "c1"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            p.filters,
+            vec![
+                Filter::equals("customer_id", "c1"),
+                Filter::any_of("region", ["", "eu", "us"])
+            ]
+        );
+        let e = plan(
+            json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"},
+            "filters": {"region": []}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ErrorCode::InvalidQuery,
+                r#"filters: "region" has an empty list of values; give at least one"#
+            )
+        );
+        let e =
+            parse(r#"{"queryType":"range","metricName":"m","filters":{"k":["a",1]}}"#).unwrap_err();
+        assert!(
+            e.starts_with("invalid type: integer `1`, expected a string"),
+            "{e}"
+        );
+    }
+
+    fn values_plan(body: serde_json::Value) -> Result<PlannedQuery, QueryError> {
+        let req: QueryRequest = serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
+        PlannedQuery::from_request(req, NOW, &QueryLimits::default())
+    }
+
+    #[test]
+    fn list_dimension_values_is_a_query_type() {
+        assert_eq!(
+            values_plan(
+                json!({"queryType": "listDimensionValues", "metricName": "api_latency",
+                "dimension": "customer_id", "limit": 5, "prefix": "cust_1", "timeout": "2s"})
+            ),
+            Ok(PlannedQuery::DimensionValues(DimensionValuesPlan {
+                metric: "api_latency".into(),
+                dimension: "customer_id".into(),
+                prefix: "cust_1".into(),
+                limit: 5,
+                timeout: Duration::from_secs(2),
+            }))
+        );
+        assert_eq!(
+            values_plan(
+                json!({"queryType": "listDimensionValues", "metricName": "m", "dimension": "k"})
+            ),
+            Ok(PlannedQuery::DimensionValues(DimensionValuesPlan {
+                metric: "m".into(),
+                dimension: "k".into(),
+                prefix: String::new(),
+                limit: DEFAULT_VALUES_LIMIT,
+                timeout: Duration::from_secs(10),
+            }))
+        );
+        let points = values_plan(
+            json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}}),
+        );
+        assert!(matches!(points, Ok(PlannedQuery::Points(_))), "{points:?}");
+    }
+
+    #[test]
+    fn list_dimension_values_refuses_what_it_cannot_honour() {
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b =
+                json!({"queryType": "listDimensionValues", "metricName": "m", "dimension": "k"});
+            b[k] = v;
+            values_plan(b).unwrap_err()
+        };
+        for (field, value, code, starts) in [
+            (
+                "timeRange",
+                json!({"relative": "1h"}),
+                ErrorCode::InvalidQuery,
+                "timeRange: listDimensionValues counts every stored point",
+            ),
+            (
+                "filters",
+                json!({"a": "b"}),
+                ErrorCode::InvalidQuery,
+                "listDimensionValues takes metricName, dimension, limit, prefix and timeout",
+            ),
+            (
+                "groupBy",
+                json!(["a"]),
+                ErrorCode::InvalidQuery,
+                "listDimensionValues takes",
+            ),
+            (
+                "aggregation",
+                json!("sum"),
+                ErrorCode::InvalidQuery,
+                "listDimensionValues takes",
+            ),
+            (
+                "interval",
+                json!("1m"),
+                ErrorCode::InvalidQuery,
+                "listDimensionValues takes",
+            ),
+            (
+                "dimension",
+                json!("a-b"),
+                ErrorCode::InvalidQuery,
+                r#"dimension: "a-b" is not a valid dimension key"#,
+            ),
+            (
+                "limit",
+                json!(0),
+                ErrorCode::InvalidQuery,
+                "limit must be at least 1",
+            ),
+            (
+                "limit",
+                json!(1001),
+                ErrorCode::QueryLimitExceeded,
+                "limit 1001 exceeds the maximum of 1000 values",
+            ),
+            (
+                "prefix",
+                json!("x".repeat(257)),
+                ErrorCode::InvalidQuery,
+                "prefix: longer than the longest dimension value (256 characters)",
+            ),
+            (
+                "timeout",
+                json!("31s"),
+                ErrorCode::QueryLimitExceeded,
+                "timeout 31s exceeds max_query_timeout",
+            ),
+            (
+                "metricName",
+                json!("9m"),
+                ErrorCode::InvalidMetricName,
+                "metricName: ",
+            ),
+        ] {
+            let e = with(field, value);
+            assert_eq!(e.code, code, "{field}: {}", e.message);
+            assert!(e.message.starts_with(starts), "{field}: {}", e.message);
+        }
+        let range: QueryRequest =
+            serde_json::from_value(json!({"queryType": "range", "metricName": "m"})).unwrap();
+        assert_eq!(
+            DimensionValuesPlan::from_request(range, &QueryLimits::default())
+                .unwrap_err()
+                .message,
+            r#"queryType: "range" is not listDimensionValues"#
+        );
+        let e = values_plan(json!({"queryType": "listDimensionValues", "metricName": "m"}))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "dimension is required for listDimensionValues queries"
+        );
+        assert!(
+            values_plan(
+                json!({"queryType": "listDimensionValues", "metricName": "m", "dimension": "k",
+                "prefix": "x".repeat(256)})
+            )
+            .is_ok()
+        );
+        // The fields of listDimensionValues do not leak into the other query types.
+        for field in ["dimension", "prefix"] {
+            let mut b =
+                json!({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}});
+            b[field] = json!("k");
+            let e = values_plan(b).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    ErrorCode::InvalidQuery,
+                    "dimension and prefix apply only to listDimensionValues queries"
+                )
             );
         }
     }

@@ -59,12 +59,18 @@ impl ReferenceStore {
 
     /// Answers a query.
     pub fn query(&self, tenant: &Tenant, plan: &QueryPlan) -> QueryResult {
+        // Every filter holds: the point's value of the key (`""` when it lacks the key) is one of the
+        // filter's values.
         let selected: Vec<&Point> = self
             .of_metric(tenant, &plan.metric)
             .filter(|p| {
                 p.timestamp >= plan.start
                     && p.timestamp < plan.end
-                    && p.dimensions.matches(&plan.filters)
+                    && plan.filters.iter().all(|f| {
+                        f.values()
+                            .iter()
+                            .any(|v| v == p.dimensions.get_or_empty(f.key()))
+                    })
             })
             .collect();
         match plan.kind {

@@ -204,6 +204,47 @@ pub struct ValueCount {
     pub points: u64,
 }
 
+/// The answer to a `listDimensionValues` query: values as discovery orders them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionValuesResult {
+    /// At most the query's `limit` values.
+    pub values: Vec<ValueCount>,
+    /// More values matched than `limit`.
+    pub truncated: bool,
+}
+
+impl DimensionValuesResult {
+    /// The answer from what a store listed when asked for `limit + 1` values (the extra one tells
+    /// `truncated`); an unknown metric (`None`) has no values, as any query of it has no points.
+    pub fn from_listed(listed: Option<Vec<ValueCount>>, limit: usize) -> Self {
+        let mut values = listed.unwrap_or_default();
+        let truncated = values.len() > limit;
+        values.truncate(limit);
+        Self { values, truncated }
+    }
+
+    /// The JSON body: `{"queryType": "listDimensionValues", "results": [{"value", "points"}],
+    /// "truncated", "executionTimeMs"}`, shaped like the other query types' answers.
+    pub fn response(&self, execution_time_ms: u64) -> DimensionValuesResponse<'_> {
+        DimensionValuesResponse {
+            query_type: crate::query::LIST_DIMENSION_VALUES,
+            results: &self.values,
+            truncated: self.truncated,
+            execution_time_ms,
+        }
+    }
+}
+
+/// The JSON body of a `listDimensionValues` answer, borrowing the result.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionValuesResponse<'a> {
+    query_type: &'static str,
+    results: &'a [ValueCount],
+    truncated: bool,
+    execution_time_ms: u64,
+}
+
 /// Distinct values of one dimension key (cardinality explorer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyCardinality {
@@ -232,6 +273,34 @@ mod tests {
     fn group_key_serializes_in_group_by_order() {
         let key = GroupKey(vec![("z".into(), "1".into()), ("a".into(), "".into())]);
         assert_eq!(serde_json::to_string(&key).unwrap(), r#"{"z":"1","a":""}"#);
+    }
+
+    #[test]
+    fn dimension_values_answer_is_cut_at_the_limit() {
+        let listed = |n: u64| {
+            Some(
+                (0..n)
+                    .map(|i| ValueCount {
+                        value: format!("v{i}"),
+                        points: 9 - i,
+                    })
+                    .collect(),
+            )
+        };
+        let r = DimensionValuesResult::from_listed(listed(3), 2);
+        assert_eq!(
+            serde_json::to_value(r.response(4)).unwrap(),
+            serde_json::json!({"queryType": "listDimensionValues", "truncated": true, "executionTimeMs": 4,
+                "results": [{"value": "v0", "points": 9}, {"value": "v1", "points": 8}]})
+        );
+        assert!(!DimensionValuesResult::from_listed(listed(2), 2).truncated);
+        assert_eq!(
+            DimensionValuesResult::from_listed(None, 2),
+            DimensionValuesResult {
+                values: vec![],
+                truncated: false
+            }
+        );
     }
 
     #[test]

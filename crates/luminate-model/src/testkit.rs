@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::filter::Filter;
 use crate::point::{Dimensions, Point};
 use crate::query::{Aggregation, QueryKind, QueryPlan};
 use crate::result::QueryResult;
@@ -106,6 +107,36 @@ pub fn random_points(rng: &mut Rng, n: usize, base: TimestampMs, span_ms: i64) -
     out
 }
 
+/// A dimension key the generator never writes.
+pub const ABSENT_KEY: &str = "absent";
+/// A value the generator never writes.
+pub const ABSENT_VALUE: &str = "nobody";
+
+/// A filter on `key`: mostly one value of its pool, `""` (points without the key) now and then, and in
+/// two cases of five a list of one to four values that may repeat, include `""` and values nobody
+/// carries.
+fn random_filter(rng: &mut Rng, key: &str, pool: &[&str]) -> Filter {
+    let pick = |rng: &mut Rng| -> String {
+        match rng.below(10) {
+            0 => String::new(),
+            1 => ABSENT_VALUE.to_owned(),
+            _ if pool.is_empty() => String::new(),
+            _ => (*rng.pick(pool)).to_owned(),
+        }
+    };
+    if rng.chance(60) {
+        let value = if rng.chance(15) || pool.is_empty() {
+            String::new()
+        } else {
+            (*rng.pick(pool)).to_owned()
+        };
+        return Filter::equals(key, value);
+    }
+    let n = 1 + rng.below(4);
+    let values: Vec<String> = (0..n).map(|_| pick(rng)).collect();
+    Filter::any_of(key, values)
+}
+
 /// A random query over `[base - span/4, base + span + span/4)`.
 pub fn random_plan(rng: &mut Rng, base: TimestampMs, span_ms: i64) -> QueryPlan {
     let lo = base - span_ms / 4;
@@ -129,13 +160,12 @@ pub fn random_plan(rng: &mut Rng, base: TimestampMs, span_ms: i64) -> QueryPlan 
     let mut filters = Vec::new();
     for (key, values) in DIMENSIONS {
         if rng.chance(20) {
-            let value = if rng.chance(15) {
-                ""
-            } else {
-                *rng.pick(values)
-            };
-            filters.push((key.to_owned(), value.to_owned()));
+            filters.push(random_filter(rng, key, values));
         }
+    }
+    if rng.chance(5) {
+        // A key no point carries: every point has `""` for it.
+        filters.push(random_filter(rng, ABSENT_KEY, &[]));
     }
     let mut group_by = Vec::new();
     if kind != QueryKind::Range {

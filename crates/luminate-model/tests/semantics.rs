@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use luminate_model::Filter;
 use luminate_model::point::{Dimensions, Point, Tenant};
 use luminate_model::query::{Aggregation, QueryKind, QueryPlan};
 use luminate_model::reference::ReferenceStore;
@@ -319,17 +320,34 @@ fn filters_are_and_and_match_missing_as_empty() {
         point("m", T0 + 1, 2.0, &[("a", "1")]),
         point("m", T0 + 2, 4.0, &[("a", "2")]),
     ]);
-    let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), T0, T0 + 10);
-    p.filters = vec![("a".into(), "1".into())];
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
-        panic!()
+    let sum = |filters: Vec<Filter>| {
+        let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), T0, T0 + 10);
+        p.filters = filters;
+        let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
+            panic!()
+        };
+        results.first().map(|g| g.value)
     };
-    assert_eq!(results[0].value, 3.0);
-    p.filters = vec![("a".into(), "1".into()), ("b".into(), "".into())];
-    let QueryResult::Aggregate { results, .. } = s.query(&Tenant::default_tenant(), &p) else {
-        panic!()
-    };
-    assert_eq!(results[0].value, 2.0);
+    assert_eq!(sum(vec![Filter::equals("a", "1")]), Some(3.0));
+    assert_eq!(
+        sum(vec![Filter::equals("a", "1"), Filter::equals("b", "")]),
+        Some(2.0)
+    );
+    // Any of a list: the union of the single-value answers; `""` among them adds the points without
+    // the key, a value nobody carries adds nothing.
+    assert_eq!(sum(vec![Filter::any_of("a", ["1", "2"])]), Some(7.0));
+    assert_eq!(sum(vec![Filter::any_of("b", ["", "2"])]), Some(7.0));
+    assert_eq!(sum(vec![Filter::any_of("b", ["", "nobody"])]), Some(6.0));
+    assert_eq!(
+        sum(vec![
+            Filter::any_of("a", ["2", "nobody"]),
+            Filter::any_of("b", ["", "2"])
+        ]),
+        Some(4.0)
+    );
+    assert_eq!(sum(vec![Filter::any_of("a", ["3", "nobody"])]), None);
+    // An empty list (which a request cannot give) selects nothing.
+    assert_eq!(sum(vec![Filter::any_of("a", Vec::<String>::new())]), None);
 }
 
 #[test]

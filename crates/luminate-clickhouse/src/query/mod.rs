@@ -17,7 +17,7 @@ mod rate;
 
 use luminate_model::query::QueryKind;
 use luminate_model::result::GroupKey;
-use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError, Tenant};
+use luminate_model::{Filter, QueryContext, QueryPlan, QueryResult, StoreError, Tenant};
 
 use crate::rowbinary::{DecodeError, RowReader};
 use crate::service::Service;
@@ -166,14 +166,41 @@ fn selection(tenant: &Tenant, plan: &QueryPlan, skip_indexes: bool) -> String {
         plan.start,
         plan.end
     );
-    for (key, value) in &plan.filters {
-        sql.push_str(&format!(" AND {} = {}", dimension(key), quote(value)));
-        if skip_indexes && !value.is_empty() {
-            // Implied by the equality; lets the bloom-filter index skip granules.
-            sql.push_str(&format!(" AND has(dim_values, {})", quote(value)));
-        }
+    for filter in &plan.filters {
+        sql.push_str(&filter_condition(filter, skip_indexes));
     }
     sql
+}
+
+/// ` AND <condition>` of one filter: the dimension equals the value, or is `IN` the list. Without `""`
+/// among the values, `has`/`hasAny` over `dim_values` is implied and lets the bloom-filter index skip
+/// granules. An empty list (which no request gives) selects nothing, as everywhere.
+fn filter_condition(filter: &Filter, skip_indexes: bool) -> String {
+    let column = dimension(filter.key());
+    let hint = skip_indexes && !filter.matches_missing();
+    match filter.values() {
+        [] => " AND 0".to_owned(),
+        [value] => {
+            let value = quote(value);
+            let mut sql = format!(" AND {column} = {value}");
+            if hint {
+                sql.push_str(&format!(" AND has(dim_values, {value})"));
+            }
+            sql
+        }
+        values => {
+            let list = values
+                .iter()
+                .map(|v| quote(v))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut sql = format!(" AND {column} IN ({list})");
+            if hint {
+                sql.push_str(&format!(" AND hasAny(dim_values, [{list}])"));
+            }
+            sql
+        }
+    }
 }
 
 /// The per-series arrays every series computation starts from: the series' points sorted by
@@ -200,7 +227,7 @@ mod tests {
             metric: "m".into(),
             start: -5,
             end: 10,
-            filters: vec![("k".into(), "it's".into()), ("z".into(), String::new())],
+            filters: vec![Filter::equals("k", "it's"), Filter::equals("z", "")],
             group_by: vec![],
             interval_ms: None,
             limit: 1,
@@ -219,6 +246,27 @@ mod tests {
         let with_index = selection(&Tenant::new("t"), &plan(), true);
         assert!(with_index.contains("AND has(dim_values, 'it\\'s')"));
         assert!(!with_index.contains("has(dim_values, '')"));
+    }
+
+    #[test]
+    fn any_of_filters_are_in_lists_of_quoted_values() {
+        let filters = vec![
+            Filter::any_of("k", ["it's", "a\\b"]),
+            Filter::any_of("z", ["", "x"]),
+            Filter::any_of("e", Vec::<String>::new()),
+        ];
+        let plan = QueryPlan { filters, ..plan() };
+        let sql = selection(&Tenant::new("t"), &plan, false);
+        assert_eq!(
+            sql,
+            "tenant = 't' AND metric = 'm' AND timestamp >= -5 AND timestamp < 10 \
+             AND dim_values[indexOf(dim_keys, 'k')] IN ('a\\\\b', 'it\\'s') \
+             AND dim_values[indexOf(dim_keys, 'z')] IN ('', 'x') AND 0"
+        );
+        let with_index = selection(&Tenant::new("t"), &plan, true);
+        assert!(with_index.contains(" AND hasAny(dim_values, ['a\\\\b', 'it\\'s'])"));
+        // `''` among the values: points without the key match, so the index cannot skip them.
+        assert!(!with_index.contains("hasAny(dim_values, ['', 'x'])"));
     }
 
     #[test]

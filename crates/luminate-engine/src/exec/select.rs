@@ -3,9 +3,11 @@
 //! maps a row's series id to what the scan accumulates it under. Taken under the index lock; owns only
 //! ids, so the lock can be released before the scan.
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+use luminate_model::Filter;
 
 use crate::index::{MetricId, StrId, TenantIndex};
 use crate::record::SeriesId;
@@ -44,54 +46,84 @@ impl Groups {
     }
 }
 
-/// The selected series of `metric` (holding points, matching every filter) and their groups. A filter on
-/// `""` matches series without the key (stored values are never empty).
+/// The selected series of `metric` (holding points, matching every filter) and their groups.
+///
+/// A filter without `""` among its values is a list of series — the posting of its one value (borrowed:
+/// a single-value filter copies nothing), or the union of its values' postings — and the lists are
+/// intersected, smallest first. A filter with `""` also matches series without the key (stored values
+/// are never empty), which no posting lists: it is checked per remaining series instead.
 pub(super) fn select(
     ti: Option<&TenantIndex>,
     metric: &str,
-    filters: &[(String, String)],
+    filters: &[Filter],
     group_by: &[String],
 ) -> Selection {
     let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(metric)?))) else {
         return Selection::default();
     };
+    let nothing = || Selection {
+        metric: Some(m),
+        ..Selection::default()
+    };
     let mi = ti.metric(m);
     let strings = ti.strings();
-    let mut lists: Vec<&[SeriesId]> = Vec::new();
-    for (k, v) in filters.iter().filter(|(_, v)| !v.is_empty()) {
-        let posting = strings
-            .get(k)
-            .zip(strings.get(v))
-            .and_then(|(k, v)| mi.posting_id(k, v));
-        match posting {
-            Some(p) => lists.push(&mi.postings[p as usize].series),
-            // No series carries the pair: nothing matches.
-            None => {
-                return Selection {
-                    metric: Some(m),
-                    ..Selection::default()
-                };
+    let mut lists: Vec<Cow<'_, [SeriesId]>> = Vec::new();
+    // Filters with `""`: the key, and the ids of its other values (sorted).
+    let mut missing_or: Vec<(StrId, Vec<StrId>)> = Vec::new();
+    for filter in filters {
+        let Some(key) = strings.get(filter.key()) else {
+            // No series ever carried the key: every series lacks it.
+            if filter.matches_missing() {
+                continue;
+            }
+            return nothing();
+        };
+        let values = filter
+            .values()
+            .iter()
+            .filter(|v| !v.is_empty())
+            .filter_map(|v| strings.get(v));
+        if filter.matches_missing() {
+            let mut ids: Vec<StrId> = values.collect();
+            ids.sort_unstable();
+            missing_or.push((key, ids));
+            continue;
+        }
+        let postings: Vec<&[SeriesId]> = values
+            .filter_map(|v| mi.posting_id(key, v))
+            .map(|p| mi.postings[p as usize].series.as_slice())
+            .collect();
+        match postings.as_slice() {
+            // No series carries any of the values: nothing matches.
+            [] => return nothing(),
+            [one] => lists.push(Cow::Borrowed(one)),
+            // A series has one value per key: the postings are disjoint, their union a sorted concat.
+            many => {
+                let mut union = many.concat();
+                union.sort_unstable();
+                lists.push(Cow::Owned(union));
             }
         }
     }
     lists.sort_by_key(|l| l.len());
-    let mut series: Vec<SeriesId> = match lists.split_first() {
+    let mut lists = lists.into_iter();
+    let mut series: Vec<SeriesId> = match lists.next() {
         None => mi.series.clone(),
-        Some((smallest, rest)) => {
-            let mut ids = smallest.to_vec();
-            for list in rest {
+        Some(smallest) => {
+            let mut ids = smallest.into_owned();
+            for list in lists {
                 ids.retain(|id| list.binary_search(id).is_ok());
             }
             ids
         }
     };
-    // Keys that must be absent; a key no series ever carried is absent everywhere.
-    let absent: Vec<StrId> = filters
-        .iter()
-        .filter(|(_, v)| v.is_empty())
-        .filter_map(|(k, _)| strings.get(k))
-        .collect();
-    series.retain(|&s| ti.is_live(s) && absent.iter().all(|&k| ti.value_of(s, k).is_none()));
+    series.retain(|&s| {
+        ti.is_live(s)
+            && missing_or.iter().all(|(key, ids)| {
+                ti.value_of(s, *key)
+                    .is_none_or(|v| ids.binary_search(&v).is_ok())
+            })
+    });
     let (group_of, groups) = group(ti, m, &series, group_by);
     Selection {
         metric: Some(m),

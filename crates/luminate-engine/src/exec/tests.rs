@@ -7,7 +7,7 @@ use std::time::Duration;
 use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::reference::ReferenceStore;
 use luminate_model::testkit::{self, Rng};
-use luminate_model::{Dimensions, Point, QueryContext, QueryPlan, StoreError, Tenant};
+use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, StoreError, Tenant};
 
 use super::*;
 use crate::apply::apply_batch;
@@ -184,9 +184,9 @@ fn empty_string_filter_selects_series_without_the_key() {
     let (index, _) = load(&points);
     let ti = index.tenant(&tenant());
     let ids = |filters: &[(&str, &str)]| -> Vec<SeriesId> {
-        let f: Vec<(String, String)> = filters
+        let f: Vec<Filter> = filters
             .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .map(|(k, v)| Filter::equals(*k, *v))
             .collect();
         select::select(ti, "m", &f, &[]).series
     };
@@ -196,6 +196,47 @@ fn empty_string_filter_selects_series_without_the_key() {
     assert_eq!(ids(&[("a", "9")]), Vec::<SeriesId>::new());
     assert_eq!(ids(&[("zzz", "")]), vec![0, 1, 2]);
     assert_eq!(ids(&[("zzz", "1")]), Vec::<SeriesId>::new());
+}
+
+#[test]
+fn any_of_filter_selects_the_union_of_its_values() {
+    let point = |pairs: &[(&str, &str)]| Point {
+        name: "m".into(),
+        timestamp: 0,
+        value: 1.0,
+        dimensions: Dimensions::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into()))),
+    };
+    let points = [
+        point(&[("a", "1")]),
+        point(&[("a", "2"), ("b", "x")]),
+        point(&[("b", "x")]),
+        point(&[("a", "3"), ("b", "y")]),
+    ];
+    let (index, _) = load(&points);
+    let ti = index.tenant(&tenant());
+    let ids = |filters: &[(&str, &[&str])]| -> Vec<SeriesId> {
+        let f: Vec<Filter> = filters
+            .iter()
+            .map(|(k, values)| Filter::any_of(*k, values.iter().copied()))
+            .collect();
+        select::select(ti, "m", &f, &[]).series
+    };
+    assert_eq!(ids(&[("a", &["3", "1"])]), vec![0, 3]);
+    assert_eq!(ids(&[("a", &["1", "nobody"])]), vec![0]);
+    assert_eq!(ids(&[("a", &["nobody", "none"])]), Vec::<SeriesId>::new());
+    // `""` adds the series without the key.
+    assert_eq!(ids(&[("a", &["", "2"])]), vec![1, 2]);
+    assert_eq!(ids(&[("a", &["", "nobody"])]), vec![2]);
+    assert_eq!(ids(&[("zzz", &["", "1"])]), vec![0, 1, 2, 3]);
+    assert_eq!(ids(&[("zzz", &["1", "2"])]), Vec::<SeriesId>::new());
+    // Intersected with the other filters.
+    assert_eq!(ids(&[("a", &["2", "3"]), ("b", &["x"])]), vec![1]);
+    assert_eq!(
+        ids(&[("a", &["", "1", "3"]), ("b", &["", "y"])]),
+        vec![0, 3]
+    );
+    // An empty list (no request gives one) selects nothing, as in the reference.
+    assert_eq!(ids(&[("a", &[])]), Vec::<SeriesId>::new());
 }
 
 #[test]

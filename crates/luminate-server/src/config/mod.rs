@@ -838,7 +838,8 @@ impl Config {
         }
     }
 
-    /// Query limits from `query_limits`.
+    /// Query limits from `query_limits`, and the longest filter value from
+    /// `cardinality_limits.max_dimension_value_length` (a longer one could match no stored point).
     pub fn query_limits(&self) -> QueryLimits {
         let ql = &self.query_limits;
         QueryLimits {
@@ -847,6 +848,7 @@ impl Config {
             max_time_range: ql.max_query_time_range,
             max_result_points: ql.max_result_points,
             max_group_by_cardinality: ql.max_group_by_cardinality,
+            max_value_len: self.cardinality_limits.max_dimension_value_length,
         }
     }
 

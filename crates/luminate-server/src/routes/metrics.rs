@@ -8,6 +8,8 @@ use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use luminate_model::ErrorCode;
+// Shared with `listDimensionValues`, which answers as this route does.
+use luminate_model::query::{DEFAULT_VALUES_LIMIT, MAX_VALUES_LIMIT};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,11 +17,6 @@ use super::{check_dimension_key, check_metric_name, unknown_metric};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::tenant::RequestTenant;
-
-/// Values returned when no `limit` is given.
-pub const DEFAULT_VALUES_LIMIT: usize = 100;
-/// Largest `limit`.
-pub const MAX_VALUES_LIMIT: usize = 1_000;
 
 /// `GET /api/v1/metrics`.
 pub async fn list(

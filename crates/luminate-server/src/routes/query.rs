@@ -1,15 +1,22 @@
-//! `POST /api/v1/query` (CONTRACT §4): parse the request into a [`QueryPlan`], run it under its
+//! `POST /api/v1/query` (CONTRACT §4): parse the request into a [`PlannedQuery`], run it under its
 //! timeout, and answer with the result's JSON. A query past its deadline is cancelled through its
 //! [`QueryContext`] (the store's scans check it) and answered `504 QUERY_TIMEOUT`.
+//!
+//! `listDimensionValues` is answered by the store's discovery listing, the one the values route uses,
+//! so both give the same values in the same order.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use luminate_model::result::DimensionValuesResult;
 use luminate_model::time::{format_duration, now_ms};
-use luminate_model::{ErrorCode, QueryContext, QueryKind, QueryPlan, QueryRequest, Tenant};
+use luminate_model::{
+    DimensionValuesPlan, ErrorCode, PlannedQuery, QueryContext, QueryKind, QueryPlan, QueryRequest,
+    Tenant,
+};
 
 use crate::app::AppState;
 use crate::body::read_capped;
@@ -33,9 +40,9 @@ pub async fn handle(
         state.config.server.read_timeout,
     )
     .await;
-    let plan = body.and_then(|body| parse(&state, &body));
-    let plan = match plan {
-        Ok(plan) => plan,
+    let planned = body.and_then(|body| parse(&state, &body));
+    let planned = match planned {
+        Ok(planned) => planned,
         Err(e) => {
             state
                 .telemetry
@@ -43,9 +50,13 @@ pub async fn handle(
             return Err(e);
         }
     };
-    let query_type = query_type(&plan);
+    let query_type = query_type(&planned);
     let started = Instant::now();
-    match run(&state, &tenant, &plan, started).await {
+    let answer = match &planned {
+        PlannedQuery::Points(plan) => run(&state, &tenant, plan, started).await,
+        PlannedQuery::DimensionValues(plan) => list_values(&state, &tenant, plan, started).await,
+    };
+    match answer {
         Ok((response, points)) => {
             state
                 .telemetry
@@ -65,19 +76,29 @@ pub async fn handle(
 const UNPARSED: &str = "unknown";
 
 /// The query's `type` as the request named it (the `query_type` label).
-fn query_type(plan: &QueryPlan) -> &'static str {
-    match plan.kind {
-        QueryKind::Range => "range",
-        QueryKind::Aggregate(_) => "aggregate",
-        QueryKind::Rate => "rate",
+fn query_type(planned: &PlannedQuery) -> &'static str {
+    match planned {
+        PlannedQuery::Points(plan) => match plan.kind {
+            QueryKind::Range => "range",
+            QueryKind::Aggregate(_) => "aggregate",
+            QueryKind::Rate => "rate",
+        },
+        PlannedQuery::DimensionValues(_) => luminate_model::query::LIST_DIMENSION_VALUES,
     }
 }
 
-fn parse(state: &AppState, body: &[u8]) -> Result<QueryPlan, ApiError> {
+fn parse(state: &AppState, body: &[u8]) -> Result<PlannedQuery, ApiError> {
     let req: QueryRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query: {e}")))?;
-    QueryPlan::from_request(req, now_ms(), &state.limits)
+    PlannedQuery::from_request(req, now_ms(), &state.limits)
         .map_err(|e| ApiError::new(e.code, e.message))
+}
+
+fn timed_out(timeout: Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::QueryTimeout,
+        format!("query exceeded its timeout of {}", format_duration(timeout)),
+    )
 }
 
 /// Runs the plan under its timeout; the response and its number of data points.
@@ -99,13 +120,30 @@ async fn run(
         Err(_) => {
             // The store's work may still be running on another thread: tell it to stop.
             ctx.cancel();
-            Err(ApiError::new(
-                ErrorCode::QueryTimeout,
-                format!(
-                    "query exceeded its timeout of {}",
-                    format_duration(plan.timeout)
-                ),
-            ))
+            Err(timed_out(plan.timeout))
         }
     }
+}
+
+/// Lists the values under the plan's timeout; the response and its number of values.
+async fn list_values(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &DimensionValuesPlan,
+    started: Instant,
+) -> Result<(Response, usize), ApiError> {
+    // One more than the limit: whether there is one tells `truncated`.
+    let listing = state.store.dimension_values(
+        tenant,
+        &plan.metric,
+        &plan.dimension,
+        &plan.prefix,
+        plan.limit + 1,
+    );
+    let listed = tokio::time::timeout(plan.timeout, listing)
+        .await
+        .map_err(|_| timed_out(plan.timeout))??;
+    let result = DimensionValuesResult::from_listed(listed, plan.limit);
+    let response = Json(result.response(started.elapsed().as_millis() as u64)).into_response();
+    Ok((response, result.values.len()))
 }

@@ -321,7 +321,7 @@ impl Telemetry {
             ),
             query_requests: r.add(
                 "query_requests",
-                "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate)",
+                "Queries that passed parsing and ran, by tenant and query type (range, aggregate, rate, listDimensionValues)",
                 &["tenant", "query_type"],
                 Family::default(),
             ),
@@ -339,7 +339,7 @@ impl Telemetry {
             ),
             query_result_points: r.add(
                 "query_result_points",
-                "Data points in a query's answer, by query type",
+                "Data points in a query's answer (values for listDimensionValues), by query type",
                 &["query_type"],
                 histograms(count_histogram),
             ),
