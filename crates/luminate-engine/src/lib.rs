@@ -228,6 +228,9 @@ pub enum EngineError {
     Query(#[from] StoreError),
 }
 
+/// The one place an engine failure gets its contract code: a locked or poisoned engine, and a storage
+/// condition (disk full, over quota, read-only, failing: [`files::is_storage_condition`]), are
+/// `StorageUnavailable` (503); query failures keep theirs; anything else is internal (500).
 impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -235,6 +238,11 @@ impl From<EngineError> for StoreError {
             EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable {
                 reason: e.to_string(),
             },
+            EngineError::Io { ref source, .. } if files::is_storage_condition(source) => {
+                StoreError::Unavailable {
+                    reason: e.to_string(),
+                }
+            }
             other => StoreError::Internal {
                 message: other.to_string(),
             },
