@@ -6,8 +6,9 @@
 //! guard — authentication, the route's scope, the tenant's request bucket and, for queries, its
 //! concurrency slot (see [`guard`]); a response deadline (`server.write_timeout`) on every route but the
 //! query, which has its own timeout; then the handler, which bounds its own body. Health and the
-//! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition checks
-//! `metrics.bearer_token` itself, and is served on `metrics.listen` instead when that is set.
+//! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
+//! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
+//! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -318,7 +319,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new().merge(query).merge(deadline_bound);
     let metrics = &state.config.metrics;
     if metrics.enabled && metrics.listen.is_none() {
-        api = api.route(&metrics.path, get(routes::exposition::handle));
+        api = api.route(&metrics.path, get(routes::exposition::on_api_address));
     }
     with_common_layers(api, state)
 }
@@ -327,7 +328,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub fn metrics_router(state: Arc<AppState>) -> Router {
     let path = state.config.metrics.path.clone();
     with_common_layers(
-        Router::new().route(&path, get(routes::exposition::handle)),
+        Router::new().route(&path, get(routes::exposition::on_metrics_address)),
         state,
     )
 }
@@ -508,6 +509,16 @@ impl Server {
         tracing::info!(mode = config.exposure(), "access");
         if let Some(auth) = &state.auth {
             tracing::info!(algorithms = auth.algorithms(), "bearer tokens accepted");
+        }
+        if metrics_listener.is_none()
+            && config.metrics.enabled
+            && crate::auth::ScrapeAccess::of(&config, true) == crate::auth::ScrapeAccess::Closed
+        {
+            tracing::warn!(
+                path = %config.metrics.path,
+                "the metrics exposition refuses every scrape (401): with auth.enabled it needs \
+                 metrics.bearer_token, or an address of its own (metrics.listen)"
+            );
         }
         let limiter_state = state.clone();
         let mut limiter_stop = stop_rx.clone();

@@ -221,7 +221,8 @@ impl Config {
     /// The same rule holds for `metrics.listen`: its labels name tenants, and JWTs do not guard it, so a
     /// non-loopback metrics address needs `metrics.bearer_token` or
     /// `server.allow_unauthenticated_network`. (On the API's own address the exposition follows the
-    /// API's decision: open for scraping unless `metrics.bearer_token` is set.)
+    /// API's decision: with `auth.enabled` only `metrics.bearer_token` opens it, and without that token
+    /// nothing does; with auth disabled it is open unless the token is set: `crate::auth::ScrapeAccess`.)
     pub fn check_exposure(&self) -> Result<(), LoadError> {
         if let Some(listen) = self
             .metrics

@@ -574,10 +574,11 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `metrics`: Luminate's own Prometheus metrics (see `crate::telemetry`), served at `path`. The exposition
-/// never needs a JWT (scrapers have none); because its labels carry tenant ids it can be put behind a
-/// static bearer token or on a listen address of its own (protected mode applies to that address too:
-/// see [`Config::check_exposure`]).
+/// `metrics`: Luminate's own Prometheus metrics (see `crate::telemetry`), served at `path`. A JWT never
+/// opens the exposition (scrapers have none, and it spans tenants); because its labels carry tenant ids
+/// it can be put behind a static bearer token or on a listen address of its own (protected mode applies
+/// to that address too: see [`Config::check_exposure`]). With `auth.enabled` and neither, the API's
+/// address refuses every scrape (`crate::auth::ScrapeAccess`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
