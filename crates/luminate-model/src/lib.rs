@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod memory;
 pub mod point;
 pub mod query;
 pub mod reference;

@@ -4,7 +4,8 @@
 //! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
 //! self-metrics ([`crate::telemetry::record_http`], which sees the matched route template); the route
 //! guard — authentication, the route's scope, the tenant's request bucket and, for queries, its
-//! concurrency slot (see [`guard`]); a response deadline (`server.write_timeout`) on every route but the
+//! concurrency slot (see [`guard`]; a query then reserves its memory from the server's budget itself:
+//! [`crate::query_memory`]); a response deadline (`server.write_timeout`) on every route but the
 //! query, which has its own timeout; then the handler, which bounds its own body. Health and the
 //! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
 //! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
@@ -37,6 +38,7 @@ use crate::config::Config;
 use crate::error::{ApiError, method_not_allowed, route_not_found};
 use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
+use crate::query_memory::QueryMemory;
 use crate::routes;
 use crate::storage::{OpenError, OpenedStore, build_store};
 use crate::telemetry::Telemetry;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub auth: Option<Authenticator>,
     /// Per-tenant rate limits.
     pub rate_limiter: RateLimiter,
+    /// The server-wide budget of query memory.
+    pub query_memory: QueryMemory,
     /// Self-metrics handles, shared by the middleware, the write route and the rate limiter.
     pub telemetry: Telemetry,
     /// What the exposition encodes: every metric registered by this process.
@@ -96,6 +100,7 @@ impl AppState {
         Ok(Self {
             auth,
             rate_limiter: RateLimiter::from_config(&config, telemetry.clone()),
+            query_memory: QueryMemory::new(config.query_limits.memory_budget_bytes, &telemetry),
             telemetry,
             registry,
             rules: config.validation_rules(),

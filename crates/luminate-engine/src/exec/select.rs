@@ -55,6 +55,23 @@ pub(super) fn select(
     let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(metric)?))) else {
         return Selection::default();
     };
+    let series = matching(ti, m, filters);
+    let (group_of, groups) = group(ti, m, &series, group_by);
+    Selection {
+        metric: Some(m),
+        series,
+        group_of,
+        groups,
+    }
+}
+
+/// The series of metric `m` that hold points and match every filter, ascending (through the postings;
+/// see [`select`]).
+pub(super) fn matching(
+    ti: &TenantIndex,
+    m: MetricId,
+    filters: &[(String, String)],
+) -> Vec<SeriesId> {
     let mi = ti.metric(m);
     let strings = ti.strings();
     let mut lists: Vec<&[SeriesId]> = Vec::new();
@@ -66,12 +83,7 @@ pub(super) fn select(
         match posting {
             Some(p) => lists.push(&mi.postings[p as usize].series),
             // No series carries the pair: nothing matches.
-            None => {
-                return Selection {
-                    metric: Some(m),
-                    ..Selection::default()
-                };
-            }
+            None => return Vec::new(),
         }
     }
     lists.sort_by_key(|l| l.len());
@@ -92,13 +104,7 @@ pub(super) fn select(
         .filter_map(|(k, _)| strings.get(k))
         .collect();
     series.retain(|&s| ti.is_live(s) && absent.iter().all(|&k| ti.value_of(s, k).is_none()));
-    let (group_of, groups) = group(ti, m, &series, group_by);
-    Selection {
-        metric: Some(m),
-        series,
-        group_of,
-        groups,
-    }
+    series
 }
 
 /// Each series' group: by the postings of its pairs through a dense table when the group-by keys'

@@ -4,6 +4,9 @@
 
 use super::{Config, LoadError};
 
+/// Smallest `query_limits.memory_budget_bytes`: below it not even a query's fixed overhead fits.
+const MIN_QUERY_MEMORY_BUDGET: u64 = 1 << 20;
+
 impl Config {
     /// Range and consistency checks the types cannot express.
     pub(super) fn check(&self) -> Result<(), LoadError> {
@@ -173,6 +176,15 @@ impl Config {
             "query_limits.max_group_by_cardinality",
             ql.max_group_by_cardinality as u64,
         )?;
+        if ql.memory_budget_bytes < MIN_QUERY_MEMORY_BUDGET {
+            return invalid(
+                "query_limits.memory_budget_bytes",
+                format!(
+                    "{} is below the minimum of 1 MiB ({MIN_QUERY_MEMORY_BUDGET}): no query would fit",
+                    ql.memory_budget_bytes
+                ),
+            );
+        }
 
         let bw = &self.batch_write;
         positive("batch_write.max_batch_size", bw.max_batch_size as u64)?;
