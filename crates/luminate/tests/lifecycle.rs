@@ -1,9 +1,8 @@
 //! End-to-end lifecycle scenarios against the real binary: crash durability (`kill -9`), graceful
 //! shutdown on SIGTERM, the data-directory lock, configuration errors and overrides, and retention
 //! (configured policies, admin overrides that survive a restart, and `503` for an override on a full
-//! disk). Graceful shutdown and retention run on
-//! both backends (`embedded::…`, `clickhouse::…`); the WAL's crash durability and the data-directory
-//! lock are the embedded engine's own.
+//! disk). Graceful shutdown and retention run on both backends (`embedded::…`, `clickhouse::…`); the
+//! WAL's crash durability, the data-directory lock and the full disk are the embedded engine's own.
 
 #![allow(
     clippy::unwrap_used,
