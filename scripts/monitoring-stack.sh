@@ -23,10 +23,17 @@
 #   MONITORING_STACK_LUMINATE            HOST:PORT of a Luminate already running: scrape it, start none
 #   MONITORING_STACK_EXTRA_TARGETS       more Luminate HOST:PORTs to scrape as job "luminate", comma-separated
 #   MONITORING_STACK_WATCH_PID           stop the stack when this process exits (for tests)
+#   MONITORING_STACK_METRICS_TOKEN       the token Prometheus sends to scrape Luminate (see below)
 #
 # The Luminate it starts inherits the environment, so LUMINATE_* variables and LUMINATE_CONFIG configure
 # it (docs/configuration.md); its data directory is the state dir's luminate-data. (The settings above are
 # not LUMINATE_*: Luminate refuses variables of its prefix that name no configuration key.)
+#
+# Prometheus scrapes with a bearer token, which Luminate requires with auth on (metrics.bearer_token): the
+# first of MONITORING_STACK_METRICS_TOKEN, LUMINATE__METRICS__BEARER_TOKEN, LUMINATE_METRICS_BEARER_TOKEN,
+# or else a random one kept in the state dir, which the Luminate it starts is given. (A token set only in
+# LUMINATE_CONFIG's file is not seen here: give it as MONITORING_STACK_METRICS_TOKEN too.) A Luminate
+# without a metrics token ignores the header.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -126,6 +133,24 @@ luminate_binary() {
   echo "$CARGO_TARGET_DIR/release/luminate"
 }
 
+# The scrape token (see the top of this script) in the state dir's luminate-metrics-token, which the
+# Prometheus configuration names; exported to the Luminate this script starts when no LUMINATE_ variable
+# sets one.
+write_metrics_token() {
+  local file="$state/luminate-metrics-token"
+  local token="${MONITORING_STACK_METRICS_TOKEN:-${LUMINATE__METRICS__BEARER_TOKEN:-${LUMINATE_METRICS_BEARER_TOKEN:-}}}"
+  if [ -z "$token" ] && [ -s "$file" ]; then
+    token="$(cat "$file")"
+  fi
+  if [ -z "$token" ]; then
+    token="$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+  fi
+  (umask 077 && printf '%s' "$token" >"$file")
+  if [ -z "${LUMINATE__METRICS__BEARER_TOKEN:-}${LUMINATE_METRICS_BEARER_TOKEN:-}" ]; then
+    export LUMINATE__METRICS__BEARER_TOKEN="$token"
+  fi
+}
+
 # deploy/monitoring/prometheus.yml with the `stack:` lines rewritten for loopback.
 write_prometheus_config() {
   local targets="" target out="$state/prometheus.yml"
@@ -142,10 +167,11 @@ write_prometheus_config() {
     -e "/# stack: node-exporter\$/ s|\[.*\]|[\"127.0.0.1:$node_exporter_port\"]|" \
     -e "/# stack: alertmanager\$/ s|\[.*\]|[\"127.0.0.1:$alertmanager_port\"]|" \
     -e "/# stack: prometheus\$/ s|\[.*\]|[\"127.0.0.1:$prometheus_port\"]|" \
+    -e "/# stack: metrics token\$/ s|# (authorization: \{ credentials_file: )[^ ]+ \}|\1$state/luminate-metrics-token }|" \
     deploy/monitoring/prometheus.yml >"$out"
   # Every marked line must have been rewritten: a reformatted prometheus.yml would otherwise send the
   # stack to the compose services' names.
-  if grep -q -E '"(luminate:8080|node-exporter:9100|alertmanager:9093|localhost:9090)"|- \.\./prometheus/' "$out"; then
+  if grep -q -E '"(luminate:8080|node-exporter:9100|alertmanager:9093|localhost:9090)"|- \.\./prometheus/|/etc/prometheus/' "$out"; then
     die "could not adapt deploy/monitoring/prometheus.yml (its 'stack:' lines changed?); see $out"
   fi
   promtool check config "$out" >"$state/promtool-check-config.log" 2>&1 ||
@@ -173,6 +199,7 @@ start() {
   # A start that fails from here on stops what it had started.
   trap 'rc=$?; [ $rc -eq 0 ] || stop >/dev/null 2>&1 || true' EXIT
 
+  write_metrics_token
   write_prometheus_config
 
   if [ -z "${MONITORING_STACK_LUMINATE:-}" ]; then

@@ -110,6 +110,8 @@ impl OpenError {
 #[derive(Debug, Clone)]
 pub struct ClickhouseStore {
     service: Arc<Service>,
+    /// The largest answer ClickHouse may send (`max_response_bytes`): what a query's answer is held to.
+    max_response_bytes: u64,
 }
 
 impl ClickhouseStore {
@@ -146,6 +148,7 @@ impl ClickhouseStore {
         );
         Ok(Self {
             service: Arc::new(service),
+            max_response_bytes: settings.max_response_bytes as u64,
         })
     }
 
@@ -176,6 +179,15 @@ impl MetricsStore for ClickhouseStore {
         ctx: &QueryContext,
     ) -> Result<QueryResult, StoreError> {
         query::run(&self.service, tenant, plan, ctx).await
+    }
+
+    /// ClickHouse scans and aggregates; this process holds only the answer, which cannot exceed
+    /// `max_response_bytes` as sent: the largest answer the plan allows, at most that.
+    async fn query_memory(&self, _tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        Ok(luminate_model::memory::answer_only(
+            plan,
+            self.max_response_bytes,
+        ))
     }
 
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {

@@ -239,6 +239,9 @@ pub enum EngineError {
     Query(#[from] StoreError),
 }
 
+/// The one place an engine failure gets its contract code: a locked or poisoned engine, and a storage
+/// condition (disk full, over quota, read-only, failing: [`files::is_storage_condition`]), are
+/// `StorageUnavailable` (503); query failures keep theirs; anything else is internal (500).
 impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -246,6 +249,11 @@ impl From<EngineError> for StoreError {
             EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable {
                 reason: e.to_string(),
             },
+            EngineError::Io { ref source, .. } if files::is_storage_condition(source) => {
+                StoreError::Unavailable {
+                    reason: e.to_string(),
+                }
+            }
             other => StoreError::Internal {
                 message: other.to_string(),
             },
@@ -438,29 +446,10 @@ impl Engine {
             let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
             (partial, stored)
         };
-        let mut sources = Vec::new();
-        if let (Some(frozen), Some(m)) = (&stored.frozen, prepared.metric()) {
-            let floor = frozen.tombstones.get(&(tenant.clone(), m)).copied();
-            sources.extend(
-                frozen
-                    .head
-                    .rows(tenant, m)
-                    .into_iter()
-                    .map(|rows| exec::Source::Rows { rows, floor }),
-            );
-        }
-        if prepared.metric().is_some() {
-            sources.extend(
-                stored
-                    .parts
-                    .iter()
-                    .filter(|lp| lp.is_of(tenant, &plan.metric))
-                    .map(|lp| exec::Source::Part {
-                        part: &lp.part,
-                        floor: lp.deleted_before,
-                    }),
-            );
-        }
+        let sources = match prepared.metric() {
+            Some(m) => snapshot_sources(&stored, tenant, m, &plan.metric),
+            None => Vec::new(),
+        };
         let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
         let partial = exec::merge(active, partial, max)?;
         let index = self.shared.read_index();
@@ -472,6 +461,33 @@ impl Engine {
             max,
             &self.query_pool,
         )?)
+    }
+
+    /// An estimate, in bytes, of the memory [`Engine::query`] will hold for `plan`: from the index's
+    /// per-series point counts and the row counts and time spans of the head's chunks and the parts, so
+    /// no row is read (`exec::estimate`). The server reserves it from its query memory budget first.
+    pub fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> u64 {
+        let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), plan);
+        let share = match selected.metric() {
+            None => 0.0,
+            Some(m) => {
+                let head = self.shared.read_head();
+                let stored = self.shared.read_stored();
+                let mut sources: Vec<exec::Source<'_>> = head
+                    .rows(tenant, m)
+                    .into_iter()
+                    .map(|rows| exec::Source::Rows { rows, floor: None })
+                    .collect();
+                sources.extend(snapshot_sources(&stored, tenant, m, &plan.metric));
+                exec::estimate::share_in_range(&sources, plan.start, plan.end)
+            }
+        };
+        exec::estimate::bytes(
+            plan,
+            &selected,
+            share,
+            self.query_pool.current_num_threads(),
+        )
     }
 
     /// Sorted metric names with stored points.
@@ -644,6 +660,38 @@ impl Engine {
 }
 
 /// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
+/// The sources of metric `m` (named `metric`) in a snapshot: the frozen head's chunks and the parts,
+/// each with its tombstone.
+fn snapshot_sources<'a>(
+    stored: &'a stored::Stored,
+    tenant: &Tenant,
+    m: index::MetricId,
+    metric: &str,
+) -> Vec<exec::Source<'a>> {
+    let mut sources = Vec::new();
+    if let Some(frozen) = &stored.frozen {
+        let floor = frozen.tombstones.get(&(tenant.clone(), m)).copied();
+        sources.extend(
+            frozen
+                .head
+                .rows(tenant, m)
+                .into_iter()
+                .map(|rows| exec::Source::Rows { rows, floor }),
+        );
+    }
+    sources.extend(
+        stored
+            .parts
+            .iter()
+            .filter(|lp| lp.is_of(tenant, metric))
+            .map(|lp| exec::Source::Part {
+                part: &lp.part,
+                floor: lp.deleted_before,
+            }),
+    );
+    sources
+}
+
 fn query_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }

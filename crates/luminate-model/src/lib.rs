@@ -7,6 +7,7 @@ pub mod batch;
 pub mod error;
 pub mod filter;
 pub mod json;
+pub mod memory;
 pub mod point;
 pub mod query;
 pub mod reference;

@@ -4,6 +4,7 @@
 //! tokens or quotas. Results are exact per CONTRACT §4 — the same query gives the same answer on every
 //! backend, which the conformance suite checks against [`crate::reference`].
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,6 +71,18 @@ pub struct QueryContext {
     deadline: Option<Instant>,
     timeout: Duration,
     cancelled: Arc<AtomicBool>,
+    // Never read: it only keeps what `holding` was given alive.
+    _held: Held,
+}
+
+/// What a context keeps alive for as long as any of its clones lives (see [`QueryContext::holding`]).
+#[derive(Clone, Default)]
+struct Held(Option<Arc<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Held" } else { "Nothing" })
+    }
 }
 
 impl QueryContext {
@@ -79,6 +92,18 @@ impl QueryContext {
             deadline: Instant::now().checked_add(timeout),
             timeout,
             cancelled: Arc::new(AtomicBool::new(false)),
+            _held: Held::default(),
+        }
+    }
+
+    /// This context, keeping `resource` alive until its last clone is dropped: the server's reservation
+    /// of query memory travels with the context into the worker that runs the query, so it is released
+    /// when that work really ends — after a timeout, when the worker has noticed the cancellation; after
+    /// a panic, when the worker unwinds — not when the request gives up waiting for it.
+    pub fn holding(self, resource: Arc<dyn Any + Send + Sync>) -> Self {
+        Self {
+            _held: Held(Some(resource)),
+            ..self
         }
     }
 
@@ -293,6 +318,16 @@ pub trait MetricsStore: Send + Sync + 'static {
         ctx: &QueryContext,
     ) -> Result<QueryResult, StoreError>;
 
+    /// An estimate, in bytes, of the memory this process will hold at most while it runs `plan` and
+    /// encodes the answer: what the server reserves from its query memory budget before calling
+    /// [`MetricsStore::query`]. Cheap (no scan): a backend that buffers what it reads estimates from
+    /// what it knows of the data; one that does not, from the largest answer ([`crate::memory`]).
+    /// Default: the overhead and the largest answer the plan allows. A wrapper forwards its inner store's.
+    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        let _ = tenant;
+        Ok(crate::memory::answer_only(plan, u64::MAX))
+    }
+
     /// Metric names with stored points, sorted.
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError>;
 
@@ -388,6 +423,20 @@ mod tests {
         assert_eq!(ctx.remaining(), Duration::MAX);
         ctx.cancel();
         assert!(ctx.check().is_err());
+    }
+
+    #[test]
+    fn a_held_resource_lives_as_long_as_the_last_clone_of_the_context() {
+        let resource: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let watch = Arc::downgrade(&resource);
+        let ctx = QueryContext::new(Duration::from_secs(60)).holding(resource);
+        let worker = ctx.clone();
+        ctx.cancel();
+        drop(ctx);
+        assert!(watch.upgrade().is_some(), "the worker still runs");
+        assert!(worker.check().is_err());
+        drop(worker);
+        assert!(watch.upgrade().is_none());
     }
 
     #[test]

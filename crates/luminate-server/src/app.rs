@@ -5,10 +5,12 @@
 //! Layers, outermost first: request id (`x-request-id`, kept from the client or assigned) and tracing;
 //! self-metrics ([`crate::telemetry::record_http`], which sees the matched route template); the route
 //! guard — authentication, the route's scope, the tenant's request bucket and, for queries, its
-//! concurrency slot (see [`guard`]); a response deadline (`server.write_timeout`) on every route but the
+//! concurrency slot (see [`guard`]; a query then reserves its memory from the server's budget itself:
+//! [`crate::query_memory`]); a response deadline (`server.write_timeout`) on every route but the
 //! query, which has its own timeout; then the handler, which bounds its own body. Health and the
-//! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition checks
-//! `metrics.bearer_token` itself, and is served on `metrics.listen` instead when that is set.
+//! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
+//! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
+//! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +40,7 @@ use crate::conn::ConnectionLimits;
 use crate::error::{ApiError, method_not_allowed, route_not_found};
 use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
+use crate::query_memory::QueryMemory;
 use crate::routes;
 use crate::storage::{OpenError, OpenedStore, build_store};
 use crate::telemetry::Telemetry;
@@ -64,6 +67,8 @@ pub struct AppState {
     pub auth: Option<Authenticator>,
     /// Per-tenant rate limits.
     pub rate_limiter: RateLimiter,
+    /// The server-wide budget of query memory.
+    pub query_memory: QueryMemory,
     /// Self-metrics handles, shared by the middleware, the write route and the rate limiter.
     pub telemetry: Telemetry,
     /// What the exposition encodes: every metric registered by this process.
@@ -97,6 +102,7 @@ impl AppState {
         Ok(Self {
             auth,
             rate_limiter: RateLimiter::from_config(&config, telemetry.clone()),
+            query_memory: QueryMemory::new(config.query_limits.memory_budget_bytes, &telemetry),
             telemetry,
             registry,
             rules: config.validation_rules(),
@@ -324,7 +330,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new().merge(query).merge(deadline_bound);
     let metrics = &state.config.metrics;
     if metrics.enabled && metrics.listen.is_none() {
-        api = api.route(&metrics.path, get(routes::exposition::handle));
+        api = api.route(&metrics.path, get(routes::exposition::on_api_address));
     }
     with_common_layers(api, state)
 }
@@ -333,7 +339,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub fn metrics_router(state: Arc<AppState>) -> Router {
     let path = state.config.metrics.path.clone();
     with_common_layers(
-        Router::new().route(&path, get(routes::exposition::handle)),
+        Router::new().route(&path, get(routes::exposition::on_metrics_address)),
         state,
     )
 }
@@ -515,6 +521,16 @@ impl Server {
         tracing::info!("{}", config.rate_limit_summary());
         if let Some(auth) = &state.auth {
             tracing::info!(algorithms = auth.algorithms(), "bearer tokens accepted");
+        }
+        if metrics_listener.is_none()
+            && config.metrics.enabled
+            && crate::auth::ScrapeAccess::of(&config, true) == crate::auth::ScrapeAccess::Closed
+        {
+            tracing::warn!(
+                path = %config.metrics.path,
+                "the metrics exposition refuses every scrape (401): with auth.enabled it needs \
+                 metrics.bearer_token, or an address of its own (metrics.listen)"
+            );
         }
         let limiter_state = state.clone();
         let mut limiter_stop = stop_rx.clone();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use thiserror::Error;
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 use crate::error::ApiError;
 
 /// Longest tenant id a token may carry: tenant ids are labels of self-metrics and parts of log lines.
@@ -350,12 +350,52 @@ pub fn www_authenticate(error: &ApiError) -> String {
     value
 }
 
-/// Admission of a scrape of the self-metrics exposition (`metrics.path`, served by the self-metrics
-/// work): it never needs a JWT — scrapers have none — but when `metrics.bearer_token` is set the scrape
-/// must send exactly that token (`401` otherwise). Compared in constant time for equal lengths.
-pub fn check_scrape(expected: Option<&str>, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-    let Some(expected) = expected else {
-        return Ok(());
+/// Who may scrape the self-metrics exposition (`metrics.path`) on one listener. Its labels name tenants
+/// and their metrics, so it is never open where the API needs tokens; but a JWT never opens it either:
+/// scopes are per tenant (an `admin` token administers its own tenant), while the exposition shows
+/// every tenant, so only the operator's static `metrics.bearer_token` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrapeAccess<'a> {
+    /// Anyone: auth is disabled (protected mode keeps the API's address on loopback unless open access
+    /// is intended), or the exposition has an address of its own (`metrics.listen`, to which protected
+    /// mode applies by itself: see `Config::check_exposure`).
+    Open,
+    /// Scrapes that send `Authorization: Bearer <metrics.bearer_token>`.
+    Token(&'a str),
+    /// Nobody: auth is on, the exposition shares the API's address, and no `metrics.bearer_token` is
+    /// set. Every scrape gets a `401` that says which key to set.
+    Closed,
+}
+
+impl<'a> ScrapeAccess<'a> {
+    /// The rule of the API's address (`on_api_address`) or of `metrics.listen`: the token when one is
+    /// set; otherwise open, except on the API's address with `auth.enabled`.
+    pub fn of(config: &'a Config, on_api_address: bool) -> Self {
+        match config.metrics.bearer_token.as_deref() {
+            Some(token) => Self::Token(token),
+            None if on_api_address && config.auth.enabled => Self::Closed,
+            None => Self::Open,
+        }
+    }
+}
+
+/// Admission of one scrape under `access`, given its `Authorization` header: `401` unless the rule lets
+/// it in. A token is compared in constant time for equal lengths.
+pub fn check_scrape(
+    access: ScrapeAccess<'_>,
+    authorization: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    let expected = match access {
+        ScrapeAccess::Open => return Ok(()),
+        ScrapeAccess::Closed => {
+            return Err(unauthorized(
+                "with auth.enabled the metrics exposition on the API's address needs metrics.bearer_token \
+                 (then send Authorization: Bearer <metrics.bearer_token>), or an address of its own \
+                 (metrics.listen); a JWT does not open it: its labels name every tenant",
+                None,
+            ));
+        }
+        ScrapeAccess::Token(token) => token,
     };
     let sent = authorization
         .and_then(|v| std::str::from_utf8(v).ok())
@@ -526,17 +566,45 @@ mod tests {
     }
 
     #[test]
-    fn scrapes_need_the_static_token_only_when_one_is_set() {
-        assert!(check_scrape(None, None).is_ok());
-        assert!(check_scrape(Some("abc"), Some(b"Bearer abc")).is_ok());
+    fn scrapes_need_the_static_token_when_one_is_set() {
+        assert!(check_scrape(ScrapeAccess::Open, None).is_ok());
+        let token = ScrapeAccess::Token("abc");
+        assert!(check_scrape(token, Some(b"Bearer abc")).is_ok());
         for sent in [
             None,
             Some(&b"Bearer abd"[..]),
             Some(b"Bearer ab"),
             Some(b"Basic abc"),
         ] {
-            let err = check_scrape(Some("abc"), sent).unwrap_err();
+            let err = check_scrape(token, sent).unwrap_err();
             assert_eq!(err.code, ErrorCode::Unauthorized);
+        }
+    }
+
+    #[test]
+    fn with_auth_on_the_api_address_needs_the_metrics_token_and_nothing_else_opens_it() {
+        let mut config = Config::default();
+        // Auth disabled (protected mode): open on either address.
+        assert_eq!(ScrapeAccess::of(&config, true), ScrapeAccess::Open);
+        config.auth.enabled = true;
+        assert_eq!(ScrapeAccess::of(&config, true), ScrapeAccess::Closed);
+        // `metrics.listen` is guarded by protected mode, not by JWTs.
+        assert_eq!(ScrapeAccess::of(&config, false), ScrapeAccess::Open);
+        for sent in [None, Some(&b"Bearer eyJhbGciOiJIUzI1NiJ9.e30.x"[..])] {
+            let err = check_scrape(ScrapeAccess::Closed, sent).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Unauthorized);
+            assert!(
+                err.message.contains("metrics.bearer_token"),
+                "{}",
+                err.message
+            );
+        }
+        config.metrics.bearer_token = Some("scrape".into());
+        for on_api_address in [true, false] {
+            assert_eq!(
+                ScrapeAccess::of(&config, on_api_address),
+                ScrapeAccess::Token("scrape")
+            );
         }
     }
 

@@ -284,6 +284,10 @@ impl MetricsStore for CardinalityGuard {
         self.inner.query(tenant, plan, ctx).await
     }
 
+    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        self.inner.query_memory(tenant, plan).await
+    }
+
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
         self.inner.metric_names(tenant).await
     }

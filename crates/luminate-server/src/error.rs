@@ -1,7 +1,7 @@
 //! `ApiError`: every error response of the API, rendered as `{"error": {"code", "message", "details"}}`
 //! (CONTRACT §8), and the one `match` from [`ErrorCode`] to HTTP status. Also turns axum's own
 //! rejections (path, query string, body) and the store's errors into that shape, so no response ever
-//! leaves in another format.
+//! leaves in another format. A refusal that a retry may pass carries its `Retry-After`.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable context (`{"max_batch_size": 10000, "received": 10001}`), `{}` when none.
     pub details: Value,
+    /// `Retry-After` in seconds, for a refusal that a later retry may pass.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,12 +31,19 @@ impl ApiError {
             code,
             message: message.into(),
             details: json!({}),
+            retry_after: None,
         }
     }
 
     /// Adds details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Adds a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -95,7 +104,14 @@ impl IntoResponse for ApiError {
         if self.code == ErrorCode::InternalError {
             tracing::error!(message = %self.message, "internal error");
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -197,6 +213,17 @@ mod tests {
             ApiError::not_found("x").body()["error"]["details"],
             json!({})
         );
+    }
+
+    #[test]
+    fn a_retry_after_becomes_the_header() {
+        let response = ApiError::new(ErrorCode::StorageUnavailable, "busy")
+            .with_retry_after(2)
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "2");
+        let plain = ApiError::not_found("x").into_response();
+        assert!(!plain.headers().contains_key("retry-after"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod health;
 pub mod hll;
 pub mod idempotency;
 pub mod limits;
+pub mod query_memory;
 pub mod retention;
 pub mod routes;
 pub mod storage;

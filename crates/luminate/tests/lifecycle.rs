@@ -1,8 +1,8 @@
 //! End-to-end lifecycle scenarios against the real binary: crash durability (`kill -9`), graceful
 //! shutdown on SIGTERM, the data-directory lock, configuration errors and overrides, and retention
-//! (configured policies, admin overrides that survive a restart). Graceful shutdown and retention run on
-//! both backends (`embedded::…`, `clickhouse::…`); the WAL's crash durability and the data-directory
-//! lock are the embedded engine's own.
+//! (configured policies, admin overrides that survive a restart, and `503` for an override on a full
+//! disk). Graceful shutdown and retention run on both backends (`embedded::…`, `clickhouse::…`); the
+//! WAL's crash durability, the data-directory lock and the full disk are the embedded engine's own.
 
 #![allow(
     clippy::unwrap_used,
@@ -258,4 +258,36 @@ fn admin_retention_override_survives_restart(backend: Backend) {
         1,
         "without an override a 2-day-old point stays"
     );
+}
+
+/// A full disk while an admin sets a retention: `503 STORAGE_UNAVAILABLE` naming the file and the OS's
+/// words, not `500`; nothing is changed, and once the disk has room again the same request succeeds.
+/// (The override's temporary file is made a link to `/dev/full`, whose writes fail with `ENOSPC` even
+/// for root: a chmod would not stop a test running as root.)
+#[test]
+fn admin_retention_on_a_full_disk_answers_503_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Luminate::start(&data);
+    let temp = data.join("retention.json.tmp");
+    std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
+    let request = json!({"metric_name": "short_lived", "retention_days": 1});
+    let (status, body) = server.post_json("/api/v1/admin/retention", &request);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("STORAGE_UNAVAILABLE")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("retention.json.tmp") && message.contains("No space left on device"),
+        "{message}"
+    );
+    assert!(!data.join("retention.json").exists());
+    // Room again: the same request is stored.
+    std::fs::remove_file(&temp).unwrap();
+    let (status, body) = server.post_json("/api/v1/admin/retention", &request);
+    assert_eq!(status, 200, "{body}");
+    assert!(data.join("retention.json").exists());
+    assert_eq!(server.terminate().code(), Some(0));
 }

@@ -1,8 +1,8 @@
 //! Self-metrics through the real binary: after known traffic the exposition shows exactly those
 //! counts, and `promtool check metrics` accepts it; the design's ten metric names are there with their
-//! types; `metrics.bearer_token` guards it; `metrics.listen`
-//! moves it to an address of its own; `metrics.enabled: false` removes it; protected mode refuses an
-//! open network address for it.
+//! types; `metrics.bearer_token` guards it, and with auth on nothing else opens it on the API's address;
+//! `metrics.listen` moves it to an address of its own; `metrics.enabled: false` removes it; protected
+//! mode refuses an open network address for it.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,6 +10,7 @@
 )]
 
 mod common;
+mod tenant_client;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use common::{Launch, Luminate, eventually, get_text, now_ms, point};
 use serde_json::json;
+use tenant_client::{Client, token, with_secret};
 
 /// The value of the sample written exactly as `series` (name and labels in exposition order).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -437,6 +439,99 @@ fn bearer_token_guards_the_exposition() {
     assert_eq!(sample(&text, "luminate_up"), Some(1.0), "{text}");
     // The API's routes are not affected.
     assert_eq!(server.get("/api/v1/health").0, 200);
+}
+
+/// With auth on, the exposition on the API's address names tenants and their metrics, so only
+/// `metrics.bearer_token` opens it: without that key nothing does — not a JWT, not even one with every
+/// scope — and both the `401` and the start-up log say which key to set; with the key, only that token.
+/// On `metrics.listen` (loopback) it stays open, as protected mode allows.
+#[test]
+fn with_auth_only_the_metrics_token_opens_the_exposition_on_the_api_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme_writes = |server: &Luminate| {
+        let reply = Client::of(server).write(
+            &token("acme", &["write"]),
+            &[point("secret_m", now_ms(), 1.0, &[])],
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+    };
+    let jwt = format!("Bearer {}", token("acme", &["read", "write", "admin"]));
+
+    let server = with_secret(Launch::new(&dir.path().join("no-token"))).start();
+    acme_writes(&server);
+    for authorization in [None, Some(jwt.as_str())] {
+        let reply = Client::of(&server).send("GET", "/metrics", authorization, None);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (401, "UNAUTHORIZED"),
+            "{reply:?}"
+        );
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("metrics.bearer_token") && message.contains("metrics.listen"),
+            "{message}"
+        );
+        assert!(!reply.body.to_string().contains("acme"), "{reply:?}");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Bearer realm=\"luminate\""),
+            "{reply:?}"
+        );
+    }
+    assert!(
+        server.output().contains("refuses every scrape"),
+        "{}",
+        server.output()
+    );
+    drop(server);
+
+    let server = with_secret(Launch::new(&dir.path().join("token")))
+        .env("LUMINATE__METRICS__BEARER_TOKEN", "scrape-s3cret")
+        .start();
+    acme_writes(&server);
+    let url = server.url("/metrics");
+    for authorization in ["", jwt.as_str(), "Bearer scrape-s3cre"] {
+        let headers: &[(&str, &str)] = if authorization.is_empty() {
+            &[]
+        } else {
+            &[("authorization", authorization)]
+        };
+        let (status, _, body) = get_text(&url, headers);
+        assert_eq!(status, 401, "{authorization}: {body}");
+        assert!(body.contains("\"UNAUTHORIZED\""), "{body}");
+    }
+    let (status, _, text) = get_text(&url, &[("authorization", "Bearer scrape-s3cret")]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(&text, r#"luminate_metrics_ingested_total{tenant="acme"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!server.output().contains("refuses every scrape"));
+    drop(server);
+
+    let server = with_secret(Launch::new(&dir.path().join("listen")))
+        .env("LUMINATE__METRICS__LISTEN", "127.0.0.1:0")
+        .start();
+    acme_writes(&server);
+    let output = server.output();
+    let metrics_base = output
+        .lines()
+        .find_map(|l| l.strip_prefix("luminate metrics on "))
+        .unwrap_or_else(|| panic!("no metrics address in:\n{output}"))
+        .trim()
+        .to_owned();
+    let (status, _, text) = get_text(&format!("{metrics_base}/metrics"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(&text, r#"luminate_metrics_ingested_total{tenant="acme"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(get_text(&server.url("/metrics"), &[]).0, 404);
+    assert!(!output.contains("refuses every scrape"), "{output}");
 }
 
 #[test]

@@ -17,6 +17,11 @@ use common::{Launch, eventually, get_text, label_values, now_ms, point};
 use serde_json::{Value, json};
 use tenant_client::{Client, token, with_secret};
 
+/// `metrics.bearer_token` of a server with auth on: without it nothing may scrape the API's address.
+const SCRAPE_TOKEN: &str = "scrape-token";
+/// The scrape's `Authorization` value.
+const SCRAPE_AUTHORIZATION: &str = "Bearer scrape-token";
+
 fn overview(client: &Client, token_: &str) -> Value {
     let reply = client.get("/api/v1/status/overview", token_);
     assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -102,7 +107,14 @@ fn a_thousand_tenants_and_random_paths_leave_labels_bounded() {
         .env("LUMINATE__METRICS__MAX_TENANT_LABELS", "5")
         .env("LUMINATE__METRICS__TOP_METRICS", "3")
         .env("LUMINATE__METRICS__INTERVAL", "100ms")
+        .env("LUMINATE__METRICS__BEARER_TOKEN", SCRAPE_TOKEN)
         .start();
+    let scrape = || {
+        get_text(
+            &server.url("/metrics"),
+            &[("authorization", SCRAPE_AUTHORIZATION)],
+        )
+    };
     let client = Client::of(&server);
     let now = now_ms();
     for t in 0..1_000 {
@@ -120,7 +132,7 @@ fn a_thousand_tenants_and_random_paths_leave_labels_bounded() {
         let path = format!("/api/v1/{t}/x{}", t * 7919);
         assert_eq!(client.get(&path, "none").status, 404);
     }
-    let (status, _, text) = get_text(&server.url("/metrics"), &[]);
+    let (status, _, text) = scrape();
     assert_eq!(status, 200);
     let tenants = label_values(&text, "luminate_http_requests_total", "tenant");
     assert_eq!(
@@ -148,11 +160,11 @@ fn a_thousand_tenants_and_random_paths_leave_labels_bounded() {
     );
     // The collector's gauges: six tenant labels, three metric labels.
     assert!(eventually(Duration::from_secs(10), || {
-        let text = get_text(&server.url("/metrics"), &[]).2;
+        let text = scrape().2;
         label_values(&text, "luminate_series_count", "tenant").len() == 6
             && text.contains(r#"luminate_cardinality_metrics{tenant="other"} 995"#)
     }));
-    let text = get_text(&server.url("/metrics"), &[]).2;
+    let text = scrape().2;
     assert_eq!(
         label_values(&text, "luminate_cardinality_by_metric", "metric").len(),
         3,

@@ -14,9 +14,12 @@
 //!
 //! Scans check the query's deadline every [`CHECK_EVERY`] rows, so a timeout stops the work. Memory per
 //! query is bounded by [`MAX_QUERY_VALUES`]: the points a range, percentile, integral or rate query
-//! buffers may not exceed it (the number of groups computed is not limited, per the contract).
+//! buffers may not exceed it (the number of groups computed is not limited, per the contract). Before a
+//! query runs, [`estimate`] tells from the index and the sources' headers how much it will hold, for the
+//! server's budget of all queries together.
 
 mod aggregate;
+pub(crate) mod estimate;
 mod partial;
 mod points;
 mod range;

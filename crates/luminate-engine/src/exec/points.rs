@@ -531,7 +531,7 @@ pub(crate) fn sort_runs(points: &mut [(TimestampMs, f64)]) {
 }
 
 /// Candidates a range query buffers beyond twice its limit before dropping the later ones.
-const PRUNE_SLACK: usize = 4096;
+pub(super) const PRUNE_SLACK: usize = 4096;
 
 /// Points below which [`Points::into_pairs_by_tag`] scatters on the calling thread alone.
 const PARALLEL_SCATTER: usize = 1 << 16;

@@ -61,10 +61,19 @@ pub(super) fn select(
     let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(metric)?))) else {
         return Selection::default();
     };
-    let nothing = || Selection {
+    let series = matching(ti, m, filters);
+    let (group_of, groups) = group(ti, m, &series, group_by);
+    Selection {
         metric: Some(m),
-        ..Selection::default()
-    };
+        series,
+        group_of,
+        groups,
+    }
+}
+
+/// The series of metric `m` that hold points and match every filter, ascending (through the postings;
+/// see [`select`]).
+pub(super) fn matching(ti: &TenantIndex, m: MetricId, filters: &[Filter]) -> Vec<SeriesId> {
     let mi = ti.metric(m);
     let strings = ti.strings();
     let mut lists: Vec<Cow<'_, [SeriesId]>> = Vec::new();
@@ -76,7 +85,7 @@ pub(super) fn select(
             if filter.matches_missing() {
                 continue;
             }
-            return nothing();
+            return Vec::new();
         };
         let values = filter
             .values()
@@ -95,7 +104,7 @@ pub(super) fn select(
             .collect();
         match postings.as_slice() {
             // No series carries any of the values: nothing matches.
-            [] => return nothing(),
+            [] => return Vec::new(),
             [one] => lists.push(Cow::Borrowed(one)),
             // A series has one value per key: the postings are disjoint, their union a sorted concat.
             many => {
@@ -124,13 +133,7 @@ pub(super) fn select(
                     .is_none_or(|v| ids.binary_search(&v).is_ok())
             })
     });
-    let (group_of, groups) = group(ti, m, &series, group_by);
-    Selection {
-        metric: Some(m),
-        series,
-        group_of,
-        groups,
-    }
+    series
 }
 
 /// Each series' group: by the postings of its pairs through a dense table when the group-by keys'

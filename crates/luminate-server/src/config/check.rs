@@ -4,6 +4,9 @@
 
 use super::{Config, LoadError, Quotas};
 
+/// Smallest `query_limits.memory_budget_bytes`: below it not even a query's fixed overhead fits.
+const MIN_QUERY_MEMORY_BUDGET: u64 = 1 << 20;
+
 impl Config {
     /// Range and consistency checks the types cannot express.
     pub(super) fn check(&self) -> Result<(), LoadError> {
@@ -172,6 +175,15 @@ impl Config {
             "query_limits.max_group_by_cardinality",
             ql.max_group_by_cardinality as u64,
         )?;
+        if ql.memory_budget_bytes < MIN_QUERY_MEMORY_BUDGET {
+            return invalid(
+                "query_limits.memory_budget_bytes",
+                format!(
+                    "{} is below the minimum of 1 MiB ({MIN_QUERY_MEMORY_BUDGET}): no query would fit",
+                    ql.memory_budget_bytes
+                ),
+            );
+        }
 
         let bw = &self.batch_write;
         positive("batch_write.max_batch_size", bw.max_batch_size as u64)?;
@@ -220,7 +232,8 @@ impl Config {
     /// The same rule holds for `metrics.listen`: its labels name tenants, and JWTs do not guard it, so a
     /// non-loopback metrics address needs `metrics.bearer_token` or
     /// `server.allow_unauthenticated_network`. (On the API's own address the exposition follows the
-    /// API's decision: open for scraping unless `metrics.bearer_token` is set.)
+    /// API's decision: with `auth.enabled` only `metrics.bearer_token` opens it, and without that token
+    /// nothing does; with auth disabled it is open unless the token is set: `crate::auth::ScrapeAccess`.)
     pub fn check_exposure(&self) -> Result<(), LoadError> {
         if let Some(listen) = self
             .metrics

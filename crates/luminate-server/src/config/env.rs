@@ -75,6 +75,8 @@ pub const KEY_PATHS: &[&str] = &[
     "query_limits.max_query_time_range",
     "query_limits.max_result_points",
     "query_limits.max_group_by_cardinality",
+    "query_limits.memory_budget_bytes",
+    "query_limits.memory_wait",
     "batch_write.max_batch_size",
     "batch_write.max_request_size_bytes",
     "batch_write.compression",

@@ -503,19 +503,30 @@ impl Default for CardinalityLimitsConfig {
     }
 }
 
-/// `query_limits` (CONTRACT §4).
+/// `query_limits` (CONTRACT §4), and the server's query memory budget.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)] // see luminate_model::QueryLimits
 pub struct QueryLimitsConfig {
+    /// See [`QueryLimits::max_timeout`].
     #[serde(with = "duration_text")]
     pub max_query_timeout: Duration,
+    /// See [`QueryLimits::default_timeout`].
     #[serde(with = "duration_text")]
     pub default_query_timeout: Duration,
+    /// See [`QueryLimits::max_time_range`].
     #[serde(with = "duration_text")]
     pub max_query_time_range: Duration,
+    /// See [`QueryLimits::max_result_points`].
     pub max_result_points: usize,
+    /// See [`QueryLimits::max_group_by_cardinality`].
     pub max_group_by_cardinality: usize,
+    /// Bytes that all running queries together may hold, by their stores' estimates
+    /// (`crate::query_memory`). A fixed size rather than a share of the machine's memory: what the
+    /// machine reports is not what a container may use. 1 GiB by default, at least 1 MiB.
+    pub memory_budget_bytes: u64,
+    /// Longest a query waits for room in the budget (never past its own deadline) before `503`.
+    #[serde(with = "duration_text")]
+    pub memory_wait: Duration,
 }
 
 impl Default for QueryLimitsConfig {
@@ -527,6 +538,8 @@ impl Default for QueryLimitsConfig {
             max_query_time_range: d.max_time_range,
             max_result_points: d.max_result_points,
             max_group_by_cardinality: d.max_group_by_cardinality,
+            memory_budget_bytes: 1 << 30,
+            memory_wait: Duration::from_secs(5),
         }
     }
 }
@@ -667,10 +680,11 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `metrics`: Luminate's own Prometheus metrics (see `crate::telemetry`), served at `path`. The exposition
-/// never needs a JWT (scrapers have none); because its labels carry tenant ids it can be put behind a
-/// static bearer token or on a listen address of its own (protected mode applies to that address too:
-/// see [`Config::check_exposure`]).
+/// `metrics`: Luminate's own Prometheus metrics (see `crate::telemetry`), served at `path`. A JWT never
+/// opens the exposition (scrapers have none, and it spans tenants); because its labels carry tenant ids
+/// it can be put behind a static bearer token or on a listen address of its own (protected mode applies
+/// to that address too: see [`Config::check_exposure`]). With `auth.enabled` and neither, the API's
+/// address refuses every scrape (`crate::auth::ScrapeAccess`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {

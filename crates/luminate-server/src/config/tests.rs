@@ -455,6 +455,11 @@ fn bad_types_and_ranges_are_named() {
     assert!(err.contains("batch_write.max_batch_size"), "{err}");
     let err = load_err("query_limits:\n  default_query_timeout: 1m\n", &[]);
     assert!(err.contains("query_limits.default_query_timeout"), "{err}");
+    let err = load_err("query_limits:\n  memory_budget_bytes: 65536\n", &[]);
+    assert!(
+        err.contains("query_limits.memory_budget_bytes") && err.contains("1 MiB"),
+        "{err}"
+    );
     let err = load_err(
         "retention:\n  policies:\n    - metric_pattern: \"[\"\n      retention: 1d\n",
         &[],
@@ -821,4 +826,25 @@ fn protected_mode_refuses_an_open_metrics_address_without_a_token() {
     c.server.allow_unauthenticated_network = false;
     c.metrics.enabled = false;
     assert!(c.check_exposure().is_ok());
+}
+
+#[test]
+fn the_query_memory_budget_defaults_to_a_gibibyte_and_the_environment_sets_it() {
+    let defaults = Config::default().query_limits;
+    assert_eq!(
+        (defaults.memory_budget_bytes, defaults.memory_wait),
+        (1 << 30, Duration::from_secs(5))
+    );
+    let c = load(
+        "query_limits:\n  memory_wait: 250ms\n",
+        &[("LUMINATE__QUERY_LIMITS__MEMORY_BUDGET_BYTES", "67108864")],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.query_limits.memory_budget_bytes,
+            c.query_limits.memory_wait
+        ),
+        (64 << 20, Duration::from_millis(250))
+    );
 }

@@ -1,6 +1,7 @@
-//! `GET {metrics.path}`: the self-metrics exposition. No JWT (scrapers have none) and no rate limit;
-//! `metrics.bearer_token`, when set, is checked here (see `crate::auth::check_scrape`). What is measured
-//! lives in `crate::telemetry`.
+//! `GET {metrics.path}`: the self-metrics exposition. No JWT (scrapers have none, and the exposition
+//! spans tenants) and no rate limit; who may scrape is decided here, per listener, by
+//! [`ScrapeAccess`]: `metrics.bearer_token` when set; without it, open — except on the API's address
+//! with `auth.enabled`, where nobody may. What is measured lives in `crate::telemetry`.
 //!
 //! Two formats, chosen by `Accept` as the Prometheus project's own clients do: OpenMetrics 1.0 (what
 //! `prometheus_client` encodes; Prometheus asks for it first) when the scraper accepts
@@ -16,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::{AppState, auth_refusal};
-use crate::auth::check_scrape;
+use crate::auth::{ScrapeAccess, check_scrape};
 use crate::error::ApiError;
 
 /// The media type of OpenMetrics text.
@@ -25,12 +26,25 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 /// The media type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Encodes the registry.
-pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// The exposition on the API's address.
+pub async fn on_api_address(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    serve(&state, ScrapeAccess::of(&state.config, true), &headers)
+}
+
+/// The exposition on `metrics.listen`.
+pub async fn on_metrics_address(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Response {
+    serve(&state, ScrapeAccess::of(&state.config, false), &headers)
+}
+
+/// Encodes the registry for a scrape that `access` admits.
+fn serve(state: &AppState, access: ScrapeAccess<'_>, headers: &HeaderMap) -> Response {
     let sent = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    if let Err(e) = check_scrape(state.config.metrics.bearer_token.as_deref(), sent) {
+    if let Err(e) = check_scrape(access, sent) {
         return auth_refusal(e);
     }
     let mut text = String::with_capacity(16 << 10);

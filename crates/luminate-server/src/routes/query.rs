@@ -1,9 +1,13 @@
-//! `POST /api/v1/query` (CONTRACT §4): parse the request into a [`PlannedQuery`], run it under its
-//! timeout, and answer with the result's JSON. A query past its deadline is cancelled through its
-//! [`QueryContext`] (the store's scans check it) and answered `504 QUERY_TIMEOUT`.
+//! `POST /api/v1/query` (CONTRACT §4): parse the request into a [`PlannedQuery`], reserve the memory
+//! its store expects it to hold from the server's budget ([`crate::query_memory`]: it may wait, or be
+//! refused with `503` or `400`), run it under its timeout, and answer with the result's JSON. The
+//! timeout covers all three. A query past its deadline is cancelled through its [`QueryContext`] (the
+//! store's scans check it) and answered `504 QUERY_TIMEOUT`; its reservation travels in the context
+//! and is released when the store's work has stopped.
 //!
 //! `listDimensionValues` is answered by the store's discovery listing, the one the values route uses,
-//! so both give the same values in the same order.
+//! so both give the same values in the same order (it reserves no memory: its answer is bounded by
+//! its limit).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,7 +105,8 @@ fn timed_out(timeout: Duration) -> ApiError {
     )
 }
 
-/// Runs the plan under its timeout; the response and its number of data points.
+/// Reserves the plan's memory and runs it, all under its timeout; the response and its number of
+/// data points.
 async fn run(
     state: &AppState,
     tenant: &Tenant,
@@ -109,20 +114,27 @@ async fn run(
     started: Instant,
 ) -> Result<(Response, usize), ApiError> {
     let ctx = QueryContext::new(plan.timeout);
-    match tokio::time::timeout(plan.timeout, state.store.query(tenant, plan, &ctx)).await {
-        Ok(result) => {
-            let result = result?;
-            let points = result.point_count();
-            let response =
-                Json(result.response(started.elapsed().as_millis() as u64)).into_response();
-            Ok((response, points))
-        }
-        Err(_) => {
-            // The store's work may still be running on another thread: tell it to stop.
-            ctx.cancel();
-            Err(timed_out(plan.timeout))
-        }
-    }
+    let timed_out = || {
+        // The store's work may still be running on another thread: tell it to stop.
+        ctx.cancel();
+        timed_out(plan.timeout)
+    };
+    let estimate = tokio::time::timeout(ctx.remaining(), state.store.query_memory(tenant, plan))
+        .await
+        .map_err(|_| timed_out())??;
+    // A wait that the deadline cuts short is answered as a busy budget, not as a slow query.
+    let wait = state.config.query_limits.memory_wait.min(ctx.remaining());
+    let reservation = state.query_memory.reserve(estimate, wait).await?;
+    let ctx = ctx.clone().holding(Arc::new(reservation));
+    let answered = async {
+        let result = state.store.query(tenant, plan, &ctx).await?;
+        let points = result.point_count();
+        let response = Json(result.response(started.elapsed().as_millis() as u64)).into_response();
+        Ok::<_, ApiError>((response, points))
+    };
+    tokio::time::timeout(ctx.remaining(), answered)
+        .await
+        .map_err(|_| timed_out())?
 }
 
 /// Lists the values under the plan's timeout; the response and its number of values.

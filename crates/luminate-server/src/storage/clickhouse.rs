@@ -196,6 +196,10 @@ impl MetricsStore for DeferredClickhouse {
         self.store()?.query(tenant, plan, ctx).await
     }
 
+    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        self.store()?.query_memory(tenant, plan).await
+    }
+
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
         self.store()?.metric_names(tenant).await
     }

@@ -134,6 +134,11 @@ impl MetricsStore for EmbeddedStore {
         Ok(blocking(move || engine.query(&tenant, &plan, &ctx)).await??)
     }
 
+    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        let (engine, tenant, plan) = (self.engine.clone(), tenant.clone(), plan.clone());
+        blocking(move || engine.query_memory(&tenant, &plan)).await
+    }
+
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
         let (engine, tenant) = (self.engine.clone(), tenant.clone());
         blocking(move || engine.metric_names(&tenant)).await

@@ -161,6 +161,11 @@ pub(crate) struct LimitLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AdmissionLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct MetricLabels {
     pub tenant: String,
     pub metric: String,
@@ -245,6 +250,7 @@ pub struct Metrics {
     rate_limit_checks: Family<LimitLabels, Counter>,
     rate_limit_exceeded: Family<LimitLabels, Counter>,
     rate_limit_tokens: Family<LimitLabels, Gauge>,
+    pub(crate) query_memory: QueryMemoryMetrics,
     pub(crate) cardinality: collector::CardinalityMetrics,
     pub(crate) storage: StorageMetrics,
     pub(crate) engine: Arc<EngineMetrics>,
@@ -367,6 +373,7 @@ impl Telemetry {
                 &["tenant", "limit"],
                 Family::default(),
             ),
+            query_memory: QueryMemoryMetrics::register(&mut r),
             engine: Arc::new(EngineMetrics::register(
                 &mut r,
                 cardinality.warnings.clone(),
@@ -547,6 +554,74 @@ impl Telemetry {
 pub struct ActiveQuery(Gauge);
 
 impl Drop for ActiveQuery {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The query memory budget's figures (`crate::query_memory`).
+#[derive(Debug, Clone)]
+pub(crate) struct QueryMemoryMetrics {
+    pub(crate) budget: Gauge,
+    reserved: Gauge,
+    waiting: Gauge,
+    admissions: Family<AdmissionLabels, Counter>,
+}
+
+impl QueryMemoryMetrics {
+    fn register(r: &mut Registrar<'_>) -> Self {
+        Self {
+            budget: r.add(
+                "query_memory_budget_bytes",
+                "The query memory budget: bytes all running queries together may reserve (query_limits.memory_budget_bytes)",
+                &[],
+                Gauge::default(),
+            ),
+            reserved: r.add(
+                "query_memory_reserved_bytes",
+                "Bytes of the query memory budget reserved now by running queries (their stores' estimates)",
+                &[],
+                Gauge::default(),
+            ),
+            waiting: r.add(
+                "query_memory_waiting",
+                "Queries waiting now for room in the query memory budget",
+                &[],
+                Gauge::default(),
+            ),
+            admissions: r.add(
+                "query_memory_admissions",
+                "Queries admitted to or refused by the query memory budget, by outcome (immediate, waited, busy: refused after waiting, 503; too_large: over the whole budget, 400)",
+                &["outcome"],
+                Family::default(),
+            ),
+        }
+    }
+
+    /// A query's reservation ended with `outcome`.
+    pub(crate) fn admitted(&self, outcome: &'static str) {
+        self.admissions
+            .get_or_create(&AdmissionLabels { outcome })
+            .inc();
+    }
+
+    /// `bytes` are reserved now.
+    pub(crate) fn set_reserved(&self, bytes: u64) {
+        self.reserved.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a waiting query until the guard is dropped (admitted, refused, or given up on).
+    pub(crate) fn waiting(&self) -> Waiting {
+        self.waiting.inc();
+        Waiting(self.waiting.clone())
+    }
+}
+
+/// One waiting query in `luminate_query_memory_waiting`, while it lives.
+#[derive(Debug)]
+pub(crate) struct Waiting(Gauge);
+
+impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -228,6 +228,11 @@ impl MetricsStore for InstrumentedStore {
             .await
     }
 
+    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
+        self.timed("query_memory", self.inner.query_memory(tenant, plan))
+            .await
+    }
+
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
         self.timed("metric_names", self.inner.metric_names(tenant))
             .await
