@@ -27,7 +27,7 @@
 #
 # The Luminate it starts inherits the environment, so LUMINATE_* variables and LUMINATE_CONFIG configure
 # it (docs/configuration.md); its data directory is the state dir's luminate-data. (The settings above are
-# not LUMINATE_*: Luminate refuses variables of its prefix that name no configuration key.)
+# not LUMINATE_*, so that none can be mistaken for a configuration key.)
 #
 # Prometheus scrapes with a bearer token, which Luminate requires with auth on (metrics.bearer_token): the
 # first of MONITORING_STACK_METRICS_TOKEN, LUMINATE__METRICS__BEARER_TOKEN, LUMINATE_METRICS_BEARER_TOKEN,
