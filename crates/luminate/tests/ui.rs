@@ -1,6 +1,7 @@
 //! The built-in web UI through the real binary: `GET /` leads to it, its files carry ETags and cache
 //! headers, app routes fall back to `index.html` only under `/ui/`, and Explore, driven in real Chromium
-//! (ui/tests/e2e/explore.mjs with playwright-core), plots exactly what `POST /api/v1/query` answers.
+//! (ui/tests/e2e/explore.mjs with playwright-core), plots exactly what `POST /api/v1/query` answers; with
+//! auth on, the UI asks for a token, sends it, and says 403 plainly (ui/tests/e2e/auth.mjs).
 //!
 //! These tests need the UI built before the binary (`npm --prefix ui ci && npm --prefix ui run build`),
 //! node, and Debian's chromium: `./scripts/test.sh` provides all three. Without them they fail, saying
@@ -20,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Launch, Luminate, now_ms, point};
-use tenant_client::with_secret;
+use tenant_client::{Client, token, with_secret};
 
 /// How long the browser scenario may take (Chromium's start included).
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
@@ -137,7 +138,36 @@ fn explore_in_chromium_plots_what_the_query_answers() {
         .collect();
     assert_eq!(server.write(&points).0, 200);
 
-    let script = ui_dir().join("tests/e2e/explore.mjs");
+    let out = run_browser_script("explore.mjs", &[&server.url(""), "api_latency"], dir.path());
+    assert!(out.contains("ok: 2 lines and 2 bars"), "{out}");
+}
+
+#[test]
+fn with_auth_on_the_ui_asks_for_a_token_and_shows_refusals_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_secret(Launch::new(dir.path()))
+        .without_rate_limits()
+        .start();
+    let points: Vec<_> = (1..=20)
+        .map(|m| {
+            point(
+                "api_latency",
+                now_ms() - m * 60_000,
+                m as f64,
+                &[("customer_id", "cust_1")],
+            )
+        })
+        .collect();
+    let written = Client::of(&server).write(&token("acme", &["write"]), &points);
+    assert_eq!(written.status, 200, "{:?}", written.body);
+    let reader = token("acme", &["read"]);
+    let out = run_browser_script("auth.mjs", &[&server.url(""), &reader], dir.path());
+    assert!(out.contains("ok: asked for a token"), "{out}");
+}
+
+/// Runs `ui/tests/e2e/<script>` with node (playwright-core driving `/usr/bin/chromium`), bounded by
+/// [`BROWSER_TIMEOUT`]; its standard output, or a failure with everything it printed.
+fn run_browser_script(script: &str, args: &[&str], scratch: &Path) -> String {
     assert!(
         ui_dir().join("node_modules/playwright-core").is_dir(),
         "ui/node_modules lacks playwright-core: run `npm --prefix ui ci` (./scripts/test.sh does)"
@@ -147,11 +177,13 @@ fn explore_in_chromium_plots_what_the_query_answers() {
         "no /usr/bin/chromium: install Debian's chromium (./scripts/test.sh does)"
     );
     // Into files, not pipes: a chatty failure must not block the child while it is polled.
-    let (out_path, err_path) = (dir.path().join("e2e.out"), dir.path().join("e2e.err"));
+    let (out_path, err_path) = (
+        scratch.join(format!("{script}.out")),
+        scratch.join(format!("{script}.err")),
+    );
     let mut child = Command::new("node")
-        .arg(&script)
-        .arg(server.url(""))
-        .arg("api_latency")
+        .arg(ui_dir().join("tests/e2e").join(script))
+        .args(args)
         .current_dir(ui_dir())
         .stdout(Stdio::from(File::create(&out_path).unwrap()))
         .stderr(Stdio::from(File::create(&err_path).unwrap()))
@@ -165,7 +197,7 @@ fn explore_in_chromium_plots_what_the_query_answers() {
         if started.elapsed() > BROWSER_TIMEOUT {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("the browser test took longer than {BROWSER_TIMEOUT:?}");
+            panic!("{script} took longer than {BROWSER_TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -173,7 +205,7 @@ fn explore_in_chromium_plots_what_the_query_answers() {
     let err = std::fs::read_to_string(&err_path).unwrap();
     assert!(
         status.success(),
-        "explore.mjs failed ({status}):\n{out}\n{err}"
+        "{script} failed ({status}):\n{out}\n{err}"
     );
-    assert!(out.contains("ok: 2 lines and 2 bars"), "{out}");
+    out
 }
