@@ -4,8 +4,10 @@
 import { build } from "esbuild";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const here = import.meta.dirname;
+// Not import.meta.dirname: Debian bookworm's node 18 (the container build) lacks it.
+const here = fileURLToPath(new URL(".", import.meta.url));
 
 if (process.argv.includes("--tests")) {
   const dir = join(here, "tests/unit");
