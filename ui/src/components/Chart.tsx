@@ -20,6 +20,8 @@ export function Chart({ data, height = 320 }: { data: ChartData; height?: number
       width,
       height,
       legend: { show: !bars },
+      // UTC, like the table and the absolute time range.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       cursor: { drag: { x: !bars, y: false } },
       scales: {
         x: { time: !bars, range: bars ? (_u, min, max) => [min - 0.6, max + 0.6] : undefined },

@@ -12,8 +12,14 @@ export interface ExploreForm {
   groupBy: string[];
   interval: string;
   limit: string;
+  /** A relative duration ending now (`1h`), or `absolute` for [start, end). */
   range: string;
+  /** With `range: "absolute"`: `datetime-local` values, read as UTC (`2026-12-04T19:00`). */
+  start?: string;
+  end?: string;
 }
+
+export const ABSOLUTE = "absolute";
 
 export const RELATIVE_RANGES = ["5m", "15m", "1h", "6h", "24h", "7d", "30d"];
 
@@ -38,18 +44,38 @@ export function autoInterval(rangeMs: number): string {
   return ROUND_INTERVALS[ROUND_INTERVALS.length - 1];
 }
 
+/** A `datetime-local` value read as UTC → Unix ms; null when empty or not a date. */
+export function utcMs(local: string | undefined): number | null {
+  if (!local) return null;
+  const ms = Date.parse(`${local}${local.length === 16 ? ":00" : ""}Z`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** How long the form's time range is (an hour when it cannot tell). */
+export function rangeMs(form: ExploreForm): number {
+  if (form.range === ABSOLUTE) {
+    const start = utcMs(form.start), end = utcMs(form.end);
+    return start !== null && end !== null && end > start ? end - start : 3_600_000;
+  }
+  return parseDuration(form.range) ?? 3_600_000;
+}
+
 /** The interval the query will carry: the form's, the automatic one, or none. */
 export function effectiveInterval(form: ExploreForm): string | undefined {
   if (form.queryType === "range") return undefined;
   const chosen = form.interval.trim();
-  if (chosen === "none") return form.queryType === "rate" ? autoInterval(parseDuration(form.range) ?? 3_600_000) : undefined;
+  if (chosen === "none") return form.queryType === "rate" ? autoInterval(rangeMs(form)) : undefined;
   if (chosen !== "") return chosen;
-  return autoInterval(parseDuration(form.range) ?? 3_600_000);
+  return autoInterval(rangeMs(form));
 }
 
 /** The JSON query for the form. Values are sent as typed: the server's checks speak for themselves. */
 export function buildQuery(form: ExploreForm): Query {
-  const query: Query = { queryType: form.queryType, metricName: form.metric, timeRange: { relative: form.range } };
+  // An absolute bound that is not a date goes as typed: the server says what is wrong with it.
+  const timeRange = form.range === ABSOLUTE
+    ? { start: utcMs(form.start) ?? form.start ?? "", end: utcMs(form.end) ?? form.end ?? "" }
+    : { relative: form.range };
+  const query: Query = { queryType: form.queryType, metricName: form.metric, timeRange };
   const filters: Record<string, FilterValue> = {};
   for (const f of form.filters) {
     if (!f.key || f.values.length === 0) continue;

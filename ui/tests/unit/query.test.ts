@@ -22,6 +22,13 @@ test("an aggregate with an any-of filter and a single-value filter builds the co
   });
 });
 
+test("an absolute range sends UTC bounds in Unix ms and sizes the auto interval from them", () => {
+  const q = buildQuery(form({ range: "absolute", start: "2026-12-04T00:00", end: "2026-12-05T00:00" }));
+  assert.deepEqual(q.timeRange, { start: Date.UTC(2026, 11, 4), end: Date.UTC(2026, 11, 5) });
+  assert.equal(q.interval, "5m");
+  assert.deepEqual(buildQuery(form({ range: "absolute", start: "", end: "2026-12-05T00:00" })).timeRange, { start: "", end: Date.UTC(2026, 11, 5) });
+});
+
 test("a range query carries neither aggregation, groupBy nor interval", () => {
   assert.deepEqual(buildQuery(form({ queryType: "range", groupBy: ["a"], interval: "5m" })), {
     queryType: "range", metricName: "api_latency", timeRange: { relative: "1h" },

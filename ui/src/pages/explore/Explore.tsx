@@ -8,7 +8,7 @@ import { AGGREGATIONS } from "../../api/types.ts";
 import { Chart } from "../../components/Chart.tsx";
 import { ErrorBox } from "../../components/ErrorBox.tsx";
 import type { ExploreForm } from "../../lib/query.ts";
-import { RELATIVE_RANGES, buildQuery, chartData, curlFor, effectiveInterval, formatTime, formatValue, tableRows } from "../../lib/query.ts";
+import { ABSOLUTE, RELATIVE_RANGES, buildQuery, chartData, curlFor, effectiveInterval, formatTime, formatValue, tableRows } from "../../lib/query.ts";
 
 const TABLE_ROWS = 500;
 
@@ -85,10 +85,30 @@ export function Explore({ params }: { params: URLSearchParams }) {
           )}
           <label class="field">
             <span>Time range</span>
-            <select name="range" value={form.range} onChange={(e) => update({ range: (e.target as HTMLSelectElement).value })}>
+            <select name="range" value={form.range} onChange={(e) => {
+              const range = (e.target as HTMLSelectElement).value;
+              if (range !== ABSOLUTE || form.start) return update({ range });
+              // Start from the last hour, whole minutes.
+              const end = Math.ceil(Date.now() / 60_000) * 60_000;
+              const local = (ms: number) => new Date(ms).toISOString().slice(0, 16);
+              update({ range, start: local(end - 3_600_000), end: local(end) });
+            }}>
               {RELATIVE_RANGES.map((r) => <option value={r}>last {r}</option>)}
+              <option value={ABSOLUTE}>from … to … (UTC)</option>
             </select>
           </label>
+          {form.range === ABSOLUTE && (
+            <>
+              <label class="field">
+                <span>From (UTC)</span>
+                <input name="start" type="datetime-local" value={form.start ?? ""} onInput={(e) => update({ start: (e.target as HTMLInputElement).value })} />
+              </label>
+              <label class="field">
+                <span>To (UTC, excluded)</span>
+                <input name="end" type="datetime-local" value={form.end ?? ""} onInput={(e) => update({ end: (e.target as HTMLInputElement).value })} />
+              </label>
+            </>
+          )}
           {form.queryType !== "range" && (
             <label class="field">
               <span>Interval</span>
