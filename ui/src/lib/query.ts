@@ -121,6 +121,15 @@ export interface ChartData {
   categories?: string[];
 }
 
+/** At most this many series are drawn (a chart of more is unreadable, and slow); the table has them all. */
+export const MAX_CHART_SERIES = 50;
+
+/** The first `max` series of a line chart (bars are one series already). */
+export function capSeries(data: ChartData, max = MAX_CHART_SERIES): ChartData {
+  if (data.kind === "bars" || data.labels.length <= max) return data;
+  return { ...data, labels: data.labels.slice(0, max), series: data.series.slice(0, max) };
+}
+
 /** One table row. */
 export interface Row { series: string; timestamp: number | null; value: number; count?: number }
 

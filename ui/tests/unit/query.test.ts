@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { ApiError, Client } from "../../src/api/client.ts";
 import type { AggregateAnswer } from "../../src/api/types.ts";
 import type { ExploreForm } from "../../src/lib/query.ts";
-import { autoInterval, buildQuery, chartData, curlFor, effectiveInterval, parseDuration, tableRows } from "../../src/lib/query.ts";
+import { autoInterval, buildQuery, capSeries, chartData, curlFor, effectiveInterval, parseDuration, tableRows } from "../../src/lib/query.ts";
 
 const form = (patch: Partial<ExploreForm> = {}): ExploreForm => ({
   metric: "api_latency", queryType: "aggregate", aggregation: "p95", filters: [], groupBy: [], interval: "", limit: "", range: "1h", ...patch,
@@ -131,4 +131,13 @@ test("the token goes as a bearer header; an unhealthy 503 health is an answer", 
   }, () => "tok");
   assert.equal((await client.health()).status, "unhealthy");
   assert.equal((seen as Headers | null)?.get("Authorization"), "Bearer tok");
+});
+
+test("a line chart draws at most the first 50 series; bars are never cut", () => {
+  const many = { kind: "lines" as const, labels: Array.from({ length: 60 }, (_, i) => `s${i}`), x: [1], series: Array.from({ length: 60 }, (_, i) => [i]) };
+  const drawn = capSeries(many);
+  assert.deepEqual(drawn.labels, many.labels.slice(0, 50));
+  assert.deepEqual(drawn.series.at(-1), [49]);
+  const few = { ...many, labels: ["a"], series: [[1]] };
+  assert.equal(capSeries(few), few);
 });

@@ -8,7 +8,7 @@ import { AGGREGATIONS } from "../../api/types.ts";
 import { Chart } from "../../components/Chart.tsx";
 import { ErrorBox } from "../../components/ErrorBox.tsx";
 import type { ExploreForm } from "../../lib/query.ts";
-import { ABSOLUTE, RELATIVE_RANGES, buildQuery, chartData, curlFor, effectiveInterval, formatTime, formatValue, tableRows } from "../../lib/query.ts";
+import { ABSOLUTE, MAX_CHART_SERIES, RELATIVE_RANGES, buildQuery, capSeries, chartData, curlFor, effectiveInterval, formatTime, formatValue, tableRows } from "../../lib/query.ts";
 
 const TABLE_ROWS = 500;
 
@@ -257,6 +257,7 @@ function ValueInput({ metric, dimension, onPick }: { metric: string; dimension: 
 
 function Answer({ answer }: { answer: QueryAnswer }) {
   const data = useMemo(() => chartData(answer), [answer]);
+  const drawn = useMemo(() => capSeries(data), [data]);
   const rows = useMemo(() => tableRows(answer), [answer]);
   const timed = rows.some((r) => r.timestamp !== null);
   return (
@@ -265,7 +266,8 @@ function Answer({ answer }: { answer: QueryAnswer }) {
         <span>{answer.queryType} · {data.kind === "bars" ? `${rows.length} groups` : `${data.labels.length} series · ${rows.length} rows`} · {answer.executionTimeMs} ms</span>
         {answer.truncated && <span class="truncated" title="a limit cut the answer: raise limit or narrow the filters">truncated — the answer was cut by a limit</span>}
       </div>
-      {rows.length === 0 ? <p class="muted">No data in this range.</p> : <Chart data={data} />}
+      {drawn !== data && <p class="muted">The chart draws the first {MAX_CHART_SERIES} of {data.labels.length} series; the table lists them all.</p>}
+      {rows.length === 0 ? <p class="muted">No data in this range.</p> : <Chart data={drawn} />}
       {rows.length > 0 && (
         <div class="table-box">
           <table class="results">
