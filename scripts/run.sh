@@ -9,6 +9,7 @@ source scripts/lib/common.sh
 ensure_toolchain
 ensure_apt_packages curl
 
+build_ui
 log "building luminate (release)"
 cargo build --release --quiet -p luminate
 bin="$CARGO_TARGET_DIR/release/luminate"
@@ -34,5 +35,5 @@ if curl -fsS "http://$listen/api/v1/metrics" | grep -q '"metrics":\[\]'; then
   log "loading demo data (examples/demo.sh load)"
   LUMINATE_URL="http://$listen" bash examples/demo.sh load
 fi
-log "Luminate is running on http://$listen — try: LUMINATE_URL=http://$listen bash examples/demo.sh tour"
+log "Luminate is running: open http://$listen/ui/ in a browser — or try: LUMINATE_URL=http://$listen bash examples/demo.sh tour"
 wait $server

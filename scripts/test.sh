@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Luminate test on a fresh machine: set-up, format and lint gates, then the whole workspace
 # suite (unit, conformance, crash and end-to-end tests through the real binary, on the embedded engine
-# and on a real ClickHouse). CI runs exactly this.
+# and on a real ClickHouse), and the web UI's own tests (node --test) and browser tests (Chromium). CI runs
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -13,7 +14,10 @@ ensure_toolchain
 # promtool checks and unit-tests deploy/prometheus (tests/deploy.rs). prometheus-alertmanager (amtool)
 # and prometheus-node-exporter: tests/monitoring_stack.rs runs scripts/monitoring-stack.sh, Prometheus and
 # Alertmanager included. Never skipped.
-ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager prometheus-node-exporter
+# chromium: tests/ui.rs drives the web UI in real Chromium (playwright-core, an npm devDependency of ui/,
+# without a browser download of its own). Never skipped.
+ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager prometheus-node-exporter chromium
+[ -x /usr/bin/chromium ] || { echo "chromium is not installed at /usr/bin/chromium" >&2; exit 1; }
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
 # kubernetes-validate (PyPI): tests/kubernetes.rs validates deploy/kubernetes against the Kubernetes
 # schemas it ships (offline). Installed into a virtual environment whose bin/ goes first on PATH.
@@ -21,6 +25,11 @@ ensure_pip_packages kubernetes-validate
 for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter kubernetes-validate; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter; PyPI kubernetes-validate)" >&2; exit 1; }
 done
+
+# The binary embeds ui/dist at compile time: build the UI before cargo builds anything.
+build_ui
+log "UI unit tests (node --test)"
+npm --prefix ui test --silent
 
 log "format check"
 cargo fmt --all -- --check

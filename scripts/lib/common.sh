@@ -51,3 +51,16 @@ ensure_pip_packages() {
   fi
   export PATH="$venv/bin:$PATH"
 }
+
+# Builds the web UI (ui/, TypeScript bundled by esbuild) into ui/dist, which the binary embeds at compile
+# time: run before cargo builds the binary. Dependencies come from the npm registry per package-lock.json
+# (`npm ci`, again only when the lock file changed). node and npm come from Debian when missing.
+build_ui() {
+  command -v npm >/dev/null || ensure_apt_packages nodejs npm
+  if [ ! -f ui/node_modules/.package-lock.json ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+    log "installing the UI's npm packages (npm ci)"
+    npm --prefix ui ci --no-audit --no-fund --loglevel=error
+  fi
+  log "building the UI (npm run build)"
+  npm --prefix ui run build --silent
+}

@@ -10,7 +10,8 @@
 //! query, which has its own timeout; then the handler, which bounds its own body. Health and the
 //! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
 //! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
-//! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set.
+//! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set. The web
+//! UI's static files ([`crate::ui`], `GET /` and `/ui/…`) have no guard either.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -327,7 +328,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         RouteClass::Query,
         Router::new().route("/api/v1/query", post(routes::query::handle)),
     );
-    let mut api = Router::new().merge(query).merge(deadline_bound);
+    // The UI's static files: no guard (they hold no data; the pages' API calls carry the token).
+    let mut api = Router::new()
+        .merge(query)
+        .merge(deadline_bound)
+        .merge(crate::ui::routes());
     let metrics = &state.config.metrics;
     if metrics.enabled && metrics.listen.is_none() {
         api = api.route(&metrics.path, get(routes::exposition::on_api_address));

@@ -28,6 +28,7 @@ pub mod routes;
 pub mod storage;
 pub mod telemetry;
 pub mod tenant;
+pub mod ui;
 
 pub use app::{AppState, ServeError, Server, router, serve};
 pub use config::Config;
