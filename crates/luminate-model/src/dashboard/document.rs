@@ -5,7 +5,7 @@
 //! checked by [`super::validate`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::Problem;
 use crate::filter::FilterValue;
@@ -111,15 +111,15 @@ pub struct Display {
     pub legend: Option<Legend>,
 }
 
-/// Threshold levels of a panel.
+/// Threshold levels of a panel, kept as written (`200` stays `200`, not `200.0`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Threshold {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<f64>,
+    pub warning: Option<Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub critical: Option<f64>,
+    pub critical: Option<Number>,
 }
 
 /// Whether and where the legend is shown.
@@ -251,7 +251,7 @@ mod tests {
             "panels": [{"id": "a", "title": "A", "type": "gauge",
                 "gridPosition": {"x": 0, "y": 0, "w": 6, "h": 4},
                 "query": {"queryType": "aggregate", "metricName": "m", "aggregation": "p95"},
-                "display": {"unit": "ms", "decimals": 2, "threshold": {"warning": 200.0, "critical": 500.0},
+                "display": {"unit": "ms", "decimals": 2, "threshold": {"warning": 200, "critical": 500.5},
                     "legend": {"show": true, "position": "bottom"}}}],
             "variables": [{"name": "region", "label": "Region", "type": "custom",
                 "options": ["a", "b"], "multi": true, "default": ["a"]}],
