@@ -83,11 +83,15 @@ impl DashboardFiles {
 
     /// The dashboard `id` of `tenant`.
     pub fn get(&self, tenant: &Tenant, id: &str) -> Result<Option<Dashboard>, EngineError> {
-        let path = self.path(tenant, id);
-        if !path.exists() {
-            return Ok(None);
+        match read(&self.path(tenant, id)) {
+            Ok(dashboard) => Ok(Some(dashboard)),
+            Err(EngineError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        read(&path).map(Some)
     }
 
     /// Saves `dashboard` if the stored one is as `expected`; the saved document with its version.

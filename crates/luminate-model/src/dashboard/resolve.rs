@@ -16,8 +16,8 @@ use crate::time::{format_duration, now_ms};
 
 /// `panel`'s query as a viewer of `dashboard` runs it: with `choices` for its variables (a variable
 /// not chosen takes its `default`; without one it means all values: its filter is dropped) and
-/// `time_range` (the viewer's pick; `None`: the dashboard's). The panel is named by `path` in the
-/// problem when a filter refers to an undeclared variable.
+/// `time_range` (the viewer's pick; `None`: the dashboard's). A filter naming an undeclared variable
+/// (a document saved unchecked) is a problem at its JSON path.
 pub fn panel_query(
     dashboard: &Dashboard,
     panel: &Panel,
@@ -35,8 +35,16 @@ pub fn panel_query(
     };
     let range = time_range.or(dashboard.time_range.as_ref());
     resolve(panel, bind, range).map_err(|(key, name)| {
+        let at = dashboard
+            .panels
+            .iter()
+            .position(|p| p.id == panel.id)
+            .map_or_else(
+                || format!("panel {:?}", panel.id),
+                |i| format!("panels[{i}]"),
+            );
         Problem::new(
-            format!("panel {}: query.filters.{key}", panel.id),
+            format!("{at}.query.filters.{key}"),
             format!("variable ${name} is not declared"),
         )
     })
@@ -149,6 +157,17 @@ mod tests {
             json!({"queryType": "aggregate", "metricName": "api_latency", "aggregation": "p95",
                    "filters": {"customer_id": "cust_1", "region": ["eu-west-1", "us-east-1"]},
                    "timeRange": {"relative": "1h"}, "interval": "15s"})
+        );
+    }
+
+    #[test]
+    fn an_undeclared_variable_is_named_by_its_path() {
+        let mut d = dashboard();
+        d.variables.pop();
+        let e = panel_query(&d, &d.panels[2], &Choices::new(), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "panels[2].query.filters.region: variable $region is not declared"
         );
     }
 
