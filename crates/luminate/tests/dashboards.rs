@@ -1,8 +1,9 @@
-//! The dashboards API end to end on the embedded engine (issue 13): create, list, export, replace,
-//! delete; `409 CONFLICT` on a stale version; validation problems named by JSON path; the
-//! `dashboards.*` bounds; tenant isolation and scopes; durability across a restart and a kill -9;
-//! import → export → import identity with the shipped design dashboard; and a panel query resolved by
-//! the model answering as the same query sent by hand.
+//! The dashboards API end to end, on each backend (issue 13): create, list, export, replace, delete;
+//! `409 CONFLICT` on a stale version; validation problems named by JSON path; the `dashboards.*`
+//! bounds; tenant isolation and scopes; import → export → import identity with the shipped design
+//! dashboard; and a panel query resolved by the model answering as the same query sent by hand. On the
+//! embedded engine, durability across a restart and a kill -9; on ClickHouse, two replicas over one
+//! database seeing the same dashboards.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,7 +13,7 @@
 mod common;
 mod tenant_client;
 
-use common::{Launch, Luminate, now_ms, point};
+use common::{Backend, Launch, Luminate, now_ms, point};
 use luminate_model::dashboard::document::from_value;
 use luminate_model::dashboard::panel_query;
 use luminate_model::dashboard::variables::Choices;
@@ -67,10 +68,9 @@ fn ids(reply: &Reply) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn create_list_replace_delete_and_a_stale_version_conflicts() {
+fn create_list_replace_delete_and_a_stale_version_conflicts(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let api = Api::of(&server);
 
     let created = api.post(&dashboard("ops", "Ops", &["team"]));
@@ -122,10 +122,9 @@ fn create_list_replace_delete_and_a_stale_version_conflicts() {
     assert_eq!(ids(&api.get(LIST)), ["cost"]);
 }
 
-#[test]
-fn validation_names_the_json_path_of_each_problem() {
+fn validation_names_the_json_path_of_each_problem(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let api = Api::of(&server);
     let mut doc = dashboard("bad", "Bad", &[]);
     doc["panels"].as_array_mut().unwrap().push(json!({
@@ -177,10 +176,10 @@ fn validation_names_the_json_path_of_each_problem() {
     assert_eq!(api.get(LIST).body, json!({"dashboards": []}));
 }
 
-#[test]
-fn bounds_of_size_panels_and_dashboards_per_tenant() {
+fn bounds_of_size_panels_and_dashboards_per_tenant(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Launch::new(dir.path())
+    let server = backend
+        .launch(dir.path())
         .env("LUMINATE_DASHBOARDS_MAX_PANELS", "1")
         .env("LUMINATE_DASHBOARDS_MAX_PER_TENANT", "2")
         .env("LUMINATE_DASHBOARDS_MAX_BODY_BYTES", "2048")
@@ -219,10 +218,9 @@ fn bounds_of_size_panels_and_dashboards_per_tenant() {
     assert_eq!(api.put("a", &a).status, 200);
 }
 
-#[test]
-fn tenants_see_only_their_own_dashboards_and_scopes_apply() {
+fn tenants_see_only_their_own_dashboards_and_scopes_apply(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = with_secret(Launch::new(dir.path())).start();
+    let server = with_secret(backend.launch(dir.path())).start();
     let client = Client::of(&server);
     let rw = ["read", "write"];
     let (a, b) = (token("tenant_a", &rw), token("tenant_b", &rw));
@@ -245,6 +243,15 @@ fn tenants_see_only_their_own_dashboards_and_scopes_apply() {
     assert_eq!(client.delete(&format!("{LIST}/ops"), &a_reader).status, 403);
     assert_eq!(client.send("GET", LIST, None, None).status, 401);
 }
+
+on_each_backend!(
+    create_list_replace_delete_and_a_stale_version_conflicts,
+    validation_names_the_json_path_of_each_problem,
+    bounds_of_size_panels_and_dashboards_per_tenant,
+    tenants_see_only_their_own_dashboards_and_scopes_apply,
+    import_export_import_gives_the_same_dashboard,
+    a_panel_query_with_variables_answers_as_the_same_query_by_hand,
+);
 
 #[test]
 fn dashboards_survive_a_restart_and_a_kill_9() {
@@ -274,10 +281,9 @@ fn dashboards_survive_a_restart_and_a_kill_9() {
     );
 }
 
-#[test]
-fn import_export_import_gives_the_same_dashboard() {
+fn import_export_import_gives_the_same_dashboard(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let api = Api::of(&server);
     let imported = api.post(&shipped());
     assert_eq!(imported.status, 201, "{}", imported.body);
@@ -295,10 +301,9 @@ fn import_export_import_gives_the_same_dashboard() {
     assert_eq!(api.get(&format!("{LIST}/customer_overview")).body, exported);
 }
 
-#[test]
-fn a_panel_query_with_variables_answers_as_the_same_query_by_hand() {
+fn a_panel_query_with_variables_answers_as_the_same_query_by_hand(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Luminate::start(dir.path());
+    let server = backend.launch(dir.path()).start();
     let api = Api::of(&server);
     let now = now_ms();
     let mut points = Vec::new();
@@ -352,4 +357,34 @@ fn a_panel_query_with_variables_answers_as_the_same_query_by_hand() {
         .collect();
     groups.sort();
     assert_eq!(groups, ["cust_1", "cust_2"]);
+}
+
+/// Stateless replicas over one ClickHouse database: a dashboard saved through one is read, replaced
+/// and deleted through the other at once, and a stale version is refused across them.
+#[cfg(feature = "clickhouse")]
+#[test]
+fn two_clickhouse_replicas_see_the_same_dashboards() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let address = luminate_clickhouse::testing::shared().address();
+    let replica = |dir: &std::path::Path| {
+        Launch::new(dir)
+            .clickhouse(&[&address], "e2e_dashboard_replicas")
+            .start()
+    };
+    let (a, b) = (replica(dir_a.path()), replica(dir_b.path()));
+    let (a, b) = (Api::of(&a), Api::of(&b));
+    assert_eq!(a.post(&dashboard("ops", "Ops", &["team"])).status, 201);
+    assert_eq!(b.get(LIST).body["dashboards"][0]["title"], "Ops");
+    assert_eq!(b.post(&dashboard("ops", "Ops", &[])).status, 409);
+    let mut change = dashboard("ops", "Ops v2", &[]);
+    change["version"] = json!(1);
+    assert_eq!(b.put("ops", &change).status, 200);
+    let stale = a.put("ops", &change);
+    assert_eq!((stale.status, stale.code()), (409, "CONFLICT"));
+    assert_eq!(
+        a.get(&format!("{LIST}/ops")).body["dashboard"]["title"],
+        "Ops v2"
+    );
+    assert_eq!(a.call("DELETE", &format!("{LIST}/ops"), None).status, 204);
+    assert_eq!(b.get(&format!("{LIST}/ops")).status, 404);
 }

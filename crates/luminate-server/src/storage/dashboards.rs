@@ -1,7 +1,7 @@
-//! The [`DashboardStore`] of each backend: the embedded engine's files ([`EmbeddedDashboards`]), and
-//! for a server whose backend keeps no dashboards (ClickHouse, for now) one that says so
-//! ([`NoDashboards`], `503 STORAGE_UNAVAILABLE`) rather than keeping them where other replicas would
-//! not see them.
+//! The [`DashboardStore`] of the embedded engine, over its files ([`EmbeddedDashboards`]; ClickHouse's
+//! is `luminate_clickhouse::ClickhouseDashboards`), and for a server given a store without dashboards
+//! (`Server::bind_with_store`, `AppState::new`) one that says so ([`NoDashboards`], `503
+//! STORAGE_UNAVAILABLE`).
 
 use std::sync::Arc;
 
@@ -53,7 +53,8 @@ impl DashboardStore for EmbeddedDashboards {
     }
 }
 
-/// The store of a backend that keeps no dashboards: every call is `503 STORAGE_UNAVAILABLE`.
+/// The dashboards of a server given only a [`luminate_model::MetricsStore`]: every call is `503
+/// STORAGE_UNAVAILABLE`.
 #[derive(Debug, Clone, Copy)]
 pub struct NoDashboards {
     /// The backend, for the message.
@@ -64,7 +65,7 @@ impl NoDashboards {
     fn refusal(&self) -> StoreError {
         StoreError::Unavailable {
             reason: format!(
-                "the {} backend does not store dashboards yet; use the embedded backend for dashboards",
+                "this server was given a {} store without a place for dashboards",
                 self.backend
             ),
         }

@@ -87,14 +87,19 @@ pub async fn build_store(config: &Config, telemetry: &Telemetry) -> Result<Opene
             })
         }
         #[cfg(feature = "clickhouse")]
-        Backend::Clickhouse => Ok(OpenedStore {
-            store: clickhouse::open(&config.storage.clickhouse, telemetry.clickhouse.clone())
-                .await?,
-            dashboards: Arc::new(dashboards::NoDashboards {
-                backend: "clickhouse",
-            }),
-            engine: None,
-        }),
+        Backend::Clickhouse => {
+            let (store, dashboards) = clickhouse::open(
+                &config.storage.clickhouse,
+                config.dashboards.max_per_tenant,
+                telemetry.clickhouse.clone(),
+            )
+            .await?;
+            Ok(OpenedStore {
+                store,
+                dashboards,
+                engine: None,
+            })
+        }
         #[cfg(not(feature = "clickhouse"))]
         Backend::Clickhouse => Err(OpenError::NotBuilt("clickhouse")),
     }
