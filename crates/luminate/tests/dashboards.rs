@@ -299,6 +299,12 @@ fn import_export_import_gives_the_same_dashboard(backend: Backend) {
     );
     assert_eq!(api.post(&exported).status, 201);
     assert_eq!(api.get(&format!("{LIST}/customer_overview")).body, exported);
+
+    // Any text survives the trip through storage unchanged.
+    let hostile = "it's \\ \"quoted\" '; DROP TABLE dashboards; -- é 🚀";
+    let created = api.post(&dashboard("hostile", hostile, &[hostile])).body;
+    assert_eq!(created["dashboard"]["title"], hostile);
+    assert_eq!(api.get(&format!("{LIST}/hostile")).body, created);
 }
 
 fn a_panel_query_with_variables_answers_as_the_same_query_by_hand(backend: Backend) {
