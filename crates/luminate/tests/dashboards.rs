@@ -394,3 +394,50 @@ fn two_clickhouse_replicas_see_the_same_dashboards() {
     assert_eq!(a.call("DELETE", &format!("{LIST}/ops"), None).status, 204);
     assert_eq!(b.get(&format!("{LIST}/ops")).status, 404);
 }
+
+/// What `scripts/run.sh` does: the demo data of `examples/demo.sh`, then every file of
+/// `deploy/dashboards/` imported; every panel, as a viewer who chose nothing runs it, and every query
+/// variable answer with data.
+#[test]
+fn the_shipped_dashboards_draw_the_demo_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let api = Api::of(&server);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let loaded = std::process::Command::new("bash")
+        .arg(format!("{root}/examples/demo.sh"))
+        .arg("load")
+        .env("LUMINATE_URL", &server.base)
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let mut files: Vec<_> = std::fs::read_dir(format!("{root}/deploy/dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in files {
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let created = api.post(&document);
+        assert_eq!(created.status, 201, "{file:?}: {}", created.body);
+        let d = from_value(created.body).unwrap();
+        for variable in d.variables.iter().filter_map(|v| v.query.clone()) {
+            let values = server.query(&Value::Object(variable));
+            assert!(
+                !values["results"].as_array().unwrap().is_empty(),
+                "{file:?}: {values}"
+            );
+        }
+        for panel in &d.panels {
+            let query = panel_query(&d, panel, &Choices::new(), None).unwrap();
+            let answer = server.query(&Value::Object(query));
+            assert!(
+                !answer["results"].as_array().unwrap().is_empty(),
+                "{file:?} panel {}: {answer}",
+                panel.id
+            );
+        }
+    }
+}

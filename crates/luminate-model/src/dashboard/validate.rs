@@ -305,14 +305,18 @@ mod tests {
     }
 
     #[test]
-    fn the_designs_customer_overview_is_valid() {
-        let text = include_str!("../../../../deploy/dashboards/customer_overview.json");
-        let d = super::super::document::parse_document(text.as_bytes()).unwrap();
+    fn the_shipped_dashboards_are_valid() {
         let limits = DashboardLimits {
             max_panels: 100,
             query: QueryLimits::default(),
         };
-        assert_eq!(validate(&d, &limits), []);
+        for text in [
+            include_str!("../../../../deploy/dashboards/customer_overview.json"),
+            include_str!("../../../../deploy/dashboards/demo_api.json"),
+        ] {
+            let d = super::super::document::parse_document(text.as_bytes()).unwrap();
+            assert_eq!(validate(&d, &limits), [], "{}", d.id);
+        }
     }
 
     #[test]
