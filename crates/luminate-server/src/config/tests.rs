@@ -822,3 +822,42 @@ fn protected_mode_refuses_an_open_metrics_address_without_a_token() {
     c.metrics.enabled = false;
     assert!(c.check_exposure().is_ok());
 }
+
+#[test]
+fn dashboards_bounds_from_the_file_and_the_environment_and_their_checks() {
+    let c = load(
+        "dashboards: {max_body_bytes: 4096, max_panels: 12}\n",
+        &[("LUMINATE_DASHBOARDS_MAX_PER_TENANT", "3")],
+    )
+    .unwrap();
+    assert_eq!(
+        c.dashboards,
+        DashboardsConfig {
+            max_body_bytes: 4096,
+            max_panels: 12,
+            max_per_tenant: 3
+        }
+    );
+    assert_eq!(
+        Config::default().dashboards,
+        DashboardsConfig {
+            max_body_bytes: 1 << 20,
+            max_panels: 100,
+            max_per_tenant: 1_000
+        }
+    );
+    for (yaml, key) in [
+        ("dashboards: {max_panels: 0}\n", "dashboards.max_panels"),
+        (
+            "dashboards: {max_per_tenant: 0}\n",
+            "dashboards.max_per_tenant",
+        ),
+        (
+            "dashboards: {max_body_bytes: 10}\n",
+            "dashboards.max_body_bytes",
+        ),
+    ] {
+        let err = load_err(yaml, &[]);
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
+}
