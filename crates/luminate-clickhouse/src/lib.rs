@@ -76,6 +76,7 @@
 //! Deletes are mutations (see the `retention` module): a partition holds every tenant, so none can be dropped.
 
 mod breaker;
+mod dashboards;
 mod discovery;
 pub mod observe;
 mod query;
@@ -91,5 +92,6 @@ pub mod testing;
 mod transport;
 mod write;
 
+pub use dashboards::ClickhouseDashboards;
 pub use settings::{ClickhouseSettings, SettingsError};
 pub use store::{ClickhouseStore, OpenError, REACHABLE_CHECK};

@@ -97,9 +97,10 @@ async fn wait_for_mutations(service: &Service) -> Result<(), StoreError> {
     }
 }
 
-/// Versions of overrides: nanoseconds since the epoch, strictly increasing within this process so that
-/// two overrides set in the same nanosecond still replace one another in order.
-fn next_version() -> u64 {
+/// Versions of overrides (and of dashboard rows): nanoseconds since the epoch, strictly increasing
+/// within this process so that two rows written in the same nanosecond still replace one another in
+/// order.
+pub(crate) fn next_version() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -19,6 +19,10 @@
 //! CREATE TABLE IF NOT EXISTS `luminate`.retention_overrides (
 //!     tenant String, metric String, retention_ns UInt64, version UInt64
 //! ) ENGINE = ReplacingMergeTree(version) ORDER BY (tenant, metric);
+//!
+//! CREATE TABLE IF NOT EXISTS `luminate`.dashboards (
+//!     tenant String, id String, written UInt64, deleted UInt8, document String
+//! ) ENGINE = ReplacingMergeTree(written) ORDER BY (tenant, id);
 //! ```
 //!
 //! With a `cluster` (two or more shards), each node holds `points_local` and
@@ -130,6 +134,8 @@ pub struct Tables {
     pub points: String,
     /// `` `db`.retention_overrides ``.
     pub retention: String,
+    /// `` `db`.dashboards ``.
+    pub dashboards: String,
     /// Name (unqualified) of the `MergeTree` table holding the points: `points`, or `points_local` on
     /// each node of a cluster. Deletes mutate it.
     pub points_storage: &'static str,
@@ -144,6 +150,7 @@ impl Tables {
             cluster: cluster.map(str::to_owned),
             points: format!("{db}.points"),
             retention: format!("{db}.retention_overrides"),
+            dashboards: format!("{db}.dashboards"),
             points_storage: if cluster.is_some() {
                 "points_local"
             } else {
@@ -163,9 +170,12 @@ impl Tables {
 
     /// The statements that create everything on one node, in order, each idempotent.
     pub fn create_all(&self, features: Features) -> Vec<String> {
-        let retention_storage = match self.cluster {
-            Some(_) => self.qualified("retention_overrides_local"),
-            None => self.retention.clone(),
+        let (retention_storage, dashboards_storage) = match self.cluster {
+            Some(_) => (
+                self.qualified("retention_overrides_local"),
+                self.qualified("dashboards_local"),
+            ),
+            None => (self.retention.clone(), self.dashboards.clone()),
         };
         let mut ddl = vec![
             format!(
@@ -177,6 +187,11 @@ impl Tables {
                 "CREATE TABLE IF NOT EXISTS {retention_storage} (tenant String, metric String, \
                  retention_ns UInt64, version UInt64) ENGINE = ReplacingMergeTree(version) \
                  ORDER BY (tenant, metric)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {dashboards_storage} (tenant String, id String, \
+                 written UInt64, deleted UInt8, document String) \
+                 ENGINE = ReplacingMergeTree(written) ORDER BY (tenant, id)"
             ),
         ];
         if let Some(cluster) = &self.cluster {
@@ -195,6 +210,11 @@ impl Tables {
                 &self.retention,
                 "retention_overrides_local",
                 "cityHash64(tenant, metric)",
+            ));
+            ddl.push(distributed(
+                &self.dashboards,
+                "dashboards_local",
+                "cityHash64(tenant, id)",
             ));
         }
         ddl
@@ -352,16 +372,18 @@ mod tests {
     fn a_cluster_gets_local_tables_and_distributed_ones_over_them() {
         let features = ServerVersion::parse("18.16.1").unwrap().features();
         let single = Tables::new("db", None).create_all(features);
-        assert_eq!(single.len(), 3);
+        assert_eq!(single.len(), 4);
+        assert!(single[3].contains("`db`.dashboards ("));
         assert!(single[1].contains("`db`.points ("));
         let t = Tables::new("db", Some("two'shards"));
         assert_eq!(t.points_storage_table(), "`db`.points_local");
         let ddl = t.create_all(features);
-        assert_eq!(ddl.len(), 5);
+        assert_eq!(ddl.len(), 7);
+        assert!(ddl[3].contains("`db`.dashboards_local ("));
         assert!(ddl[1].contains("`db`.points_local ("));
         assert!(ddl[2].contains("`db`.retention_overrides_local ("));
         assert_eq!(
-            ddl[3],
+            ddl[4],
             "CREATE TABLE IF NOT EXISTS `db`.points AS `db`.points_local ENGINE = \
              Distributed('two\\'shards', 'db', 'points_local', series)"
         );

@@ -17,6 +17,7 @@ use luminate_model::{
 };
 use thiserror::Error;
 
+use crate::dashboards::ClickhouseDashboards;
 use crate::observe::{ClickhouseObserver, Unobserved};
 use crate::rowbinary::RowReader;
 use crate::schema::{SchemaError, ServerVersion};
@@ -112,6 +113,8 @@ pub struct ClickhouseStore {
     service: Arc<Service>,
     /// The largest answer ClickHouse may send (`max_response_bytes`): what a query's answer is held to.
     max_response_bytes: u64,
+    /// Shared by every dashboards handle of this store: its saves are serialized.
+    dashboard_saves: Arc<crate::dashboards::Saves>,
 }
 
 impl ClickhouseStore {
@@ -149,7 +152,17 @@ impl ClickhouseStore {
         Ok(Self {
             service: Arc::new(service),
             max_response_bytes: settings.max_response_bytes as u64,
+            dashboard_saves: Arc::default(),
         })
+    }
+
+    /// The dashboards kept in this store's database, at most `max_per_tenant` per tenant.
+    pub fn dashboards(&self, max_per_tenant: usize) -> ClickhouseDashboards {
+        ClickhouseDashboards {
+            service: self.service.clone(),
+            saves: self.dashboard_saves.clone(),
+            max_per_tenant,
+        }
     }
 
     /// The server version found at open.

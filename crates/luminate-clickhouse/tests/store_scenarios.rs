@@ -244,7 +244,7 @@ async fn hostile_strings_are_stored_and_queried_back_verbatim() {
         server()
             .sql("SELECT name FROM system.tables WHERE database = 'injection' ORDER BY name")
             .unwrap(),
-        "points\nretention_overrides\n"
+        "dashboards\npoints\nretention_overrides\n"
     );
     assert_eq!(
         server()

@@ -27,6 +27,7 @@
 mod apply;
 mod commit;
 mod compact;
+pub mod dashboards;
 mod exec;
 mod files;
 mod flush;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::{Serialize, Serializer};
 
 use crate::query::{QueryError, invalid, over_limit};
 use crate::validate::is_identifier;
@@ -49,6 +50,15 @@ impl<'de> Deserialize<'de> for FilterValue {
             }
         }
         deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+impl Serialize for FilterValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::One(v) => serializer.serialize_str(v),
+            Self::AnyOf(values) => values.serialize(serializer),
+        }
     }
 }
 

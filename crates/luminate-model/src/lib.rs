@@ -4,6 +4,7 @@
 //! shapes, the [`MetricsStore`] trait, and the reference evaluator used as the test oracle. Owns no I/O.
 
 pub mod batch;
+pub mod dashboard;
 pub mod error;
 pub mod filter;
 pub mod json;

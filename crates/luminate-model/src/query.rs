@@ -506,7 +506,8 @@ impl QueryPlan {
     }
 }
 
-fn resolve_time_range(
+/// `[start, end)` of a request's `timeRange` (`relative` ends at `now`).
+pub(crate) fn resolve_time_range(
     range: Option<TimeRangeRequest>,
     now: TimestampMs,
 ) -> Result<(TimestampMs, TimestampMs), QueryError> {

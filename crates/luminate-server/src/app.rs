@@ -24,7 +24,8 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
+use luminate_model::dashboard::DashboardStore;
 use luminate_model::{ErrorCode, MetricsStore, QueryLimits, StoreError, ValidationRules};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -43,6 +44,7 @@ use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
 use crate::query_memory::QueryMemory;
 use crate::routes;
+use crate::storage::dashboards::NoDashboards;
 use crate::storage::{OpenError, OpenedStore, build_store};
 use crate::telemetry::Telemetry;
 use crate::telemetry::collector::{Collector, CollectorConfig};
@@ -52,6 +54,8 @@ use crate::telemetry::storage::InstrumentedStore;
 pub struct AppState {
     /// The backend.
     pub store: Arc<dyn MetricsStore>,
+    /// Where the backend keeps dashboards.
+    pub dashboards: Arc<dyn DashboardStore>,
     /// The configuration the server started with.
     pub config: Arc<Config>,
     /// Derived once from `config`: per-point validation.
@@ -111,20 +115,29 @@ impl AppState {
             idempotency: IdempotencyCache::new(idempotency::TTL, idempotency::DEFAULT_CAPACITY),
             started: Instant::now(),
             retention_wakeup: Arc::new(Notify::new()),
+            dashboards: Arc::new(NoDashboards {
+                backend: store.backend_name(),
+            }),
             store,
             config,
         })
+    }
+
+    /// The same state, keeping dashboards in `dashboards` (without: every dashboard route is `503`).
+    pub fn with_dashboards(mut self, dashboards: Arc<dyn DashboardStore>) -> Self {
+        self.dashboards = dashboards;
+        self
     }
 }
 
 /// What a route needs: its scope, and which of the tenant's buckets it draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteClass {
-    /// `POST /api/v1/write`.
+    /// `POST /api/v1/write`, and changing dashboards.
     Write,
     /// `POST /api/v1/query`: `read`, a query token and a concurrency slot.
     Query,
-    /// Discovery and cardinality.
+    /// Discovery, cardinality, and viewing dashboards.
     Read,
     /// `/api/v1/admin/*`.
     Admin,
@@ -315,10 +328,31 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
             .route("/api/v1/status/overview", get(routes::status::overview)),
     );
+    // Viewing takes `read`, changing takes `write`: one guard per method of the same path.
+    let guard_of =
+        |class: RouteClass| middleware::from_fn_with_state((state.clone(), class), guard);
+    let dashboards = Router::new()
+        .route(
+            "/api/v1/dashboards",
+            get(routes::dashboards::list)
+                .route_layer(guard_of(RouteClass::Read))
+                .merge(post(routes::dashboards::create).route_layer(guard_of(RouteClass::Write))),
+        )
+        .route(
+            "/api/v1/dashboards/{id}",
+            get(routes::dashboards::export)
+                .route_layer(guard_of(RouteClass::Read))
+                .merge(
+                    put(routes::dashboards::replace)
+                        .delete(routes::dashboards::delete)
+                        .route_layer(guard_of(RouteClass::Write)),
+                ),
+        );
     let deadline_bound = Router::new()
         .merge(write)
         .merge(read)
         .merge(admin)
+        .merge(dashboards)
         .route("/api/v1/health", get(routes::health::handle))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -432,6 +466,9 @@ impl Server {
     ) -> Result<Self, ServeError> {
         let telemetry = Telemetry::register(&mut registry, config.metrics.max_tenant_labels);
         let opened = OpenedStore {
+            dashboards: Arc::new(NoDashboards {
+                backend: store.backend_name(),
+            }),
             store,
             engine: None,
         };
@@ -460,12 +497,10 @@ impl Server {
         );
         let store = InstrumentedStore::wrap(opened.store, &telemetry.storage);
         let store = crate::cardinality_guard::wrap(store, &config, &telemetry);
-        let state = Arc::new(AppState::with_telemetry(
-            Arc::new(config),
-            store,
-            registry,
-            telemetry,
-        )?);
+        let state = Arc::new(
+            AppState::with_telemetry(Arc::new(config), store, registry, telemetry)?
+                .with_dashboards(opened.dashboards),
+        );
         let (host, port) = (state.config.server.host.clone(), state.config.server.port);
         let listener = TcpListener::bind((host.as_str(), port))
             .await

@@ -6,6 +6,7 @@
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use luminate_model::dashboard::DashboardStoreError;
 use luminate_model::{ErrorCode, StoreError};
 use serde_json::{Value, json};
 
@@ -89,6 +90,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -118,6 +120,21 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::new(e.code(), e.to_string())
+    }
+}
+
+impl From<DashboardStoreError> for ApiError {
+    fn from(e: DashboardStoreError) -> Self {
+        match e {
+            DashboardStoreError::Conflict { message, current } => {
+                Self::new(ErrorCode::Conflict, message)
+                    .with_details(json!({"current_version": current}))
+            }
+            DashboardStoreError::TooMany { max } => {
+                Self::invalid_request(e.to_string()).with_details(json!({"max_per_tenant": max}))
+            }
+            DashboardStoreError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -188,6 +205,7 @@ mod tests {
             (ErrorCode::PayloadTooLarge, 413),
             (ErrorCode::UnsupportedMediaType, 415),
             (ErrorCode::NotFound, 404),
+            (ErrorCode::Conflict, 409),
             (ErrorCode::MethodNotAllowed, 405),
             (ErrorCode::Unauthorized, 401),
             (ErrorCode::Forbidden, 403),

@@ -185,6 +185,16 @@ impl Config {
             );
         }
 
+        let db = &self.dashboards;
+        if !(1 << 10..=1 << 26).contains(&db.max_body_bytes) {
+            return invalid(
+                "dashboards.max_body_bytes",
+                format!("{} is outside 1 KiB..=64 MiB", db.max_body_bytes),
+            );
+        }
+        positive("dashboards.max_panels", db.max_panels as u64)?;
+        positive("dashboards.max_per_tenant", db.max_per_tenant as u64)?;
+
         let bw = &self.batch_write;
         positive("batch_write.max_batch_size", bw.max_batch_size as u64)?;
         if !(1 << 10..=1 << 30).contains(&bw.max_request_size_bytes) {

@@ -79,6 +79,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub cardinality_limits: CardinalityLimitsConfig,
     pub query_limits: QueryLimitsConfig,
+    pub dashboards: DashboardsConfig,
     pub batch_write: BatchWriteConfig,
     pub validation: ValidationConfig,
     pub retention: RetentionConfig,
@@ -540,6 +541,28 @@ impl Default for QueryLimitsConfig {
             max_group_by_cardinality: d.max_group_by_cardinality,
             memory_budget_bytes: 1 << 30,
             memory_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `dashboards`: the bounds of the dashboards API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardsConfig {
+    /// Largest dashboard document a create or replace may send, in bytes.
+    pub max_body_bytes: usize,
+    /// Most panels of one dashboard.
+    pub max_panels: usize,
+    /// Most dashboards of one tenant.
+    pub max_per_tenant: usize,
+}
+
+impl Default for DashboardsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_panels: 100,
+            max_per_tenant: 1_000,
         }
     }
 }

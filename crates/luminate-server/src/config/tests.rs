@@ -848,3 +848,42 @@ fn the_query_memory_budget_defaults_to_a_gibibyte_and_the_environment_sets_it() 
         (64 << 20, Duration::from_millis(250))
     );
 }
+
+#[test]
+fn dashboards_bounds_from_the_file_and_the_environment_and_their_checks() {
+    let c = load(
+        "dashboards: {max_body_bytes: 4096, max_panels: 12}\n",
+        &[("LUMINATE_DASHBOARDS_MAX_PER_TENANT", "3")],
+    )
+    .unwrap();
+    assert_eq!(
+        c.dashboards,
+        DashboardsConfig {
+            max_body_bytes: 4096,
+            max_panels: 12,
+            max_per_tenant: 3
+        }
+    );
+    assert_eq!(
+        Config::default().dashboards,
+        DashboardsConfig {
+            max_body_bytes: 1 << 20,
+            max_panels: 100,
+            max_per_tenant: 1_000
+        }
+    );
+    for (yaml, key) in [
+        ("dashboards: {max_panels: 0}\n", "dashboards.max_panels"),
+        (
+            "dashboards: {max_per_tenant: 0}\n",
+            "dashboards.max_per_tenant",
+        ),
+        (
+            "dashboards: {max_body_bytes: 10}\n",
+            "dashboards.max_body_bytes",
+        ),
+    ] {
+        let err = load_err(yaml, &[]);
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
+}

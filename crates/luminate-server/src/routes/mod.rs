@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cardinality;
+pub mod dashboards;
 pub mod exposition;
 pub mod health;
 pub mod metrics;

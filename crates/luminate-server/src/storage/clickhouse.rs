@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use luminate_clickhouse::observe::ClickhouseObserver;
 use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, REACHABLE_CHECK};
+use luminate_model::dashboard::{Dashboard, DashboardStore, DashboardStoreError, Expected};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
@@ -32,16 +33,21 @@ use luminate_model::{
 use super::OpenError;
 use crate::config::ClickhouseConfig;
 
-/// Opens the ClickHouse store of `config`; when ClickHouse cannot be reached yet, a
-/// [`DeferredClickhouse`] that opens it as soon as it can.
+/// Opens the ClickHouse store of `config`, and the dashboards kept in its database (at most
+/// `max_dashboards` per tenant); when ClickHouse cannot be reached yet, a [`DeferredClickhouse`] that
+/// opens it as soon as it can serves both.
 pub async fn open(
     config: &ClickhouseConfig,
+    max_dashboards: usize,
     observer: Arc<dyn ClickhouseObserver>,
-) -> Result<Arc<dyn MetricsStore>, OpenError> {
+) -> Result<(Arc<dyn MetricsStore>, Arc<dyn DashboardStore>), OpenError> {
     let settings = config.settings();
     let addresses = config.addresses.join(", ");
     match ClickhouseStore::open_observed(settings.clone(), observer.clone()).await {
-        Ok(store) => Ok(Arc::new(store)),
+        Ok(store) => {
+            let dashboards = Arc::new(store.dashboards(max_dashboards));
+            Ok((Arc::new(store), dashboards))
+        }
         Err(e) if e.is_transient() => {
             tracing::warn!(
                 addresses,
@@ -49,11 +55,13 @@ pub async fn open(
                 retry_every = %luminate_model::time::format_duration(settings.breaker_cool_down),
                 "ClickHouse cannot be reached: serving 503 STORAGE_UNAVAILABLE until it can"
             );
-            Ok(Arc::new(DeferredClickhouse::start(
+            let deferred = Arc::new(DeferredClickhouse::start(
                 settings,
                 observer,
                 e.to_string(),
-            )))
+                max_dashboards,
+            ));
+            Ok((deferred.clone(), deferred))
         }
         Err(source) => Err(OpenError::Clickhouse {
             addresses,
@@ -67,6 +75,8 @@ pub async fn open(
 /// reason until a background task opens the store, then that store.
 pub struct DeferredClickhouse {
     shared: Arc<Shared>,
+    /// `dashboards.max_per_tenant`, for the store's dashboards once open.
+    max_dashboards: usize,
 }
 
 /// What the server's calls and the opening task share.
@@ -87,6 +97,7 @@ impl DeferredClickhouse {
         settings: ClickhouseSettings,
         observer: Arc<dyn ClickhouseObserver>,
         first_error: String,
+        max_dashboards: usize,
     ) -> Self {
         let shared = Arc::new(Shared {
             store: OnceLock::new(),
@@ -103,7 +114,10 @@ impl DeferredClickhouse {
             observer,
             shared.retry_every,
         ));
-        Self { shared }
+        Self {
+            shared,
+            max_dashboards,
+        }
     }
 
     /// The open store, or `Unavailable` saying why there is none.
@@ -170,6 +184,42 @@ async fn keep_opening(
                     .unwrap_or_else(PoisonError::into_inner) = e.to_string();
             }
         }
+    }
+}
+
+#[async_trait]
+impl DashboardStore for DeferredClickhouse {
+    async fn list(&self, tenant: &Tenant) -> Result<Vec<Dashboard>, StoreError> {
+        self.store()?
+            .dashboards(self.max_dashboards)
+            .list(tenant)
+            .await
+    }
+
+    async fn get(&self, tenant: &Tenant, id: &str) -> Result<Option<Dashboard>, StoreError> {
+        self.store()?
+            .dashboards(self.max_dashboards)
+            .get(tenant, id)
+            .await
+    }
+
+    async fn put(
+        &self,
+        tenant: &Tenant,
+        dashboard: Dashboard,
+        expected: Expected,
+    ) -> Result<Dashboard, DashboardStoreError> {
+        self.store()?
+            .dashboards(self.max_dashboards)
+            .put(tenant, dashboard, expected)
+            .await
+    }
+
+    async fn delete(&self, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+        self.store()?
+            .dashboards(self.max_dashboards)
+            .delete(tenant, id)
+            .await
     }
 }
 

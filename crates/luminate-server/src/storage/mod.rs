@@ -4,13 +4,16 @@
 
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
+pub mod dashboards;
 pub mod embedded;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use luminate_engine::dashboards::DashboardFiles;
 use luminate_engine::{Engine, EngineConfig, EngineError};
 use luminate_model::MetricsStore;
+use luminate_model::dashboard::DashboardStore;
 use thiserror::Error;
 
 pub use self::embedded::{EmbeddedStore, engine_config};
@@ -59,6 +62,8 @@ pub enum OpenError {
 pub struct OpenedStore {
     /// The backend.
     pub store: Arc<dyn MetricsStore>,
+    /// Where the backend keeps dashboards.
+    pub dashboards: Arc<dyn DashboardStore>,
     /// The embedded engine and its data directory, when that is the backend.
     pub engine: Option<(Arc<Engine>, PathBuf)>,
 }
@@ -73,17 +78,28 @@ pub async fn build_store(config: &Config, telemetry: &Telemetry) -> Result<Opene
             };
             let data_dir = engine_config.data_dir.clone();
             let store = EmbeddedStore::open(engine_config, config.health.clone()).await?;
+            // Opened after the engine, which holds the data directory's lock.
+            let files = DashboardFiles::new(&data_dir, config.dashboards.max_per_tenant);
             Ok(OpenedStore {
+                dashboards: Arc::new(dashboards::EmbeddedDashboards(Arc::new(files))),
                 engine: Some((store.engine().clone(), data_dir)),
                 store: Arc::new(store),
             })
         }
         #[cfg(feature = "clickhouse")]
-        Backend::Clickhouse => Ok(OpenedStore {
-            store: clickhouse::open(&config.storage.clickhouse, telemetry.clickhouse.clone())
-                .await?,
-            engine: None,
-        }),
+        Backend::Clickhouse => {
+            let (store, dashboards) = clickhouse::open(
+                &config.storage.clickhouse,
+                config.dashboards.max_per_tenant,
+                telemetry.clickhouse.clone(),
+            )
+            .await?;
+            Ok(OpenedStore {
+                store,
+                dashboards,
+                engine: None,
+            })
+        }
         #[cfg(not(feature = "clickhouse"))]
         Backend::Clickhouse => Err(OpenError::NotBuilt("clickhouse")),
     }
