@@ -29,6 +29,8 @@ use deploy_files::{items, path, repo, text, yaml};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const JWT_SECRET: &str = "a-kubernetes-secret-of-thirty-two-bytes";
+/// The Secret's scrape token (`metrics-token`), which the ServiceMonitor sends.
+const METRICS_TOKEN: &str = "a-kubernetes-scrape-token";
 
 /// The two shapes: `(directory, workload file)`.
 const SHAPES: &[(&str, &str)] = &[
@@ -428,7 +430,10 @@ fn the_statefulset_pod_becomes_ready_with_its_configuration_among_service_links(
     }
 
     let scratch = tempfile::tempdir().unwrap();
-    let secrets = Secrets::from([(("luminate-secrets", "jwt-secret"), JWT_SECRET.to_owned())]);
+    let secrets = Secrets::from([
+        (("luminate-secrets", "jwt-secret"), JWT_SECRET.to_owned()),
+        (("luminate-secrets", "metrics-token"), METRICS_TOKEN.to_owned()),
+    ]);
     let (server, base) = workload.start_ready(scratch.path(), &secrets);
     let (_, _, health) = get_text(&format!("{base}/api/v1/health"), &[]);
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
@@ -451,6 +456,11 @@ fn the_statefulset_pod_becomes_ready_with_its_configuration_among_service_links(
         .0,
         200
     );
+    // The exposition names every tenant: the ServiceMonitor's token opens it, nothing else does.
+    let metrics = format!("{base}/metrics");
+    assert_eq!(get_text(&metrics, &[("authorization", &bearer)]).0, 401);
+    let scrape = format!("Bearer {METRICS_TOKEN}");
+    assert_eq!(get_text(&metrics, &[("authorization", &scrape)]).0, 200);
     let output = server.output();
     assert!(!output.contains("LUMINATE_SERVICE"), "{output}");
 }
@@ -497,6 +507,7 @@ fn the_deployments_replicas_become_ready_on_clickhouse_and_serve_the_same_data()
     let clickhouse = shared();
     let secrets = Secrets::from([
         (("luminate-secrets", "jwt-secret"), JWT_SECRET.to_owned()),
+        (("luminate-secrets", "metrics-token"), METRICS_TOKEN.to_owned()),
         (("clickhouse-secrets", "addresses"), clickhouse.address()),
         (
             ("clickhouse-secrets", "password"),
