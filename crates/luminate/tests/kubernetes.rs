@@ -432,7 +432,10 @@ fn the_statefulset_pod_becomes_ready_with_its_configuration_among_service_links(
     let scratch = tempfile::tempdir().unwrap();
     let secrets = Secrets::from([
         (("luminate-secrets", "jwt-secret"), JWT_SECRET.to_owned()),
-        (("luminate-secrets", "metrics-token"), METRICS_TOKEN.to_owned()),
+        (
+            ("luminate-secrets", "metrics-token"),
+            METRICS_TOKEN.to_owned(),
+        ),
     ]);
     let (server, base) = workload.start_ready(scratch.path(), &secrets);
     let (_, _, health) = get_text(&format!("{base}/api/v1/health"), &[]);
@@ -507,7 +510,10 @@ fn the_deployments_replicas_become_ready_on_clickhouse_and_serve_the_same_data()
     let clickhouse = shared();
     let secrets = Secrets::from([
         (("luminate-secrets", "jwt-secret"), JWT_SECRET.to_owned()),
-        (("luminate-secrets", "metrics-token"), METRICS_TOKEN.to_owned()),
+        (
+            ("luminate-secrets", "metrics-token"),
+            METRICS_TOKEN.to_owned(),
+        ),
         (("clickhouse-secrets", "addresses"), clickhouse.address()),
         (
             ("clickhouse-secrets", "password"),
