@@ -733,4 +733,83 @@ mod tests {
             ErrorCode::InvalidRequest
         );
     }
+
+    /// Decodes `compressed` as the route does, for both versions: an answer or a `400`/`413`, never a
+    /// panic, and never more points than the body has bytes.
+    fn decode_untrusted(compressed: &[u8]) {
+        for version in [Version::V1, Version::V2] {
+            match unsnappy_capped(compressed, 1 << 20)
+                .and_then(|body| decode(version, &body, NOW, &ValidationRules::default(), 7))
+            {
+                Ok(d) => {
+                    assert!(d.points() <= compressed.len() * 64);
+                    assert!(d.batches.iter().all(|b| !b.is_empty() && b.len() <= 7));
+                }
+                Err(e) => assert!(
+                    matches!(
+                        e.code,
+                        ErrorCode::InvalidRequest | ErrorCode::PayloadTooLarge
+                    ),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+
+    fn valid_body() -> Vec<u8> {
+        let mut body = request_v1(&[
+            series_v1(
+                &[("__name__", "a:b"), ("customer_id", "c1"), ("__x", "y")],
+                &[(1.0, NOW), (STALE, NOW + 1), (2.0, NOW + 2)],
+                1,
+                1,
+            ),
+            series_v1(&[("__name__", "m")], &[(3.0, NOW)], 0, 0),
+        ]);
+        body.extend(request_v2(
+            &["", "__name__", "n", "k", "v"],
+            &[series_v2(&[1, 2, 3, 4], &[(1.0, NOW)], 1)],
+        ));
+        body
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes, as sent (mostly not snappy).
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            decode_untrusted(&bytes);
+        }
+
+        /// Arbitrary bytes compressed: every one reaches the protobuf decoder.
+        #[test]
+        fn random_protobuf_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            decode_untrusted(&snappy(&bytes));
+        }
+
+        /// A valid body with bytes overwritten, inserted or cut, before or after compression.
+        #[test]
+        fn mutated_bodies_never_panic(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3), 1..8),
+            after_compression in proptest::prelude::any::<bool>(),
+        ) {
+            let mut body = valid_body();
+            if after_compression {
+                body = snappy(&body);
+            }
+            for (at, byte, kind) in edits {
+                let at = at % (body.len() + 1);
+                match kind {
+                    0 if at < body.len() => body[at] = byte,
+                    1 => body.insert(at, byte),
+                    _ => body.truncate(at),
+                }
+            }
+            if !after_compression {
+                body = snappy(&body);
+            }
+            decode_untrusted(&body);
+        }
+    }
 }
