@@ -9,7 +9,7 @@
 //! - `415` for what is not supported (a `Content-Encoding` other than snappy, an unknown `proto=`), so
 //!   that senders that negotiate fall back.
 //! - `503` with `Retry-After` for every transient refusal, the tenant's rate limits included: Prometheus
-//!   before 2.48 retries `429` only with `retry_on_http_429: true` and drops the batch otherwise, while
+//!   (2.42 at least) retries `429` only with `retry_on_http_429: true` and drops the batch otherwise, while
 //!   every sender retries `5xx`.
 //!
 //! Auth, tenancy and the request bucket are the route guard's, as for JSON writes.
