@@ -125,7 +125,7 @@ pub async fn respond(
     };
     let mut response = match write(state, tenant, version, body, &mut written).await {
         Ok(status) => status.into_response(),
-        Err(e) => retryable(e.into_response()),
+        Err(refusal) => retryable(refusal),
     };
     written.apply(&mut response);
     response
@@ -137,9 +137,11 @@ async fn write(
     version: Version,
     body: Body,
     written: &mut Written,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Response> {
     let cap = state.config.batch_write.max_request_size_bytes;
-    let raw = read_capped(body, cap, state.config.server.read_timeout).await?;
+    let raw = read_capped(body, cap, state.config.server.read_timeout)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let rules = state.rules.clone();
     let max_batch = state.config.batch_write.max_batch_size;
     let decoded = tokio::task::spawn_blocking(move || {
@@ -153,7 +155,9 @@ async fn write(
         )
     })
     .await
-    .map_err(|e| ApiError::internal(format!("remote write decoding task failed: {e}")))??;
+    .map_err(|e| ApiError::internal(format!("remote write decoding task failed: {e}")))
+    .and_then(|decoded| decoded)
+    .map_err(IntoResponse::into_response)?;
     let Decoded {
         batches,
         mut rejections,
@@ -168,7 +172,8 @@ async fn write(
         && let Err(limited) = state.rate_limiter.check_points(tenant, valid)
     {
         telemetry.batch_refused(tenant, limited.error.code, valid as u64);
-        return Err(limited.error.with_retry_after(limited.retry_after.max(1)));
+        // `429` with `Retry-After` and the bucket's headers, made `503` by `respond`.
+        return Err(limited.into_response());
     }
     for batch in batches {
         let n = batch.len();
@@ -177,11 +182,12 @@ async fn write(
             Err(e) => {
                 let e = ApiError::from(e);
                 telemetry.batch_refused(tenant, e.code, n as u64);
-                return Err(if e.status().is_server_error() {
+                let e = if e.status().is_server_error() {
                     e.with_retry_after(1)
                 } else {
                     e
-                });
+                };
+                return Err(e.into_response());
             }
         };
         written.samples += outcome.accepted;
@@ -208,7 +214,8 @@ async fn write(
                 rejections.len(),
                 first.error.message
             ),
-        )),
+        )
+        .into_response()),
         _ => Ok(StatusCode::NO_CONTENT),
     }
 }
@@ -452,6 +459,7 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
         assert!(text.contains("RATE_LIMIT_EXCEEDED"), "{text}");
         assert!(headers.contains_key(header::RETRY_AFTER));
+        assert_eq!(headers[crate::limits::LIMIT_HEADER], "5");
         assert_eq!(store.writes.load(Ordering::SeqCst), 1);
 
         let mut config = Config::default();
