@@ -1,4 +1,4 @@
-//! Prometheus remote write end to end: a real Prometheus (Debian's 2.42) scrapes a target served by the
+//! Prometheus remote write end to end, on every backend: a real Prometheus (Debian's 2.42) scrapes a target served by the
 //! test every second — 1 000 customer-labelled series, a counter, a recording-rule style name with `:`,
 //! and a series that disappears after a few scrapes — and remote-writes to the real binary with a bearer
 //! token (auth on). Once the target goes away, every series' sample count in Luminate equals what
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Luminate;
+use common::{Backend, Luminate};
 use deploy_files::require;
 use serde_json::{Value, json};
 use tenant_client::{Client, token, with_secret};
@@ -258,12 +258,13 @@ fn write_errors(server: &Luminate, code: &str) -> u64 {
         .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
 }
 
-#[test]
-fn prometheus_remote_writes_every_scraped_sample_exactly_once() {
+on_each_backend!(prometheus_remote_writes_every_scraped_sample_exactly_once);
+
+fn prometheus_remote_writes_every_scraped_sample_exactly_once(backend: Backend) {
     require("prometheus", "prometheus");
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let server = with_secret(common::Launch::new(&dir.path().join("luminate")))
+    let server = with_secret(backend.launch(&dir.path().join("luminate")))
         .without_rate_limits()
         .env("LUMINATE__METRICS__BEARER_TOKEN", METRICS_TOKEN)
         .start();
