@@ -188,6 +188,16 @@ impl PointBatchBuilder {
         });
     }
 
+    /// Number of points pushed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True before the first point.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The batch, owning `body`, which must be the text given to [`PointBatchBuilder::new`] (checked:
     /// another text fails with the builder back, since its ranges would name other bytes).
     pub fn finish(self, mut body: String) -> Result<PointBatch, Self> {

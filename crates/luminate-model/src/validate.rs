@@ -3,6 +3,7 @@
 //! Cardinality limits are not checked here: they depend on what is already stored, so backends enforce
 //! them at write time and report `CARDINALITY_EXCEEDED` per point.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::error::ErrorCode;
@@ -66,6 +67,20 @@ pub fn is_identifier(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A metric name or dimension key from an ingest protocol, in Luminate's pattern: every `:` (Prometheus
+/// recording rules, `job:http_requests:rate5m`) and every `.` (OpenTelemetry, `http.server.duration`)
+/// becomes `_`. Nothing else changes, so a name still outside the pattern after this (a leading digit, a
+/// `-`, a non-ASCII letter) is rejected by validation as any other. The translation is not one-to-one:
+/// `a:b`, `a.b` and `a_b` are one metric, whose points are all those of the three (docs/ingest.md).
+/// Every protocol translates through this one function, so the rule is the same for all of them.
+pub fn protocol_name(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b':' || b == b'.') {
+        Cow::Owned(name.replace([':', '.'], "_"))
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 /// Checks a metric name (also used by query and admin routes).
@@ -347,6 +362,28 @@ mod tests {
         validate_point(&wire, NOW, &ValidationRules::default())
             .err()
             .map(|e| e.code)
+    }
+
+    #[test]
+    fn protocol_names_translate_colons_and_dots_only() {
+        assert_eq!(
+            protocol_name("job:http_requests:rate5m"),
+            "job_http_requests_rate5m"
+        );
+        assert_eq!(
+            protocol_name("http.server.duration"),
+            "http_server_duration"
+        );
+        assert!(matches!(
+            protocol_name("plain_name"),
+            Cow::Borrowed("plain_name")
+        ));
+        // Only `:` and `.` change: what is still outside the pattern stays so, and validation rejects it.
+        assert_eq!(protocol_name("a-b.c"), "a-b_c");
+        assert_eq!(
+            code(ok_point(&protocol_name("9:x"))),
+            Some(ErrorCode::InvalidMetricName)
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ use crate::idempotency::{self, IdempotencyCache};
 use crate::limits::{Bucket, RateLimiter};
 use crate::query_memory::QueryMemory;
 use crate::routes;
+use crate::routes::remote_write::{is_remote_write, retryable};
 use crate::storage::dashboards::NoDashboards;
 use crate::storage::{OpenError, OpenedStore, build_store};
 use crate::telemetry::Telemetry;
@@ -161,7 +162,7 @@ impl RouteClass {
 }
 
 /// The route guard: who is asking (`401` without a valid token), may they (`403` without the scope),
-/// and is their tenant within its request rate (`429`). Puts the principal's tenant in the request's
+/// and is their tenant within its request rate (`429`; `503` for remote write, which senders retry). Puts the principal's tenant in the request's
 /// extensions (handlers read it through [`crate::tenant::RequestTenant`]; a client has no other way
 /// to name one) and the bucket's `X-RateLimit-*` headers on the response. Once the tenant is known it
 /// also goes in the response's extensions, for the self-metrics layer outside.
@@ -200,6 +201,9 @@ async fn admit(
     let tenant = principal.tenant.clone();
     let snapshot = match state.rate_limiter.check_request(class.bucket(), &tenant) {
         Ok(snapshot) => snapshot,
+        Err(limited) if class == RouteClass::Write && is_remote_write(request.headers()) => {
+            return retryable(limited.into_response());
+        }
         Err(limited) => return limited.into_response(),
     };
     // Held until the query's response is built: the slot frees when the work is done or cancelled.

@@ -23,6 +23,7 @@ pub mod hll;
 pub mod idempotency;
 pub mod limits;
 pub mod query_memory;
+pub mod remote_write;
 pub mod retention;
 pub mod routes;
 pub mod storage;

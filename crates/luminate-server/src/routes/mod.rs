@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod query;
+pub mod remote_write;
 pub mod status;
 pub mod write;
 

@@ -1,4 +1,5 @@
-//! `POST /api/v1/write` (CONTRACT §3): media type and encoding checks, bounded read and inflate,
+//! `POST /api/v1/write` (CONTRACT §3), JSON; a protobuf body is Prometheus remote write, handed to
+//! [`super::remote_write`]. For JSON: media type and encoding checks, bounded read and inflate,
 //! lenient per-point decoding and validation, the store write, and the 200 / 207 / 400 answer with
 //! per-point errors by their index in the batch. Retries with an `Idempotency-Key` replay the first
 //! answer (see [`crate::idempotency`]). The tenant's points-per-second bucket is charged one token per
@@ -59,11 +60,22 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let response = respond(&state, &tenant, request).await;
+    let response = if super::remote_write::is_remote_write(request.headers()) {
+        let (parts, body) = request.into_parts();
+        super::remote_write::respond(&state, &tenant, &parts.headers, body).await
+    } else {
+        respond(&state, &tenant, request).await
+    };
     let outcome = match response.status() {
-        StatusCode::OK => WriteOutcome::Accepted,
+        StatusCode::OK | StatusCode::NO_CONTENT => WriteOutcome::Accepted,
         StatusCode::MULTI_STATUS => WriteOutcome::Partial,
         StatusCode::TOO_MANY_REQUESTS => WriteOutcome::RateLimited,
+        // Remote write answers its rate limits 503 (see `remote_write`).
+        StatusCode::SERVICE_UNAVAILABLE
+            if response.headers().contains_key(crate::limits::LIMIT_HEADER) =>
+        {
+            WriteOutcome::RateLimited
+        }
         s if s.is_server_error() => WriteOutcome::Error,
         _ => WriteOutcome::Rejected,
     };
@@ -332,7 +344,7 @@ fn decode(
 }
 
 /// An emptied buffer with the same allocation, for borrows of another lifetime.
-fn recycle<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
+pub(crate) fn recycle<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
     v.clear();
     // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
     v.into_iter().map(|_| ("", "")).collect()

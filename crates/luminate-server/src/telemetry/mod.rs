@@ -321,7 +321,7 @@ impl Telemetry {
             ),
             write_errors: r.add(
                 "write_errors",
-                "Points sent to the write route and not stored, by tenant and error code: rejected one by one (the errors of a 207 or 400 answer) or with their whole decoded batch (RATE_LIMIT_EXCEEDED, STORAGE_UNAVAILABLE, ...)",
+                "Points sent to the write route and not stored, by tenant and error code: rejected one by one (the errors of a 207 or 400 answer) or with their whole decoded batch (RATE_LIMIT_EXCEEDED, STORAGE_UNAVAILABLE, ...); for remote write also dropped by design (STALE_MARKER, NON_FINITE_VALUE, NATIVE_HISTOGRAM, EXEMPLAR)",
                 &["tenant", "code"],
                 Family::default(),
             ),
@@ -455,11 +455,23 @@ impl Telemetry {
         self.count_write_errors(tenant, code, n);
     }
 
+    /// `n` samples, histograms or exemplars of `tenant` sent through an ingest protocol and not stored
+    /// though the body was valid (`STALE_MARKER`, `NATIVE_HISTOGRAM`, ...: see docs/ingest.md).
+    pub fn samples_dropped(&self, tenant: &Tenant, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.count_write_error_label(tenant, reason, n);
+        }
+    }
+
     fn count_write_errors(&self, tenant: &Tenant, code: ErrorCode, n: u64) {
+        self.count_write_error_label(tenant, code.as_str(), n);
+    }
+
+    fn count_write_error_label(&self, tenant: &Tenant, code: &'static str, n: u64) {
         self.write_errors
             .get_or_create(&WriteErrorLabels {
                 tenant: self.tenant_label(tenant),
-                code: code.as_str(),
+                code,
             })
             .inc_by(n);
     }

@@ -1,0 +1,815 @@
+//! Prometheus remote write 1.0 (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`)
+//! bodies: the bounded snappy decode, the protobuf messages (declared by hand, no protoc), and the mapping
+//! of time series to validated points (docs/ingest.md). Owns no HTTP: the route
+//! ([`crate::routes::remote_write`]) picks the version from the `Content-Type` and answers.
+//!
+//! The mapping: `__name__` is the metric name, the other labels are dimensions; other `__*` labels and
+//! empty values are dropped; names and keys go through [`protocol_name`] (`:` → `_`). Stale markers,
+//! other non-finite values, native histograms and exemplars are not stored: each is counted by its
+//! [`DropReason`], never failing the batch. A sample that fails validation (a timestamp outside the
+//! window, more than `max_dimensions` labels, ...) is rejected alone, with the JSON API's error code.
+
+use std::borrow::Cow;
+
+use luminate_model::batch::PointBatchBuilder;
+use luminate_model::validate::{PointError, check_point, protocol_name};
+use luminate_model::wire::{WireDimensions, WirePoint, WireScalar};
+use luminate_model::{ErrorCode, PointBatch, ValidationRules};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::write::recycle;
+
+/// The `Content-Type` of remote write 1.0, and of every version once its `proto=` parameter is read.
+pub const PROTOBUF: &str = "application/x-protobuf";
+/// `proto=` of remote write 1.0 (also the meaning of no `proto=` at all).
+pub const PROTO_V1: &str = "prometheus.WriteRequest";
+/// `proto=` of remote write 2.0.
+pub const PROTO_V2: &str = "io.prometheus.write.v2.Request";
+/// A stale marker: the NaN Prometheus writes when a series disappears.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Remote write 1.0 messages (prometheus/prompb `remote.proto`, `types.proto`). Only what Luminate reads
+/// is declared, plus the fields it must count: prost skips undeclared fields silently, and a native
+/// histogram skipped that way would be "accepted" and lost.
+pub mod v1 {
+    /// `prometheus.WriteRequest`. Its `metadata` (field 3) is skipped: Luminate keeps no metadata.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        /// The series and their samples.
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    /// `prometheus.TimeSeries`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        /// Labels, `__name__` among them.
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        /// Float samples.
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+        /// Exemplars, only counted (their contents are not read).
+        #[prost(bytes = "vec", repeated, tag = "3")]
+        pub exemplars: Vec<Vec<u8>>,
+        /// Native histograms, only counted.
+        #[prost(bytes = "vec", repeated, tag = "4")]
+        pub histograms: Vec<Vec<u8>>,
+    }
+
+    /// `prometheus.Label`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        /// Label name.
+        #[prost(string, tag = "1")]
+        pub name: String,
+        /// Label value.
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    /// `prometheus.Sample` (the same fields in 2.0's `io.prometheus.write.v2.Sample`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        /// The value.
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        /// Unix milliseconds.
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+}
+
+/// Remote write 2.0 messages (prometheus/prompb `io/prometheus/write/v2/types.proto`).
+pub mod v2 {
+    /// `io.prometheus.write.v2.Request`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        /// Every string of the request; series name theirs by index.
+        #[prost(string, repeated, tag = "4")]
+        pub symbols: Vec<String>,
+        /// The series.
+        #[prost(message, repeated, tag = "5")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    /// `io.prometheus.write.v2.TimeSeries`. Metadata (5) and created timestamp (6) are skipped.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        /// Pairs of symbol indexes: name, value, name, value, ...
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        /// Float samples.
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<super::v1::Sample>,
+        /// Native histograms, only counted.
+        #[prost(bytes = "vec", repeated, tag = "3")]
+        pub histograms: Vec<Vec<u8>>,
+        /// Exemplars, only counted.
+        #[prost(bytes = "vec", repeated, tag = "4")]
+        pub exemplars: Vec<Vec<u8>>,
+    }
+}
+
+/// Why a sample, histogram or exemplar of a valid body was not stored without being invalid: the
+/// `code` label of `luminate_write_errors_total`, beside the contract's codes for invalid samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A stale marker (`STALE_MARKER`): the series ended; nothing to store.
+    StaleMarker,
+    /// NaN or ±Inf that is not a stale marker (`NON_FINITE_VALUE`): Luminate stores finite values only.
+    NonFinite,
+    /// A native histogram (`NATIVE_HISTOGRAM`): not mapped to points.
+    NativeHistogram,
+    /// An exemplar (`EXEMPLAR`): not stored.
+    Exemplar,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Drops`].
+    pub const ALL: [DropReason; 4] = [
+        Self::StaleMarker,
+        Self::NonFinite,
+        Self::NativeHistogram,
+        Self::Exemplar,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StaleMarker => "STALE_MARKER",
+            Self::NonFinite => "NON_FINITE_VALUE",
+            Self::NativeHistogram => "NATIVE_HISTOGRAM",
+            Self::Exemplar => "EXEMPLAR",
+        }
+    }
+}
+
+/// Counts by [`DropReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops([u64; 4]);
+
+impl Drops {
+    fn add(&mut self, reason: DropReason, n: usize) {
+        self.0[reason as usize] += n as u64;
+    }
+
+    /// How many were dropped for `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    /// How many in all.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// A sample that failed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The metric name as sent.
+    pub metric: String,
+    /// Why.
+    pub error: PointError,
+}
+
+/// A decoded body: its valid samples in store batches of at most `max_batch` points each, and what was
+/// not kept.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Valid points, split into batches for the store.
+    pub batches: Vec<PointBatch>,
+    /// Samples that failed validation.
+    pub rejections: Vec<Rejection>,
+    /// What was dropped without being invalid.
+    pub drops: Drops,
+}
+
+impl Decoded {
+    /// Number of valid points.
+    pub fn points(&self) -> usize {
+        self.batches.iter().map(PointBatch::len).sum()
+    }
+}
+
+/// Which message a body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// `prometheus.WriteRequest`.
+    V1,
+    /// `io.prometheus.write.v2.Request`.
+    V2,
+}
+
+/// Decompresses a snappy block-format body, refusing one whose declared length exceeds `cap` before
+/// anything is allocated (the header is five bytes; it may claim 4 GiB).
+pub fn unsnappy_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = snap::raw::decompress_len(compressed)
+        .map_err(|e| ApiError::invalid_request(format!("invalid snappy body: {e}")))?;
+    if declared > cap {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "decompressed request body of {declared} bytes exceeds the limit of {cap} bytes"
+            ),
+        )
+        .with_details(json!({"max_request_size_bytes": cap})));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(compressed)
+        .map_err(|e| ApiError::invalid_request(format!("invalid snappy body: {e}")))
+}
+
+/// Decodes a decompressed body of `version` and maps it to points (see the module doc). Only a body that
+/// is not the message fails as a whole (`400`).
+pub fn decode(
+    version: Version,
+    body: &[u8],
+    now: i64,
+    rules: &ValidationRules,
+    max_batch: usize,
+) -> Result<Decoded, ApiError> {
+    use prost::Message;
+    let malformed =
+        |e: prost::DecodeError| ApiError::invalid_request(format!("malformed protobuf body: {e}"));
+    let mut mapper = Mapper::new(now, rules, max_batch);
+    match version {
+        Version::V1 => {
+            let request = v1::WriteRequest::decode(body).map_err(malformed)?;
+            for series in &request.timeseries {
+                let labels = series
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()));
+                mapper.series(labels, &series.samples);
+                mapper.drop(DropReason::NativeHistogram, series.histograms.len());
+                mapper.drop(DropReason::Exemplar, series.exemplars.len());
+            }
+        }
+        Version::V2 => {
+            let request = v2::Request::decode(body).map_err(malformed)?;
+            let symbol = |i: u32| {
+                request
+                    .symbols
+                    .get(i as usize)
+                    .map(String::as_str)
+                    .ok_or_else(|| {
+                        ApiError::invalid_request(format!(
+                            "label reference {i} is outside the symbols table of {}",
+                            request.symbols.len()
+                        ))
+                    })
+            };
+            for series in &request.timeseries {
+                if series.labels_refs.len() % 2 != 0 {
+                    return Err(ApiError::invalid_request(
+                        "a series has an odd number of label references",
+                    ));
+                }
+                let labels = series
+                    .labels_refs
+                    .chunks_exact(2)
+                    .map(|pair| Ok((symbol(pair[0])?, symbol(pair[1])?)))
+                    .collect::<Result<Vec<_>, ApiError>>()?;
+                mapper.series(labels.into_iter(), &series.samples);
+                mapper.drop(DropReason::NativeHistogram, series.histograms.len());
+                mapper.drop(DropReason::Exemplar, series.exemplars.len());
+            }
+        }
+    }
+    Ok(mapper.finish())
+}
+
+/// Builds store batches of at most `max_batch` points from series.
+struct Mapper<'r> {
+    now: i64,
+    rules: &'r ValidationRules,
+    max_batch: usize,
+    /// The batch being filled: strings are copied into it (its body is empty).
+    current: (String, PointBatchBuilder),
+    decoded: Decoded,
+}
+
+impl<'r> Mapper<'r> {
+    fn new(now: i64, rules: &'r ValidationRules, max_batch: usize) -> Self {
+        Self {
+            now,
+            rules,
+            max_batch: max_batch.max(1),
+            current: Self::empty_builder(max_batch),
+            decoded: Decoded::default(),
+        }
+    }
+
+    fn empty_builder(capacity: usize) -> (String, PointBatchBuilder) {
+        let body = String::new();
+        let builder = PointBatchBuilder::new(&body, capacity.min(1024));
+        (body, builder)
+    }
+
+    fn drop(&mut self, reason: DropReason, n: usize) {
+        self.decoded.drops.add(reason, n);
+    }
+
+    fn series<'s>(
+        &mut self,
+        labels: impl Iterator<Item = (&'s str, &'s str)>,
+        samples: &[v1::Sample],
+    ) {
+        let mut name: Cow<'s, str> = Cow::Borrowed("");
+        let mut dimensions = Vec::new();
+        for (key, value) in labels {
+            if key == "__name__" {
+                name = protocol_name(value);
+            } else if !key.starts_with("__") && !value.is_empty() {
+                dimensions.push((protocol_name(key), WireScalar::Str(Cow::Borrowed(value))));
+            }
+        }
+        let mut wire = WirePoint {
+            name: WireScalar::Str(name),
+            timestamp: WireScalar::Missing,
+            value: WireScalar::Missing,
+            dimensions: WireDimensions::Pairs(dimensions),
+        };
+        let mut buffer: Vec<(&str, &str)> = Vec::new();
+        for sample in samples {
+            if !sample.value.is_finite() {
+                let reason = if sample.value.to_bits() == STALE_NAN_BITS {
+                    DropReason::StaleMarker
+                } else {
+                    DropReason::NonFinite
+                };
+                self.drop(reason, 1);
+                continue;
+            }
+            wire.timestamp = WireScalar::Int(sample.timestamp);
+            wire.value = WireScalar::Float(sample.value);
+            let mut dims = recycle(std::mem::take(&mut buffer));
+            match check_point(&wire, self.now, self.rules, &mut dims) {
+                Ok(point) => {
+                    self.current.1.push(&point, &dims);
+                    if self.current.1.len() >= self.max_batch {
+                        self.seal();
+                    }
+                }
+                Err(error) => self.decoded.rejections.push(Rejection {
+                    metric: match &wire.name {
+                        WireScalar::Str(s) => s.to_string(),
+                        _ => String::new(),
+                    },
+                    error,
+                }),
+            }
+            buffer = recycle(dims);
+        }
+    }
+
+    /// Closes the batch being filled, if it has points.
+    fn seal(&mut self) {
+        if self.current.1.is_empty() {
+            return;
+        }
+        let (body, builder) =
+            std::mem::replace(&mut self.current, Self::empty_builder(self.max_batch));
+        // The builder was made over `body`: finishing with it cannot fail.
+        if let Ok(batch) = builder.finish(body) {
+            self.decoded.batches.push(batch);
+        }
+    }
+
+    fn finish(mut self) -> Decoded {
+        self.seal();
+        self.decoded
+    }
+}
+
+/// Fixtures are encoded by [`wire`], a protobuf writer of a few lines that shares nothing with the prost
+/// structs above: a field number or type declared wrong there shows here as a decoding difference.
+#[cfg(test)]
+pub(crate) mod wire {
+    /// A varint.
+    pub fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A field key.
+    fn key(field: u32, wire_type: u8, out: &mut Vec<u8>) {
+        varint(u64::from(field) << 3 | u64::from(wire_type), out);
+    }
+
+    /// A length-delimited field (string, bytes, message, packed).
+    pub fn bytes(field: u32, data: &[u8], out: &mut Vec<u8>) {
+        key(field, 2, out);
+        varint(data.len() as u64, out);
+        out.extend_from_slice(data);
+    }
+
+    /// A double field.
+    pub fn double(field: u32, v: f64, out: &mut Vec<u8>) {
+        key(field, 1, out);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// An int64 field (varint, two's complement).
+    pub fn int64(field: u32, v: i64, out: &mut Vec<u8>) {
+        key(field, 0, out);
+        varint(v as u64, out);
+    }
+
+    /// `Sample{value=1, timestamp=2}`.
+    pub fn sample(value: f64, timestamp: i64) -> Vec<u8> {
+        let mut s = Vec::new();
+        double(1, value, &mut s);
+        int64(2, timestamp, &mut s);
+        s
+    }
+
+    /// A 1.0 `TimeSeries` with `labels`, `samples`, and `histograms`/`exemplars` opaque messages.
+    pub fn series_v1(
+        labels: &[(&str, &str)],
+        samples: &[(f64, i64)],
+        exemplars: usize,
+        histograms: usize,
+    ) -> Vec<u8> {
+        let mut ts = Vec::new();
+        for (name, value) in labels {
+            let mut label = Vec::new();
+            bytes(1, name.as_bytes(), &mut label);
+            bytes(2, value.as_bytes(), &mut label);
+            bytes(1, &label, &mut ts);
+        }
+        for &(v, t) in samples {
+            bytes(2, &sample(v, t), &mut ts);
+        }
+        for _ in 0..exemplars {
+            let mut exemplar = Vec::new();
+            double(2, 1.0, &mut exemplar);
+            bytes(3, &exemplar, &mut ts);
+        }
+        for _ in 0..histograms {
+            let mut histogram = Vec::new();
+            varint(1 << 3, &mut histogram); // count_int = 1 (field 1, varint)
+            varint(5, &mut histogram);
+            bytes(4, &histogram, &mut ts);
+        }
+        ts
+    }
+
+    /// A 1.0 `WriteRequest` of `series`, with one metadata entry (field 3), as Prometheus sends.
+    pub fn request_v1(series: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for ts in series {
+            bytes(1, ts, &mut out);
+        }
+        let mut metadata = Vec::new();
+        bytes(2, b"http_requests_total", &mut metadata);
+        bytes(3, &metadata, &mut out);
+        out
+    }
+
+    /// A 2.0 `TimeSeries`: packed `labels_refs` (1), samples (2), histograms (3) and exemplars (4).
+    pub fn series_v2(refs: &[u32], samples: &[(f64, i64)], histograms: usize) -> Vec<u8> {
+        let mut ts = Vec::new();
+        let mut packed = Vec::new();
+        for &r in refs {
+            varint(u64::from(r), &mut packed);
+        }
+        bytes(1, &packed, &mut ts);
+        for &(v, t) in samples {
+            bytes(2, &sample(v, t), &mut ts);
+        }
+        for _ in 0..histograms {
+            bytes(3, &[8, 5], &mut ts);
+        }
+        ts
+    }
+
+    /// A 2.0 `Request`: symbols (4), series (5).
+    pub fn request_v2(symbols: &[&str], series: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in symbols {
+            bytes(4, s.as_bytes(), &mut out);
+        }
+        for ts in series {
+            bytes(5, ts, &mut out);
+        }
+        out
+    }
+
+    /// Snappy block format, compressed by the `snap` encoder (decoding is what the tests check).
+    pub fn snappy(data: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(data)
+            .expect("snappy encoding of a test body")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use luminate_model::Point;
+
+    use super::wire::*;
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+    const STALE: f64 = f64::from_bits(STALE_NAN_BITS);
+
+    fn points(decoded: &Decoded) -> Vec<Point> {
+        decoded
+            .batches
+            .iter()
+            .flat_map(PointBatch::to_points)
+            .collect()
+    }
+
+    fn point(name: &str, t: i64, v: f64, dims: &[(&str, &str)]) -> Point {
+        Point {
+            name: name.into(),
+            timestamp: t,
+            value: v,
+            dimensions: luminate_model::Dimensions::from_pairs(
+                dims.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            ),
+        }
+    }
+
+    fn decode_v1(body: &[u8], max_batch: usize) -> Decoded {
+        decode(
+            Version::V1,
+            body,
+            NOW,
+            &ValidationRules::default(),
+            max_batch,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn v1_labels_map_to_name_and_dimensions_and_special_labels_drop() {
+        let body = request_v1(&[series_v1(
+            &[
+                ("__name__", "job:http_requests:rate5m"),
+                ("customer_id", "c1"),
+                ("empty", ""),
+                ("__meta_x", "dropped"),
+                ("le", "0.5"),
+            ],
+            &[(1.5, NOW - 1000), (2.5, NOW)],
+            0,
+            0,
+        )]);
+        let d = decode_v1(&body, 10);
+        let dims = [("customer_id", "c1"), ("le", "0.5")];
+        assert_eq!(
+            points(&d),
+            vec![
+                point("job_http_requests_rate5m", NOW - 1000, 1.5, &dims),
+                point("job_http_requests_rate5m", NOW, 2.5, &dims),
+            ]
+        );
+        assert!(d.rejections.is_empty());
+        assert_eq!(d.drops.total(), 0);
+    }
+
+    #[test]
+    fn stale_markers_non_finite_values_histograms_and_exemplars_are_counted_not_stored() {
+        let body = request_v1(&[
+            series_v1(
+                &[("__name__", "up")],
+                &[
+                    (1.0, NOW),
+                    (STALE, NOW + 1),
+                    (f64::NAN, NOW + 2),
+                    (f64::INFINITY, NOW + 3),
+                ],
+                2,
+                0,
+            ),
+            series_v1(&[("__name__", "latency")], &[], 0, 3),
+        ]);
+        let d = decode_v1(&body, 10);
+        assert_eq!(points(&d), vec![point("up", NOW, 1.0, &[])]);
+        assert_eq!(d.drops.get(DropReason::StaleMarker), 1);
+        assert_eq!(d.drops.get(DropReason::NonFinite), 2);
+        assert_eq!(d.drops.get(DropReason::Exemplar), 2);
+        assert_eq!(d.drops.get(DropReason::NativeHistogram), 3);
+    }
+
+    #[test]
+    fn invalid_samples_are_rejected_alone_with_the_contract_codes() {
+        let too_many: Vec<(String, String)> = (0..21)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        let mut labels: Vec<(&str, &str)> = vec![("__name__", "wide")];
+        labels.extend(too_many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let body = request_v1(&[
+            series_v1(&[("__name__", "ok")], &[(1.0, NOW)], 0, 0),
+            series_v1(&labels, &[(1.0, NOW)], 0, 0),
+            series_v1(&[("__name__", "9bad")], &[(1.0, NOW)], 0, 0),
+            series_v1(&[("__name__", "old")], &[(1.0, NOW - 8 * 86_400_000)], 0, 0),
+            series_v1(&[("instance", "no name")], &[(1.0, NOW)], 0, 0),
+        ]);
+        let d = decode_v1(&body, 10);
+        assert_eq!(points(&d), vec![point("ok", NOW, 1.0, &[])]);
+        let codes: Vec<_> = d
+            .rejections
+            .iter()
+            .map(|r| (r.metric.as_str(), r.error.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("wide", ErrorCode::DimensionLimitExceeded),
+                ("9bad", ErrorCode::InvalidMetricName),
+                ("old", ErrorCode::InvalidTimestamp),
+                ("", ErrorCode::InvalidMetricName),
+            ]
+        );
+    }
+
+    #[test]
+    fn large_bodies_split_into_store_batches_beyond_the_json_cap() {
+        let samples: Vec<(f64, i64)> = (0..25).map(|i| (i as f64, NOW - i)).collect();
+        let body = request_v1(&[series_v1(&[("__name__", "m")], &samples, 0, 0)]);
+        let d = decode_v1(&body, 10);
+        let sizes: Vec<usize> = d.batches.iter().map(PointBatch::len).collect();
+        assert_eq!(sizes, vec![10, 10, 5]);
+        assert_eq!(d.points(), 25);
+        assert_eq!(points(&d)[24], point("m", NOW - 24, 24.0, &[]));
+    }
+
+    #[test]
+    fn metadata_only_request_decodes_to_nothing() {
+        let d = decode_v1(&request_v1(&[]), 10);
+        assert_eq!(d.points(), 0);
+        assert!(d.rejections.is_empty());
+    }
+
+    #[test]
+    fn v2_resolves_labels_through_the_symbols_table() {
+        let symbols = [
+            "",
+            "__name__",
+            "http_requests_total",
+            "customer_id",
+            "c7",
+            "__type__",
+            "x",
+        ];
+        let body = request_v2(
+            &symbols,
+            &[series_v2(
+                &[1, 2, 3, 4, 5, 6],
+                &[(3.0, NOW), (STALE, NOW + 1)],
+                1,
+            )],
+        );
+        let d = decode(Version::V2, &body, NOW, &ValidationRules::default(), 10).unwrap();
+        assert_eq!(
+            points(&d),
+            vec![point(
+                "http_requests_total",
+                NOW,
+                3.0,
+                &[("customer_id", "c7")]
+            )]
+        );
+        assert_eq!(d.drops.get(DropReason::StaleMarker), 1);
+        assert_eq!(d.drops.get(DropReason::NativeHistogram), 1);
+        // A 2.0 body read as 1.0 is an empty message, not an error: why the version comes from headers.
+        assert_eq!(decode_v1(&body, 10).points(), 0);
+    }
+
+    #[test]
+    fn v2_reference_outside_the_symbols_is_invalid() {
+        let body = request_v2(&["", "__name__"], &[series_v2(&[1, 9], &[(1.0, NOW)], 0)]);
+        let err = decode(Version::V2, &body, NOW, &ValidationRules::default(), 10).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        let odd = request_v2(
+            &["", "__name__", "m"],
+            &[series_v2(&[1, 2, 1], &[(1.0, NOW)], 0)],
+        );
+        let err = decode(Version::V2, &odd, NOW, &ValidationRules::default(), 10).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn truncated_protobuf_is_invalid() {
+        let body = request_v1(&[series_v1(&[("__name__", "m")], &[(1.0, NOW)], 0, 0)]);
+        for cut in [1, body.len() / 2, body.len() - 1] {
+            let err = decode(
+                Version::V1,
+                &body[..cut],
+                NOW,
+                &ValidationRules::default(),
+                10,
+            )
+            .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn snappy_bomb_is_refused_from_its_header() {
+        // A five-byte header declaring 4 GiB - 1 of output, and nothing else.
+        let mut bomb = Vec::new();
+        varint(u64::from(u32::MAX), &mut bomb);
+        let err = unsnappy_capped(&bomb, 1 << 20).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PayloadTooLarge);
+        let fits = snappy(&[7u8; 1000]);
+        assert_eq!(unsnappy_capped(&fits, 1000).unwrap(), vec![7u8; 1000]);
+        assert_eq!(
+            unsnappy_capped(&fits, 999).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
+        assert_eq!(
+            unsnappy_capped(b"\x05ab", 100).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    /// Decodes `compressed` as the route does, for both versions: an answer or a `400`/`413`, never a
+    /// panic, and never more points than the body has bytes.
+    fn decode_untrusted(compressed: &[u8]) {
+        for version in [Version::V1, Version::V2] {
+            match unsnappy_capped(compressed, 1 << 20)
+                .and_then(|body| decode(version, &body, NOW, &ValidationRules::default(), 7))
+            {
+                Ok(d) => {
+                    assert!(d.points() <= compressed.len() * 64);
+                    assert!(d.batches.iter().all(|b| !b.is_empty() && b.len() <= 7));
+                }
+                Err(e) => assert!(
+                    matches!(
+                        e.code,
+                        ErrorCode::InvalidRequest | ErrorCode::PayloadTooLarge
+                    ),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+
+    fn valid_body() -> Vec<u8> {
+        let mut body = request_v1(&[
+            series_v1(
+                &[("__name__", "a:b"), ("customer_id", "c1"), ("__x", "y")],
+                &[(1.0, NOW), (STALE, NOW + 1), (2.0, NOW + 2)],
+                1,
+                1,
+            ),
+            series_v1(&[("__name__", "m")], &[(3.0, NOW)], 0, 0),
+        ]);
+        body.extend(request_v2(
+            &["", "__name__", "n", "k", "v"],
+            &[series_v2(&[1, 2, 3, 4], &[(1.0, NOW)], 1)],
+        ));
+        body
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes, as sent (mostly not snappy).
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            decode_untrusted(&bytes);
+        }
+
+        /// Arbitrary bytes compressed: every one reaches the protobuf decoder.
+        #[test]
+        fn random_protobuf_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            decode_untrusted(&snappy(&bytes));
+        }
+
+        /// A valid body with bytes overwritten, inserted or cut, before or after compression.
+        #[test]
+        fn mutated_bodies_never_panic(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3), 1..8),
+            after_compression in proptest::prelude::any::<bool>(),
+        ) {
+            let mut body = valid_body();
+            if after_compression {
+                body = snappy(&body);
+            }
+            for (at, byte, kind) in edits {
+                let at = at % (body.len() + 1);
+                match kind {
+                    0 if at < body.len() => body[at] = byte,
+                    1 => body.insert(at, byte),
+                    _ => body.truncate(at),
+                }
+            }
+            if !after_compression {
+                body = snappy(&body);
+            }
+            decode_untrusted(&body);
+        }
+    }
+}

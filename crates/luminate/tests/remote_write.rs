@@ -1,0 +1,361 @@
+//! Prometheus remote write end to end, on every backend: a real Prometheus (Debian's 2.42) scrapes a target served by the
+//! test every second — 1 000 customer-labelled series, a counter, a recording-rule style name with `:`,
+//! and a series that disappears after a few scrapes — and remote-writes to the real binary with a bearer
+//! token (auth on). Once the target goes away, every series' sample count in Luminate equals what
+//! Prometheus holds (asked through its HTTP API), the counter's samples sum to the same total, the
+//! stale markers were counted as dropped, not stored, and Prometheus logged no non-recoverable error.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+mod deploy_files;
+mod tenant_client;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Luminate};
+use deploy_files::require;
+use serde_json::{Value, json};
+use tenant_client::{Client, token, with_secret};
+
+const CUSTOMERS: usize = 1_000;
+/// Scrapes that still show the vanishing series.
+const VANISHING_SCRAPES: u64 = 3;
+/// How long Prometheus scrapes before the target goes away.
+const RUN: Duration = Duration::from_secs(8);
+const METRICS_TOKEN: &str = "scrape-token";
+
+/// The scrape target: the exposition of scrape `n` (counted from 1), or `503` once stopped.
+struct Target {
+    address: String,
+    stopped: Arc<AtomicBool>,
+    scrapes: Arc<AtomicU64>,
+}
+
+impl Target {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let scrapes = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stopped.clone(), scrapes.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let response = if stop.load(Ordering::SeqCst) {
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_owned()
+                } else {
+                    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = exposition(n);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Self {
+            address,
+            stopped,
+            scrapes,
+        }
+    }
+}
+
+/// Scrape `n`'s text exposition.
+fn exposition(n: u64) -> String {
+    let mut text = String::from("# TYPE customer_requests_total counter\n");
+    for c in 0..CUSTOMERS {
+        text.push_str(&format!(
+            "customer_requests_total{{customer_id=\"cust_{c}\"}} {}\n",
+            n * (c as u64 + 1)
+        ));
+    }
+    text.push_str(&format!(
+        "# TYPE scrapes_total counter\nscrapes_total {n}\n# TYPE demo:ratio gauge\ndemo:ratio 0.5\n"
+    ));
+    if n <= VANISHING_SCRAPES {
+        text.push_str("# TYPE vanishing gauge\nvanishing 1\n");
+    }
+    text
+}
+
+/// Prometheus, killed when dropped.
+struct Prometheus {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, target: &str, luminate: &str, bearer: &str) -> Self {
+        let config = format!(
+            "global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: customers
+    static_configs:
+      - targets: ['{target}']
+remote_write:
+  - url: {luminate}/api/v1/write
+    authorization:
+      credentials: {bearer}
+    queue_config:
+      batch_send_deadline: 1s
+      max_samples_per_send: 5000
+      min_backoff: 100ms
+      max_backoff: 1s
+      retry_on_http_429: true
+    metadata_config:
+      send_interval: 2s
+"
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// An instant query's result vector, or `None` while Prometheus is not answering.
+    fn query(&self, expr: &str) -> Option<Vec<Value>> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, _, body) =
+            common::get_text(&format!("{}/api/v1/query?query={encoded}", self.base), &[]);
+        if status != 200 {
+            return None;
+        }
+        let body: Value = serde_json::from_str(&body).ok()?;
+        body["data"]["result"].as_array().cloned()
+    }
+
+    /// `{label value: sample value}` of an instant vector.
+    fn by_label(&self, expr: &str, label: &str) -> BTreeMap<String, u64> {
+        self.query(expr)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"][label].as_str().unwrap_or("").to_owned(),
+                    s["value"][1].as_str().unwrap().parse::<f64>().unwrap() as u64,
+                )
+            })
+            .collect()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Stored points per `customer_id` of `customer_requests_total` in Luminate.
+fn luminate_counts(client: &Client, token: &str) -> BTreeMap<String, u64> {
+    // `404` until the first point arrives: nothing stored yet.
+    let body = client
+        .post(
+            "/api/v1/query",
+            token,
+            &json!({"queryType": "listDimensionValues", "metricName": "customer_requests_total",
+            "dimension": "customer_id", "limit": 1000}),
+        )
+        .body;
+    body["results"]
+        .as_array()
+        .map(|values| {
+            values
+                .iter()
+                .map(|v| {
+                    (
+                        v["value"].as_str().unwrap().to_owned(),
+                        v["points"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sum and count of `metric`'s stored points.
+fn luminate_sum_count(client: &Client, token: &str, metric: &str) -> (f64, u64) {
+    let body = client
+        .post(
+            "/api/v1/query",
+            token,
+            &json!({"queryType": "aggregate", "metricName": metric, "aggregation": "sum",
+                "timeRange": {"relative": "1h"}}),
+        )
+        .body;
+    let results = body["results"].as_array().cloned().unwrap_or_default();
+    (
+        results.iter().filter_map(|r| r["value"].as_f64()).sum(),
+        results.iter().filter_map(|r| r["count"].as_u64()).sum(),
+    )
+}
+
+fn write_errors(server: &Luminate, code: &str) -> u64 {
+    let (status, _, text) = common::get_text(
+        &server.url("/metrics"),
+        &[("authorization", &format!("Bearer {METRICS_TOKEN}"))],
+    );
+    assert_eq!(status, 200, "{text}");
+    let prefix = format!("luminate_write_errors_total{{tenant=\"acme\",code=\"{code}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+}
+
+on_each_backend!(prometheus_remote_writes_every_scraped_sample_exactly_once);
+
+fn prometheus_remote_writes_every_scraped_sample_exactly_once(backend: Backend) {
+    require("prometheus", "prometheus");
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_secret(backend.launch(&dir.path().join("luminate")))
+        .without_rate_limits()
+        .env("LUMINATE__METRICS__BEARER_TOKEN", METRICS_TOKEN)
+        .start();
+    let client = Client::of(&server);
+    let writer = token("acme", &["write"]);
+    let reader = token("acme", &["read"]);
+    let target = Target::start();
+    let prometheus = Prometheus::start(dir.path(), &target.address, &server.base, &writer);
+
+    let first = Instant::now() + Duration::from_secs(20);
+    while target.scrapes.load(Ordering::SeqCst) == 0 && Instant::now() < first {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(RUN);
+    target.stopped.store(true, Ordering::SeqCst);
+    let scrapes = target.scrapes.load(Ordering::SeqCst);
+    assert!(
+        scrapes > VANISHING_SCRAPES + 1,
+        "{scrapes} scrapes: {}",
+        prometheus.log()
+    );
+
+    // Prometheus holds no new samples of the target now; wait until Luminate has all of them.
+    let expected = |p: &Prometheus| {
+        p.by_label(
+            "count_over_time(customer_requests_total[10m])",
+            "customer_id",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut want, mut got) = (BTreeMap::new(), BTreeMap::new());
+    while Instant::now() < deadline {
+        want = expected(&prometheus);
+        got = luminate_counts(&client, &reader);
+        if want.len() == CUSTOMERS && want == got {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(want.len(), CUSTOMERS, "{}", prometheus.log());
+    assert_eq!(got, want, "per-series sample counts differ");
+
+    // The counter's samples and the `:` name, value for value.
+    let scalar = |expr: &str| {
+        prometheus.query(expr).unwrap()[0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let wait_equal = |metric: &str, prom_sum: f64, prom_count: f64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = luminate_sum_count(&client, &reader, metric);
+            if got == (prom_sum, prom_count as u64) || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let (sum, count) = (
+        scalar("sum_over_time(scrapes_total[10m])"),
+        scalar("count_over_time(scrapes_total[10m])"),
+    );
+    assert_eq!(wait_equal("scrapes_total", sum, count), (sum, count as u64));
+    let count = scalar("count_over_time(demo:ratio[10m])");
+    assert_eq!(
+        wait_equal("demo_ratio", count * 0.5, count),
+        (count * 0.5, count as u64)
+    );
+    // The vanished series: its samples stored, its stale marker counted and not stored.
+    let count = scalar("count_over_time(vanishing[10m])");
+    assert_eq!(count, VANISHING_SCRAPES as f64);
+    assert_eq!(
+        wait_equal("vanishing", count, count),
+        (count, VANISHING_SCRAPES)
+    );
+    let stale_deadline = Instant::now() + Duration::from_secs(15);
+    while write_errors(&server, "STALE_MARKER") <= CUSTOMERS as u64
+        && Instant::now() < stale_deadline
+    {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        write_errors(&server, "STALE_MARKER") > CUSTOMERS as u64,
+        "the vanished series and the stopped target's series end with stale markers"
+    );
+
+    let log = prometheus.log();
+    for bad in ["non-recoverable", "level=error"] {
+        assert!(!log.contains(bad), "Prometheus logged {bad:?}:\n{log}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(90));
+}
