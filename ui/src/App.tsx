@@ -3,12 +3,13 @@
 import { useEffect, useState } from "preact/hooks";
 import { client, tokenStore } from "./api/client.ts";
 import { Cardinality } from "./pages/cardinality/Cardinality.tsx";
+import { Dashboards } from "./pages/dashboards/Dashboards.tsx";
 import { Explore } from "./pages/explore/Explore.tsx";
 import { Status } from "./pages/status/Status.tsx";
 import { TokenDialog } from "./components/TokenDialog.tsx";
 import { Link, useRoute } from "./lib/route.tsx";
 
-const PAGES: [string, string][] = [["explore", "Explore"], ["cardinality", "Cardinality"], ["status", "Status"]];
+const PAGES: [string, string][] = [["explore", "Explore"], ["dashboards", "Dashboards"], ["cardinality", "Cardinality"], ["status", "Status"]];
 
 export function App() {
   const route = useRoute();
@@ -26,6 +27,7 @@ export function App() {
       </header>
       <main key={`${page}-${generation}`}>
         {page === "explore" && <Explore params={route.params} />}
+        {page === "dashboards" && <Dashboards params={route.params} />}
         {page === "cardinality" && <Cardinality />}
         {page === "status" && <Status />}
         {!PAGES.some(([id]) => id === page) && <p>No page “{page}”. <Link href="/ui/explore">Explore</Link></p>}

@@ -1,7 +1,8 @@
 // The one client of Luminate's JSON API that every page uses: same origin, the session's bearer token
 // when one is set, and every refusal turned into an ApiError that keeps the server's own words.
 
-import type { Cardinality, DimensionValue, Health, Overview, Query, QueryAnswer } from "./types.ts";
+import type { Dashboard } from "../lib/dashboard.ts";
+import type { Cardinality, DashboardSummary, DimensionValue, Health, Overview, Query, QueryAnswer } from "./types.ts";
 
 /** A refused or failed call: the HTTP status and the contract's `{"error": {code, message, details}}`. */
 export class ApiError extends Error {
@@ -49,6 +50,27 @@ export class Client {
 
   query(query: Query, signal?: AbortSignal): Promise<QueryAnswer> {
     return this.call("POST", "/api/v1/query", query, signal);
+  }
+  /** A panel's resolved query, as the dashboard document holds it (any query type). */
+  rawQuery<T = QueryAnswer>(query: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+    return this.call("POST", "/api/v1/query", query, signal);
+  }
+  /** A query variable's choices: its `listDimensionValues` query's values. */
+  async variableValues(query: Record<string, unknown>, signal?: AbortSignal): Promise<string[]> {
+    const answer = await this.rawQuery<{ results: DimensionValue[] }>(query, signal);
+    return answer.results.map((r) => r.value);
+  }
+  async dashboards(tag?: string): Promise<DashboardSummary[]> {
+    const path = `/api/v1/dashboards${tag ? `?tag=${encodeURIComponent(tag)}` : ""}`;
+    return (await this.call<{ dashboards: DashboardSummary[] }>("GET", path)).dashboards;
+  }
+  /** The export: `{"dashboard": {...}}`, a file that imports back to the same dashboard. */
+  dashboard(id: string): Promise<{ dashboard: Dashboard }> {
+    return this.call("GET", `/api/v1/dashboards/${encodeURIComponent(id)}`);
+  }
+  /** Creates or imports (`{"dashboard": {...}}` or a bare document). */
+  importDashboard(file: unknown): Promise<{ dashboard: Dashboard }> {
+    return this.call("POST", "/api/v1/dashboards", file);
   }
   async metrics(): Promise<string[]> {
     return (await this.call<{ metrics: string[] }>("GET", "/api/v1/metrics")).metrics;

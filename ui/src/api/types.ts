@@ -68,3 +68,6 @@ export interface Overview {
 export interface Cardinality {
   metrics: { metric: string; series: number; dimensions: { key: string; distinct_values: number }[] }[];
 }
+
+/** A line of `GET /api/v1/dashboards`. */
+export interface DashboardSummary { id: string; title: string; tags: string[]; version: number }

@@ -1,5 +1,6 @@
 // A uPlot chart of aligned columns: lines over time, or bars over groups. The uPlot instance is kept on
-// the container element (`.uplot`), which is how the browser test reads what was plotted.
+// the container element (`.uplot`), which is how the browser tests read what was plotted. A dashboard
+// panel passes its legend, its number format (unit, decimals) and its thresholds (dashed lines).
 
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
@@ -7,19 +8,55 @@ import "uplot/dist/uPlot.min.css";
 import type { ChartData } from "../lib/query.ts";
 import { formatValue } from "../lib/query.ts";
 
+export interface ChartLook {
+  legend?: { show?: boolean; position?: "bottom" | "right" };
+  format?: (v: number) => string;
+  threshold?: { warning?: number; critical?: number };
+}
+
+const THRESHOLD_COLOURS = { warning: "#d97706", critical: "#dc2626" } as const;
+
+/** Dashed horizontal lines at the thresholds inside the plot's range. */
+function thresholdLines(threshold: ChartLook["threshold"]) {
+  return (u: uPlot) => {
+    const ctx = u.ctx;
+    for (const key of ["warning", "critical"] as const) {
+      const at = threshold?.[key];
+      if (at === undefined) continue;
+      const y = u.valToPos(at, "y", true);
+      if (y < u.bbox.top || y > u.bbox.top + u.bbox.height) continue;
+      ctx.save();
+      ctx.strokeStyle = THRESHOLD_COLOURS[key];
+      ctx.setLineDash([6, 4]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(u.bbox.left, y);
+      ctx.lineTo(u.bbox.left + u.bbox.width, y);
+      ctx.stroke();
+      ctx.restore();
+    }
+  };
+}
+
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#9333ea", "#ea580c"];
 
-export function Chart({ data, height = 320 }: { data: ChartData; height?: number }) {
+const PLAIN: ChartLook = {};
+
+export function Chart({ data, height = 320, look = PLAIN }: { data: ChartData; height?: number; look?: ChartLook }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
     if (!el) return;
-    const width = Math.max(el.clientWidth, 300);
     const bars = data.kind === "bars";
+    const right = look.legend?.position === "right" && look.legend.show !== false && !bars;
+    // A legend on the right takes its share of the width.
+    const widthOf = () => Math.max(el.clientWidth - (right ? 190 : 0), 200);
+    const width = widthOf();
+    const format = look.format ?? formatValue;
     const options: uPlot.Options = {
       width,
       height,
-      legend: { show: !bars },
+      legend: { show: !bars && look.legend?.show !== false },
       // UTC, like the table and the absolute time range.
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       cursor: { drag: { x: !bars, y: false } },
@@ -32,7 +69,7 @@ export function Chart({ data, height = 320 }: { data: ChartData; height?: number
         bars
           ? { values: (_u, splits) => splits.map((i) => data.categories?.[i] ?? ""), splits: () => data.x, gap: 4, size: 60 }
           : {},
-        { values: (_u, splits) => splits.map(formatValue), size: 70 },
+        { values: (_u, splits) => splits.map(format), size: 80 },
       ],
       series: [
         { label: bars ? "group" : "time" },
@@ -43,16 +80,17 @@ export function Chart({ data, height = 320 }: { data: ChartData; height?: number
           fill: bars ? PALETTE[i % PALETTE.length] + "cc" : undefined,
           paths: bars ? uPlot.paths.bars?.({ size: [0.6, 80] }) : undefined,
           points: { show: !bars && data.x.length < 60 },
-          value: (_u: uPlot, v: number | null) => (v == null ? "—" : formatValue(v)),
+          value: (_u: uPlot, v: number | null) => (v == null ? "—" : format(v)),
           spanGaps: false,
         })),
       ],
+      hooks: look.threshold ? { draw: [thresholdLines(look.threshold)] } : {},
     };
     const plot = new uPlot(options, [data.x, ...data.series] as uPlot.AlignedData, el);
     (el as HTMLDivElement & { uplot?: uPlot }).uplot = plot;
-    const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(el.clientWidth, 300), height }));
+    const resize = new ResizeObserver(() => plot.setSize({ width: widthOf(), height }));
     resize.observe(el);
     return () => { resize.disconnect(); plot.destroy(); };
-  }, [data, height]);
-  return <div class="chart" ref={box} />;
+  }, [data, height, look]);
+  return <div class={`chart${look.legend?.position === "right" ? " legend-right" : ""}`} ref={box} />;
 }

@@ -23,26 +23,9 @@ export const ABSOLUTE = "absolute";
 
 export const RELATIVE_RANGES = ["5m", "15m", "1h", "6h", "24h", "7d", "30d"];
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `90s`, `15m`, `1h`, `7d`, `2w` → milliseconds; null when it is not such a duration. */
-export function parseDuration(text: string): number | null {
-  const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(text.trim());
-  return m ? Number(m[1]) * UNIT_MS[m[2]] : null;
-}
-
-/** Round bucket widths, smallest first. */
-const ROUND_INTERVALS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h", "2h", "3h", "6h", "12h", "1d", "2d", "7d"];
-const MAX_BUCKETS = 300;
-
-/** The automatic interval: the smallest round width giving at most 300 buckets over the range (so
- * about 100–300 of them). */
-export function autoInterval(rangeMs: number): string {
-  for (const interval of ROUND_INTERVALS) {
-    if (rangeMs / (parseDuration(interval) as number) <= MAX_BUCKETS) return interval;
-  }
-  return ROUND_INTERVALS[ROUND_INTERVALS.length - 1];
-}
+// One auto-interval rule and one duration parser for every page: the model's (lib/dashboard.ts).
+export { autoInterval, parseDuration } from "./dashboard.ts";
+import { autoInterval, parseDuration } from "./dashboard.ts";
 
 /** A `datetime-local` value read as UTC → Unix ms; null when empty or not a date. */
 export function utcMs(local: string | undefined): number | null {
