@@ -212,22 +212,24 @@ const GAP_PX = 12;
 
 function PanelView({ panel, query, tick }: { panel: Panel; query: Record<string, unknown>; tick: number }) {
   const text = JSON.stringify(query);
-  const [answer, setAnswer] = useState<QueryAnswer | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  // The last answer stays on screen while the next is fetched; `for` says which query it answered.
+  const [shown, setShown] = useState<{ for: string; answer: QueryAnswer | null; error: unknown } | null>(null);
+  const [loading, setLoading] = useState(true);
   useEffect(() => {
     const abort = new AbortController();
-    setError(null);
+    setLoading(true);
     client.rawQuery(JSON.parse(text), abort.signal).then(
-      (a) => { setAnswer(a); },
-      (e) => { if ((e as Error).name !== "AbortError") { setAnswer(null); setError(e); } },
+      (answer) => { setShown({ for: text, answer, error: null }); setLoading(false); },
+      (error) => { if ((error as Error).name !== "AbortError") { setShown({ for: text, answer: null, error }); setLoading(false); } },
     );
     return () => abort.abort();
   }, [text, tick]);
   const height = panel.gridPosition.h * ROW_PX + (panel.gridPosition.h - 1) * GAP_PX;
+  const state = loading || shown?.for !== text ? "loading" : shown.error ? "error" : "drawn";
   return (
-    <section class={`panel dash-panel type-${panel.type}`} style={{ gridArea: gridArea(panel.gridPosition) }} data-panel-id={panel.id} data-query={text} data-state={error ? "error" : answer ? "drawn" : "loading"}>
-      <h3 title={text}>{panel.title}{answer?.truncated && <span class="truncated">truncated</span>}</h3>
-      {error != null ? <ErrorBox error={error} /> : answer === null ? <p class="muted">Loading…</p> : <PanelBody panel={panel} answer={answer} height={height} />}
+    <section class={`panel dash-panel type-${panel.type}`} style={{ gridArea: gridArea(panel.gridPosition) }} data-panel-id={panel.id} data-query={text} data-state={state}>
+      <h3 title={text}>{panel.title}{shown?.answer?.truncated && <span class="truncated">truncated</span>}</h3>
+      {shown === null ? <p class="muted">Loading…</p> : shown.error ? <ErrorBox error={shown.error} /> : shown.answer && <PanelBody panel={panel} answer={shown.answer} height={height} />}
     </section>
   );
 }
