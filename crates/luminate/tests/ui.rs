@@ -1,7 +1,9 @@
 //! The built-in web UI through the real binary: `GET /` leads to it, its files carry ETags and cache
 //! headers, app routes fall back to `index.html` only under `/ui/`, and Explore, driven in real Chromium
 //! (ui/tests/e2e/explore.mjs with playwright-core), plots exactly what `POST /api/v1/query` answers; with
-//! auth on, the UI asks for a token, sends it, and says 403 plainly (ui/tests/e2e/auth.mjs).
+//! auth on, the UI asks for a token, sends it, and says 403 plainly (ui/tests/e2e/auth.mjs); the shipped
+//! "Customer Performance Overview" over the demo data draws every panel as `POST /api/v1/query` answers
+//! its resolved query and follows its variables (ui/tests/e2e/dashboards.mjs).
 //!
 //! These tests need the UI built before the binary (`npm --prefix ui ci && npm --prefix ui run build`),
 //! node, and Debian's chromium: `./scripts/test.sh` provides all three. Without them they fail, saying
@@ -163,6 +165,40 @@ fn with_auth_on_the_ui_asks_for_a_token_and_shows_refusals_plainly() {
     let reader = token("acme", &["read"]);
     let out = run_browser_script("auth.mjs", &[&server.url(""), &reader], dir.path());
     assert!(out.contains("ok: asked for a token"), "{out}");
+}
+
+#[test]
+fn a_dashboard_in_chromium_draws_every_panel_and_follows_its_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).without_rate_limits().start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let loaded = Command::new("bash")
+        .arg(root.join("examples/demo.sh"))
+        .arg("load")
+        .env("LUMINATE_URL", &server.base)
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let file =
+        std::fs::read_to_string(root.join("deploy/dashboards/customer_overview.json")).unwrap();
+    let (status, body) =
+        server.post_json("/api/v1/dashboards", &serde_json::from_str(&file).unwrap());
+    assert_eq!(status, 201, "{body}");
+
+    let import = root.join("deploy/dashboards/demo_api.json");
+    let out = run_browser_script(
+        "dashboards.mjs",
+        &[
+            &server.url(""),
+            "customer_overview",
+            import.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.contains("ok: 3 panels drew their answers; the customer variable refetched them; demo_api imported and exported"),
+        "{out}"
+    );
 }
 
 /// Runs `ui/tests/e2e/<script>` with node (playwright-core driving `/usr/bin/chromium`), bounded by

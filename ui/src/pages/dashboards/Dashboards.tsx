@@ -175,6 +175,13 @@ function VariablePicker({ variable, choices, onChange }: { variable: Variable; c
   }, [variable]);
   const chosen = selected(variable, choices);
   const label = variable.label ?? variable.name;
+  // The multi-select's list closes on a click elsewhere, as a select would.
+  const details = useRef<HTMLDetailsElement>(null);
+  useEffect(() => {
+    const close = (e: MouseEvent) => { if (details.current && !details.current.contains(e.target as Node)) details.current.open = false; };
+    addEventListener("mousedown", close);
+    return () => removeEventListener("mousedown", close);
+  }, []);
   if (!variable.multi) {
     return (
       <label class="field variable">
@@ -191,7 +198,7 @@ function VariablePicker({ variable, choices, onChange }: { variable: Variable; c
   return (
     <div class="field variable">
       <span>{label}</span>
-      <details class="multi" data-variable={variable.name}>
+      <details class="multi" data-variable={variable.name} ref={details}>
         <summary>{chosen.length === 0 ? "all" : chosen.join(", ")}</summary>
         <div class="multi-options">
           {values.map((v) => (
@@ -248,7 +255,9 @@ function PanelBody({ panel, answer, height }: { panel: Panel; answer: QueryAnswe
     case "timeseries":
     case "bar": {
       // Room for the title and, below the plot, a legend of a line or two.
-      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(3, Math.ceil(data.labels.length / 4)) : 0;
+      // About one legend entry per 4 grid columns fits a line (the time entry is one too).
+      const perLine = Math.max(1, Math.floor(panel.gridPosition.w / 4));
+      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((data.labels.length + 1) / perLine)) : 0;
       const plotHeight = Math.max(80, height - 52 - legendRows * 24);
       return <Chart data={data} height={plotHeight} look={look} />;
     }
