@@ -196,7 +196,7 @@ fn a_dashboard_in_chromium_draws_every_panel_and_follows_its_variables() {
         dir.path(),
     );
     assert!(
-        out.contains("ok: 3 panels drew their answers; the customer variable refetched them; demo_api imported and exported"),
+        out.contains("ok: 3 panels drew their answers; the customer variable refetched them; demo_api imported, exported, edited, and a stale save refused with 409"),
         "{out}"
     );
 }

@@ -24,6 +24,7 @@ export function describeError(status: number, code: string, message: string, ret
   switch (status) {
     case 401: return `Not signed in (401) — the server wants a valid token. ${words}`;
     case 403: return `Not allowed (403) — the token lacks the scope this needs. ${words}`;
+    case 409: return `Conflict (409) — it was changed meanwhile, or the id is taken: reload and edit again. ${words}`;
     case 429: return `Too many requests (429)${retryAfter ? ` — retry in ${retryAfter} s` : ""}. ${words}`;
     case 504: return `The query timed out (504). ${words}`;
     default: return status === 0 ? words : `${status} ${words}`;
@@ -67,6 +68,10 @@ export class Client {
   /** The export: `{"dashboard": {...}}`, a file that imports back to the same dashboard. */
   dashboard(id: string): Promise<{ dashboard: Dashboard }> {
     return this.call("GET", `/api/v1/dashboards/${encodeURIComponent(id)}`);
+  }
+  /** Replaces it: `document.version` names the version it was read at; a stale one is a 409. */
+  saveDashboard(id: string, document: unknown): Promise<{ dashboard: Dashboard }> {
+    return this.call("PUT", `/api/v1/dashboards/${encodeURIComponent(id)}`, document);
   }
   /** Creates or imports (`{"dashboard": {...}}` or a bare document). */
   importDashboard(file: unknown): Promise<{ dashboard: Dashboard }> {

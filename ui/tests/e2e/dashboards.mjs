@@ -4,7 +4,8 @@
 // Opens the dashboard from the list, waits for every panel, and checks that each panel sent the query the
 // model resolves (default variables, auto interval) and drew exactly what POST /api/v1/query answers for
 // it; changes a variable and checks the panels refetched with the filter and their numbers changed; then
-// imports IMPORT_FILE through the page and exports it back. No console error may be logged.
+// imports IMPORT_FILE through the page, exports it back, edits its JSON and saves it, and sees a save over
+// a version saved meanwhile refused with 409. No other console error may be logged.
 // SCREENSHOT=path saves a picture of the dashboard.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -138,8 +139,31 @@ try {
   assert.deepEqual(exported, await api("GET", `/api/v1/dashboards/${file.dashboard.id}`), "the export is not the server's");
   assert.equal(exported.dashboard.title, file.dashboard.title);
 
-  assert.deepEqual(consoleErrors, [], "console errors");
-  console.log(`ok: ${ids.length} panels drew their answers; the customer variable refetched them; ${file.dashboard.id} imported and exported`);
+  // Edit the JSON and save: the next version, drawn. A save over a version saved meanwhile: 409, plainly.
+  const edit = async (change) => {
+    await page.getByRole("button", { name: "Edit JSON" }).click();
+    const box = page.locator('textarea[name="dashboardJson"]');
+    const document = JSON.parse(await box.inputValue());
+    change(document);
+    await box.fill(JSON.stringify(document, null, 2));
+    return document;
+  };
+  await edit((d) => { d.panels[0].title = "Requests per second (edited)"; d.panels[0].gridPosition.w = 12; });
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".dash-panel h3", { hasText: "Requests per second (edited)" }).waitFor();
+  const saved = (await api("GET", `/api/v1/dashboards/${file.dashboard.id}`)).dashboard;
+  assert.equal(saved.version, 2);
+  assert.equal(saved.panels[0].gridPosition.w, 12);
+  await edit((d) => { d.title = "Demo API (mine)"; });
+  await api("PUT", `/api/v1/dashboards/${file.dashboard.id}`, JSON.stringify({ dashboard: { ...saved, title: "Demo API (theirs)" } }));
+  await page.getByRole("button", { name: "Save" }).click();
+  const conflict = await page.locator('.editor [role="alert"]').textContent();
+  assert.match(conflict, /^Conflict \(409\)/, conflict);
+  assert.equal((await api("GET", `/api/v1/dashboards/${file.dashboard.id}`)).dashboard.title, "Demo API (theirs)");
+
+  // Only the refused save (409) may have logged an error: the browser reports failed fetches.
+  assert.deepEqual(consoleErrors.filter((e) => !/status of 409/.test(e)), [], "console errors");
+  console.log(`ok: ${ids.length} panels drew their answers; the customer variable refetched them; ${file.dashboard.id} imported, exported, edited, and a stale save refused with 409`);
 } finally {
   await browser.close();
 }

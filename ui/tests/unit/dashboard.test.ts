@@ -120,3 +120,11 @@ test("thresholds: at or above critical, at or above warning, else ok", () => {
 test("a grid position is a CSS grid area on 1-based lines", () => {
   assert.equal(gridArea({ x: 12, y: 4, w: 12, h: 3 }), "5 / 13 / span 3 / span 12");
 });
+
+test("a save over a newer version (409) is told plainly", async () => {
+  const { describeError } = await import("../../src/api/client.ts");
+  assert.equal(
+    describeError(409, "CONFLICT", "version 1 is stale; the dashboard is at version 2", null),
+    "Conflict (409) — it was changed meanwhile, or the id is taken: reload and edit again. CONFLICT: version 1 is stale; the dashboard is at version 2",
+  );
+});

@@ -105,6 +105,7 @@ function DashboardView({ id }: { id: string }) {
   const [range, setRange] = useState("");
   const [refresh, setRefresh] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
+  const [editing, setEditing] = useState(false);
   useEffect(() => { client.dashboard(id).then((f) => setDashboard(f.dashboard), setError); }, [id]);
   const every = refresh ?? dashboard?.refreshInterval ?? "";
   useEffect(() => {
@@ -133,6 +134,7 @@ function DashboardView({ id }: { id: string }) {
             {(dashboard.tags ?? []).map((t) => <Link href={`/ui/dashboards?tag=${encodeURIComponent(t)}`} class="tag">{t}</Link>)}
             <span class="muted"> · version {dashboard.version}</span>
           </div>
+          <button type="button" onClick={() => setEditing((e) => !e)}>{editing ? "Close editor" : "Edit JSON"}</button>
           <button type="button" onClick={exportFile}>Export JSON</button>
         </div>
         <div class="row">
@@ -155,12 +157,37 @@ function DashboardView({ id }: { id: string }) {
           <button type="button" onClick={() => setTick((t) => t + 1)}>Refresh now</button>
         </div>
       </div>
+      {editing && <JsonEditor dashboard={dashboard} onSaved={(saved) => { setDashboard(saved); setEditing(false); }} />}
       <div class="dash-grid" style={{ gridTemplateRows: `repeat(${rows}, var(--row))` }}>
         {dashboard.panels.map((p) => (
           <PanelView panel={p} query={panelQuery(dashboard, p, choices, timeRange)} tick={tick} />
         ))}
       </div>
     </>
+  );
+}
+
+/** The whole document as JSON (panels, their queries, display and grid positions, variables), saved
+ * with `PUT` naming the version it was read at: a save over a newer version is refused with 409, shown
+ * as such. */
+function JsonEditor({ dashboard, onSaved }: { dashboard: Dashboard; onSaved: (saved: Dashboard) => void }) {
+  const [text, setText] = useState(() => JSON.stringify(dashboard, null, 2));
+  const [error, setError] = useState<unknown>(null);
+  const [saving, setSaving] = useState(false);
+  const save = async () => {
+    setError(null);
+    let document: unknown;
+    try { document = JSON.parse(text); } catch (e) { setError(new Error(`not JSON: ${(e as Error).message}`)); return; }
+    setSaving(true);
+    try { onSaved((await client.saveDashboard(dashboard.id, document)).dashboard); } catch (e) { setError(e); } finally { setSaving(false); }
+  };
+  return (
+    <div class="panel editor">
+      <p class="muted">The dashboard as JSON (read at version {dashboard.version}): edit panels, their <code>gridPosition</code>, queries and display, or add one, then save.</p>
+      <textarea name="dashboardJson" rows={20} spellcheck={false} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} />
+      <ErrorBox error={error} />
+      <div class="row"><button type="button" class="primary" disabled={saving} onClick={save}>Save</button></div>
+    </div>
   );
 }
 
