@@ -1,0 +1,219 @@
+//! OTLP/HTTP metrics at `POST /v1/metrics` (docs/ingest.md): protobuf or JSON by `Content-Type`,
+//! optionally gzip, bounded by `max_request_size_bytes` before and after inflating; the points-per-second
+//! charge; the store writes in batches; and the spec's answer, an `ExportMetricsServiceResponse` in the
+//! request's encoding:
+//!
+//! - `200`, with `partial_success {rejected_data_points, error_message}` when some data points were
+//!   rejected or dropped (also when all were: the spec forbids retrying them, which a `200` ensures);
+//! - `400` for a body that is not the message, `413` past the size cap, `415` for another media type or
+//!   encoding;
+//! - `503` with `Retry-After` for every transient refusal (rate limits, storage): OTel exporters retry
+//!   429/502/503/504 only.
+//!
+//! Auth, tenancy and the request bucket are the route guard's (`write` scope), as for JSON writes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use luminate_model::{ErrorCode, Tenant};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::body::{gunzip_capped, read_capped};
+use crate::error::ApiError;
+use crate::otlp::{Export, decode_json, decode_protobuf};
+use crate::remote_write::DropReason;
+use crate::routes::remote_write::retryable;
+use crate::tenant::RequestTenant;
+
+/// The route, the OTLP/HTTP default path for metrics.
+pub const PATH: &str = "/v1/metrics";
+
+/// The two encodings of OTLP/HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+fn unsupported(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::UnsupportedMediaType, message)
+}
+
+/// The encoding and whether the body is gzip, or `415`.
+fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    let encoding = match media.as_deref() {
+        Some("application/x-protobuf") => Encoding::Protobuf,
+        Some("application/json") => Encoding::Json,
+        Some(other) => {
+            return Err(unsupported(format!(
+                "OTLP Content-Type {other:?} is not supported; send application/x-protobuf or application/json"
+            )));
+        }
+        None => return Err(unsupported("Content-Type is required")),
+    };
+    let coding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    match coding.as_deref() {
+        None | Some("identity") | Some("") => Ok((encoding, false)),
+        Some("gzip") => Ok((encoding, true)),
+        Some(other) => Err(unsupported(format!(
+            "Content-Encoding {other:?} is not supported; send gzip or no encoding"
+        ))),
+    }
+}
+
+/// `POST /v1/metrics`.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    RequestTenant(tenant): RequestTenant,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let (encoding, gzip) = match negotiate(&parts.headers) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    match export(&state, &tenant, encoding, gzip, body).await {
+        Ok((rejected, message)) => answer(encoding, rejected, message),
+        Err(refusal) => retryable(refusal),
+    }
+}
+
+/// The `200` answer.
+fn answer(encoding: Encoding, rejected: u64, message: String) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => {
+            use prost::Message;
+            ExportMetricsServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected as i64,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec()
+        }
+        Encoding::Json if rejected > 0 => json!({
+            "partialSuccess": {"rejectedDataPoints": rejected.to_string(), "errorMessage": message}
+        })
+        .to_string()
+        .into_bytes(),
+        Encoding::Json => b"{}".to_vec(),
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
+    response
+}
+
+/// Decodes, charges and stores a body; returns the rejected data points and the message saying why.
+async fn export(
+    state: &AppState,
+    tenant: &Tenant,
+    encoding: Encoding,
+    gzip: bool,
+    body: Body,
+) -> Result<(u64, String), Response> {
+    let cap = state.config.batch_write.max_request_size_bytes;
+    let raw = read_capped(body, cap, state.config.server.read_timeout)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let rules = state.rules.clone();
+    let max_batch = state.config.batch_write.max_batch_size;
+    let promoted = state.config.otlp.promote_resource_attributes.clone();
+    let export = tokio::task::spawn_blocking(move || {
+        let body = if gzip { gunzip_capped(&raw, cap)? } else { raw };
+        let now = luminate_model::time::now_ms();
+        match encoding {
+            Encoding::Protobuf => decode_protobuf(&body, now, &rules, max_batch, &promoted),
+            Encoding::Json => decode_json(&body, now, &rules, max_batch, &promoted),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("OTLP decoding task failed: {e}")))
+    .and_then(|decoded| decoded)
+    .map_err(IntoResponse::into_response)?;
+    let Export {
+        decoded,
+        mut rejected_data_points,
+    } = export;
+    let telemetry = &state.telemetry;
+    for reason in DropReason::ALL {
+        telemetry.samples_dropped(tenant, reason.as_str(), decoded.drops.get(reason));
+    }
+    let valid = decoded.points();
+    if valid > 0
+        && let Err(limited) = state.rate_limiter.check_points(tenant, valid)
+    {
+        telemetry.batch_refused(tenant, limited.error.code, valid as u64);
+        return Err(limited.into_response());
+    }
+    let mut stored = 0usize;
+    let mut messages: Vec<String> = decoded
+        .rejections
+        .iter()
+        .map(|r| format!("{}: {}", r.error.code.as_str(), r.error.message))
+        .collect();
+    for r in &decoded.rejections {
+        telemetry.point_rejected(tenant, r.error.code);
+    }
+    for batch in decoded.batches {
+        let n = batch.len();
+        let outcome = match state.store.write(tenant, Arc::new(batch)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = ApiError::from(e);
+                telemetry.batch_refused(tenant, e.code, n as u64);
+                let e = if e.status().is_server_error() {
+                    e.with_retry_after(1)
+                } else {
+                    e
+                };
+                return Err(e.into_response());
+            }
+        };
+        stored += outcome.accepted;
+        // The store refuses single points (cardinality limits): counted as points, not data points.
+        rejected_data_points += outcome.rejected.len() as u64;
+        for r in outcome.rejected {
+            telemetry.point_rejected(tenant, r.code);
+            messages.push(format!("{}: {}", r.code.as_str(), r.message));
+        }
+    }
+    telemetry.points_ingested(tenant, stored as u64);
+    for reason in DropReason::ALL {
+        let n = decoded.drops.get(reason);
+        if n > 0 && reason != DropReason::Exemplar {
+            messages.push(format!("{n} dropped as {}", reason.as_str()));
+        }
+    }
+    let message = match messages.len() {
+        0 => String::new(),
+        1 => messages.remove(0),
+        n => format!("{} (and {} more)", messages.remove(0), n - 1),
+    };
+    Ok((rejected_data_points, message))
+}
