@@ -217,3 +217,205 @@ async fn export(
     };
     Ok((rejected_data_points, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+
+    use axum::Router;
+    use luminate_model::time::now_ms;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+        number_data_point::Value as NumberValue,
+    };
+    use prost::Message;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::app::router;
+    use crate::config::Config;
+    use crate::testing::MemoryStore;
+
+    fn router_over(store: Arc<MemoryStore>, config: Config) -> Router {
+        router(Arc::new(
+            AppState::new(
+                Arc::new(config),
+                store,
+                prometheus_client::registry::Registry::default(),
+            )
+            .unwrap(),
+        ))
+    }
+
+    async fn send(
+        app: &Router,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut request =
+            axum::http::Request::post(PATH).header(header::CONTENT_TYPE, content_type);
+        if let Some(encoding) = encoding {
+            request = request.header(header::CONTENT_ENCODING, encoding);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, bytes.to_vec())
+    }
+
+    /// A gauge named `name` with one data point per value, all at now.
+    fn gauge(name: &str, values: &[f64]) -> Vec<u8> {
+        let now = now_ms() as u64 * 1_000_000;
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: name.into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: values
+                                .iter()
+                                .map(|v| NumberDataPoint {
+                                    time_unix_nano: now,
+                                    value: Some(NumberValue::AsDouble(*v)),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn protobuf_partial_success_is_200_with_the_rejected_count_in_protobuf() {
+        let store = Arc::new(MemoryStore::refusing("limited"));
+        let app = router_over(store.clone(), Config::default());
+        let (status, headers, body) = send(
+            &app,
+            "application/x-protobuf",
+            Some("gzip"),
+            gzip(&gauge("temp", &[1.0, f64::NAN, 2.0])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
+        let answer = ExportMetricsServiceResponse::decode(&body[..]).unwrap();
+        let partial = answer.partial_success.unwrap();
+        assert_eq!(partial.rejected_data_points, 1);
+        assert!(
+            partial.error_message.contains("NON_FINITE_VALUE"),
+            "{partial:?}"
+        );
+
+        // Cardinality refusals by the store count one each; a full success has no partial_success.
+        let (status, _, body) = send(
+            &app,
+            "application/x-protobuf",
+            None,
+            gauge("limited_x", &[1.0]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let partial = ExportMetricsServiceResponse::decode(&body[..])
+            .unwrap()
+            .partial_success
+            .unwrap();
+        assert_eq!(partial.rejected_data_points, 1);
+        assert!(
+            partial.error_message.contains("CARDINALITY_EXCEEDED"),
+            "{partial:?}"
+        );
+        let (status, _, body) =
+            send(&app, "application/x-protobuf", None, gauge("ok", &[1.0])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            ExportMetricsServiceResponse::decode(&body[..])
+                .unwrap()
+                .partial_success,
+            None
+        );
+        assert_eq!(store.writes.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn other_encodings_are_415_bad_bodies_400_and_gzip_bombs_413() {
+        let app = router_over(Arc::new(MemoryStore::default()), Config::default());
+        for (content_type, encoding) in [
+            ("application/x-protobuf", Some("zstd")),
+            ("application/grpc", None),
+            ("text/plain", None),
+        ] {
+            let (status, _, _) = send(&app, content_type, encoding, gauge("m", &[1.0])).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        }
+        let full = gauge("m", &[1.0]);
+        let (status, _, _) = send(
+            &app,
+            "application/x-protobuf",
+            None,
+            full[..full.len() - 2].to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) = send(
+            &app,
+            "application/x-protobuf",
+            Some("gzip"),
+            b"not gzip".to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let mut config = Config::default();
+        config.batch_write.max_request_size_bytes = 1 << 16;
+        let app = router_over(Arc::new(MemoryStore::default()), config);
+        let bomb = gzip(&vec![b' '; 1 << 20]);
+        let (status, _, _) = send(&app, "application/json", Some("gzip"), bomb).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn rate_limits_answer_503_with_retry_after_and_store_nothing() {
+        let store = Arc::new(MemoryStore::default());
+        let mut config = Config::default();
+        config.rate_limits.metrics_per_second = Some(2);
+        config.batch_write.max_batch_size = 3;
+        let app = router_over(store.clone(), config);
+        let body = gauge("m", &[1.0, 2.0, 3.0]);
+        let (status, _, _) = send(&app, "application/x-protobuf", None, body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, headers, text) = send(&app, "application/x-protobuf", None, body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(String::from_utf8_lossy(&text).contains("RATE_LIMIT_EXCEEDED"));
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+
+        let mut config = Config::default();
+        config.rate_limits.write_requests_per_second = Some(1);
+        let app = router_over(Arc::new(MemoryStore::default()), config);
+        let (first, _, _) = send(&app, "application/json", None, b"{}".to_vec()).await;
+        let (second, headers, _) = send(&app, "application/json", None, b"{}".to_vec()).await;
+        assert_eq!(
+            (first, second),
+            (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert!(headers.contains_key(header::RETRY_AFTER));
+    }
+}
