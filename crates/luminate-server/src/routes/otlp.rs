@@ -29,7 +29,9 @@ use crate::body::{gunzip_capped, read_capped};
 use crate::error::ApiError;
 use crate::otlp::{Export, decode_json, decode_protobuf};
 use crate::remote_write::DropReason;
-use crate::routes::remote_write::retryable;
+use crate::routes::remote_write::{log_drops, retryable};
+use crate::routes::write::outcome_of;
+use crate::telemetry::WriteOutcome;
 use crate::tenant::RequestTenant;
 
 /// The route, the OTLP/HTTP default path for metrics.
@@ -93,12 +95,33 @@ pub async fn handle(
     let (parts, body) = request.into_parts();
     let (encoding, gzip) = match negotiate(&parts.headers) {
         Ok(n) => n,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            state
+                .telemetry
+                .write_finished(&tenant, WriteOutcome::Rejected, Default::default());
+            return e.into_response();
+        }
     };
-    match export(&state, &tenant, encoding, gzip, body).await {
-        Ok((rejected, message)) => answer(encoding, rejected, message),
-        Err(refusal) => retryable(refusal),
-    }
+    let started = std::time::Instant::now();
+    let (response, outcome) = match export(&state, &tenant, encoding, gzip, body).await {
+        Ok((rejected, message)) => (
+            answer(encoding, rejected, message),
+            if rejected > 0 {
+                WriteOutcome::Partial
+            } else {
+                WriteOutcome::Accepted
+            },
+        ),
+        Err(refusal) => {
+            let response = retryable(refusal);
+            let outcome = outcome_of(&response);
+            (response, outcome)
+        }
+    };
+    state
+        .telemetry
+        .write_finished(&tenant, outcome, started.elapsed());
+    response
 }
 
 /// The `200` answer.
@@ -180,6 +203,7 @@ async fn export(
     for r in &decoded.rejections {
         telemetry.point_rejected(tenant, r.error.code);
     }
+    log_drops("otlp", tenant, &decoded.rejections, decoded.drops.total());
     for batch in decoded.batches {
         let n = batch.len();
         let outcome = match state.store.write(tenant, Arc::new(batch)).await {
@@ -353,6 +377,22 @@ mod tests {
             None
         );
         assert_eq!(store.writes.load(Ordering::SeqCst), 3);
+        let request = axum::http::Request::get("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let metrics = String::from_utf8(bytes.to_vec()).unwrap();
+        for line in [
+            "luminate_write_errors_total{tenant=\"default\",code=\"NON_FINITE_VALUE\"} 1",
+            "luminate_write_errors_total{tenant=\"default\",code=\"CARDINALITY_EXCEEDED\"} 1",
+            "luminate_write_requests_total{tenant=\"default\",outcome=\"partial\"} 2",
+            "luminate_write_requests_total{tenant=\"default\",outcome=\"accepted\"} 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+        }
     }
 
     #[tokio::test]
