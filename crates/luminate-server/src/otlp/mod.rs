@@ -619,4 +619,49 @@ mod tests {
             assert_eq!(json::parse(bad).unwrap_err().code, ErrorCode::InvalidRequest);
         }
     }
+
+    /// A histogram body with one byte changed at `at` (mod its length) to `to`.
+    fn mutated(at: usize, to: u8) -> Vec<u8> {
+        use prost::Message;
+        let t = now_ms();
+        let mut body = request(
+            vec![kv("service.name", "s")],
+            vec![metric(
+                "h",
+                Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: t as u64 * 1_000_000,
+                        count: 2,
+                        sum: Some(1.0),
+                        bucket_counts: vec![1, 1],
+                        explicit_bounds: vec![0.5],
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: 2,
+                }),
+            )],
+        )
+        .encode_to_vec();
+        let i = at % body.len();
+        body[i] = to;
+        body
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Arbitrary bytes, to both decoders: an error or points, never a panic.
+        #[test]
+        fn random_bodies_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let rules = ValidationRules::default();
+            let _ = decode_protobuf(&bytes, now_ms(), &rules, 100, &promoted());
+            let _ = decode_json(&bytes, now_ms(), &rules, 100, &promoted());
+        }
+
+        /// A valid protobuf body with one byte changed.
+        #[test]
+        fn mutated_protobuf_never_panics(at in 0usize..4096, to in proptest::prelude::any::<u8>()) {
+            let _ = decode_protobuf(&mutated(at, to), now_ms(), &ValidationRules::default(), 100, &promoted());
+        }
+    }
 }
