@@ -432,6 +432,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn storage_unavailable_answers_503_with_retry_after() {
+        let store = Arc::new(MemoryStore::default());
+        store.unavailable.store(true, Ordering::SeqCst);
+        let app = router_over(store.clone(), Config::default());
+        let (status, headers, text) =
+            send(&app, "application/x-protobuf", None, gauge("m", &[1.0])).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(String::from_utf8_lossy(&text).contains("STORAGE_UNAVAILABLE"));
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+    }
+
+    #[tokio::test]
     async fn rate_limits_answer_503_with_retry_after_and_store_nothing() {
         let store = Arc::new(MemoryStore::default());
         let mut config = Config::default();
