@@ -21,7 +21,7 @@ ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager pr
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
 # kubernetes-validate (PyPI): tests/kubernetes.rs validates deploy/kubernetes against the Kubernetes
 # schemas it ships (offline). Installed into a virtual environment whose bin/ goes first on PATH.
-ensure_pip_packages kubernetes-validate
+ensure_pip_packages kubernetes-validate opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter kubernetes-validate; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter; PyPI kubernetes-validate)" >&2; exit 1; }
 done

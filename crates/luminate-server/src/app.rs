@@ -162,7 +162,8 @@ impl RouteClass {
 }
 
 /// The route guard: who is asking (`401` without a valid token), may they (`403` without the scope),
-/// and is their tenant within its request rate (`429`; `503` for remote write, which senders retry). Puts the principal's tenant in the request's
+/// and is their tenant within its request rate (`429`; `503` for remote write and OTLP, which senders
+/// retry). Puts the principal's tenant in the request's
 /// extensions (handlers read it through [`crate::tenant::RequestTenant`]; a client has no other way
 /// to name one) and the bucket's `X-RateLimit-*` headers on the response. Once the tenant is known it
 /// also goes in the response's extensions, for the self-metrics layer outside.
@@ -201,7 +202,12 @@ async fn admit(
     let tenant = principal.tenant.clone();
     let snapshot = match state.rate_limiter.check_request(class.bucket(), &tenant) {
         Ok(snapshot) => snapshot,
-        Err(limited) if class == RouteClass::Write && is_remote_write(request.headers()) => {
+        // Protocol senders (remote write, OTLP) retry 503, not always 429.
+        Err(limited)
+            if class == RouteClass::Write
+                && (is_remote_write(request.headers())
+                    || request.uri().path() == routes::otlp::PATH) =>
+        {
             return retryable(limited.into_response());
         }
         Err(limited) => return limited.into_response(),
@@ -303,7 +309,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     let write = guarded(
         RouteClass::Write,
-        Router::new().route("/api/v1/write", post(routes::write::handle)),
+        Router::new()
+            .route("/api/v1/write", post(routes::write::handle))
+            .route(routes::otlp::PATH, post(routes::otlp::handle)),
     );
     let read = guarded(
         RouteClass::Read,

@@ -124,15 +124,21 @@ pub enum DropReason {
     NativeHistogram,
     /// An exemplar (`EXEMPLAR`): not stored.
     Exemplar,
+    /// An OTLP data point flagged "no recorded value" (`NO_RECORDED_VALUE`), or without a value.
+    NoRecordedValue,
+    /// An OTLP exponential histogram data point (`EXPONENTIAL_HISTOGRAM`): not mapped to points.
+    ExponentialHistogram,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`Drops`].
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         Self::StaleMarker,
         Self::NonFinite,
         Self::NativeHistogram,
         Self::Exemplar,
+        Self::NoRecordedValue,
+        Self::ExponentialHistogram,
     ];
 
     /// The label value.
@@ -142,13 +148,15 @@ impl DropReason {
             Self::NonFinite => "NON_FINITE_VALUE",
             Self::NativeHistogram => "NATIVE_HISTOGRAM",
             Self::Exemplar => "EXEMPLAR",
+            Self::NoRecordedValue => "NO_RECORDED_VALUE",
+            Self::ExponentialHistogram => "EXPONENTIAL_HISTOGRAM",
         }
     }
 }
 
 /// Counts by [`DropReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Drops([u64; 4]);
+pub struct Drops([u64; 6]);
 
 impl Drops {
     fn add(&mut self, reason: DropReason, n: usize) {
@@ -282,8 +290,8 @@ pub fn decode(
     Ok(mapper.finish())
 }
 
-/// Builds store batches of at most `max_batch` points from series.
-struct Mapper<'r> {
+/// Builds store batches of at most `max_batch` points from series (shared with OTLP, [`crate::otlp`]).
+pub(crate) struct Mapper<'r> {
     now: i64,
     rules: &'r ValidationRules,
     max_batch: usize,
@@ -293,7 +301,7 @@ struct Mapper<'r> {
 }
 
 impl<'r> Mapper<'r> {
-    fn new(now: i64, rules: &'r ValidationRules, max_batch: usize) -> Self {
+    pub(crate) fn new(now: i64, rules: &'r ValidationRules, max_batch: usize) -> Self {
         Self {
             now,
             rules,
@@ -309,11 +317,26 @@ impl<'r> Mapper<'r> {
         (body, builder)
     }
 
-    fn drop(&mut self, reason: DropReason, n: usize) {
+    pub(crate) fn drop(&mut self, reason: DropReason, n: usize) {
         self.decoded.drops.add(reason, n);
     }
 
-    fn series<'s>(
+    /// How many samples so far were rejected or dropped (exemplars aside: their sample is stored).
+    pub(crate) fn not_stored(&self) -> u64 {
+        let drops = &self.decoded.drops;
+        self.decoded.rejections.len() as u64 + drops.total() - drops.get(DropReason::Exemplar)
+    }
+
+    /// Rejects a sample that is invalid before validation (a malformed OTLP histogram, ...).
+    pub(crate) fn reject(&mut self, metric: &str, error: PointError) {
+        self.decoded.rejections.push(Rejection {
+            metric: metric.to_owned(),
+            error,
+        });
+    }
+
+    /// Adds the samples of one series: `__name__` among `labels` is the metric name.
+    pub(crate) fn series<'s>(
         &mut self,
         labels: impl Iterator<Item = (&'s str, &'s str)>,
         samples: &[v1::Sample],
@@ -379,7 +402,7 @@ impl<'r> Mapper<'r> {
         }
     }
 
-    fn finish(mut self) -> Decoded {
+    pub(crate) fn finish(mut self) -> Decoded {
         self.seal();
         self.decoded
     }

@@ -32,6 +32,8 @@ pub struct MemoryStore {
     pub saw_cancel: Arc<AtomicBool>,
     /// Calls to `write`.
     pub writes: AtomicUsize,
+    /// While set, every `write` fails as an unreachable backend would.
+    pub unavailable: AtomicBool,
     /// Named health checks, each answering its outcome after its delay.
     pub health_checks: Vec<(&'static str, CheckOutcome, Duration)>,
 }
@@ -78,6 +80,11 @@ impl MetricsStore for MemoryStore {
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                reason: "the test made it unavailable".into(),
+            });
+        }
         let mut outcome = WriteOutcome::default();
         let mut data = Self::lock(&self.data);
         for (index, point) in batch.iter().enumerate() {

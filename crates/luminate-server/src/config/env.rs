@@ -97,10 +97,14 @@ pub const KEY_PATHS: &[&str] = &[
     "metrics.listen",
     "metrics.max_tenant_labels",
     "metrics.top_metrics",
+    "otlp.promote_resource_attributes",
 ];
 
 /// Keys whose value is a list; the environment gives them comma-separated.
-const LIST_KEYS: &[&str] = &["storage.clickhouse.addresses"];
+const LIST_KEYS: &[&str] = &[
+    "storage.clickhouse.addresses",
+    "otlp.promote_resource_attributes",
+];
 
 /// `LUMINATE_` variables that are not configuration keys but are used, so start-up does not list them
 /// as ignored: `LUMINATE_CONFIG` is read by the command line (`--config`), `LUMINATE_URL` tells

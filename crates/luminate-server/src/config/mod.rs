@@ -85,6 +85,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub logging: LoggingConfig,
     pub metrics: MetricsConfig,
+    pub otlp: OtlpConfig,
 }
 
 /// `server`: where to listen and how long to wait.
@@ -699,6 +700,27 @@ impl Default for LoggingConfig {
             level: LogLevel::Info,
             format: LogFormat::Text,
             output: LogOutput::Stdout,
+        }
+    }
+}
+
+/// `otlp`: OTLP/HTTP metrics ingestion (`POST /v1/metrics`, docs/ingest.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Resource attributes that become dimensions of every point of their resource. Only these: the
+    /// others (the Python SDK's random `service.instance.id`, `telemetry.sdk.*`) would make a new series
+    /// per process.
+    pub promote_resource_attributes: Vec<String>,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            promote_resource_attributes: crate::otlp::DEFAULT_PROMOTED_RESOURCE_ATTRIBUTES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 }

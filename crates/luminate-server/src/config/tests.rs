@@ -887,3 +887,32 @@ fn dashboards_bounds_from_the_file_and_the_environment_and_their_checks() {
         assert!(err.contains(key), "{yaml}: {err}");
     }
 }
+
+#[test]
+fn otlp_promoted_resource_attributes_default_to_the_service_and_host_and_take_a_list() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(
+        c.otlp.promote_resource_attributes,
+        [
+            "service.name",
+            "service.namespace",
+            "deployment.environment",
+            "host.name"
+        ]
+    );
+    let c = load(
+        "otlp:\n  promote_resource_attributes: [\"k8s.pod.name\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.otlp.promote_resource_attributes, ["k8s.pod.name"]);
+    let c = load(
+        "",
+        &[(
+            "LUMINATE__OTLP__PROMOTE_RESOURCE_ATTRIBUTES",
+            "service.name, team",
+        )],
+    )
+    .unwrap();
+    assert_eq!(c.otlp.promote_resource_attributes, ["service.name", "team"]);
+}

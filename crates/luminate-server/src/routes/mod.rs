@@ -7,6 +7,7 @@ pub mod dashboards;
 pub mod exposition;
 pub mod health;
 pub mod metrics;
+pub mod otlp;
 pub mod query;
 pub mod remote_write;
 pub mod status;

@@ -205,7 +205,7 @@ async fn write(
     for r in &rejections {
         telemetry.point_rejected(tenant, r.error.code);
     }
-    log_drops(tenant, &rejections, drops.total());
+    log_drops("remote write", tenant, &rejections, drops.total());
     match rejections.first() {
         Some(first) if written.samples == 0 => Err(ApiError::new(
             first.error.code,
@@ -229,9 +229,15 @@ pub fn retryable(mut response: Response) -> Response {
     response
 }
 
-/// Logs rejected and dropped samples, at most once per [`DROP_LOG_INTERVAL_MS`] across the process (a
-/// sender retrying a bad batch would otherwise fill the log).
-fn log_drops(tenant: &Tenant, rejections: &[crate::remote_write::Rejection], dropped: u64) {
+/// Logs rejected and dropped samples of a protocol (remote write, OTLP), at most once per
+/// [`DROP_LOG_INTERVAL_MS`] across the process (a sender retrying a bad batch would otherwise fill the
+/// log).
+pub(crate) fn log_drops(
+    protocol: &'static str,
+    tenant: &Tenant,
+    rejections: &[crate::remote_write::Rejection],
+    dropped: u64,
+) {
     static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
     if rejections.is_empty() && dropped == 0 {
         return;
@@ -247,13 +253,14 @@ fn log_drops(tenant: &Tenant, rejections: &[crate::remote_write::Rejection], dro
     }
     let first = rejections.first();
     tracing::warn!(
+        protocol,
         tenant = %tenant,
         rejected = rejections.len(),
         dropped,
         first_code = first.map(|r| r.error.code.as_str()),
         first_metric = first.map(|r| r.metric.as_str()),
         first_error = first.map(|r| r.error.message.as_str()),
-        "remote write samples not stored (see luminate_write_errors_total; logged at most every 10 s)"
+        "samples not stored (see luminate_write_errors_total; logged at most every 10 s)"
     );
 }
 

@@ -66,11 +66,20 @@ pub async fn handle(
     } else {
         respond(&state, &tenant, request).await
     };
-    let outcome = match response.status() {
+    let outcome = outcome_of(&response);
+    state
+        .telemetry
+        .write_finished(&tenant, outcome, started.elapsed());
+    response
+}
+
+/// The outcome a write's answer records in the self-metrics (also for OTLP, `super::otlp`).
+pub(crate) fn outcome_of(response: &Response) -> WriteOutcome {
+    match response.status() {
         StatusCode::OK | StatusCode::NO_CONTENT => WriteOutcome::Accepted,
         StatusCode::MULTI_STATUS => WriteOutcome::Partial,
         StatusCode::TOO_MANY_REQUESTS => WriteOutcome::RateLimited,
-        // Remote write answers its rate limits 503 (see `remote_write`).
+        // Remote write and OTLP answer their rate limits 503 (see `remote_write`).
         StatusCode::SERVICE_UNAVAILABLE
             if response.headers().contains_key(crate::limits::LIMIT_HEADER) =>
         {
@@ -78,11 +87,7 @@ pub async fn handle(
         }
         s if s.is_server_error() => WriteOutcome::Error,
         _ => WriteOutcome::Rejected,
-    };
-    state
-        .telemetry
-        .write_finished(&tenant, outcome, started.elapsed());
-    response
+    }
 }
 
 async fn respond(state: &AppState, tenant: &Tenant, request: Request) -> Response {
