@@ -108,9 +108,12 @@ fn attribute_text(value: &AnyValue) -> String {
 }
 
 /// The labels of a data point: promoted resource attributes, then its own (which win on a clash).
+/// Attributes named `__…` are left out, as remote write leaves out such labels: `__name__` among them
+/// would otherwise rename the metric.
 fn labels(resource: &[(String, String)], attributes: &[KeyValue]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = attributes
         .iter()
+        .filter(|kv| !kv.key.starts_with("__"))
         .map(|kv| {
             let value = kv.value.as_ref().map(attribute_text).unwrap_or_default();
             (kv.key.clone(), value)
@@ -465,6 +468,31 @@ mod tests {
                 format!("queue_depth{{queue=q1,service_name=checkout}} {t} 42"),
             ]
         );
+        assert_eq!(export.rejected_data_points, 0);
+    }
+
+    #[test]
+    fn attributes_named_like_prometheus_internals_neither_rename_nor_label_the_point() {
+        let t = now_ms();
+        let req = request(
+            vec![],
+            vec![metric(
+                "jobs.done",
+                Data::Gauge(Gauge {
+                    data_points: vec![number(
+                        t,
+                        number_data_point::Value::AsInt(3),
+                        vec![
+                            kv("__name__", "other"),
+                            kv("__meta", "x"),
+                            kv("queue", "q1"),
+                        ],
+                    )],
+                }),
+            )],
+        );
+        let export = run(&req);
+        assert_eq!(points(&export), [format!("jobs_done{{queue=q1}} {t} 3")]);
         assert_eq!(export.rejected_data_points, 0);
     }
 
