@@ -13,7 +13,6 @@ use luminate_model::time::now_ms;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::app::{AppState, router};
 use crate::config::Config;
 use crate::testing::MemoryStore;
 
@@ -22,14 +21,7 @@ fn app(store: Arc<MemoryStore>) -> Router {
 }
 
 fn app_with(store: Arc<MemoryStore>, config: Config) -> Router {
-    router(Arc::new(
-        AppState::new(
-            Arc::new(config),
-            store,
-            prometheus_client::registry::Registry::default(),
-        )
-        .unwrap(),
-    ))
+    crate::testing::router_over(store, config)
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {

@@ -18,6 +18,18 @@ use luminate_model::{
     WriteOutcome,
 };
 
+/// The server's router over `store`, configured by `config`, with a fresh registry.
+pub(crate) fn router_over(store: Arc<MemoryStore>, config: crate::config::Config) -> axum::Router {
+    crate::app::router(Arc::new(
+        crate::app::AppState::new(
+            Arc::new(config),
+            store,
+            prometheus_client::registry::Registry::default(),
+        )
+        .expect("a test configuration without keys to read"),
+    ))
+}
+
 /// In-memory store.
 #[derive(Default)]
 pub struct MemoryStore {

@@ -273,22 +273,10 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::app::router;
     use crate::config::Config;
     use crate::remote_write::STALE_NAN_BITS;
     use crate::remote_write::wire::*;
-    use crate::testing::MemoryStore;
-
-    fn router_over(store: Arc<MemoryStore>, config: Config) -> Router {
-        router(Arc::new(
-            AppState::new(
-                Arc::new(config),
-                store,
-                prometheus_client::registry::Registry::default(),
-            )
-            .unwrap(),
-        ))
-    }
+    use crate::testing::{MemoryStore, router_over};
 
     async fn send(
         app: &Router,
