@@ -18,6 +18,8 @@
 //! JSON one (at most 20 dimensions, name rules, time window).
 
 mod exponential;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod json;
 
 use luminate_model::validate::{PointError, protocol_name};
