@@ -250,6 +250,7 @@ fn key_paths_list_every_scalar_key() {
     config.rate_limits.query_requests_per_second = Some(1);
     config.rate_limits.metrics_per_second = Some(1);
     config.rate_limits.concurrent_queries = Some(1);
+    config.otlp.grpc.port = Some(4317);
     let mut found = Vec::new();
     leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
     found.retain(|k| k != "retention.policies");

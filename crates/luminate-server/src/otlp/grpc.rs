@@ -300,7 +300,7 @@ pub async fn serve(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
     let config = state.config.clone();
-    let cap = usize::try_from(config.batch_write.max_request_size_bytes).unwrap_or(usize::MAX);
+    let cap = config.batch_write.max_request_size_bytes;
     let service = MetricsServiceServer::new(Exporter { state })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -509,6 +509,29 @@ mod tests {
             let status = client.export(big.clone()).await.unwrap_err();
             assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn stopping_closes_the_listener_and_open_connections_then_returns() {
+        let state = Arc::new(
+            AppState::new(
+                Arc::new(Config::default()),
+                Arc::new(MemoryStore::default()),
+                prometheus_client::registry::Registry::default(),
+            )
+            .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let serving = tokio::spawn(serve(listener, state, 4, stopped));
+        // A connection that stays open after its export, as exporters keep theirs.
+        let mut client = connect(addr, true).await;
+        client.export(gauge("m", &[1.0])).await.unwrap();
+        stop.send(true).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), serving).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
     }
 
     #[tokio::test]
