@@ -21,13 +21,17 @@ ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager pr
 [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed at /usr/sbin/clickhouse-server" >&2; exit 1; }
 # kubernetes-validate (PyPI): tests/kubernetes.rs validates deploy/kubernetes against the Kubernetes
 # schemas it ships (offline). Installed into a virtual environment whose bin/ goes first on PATH.
-ensure_pip_packages kubernetes-validate opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+# opentelemetry-*: tests/otlp.rs exports through the real Python SDK, over OTLP/HTTP and OTLP/gRPC.
+ensure_pip_packages kubernetes-validate opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
+  opentelemetry-exporter-otlp-proto-grpc
 for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter kubernetes-validate; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter; PyPI kubernetes-validate)" >&2; exit 1; }
 done
 
 # The binary embeds ui/dist at compile time: build the UI before cargo builds anything.
 build_ui
+# tests/otlp.rs exports through the real OpenTelemetry JavaScript SDK too (its fixture's package-lock.json).
+install_npm_fixture crates/luminate/tests/fixtures/otlp-js
 log "UI unit tests (node --test)"
 npm --prefix ui test --silent
 

@@ -52,6 +52,17 @@ ensure_pip_packages() {
   export PATH="$venv/bin:$PATH"
 }
 
+# Installs a test fixture's npm packages (DIR/package-lock.json into DIR/node_modules, not committed), again
+# only when the lock file changed.
+install_npm_fixture() {
+  local dir="$1"
+  command -v npm >/dev/null || ensure_apt_packages nodejs npm
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing npm packages of $dir (npm ci)"
+    npm --prefix "$dir" ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
 # Builds the web UI (ui/, TypeScript bundled by esbuild) into ui/dist, which the binary embeds at compile
 # time: run before cargo builds the binary. Dependencies come from the npm registry per package-lock.json
 # (`npm ci`, again only when the lock file changed). node and npm come from Debian when missing.

@@ -454,6 +454,9 @@ pub struct Server {
     listener: TcpListener,
     /// `metrics.listen`, when the exposition has an address of its own.
     metrics_listener: Option<TcpListener>,
+    /// OTLP over gRPC (`otlp.grpc`), when enabled.
+    #[cfg(feature = "grpc")]
+    grpc_listener: Option<TcpListener>,
     state: Arc<AppState>,
     /// Refreshes the expensive gauges while serving (with `metrics.enabled`).
     collector: Collector,
@@ -536,9 +539,18 @@ impl Server {
                 }
                 _ => None,
             };
+        #[cfg(feature = "grpc")]
+        let grpc_listener = crate::otlp::grpc::bind(&state.config)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: format!("{host}:{} (otlp.grpc)", state.config.otlp_grpc_port()),
+                source,
+            })?;
         Ok(Self {
             listener,
             metrics_listener,
+            #[cfg(feature = "grpc")]
+            grpc_listener,
             state,
             collector,
         })
@@ -554,6 +566,14 @@ impl Server {
         self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
+    /// The address OTLP over gRPC is served on, when it is (`otlp.grpc.enabled` in a `grpc` build).
+    pub fn grpc_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        #[cfg(feature = "grpc")]
+        return self.grpc_listener.as_ref().map(TcpListener::local_addr);
+        #[cfg(not(feature = "grpc"))]
+        None
+    }
+
     /// Serves (the API, and the exposition on `metrics.listen` when set) until `shutdown` completes, then
     /// stops accepting on both, lets in-flight requests finish (at most `server.shutdown_timeout`), stops
     /// the retention task and closes the store.
@@ -564,6 +584,8 @@ impl Server {
         let Self {
             listener,
             metrics_listener,
+            #[cfg(feature = "grpc")]
+            grpc_listener,
             state,
             collector,
         } = self;
@@ -632,6 +654,15 @@ impl Server {
                 connections_stop_rx.clone(),
             ))
         });
+        #[cfg(feature = "grpc")]
+        let grpc_serving = grpc_listener.map(|listener| {
+            tokio::spawn(crate::otlp::grpc::serve(
+                listener,
+                state.clone(),
+                limits.max_connections as usize,
+                connections_stop_rx.clone(),
+            ))
+        });
         let serving =
             crate::conn::serve(listener, router(state.clone()), limits, connections_stop_rx);
         tokio::pin!(serving, shutdown);
@@ -650,6 +681,20 @@ impl Server {
             }
         }
 
+        // Exports in flight are answered (and stored) before the store closes below.
+        #[cfg(feature = "grpc")]
+        if let Some(task) = grpc_serving {
+            match tokio::time::timeout(shutdown_timeout, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, "OTLP gRPC server ended with an error")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "OTLP gRPC server ended abnormally"),
+                Err(_) => tracing::warn!(
+                    "OTLP gRPC connections did not close within server.shutdown_timeout; closing anyway"
+                ),
+            }
+        }
         if let Some(task) = metrics_serving {
             // A scraper's request takes milliseconds; a connection kept open longer is not waited for.
             match tokio::time::timeout(shutdown_timeout, task).await {

@@ -126,19 +126,16 @@ pub enum DropReason {
     Exemplar,
     /// An OTLP data point flagged "no recorded value" (`NO_RECORDED_VALUE`), or without a value.
     NoRecordedValue,
-    /// An OTLP exponential histogram data point (`EXPONENTIAL_HISTOGRAM`): not mapped to points.
-    ExponentialHistogram,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`Drops`].
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 5] = [
         Self::StaleMarker,
         Self::NonFinite,
         Self::NativeHistogram,
         Self::Exemplar,
         Self::NoRecordedValue,
-        Self::ExponentialHistogram,
     ];
 
     /// The label value.
@@ -149,14 +146,13 @@ impl DropReason {
             Self::NativeHistogram => "NATIVE_HISTOGRAM",
             Self::Exemplar => "EXEMPLAR",
             Self::NoRecordedValue => "NO_RECORDED_VALUE",
-            Self::ExponentialHistogram => "EXPONENTIAL_HISTOGRAM",
         }
     }
 }
 
 /// Counts by [`DropReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Drops([u64; 6]);
+pub struct Drops([u64; 5]);
 
 impl Drops {
     fn add(&mut self, reason: DropReason, n: usize) {

@@ -216,6 +216,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             let metrics_addr = metrics_addr.map_err(luminate_server::ServeError::Serve)?;
             println!("luminate metrics on http://{metrics_addr}");
         }
+        if let Some(grpc_addr) = server.grpc_addr() {
+            let grpc_addr = grpc_addr.map_err(luminate_server::ServeError::Serve)?;
+            println!("luminate otlp grpc on http://{grpc_addr}");
+        }
         // One plain line, whatever the log format: scripts and tests read the bound address from it.
         println!("luminate listening on http://{addr}");
         let _ = std::io::stdout().flush();

@@ -27,6 +27,12 @@ impl Config {
         if self.server.host.trim().is_empty() {
             return invalid("server.host", "must not be empty".into());
         }
+        if self.otlp.grpc.max_concurrent_streams == 0 {
+            return invalid(
+                "otlp.grpc.max_concurrent_streams",
+                "must be at least 1".into(),
+            );
+        }
         if self.server.max_connections == Some(0) {
             return invalid("server.max_connections", "must be at least 1".into());
         }

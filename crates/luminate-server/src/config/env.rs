@@ -98,6 +98,9 @@ pub const KEY_PATHS: &[&str] = &[
     "metrics.max_tenant_labels",
     "metrics.top_metrics",
     "otlp.promote_resource_attributes",
+    "otlp.grpc.enabled",
+    "otlp.grpc.port",
+    "otlp.grpc.max_concurrent_streams",
 ];
 
 /// Keys whose value is a list; the environment gives them comma-separated.

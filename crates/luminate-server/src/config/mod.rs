@@ -704,7 +704,8 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `otlp`: OTLP/HTTP metrics ingestion (`POST /v1/metrics`, docs/ingest.md).
+/// `otlp`: OTLP metrics ingestion, over HTTP (`POST /v1/metrics` on the API's address) and gRPC (a port
+/// of its own), docs/ingest.md.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpConfig {
@@ -712,6 +713,8 @@ pub struct OtlpConfig {
     /// others (the Python SDK's random `service.instance.id`, `telemetry.sdk.*`) would make a new series
     /// per process.
     pub promote_resource_attributes: Vec<String>,
+    /// OTLP over gRPC.
+    pub grpc: OtlpGrpcConfig,
 }
 
 impl Default for OtlpConfig {
@@ -721,6 +724,46 @@ impl Default for OtlpConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            grpc: OtlpGrpcConfig::default(),
+        }
+    }
+}
+
+/// OTLP's default gRPC port.
+pub const OTLP_GRPC_PORT: u16 = 4317;
+
+/// `otlp.grpc`: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` on `server.host` and a
+/// port of its own (gRPC is HTTP/2 only; the API's connections are HTTP/1.1).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpGrpcConfig {
+    /// Whether the gRPC listener is opened at all (in a build with the `grpc` feature).
+    pub enabled: bool,
+    /// Port to bind; unset: [`OTLP_GRPC_PORT`], or 0 (a free one) when `server.port` is 0, so that
+    /// servers started on OS-chosen ports (tests, `luminate bench`) never contend for 4317.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Requests (HTTP/2 streams) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for OtlpGrpcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: None,
+            max_concurrent_streams: 16,
+        }
+    }
+}
+
+impl Config {
+    /// The gRPC port to bind (see [`OtlpGrpcConfig::port`]).
+    pub fn otlp_grpc_port(&self) -> u16 {
+        match self.otlp.grpc.port {
+            Some(port) => port,
+            None if self.server.port == 0 => 0,
+            None => OTLP_GRPC_PORT,
         }
     }
 }

@@ -250,6 +250,7 @@ fn key_paths_list_every_scalar_key() {
     config.rate_limits.query_requests_per_second = Some(1);
     config.rate_limits.metrics_per_second = Some(1);
     config.rate_limits.concurrent_queries = Some(1);
+    config.otlp.grpc.port = Some(4317);
     let mut found = Vec::new();
     leaves("", &serde_json::to_value(&config).unwrap(), &mut found);
     found.retain(|k| k != "retention.policies");
@@ -915,4 +916,32 @@ fn otlp_promoted_resource_attributes_default_to_the_service_and_host_and_take_a_
     )
     .unwrap();
     assert_eq!(c.otlp.promote_resource_attributes, ["service.name", "team"]);
+}
+
+#[test]
+fn otlp_grpc_listens_on_4317_unless_set_disabled_or_the_api_port_is_os_chosen() {
+    let c = load("", &[]).unwrap();
+    assert!(c.otlp.grpc.enabled);
+    assert_eq!(c.otlp_grpc_port(), 4317);
+    assert_eq!(c.otlp.grpc.max_concurrent_streams, 16);
+    let c = load("server:\n  port: 0\n", &[]).unwrap();
+    assert_eq!(c.otlp_grpc_port(), 0);
+    let c = load("server:\n  port: 0\notlp:\n  grpc:\n    port: 4400\n", &[]).unwrap();
+    assert_eq!(c.otlp_grpc_port(), 4400);
+    let c = load(
+        "",
+        &[
+            ("LUMINATE_OTLP_GRPC_PORT", "4318"),
+            ("LUMINATE_OTLP_GRPC_ENABLED", "false"),
+            ("LUMINATE__OTLP__GRPC__MAX_CONCURRENT_STREAMS", "4"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.otlp_grpc_port(), 4318);
+    assert!(!c.otlp.grpc.enabled);
+    assert_eq!(c.otlp.grpc.max_concurrent_streams, 4);
+    let err = load("otlp:\n  grpc:\n    max_concurrent_streams: 0\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("otlp.grpc.max_concurrent_streams"), "{err}");
 }

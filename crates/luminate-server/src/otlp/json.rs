@@ -35,6 +35,15 @@ fn u64_any<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// An `int32`/`sint32` as a number or a decimal string.
+fn i32_any<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(0);
+    }
+    i32::try_from(i64_value::<D::Error>(&v)?).map_err(|_| invalid("a 32-bit integer", &v))
+}
+
 fn i64_value<E: serde::de::Error>(v: &Value) -> Result<i64, E> {
     match v {
         Value::Number(n) => n.as_i64().ok_or_else(|| invalid("an integer", v)),
@@ -185,7 +194,7 @@ struct Metric {
     sum: Option<Points<NumberPoint>>,
     histogram: Option<Points<HistogramPoint>>,
     #[serde(alias = "exponential_histogram")]
-    exponential_histogram: Option<Points<IgnoredAny>>,
+    exponential_histogram: Option<Points<ExponentialPoint>>,
     summary: Option<Points<SummaryPoint>>,
 }
 
@@ -240,6 +249,37 @@ struct HistogramPoint {
     explicit_bounds: Vec<f64>,
     flags: u32,
     exemplars: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ExponentialPoint {
+    attributes: Vec<KeyValue>,
+    #[serde(alias = "time_unix_nano", deserialize_with = "u64_any")]
+    time_unix_nano: u64,
+    #[serde(deserialize_with = "u64_any")]
+    count: u64,
+    #[serde(deserialize_with = "f64_opt")]
+    sum: Option<f64>,
+    #[serde(deserialize_with = "i32_any")]
+    scale: i32,
+    #[serde(alias = "zero_count", deserialize_with = "u64_any")]
+    zero_count: u64,
+    #[serde(alias = "zero_threshold", deserialize_with = "f64_any")]
+    zero_threshold: f64,
+    positive: Option<ExponentialBuckets>,
+    negative: Option<ExponentialBuckets>,
+    flags: u32,
+    exemplars: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ExponentialBuckets {
+    #[serde(deserialize_with = "i32_any")]
+    offset: i32,
+    #[serde(alias = "bucket_counts", deserialize_with = "u64_list")]
+    bucket_counts: Vec<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -382,8 +422,31 @@ impl Metric {
                 aggregation_temporality: h.aggregation_temporality,
             }))
         } else if let Some(e) = self.exponential_histogram {
+            let buckets = |b: Option<ExponentialBuckets>| {
+                b.map(|b| metrics::exponential_histogram_data_point::Buckets {
+                    offset: b.offset,
+                    bucket_counts: b.bucket_counts,
+                })
+            };
             Some(Data::ExponentialHistogram(metrics::ExponentialHistogram {
-                data_points: vec![Default::default(); e.data_points.len()],
+                data_points: e
+                    .data_points
+                    .into_iter()
+                    .map(|p| metrics::ExponentialHistogramDataPoint {
+                        attributes: key_values(p.attributes),
+                        time_unix_nano: p.time_unix_nano,
+                        count: p.count,
+                        sum: p.sum,
+                        scale: p.scale,
+                        zero_count: p.zero_count,
+                        zero_threshold: p.zero_threshold,
+                        positive: buckets(p.positive),
+                        negative: buckets(p.negative),
+                        flags: p.flags,
+                        exemplars: exemplars(p.exemplars.len()),
+                        ..Default::default()
+                    })
+                    .collect(),
                 aggregation_temporality: e.aggregation_temporality,
             }))
         } else {

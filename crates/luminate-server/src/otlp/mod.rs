@@ -8,21 +8,27 @@
 //! - gauge and sum data points → one point each (a cumulative monotonic sum is a running total, a delta
 //!   sum an increment, a non-monotonic sum a gauge value; the value is stored as sent);
 //! - histogram → `<name>_bucket{le}` (cumulative counts, `+Inf` last), `<name>_sum` (when sent) and
-//!   `<name>_count`; summary → `<name>{quantile}`, `<name>_sum`, `<name>_count`;
-//! - exponential histograms, points flagged "no recorded value", NaN/±Inf and exemplars are counted by
-//!   their [`DropReason`], never stored silently.
+//!   `<name>_count`; exponential histogram → the same, its bucket bounds computed from the scale
+//!   ([`exponential`]); summary → `<name>{quantile}`, `<name>_sum`, `<name>_count`;
+//! - points flagged "no recorded value", NaN/±Inf and exemplars are counted by their [`DropReason`],
+//!   never stored silently.
 //!
 //! Names and keys go through [`protocol_name`] (`.` → `_`); data point attributes are dimensions and
 //! resource attributes are added only when their key is in the allowlist. Each point is then validated as a
 //! JSON one (at most 20 dimensions, name rules, time window).
 
+mod exponential;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod json;
 
 use luminate_model::validate::{PointError, protocol_name};
 use luminate_model::{ErrorCode, ValidationRules};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, exponential_histogram_data_point, metric, number_data_point,
+};
 
 use crate::error::ApiError;
 use crate::remote_write::{Decoded, DropReason, Mapper, v1::Sample};
@@ -132,9 +138,12 @@ fn millis(nanos: u64) -> i64 {
     (nanos / 1_000_000) as i64
 }
 
-/// Formats a bucket bound or quantile as Prometheus does (`0.5`, `10`, `+Inf`).
+/// Formats a bucket bound or quantile as Prometheus does (`0.5`, `10`, `+Inf`): the shortest decimal
+/// that reads back as the same double, never an exponent, `-0` as `0`.
 fn bound(value: f64) -> String {
-    if value == f64::INFINITY {
+    if value == 0.0 {
+        "0".to_owned()
+    } else if value == f64::INFINITY {
         "+Inf".to_owned()
     } else if value == f64::NEG_INFINITY {
         "-Inf".to_owned()
@@ -289,14 +298,82 @@ fn map_metric(
             }
         }
         Some(metric::Data::ExponentialHistogram(e)) => {
-            for _ in &e.data_points {
+            for p in &e.data_points {
                 point(mapper, &mut rejected, |m| {
-                    m.drop(DropReason::ExponentialHistogram, 1)
+                    exponential_histogram(m, name, resource, p)
                 });
             }
         }
     }
     rejected
+}
+
+/// An exponential histogram data point: `le` buckets as for an explicit-bucket one
+/// ([`exponential::cumulative`]), `_sum` (when sent) and `_count`.
+fn exponential_histogram(
+    m: &mut Mapper<'_>,
+    name: &str,
+    resource: &[(String, String)],
+    p: &ExponentialHistogramDataPoint,
+) {
+    if p.flags & NO_RECORDED_VALUE != 0 {
+        return m.drop(DropReason::NoRecordedValue, 1);
+    }
+    let (positive_offset, positive) = side(p.positive.as_ref());
+    let (negative_offset, negative) = side(p.negative.as_ref());
+    let Some(buckets) = exponential::cumulative(&exponential::Buckets {
+        scale: p.scale,
+        zero_count: p.zero_count,
+        zero_threshold: p.zero_threshold,
+        positive_offset,
+        positive,
+        negative_offset,
+        negative,
+    }) else {
+        return m.reject(
+            name,
+            PointError {
+                code: ErrorCode::InvalidValue,
+                message: format!(
+                    "exponential histogram {name:?} has scale {}, outside {}..={}",
+                    p.scale,
+                    exponential::SCALES.start(),
+                    exponential::SCALES.end()
+                ),
+            },
+        );
+    };
+    let labels = labels(resource, &p.attributes);
+    let ts = millis(p.time_unix_nano);
+    let bucket = format!("{name}_bucket");
+    for (upper, cumulative) in buckets {
+        let le = bound(upper);
+        emit(
+            m,
+            &bucket,
+            &labels,
+            Some(("le", &le)),
+            ts,
+            cumulative as f64,
+        );
+    }
+    if let Some(sum) = p.sum {
+        emit(m, &format!("{name}_sum"), &labels, None, ts, sum);
+    }
+    emit(
+        m,
+        &format!("{name}_count"),
+        &labels,
+        None,
+        ts,
+        p.count as f64,
+    );
+    m.drop(DropReason::Exemplar, p.exemplars.len());
+}
+
+/// The offset and counts of one side of an exponential histogram (none sent: no buckets).
+fn side(buckets: Option<&exponential_histogram_data_point::Buckets>) -> (i32, &[u64]) {
+    buckets.map_or((0, &[]), |b| (b.offset, b.bucket_counts.as_slice()))
 }
 
 /// Maps one data point with `f`, counting it in `rejected` when anything of it was not stored.
@@ -551,7 +628,68 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_no_recorded_value_exponential_and_too_many_dimensions_are_counted_not_stored() {
+    fn exponential_histogram_becomes_le_buckets_from_negative_through_zero_to_inf() {
+        use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram;
+        use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+        let t = now_ms();
+        // Scale 1 (base √2). Recorded: -3 (negative index 3: [-4, -2√2)), 0, 1.2 (index 0: (1, √2]),
+        // 1.9 and 2 (index 1: (√2, 2]), 2.5 (index 2: (2, 2√2]). Sorted as text below.
+        let point = ExponentialHistogramDataPoint {
+            attributes: vec![kv("route", "/a")],
+            time_unix_nano: t as u64 * 1_000_000,
+            count: 6,
+            sum: Some(4.6),
+            scale: 1,
+            zero_count: 1,
+            positive: Some(Buckets {
+                offset: 0,
+                bucket_counts: vec![1, 2, 1],
+            }),
+            negative: Some(Buckets {
+                offset: 3,
+                bucket_counts: vec![1],
+            }),
+            ..Default::default()
+        };
+        let req = request(
+            vec![],
+            vec![metric(
+                "rpc.latency",
+                Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![point],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                }),
+            )],
+        );
+        let expected = [
+            format!("rpc_latency_bucket{{le=+Inf,route=/a}} {t} 6"),
+            format!("rpc_latency_bucket{{le=-2.8284271247461903,route=/a}} {t} 1"),
+            format!("rpc_latency_bucket{{le=0,route=/a}} {t} 2"),
+            format!("rpc_latency_bucket{{le=1.4142135623730951,route=/a}} {t} 3"),
+            format!("rpc_latency_bucket{{le=2,route=/a}} {t} 5"),
+            format!("rpc_latency_bucket{{le=2.8284271247461903,route=/a}} {t} 6"),
+            format!("rpc_latency_count{{route=/a}} {t} 6"),
+            format!("rpc_latency_sum{{route=/a}} {t} 4.6"),
+        ];
+        let export = run(&req);
+        assert_eq!(points(&export), expected);
+        assert_eq!(export.rejected_data_points, 0);
+
+        // The same point in OTLP/JSON (int32 as a number or a string, 64-bit counts as strings).
+        let ns = (t as u64 * 1_000_000).to_string();
+        let body = serde_json::json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "rpc.latency", "exponentialHistogram": {"aggregationTemporality": 1,
+                "dataPoints": [{"timeUnixNano": ns, "count": "6", "sum": 4.6, "scale": 1,
+                    "zeroCount": "1", "attributes": [{"key": "route", "value": {"stringValue": "/a"}}],
+                    "positive": {"bucketCounts": ["1", "2", "1"]},
+                    "negative": {"offset": "3", "bucketCounts": [1]}}]}}
+        ]}]}]});
+        let req = json::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(points(&run(&req)), expected);
+    }
+
+    #[test]
+    fn non_finite_no_recorded_value_bad_buckets_and_too_many_dimensions_are_counted_not_stored() {
         let t = now_ms();
         let mut no_value = number(t, number_data_point::Value::AsDouble(1.0), vec![]);
         no_value.flags = NO_RECORDED_VALUE;
@@ -589,7 +727,14 @@ mod tests {
         if let Some(Data::ExponentialHistogram(e)) =
             &mut req.resource_metrics[0].scope_metrics[0].metrics[1].data
         {
-            e.data_points = vec![Default::default(); 2];
+            // Scale 21 is past the spec's 20: the bounds are not computed.
+            e.data_points = vec![
+                ExponentialHistogramDataPoint {
+                    scale: 21,
+                    ..Default::default()
+                };
+                2
+            ];
         }
         let export = run(&req);
         assert_eq!(points(&export), [format!("g{{}} {t} 2")]);
@@ -597,7 +742,6 @@ mod tests {
         let drops = export.decoded.drops;
         assert_eq!(drops.get(DropReason::NonFinite), 1);
         assert_eq!(drops.get(DropReason::NoRecordedValue), 1);
-        assert_eq!(drops.get(DropReason::ExponentialHistogram), 2);
         let codes: Vec<ErrorCode> = export
             .decoded
             .rejections
@@ -606,7 +750,12 @@ mod tests {
             .collect();
         assert_eq!(
             codes,
-            [ErrorCode::DimensionLimitExceeded, ErrorCode::InvalidValue]
+            [
+                ErrorCode::DimensionLimitExceeded,
+                ErrorCode::InvalidValue,
+                ErrorCode::InvalidValue,
+                ErrorCode::InvalidValue
+            ]
         );
     }
 

@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::body::{gunzip_capped, read_capped};
 use crate::error::ApiError;
+use crate::limits::Limited;
 use crate::otlp::{Export, decode_json, decode_protobuf};
 use crate::remote_write::DropReason;
 use crate::routes::remote_write::{log_drops, retryable};
@@ -179,6 +180,35 @@ async fn export(
     .map_err(|e| ApiError::internal(format!("OTLP decoding task failed: {e}")))
     .and_then(|decoded| decoded)
     .map_err(IntoResponse::into_response)?;
+    store(state, tenant, export)
+        .await
+        .map_err(Refusal::into_response)
+}
+
+/// Why a decoded export was not stored at all; both are transient for the sender.
+pub(crate) enum Refusal {
+    /// The tenant's points-per-second limit.
+    RateLimited(Limited),
+    /// The store refused the write (`503` with `Retry-After` when it is unavailable).
+    Store(ApiError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::RateLimited(limited) => limited.into_response(),
+            Self::Store(e) => e.into_response(),
+        }
+    }
+}
+
+/// Charges and stores a decoded export (the part OTLP/HTTP and OTLP/gRPC share); returns the rejected
+/// data points and the message saying why.
+pub(crate) async fn store(
+    state: &AppState,
+    tenant: &Tenant,
+    export: Export,
+) -> Result<(u64, String), Refusal> {
     let Export {
         decoded,
         mut rejected_data_points,
@@ -192,7 +222,7 @@ async fn export(
         && let Err(limited) = state.rate_limiter.check_points(tenant, valid)
     {
         telemetry.batch_refused(tenant, limited.error.code, valid as u64);
-        return Err(limited.into_response());
+        return Err(Refusal::RateLimited(limited));
     }
     let mut stored = 0usize;
     let mut messages: Vec<String> = decoded
@@ -216,7 +246,7 @@ async fn export(
                 } else {
                     e
                 };
-                return Err(e.into_response());
+                return Err(Refusal::Store(e));
             }
         };
         stored += outcome.accepted;

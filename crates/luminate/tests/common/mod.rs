@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 /// How long a start may take before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const LISTEN_PREFIX: &str = "luminate listening on ";
+/// The start-up line of OTLP over gRPC.
+const GRPC_PREFIX: &str = "luminate otlp grpc on ";
 
 /// Now in Unix ms.
 pub fn now_ms() -> i64 {
@@ -220,6 +222,9 @@ impl Launch {
             }
         }
         cmd.env_remove("RUST_LOG");
+        // Test servers run side by side: OTLP/gRPC on an OS-chosen port (see `Luminate::grpc_url`)
+        // unless the test sets one; servers on a fixed API port would otherwise all take 4317.
+        cmd.env("LUMINATE_OTLP_GRPC_PORT", "0");
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -358,6 +363,16 @@ impl Luminate {
     /// A URL on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `http://127.0.0.1:PORT` of OTLP over gRPC, from its start-up line (printed before the API's).
+    pub fn grpc_url(&self) -> String {
+        let output = self.output.lock().expect("output lock");
+        output
+            .iter()
+            .find_map(|line| line.strip_prefix(GRPC_PREFIX))
+            .map(|url| url.trim().to_owned())
+            .unwrap_or_else(|| panic!("no `{GRPC_PREFIX}` line in:\n{}", output.join("\n")))
     }
 
     /// GET.
