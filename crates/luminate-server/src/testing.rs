@@ -30,6 +30,9 @@ pub(crate) fn router_over(store: Arc<MemoryStore>, config: crate::config::Config
     ))
 }
 
+/// A series: tenant, metric and dimensions.
+type SeriesKey = (Tenant, String, Dimensions);
+
 /// In-memory store.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -45,7 +48,7 @@ pub struct MemoryStore {
     /// Calls to `write` and `write_samples`.
     pub writes: AtomicUsize,
     /// The newest (timestamp, value) of every series, for `write_samples`' rule.
-    newest: Mutex<HashMap<(Tenant, String, Dimensions), (TimestampMs, f64)>>,
+    newest: Mutex<HashMap<SeriesKey, (TimestampMs, f64)>>,
     /// While set, every `write` fails as an unreachable backend would.
     pub unavailable: AtomicBool,
     /// Named health checks, each answering its outcome after its delay.

@@ -323,13 +323,12 @@ const SERIES: [(&str, &str); 6] = [
     ("demo:ratio", "job"),
 ];
 
+/// A metric whose per-series counts differ: its name, Prometheus' counts, Luminate's.
+type Differing = (String, BTreeMap<String, u64>, BTreeMap<String, u64>);
+
 /// Waits until every series' sample count in Luminate equals Prometheus' (`count_over_time`), at most
 /// 30 s; returns the last (Prometheus, Luminate) counts of each metric that differ.
-fn wait_for_equal_counts(
-    prometheus: &Prometheus,
-    client: &Client,
-    token: &str,
-) -> Vec<(String, BTreeMap<String, u64>, BTreeMap<String, u64>)> {
+fn wait_for_equal_counts(prometheus: &Prometheus, client: &Client, token: &str) -> Vec<Differing> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let differ: Vec<_> = SERIES
