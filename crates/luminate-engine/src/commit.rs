@@ -56,7 +56,7 @@ use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, Prepared, Staging};
-use crate::newest::{Newest, Verdict};
+use crate::newest::Newest;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
@@ -563,16 +563,10 @@ impl Committer {
                 });
             }
         }
-        if rule == WriteRule::NewerOnly {
-            self.keep_newer(&mut batch, &mut outcome);
+        match rule {
+            WriteRule::NewerOnly => self.keep_newer(&mut batch, &mut outcome),
+            WriteRule::All => self.newest.observe(&batch.tenant, &batch.points),
         }
-        self.newest.observe(
-            &batch.tenant,
-            batch
-                .points
-                .iter()
-                .map(|p| (p.series, p.timestamp, p.value)),
-        );
         outcome.accepted = batch.points.len();
         if batch.points.is_empty() {
             self.staged.push(Staged {
@@ -614,19 +608,9 @@ impl Committer {
                 "reading the newest samples of series from parts failed: {e}"
             ));
         }
-        let newest = &mut self.newest;
-        let tenant = &batch.tenant;
-        batch.points.retain(|p| {
-            match newest.verdict(tenant, p.series, p.timestamp, p.value) {
-                Verdict::Store => {
-                    newest.observe(tenant, std::iter::once((p.series, p.timestamp, p.value)));
-                    return true;
-                }
-                Verdict::Duplicate => outcome.duplicates += 1,
-                Verdict::OutOfOrder => outcome.out_of_order += 1,
-            }
-            false
-        });
+        let not_newer = self.newest.keep_newer(&batch.tenant, &mut batch.points);
+        outcome.duplicates = not_newer.duplicates;
+        outcome.out_of_order = not_newer.out_of_order;
     }
 
     /// Reads from parts the newest of those of `series` not read since start.

@@ -27,7 +27,7 @@ use crate::EngineError;
 use crate::head::Head;
 use crate::index::Index;
 use crate::part::Selection;
-use crate::record::SeriesId;
+use crate::record::{SeriesId, SeriesPoint};
 use crate::stored::Stored;
 
 /// A stored sample, or none (`timestamp == TimestampMs::MIN`).
@@ -43,6 +43,13 @@ impl Sample {
         value: 0.0,
     };
 
+    fn of(p: &SeriesPoint) -> Sample {
+        Sample {
+            timestamp: p.timestamp,
+            value: p.value,
+        }
+    }
+
     /// The larger of the two in (timestamp, value) order.
     fn max(self, other: Sample) -> Sample {
         let newer = (other.timestamp, other.value.total_cmp(&self.value))
@@ -51,15 +58,13 @@ impl Sample {
     }
 }
 
-/// What the rule says of one protocol sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Newer than the series' newest: store it.
-    Store,
-    /// The series' newest sample itself (a retry): not stored.
-    Duplicate,
-    /// Not after the series' newest: not stored.
-    OutOfOrder,
+/// Samples the rule did not store, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct NotNewer {
+    /// Equal to their series' newest (a retry).
+    pub duplicates: usize,
+    /// Otherwise not after their series' newest.
+    pub out_of_order: usize,
 }
 
 /// The newest sample of every series, per tenant.
@@ -142,16 +147,39 @@ impl Newest {
         self.tenants.entry(tenant.clone()).or_default()
     }
 
-    /// Folds a staged point into its series' newest.
-    pub(crate) fn observe(
+    /// Folds staged points into their series' newest.
+    pub(crate) fn observe(&mut self, tenant: &Tenant, points: &[SeriesPoint]) {
+        let tn = self.tenant_mut(tenant);
+        for p in points {
+            tn.fold(p.series, Sample::of(p));
+        }
+    }
+
+    /// Keeps the protocol samples of `points` (their series read from parts already) whose timestamp
+    /// is after their series' newest, in order, each kept one becoming its series' newest before the
+    /// next is judged; counts the others.
+    pub(crate) fn keep_newer(
         &mut self,
         tenant: &Tenant,
-        points: impl Iterator<Item = (SeriesId, TimestampMs, f64)>,
-    ) {
+        points: &mut Vec<SeriesPoint>,
+    ) -> NotNewer {
         let tn = self.tenant_mut(tenant);
-        for (id, timestamp, value) in points {
-            tn.fold(id, Sample { timestamp, value });
-        }
+        let mut not_newer = NotNewer::default();
+        points.retain(|p| {
+            let (sample, newest) = (Sample::of(p), tn.get(p.series));
+            if sample.timestamp > newest.timestamp {
+                tn.fold(p.series, sample);
+                return true;
+            }
+            if sample.timestamp == newest.timestamp && sample.value.total_cmp(&newest.value).is_eq()
+            {
+                not_newer.duplicates += 1;
+            } else {
+                not_newer.out_of_order += 1;
+            }
+            false
+        });
+        not_newer
     }
 
     /// Of `series`, those that existed at start and whose parts' rows are not read yet.
@@ -207,27 +235,6 @@ impl Newest {
         Ok(())
     }
 
-    /// What the rule says of a protocol sample of `series` (read from parts already).
-    pub(crate) fn verdict(
-        &self,
-        tenant: &Tenant,
-        series: SeriesId,
-        timestamp: TimestampMs,
-        value: f64,
-    ) -> Verdict {
-        let newest = self
-            .tenants
-            .get(tenant)
-            .map_or(Sample::NONE, |tn| tn.get(series));
-        if timestamp > newest.timestamp {
-            Verdict::Store
-        } else if timestamp == newest.timestamp && value.total_cmp(&newest.value).is_eq() {
-            Verdict::Duplicate
-        } else {
-            Verdict::OutOfOrder
-        }
-    }
-
     /// After a delete of points `< before` of a metric with these series: forgets the newest of every
     /// series it emptied (its newest was below `before`, so every point of it was).
     pub(crate) fn forget_before(
@@ -254,5 +261,46 @@ impl Newest {
             .values()
             .map(|t| t.samples.capacity() * size_of::<Sample>() + t.unread.capacity() * 8)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(series: SeriesId, timestamp: TimestampMs, value: f64) -> SeriesPoint {
+        SeriesPoint {
+            series,
+            timestamp,
+            value,
+        }
+    }
+
+    #[test]
+    fn several_points_at_the_newest_timestamp_leave_the_largest_value_as_parts_sort_them() {
+        let tenant = Tenant::new("t");
+        let mut newest = Newest::default();
+        newest.observe(&tenant, &[p(0, 10, 5.0), p(0, 10, 2.0), p(0, 9, 99.0)]);
+        let mut resent = vec![p(0, 10, 2.0), p(0, 10, 5.0), p(0, 11, 1.0), p(0, 11, 1.0)];
+        let not_newer = newest.keep_newer(&tenant, &mut resent);
+        assert_eq!(resent, vec![p(0, 11, 1.0)]);
+        assert_eq!(
+            not_newer,
+            NotNewer {
+                duplicates: 2,
+                out_of_order: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_delete_forgets_only_the_newest_it_removed() {
+        let tenant = Tenant::new("t");
+        let mut newest = Newest::default();
+        newest.observe(&tenant, &[p(0, 10, 1.0), p(1, 30, 1.0)]);
+        newest.forget_before(&tenant, &[0, 1], 20);
+        let mut again = vec![p(0, 5, 1.0), p(1, 30, 1.0)];
+        newest.keep_newer(&tenant, &mut again);
+        assert_eq!(again, vec![p(0, 5, 1.0)]);
     }
 }
