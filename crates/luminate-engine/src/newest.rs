@@ -17,7 +17,10 @@
 //! point written since is folded in as it is staged, so a series is read from parts at most once.
 //!
 //! # Memory
-//! 16 bytes per series (timestamp and value) and one bit per series that existed at start.
+//! 16 bytes per series (timestamp and value), in chunks of [`CHUNK`] series, so that a growing tenant
+//! never copies (and for a moment doubles) its whole table on the writer thread; and one bit per series
+//! that existed at start. Measured at 2 M series (`examples/index_memory`): +16 bytes per series in the
+//! engine's accounting, +30 MiB of peak resident memory.
 
 use std::collections::HashMap;
 
@@ -29,6 +32,9 @@ use crate::index::Index;
 use crate::part::Selection;
 use crate::record::{SeriesId, SeriesPoint};
 use crate::stored::Stored;
+
+/// Series per chunk of [`TenantNewest::chunks`] (1 MiB each).
+const CHUNK: usize = 1 << 16;
 
 /// A stored sample, or none (`timestamp == TimestampMs::MIN`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,8 +81,8 @@ pub(crate) struct Newest {
 
 #[derive(Debug, Default)]
 struct TenantNewest {
-    /// By series id.
-    samples: Vec<Sample>,
+    /// By series id: series `id` is `chunks[id / CHUNK][id % CHUNK]`.
+    chunks: Vec<Box<[Sample]>>,
     /// Bit `id` set: series `id` existed at start and its parts' rows are not folded in yet.
     unread: Vec<u64>,
 }
@@ -94,18 +100,25 @@ impl TenantNewest {
     }
 
     fn fold(&mut self, id: SeriesId, sample: Sample) {
-        let i = id as usize;
-        if self.samples.len() <= i {
-            self.samples.resize(i + 1, Sample::NONE);
+        let (chunk, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        while self.chunks.len() <= chunk {
+            self.chunks
+                .push(vec![Sample::NONE; CHUNK].into_boxed_slice());
         }
-        self.samples[i] = self.samples[i].max(sample);
+        let s = &mut self.chunks[chunk][i];
+        *s = s.max(sample);
     }
 
     fn get(&self, id: SeriesId) -> Sample {
-        self.samples
-            .get(id as usize)
-            .copied()
-            .unwrap_or(Sample::NONE)
+        self.chunks
+            .get(id as usize / CHUNK)
+            .map_or(Sample::NONE, |c| c[id as usize % CHUNK])
+    }
+
+    fn get_mut(&mut self, id: SeriesId) -> Option<&mut Sample> {
+        self.chunks
+            .get_mut(id as usize / CHUNK)
+            .map(|c| &mut c[id as usize % CHUNK])
     }
 }
 
@@ -124,7 +137,7 @@ impl Newest {
             tenants.insert(
                 tenant.clone(),
                 TenantNewest {
-                    samples: vec![Sample::NONE; n],
+                    chunks: Vec::new(),
                     unread,
                 },
             );
@@ -247,7 +260,7 @@ impl Newest {
             return;
         };
         for &id in series {
-            if let Some(s) = tn.samples.get_mut(id as usize)
+            if let Some(s) = tn.get_mut(id)
                 && s.timestamp < before
             {
                 *s = Sample::NONE;
@@ -259,7 +272,11 @@ impl Newest {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.tenants
             .values()
-            .map(|t| t.samples.capacity() * size_of::<Sample>() + t.unread.capacity() * 8)
+            .map(|t| {
+                t.chunks.len() * CHUNK * size_of::<Sample>()
+                    + t.chunks.capacity() * size_of::<Box<[Sample]>>()
+                    + t.unread.capacity() * 8
+            })
             .sum()
     }
 }
