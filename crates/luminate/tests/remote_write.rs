@@ -9,7 +9,7 @@
 //! The second scenario makes Prometheus resend (docs/ingest.md, "Retries and resends"): a proxy loses
 //! the answers to requests Luminate served, then Luminate is killed (`SIGKILL`) for 30 s mid-run and
 //! restarted over the same data. Prometheus retries all along; afterwards every series' sample count
-//! still equals Prometheus' own — no gap, no duplicate. About 60 s per backend.
+//! still equals Prometheus' own — no gap, no duplicate. About 50 s per backend.
 
 #![allow(
     clippy::unwrap_used,
