@@ -115,6 +115,8 @@ pub struct ClickhouseStore {
     max_response_bytes: u64,
     /// Shared by every dashboards handle of this store: its saves are serialized.
     dashboard_saves: Arc<crate::dashboards::Saves>,
+    /// Series of protocol batches being written (`crate::newest`), shared by clones.
+    in_flight: Arc<crate::newest::InFlight>,
 }
 
 impl ClickhouseStore {
@@ -153,6 +155,7 @@ impl ClickhouseStore {
             service: Arc::new(service),
             max_response_bytes: settings.max_response_bytes as u64,
             dashboard_saves: Arc::default(),
+            in_flight: Default::default(),
         })
     }
 
@@ -183,6 +186,14 @@ impl MetricsStore for ClickhouseStore {
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
         write::write(&self.service, tenant, &batch).await
+    }
+
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        crate::newest::write_samples(&self.service, &self.in_flight, tenant, &batch).await
     }
 
     async fn query(

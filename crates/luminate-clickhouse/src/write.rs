@@ -47,7 +47,7 @@ pub async fn write(
     write_with_id(service, tenant, batch, random_u64()).await?;
     Ok(WriteOutcome {
         accepted: batch.len(),
-        rejected: Vec::new(),
+        ..WriteOutcome::default()
     })
 }
 

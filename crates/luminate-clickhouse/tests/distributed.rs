@@ -176,3 +176,34 @@ async fn two_shards_behind_distributed_tables_answer_like_one_node() {
         );
     }
 }
+
+/// The newest-sample rule through `Distributed` tables: the lookup of a large batch's series (a
+/// statement past the default `max_query_size`) runs on both shards, and a resend stores nothing.
+#[tokio::test]
+async fn a_large_protocol_batch_resent_through_two_shards_stores_nothing_twice() {
+    let (shard_a, shard_b) = two_shard_cluster("luminate_newest");
+    let cluster = ClickhouseStore::open(ClickhouseSettings {
+        addresses: vec![shard_a.address(), shard_b.address()],
+        cluster: Some("luminate_newest".into()),
+        ..shard_a.settings("dist_newest")
+    })
+    .await
+    .unwrap();
+    let tenant = Tenant::new("main");
+    let t = luminate_model::time::now_ms() - 60_000;
+    let batch = std::sync::Arc::new(luminate_model::PointBatch::from_points((0..5_000).map(
+        |i| {
+            common::point(
+                "req",
+                t,
+                1.0,
+                &[("customer_id", &format!("customer-{i:05}"))],
+            )
+        },
+    )));
+    let first = cluster.write_samples(&tenant, batch.clone()).await.unwrap();
+    assert_eq!((first.accepted, first.duplicates), (5_000, 0));
+    let resent = cluster.write_samples(&tenant, batch).await.unwrap();
+    assert_eq!((resent.accepted, resent.duplicates), (0, 5_000));
+    assert_eq!(common::count(&cluster, &tenant, "req").await, 5_000);
+}

@@ -4,8 +4,10 @@
 //! # One commit group
 //! The thread blocks for a request, then drains every request already waiting (up to [`MAX_GROUP`]):
 //! 1. each write's points are resolved to series ids against the head plus the batches staged before it
-//!    (new ids are assigned here, so ids follow log order), cardinality limits reject points, and the
-//!    accepted ones become one `WRITE_BATCH` record appended with write(2). Points of series that were
+//!    (new ids are assigned here, so ids follow log order), cardinality limits reject points, a
+//!    protocol write's samples that are not newer than their series' newest are set aside
+//!    (`crate::newest`, which every staged point updates), and the accepted ones become one
+//!    `WRITE_BATCH` record appended with write(2). Points of series that were
 //!    already live were resolved before, on the caller's thread ([`Shared::find_live`]), in
 //!    parallel; a delete since then (the only way a series stops being live) voids those ids and they
 //!    are resolved again here, so the limits stay exact;
@@ -54,6 +56,7 @@ use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, Prepared, Staging};
+use crate::newest::Newest;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::Wal;
@@ -87,6 +90,8 @@ pub(crate) struct Shared {
     /// Deletes applied so far: changed only under the index write lock, so a reader holding the read
     /// lock sees the count that matches the index (see [`Shared::find_live`]).
     deletes: AtomicU64,
+    /// Heap bytes of the writer thread's [`Newest`], as of its last commit group (memory accounting).
+    newest_bytes: AtomicU64,
 }
 
 /// What the manifest records besides the parts; guarded with the right to replace the snapshot.
@@ -118,6 +123,7 @@ impl Shared {
             compaction: Mutex::new(()),
             poison: OnceLock::new(),
             deletes: AtomicU64::new(0),
+            newest_bytes: AtomicU64::new(0),
         }
     }
 
@@ -239,6 +245,11 @@ impl Shared {
         }
     }
 
+    /// Heap bytes of the newest sample per series the writer thread keeps (`crate::newest`).
+    pub(crate) fn newest_bytes(&self) -> u64 {
+        self.newest_bytes.load(Ordering::Relaxed)
+    }
+
     /// Why the engine is poisoned, if it is.
     pub(crate) fn poisoned(&self) -> Option<&str> {
         self.poison.get().map(String::as_str)
@@ -303,6 +314,7 @@ pub(crate) enum Request {
         tenant: Tenant,
         batch: Arc<PointBatch>,
         found: Found,
+        rule: WriteRule,
         reply: Reply<Written>,
     },
     /// Log and apply a delete.
@@ -316,6 +328,15 @@ pub(crate) enum Request {
     Flush { reply: Reply<()> },
     /// Commit what is staged, fsync, and stop.
     Shutdown,
+}
+
+/// Which points of a write are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteRule {
+    /// Every accepted point (the JSON API: never deduplicated).
+    All,
+    /// Only samples newer than their series' newest (protocol ingest, `crate::newest`).
+    NewerOnly,
 }
 
 /// A write that is logged but not yet fsynced and applied.
@@ -334,6 +355,8 @@ struct Committer {
     policy: SyncPolicy,
     limits: CardinalityLimits,
     staging: Staging,
+    /// The newest sample of every series, as of the writes staged so far.
+    newest: Newest,
     staged: Vec<Staged>,
     /// Records appended since the last fsync.
     unsynced: bool,
@@ -368,12 +391,17 @@ pub(crate) fn spawn(
     flush: FlushControl,
     requests: Receiver<Request>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let newest = Newest::at_start(&shared.read_index(), &shared.read_head());
+    shared
+        .newest_bytes
+        .store(newest.heap_bytes() as u64, Ordering::Relaxed);
     let committer = Committer {
         wal,
         shared,
         policy,
         limits,
         staging: Staging::default(),
+        newest,
         staged: Vec::new(),
         unsynced: false,
         last_sync: Instant::now(),
@@ -439,8 +467,9 @@ impl Committer {
                 tenant,
                 batch,
                 found,
+                rule,
                 reply,
-            } => self.stage_write(tenant, &batch, found, reply),
+            } => self.stage_write(tenant, &batch, found, rule, reply),
             Request::Delete { delete, reply } => {
                 self.commit();
                 let result = self.delete(delete);
@@ -474,6 +503,7 @@ impl Committer {
         tenant: Tenant,
         points: &PointBatch,
         mut found: Found,
+        rule: WriteRule,
         reply: Reply<Written>,
     ) {
         if let Err(e) = self.ensure_not_poisoned() {
@@ -482,6 +512,16 @@ impl Committer {
         }
         // Only this thread applies deletes: the count cannot move while the batch is resolved.
         let found_still_live = found.deletes == self.shared.deletes.load(Ordering::Relaxed);
+        // Only a live series can have rows in parts, so reading those of the live series found before
+        // anything is staged covers every series but one a delete raced with (`keep_newer`); a part
+        // that cannot be read fails this write alone.
+        if rule == WriteRule::NewerOnly
+            && found_still_live
+            && let Err(e) = self.read_unread_parts(&tenant, found.series.iter().flatten().copied())
+        {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let mut outcome = WriteOutcome::default();
         let mut batch = WriteBatch {
             tenant,
@@ -523,6 +563,10 @@ impl Committer {
                 });
             }
         }
+        match rule {
+            WriteRule::NewerOnly => self.keep_newer(&mut batch, &mut outcome),
+            WriteRule::All => self.newest.observe(&batch.tenant, &batch.points),
+        }
         outcome.accepted = batch.points.len();
         if batch.points.is_empty() {
             self.staged.push(Staged {
@@ -548,6 +592,40 @@ impl Committer {
             dims: found.dims,
             reply,
         });
+    }
+
+    /// Keeps the batch's samples that are newer than their series' newest (reading the parts of series
+    /// not read since start first), each folded in before the next is judged: a sample repeated within
+    /// the batch is stored once. Counts the others in `outcome`.
+    ///
+    /// The batch's series are resolved (new ones staged) by now, so a part that cannot be read here
+    /// poisons the engine rather than leave staged series unlogged; it is read here only for a series
+    /// a delete made the caller's lookup void (see [`Committer::stage_write`]).
+    fn keep_newer(&mut self, batch: &mut WriteBatch, outcome: &mut WriteOutcome) {
+        let series = batch.points.iter().map(|p| p.series);
+        if let Err(e) = self.read_unread_parts(&batch.tenant, series) {
+            self.shared.poison(format!(
+                "reading the newest samples of series from parts failed: {e}"
+            ));
+        }
+        let not_newer = self.newest.keep_newer(&batch.tenant, &mut batch.points);
+        outcome.duplicates = not_newer.duplicates;
+        outcome.out_of_order = not_newer.out_of_order;
+    }
+
+    /// Reads from parts the newest of those of `series` not read since start.
+    fn read_unread_parts(
+        &mut self,
+        tenant: &Tenant,
+        series: impl Iterator<Item = SeriesId>,
+    ) -> Result<(), EngineError> {
+        let unread = self.newest.unread(tenant, series);
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let index = self.shared.read_index();
+        let stored = self.shared.read_stored();
+        self.newest.read_parts(tenant, &unread, &index, &stored)
     }
 
     /// fsyncs (per policy) what the group logged, applies it to the head, answers its writers.
@@ -577,6 +655,9 @@ impl Committer {
                 applied += 1;
             }
         }
+        self.shared
+            .newest_bytes
+            .store(self.newest.heap_bytes() as u64, Ordering::Relaxed);
         if applied > 0 && self.flush.head_since.is_none() {
             self.flush.head_since = Some(Instant::now());
         }
@@ -629,6 +710,10 @@ impl Committer {
         let metric = index
             .tenant(&d.tenant)
             .and_then(|ti| ti.metric_id(&d.metric));
+        if let (Some(ti), Some(m)) = (index.tenant(&d.tenant), metric) {
+            self.newest
+                .forget_before(&d.tenant, &ti.metric(m).series, d.before);
+        }
         let frozen = match (&stored.frozen, metric) {
             (Some(f), Some(m)) => {
                 let (next, hidden) = delete_in_frozen(f, &d.tenant, m, d.before);

@@ -35,6 +35,7 @@ mod head;
 mod index;
 mod lock;
 mod manifest;
+mod newest;
 pub mod observe;
 mod part;
 
@@ -65,7 +66,7 @@ use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
 pub use observe::EngineObserver;
 
-use crate::commit::{Request, Shared};
+use crate::commit::{Request, Shared, WriteRule};
 use crate::files::{create_dir_durable, io_error};
 use crate::lock::DirLock;
 use crate::record::DeleteBefore;
@@ -153,7 +154,8 @@ pub struct RecoveryReport {
 pub struct MemoryUsage {
     /// Series defined, over every tenant (live or not).
     pub series: u64,
-    /// Bytes of the series index: interned strings, series table, lookup table, postings, counters.
+    /// Bytes of the series index: interned strings, series table, lookup table, postings, counters,
+    /// and the newest sample per series the protocol ingest rule compares with.
     pub index_bytes: u64,
     /// Points buffered in the head (the active one and the one being flushed).
     pub head_points: u64,
@@ -405,11 +407,35 @@ impl Engine {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, EngineError> {
+        self.write_as(tenant, batch, WriteRule::All)
+    }
+
+    /// [`Engine::write_batch`] of samples received through an ingestion protocol: per series, a sample
+    /// is stored only when its timestamp is after the newest sample the series holds (whichever write
+    /// stored it), so a retried or resent batch stores nothing twice. The others are counted in
+    /// [`WriteOutcome::duplicates`] (equal to the newest) and [`WriteOutcome::out_of_order`]. Exact
+    /// between concurrent writes (the writer thread orders them) and across restarts: the newest is
+    /// rebuilt from the WAL at start and read from parts the first time a series is written so.
+    pub fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, EngineError> {
+        self.write_as(tenant, batch, WriteRule::NewerOnly)
+    }
+
+    fn write_as(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        rule: WriteRule,
+    ) -> Result<WriteOutcome, EngineError> {
         let found = self.shared.find_live(tenant, &batch);
         let written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),
             batch,
             found,
+            rule,
             reply,
         })?;
         // Freed here, on the caller's thread, rather than on the writer thread.
@@ -567,7 +593,7 @@ impl Engine {
         let frozen_bytes = stored.frozen.as_ref().map_or(0, |f| f.head.heap_bytes());
         MemoryUsage {
             series,
-            index_bytes: index_bytes as u64,
+            index_bytes: index_bytes as u64 + self.shared.newest_bytes(),
             head_points: head.points() + stored.frozen_points(),
             head_bytes: (head.heap_bytes() + frozen_bytes) as u64,
         }

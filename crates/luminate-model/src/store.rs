@@ -152,6 +152,12 @@ pub struct WriteOutcome {
     pub accepted: usize,
     /// Points refused, each with its reason.
     pub rejected: Vec<Rejection>,
+    /// Protocol samples not stored because they equal the newest sample of their series (same
+    /// timestamp, same value): a sender's retry. Always 0 for [`MetricsStore::write`].
+    pub duplicates: usize,
+    /// Protocol samples not stored because their timestamp is not after the newest sample of their
+    /// series (and they are not its duplicate). Always 0 for [`MetricsStore::write`].
+    pub out_of_order: usize,
 }
 
 /// Health of the storage as seen by the backend.
@@ -305,6 +311,20 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Stores validated points. Returns once accepted points are durable under the configured sync
     /// policy and visible to queries that start afterwards.
     async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError>;
+
+    /// Stores validated samples received through an ingestion protocol (Prometheus remote write,
+    /// OTLP) under the newest-sample rule of docs/ingest.md: per series, a sample is stored only when
+    /// its timestamp is after the newest sample the series holds (whichever API stored that one), so a
+    /// sender's retry or resend stores nothing twice. A sample that is not is counted in
+    /// [`WriteOutcome::duplicates`] (same timestamp and value as the newest) or
+    /// [`WriteOutcome::out_of_order`], never rejected. The rule holds across restarts and between
+    /// concurrent writes of one process; how exactly between processes is the backend's to document.
+    /// Otherwise as [`MetricsStore::write`].
+    async fn write_samples(
         &self,
         tenant: &Tenant,
         batch: Arc<PointBatch>,

@@ -63,6 +63,15 @@ pub fn warn_level(limit: u64) -> u64 {
     ((limit as f64 * WARN_RATIO).ceil() as u64).max(1)
 }
 
+/// Which write of the inner store a write goes to.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// [`MetricsStore::write`].
+    All,
+    /// [`MetricsStore::write_samples`].
+    NewerOnly,
+}
+
 /// Per-tenant counts.
 #[derive(Default)]
 struct TenantCounts {
@@ -124,6 +133,44 @@ impl CardinalityGuard {
                 counts.metrics.entry(name).or_default();
             }
         }
+    }
+
+    /// Stores the admitted points of `batch` through the inner store's write for `rule`; rejections
+    /// keep their indexes in `batch`.
+    async fn write_admitted(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        rule: Rule,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.seed(tenant).await;
+        let (kept, mut rejected) = self.admit(tenant, &batch);
+        let write = |batch| async move {
+            match rule {
+                Rule::All => self.inner.write(tenant, batch).await,
+                Rule::NewerOnly => self.inner.write_samples(tenant, batch).await,
+            }
+        };
+        if rejected.is_empty() {
+            return write(batch).await;
+        }
+        if kept.is_empty() {
+            return Ok(WriteOutcome {
+                rejected,
+                ..WriteOutcome::default()
+            });
+        }
+        let subset = PointBatch::from_points(kept.iter().map(|&i| batch.get(i).to_point()));
+        let outcome = write(Arc::new(subset)).await?;
+        rejected.extend(outcome.rejected.into_iter().map(|mut r| {
+            r.index = kept[r.index];
+            r
+        }));
+        rejected.sort_by_key(|r| r.index);
+        Ok(WriteOutcome {
+            rejected,
+            ..outcome
+        })
     }
 
     /// Checks every point; returns the indexes to store and the rejections.
@@ -251,28 +298,15 @@ impl MetricsStore for CardinalityGuard {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
-        self.seed(tenant).await;
-        let (kept, mut rejected) = self.admit(tenant, &batch);
-        if rejected.is_empty() {
-            return self.inner.write(tenant, batch).await;
-        }
-        if kept.is_empty() {
-            return Ok(WriteOutcome {
-                accepted: 0,
-                rejected,
-            });
-        }
-        let subset = PointBatch::from_points(kept.iter().map(|&i| batch.get(i).to_point()));
-        let outcome = self.inner.write(tenant, Arc::new(subset)).await?;
-        rejected.extend(outcome.rejected.into_iter().map(|mut r| {
-            r.index = kept[r.index];
-            r
-        }));
-        rejected.sort_by_key(|r| r.index);
-        Ok(WriteOutcome {
-            accepted: outcome.accepted,
-            rejected,
-        })
+        self.write_admitted(tenant, batch, Rule::All).await
+    }
+
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.write_admitted(tenant, batch, Rule::NewerOnly).await
     }
 
     async fn query(

@@ -14,8 +14,8 @@ use luminate_model::store::{
     CheckOutcome, HealthCheck, HealthStatus, Rejection, RetentionOverride, StorageHealth,
 };
 use luminate_model::{
-    ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    Dimensions, ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant,
+    TimestampMs, WriteOutcome,
 };
 
 /// The server's router over `store`, configured by `config`, with a fresh registry.
@@ -30,6 +30,9 @@ pub(crate) fn router_over(store: Arc<MemoryStore>, config: crate::config::Config
     ))
 }
 
+/// A series: tenant, metric and dimensions.
+type SeriesKey = (Tenant, String, Dimensions);
+
 /// In-memory store.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -42,8 +45,10 @@ pub struct MemoryStore {
     pub refuse_prefix: Option<String>,
     /// Set when a slow query saw its context cancelled.
     pub saw_cancel: Arc<AtomicBool>,
-    /// Calls to `write`.
+    /// Calls to `write` and `write_samples`.
     pub writes: AtomicUsize,
+    /// The newest (timestamp, value) of every series, for `write_samples`' rule.
+    newest: Mutex<HashMap<SeriesKey, (TimestampMs, f64)>>,
     /// While set, every `write` fails as an unreachable backend would.
     pub unavailable: AtomicBool,
     /// Named health checks, each answering its outcome after its delay.
@@ -78,18 +83,14 @@ impl MemoryStore {
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-#[async_trait]
-impl MetricsStore for MemoryStore {
-    fn backend_name(&self) -> &'static str {
-        "memory"
-    }
-
-    async fn write(
+    /// Stores what a write keeps of `batch`: every point, or (`newer_only`) the samples newer than their
+    /// series' newest, as the backends' `write_samples` does (a model of it, not its implementation).
+    fn store(
         &self,
         tenant: &Tenant,
-        batch: Arc<PointBatch>,
+        batch: &PointBatch,
+        newer_only: bool,
     ) -> Result<WriteOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         if self.unavailable.load(Ordering::SeqCst) {
@@ -99,6 +100,7 @@ impl MetricsStore for MemoryStore {
         }
         let mut outcome = WriteOutcome::default();
         let mut data = Self::lock(&self.data);
+        let mut newest = Self::lock(&self.newest);
         for (index, point) in batch.iter().enumerate() {
             if self
                 .refuse_prefix
@@ -112,11 +114,45 @@ impl MetricsStore for MemoryStore {
                 });
                 continue;
             }
-            data.insert(tenant, point.to_point());
-            outcome.accepted += 1;
+            let key = (tenant.clone(), point.name.to_owned(), point.dimensions());
+            let sample = (point.timestamp, point.value);
+            match newest.get(&key) {
+                Some(&n) if newer_only && sample == n => outcome.duplicates += 1,
+                Some(&(t, _)) if newer_only && point.timestamp <= t => outcome.out_of_order += 1,
+                known => {
+                    if known.is_none_or(|&n| n < sample) {
+                        newest.insert(key, sample);
+                    }
+                    data.insert(tenant, point.to_point());
+                    outcome.accepted += 1;
+                }
+            }
         }
         Self::lock(&self.tenants).insert(tenant.clone());
         Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl MetricsStore for MemoryStore {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn write(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.store(tenant, &batch, false)
+    }
+
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.store(tenant, &batch, true)
     }
 
     async fn query(

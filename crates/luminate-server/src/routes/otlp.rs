@@ -4,7 +4,11 @@
 //! request's encoding:
 //!
 //! - `200`, with `partial_success {rejected_data_points, error_message}` when some data points were
-//!   rejected or dropped (also when all were: the spec forbids retrying them, which a `200` ensures);
+//!   rejected or dropped (also when all were: the spec forbids retrying them, which a `200` ensures).
+//!   Points are written under the newest-sample rule (docs/ingest.md): points not after their series'
+//!   newest are not stored and not reported there either — a retried export's points are exactly
+//!   that, and the rule cannot tell a resent older point from a late one; they are counted
+//!   (`DUPLICATE_SAMPLE`, `OUT_OF_ORDER_SAMPLE`) and the out-of-order ones logged;
 //! - `400` for a body that is not the message, `413` past the size cap, `415` for another media type or
 //!   encoding;
 //! - `503` with `Retry-After` for every transient refusal (rate limits, storage): OTel exporters retry
@@ -30,7 +34,7 @@ use crate::error::ApiError;
 use crate::limits::Limited;
 use crate::otlp::{Export, decode_json, decode_protobuf};
 use crate::remote_write::DropReason;
-use crate::routes::remote_write::{log_drops, retryable};
+use crate::routes::remote_write::{count_not_newer, log_drops, retryable};
 use crate::routes::write::outcome_of;
 use crate::telemetry::WriteOutcome;
 use crate::tenant::RequestTenant;
@@ -233,10 +237,10 @@ pub(crate) async fn store(
     for r in &decoded.rejections {
         telemetry.point_rejected(tenant, r.error.code);
     }
-    log_drops("otlp", tenant, &decoded.rejections, decoded.drops.total());
+    let mut out_of_order = 0;
     for batch in decoded.batches {
         let n = batch.len();
-        let outcome = match state.store.write(tenant, Arc::new(batch)).await {
+        let outcome = match state.store.write_samples(tenant, Arc::new(batch)).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 let e = ApiError::from(e);
@@ -250,6 +254,7 @@ pub(crate) async fn store(
             }
         };
         stored += outcome.accepted;
+        out_of_order += count_not_newer(telemetry, tenant, &outcome);
         // The store refuses single points (cardinality limits): counted as points, not data points.
         rejected_data_points += outcome.rejected.len() as u64;
         for r in outcome.rejected {
@@ -258,6 +263,12 @@ pub(crate) async fn store(
         }
     }
     telemetry.points_ingested(tenant, stored as u64);
+    log_drops(
+        "otlp",
+        tenant,
+        &decoded.rejections,
+        decoded.drops.total() + out_of_order,
+    );
     for reason in DropReason::ALL {
         let n = decoded.drops.get(reason);
         if n > 0 && reason != DropReason::Exemplar {
@@ -312,9 +323,15 @@ mod tests {
         (parts.status, parts.headers, bytes.to_vec())
     }
 
-    /// A gauge named `name` with one data point per value, all at now.
+    /// A gauge named `name` with one data point per value, a millisecond apart from now on (one
+    /// series: data points at one timestamp would be out of order after the first).
     fn gauge(name: &str, values: &[f64]) -> Vec<u8> {
-        let now = now_ms() as u64 * 1_000_000;
+        gauge_at(name, values, now_ms())
+    }
+
+    /// [`gauge`] from `start_ms` on.
+    fn gauge_at(name: &str, values: &[f64], start_ms: i64) -> Vec<u8> {
+        let start = start_ms as u64 * 1_000_000;
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -323,8 +340,9 @@ mod tests {
                         data: Some(Data::Gauge(Gauge {
                             data_points: values
                                 .iter()
-                                .map(|v| NumberDataPoint {
-                                    time_unix_nano: now,
+                                .zip(0u64..)
+                                .map(|(v, i)| NumberDataPoint {
+                                    time_unix_nano: start + i * 1_000_000,
                                     value: Some(NumberValue::AsDouble(*v)),
                                     ..Default::default()
                                 })
@@ -408,6 +426,57 @@ mod tests {
             "luminate_write_errors_total{tenant=\"default\",code=\"CARDINALITY_EXCEEDED\"} 1",
             "luminate_write_requests_total{tenant=\"default\",outcome=\"partial\"} 2",
             "luminate_write_requests_total{tenant=\"default\",outcome=\"accepted\"} 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_export_stores_nothing_twice_and_answers_a_full_success() {
+        let store = Arc::new(MemoryStore::default());
+        let app = router_over(store.clone(), Config::default());
+        let now = now_ms();
+        let body = gauge_at("temp", &[1.0, 2.0], now);
+        for _ in 0..2 {
+            let (status, _, answer) =
+                send(&app, "application/x-protobuf", None, body.clone()).await;
+            assert_eq!(status, StatusCode::OK);
+            let answer = ExportMetricsServiceResponse::decode(&answer[..]).unwrap();
+            assert_eq!(answer.partial_success, None);
+        }
+        // Before the newest, with another value: not stored, counted.
+        let (status, _, answer) = send(
+            &app,
+            "application/x-protobuf",
+            None,
+            gauge_at("temp", &[5.0], now),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = ExportMetricsServiceResponse::decode(&answer[..]).unwrap();
+        assert_eq!(answer.partial_success, None);
+        let metrics = String::from_utf8(
+            axum::body::to_bytes(
+                app.clone()
+                    .oneshot(
+                        axum::http::Request::get("/metrics")
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap()
+                    .into_body(),
+                usize::MAX,
+            )
+            .await
+            .unwrap()
+            .to_vec(),
+        )
+        .unwrap();
+        for line in [
+            "luminate_write_errors_total{tenant=\"default\",code=\"DUPLICATE_SAMPLE\"} 1",
+            "luminate_write_errors_total{tenant=\"default\",code=\"OUT_OF_ORDER_SAMPLE\"} 2",
+            "luminate_metrics_ingested_total{tenant=\"default\"} 2",
         ] {
             assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
         }

@@ -4,7 +4,9 @@
 //! status follows the sender's retry rules:
 //!
 //! - `204` once every valid sample is stored (also when some were rejected or dropped: a `400` would make
-//!   the sender drop the valid ones too); `400` when samples were sent and none was valid (never
+//!   the sender drop the valid ones too), or found already stored: samples are written under the
+//!   newest-sample rule ([`luminate_model::MetricsStore::write_samples`], docs/ingest.md), so a retry is a success that
+//!   stores nothing twice; `400` when samples were sent and none was valid (never
 //!   retried; the error names the first reason); `400`/`413` for a body that is not a remote-write body.
 //! - `415` for what is not supported (a `Content-Encoding` other than snappy, an unknown `proto=`), so
 //!   that senders that negotiate fall back.
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use luminate_model::{ErrorCode, Tenant};
+use luminate_model::{ErrorCode, Tenant, WriteOutcome};
 
 use crate::app::AppState;
 use crate::body::read_capped;
@@ -28,6 +30,7 @@ use crate::error::ApiError;
 use crate::remote_write::{
     Decoded, DropReason, PROTO_V1, PROTO_V2, PROTOBUF, Version, decode, unsnappy_capped,
 };
+use crate::telemetry::Telemetry;
 
 /// Remote write 2.0's answer headers.
 const SAMPLES_WRITTEN: HeaderName =
@@ -36,6 +39,11 @@ const HISTOGRAMS_WRITTEN: HeaderName =
     HeaderName::from_static("x-prometheus-remote-write-histograms-written");
 const EXEMPLARS_WRITTEN: HeaderName =
     HeaderName::from_static("x-prometheus-remote-write-exemplars-written");
+
+/// `luminate_write_errors_total` code of protocol samples equal to their series' newest: retries.
+pub(crate) const DUPLICATE_SAMPLE: &str = "DUPLICATE_SAMPLE";
+/// `luminate_write_errors_total` code of protocol samples not after their series' newest.
+pub(crate) const OUT_OF_ORDER_SAMPLE: &str = "OUT_OF_ORDER_SAMPLE";
 
 /// Shortest time between two log lines about dropped samples (process-wide).
 const DROP_LOG_INTERVAL_MS: i64 = 10_000;
@@ -175,9 +183,10 @@ async fn write(
         // `429` with `Retry-After` and the bucket's headers, made `503` by `respond`.
         return Err(limited.into_response());
     }
+    let mut out_of_order = 0;
     for batch in batches {
         let n = batch.len();
-        let outcome = match state.store.write(tenant, Arc::new(batch)).await {
+        let outcome = match state.store.write_samples(tenant, Arc::new(batch)).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 let e = ApiError::from(e);
@@ -191,6 +200,7 @@ async fn write(
             }
         };
         written.samples += outcome.accepted;
+        out_of_order += count_not_newer(telemetry, tenant, &outcome);
         for r in outcome.rejected {
             rejections.push(crate::remote_write::Rejection {
                 metric: String::new(),
@@ -205,7 +215,12 @@ async fn write(
     for r in &rejections {
         telemetry.point_rejected(tenant, r.error.code);
     }
-    log_drops("remote write", tenant, &rejections, drops.total());
+    log_drops(
+        "remote write",
+        tenant,
+        &rejections,
+        drops.total() + out_of_order,
+    );
     match rejections.first() {
         Some(first) if written.samples == 0 => Err(ApiError::new(
             first.error.code,
@@ -218,6 +233,18 @@ async fn write(
         .into_response()),
         _ => Ok(StatusCode::NO_CONTENT),
     }
+}
+
+/// Counts the samples of a protocol write the newest-sample rule did not store, by code; returns the
+/// out-of-order ones, which are logged as drops (duplicates are retries: counted, not logged).
+pub(crate) fn count_not_newer(
+    telemetry: &Telemetry,
+    tenant: &Tenant,
+    outcome: &WriteOutcome,
+) -> u64 {
+    telemetry.samples_dropped(tenant, DUPLICATE_SAMPLE, outcome.duplicates as u64);
+    telemetry.samples_dropped(tenant, OUT_OF_ORDER_SAMPLE, outcome.out_of_order as u64);
+    outcome.out_of_order as u64
 }
 
 /// A `429` turned into the `503` every remote write sender retries; `Retry-After` and the body (its
@@ -353,6 +380,40 @@ mod tests {
             &metrics,
             "luminate_metrics_ingested_total{tenant=\"default\"}",
             "1"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_resent_batch_is_204_stores_nothing_twice_and_counts_duplicates_and_older_samples() {
+        let store = Arc::new(MemoryStore::default());
+        let app = router_over(store.clone(), Config::default());
+        let now = now_ms();
+        let body = snappy(&request_v1(&[series_v1(
+            &[("__name__", "up"), ("job", "a")],
+            &[(1.0, now - 1), (2.0, now)],
+            0,
+            0,
+        )]));
+        for _ in 0..2 {
+            let (status, _, text) = send(&app, PROTOBUF, "snappy", body.clone()).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+        }
+        let metrics = exposition(&app).await;
+        let errors = |code: &str| {
+            format!("luminate_write_errors_total{{tenant=\"default\",code=\"{code}\"}}")
+        };
+        assert!(
+            has_line(&metrics, &errors(DUPLICATE_SAMPLE), "1"),
+            "{metrics}"
+        );
+        assert!(
+            has_line(&metrics, &errors(OUT_OF_ORDER_SAMPLE), "1"),
+            "{metrics}"
+        );
+        assert!(has_line(
+            &metrics,
+            "luminate_metrics_ingested_total{tenant=\"default\"}",
+            "2"
         ));
     }
 

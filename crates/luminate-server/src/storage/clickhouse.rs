@@ -237,6 +237,14 @@ impl MetricsStore for DeferredClickhouse {
         self.store()?.write(tenant, batch).await
     }
 
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.store()?.write_samples(tenant, batch).await
+    }
+
     async fn query(
         &self,
         tenant: &Tenant,

@@ -119,6 +119,15 @@ impl MetricsStore for EmbeddedStore {
         Ok(blocking(move || engine.write_batch(&tenant, batch)).await??)
     }
 
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (engine, tenant) = (self.engine.clone(), tenant.clone());
+        Ok(blocking(move || engine.write_samples(&tenant, batch)).await??)
+    }
+
     async fn query(
         &self,
         tenant: &Tenant,

@@ -321,7 +321,7 @@ impl Telemetry {
             ),
             write_errors: r.add(
                 "write_errors",
-                "Points sent to the write route and not stored, by tenant and error code: rejected one by one (the errors of a 207 or 400 answer) or with their whole decoded batch (RATE_LIMIT_EXCEEDED, STORAGE_UNAVAILABLE, ...); for remote write and OTLP also dropped by design (STALE_MARKER, NON_FINITE_VALUE, NATIVE_HISTOGRAM, EXEMPLAR; OTLP: NO_RECORDED_VALUE)",
+                "Points sent to the write route and not stored, by tenant and error code: rejected one by one (the errors of a 207 or 400 answer) or with their whole decoded batch (RATE_LIMIT_EXCEEDED, STORAGE_UNAVAILABLE, ...); for remote write and OTLP also dropped by design (STALE_MARKER, NON_FINITE_VALUE, NATIVE_HISTOGRAM, EXEMPLAR; OTLP: NO_RECORDED_VALUE) or by the newest-sample rule (DUPLICATE_SAMPLE, OUT_OF_ORDER_SAMPLE)",
                 &["tenant", "code"],
                 Family::default(),
             ),

@@ -218,6 +218,21 @@ impl MetricsStore for InstrumentedStore {
         self.timed("write", self.inner.write(tenant, batch)).await
     }
 
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.metrics
+            .write_batch_points
+            .get_or_create(&BackendLabels {
+                backend: self.backend,
+            })
+            .observe(batch.len() as f64);
+        self.timed("write_samples", self.inner.write_samples(tenant, batch))
+            .await
+    }
+
     async fn query(
         &self,
         tenant: &Tenant,
