@@ -517,6 +517,21 @@ pub(crate) struct Mapper<'r> {
     /// The batch being filled: strings are copied into it (its body is empty).
     current: (String, PointBatchBuilder),
     decoded: Decoded,
+    /// The dimensions of the series being mapped and their checked form: emptied between series and
+    /// kept, so that a series costs no allocation.
+    spare_dimensions: Vec<(Cow<'static, str>, WireScalar<'static>)>,
+    spare_checked: Vec<(&'static str, &'static str)>,
+}
+
+/// An emptied vector with the same allocation, for borrows of another lifetime.
+fn reuse<'b>(
+    mut v: Vec<(Cow<'_, str>, WireScalar<'_>)>,
+) -> Vec<(Cow<'b, str>, WireScalar<'b>)> {
+    v.clear();
+    // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
+    v.into_iter()
+        .map(|_| (Cow::Borrowed(""), WireScalar::Missing))
+        .collect()
 }
 
 impl<'r> Mapper<'r> {
@@ -527,6 +542,8 @@ impl<'r> Mapper<'r> {
             max_batch: max_batch.max(1),
             current: Self::empty_builder(max_batch),
             decoded: Decoded::default(),
+            spare_dimensions: Vec::new(),
+            spare_checked: Vec::new(),
         }
     }
 
@@ -561,7 +578,7 @@ impl<'r> Mapper<'r> {
         samples: &[v1::Sample],
     ) {
         let mut name: Cow<'s, str> = Cow::Borrowed("");
-        let mut dimensions = Vec::new();
+        let mut dimensions = reuse(std::mem::take(&mut self.spare_dimensions));
         for (key, value) in labels {
             if key == "__name__" {
                 name = protocol_name(value);
@@ -575,7 +592,7 @@ impl<'r> Mapper<'r> {
             value: WireScalar::Missing,
             dimensions: WireDimensions::Pairs(dimensions),
         };
-        let mut buffer: Vec<(&str, &str)> = Vec::new();
+        let mut buffer = recycle(std::mem::take(&mut self.spare_checked));
         for sample in samples {
             if !sample.value.is_finite() {
                 let reason = if sample.value.to_bits() == STALE_NAN_BITS {
@@ -605,6 +622,10 @@ impl<'r> Mapper<'r> {
                 }),
             }
             buffer = recycle(dims);
+        }
+        self.spare_checked = recycle(buffer);
+        if let WireDimensions::Pairs(dimensions) = wire.dimensions {
+            self.spare_dimensions = reuse(dimensions);
         }
     }
 
