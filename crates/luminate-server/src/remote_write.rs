@@ -103,6 +103,13 @@ pub mod scan {
         }
 
         fn varint(&mut self) -> Result<u64, Malformed> {
+            // Keys, label lengths and most lengths are one byte.
+            if let Some((&byte, rest)) = self.buf.split_first()
+                && byte < 0x80
+            {
+                self.buf = rest;
+                return Ok(u64::from(byte));
+            }
             let mut value = 0u64;
             for (i, &byte) in self.buf.iter().enumerate().take(10) {
                 value |= u64::from(byte & 0x7f) << (7 * i);
