@@ -531,9 +531,7 @@ pub(crate) struct Mapper<'r> {
 }
 
 /// An emptied vector with the same allocation, for borrows of another lifetime.
-fn reuse<'b>(
-    mut v: Vec<(Cow<'_, str>, WireScalar<'_>)>,
-) -> Vec<(Cow<'b, str>, WireScalar<'b>)> {
+fn reuse<'b>(mut v: Vec<(Cow<'_, str>, WireScalar<'_>)>) -> Vec<(Cow<'b, str>, WireScalar<'b>)> {
     v.clear();
     // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
     v.into_iter()
@@ -1151,7 +1149,10 @@ mod tests {
                 ("job".to_owned(), "a".to_owned())
             ]
         );
-        assert_eq!(seen[0].1, vec![(1.5f64.to_bits(), -7), (3.0f64.to_bits(), 5)]);
+        assert_eq!(
+            seen[0].1,
+            vec![(1.5f64.to_bits(), -7), (3.0f64.to_bits(), 5)]
+        );
         assert_eq!((seen[0].2, seen[0].3), (1, 1));
 
         // Refused by both: bad UTF-8, wrong wire type of a declared field, field 0, wire type 7, an
@@ -1166,7 +1167,7 @@ mod tests {
             vec![0, 1],
             vec![(1 << 3 | 7) as u8],
             vec![(5 << 3 | 4) as u8],
-            vec![5 << 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            [&[5 << 3][..], &[0xff; 9], &[0x02]].concat(),
             vec![1 << 3 | 2, 9, 1],
         ] {
             assert_eq!(via_prost(&body), None, "{body:?}");

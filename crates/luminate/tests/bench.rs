@@ -119,7 +119,11 @@ fn remote_write_and_otlp_loads_give_the_same_exact_answers_as_json() {
             .zip(json["queries"].as_array().unwrap())
         {
             assert_eq!(ours["name"], theirs["name"]);
-            assert_eq!(ours["answer"], theirs["answer"], "{protocol}: {}", ours["name"]);
+            assert_eq!(
+                ours["answer"], theirs["answer"],
+                "{protocol}: {}",
+                ours["name"]
+            );
         }
         // Compressed protobuf is smaller on the wire than the JSON.
         assert!(

@@ -338,8 +338,10 @@ fn check_write(
         Protocol::RemoteWrite => status == 200 || status == 204,
         Protocol::Otlp => {
             status == 200
-                && <ExportMetricsServiceResponse as prost::Message>::decode(answer)
-                    .is_ok_and(|r| r.partial_success.is_none_or(|p| p.rejected_data_points == 0))
+                && <ExportMetricsServiceResponse as prost::Message>::decode(answer).is_ok_and(|r| {
+                    r.partial_success
+                        .is_none_or(|p| p.rejected_data_points == 0)
+                })
         }
     };
     if stored {
@@ -348,7 +350,10 @@ fn check_write(
         Err(BenchError::Status {
             request: format!("POST {} ({points} points)", protocol.path()),
             status,
-            body: String::from_utf8_lossy(answer).chars().take(2_000).collect(),
+            body: String::from_utf8_lossy(answer)
+                .chars()
+                .take(2_000)
+                .collect(),
         })
     }
 }
