@@ -5,7 +5,9 @@ the side-by-side table. Standard library only.
 
   peers.py queries clickhouse URL META REPEAT        > answers.json
   peers.py queries victoriametrics URL META REPEAT   > answers.json
-  peers.py table LUMINATE.json SYSTEMS.json          (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...})
+  peers.py vm-count URL META                         checks that VictoriaMetrics holds every point of META
+  peers.py table LUMINATE.json SYSTEMS.json [LUMINATE_RW.json]
+                                                     (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...})
 
 A comparison is `exact` when the answer equals Luminate's (floats to 1e-9 relative: sums are added in
 different orders), `DIFFERS` when it does not, `ties` when a top-N answer differs only in which of the
@@ -249,6 +251,20 @@ def run_vm(url, meta, repeat):
     return out
 
 
+def vm_count(url, meta):
+    """Exits non-zero unless VictoriaMetrics counts exactly the dataset's points of each metric in the hour."""
+    at = f"{(meta['end'] - 1) / 1000:.3f}"
+    for metric, expected in (("api_latency", meta["latency_points"]), ("requests_total", meta["counter_points"])):
+        params = {"query": f"sum(count_over_time({metric}[1h]))", "time": at, "nocache": "1"}
+        _, text = http(f"{url}/api/v1/query", urllib.parse.urlencode(params).encode())
+        result = json.loads(text)["data"]["result"]
+        got = int(float(result[0]["value"][1])) if result else 0
+        if got != expected:
+            sys.exit(f"VictoriaMetrics holds {got} {metric} points, not {expected}")
+        print(f"VictoriaMetrics holds all {got} {metric} points", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ compare
 
 def close(a, b):
@@ -305,8 +321,9 @@ def ratio(ours, theirs, higher_is_better=False):
     return f"{r:.2f}x"
 
 
-def table(luminate_path, systems_path):
+def table(luminate_path, systems_path, remote_write_path=None):
     lum = json.load(open(luminate_path))
+    lum_rw = json.load(open(remote_write_path)) if remote_write_path else None
     systems = json.load(open(systems_path))
     names = list(systems)
     total = lum["dataset"]["latency_points"] + lum["dataset"]["counter_points"]
@@ -327,6 +344,9 @@ def table(luminate_path, systems_path):
         print(line)
 
     row("ingest points/s", float(lum["ingest"]["points_per_second"]), "points_per_second", True, 0)
+    if lum_rw is not None:
+        row("remote-write ingest points/s", float(lum_rw["ingest"]["points_per_second"]),
+            "remote_write_points_per_second", True, 0)
     row("bytes/point on disk", lum["storage"]["bytes_per_point"], "bytes_per_point", False, 2)
     gib = lambda b: None if b is None else b / 2**30
     line = f"{'peak RSS GiB':<44} {fmt(gib(lum['storage']['peak_rss_bytes']), 3):>14}"
@@ -363,6 +383,10 @@ def table(luminate_path, systems_path):
             print(f"  - {note}")
     print(f"\nLuminate's own answers: {'all exact' if lum['all_checks_passed'] else 'SOME DIFFER from the reference'}"
           f" ({total:,} points written).")
+    if lum_rw is not None:
+        print(f"Luminate's answers after the remote-write load: "
+              f"{'all exact' if lum_rw['all_checks_passed'] else 'SOME DIFFER from the reference'}.")
+        failures += not lum_rw["all_checks_passed"]
     return failures
 
 
@@ -373,8 +397,10 @@ def main(argv):
         run = run_clickhouse if system == "clickhouse" else run_vm
         json.dump(run(url, meta, repeat), sys.stdout)
         return 0
-    if len(argv) == 4 and argv[1] == "table":
-        return 1 if table(argv[2], argv[3]) else 0
+    if len(argv) == 4 and argv[1] == "vm-count":
+        return vm_count(argv[2].rstrip("/"), json.load(open(argv[3])))
+    if len(argv) in (4, 5) and argv[1] == "table":
+        return 1 if table(*argv[2:]) else 0
     print(__doc__, file=sys.stderr)
     return 2
 

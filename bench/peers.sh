@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs Luminate's end-to-end benchmark dataset and query set against VictoriaMetrics and ClickHouse (the
 # Debian packages, started here as child processes on loopback ports with their data in a temporary
-# directory) and prints a side-by-side table with ratios. ClickHouse's answers are checked against
+# directory) and prints a side-by-side table with ratios. Remote write is measured too: Luminate and a
+# fresh VictoriaMetrics each load the same dataset through Prometheus remote write 1.0 at /api/v1/write,
+# sent by the same sender (`luminate bench --protocol remote-write`, 2 connections). ClickHouse's answers are checked against
 # Luminate's (which `luminate bench` checks against the exact reference); VictoriaMetrics' answers are
 # compared where MetricsQL can express the same query and marked approximate where it cannot.
 #
@@ -65,18 +67,25 @@ META="$WORK/dataset/meta.json"
 log "Luminate: luminate bench (spawns its own server)"
 "$LUMINATE" bench "${DATASET_ARGS[@]}" --queries-repeat "$REPEAT" --json > "$WORK/luminate.json" \
   || log "luminate bench: some answers differ from the reference (the table shows which)"
+log "Luminate: luminate bench --protocol remote-write (a fresh server; every answer checked once)"
+"$LUMINATE" bench "${DATASET_ARGS[@]}" --protocol remote-write --queries-repeat 1 --json \
+  > "$WORK/luminate.rw.json" || log "luminate bench --protocol remote-write: some answers differ"
 
 # ------------------------------------------------------------------------------------------ VictoriaMetrics
+start_vm() { # DIR: VictoriaMetrics over DIR/data on a free port; sets VM_URL and SERVER_PID
+  local port
+  port=$(free_port)
+  VM_URL="http://127.0.0.1:$port"
+  mkdir -p "$1"
+  victoria-metrics -storageDataPath="$1/data" -httpListenAddr="127.0.0.1:$port" \
+    -retentionPeriod=100y -search.latencyOffset=0s -search.disableCache \
+    -search.maxUniqueTimeseries=100000000 -search.maxQueryDuration=600s -search.maxSamplesPerQuery=10000000000 \
+    -loggerLevel=ERROR > "$1.log" 2>&1 &
+  SERVER_PID=$!
+  wait_http "$VM_URL/health"
+}
 log "VictoriaMetrics: start"
-VM_PORT=$(free_port)
-VM_URL="http://127.0.0.1:$VM_PORT"
-mkdir -p "$WORK/vm"
-victoria-metrics -storageDataPath="$WORK/vm/data" -httpListenAddr="127.0.0.1:$VM_PORT" \
-  -retentionPeriod=100y -search.latencyOffset=0s -search.disableCache \
-  -search.maxUniqueTimeseries=100000000 -search.maxQueryDuration=600s -search.maxSamplesPerQuery=10000000000 \
-  -loggerLevel=ERROR > "$WORK/vm.log" 2>&1 &
-SERVER_PID=$!
-wait_http "$VM_URL/health"
+start_vm "$WORK/vm"
 log "VictoriaMetrics: import (Prometheus text, 2 connections)"
 started=$(now)
 (cd "$WORK/dataset/vm" && ls ./*.prom | xargs -P 2 -I{} curl -sSf --data-binary @{} "$VM_URL/api/v1/import/prometheus")
@@ -86,6 +95,15 @@ sleep 2 # let the flushed parts settle before measuring the directory
 log "VictoriaMetrics: queries"
 python3 bench/peers.py queries victoriametrics "$VM_URL" "$META" "$REPEAT" > "$WORK/vm.queries.json"
 ingest_figures "$seconds" "$WORK/vm/data" "$SERVER_PID" > "$WORK/vm.ingest.json"
+stop_server
+
+log "VictoriaMetrics: start afresh for remote write"
+start_vm "$WORK/vm-rw"
+log "VictoriaMetrics: remote write 1.0 at /api/v1/write (luminate bench --protocol remote-write --load-only, 2 connections)"
+"$LUMINATE" bench "${DATASET_ARGS[@]}" --protocol remote-write --load-only --url "$VM_URL" --json \
+  > "$WORK/vm.rw.json"
+curl -sSf "$VM_URL/internal/force_flush" >/dev/null
+python3 bench/peers.py vm-count "$VM_URL" "$META"
 stop_server
 
 # ----------------------------------------------------------------------------------------------- ClickHouse
@@ -116,11 +134,13 @@ python3 - "$WORK" <<'EOF'
 import json, sys
 work = sys.argv[1]
 load = lambda name: json.load(open(f"{work}/{name}.json"))
+vm_ingest = load("vm.ingest")
+vm_ingest["remote_write_points_per_second"] = load("vm.rw")["ingest"]["points_per_second"]
 systems = {
-    "VictoriaMetrics": {"ingest": load("vm.ingest"), "queries": load("vm.queries")},
+    "VictoriaMetrics": {"ingest": vm_ingest, "queries": load("vm.queries")},
     "ClickHouse": {"ingest": load("ch.ingest"), "queries": load("ch.queries")},
 }
 json.dump(systems, open(f"{work}/systems.json", "w"))
 EOF
 echo
-python3 bench/peers.py table "$WORK/luminate.json" "$WORK/systems.json"
+python3 bench/peers.py table "$WORK/luminate.json" "$WORK/systems.json" "$WORK/luminate.rw.json"

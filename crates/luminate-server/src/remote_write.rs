@@ -1,6 +1,7 @@
 //! Prometheus remote write 1.0 (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`)
-//! bodies: the bounded snappy decode, the protobuf messages (declared by hand, no protoc), and the mapping
-//! of time series to validated points (docs/ingest.md). Owns no HTTP: the route
+//! bodies: the bounded snappy decode, the protobuf messages (1.0 read by [`scan`] straight from the
+//! bytes, 2.0 declared by hand for prost, no protoc), and the mapping of time series to validated points
+//! (docs/ingest.md). Owns no HTTP: the route
 //! ([`crate::routes::remote_write`]) picks the version from the `Content-Type` and answers.
 //!
 //! The mapping: `__name__` is the metric name, the other labels are dimensions; other `__*` labels and
@@ -29,46 +30,9 @@ pub const PROTO_V2: &str = "io.prometheus.write.v2.Request";
 /// A stale marker: the NaN Prometheus writes when a series disappears.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
-/// Remote write 1.0 messages (prometheus/prompb `remote.proto`, `types.proto`). Only what Luminate reads
-/// is declared, plus the fields it must count: prost skips undeclared fields silently, and a native
-/// histogram skipped that way would be "accepted" and lost.
+/// Remote write 1.0 messages (prometheus/prompb `types.proto`): only the sample, shared with 2.0 and
+/// OTLP's mapping. The rest of 1.0 is read by [`scan`].
 pub mod v1 {
-    /// `prometheus.WriteRequest`. Its `metadata` (field 3) is skipped: Luminate keeps no metadata.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        /// The series and their samples.
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    /// `prometheus.TimeSeries`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        /// Labels, `__name__` among them.
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        /// Float samples.
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-        /// Exemplars, only counted (their contents are not read).
-        #[prost(bytes = "vec", repeated, tag = "3")]
-        pub exemplars: Vec<Vec<u8>>,
-        /// Native histograms, only counted.
-        #[prost(bytes = "vec", repeated, tag = "4")]
-        pub histograms: Vec<Vec<u8>>,
-    }
-
-    /// `prometheus.Label`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        /// Label name.
-        #[prost(string, tag = "1")]
-        pub name: String,
-        /// Label value.
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
     /// `prometheus.Sample` (the same fields in 2.0's `io.prometheus.write.v2.Sample`).
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Sample {
@@ -78,6 +42,272 @@ pub mod v1 {
         /// Unix milliseconds.
         #[prost(int64, tag = "2")]
         pub timestamp: i64,
+    }
+}
+
+/// Remote write 1.0 read straight from the decompressed bytes, for speed: label names and values are
+/// borrowed from the body and the per-series buffers are reused, so nothing is allocated per series or
+/// sample. Decoding the same body into prost structs cost ten `String`s per sample as Prometheus sends
+/// them (one sample per series entry, five labels), the largest share of the decode's time.
+///
+/// It reads what prost read from the declared messages, and refuses what prost refused:
+///
+/// - `WriteRequest { repeated TimeSeries timeseries = 1; }` (`metadata`, field 3, and any other field
+///   skipped);
+/// - `TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; repeated Exemplar exemplars =
+///   3; repeated Histogram histograms = 4; }`, exemplars and histograms only counted;
+/// - `Label { string name = 1; string value = 2; }`, `Sample { double value = 1; int64 timestamp = 2; }`;
+///   a repeated singular field keeps its last value, a missing one is empty or zero;
+/// - malformed: a truncated varint, key or length, a varint of more than 64 bits, field number 0, wire
+///   types 6 and 7, a declared field with another wire type, a label that is not UTF-8, an end-group
+///   without its start; unknown fields of every wire type (groups too, nested up to 100 deep) are
+///   skipped.
+pub mod scan {
+    use super::v1::Sample;
+
+    /// How deep skipped groups may nest (prost's recursion limit).
+    const DEPTH: u32 = 100;
+    const VARINT: u8 = 0;
+    const FIXED64: u8 = 1;
+    const LEN: u8 = 2;
+    const START_GROUP: u8 = 3;
+    const END_GROUP: u8 = 4;
+    const FIXED32: u8 = 5;
+
+    /// Why the bytes are not the message.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Malformed(pub String);
+
+    impl std::fmt::Display for Malformed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    fn malformed(what: impl Into<String>) -> Malformed {
+        Malformed(what.into())
+    }
+
+    /// A cursor over one message's bytes.
+    struct Reader<'b> {
+        buf: &'b [u8],
+    }
+
+    impl<'b> Reader<'b> {
+        fn new(buf: &'b [u8]) -> Self {
+            Self { buf }
+        }
+
+        fn is_empty(&self) -> bool {
+            self.buf.is_empty()
+        }
+
+        fn varint(&mut self) -> Result<u64, Malformed> {
+            // Keys, label lengths and most lengths are one byte.
+            if let Some((&byte, rest)) = self.buf.split_first()
+                && byte < 0x80
+            {
+                self.buf = rest;
+                return Ok(u64::from(byte));
+            }
+            let mut value = 0u64;
+            for (i, &byte) in self.buf.iter().enumerate().take(10) {
+                value |= u64::from(byte & 0x7f) << (7 * i);
+                if byte < 0x80 {
+                    // The tenth byte holds the 64th bit only.
+                    if i == 9 && byte > 1 {
+                        break;
+                    }
+                    self.buf = &self.buf[i + 1..];
+                    return Ok(value);
+                }
+            }
+            Err(malformed(if self.buf.len() < 10 {
+                "truncated varint"
+            } else {
+                "varint longer than 64 bits"
+            }))
+        }
+
+        /// The next field's number and wire type.
+        fn key(&mut self) -> Result<(u32, u8), Malformed> {
+            let key = self.varint()?;
+            let key = u32::try_from(key).map_err(|_| malformed(format!("invalid key {key}")))?;
+            let (field, wire) = (key >> 3, (key & 7) as u8);
+            if field == 0 {
+                return Err(malformed("invalid field number 0"));
+            }
+            if wire > FIXED32 {
+                return Err(malformed(format!("invalid wire type {wire}")));
+            }
+            Ok((field, wire))
+        }
+
+        fn take(&mut self, n: u64) -> Result<&'b [u8], Malformed> {
+            if n > self.buf.len() as u64 {
+                return Err(malformed(format!(
+                    "field of {n} bytes where {} remain",
+                    self.buf.len()
+                )));
+            }
+            let (data, rest) = self.buf.split_at(n as usize);
+            self.buf = rest;
+            Ok(data)
+        }
+
+        /// A length-delimited field's bytes.
+        fn bytes(&mut self) -> Result<&'b [u8], Malformed> {
+            let n = self.varint()?;
+            self.take(n)
+        }
+
+        fn fixed64(&mut self) -> Result<u64, Malformed> {
+            let data = self.take(8)?;
+            let mut le = [0u8; 8];
+            le.copy_from_slice(data);
+            Ok(u64::from_le_bytes(le))
+        }
+
+        /// Skips the value of an undeclared field.
+        fn skip(&mut self, field: u32, wire: u8, depth: u32) -> Result<(), Malformed> {
+            match wire {
+                VARINT => self.varint().map(drop),
+                FIXED64 => self.take(8).map(drop),
+                LEN => self.bytes().map(drop),
+                FIXED32 => self.take(4).map(drop),
+                START_GROUP => {
+                    if depth == 0 {
+                        return Err(malformed("groups nested too deep"));
+                    }
+                    loop {
+                        let (inner, wire) = self.key()?;
+                        if wire == END_GROUP {
+                            return if inner == field {
+                                Ok(())
+                            } else {
+                                Err(malformed("mismatched end group"))
+                            };
+                        }
+                        self.skip(inner, wire, depth - 1)?;
+                    }
+                }
+                _ => Err(malformed("end group without a start")),
+            }
+        }
+    }
+
+    /// Checks that declared field `field` of `message` came with wire type `want`.
+    fn expect(message: &str, field: u32, wire: u8, want: u8) -> Result<(), Malformed> {
+        if wire == want {
+            Ok(())
+        } else {
+            Err(malformed(format!(
+                "{message} field {field} has wire type {wire}, expected {want}"
+            )))
+        }
+    }
+
+    fn utf8<'b>(bytes: &'b [u8], what: &str) -> Result<&'b str, Malformed> {
+        std::str::from_utf8(bytes).map_err(|_| malformed(format!("{what} is not valid UTF-8")))
+    }
+
+    fn label(bytes: &[u8]) -> Result<(&str, &str), Malformed> {
+        let mut r = Reader::new(bytes);
+        let (mut name, mut value) = ("", "");
+        while !r.is_empty() {
+            match r.key()? {
+                (1, wire) => {
+                    expect("Label", 1, wire, LEN)?;
+                    name = utf8(r.bytes()?, "a label name")?;
+                }
+                (2, wire) => {
+                    expect("Label", 2, wire, LEN)?;
+                    value = utf8(r.bytes()?, "a label value")?;
+                }
+                (field, wire) => r.skip(field, wire, DEPTH)?,
+            }
+        }
+        Ok((name, value))
+    }
+
+    fn sample(bytes: &[u8]) -> Result<Sample, Malformed> {
+        let mut r = Reader::new(bytes);
+        let mut sample = Sample::default();
+        while !r.is_empty() {
+            match r.key()? {
+                (1, wire) => {
+                    expect("Sample", 1, wire, FIXED64)?;
+                    sample.value = f64::from_bits(r.fixed64()?);
+                }
+                (2, wire) => {
+                    expect("Sample", 2, wire, VARINT)?;
+                    sample.timestamp = r.varint()? as i64;
+                }
+                (field, wire) => r.skip(field, wire, DEPTH)?,
+            }
+        }
+        Ok(sample)
+    }
+
+    /// One `TimeSeries` as read.
+    #[derive(Debug, Default)]
+    pub struct Series<'b> {
+        /// `(name, value)` in the order sent.
+        pub labels: Vec<(&'b str, &'b str)>,
+        /// The float samples.
+        pub samples: Vec<Sample>,
+        /// Exemplars (not read).
+        pub exemplars: usize,
+        /// Native histograms (not read).
+        pub histograms: usize,
+    }
+
+    /// Calls `each` with every `TimeSeries` of a `WriteRequest`, in order, reusing one [`Series`]. On
+    /// an error, series before it were already passed: the caller discards the whole body.
+    pub fn write_request<'b>(
+        body: &'b [u8],
+        mut each: impl FnMut(&Series<'b>),
+    ) -> Result<(), Malformed> {
+        let mut request = Reader::new(body);
+        let mut series = Series::default();
+        while !request.is_empty() {
+            let (field, wire) = request.key()?;
+            if field != 1 {
+                request.skip(field, wire, DEPTH)?;
+                continue;
+            }
+            expect("WriteRequest", 1, wire, LEN)?;
+            let mut r = Reader::new(request.bytes()?);
+            series.labels.clear();
+            series.samples.clear();
+            series.exemplars = 0;
+            series.histograms = 0;
+            while !r.is_empty() {
+                match r.key()? {
+                    (1, wire) => {
+                        expect("TimeSeries", 1, wire, LEN)?;
+                        series.labels.push(label(r.bytes()?)?);
+                    }
+                    (2, wire) => {
+                        expect("TimeSeries", 2, wire, LEN)?;
+                        series.samples.push(sample(r.bytes()?)?);
+                    }
+                    (3, wire) => {
+                        expect("TimeSeries", 3, wire, LEN)?;
+                        r.bytes()?;
+                        series.exemplars += 1;
+                    }
+                    (4, wire) => {
+                        expect("TimeSeries", 4, wire, LEN)?;
+                        r.bytes()?;
+                        series.histograms += 1;
+                    }
+                    (field, wire) => r.skip(field, wire, DEPTH)?,
+                }
+            }
+            each(&series);
+        }
+        Ok(())
     }
 }
 
@@ -241,16 +471,12 @@ pub fn decode(
     let mut mapper = Mapper::new(now, rules, max_batch);
     match version {
         Version::V1 => {
-            let request = v1::WriteRequest::decode(body).map_err(malformed)?;
-            for series in &request.timeseries {
-                let labels = series
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str()));
-                mapper.series(labels, &series.samples);
-                mapper.drop(DropReason::NativeHistogram, series.histograms.len());
-                mapper.drop(DropReason::Exemplar, series.exemplars.len());
-            }
+            scan::write_request(body, |series| {
+                mapper.series(series.labels.iter().copied(), &series.samples);
+                mapper.drop(DropReason::NativeHistogram, series.histograms);
+                mapper.drop(DropReason::Exemplar, series.exemplars);
+            })
+            .map_err(|e| ApiError::invalid_request(format!("malformed protobuf body: {e}")))?;
         }
         Version::V2 => {
             let request = v2::Request::decode(body).map_err(malformed)?;
@@ -294,6 +520,19 @@ pub(crate) struct Mapper<'r> {
     /// The batch being filled: strings are copied into it (its body is empty).
     current: (String, PointBatchBuilder),
     decoded: Decoded,
+    /// The dimensions of the series being mapped and their checked form: emptied between series and
+    /// kept, so that a series costs no allocation.
+    spare_dimensions: Vec<(Cow<'static, str>, WireScalar<'static>)>,
+    spare_checked: Vec<(&'static str, &'static str)>,
+}
+
+/// An emptied vector with the same allocation, for borrows of another lifetime.
+fn reuse<'b>(mut v: Vec<(Cow<'_, str>, WireScalar<'_>)>) -> Vec<(Cow<'b, str>, WireScalar<'b>)> {
+    v.clear();
+    // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
+    v.into_iter()
+        .map(|_| (Cow::Borrowed(""), WireScalar::Missing))
+        .collect()
 }
 
 impl<'r> Mapper<'r> {
@@ -304,6 +543,8 @@ impl<'r> Mapper<'r> {
             max_batch: max_batch.max(1),
             current: Self::empty_builder(max_batch),
             decoded: Decoded::default(),
+            spare_dimensions: Vec::new(),
+            spare_checked: Vec::new(),
         }
     }
 
@@ -338,7 +579,7 @@ impl<'r> Mapper<'r> {
         samples: &[v1::Sample],
     ) {
         let mut name: Cow<'s, str> = Cow::Borrowed("");
-        let mut dimensions = Vec::new();
+        let mut dimensions = reuse(std::mem::take(&mut self.spare_dimensions));
         for (key, value) in labels {
             if key == "__name__" {
                 name = protocol_name(value);
@@ -352,7 +593,7 @@ impl<'r> Mapper<'r> {
             value: WireScalar::Missing,
             dimensions: WireDimensions::Pairs(dimensions),
         };
-        let mut buffer: Vec<(&str, &str)> = Vec::new();
+        let mut buffer = recycle(std::mem::take(&mut self.spare_checked));
         for sample in samples {
             if !sample.value.is_finite() {
                 let reason = if sample.value.to_bits() == STALE_NAN_BITS {
@@ -382,6 +623,10 @@ impl<'r> Mapper<'r> {
                 }),
             }
             buffer = recycle(dims);
+        }
+        self.spare_checked = recycle(buffer);
+        if let WireDimensions::Pairs(dimensions) = wire.dimensions {
+            self.spare_dimensions = reuse(dimensions);
         }
     }
 
@@ -792,6 +1037,140 @@ mod tests {
         body
     }
 
+    /// Remote write 1.0 declared for prost, as the decoder read it before [`scan`]: the reference the
+    /// scanner must agree with.
+    mod prost_v1 {
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct WriteRequest {
+            #[prost(message, repeated, tag = "1")]
+            pub timeseries: Vec<TimeSeries>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct TimeSeries {
+            #[prost(message, repeated, tag = "1")]
+            pub labels: Vec<Label>,
+            #[prost(message, repeated, tag = "2")]
+            pub samples: Vec<super::v1::Sample>,
+            #[prost(bytes = "vec", repeated, tag = "3")]
+            pub exemplars: Vec<Vec<u8>>,
+            #[prost(bytes = "vec", repeated, tag = "4")]
+            pub histograms: Vec<Vec<u8>>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Label {
+            #[prost(string, tag = "1")]
+            pub name: String,
+            #[prost(string, tag = "2")]
+            pub value: String,
+        }
+    }
+
+    /// A series as both decoders see it: labels, (value bits, timestamp), exemplars, histograms.
+    type Seen = (Vec<(String, String)>, Vec<(u64, i64)>, usize, usize);
+
+    fn via_prost(body: &[u8]) -> Option<Vec<Seen>> {
+        let request = <prost_v1::WriteRequest as prost::Message>::decode(body).ok()?;
+        Some(
+            request
+                .timeseries
+                .into_iter()
+                .map(|ts| {
+                    (
+                        ts.labels.into_iter().map(|l| (l.name, l.value)).collect(),
+                        ts.samples
+                            .iter()
+                            .map(|s| (s.value.to_bits(), s.timestamp))
+                            .collect(),
+                        ts.exemplars.len(),
+                        ts.histograms.len(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn via_scan(body: &[u8]) -> Option<Vec<Seen>> {
+        let mut seen = Vec::new();
+        scan::write_request(body, |series| {
+            seen.push((
+                series
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                series
+                    .samples
+                    .iter()
+                    .map(|s| (s.value.to_bits(), s.timestamp))
+                    .collect(),
+                series.exemplars,
+                series.histograms,
+            ));
+        })
+        .ok()?;
+        Some(seen)
+    }
+
+    #[test]
+    fn scanner_reads_what_prost_reads_on_every_shape_of_field() {
+        let mut odd = Vec::new();
+        // Unknown fields of each wire type at each level, a group, repeated singular fields (the last
+        // wins), a negative timestamp, and a label without a value.
+        let mut ts = series_v1(&[("__name__", "m"), ("k", "")], &[(1.5, -7)], 1, 1);
+        varint(9 << 3, &mut ts); // field 9, varint
+        varint(300, &mut ts);
+        ts.extend([(10 << 3 | 5) as u8, 1, 2, 3, 4]); // field 10, fixed32
+        ts.extend([(11 << 3 | 1) as u8, 1, 2, 3, 4, 5, 6, 7, 8]); // field 11, fixed64
+        ts.extend([(12 << 3 | 3) as u8, 8, 1, (12 << 3 | 4) as u8]); // group 12 holding a varint
+        let mut label = Vec::new();
+        bytes(1, b"first", &mut label);
+        bytes(1, b"job", &mut label);
+        bytes(2, b"a", &mut label);
+        bytes(5, b"unknown", &mut label);
+        bytes(1, &label, &mut ts);
+        let mut sample = super::wire::sample(2.0, 5);
+        double(1, 3.0, &mut sample);
+        bytes(2, &sample, &mut ts);
+        bytes(1, &ts, &mut odd);
+        bytes(3, b"metadata", &mut odd);
+        let seen = via_scan(&odd).unwrap();
+        assert_eq!(via_prost(&odd), Some(seen.clone()));
+        assert_eq!(
+            seen[0].0,
+            vec![
+                ("__name__".to_owned(), "m".to_owned()),
+                ("k".to_owned(), String::new()),
+                ("job".to_owned(), "a".to_owned())
+            ]
+        );
+        assert_eq!(
+            seen[0].1,
+            vec![(1.5f64.to_bits(), -7), (3.0f64.to_bits(), 5)]
+        );
+        assert_eq!((seen[0].2, seen[0].3), (1, 1));
+
+        // Refused by both: bad UTF-8, wrong wire type of a declared field, field 0, wire type 7, an
+        // end group alone, a varint past 64 bits, a length past the end.
+        let mut bad_utf8 = Vec::new();
+        bytes(1, &series_v1(&[("k", "v")], &[], 0, 0), &mut bad_utf8);
+        let at = bad_utf8.len() - 1;
+        bad_utf8[at] = 0xff;
+        for body in [
+            bad_utf8,
+            vec![1 << 3, 5],
+            vec![0, 1],
+            vec![(1 << 3 | 7) as u8],
+            vec![(5 << 3 | 4) as u8],
+            [&[5 << 3][..], &[0xff; 9], &[0x02]].concat(),
+            vec![1 << 3 | 2, 9, 1],
+        ] {
+            assert_eq!(via_prost(&body), None, "{body:?}");
+            assert_eq!(via_scan(&body), None, "{body:?}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
@@ -829,6 +1208,29 @@ mod tests {
                 body = snappy(&body);
             }
             decode_untrusted(&body);
+        }
+
+        /// The scanner and prost agree on arbitrary bytes: both refuse, or both read the same series.
+        #[test]
+        fn scanner_agrees_with_prost_on_random_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            proptest::prop_assert_eq!(via_scan(&body), via_prost(&body));
+        }
+
+        /// ... and on valid bodies with bytes overwritten, inserted or cut.
+        #[test]
+        fn scanner_agrees_with_prost_on_mutated_bodies(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3), 1..6),
+        ) {
+            let mut body = valid_body();
+            for (at, byte, kind) in edits {
+                let at = at % (body.len() + 1);
+                match kind {
+                    0 if at < body.len() => body[at] = byte,
+                    1 => body.insert(at, byte),
+                    _ => body.truncate(at),
+                }
+            }
+            proptest::prop_assert_eq!(via_scan(&body), via_prost(&body));
         }
     }
 }

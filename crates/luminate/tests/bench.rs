@@ -95,6 +95,58 @@ fn bench_small_dataset_reports_exact_answers() {
 }
 
 #[test]
+fn remote_write_and_otlp_loads_give_the_same_exact_answers_as_json() {
+    // One connection: the same arrival order, so even float sums are added in the same order.
+    let (ok, stdout, stderr) = bench(&["--connections", "1"]);
+    assert!(ok, "luminate bench failed:\n{stderr}\n{stdout}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    for protocol in ["remote-write", "otlp"] {
+        let (ok, stdout, stderr) = bench(&["--protocol", protocol, "--connections", "1"]);
+        assert!(
+            ok,
+            "luminate bench --protocol {protocol} failed:\n{stderr}\n{stdout}"
+        );
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["ingest"]["protocol"], protocol);
+        assert_eq!(report["ingest"]["points_accepted"], POINTS + COUNTER_POINTS);
+        assert_eq!(report["ingest"]["requests"], 3);
+        assert_eq!(report["all_checks_passed"], true, "{protocol}: {report}");
+        // Not only equal to the reference: the very answers the JSON load gave.
+        for (ours, theirs) in report["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(json["queries"].as_array().unwrap())
+        {
+            assert_eq!(ours["name"], theirs["name"]);
+            assert_eq!(
+                ours["answer"], theirs["answer"],
+                "{protocol}: {}",
+                ours["name"]
+            );
+        }
+        // Compressed protobuf is smaller on the wire than the JSON.
+        assert!(
+            report["ingest"]["wire_bytes"].as_u64().unwrap()
+                < json["ingest"]["wire_bytes"].as_u64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn load_only_times_the_ingest_and_runs_no_query() {
+    let (ok, stdout, stderr) = bench(&["--protocol", "remote-write", "--load-only"]);
+    assert!(ok, "{stderr}\n{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ingest"]["load_only"], true);
+    assert_eq!(report["ingest"]["points_accepted"], POINTS + COUNTER_POINTS);
+    assert_eq!(report["queries"], serde_json::json!([]));
+    let (ok, _, stderr) = bench(&["--protocol", "remote-write", "--gzip"]);
+    assert!(!ok);
+    assert!(stderr.contains("--gzip does not apply"), "{stderr}");
+}
+
+#[test]
 fn dataset_out_writes_identical_points_for_the_peers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dataset");

@@ -22,6 +22,8 @@ mod exponential;
 pub mod grpc;
 pub mod json;
 
+use std::borrow::Cow;
+
 use luminate_model::validate::{PointError, protocol_name};
 use luminate_model::{ErrorCode, ValidationRules};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -82,18 +84,21 @@ pub fn decode_json(
     Ok(map(&request, now, rules, max_batch, promoted))
 }
 
-/// A string for an attribute value: scalars as text, arrays and maps as JSON-like text, bytes as hex.
-fn attribute_text(value: &AnyValue) -> String {
+/// A string for an attribute value: scalars as text, arrays and maps as JSON-like text, bytes as hex. A
+/// string value is borrowed (the common case: no allocation per attribute).
+fn attribute_text(value: &AnyValue) -> Cow<'_, str> {
     match &value.value {
-        None => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        None => Cow::Borrowed(""),
+        Some(any_value::Value::BoolValue(b)) => Cow::Owned(b.to_string()),
+        Some(any_value::Value::IntValue(i)) => Cow::Owned(i.to_string()),
+        Some(any_value::Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
+        Some(any_value::Value::BytesValue(b)) => {
+            Cow::Owned(b.iter().map(|x| format!("{x:02x}")).collect())
+        }
         Some(any_value::Value::ArrayValue(a)) => {
-            let items: Vec<String> = a.values.iter().map(attribute_text).collect();
-            format!("[{}]", items.join(","))
+            let items: Vec<Cow<'_, str>> = a.values.iter().map(attribute_text).collect();
+            Cow::Owned(format!("[{}]", items.join(",")))
         }
         Some(any_value::Value::KvlistValue(l)) => {
             let items: Vec<String> = l
@@ -107,27 +112,30 @@ fn attribute_text(value: &AnyValue) -> String {
                     )
                 })
                 .collect();
-            format!("{{{}}}", items.join(","))
+            Cow::Owned(format!("{{{}}}", items.join(",")))
         }
-        Some(_) => String::new(),
+        Some(_) => Cow::Borrowed(""),
     }
 }
 
 /// The labels of a data point: promoted resource attributes, then its own (which win on a clash).
 /// Attributes named `__…` are left out, as remote write leaves out such labels: `__name__` among them
-/// would otherwise rename the metric.
-fn labels(resource: &[(String, String)], attributes: &[KeyValue]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = attributes
+/// would otherwise rename the metric. Strings are borrowed from the request where they can be.
+fn labels<'a>(
+    resource: &'a [(String, String)],
+    attributes: &'a [KeyValue],
+) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut out: Vec<(&str, Cow<'_, str>)> = attributes
         .iter()
         .filter(|kv| !kv.key.starts_with("__"))
         .map(|kv| {
             let value = kv.value.as_ref().map(attribute_text).unwrap_or_default();
-            (kv.key.clone(), value)
+            (kv.key.as_str(), value)
         })
         .collect();
     for (k, v) in resource {
         if !out.iter().any(|(key, _)| key == k) {
-            out.push((k.clone(), v.clone()));
+            out.push((k, Cow::Borrowed(v)));
         }
     }
     out
@@ -156,13 +164,13 @@ fn bound(value: f64) -> String {
 fn emit(
     mapper: &mut Mapper<'_>,
     name: &str,
-    labels: &[(String, String)],
+    labels: &[(&str, Cow<'_, str>)],
     extra: Option<(&str, &str)>,
     timestamp: i64,
     value: f64,
 ) {
     let all = std::iter::once(("__name__", name))
-        .chain(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .chain(labels.iter().map(|(k, v)| (*k, v.as_ref())))
         .chain(extra);
     mapper.series(all, &[Sample { value, timestamp }]);
 }
@@ -185,7 +193,7 @@ pub fn map(
             .filter(|kv| promoted.contains(&kv.key))
             .map(|kv| {
                 let value = kv.value.as_ref().map(attribute_text).unwrap_or_default();
-                (kv.key.clone(), value)
+                (kv.key.clone(), value.into_owned())
             })
             .collect();
         for scope in &resource_metrics.scope_metrics {

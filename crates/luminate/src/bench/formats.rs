@@ -2,6 +2,13 @@
 //! through `serde_json` or `format!` would make the client, not the server, the thing being measured.
 //!
 //! - Luminate's write body: `{"metrics":[{"name", "timestamp", "value", "dimensions"}, ...]}`.
+//! - Prometheus remote write 1.0 (`prometheus.WriteRequest`, protobuf, before snappy): one `TimeSeries`
+//!   per sample with the full label set, `__name__` first and the rest sorted by name, which is how
+//!   Prometheus' queue manager sends samples. Written with a few lines of protobuf below, sharing
+//!   nothing with the server's decoder.
+//! - OTLP (`ExportMetricsServiceRequest`): one resource and scope, one metric per body (`api_latency` a
+//!   gauge of doubles, `requests_total` a cumulative monotonic sum of integers), the dimensions as data
+//!   point attributes; built from `opentelemetry-proto`'s messages, as an SDK's exporter does.
 //! - Prometheus text exposition with millisecond timestamps, which VictoriaMetrics imports at
 //!   `/api/v1/import/prometheus`.
 //! - Tab-separated rows for ClickHouse (`FORMAT TabSeparated`): metric, customer_id, endpoint, region,
@@ -10,6 +17,13 @@
 //!
 //! No dimension value contains a character any of these formats would need to escape (`"`, `\`, tab,
 //! newline): the dimension tables in `dataset` are fixed ASCII.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric, number_data_point,
+};
 
 use super::dataset::{
     COUNTER_METRIC, CounterPoint, ENDPOINTS, LATENCY_METRIC, LatencyPoint, REGIONS, STATUS_CODES,
@@ -100,6 +114,30 @@ impl Row {
             Row::Latency(p) => push_tenths(out, p.tenths),
             Row::Counter(p) => push_u64(out, p.value),
         }
+    }
+
+    /// The value as a double: tenths divided by ten (correctly rounded, so the same double as parsing
+    /// the JSON body's `123.4`), or the counter's integer.
+    fn value_f64(&self) -> f64 {
+        match self {
+            Row::Latency(p) => f64::from(p.tenths) / 10.0,
+            Row::Counter(p) => p.value as f64,
+        }
+    }
+
+    /// `(key, value)` pairs of the dimensions, the customer id written out.
+    fn dimension_pairs(&self) -> impl Iterator<Item = (&'static str, String)> {
+        let (keys, values, n) = self.dimensions();
+        (0..n).map(move |i| {
+            let value = if keys[i] == "customer_id" {
+                let mut id = Vec::with_capacity(12);
+                self.push_customer(&mut id);
+                String::from_utf8_lossy(&id).into_owned()
+            } else {
+                values[i].to_owned()
+            };
+            (keys[i], value)
+        })
     }
 
     /// Appends the customer id (`cust_N`) of a latency point; nothing for a counter point.
@@ -195,6 +233,121 @@ pub fn push_tsv_row(out: &mut Vec<u8>, row: &Row) {
     out.push(b'\n');
 }
 
+/// Protobuf wire type of a length-delimited field.
+const LEN: u8 = 2;
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited field: key, length, bytes.
+fn push_len_field(out: &mut Vec<u8>, field: u8, data: &[u8]) {
+    out.push(field << 3 | LEN);
+    push_varint(out, data.len() as u64);
+    out.extend_from_slice(data);
+}
+
+/// A `prometheus.Label {name = 1, value = 2}` as field 1 of a `TimeSeries`.
+fn push_label(series: &mut Vec<u8>, label: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    label.clear();
+    push_len_field(label, 1, name);
+    push_len_field(label, 2, value);
+    push_len_field(series, 1, label);
+}
+
+/// Appends one `TimeSeries` (field 1 of a remote write 1.0 `WriteRequest`) with the row's labels and
+/// its one sample. `scratch` is reused between calls.
+pub fn push_remote_write_series(out: &mut Vec<u8>, row: &Row, scratch: &mut RemoteWriteScratch) {
+    let RemoteWriteScratch {
+        series,
+        label,
+        customer,
+    } = scratch;
+    // `label` holds each label, then the sample: both are written whole before the next is begun.
+    series.clear();
+    push_label(series, label, b"__name__", row.metric().as_bytes());
+    let (keys, values, n) = row.dimensions();
+    for i in 0..n {
+        let value = if keys[i] == "customer_id" {
+            customer.clear();
+            row.push_customer(customer);
+            customer.as_slice()
+        } else {
+            values[i].as_bytes()
+        };
+        push_label(series, label, keys[i].as_bytes(), value);
+    }
+    // `prometheus.Sample {double value = 1; int64 timestamp = 2}`.
+    label.clear();
+    label.push(1 << 3 | 1);
+    label.extend_from_slice(&row.value_f64().to_le_bytes());
+    label.push(2 << 3);
+    push_varint(label, row.timestamp() as u64);
+    push_len_field(series, 2, label);
+    push_len_field(out, 1, series);
+}
+
+/// Buffers [`push_remote_write_series`] reuses.
+#[derive(Debug, Default)]
+pub struct RemoteWriteScratch {
+    series: Vec<u8>,
+    label: Vec<u8>,
+    customer: Vec<u8>,
+}
+
+/// The OTLP request of `rows`, which must all be of one metric (the first row's).
+pub fn otlp_request(rows: &[Row]) -> ExportMetricsServiceRequest {
+    let data_points: Vec<NumberDataPoint> = rows
+        .iter()
+        .map(|row| NumberDataPoint {
+            attributes: row
+                .dimension_pairs()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_owned(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(value)),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            time_unix_nano: row.timestamp() as u64 * 1_000_000,
+            value: Some(match row {
+                Row::Latency(_) => number_data_point::Value::AsDouble(row.value_f64()),
+                Row::Counter(p) => number_data_point::Value::AsInt(p.value as i64),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let (name, data) = match rows.first() {
+        Some(row @ Row::Counter(_)) => (
+            row.metric(),
+            metric::Data::Sum(Sum {
+                data_points,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            }),
+        ),
+        _ => (LATENCY_METRIC, metric::Data::Gauge(Gauge { data_points })),
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.to_owned(),
+                    data: Some(data),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +404,76 @@ mod tests {
                  "dimensions": {"endpoint": "/api/v1/orders", "region": "eu-west-1", "status_code": "500"}},
             ]})
         );
+    }
+
+    /// The points the server's JSON write path reads from `rows` (through `serde_json`, not the server).
+    fn json_points(rows: &[Row]) -> Vec<luminate_model::Point> {
+        let body = text(|o| {
+            start_write_body(o);
+            for (i, row) in rows.iter().enumerate() {
+                push_json_point(o, row, i == 0);
+            }
+            finish_write_body(o);
+        });
+        let parsed: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
+        parsed["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| luminate_model::Point {
+                name: m["name"].as_str().expect("name").to_owned(),
+                timestamp: m["timestamp"].as_i64().expect("timestamp"),
+                value: m["value"].as_f64().expect("value"),
+                dimensions: luminate_model::Dimensions::from_pairs(
+                    m["dimensions"]
+                        .as_object()
+                        .expect("dimensions")
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_owned())),
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remote_write_and_otlp_bodies_decode_to_the_json_bodys_points() {
+        use luminate_server::{otlp, remote_write};
+        let now = 1_800_000_100_000;
+        let rules = luminate_model::ValidationRules::default();
+        let latency = [
+            latency(),
+            Row::Latency(LatencyPoint {
+                timestamp: 1_800_000_000_124,
+                customer: 99_999,
+                combination: 999,
+                tenths: 3,
+            }),
+        ];
+        let counters = [counter()];
+        for rows in [&latency[..], &counters[..]] {
+            let expected = json_points(rows);
+            let mut proto = Vec::new();
+            let mut scratch = RemoteWriteScratch::default();
+            for row in rows {
+                push_remote_write_series(&mut proto, row, &mut scratch);
+            }
+            let decoded =
+                remote_write::decode(remote_write::Version::V1, &proto, now, &rules, 100).unwrap();
+            let got: Vec<_> = decoded.batches.iter().flat_map(|b| b.to_points()).collect();
+            assert_eq!(got, expected, "remote write");
+            assert_eq!(decoded.drops.total(), 0);
+
+            let body = prost::Message::encode_to_vec(&otlp_request(rows));
+            let export = otlp::decode_protobuf(&body, now, &rules, 100, &[]).unwrap();
+            let got: Vec<_> = export
+                .decoded
+                .batches
+                .iter()
+                .flat_map(|b| b.to_points())
+                .collect();
+            assert_eq!(got, expected, "OTLP");
+            assert_eq!(export.rejected_data_points, 0);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The benchmark's HTTP client: blocking `ureq` agents (one per connection thread, so each keeps its own
-//! keep-alive connection) and the two exchanges it needs, a POST of bytes and a GET, answered as
-//! (status, body text). Knows nothing of what the bodies mean.
+//! keep-alive connection) and the exchanges it needs, a POST of bytes and a GET, answered as
+//! (status, body text), and a POST answered as (status, body bytes). Knows nothing of what the bodies mean.
 
 use std::time::Duration;
 
@@ -32,6 +32,32 @@ pub fn post(
         request = request.header(*k, *v);
     }
     answer(url, request.send(body))
+}
+
+/// POSTs `body` and reads the answer as bytes (a protobuf answer need not be UTF-8).
+pub fn post_for_bytes(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), BenchError> {
+    let mut request = agent.post(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let failed = |e: ureq::Error| BenchError::Http {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    };
+    let mut response = request.send(body).map_err(failed)?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .read_to_vec()
+        .map_err(failed)?;
+    Ok((status, bytes))
 }
 
 /// GETs `url`.

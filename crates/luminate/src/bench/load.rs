@@ -1,8 +1,11 @@
 //! The timed ingest: write bodies are encoded before the clock starts (so generation cannot be the
-//! bottleneck), then `connections` threads, each with its own keep-alive agent, take the next body from
-//! a shared counter and POST it. Every answer must be `200` with every point accepted; anything else
-//! stops the run with the server's body. The client's own CPU time is measured so the report can show
-//! that the client was not the limit.
+//! bottleneck, as a real sender's WAL or buffer already holds its batches), then `connections` threads,
+//! each with its own keep-alive agent, take the next body from a shared counter and POST it. The
+//! [`Protocol`] says how bodies are encoded and where they go: Luminate's JSON (`/api/v1/write`),
+//! Prometheus remote write 1.0 (`/api/v1/write`, protobuf + snappy) or OTLP/HTTP protobuf
+//! (`/v1/metrics`). Every answer must be the protocol's success with every point accepted; anything
+//! else stops the run with the server's body. The client's own CPU time is measured so the report can
+//! show that the client was not the limit.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,17 +15,69 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 
 use super::BenchError;
 use super::dataset::Dataset;
-use super::formats::{Row, finish_write_body, push_json_point, start_write_body};
+use super::formats::{
+    RemoteWriteScratch, Row, finish_write_body, otlp_request, push_json_point,
+    push_remote_write_series, start_write_body,
+};
 use super::http;
 use super::procstat;
+
+/// How the points are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Luminate's JSON write body at `/api/v1/write`.
+    Json,
+    /// Prometheus remote write 1.0 at `/api/v1/write`: protobuf, snappy, one sample per series entry.
+    RemoteWrite,
+    /// OTLP/HTTP protobuf at `/v1/metrics`: gauge and sum data points.
+    Otlp,
+}
+
+impl Protocol {
+    /// The name the report and `--protocol` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::RemoteWrite => "remote-write",
+            Self::Otlp => "otlp",
+        }
+    }
+
+    /// The path bodies are POSTed to.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Json | Self::RemoteWrite => "/api/v1/write",
+            Self::Otlp => "/v1/metrics",
+        }
+    }
+
+    /// The request headers (gzip only for JSON and OTLP: remote write is always snappy).
+    fn headers(self, gzip: bool) -> Vec<(&'static str, &'static str)> {
+        let mut headers = match self {
+            Self::Json => vec![("content-type", "application/json")],
+            Self::RemoteWrite => vec![
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-write-version", "0.1.0"),
+            ],
+            Self::Otlp => vec![("content-type", "application/x-protobuf")],
+        };
+        if gzip && self != Self::RemoteWrite {
+            headers.push(("content-encoding", "gzip"));
+        }
+        headers
+    }
+}
 
 /// One encoded write request.
 #[derive(Debug)]
 pub struct Body {
-    /// The JSON (gzip-compressed with `--gzip`).
+    /// The bytes sent: JSON or OTLP protobuf (gzip-compressed with `--gzip`), or remote write's snappy
+    /// block.
     pub bytes: Vec<u8>,
     /// Points in it.
     pub points: u64,
@@ -33,8 +88,8 @@ pub struct Body {
 pub struct Encoded {
     /// Bodies in dataset order: all `api_latency` batches, then the `requests_total` batches.
     pub bodies: Vec<Body>,
-    /// Uncompressed JSON bytes.
-    pub json_bytes: u64,
+    /// Bytes of the bodies before compression (JSON text, or protobuf before snappy or gzip).
+    pub body_bytes: u64,
     /// Wall time of the encoding.
     pub elapsed: Duration,
 }
@@ -51,27 +106,33 @@ pub fn bar(multi: &MultiProgress, total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Encodes the whole dataset into write bodies of at most `batch` points.
-pub fn encode(dataset: &Dataset, batch: usize, gzip: bool, multi: &MultiProgress) -> Encoded {
+/// Encodes the whole dataset into write bodies of at most `batch` points in `protocol`.
+pub fn encode(
+    dataset: &Dataset,
+    batch: usize,
+    protocol: Protocol,
+    gzip: bool,
+    multi: &MultiProgress,
+) -> Encoded {
     let started = Instant::now();
     let total = dataset.spec.points + dataset.spec.counter_points;
     let progress = bar(multi, total, "encode");
-    let mut encoder = BodyEncoder::new(batch.max(1), gzip);
+    let mut encoder = BodyEncoder::new(batch.max(1), protocol, gzip);
     for p in dataset.latency_points() {
-        encoder.push(&Row::Latency(p));
+        encoder.push(Row::Latency(p));
         progress.inc(1);
     }
     // A body holds one metric only, as an agent that reports per metric would send it.
     encoder.flush();
     for p in dataset.counter_points() {
-        encoder.push(&Row::Counter(p));
+        encoder.push(Row::Counter(p));
         progress.inc(1);
     }
     encoder.flush();
     progress.finish();
     Encoded {
         bodies: encoder.bodies,
-        json_bytes: encoder.json_bytes,
+        body_bytes: encoder.body_bytes,
         elapsed: started.elapsed(),
     }
 }
@@ -79,59 +140,90 @@ pub fn encode(dataset: &Dataset, batch: usize, gzip: bool, multi: &MultiProgress
 /// Accumulates points into bodies of `batch`.
 struct BodyEncoder {
     batch: usize,
+    protocol: Protocol,
     gzip: bool,
-    current: Vec<u8>,
-    points: usize,
+    rows: Vec<Row>,
+    scratch: RemoteWriteScratch,
     bodies: Vec<Body>,
-    json_bytes: u64,
+    body_bytes: u64,
 }
 
 impl BodyEncoder {
-    fn new(batch: usize, gzip: bool) -> Self {
+    fn new(batch: usize, protocol: Protocol, gzip: bool) -> Self {
         Self {
             batch,
+            protocol,
             gzip,
-            current: Vec::new(),
-            points: 0,
+            rows: Vec::with_capacity(batch),
+            scratch: RemoteWriteScratch::default(),
             bodies: Vec::new(),
-            json_bytes: 0,
+            body_bytes: 0,
         }
     }
 
-    fn push(&mut self, row: &Row) {
-        if self.points == 0 {
-            // About 160 bytes per point: one allocation per body.
-            self.current = Vec::with_capacity(self.batch * 170 + 16);
-            start_write_body(&mut self.current);
-        }
-        push_json_point(&mut self.current, row, self.points == 0);
-        self.points += 1;
-        if self.points == self.batch {
+    fn push(&mut self, row: Row) {
+        self.rows.push(row);
+        if self.rows.len() == self.batch {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
-        if self.points == 0 {
+        if self.rows.is_empty() {
             return;
         }
-        let mut json = std::mem::take(&mut self.current);
-        finish_write_body(&mut json);
-        self.json_bytes += json.len() as u64;
-        let bytes = if self.gzip { gzip(&json) } else { json };
+        let raw = self.raw_body();
+        self.body_bytes += raw.len() as u64;
+        let bytes = match self.protocol {
+            Protocol::RemoteWrite => snappy(&raw),
+            Protocol::Json | Protocol::Otlp if self.gzip => gzip(&raw),
+            Protocol::Json | Protocol::Otlp => raw,
+        };
         self.bodies.push(Body {
             bytes,
-            points: self.points as u64,
+            points: self.rows.len() as u64,
         });
-        self.points = 0;
+        self.rows.clear();
+    }
+
+    /// The pending rows in the protocol's message, uncompressed.
+    fn raw_body(&mut self) -> Vec<u8> {
+        match self.protocol {
+            Protocol::Json => {
+                // About 160 bytes per point: one allocation per body.
+                let mut json = Vec::with_capacity(self.rows.len() * 170 + 16);
+                start_write_body(&mut json);
+                for (i, row) in self.rows.iter().enumerate() {
+                    push_json_point(&mut json, row, i == 0);
+                }
+                finish_write_body(&mut json);
+                json
+            }
+            Protocol::RemoteWrite => {
+                let mut proto = Vec::with_capacity(self.rows.len() * 140);
+                for row in &self.rows {
+                    push_remote_write_series(&mut proto, row, &mut self.scratch);
+                }
+                proto
+            }
+            Protocol::Otlp => prost::Message::encode_to_vec(&otlp_request(&self.rows)),
+        }
     }
 }
 
-fn gzip(json: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::fast());
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::fast());
     // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(json);
+    let _ = encoder.write_all(raw);
     encoder.finish().unwrap_or_default()
+}
+
+/// Snappy's block format, as remote write senders compress.
+fn snappy(raw: &[u8]) -> Vec<u8> {
+    // Only an input over 4 GiB fails, and a body is a few MB.
+    snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .unwrap_or_default()
 }
 
 /// What the timed ingest measured.
@@ -154,19 +246,17 @@ pub fn ingest(
     base_url: &str,
     bodies: &[Body],
     connections: usize,
+    protocol: Protocol,
     gzip: bool,
     multi: &MultiProgress,
 ) -> Result<Ingest, BenchError> {
-    let url = format!("{base_url}/api/v1/write");
+    let url = format!("{base_url}{}", protocol.path());
     let total: u64 = bodies.iter().map(|b| b.points).sum();
     let progress = bar(multi, total, "ingest");
     let next = AtomicUsize::new(0);
     let accepted = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
-    let mut headers = vec![("content-type", "application/json")];
-    if gzip {
-        headers.push(("content-encoding", "gzip"));
-    }
+    let headers = protocol.headers(gzip);
     let cpu_before = procstat::cpu_seconds("self");
     let started = Instant::now();
     let results: Vec<Result<(), BenchError>> = thread::scope(|scope| {
@@ -180,8 +270,10 @@ pub fn ingest(
                         let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return Ok(());
                         };
-                        let sent = http::post(&agent, url, headers, &body.bytes)
-                            .and_then(|(status, text)| check_write(status, &text, body.points));
+                        let sent = http::post_for_bytes(&agent, url, headers, &body.bytes)
+                            .and_then(|(status, answer)| {
+                                check_write(protocol, status, &answer, body.points)
+                            });
                         match sent {
                             Ok(()) => {
                                 accepted.fetch_add(body.points, Ordering::Relaxed);
@@ -222,20 +314,46 @@ pub fn ingest(
     })
 }
 
-/// A write counts only as `200 {"accepted": n, "rejected": 0}` with every point accepted.
-fn check_write(status: u16, text: &str, points: u64) -> Result<(), BenchError> {
-    let answer: Option<serde_json::Value> = serde_json::from_str(text).ok();
-    let accepted = answer
-        .as_ref()
-        .and_then(|a| a.get("accepted"))
-        .and_then(|a| a.as_u64());
-    if status == 200 && accepted == Some(points) {
+/// Whether an answer says that all `points` of a body were stored:
+///
+/// - JSON: `200 {"accepted": n, "rejected": 0}` with `n = points`;
+/// - remote write: `200` or `204` (1.0 has no count in its answer: a sample dropped inside a 2xx shows
+///   up in the answer checks afterwards, which count every point);
+/// - OTLP: `200` whose `ExportMetricsServiceResponse` has no rejected data points.
+fn check_write(
+    protocol: Protocol,
+    status: u16,
+    answer: &[u8],
+    points: u64,
+) -> Result<(), BenchError> {
+    let stored = match protocol {
+        Protocol::Json => {
+            let answer: Option<serde_json::Value> = serde_json::from_slice(answer).ok();
+            let accepted = answer
+                .as_ref()
+                .and_then(|a| a.get("accepted"))
+                .and_then(|a| a.as_u64());
+            status == 200 && accepted == Some(points)
+        }
+        Protocol::RemoteWrite => status == 200 || status == 204,
+        Protocol::Otlp => {
+            status == 200
+                && <ExportMetricsServiceResponse as prost::Message>::decode(answer).is_ok_and(|r| {
+                    r.partial_success
+                        .is_none_or(|p| p.rejected_data_points == 0)
+                })
+        }
+    };
+    if stored {
         Ok(())
     } else {
         Err(BenchError::Status {
-            request: format!("POST /api/v1/write ({points} points)"),
+            request: format!("POST {} ({points} points)", protocol.path()),
             status,
-            body: text.chars().take(2_000).collect(),
+            body: String::from_utf8_lossy(answer)
+                .chars()
+                .take(2_000)
+                .collect(),
         })
     }
 }

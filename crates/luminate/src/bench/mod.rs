@@ -36,6 +36,7 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use answers::Reference;
 use clickhouse::ClickhouseTarget;
 use dataset::{Dataset, HOUR_MS, Spec};
+use load::Protocol;
 use report::{ClickhouseFigures, DatasetFigures, QueryFigures, Report, median};
 use server::SpawnedServer;
 
@@ -116,9 +117,18 @@ pub struct BenchArgs {
     /// Seed of the dataset.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Send gzip-compressed write bodies.
+    /// Send gzip-compressed write bodies (JSON and OTLP; remote write is always snappy).
     #[arg(long)]
     pub gzip: bool,
+    /// How the points are sent: Luminate's JSON, Prometheus remote write 1.0 (protobuf + snappy) at
+    /// `/api/v1/write`, or OTLP/HTTP protobuf at `/v1/metrics`. The answer checks are the same.
+    #[arg(long, value_enum, default_value_t = Protocol::Json)]
+    pub protocol: Protocol,
+    /// Only time the load: no queries, no answer checks; print the ingest figures. With `--url` this
+    /// times another system's write path (VictoriaMetrics' `/api/v1/write` with `--protocol
+    /// remote-write`, as `bench/peers.sh` does).
+    #[arg(long, conflicts_with_all = ["dataset_out", "instrumentation"])]
+    pub load_only: bool,
     /// Data directory of the spawned server (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -265,13 +275,20 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
         return Ok(true);
     }
 
-    let encoded = load::encode(&dataset, args.batch, args.gzip, &multi);
+    if args.gzip && args.protocol == Protocol::RemoteWrite {
+        return Err(BenchError::Server(
+            "--gzip does not apply to --protocol remote-write (its bodies are snappy)".into(),
+        ));
+    }
+    let encoded = load::encode(&dataset, args.batch, args.protocol, args.gzip, &multi);
     log(
         &multi,
         &format!(
-            "encoded {} write bodies ({} JSON bytes) in {:.2} s",
+            "encoded {} {} write bodies ({} bytes before compression, {} sent) in {:.2} s",
             report::thousands(encoded.bodies.len() as u64),
-            report::thousands(encoded.json_bytes),
+            args.protocol.as_str(),
+            report::thousands(encoded.body_bytes),
+            report::thousands(encoded.bodies.iter().map(|b| b.bytes.len() as u64).sum()),
             encoded.elapsed.as_secs_f64()
         ),
     );
@@ -323,6 +340,7 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
         &base_url,
         &encoded.bodies,
         args.connections,
+        args.protocol,
         args.gzip,
         &multi,
     )
@@ -331,7 +349,7 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     let clickhouse_cpu_ingest = clickhouse_cpu_before
         .zip(clickhouse_cpu())
         .map(|(a, b)| b - a);
-    let (encode_seconds, json_bytes) = (encoded.elapsed.as_secs_f64(), encoded.json_bytes);
+    let (encode_seconds, body_bytes) = (encoded.elapsed.as_secs_f64(), encoded.body_bytes);
     // The bodies are as large as the dataset's JSON: give the memory back before the queries.
     drop(encoded);
     let disk_bytes_after_ingest = disk();
@@ -353,7 +371,13 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     );
 
     let mut figures = Vec::new();
-    for query in queries::query_set(&reference) {
+    // `--load-only`: the target may not be Luminate, or only the load is of interest.
+    let query_set = if args.load_only {
+        Vec::new()
+    } else {
+        queries::query_set(&reference)
+    };
+    for query in query_set {
         let timed = queries::run(&base_url, &query, args.queries_repeat)
             .map_err(|e| with_server_output(e, server.as_ref()))?;
         let check = reference
@@ -408,7 +432,9 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
             hour_start: dataset.spec.hour_start,
         },
         encode_seconds,
-        json_bytes,
+        protocol: args.protocol,
+        load_only: args.load_only,
+        body_bytes,
         connections: args.connections.max(1),
         batch: args.batch,
         gzip: args.gzip,

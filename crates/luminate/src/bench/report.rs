@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::load::Ingest;
+use super::load::{Ingest, Protocol};
 
 /// Issue 3's ingest target (bulk HTTP, 2 connections, durable), points/s.
 pub const TARGET_POINTS_PER_SECOND: f64 = 2_100_000.0;
@@ -78,8 +78,12 @@ pub struct Report {
     pub dataset: DatasetFigures,
     /// Seconds spent encoding write bodies before the clock started.
     pub encode_seconds: f64,
-    /// Uncompressed JSON bytes of all bodies.
-    pub json_bytes: u64,
+    /// How the points were sent.
+    pub protocol: Protocol,
+    /// Whether only the load was timed (`--load-only`: no queries ran).
+    pub load_only: bool,
+    /// Bytes of all bodies before compression (JSON text or protobuf).
+    pub body_bytes: u64,
     /// Write requests per connection count and batch size.
     pub connections: usize,
     /// Points per request.
@@ -205,12 +209,14 @@ impl Report {
                 "hour_start": d.hour_start,
             },
             "ingest": {
+                "protocol": self.protocol.as_str(),
+                "load_only": self.load_only,
                 "points_accepted": self.ingest.accepted,
                 "requests": self.ingest.requests,
                 "connections": self.connections,
                 "batch": self.batch,
                 "gzip": self.gzip,
-                "json_bytes": self.json_bytes,
+                "body_bytes": self.body_bytes,
                 "wire_bytes": self.ingest.wire_bytes,
                 "encode_seconds": self.encode_seconds,
                 "wall_seconds": self.ingest.wall.as_secs_f64(),
@@ -279,10 +285,11 @@ impl Report {
             thousands(TARGET_POINTS_PER_SECOND as u64)
         ));
         line(format!(
-            "{:<28} {:>18.2}  ({} requests of {} points, {} connections{})",
+            "{:<28} {:>18.2}  ({} {} requests of {} points, {} connections{})",
             "ingest wall s",
             self.ingest.wall.as_secs_f64(),
             thousands(self.ingest.requests),
+            self.protocol.as_str(),
             self.batch,
             self.connections,
             if self.gzip { ", gzip" } else { "" }
@@ -347,6 +354,10 @@ impl Report {
             ));
         }
         line(String::new());
+        if self.load_only {
+            line("queries: not run (--load-only)".to_owned());
+            return out;
+        }
         line(format!(
             "{:<52} {:>10} {:>10} {:>10}  check",
             "query", "median ms", "min ms", "server ms"
