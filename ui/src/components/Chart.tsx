@@ -43,8 +43,8 @@ const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2
 const PLAIN: ChartLook = {};
 
 /** Every chart measures its first drawing as `luminate:chart-draw` (from building its options to uPlot's
- * first `draw`, detail: series and x values), always on: the speed benchmark reads it. */
-export function Chart({ data, height = 320, look = PLAIN, onDrawn }: { data: ChartData; height?: number; look?: ChartLook; onDrawn?: () => void }) {
+ * first `draw`, detail: its name — a panel's id —, series and x values), always on: the speed benchmark reads it. */
+export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { data: ChartData; height?: number; look?: ChartLook; onDrawn?: () => void; name?: string }) {
   const box = useRef<HTMLDivElement>(null);
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
@@ -56,7 +56,7 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn }: { data: Cha
     const firstDraw = () => {
       if (!first) return;
       first = false;
-      performance.measure("luminate:chart-draw", { start: started, detail: { series: data.series.length, x: data.x.length } });
+      performance.measure("luminate:chart-draw", { start: started, detail: { name, series: data.series.length, x: data.x.length } });
       drawnRef.current?.();
     };
     const bars = data.kind === "bars";

@@ -358,17 +358,25 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
   // The last answer stays on screen while the next is fetched; `for` says which query it answered.
   const [shown, setShown] = useState<{ for: string; answer: QueryAnswer | null; error: unknown } | null>(null);
   const [loading, setLoading] = useState(true);
+  /** When the last answer arrived: `luminate:panel-draw:<id>` measures from there to its drawing. */
+  const answeredAt = useRef(0);
   useEffect(() => {
     const abort = new AbortController();
     setLoading(true);
     const started = performance.now();
     client.rawQuery(JSON.parse(text), abort.signal).then(
       (answer) => {
-        performance.measure(`luminate:panel-query:${panel.id}`, { start: started, detail: { serverMs: answer.executionTimeMs } });
+        answeredAt.current = performance.now();
+        performance.measure(`luminate:panel-query:${panel.id}`, { start: started, end: answeredAt.current, detail: { serverMs: answer.executionTimeMs } });
         setShown({ for: text, answer, error: null });
         setLoading(false);
       },
-      (error) => { if ((error as Error).name !== "AbortError") { setShown({ for: text, answer: null, error }); setLoading(false); } },
+      (error) => {
+        if ((error as Error).name === "AbortError") return;
+        answeredAt.current = performance.now();
+        setShown({ for: text, answer: null, error });
+        setLoading(false);
+      },
     );
     return () => abort.abort();
   }, [text, tick]);
@@ -376,7 +384,11 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
   const state = loading || shown?.for !== text ? "loading" : shown.error ? "error" : "drawn";
   // A refusal or a non-chart body is drawn once it is in the page; a chart says so itself (uPlot draws later).
   const chart = shown?.answer && (panel.type === "timeseries" || panel.type === "bar") && tableRows(shown.answer).length > 0;
-  useEffect(() => { if (state !== "loading" && !chart) onDrawn(panel.id); }, [state, chart]);
+  const drawn = () => {
+    performance.measure(`luminate:panel-draw:${panel.id}`, { start: answeredAt.current });
+    onDrawn(panel.id);
+  };
+  useEffect(() => { if (state !== "loading" && !chart) drawn(); }, [state, chart]);
   return (
     <section class={`panel dash-panel type-${panel.type}`} style={{ gridArea: gridArea(panel.gridPosition) }} data-panel-id={panel.id} data-query={text} data-state={state}>
       <h3 title={text} onPointerDown={edit ? (e) => edit.onDrag("move", e) : undefined}>
@@ -389,7 +401,7 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
           </span>
         )}
       </h3>
-      {shown === null ? <p class="muted">Loading…</p> : shown.error ? <ErrorBox error={shown.error} /> : shown.answer && <PanelBody panel={panel} answer={shown.answer} height={height} onDrawn={() => onDrawn(panel.id)} />}
+      {shown === null ? <p class="muted">Loading…</p> : shown.error ? <ErrorBox error={shown.error} /> : shown.answer && <PanelBody panel={panel} answer={shown.answer} height={height} onDrawn={drawn} />}
       {edit && <div class="resize-handle" title="drag to resize" onPointerDown={(e) => edit.onDrag("resize", e)} />}
     </section>
   );
@@ -413,7 +425,7 @@ function PanelBody({ panel, answer, height, onDrawn }: { panel: Panel; answer: Q
       const perLine = Math.max(1, Math.floor(panel.gridPosition.w / 4));
       const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((data.labels.length + 1) / perLine)) : 0;
       const plotHeight = Math.max(80, height - 52 - legendRows * 24);
-      return <Chart data={data} height={plotHeight} look={look} onDrawn={onDrawn} />;
+      return <Chart data={data} height={plotHeight} look={look} onDrawn={onDrawn} name={panel.id} />;
     }
     case "gauge":
       return <Gauge panel={panel} answer={answer} />;
