@@ -2,7 +2,7 @@
 // the container element (`.uplot`), which is how the browser tests read what was plotted. A dashboard
 // panel passes its legend, its number format (unit, decimals) and its thresholds (dashed lines).
 
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { ChartData } from "../lib/query.ts";
@@ -48,7 +48,9 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
   const box = useRef<HTMLDivElement>(null);
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
-  useEffect(() => {
+  // A layout effect, not an effect: the chart is built as soon as its box is in the page, not after the
+  // next frame (Preact runs effects after a requestAnimationFrame, or 100 ms without one).
+  useLayoutEffect(() => {
     const el = box.current;
     if (!el) return;
     const started = performance.now();

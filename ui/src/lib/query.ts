@@ -205,6 +205,15 @@ export function chartData(answer: QueryAnswer): ChartData {
   }
 }
 
+/** Whether the answer has a row at all (what `tableRows(answer).length > 0` says, without building them). */
+export function hasRows(answer: QueryAnswer): boolean {
+  switch (answer.queryType) {
+    case "range": return answer.results.length > 0;
+    case "rate": return answer.results.some((r) => r.points.length > 0);
+    case "aggregate": return answer.results.some((r) => !r.points || r.points.length > 0);
+  }
+}
+
 /** The answer as table rows, in the answer's order. */
 export function tableRows(answer: QueryAnswer): Row[] {
   switch (answer.queryType) {

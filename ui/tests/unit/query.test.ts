@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiError, Client } from "../../src/api/client.ts";
-import type { AggregateAnswer } from "../../src/api/types.ts";
+import type { AggregateAnswer, QueryAnswer } from "../../src/api/types.ts";
 import type { ExploreForm } from "../../src/lib/query.ts";
-import { autoInterval, buildPanelQuery, buildQuery, capSeries, chartData, curlFor, effectiveInterval, formOf, parseDuration, tableRows } from "../../src/lib/query.ts";
+import { autoInterval, buildPanelQuery, buildQuery, capSeries, hasRows, chartData, curlFor, effectiveInterval, formOf, parseDuration, tableRows } from "../../src/lib/query.ts";
 
 const form = (patch: Partial<ExploreForm> = {}): ExploreForm => ({
   metric: "api_latency", queryType: "aggregate", aggregation: "p95", filters: [], groupBy: [], interval: "", limit: "", range: "1h", ...patch,
@@ -159,4 +159,16 @@ test("a panel's form leaves the range to the dashboard and the interval to the p
   assert.deepEqual(buildPanelQuery({ ...f, interval: "none" }), { queryType: "aggregate", metricName: "api_latency", aggregation: "avg" });
   assert.deepEqual(buildPanelQuery({ ...f, range: "24h", interval: "10m" }),
     { queryType: "aggregate", metricName: "api_latency", timeRange: { relative: "24h" }, aggregation: "avg", interval: "10m" });
+});
+
+test("hasRows says whether an answer has a table row, for every shape", () => {
+  const answers = [
+    { queryType: "range", results: [], truncated: false, executionTimeMs: 1 },
+    { queryType: "range", results: [{ timestamp: 1, value: 2, dimensions: {} }], truncated: false, executionTimeMs: 1 },
+    { queryType: "rate", results: [{ groupKey: {}, points: [] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "rate", results: [{ groupKey: {}, points: [{ timestamp: 1, rate: 0.5 }] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "aggregate", results: [{ groupKey: {}, value: 1, count: 1, points: [] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "aggregate", results: [{ groupKey: {}, value: 1, count: 1 }], truncated: false, executionTimeMs: 1 },
+  ] as QueryAnswer[];
+  for (const a of answers) assert.equal(hasRows(a), tableRows(a).length > 0, JSON.stringify(a));
 });

@@ -2,7 +2,7 @@
 // 24-column grid — variables as selectors, a time range and a refresh interval, every panel running its
 // query as the model resolves it (lib/dashboard.ts) and drawn by its type. Export downloads the file.
 
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { client } from "../../api/client.ts";
 import type { DashboardSummary, QueryAnswer } from "../../api/types.ts";
 import { Chart, type ChartLook } from "../../components/Chart.tsx";
@@ -10,7 +10,7 @@ import { ErrorBox } from "../../components/ErrorBox.tsx";
 import { type Choices, type Dashboard, type Panel, type Variable, formatNumber, gridArea, level, panelQuery, parseDuration, selected } from "../../lib/dashboard.ts";
 import { COLUMNS, below, bottom, nextPanelId, place, snapMove, snapResize } from "../../lib/grid.ts";
 import { PanelEditor } from "./PanelEditor.tsx";
-import { capSeries, chartData, formatTime, RELATIVE_RANGES, tableRows } from "../../lib/query.ts";
+import { type ChartData, capSeries, chartData, formatTime, hasRows, RELATIVE_RANGES, tableRows } from "../../lib/query.ts";
 import { Link, navigate } from "../../lib/route.tsx";
 
 export function Dashboards({ params }: { params: URLSearchParams }) {
@@ -383,12 +383,13 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
   const height = panel.gridPosition.h * ROW_PX + (panel.gridPosition.h - 1) * GAP_PX;
   const state = loading || shown?.for !== text ? "loading" : shown.error ? "error" : "drawn";
   // A refusal or a non-chart body is drawn once it is in the page; a chart says so itself (uPlot draws later).
-  const chart = shown?.answer && (panel.type === "timeseries" || panel.type === "bar") && tableRows(shown.answer).length > 0;
+  const chart = shown?.answer && (panel.type === "timeseries" || panel.type === "bar") && hasRows(shown.answer);
   const drawn = () => {
     performance.measure(`luminate:panel-draw:${panel.id}`, { start: answeredAt.current });
     onDrawn(panel.id);
   };
-  useEffect(() => { if (state !== "loading" && !chart) drawn(); }, [state, chart]);
+  // In the page from here on (a layout effect runs right after the DOM is changed).
+  useLayoutEffect(() => { if (state !== "loading" && !chart) drawn(); }, [state, chart]);
   return (
     <section class={`panel dash-panel type-${panel.type}`} style={{ gridArea: gridArea(panel.gridPosition) }} data-panel-id={panel.id} data-query={text} data-state={state}>
       <h3 title={text} onPointerDown={edit ? (e) => edit.onDrag("move", e) : undefined}>
@@ -409,23 +410,26 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
 
 function PanelBody({ panel, answer, height, onDrawn }: { panel: Panel; answer: QueryAnswer; height: number; onDrawn: () => void }) {
   const display = panel.display ?? {};
-  const data = useMemo(() => capSeries(chartData(answer)), [answer]);
-  const rows = useMemo(() => tableRows(answer), [answer]);
+  const charted = panel.type === "timeseries" || panel.type === "bar";
+  // Built only for the type that shows them; not again when the panel is only moved.
+  const data = useMemo(() => (charted ? capSeries(chartData(answer)) : null), [answer, charted]);
+  const rows = useMemo(() => (panel.type === "table" ? tableRows(answer) : []), [answer, panel.type]);
   const look = useMemo<ChartLook>(() => ({
     legend: panel.type === "bar" ? { show: false } : { show: display.legend?.show ?? true, position: display.legend?.position ?? "bottom" },
     format: (v: number) => formatNumber(v, display),
     threshold: display.threshold,
-  }), [panel]);
-  if (rows.length === 0) return <p class="muted">No data in this range.</p>;
+  }), [panel.type, panel.display]);
+  if (!hasRows(answer)) return <p class="muted">No data in this range.</p>;
   switch (panel.type) {
     case "timeseries":
     case "bar": {
       // Room for the title and, below the plot, a legend of a line or two.
       // About one legend entry per 4 grid columns fits a line (the time entry is one too).
       const perLine = Math.max(1, Math.floor(panel.gridPosition.w / 4));
-      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((data.labels.length + 1) / perLine)) : 0;
+      const lines = data as ChartData;
+      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((lines.labels.length + 1) / perLine)) : 0;
       const plotHeight = Math.max(80, height - 52 - legendRows * 24);
-      return <Chart data={data} height={plotHeight} look={look} onDrawn={onDrawn} name={panel.id} />;
+      return <Chart data={lines} height={plotHeight} look={look} onDrawn={onDrawn} name={panel.id} />;
     }
     case "gauge":
       return <Gauge panel={panel} answer={answer} />;
