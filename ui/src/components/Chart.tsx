@@ -6,7 +6,7 @@ import { useLayoutEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { ChartData } from "../lib/query.ts";
-import { formatValue } from "../lib/query.ts";
+import { barLabels, formatValue } from "../lib/query.ts";
 
 export interface ChartLook {
   legend?: { show?: boolean; position?: "bottom" | "right" };
@@ -81,7 +81,14 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
       },
       axes: [
         bars
-          ? { values: (_u, splits) => splits.map((i) => data.categories?.[i] ?? ""), splits: () => data.x, gap: 4, size: 60 }
+          ? {
+            // Labels cut to the room of a bar (uPlot's bbox is in device pixels).
+            values: (u, splits) => {
+              const labels = barLabels(data.categories ?? [], u.bbox.width / devicePixelRatio / Math.max(1, data.x.length));
+              return splits.map((i) => labels[i] ?? "");
+            },
+            splits: () => data.x, gap: 4, size: 60,
+          }
           : {},
         { values: (_u, splits) => splits.map(format), size: 80 },
       ],

@@ -159,6 +159,17 @@ export function capSeries(data: ChartData, max = MAX_CHART_SERIES): ChartData {
   return { ...data, labels: data.labels.slice(0, max), series: data.series.slice(0, max) };
 }
 
+/** The bars' axis labels when each bar has `pxPerBar` pixels and a character takes about `charPx`: a
+ * label longer than its room is cut (`…`); when a bar has room for fewer than 4 characters only every
+ * n-th bar is labelled, with the room of n bars. The full names are in the table and the tooltip. */
+export function barLabels(categories: string[], pxPerBar: number, charPx = 7): string[] {
+  const fit = (label: string, chars: number) => (label.length <= chars ? label : `${label.slice(0, Math.max(1, chars - 1))}…`);
+  const chars = Math.floor(pxPerBar / charPx);
+  if (chars >= 4) return categories.map((c) => fit(c, chars));
+  const every = Math.ceil((4 * charPx) / Math.max(pxPerBar, 1));
+  return categories.map((c, i) => (i % every === 0 ? fit(c, Math.floor((every * pxPerBar) / charPx)) : ""));
+}
+
 /** One table row. */
 export interface Row { series: string; timestamp: number | null; value: number; count?: number }
 

@@ -5,7 +5,7 @@
 //    other through its JSON, saves, and checks the server's document holds exactly that.
 // 2. Adds a panel with the form, moves it onto the other column and resizes it by real mouse drags on
 //    its title and its corner, saves, and checks every gridPosition (the neighbour it landed on pushed
-//    down).
+//    down); a save over someone else's is refused with 409 and theirs stays; removing a panel saves.
 // 3. From Explore, saves the current query as a panel of that dashboard and of a new one; each opens,
 //    and holds the panel with the very query Explore showed, below the last row.
 // No console error may be logged. SCREENSHOT_DIR=dir saves pictures of the steps.
@@ -111,6 +111,25 @@ try {
   assert.deepEqual(saved.panels[2].query, { queryType: "aggregate", metricName: "api_latency", aggregation: "count" });
   assert.equal(saved.panels[2].title, "Count");
 
+  // A save over a version someone saved meanwhile is refused with 409, shown as such, and theirs stays;
+  // after a reload, removing a panel saves.
+  await head.getByRole("button", { name: "Edit", exact: true }).click();
+  await panel("panel_1").getByRole("button", { name: "Remove" }).click();
+  await api(base, "PUT", "/api/v1/dashboards/edit_me", { dashboard: { ...saved, title: "Edit me (theirs)" } });
+  await head.getByRole("button", { name: "Save", exact: true }).click();
+  const conflict = await head.locator('[role="alert"] .error-message').textContent();
+  assert.match(conflict, /^Conflict \(409\) — it was changed meanwhile/, conflict);
+  saved = await stored("edit_me");
+  assert.deepEqual([saved.title, saved.version, saved.panels.length], ["Edit me (theirs)", 4, 3]);
+  await page.reload();
+  await panelsDrawn(page);
+  await head.getByRole("button", { name: "Edit", exact: true }).click();
+  await panel("panel_1").getByRole("button", { name: "Remove" }).click();
+  await head.getByRole("button", { name: "Save", exact: true }).click();
+  await head.getByText("version 5").waitFor();
+  saved = await stored("edit_me");
+  assert.deepEqual(saved.panels.map((p) => p.id), ["panel_2", "panel_3"]);
+
   // 3. Explore's query as a panel: of this dashboard (below its last row), then of a new dashboard.
   const saveFromExplore = async (target, title, type, newTitle) => {
     await page.goto(`${base}/ui/explore?metric=api_latency&groupBy=region`);
@@ -133,8 +152,8 @@ try {
   const shown = await saveFromExplore("edit_me", "Max by region", "bar");
   assert.deepEqual(shown, { queryType: "aggregate", metricName: "api_latency", timeRange: { relative: "1h" }, aggregation: "max", groupBy: ["region"], interval: "15s" });
   saved = await stored("edit_me");
-  assert.equal(saved.version, 4);
-  assert.deepEqual(saved.panels[3], { id: "panel_4", title: "Max by region", type: "bar", gridPosition: pos(0, 11, 12, 4), query: shown });
+  assert.equal(saved.version, 6);
+  assert.deepEqual(saved.panels[2], { id: "panel_4", title: "Max by region", type: "bar", gridPosition: pos(0, 11, 12, 4), query: shown });
   await picture(page, "saved-as-panel");
 
   const again = await saveFromExplore(null, "Max (new dashboard)", "timeseries", "From Explore");
@@ -143,7 +162,8 @@ try {
   assert.deepEqual(created.panels, [{ id: "panel_1", title: "Max (new dashboard)", type: "timeseries", gridPosition: pos(0, 0, 12, 4), query: again }]);
   assert.equal(new URL(page.url()).search, "?id=from_explore");
 
-  assert.deepEqual(errors, [], "console errors");
+  // Only the refused save may have logged an error: the browser reports failed fetches.
+  assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), [], "console errors");
   console.log("ok: edited by form and JSON, added, moved and resized by drags, saved as panels from Explore");
 } finally {
   await browser.close();

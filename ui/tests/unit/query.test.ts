@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { ApiError, Client } from "../../src/api/client.ts";
 import type { AggregateAnswer, QueryAnswer } from "../../src/api/types.ts";
 import type { ExploreForm } from "../../src/lib/query.ts";
-import { autoInterval, buildPanelQuery, buildQuery, capSeries, hasRows, chartData, curlFor, effectiveInterval, formOf, parseDuration, tableRows } from "../../src/lib/query.ts";
+import { autoInterval, barLabels, buildPanelQuery, buildQuery, capSeries, hasRows, chartData, curlFor, effectiveInterval, formOf, parseDuration, tableRows } from "../../src/lib/query.ts";
 
 const form = (patch: Partial<ExploreForm> = {}): ExploreForm => ({
   metric: "api_latency", queryType: "aggregate", aggregation: "p95", filters: [], groupBy: [], interval: "", limit: "", range: "1h", ...patch,
@@ -171,4 +171,11 @@ test("hasRows says whether an answer has a table row, for every shape", () => {
     { queryType: "aggregate", results: [{ groupKey: {}, value: 1, count: 1 }], truncated: false, executionTimeMs: 1 },
   ] as QueryAnswer[];
   for (const a of answers) assert.equal(hasRows(a), tableRows(a).length > 0, JSON.stringify(a));
+});
+
+test("bar labels are cut to a bar's room, and only every n-th is shown when bars are narrow", () => {
+  const names = ["region=eu-west-1", "region=us-east-1", "a", "region=ap-southeast-1"];
+  assert.deepEqual(barLabels(names, 200), names);
+  assert.deepEqual(barLabels(names, 70), ["region=eu…", "region=us…", "a", "region=ap…"]);
+  assert.deepEqual(barLabels(names, 14), ["reg…", "", "a", ""]); // 2 characters a bar: every 2nd, with the room of 2
 });
