@@ -7,7 +7,7 @@
 //   luminate:app-start            when the bundle started running
 //   luminate:panel-query:<id>     a panel's query, sent → answered (detail.serverMs: the server's own time)
 //   luminate:panel-draw:<id>      a panel's answer → drawn (columns built, uPlot's first draw, or DOM)
-//   luminate:chart-draw           one chart: options built → uPlot's first draw (detail: name, series, x)
+//   luminate:chart-draw:<id>      a panel's chart: options built → uPlot's first draw (detail: series, x)
 // The first load is cold (the server's and the browser's caches empty); the medians are of the others.
 import { createRequire } from "node:module";
 
@@ -85,7 +85,7 @@ try {
     const byPanel = (prefix) => Object.fromEntries(entries.filter((e) => e.name.startsWith(prefix)).map((e) => [e.name.slice(prefix.length), e]));
     const queries = byPanel("luminate:panel-query:");
     const draws = byPanel("luminate:panel-draw:");
-    const chart = (id) => entries.find((e) => e.name === "luminate:chart-draw" && e.detail?.name === id);
+    const chart = (id) => entries.find((e) => e.name === `luminate:chart-draw:${id}`);
     const slowest = Object.entries(queries).sort((a, b) => b[1].start + b[1].duration - (a[1].start + a[1].duration))[0];
     loads.push({
       total: one("luminate:dashboard").duration,

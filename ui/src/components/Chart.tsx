@@ -6,6 +6,7 @@ import { useLayoutEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { ChartData } from "../lib/query.ts";
+import { measureOnce } from "../lib/timing.ts";
 import { barLabels, formatValue } from "../lib/query.ts";
 
 export interface ChartLook {
@@ -42,8 +43,9 @@ const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2
 
 const PLAIN: ChartLook = {};
 
-/** Every chart measures its first drawing as `luminate:chart-draw` (from building its options to uPlot's
- * first `draw`, detail: its name — a panel's id —, series and x values), always on: the speed benchmark reads it. */
+/** Every chart measures its first drawing as `luminate:chart-draw:<name>` (a panel's id, else `chart`;
+ * from building its options to uPlot's first `draw`, detail: series and x values), always on: the speed
+ * benchmark reads it. */
 export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { data: ChartData; height?: number; look?: ChartLook; onDrawn?: () => void; name?: string }) {
   const box = useRef<HTMLDivElement>(null);
   const drawnRef = useRef(onDrawn);
@@ -58,7 +60,7 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
     const firstDraw = () => {
       if (!first) return;
       first = false;
-      performance.measure("luminate:chart-draw", { start: started, detail: { name, series: data.series.length, x: data.x.length } });
+      measureOnce(`luminate:chart-draw:${name ?? "chart"}`, { start: started, detail: { series: data.series.length, x: data.x.length } });
       drawnRef.current?.();
     };
     const bars = data.kind === "bars";

@@ -9,6 +9,7 @@ import { Chart, type ChartLook } from "../../components/Chart.tsx";
 import { ErrorBox } from "../../components/ErrorBox.tsx";
 import { type Choices, type Dashboard, type Panel, type Variable, formatNumber, gridArea, level, panelQuery, parseDuration, selected } from "../../lib/dashboard.ts";
 import { COLUMNS, below, bottom, nextPanelId, place, snapMove, snapResize } from "../../lib/grid.ts";
+import { measureOnce } from "../../lib/timing.ts";
 import { PanelEditor } from "./PanelEditor.tsx";
 import { type ChartData, capSeries, chartData, formatTime, hasRows, RELATIVE_RANGES, tableRows } from "../../lib/query.ts";
 import { Link, navigate } from "../../lib/route.tsx";
@@ -265,8 +266,9 @@ function useDrawnTiming(dashboard: Dashboard | null) {
     const left = pending.current;
     if (!left || !left.delete(panelId) || left.size > 0) return;
     pending.current = null;
+    performance.clearMarks("luminate:dashboard-drawn");
     performance.mark("luminate:dashboard-drawn");
-    performance.measure("luminate:dashboard", { start: 0, end: "luminate:dashboard-drawn" });
+    measureOnce("luminate:dashboard", { start: 0, end: "luminate:dashboard-drawn" });
   };
 }
 
@@ -367,7 +369,7 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
     client.rawQuery(JSON.parse(text), abort.signal).then(
       (answer) => {
         answeredAt.current = performance.now();
-        performance.measure(`luminate:panel-query:${panel.id}`, { start: started, end: answeredAt.current, detail: { serverMs: answer.executionTimeMs } });
+        measureOnce(`luminate:panel-query:${panel.id}`, { start: started, end: answeredAt.current, detail: { serverMs: answer.executionTimeMs } });
         setShown({ for: text, answer, error: null });
         setLoading(false);
       },
@@ -385,7 +387,7 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
   // A refusal or a non-chart body is drawn once it is in the page; a chart says so itself (uPlot draws later).
   const chart = shown?.answer && (panel.type === "timeseries" || panel.type === "bar") && hasRows(shown.answer);
   const drawn = () => {
-    performance.measure(`luminate:panel-draw:${panel.id}`, { start: answeredAt.current });
+    measureOnce(`luminate:panel-draw:${panel.id}`, { start: answeredAt.current });
     onDrawn(panel.id);
   };
   // In the page from here on (a layout effect runs right after the DOM is changed).
