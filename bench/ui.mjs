@@ -9,6 +9,7 @@
 //   luminate:panel-draw:<id>      a panel's answer → drawn (columns built, uPlot's first draw, or DOM)
 //   luminate:chart-draw:<id>      a panel's chart: options built → uPlot's first draw (detail: series, x)
 // The first load is cold (the server's and the browser's caches empty); the medians are of the others.
+// Then each panel's query runs alone, one after another, for the server's own floor.
 import { createRequire } from "node:module";
 
 const require = createRequire(new URL("../ui/package.json", import.meta.url));
@@ -68,6 +69,8 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
 });
 const loads = [];
+/** Each panel's resolved query (as the page sent it), for the server's time alone. */
+let resolved = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
   const errors = [];
@@ -78,8 +81,10 @@ try {
     const entries = await page.evaluate(() => performance.getEntries()
       .filter((e) => e.name.startsWith("luminate:"))
       .map((e) => ({ name: e.name, start: e.startTime, duration: e.duration, detail: e.detail ?? null })));
-    const states = await page.locator(".dash-panel").evaluateAll((ps) => ps.map((p) => p.dataset.state));
-    if (states.length !== 12 || states.some((s) => s !== "drawn")) throw new Error(`panels not all drawn: ${states} ${errors}`);
+    const states = await page.locator(".dash-panel").evaluateAll((ps) => ps.map((p) => [p.dataset.panelId, p.dataset.state, p.textContent]));
+    const failed = states.filter(([, state]) => state !== "drawn");
+    if (states.length !== 12 || failed.length > 0) throw new Error(`panels not drawn: ${JSON.stringify(failed)} ${errors}`);
+    if (run === 0) resolved = await page.locator(".dash-panel").evaluateAll((ps) => ps.map((p) => [p.dataset.panelId, JSON.parse(p.dataset.query)]));
     if (run === 0 && process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
     const one = (name) => entries.find((e) => e.name === name);
     const byPanel = (prefix) => Object.fromEntries(entries.filter((e) => e.name.startsWith(prefix)).map((e) => [e.name.slice(prefix.length), e]));
@@ -106,6 +111,14 @@ try {
   await browser.close();
 }
 
+// The server's floor: each panel's query alone, one after the other (median of 3 after a warm-up).
+const alone = {};
+for (const [id, query] of resolved) {
+  const times = [];
+  for (let i = 0; i < 4; i++) times.push((await api("POST", "/api/v1/query", query)).executionTimeMs);
+  alone[id] = times.slice(1).sort((a, b) => a - b)[1];
+}
+
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const warm = loads.slice(1);
 const med = (f) => median(warm.map(f));
@@ -117,8 +130,9 @@ const summary = {
     maxServerMs: med((l) => l.maxServerMs), maxDraw: med((l) => l.maxDraw),
     chart50x300: { panel: med((l) => l.chart50x300.panel), uplot: med((l) => l.chart50x300.uplot), series: loads[0].chart50x300.series, x: loads[0].chart50x300.x },
     chart10k: { panel: med((l) => l.chart10k.panel), uplot: med((l) => l.chart10k.uplot), series: loads[0].chart10k.series, x: loads[0].chart10k.x },
-    query: Object.fromEntries(Object.keys(loads[0].query).map((id) => [id, { client: med((l) => l.query[id].client), server: med((l) => l.query[id].server), draw: med((l) => l.draw[id]) }])),
+    query: Object.fromEntries(Object.keys(loads[0].query).map((id) => [id, { client: med((l) => l.query[id].client), server: med((l) => l.query[id].server), alone: alone[id], draw: med((l) => l.draw[id]) }])),
   },
+  serverAloneSumMs: Object.values(alone).reduce((a, b) => a + b, 0),
 };
 if (asJson) {
   console.log(JSON.stringify(summary, null, 2));
@@ -134,6 +148,9 @@ if (asJson) {
   console.log(`  slowest panel drawing            ${ms(m.maxDraw)}  [${ms(loads[0].maxDraw)}]`);
   console.log(`  ${m.chart50x300.series} series × ${m.chart50x300.x} buckets: answer → drawn ${ms(m.chart50x300.panel)} (uPlot ${ms(m.chart50x300.uplot)})   target < 100 ms`);
   console.log(`  range chart, ${m.chart10k.x} points: answer → drawn ${ms(m.chart10k.panel)} (uPlot ${ms(m.chart10k.uplot)})   target < 100 ms`);
-  console.log("  panel                      client ms  server ms  draw ms");
-  for (const [id, q] of Object.entries(m.query)) console.log(`  ${id.padEnd(26)} ${q.client.toFixed(0).padStart(9)} ${String(q.server).padStart(10)} ${q.draw.toFixed(1).padStart(8)}`);
+  console.log(`  the 12 queries alone, one after another: ${ms(summary.serverAloneSumMs)} of server time in all`);
+  console.log("  panel                      client ms  server ms  alone ms  draw ms   (client, server: in the page, 12 at once)");
+  for (const [id, q] of Object.entries(m.query)) {
+    console.log(`  ${id.padEnd(26)} ${q.client.toFixed(0).padStart(9)} ${String(q.server).padStart(10)} ${String(q.alone).padStart(9)} ${q.draw.toFixed(1).padStart(8)}`);
+  }
 }

@@ -92,7 +92,8 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
             splits: () => data.x, gap: 4, size: 60,
           }
           : {},
-        { values: (_u, splits) => splits.map(format), size: 80 },
+        // As wide as its longest label (about 7 px a character), so `50,000,000 ms` is not cut.
+        { values: (_u, splits) => splits.map(format), size: (_u, values) => Math.max(50, 16 + 7 * Math.max(0, ...(values ?? []).map((v) => String(v).length))) },
       ],
       series: [
         { label: bars ? "group" : "time" },
