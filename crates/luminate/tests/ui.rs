@@ -3,7 +3,9 @@
 //! (ui/tests/e2e/explore.mjs with playwright-core), plots exactly what `POST /api/v1/query` answers; with
 //! auth on, the UI asks for a token, sends it, and says 403 plainly (ui/tests/e2e/auth.mjs); the shipped
 //! "Customer Performance Overview" over the demo data draws every panel as `POST /api/v1/query` answers
-//! its resolved query and follows its variables (ui/tests/e2e/dashboards.mjs).
+//! its resolved query and follows its variables (ui/tests/e2e/dashboards.mjs); a dashboard edited with
+//! the panel form, its JSON and mouse drags, and Explore's "Save as panel", store exactly what was done
+//! (ui/tests/e2e/editing.mjs); a 429 and a 504 read plainly (ui/tests/e2e/errors.mjs).
 //!
 //! These tests need the UI built before the binary (`npm --prefix ui ci && npm --prefix ui run build`),
 //! node, and Debian's chromium: `./scripts/test.sh` provides all three. Without them they fail, saying
@@ -119,13 +121,10 @@ fn the_ui_needs_no_token_but_its_api_calls_do() {
     assert_eq!(status, 401);
 }
 
-#[test]
-fn explore_in_chromium_plots_what_the_query_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Launch::new(dir.path()).without_rate_limits().start();
-    // Three customers, a point a minute for the last 40 minutes (inside Explore's default hour).
+/// Three customers, a point a minute for the last 40 minutes (inside Explore's default hour).
+fn latency_points() -> Vec<serde_json::Value> {
     let now = now_ms() / 60_000 * 60_000;
-    let points: Vec<_> = (1..=3)
+    (1..=3)
         .flat_map(|c| {
             (1..=40).map(move |m| {
                 let customer = format!("cust_{c}");
@@ -137,8 +136,14 @@ fn explore_in_chromium_plots_what_the_query_answers() {
                 )
             })
         })
-        .collect();
-    assert_eq!(server.write(&points).0, 200);
+        .collect()
+}
+
+#[test]
+fn explore_in_chromium_plots_what_the_query_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).without_rate_limits().start();
+    assert_eq!(server.write(&latency_points()).0, 200);
 
     let out = run_browser_script("explore.mjs", &[&server.url(""), "api_latency"], dir.path());
     assert!(out.contains("ok: 2 lines and 2 bars"), "{out}");
@@ -199,6 +204,52 @@ fn a_dashboard_in_chromium_draws_every_panel_and_follows_its_variables() {
         out.contains("ok: 3 panels drew their answers; the customer variable refetched them; demo_api imported, exported, edited, and a stale save refused with 409"),
         "{out}"
     );
+}
+
+#[test]
+fn dashboard_editing_in_chromium_saves_forms_drags_and_explore_panels() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).without_rate_limits().start();
+    assert_eq!(server.write(&latency_points()).0, 200);
+    let out = run_browser_script("editing.mjs", &[&server.url("")], dir.path());
+    assert!(
+        out.contains("ok: edited by form and JSON, added, moved and resized by drags, saved as panels from Explore"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_429_and_a_504_read_plainly_in_chromium() {
+    let (limited_dir, slow_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // One query a second: Explore's second query in a row is refused.
+    let limited = Launch::new(limited_dir.path())
+        .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
+        .start();
+    let few: Vec<_> = (1..=5)
+        .map(|m| point("m", now_ms() - m * 60_000, m as f64, &[("series", "s1")]))
+        .collect();
+    assert_eq!(limited.write(&few).0, 200);
+    // A 1 ms default timeout over 200 000 points in 1 000 series: a p99 per series never makes it.
+    let slow = Launch::new(slow_dir.path())
+        .env("LUMINATE_QUERY_LIMITS_DEFAULT_QUERY_TIMEOUT", "1ms")
+        .start();
+    let t0 = now_ms() - 3_600_000;
+    for batch in 0..20 {
+        let points: Vec<_> = (0..10_000)
+            .map(|i| {
+                let n = batch * 10_000 + i;
+                let series = format!("s{}", n % 1_000);
+                point("m", t0 + n, (n % 997) as f64, &[("series", &series)])
+            })
+            .collect();
+        assert_eq!(slow.write(&points).0, 200);
+    }
+    let out = run_browser_script(
+        "errors.mjs",
+        &[&limited.url(""), &slow.url("")],
+        slow_dir.path(),
+    );
+    assert!(out.contains("ok: 429 and 504 shown plainly"), "{out}");
 }
 
 /// Runs `ui/tests/e2e/<script>` with node (playwright-core driving `/usr/bin/chromium`), bounded by

@@ -64,6 +64,7 @@ export function substitute(filters: Record<string, FilterValue>, bind: (name: st
 }
 
 export type PanelType = "timeseries" | "table" | "gauge" | "bar";
+export const PANEL_TYPES: PanelType[] = ["timeseries", "bar", "table", "gauge"];
 
 export interface Variable {
   name: string;

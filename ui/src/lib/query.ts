@@ -17,11 +17,16 @@ export interface ExploreForm {
   /** With `range: "absolute"`: `datetime-local` values, read as UTC (`2026-12-04T19:00`). */
   start?: string;
   end?: string;
+  /** Fields of an edited panel's query the form does not show (`timeout`, …), sent back as they were. */
+  extra?: Record<string, unknown>;
 }
 
 export const ABSOLUTE = "absolute";
 
 export const RELATIVE_RANGES = ["5m", "15m", "1h", "6h", "24h", "7d", "30d"];
+
+/** A panel's range choice meaning "no `timeRange` in the query": the dashboard's applies. */
+export const DASHBOARD_RANGE = "";
 
 // One auto-interval rule and one duration parser for every page: the model's (lib/dashboard.ts).
 export { autoInterval, parseDuration } from "./dashboard.ts";
@@ -74,6 +79,47 @@ export function buildQuery(form: ExploreForm): Query {
   return query;
 }
 
+/** The query a dashboard panel keeps for the form: as `buildQuery`, but without a `timeRange` when the
+ * range is the dashboard's, without an `interval` unless one is set (the panel's type then decides:
+ * the auto interval for a timeseries, one value per group otherwise), and with the fields the form
+ * does not show put back. */
+export function buildPanelQuery(form: ExploreForm): Record<string, unknown> {
+  const query: Record<string, unknown> = { ...buildQuery(form) };
+  if (form.range === DASHBOARD_RANGE) delete query.timeRange;
+  const interval = form.interval.trim();
+  if (interval === "" || interval === "none") delete query.interval;
+  for (const [key, value] of Object.entries(form.extra ?? {})) if (!(key in query)) query[key] = value;
+  return query;
+}
+
+const FORM_FIELDS = new Set(["queryType", "metricName", "timeRange", "filters", "aggregation", "groupBy", "interval", "limit"]);
+
+/** Unix ms (or an RFC 3339 text) → a `datetime-local` value in UTC; the text itself when not a date. */
+function localOf(at: unknown): string {
+  const ms = typeof at === "number" ? at : typeof at === "string" ? Date.parse(at) : NaN;
+  return Number.isNaN(ms) ? String(at ?? "") : new Date(ms).toISOString().slice(0, 16);
+}
+
+/** The form showing a stored query (a panel's): the inverse of `buildPanelQuery`. */
+export function formOf(query: Record<string, unknown>): ExploreForm {
+  const range = query.timeRange as { relative?: string; start?: unknown; end?: unknown } | undefined;
+  const filters = Object.entries((query.filters ?? {}) as Record<string, FilterValue>)
+    .map(([key, value]) => ({ key, values: Array.isArray(value) ? [...value] : [value] }));
+  const extra = Object.fromEntries(Object.entries(query).filter(([key]) => !FORM_FIELDS.has(key)));
+  return {
+    metric: typeof query.metricName === "string" ? query.metricName : "",
+    queryType: (query.queryType as QueryType | undefined) ?? "aggregate",
+    aggregation: (query.aggregation as Aggregation | undefined) ?? "avg",
+    filters,
+    groupBy: Array.isArray(query.groupBy) ? [...(query.groupBy as string[])] : [],
+    interval: typeof query.interval === "string" ? query.interval : "",
+    limit: query.limit === undefined ? "" : String(query.limit),
+    range: !range ? DASHBOARD_RANGE : typeof range.relative === "string" ? range.relative : ABSOLUTE,
+    ...(range && range.relative === undefined ? { start: localOf(range.start), end: localOf(range.end) } : {}),
+    ...(Object.keys(extra).length > 0 ? { extra } : {}),
+  };
+}
+
 /** A shell-safe single-quoted word. */
 function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
@@ -111,6 +157,17 @@ export const MAX_CHART_SERIES = 50;
 export function capSeries(data: ChartData, max = MAX_CHART_SERIES): ChartData {
   if (data.kind === "bars" || data.labels.length <= max) return data;
   return { ...data, labels: data.labels.slice(0, max), series: data.series.slice(0, max) };
+}
+
+/** The bars' axis labels when each bar has `pxPerBar` pixels and a character takes about `charPx`: a
+ * label longer than its room is cut (`…`); when a bar has room for fewer than 4 characters only every
+ * n-th bar is labelled, with the room of n bars. The full names are in the table and the tooltip. */
+export function barLabels(categories: string[], pxPerBar: number, charPx = 7): string[] {
+  const fit = (label: string, chars: number) => (label.length <= chars ? label : `${label.slice(0, Math.max(1, chars - 1))}…`);
+  const chars = Math.floor(pxPerBar / charPx);
+  if (chars >= 4) return categories.map((c) => fit(c, chars));
+  const every = Math.ceil((4 * charPx) / Math.max(pxPerBar, 1));
+  return categories.map((c, i) => (i % every === 0 ? fit(c, Math.floor((every * pxPerBar) / charPx)) : ""));
 }
 
 /** One table row. */
@@ -156,6 +213,15 @@ export function chartData(answer: QueryAnswer): ChartData {
         series: [answer.results.map((r) => r.value)],
         categories: answer.results.map((r) => labelOf(r.groupKey)),
       };
+  }
+}
+
+/** Whether the answer has a row at all (what `tableRows(answer).length > 0` says, without building them). */
+export function hasRows(answer: QueryAnswer): boolean {
+  switch (answer.queryType) {
+    case "range": return answer.results.length > 0;
+    case "rate": return answer.results.some((r) => r.points.length > 0);
+    case "aggregate": return answer.results.some((r) => !r.points || r.points.length > 0);
   }
 }
 

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiError, Client } from "../../src/api/client.ts";
-import type { AggregateAnswer } from "../../src/api/types.ts";
+import type { AggregateAnswer, QueryAnswer } from "../../src/api/types.ts";
 import type { ExploreForm } from "../../src/lib/query.ts";
-import { autoInterval, buildQuery, capSeries, chartData, curlFor, effectiveInterval, parseDuration, tableRows } from "../../src/lib/query.ts";
+import { autoInterval, barLabels, buildPanelQuery, buildQuery, capSeries, hasRows, chartData, curlFor, effectiveInterval, formOf, parseDuration, tableRows } from "../../src/lib/query.ts";
 
 const form = (patch: Partial<ExploreForm> = {}): ExploreForm => ({
   metric: "api_latency", queryType: "aggregate", aggregation: "p95", filters: [], groupBy: [], interval: "", limit: "", range: "1h", ...patch,
@@ -140,4 +140,42 @@ test("a line chart draws at most the first 50 series; bars are never cut", () =>
   assert.deepEqual(drawn.series.at(-1), [49]);
   const few = { ...many, labels: ["a"], series: [[1]] };
   assert.equal(capSeries(few), few);
+});
+
+test("a panel's query goes through the form and back unchanged, variables and unknown fields kept", () => {
+  const queries: Record<string, unknown>[] = [
+    { queryType: "aggregate", metricName: "api_latency", filters: { region: "$region", customer_id: ["$customer", "cust_9"] }, aggregation: "p95", groupBy: ["endpoint"], timeout: "5s" },
+    { queryType: "rate", metricName: "requests_total", timeRange: { relative: "6h" }, interval: "1m", limit: 20 },
+    { queryType: "range", metricName: "api_latency", timeRange: { relative: "45m" } },
+    { queryType: "aggregate", metricName: "api_latency", aggregation: "count", timeRange: { start: 1_764_000_000_000, end: 1_764_003_600_000 } },
+  ];
+  for (const q of queries) assert.deepEqual(buildPanelQuery(formOf(q)), q);
+});
+
+test("a panel's form leaves the range to the dashboard and the interval to the panel type unless set", () => {
+  const f = formOf({ queryType: "aggregate", metricName: "api_latency", aggregation: "avg" });
+  assert.equal(f.range, "");
+  assert.equal(f.interval, "");
+  assert.deepEqual(buildPanelQuery({ ...f, interval: "none" }), { queryType: "aggregate", metricName: "api_latency", aggregation: "avg" });
+  assert.deepEqual(buildPanelQuery({ ...f, range: "24h", interval: "10m" }),
+    { queryType: "aggregate", metricName: "api_latency", timeRange: { relative: "24h" }, aggregation: "avg", interval: "10m" });
+});
+
+test("hasRows says whether an answer has a table row, for every shape", () => {
+  const answers = [
+    { queryType: "range", results: [], truncated: false, executionTimeMs: 1 },
+    { queryType: "range", results: [{ timestamp: 1, value: 2, dimensions: {} }], truncated: false, executionTimeMs: 1 },
+    { queryType: "rate", results: [{ groupKey: {}, points: [] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "rate", results: [{ groupKey: {}, points: [{ timestamp: 1, rate: 0.5 }] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "aggregate", results: [{ groupKey: {}, value: 1, count: 1, points: [] }], truncated: false, executionTimeMs: 1 },
+    { queryType: "aggregate", results: [{ groupKey: {}, value: 1, count: 1 }], truncated: false, executionTimeMs: 1 },
+  ] as QueryAnswer[];
+  for (const a of answers) assert.equal(hasRows(a), tableRows(a).length > 0, JSON.stringify(a));
+});
+
+test("bar labels are cut to a bar's room, and only every n-th is shown when bars are narrow", () => {
+  const names = ["region=eu-west-1", "region=us-east-1", "a", "region=ap-southeast-1"];
+  assert.deepEqual(barLabels(names, 200), names);
+  assert.deepEqual(barLabels(names, 70), ["region=eu…", "region=us…", "a", "region=ap…"]);
+  assert.deepEqual(barLabels(names, 14), ["reg…", "", "a", ""]); // 2 characters a bar: every 2nd, with the room of 2
 });

@@ -2,13 +2,16 @@
 // 24-column grid — variables as selectors, a time range and a refresh interval, every panel running its
 // query as the model resolves it (lib/dashboard.ts) and drawn by its type. Export downloads the file.
 
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { client } from "../../api/client.ts";
 import type { DashboardSummary, QueryAnswer } from "../../api/types.ts";
 import { Chart, type ChartLook } from "../../components/Chart.tsx";
 import { ErrorBox } from "../../components/ErrorBox.tsx";
 import { type Choices, type Dashboard, type Panel, type Variable, formatNumber, gridArea, level, panelQuery, parseDuration, selected } from "../../lib/dashboard.ts";
-import { capSeries, chartData, formatTime, RELATIVE_RANGES, tableRows } from "../../lib/query.ts";
+import { COLUMNS, below, bottom, nextPanelId, place, snapMove, snapResize } from "../../lib/grid.ts";
+import { measureOnce } from "../../lib/timing.ts";
+import { PanelEditor } from "./PanelEditor.tsx";
+import { type ChartData, capSeries, chartData, formatTime, hasRows, RELATIVE_RANGES, tableRows } from "../../lib/query.ts";
 import { Link, navigate } from "../../lib/route.tsx";
 
 export function Dashboards({ params }: { params: URLSearchParams }) {
@@ -106,6 +109,14 @@ function DashboardView({ id }: { id: string }) {
   const [refresh, setRefresh] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
   const [editing, setEditing] = useState(false);
+  /** The dashboard being edited with forms and drags, until saved or discarded. */
+  const [draft, setDraft] = useState<Dashboard | null>(null);
+  /** The panel whose editor is open (a new one is not in the draft until applied). */
+  const [editor, setEditor] = useState<{ panel: Panel; isNew: boolean } | null>(null);
+  const [saveError, setSaveError] = useState<unknown>(null);
+  const [saving, setSaving] = useState(false);
+  const grid = useRef<HTMLDivElement>(null);
+  const drawn = useDrawnTiming(dashboard);
   useEffect(() => { client.dashboard(id).then((f) => setDashboard(f.dashboard), setError); }, [id]);
   const every = refresh ?? dashboard?.refreshInterval ?? "";
   useEffect(() => {
@@ -122,9 +133,60 @@ function DashboardView({ id }: { id: string }) {
   };
   if (error) return <><p><Link href="/ui/dashboards">← Dashboards</Link></p><ErrorBox error={error} /></>;
   if (!dashboard) return <p class="muted">Loading…</p>;
+  const shown = draft ?? dashboard;
   const dashboardRange = (dashboard.timeRange?.relative as string | undefined) ?? "custom";
   const timeRange = range ? { relative: range } : undefined;
-  const rows = Math.max(1, ...dashboard.panels.map((p) => p.gridPosition.y + p.gridPosition.h));
+  // While editing, a few empty rows below the last panel to drag into.
+  const rows = Math.max(1, bottom(shown.panels)) + (draft ? 4 : 0);
+
+  const setPanels = (panels: Panel[]) => setDraft((d) => (d ? { ...d, panels } : d));
+  const apply = (panel: Panel) => {
+    if (!draft) return;
+    const panels = editor?.isNew ? [...draft.panels, panel] : draft.panels.map((p) => (p.id === panel.id ? panel : p));
+    // A size changed in the JSON may now overlap a neighbour: place it again.
+    setPanels(place(panels, panel.id, panel.gridPosition));
+    setEditor(null);
+  };
+  const addPanel = () => {
+    if (!draft) return;
+    const query = { queryType: "aggregate", metricName: "", aggregation: "avg" };
+    setEditor({ isNew: true, panel: { id: nextPanelId(draft.panels), title: "New panel", type: "timeseries", gridPosition: below(draft.panels, 12, 4), query } });
+  };
+  const save = async () => {
+    if (!draft) return;
+    setSaving(true);
+    setSaveError(null);
+    try {
+      const saved = (await client.saveDashboard(draft.id, { dashboard: draft })).dashboard;
+      setDashboard(saved);
+      setDraft(null);
+      setEditor(null);
+    } catch (e) {
+      setSaveError(e);
+    } finally {
+      setSaving(false);
+    }
+  };
+  /** A drag on a panel's title (move) or its corner (resize): snapped to cells, placed with push-down,
+   * always from the layout the drag started with, so that a panel pushed aside comes back. */
+  const startDrag = (panel: Panel, mode: "move" | "resize", e: PointerEvent) => {
+    if (!draft || !grid.current || e.button !== 0) return;
+    if ((e.target as HTMLElement).closest("button")) return;
+    e.preventDefault();
+    const box = grid.current.getBoundingClientRect();
+    const cell = { width: (box.width + GAP_PX) / COLUMNS, height: ROW_PX + GAP_PX };
+    const from = draft.panels;
+    const start = panel.gridPosition;
+    const [x0, y0] = [e.clientX, e.clientY];
+    const move = (ev: PointerEvent) => {
+      const [dx, dy] = [ev.clientX - x0, ev.clientY - y0];
+      const to = mode === "move" ? snapMove(start, dx, dy, cell) : snapResize(start, dx, dy, cell);
+      setPanels(place(from, panel.id, to));
+    };
+    const up = () => { removeEventListener("pointermove", move); removeEventListener("pointerup", up); };
+    addEventListener("pointermove", move);
+    addEventListener("pointerup", up);
+  };
   return (
     <>
       <div class="panel dash-head">
@@ -133,10 +195,24 @@ function DashboardView({ id }: { id: string }) {
             <Link href="/ui/dashboards">Dashboards</Link> / <strong class="dash-title">{dashboard.title}</strong>
             {(dashboard.tags ?? []).map((t) => <Link href={`/ui/dashboards?tag=${encodeURIComponent(t)}`} class="tag">{t}</Link>)}
             <span class="muted"> · version {dashboard.version}</span>
+            {draft && <span class="editing-badge">editing</span>}
           </div>
-          <button type="button" onClick={() => setEditing((e) => !e)}>{editing ? "Close editor" : "Edit JSON"}</button>
-          <button type="button" onClick={exportFile}>Export JSON</button>
+          {draft ? (
+            <>
+              <button type="button" onClick={addPanel}>Add panel</button>
+              <button type="button" onClick={() => { setDraft(null); setEditor(null); setSaveError(null); }}>Discard</button>
+              <button type="button" class="primary" disabled={saving} onClick={save}>Save</button>
+            </>
+          ) : (
+            <>
+              <button type="button" class="primary" onClick={() => { setDraft(dashboard); setEditing(false); }}>Edit</button>
+              <button type="button" onClick={() => setEditing((e) => !e)}>{editing ? "Close editor" : "Edit JSON"}</button>
+              <button type="button" onClick={exportFile}>Export JSON</button>
+            </>
+          )}
         </div>
+        {draft && <p class="muted hint">Drag a panel by its title to move it, by its corner to resize it; <em>Edit</em> opens its form and JSON. Nothing is stored until <em>Save</em> (version {dashboard.version}).</p>}
+        <ErrorBox error={saveError} />
         <div class="row">
           {(dashboard.variables ?? []).map((v) => (
             <VariablePicker variable={v} choices={choices} onChange={(value) => setChoices((c) => ({ ...c, [v.name]: value }))} />
@@ -158,13 +234,42 @@ function DashboardView({ id }: { id: string }) {
         </div>
       </div>
       {editing && <JsonEditor dashboard={dashboard} onSaved={(saved) => { setDashboard(saved); setEditing(false); }} />}
-      <div class="dash-grid" style={{ gridTemplateRows: `repeat(${rows}, var(--row))` }}>
-        {dashboard.panels.map((p) => (
-          <PanelView panel={p} query={panelQuery(dashboard, p, choices, timeRange)} tick={tick} />
+      {editor && <PanelEditor key={editor.panel.id} panel={editor.panel} isNew={editor.isNew} onApply={apply} onClose={() => setEditor(null)} />}
+      <div ref={grid} class={`dash-grid${draft ? " editing" : ""}`} style={{ gridTemplateRows: `repeat(${rows}, var(--row))` }}>
+        {shown.panels.map((p) => (
+          <PanelView
+            key={p.id}
+            panel={p}
+            query={panelQuery(shown, p, choices, timeRange)}
+            tick={tick}
+            onDrawn={drawn}
+            edit={draft ? {
+              onDrag: (mode, e) => startDrag(p, mode, e),
+              onEdit: () => setEditor({ panel: p, isNew: false }),
+              onRemove: () => { setPanels(draft.panels.filter((q) => q.id !== p.id)); if (editor?.panel.id === p.id) setEditor(null); },
+            } : undefined}
+          />
         ))}
       </div>
     </>
   );
+}
+
+/** Marks `luminate:dashboard-drawn` and measures `luminate:dashboard` (from navigation) once every panel
+ * of a freshly opened dashboard has drawn its first answer or refusal; the speed benchmark reads it. */
+function useDrawnTiming(dashboard: Dashboard | null) {
+  const pending = useRef<Set<string> | null>(null);
+  useEffect(() => {
+    pending.current = dashboard ? new Set(dashboard.panels.map((p) => p.id)) : null;
+  }, [dashboard?.id]);
+  return (panelId: string) => {
+    const left = pending.current;
+    if (!left || !left.delete(panelId) || left.size > 0) return;
+    pending.current = null;
+    performance.clearMarks("luminate:dashboard-drawn");
+    performance.mark("luminate:dashboard-drawn");
+    measureOnce("luminate:dashboard", { start: 0, end: "luminate:dashboard-drawn" });
+  };
 }
 
 /** The whole document as JSON (panels, their queries, display and grid positions, variables), saved
@@ -244,49 +349,89 @@ function VariablePicker({ variable, choices, onChange }: { variable: Variable; c
 const ROW_PX = 84;
 const GAP_PX = 12;
 
-function PanelView({ panel, query, tick }: { panel: Panel; query: Record<string, unknown>; tick: number }) {
+interface PanelEdit {
+  onDrag: (mode: "move" | "resize", e: PointerEvent) => void;
+  onEdit: () => void;
+  onRemove: () => void;
+}
+
+function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query: Record<string, unknown>; tick: number; onDrawn: (id: string) => void; edit?: PanelEdit }) {
   const text = JSON.stringify(query);
   // The last answer stays on screen while the next is fetched; `for` says which query it answered.
   const [shown, setShown] = useState<{ for: string; answer: QueryAnswer | null; error: unknown } | null>(null);
   const [loading, setLoading] = useState(true);
+  /** When the last answer arrived: `luminate:panel-draw:<id>` measures from there to its drawing. */
+  const answeredAt = useRef(0);
   useEffect(() => {
     const abort = new AbortController();
     setLoading(true);
+    const started = performance.now();
     client.rawQuery(JSON.parse(text), abort.signal).then(
-      (answer) => { setShown({ for: text, answer, error: null }); setLoading(false); },
-      (error) => { if ((error as Error).name !== "AbortError") { setShown({ for: text, answer: null, error }); setLoading(false); } },
+      (answer) => {
+        answeredAt.current = performance.now();
+        measureOnce(`luminate:panel-query:${panel.id}`, { start: started, end: answeredAt.current, detail: { serverMs: answer.executionTimeMs } });
+        setShown({ for: text, answer, error: null });
+        setLoading(false);
+      },
+      (error) => {
+        if ((error as Error).name === "AbortError") return;
+        answeredAt.current = performance.now();
+        setShown({ for: text, answer: null, error });
+        setLoading(false);
+      },
     );
     return () => abort.abort();
   }, [text, tick]);
   const height = panel.gridPosition.h * ROW_PX + (panel.gridPosition.h - 1) * GAP_PX;
   const state = loading || shown?.for !== text ? "loading" : shown.error ? "error" : "drawn";
+  // A refusal or a non-chart body is drawn once it is in the page; a chart says so itself (uPlot draws later).
+  const chart = shown?.answer && (panel.type === "timeseries" || panel.type === "bar") && hasRows(shown.answer);
+  const drawn = () => {
+    measureOnce(`luminate:panel-draw:${panel.id}`, { start: answeredAt.current });
+    onDrawn(panel.id);
+  };
+  // In the page from here on (a layout effect runs right after the DOM is changed).
+  useLayoutEffect(() => { if (state !== "loading" && !chart) drawn(); }, [state, chart]);
   return (
     <section class={`panel dash-panel type-${panel.type}`} style={{ gridArea: gridArea(panel.gridPosition) }} data-panel-id={panel.id} data-query={text} data-state={state}>
-      <h3 title={text}>{panel.title}{shown?.answer?.truncated && <span class="truncated">truncated</span>}</h3>
-      {shown === null ? <p class="muted">Loading…</p> : shown.error ? <ErrorBox error={shown.error} /> : shown.answer && <PanelBody panel={panel} answer={shown.answer} height={height} />}
+      <h3 title={text} onPointerDown={edit ? (e) => edit.onDrag("move", e) : undefined}>
+        <span class="panel-title">{panel.title}</span>
+        {shown?.answer?.truncated && <span class="truncated">truncated</span>}
+        {edit && (
+          <span class="panel-actions">
+            <button type="button" onClick={edit.onEdit}>Edit</button>
+            <button type="button" onClick={edit.onRemove}>Remove</button>
+          </span>
+        )}
+      </h3>
+      {shown === null ? <p class="muted">Loading…</p> : shown.error ? <ErrorBox error={shown.error} /> : shown.answer && <PanelBody panel={panel} answer={shown.answer} height={height} onDrawn={drawn} />}
+      {edit && <div class="resize-handle" title="drag to resize" onPointerDown={(e) => edit.onDrag("resize", e)} />}
     </section>
   );
 }
 
-function PanelBody({ panel, answer, height }: { panel: Panel; answer: QueryAnswer; height: number }) {
+function PanelBody({ panel, answer, height, onDrawn }: { panel: Panel; answer: QueryAnswer; height: number; onDrawn: () => void }) {
   const display = panel.display ?? {};
-  const data = useMemo(() => capSeries(chartData(answer)), [answer]);
-  const rows = useMemo(() => tableRows(answer), [answer]);
+  const charted = panel.type === "timeseries" || panel.type === "bar";
+  // Built only for the type that shows them; not again when the panel is only moved.
+  const data = useMemo(() => (charted ? capSeries(chartData(answer)) : null), [answer, charted]);
+  const rows = useMemo(() => (panel.type === "table" ? tableRows(answer) : []), [answer, panel.type]);
   const look = useMemo<ChartLook>(() => ({
     legend: panel.type === "bar" ? { show: false } : { show: display.legend?.show ?? true, position: display.legend?.position ?? "bottom" },
     format: (v: number) => formatNumber(v, display),
     threshold: display.threshold,
-  }), [panel]);
-  if (rows.length === 0) return <p class="muted">No data in this range.</p>;
+  }), [panel.type, panel.display]);
+  if (!hasRows(answer)) return <p class="muted">No data in this range.</p>;
   switch (panel.type) {
     case "timeseries":
     case "bar": {
       // Room for the title and, below the plot, a legend of a line or two.
       // About one legend entry per 4 grid columns fits a line (the time entry is one too).
       const perLine = Math.max(1, Math.floor(panel.gridPosition.w / 4));
-      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((data.labels.length + 1) / perLine)) : 0;
+      const lines = data as ChartData;
+      const legendRows = look.legend?.show && look.legend.position !== "right" ? Math.min(4, Math.ceil((lines.labels.length + 1) / perLine)) : 0;
       const plotHeight = Math.max(80, height - 52 - legendRows * 24);
-      return <Chart data={data} height={plotHeight} look={look} />;
+      return <Chart data={lines} height={plotHeight} look={look} onDrawn={onDrawn} name={panel.id} />;
     }
     case "gauge":
       return <Gauge panel={panel} answer={answer} />;
