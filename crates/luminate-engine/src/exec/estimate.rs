@@ -10,9 +10,11 @@
 //! - **Buffers**, by what the scan keeps ([`super::partial`]): percentiles every point in range, 12
 //!   bytes without an interval and 20 with one ([`super::points`]); integral and rate every point with
 //!   its time (20); a range about twice its limit per task (20); moments an accumulator per group and
-//!   task, and one per (group, bucket) holding a point. The point buffers of parallel tasks are merged
-//!   by appending into the largest, so until the last merge the others' points are there twice: ×
-//!   (2 tasks − 1) / tasks.
+//!   task, and one per (group, bucket) holding a point. Groups are bounded by the selected series and by
+//!   the combinations the `groupBy` keys' distinct values can form: five regions make at most six groups
+//!   (with "no region") however many series are selected. The point buffers of parallel tasks are
+//!   merged by appending into the largest, so until the last merge the others' points are there twice:
+//!   × (2 tasks − 1) / tasks.
 //! - **Selection**: the selected series, their tags and the table from series id to tag.
 //! - **Answer and overhead**: as every backend counts them, [`luminate_model::memory`].
 
@@ -43,8 +45,12 @@ const SELECTION_FLOOR_BYTES: u64 = 65_536 * 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Selected {
     metric: Option<MetricId>,
-    /// Selected series (an upper bound of the groups).
+    /// Selected series.
     series: u64,
+    /// An upper bound of the groups: the selected series, and at most the product over the `groupBy`
+    /// keys of their distinct values in the metric (plus one each for "key missing", which groups as
+    /// `""`).
+    groups: u64,
     /// Their stored points, over all time.
     points: u64,
 }
@@ -56,13 +62,23 @@ impl Selected {
             return Self {
                 metric: None,
                 series: 0,
+                groups: 0,
                 points: 0,
             };
         };
         let series = select::matching(ti, m, &plan.filters);
+        let metric = ti.metric(m);
+        let combinations = plan.group_by.iter().fold(1u64, |product, key| {
+            let values = ti
+                .strings()
+                .get(key)
+                .map_or(0, |k| metric.postings_of_key(k).len() as u64);
+            product.saturating_mul(values + 1)
+        });
         Self {
             metric: Some(m),
             series: series.len() as u64,
+            groups: (series.len() as u64).min(combinations),
             points: series.iter().map(|&id| ti.series_points(id)).sum(),
         }
     }
@@ -100,6 +116,7 @@ pub(crate) fn bytes(plan: &QueryPlan, selected: &Selected, share: f64, threads: 
     let in_range = ((selected.points as f64 * share.clamp(0.0, 1.0)).ceil() as u64)
         .min(MAX_QUERY_VALUES as u64);
     let series = selected.series;
+    let groups = selected.groups;
     let tasks = (in_range / PARALLEL_ROWS as u64).clamp(1, threads.max(1) as u64);
     let merged = |bytes: u64| bytes.saturating_mul(2 * tasks - 1) / tasks;
     let per_group = buckets(plan);
@@ -111,9 +128,9 @@ pub(crate) fn bytes(plan: &QueryPlan, selected: &Selected, share: f64, threads: 
         QueryKind::Aggregate(_) if uses_moments(plan.kind) => {
             let cells = match plan.interval_ms {
                 None => 0,
-                Some(_) => in_range.min(series.saturating_mul(per_group).saturating_mul(tasks)),
+                Some(_) => in_range.min(groups.saturating_mul(per_group).saturating_mul(tasks)),
             };
-            series.saturating_mul(MOMENTS_BYTES).saturating_mul(tasks)
+            groups.saturating_mul(MOMENTS_BYTES).saturating_mul(tasks)
                 + cells.saturating_mul(BUCKET_MOMENTS_BYTES)
         }
         QueryKind::Aggregate(agg) if agg.percentile().is_some() && plan.interval_ms.is_none() => {
@@ -124,7 +141,7 @@ pub(crate) fn bytes(plan: &QueryPlan, selected: &Selected, share: f64, threads: 
     let (answer_points, answer_groups) = match plan.kind {
         QueryKind::Range => (in_range.min(plan.limit as u64), 0),
         QueryKind::Aggregate(_) | QueryKind::Rate => {
-            let groups = series.min(plan.limit as u64).min(in_range);
+            let groups = groups.min(plan.limit as u64).min(in_range);
             (groups.saturating_mul(per_group).min(in_range), groups)
         }
     };
@@ -262,6 +279,35 @@ mod tests {
     }
 
     #[test]
+    fn bucketed_moments_are_charged_per_group_the_group_by_keys_can_form_not_per_series() {
+        let (index, head) = load();
+        let mut avg = plan(QueryKind::Aggregate(Aggregation::Avg), 1_000, &[]);
+        avg.interval_ms = Some(100);
+        // 40 series of 40 customers, 11 buckets (ten, and one for a range the interval does not
+        // align with): one accumulator per (customer, bucket).
+        let by_customer = 40 * MOMENTS_BYTES + 40 * 11 * BUCKET_MOMENTS_BYTES;
+        assert_eq!(
+            estimate(&index, &head, &avg),
+            QUERY_OVERHEAD_BYTES + SELECTION_OF_40 + by_customer + answer_bytes(&avg, 440, 40)
+        );
+        // No group-by, or a key no series carries: one group of 11 buckets, however many series.
+        for group_by in [vec![], vec!["region".to_string()]] {
+            let one = QueryPlan {
+                group_by,
+                ..avg.clone()
+            };
+            assert_eq!(
+                estimate(&index, &head, &one),
+                QUERY_OVERHEAD_BYTES
+                    + SELECTION_OF_40
+                    + MOMENTS_BYTES
+                    + 11 * BUCKET_MOMENTS_BYTES
+                    + answer_bytes(&one, 11, 1)
+            );
+        }
+    }
+
+    #[test]
     fn nothing_selected_costs_the_overhead_only() {
         let (index, head) = load();
         let mut unknown = plan(QueryKind::Aggregate(Aggregation::P99), 1_000, &[]);
@@ -286,6 +332,7 @@ mod tests {
         let selected = Selected {
             metric: Some(0),
             series: 1,
+            groups: 1,
             points: 4 * PARALLEL_ROWS as u64,
         };
         let mut p99 = plan(QueryKind::Aggregate(Aggregation::P99), 1_000, &[]);
