@@ -5,7 +5,7 @@ use luminate_model::StoreError;
 use thiserror::Error;
 
 /// Most samples one query may read, as Prometheus' `--query.max-samples` bounds it.
-pub const MAX_SAMPLES: usize = 5_000_000;
+pub const MAX_SAMPLES: usize = 1_000_000;
 
 /// A failure of parsing or evaluation.
 #[derive(Debug, Clone, Error, PartialEq)]

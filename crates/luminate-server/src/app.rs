@@ -374,9 +374,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         RouteClass::Query,
         Router::new().route("/api/v1/query", post(routes::query::handle)),
     );
+    let prometheus = routes::prometheus::routes(
+        guarded(RouteClass::Query, routes::prometheus::query_routes()),
+        guarded(RouteClass::Read, routes::prometheus::read_routes()),
+    );
     // The UI's static files: no guard (they hold no data; the pages' API calls carry the token).
     let mut api = Router::new()
         .merge(query)
+        .merge(prometheus)
         .merge(deadline_bound)
         .merge(crate::ui::routes());
     let metrics = &state.config.metrics;
