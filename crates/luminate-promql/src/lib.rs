@@ -8,7 +8,7 @@
 //! gives the source (a tenant's store under the query's deadline) and maps [`EvalError`] to statuses.
 //!
 //! Evaluation reads every selector's window once for all steps, then evaluates synchronously, one value
-//! per step. Range selectors are only evaluated as arguments of functions (no subqueries).
+//! per step — except the aggregations the store's group-by answers exactly ([`pushdown`]). Range selectors are only evaluated as arguments of functions (no subqueries).
 
 pub mod aggregate;
 pub mod binary;
@@ -18,6 +18,7 @@ pub mod eval;
 pub mod labels;
 pub mod math;
 pub mod plan;
+pub mod pushdown;
 pub mod select;
 pub mod value;
 
@@ -84,6 +85,9 @@ pub async fn evaluate(
         )));
     }
     let reads = plan::plan(expr, steps)?;
+    if let Some(value) = pushdown::evaluate(source, expr, steps).await? {
+        return Ok(value);
+    }
     let mut budget = MAX_SAMPLES;
     let mut data = HashMap::new();
     for read in reads {

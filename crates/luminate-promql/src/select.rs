@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::{Dimensions, Filter};
+use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::VectorSelector;
 
@@ -33,6 +33,19 @@ pub trait SeriesSource: Send + Sync {
         key: &str,
         limit: usize,
     ) -> Result<Option<Vec<String>>, EvalError>;
+
+    /// One aggregation per group of `group_by` values (a missing dimension is `""`) over the points of
+    /// `metric` passing `filters` with `start <= timestamp <= end`, as the engine's group-by computes
+    /// it; `None` when there are more than `limit` groups.
+    async fn aggregate(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        group_by: Vec<String>,
+        aggregation: Aggregation,
+        range: (i64, i64),
+        limit: usize,
+    ) -> Result<Option<Vec<(Vec<(String, String)>, f64)>>, EvalError>;
 
     /// The points of `metric` passing `filters` with `start <= timestamp <= end`, at most `limit`, and
     /// whether more matched.
@@ -79,7 +92,7 @@ pub async fn select(
     let metrics = metric_names(source, &names).await?;
     let mut out = Vec::new();
     for metric in metrics {
-        let Some(filters) = filters(source, &metric, &labels).await? else {
+        let Some((filters, _)) = filters(source, &metric, &labels).await? else {
             continue;
         };
         let (points, truncated) = source.points(&metric, filters, start, end, *budget).await?;
@@ -122,7 +135,7 @@ pub async fn select(
 
 /// The metrics the `__name__` matchers accept: the one an equality names, else the tenant's metrics
 /// that pass them all.
-async fn metric_names(
+pub(crate) async fn metric_names(
     source: &dyn SeriesSource,
     matchers: &[&Matcher],
 ) -> Result<Vec<String>, EvalError> {
@@ -144,12 +157,14 @@ async fn metric_names(
         .collect())
 }
 
-/// The filters the label matchers push down for `metric`; `None` when no series can match.
-async fn filters(
+/// The filters the label matchers push down for `metric`, and whether they are exactly the matchers
+/// (false when a label had too many values to list); `None` when no series can match.
+pub(crate) async fn filters(
     source: &dyn SeriesSource,
     metric: &str,
     matchers: &[&Matcher],
-) -> Result<Option<Vec<Filter>>, EvalError> {
+) -> Result<Option<(Vec<Filter>, bool)>, EvalError> {
+    let mut exact = true;
     let mut by_key: BTreeMap<&str, Vec<&Matcher>> = BTreeMap::new();
     for m in matchers {
         by_key.entry(m.name.as_str()).or_default().push(m);
@@ -169,6 +184,7 @@ async fn filters(
             return Ok(None);
         };
         if stored.len() > MAX_PUSHED_VALUES {
+            exact = false;
             continue;
         }
         let accepted: Vec<String> = stored
@@ -182,5 +198,5 @@ async fn filters(
         filters.push(Filter::any_of(key, accepted));
     }
     filters.sort_by(|a, b| a.key().cmp(b.key()));
-    Ok(Some(filters))
+    Ok(Some((filters, exact)))
 }

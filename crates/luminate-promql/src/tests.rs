@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::{Dimensions, Filter};
+use luminate_model::{Aggregation, Dimensions, Filter};
 
 use super::*;
 
 /// Series of (metric, labels, samples) whose filters are applied as a backend applies them.
-struct Memory(Vec<StoredSeries>);
+struct Memory(Vec<StoredSeries>, std::sync::atomic::AtomicUsize);
 
 /// Metric name, labels, samples.
 type StoredSeries = (
@@ -18,8 +18,54 @@ type StoredSeries = (
     Vec<(i64, f64)>,
 );
 
+impl Memory {
+    fn new(series: Vec<StoredSeries>) -> Self {
+        Self(series, std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    /// Calls of `aggregate` so far.
+    fn aggregations(&self) -> usize {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 #[async_trait]
 impl SeriesSource for Memory {
+    async fn aggregate(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        group_by: Vec<String>,
+        aggregation: Aggregation,
+        (start, end): (i64, i64),
+        limit: usize,
+    ) -> Result<Option<Vec<(Vec<(String, String)>, f64)>>, EvalError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (points, _) = self.points(metric, filters, start, end, usize::MAX).await?;
+        let mut groups: std::collections::BTreeMap<Vec<(String, String)>, f64> = Default::default();
+        for p in points {
+            let key = group_by
+                .iter()
+                .map(|k| (k.clone(), p.dimensions.get_or_empty(k).to_owned()))
+                .collect();
+            groups
+                .entry(key)
+                .and_modify(|v| {
+                    *v = match aggregation {
+                        Aggregation::Min => v.min(p.value),
+                        Aggregation::Max => v.max(p.value),
+                        _ => *v + 1.0,
+                    }
+                })
+                .or_insert(if aggregation == Aggregation::Count {
+                    1.0
+                } else {
+                    p.value
+                });
+        }
+        Ok((groups.len() <= limit).then(|| groups.into_iter().collect()))
+    }
+
     async fn metric_names(&self) -> Result<Vec<String>, EvalError> {
         let mut names: Vec<String> = self.0.iter().map(|s| s.0.to_owned()).collect();
         names.sort();
@@ -88,7 +134,7 @@ fn source() -> Memory {
             .map(|i| (i * 10_000, f(i * 10)))
             .collect::<Vec<_>>()
     };
-    Memory(vec![
+    Memory::new(vec![
         (
             "requests",
             vec![("job", "api"), ("env", "prod")],
@@ -130,6 +176,72 @@ fn at(q: &str, t: i64) -> Vec<String> {
             .collect(),
         other => vec![format!("{other:?}")],
     }
+}
+
+/// The instant answer of `q` at `t` seconds and whether the store's group-by computed it.
+fn pushed(q: &str, t: i64) -> (Vec<String>, bool) {
+    let source = source();
+    let expr = parse(q).unwrap();
+    let value = futures_lite(evaluate(&source, &expr, &Steps::instant(t * 1000), false)).unwrap();
+    let Value::Vector(series) = value else {
+        panic!("a vector")
+    };
+    let lines = series
+        .iter()
+        .filter_map(|s| s.values[0].map(|v| format!("{} {}", s.labels, value::format_float(v))))
+        .collect();
+    (lines, source.aggregations() > 0)
+}
+
+#[test]
+fn group_by_aggregations_of_windows_are_pushed_down_with_the_same_answer() {
+    for (q, raw) in [
+        (
+            "sum by (job) (count_over_time(requests[1m]))",
+            "sum by (job) (count_over_time(requests[1m]) * 1)",
+        ),
+        (
+            r#"max(max_over_time({__name__=~"temp|requests", job!="web"}[30s]))"#,
+            r#"max(max_over_time({__name__=~"temp|requests", job!="web"}[30s]) * 1)"#,
+        ),
+        (
+            "min by (room) (min_over_time(temp[1m] offset 1m))",
+            "min by (room) (min_over_time(temp[1m] offset 1m) * 1)",
+        ),
+    ] {
+        let (answer, was_pushed) = pushed(q, 300);
+        assert!(was_pushed, "{q}");
+        let (expected, raw_pushed) = pushed(raw, 300);
+        assert!(!raw_pushed, "{raw}");
+        assert_eq!(answer, expected, "{q}");
+        assert!(!answer.is_empty());
+    }
+    assert_eq!(
+        pushed("sum by (job) (count_over_time(requests[1m]))", 300).0,
+        [r#"{job="api"} 7"#, r#"{job="web"} 7"#]
+    );
+    // Not provably the same: evaluated on raw series.
+    for q in [
+        "sum(sum_over_time(temp[1m]))",
+        "sum without (job) (count_over_time(requests[1m]))",
+        "sum by (__name__) (count_over_time(requests[1m]))",
+    ] {
+        assert!(!pushed(q, 300).1, "{q}");
+    }
+    let range = parse("sum(count_over_time(requests[1m]))").unwrap();
+    let source = source();
+    futures_lite(evaluate(
+        &source,
+        &range,
+        &range_steps(0, 60_000, 30_000).unwrap(),
+        true,
+    ))
+    .unwrap();
+    assert_eq!(
+        source.aggregations(),
+        0,
+        "range queries are evaluated on raw series"
+    );
 }
 
 fn error(q: &str) -> EvalError {

@@ -1,5 +1,5 @@
 //! The [`SeriesSource`] of one request: the tenant's store under the query's context. Each read of
-//! points first reserves what the store expects it to hold from the server's query memory budget, as
+//! points, and each pushed-down aggregation, first reserves what the store expects it to hold from the server's query memory budget, as
 //! the JSON API's queries do; the reservations travel in the context and are released when the query's
 //! work has stopped.
 
@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::{Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant};
+use luminate_model::{
+    Aggregation, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
+};
 use luminate_promql::{EvalError, SeriesSource};
 
 use crate::app::AppState;
@@ -53,6 +55,43 @@ impl SeriesSource for StoreSource<'_> {
         Ok(listed.map(|values| values.into_iter().map(|v| v.value).collect()))
     }
 
+    async fn aggregate(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        group_by: Vec<String>,
+        aggregation: Aggregation,
+        (start, end): (i64, i64),
+        limit: usize,
+    ) -> Result<Option<Vec<(Vec<(String, String)>, f64)>>, EvalError> {
+        let plan = QueryPlan {
+            kind: QueryKind::Aggregate(aggregation),
+            metric: metric.to_owned(),
+            start: start.max(luminate_model::time::MIN_TIMESTAMP),
+            end: end.saturating_add(1),
+            filters,
+            group_by,
+            interval_ms: None,
+            limit,
+            timeout: self.ctx.remaining(),
+        };
+        if plan.start >= plan.end {
+            return Ok(Some(Vec::new()));
+        }
+        match self.run(&plan).await? {
+            QueryResult::Aggregate {
+                truncated: true, ..
+            } => Ok(None),
+            QueryResult::Aggregate { results, .. } => Ok(Some(
+                results
+                    .into_iter()
+                    .map(|g| (g.group_key.0, g.value))
+                    .collect(),
+            )),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn points(
         &self,
         metric: &str,
@@ -61,7 +100,6 @@ impl SeriesSource for StoreSource<'_> {
         end: i64,
         limit: usize,
     ) -> Result<(Vec<RangePoint>, bool), EvalError> {
-        self.ctx.check()?;
         let plan = QueryPlan {
             kind: QueryKind::Range,
             metric: metric.to_owned(),
@@ -77,7 +115,24 @@ impl SeriesSource for StoreSource<'_> {
         if plan.start >= plan.end {
             return Ok((Vec::new(), false));
         }
-        let estimate = self.state.store.query_memory(self.tenant, &plan).await?;
+        match self.run(&plan).await? {
+            QueryResult::Range { results, truncated } => Ok((results, truncated)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(result: &QueryResult) -> EvalError {
+    EvalError::Store(StoreError::Internal {
+        message: format!("the store answered a {} result", result.query_type()),
+    })
+}
+
+impl StoreSource<'_> {
+    /// Reserves the plan's memory (kept until the query's work ends), then runs it.
+    async fn run(&self, plan: &QueryPlan) -> Result<QueryResult, EvalError> {
+        self.ctx.check()?;
+        let estimate = self.state.store.query_memory(self.tenant, plan).await?;
         let wait = self
             .state
             .config
@@ -90,16 +145,11 @@ impl SeriesSource for StoreSource<'_> {
             .reserve(estimate, wait)
             .await
             .map_err(|r| refused(r.into()))?;
-        let result = self.state.store.query(self.tenant, &plan, &self.ctx).await;
+        let result = self.state.store.query(self.tenant, plan, &self.ctx).await;
         self.reservations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(reservation);
-        match result? {
-            QueryResult::Range { results, truncated } => Ok((results, truncated)),
-            other => Err(EvalError::Store(StoreError::Internal {
-                message: format!("a range read answered a {} result", other.query_type()),
-            })),
-        }
+        Ok(result?)
     }
 }
