@@ -198,3 +198,6 @@ pub fn routes(
         .merge(read)
         .route_layer(axum::middleware::from_fn(basic_auth_as_bearer))
 }
+
+#[cfg(test)]
+mod tests;
