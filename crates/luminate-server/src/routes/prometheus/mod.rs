@@ -189,15 +189,5 @@ pub fn read_routes() -> axum::Router<Arc<AppState>> {
         .route(&format!("{PREFIX}/api/v1/status/buildinfo"), get(buildinfo))
 }
 
-/// Both, guarded, behind the Basic-auth translation (outside the guards, so they see a bearer token).
-pub fn routes(
-    query: axum::Router<Arc<AppState>>,
-    read: axum::Router<Arc<AppState>>,
-) -> axum::Router<Arc<AppState>> {
-    query
-        .merge(read)
-        .route_layer(axum::middleware::from_fn(basic_auth_as_bearer))
-}
-
 #[cfg(test)]
 mod tests;
