@@ -11,7 +11,8 @@
 //! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
 //! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
 //! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set. The web
-//! UI's static files ([`crate::ui`], `GET /` and `/ui/…`) have no guard either.
+//! UI's static files ([`crate::ui`], `GET /` and `/ui/…`) have no guard either. Prometheus' query API
+//! ([`routes::prometheus`]) has the same guards, with Basic auth turned into a bearer token before them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -360,8 +361,15 @@ pub fn router(state: Arc<AppState>) -> Router {
                         .route_layer(guard_of(RouteClass::Write)),
                 ),
         );
+    // Prometheus' API: Basic auth is translated outside the guards, so they see a bearer token.
+    let basic_auth = || middleware::from_fn(routes::prometheus::basic_auth_as_bearer);
+    let prometheus_read =
+        guarded(RouteClass::Read, routes::prometheus::read_routes()).route_layer(basic_auth());
+    let prometheus_query =
+        guarded(RouteClass::Query, routes::prometheus::query_routes()).route_layer(basic_auth());
     let deadline_bound = Router::new()
         .merge(write)
+        .merge(prometheus_read)
         .merge(read)
         .merge(admin)
         .merge(dashboards)
@@ -377,6 +385,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // The UI's static files: no guard (they hold no data; the pages' API calls carry the token).
     let mut api = Router::new()
         .merge(query)
+        .merge(prometheus_query)
         .merge(deadline_bound)
         .merge(crate::ui::routes());
     let metrics = &state.config.metrics;

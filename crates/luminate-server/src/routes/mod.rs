@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod otlp;
+pub mod prometheus;
 pub mod query;
 pub mod remote_write;
 pub mod status;

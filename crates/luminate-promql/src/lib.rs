@@ -1,0 +1,102 @@
+//! A PromQL subset over any Luminate store, with Prometheus 2.42's semantics, so that Grafana's
+//! Prometheus datasource, promtool and other clients of Prometheus' query API can read Luminate.
+//!
+//! Owns: parsing (the `promql-parser` crate), the check that an expression stays within the subset
+//! ([`plan`]), reading selectors through a [`SeriesSource`] with label matching pushed down as filters
+//! ([`select`]), the evaluation ([`eval`], [`aggregate`], [`binary`], [`math`]) and the answer's JSON
+//! ([`encode`]). Owns no HTTP, tenants or limits other than the samples a query may read: the server
+//! gives the source (a tenant's store under the query's deadline) and maps [`EvalError`] to statuses.
+//!
+//! Evaluation reads every selector's window once for all steps, then evaluates synchronously, one value
+//! per step — except the aggregations the store's group-by answers exactly ([`pushdown`]). Range selectors are only evaluated as arguments of functions (no subqueries).
+
+pub mod aggregate;
+pub mod binary;
+pub mod encode;
+pub mod error;
+pub mod eval;
+pub mod labels;
+pub mod math;
+pub mod plan;
+pub mod pushdown;
+pub mod select;
+pub mod value;
+
+use std::collections::HashMap;
+
+pub use error::{EvalError, MAX_SAMPLES};
+pub use labels::Labels;
+pub use promql_parser::parser::Expr;
+pub use select::{RawSeries, SeriesSource};
+pub use value::{Series, Steps, Value};
+
+/// Most steps of a range query, as Prometheus bounds the points of one series.
+pub const MAX_STEPS: i64 = 11_000;
+
+/// Parses an expression (`bad_data` with the parser's message when it does not parse).
+pub fn parse(text: &str) -> Result<Expr, EvalError> {
+    promql_parser::parser::parse(text)
+        .map_err(|e| EvalError::BadData(format!("invalid parameter \"query\": {e}")))
+}
+
+/// The steps of a range query from `start` to `end` every `step` ms, refused as Prometheus refuses
+/// them: a positive step, an end not before the start, at most [`MAX_STEPS`] steps.
+pub fn range_steps(start: i64, end: i64, step: i64) -> Result<Steps, EvalError> {
+    if end < start {
+        return Err(EvalError::BadData(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        ));
+    }
+    if step <= 0 {
+        return Err(EvalError::BadData(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not \
+             accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    if (end - start) / step > MAX_STEPS {
+        return Err(EvalError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query \
+             resolution (?step=XX)"
+                .into(),
+        ));
+    }
+    Ok(Steps { start, end, step })
+}
+
+/// Evaluates `expr` at every step, reading its selectors from `source`. A range query
+/// (`range_query`) must give a scalar or an instant vector.
+pub async fn evaluate(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    steps: &Steps,
+    range_query: bool,
+) -> Result<Value, EvalError> {
+    use promql_parser::parser::value::ValueType;
+    let kind = expr.value_type();
+    if range_query && !matches!(kind, ValueType::Vector | ValueType::Scalar) {
+        return Err(EvalError::BadData(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            if kind == ValueType::Matrix {
+                "range vector".to_owned()
+            } else {
+                kind.to_string()
+            }
+        )));
+    }
+    let reads = plan::plan(expr, steps)?;
+    if let Some(value) = pushdown::evaluate(source, expr, steps).await? {
+        return Ok(value);
+    }
+    let mut budget = MAX_SAMPLES;
+    let mut data = HashMap::new();
+    for read in reads {
+        let series =
+            select::select(source, read.selector, read.start, read.end, &mut budget).await?;
+        data.insert(read.key, series);
+    }
+    eval::Evaluator { steps, data: &data }.eval(expr)
+}
+
+#[cfg(test)]
+mod tests;
