@@ -174,7 +174,10 @@ impl Spec {
     /// Why no dataset with strictly increasing timestamps per series fits this spec, if none does.
     pub fn check(&self) -> Result<(), String> {
         if self.span_ms < 1 {
-            return Err(format!("the span must be at least 1 ms, not {}", self.span_ms));
+            return Err(format!(
+                "the span must be at least 1 ms, not {}",
+                self.span_ms
+            ));
         }
         if self.points.div_ceil(self.span_ms as u64) > COMBINATIONS as u64 {
             return Err(format!(
@@ -250,7 +253,8 @@ impl Dataset {
         let mut millisecond = i64::MIN;
         let mut taken: Vec<(u32, u16)> = Vec::with_capacity(self.spec.points_per_ms() as usize);
         (0..points).map(move |i| {
-            let timestamp = self.spec.hour_start + (i as i128 * span as i128 / points as i128) as i64;
+            let timestamp =
+                self.spec.hour_start + (i as i128 * span as i128 / points as i128) as i64;
             if timestamp != millisecond {
                 millisecond = timestamp;
                 taken.clear();
@@ -424,10 +428,17 @@ mod tests {
             counter_points: 4_000,
             ..spec(100_000)
         });
-        assert_eq!(d.combos_per_customer, 10, "at least the points per millisecond");
+        assert_eq!(
+            d.combos_per_customer, 10,
+            "at least the points per millisecond"
+        );
         let points: Vec<_> = d.latency_points().collect();
         assert!(points.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
-        assert!(points.iter().all(|p| p.timestamp < 1_800_000_000_000 + 10_000));
+        assert!(
+            points
+                .iter()
+                .all(|p| p.timestamp < 1_800_000_000_000 + 10_000)
+        );
         assert_series_in_strict_time_order(&d);
         // Same seed, same (moved) points.
         assert!(d.latency_points().eq(points.iter().copied()));
@@ -436,7 +447,10 @@ mod tests {
             .chunk_by(|a, b| a.timestamp == b.timestamp)
             .map(|ms| ms.iter().filter(|p| p.customer == 0).count())
             .max();
-        assert!(first_customer_per_ms >= Some(2), "{first_customer_per_ms:?}");
+        assert!(
+            first_customer_per_ms >= Some(2),
+            "{first_customer_per_ms:?}"
+        );
     }
 
     #[test]
@@ -458,14 +472,31 @@ mod tests {
             span_ms: 10,
             ..spec(10_001)
         };
-        assert!(too_dense.check().unwrap_err().contains("more than 1000 points in a millisecond"));
+        assert!(
+            too_dense
+                .check()
+                .unwrap_err()
+                .contains("more than 1000 points in a millisecond")
+        );
         let counter = Spec {
             span_ms: 10,
             counter_points: 4_001,
             ..spec(10)
         };
-        assert!(counter.check().unwrap_err().contains("more points than milliseconds"));
-        assert_eq!(Spec { counter_points: 4_000, ..counter }.check(), Ok(()));
+        assert!(
+            counter
+                .check()
+                .unwrap_err()
+                .contains("more points than milliseconds")
+        );
+        assert_eq!(
+            Spec {
+                counter_points: 4_000,
+                ..counter
+            }
+            .check(),
+            Ok(())
+        );
     }
 
     #[test]
