@@ -407,7 +407,7 @@ pub fn check_no_newest_sample_drops(base_url: &str) -> Result<(), BenchError> {
 ///
 /// - JSON: `200 {"accepted": n, "rejected": 0}` with `n = points`;
 /// - remote write: `200` or `204` (1.0 has no count in its answer: a sample dropped inside a 2xx shows
-///   up in the answer checks afterwards, which count every point);
+///   up in [`check_no_newest_sample_drops`] and in the answer checks afterwards, which count every point);
 /// - OTLP: `200` whose `ExportMetricsServiceResponse` has no rejected data points.
 fn check_write(
     protocol: Protocol,
