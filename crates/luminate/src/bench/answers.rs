@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 
 use super::dataset::{
-    COUNTER_SERIES, CounterPoint, Dataset, ENDPOINTS, HOUR_MS, REGIONS, STATUS_CODES, customer_id,
+    COUNTER_SERIES, CounterPoint, Dataset, ENDPOINTS, REGIONS, STATUS_CODES, customer_id,
 };
 
 /// Rows returned by the top-N aggregate queries.
@@ -364,7 +364,7 @@ impl Reference {
 
         Self {
             start,
-            end: start + HOUR_MS,
+            end: start + dataset.spec.span_ms,
             top_customer,
             typical_customer,
             latency_series,

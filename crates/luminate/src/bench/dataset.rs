@@ -6,11 +6,24 @@
 //!   tail has one or two each — the shape that breaks label-based systems. Each customer uses
 //!   `combos_per_customer` of the 1 000 (endpoint, region, status) combinations, chosen so that the expected
 //!   number of distinct series is closest to `series_target`. Point `i` has timestamp
-//!   `hour_start + i × 3 600 000 / points` (time order, as an agent would send them). Values are latencies
-//!   in milliseconds with one decimal, generated as integer tenths so that sums can be checked exactly.
+//!   `hour_start + i × span_ms / points` (time order, as an agent would send them; `span_ms` is an hour
+//!   unless a test asks for a denser dataset). Values are latencies in milliseconds with one decimal,
+//!   generated as integer tenths so that sums can be checked exactly.
 //! - `requests_total`: `counter_points` points of up to 400 counter series (`region` × `endpoint` ×
 //!   `status_code` ∈ {200, 404, 500, 503}), each evenly spaced over the hour, increasing by 0–99 per point
 //!   and reset to zero once in about a thousand points.
+//!
+//! **Every series' timestamps are strictly increasing**, as Prometheus and the OTel SDKs send them and as
+//! the newest-sample rule of remote write and OTLP ingest requires (docs/ingest.md: a sample not after its
+//! series' newest is dropped). Above 3.6 M points an hour several points share a millisecond (2.8 at
+//! 10 M), so two of them could land in one series: a point whose drawn combination is already taken in
+//! its millisecond gets the customer's next free combination slot instead (slot `j + 1`, `j + 2`, … of
+//! its own combinations), which keeps its customer, its timestamp, time order and the hour, and costs a
+//! list of the series of the current millisecond. `combos_per_customer` is at least the points per
+//! millisecond, so a free slot always exists; [`Spec::check`] refuses what no rule could fit (more than
+//! 1 000 points in a millisecond, or a counter series with more points than milliseconds). Below 3.6 M
+//! points no two points share a millisecond and nothing is moved. The same points go to every load path
+//! (JSON, remote write, OTLP, the peers' files).
 //!
 //! Everything derives from the seed with SplitMix64 and integer arithmetic (the Zipf table uses `powf`,
 //! whose result only selects a table slot), so the same arguments give the same points on every run.
@@ -83,8 +96,10 @@ pub struct Spec {
     pub series_target: u64,
     /// `requests_total` points.
     pub counter_points: u64,
-    /// First millisecond of the hour (the data covers `[hour_start, hour_start + 1 h)`).
+    /// First millisecond of the hour (the data covers `[hour_start, hour_start + span_ms)`).
     pub hour_start: i64,
+    /// Length of the covered time in ms: [`HOUR_MS`], or less for a small dataset as dense as a big one.
+    pub span_ms: i64,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -155,6 +170,38 @@ pub fn customer_id(customer: u32) -> String {
     format!("cust_{}", customer + 1)
 }
 
+impl Spec {
+    /// Why no dataset with strictly increasing timestamps per series fits this spec, if none does.
+    pub fn check(&self) -> Result<(), String> {
+        if self.span_ms < 1 {
+            return Err(format!(
+                "the span must be at least 1 ms, not {}",
+                self.span_ms
+            ));
+        }
+        if self.points.div_ceil(self.span_ms as u64) > COMBINATIONS as u64 {
+            return Err(format!(
+                "{} api_latency points in {} ms put more than {COMBINATIONS} points in a millisecond, \
+                 more than a customer has series",
+                self.points, self.span_ms
+            ));
+        }
+        if self.counter_points.div_ceil(COUNTER_SERIES) > self.span_ms as u64 {
+            return Err(format!(
+                "{} requests_total points over {COUNTER_SERIES} series in {} ms give a series more \
+                 points than milliseconds",
+                self.counter_points, self.span_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The most `api_latency` points one millisecond holds.
+    fn points_per_ms(&self) -> u64 {
+        self.points.div_ceil(self.span_ms.max(1) as u64)
+    }
+}
+
 /// A dataset ready to be streamed.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -186,7 +233,10 @@ impl Dataset {
             .iter()
             .map(|w| w / total * spec.points as f64)
             .collect();
-        let combos_per_customer = combinations_for_target(&expected, spec.series_target);
+        // At least as many combinations as points share a millisecond, so that a point always finds a
+        // series of its customer that has none in its millisecond (module doc).
+        let combos_per_customer = combinations_for_target(&expected, spec.series_target)
+            .max(spec.points_per_ms().min(COMBINATIONS as u64) as u32);
         Self {
             spec,
             combos_per_customer,
@@ -194,18 +244,34 @@ impl Dataset {
         }
     }
 
-    /// The `api_latency` points, in timestamp order.
+    /// The `api_latency` points, in timestamp order, each series' timestamps strictly increasing.
     pub fn latency_points(&self) -> impl Iterator<Item = LatencyPoint> + '_ {
         let mut rng = Rng::new(self.spec.seed ^ 0x6C61_7465_6E63_7921);
         let points = self.spec.points;
+        let span = self.spec.span_ms;
+        // The series that already have a point in the current millisecond (a few at most).
+        let mut millisecond = i64::MIN;
+        let mut taken: Vec<(u32, u16)> = Vec::with_capacity(self.spec.points_per_ms() as usize);
         (0..points).map(move |i| {
+            let timestamp =
+                self.spec.hour_start + (i as i128 * span as i128 / points as i128) as i64;
+            if timestamp != millisecond {
+                millisecond = timestamp;
+                taken.clear();
+            }
             let u = rng.next_unit();
             let customer = self
                 .zipf_cdf
                 .partition_point(|&c| c <= u)
                 .min(self.zipf_cdf.len() - 1) as u32;
-            let j = rng.below(self.combos_per_customer as u64) as u32;
-            let combination = self.combination(customer, j);
+            let drawn = rng.below(self.combos_per_customer as u64) as u32;
+            // The first of the customer's slots from the drawn one whose series is free in this
+            // millisecond; one always is (`combos_per_customer` ≥ points per ms, checked by `Spec::check`).
+            let combination = (0..self.combos_per_customer)
+                .map(|k| self.combination(customer, (drawn + k) % self.combos_per_customer))
+                .find(|&c| !taken.contains(&(customer, c)))
+                .unwrap_or_else(|| self.combination(customer, drawn));
+            taken.push((customer, combination));
             let endpoint = combination as u64 % ENDPOINTS.len() as u64;
             // Each endpoint has its own typical latency (20–306 ms); 1 % of requests are 6× slower.
             let base = 200 + 151 * endpoint;
@@ -214,8 +280,7 @@ impl Dataset {
                 tenths *= 6;
             }
             LatencyPoint {
-                timestamp: self.spec.hour_start
-                    + (i as i128 * HOUR_MS as i128 / points as i128) as i64,
+                timestamp,
                 customer,
                 combination,
                 tenths: tenths as u32,
@@ -246,6 +311,7 @@ impl Dataset {
         let mut rng = Rng::new(self.spec.seed ^ 0x636F_756E_7465_7273);
         let mut values = vec![0u64; series as usize];
         let start = self.spec.hour_start;
+        let span = self.spec.span_ms;
         (0..rounds).flat_map(move |round| {
             let mut batch = Vec::with_capacity(series as usize);
             for s in 0..series {
@@ -260,7 +326,8 @@ impl Dataset {
                     *value += rng.below(100);
                 }
                 batch.push(CounterPoint {
-                    timestamp: start + (round as i128 * HOUR_MS as i128 / n as i128) as i64,
+                    // Strictly increasing while n ≤ span (`Spec::check`).
+                    timestamp: start + (round as i128 * span as i128 / n as i128) as i64,
                     series: s as u16,
                     value: *value,
                 });
@@ -304,6 +371,7 @@ mod tests {
             series_target: 2_000_000,
             counter_points: 2_000,
             hour_start: 1_800_000_000_000,
+            span_ms: HOUR_MS,
             seed: 7,
         }
     }
@@ -332,6 +400,103 @@ mod tests {
         let first = points.iter().filter(|p| p.customer == 0).count();
         let second = points.iter().filter(|p| p.customer == 1).count();
         assert!(first > second && first > 1_000, "{first} vs {second}");
+    }
+
+    /// Strictly increasing timestamps per series, checked over every point.
+    fn assert_series_in_strict_time_order(d: &Dataset) {
+        let mut newest = std::collections::HashMap::new();
+        for p in d.latency_points() {
+            if let Some(before) = newest.insert((p.customer, p.combination), p.timestamp) {
+                assert!(before < p.timestamp, "{p:?} after {before}");
+            }
+        }
+        let mut newest = std::collections::HashMap::new();
+        for p in d.counter_points() {
+            if let Some(before) = newest.insert(p.series, p.timestamp) {
+                assert!(before < p.timestamp, "{p:?} after {before}");
+            }
+        }
+    }
+
+    #[test]
+    fn dense_dataset_keeps_every_series_in_strict_time_order() {
+        // 100 000 points in 10 s: 10 a millisecond, the first customer's share is 2 or 3 of them.
+        let d = Dataset::new(Spec {
+            span_ms: 10_000,
+            customers: 50,
+            series_target: 100,
+            counter_points: 4_000,
+            ..spec(100_000)
+        });
+        assert_eq!(
+            d.combos_per_customer, 10,
+            "at least the points per millisecond"
+        );
+        let points: Vec<_> = d.latency_points().collect();
+        assert!(points.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        assert!(
+            points
+                .iter()
+                .all(|p| p.timestamp < 1_800_000_000_000 + 10_000)
+        );
+        assert_series_in_strict_time_order(&d);
+        // Same seed, same (moved) points.
+        assert!(d.latency_points().eq(points.iter().copied()));
+        // A spec with the first customer drawn twice in a millisecond, so the rule did move points.
+        let first_customer_per_ms = points
+            .chunk_by(|a, b| a.timestamp == b.timestamp)
+            .map(|ms| ms.iter().filter(|p| p.customer == 0).count())
+            .max();
+        assert!(
+            first_customer_per_ms >= Some(2),
+            "{first_customer_per_ms:?}"
+        );
+    }
+
+    #[test]
+    fn full_size_spacing_keeps_every_series_in_strict_time_order() {
+        // The default 10 M points an hour, as a 3-minute slice: 2.8 points a millisecond.
+        let d = Dataset::new(Spec {
+            span_ms: 180_000,
+            customers: 5_000,
+            series_target: 100_000,
+            ..spec(500_000)
+        });
+        assert_series_in_strict_time_order(&d);
+    }
+
+    #[test]
+    fn specs_that_cannot_keep_series_in_time_order_are_refused() {
+        assert_eq!(spec(10_000_000).check(), Ok(()));
+        let too_dense = Spec {
+            span_ms: 10,
+            ..spec(10_001)
+        };
+        assert!(
+            too_dense
+                .check()
+                .unwrap_err()
+                .contains("more than 1000 points in a millisecond")
+        );
+        let counter = Spec {
+            span_ms: 10,
+            counter_points: 4_001,
+            ..spec(10)
+        };
+        assert!(
+            counter
+                .check()
+                .unwrap_err()
+                .contains("more points than milliseconds")
+        );
+        assert_eq!(
+            Spec {
+                counter_points: 4_000,
+                ..counter
+            }
+            .check(),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,6 +1,18 @@
 //! The timed ingest: write bodies are encoded before the clock starts (so generation cannot be the
 //! bottleneck, as a real sender's WAL or buffer already holds its batches), then `connections` threads,
-//! each with its own keep-alive agent, take the next body from a shared counter and POST it. The
+//! each with its own keep-alive agent, POST them. How bodies are spread over the connections depends on
+//! the protocol:
+//!
+//! - remote write and OTLP are **sharded by series**, as Prometheus' remote-write queue manager shards:
+//!   each point goes to the queue of `hash(series) mod connections`, each queue is encoded into its own
+//!   bodies and sent, in order, by one connection. A series' points therefore arrive in time order, which
+//!   the newest-sample rule of these protocols requires (docs/ingest.md: a sample not after its series'
+//!   newest is dropped), while two connections still share the load;
+//! - JSON writes are not subject to that rule (every point is stored whatever the arrival order), so all
+//!   connections take the next body from one shared queue: no connection idles while another has work,
+//!   and the figures stay comparable with earlier JSON runs.
+//!
+//! The
 //! [`Protocol`] says how bodies are encoded and where they go: Luminate's JSON (`/api/v1/write`),
 //! Prometheus remote write 1.0 (`/api/v1/write`, protobuf + snappy) or OTLP/HTTP protobuf
 //! (`/v1/metrics`). Every answer must be the protocol's success with every point accepted; anything
@@ -86,8 +98,9 @@ pub struct Body {
 /// What the encoding phase produced.
 #[derive(Debug)]
 pub struct Encoded {
-    /// Bodies in dataset order: all `api_latency` batches, then the `requests_total` batches.
-    pub bodies: Vec<Body>,
+    /// The send queues, each in dataset order (its `api_latency` batches, then its `requests_total`
+    /// batches): one shared by every connection for JSON, one per connection for remote write and OTLP.
+    pub queues: Vec<Vec<Body>>,
     /// Bytes of the bodies before compression (JSON text, or protobuf before snappy or gzip).
     pub body_bytes: u64,
     /// Wall time of the encoding.
@@ -106,35 +119,69 @@ pub fn bar(multi: &MultiProgress, total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Encodes the whole dataset into write bodies of at most `batch` points in `protocol`.
+impl Encoded {
+    /// Every body, queue by queue.
+    pub fn bodies(&self) -> impl Iterator<Item = &Body> {
+        self.queues.iter().flatten()
+    }
+}
+
+/// Encodes the whole dataset into write bodies of at most `batch` points in `protocol`, into one queue
+/// (JSON) or one queue per connection, each series in one queue (remote write, OTLP: module doc).
 pub fn encode(
     dataset: &Dataset,
     batch: usize,
     protocol: Protocol,
     gzip: bool,
+    connections: usize,
     multi: &MultiProgress,
 ) -> Encoded {
     let started = Instant::now();
     let total = dataset.spec.points + dataset.spec.counter_points;
     let progress = bar(multi, total, "encode");
-    let mut encoder = BodyEncoder::new(batch.max(1), protocol, gzip);
-    for p in dataset.latency_points() {
-        encoder.push(Row::Latency(p));
-        progress.inc(1);
+    let shards = match protocol {
+        Protocol::Json => 1,
+        Protocol::RemoteWrite | Protocol::Otlp => connections.max(1),
+    };
+    let mut encoders: Vec<BodyEncoder> = (0..shards)
+        .map(|_| BodyEncoder::new(batch.max(1), protocol, gzip))
+        .collect();
+    let metrics: [Box<dyn Iterator<Item = Row>>; 2] = [
+        Box::new(dataset.latency_points().map(Row::Latency)),
+        Box::new(dataset.counter_points().map(Row::Counter)),
+    ];
+    for rows in metrics {
+        for row in rows {
+            encoders[shard(&row, shards)].push(row);
+            progress.inc(1);
+        }
+        // A body holds one metric only, as an agent that reports per metric would send it.
+        encoders.iter_mut().for_each(BodyEncoder::flush);
     }
-    // A body holds one metric only, as an agent that reports per metric would send it.
-    encoder.flush();
-    for p in dataset.counter_points() {
-        encoder.push(Row::Counter(p));
-        progress.inc(1);
-    }
-    encoder.flush();
     progress.finish();
     Encoded {
-        bodies: encoder.bodies,
-        body_bytes: encoder.body_bytes,
+        body_bytes: encoders.iter().map(|e| e.body_bytes).sum(),
+        queues: encoders.into_iter().map(|e| e.bodies).collect(),
         elapsed: started.elapsed(),
     }
+}
+
+/// The queue of a point's series among `shards`: a hash of the series' identity (metric, and the
+/// customer and combination or the counter series), mixed with SplitMix64's finalizer so that
+/// neighbouring series spread evenly.
+fn shard(row: &Row, shards: usize) -> usize {
+    if shards == 1 {
+        return 0;
+    }
+    let identity = match row {
+        Row::Latency(p) => (1 << 63) | (u64::from(p.customer) << 16) | u64::from(p.combination),
+        Row::Counter(p) => u64::from(p.series),
+    };
+    let mut z = identity.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % shards as u64) as usize
 }
 
 /// Accumulates points into bodies of `batch`.
@@ -241,19 +288,21 @@ pub struct Ingest {
     pub client_cpu: Option<f64>,
 }
 
-/// POSTs every body over `connections` keep-alive connections.
+/// POSTs every body over `connections` keep-alive connections: connection `c` sends queue
+/// `c mod queues` in order, so one queue is shared by all connections and a queue per connection is
+/// sent by its connection alone.
 pub fn ingest(
     base_url: &str,
-    bodies: &[Body],
+    queues: &[Vec<Body>],
     connections: usize,
     protocol: Protocol,
     gzip: bool,
     multi: &MultiProgress,
 ) -> Result<Ingest, BenchError> {
     let url = format!("{base_url}{}", protocol.path());
-    let total: u64 = bodies.iter().map(|b| b.points).sum();
+    let total: u64 = queues.iter().flatten().map(|b| b.points).sum();
     let progress = bar(multi, total, "ingest");
-    let next = AtomicUsize::new(0);
+    let next: Vec<AtomicUsize> = queues.iter().map(|_| AtomicUsize::new(0)).collect();
     let accepted = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
     let headers = protocol.headers(gzip);
@@ -261,10 +310,18 @@ pub fn ingest(
     let started = Instant::now();
     let results: Vec<Result<(), BenchError>> = thread::scope(|scope| {
         let workers: Vec<_> = (0..connections.max(1))
-            .map(|_| {
-                let (url, headers, next, accepted, failed, progress) =
-                    (&url, &headers, &next, &accepted, &failed, &progress);
+            .map(|connection| {
+                let queue = connection % queues.len().max(1);
+                let (bodies, next) = (
+                    queues.get(queue).map_or(&[][..], Vec::as_slice),
+                    next.get(queue),
+                );
+                let (url, headers, accepted, failed, progress) =
+                    (&url, &headers, &accepted, &failed, &progress);
                 scope.spawn(move || -> Result<(), BenchError> {
+                    let Some(next) = next else {
+                        return Ok(());
+                    };
                     let agent = http::agent();
                     while !failed.load(Ordering::Relaxed) {
                         let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -307,18 +364,50 @@ pub fn ingest(
     }
     Ok(Ingest {
         accepted: accepted.load(Ordering::Relaxed),
-        requests: bodies.len() as u64,
-        wire_bytes: bodies.iter().map(|b| b.bytes.len() as u64).sum(),
+        requests: queues.iter().map(|q| q.len() as u64).sum(),
+        wire_bytes: queues.iter().flatten().map(|b| b.bytes.len() as u64).sum(),
         wall,
         client_cpu,
     })
+}
+
+/// Checks on a Luminate server's `/metrics`, after the load, that no sample was dropped by the
+/// newest-sample rule of remote write and OTLP (`luminate_write_errors_total` with code
+/// `DUPLICATE_SAMPLE` or `OUT_OF_ORDER_SAMPLE`, summed over tenants). Those drops are answered as
+/// successes (docs/ingest.md), so without this check only the answer checks would notice them, and
+/// `--load-only` would report points/s of points that were never stored.
+pub fn check_no_newest_sample_drops(base_url: &str) -> Result<(), BenchError> {
+    let url = format!("{base_url}/metrics");
+    let (status, text) = http::get(&http::agent(), &url)?;
+    if status != 200 {
+        return Err(BenchError::Status {
+            request: format!("GET {url}"),
+            status,
+            body: text.chars().take(2_000).collect(),
+        });
+    }
+    let dropped = |code: &str| -> u64 {
+        let label = format!("code=\"{code}\"");
+        text.lines()
+            .filter(|l| l.starts_with("luminate_write_errors_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let (duplicates, out_of_order) = (dropped("DUPLICATE_SAMPLE"), dropped("OUT_OF_ORDER_SAMPLE"));
+    if duplicates + out_of_order == 0 {
+        return Ok(());
+    }
+    Err(BenchError::Server(format!(
+        "the server dropped {duplicates} DUPLICATE_SAMPLE and {out_of_order} OUT_OF_ORDER_SAMPLE samples \
+         (luminate_write_errors_total): some series' points did not arrive in time order"
+    )))
 }
 
 /// Whether an answer says that all `points` of a body were stored:
 ///
 /// - JSON: `200 {"accepted": n, "rejected": 0}` with `n = points`;
 /// - remote write: `200` or `204` (1.0 has no count in its answer: a sample dropped inside a 2xx shows
-///   up in the answer checks afterwards, which count every point);
+///   up in [`check_no_newest_sample_drops`] and in the answer checks afterwards, which count every point);
 /// - OTLP: `200` whose `ExportMetricsServiceResponse` has no rejected data points.
 fn check_write(
     protocol: Protocol,
