@@ -27,7 +27,9 @@
 #
 # The Luminate it starts inherits the environment, so LUMINATE_* variables and LUMINATE_CONFIG configure
 # it (docs/configuration.md); its data directory is the state dir's luminate-data. (The settings above are
-# not LUMINATE_*, so that none can be mistaken for a configuration key.)
+# not LUMINATE_*, so that none can be mistaken for a configuration key.) Its OTLP/gRPC listener takes a
+# port the system chooses unless LUMINATE_OTLP_GRPC_PORT is set: the stack is for watching Luminate, and
+# a fixed 4317 would collide with a Collector or SDK already running on this machine.
 #
 # Prometheus scrapes with a bearer token, which Luminate requires with auth on (metrics.bearer_token): the
 # first of MONITORING_STACK_METRICS_TOKEN, LUMINATE__METRICS__BEARER_TOKEN, LUMINATE_METRICS_BEARER_TOKEN,
@@ -206,7 +208,8 @@ start() {
     local binary
     binary="$(luminate_binary)"
     mkdir -p "$state/luminate-data"
-    launch luminate "$binary" serve --data-dir "$state/luminate-data" --listen "127.0.0.1:$luminate_port"
+    LUMINATE_OTLP_GRPC_PORT="${LUMINATE_OTLP_GRPC_PORT:-0}" \
+      launch luminate "$binary" serve --data-dir "$state/luminate-data" --listen "127.0.0.1:$luminate_port"
     wait_ready luminate "http://127.0.0.1:$luminate_port/api/v1/health"
   fi
 

@@ -43,7 +43,9 @@ fn launch(image: &Image, data: &Path, port: u16, extra: &[(&str, &str)]) -> Laun
     }
     launch = launch
         .env("LUMINATE_STORAGE_EMBEDDED_DATA_DIR", data.to_str().unwrap())
-        .env("LUMINATE_SERVER_PORT", &port.to_string());
+        .env("LUMINATE_SERVER_PORT", &port.to_string())
+        // The image's OTLP/gRPC port (4317) may be taken here, as 8080 may.
+        .env("LUMINATE_OTLP_GRPC_PORT", "0");
     for (key, value) in extra {
         launch = launch.env(key, value);
     }
