@@ -18,12 +18,13 @@ mod tenant_client;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Backend;
+use common::prometheus::Prometheus;
 use deploy_files::require;
 use serde_json::Value;
 use tenant_client::{token, with_secret};
@@ -99,25 +100,17 @@ fn start_target() -> (String, Arc<AtomicU64>) {
     (address, scrapes)
 }
 
-/// Prometheus, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(dir: &std::path::Path, target: &str, luminate: &str, writer: &str) -> Self {
-        let luminate_address = luminate.trim_start_matches("http://");
-        let config = format!(
-            "global:
+/// Prometheus scraping `target` and Luminate's own `/metrics`, remote-writing to `luminate` with the
+/// token `writer`.
+fn start_prometheus(
+    dir: &std::path::Path,
+    target: &str,
+    luminate: &str,
+    writer: &str,
+) -> Prometheus {
+    let luminate_address = luminate.trim_start_matches("http://");
+    let config = format!(
+        "global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
@@ -138,37 +131,8 @@ remote_write:
       min_backoff: 100ms
       max_backoff: 1s
 "
-        );
-        let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    );
+    Prometheus::start(dir, &config)
 }
 
 /// `promtool query instant|range -o json` against `server`: the parsed answer, or the error text.
@@ -358,7 +322,7 @@ fn promtool_answers_equal_prometheus_answers(backend: Backend) {
     let writer = token("acme", &["write"]);
     let reader = token("acme", &["read"]);
     let (target, scrapes) = start_target();
-    let prometheus = Prometheus::start(dir.path(), &target, &server.base, &writer);
+    let prometheus = start_prometheus(dir.path(), &target, &server.base, &writer);
     let luminate = format!(
         "http://acme:{reader}@{}/prometheus",
         server.base.trim_start_matches("http://")

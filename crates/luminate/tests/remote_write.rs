@@ -23,14 +23,14 @@ mod tenant_client;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::prometheus::Prometheus;
 use common::{Backend, Luminate};
 use deploy_files::require;
-use serde_json::{Value, json};
+use serde_json::json;
 use tenant_client::{Client, token, with_secret};
 
 const CUSTOMERS: usize = 1_000;
@@ -120,32 +120,15 @@ fn exposition(n: u64) -> String {
     text
 }
 
-/// Prometheus, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Prometheus {
-    fn start(dir: &std::path::Path, target: &str, luminate: &str, bearer: &str) -> Self {
-        let config = format!(
-            "global:
+/// Prometheus scraping `target` and remote-writing to `luminate` with the token `bearer`.
+fn start_prometheus(
+    dir: &std::path::Path,
+    target: &str,
+    luminate: &str,
+    bearer: &str,
+) -> Prometheus {
+    let config = format!(
+        "global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
@@ -165,65 +148,23 @@ remote_write:
     metadata_config:
       send_interval: 2s
 "
-        );
-        let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let port = free_port();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
+    );
+    Prometheus::start(dir, &config)
+}
 
-    /// An instant query's result vector, or `None` while Prometheus is not answering.
-    fn query(&self, expr: &str) -> Option<Vec<Value>> {
-        let encoded: String = expr
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, _, body) =
-            common::get_text(&format!("{}/api/v1/query?query={encoded}", self.base), &[]);
-        if status != 200 {
-            return None;
-        }
-        let body: Value = serde_json::from_str(&body).ok()?;
-        body["data"]["result"].as_array().cloned()
-    }
-
-    /// `{label value: sample value}` of an instant vector.
-    fn by_label(&self, expr: &str, label: &str) -> BTreeMap<String, u64> {
-        self.query(expr)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| {
-                (
-                    s["metric"][label].as_str().unwrap_or("").to_owned(),
-                    s["value"][1].as_str().unwrap().parse::<f64>().unwrap() as u64,
-                )
-            })
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// `{label value: sample value}` of an instant vector.
+fn by_label(prometheus: &Prometheus, expr: &str, label: &str) -> BTreeMap<String, u64> {
+    prometheus
+        .query(expr)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"][label].as_str().unwrap_or("").to_owned(),
+                s["value"][1].as_str().unwrap().parse::<f64>().unwrap() as u64,
+            )
+        })
+        .collect()
 }
 
 /// Stored points per `customer_id` of `customer_requests_total` in Luminate.
@@ -334,7 +275,11 @@ fn wait_for_equal_counts(prometheus: &Prometheus, client: &Client, token: &str) 
         let differ: Vec<_> = SERIES
             .iter()
             .map(|(metric, label)| {
-                let want = prometheus.by_label(&format!("count_over_time({metric}[10m])"), label);
+                let want = by_label(
+                    prometheus,
+                    &format!("count_over_time({metric}[10m])"),
+                    label,
+                );
                 let stored = luminate_counts_by(client, token, &metric.replace(':', "_"), label);
                 (metric.to_string(), want, stored)
             })
@@ -433,7 +378,7 @@ fn prometheus_remote_writes_every_scraped_sample_exactly_once(backend: Backend) 
     let writer = token("acme", &["write"]);
     let reader = token("acme", &["read"]);
     let target = Target::start();
-    let prometheus = Prometheus::start(dir.path(), &target.address, &server.base, &writer);
+    let prometheus = start_prometheus(dir.path(), &target.address, &server.base, &writer);
 
     let first = Instant::now() + Duration::from_secs(20);
     while target.scrapes.load(Ordering::SeqCst) == 0 && Instant::now() < first {
@@ -450,7 +395,8 @@ fn prometheus_remote_writes_every_scraped_sample_exactly_once(backend: Backend) 
 
     // Prometheus holds no new samples of the target now; wait until Luminate has all of them.
     let expected = |p: &Prometheus| {
-        p.by_label(
+        by_label(
+            p,
             "count_over_time(customer_requests_total[10m])",
             "customer_id",
         )
@@ -538,7 +484,7 @@ fn resends_after_lost_answers_and_a_30_s_restart_store_every_sample_once(backend
     let writer = token("acme", &["write"]);
     let reader = token("acme", &["read"]);
     let target = Target::start();
-    let prometheus = Prometheus::start(
+    let prometheus = start_prometheus(
         dir.path(),
         &target.address,
         &format!("http://{}", proxy.address),

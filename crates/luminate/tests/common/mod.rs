@@ -10,6 +10,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod prometheus;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
