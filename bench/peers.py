@@ -8,6 +8,12 @@ the side-by-side table. Standard library only.
   peers.py vm-count URL META                         checks that VictoriaMetrics holds every point of META
   peers.py table LUMINATE.json SYSTEMS.json [LUMINATE_RW.json]
                                                      (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...})
+  peers.py promql luminate|victoriametrics URL META REPEAT > answers.json
+                                                     the PromQL set against URL/api/v1/query[_range] (URL:
+                                                     Luminate's .../prometheus, VictoriaMetrics' root)
+  peers.py promql-table LUMINATE.json VM.json META DATASET_DIR
+                                                     PromQL latencies side by side; answers compared with
+                                                     each other and, for rates, with Prometheus 2.42's
 
 A comparison is `exact` when the answer equals Luminate's (floats to 1e-9 relative: sums are added in
 different orders), `DIFFERS` when it does not, `ties` when a top-N answer differs only in which of the
@@ -16,7 +22,10 @@ rows tied at the cut were kept, `approx` when the peer's query only approximates
 compared (no range limit in VictoriaMetrics' export).
 """
 
+import bisect
 import json
+import math
+import re
 import statistics
 import sys
 import time
@@ -265,6 +274,212 @@ def vm_count(url, meta):
     return 0
 
 
+# ------------------------------------------------------------------------------------------------- PromQL
+
+PROMQL_TOPK = "topk"
+
+
+def promql_queries(meta):
+    """(name, description, kind, params, semantics) of the PromQL set; the same requests go to Luminate's
+    /prometheus/api/v1/... and to VictoriaMetrics' /api/v1/.... Instant queries are evaluated at end − 1 ms,
+    so that a [1h] window holds the whole dataset both under Prometheus 2.42's closed windows [t − 1h, t]
+    and VictoriaMetrics' (t − 1h, t]. The count range query steps every 5 minutes through the hour with
+    [1h] windows, which all start before the data, so the two window rules agree there too; the rate range
+    query steps every minute with [1m] windows."""
+    at = f"{(meta['end'] - 1) / 1000:.3f}"
+    by_customer = "sum by (customer_id) (count_over_time(api_latency[1h]))"
+    rate = "sum by (region) (rate(requests_total[1m]))"
+    # Steps at multiples of the step: VictoriaMetrics aligns a range query's start down to one.
+    first_5m = (meta["start"] // 300_000 + 1) * 300
+    count_range = {"start": str(first_5m), "end": at, "step": "300"}
+    rate_range = {"start": f"{meta['start'] / 1000 + 60:.3f}", "end": at, "step": "60"}
+    return [
+        ("count_by_customer", "instant " + by_customer, "query", {"query": by_customer, "time": at}, "exact"),
+        ("count_by_customer_range", "range (5m steps) " + by_customer, "query_range",
+         dict(count_range, query=by_customer), "exact"),
+        ("max_by_customer", "instant max by (customer_id) (max_over_time(api_latency[1h]))", "query",
+         {"query": "max by (customer_id) (max_over_time(api_latency[1h]))", "time": at}, "exact"),
+        ("topk_customers", "instant topk(10, " + by_customer + ")", "query",
+         {"query": f"topk(10, {by_customer})", "time": at}, PROMQL_TOPK),
+        ("series_by_region", "instant count by (region) (count_over_time(api_latency[1h]))", "query",
+         {"query": "count by (region) (count_over_time(api_latency[1h]))", "time": at}, "exact"),
+        ("count_by_region", "instant sum by (region) (count_over_time(api_latency[1h]))", "query",
+         {"query": "sum by (region) (count_over_time(api_latency[1h]))", "time": at}, "exact"),
+        ("rate_by_region", "instant " + rate, "query", {"query": rate, "time": at}, "prometheus"),
+        ("rate_by_region_range", "range (1m steps) " + rate, "query_range", dict(rate_range, query=rate),
+         "prometheus"),
+    ]
+
+
+def promql_answer(body):
+    """A PromQL result as {labels: value} (vector) or {labels: [[ms, value], ...]} (matrix), labels a
+    sorted tuple of pairs, so that answers compare regardless of order."""
+    data = body["data"]
+    key = lambda r: tuple(sorted(r["metric"].items()))
+    if data["resultType"] == "vector":
+        return {key(r): float(r["value"][1]) for r in data["result"]}
+    return {key(r): [[int(round(float(t) * 1000)), float(v)] for t, v in r["values"]] for r in data["result"]}
+
+
+def run_promql(system, url, meta, repeat):
+    """Runs of each query (ms) and the last answer, or the error the system answered."""
+    out = {}
+    for name, _, kind, params, _ in promql_queries(meta):
+        params = dict(params, **({"nocache": "1"} if system == "victoriametrics" else {"timeout": "600s"}))
+        times, answer, error = [], None, None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/{kind}", urllib.parse.urlencode(params).encode(),
+                                            timeout=TIMEOUT) as response:
+                    text = response.read().decode()
+            except urllib.error.HTTPError as e:
+                error = f"{e.code} {e.read().decode()[:300]}"
+                break
+            times.append((time.perf_counter() - started) * 1000)
+            answer = promql_answer(json.loads(text))
+        print(f"{system} {name}: {statistics.median(times) if times else error} ms", file=sys.stderr)
+        out[name] = {"runs_ms": times, "error": error, "params": params,
+                     "answer": None if answer is None else [[list(map(list, k)), v] for k, v in answer.items()]}
+    return out
+
+
+def counter_series(dataset_dir, meta):
+    """requests_total's points per series from the dataset's Prometheus text files: {labels: [(ms, v)]}."""
+    line_re = re.compile(r'^requests_total\{(.*)\} (\S+) (\d+)$')
+    series = {}
+    for name in meta["vm_files"]:
+        with open(f"{dataset_dir}/vm/{name}") as f:
+            for line in f:
+                if not line.startswith("requests_total{"):
+                    continue
+                m = line_re.match(line.rstrip("\n"))
+                labels = tuple(sorted(tuple(kv.split("=", 1)) for kv in m.group(1).split(",")))
+                labels = tuple((k, v.strip('"')) for k, v in labels)
+                series.setdefault(labels, []).append((int(m.group(3)), float(m.group(2))))
+    for points in series.values():
+        points.sort()
+    return series
+
+
+def prometheus_rate(points, t, range_ms):
+    """Prometheus 2.42's extrapolatedRate (promql/functions.go) of one series' points over [t − range, t]."""
+    lo, hi = bisect.bisect_left(points, (t - range_ms, -math.inf)), bisect.bisect_right(points, (t, math.inf))
+    window = points[lo:hi]
+    if len(window) < 2:
+        return None
+    (first_t, first_v), (last_t, last_v) = window[0], window[-1]
+    result = last_v - first_v
+    previous = first_v
+    for _, v in window:
+        if v < previous:
+            result += previous
+        previous = v
+    to_start = (first_t - (t - range_ms)) / 1000
+    to_end = (t - last_t) / 1000
+    sampled = (last_t - first_t) / 1000
+    average = sampled / (len(window) - 1)
+    if result > 0 and first_v >= 0:
+        to_start = min(to_start, sampled * (first_v / result))
+    threshold = average * 1.1
+    interval = sampled + (to_start if to_start < threshold else average / 2)
+    interval += to_end if to_end < threshold else average / 2
+    return result * (interval / sampled) / (range_ms / 1000)
+
+
+def prometheus_rate_by_region(series, times):
+    """`sum by (region) (rate(requests_total[1m]))` at each of `times` (ms), by Prometheus' rules."""
+    out = {}
+    for t in times:
+        sums = {}
+        for labels, points in series.items():
+            r = prometheus_rate(points, t, 60_000)
+            if r is not None:
+                region = dict(labels)["region"]
+                sums[region] = sums.get(region, 0.0) + r
+        for region, v in sums.items():
+            out.setdefault((("region", region),), []).append([t, v])
+    return out
+
+
+def promql_equal(a, b):
+    """Same label sets, values within 1e-9 relative (matrices: the same timestamps too)."""
+    if a is None or b is None or set(a) != set(b):
+        return False
+    for k, v in a.items():
+        w = b[k]
+        if isinstance(v, list):
+            if len(v) != len(w) or any(p[0] != q[0] or not close(p[1], q[1]) for p, q in zip(v, w)):
+                return False
+        elif not close(v, w):
+            return False
+    return True
+
+
+def promql_equal_but_ties(a, b):
+    """topk answers that differ only in which of the rows tied at the cut were kept."""
+    if a is None or b is None or len(a) != len(b) or not a:
+        return False
+    cut = min(a.values())
+    if sorted(a.values()) != sorted(b.values()):
+        return False
+    return {k: v for k, v in a.items() if v != cut} == {k: v for k, v in b.items() if v != cut}
+
+
+def promql_table(luminate_path, vm_path, meta_path, dataset_dir):
+    """Prints the PromQL comparison; returns the number of answers that differ where they must not."""
+    meta = json.load(open(meta_path))
+    lum, vm = json.load(open(luminate_path)), json.load(open(vm_path))
+    decode = lambda r: None if r["answer"] is None else {
+        tuple(map(tuple, k)): v for k, v in r["answer"]}
+    series = None
+    print(f"{'PromQL query (median ms)':<66} {'Luminate':>10} {'VictoriaM.':>10} {'ratio':>8}  answers")
+    failures, notes = 0, []
+    for name, description, kind, params, semantics in promql_queries(meta):
+        ours, theirs = lum[name], vm[name]
+        a, b = decode(ours), decode(theirs)
+        ms = lambda r: statistics.median(r["runs_ms"]) if r["runs_ms"] else None
+        if ours["error"] or theirs["error"]:
+            verdict = "ERROR"
+            for system, r in (("Luminate", ours), ("VictoriaMetrics", theirs)):
+                if r["error"]:
+                    notes.append(f"{name}: {system} answered {r['error']}")
+            failures += 1
+        elif semantics == "prometheus":
+            if series is None:
+                series = counter_series(dataset_dir, meta)
+            if kind == "query":
+                times = [round(float(params["time"]) * 1000)]
+            else:
+                first, last = round(float(params["start"]) * 1000), round(float(params["end"]) * 1000)
+                times = list(range(first, last + 1, int(params["step"]) * 1000))
+            reference = prometheus_rate_by_region(series, times)
+            if kind == "query":
+                reference = {k: v[0][1] for k, v in reference.items()}
+            lum_ok, vm_ok = promql_equal(a, reference), promql_equal(a, b)
+            verdict = ("= VM" if vm_ok else "≠ VM") + (", = Prometheus" if lum_ok else ", ≠ PROMETHEUS")
+            failures += not lum_ok
+            if not reference:
+                notes.append(f"{name}: Prometheus' answer is empty (fewer than 2 points in every window)")
+            if not vm_ok:
+                notes.append(f"{name}: VictoriaMetrics' answer "
+                             f"{'equals' if promql_equal(b, reference) else 'differs from'} Prometheus 2.42's "
+                             "(MetricsQL's rate starts from the last sample before the window and does not "
+                             "extrapolate); Luminate's is checked against Prometheus' rules computed here")
+        elif semantics == PROMQL_TOPK and not promql_equal(a, b) and promql_equal_but_ties(a, b):
+            verdict = "ties"
+            notes.append(f"{name}: equal but for which rows tied at the cut were kept (topk breaks ties arbitrarily)")
+        else:
+            verdict = "equal" if promql_equal(a, b) else "DIFFERS"
+            failures += verdict == "DIFFERS"
+        print(f"{description[:66]:<66} {fmt(ms(ours)):>10} {fmt(ms(theirs)):>10} "
+              f"{ratio(ms(ours), ms(theirs)):>8}  {verdict}")
+    if notes:
+        print("\nNotes:")
+        for note in notes:
+            print(f"  - {note}")
+    return failures
+
 # ------------------------------------------------------------------------------------------------ compare
 
 def close(a, b):
@@ -399,6 +614,12 @@ def main(argv):
         return 0
     if len(argv) == 4 and argv[1] == "vm-count":
         return vm_count(argv[2].rstrip("/"), json.load(open(argv[3])))
+    if len(argv) == 6 and argv[1] == "promql":
+        system, url, meta, repeat = argv[2], argv[3].rstrip("/"), json.load(open(argv[4])), int(argv[5])
+        json.dump(run_promql(system, url, meta, repeat), sys.stdout)
+        return 0
+    if len(argv) == 6 and argv[1] == "promql-table":
+        return 1 if promql_table(*argv[2:]) else 0
     if len(argv) in (4, 5) and argv[1] == "table":
         return 1 if table(*argv[2:]) else 0
     print(__doc__, file=sys.stderr)

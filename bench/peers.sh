@@ -5,13 +5,14 @@
 # fresh VictoriaMetrics each load the same dataset through Prometheus remote write 1.0 at /api/v1/write,
 # sent by the same sender (`luminate bench --protocol remote-write`, 2 connections). ClickHouse's answers are checked against
 # Luminate's (which `luminate bench` checks against the exact reference); VictoriaMetrics' answers are
-# compared where MetricsQL can express the same query and marked approximate where it cannot.
+# compared where MetricsQL can express the same query and marked approximate where it cannot. Last, the
+# PromQL set (peers.py promql_queries) runs against Luminate's /prometheus API and VictoriaMetrics' own.
 #
 #   bench/peers.sh                      # the full dataset: 10 M points, ~2 M series (tens of minutes)
 #   bench/peers.sh --points 200000      # a small smoke run (about a minute)
-#
+#   bench/peers.sh --promql-only        # only the PromQL comparison (no ClickHouse, no remote write)
 # Options: --points N  --customers N  --counter-points N  --repeat N  --seed N  --keep (keep the work dir)
-#          --luminate PATH (a built binary; default: cargo build --release -p luminate)
+#          --luminate PATH (a built binary; default: cargo build --release -p luminate)  --promql-only
 # The systems run one after the other, never at the same time, so each has the machine to itself.
 # Every server started here is stopped on exit (trap EXIT), whatever happens.
 set -euo pipefail
@@ -19,7 +20,12 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 source bench/lib/common.sh
 
-parse_bench_options "$@"
+# --promql-only is this script's own; the other options are shared with bench/backends.sh.
+PROMQL_ONLY=0 ARGS=()
+for arg in "$@"; do
+  if [ "$arg" = --promql-only ]; then PROMQL_ONLY=1; else ARGS+=("$arg"); fi
+done
+parse_bench_options ${ARGS[@]+"${ARGS[@]}"}
 
 ensure_apt_packages victoria-metrics clickhouse-server curl
 command -v python3 >/dev/null || ensure_apt_packages python3
@@ -64,12 +70,39 @@ log "dataset: $POINTS api_latency + $COUNTER_POINTS requests_total points into $
 "$LUMINATE" bench "${DATASET_ARGS[@]}" --dataset-out "$WORK/dataset"
 META="$WORK/dataset/meta.json"
 
-log "Luminate: luminate bench (spawns its own server)"
-"$LUMINATE" bench "${DATASET_ARGS[@]}" --queries-repeat "$REPEAT" --json > "$WORK/luminate.json" \
-  || log "luminate bench: some answers differ from the reference (the table shows which)"
-log "Luminate: luminate bench --protocol remote-write (a fresh server; every answer checked once)"
-"$LUMINATE" bench "${DATASET_ARGS[@]}" --protocol remote-write --queries-repeat 1 --json \
-  > "$WORK/luminate.rw.json" || log "luminate bench --protocol remote-write: some answers differ"
+if [ "$PROMQL_ONLY" = 0 ]; then
+  log "Luminate: luminate bench (spawns its own server)"
+  "$LUMINATE" bench "${DATASET_ARGS[@]}" --queries-repeat "$REPEAT" --json > "$WORK/luminate.json" \
+    || log "luminate bench: some answers differ from the reference (the table shows which)"
+  log "Luminate: luminate bench --protocol remote-write (a fresh server; every answer checked once)"
+  "$LUMINATE" bench "${DATASET_ARGS[@]}" --protocol remote-write --queries-repeat 1 --json \
+    > "$WORK/luminate.rw.json" || log "luminate bench --protocol remote-write: some answers differ"
+fi
+
+# ------------------------------------------------------------------------------------ Luminate (PromQL)
+# `luminate serve` with the limits `luminate bench` gives its own server (bench/server.rs), plus a query
+# timeout as long as VictoriaMetrics' -search.maxQueryDuration below; loaded by `luminate bench --url
+# --load-only` (JSON, 2 connections). Every other query limit keeps its default.
+start_luminate() { # DIR: luminate serve over DIR on a free port; sets LUM_URL and SERVER_PID
+  local port
+  port=$(free_port)
+  LUM_URL="http://127.0.0.1:$port"
+  LUMINATE__CARDINALITY_LIMITS__MAX_UNIQUE_SERIES_PER_METRIC=100000000 \
+  LUMINATE__RATE_LIMITS__METRICS_PER_SECOND=1000000000 \
+  LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND=1000000 \
+  LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND=1000000 \
+  LUMINATE__QUERY_LIMITS__MAX_QUERY_TIMEOUT=600s LUMINATE__LOGGING__LEVEL=warn \
+    "$LUMINATE" serve --listen "127.0.0.1:$port" --data-dir "$1" > "$1.log" 2>&1 &
+  SERVER_PID=$!
+  wait_http "$LUM_URL/api/v1/health"
+}
+log "Luminate: start for PromQL"
+start_luminate "$WORK/luminate-promql"
+log "Luminate: load (luminate bench --url --load-only)"
+"$LUMINATE" bench "${DATASET_ARGS[@]}" --url "$LUM_URL" --load-only --json > "$WORK/luminate.promql-load.json"
+log "Luminate: PromQL queries at /prometheus"
+python3 bench/peers.py promql luminate "$LUM_URL/prometheus" "$META" "$REPEAT" > "$WORK/luminate.promql.json"
+stop_server
 
 # ------------------------------------------------------------------------------------------ VictoriaMetrics
 start_vm() { # DIR: VictoriaMetrics over DIR/data on a free port; sets VM_URL and SERVER_PID
@@ -92,6 +125,18 @@ started=$(now)
 curl -sSf "$VM_URL/internal/force_flush" >/dev/null
 seconds=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$started" "$(now)")
 sleep 2 # let the flushed parts settle before measuring the directory
+python3 bench/peers.py vm-count "$VM_URL" "$META"
+log "VictoriaMetrics: PromQL queries"
+python3 bench/peers.py promql victoriametrics "$VM_URL" "$META" "$REPEAT" > "$WORK/vm.promql.json"
+promql_table() {
+  echo
+  python3 bench/peers.py promql-table "$WORK/luminate.promql.json" "$WORK/vm.promql.json" "$META" "$WORK/dataset"
+}
+if [ "$PROMQL_ONLY" = 1 ]; then
+  stop_server
+  promql_table
+  exit
+fi
 log "VictoriaMetrics: queries"
 python3 bench/peers.py queries victoriametrics "$VM_URL" "$META" "$REPEAT" > "$WORK/vm.queries.json"
 ingest_figures "$seconds" "$WORK/vm/data" "$SERVER_PID" > "$WORK/vm.ingest.json"
@@ -143,4 +188,7 @@ systems = {
 json.dump(systems, open(f"{work}/systems.json", "w"))
 EOF
 echo
-python3 bench/peers.py table "$WORK/luminate.json" "$WORK/systems.json" "$WORK/luminate.rw.json"
+status=0
+python3 bench/peers.py table "$WORK/luminate.json" "$WORK/systems.json" "$WORK/luminate.rw.json" || status=1
+promql_table || status=1
+exit "$status"
