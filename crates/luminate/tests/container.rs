@@ -117,8 +117,11 @@ fn the_final_stage_runs_unprivileged_over_its_volume_with_the_shipped_configurat
     );
     assert_eq!(
         config["server"]["port"].as_i64(),
-        Some(i64::from(image.exposed_port))
+        Some(i64::from(image.exposed_ports[0]))
     );
+    // OTLP/gRPC listens on its default port unless the file sets another.
+    assert!(config["otlp"]["grpc"]["port"].is_badvalue());
+    assert_eq!(image.exposed_ports[1..], [4317], "OTLP/gRPC's default port");
     assert_eq!(config["server"]["host"].as_str(), Some("0.0.0.0"));
     assert_eq!(config["auth"]["enabled"].as_bool(), Some(true));
     assert!(

@@ -330,10 +330,15 @@ impl Workload {
             Some("luminate"),
             "the label the ServiceMonitor selects and names the job after"
         );
-        let port = &items(&self.service["spec"]["ports"])[0];
-        assert_eq!(port["name"].as_str(), Some("http"));
-        assert_eq!(self.port(text(&port["targetPort"], "targetPort")), 8080);
+        let ports = items(&self.service["spec"]["ports"]);
+        assert_eq!(ports[0]["name"].as_str(), Some("http"));
+        assert_eq!(self.port(text(&ports[0]["targetPort"], "targetPort")), 8080);
         let config = self.config();
+        // OTLP/gRPC on its default port (the ConfigMap's file does not move it).
+        assert!(config["otlp"]["grpc"]["port"].is_badvalue());
+        assert_eq!(ports[1]["name"].as_str(), Some("otlp-grpc"));
+        assert_eq!(ports[1]["port"].as_i64(), Some(4317));
+        assert_eq!(self.port(text(&ports[1]["targetPort"], "targetPort")), 4317);
         let example = yaml("examples/luminate.yaml");
         for section in example.as_hash().unwrap().keys() {
             assert!(

@@ -90,7 +90,8 @@ pub struct Image {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     pub env: BTreeMap<String, String>,
-    pub exposed_port: u16,
+    /// The `EXPOSE`d ports, in order: the HTTP API first.
+    pub exposed_ports: Vec<u16>,
     pub user: String,
     pub workdir: String,
     pub volume: String,
@@ -119,7 +120,10 @@ pub fn image() -> Image {
         entrypoint: exec_form(last(stage, "ENTRYPOINT"), "ENTRYPOINT"),
         cmd: exec_form(last(stage, "CMD"), "CMD"),
         env: env_of(stage),
-        exposed_port: last(stage, "EXPOSE").parse().unwrap(),
+        exposed_ports: last(stage, "EXPOSE")
+            .split_whitespace()
+            .map(|port| port.parse().unwrap())
+            .collect(),
         user: last(stage, "USER").to_owned(),
         workdir: last(stage, "WORKDIR").to_owned(),
         volume: volumes[0].clone(),
