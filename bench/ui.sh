@@ -14,7 +14,8 @@
 # Options: --points N (default 10000000)  --runs N (page loads, default 5)  --fresh (drop the kept data)
 #          --dir DIR (where the data is kept; default $CARGO_TARGET_DIR/ui-bench)
 #          --luminate PATH (a built binary; default: cargo build --release -p luminate)  --json
-#          UI_BENCH_MEMORY_BUDGET=bytes: the server's query_limits.memory_budget_bytes (default 8 GiB)
+#          UI_BENCH_MEMORY_BUDGET=bytes: the server's query_limits.memory_budget_bytes (default: the
+#          server's own default, 1 GiB)
 # The server started here is stopped on exit (trap EXIT), whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ URL="http://127.0.0.1:$PORT"
 # query memory budget makes most of them wait, and one is refused (503) after memory_wait: 8 GiB here
 # (docs/benchmarks.md, "UI speed", says what the default does).
 LUMINATE__CARDINALITY_LIMITS__MAX_UNIQUE_SERIES_PER_METRIC=100000000 LUMINATE__LOGGING__LEVEL=warn \
-LUMINATE__QUERY_LIMITS__MEMORY_BUDGET_BYTES=${UI_BENCH_MEMORY_BUDGET:-8589934592} \
+LUMINATE__QUERY_LIMITS__MEMORY_BUDGET_BYTES=${UI_BENCH_MEMORY_BUDGET:-1073741824} \
   "$LUMINATE" serve --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" > "$DIR/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'stop_pid "$SERVER_PID"' EXIT
