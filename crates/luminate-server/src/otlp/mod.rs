@@ -250,33 +250,18 @@ fn map_metric(
                             },
                         );
                     }
+                    let buckets = p
+                        .bucket_counts
+                        .iter()
+                        .enumerate()
+                        .scan(0u64, |total, (i, n)| {
+                            *total = total.saturating_add(*n);
+                            let upper = p.explicit_bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                            Some((upper, *total))
+                        });
                     let labels = labels(resource, &p.attributes);
                     let ts = millis(p.time_unix_nano);
-                    let bucket = format!("{name}_bucket");
-                    let mut cumulative = 0u64;
-                    for (i, count) in p.bucket_counts.iter().enumerate() {
-                        cumulative = cumulative.saturating_add(*count);
-                        let le = bound(p.explicit_bounds.get(i).copied().unwrap_or(f64::INFINITY));
-                        emit(
-                            m,
-                            &bucket,
-                            &labels,
-                            Some(("le", &le)),
-                            ts,
-                            cumulative as f64,
-                        );
-                    }
-                    if let Some(sum) = p.sum {
-                        emit(m, &format!("{name}_sum"), &labels, None, ts, sum);
-                    }
-                    emit(
-                        m,
-                        &format!("{name}_count"),
-                        &labels,
-                        None,
-                        ts,
-                        p.count as f64,
-                    );
+                    histogram_series(m, name, &labels, ts, buckets, p.sum, p.count);
                     m.drop(DropReason::Exemplar, p.exemplars.len());
                 });
             }
@@ -353,30 +338,30 @@ fn exponential_histogram(
     };
     let labels = labels(resource, &p.attributes);
     let ts = millis(p.time_unix_nano);
-    let bucket = format!("{name}_bucket");
-    for (upper, cumulative) in buckets {
-        let le = bound(upper);
-        emit(
-            m,
-            &bucket,
-            &labels,
-            Some(("le", &le)),
-            ts,
-            cumulative as f64,
-        );
-    }
-    if let Some(sum) = p.sum {
-        emit(m, &format!("{name}_sum"), &labels, None, ts, sum);
-    }
-    emit(
-        m,
-        &format!("{name}_count"),
-        &labels,
-        None,
-        ts,
-        p.count as f64,
-    );
+    histogram_series(m, name, &labels, ts, buckets, p.sum, p.count);
     m.drop(DropReason::Exemplar, p.exemplars.len());
+}
+
+/// A histogram's series, as Prometheus has them: `<name>_bucket{le}` per (upper bound, cumulative
+/// count), `<name>_sum` when sent, and `<name>_count`. Both histogram kinds come here.
+fn histogram_series(
+    m: &mut Mapper<'_>,
+    name: &str,
+    labels: &[(&str, Cow<'_, str>)],
+    ts: i64,
+    cumulative: impl IntoIterator<Item = (f64, u64)>,
+    sum: Option<f64>,
+    count: u64,
+) {
+    let bucket = format!("{name}_bucket");
+    for (upper, total) in cumulative {
+        let le = bound(upper);
+        emit(m, &bucket, labels, Some(("le", &le)), ts, total as f64);
+    }
+    if let Some(sum) = sum {
+        emit(m, &format!("{name}_sum"), labels, None, ts, sum);
+    }
+    emit(m, &format!("{name}_count"), labels, None, ts, count as f64);
 }
 
 /// The offset and counts of one side of an exponential histogram (none sent: no buckets).
