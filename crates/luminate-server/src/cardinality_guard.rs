@@ -20,18 +20,16 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthCheck, Rejection, RetentionOverride, StorageHealth};
+use luminate_model::store::Rejection;
 use luminate_model::{
-    ErrorCode, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    ErrorCode, MetricsStore, PointBatch, StoreError, Tenant, TimestampMs, WriteOutcome,
 };
 
 use crate::config::Config;
 use crate::hll::Sketch;
+use crate::storage::forward::{Decorate, Forward};
 use crate::telemetry::Telemetry;
 use crate::telemetry::collector::CardinalityWarnings;
 
@@ -55,7 +53,7 @@ pub fn wrap(
         cl.max_metrics_per_tenant,
     );
     guard.warnings = Some(telemetry.cardinality.warnings.clone());
-    Arc::new(guard)
+    Forward::store(guard)
 }
 
 /// The level at which a limit warns: 80 %, at least 1.
@@ -288,9 +286,13 @@ impl CardinalityGuard {
 }
 
 #[async_trait]
-impl MetricsStore for CardinalityGuard {
+impl Decorate for CardinalityGuard {
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
+    }
+
+    fn inner(&self) -> Result<&dyn MetricsStore, StoreError> {
+        Ok(self.inner.as_ref())
     }
 
     async fn write(
@@ -307,52 +309,6 @@ impl MetricsStore for CardinalityGuard {
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
         self.write_admitted(tenant, batch, Rule::NewerOnly).await
-    }
-
-    async fn query(
-        &self,
-        tenant: &Tenant,
-        plan: &QueryPlan,
-        ctx: &QueryContext,
-    ) -> Result<QueryResult, StoreError> {
-        self.inner.query(tenant, plan, ctx).await
-    }
-
-    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
-        self.inner.query_memory(tenant, plan).await
-    }
-
-    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
-        self.inner.metric_names(tenant).await
-    }
-
-    async fn dimension_keys(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        self.inner.dimension_keys(tenant, metric).await
-    }
-
-    async fn dimension_values(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        key: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
-        self.inner
-            .dimension_values(tenant, metric, key, prefix, limit)
-            .await
-    }
-
-    async fn cardinality(
-        &self,
-        tenant: &Tenant,
-        metric: Option<&str>,
-    ) -> Result<Vec<MetricCardinality>, StoreError> {
-        self.inner.cardinality(tenant, metric).await
     }
 
     async fn delete_before(
@@ -372,38 +328,6 @@ impl MetricsStore for CardinalityGuard {
             self.forget(tenant, metric);
         }
         Ok(deleted)
-    }
-
-    async fn set_retention(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        retention: Duration,
-    ) -> Result<(), StoreError> {
-        self.inner.set_retention(tenant, metric, retention).await
-    }
-
-    async fn retention_overrides(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<Vec<RetentionOverride>, StoreError> {
-        self.inner.retention_overrides(tenant).await
-    }
-
-    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.inner.tenants().await
-    }
-
-    async fn health(&self) -> StorageHealth {
-        self.inner.health().await
-    }
-
-    fn checks(&self) -> Vec<HealthCheck> {
-        self.inner.checks()
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
     }
 }
 

@@ -408,7 +408,7 @@ mod tests {
             CheckOutcome::fail("down".into()),
             Duration::ZERO,
         )]));
-        let guard: Arc<dyn MetricsStore> = Arc::new(CardinalityGuard::new(inner, 10, 2));
+        let guard = crate::storage::forward::Forward::store(CardinalityGuard::new(inner, 10, 2));
         let report = run(&guard, CHECK_TIMEOUT).await;
         assert_eq!(names(&report), ["storage", "inner"]);
         assert_eq!(report.checks[1].outcome, CheckOutcome::fail("down".into()));

@@ -23,14 +23,11 @@ use async_trait::async_trait;
 use luminate_clickhouse::observe::ClickhouseObserver;
 use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, REACHABLE_CHECK};
 use luminate_model::dashboard::{Dashboard, DashboardStore, DashboardStoreError, Expected};
-use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
-};
+use luminate_model::store::{CheckOutcome, HealthCheck};
+use luminate_model::{MetricsStore, StoreError, Tenant};
 
 use super::OpenError;
+use super::forward::{Decorate, Forward};
 use crate::config::ClickhouseConfig;
 
 /// Opens the ClickHouse store of `config`, and the dashboards kept in its database (at most
@@ -55,13 +52,9 @@ pub async fn open(
                 retry_every = %luminate_model::time::format_duration(settings.breaker_cool_down),
                 "ClickHouse cannot be reached: serving 503 STORAGE_UNAVAILABLE until it can"
             );
-            let deferred = Arc::new(DeferredClickhouse::start(
-                settings,
-                observer,
-                e.to_string(),
-                max_dashboards,
-            ));
-            Ok((deferred.clone(), deferred))
+            let deferred =
+                DeferredClickhouse::start(settings, observer, e.to_string(), max_dashboards);
+            Ok((Forward::store(deferred.clone()), Arc::new(deferred)))
         }
         Err(source) => Err(OpenError::Clickhouse {
             addresses,
@@ -73,6 +66,7 @@ pub async fn open(
 
 /// The ClickHouse backend while ClickHouse has not been reached since start-up: unavailable with the
 /// reason until a background task opens the store, then that store.
+#[derive(Clone)]
 pub struct DeferredClickhouse {
     shared: Arc<Shared>,
     /// `dashboards.max_per_tenant`, for the store's dashboards once open.
@@ -224,107 +218,13 @@ impl DashboardStore for DeferredClickhouse {
 }
 
 #[async_trait]
-impl MetricsStore for DeferredClickhouse {
+impl Decorate for DeferredClickhouse {
     fn backend_name(&self) -> &'static str {
         "clickhouse"
     }
 
-    async fn write(
-        &self,
-        tenant: &Tenant,
-        batch: Arc<PointBatch>,
-    ) -> Result<WriteOutcome, StoreError> {
-        self.store()?.write(tenant, batch).await
-    }
-
-    async fn write_samples(
-        &self,
-        tenant: &Tenant,
-        batch: Arc<PointBatch>,
-    ) -> Result<WriteOutcome, StoreError> {
-        self.store()?.write_samples(tenant, batch).await
-    }
-
-    async fn query(
-        &self,
-        tenant: &Tenant,
-        plan: &QueryPlan,
-        ctx: &QueryContext,
-    ) -> Result<QueryResult, StoreError> {
-        self.store()?.query(tenant, plan, ctx).await
-    }
-
-    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
-        self.store()?.query_memory(tenant, plan).await
-    }
-
-    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
-        self.store()?.metric_names(tenant).await
-    }
-
-    async fn dimension_keys(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        self.store()?.dimension_keys(tenant, metric).await
-    }
-
-    async fn dimension_values(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        key: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
-        self.store()?
-            .dimension_values(tenant, metric, key, prefix, limit)
-            .await
-    }
-
-    async fn cardinality(
-        &self,
-        tenant: &Tenant,
-        metric: Option<&str>,
-    ) -> Result<Vec<MetricCardinality>, StoreError> {
-        self.store()?.cardinality(tenant, metric).await
-    }
-
-    async fn delete_before(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        before: TimestampMs,
-    ) -> Result<u64, StoreError> {
-        self.store()?.delete_before(tenant, metric, before).await
-    }
-
-    async fn set_retention(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        retention: Duration,
-    ) -> Result<(), StoreError> {
-        self.store()?.set_retention(tenant, metric, retention).await
-    }
-
-    async fn retention_overrides(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<Vec<RetentionOverride>, StoreError> {
-        self.store()?.retention_overrides(tenant).await
-    }
-
-    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.store()?.tenants().await
-    }
-
-    async fn health(&self) -> StorageHealth {
-        match self.store() {
-            Ok(store) => store.health().await,
-            Err(e) => StorageHealth::failed(e),
-        }
+    fn inner(&self) -> Result<&dyn MetricsStore, StoreError> {
+        Ok(self.store()?)
     }
 
     /// The open store's checks; before it opens, `clickhouse_reachable` failing with the reason.

@@ -6,6 +6,7 @@
 pub mod clickhouse;
 pub mod dashboards;
 pub mod embedded;
+pub mod forward;
 
 use std::path::PathBuf;
 use std::sync::Arc;

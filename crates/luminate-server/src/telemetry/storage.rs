@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use luminate_engine::EngineObserver;
-use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
-};
+use luminate_model::{MetricsStore, PointBatch, StoreError, Tenant, WriteOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::collector::CardinalityWarnings;
 use super::{HistogramFamily, Registrar, count_histogram, duration_histogram, histograms};
+use crate::storage::forward::{Call, Decorate, Forward, Operation};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct BackendLabels {
@@ -164,8 +160,8 @@ impl StorageMetrics {
     }
 }
 
-/// A [`MetricsStore`] that counts and times every call to the one it wraps. Health is forwarded
-/// untimed: the collector polls it, and counting the polls would only add noise.
+/// A decorator that counts and times every call to the store it wraps. Health is forwarded untimed:
+/// the collector polls it, and counting the polls would only add noise.
 pub struct InstrumentedStore {
     inner: Arc<dyn MetricsStore>,
     metrics: StorageMetrics,
@@ -178,30 +174,43 @@ impl InstrumentedStore {
         inner: Arc<dyn MetricsStore>,
         metrics: &StorageMetrics,
     ) -> Arc<dyn MetricsStore> {
-        Arc::new(Self {
+        Forward::store(Self {
             backend: inner.backend_name(),
             inner,
             metrics: metrics.clone(),
         })
     }
 
-    async fn timed<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let started = Instant::now();
-        let result = call.await;
+    fn observe_batch(&self, batch: &PointBatch) {
         self.metrics
-            .record(self.backend, operation, started, &result);
-        result
+            .write_batch_points
+            .get_or_create(&BackendLabels {
+                backend: self.backend,
+            })
+            .observe(batch.len() as f64);
     }
 }
 
 #[async_trait]
-impl MetricsStore for InstrumentedStore {
+impl Decorate for InstrumentedStore {
     fn backend_name(&self) -> &'static str {
         self.backend
+    }
+
+    fn inner(&self) -> Result<&dyn MetricsStore, StoreError> {
+        Ok(self.inner.as_ref())
+    }
+
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        operation: Operation,
+        call: Call<'a, T>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .record(self.backend, operation.name(), started, &result);
+        result
     }
 
     async fn write(
@@ -209,13 +218,8 @@ impl MetricsStore for InstrumentedStore {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
-        self.metrics
-            .write_batch_points
-            .get_or_create(&BackendLabels {
-                backend: self.backend,
-            })
-            .observe(batch.len() as f64);
-        self.timed("write", self.inner.write(tenant, batch)).await
+        self.observe_batch(&batch);
+        self.inner.write(tenant, batch).await
     }
 
     async fn write_samples(
@@ -223,121 +227,8 @@ impl MetricsStore for InstrumentedStore {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
-        self.metrics
-            .write_batch_points
-            .get_or_create(&BackendLabels {
-                backend: self.backend,
-            })
-            .observe(batch.len() as f64);
-        self.timed("write_samples", self.inner.write_samples(tenant, batch))
-            .await
-    }
-
-    async fn query(
-        &self,
-        tenant: &Tenant,
-        plan: &QueryPlan,
-        ctx: &QueryContext,
-    ) -> Result<QueryResult, StoreError> {
-        self.timed("query", self.inner.query(tenant, plan, ctx))
-            .await
-    }
-
-    async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
-        self.timed("query_memory", self.inner.query_memory(tenant, plan))
-            .await
-    }
-
-    async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
-        self.timed("metric_names", self.inner.metric_names(tenant))
-            .await
-    }
-
-    async fn dimension_keys(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        self.timed("dimension_keys", self.inner.dimension_keys(tenant, metric))
-            .await
-    }
-
-    async fn dimension_values(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        key: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<ValueCount>>, StoreError> {
-        self.timed(
-            "dimension_values",
-            self.inner
-                .dimension_values(tenant, metric, key, prefix, limit),
-        )
-        .await
-    }
-
-    async fn cardinality(
-        &self,
-        tenant: &Tenant,
-        metric: Option<&str>,
-    ) -> Result<Vec<MetricCardinality>, StoreError> {
-        self.timed("cardinality", self.inner.cardinality(tenant, metric))
-            .await
-    }
-
-    async fn delete_before(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        before: TimestampMs,
-    ) -> Result<u64, StoreError> {
-        self.timed(
-            "delete_before",
-            self.inner.delete_before(tenant, metric, before),
-        )
-        .await
-    }
-
-    async fn set_retention(
-        &self,
-        tenant: &Tenant,
-        metric: &str,
-        retention: Duration,
-    ) -> Result<(), StoreError> {
-        self.timed(
-            "set_retention",
-            self.inner.set_retention(tenant, metric, retention),
-        )
-        .await
-    }
-
-    async fn retention_overrides(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<Vec<RetentionOverride>, StoreError> {
-        self.timed(
-            "retention_overrides",
-            self.inner.retention_overrides(tenant),
-        )
-        .await
-    }
-
-    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.timed("tenants", self.inner.tenants()).await
-    }
-
-    async fn health(&self) -> StorageHealth {
-        self.inner.health().await
-    }
-
-    fn checks(&self) -> Vec<HealthCheck> {
-        self.inner.checks()
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
+        self.observe_batch(&batch);
+        self.inner.write_samples(tenant, batch).await
     }
 }
 
