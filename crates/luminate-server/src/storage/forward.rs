@@ -401,7 +401,7 @@ mod tests {
             .unwrap();
         assert_eq!(values.len(), 1);
         assert_eq!(store.cardinality(&t, Some("m")).await.unwrap().len(), 1);
-        assert_eq!(store.tenants().await.unwrap(), [t.clone()]);
+        assert_eq!(store.tenants().await.unwrap(), std::slice::from_ref(&t));
         store
             .set_retention(&t, "m", Duration::from_secs(3600))
             .await
