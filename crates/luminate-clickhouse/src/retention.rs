@@ -62,6 +62,21 @@ pub async fn delete_before(
     Ok(doomed)
 }
 
+/// Merges the points table's parts (`OPTIMIZE TABLE ... FINAL`, on each node of a cluster: a
+/// `Distributed` table cannot be optimized), as its background merges would in time.
+pub async fn settle(service: &Service) -> Result<(), StoreError> {
+    let optimize = format!(
+        "OPTIMIZE TABLE {} FINAL",
+        service.tables.points_storage_table()
+    );
+    if service.tables.cluster.is_some() {
+        service.run_on_each(&optimize).await?;
+    } else {
+        service.run(&optimize).await?;
+    }
+    Ok(())
+}
+
 /// Waits until no mutation of the points table is pending (on any node of a cluster).
 async fn wait_for_mutations(service: &Service) -> Result<(), StoreError> {
     let sql = format!(

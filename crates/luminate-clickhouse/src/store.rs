@@ -274,6 +274,10 @@ impl MetricsStore for ClickhouseStore {
         retention::tenants(&self.service).await
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        retention::settle(&self.service).await
+    }
+
     /// A live check that also reads the disk space of Luminate's tables. It goes through the breaker:
     /// while the circuit is open it answers at once with the breaker's reason, and past the cool-down
     /// it is the probe that closes the circuit when ClickHouse is back.

@@ -653,6 +653,14 @@ impl Engine {
         compact::compact_all(&self.shared, self.compaction_min_parts)
     }
 
+    /// Brings the data to its settled form now: flushes the head, then merges every partition of two
+    /// or more parts into one (whatever `compaction_min_parts` says) and drops or rewrites what
+    /// tombstones hide. Answers do not change.
+    pub fn settle(&self) -> Result<(), EngineError> {
+        self.flush()?;
+        compact::compact_all(&self.shared, 2)
+    }
+
     /// The engine's gauges: memory, parts, WAL and disk use. Walks every tenant and lists the data
     /// directory: for a background collector, not for hot paths.
     pub fn stats(&self) -> EngineStats {

@@ -402,6 +402,12 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Every tenant with stored data or overrides.
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
 
+    /// Brings the stored data of every tenant to its settled form now — what it becomes by itself once
+    /// writes pause: the embedded engine flushes its head to parts and compacts them; ClickHouse merges
+    /// the points table's parts (`OPTIMIZE ... FINAL`). Answers do not change. For operators (before
+    /// a filesystem snapshot) and benchmarks (settled bytes on disk).
+    async fn settle(&self) -> Result<(), StoreError>;
+
     /// Current health.
     async fn health(&self) -> StorageHealth;
 

@@ -339,6 +339,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "/api/v1/admin/retention",
                 post(routes::admin::set_retention),
             )
+            .route("/api/v1/admin/flush", post(routes::admin::flush))
             .route("/api/v1/status/overview", get(routes::status::overview)),
     );
     // Viewing takes `read`, changing takes `write`: one guard per method of the same path.

@@ -234,6 +234,11 @@ impl MetricsStore for MemoryStore {
         Ok(())
     }
 
+    /// Nothing to settle: the points are kept as they arrived.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn retention_overrides(
         &self,
         tenant: &Tenant,

@@ -213,6 +213,12 @@ fn token_matrix_with_a_shared_secret() {
     assert_eq!(client.post("/api/v1/query", &admin, &query).status, 403);
     let reply = client.delete(&delete, &admin);
     assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        client.post("/api/v1/admin/flush", &rw, &json!({})).status,
+        403
+    );
+    let reply = client.post("/api/v1/admin/flush", &admin, &json!({}));
+    assert_eq!(reply.status, 200, "{reply:?}");
     // Scopes may also be a space-separated string.
     let text_scopes = hs256(&with("scopes", json!("read write")));
     assert_eq!(

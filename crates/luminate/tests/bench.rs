@@ -92,6 +92,16 @@ fn bench_small_dataset_reports_exact_answers() {
     assert!(report["storage"]["disk_bytes"].as_u64().unwrap() > 0);
     assert!(report["storage"]["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(report["ingest"]["points_per_second"].as_f64().unwrap() > 0.0);
+    // Settled before the queries: the head's WAL (about 20 bytes a point) became parts (a few).
+    let storage = &report["storage"];
+    let settled = storage["disk_bytes_settled"].as_u64().unwrap();
+    let after_ingest = storage["disk_bytes_after_ingest"].as_u64().unwrap();
+    assert!(settled < after_ingest, "{storage}");
+    assert!(storage["settle_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        storage["bytes_per_point"].as_f64().unwrap(),
+        settled as f64 / (POINTS + COUNTER_POINTS) as f64
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! End-to-end lifecycle scenarios against the real binary: crash durability (`kill -9`), graceful
 //! shutdown on SIGTERM, the data-directory lock, configuration errors and overrides, and retention
 //! (configured policies, admin overrides that survive a restart, and `503` for an override on a full
-//! disk). Graceful shutdown and retention run on both backends (`embedded::…`, `clickhouse::…`); the
+//! disk), and the admin flush that settles the stored data. Graceful shutdown, retention and the flush run on both backends (`embedded::…`, `clickhouse::…`); the
 //! WAL's crash durability, the data-directory lock and the full disk are the embedded engine's own.
 
 #![allow(
@@ -26,7 +26,8 @@ use serde_json::json;
 on_each_backend!(
     sigterm_finishes_the_in_flight_request_and_exits_zero,
     retention_policy_deletes_expired_points_only,
-    admin_retention_override_survives_restart
+    admin_retention_override_survives_restart,
+    admin_flush_settles_the_data_without_changing_an_answer
 );
 
 const WRITERS: usize = 4;
@@ -290,4 +291,85 @@ fn admin_retention_on_a_full_disk_answers_503_and_changes_nothing() {
     assert_eq!(status, 200, "{body}");
     assert!(data.join("retention.json").exists());
     assert_eq!(server.terminate().code(), Some(0));
+}
+
+/// Every part file of an embedded data directory.
+fn part_files(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("parts"))
+        .map(|dir| {
+            dir.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "part"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+fn admin_flush_settles_the_data_without_changing_an_answer(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = backend.launch(&data).start();
+    let t0 = now_ms() - 3_600_000;
+    let query = json!({
+        "queryType": "aggregate", "metricName": "settled", "aggregation": "sum",
+        "groupBy": ["host"], "timeRange": {"start": t0, "end": t0 + 1_000_000}
+    });
+    let results = |server: &Luminate| server.query(&query)["results"].clone();
+    let mut answers = Vec::new();
+    // Three rounds, each settled: the embedded engine flushes each into a part and merges them.
+    for round in 0..3_i64 {
+        let points: Vec<_> = (0..50_i64)
+            .map(|i| {
+                let host = format!("h{}", i % 5);
+                point(
+                    "settled",
+                    t0 + round * 1000 + i,
+                    (round * 50 + i) as f64,
+                    &[("host", &host)],
+                )
+            })
+            .collect();
+        assert_eq!(server.write(&points).0, 200);
+        answers.push(results(&server));
+        let (status, body) = server.post_json("/api/v1/admin/flush", &json!({}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["settled"], json!(true), "{body}");
+        assert!(body["took_ms"].is_u64(), "{body}");
+        assert_eq!(
+            results(&server),
+            answers[round as usize],
+            "a flush changed an answer"
+        );
+        if backend == Backend::Embedded {
+            assert_eq!(part_files(&data), 1, "the rounds so far in one merged part");
+        }
+    }
+    let sums: HashMap<String, f64> = answers[2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["groupKey"]["host"].as_str().unwrap().to_owned(),
+                r["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // Host h{k} holds i = k, k+5, ... of each round r, valued 50r + i.
+    let expected: HashMap<String, f64> = (0..5)
+        .map(|k| {
+            let sum = (0..3)
+                .flat_map(|r| (k..50).step_by(5).map(move |i| (50 * r + i) as f64))
+                .sum();
+            (format!("h{k}"), sum)
+        })
+        .collect();
+    assert_eq!(sums, expected);
+    assert_eq!(server.terminate().code(), Some(0));
+    if backend == Backend::Embedded {
+        // The answers survive a restart from the settled parts alone.
+        let server = backend.launch(&data).start();
+        assert_eq!(results(&server), answers[2]);
+    }
 }

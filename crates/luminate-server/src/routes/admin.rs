@@ -127,3 +127,14 @@ pub async fn set_retention(
         "applied_at": format_rfc3339(now_ms()),
     })))
 }
+
+/// `POST /api/v1/admin/flush`: settles the stored data of every tenant now
+/// ([`luminate_model::MetricsStore::settle`]) → `{"settled": true, "took_ms"}`. No body. It changes how
+/// data is laid out on disk, never what it holds, so an admin token of any tenant may ask for it.
+pub async fn flush(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let started = std::time::Instant::now();
+    state.store.settle().await?;
+    let took_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(took_ms, "admin flush: stored data settled");
+    Ok(Json(json!({"settled": true, "took_ms": took_ms})))
+}

@@ -226,6 +226,12 @@ impl MetricsStore for EmbeddedStore {
         blocking(move || engine.tenants()).await
     }
 
+    /// [`Engine::settle`]: the head flushed, each partition merged into one part.
+    async fn settle(&self) -> Result<(), StoreError> {
+        let engine = self.engine.clone();
+        Ok(blocking(move || engine.settle()).await??)
+    }
+
     async fn health(&self) -> StorageHealth {
         let engine = self.engine.clone();
         blocking(move || engine.health())

@@ -47,6 +47,8 @@ pub enum Operation {
     RetentionOverrides,
     /// [`MetricsStore::tenants`].
     Tenants,
+    /// [`MetricsStore::settle`].
+    Settle,
 }
 
 impl Operation {
@@ -65,6 +67,7 @@ impl Operation {
             Self::SetRetention => "set_retention",
             Self::RetentionOverrides => "retention_overrides",
             Self::Tenants => "tenants",
+            Self::Settle => "settle",
         }
     }
 }
@@ -303,6 +306,15 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         .await
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::Settle,
+            Box::pin(async move { d.inner()?.settle().await }),
+        )
+        .await
+    }
+
     async fn health(&self) -> StorageHealth {
         self.0.health().await
     }
@@ -407,6 +419,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.retention_overrides(&t).await.unwrap().len(), 1);
+        store.settle().await.unwrap();
         assert_eq!(store.delete_before(&t, "m", i64::MAX).await.unwrap(), 2);
         assert_eq!(inner.writes.load(std::sync::atomic::Ordering::Relaxed), 2);
         assert_eq!(
@@ -421,13 +434,14 @@ mod tests {
                 "tenants",
                 "set_retention",
                 "retention_overrides",
+                "settle",
                 "delete_before",
             ]
         );
         // Health, checks and close are forwarded without passing through `around`.
         assert_eq!(store.health().await.status, HealthStatus::Healthy);
         store.close().await.unwrap();
-        assert_eq!(store.0.seen.lock().unwrap().len(), 10);
+        assert_eq!(store.0.seen.lock().unwrap().len(), 11);
     }
 
     #[tokio::test]

@@ -133,6 +133,11 @@ pub struct BenchArgs {
     /// remote-write`, as `bench/peers.sh` does).
     #[arg(long, conflicts_with_all = ["dataset_out", "instrumentation"])]
     pub load_only: bool,
+    /// Query the spawned server's data as the ingest left it. By default it is settled first (`POST
+    /// /api/v1/admin/flush`: the head flushed to parts, each partition merged), the form data takes once
+    /// writes pause and the one bench/peers.sh measures DuckDB and chDB in.
+    #[arg(long)]
+    pub no_settle: bool,
     /// Data directory of the spawned server (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -374,6 +379,16 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
     drop(encoded);
     let disk_bytes_after_ingest = disk();
     let rss_after_ingest = memory().map(|m| m.rss);
+    let settle_seconds = if server.is_some() && !args.no_settle {
+        log(
+            &multi,
+            "settling the stored data (POST /api/v1/admin/flush)",
+        );
+        Some(settle(&base_url).map_err(|e| with_server_output(e, server.as_ref()))?)
+    } else {
+        None
+    };
+    let disk_bytes_settled = settle_seconds.and_then(|_| disk());
     let clickhouse_rss_after_ingest = clickhouse
         .as_ref()
         .and_then(ClickhouseTarget::memory)
@@ -461,6 +476,8 @@ fn execute(args: &BenchArgs) -> Result<bool, BenchError> {
         ingest,
         server_cpu_ingest,
         disk_bytes_after_ingest,
+        settle_seconds,
+        disk_bytes_settled,
         disk_bytes,
         rss_after_ingest,
         peak_rss,
@@ -485,5 +502,17 @@ fn with_server_output(error: BenchError, server: Option<&SpawnedServer>) -> Benc
             BenchError::Server(format!("{error}\nlast server output:\n{output}"))
         }
         _ => error,
+    }
+}
+
+/// Settles the server's stored data (`POST /api/v1/admin/flush`); returns the seconds it took.
+fn settle(base_url: &str) -> Result<f64, BenchError> {
+    let started = std::time::Instant::now();
+    let url = format!("{base_url}/api/v1/admin/flush");
+    match http::post(&http::agent(), &url, &[], b"")? {
+        (200, _) => Ok(started.elapsed().as_secs_f64()),
+        (status, body) => Err(BenchError::Server(format!(
+            "settling the data: {url} answered {status}: {body}"
+        ))),
     }
 }
