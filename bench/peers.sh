@@ -97,6 +97,8 @@ DATASET_ARGS=(--points "$POINTS" --customers "$CUSTOMERS" --counter-points "$COU
 log "dataset: $POINTS api_latency + $COUNTER_POINTS requests_total points into $WORK/dataset"
 "$LUMINATE" bench "${DATASET_ARGS[@]}" --dataset-out "$WORK/dataset"
 META="$WORK/dataset/meta.json"
+# The Prometheus text files are VictoriaMetrics' alone (about 1 GB at full size).
+selected victoriametrics || rm -rf "${WORK:?}/dataset/vm"
 
 if [ "$PROMQL_ONLY" = 0 ]; then
   log "Luminate: luminate bench (spawns its own server)"
