@@ -97,7 +97,7 @@ DATASET_ARGS=(--points "$POINTS" --customers "$CUSTOMERS" --counter-points "$COU
 log "dataset: $POINTS api_latency + $COUNTER_POINTS requests_total points into $WORK/dataset"
 "$LUMINATE" bench "${DATASET_ARGS[@]}" --dataset-out "$WORK/dataset"
 META="$WORK/dataset/meta.json"
-# The Prometheus text files are VictoriaMetrics' alone (about 1 GB at full size).
+# The Prometheus text files are VictoriaMetrics' alone (1.35 GB at full size).
 selected victoriametrics || rm -rf "${WORK:?}/dataset/vm"
 
 if [ "$PROMQL_ONLY" = 0 ]; then
