@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Query side of bench/peers.sh: runs the benchmark's query set against ClickHouse or VictoriaMetrics,
 reduces each answer to the form `luminate bench --json` reports, compares it with Luminate's, and prints
-the side-by-side table. Standard library only.
+the side-by-side tables (DuckDB's and chDB's figures come from bench/inprocess.py). Standard library only.
 
   peers.py queries clickhouse URL META REPEAT        > answers.json
   peers.py queries victoriametrics URL META REPEAT   > answers.json
   peers.py vm-count URL META                         checks that VictoriaMetrics holds every point of META
-  peers.py table LUMINATE.json SYSTEMS.json [LUMINATE_RW.json]
-                                                     (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...})
+  peers.py table LUMINATE.json SYSTEMS.json [--remote-write LUMINATE_RW.json] [--report OUT.json]
+                                                     (SYSTEMS: {"ClickHouse": {"ingest": .., "queries": ..}, ...});
+                                                     with DuckDB or chDB among them, a second table: Luminate
+                                                     against the best of the two, with issue 16's targets
   peers.py promql luminate|victoriametrics URL META REPEAT > answers.json
                                                      the PromQL set against URL/api/v1/query[_range] (URL:
                                                      Luminate's .../prometheus, VictoriaMetrics' root)
@@ -536,7 +538,10 @@ def ratio(ours, theirs, higher_is_better=False):
     return f"{r:.2f}x"
 
 
-def table(luminate_path, systems_path, remote_write_path=None):
+def table(luminate_path, systems_path, remote_write_path=None, report_path=None):
+    """Prints the side-by-side table (and, when DuckDB or chDB ran, Luminate against the best of them);
+    writes every figure, answer and ratio to `report_path` as JSON; returns the number of answers that
+    differ where they must not."""
     lum = json.load(open(luminate_path))
     lum_rw = json.load(open(remote_write_path)) if remote_write_path else None
     systems = json.load(open(systems_path))
@@ -602,7 +607,85 @@ def table(luminate_path, systems_path, remote_write_path=None):
         print(f"Luminate's answers after the remote-write load: "
               f"{'all exact' if lum_rw['all_checks_passed'] else 'SOME DIFFER from the reference'}.")
         failures += not lum_rw["all_checks_passed"]
+    versus = None
+    if any(n in systems for n in COLUMNAR):
+        print()
+        versus = versus_columnar(lum, systems)
+    for n in names:
+        if systems[n].get("version"):
+            print(f"{n}: {systems[n]['version']}")
+        if systems[n].get("all_checks_passed") is False:
+            print(f"{n}: SOME ANSWERS DIFFER from the exact reference")
+            failures += 1
+    if report_path:
+        json.dump({"luminate": lum, "luminate_remote_write": lum_rw, "systems": systems,
+                   "versus_columnar": versus, "failures": failures}, open(report_path, "w"), indent=1)
     return failures
+
+
+COLUMNAR = ("DuckDB", "chDB")
+# Issue 16's targets: at or below 0.8x the best of DuckDB and chDB for times, bytes and memory; at least the
+# best for ingest.
+TARGET_FACTOR = 0.8
+# The issue's names of the queries (Q1 is "raw points of one customer": both range queries).
+ISSUE_LABELS = {"range_top_customer": "Q1", "range_typical_customer": "Q1", "avg_by_customer_top10": "Q2",
+                "count_by_customer_top10": "Q3", "p95_by_customer_top10": "Q4", "p99_by_endpoint_region": "Q5",
+                "sum_by_region_status": "Q6", "rate": "Q7", "rate_by_region": "Q8", "top_values_customer": "Q9",
+                "series_count": "Q10"}
+
+
+def versus_columnar(lum, systems):
+    """Prints Luminate against the best of DuckDB and chDB, figure by figure: the ratio Luminate ÷ best
+    (below 1.00x Luminate is ahead for times, bytes and memory; above 1.00x for points/s) and the issue's
+    target. Returns the rows."""
+    peers = [n for n in COLUMNAR if n in systems]
+    rows = []
+
+    def add(figure, ours, theirs, higher_is_better, unit, answers=None):
+        known = {n: v for n, v in theirs.items() if v is not None}
+        best_name = (max if higher_is_better else min)(known, key=known.get) if known else None
+        best = known.get(best_name)
+        target = None if best is None else best if higher_is_better else TARGET_FACTOR * best
+        met = None if target is None or ours is None else ours >= target if higher_is_better else ours <= target
+        rows.append({"figure": figure, "unit": unit, "luminate": ours, **theirs, "best": best,
+                     "best_system": best_name, "ratio": ours / best if ours and best else None,
+                     "target": target, "target_rule": ">= best" if higher_is_better else f"<= {TARGET_FACTOR} x best",
+                     "met": met, "answers": answers})
+
+    ingest = lambda n, key: systems[n]["ingest"].get(key)
+    add("ingest points/s", lum["ingest"]["points_per_second"],
+        {n: ingest(n, "points_per_second") for n in peers}, True, "points/s")
+    add("bytes/point on disk", lum["storage"]["bytes_per_point"],
+        {n: ingest(n, "bytes_per_point") for n in peers}, False, "bytes")
+    mib = lambda b: None if b is None else b / 2**20
+    add("peak RSS MiB", mib(lum["storage"]["peak_rss_bytes"]),
+        {n: mib(ingest(n, "peak_rss_bytes")) for n in peers}, False, "MiB")
+    for q in lum["queries"]:
+        theirs, answers = {}, {}
+        for n in peers:
+            peer = systems[n]["queries"].get(q["name"])
+            theirs[n] = statistics.median(peer["runs_ms"]) if peer else None
+            answers[n] = verdict(q["answer"], peer) if peer else None
+        label = ISSUE_LABELS.get(q["name"], "")
+        add(f"{label} {q['description']}, ms".strip(), q["median_ms"], theirs, False, "ms", answers)
+
+    def number(v):
+        if v is None:
+            return "n/a"
+        return f"{v:,.0f}" if v >= 1000 else f"{v:,.1f}" if v >= 10 else f"{v:,.2f}"
+
+    print(f"Luminate against the best of {' and '.join(peers)} (queried in-process; Luminate over HTTP).")
+    print(f"ratio = Luminate ÷ best: times, bytes, memory below 1.00x and points/s above it mean Luminate is"
+          f" ahead; target: <= {TARGET_FACTOR}x best, points/s >= best.\n")
+    header = f"{'figure':<52} {'Luminate':>11}" + "".join(f" {n:>11}" for n in peers)
+    print(header + f" {'ratio':>8} {'target':>11} {'met':>4}  answers")
+    for r in rows:
+        line = f"{r['figure'][:52]:<52} {number(r['luminate']):>11}" + "".join(f" {number(r[n]):>11}" for n in peers)
+        ratio_text = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}x" if r["ratio"] >= 0.1 else f"{r['ratio']:.3f}x"
+        met = "n/a" if r["met"] is None else "yes" if r["met"] else "no"
+        answers = "" if r["answers"] is None else " ".join(f"{n} {v}" for n, v in r["answers"].items())
+        print(line + f" {ratio_text:>8} {number(r['target']):>11} {met:>4}  {answers}")
+    return rows
 
 
 def main(argv):
@@ -620,8 +703,12 @@ def main(argv):
         return 0
     if len(argv) == 6 and argv[1] == "promql-table":
         return 1 if promql_table(*argv[2:]) else 0
-    if len(argv) in (4, 5) and argv[1] == "table":
-        return 1 if table(*argv[2:]) else 0
+    if len(argv) >= 4 and argv[1] == "table":
+        paths, flags = argv[2:4], dict(zip(argv[4::2], argv[5::2]))
+        if len(argv) % 2 or set(flags) - {"--remote-write", "--report"}:
+            print(__doc__, file=sys.stderr)
+            return 2
+        return 1 if table(*paths, flags.get("--remote-write"), flags.get("--report")) else 0
     print(__doc__, file=sys.stderr)
     return 2
 

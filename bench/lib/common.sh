@@ -1,7 +1,8 @@
 # Sourced by bench/peers.sh and bench/backends.sh (after scripts/lib/common.sh): what both do alike.
 #
 #   parse_bench_options "$@"                  the shared options: sets POINTS CUSTOMERS COUNTER_POINTS
-#                                             REPEAT SEED KEEP LUMINATE (the caller's --help is lines 2-16)
+#                                             REPEAT SEED KEEP LUMINATE (--help prints the caller's
+#                                             leading comment block)
 #   ensure_luminate                           builds the release binary unless --luminate named one
 #   stop_pid PID                              SIGTERM, up to 30 s, then SIGKILL; reaps it
 #   free_port                                 a free loopback TCP port
@@ -19,7 +20,7 @@ parse_bench_options() {
       --seed) SEED=$2; shift 2 ;;
       --luminate) LUMINATE=$2; shift 2 ;;
       --keep) KEEP=1; shift ;;
-      -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+      -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
       *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
   done
