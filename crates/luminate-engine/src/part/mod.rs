@@ -52,6 +52,7 @@
 
 mod reader;
 mod section;
+mod summary;
 mod writer;
 
 #[cfg(test)]
@@ -66,14 +67,19 @@ use crate::EngineError;
 #[cfg(test)]
 pub(crate) use reader::Run;
 pub(crate) use reader::{Part, Selection, SeriesScan};
+pub(crate) use summary::{SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;
 #[cfg(test)]
 pub(crate) use writer::write_part;
 
 /// First bytes of every part, and its last four.
 pub(crate) const MAGIC: [u8; 4] = *b"LPRT";
-/// The layout this build writes and reads.
+/// The layout of earlier builds, without summaries: still read.
 pub(crate) const FORMAT_V1: u32 = 1;
+/// The layout this build writes: format 1 plus per-series block summaries.
+pub(crate) const FORMAT_V2: u32 = 2;
+/// Widest summary block a reader accepts: a day, a part's partition.
+pub(crate) const MAX_BLOCK_MS: i64 = 86_400_000;
 /// Bytes of the header: magic and version.
 pub(crate) const HEADER_LEN: usize = 8;
 /// Bytes of the footer: section offset, section length, section checksum, magic.
