@@ -146,9 +146,52 @@ fn plans() -> Vec<(&'static str, QueryPlan)> {
     ]
 }
 
+// --- Block summaries (issue 16, item 1): moments over whole parts, with buckets holding whole
+// blocks, and a range cutting the part's only block (rows scanned as before). ---
+
+/// The moments plans that block summaries serve, and one range they cannot.
+fn summary_plans() -> Vec<(&'static str, QueryPlan)> {
+    let by_customer = |agg: Aggregation, interval_ms: Option<i64>| {
+        plan(
+            QueryKind::Aggregate(agg),
+            &[],
+            &["customer_id"],
+            interval_ms,
+            10,
+        )
+    };
+    let mut cut = by_customer(Aggregation::Avg, None);
+    cut.start = T0 + SPAN_MS / 2;
+    vec![
+        ("sum by customer top10", by_customer(Aggregation::Sum, None)),
+        ("min by customer top10", by_customer(Aggregation::Min, None)),
+        ("max by customer top10", by_customer(Aggregation::Max, None)),
+        (
+            "avg by customer, 1h buckets",
+            by_customer(Aggregation::Avg, Some(3_600_000)),
+        ),
+        ("avg by customer, last 30 min", cut),
+    ]
+}
+
+/// Bytes of the data directory's parts per point.
+fn part_bytes_per_point(dir: &std::path::Path, points: u64) -> f64 {
+    let bytes: u64 = std::fs::read_dir(dir.join("parts"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    bytes as f64 / points as f64
+}
+
+// --- End of block summaries. ---
+
 fn time_plans(engine: &Engine, tenant: &Tenant, label: &str) {
     println!("\n{label} ({} parts)", engine.part_count());
-    for (name, plan) in plans() {
+    for (name, plan) in plans().into_iter().chain(summary_plans()) {
         let mut times: Vec<f64> = (0..RUNS)
             .map(|_| {
                 let started = Instant::now();
@@ -204,7 +247,15 @@ fn main() {
     let started = Instant::now();
     engine.flush().unwrap();
     println!("\nflush: {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "parts: {:.3} bytes per point",
+        part_bytes_per_point(dir.path(), points)
+    );
     time_plans(&engine, &tenant, "after flush");
     engine.compact().unwrap();
+    println!(
+        "parts: {:.3} bytes per point",
+        part_bytes_per_point(dir.path(), points)
+    );
     time_plans(&engine, &tenant, "after compaction");
 }
