@@ -146,7 +146,7 @@ impl Harness {
         let intervals = [None, Some(HOUR), Some(2 * HOUR), Some(HOUR * 3 / 2), Some(86_400_000), Some(60_000)];
         for i in 0..PLANS_PER_CHECK {
             let mut plan = testkit::random_plan(&mut self.rng, BASE, self.span);
-            let mut bound = |rng: &mut Rng| {
+            let bound = |rng: &mut Rng| {
                 if rng.chance(20) {
                     BASE - HOUR + rng.below((hours * HOUR) as u64) as i64
                 } else {
