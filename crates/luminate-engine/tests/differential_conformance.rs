@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use luminate_engine::{Engine, EngineConfig, SyncPolicy};
+use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::reference::ReferenceStore;
 use luminate_model::testkit::{self, DIMENSIONS, METRICS, Rng};
-use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::{Point, QueryContext, Tenant};
 
 const BASE: i64 = 1_800_000_000_000;
@@ -143,7 +143,14 @@ impl Harness {
         const HOUR: i64 = 3_600_000;
         let (engine, reference, t) = (self.engine.as_ref().unwrap(), &self.reference, &self.main);
         let hours = self.span / HOUR + 2;
-        let intervals = [None, Some(HOUR), Some(2 * HOUR), Some(HOUR * 3 / 2), Some(86_400_000), Some(60_000)];
+        let intervals = [
+            None,
+            Some(HOUR),
+            Some(2 * HOUR),
+            Some(HOUR * 3 / 2),
+            Some(86_400_000),
+            Some(60_000),
+        ];
         for i in 0..PLANS_PER_CHECK {
             let mut plan = testkit::random_plan(&mut self.rng, BASE, self.span);
             let bound = |rng: &mut Rng| {
@@ -168,7 +175,10 @@ impl Harness {
                 .query(t, &plan, &QueryContext::new(Duration::from_secs(30)))
                 .unwrap();
             if let Some(diff) = testkit::diff_results(&expected, &actual) {
-                panic!("seed {} {stage}, edge plan {i} {plan:?}:\n{diff}", self.seed);
+                panic!(
+                    "seed {} {stage}, edge plan {i} {plan:?}:\n{diff}",
+                    self.seed
+                );
             }
         }
     }
@@ -330,7 +340,7 @@ fn engine_matches_reference_with_data_in_many_parts_after_compaction_deletes_and
 /// off them, after compaction (parts merged and rewritten under tombstones) and restarts.
 #[test]
 fn moments_from_block_summaries_match_reference_at_block_edges_after_compaction_deletes_and_restarts()
-{
+ {
     const HOUR: i64 = 3_600_000;
     for seed in 0..6 {
         let dir = tempfile::tempdir().unwrap();

@@ -673,12 +673,17 @@ fn moments_from_block_summaries_equal_the_head_at_every_block_edge() {
         .map(|&rows| Source::Rows { rows, floor: None })
         .collect();
     let hour = 3_600_000;
-    let around = |edges: &[i64]| -> Vec<i64> {
-        edges.iter().flat_map(|&t| [t - 1, t, t + 1]).collect()
-    };
+    let around =
+        |edges: &[i64]| -> Vec<i64> { edges.iter().flat_map(|&t| [t - 1, t, t + 1]).collect() };
     let starts = around(&[0, hour, 7 * hour / 2]);
     let ends = around(&[2 * hour, 7 * hour / 2, 5 * hour, 5 * hour + 1_000]);
-    let intervals = [None, Some(hour), Some(2 * hour), Some(hour * 3 / 2), Some(60_000)];
+    let intervals = [
+        None,
+        Some(hour),
+        Some(2 * hour),
+        Some(hour * 3 / 2),
+        Some(60_000),
+    ];
     let mut checked = 0;
     for (a, agg) in [
         Aggregation::Count,
@@ -709,7 +714,10 @@ fn moments_from_block_summaries_equal_the_head_at_every_block_edge() {
                         ..p.clone()
                     };
                     assert_eq!(
-                        testkit::diff_results(&answer(&in_head, &with_floor), &answer(&in_part, &p)),
+                        testkit::diff_results(
+                            &answer(&in_head, &with_floor),
+                            &answer(&in_part, &p)
+                        ),
                         None,
                         "{agg:?} every {interval_ms:?} over {start}..{end} above {floor:?}"
                     );
@@ -764,7 +772,12 @@ fn moments_over_a_part_with_summaries_read_no_page() {
     };
     let in_head: Vec<Rows<'_>> = chunks.to_vec();
     let hour = 3_600_000;
-    for agg in [Aggregation::Sum, Aggregation::Avg, Aggregation::Min, Aggregation::Max] {
+    for agg in [
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+    ] {
         for interval_ms in [None, Some(hour)] {
             let p = QueryPlan {
                 group_by: vec!["c".into()],

@@ -200,7 +200,11 @@ fn assert_reads_the_one_series(part: &Part, path: &Path) {
     assert_eq!(part.pages()[0].values.offset, (HEADER_LEN + ts_len) as u64);
     assert_eq!(
         collect(part.scan(Selection::All, ..)).unwrap(),
-        [(7, vec![1_000, 2_000], vec![1.5f64.to_bits(), 2.5f64.to_bits()])]
+        [(
+            7,
+            vec![1_000, 2_000],
+            vec![1.5f64.to_bits(), 2.5f64.to_bits()]
+        )]
     );
 }
 
@@ -294,9 +298,7 @@ fn part_format_1_of_earlier_builds_opens_and_reads_without_summaries() {
         .unwrap()
         .format_v1()
         .unwrap();
-    writer
-        .push_series(7, &[1_000, 2_000], &[1.5, 2.5])
-        .unwrap();
+    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
     writer.finish().unwrap();
     assert_eq!(fs::read(&written).unwrap(), bytes);
 }
@@ -841,7 +843,13 @@ fn column_choices() -> [SummaryColumns; 4] {
 /// Summaries as bits, so that signed zeros compare exactly; every NaN is one (which NaN an
 /// operation on two returns is not specified).
 fn summary_bits(entries: &[BlockSummary]) -> Vec<(i64, u32, u64, u64, u64)> {
-    let bits = |v: f64| if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
+    let bits = |v: f64| {
+        if v.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            v.to_bits()
+        }
+    };
     entries
         .iter()
         .map(|e| (e.block, e.count, bits(e.sum), bits(e.min), bits(e.max)))
