@@ -4,7 +4,8 @@
 //! `RUNS` runs per plan in milliseconds. Part scans exercise the pco codecs; head scans the columns.
 //!
 //! `cargo run --release -p luminate-engine --example exec_bench -- [SERIES] [POINTS_PER_SERIES]`
-//! (defaults 200000 and 10: 2 million points).
+//! (defaults 200000 and 10: 2 million points); a third argument `bytes` measures only the parts'
+//! bytes per point on random times and values.
 #![allow(clippy::unwrap_used, reason = "a measurement program fails loudly")]
 
 use std::time::{Duration, Instant};
@@ -146,9 +147,91 @@ fn plans() -> Vec<(&'static str, QueryPlan)> {
     ]
 }
 
+// --- Block summaries (issue 16, item 1): moments over whole parts, with buckets holding whole
+// blocks, and a range cutting the part's only block (rows scanned as before). ---
+
+/// The moments plans that block summaries serve, and one range they cannot.
+fn summary_plans() -> Vec<(&'static str, QueryPlan)> {
+    let by_customer = |agg: Aggregation, interval_ms: Option<i64>| {
+        plan(
+            QueryKind::Aggregate(agg),
+            &[],
+            &["customer_id"],
+            interval_ms,
+            10,
+        )
+    };
+    let mut cut = by_customer(Aggregation::Avg, None);
+    cut.start = T0 + SPAN_MS / 2;
+    vec![
+        ("sum by customer top10", by_customer(Aggregation::Sum, None)),
+        ("min by customer top10", by_customer(Aggregation::Min, None)),
+        ("max by customer top10", by_customer(Aggregation::Max, None)),
+        (
+            "avg by customer, 1h buckets",
+            by_customer(Aggregation::Avg, Some(3_600_000)),
+        ),
+        ("avg by customer, last 30 min", cut),
+    ]
+}
+
+/// Bytes of the data directory's parts per point.
+fn part_bytes_per_point(dir: &std::path::Path, points: u64) -> f64 {
+    let bytes: u64 = std::fs::read_dir(dir.join("parts"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    bytes as f64 / points as f64
+}
+
+/// `exec_bench -- SERIES POINTS bytes`: the parts' bytes per point on data shaped like
+/// `bench/peers.sh`'s (each point of a series at a random millisecond of the hour, one-decimal values
+/// drawn at random), the shape whose summaries compress least; no timings.
+fn measure_part_bytes(series: u64, per_series: u64) {
+    let points = series * per_series;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig {
+        sync: SyncPolicy::None,
+        head_max_points: u64::MAX,
+        limits: CardinalityLimits {
+            max_series_per_metric: u64::MAX,
+            max_metrics_per_tenant: 1_000,
+        },
+        ..EngineConfig::new(dir.path())
+    })
+    .unwrap();
+    let tenant = Tenant::new("bench");
+    let mix = |n: u64, salt: u64| {
+        let h = (n ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    };
+    for first in (0..points).step_by(10_000) {
+        let batch: Vec<Point> = (first..(first + 10_000).min(points))
+            .map(|n| Point {
+                name: "api_latency".to_owned(),
+                timestamp: T0 + (mix(n, 1) % SPAN_MS as u64) as i64,
+                value: (mix(n, 2) % 5_000) as f64 / 10.0,
+                dimensions: series_dims(n % series),
+            })
+            .collect();
+        engine.write(&tenant, batch).unwrap();
+    }
+    engine.flush().unwrap();
+    println!(
+        "random times and values: parts {:.3} bytes per point",
+        part_bytes_per_point(dir.path(), points)
+    );
+}
+
+// --- End of block summaries. ---
+
 fn time_plans(engine: &Engine, tenant: &Tenant, label: &str) {
     println!("\n{label} ({} parts)", engine.part_count());
-    for (name, plan) in plans() {
+    for (name, plan) in plans().into_iter().chain(summary_plans()) {
         let mut times: Vec<f64> = (0..RUNS)
             .map(|_| {
                 let started = Instant::now();
@@ -167,6 +250,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let series: u64 = args.next().map_or(200_000, |a| a.parse().unwrap());
     let per_series: u64 = args.next().map_or(10, |a| a.parse().unwrap());
+    if args.next().as_deref() == Some("bytes") {
+        measure_part_bytes(series, per_series);
+        return;
+    }
     let points = series * per_series;
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig {
@@ -204,7 +291,15 @@ fn main() {
     let started = Instant::now();
     engine.flush().unwrap();
     println!("\nflush: {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "parts: {:.3} bytes per point",
+        part_bytes_per_point(dir.path(), points)
+    );
     time_plans(&engine, &tenant, "after flush");
     engine.compact().unwrap();
+    println!(
+        "parts: {:.3} bytes per point",
+        part_bytes_per_point(dir.path(), points)
+    );
     time_plans(&engine, &tenant, "after compaction");
 }

@@ -80,6 +80,7 @@ impl Prepared<'_> {
             timed: !bucketed_rows || self.plan.interval_ms.is_some(),
             moments,
             count_only: self.plan.kind == QueryKind::Aggregate(Aggregation::Count),
+            summary: summary_columns(self.plan.kind),
             groups: self.selection.groups.count,
             range_limit: (self.plan.kind == QueryKind::Range).then_some(self.plan.limit),
             map: &self.map,
@@ -95,6 +96,19 @@ impl Prepared<'_> {
                     .min(MAX_RESERVE)
             },
         }
+    }
+}
+
+/// The block summary columns a plan's moments read (counts always).
+fn summary_columns(kind: QueryKind) -> crate::part::SummaryColumns {
+    let agg = match kind {
+        QueryKind::Aggregate(agg) => Some(agg),
+        _ => None,
+    };
+    crate::part::SummaryColumns {
+        sum: matches!(agg, Some(Aggregation::Sum | Aggregation::Avg)),
+        min: agg == Some(Aggregation::Min),
+        max: agg == Some(Aggregation::Max),
     }
 }
 

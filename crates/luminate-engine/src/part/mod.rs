@@ -5,14 +5,15 @@
 //! belong to the flush and compaction code; series dimensions belong to the series index (a part only
 //! knows series ids).
 //!
-//! # Layout (format version 1, all integers little-endian)
+//! # Layout (format version 2, all integers little-endian)
 //! ```text
-//! part       := header page_blobs section footer
-//! header     := MAGIC "LPRT" | FORMAT_V1 u32                                        HEADER_LEN = 8
-//! page_blobs := (timestamps_blob values_blob)* one pair per page, adjacent, in page order
+//! part       := header blobs section footer
+//! header     := MAGIC "LPRT" | FORMAT_V2 u32                                        HEADER_LEN = 8
+//! blobs      := (timestamps_blob values_blob)* one pair per page, adjacent, in page order, with a
+//!               summary chunk_blob after the page that completed it
 //!               timestamps_blob: pco standalone i64 (first-order deltas; mode chosen by pco)
 //!               values_blob:     pco standalone f64 (delta and mode chosen by pco per page)
-//! section    := meta page_entry{page_count} directory
+//! section    := meta page_entry{page_count} directory summaries
 //! meta       := tenant str | metric str | day i64 | rows u64 | series_count u32 | page_count u32
 //!               | page_rows u32 | min_t i64 | max_t i64
 //! page_entry := first_row u32 | rows u32 | min_t i64 | max_t i64
@@ -21,13 +22,28 @@
 //! directory  := ids_len u32 | ids blob | counts_len u32 | counts blob
 //!               ids:    pco standalone u32 (first-order deltas), the series ids, strictly ascending
 //!               counts: pco standalone u32, each series' row count (>= 1), same order
+//! summaries  := block_ms i64 | chunk_count u32 | chunk_entry{chunk_count}
+//! chunk_entry:= first_series u32 | series u32 | entries u32
+//!               | offset u64 | len u32 | crc u32                                  CHUNK_ENTRY_LEN = 28
+//! chunk_blob := column{6}, column := len u32 | pco standalone blob (len 0: no numbers)
+//!               per_series u32 × series:   block summaries of each of the chunk's series (>= 1)
+//!               block      i64 × entries:  block number (first ms = block × block_ms), ascending per series
+//!               count      u32 × entries:  rows of the series in the block (>= 1)
+//!               min        f64 × entries
+//!               max        f64 × entries of count >= 2 (a single row's max is its min)
+//!               sum        f64 × entries of count >= 2 (a single row's sum is 0.0 + its min)
 //! footer     := section_offset u64 | section_len u64 | section_crc u32 | MAGIC "LPRT"  FOOTER_LEN = 24
 //! str        := u32 byte length | UTF-8 bytes
 //! ```
 //! `day` is days since 1970-01-01 UTC, `min_t`/`max_t` are inclusive, `page_rows` is the maximum rows
 //! of a page as written (every page but the last is full). `crc` fields are CRC-32C of the blob's
-//! bytes; `section_crc` covers the whole section.
-//!
+//! bytes; `section_crc` covers the whole section. Format 1 (earlier builds) is format 2 without the
+//! `summaries` of the section and without chunk blobs; it is still read, and its parts are scanned
+//! row by row. Blocks are epoch-aligned, `block_ms` wide (`summary::DEFAULT_BLOCK_MS`, one hour);
+//! a block summary's sum adds its rows in row order from `0.0`, as a scan does; min and max fold
+//! with `f64::min`/`f64::max` from the first row. Chunks hold whole series, in directory order, and
+//! close after the series that brings them to `summary::CHUNK_ENTRIES` (16 384) entries.
+
 //! # Invariants
 //! - Rows are numbered from 0 in (series id, timestamp, value) order; series `i` owns rows
 //!   `[sum of counts before i, + count_i)`. Pages cut that sequence every `page_rows` rows regardless of
@@ -47,11 +63,21 @@
 //! compromise between that, the ratio and the write speed). Timestamps are not rebased per series:
 //! measured, per-series deltas gain 1% on short series and lose on long ones — pco's own delta encoding
 //! already spends its bits on the jitter and on one jump per series boundary.
-//! Everything the reader keeps in memory (directory, page index, meta) is in one checksummed section
-//! read with one positioned read; page blobs are read on demand, never mapped.
+//! Everything the reader keeps in memory (directory, page index, meta, summary chunk index) is in one
+//! checksummed section read with one positioned read; page and summary blobs are read on demand,
+//! never mapped, so summaries cost no memory between queries.
+//!
+//! Block summaries let `count`, `sum`, `avg`, `min` and `max` over a part take every block that
+//! lies inside the query's range (and inside one bucket) from a chunk of a few numbers per series
+//! instead of decoding pages; the rows of blocks the range or a bucket edge cuts are scanned, from
+//! the pages holding them only. One hour, because it divides the day (blocks tile a part) and every
+//! whole-hour interval (such buckets hold whole blocks); on the benchmark's shape (2 M series of 5
+//! points over one hour) a series has one block per part and the summaries cost what docs/engine.md
+//! ("Parts") reports.
 
 mod reader;
 mod section;
+mod summary;
 mod writer;
 
 #[cfg(test)]
@@ -66,14 +92,19 @@ use crate::EngineError;
 #[cfg(test)]
 pub(crate) use reader::Run;
 pub(crate) use reader::{Part, Selection, SeriesScan};
+pub(crate) use summary::{SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;
 #[cfg(test)]
 pub(crate) use writer::write_part;
 
 /// First bytes of every part, and its last four.
 pub(crate) const MAGIC: [u8; 4] = *b"LPRT";
-/// The layout this build writes and reads.
+/// The layout of earlier builds, without summaries: still read.
 pub(crate) const FORMAT_V1: u32 = 1;
+/// The layout this build writes: format 1 plus per-series block summaries.
+pub(crate) const FORMAT_V2: u32 = 2;
+/// Widest summary block a reader accepts: a day, a part's partition.
+pub(crate) const MAX_BLOCK_MS: i64 = 86_400_000;
 /// Bytes of the header: magic and version.
 pub(crate) const HEADER_LEN: usize = 8;
 /// Bytes of the footer: section offset, section length, section checksum, magic.

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use luminate_model::TimestampMs;
 
 use super::section::{self, Footer};
-use super::{BlobRef, FOOTER_LEN, FORMAT_V1, HEADER_LEN, MAGIC, PageEntry, PartMeta, corruption};
+use super::summary::{ChunkEntry, Summaries, SummaryColumns, SummarySource};
+use super::{
+    BlobRef, FOOTER_LEN, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC, PageEntry, PartMeta, corruption,
+};
 use crate::EngineError;
 use crate::files::{io_error, open_waiting};
 use crate::record::SeriesId;
@@ -29,6 +32,9 @@ pub(crate) struct Part {
     /// `starts[i]..starts[i + 1]` are series `i`'s rows; one more entry than `ids`. With `ids`, 8 bytes
     /// per series: a part may hold millions.
     starts: Box<[u32]>,
+    /// Format 2: the width of the summary blocks and the chunks of summaries (read on demand, never
+    /// kept); `None` for a format 1 part.
+    summaries: Option<(i64, Box<[ChunkEntry]>)>,
 }
 
 /// Which series a scan reads.
@@ -79,11 +85,13 @@ impl Part {
             ));
         }
         let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if version != FORMAT_V1 {
+        if version != FORMAT_V1 && version != FORMAT_V2 {
             return Err(corruption(
                 path,
                 4,
-                format!("unsupported part format version {version} (this build reads {FORMAT_V1})"),
+                format!(
+                    "unsupported part format version {version} (this build reads {FORMAT_V1} and {FORMAT_V2})"
+                ),
             ));
         }
         let mut footer = [0u8; FOOTER_LEN];
@@ -103,7 +111,7 @@ impl Part {
                 ),
             ));
         }
-        let section = section::decode(path, footer.section_offset, &bytes)?;
+        let section = section::decode(path, version, footer.section_offset, &bytes)?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -111,6 +119,7 @@ impl Part {
             pages: section.pages,
             ids: section.ids,
             starts: section.starts,
+            summaries: section.summaries,
         })
     }
 
@@ -142,6 +151,37 @@ impl Part {
             .iter()
             .zip(self.starts.windows(2))
             .map(|(&id, w)| (id, w[1] - w[0]))
+    }
+
+    /// The width of the part's summary blocks in milliseconds; `None` when the part has no summaries
+    /// (format 1).
+    pub(crate) fn block_ms(&self) -> Option<i64> {
+        self.summaries.as_ref().map(|(block_ms, _)| *block_ms)
+    }
+
+    /// Starts reading block summaries, decoding the given value columns; `None` when the part has no
+    /// summaries (format 1: its rows must be scanned).
+    pub(crate) fn summaries(&self, columns: SummaryColumns) -> Option<Summaries<'_>> {
+        let (_, chunks) = self.summaries.as_ref()?;
+        Some(Summaries::new(
+            SummarySource {
+                path: &self.path,
+                file: &self.file,
+                ids: &self.ids,
+                starts: &self.starts,
+                chunks,
+            },
+            columns,
+        ))
+    }
+
+    /// An empty set of pages, to be marked with the rows a scan needs ([`SeriesScan::only_pages`]).
+    pub(crate) fn page_mask(&self) -> PageMask<'_> {
+        PageMask {
+            pages: &self.pages,
+            wanted: vec![false; self.pages.len()],
+            next: 0,
+        }
     }
 
     /// Pages in the part.
@@ -188,6 +228,7 @@ impl Part {
             page_hint: 0,
             decoded: None,
             pages_decoded: 0,
+            only_pages: None,
             raw: Vec::new(),
             page_timestamps: Vec::new(),
             page_values: Vec::new(),
@@ -254,6 +295,32 @@ impl Part {
     }
 }
 
+/// The pages of a part holding chosen rows.
+#[derive(Debug)]
+pub(crate) struct PageMask<'a> {
+    pages: &'a [PageEntry],
+    wanted: Vec<bool>,
+    /// No page before it holds a row at or after the last marked rows: marks ascend.
+    next: usize,
+}
+
+impl PageMask<'_> {
+    /// Marks the pages holding `rows`. Row ranges must be marked in ascending order.
+    pub(crate) fn mark_rows(&mut self, rows: Range<u32>) {
+        if rows.is_empty() {
+            return;
+        }
+        while self.pages[self.next].end_row() <= rows.start {
+            self.next += 1;
+        }
+        let mut p = self.next;
+        while p < self.pages.len() && self.pages[p].first_row < rows.end {
+            self.wanted[p] = true;
+            p += 1;
+        }
+    }
+}
+
 /// Reads runs of selected series in ascending id order, one [`Run`] per series with rows in the time
 /// range (series without are skipped). Pages are decoded lazily and at most once per scan: a page
 /// outside the time range or holding no selected row is never read. A run lies in one page's buffers
@@ -279,6 +346,8 @@ pub(crate) struct SeriesScan<'a> {
     /// The page whose columns are in `page_timestamps`/`page_values`.
     decoded: Option<usize>,
     pages_decoded: usize,
+    /// When set, pages not marked are skipped as if they held no row in the range.
+    only_pages: Option<&'a [bool]>,
     /// A page's compressed bytes.
     raw: Vec<u8>,
     page_timestamps: Vec<TimestampMs>,
@@ -297,7 +366,7 @@ enum Gathered {
     Stitched,
 }
 
-impl SeriesScan<'_> {
+impl<'a> SeriesScan<'a> {
     /// Reads timestamps only: runs have empty `values`, and values blobs are neither read nor decoded.
     pub(crate) fn timestamps_only(mut self) -> Self {
         self.with_values = false;
@@ -316,6 +385,13 @@ impl SeriesScan<'_> {
             self.with_timestamps = false;
             self.with_values = true;
         }
+        self
+    }
+
+    /// Reads only the pages marked in `mask` (from [`Part::page_mask`]): rows in other pages are left
+    /// out of the runs, for a caller that has them from elsewhere (block summaries).
+    pub(crate) fn only_pages(mut self, mask: &'a PageMask<'_>) -> Self {
+        self.only_pages = Some(&mask.wanted);
         self
     }
 
@@ -393,7 +469,8 @@ impl SeriesScan<'_> {
         let mut stitched = false;
         loop {
             let page = part.pages[p];
-            if page.max_t >= lo && page.min_t <= hi {
+            let skipped = self.only_pages.is_some_and(|mask| !mask[p]);
+            if page.max_t >= lo && page.min_t <= hi && !skipped {
                 if self.decoded != Some(p) {
                     if let Some((a, b)) = in_page.take() {
                         // The rows found in the previous page are about to be overwritten.
@@ -553,7 +630,7 @@ fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Resul
 
 /// The index of the first element of ascending `s` that is `>= x`, searching outward from the start so
 /// that finding a near element costs O(log distance): a dense selection then costs O(1) per id.
-fn lower_bound_galloping(s: &[SeriesId], x: SeriesId) -> usize {
+pub(super) fn lower_bound_galloping(s: &[SeriesId], x: SeriesId) -> usize {
     let mut hi = 1;
     while hi < s.len() && s[hi - 1] < x {
         hi *= 2;

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use luminate_model::Tenant;
 
+use super::summary::{CHUNK_ENTRY_LEN, ChunkEntry};
 use super::{
-    BlobRef, Delta, FOOTER_LEN, HEADER_LEN, MAGIC, MAX_PAGE_ROWS, MAX_ROWS, PAGE_ENTRY_LEN,
-    PageEntry, PartMeta, compress, corruption,
+    BlobRef, Delta, FOOTER_LEN, FORMAT_V1, HEADER_LEN, MAGIC, MAX_BLOCK_MS, MAX_PAGE_ROWS,
+    MAX_ROWS, PAGE_ENTRY_LEN, PageEntry, PartMeta, compress, corruption,
 };
 use crate::EngineError;
 use crate::record::SeriesId;
@@ -23,6 +24,8 @@ pub(super) struct Section {
     pub ids: Box<[SeriesId]>,
     /// `starts[i]` is series `i`'s first row; one more entry than `ids`, the last being the row count.
     pub starts: Box<[u32]>,
+    /// Format 2: the summaries' block width and chunks; `None` for format 1 (no summaries).
+    pub summaries: Option<(i64, Box<[ChunkEntry]>)>,
 }
 
 /// The footer's fields.
@@ -86,13 +89,15 @@ impl Footer {
     }
 }
 
-/// Encodes a section. `counts` are the series' row counts, in the order of `ids`.
+/// Encodes a section. `counts` are the series' row counts, in the order of `ids`; `summaries` (the
+/// block width and the chunks) make it a format 2 section, `None` a format 1 one.
 pub(super) fn encode(
     meta: &PartMeta,
     page_rows: u32,
     pages: &[PageEntry],
     ids: &[SeriesId],
     counts: &[u32],
+    summaries: Option<(i64, &[ChunkEntry])>,
 ) -> Result<Vec<u8>, pco::errors::PcoError> {
     let mut ids_blob = Vec::new();
     compress(ids, &mut ids_blob, Delta::Consecutive)?;
@@ -127,14 +132,28 @@ pub(super) fn encode(
     }
     put_bytes(&mut out, &ids_blob);
     put_bytes(&mut out, &counts_blob);
+    if let Some((block_ms, chunks)) = summaries {
+        out.extend_from_slice(&block_ms.to_le_bytes());
+        out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        for c in chunks {
+            out.extend_from_slice(&c.first_series.to_le_bytes());
+            out.extend_from_slice(&c.series.to_le_bytes());
+            out.extend_from_slice(&c.entries.to_le_bytes());
+            out.extend_from_slice(&c.blob.offset.to_le_bytes());
+            out.extend_from_slice(&c.blob.len.to_le_bytes());
+            out.extend_from_slice(&c.blob.crc.to_le_bytes());
+        }
+    }
     Ok(out)
 }
 
-/// Decodes a section read from `section_offset` (whose checksum has been verified), checking the
-/// invariants the reader relies on: pages tile the rows in order within the blob area, the directory's
-/// ids ascend and its counts sum to the rows. Errors name the offset of the offending field.
+/// Decodes a section of format `version` read from `section_offset` (whose checksum has been
+/// verified), checking the invariants the reader relies on: pages tile the rows in order within the
+/// blob area, the directory's ids ascend and its counts sum to the rows, summary chunks tile the
+/// series in order within the blob area. Errors name the offset of the offending field.
 pub(super) fn decode(
     path: &Path,
+    version: u32,
     section_offset: u64,
     bytes: &[u8],
 ) -> Result<Section, EngineError> {
@@ -179,15 +198,93 @@ pub(super) fn decode(
     };
     let pages = decode_pages(&mut r, &meta, page_rows)?;
     let (ids, starts) = decode_directory(&mut r, &meta)?;
+    let summaries = if version == FORMAT_V1 {
+        None
+    } else {
+        Some(decode_summaries(&mut r, &meta)?)
+    };
     if r.pos != bytes.len() {
-        return Err(r.error(format!("{} bytes after the directory", bytes.len() - r.pos)));
+        return Err(r.error(format!(
+            "{} bytes after the {}",
+            bytes.len() - r.pos,
+            if summaries.is_some() {
+                "summary chunks"
+            } else {
+                "directory"
+            }
+        )));
     }
     Ok(Section {
         meta,
         pages,
         ids,
         starts,
+        summaries,
     })
+}
+
+/// Decodes the block width and the summary chunk index: chunks tile the series `0..series` in
+/// order, each with at least as many entries as series, each blob between the header and the section.
+fn decode_summaries(
+    r: &mut Reader<'_>,
+    meta: &PartMeta,
+) -> Result<(i64, Box<[ChunkEntry]>), EngineError> {
+    let block_at = r.pos;
+    let block_ms = r.i64()?;
+    if !(1..=MAX_BLOCK_MS).contains(&block_ms) {
+        return Err(r.error_at(
+            block_at,
+            format!("summary block of {block_ms} ms outside 1..={MAX_BLOCK_MS}"),
+        ));
+    }
+    let count = r.u32()? as usize;
+    if count > r.remaining() / CHUNK_ENTRY_LEN {
+        return Err(r.error(format!(
+            "{count} summary chunks need {} bytes, {} left",
+            count * CHUNK_ENTRY_LEN,
+            r.remaining()
+        )));
+    }
+    let mut chunks = Vec::with_capacity(count);
+    let mut next_series = 0u64;
+    for i in 0..count {
+        let at = r.pos;
+        let chunk = ChunkEntry {
+            first_series: r.u32()?,
+            series: r.u32()?,
+            entries: r.u32()?,
+            blob: r.blob()?,
+        };
+        let fits = u64::from(chunk.first_series) == next_series
+            && chunk.series >= 1
+            && chunk.entries >= chunk.series
+            && u64::from(chunk.entries) <= meta.rows
+            && chunk.blob.offset >= HEADER_LEN as u64
+            && chunk.blob.offset + u64::from(chunk.blob.len) <= r.base;
+        if !fits {
+            return Err(r.error_at(
+                at,
+                format!(
+                    "summary chunk {i} (series {}..+{}, {} entries, blob {}..+{}) does not follow series {next_series} within {HEADER_LEN}..{}",
+                    chunk.first_series,
+                    chunk.series,
+                    chunk.entries,
+                    chunk.blob.offset,
+                    chunk.blob.len,
+                    r.base
+                ),
+            ));
+        }
+        next_series += u64::from(chunk.series);
+        chunks.push(chunk);
+    }
+    if next_series != u64::from(meta.series) {
+        return Err(r.error(format!(
+            "summary chunks cover {next_series} series, meta says {}",
+            meta.series
+        )));
+    }
+    Ok((block_ms, chunks.into_boxed_slice()))
 }
 
 /// Decodes the page index: pages tile rows `0..rows` in order, each of `1..=page_rows` rows, each

@@ -5,6 +5,7 @@ use luminate_model::Tenant;
 use proptest::prelude::*;
 
 use super::section::Footer;
+use super::summary::BlockSummary;
 use super::*;
 use crate::EngineError;
 use crate::record::SeriesId;
@@ -115,32 +116,10 @@ fn blob_of<T: pco::data_types::Number>(numbers: &[T], delta: Delta) -> Vec<u8> {
     out
 }
 
-#[test]
-fn part_layout_is_pinned() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.part");
-    let meta = write_part(
-        &path,
-        Tenant::new("t"),
-        "m",
-        19_000,
-        [(7u32, &[1_000i64, 2_000][..], &[1.5f64, 2.5][..])],
-    )
-    .unwrap();
-    assert_eq!(
-        meta,
-        PartMeta {
-            tenant: Tenant::new("t"),
-            metric: "m".to_owned(),
-            day: 19_000,
-            rows: 2,
-            series: 1,
-            pages: 1,
-            min_t: 1_000,
-            max_t: 2_000,
-        }
-    );
-    let bytes = fs::read(&path).unwrap();
+/// The bytes of a one-series part (series 7, points (1000, 1.5), (2000, 2.5)) up to the end of the
+/// series directory, built by hand: the header of `version`, the page blobs, then the section as
+/// format 1 has it. Returns the bytes and the section's offset.
+fn hand_built_part_start(version: u32, extra_blobs: &[u8]) -> (Vec<u8>, usize, Vec<u8>) {
     // The blobs are pco's standalone encoding of each column, back to back after the header.
     // Timestamps and ids take first-order deltas; values and counts let pco choose.
     let ts_blob = blob_of(&[1_000i64, 2_000], Delta::Consecutive);
@@ -149,12 +128,14 @@ fn part_layout_is_pinned() {
     let counts_blob = blob_of(&[2u32], Delta::Auto);
     let ts_at = HEADER_LEN;
     let values_at = ts_at + ts_blob.len();
-    let section_at = values_at + values_blob.len();
+    let section_at = values_at + values_blob.len() + extra_blobs.len();
 
-    let mut want = Vec::new();
-    want.extend_from_slice(b"LPRT\x01\x00\x00\x00");
-    want.extend_from_slice(&ts_blob);
-    want.extend_from_slice(&values_blob);
+    let mut file = Vec::new();
+    file.extend_from_slice(b"LPRT");
+    file.extend_from_slice(&version.to_le_bytes());
+    file.extend_from_slice(&ts_blob);
+    file.extend_from_slice(&values_blob);
+    file.extend_from_slice(extra_blobs);
     let mut section = Vec::new();
     section.extend_from_slice(&[1, 0, 0, 0, b't', 1, 0, 0, 0, b'm']);
     section.extend_from_slice(&19_000i64.to_le_bytes()); // day
@@ -182,40 +163,144 @@ fn part_layout_is_pinned() {
         section.len(),
         10 + 44 + PAGE_ENTRY_LEN + 8 + ids_blob.len() + counts_blob.len()
     );
-    want.extend_from_slice(&section);
-    want.extend_from_slice(&(section_at as u64).to_le_bytes());
-    want.extend_from_slice(&(section.len() as u64).to_le_bytes());
-    want.extend_from_slice(&crc32c::crc32c(&section).to_le_bytes());
-    want.extend_from_slice(b"LPRT");
-    assert_eq!(bytes, want);
-    assert_eq!(dir_names(dir.path()), ["p.part"]);
+    (file, section_at, section)
+}
 
-    let part = Part::open(&path).unwrap();
-    assert_eq!(part.meta(), &meta);
+/// Appends the section and its footer.
+fn finish_hand_built(file: &mut Vec<u8>, section_at: usize, section: &[u8]) {
+    file.extend_from_slice(section);
+    file.extend_from_slice(&(section_at as u64).to_le_bytes());
+    file.extend_from_slice(&(section.len() as u64).to_le_bytes());
+    file.extend_from_slice(&crc32c::crc32c(section).to_le_bytes());
+    file.extend_from_slice(b"LPRT");
+}
+
+fn one_series_meta() -> PartMeta {
+    PartMeta {
+        tenant: Tenant::new("t"),
+        metric: "m".to_owned(),
+        day: 19_000,
+        rows: 2,
+        series: 1,
+        pages: 1,
+        min_t: 1_000,
+        max_t: 2_000,
+    }
+}
+
+fn assert_reads_the_one_series(part: &Part, path: &Path) {
+    assert_eq!(part.meta(), &one_series_meta());
     assert_eq!(part.path(), path);
     assert_eq!(part.series_ids(), [7]);
     assert_eq!(part.series_rows(7), Some(0..2));
     assert_eq!(part.series_rows(8), None);
     assert_eq!(part.page_count(), 1);
+    let ts_len = blob_of(&[1_000i64, 2_000], Delta::Consecutive).len();
+    assert_eq!(part.pages()[0].timestamps.offset, HEADER_LEN as u64);
+    assert_eq!(part.pages()[0].values.offset, (HEADER_LEN + ts_len) as u64);
     assert_eq!(
-        part.pages(),
-        [PageEntry {
-            first_row: 0,
-            rows: 2,
-            min_t: 1_000,
-            max_t: 2_000,
-            timestamps: BlobRef {
-                offset: ts_at as u64,
-                len: ts_blob.len() as u32,
-                crc: crc32c::crc32c(&ts_blob),
-            },
-            values: BlobRef {
-                offset: values_at as u64,
-                len: values_blob.len() as u32,
-                crc: crc32c::crc32c(&values_blob),
-            },
-        }]
+        collect(part.scan(Selection::All, ..)).unwrap(),
+        [(
+            7,
+            vec![1_000, 2_000],
+            vec![1.5f64.to_bits(), 2.5f64.to_bits()]
+        )]
     );
+}
+
+#[test]
+fn part_layout_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let meta = write_part(
+        &path,
+        Tenant::new("t"),
+        "m",
+        19_000,
+        [(7u32, &[1_000i64, 2_000][..], &[1.5f64, 2.5][..])],
+    )
+    .unwrap();
+    assert_eq!(meta, one_series_meta());
+    // Format 2: one summary chunk after the page blobs, six columns each `len u32 | pco blob`:
+    // entries per series, block numbers, counts, mins, and for entries of 2 rows or more maxes and
+    // sums.
+    let mut chunk = Vec::new();
+    for column in [
+        blob_of(&[1u32], Delta::Auto),
+        blob_of(&[0i64], Delta::Auto),
+        blob_of(&[2u32], Delta::Auto),
+        blob_of(&[1.5f64], Delta::Auto),
+        blob_of(&[2.5f64], Delta::Auto),
+        blob_of(&[4.0f64], Delta::Auto),
+    ] {
+        chunk.extend_from_slice(&(column.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&column);
+    }
+    let (mut want, section_at, mut section) = hand_built_part_start(2, &chunk);
+    let chunk_at = section_at - chunk.len();
+    section.extend_from_slice(&3_600_000i64.to_le_bytes()); // block width
+    section.extend_from_slice(&1u32.to_le_bytes()); // chunks
+    section.extend_from_slice(&0u32.to_le_bytes()); // chunk 0: first series
+    section.extend_from_slice(&1u32.to_le_bytes()); // series
+    section.extend_from_slice(&1u32.to_le_bytes()); // entries
+    section.extend_from_slice(&(chunk_at as u64).to_le_bytes());
+    section.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    section.extend_from_slice(&crc32c::crc32c(&chunk).to_le_bytes());
+    finish_hand_built(&mut want, section_at, &section);
+    assert_eq!(fs::read(&path).unwrap(), want);
+    assert_eq!(dir_names(dir.path()), ["p.part"]);
+
+    let part = Part::open(&path).unwrap();
+    assert_reads_the_one_series(&part, &path);
+    assert_eq!(part.block_ms(), Some(3_600_000));
+    let every = SummaryColumns {
+        sum: true,
+        min: true,
+        max: true,
+    };
+    let mut summaries = part.summaries(every).unwrap();
+    assert_eq!(summaries.series(6).unwrap(), None);
+    assert_eq!(
+        summaries.series(7).unwrap(),
+        Some((
+            0,
+            &[BlockSummary {
+                block: 0,
+                count: 2,
+                sum: 4.0,
+                min: 1.5,
+                max: 2.5,
+            }][..]
+        ))
+    );
+}
+
+#[test]
+fn part_format_1_of_earlier_builds_opens_and_reads_without_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.part");
+    let (mut bytes, section_at, section) = hand_built_part_start(1, &[]);
+    finish_hand_built(&mut bytes, section_at, &section);
+    fs::write(&path, &bytes).unwrap();
+    let part = Part::open(&path).unwrap();
+    assert_reads_the_one_series(&part, &path);
+    assert_eq!(part.block_ms(), None);
+    let every = SummaryColumns {
+        sum: true,
+        min: true,
+        max: true,
+    };
+    assert!(part.summaries(every).is_none());
+
+    // The test writer of format 1 writes exactly those bytes.
+    let written = dir.path().join("written.part");
+    let mut writer = PartWriter::create(&written, Tenant::new("t"), "m", 19_000)
+        .unwrap()
+        .format_v1()
+        .unwrap();
+    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(fs::read(&written).unwrap(), bytes);
 }
 
 #[test]
@@ -280,14 +365,14 @@ fn part_unknown_version_or_magic_is_corruption_at_open() {
     write(&path, 64, &hundred_by_hundred()).unwrap();
     let good = fs::read(&path).unwrap();
     let mut bytes = good.clone();
-    bytes[4] = 2;
+    bytes[4] = 3;
     fs::write(&path, &bytes).unwrap();
     assert_eq!(
         corruption_of(Part::open(&path)),
         (
             path.clone(),
             4,
-            "unsupported part format version 2 (this build reads 1)".to_owned()
+            "unsupported part format version 3 (this build reads 1 and 2)".to_owned()
         )
     );
     let mut bytes = good;
@@ -662,10 +747,12 @@ proptest! {
         page_rows in 1u32..64,
         bounds in (timestamp(), timestamp()),
         pick in any::<u64>(),
+        block_ms in prop_oneof![1i64..10, 10i64..100_000, Just(MAX_BLOCK_MS)],
+        chunk_entries in 1usize..40,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
-        let meta = write(&path, page_rows, &all).unwrap();
+        let meta = write_summarised(&path, page_rows, block_ms, chunk_entries, &all).unwrap();
         let rows: usize = all.iter().map(|s| s.timestamps.len()).sum();
         let all_ts = all.iter().flat_map(|s| s.timestamps.iter().copied());
         prop_assert_eq!(&meta, &PartMeta {
@@ -717,5 +804,150 @@ proptest! {
             collect(part.scan(Selection::All, start..end).timestamps_only()).unwrap(),
             ts_only
         );
+        // Every series' block summaries, with every column and with each alone.
+        prop_assert_eq!(part.block_ms(), Some(block_ms));
+        for columns in column_choices() {
+            let mut summaries = part.summaries(columns).unwrap();
+            let mut first_row = 0;
+            for s in &all {
+                let got = summaries.series(s.id).unwrap().map(|(row, e)| (row, e.to_vec()));
+                prop_assert_eq!(
+                    got.map(|(row, e)| (row, summary_bits(&e))),
+                    Some((first_row, summary_bits(&expected_summaries(s, block_ms, columns))))
+                );
+                first_row += s.timestamps.len() as u32;
+            }
+        }
     }
+}
+
+/// Every column, and each value column alone.
+fn column_choices() -> [SummaryColumns; 4] {
+    let none = SummaryColumns {
+        sum: false,
+        min: false,
+        max: false,
+    };
+    [
+        SummaryColumns {
+            sum: true,
+            min: true,
+            max: true,
+        },
+        SummaryColumns { sum: true, ..none },
+        SummaryColumns { min: true, ..none },
+        SummaryColumns { max: true, ..none },
+    ]
+}
+
+/// Summaries as bits, so that signed zeros compare exactly; every NaN is one (which NaN an
+/// operation on two returns is not specified).
+fn summary_bits(entries: &[BlockSummary]) -> Vec<(i64, u32, u64, u64, u64)> {
+    let bits = |v: f64| {
+        if v.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            v.to_bits()
+        }
+    };
+    entries
+        .iter()
+        .map(|e| (e.block, e.count, bits(e.sum), bits(e.min), bits(e.max)))
+        .collect()
+}
+
+/// What a reader decoding `columns` must return for `s`: per block of `block_ms` holding a row, the
+/// count, `0.0` plus the values in row order, and the `f64::min`/`max` folds from the first value;
+/// columns not decoded read `0.0`.
+fn expected_summaries(s: &Series, block_ms: i64, columns: SummaryColumns) -> Vec<BlockSummary> {
+    let mut out: Vec<BlockSummary> = Vec::new();
+    for (&t, &v) in s.timestamps.iter().zip(&s.values) {
+        let block = t.div_euclid(block_ms);
+        match out.last_mut() {
+            Some(e) if e.block == block => {
+                e.count += 1;
+                e.sum += v;
+                e.min = e.min.min(v);
+                e.max = e.max.max(v);
+            }
+            _ => out.push(BlockSummary {
+                block,
+                count: 1,
+                sum: 0.0 + v,
+                min: v,
+                max: v,
+            }),
+        }
+    }
+    for e in &mut out {
+        e.sum = if columns.sum { e.sum } else { 0.0 };
+        e.min = if columns.min { e.min } else { 0.0 };
+        e.max = if columns.max { e.max } else { 0.0 };
+    }
+    out
+}
+
+fn write_summarised(
+    path: &Path,
+    page_rows: u32,
+    block_ms: i64,
+    chunk_entries: usize,
+    all: &[Series],
+) -> Result<PartMeta, EngineError> {
+    let mut writer = PartWriter::create(path, Tenant::new("acme"), "latency", 19_000)?
+        .with_page_rows(page_rows)
+        .with_summary_blocks(block_ms, chunk_entries);
+    for s in all {
+        writer.push_series(s.id, &s.timestamps, &s.values)?;
+    }
+    writer.finish()
+}
+
+#[test]
+fn part_summaries_of_many_series_decode_each_chunk_once_and_name_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    // 100 series of 100 points 10 s apart from 1 000 s: 18 blocks of 60 s each; chunks of about 50
+    // entries.
+    let all = hundred_by_hundred();
+    write_summarised(&path, 64, 60_000, 50, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    let every = column_choices()[0];
+    let mut summaries = part.summaries(every).unwrap();
+    for s in &all {
+        let (_, entries) = summaries.series(s.id).unwrap().unwrap();
+        assert_eq!(entries, expected_summaries(s, 60_000, every));
+        assert_eq!(entries.iter().map(|e| e.count).sum::<u32>(), 100);
+    }
+    // Three series of 18 entries close a chunk: 34 chunks.
+    assert_eq!(summaries.chunks_decoded(), 34);
+    // Every third series: still one decode per chunk holding one of them.
+    let mut summaries = part.summaries(every).unwrap();
+    for s in all.iter().step_by(3) {
+        assert!(summaries.series(s.id).unwrap().is_some());
+    }
+    assert_eq!(summaries.chunks_decoded(), 34);
+
+    // A damaged chunk fails the read that needs it, naming its offset; the section still opens.
+    let mut bytes = fs::read(&path).unwrap();
+    let footer: [u8; FOOTER_LEN] = bytes[bytes.len() - FOOTER_LEN..].try_into().unwrap();
+    let footer = Footer::decode(&path, bytes.len() as u64, &footer).unwrap();
+    // The last chunk is written last, right before the section.
+    let mut summaries = part.summaries(every).unwrap();
+    let last = all.last().unwrap().id;
+    let (_, entries) = summaries.series(last).unwrap().unwrap();
+    assert_eq!(entries.len(), 18);
+    drop(summaries);
+    bytes[footer.section_offset as usize - 3] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    let part = Part::open(&path).unwrap();
+    let mut summaries = part.summaries(every).unwrap();
+    assert!(summaries.series(all[0].id).unwrap().is_some());
+    let (at, offset, reason) = corruption_of(summaries.series(last));
+    assert_eq!(at, path);
+    assert!(offset < footer.section_offset, "{offset}");
+    assert!(
+        reason.starts_with("summary chunk 33 checksum mismatch"),
+        "{reason}"
+    );
 }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use luminate_model::{Tenant, TimestampMs};
 
 use super::section::{self, Footer};
+use super::summary::{ChunkEntry, DEFAULT_BLOCK_MS, SummaryBuilder};
 use super::{
-    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V1, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
+    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V2, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
     compress,
 };
 use crate::EngineError;
@@ -44,6 +45,10 @@ pub(crate) struct PartWriter {
     ids: Vec<SeriesId>,
     counts: Vec<u32>,
     rows: u64,
+    /// The summaries of the series pushed since the last chunk was written; `None` writes format 1
+    /// (tests of the reader's compatibility only).
+    summaries: Option<SummaryBuilder>,
+    chunks: Vec<ChunkEntry>,
 }
 
 impl PartWriter {
@@ -68,7 +73,7 @@ impl PartWriter {
         .map_err(io_error("create part temp file", &tmp))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
-        header[4..].copy_from_slice(&FORMAT_V1.to_le_bytes());
+        header[4..].copy_from_slice(&FORMAT_V2.to_le_bytes());
         let written = file.write_all(&header);
         let writer = Self {
             path: path.to_path_buf(),
@@ -87,6 +92,8 @@ impl PartWriter {
             ids: Vec::new(),
             counts: Vec::new(),
             rows: 0,
+            summaries: Some(SummaryBuilder::new(DEFAULT_BLOCK_MS)),
+            chunks: Vec::new(),
         };
         // On failure `writer` is dropped here, which removes the temp file.
         written.map_err(io_error("write part temp file", &writer.tmp))?;
@@ -99,6 +106,35 @@ impl PartWriter {
         debug_assert!(self.rows == 0, "page size changed after rows were pushed");
         self.page_rows = rows.clamp(1, super::MAX_PAGE_ROWS);
         self
+    }
+
+    /// Sets the width of summary blocks (clamped to `1..=MAX_BLOCK_MS`) and the entries after which a
+    /// chunk of summaries is closed; only before the first series.
+    #[cfg(test)]
+    pub(crate) fn with_summary_blocks(mut self, block_ms: i64, chunk_entries: usize) -> Self {
+        debug_assert!(self.rows == 0, "block width changed after rows were pushed");
+        self.summaries = Some(
+            SummaryBuilder::new(block_ms.clamp(1, super::MAX_BLOCK_MS))
+                .with_chunk_entries(chunk_entries),
+        );
+        self
+    }
+
+    /// Writes format 1, as earlier builds did (no summaries): for tests that read old parts.
+    #[cfg(test)]
+    pub(crate) fn format_v1(mut self) -> Result<Self, EngineError> {
+        use std::io::{Seek, SeekFrom};
+        debug_assert!(self.rows == 0, "format changed after rows were pushed");
+        self.summaries = None;
+        let written = match self.file.as_mut() {
+            Some(file) => file
+                .seek(SeekFrom::Start(4))
+                .and_then(|_| file.write_all(&super::FORMAT_V1.to_le_bytes()))
+                .and_then(|()| file.seek(SeekFrom::End(0)).map(drop)),
+            None => return Err(self.failed_earlier()),
+        };
+        written.map_err(io_error("write part temp file", &self.tmp))?;
+        Ok(self)
     }
 
     /// Appends one series. Ids must ascend across calls; a series has at least one point, as many values
@@ -142,6 +178,11 @@ impl PartWriter {
         // Checked above: the part's rows, hence the series', fit a u32.
         self.counts.push(timestamps.len() as u32);
         self.rows += timestamps.len() as u64;
+        if let Some(builder) = self.summaries.as_mut()
+            && builder.push_series(timestamps, values)
+        {
+            self.write_chunk()?;
+        }
         let (mut timestamps, mut values) = (timestamps, values);
         while !timestamps.is_empty() {
             let room = self.page_rows as usize - self.page_timestamps.len();
@@ -166,6 +207,9 @@ impl PartWriter {
         if !self.page_timestamps.is_empty() {
             self.flush_page()?;
         }
+        if self.summaries.as_ref().is_some_and(|b| !b.is_empty()) {
+            self.write_chunk()?;
+        }
         let meta = PartMeta {
             tenant: self.tenant.clone(),
             metric: self.metric.clone(),
@@ -176,8 +220,19 @@ impl PartWriter {
             min_t: self.pages.iter().map(|p| p.min_t).min().unwrap_or_default(),
             max_t: self.pages.iter().map(|p| p.max_t).max().unwrap_or_default(),
         };
-        let section = section::encode(&meta, self.page_rows, &self.pages, &self.ids, &self.counts)
-            .map_err(pco_error(&self.path))?;
+        let summaries = self
+            .summaries
+            .as_ref()
+            .map(|b| (b.block_ms(), &self.chunks[..]));
+        let section = section::encode(
+            &meta,
+            self.page_rows,
+            &self.pages,
+            &self.ids,
+            &self.counts,
+            summaries,
+        )
+        .map_err(pco_error(&self.path))?;
         let footer = Footer {
             section_offset: self.offset,
             section_len: section.len() as u64,
@@ -225,6 +280,24 @@ impl PartWriter {
         });
         self.page_timestamps.clear();
         self.page_values.clear();
+        Ok(())
+    }
+
+    /// Encodes the open chunk of summaries, appends it to the file and records it.
+    fn write_chunk(&mut self) -> Result<(), EngineError> {
+        let Some(builder) = self.summaries.as_mut() else {
+            return Ok(());
+        };
+        let (first_series, series, entries) = builder
+            .take_chunk(&mut self.blob)
+            .map_err(pco_error(&self.path))?;
+        let blob = self.append_blob()?;
+        self.chunks.push(ChunkEntry {
+            first_series,
+            series,
+            entries,
+            blob,
+        });
         Ok(())
     }
 
