@@ -1,18 +1,7 @@
-//! The JSON write body (`{"metrics": [point, ...]}`), decoded leniently per point and without an
-//! allocation per string.
-//!
-//! A point whose fields have the wrong JSON type must not fail the whole batch: the contract reports it
-//! at its index with a code (`INVALID_VALUE` for `"value": "abc"`). So each point decodes into a
-//! [`WirePoint`] that records what arrived, and `validate` turns it into a point or an error. Only
-//! malformed JSON, or a body that is not `{"metrics": [...]}`, fails the request as a whole.
-//!
-//! Strings borrow from the body (`Cow::Borrowed`); only a string with an escape sequence is unescaped
-//! into its own allocation. [`decode_write_body`] streams: it hands each point to a callback as soon as it
-//! is decoded, reusing one dimension buffer, so no `Vec` of points is ever built. The accepted shapes are
-//! stricter than a `#[derive(Deserialize)]` of `{metrics: Vec<WirePoint>}` with `deny_unknown_fields`:
-//! the body and each point must be JSON objects (a derive also takes an array of the fields in order,
-//! which the contract does not), and a field given twice fails the body as it would there. A dimension
-//! key given twice is kept twice here, so that validation rejects that one point (`INVALID_DIMENSION`).
+//! The write body decoded through `serde_json`'s `Deserializer` and custom visitors: the decoder the
+//! server used before [`super::scan`], kept as the reference the scanner is tested against (the
+//! `wire-reference` feature: proptests here, and the `json_write` fuzz target). Not built into the
+//! server.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -20,32 +9,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// A JSON scalar as it arrived; containers are remembered only by kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WireScalar<'a> {
-    /// Field absent.
-    Missing,
-    /// An integer that fits i64.
-    Int(i64),
-    /// Any other number.
-    Float(f64),
-    /// A string, borrowed from the body unless it had escapes.
-    Str(Cow<'a, str>),
-    /// `null`, a boolean, an array or an object: named for the error message.
-    Other(&'static str),
-}
-
-impl WireScalar<'_> {
-    /// The JSON kind, for error messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Int(_) | Self::Float(_) => "number",
-            Self::Str(_) => "string",
-            Self::Other(kind) => kind,
-        }
-    }
-}
+use super::{WireDimensions, WireError, WirePoint, WireScalar};
 
 impl<'de> Deserialize<'de> for WireScalar<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -118,19 +82,6 @@ impl<'de> Deserialize<'de> for WireStr<'de> {
     }
 }
 
-/// The `dimensions` field as it arrived.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum WireDimensions<'a> {
-    /// Absent or `null`: no dimensions.
-    #[default]
-    None,
-    /// An object, in the order sent; values are kept as scalars so a non-string value is reported per
-    /// point.
-    Pairs(Vec<(Cow<'a, str>, WireScalar<'a>)>),
-    /// Not an object (named kind).
-    NotAnObject(&'static str),
-}
-
 /// Decodes `dimensions` into a buffer the caller reuses from point to point.
 struct DimsSeed<'a>(Vec<(Cow<'a, str>, WireScalar<'a>)>);
 
@@ -179,20 +130,6 @@ impl<'de> Visitor<'de> for DimsSeed<'de> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(WireDimensions::NotAnObject("array"))
     }
-}
-
-/// One point of a write body, before validation. Unknown fields are ignored so that clients may send
-/// extra attributes (units, descriptions) without failing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WirePoint<'a> {
-    /// Metric name.
-    pub name: WireScalar<'a>,
-    /// Unix ms (number) or RFC 3339 / Unix ms (string).
-    pub timestamp: WireScalar<'a>,
-    /// A JSON number.
-    pub value: WireScalar<'a>,
-    /// Optional object of string values.
-    pub dimensions: WireDimensions<'a>,
 }
 
 const POINT_FIELDS: &[&str] = &["name", "timestamp", "value", "dimensions"];
@@ -337,6 +274,14 @@ pub fn decode_write_body<'a>(
     )?;
     de.end()?;
     Ok(seed.count)
+}
+
+/// The reference's error on `text` as the scanner words it: the same reason, line and column.
+pub fn to_wire_error(text: &str, e: &serde_json::Error) -> WireError {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let reason = full.strip_suffix(&position).unwrap_or(&full).to_owned();
+    WireError::placed(text.as_bytes(), reason, e.line(), e.column())
 }
 
 #[cfg(test)]
