@@ -1,10 +1,13 @@
-//! The request-thread CPU of a JSON write, per point: decoding the body, and decoding plus validating
-//! plus building the `PointBatch` (`decode_write_batch`, what the write route runs). Bodies are shaped
+//! The request-thread CPU of a JSON write, per point: decoding the body with the scanner and with the
+//! serde_json decoder it replaced (`wire::reference`), interleaved in one run so that their ratio holds
+//! on a busy machine, and decoding plus validating plus building the `PointBatch` (`decode_write_batch`,
+//! what the write route runs). Bodies are shaped
 //! like `luminate bench`'s (crates/luminate/src/bench/formats.rs): 10 000 `api_latency` points each,
 //! millisecond timestamps within the last hour, one-decimal values, dimensions `customer_id`,
 //! `endpoint`, `region`, `status_code`.
 //!
-//!     cargo run --release -p luminate-model --example write_decode_bench [-- BODIES RUNS]
+//!     cargo run --release -p luminate-model --features wire-reference --example write_decode_bench \
+//!         [-- BODIES RUNS]
 //!
 //! Prints the median of RUNS runs over BODIES bodies (default 20 and 9), in ns per point and MB/s.
 
@@ -13,7 +16,7 @@ use std::time::Instant;
 
 use luminate_model::ValidationRules;
 use luminate_model::time::now_ms;
-use luminate_model::wire::{decode_write_batch, decode_write_body};
+use luminate_model::wire::{decode_write_batch, decode_write_body, reference};
 
 const POINTS_PER_BODY: usize = 10_000;
 const ENDPOINTS: [&str; 20] = [
@@ -106,8 +109,19 @@ fn main() {
     let points = (bodies * POINTS_PER_BODY) as f64;
 
     let mut decode_only = Vec::new();
+    let mut serde_decode = Vec::new();
     let mut whole = Vec::new();
     for _ in 0..runs {
+        let started = Instant::now();
+        for text in &texts {
+            let count = reference::decode_write_body(text, |p| {
+                black_box(p);
+            })
+            .expect("a valid body");
+            black_box(count);
+        }
+        serde_decode.push(started.elapsed().as_secs_f64());
+
         let started = Instant::now();
         for text in &texts {
             let mut n = 0usize;
@@ -136,7 +150,8 @@ fn main() {
         bytes / (bodies * POINTS_PER_BODY)
     );
     for (what, seconds) in [
-        ("decode", median(decode_only)),
+        ("decode (serde_json)", median(serde_decode)),
+        ("decode (scanner)", median(decode_only)),
         ("decode+validate+batch", median(whole)),
     ] {
         println!(

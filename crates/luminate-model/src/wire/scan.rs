@@ -38,22 +38,23 @@ const TRAILING_COMMA: &str = "trailing comma";
 const TRAILING_CHARACTERS: &str = "trailing characters";
 const HEX_ESCAPE_END: &str = "unexpected end of hex escape";
 
-type Result<T> = std::result::Result<T, WireError>;
+/// Boxed, so that the results passed around the hot path stay small.
+type Result<T> = std::result::Result<T, Box<WireError>>;
 
 /// See [`super::decode_write_body`].
 pub(super) fn decode_write_body<'a>(
     text: &'a str,
     mut each: impl FnMut(&WirePoint<'a>),
-) -> Result<usize> {
+) -> std::result::Result<usize, WireError> {
     let mut scanner = Scanner {
         text,
         bytes: text.as_bytes(),
         pos: 0,
         frames: Vec::new(),
     };
-    let count = scanner.body(&mut each)?;
+    let count = scanner.body(&mut each).map_err(|e| *e)?;
     match scanner.whitespace() {
-        Some(_) => Err(scanner.peek_error(TRAILING_CHARACTERS)),
+        Some(_) => Err(*scanner.peek_error(TRAILING_CHARACTERS)),
         None => Ok(count),
     }
 }
@@ -136,18 +137,22 @@ impl<'a> Scanner<'a> {
 
     /// An error about the byte just consumed.
     #[cold]
-    fn error(&self, reason: &str) -> WireError {
-        WireError::at(self.bytes, self.pos, reason)
+    fn error(&self, reason: &str) -> Box<WireError> {
+        Box::new(WireError::at(self.bytes, self.pos, reason))
     }
 
     /// An error about the byte looked at, not consumed.
     #[cold]
-    fn peek_error(&self, reason: &str) -> WireError {
-        WireError::at(self.bytes, (self.pos + 1).min(self.bytes.len()), reason)
+    fn peek_error(&self, reason: &str) -> Box<WireError> {
+        Box::new(WireError::at(
+            self.bytes,
+            (self.pos + 1).min(self.bytes.len()),
+            reason,
+        ))
     }
 
     #[cold]
-    fn invalid_type(&self, unexpected: &str, expected: &str) -> WireError {
+    fn invalid_type(&self, unexpected: &str, expected: &str) -> Box<WireError> {
         self.error(&format!("invalid type: {unexpected}, expected {expected}"))
     }
 
@@ -497,7 +502,7 @@ impl<'a> Scanner<'a> {
     /// A shape refused inside an object: `serde_json` first reads on to the object's end (consuming
     /// the `}` when it is next), and places the refusal there.
     #[cold]
-    fn placed_after_map<T>(&mut self, outcome: Result<Placed<T>>) -> WireError {
+    fn placed_after_map<T>(&mut self, outcome: Result<Placed<T>>) -> Box<WireError> {
         match outcome {
             Err(e) => e,
             Ok(Placed::Done(_)) => self.error("internal: a decoded object refused"),
@@ -513,7 +518,7 @@ impl<'a> Scanner<'a> {
     /// An array where an object belongs (its `[` consumed): placed after what `serde_json` reads
     /// before giving up.
     #[cold]
-    fn refuse_in_seq(&mut self, unexpected: &str, expected: &str) -> WireError {
+    fn refuse_in_seq(&mut self, unexpected: &str, expected: &str) -> Box<WireError> {
         match self.whitespace() {
             Some(b']') => self.pos += 1,
             Some(b',') => {
@@ -528,7 +533,7 @@ impl<'a> Scanner<'a> {
     /// A value of the wrong type where `expected` belongs: read (and its own errors reported) as
     /// `serde_json` reads it to name it.
     #[cold]
-    fn peek_invalid_type(&mut self, expected: &str) -> WireError {
+    fn peek_invalid_type(&mut self, expected: &str) -> Box<WireError> {
         let unexpected = match self.peek_or_null() {
             b'n' => {
                 self.pos += 1;
