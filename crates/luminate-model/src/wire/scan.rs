@@ -825,14 +825,15 @@ impl<'a> Scanner<'a> {
                 exponent = -exponent;
             }
         }
-        if fraction_digits == 0 && !has_exponent {
-            if let Some(m) = magnitude {
-                return Ok(if negative {
-                    Number::Negative(m)
-                } else {
-                    Number::Unsigned(m)
-                });
-            }
+        if fraction_digits == 0
+            && !has_exponent
+            && let Some(m) = magnitude
+        {
+            return Ok(if negative {
+                Number::Negative(m)
+            } else {
+                Number::Unsigned(m)
+            });
         }
         let value = match magnitude {
             // Both exact in an f64, so one correctly rounded operation (Clinger's fast path).
