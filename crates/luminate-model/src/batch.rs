@@ -138,6 +138,18 @@ impl PointBatch {
         self.iter().map(|p| p.to_point()).collect()
     }
 
+    /// Builds a batch over `body`: `fill` pushes points whose strings may be ranges of the body's text
+    /// (those are not copied); `capacity` points are expected. An error from `fill` abandons the batch.
+    pub fn over_body<R, E>(
+        body: String,
+        capacity: usize,
+        fill: impl FnOnce(&str, &mut PointBatchBuilder) -> Result<R, E>,
+    ) -> Result<(Self, R), E> {
+        let mut builder = PointBatchBuilder::new(&body, capacity);
+        let filled = fill(&body, &mut builder)?;
+        Ok((builder.into_batch(body), filled))
+    }
+
     fn push_text(&mut self, s: &str) -> Span {
         let start = self.text.len();
         self.text.push_str(s);
@@ -200,16 +212,21 @@ impl PointBatchBuilder {
 
     /// The batch, owning `body`, which must be the text given to [`PointBatchBuilder::new`] (checked:
     /// another text fails with the builder back, since its ranges would name other bytes).
-    pub fn finish(self, mut body: String) -> Result<PointBatch, Self> {
+    pub fn finish(self, body: String) -> Result<PointBatch, Self> {
         if body.as_ptr() as usize != self.body_start || body.len() != self.body_len {
             return Err(self);
         }
+        Ok(self.into_batch(body))
+    }
+
+    /// The batch over `body`, known to be the builder's text.
+    fn into_batch(self, mut body: String) -> PointBatch {
         body.push_str(&self.extra);
-        Ok(PointBatch {
+        PointBatch {
             text: body,
             entries: self.entries,
             pairs: self.pairs,
-        })
+        }
     }
 
     fn span(&mut self, s: &str) -> Span {

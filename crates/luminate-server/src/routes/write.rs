@@ -12,9 +12,8 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use luminate_model::batch::PointBatchBuilder;
-use luminate_model::validate::check_point;
-use luminate_model::wire::{WireScalar, decode_write_body};
+pub(crate) use luminate_model::wire::recycle;
+use luminate_model::wire::{WireError, decode_write_batch};
 use luminate_model::{ErrorCode, PointBatch, Tenant, ValidationRules};
 use serde::Serialize;
 use serde_json::json;
@@ -296,41 +295,9 @@ fn decode(
         .with_details(json!({"offset": offset}))
     })?;
     let now = luminate_model::time::now_ms();
-    // A point takes well over 32 bytes of JSON: enough room without trusting the body's size blindly.
-    let mut builder = PointBatchBuilder::new(&text, max_batch.min(text.len() / 32 + 1));
-    let mut indexes = Vec::new();
-    let mut rejections = Vec::new();
-    // One buffer for every point's sorted dimensions. Its borrows end with each point, so it is handed
-    // from point to point emptied (`recycle` keeps the allocation, changing only the lifetime).
-    let mut dims_buffer: Vec<(&str, &str)> = Vec::new();
-    let mut index = 0;
-    let received = decode_write_body(&text, |wire| {
-        let i = index;
-        index += 1;
-        // Past the limit the batch is refused whole: the rest is only parsed (malformed JSON still
-        // wins) and counted for the error.
-        if i >= max_batch {
-            return;
-        }
-        let mut dims = recycle(std::mem::take(&mut dims_buffer));
-        match check_point(wire, now, rules, &mut dims) {
-            Ok(point) => {
-                builder.push(&point, &dims);
-                indexes.push(i);
-            }
-            Err(e) => rejections.push(PointRejection {
-                index: i,
-                metric: match &wire.name {
-                    WireScalar::Str(s) => Some(s.to_string()),
-                    _ => None,
-                },
-                code: e.code,
-                error: e.message,
-            }),
-        }
-        dims_buffer = recycle(dims);
-    })
-    .map_err(|e| malformed_json(&text, &e))?;
+    let decoded =
+        decode_write_batch(text, now, rules, max_batch).map_err(|e| malformed_json(&e))?;
+    let received = decoded.received;
     if received > max_batch {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
@@ -338,35 +305,27 @@ fn decode(
         )
         .with_details(json!({"max_batch_size": max_batch, "received": received})));
     }
-    let points = builder
-        .finish(text)
-        .map_err(|_| ApiError::internal("a write batch lost its body"))?;
     Ok(Validated {
-        points,
-        indexes,
-        rejections,
+        points: decoded.points,
+        indexes: decoded.indexes,
+        rejections: decoded
+            .rejections
+            .into_iter()
+            .map(|r| PointRejection {
+                index: r.index,
+                metric: r.metric,
+                code: r.error.code,
+                error: r.error.message,
+            })
+            .collect(),
     })
 }
 
-/// An emptied buffer with the same allocation, for borrows of another lifetime.
-pub(crate) fn recycle<'b>(mut v: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
-    v.clear();
-    // Collecting an empty `vec::IntoIter` into a vector of the same layout reuses its allocation.
-    v.into_iter().map(|_| ("", "")).collect()
-}
-
 /// `400 INVALID_REQUEST` naming where the JSON broke: line, column and byte offset.
-fn malformed_json(text: &str, e: &serde_json::Error) -> ApiError {
-    let (line, column) = (e.line(), e.column());
-    // serde_json counts columns in bytes from 1; a column of 0 means "before the first byte of the line".
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let offset = (line_start + column.saturating_sub(1)).min(text.len());
+fn malformed_json(e: &WireError) -> ApiError {
+    let offset = e.offset();
     ApiError::invalid_request(format!("malformed JSON body at byte offset {offset}: {e}"))
-        .with_details(json!({"line": line, "column": column, "offset": offset}))
+        .with_details(json!({"line": e.line(), "column": e.column(), "offset": offset}))
 }
 
 fn stored_to_response(stored: StoredResponse, replayed: bool) -> Response {
@@ -395,12 +354,13 @@ fn stored_to_response(stored: StoredResponse, replayed: bool) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use luminate_model::wire::decode_write_body;
 
     #[test]
     fn malformed_json_names_the_byte_offset() {
         let text = "{\"metrics\": [\n  {\"name\": \"a\",}\n]}";
         let e = decode_write_body(text, |_| {}).unwrap_err();
-        let err = malformed_json(text, &e);
+        let err = malformed_json(&e);
         let offset = err.details["offset"].as_u64().unwrap() as usize;
         assert_eq!(&text[offset..offset + 1], "}", "{}", err.message);
         assert!(err.message.contains(&format!("byte offset {offset}")));

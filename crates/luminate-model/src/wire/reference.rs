@@ -1,18 +1,7 @@
-//! The JSON write body (`{"metrics": [point, ...]}`), decoded leniently per point and without an
-//! allocation per string.
-//!
-//! A point whose fields have the wrong JSON type must not fail the whole batch: the contract reports it
-//! at its index with a code (`INVALID_VALUE` for `"value": "abc"`). So each point decodes into a
-//! [`WirePoint`] that records what arrived, and `validate` turns it into a point or an error. Only
-//! malformed JSON, or a body that is not `{"metrics": [...]}`, fails the request as a whole.
-//!
-//! Strings borrow from the body (`Cow::Borrowed`); only a string with an escape sequence is unescaped
-//! into its own allocation. [`decode_write_body`] streams: it hands each point to a callback as soon as it
-//! is decoded, reusing one dimension buffer, so no `Vec` of points is ever built. The accepted shapes are
-//! stricter than a `#[derive(Deserialize)]` of `{metrics: Vec<WirePoint>}` with `deny_unknown_fields`:
-//! the body and each point must be JSON objects (a derive also takes an array of the fields in order,
-//! which the contract does not), and a field given twice fails the body as it would there. A dimension
-//! key given twice is kept twice here, so that validation rejects that one point (`INVALID_DIMENSION`).
+//! The write body decoded through `serde_json`'s `Deserializer` and custom visitors: the decoder the
+//! server used before [`super::scan`], kept as the reference the scanner is tested against (the
+//! `wire-reference` feature: proptests here, and the `json_write` fuzz target). Not built into the
+//! server.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -20,32 +9,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// A JSON scalar as it arrived; containers are remembered only by kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WireScalar<'a> {
-    /// Field absent.
-    Missing,
-    /// An integer that fits i64.
-    Int(i64),
-    /// Any other number.
-    Float(f64),
-    /// A string, borrowed from the body unless it had escapes.
-    Str(Cow<'a, str>),
-    /// `null`, a boolean, an array or an object: named for the error message.
-    Other(&'static str),
-}
-
-impl WireScalar<'_> {
-    /// The JSON kind, for error messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Int(_) | Self::Float(_) => "number",
-            Self::Str(_) => "string",
-            Self::Other(kind) => kind,
-        }
-    }
-}
+use super::{WireDimensions, WireError, WirePoint, WireScalar};
 
 impl<'de> Deserialize<'de> for WireScalar<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -118,19 +82,6 @@ impl<'de> Deserialize<'de> for WireStr<'de> {
     }
 }
 
-/// The `dimensions` field as it arrived.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum WireDimensions<'a> {
-    /// Absent or `null`: no dimensions.
-    #[default]
-    None,
-    /// An object, in the order sent; values are kept as scalars so a non-string value is reported per
-    /// point.
-    Pairs(Vec<(Cow<'a, str>, WireScalar<'a>)>),
-    /// Not an object (named kind).
-    NotAnObject(&'static str),
-}
-
 /// Decodes `dimensions` into a buffer the caller reuses from point to point.
 struct DimsSeed<'a>(Vec<(Cow<'a, str>, WireScalar<'a>)>);
 
@@ -179,20 +130,6 @@ impl<'de> Visitor<'de> for DimsSeed<'de> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(WireDimensions::NotAnObject("array"))
     }
-}
-
-/// One point of a write body, before validation. Unknown fields are ignored so that clients may send
-/// extra attributes (units, descriptions) without failing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WirePoint<'a> {
-    /// Metric name.
-    pub name: WireScalar<'a>,
-    /// Unix ms (number) or RFC 3339 / Unix ms (string).
-    pub timestamp: WireScalar<'a>,
-    /// A JSON number.
-    pub value: WireScalar<'a>,
-    /// Optional object of string values.
-    pub dimensions: WireDimensions<'a>,
 }
 
 const POINT_FIELDS: &[&str] = &["name", "timestamp", "value", "dimensions"];
@@ -339,159 +276,10 @@ pub fn decode_write_body<'a>(
     Ok(seed.count)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode(text: &str) -> Result<Vec<WirePoint<'static>>, serde_json::Error> {
-        let mut out = Vec::new();
-        decode_write_body(text, |p| out.push(owned(p)))?;
-        Ok(out)
-    }
-
-    fn owned(p: &WirePoint<'_>) -> WirePoint<'static> {
-        let scalar = |s: &WireScalar<'_>| match s {
-            WireScalar::Str(s) => WireScalar::Str(Cow::Owned(s.to_string())),
-            WireScalar::Missing => WireScalar::Missing,
-            WireScalar::Int(i) => WireScalar::Int(*i),
-            WireScalar::Float(f) => WireScalar::Float(*f),
-            WireScalar::Other(k) => WireScalar::Other(k),
-        };
-        WirePoint {
-            name: scalar(&p.name),
-            timestamp: scalar(&p.timestamp),
-            value: scalar(&p.value),
-            dimensions: match &p.dimensions {
-                WireDimensions::None => WireDimensions::None,
-                WireDimensions::NotAnObject(k) => WireDimensions::NotAnObject(k),
-                WireDimensions::Pairs(pairs) => WireDimensions::Pairs(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| (Cow::Owned(k.to_string()), scalar(v)))
-                        .collect(),
-                ),
-            },
-        }
-    }
-
-    fn s(v: &str) -> WireScalar<'static> {
-        WireScalar::Str(Cow::Owned(v.to_owned()))
-    }
-
-    #[test]
-    fn wrong_types_decode_per_point() {
-        let metrics = decode(
-            r#"{"metrics":[
-                {"name":"a","timestamp":1,"value":2.5,"dimensions":{"k":"v"}},
-                {"name":7,"timestamp":"2024-01-01T00:00:00Z","value":"x","dimensions":{"k":1}},
-                {"extra":true,"dimensions":[1]},
-                {"name":"b","dimensions":null}
-            ]}"#,
-        )
-        .unwrap();
-        assert_eq!(metrics[0].value, WireScalar::Float(2.5));
-        assert_eq!(metrics[0].timestamp, WireScalar::Int(1));
-        assert_eq!(
-            metrics[0].dimensions,
-            WireDimensions::Pairs(vec![(Cow::Owned("k".into()), s("v"))])
-        );
-        assert_eq!(metrics[1].name, WireScalar::Int(7));
-        assert_eq!(metrics[1].value, s("x"));
-        assert_eq!(
-            metrics[1].dimensions,
-            WireDimensions::Pairs(vec![(Cow::Owned("k".into()), WireScalar::Int(1))])
-        );
-        assert_eq!(metrics[2].name, WireScalar::Missing);
-        assert_eq!(metrics[2].dimensions, WireDimensions::NotAnObject("array"));
-        assert_eq!(metrics[3].dimensions, WireDimensions::None);
-        assert_eq!(metrics.len(), 4);
-    }
-
-    #[test]
-    fn strings_borrow_the_body_unless_escaped() {
-        let text =
-            r#"{"metrics":[{"name":"m","dimensions":{"customer_id":"cust_\u0031","k":"v"}}]}"#;
-        let mut seen = Vec::new();
-        decode_write_body(text, |p| {
-            let WireDimensions::Pairs(pairs) = &p.dimensions else {
-                panic!("pairs expected");
-            };
-            for (k, v) in pairs {
-                let WireScalar::Str(v) = v else {
-                    panic!("string expected");
-                };
-                seen.push((
-                    matches!(k, Cow::Borrowed(_)),
-                    v.to_string(),
-                    matches!(v, Cow::Borrowed(_)),
-                ));
-            }
-        })
-        .unwrap();
-        assert_eq!(
-            seen,
-            vec![
-                (true, "cust_1".to_owned(), false),
-                (true, "v".to_owned(), true)
-            ]
-        );
-    }
-
-    #[test]
-    fn arrays_in_place_of_objects_fail_the_body() {
-        for (bad, expected) in [
-            (r#"[[["m", 1, 1.5, {"a": "b"}]]]"#, "expected an object"),
-            (r#"[{"metrics": []}]"#, "expected an object"),
-            (r#"{"metrics": [["m", 1, 1]]}"#, "expected a point object"),
-            (
-                r#"{"metrics": [{"name": "m"}, ["m", 1, 1]]}"#,
-                "expected a point object",
-            ),
-            (r#"{"metrics": [[]]}"#, "expected a point object"),
-        ] {
-            let e = decode(bad).unwrap_err().to_string();
-            assert!(
-                e.starts_with("invalid type: sequence, ") && e.contains(expected),
-                "{bad}: {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_repeated_dimension_key_is_kept_for_validation_to_refuse() {
-        let metrics =
-            decode(r#"{"metrics":[{"name":"m","dimensions":{"a":"x","a":"y"}}]}"#).unwrap();
-        assert_eq!(
-            metrics[0].dimensions,
-            WireDimensions::Pairs(vec![
-                (Cow::Owned("a".into()), s("x")),
-                (Cow::Owned("a".into()), s("y"))
-            ])
-        );
-    }
-
-    #[test]
-    fn malformed_body_fails_whole() {
-        for bad in [
-            r#"{"metrics":[{"name":"a",}]}"#,
-            r#"{"points":[]}"#,
-            r#"{"metrics":{}}"#,
-            r#"{"metrics":[{"value":NaN}]}"#,
-            r#"{"metrics":[1]}"#,
-            r#"{"metrics":[],"metrics":[]}"#,
-            r#"{"metrics":[{"name":"a","name":"b"}]}"#,
-            r#"{}"#,
-            r#"{"metrics":[]} x"#,
-        ] {
-            assert!(decode(bad).is_err(), "{bad}");
-        }
-        let e = decode(r#"{"points":[]}"#).unwrap_err().to_string();
-        assert!(
-            e.contains("unknown field `points`, expected `metrics`"),
-            "{e}"
-        );
-        let e = decode(r#"{"metrics":[]"#).unwrap_err();
-        assert!(e.is_eof(), "{e}");
-        assert_eq!(decode(r#"{"metrics":[]}"#).unwrap().len(), 0);
-    }
+/// The reference's error on `text` as the scanner words it: the same reason, line and column.
+pub fn to_wire_error(text: &str, e: &serde_json::Error) -> WireError {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let reason = full.strip_suffix(&position).unwrap_or(&full).to_owned();
+    WireError::placed(text.as_bytes(), reason, e.line(), e.column())
 }
