@@ -51,11 +51,11 @@ use std::time::{Duration, Instant};
 
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
-use crate::apply::{apply_batch, apply_delete};
+use crate::apply::{apply_batch, apply_delete, apply_staged};
 use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
-use crate::index::{Index, Prepared, Staging};
+use crate::index::{Index, KnownNames, NewSeriesIds, Prepared, Staging};
 use crate::newest::Newest;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
@@ -204,6 +204,8 @@ impl Shared {
     pub(crate) fn find_live(&self, tenant: &Tenant, batch: &PointBatch) -> Found {
         let mut series = Vec::with_capacity(batch.len());
         let mut hashes = Vec::with_capacity(batch.len());
+        let mut points = Vec::with_capacity(batch.len().min(FIND_CHUNK));
+        let mut known = KnownNames::default();
         let mut deletes = None;
         let mut start = 0;
         loop {
@@ -218,13 +220,16 @@ impl Shared {
                 break;
             };
             let end = batch.len().min(start + FIND_CHUNK);
-            for p in (start..end).map(|i| batch.get(i)) {
-                let hash = ti.hash(p.name, p.pairs());
-                let id = ti
-                    .find_hashed(hash, p.name, p.pairs())
-                    .filter(|&id| ti.is_live(id));
-                series.push(id);
-                hashes.push(hash);
+            points.clear();
+            points.extend((start..end).map(|i| batch.get(i)));
+            hashes.extend(points.iter().map(|p| ti.hash(p.name, p.pairs())));
+            ti.find_live_run(&hashes[start..end], &points, &mut series);
+            // The names of the series not found live, looked up here rather than on the writer thread.
+            for (p, id) in points.iter().zip(&series[start..end]) {
+                match id {
+                    Some(_) => known.push(None),
+                    None => known.push_lookup(ti, p),
+                }
             }
             if end == batch.len() {
                 break;
@@ -241,6 +246,7 @@ impl Shared {
             series,
             hashes,
             dims,
+            known,
             deletes,
         }
     }
@@ -286,6 +292,9 @@ pub(crate) struct Found {
     /// By point: its dimensions as an owned value when its series was not live, ready to become the
     /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
     dims: Vec<Option<Dimensions>>,
+    /// By point: the metric and postings of a point whose series was not live, when the index held
+    /// them all (empty when the tenant had no index yet).
+    known: KnownNames,
     /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
     /// hold while no delete has been applied since.
     deletes: u64,
@@ -342,6 +351,9 @@ pub(crate) enum WriteRule {
 /// A write that is logged but not yet fsynced and applied.
 struct Staged {
     batch: Option<WriteBatch>,
+    /// The hashes, metrics and postings of the batch's new series, when every one's hash was prepared
+    /// (the tenant had an index when the caller looked its points up): applied without hashing again.
+    new_ids: Option<NewSeriesIds>,
     outcome: WriteOutcome,
     /// The points' dimensions no new series took.
     dims: Vec<Option<Dimensions>>,
@@ -523,6 +535,7 @@ impl Committer {
             return;
         }
         let mut outcome = WriteOutcome::default();
+        let mut new_ids = Some(NewSeriesIds::default());
         let mut batch = WriteBatch {
             tenant,
             new_series: Vec::new(),
@@ -547,7 +560,17 @@ impl Committer {
                         },
                     ) {
                         Ok(r) => {
-                            batch.new_series.extend(r.new);
+                            if let Some(def) = r.new {
+                                batch.new_series.push(def);
+                                let hash = found.hashes.get(i).copied();
+                                match (&mut new_ids, hash) {
+                                    (Some(ids), Some(hash)) => {
+                                        ids.hashes.push(hash);
+                                        ids.known.push(found.known.get(i));
+                                    }
+                                    _ => new_ids = None,
+                                }
+                            }
                             r.series
                         }
                         Err(rejection) => {
@@ -571,6 +594,7 @@ impl Committer {
         if batch.points.is_empty() {
             self.staged.push(Staged {
                 batch: None,
+                new_ids: None,
                 outcome,
                 dims: found.dims,
                 reply,
@@ -588,6 +612,7 @@ impl Committer {
         self.unsynced = true;
         self.staged.push(Staged {
             batch: Some(batch),
+            new_ids,
             outcome,
             dims: found.dims,
             reply,
@@ -643,11 +668,11 @@ impl Committer {
         if self.shared.poisoned().is_none() {
             let (mut index, mut head) = self.shared.write_both();
             for s in &staged {
-                if let Some(Err(reason)) = s
-                    .batch
-                    .as_ref()
-                    .map(|b| apply_batch(&mut index, &mut head, b))
-                {
+                let applied_here = s.batch.as_ref().map(|b| match &s.new_ids {
+                    Some(ids) => apply_staged(&mut index, &mut head, b, ids),
+                    None => apply_batch(&mut index, &mut head, b),
+                });
+                if let Some(Err(reason)) = applied_here {
                     self.shared
                         .poison(format!("a logged batch does not fit the head: {reason}"));
                     break;

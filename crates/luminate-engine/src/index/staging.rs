@@ -14,7 +14,7 @@ use luminate_model::store::Rejection;
 use luminate_model::{Dimensions, ErrorCode, PointRef, Tenant};
 
 use crate::CardinalityLimits;
-use crate::index::TenantIndex;
+use crate::index::{MetricId, PostingId, TenantIndex};
 use crate::record::{SeriesDef, SeriesId};
 
 /// What one commit group has resolved so far, on top of the index.
@@ -48,6 +48,59 @@ pub(crate) struct Prepared {
     pub hash: Option<u64>,
     /// The point's dimensions as an owned value, ready to define a new series.
     pub dims: Option<Dimensions>,
+}
+
+/// The metric and postings of new series whose every name the index already held when they were looked
+/// up (on the caller's thread, under the read lock): defining such a series interns no string and
+/// creates no posting, so the writer thread only appends its id ([`TenantIndex::insert_known`]).
+/// Metric and posting ids never change once given, so they stay valid under later locks. One flat
+/// list for a whole write, not an allocation per series.
+#[derive(Debug, Default)]
+pub(crate) struct KnownNames {
+    /// By entry: its metric and the range of its postings in `postings`, when known.
+    entries: Vec<Option<(MetricId, u32, u32)>>,
+    postings: Vec<PostingId>,
+}
+
+impl KnownNames {
+    /// Looks up the names of `point` in `ti` and appends them as the next entry (`None` when one of
+    /// them is not in the index yet).
+    pub(crate) fn push_lookup(&mut self, ti: &TenantIndex, point: &PointRef<'_>) {
+        let start = self.postings.len();
+        let entry = ti
+            .known_names(point.name, point.pairs(), &mut self.postings)
+            .map(|m| (m, start as u32, self.postings.len() as u32));
+        if entry.is_none() {
+            self.postings.truncate(start);
+        }
+        self.entries.push(entry);
+    }
+
+    /// Appends an entry.
+    pub(crate) fn push(&mut self, known: Option<(MetricId, &[PostingId])>) {
+        let entry = known.map(|(m, postings)| {
+            let start = self.postings.len() as u32;
+            self.postings.extend_from_slice(postings);
+            (m, start, self.postings.len() as u32)
+        });
+        self.entries.push(entry);
+    }
+
+    /// Entry `i`, if known.
+    pub(crate) fn get(&self, i: usize) -> Option<(MetricId, &[PostingId])> {
+        let (m, start, end) = self.entries.get(i).copied().flatten()?;
+        Some((m, &self.postings[start as usize..end as usize]))
+    }
+}
+
+/// What the writer thread knows of the series a staged batch defines, in definition order, so that
+/// applying the batch neither hashes nor interns again ([`crate::apply::apply_staged`]).
+#[derive(Debug, Default)]
+pub(crate) struct NewSeriesIds {
+    /// By definition: its [`TenantIndex::hash`].
+    pub hashes: Vec<u64>,
+    /// By definition: its metric and postings, when the index held them all.
+    pub known: KnownNames,
 }
 
 /// Where a point goes.
