@@ -297,6 +297,81 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_batch_applies_exactly_like_its_record_replayed() {
+        let tenant = Tenant::new("t");
+        let (a, b, c) = (
+            dims(&[("k", "a"), ("z", "1")]),
+            dims(&[("k", "b"), ("z", "1")]),
+            dims(&[("k", "new"), ("z", "1")]),
+        );
+        let first = batch(&[(0, "m", a.clone()), (1, "m", b.clone())], &[(0, 10)]);
+        // Every name of series 2 is in the index (defined from ids); series 3 has a value the index
+        // never saw (defined from strings). The points go to old and new series.
+        let second = batch(
+            &[(2, "m", dims(&[("k", "a")])), (3, "m", c.clone())],
+            &[(1, 20), (2, 30), (3, 40), (3, 50)],
+        );
+        let (mut replayed, mut replayed_head) = (Index::default(), Head::default());
+        apply_batch(&mut replayed, &mut replayed_head, &first).unwrap();
+        apply_batch(&mut replayed, &mut replayed_head, &second).unwrap();
+
+        let (mut staged, mut staged_head) = (Index::default(), Head::default());
+        apply_batch(&mut staged, &mut staged_head, &first).unwrap();
+        let ti = staged.tenant(&tenant).unwrap();
+        let mut ids = NewSeriesIds::default();
+        for def in &second.new_series {
+            let p = luminate_model::PointBatch::from_points([luminate_model::Point {
+                name: def.metric.clone(),
+                timestamp: 0,
+                value: 0.0,
+                dimensions: def.dims.clone(),
+            }]);
+            let p = p.get(0);
+            ids.hashes.push(ti.hash(p.name, p.pairs()));
+            let mut postings = Vec::new();
+            let known = ti.known_names(p.name, p.pairs(), &mut postings);
+            ids.known.push(known.map(|m| (m, postings.as_slice())));
+        }
+        assert!(ids.known.get(0).is_some() && ids.known.get(1).is_none());
+        apply_staged(&mut staged, &mut staged_head, &second, &ids).unwrap();
+
+        let summary = |index: &Index, head: &Head| {
+            let t = index.tenant(&tenant).unwrap();
+            let series: Vec<_> = (0..t.series_count() as SeriesId)
+                .map(|id| (t.series(id).dimensions(), t.series_points(id)))
+                .collect();
+            let m = t.metric_id("m").unwrap();
+            let postings: Vec<_> = t
+                .metric(m)
+                .postings
+                .iter()
+                .map(|p| (p.key, p.value, p.series.clone(), p.points, p.live_series))
+                .collect();
+            let rows: Vec<_> = head
+                .rows(&tenant, m)
+                .iter()
+                .flat_map(|r| r.series.iter().copied().zip(r.timestamps.iter().copied()))
+                .collect();
+            (series, postings, t.strings().len(), rows, head.points())
+        };
+        assert_eq!(
+            summary(&staged, &staged_head),
+            summary(&replayed, &replayed_head)
+        );
+        assert_eq!(staged.tenant(&tenant).unwrap().find("m", &c), Some(3));
+
+        // Ids that do not continue the index's are refused before anything changes.
+        let wrong = batch(&[(9, "m", dims(&[("k", "x")]))], &[(0, 60)]);
+        let ids = NewSeriesIds {
+            hashes: vec![0],
+            known: Default::default(),
+        };
+        let err = apply_staged(&mut staged, &mut staged_head, &wrong, &ids).unwrap_err();
+        assert!(err.contains("series 4 was expected"), "{err}");
+        assert_eq!(staged_head.points(), 5);
+    }
+
+    #[test]
     fn inconsistent_batches_change_nothing() {
         let (mut index, mut head) = (Index::default(), Head::default());
         let err =

@@ -1,7 +1,13 @@
 //! Series resolution for writes that are logged but not yet applied: the commit thread turns each point
 //! into a series id (assigning new ids) and enforces the cardinality limits, against the index *plus*
-//! every batch staged earlier in the same commit group. Owns no data past one group; knows nothing of
-//! the WAL.
+//! every batch staged earlier in the same *epoch*. Knows nothing of the WAL.
+//!
+//! An epoch lasts from one [`Staging::clear`] to the next, and may span several commit groups: while
+//! one group's fsync runs, the next is staged on top of it, and the first is applied to the index
+//! meanwhile. So what a tenant and a metric counted is taken once, when the epoch first touches them
+//! (nothing staged before then in the epoch changed it), and ids and limits are computed from those
+//! counts plus the epoch's own, never from the index's counts of the moment, which may already include
+//! groups of the epoch. Only deletes change counts otherwise, and they end the epoch first.
 //!
 //! Limits count live series and metrics (those holding a point), so a series whose points were all
 //! deleted no longer counts, and reviving it counts as a new one. When a new series or metric brings a
@@ -29,16 +35,32 @@ pub(crate) struct Staging {
 
 #[derive(Debug, Default)]
 struct StagedTenant {
-    /// Series created in this group, by [`series_key`] (one allocation per series, where a map of
+    /// Series the index defined when the epoch first touched the tenant: new ids continue from here.
+    base_series: u64,
+    /// Live metrics then.
+    base_live_metrics: u64,
+    /// Series created in this epoch, by [`series_key`] (one allocation per series, where a map of
     /// `Dimensions` cost one per string).
     new_series: HashMap<Box<[u8]>, SeriesId>,
     new_count: u32,
-    /// Series (new or dead in the index) that this group makes live.
+    /// Series (new or dead in the index) that this epoch makes live.
     revived: HashSet<SeriesId>,
-    /// Per metric, how many series this group makes live.
-    revived_per_metric: HashMap<String, u64>,
-    /// Metrics this group makes live.
+    /// Per metric touched: its counts when the epoch first touched it, and how many series the epoch
+    /// makes live.
+    metrics: HashMap<String, StagedMetric>,
+    /// Metrics this epoch makes live.
     revived_metrics: u64,
+}
+
+/// One metric's counts in an epoch (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+struct StagedMetric {
+    /// Its live series when the epoch first touched it.
+    base_live_series: u64,
+    /// Whether it was live then.
+    base_live: bool,
+    /// Series the epoch makes live.
+    revived: u64,
 }
 
 /// What the caller's thread prepared for a point it did not find live, so the writer thread does not.
@@ -113,10 +135,16 @@ pub(crate) struct Resolved {
 }
 
 impl Staging {
-    /// Forgets the group (after it was applied, or failed); returns its 80 % warnings.
+    /// Ends the epoch (once every group staged in it was applied, or failed); returns its 80 %
+    /// warnings.
     pub(crate) fn clear(&mut self) -> Vec<(Tenant, &'static str)> {
         self.tenants.clear();
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Series this epoch created, over every tenant (what it holds in memory).
+    pub(crate) fn new_series(&self) -> usize {
+        self.tenants.values().map(|t| t.new_series.len()).sum()
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
@@ -150,7 +178,14 @@ impl Staging {
         let mh = ti.and_then(|t| t.metric_id(point.name).map(|m| t.metric(m)));
         let st = match self.tenants.get_mut(tenant) {
             Some(st) => st,
-            None => self.tenants.entry(tenant.clone()).or_default(),
+            None => self
+                .tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| StagedTenant {
+                    base_series: ti.map_or(0, TenantIndex::series_count) as u64,
+                    base_live_metrics: ti.map_or(0, TenantIndex::live_metrics),
+                    ..StagedTenant::default()
+                }),
         };
         series_key(&mut self.key, point);
         let existing = in_index.or_else(|| st.new_series.get(self.key.as_slice()).copied());
@@ -168,10 +203,19 @@ impl Staging {
             code: ErrorCode::CardinalityExceeded,
             message,
         };
-        let revived_here = st.revived_per_metric.get(point.name).copied().unwrap_or(0);
-        let metric_is_new = !mh.is_some_and(|m| m.is_live()) && revived_here == 0;
+        let staged_metric = st
+            .metrics
+            .get(point.name)
+            .copied()
+            .unwrap_or_else(|| StagedMetric {
+                base_live_series: mh.map_or(0, |m| m.live_series),
+                base_live: mh.is_some_and(|m| m.is_live()),
+                revived: 0,
+            });
+        let revived_here = staged_metric.revived;
+        let metric_is_new = !staged_metric.base_live && revived_here == 0;
         if metric_is_new {
-            let live = ti.map_or(0, TenantIndex::live_metrics) + st.revived_metrics;
+            let live = st.base_live_metrics + st.revived_metrics;
             if live >= limits.max_metrics_per_tenant {
                 return Err(reject(format!(
                     "metric {:?} would exceed max_metrics_per_tenant of {}",
@@ -189,7 +233,7 @@ impl Staging {
                     .push((tenant.clone(), "max_metrics_per_tenant"));
             }
         }
-        let live_series = mh.map_or(0, |m| m.live_series) + revived_here;
+        let live_series = staged_metric.base_live_series + revived_here;
         if live_series >= limits.max_series_per_metric {
             return Err(reject(format!(
                 "new series of metric {:?} would exceed max_unique_series_per_metric of {}",
@@ -210,7 +254,7 @@ impl Staging {
         let (id, new) = match existing {
             Some(id) => (id, None),
             None => {
-                let next = ti.map_or(0, TenantIndex::series_count) as u64 + u64::from(st.new_count);
+                let next = st.base_series + u64::from(st.new_count);
                 let id = SeriesId::try_from(next).map_err(|_| {
                     reject(format!(
                         "tenant {tenant} has used all {} series ids",
@@ -230,10 +274,14 @@ impl Staging {
             }
         };
         st.revived.insert(id);
-        match st.revived_per_metric.get_mut(point.name) {
-            Some(n) => *n += 1,
+        let revived = StagedMetric {
+            revived: revived_here + 1,
+            ..staged_metric
+        };
+        match st.metrics.get_mut(point.name) {
+            Some(m) => *m = revived,
             None => {
-                st.revived_per_metric.insert(point.name.to_owned(), 1);
+                st.metrics.insert(point.name.to_owned(), revived);
             }
         }
         if metric_is_new {

@@ -54,6 +54,7 @@ mod segment;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::files::{io_error, sync_dir};
 use crate::{DroppedTail, EngineError};
@@ -101,13 +102,30 @@ pub(crate) struct Replayed {
 pub(crate) struct Wal {
     dir: PathBuf,
     segment_bytes: u64,
-    active: File,
+    /// Shared with the fsync of a commit group running on another thread ([`Wal::sync_job`]).
+    active: Arc<File>,
     active_seq: u64,
     active_len: u64,
     // Roll only a segment that holds a record, so one record larger than the limit still fits somewhere.
     active_has_records: bool,
     // Reused framing buffer: one write(2) per record.
     frame: Vec<u8>,
+}
+
+/// An fsync of one segment, run off the commit thread ([`Wal::sync_job`]).
+#[derive(Debug)]
+pub(crate) struct SyncJob {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl SyncJob {
+    /// fsyncs the segment.
+    pub(crate) fn run(&self) -> Result<(), EngineError> {
+        self.file
+            .sync_data()
+            .map_err(io_error("fsync WAL segment", &self.path))
+    }
 }
 
 /// Where replay of a log starts.
@@ -285,7 +303,7 @@ impl Wal {
             segment: self.active_seq,
             offset: self.active_len,
         };
-        self.active
+        (&*self.active)
             .write_all(&self.frame)
             .map_err(io_error("write WAL record", &self.active_path()))?;
         self.active_len += self.frame.len() as u64;
@@ -298,6 +316,15 @@ impl Wal {
         self.active
             .sync_data()
             .map_err(io_error("fsync WAL segment", &self.active_path()))
+    }
+
+    /// An fsync of the active segment that another thread can run while appends go on: it covers every
+    /// record appended before it starts (older segments were fsynced when they rolled).
+    pub(crate) fn sync_job(&self) -> SyncJob {
+        SyncJob {
+            file: Arc::clone(&self.active),
+            path: self.active_path(),
+        }
     }
 
     /// Starts a new segment unless the active one is empty, and returns the active segment's number:
@@ -321,7 +348,7 @@ impl Wal {
     fn roll(&mut self) -> Result<(), EngineError> {
         self.sync()?;
         let seq = self.active_seq + 1;
-        self.active = create_segment(&self.dir, seq)?;
+        self.active = Arc::new(create_segment(&self.dir, seq)?);
         self.active_seq = seq;
         self.active_len = HEADER_LEN as u64;
         self.active_has_records = false;
@@ -385,7 +412,7 @@ impl Recovered {
         let wal = Wal {
             dir,
             segment_bytes,
-            active,
+            active: Arc::new(active),
             active_seq,
             active_len,
             active_has_records,
