@@ -180,3 +180,48 @@ fn writers_racing_to_create_series_whose_names_the_index_holds_get_one_id_each()
     // Replay defines the same series under the same ids from the records' strings.
     expect(&Engine::open(config).unwrap());
 }
+
+#[test]
+fn overlapping_commit_groups_of_new_series_fill_a_limit_exactly() {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 40;
+    const LIMIT: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        limits: luminate_engine::CardinalityLimits {
+            max_series_per_metric: LIMIT as u64,
+            max_metrics_per_tenant: 10,
+        },
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Arc::new(Engine::open(config.clone()).unwrap());
+    // Each write brings 2 series no other write has, so groups staged while an earlier group's fsync
+    // runs keep creating series: 320 asked for, exactly 150 fit.
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let mut accepted = 0;
+                for w in 0..WRITES {
+                    let points = (0..2)
+                        .map(|i| point("m", 1, 1.0, &[("s", &format!("{t}-{w}-{i}"))]))
+                        .collect();
+                    accepted += engine.write(&tenant(), points).unwrap().accepted;
+                }
+                accepted
+            })
+        })
+        .collect();
+    let accepted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(accepted, LIMIT);
+    let expect = |engine: &Engine| {
+        assert_eq!(
+            engine.cardinality(&tenant(), Some("m"))[0].series,
+            LIMIT as u64
+        );
+        assert_eq!(count(engine, &tenant(), "m"), LIMIT as u64);
+    };
+    expect(&engine);
+    drop(engine);
+    expect(&Engine::open(config).unwrap());
+}

@@ -452,6 +452,49 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_spanning_an_applied_group_assigns_ids_and_counts_limits_once() {
+        let (mut index, mut head) = (Index::default(), Head::default());
+        let tenant = Tenant::new("t");
+        let limits = CardinalityLimits {
+            max_series_per_metric: 3,
+            max_metrics_per_tenant: 10,
+        };
+        let mut staging = Staging::default();
+        // Group N defines a and b.
+        let a = resolve_one(&mut staging, None, &limits, &tenant, 0, ("m", "a")).unwrap();
+        let b = resolve_one(&mut staging, None, &limits, &tenant, 1, ("m", "b")).unwrap();
+        assert_eq!((a.series, b.series), (0, 1));
+        // Its fsync finishes while group N+1 is being staged: N is applied, the epoch goes on.
+        let batch = WriteBatch {
+            tenant: tenant.clone(),
+            new_series: [a.new, b.new].into_iter().flatten().collect(),
+            points: [0, 1]
+                .map(|series| SeriesPoint {
+                    series,
+                    timestamp: 1,
+                    value: 1.0,
+                })
+                .to_vec(),
+        };
+        apply_batch(&mut index, &mut head, &batch).unwrap();
+        // Group N+1 sees a and b both in the index and in the epoch: counted once, ids continue.
+        let ti = index.tenant(&tenant);
+        let c = resolve_one(&mut staging, ti, &limits, &tenant, 0, ("m", "c")).unwrap();
+        assert_eq!((c.series, c.new.is_some()), (2, true));
+        let again = resolve_one(&mut staging, ti, &limits, &tenant, 1, ("m", "b")).unwrap();
+        assert_eq!((again.series, again.new.is_some()), (1, false));
+        let over = resolve_one(&mut staging, ti, &limits, &tenant, 2, ("m", "d")).unwrap_err();
+        assert!(
+            over.message.contains("max_unique_series_per_metric of 3"),
+            "{}",
+            over.message
+        );
+        assert_eq!(staging.new_series(), 3);
+        staging.clear();
+        assert_eq!(staging.new_series(), 0);
+    }
+
+    #[test]
     fn deleted_series_no_longer_count() {
         let (mut index, mut head) = (Index::default(), Head::default());
         let tenant = Tenant::new("t");
