@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::head::Head;
-use crate::index::{Index, NewSeriesIds, TenantIndex};
+use crate::index::{Index, MetricId, NewSeriesIds, TenantIndex};
 use crate::record::{DeleteBefore, SeriesDef, SeriesId, WriteBatch};
 
 /// Applies a write batch: defines its new series in the index, appends its points to the head and counts
@@ -166,17 +166,26 @@ pub(crate) fn apply_staged(
 
 /// Appends the batch's points to the head and counts them in the index (its series are defined).
 fn append_and_count(ti: &mut TenantIndex, head: &mut Head, batch: &WriteBatch) {
+    // Every point's metric first, in a loop of independent reads of the series table (its rows' cache
+    // misses overlap), then the appends.
+    let metrics: Vec<MetricId> = batch
+        .points
+        .iter()
+        .map(|p| ti.metric_of(p.series))
+        .collect();
     let mut rows = head.tenant_mut(&batch.tenant);
-    for p in &batch.points {
-        rows.append(ti.metric_of(p.series), p.series, p.timestamp, p.value);
+    for (p, &m) in batch.points.iter().zip(&metrics) {
+        rows.append(m, p.series, p.timestamp, p.value);
     }
     // Counted once per series, in id order: a series' metric and postings are updated once however many
     // of its points the batch holds, and the series table is walked forwards.
     let mut series: Vec<SeriesId> = batch.points.iter().map(|p| p.series).collect();
     series.sort_unstable();
-    for run in series.chunk_by(|a, b| a == b) {
-        ti.add_points(run[0], run.len() as i64);
-    }
+    let runs: Vec<(SeriesId, i64)> = series
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], run.len() as i64))
+        .collect();
+    ti.add_points_many(&runs);
 }
 
 /// Deletes the metric's points with timestamp `< before` from the head, and their counts from the index;

@@ -332,6 +332,28 @@ impl TenantIndex {
         }
     }
 
+    /// [`Self::add_points`] of each (series, delta), a run of [`LOOKUP_RUN`] at a time: first the
+    /// run's rows and postings are read in loops of independent loads (their cache misses overlap),
+    /// then counted.
+    pub(crate) fn add_points_many(&mut self, runs: &[(SeriesId, i64)]) {
+        for run in runs.chunks(LOOKUP_RUN) {
+            let mut touched = 0u64;
+            for &(id, _) in run {
+                touched ^= self.series.points(id);
+            }
+            for &(id, _) in run {
+                let m = &self.metrics[self.series.metric(id) as usize];
+                for &p in self.series.pairs(id) {
+                    touched ^= m.postings[p as usize].points;
+                }
+            }
+            std::hint::black_box(touched);
+            for &(id, delta) in run {
+                self.add_points(id, delta);
+            }
+        }
+    }
+
     /// Number of series defined (the next id).
     pub(crate) fn series_count(&self) -> usize {
         self.series.len()

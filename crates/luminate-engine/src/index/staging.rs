@@ -14,7 +14,9 @@
 //! tenant to 80 % of a limit, a warning is logged — once per upward crossing, since counts move one at
 //! a time.
 
-use hashbrown::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 use luminate_model::store::Rejection;
 use luminate_model::{Dimensions, ErrorCode, PointRef, Tenant};
@@ -27,6 +29,8 @@ use crate::record::{SeriesDef, SeriesId};
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     tenants: HashMap<Tenant, StagedTenant>,
+    /// Hashes [`series_key`]s.
+    hasher: DefaultHashBuilder,
     /// The [`series_key`] of the point being resolved (reused: a lookup allocates nothing).
     key: Vec<u8>,
     /// The 80 % warnings of this group, by tenant and limit, for the engine's observer.
@@ -39,9 +43,8 @@ struct StagedTenant {
     base_series: u64,
     /// Live metrics then.
     base_live_metrics: u64,
-    /// Series created in this epoch, by [`series_key`] (one allocation per series, where a map of
-    /// `Dimensions` cost one per string).
-    new_series: HashMap<Box<[u8]>, SeriesId>,
+    /// Series created in this epoch, by [`series_key`].
+    new_series: NewSeriesKeys,
     new_count: u32,
     /// Series (new or dead in the index) that this epoch makes live.
     revived: HashSet<SeriesId>,
@@ -50,6 +53,39 @@ struct StagedTenant {
     metrics: HashMap<String, StagedMetric>,
     /// Metrics this epoch makes live.
     revived_metrics: u64,
+}
+
+/// The keys of an epoch's new series, in one arena: no allocation per series.
+#[derive(Debug, Default)]
+struct NewSeriesKeys {
+    /// Every key, concatenated in creation order.
+    bytes: Vec<u8>,
+    /// By creation order: the series and the end of its key in `bytes`.
+    ids: Vec<(SeriesId, usize)>,
+    /// Positions in `ids`, by the key's hash.
+    table: HashTable<(u64, u32)>,
+}
+
+impl NewSeriesKeys {
+    fn key(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ids[i - 1].1 };
+        &self.bytes[start..self.ids[i].1]
+    }
+
+    fn get(&self, hash: u64, key: &[u8]) -> Option<SeriesId> {
+        self.table
+            .find(hash, |&(h, i)| h == hash && self.key(i) == key)
+            .map(|&(_, i)| self.ids[i as usize].0)
+    }
+
+    /// Adds a key that [`Self::get`] did not find.
+    fn insert(&mut self, hash: u64, key: &[u8], id: SeriesId) {
+        let i = self.ids.len() as u32;
+        self.bytes.extend_from_slice(key);
+        self.ids.push((id, self.bytes.len()));
+        self.table.insert_unique(hash, (hash, i), |&(h, _)| h);
+    }
 }
 
 /// One metric's counts in an epoch (see the module doc).
@@ -144,7 +180,7 @@ impl Staging {
 
     /// Series this epoch created, over every tenant (what it holds in memory).
     pub(crate) fn new_series(&self) -> usize {
-        self.tenants.values().map(|t| t.new_series.len()).sum()
+        self.tenants.values().map(|t| t.new_series.ids.len()).sum()
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
@@ -188,7 +224,8 @@ impl Staging {
                 }),
         };
         series_key(&mut self.key, point);
-        let existing = in_index.or_else(|| st.new_series.get(self.key.as_slice()).copied());
+        let key_hash = self.hasher.hash_one(self.key.as_slice());
+        let existing = in_index.or_else(|| st.new_series.get(key_hash, &self.key));
         if let Some(id) = existing
             && st.revived.contains(&id)
         {
@@ -262,7 +299,7 @@ impl Staging {
                     ))
                 })?;
                 st.new_count += 1;
-                st.new_series.insert(self.key.as_slice().into(), id);
+                st.new_series.insert(key_hash, &self.key, id);
                 (
                     id,
                     Some(SeriesDef {
