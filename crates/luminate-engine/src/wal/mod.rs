@@ -122,9 +122,102 @@ pub(crate) struct SyncJob {
 impl SyncJob {
     /// fsyncs the segment.
     pub(crate) fn run(&self) -> Result<(), EngineError> {
+        #[cfg(test)]
+        fsync_gate::pass(&self.path)?;
         self.file
             .sync_data()
             .map_err(io_error("fsync WAL segment", &self.path))
+    }
+}
+
+/// Holds, releases or fails the commit groups' fsyncs of one WAL directory, for tests of the pipelined
+/// commit (`crate::commit`): keyed by directory, so other engines in the same test process are not
+/// touched.
+#[cfg(test)]
+pub(crate) mod fsync_gate {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex, PoisonError};
+    use std::time::Duration;
+
+    use crate::EngineError;
+
+    /// What the next fsync does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum State {
+        /// Waits.
+        Hold,
+        /// Runs.
+        Open,
+        /// Fails with an I/O error.
+        Fail,
+    }
+
+    /// One directory's gate.
+    #[derive(Debug)]
+    pub(crate) struct Gate {
+        state: Mutex<(State, u32)>,
+        changed: Condvar,
+    }
+
+    impl Gate {
+        /// Sets what fsyncs do from now on.
+        pub(crate) fn set(&self, state: State) {
+            self.state.lock().unwrap_or_else(PoisonError::into_inner).0 = state;
+            self.changed.notify_all();
+        }
+
+        /// Waits (at most 10 s) until `n` fsyncs have reached the gate; true when they have.
+        pub(crate) fn wait_for_arrivals(&self, n: u32) -> bool {
+            let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = self
+                .changed
+                .wait_timeout_while(guard, Duration::from_secs(10), |(_, arrived)| *arrived < n)
+                .unwrap_or_else(PoisonError::into_inner);
+            guard.1 >= n
+        }
+    }
+
+    static GATES: Mutex<Vec<(PathBuf, Arc<Gate>)>> = Mutex::new(Vec::new());
+
+    /// Installs a gate, holding, for the WAL directory `dir`.
+    pub(crate) fn install(dir: &Path) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            state: Mutex::new((State::Hold, 0)),
+            changed: Condvar::new(),
+        });
+        GATES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((dir.to_path_buf(), Arc::clone(&gate)));
+        gate
+    }
+
+    /// Called by every fsync of a commit group, with its segment's path.
+    pub(crate) fn pass(segment: &Path) -> Result<(), EngineError> {
+        let gate = GATES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(dir, _)| Some(dir.as_path()) == segment.parent())
+            .map(|(_, gate)| Arc::clone(gate));
+        let Some(gate) = gate else {
+            return Ok(());
+        };
+        let mut guard = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.1 += 1;
+        gate.changed.notify_all();
+        let guard = gate
+            .changed
+            .wait_while(guard, |(state, _)| *state == State::Hold)
+            .unwrap_or_else(PoisonError::into_inner);
+        match guard.0 {
+            State::Fail => Err(EngineError::Io {
+                op: "fsync WAL segment",
+                path: segment.to_path_buf(),
+                source: std::io::Error::other("injected fsync failure"),
+            }),
+            State::Hold | State::Open => Ok(()),
+        }
     }
 }
 
