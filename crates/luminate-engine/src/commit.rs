@@ -9,12 +9,25 @@
 //!    (`crate::newest`, which every staged point updates), and the accepted ones become one
 //!    `WRITE_BATCH` record appended with write(2). Points of series that were
 //!    already live were resolved before, on the caller's thread ([`Shared::find_live`]), in
-//!    parallel; a delete since then (the only way a series stops being live) voids those ids and they
-//!    are resolved again here, so the limits stay exact;
+//!    parallel, as were the metric and postings of most new series (`crate::index::KnownNames`); a
+//!    delete since then (the only way a series stops being live) voids those ids and they are resolved
+//!    again here, so the limits stay exact;
 //! 2. one fsync covers every record of the group (per [`SyncPolicy`]);
 //! 3. the batches are applied to the index and the head, in log order, under their write locks (index
 //!    first, then head: every holder of both takes them in that order);
 //! 4. the lock is released, then every writer is answered.
+//!
+//! Under `SyncPolicy::Always` step 2 runs on a second thread (`luminate-fsync`), and commit groups are
+//! pipelined: while group N's fsync runs, the writer thread receives and stages group N+1 (steps 1),
+//! and when the fsync reports back (as a [`Request::Synced`] in the same queue) it applies and answers
+//! group N, then hands group N+1's fsync over — one fsync in flight at a time, each covering only
+//! records appended before it started. So a writer is still answered only after the fsync covering its
+//! record, and nothing is applied before it is durable; the writer thread's CPU work and the disk's
+//! fsync now overlap instead of alternating. Group N+1 is staged on top of N before N is applied:
+//! `crate::index::Staging` keeps one *epoch* across such groups, counting from what the index held when
+//! the epoch first touched a tenant or metric. Everything that needs the whole log applied — a delete,
+//! a sync, a freeze, shutdown — first waits for the group in flight and commits what is staged
+//! ([`Committer::drain`]).
 //!
 //! So a write returns only when its points are durable (per the policy) and visible to later queries,
 //! and replaying the WAL applies the same records in the same order (through the same `apply`), which
@@ -31,7 +44,8 @@
 //! # Poisoning
 //! If a write(2) or fsync fails, the records of the group may or may not be on disk: the engine is
 //! poisoned, every waiting and later write fails with `Poisoned` naming the original error, and nothing
-//! of the failed group is applied. Reads keep serving what was acknowledged.
+//! of the failed group is applied — nor of the group staged behind it while its fsync ran. Reads keep
+//! serving what was acknowledged.
 //!
 //! Running out of file descriptors is not such a failure (see `crate::files`): the WAL opens a file only
 //! when it rolls to a new segment, before it changes any of its state, and an open(2) that fails for
@@ -39,6 +53,7 @@
 //! descriptor is free ([`Committer::append`], [`Committer::roll`]). The writers of the group wait
 //! meanwhile; nothing is poisoned.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,21 +66,24 @@ use std::time::{Duration, Instant};
 
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
-use crate::apply::{apply_batch, apply_delete};
+use crate::apply::{apply_batch, apply_delete, apply_staged};
 use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
-use crate::index::{Index, Prepared, Staging};
+use crate::index::{Index, KnownNames, NewSeriesIds, Prepared, Staging};
 use crate::newest::Newest;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
-use crate::wal::Wal;
+use crate::wal::{SyncJob, Wal};
 use crate::{CardinalityLimits, EngineError, EngineObserver, SyncPolicy};
 
 /// Most requests committed as one group: bounds the latency one group adds to its first writer.
 const MAX_GROUP: usize = 256;
 /// Requests that may wait for the writer; senders block beyond it (back-pressure, bounded memory).
 pub(crate) const QUEUE_DEPTH: usize = 1024;
+/// New series a staging epoch may hold before a group is committed without overlapping the next
+/// (which ends the epoch): bounds the epoch's memory under unbroken load.
+const EPOCH_NEW_SERIES: usize = 1 << 16;
 /// Points a writer looks up per hold of the index read lock (see [`Shared::find_live`]).
 const FIND_CHUNK: usize = 1024;
 
@@ -204,6 +222,8 @@ impl Shared {
     pub(crate) fn find_live(&self, tenant: &Tenant, batch: &PointBatch) -> Found {
         let mut series = Vec::with_capacity(batch.len());
         let mut hashes = Vec::with_capacity(batch.len());
+        let mut points = Vec::with_capacity(batch.len().min(FIND_CHUNK));
+        let mut known = KnownNames::default();
         let mut deletes = None;
         let mut start = 0;
         loop {
@@ -218,13 +238,16 @@ impl Shared {
                 break;
             };
             let end = batch.len().min(start + FIND_CHUNK);
-            for p in (start..end).map(|i| batch.get(i)) {
-                let hash = ti.hash(p.name, p.pairs());
-                let id = ti
-                    .find_hashed(hash, p.name, p.pairs())
-                    .filter(|&id| ti.is_live(id));
-                series.push(id);
-                hashes.push(hash);
+            points.clear();
+            points.extend((start..end).map(|i| batch.get(i)));
+            hashes.extend(points.iter().map(|p| ti.hash(p.name, p.pairs())));
+            ti.find_live_run(&hashes[start..end], &points, &mut series);
+            // The names of the series not found live, looked up here rather than on the writer thread.
+            for (p, id) in points.iter().zip(&series[start..end]) {
+                match id {
+                    Some(_) => known.push(None),
+                    None => known.push_lookup(ti, p),
+                }
             }
             if end == batch.len() {
                 break;
@@ -241,6 +264,7 @@ impl Shared {
             series,
             hashes,
             dims,
+            known,
             deletes,
         }
     }
@@ -286,6 +310,9 @@ pub(crate) struct Found {
     /// By point: its dimensions as an owned value when its series was not live, ready to become the
     /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
     dims: Vec<Option<Dimensions>>,
+    /// By point: the metric and postings of a point whose series was not live, when the index held
+    /// them all (empty when the tenant had no index yet).
+    known: KnownNames,
     /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
     /// hold while no delete has been applied since.
     deletes: u64,
@@ -328,6 +355,11 @@ pub(crate) enum Request {
     Flush { reply: Reply<()> },
     /// Commit what is staged, fsync, and stop.
     Shutdown,
+    /// The fsync of the group in flight finished (sent by the fsync thread).
+    Synced {
+        result: Result<(), EngineError>,
+        elapsed: Duration,
+    },
 }
 
 /// Which points of a write are stored.
@@ -342,6 +374,9 @@ pub(crate) enum WriteRule {
 /// A write that is logged but not yet fsynced and applied.
 struct Staged {
     batch: Option<WriteBatch>,
+    /// The hashes, metrics and postings of the batch's new series, when every one's hash was prepared
+    /// (the tenant had an index when the caller looked its points up): applied without hashing again.
+    new_ids: Option<NewSeriesIds>,
     outcome: WriteOutcome,
     /// The points' dimensions no new series took.
     dims: Vec<Option<Dimensions>>,
@@ -358,6 +393,13 @@ struct Committer {
     /// The newest sample of every series, as of the writes staged so far.
     newest: Newest,
     staged: Vec<Staged>,
+    /// The group whose fsync runs on the fsync thread (`SyncPolicy::Always` only); `staged` waits
+    /// for it.
+    in_flight: Option<Vec<Staged>>,
+    /// Hands fsyncs to the fsync thread (`SyncPolicy::Always` only).
+    syncer: Option<SyncSender<SyncJob>>,
+    /// Requests received while waiting for the group in flight, handled next.
+    deferred: VecDeque<Request>,
     /// Records appended since the last fsync.
     unsynced: bool,
     last_sync: Instant,
@@ -390,7 +432,29 @@ pub(crate) fn spawn(
     limits: CardinalityLimits,
     flush: FlushControl,
     requests: Receiver<Request>,
+    loopback: SyncSender<Request>,
 ) -> std::io::Result<JoinHandle<()>> {
+    // Under `Always` the fsyncs run on their own thread, so the next group is staged meanwhile; it
+    // answers through the request queue, where the writer thread waits anyway.
+    let (syncer, syncer_thread) = match policy {
+        SyncPolicy::Always => {
+            let (jobs, queue) = std::sync::mpsc::sync_channel::<SyncJob>(1);
+            let thread = std::thread::Builder::new()
+                .name("luminate-fsync".to_owned())
+                .spawn(move || {
+                    for job in queue {
+                        let started = Instant::now();
+                        let result = job.run();
+                        let elapsed = started.elapsed();
+                        if loopback.send(Request::Synced { result, elapsed }).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+            (Some(jobs), Some(thread))
+        }
+        SyncPolicy::Interval(_) | SyncPolicy::None => (None, None),
+    };
     let newest = Newest::at_start(&shared.read_index(), &shared.read_head());
     shared
         .newest_bytes
@@ -403,6 +467,9 @@ pub(crate) fn spawn(
         staging: Staging::default(),
         newest,
         staged: Vec::new(),
+        in_flight: None,
+        syncer,
+        deferred: VecDeque::new(),
         unsynced: false,
         last_sync: Instant::now(),
         flush,
@@ -416,52 +483,67 @@ pub(crate) fn spawn(
             if std::panic::catch_unwind(AssertUnwindSafe(|| committer.run(requests))).is_err() {
                 shared.poison("the WAL writer thread panicked".to_owned());
             }
+            // The committer is gone, and with it the fsync thread's queue: it stops.
+            if let Some(thread) = syncer_thread
+                && thread.join().is_err()
+            {
+                shared.poison("the WAL fsync thread panicked".to_owned());
+            }
         })
 }
 
 impl Committer {
     fn run(mut self, requests: Receiver<Request>) {
-        loop {
-            let due = match (self.interval_sync_due_in(), self.head_age_due_in()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let first = match due {
-                None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => requests.recv_timeout(wait),
-            };
-            let first = match first {
-                Ok(r) => r,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.interval_sync_due_in() == Some(Duration::ZERO) {
-                        self.sync_now();
+        'serve: loop {
+            let first = match self.deferred.pop_front() {
+                Some(r) => r,
+                None => {
+                    let due = match (self.interval_sync_due_in(), self.head_age_due_in()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let first = match due {
+                        None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                        Some(wait) => requests.recv_timeout(wait),
+                    };
+                    match first {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if self.interval_sync_due_in() == Some(Duration::ZERO) {
+                                self.sync_now();
+                            }
+                            self.maybe_freeze(&requests);
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
-                    self.maybe_freeze();
-                    continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
+                if let Some(r) = self.deferred.pop_front() {
+                    group.push(r);
+                    continue;
+                }
                 match requests.try_recv() {
                     Ok(r) => group.push(r),
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
             for request in group {
-                if !self.handle(request) {
-                    return;
+                if !self.handle(request, &requests) {
+                    break 'serve;
                 }
             }
-            self.commit();
-            self.maybe_freeze();
+            self.end_group();
+            self.maybe_freeze(&requests);
         }
-        self.commit();
+        self.drain(&requests);
         self.final_sync();
     }
 
     /// Handles one request; false after `Shutdown`.
-    fn handle(&mut self, request: Request) -> bool {
+    fn handle(&mut self, request: Request, requests: &Receiver<Request>) -> bool {
         match request {
             Request::Write {
                 tenant,
@@ -471,17 +553,17 @@ impl Committer {
                 reply,
             } => self.stage_write(tenant, &batch, found, rule, reply),
             Request::Delete { delete, reply } => {
-                self.commit();
+                self.drain(requests);
                 let result = self.delete(delete);
                 let _ = reply.send(result);
             }
             Request::Sync { reply } => {
-                self.commit();
+                self.drain(requests);
                 self.sync_now();
                 let _ = reply.send(self.ensure_not_poisoned());
             }
             Request::Flush { reply } => {
-                self.commit();
+                self.drain(requests);
                 if self.shared.read_head().points() > 0 {
                     self.freeze();
                 }
@@ -489,10 +571,11 @@ impl Committer {
                 let _ = reply.send(self.ensure_not_poisoned());
             }
             Request::Shutdown => {
-                self.commit();
+                self.drain(requests);
                 self.final_sync();
                 return false;
             }
+            Request::Synced { result, elapsed } => self.finish_sync(result, elapsed),
         }
         true
     }
@@ -523,6 +606,7 @@ impl Committer {
             return;
         }
         let mut outcome = WriteOutcome::default();
+        let mut new_ids = Some(NewSeriesIds::default());
         let mut batch = WriteBatch {
             tenant,
             new_series: Vec::new(),
@@ -547,7 +631,17 @@ impl Committer {
                         },
                     ) {
                         Ok(r) => {
-                            batch.new_series.extend(r.new);
+                            if let Some(def) = r.new {
+                                batch.new_series.push(def);
+                                let hash = found.hashes.get(i).copied();
+                                match (&mut new_ids, hash) {
+                                    (Some(ids), Some(hash)) => {
+                                        ids.hashes.push(hash);
+                                        ids.known.push(found.known.get(i));
+                                    }
+                                    _ => new_ids = None,
+                                }
+                            }
                             r.series
                         }
                         Err(rejection) => {
@@ -571,6 +665,7 @@ impl Committer {
         if batch.points.is_empty() {
             self.staged.push(Staged {
                 batch: None,
+                new_ids: None,
                 outcome,
                 dims: found.dims,
                 reply,
@@ -588,6 +683,7 @@ impl Committer {
         self.unsynced = true;
         self.staged.push(Staged {
             batch: Some(batch),
+            new_ids,
             outcome,
             dims: found.dims,
             reply,
@@ -628,26 +724,119 @@ impl Committer {
         self.newest.read_parts(tenant, &unread, &index, &stored)
     }
 
-    /// fsyncs (per policy) what the group logged, applies it to the head, answers its writers.
+    /// fsyncs (per policy) what the group logged, applies it to the head, answers its writers. Only
+    /// with no group in flight ([`Committer::drain`]).
     fn commit(&mut self) {
         if self.staged.is_empty() {
             return;
         }
         self.sync_per_policy();
         let staged = std::mem::take(&mut self.staged);
+        self.end_epoch();
+        self.apply_and_answer(staged);
+    }
+
+    /// Ends the staging epoch (every group staged in it is applied or failed) and reports its 80 %
+    /// warnings.
+    fn end_epoch(&mut self) {
         for (tenant, limit) in self.staging.clear() {
             self.shared.observer.cardinality_warning(&tenant, limit);
         }
+    }
+
+    /// After a group's requests were handled: under `SyncPolicy::Always` its fsync goes to the fsync
+    /// thread (or, while another runs, waits for it: [`Committer::finish_sync`] starts it); under the
+    /// other policies it commits now.
+    fn end_group(&mut self) {
+        if self.syncer.is_none() || self.shared.poisoned().is_some() {
+            if self.in_flight.is_none() {
+                self.commit();
+            }
+            return;
+        }
+        if self.in_flight.is_none() {
+            self.start_sync();
+        }
+    }
+
+    /// Hands the fsync of what is staged to the fsync thread: the group is in flight, and the writer
+    /// thread goes on staging the next one. Everything staged was appended before the fsync starts, so
+    /// it covers the whole group.
+    fn start_sync(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        if self.shared.poisoned().is_some() {
+            // Nothing more is made durable: the group fails now.
+            self.commit();
+            return;
+        }
+        let job = self.wal.sync_job();
+        match &self.syncer {
+            Some(syncer) if syncer.send(job).is_ok() => {
+                self.in_flight = Some(std::mem::take(&mut self.staged));
+            }
+            _ => {
+                self.shared
+                    .poison("the WAL fsync thread stopped".to_owned());
+                self.commit();
+            }
+        }
+    }
+
+    /// The group in flight is durable (or its fsync failed: poisoned): applies and answers it, then
+    /// starts the fsync of the group staged meanwhile. An epoch that grew past
+    /// [`EPOCH_NEW_SERIES`] new series is ended: that group is committed here, without overlap.
+    fn finish_sync(&mut self, result: Result<(), EngineError>, elapsed: Duration) {
+        self.shared.observer.wal_synced(elapsed, result.is_ok());
+        match result {
+            Ok(()) => self.last_sync = Instant::now(),
+            Err(e) => self.shared.poison(e.to_string()),
+        }
+        let group = self.in_flight.take().unwrap_or_default();
+        if self.staged.is_empty() {
+            self.end_epoch();
+        }
+        self.apply_and_answer(group);
+        if self.staging.new_series() >= EPOCH_NEW_SERIES {
+            self.commit();
+        } else {
+            self.start_sync();
+        }
+    }
+
+    /// Waits for the group in flight (keeping the requests that arrive meanwhile for later), then
+    /// commits what is staged: afterwards everything logged is applied. Deletes, syncs, freezes and
+    /// shutdown need that.
+    fn drain(&mut self, requests: &Receiver<Request>) {
+        while self.in_flight.is_some() {
+            match requests.recv() {
+                Ok(Request::Synced { result, elapsed }) => self.finish_sync(result, elapsed),
+                Ok(other) => self.deferred.push_back(other),
+                Err(_) => {
+                    self.shared
+                        .poison("the WAL fsync thread stopped".to_owned());
+                    let group = self.in_flight.take().unwrap_or_default();
+                    self.apply_and_answer(group);
+                }
+            }
+        }
+        self.commit();
+    }
+
+    /// Applies a logged group to the index and the head (unless the engine is poisoned) and answers
+    /// its writers.
+    fn apply_and_answer(&mut self, staged: Vec<Staged>) {
         // Writes before this index were applied; the rest fail with the poison reason.
         let mut applied = 0;
         if self.shared.poisoned().is_none() {
             let (mut index, mut head) = self.shared.write_both();
             for s in &staged {
-                if let Some(Err(reason)) = s
-                    .batch
-                    .as_ref()
-                    .map(|b| apply_batch(&mut index, &mut head, b))
-                {
+                let applied_here = s.batch.as_ref().map(|b| match &s.new_ids {
+                    Some(ids) => apply_staged(&mut index, &mut head, b, ids),
+                    None => apply_batch(&mut index, &mut head, b),
+                });
+                if let Some(Err(reason)) = applied_here {
                     self.shared
                         .poison(format!("a logged batch does not fit the head: {reason}"));
                     break;
@@ -742,8 +931,9 @@ impl Committer {
         Ok(deleted)
     }
 
-    /// Freezes the head if it is past its size or age threshold.
-    fn maybe_freeze(&mut self) {
+    /// Freezes the head if it is past its size or age threshold (after committing everything logged:
+    /// the frozen head must hold every record of the segments below the roll).
+    fn maybe_freeze(&mut self, requests: &Receiver<Request>) {
         if self.flush.flushing && self.flush.done.try_recv().is_ok() {
             self.flush.flushing = false;
         }
@@ -753,6 +943,7 @@ impl Committer {
             .head_since
             .is_some_and(|t| t.elapsed() >= self.flush.max_age);
         if points > 0 && (points >= self.flush.max_points || old) {
+            self.drain(requests);
             self.freeze();
         }
     }
@@ -888,5 +1079,120 @@ impl Committer {
         if self.unsynced {
             self.sync_now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::time::{Duration, Instant};
+
+    use luminate_model::{Dimensions, Point, Tenant};
+
+    use crate::wal::fsync_gate::{self, State};
+    use crate::{Engine, EngineConfig, EngineError};
+    use luminate_model::WriteOutcome;
+
+    /// Starts a write of one new series on its own thread; its answer comes on the channel.
+    fn write_in_background(
+        engine: &Arc<Engine>,
+        customer: &str,
+    ) -> mpsc::Receiver<Result<WriteOutcome, EngineError>> {
+        let (tx, rx) = mpsc::channel();
+        let (engine, customer) = (Arc::clone(engine), customer.to_owned());
+        std::thread::spawn(move || {
+            let point = Point {
+                name: "m".to_owned(),
+                timestamp: 1,
+                value: 1.0,
+                dimensions: Dimensions::from_pairs([("customer".to_owned(), customer)]),
+            };
+            let _ = tx.send(engine.write(&Tenant::new("t"), vec![point]));
+        });
+        rx
+    }
+
+    /// Waits (at most 10 s) until the first WAL segment holds more than `bytes`; returns its length.
+    fn wal_grows_past(dir: &std::path::Path, bytes: u64) -> u64 {
+        let segment = dir.join("wal").join("00000001.wal");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let len = std::fs::metadata(&segment).map_or(0, |m| m.len());
+            if len > bytes || Instant::now() > deadline {
+                return len;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Opens an engine (fsync always) whose commit-group fsyncs wait at a gate; returns the length of
+    /// its empty WAL.
+    fn gated_engine(dir: &std::path::Path) -> (Arc<Engine>, Arc<fsync_gate::Gate>, u64) {
+        let engine = Arc::new(Engine::open(EngineConfig::new(dir)).unwrap());
+        let gate = fsync_gate::install(&dir.join("wal"));
+        let empty = wal_grows_past(dir, 0);
+        (engine, gate, empty)
+    }
+
+    #[test]
+    fn writers_are_answered_only_after_the_fsync_covering_their_record_while_the_next_group_is_staged()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, gate, empty) = gated_engine(dir.path());
+        let first = write_in_background(&engine, "a");
+        // The first write's record is appended and its fsync waits at the gate.
+        assert!(gate.wait_for_arrivals(1));
+        let after_first = wal_grows_past(dir.path(), empty);
+        assert!(after_first > empty);
+        // A second write is staged and appended meanwhile, behind the fsync in flight.
+        let second = write_in_background(&engine, "b");
+        assert!(wal_grows_past(dir.path(), after_first) > after_first);
+        // Neither is answered nor visible: nothing is applied before it is durable.
+        assert_eq!(
+            first.recv_timeout(Duration::from_millis(50)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        assert!(second.try_recv().is_err());
+        assert_eq!(engine.memory().head_points, 0);
+
+        gate.set(State::Open);
+        for answer in [first, second] {
+            let outcome = answer
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .unwrap();
+            assert_eq!(outcome.accepted, 1);
+        }
+        assert_eq!(engine.memory().head_points, 2);
+        assert_eq!(engine.memory().series, 2);
+    }
+
+    #[test]
+    fn a_failed_fsync_fails_its_group_and_the_group_staged_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, gate, empty) = gated_engine(dir.path());
+        let first = write_in_background(&engine, "a");
+        assert!(gate.wait_for_arrivals(1));
+        let after_first = wal_grows_past(dir.path(), empty);
+        let second = write_in_background(&engine, "b");
+        assert!(wal_grows_past(dir.path(), after_first) > after_first);
+
+        gate.set(State::Fail);
+        for answer in [first, second] {
+            match answer.recv_timeout(Duration::from_secs(10)).unwrap() {
+                Err(EngineError::Poisoned { reason }) => {
+                    assert!(reason.contains("injected fsync failure"), "{reason}")
+                }
+                other => panic!("expected Poisoned, got {other:?}"),
+            }
+        }
+        assert_eq!(engine.memory().head_points, 0);
+        assert!(matches!(
+            write_in_background(&engine, "c")
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap(),
+            Err(EngineError::Poisoned { .. })
+        ));
     }
 }

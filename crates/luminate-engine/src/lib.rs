@@ -368,6 +368,7 @@ impl Engine {
             config.limits,
             flush_control,
             receiver,
+            requests.clone(),
         )
         .map_err(io_error("start the WAL writer thread for", &data_dir))?;
         Ok(Self {

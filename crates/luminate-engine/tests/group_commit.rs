@@ -134,3 +134,94 @@ fn writers_racing_to_create_the_same_series_get_one_id_and_limits_hold() {
     assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 20);
     assert_eq!(count(&engine, &tenant(), "m"), (RACERS * 20) as u64);
 }
+
+#[test]
+fn writers_racing_to_create_series_whose_names_the_index_holds_get_one_id_each() {
+    const RACERS: usize = 8;
+    const SERIES: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig::new(dir.path());
+    let engine = Arc::new(Engine::open(config.clone()).unwrap());
+    // Every name the racers will use is in the index already (`s = NN` carried by other series), so
+    // their request threads find each new series' metric and postings and the writer thread defines
+    // it from those ids.
+    let seed = (0..SERIES)
+        .map(|s| point("m", 0, 1.0, &[("s", &format!("{s:02}")), ("seed", "1")]))
+        .collect();
+    assert_eq!(engine.write(&tenant(), seed).unwrap().accepted, SERIES);
+    let start = Arc::new(std::sync::Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|t| {
+            let (engine, start) = (Arc::clone(&engine), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let points = (0..SERIES)
+                    .map(|s| point("m", 1 + t as i64, 1.0, &[("s", &format!("{s:02}"))]))
+                    .collect();
+                start.wait();
+                engine.write(&tenant(), points).unwrap().accepted
+            })
+        })
+        .collect();
+    let accepted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(accepted, RACERS * SERIES);
+    let expect = |engine: &Engine| {
+        assert_eq!(
+            engine.cardinality(&tenant(), Some("m"))[0].series,
+            (2 * SERIES) as u64
+        );
+        assert_eq!(engine.memory().series, (2 * SERIES) as u64);
+        assert_eq!(
+            count(engine, &tenant(), "m"),
+            (SERIES + RACERS * SERIES) as u64
+        );
+    };
+    expect(&engine);
+    drop(engine);
+    // Replay defines the same series under the same ids from the records' strings.
+    expect(&Engine::open(config).unwrap());
+}
+
+#[test]
+fn overlapping_commit_groups_of_new_series_fill_a_limit_exactly() {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 40;
+    const LIMIT: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        limits: luminate_engine::CardinalityLimits {
+            max_series_per_metric: LIMIT as u64,
+            max_metrics_per_tenant: 10,
+        },
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Arc::new(Engine::open(config.clone()).unwrap());
+    // Each write brings 2 series no other write has, so groups staged while an earlier group's fsync
+    // runs keep creating series: 320 asked for, exactly 150 fit.
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let mut accepted = 0;
+                for w in 0..WRITES {
+                    let points = (0..2)
+                        .map(|i| point("m", 1, 1.0, &[("s", &format!("{t}-{w}-{i}"))]))
+                        .collect();
+                    accepted += engine.write(&tenant(), points).unwrap().accepted;
+                }
+                accepted
+            })
+        })
+        .collect();
+    let accepted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(accepted, LIMIT);
+    let expect = |engine: &Engine| {
+        assert_eq!(
+            engine.cardinality(&tenant(), Some("m"))[0].series,
+            LIMIT as u64
+        );
+        assert_eq!(count(engine, &tenant(), "m"), LIMIT as u64);
+    };
+    expect(&engine);
+    drop(engine);
+    expect(&Engine::open(config).unwrap());
+}

@@ -39,13 +39,17 @@ use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use luminate_model::{Dimensions, Tenant};
+use luminate_model::{Dimensions, PointRef, Tenant};
 
 use crate::record::SeriesId;
 pub(crate) use interner::{Interner, StrId};
 pub(crate) use metric::{MetricId, MetricIndex, PostingId};
 use series::SeriesTable;
-pub(crate) use staging::{Prepared, Staging};
+pub(crate) use staging::{KnownNames, NewSeriesIds, Prepared, Staging};
+
+/// Points looked up together by [`TenantIndex::find_live_run`]: enough misses in flight to fill the
+/// processor's queue of them, few enough that what a run reads stays in the first-level caches.
+const LOOKUP_RUN: usize = 32;
 
 /// Every tenant's index.
 #[derive(Debug, Default)]
@@ -155,6 +159,100 @@ impl TenantIndex {
             .map(|entry| entry.id)
     }
 
+    /// The live series of each of `points`, whose [`Self::hash`]es are `hashes`: `Some` only for a
+    /// series that is defined, holds a point and is exactly the point's metric and pairs (as
+    /// [`Self::find_hashed`] then [`Self::is_live`] would say); `None` for every other point, including
+    /// the rare one whose answer this pass could not settle cheaply — the caller resolves those exactly.
+    /// Appends one answer per point to `out`.
+    ///
+    /// Each lookup is a chain of dependent cache misses (table slot, series row, pair list, postings,
+    /// strings): over millions of series each one is a trip to memory. Looked up one point at a time,
+    /// the chains run one after another; here a run of [`LOOKUP_RUN`] points goes through them stage by
+    /// stage (every slot, then every row, then every pair list and its postings, then the compares), so
+    /// the processor has the misses of a whole run in flight at once.
+    pub(crate) fn find_live_run(
+        &self,
+        hashes: &[u64],
+        points: &[PointRef<'_>],
+        out: &mut Vec<Option<SeriesId>>,
+    ) {
+        for (hashes, points) in hashes.chunks(LOOKUP_RUN).zip(points.chunks(LOOKUP_RUN)) {
+            let mut found = [None::<SeriesId>; LOOKUP_RUN];
+            // Slots: the first entry with the point's tag. Another series may share a tag (one in
+            // 2^32 per series); then the compare below fails and the point is left to the caller.
+            for (f, &hash) in found.iter_mut().zip(hashes) {
+                let tagged = Tagged::new(hash, 0);
+                *f = self
+                    .lookup
+                    .find(tagged.table_hash(), |e| e.tag == tagged.tag)
+                    .map(|e| e.id);
+            }
+            // Rows: a series without points is not live, whatever its strings.
+            for f in &mut found {
+                *f = f.filter(|&id| self.is_live(id));
+            }
+            // Pair lists and postings, read ahead of the compares that need them.
+            let mut touched = 0u32;
+            for &id in found.iter().flatten() {
+                let m = &self.metrics[self.series.metric(id) as usize];
+                for &p in self.series.pairs(id) {
+                    touched ^= m.postings[p as usize].value;
+                }
+            }
+            std::hint::black_box(touched);
+            for (f, p) in found.iter().zip(points) {
+                out.push(f.filter(|&id| self.series_is(id, p.name, p.pairs())));
+            }
+        }
+    }
+
+    /// The metric of `metric` with these pairs, appending the posting of each pair to `postings`, when
+    /// the index holds the metric and every posting already (`None` otherwise; `postings` may then hold
+    /// some of them). Allocates nothing but `postings`' growth.
+    pub(crate) fn known_names<'a>(
+        &self,
+        metric: &str,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        postings: &mut Vec<PostingId>,
+    ) -> Option<MetricId> {
+        let m = self.metric_id(metric)?;
+        let mi = &self.metrics[m as usize];
+        for (k, v) in pairs {
+            let (k, v) = (self.strings.get(k)?, self.strings.get(v)?);
+            postings.push(mi.posting_id(k, v)?);
+        }
+        Some(m)
+    }
+
+    /// Defines series `id` of metric `m` with the pairs of `postings` (ids [`Self::known_names`] gave
+    /// for its names), whose [`Self::hash`] is `hash`, after the caller checked that it does not exist
+    /// yet and that `id` is the next id: the same change as [`Self::insert_hashed`] of its strings,
+    /// without interning or hashing one.
+    pub(crate) fn insert_known(
+        &mut self,
+        id: SeriesId,
+        m: MetricId,
+        postings: &[PostingId],
+        hash: u64,
+    ) -> Result<(), String> {
+        let next = self.series.next_id(postings.len())?;
+        if id != next {
+            return Err(format!(
+                "series {id} defined where series {next} was expected"
+            ));
+        }
+        let metric = &mut self.metrics[m as usize];
+        for &p in postings {
+            metric.postings[p as usize].series.push(id);
+        }
+        metric.series.push(id);
+        self.series.push(m, postings.iter().copied());
+        let entry = Tagged::new(hash, id);
+        self.lookup
+            .insert_unique(entry.table_hash(), entry, Tagged::table_hash);
+        Ok(())
+    }
+
     /// Defines series `id` of `metric` with `dims`. It must be the next id (ids are dense and in log
     /// order) and must not exist yet; otherwise nothing changes and the error says why.
     pub(crate) fn insert_with_id(
@@ -231,6 +329,28 @@ impl TenantIndex {
             (false, true) => self.live_metrics += 1,
             (true, false) => self.live_metrics -= 1,
             _ => {}
+        }
+    }
+
+    /// [`Self::add_points`] of each (series, delta), a run of [`LOOKUP_RUN`] at a time: first the
+    /// run's rows and postings are read in loops of independent loads (their cache misses overlap),
+    /// then counted.
+    pub(crate) fn add_points_many(&mut self, runs: &[(SeriesId, i64)]) {
+        for run in runs.chunks(LOOKUP_RUN) {
+            let mut touched = 0u64;
+            for &(id, _) in run {
+                touched ^= self.series.points(id);
+            }
+            for &(id, _) in run {
+                let m = &self.metrics[self.series.metric(id) as usize];
+                for &p in self.series.pairs(id) {
+                    touched ^= m.postings[p as usize].points;
+                }
+            }
+            std::hint::black_box(touched);
+            for &(id, delta) in run {
+                self.add_points(id, delta);
+            }
         }
     }
 

@@ -1,26 +1,36 @@
 //! Series resolution for writes that are logged but not yet applied: the commit thread turns each point
 //! into a series id (assigning new ids) and enforces the cardinality limits, against the index *plus*
-//! every batch staged earlier in the same commit group. Owns no data past one group; knows nothing of
-//! the WAL.
+//! every batch staged earlier in the same *epoch*. Knows nothing of the WAL.
+//!
+//! An epoch lasts from one [`Staging::clear`] to the next, and may span several commit groups: while
+//! one group's fsync runs, the next is staged on top of it, and the first is applied to the index
+//! meanwhile. So what a tenant and a metric counted is taken once, when the epoch first touches them
+//! (nothing staged before then in the epoch changed it), and ids and limits are computed from those
+//! counts plus the epoch's own, never from the index's counts of the moment, which may already include
+//! groups of the epoch. Only deletes change counts otherwise, and they end the epoch first.
 //!
 //! Limits count live series and metrics (those holding a point), so a series whose points were all
 //! deleted no longer counts, and reviving it counts as a new one. When a new series or metric brings a
 //! tenant to 80 % of a limit, a warning is logged — once per upward crossing, since counts move one at
 //! a time.
 
-use hashbrown::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 use luminate_model::store::Rejection;
 use luminate_model::{Dimensions, ErrorCode, PointRef, Tenant};
 
 use crate::CardinalityLimits;
-use crate::index::TenantIndex;
+use crate::index::{MetricId, PostingId, TenantIndex};
 use crate::record::{SeriesDef, SeriesId};
 
 /// What one commit group has resolved so far, on top of the index.
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     tenants: HashMap<Tenant, StagedTenant>,
+    /// Hashes [`series_key`]s.
+    hasher: DefaultHashBuilder,
     /// The [`series_key`] of the point being resolved (reused: a lookup allocates nothing).
     key: Vec<u8>,
     /// The 80 % warnings of this group, by tenant and limit, for the engine's observer.
@@ -29,16 +39,64 @@ pub(crate) struct Staging {
 
 #[derive(Debug, Default)]
 struct StagedTenant {
-    /// Series created in this group, by [`series_key`] (one allocation per series, where a map of
-    /// `Dimensions` cost one per string).
-    new_series: HashMap<Box<[u8]>, SeriesId>,
+    /// Series the index defined when the epoch first touched the tenant: new ids continue from here.
+    base_series: u64,
+    /// Live metrics then.
+    base_live_metrics: u64,
+    /// Series created in this epoch, by [`series_key`].
+    new_series: NewSeriesKeys,
     new_count: u32,
-    /// Series (new or dead in the index) that this group makes live.
+    /// Series (new or dead in the index) that this epoch makes live.
     revived: HashSet<SeriesId>,
-    /// Per metric, how many series this group makes live.
-    revived_per_metric: HashMap<String, u64>,
-    /// Metrics this group makes live.
+    /// Per metric touched: its counts when the epoch first touched it, and how many series the epoch
+    /// makes live.
+    metrics: HashMap<String, StagedMetric>,
+    /// Metrics this epoch makes live.
     revived_metrics: u64,
+}
+
+/// The keys of an epoch's new series, in one arena: no allocation per series.
+#[derive(Debug, Default)]
+struct NewSeriesKeys {
+    /// Every key, concatenated in creation order.
+    bytes: Vec<u8>,
+    /// By creation order: the series and the end of its key in `bytes`.
+    ids: Vec<(SeriesId, usize)>,
+    /// Positions in `ids`, by the key's hash.
+    table: HashTable<(u64, u32)>,
+}
+
+impl NewSeriesKeys {
+    fn key(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ids[i - 1].1 };
+        &self.bytes[start..self.ids[i].1]
+    }
+
+    fn get(&self, hash: u64, key: &[u8]) -> Option<SeriesId> {
+        self.table
+            .find(hash, |&(h, i)| h == hash && self.key(i) == key)
+            .map(|&(_, i)| self.ids[i as usize].0)
+    }
+
+    /// Adds a key that [`Self::get`] did not find.
+    fn insert(&mut self, hash: u64, key: &[u8], id: SeriesId) {
+        let i = self.ids.len() as u32;
+        self.bytes.extend_from_slice(key);
+        self.ids.push((id, self.bytes.len()));
+        self.table.insert_unique(hash, (hash, i), |&(h, _)| h);
+    }
+}
+
+/// One metric's counts in an epoch (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+struct StagedMetric {
+    /// Its live series when the epoch first touched it.
+    base_live_series: u64,
+    /// Whether it was live then.
+    base_live: bool,
+    /// Series the epoch makes live.
+    revived: u64,
 }
 
 /// What the caller's thread prepared for a point it did not find live, so the writer thread does not.
@@ -48,6 +106,59 @@ pub(crate) struct Prepared {
     pub hash: Option<u64>,
     /// The point's dimensions as an owned value, ready to define a new series.
     pub dims: Option<Dimensions>,
+}
+
+/// The metric and postings of new series whose every name the index already held when they were looked
+/// up (on the caller's thread, under the read lock): defining such a series interns no string and
+/// creates no posting, so the writer thread only appends its id ([`TenantIndex::insert_known`]).
+/// Metric and posting ids never change once given, so they stay valid under later locks. One flat
+/// list for a whole write, not an allocation per series.
+#[derive(Debug, Default)]
+pub(crate) struct KnownNames {
+    /// By entry: its metric and the range of its postings in `postings`, when known.
+    entries: Vec<Option<(MetricId, u32, u32)>>,
+    postings: Vec<PostingId>,
+}
+
+impl KnownNames {
+    /// Looks up the names of `point` in `ti` and appends them as the next entry (`None` when one of
+    /// them is not in the index yet).
+    pub(crate) fn push_lookup(&mut self, ti: &TenantIndex, point: &PointRef<'_>) {
+        let start = self.postings.len();
+        let entry = ti
+            .known_names(point.name, point.pairs(), &mut self.postings)
+            .map(|m| (m, start as u32, self.postings.len() as u32));
+        if entry.is_none() {
+            self.postings.truncate(start);
+        }
+        self.entries.push(entry);
+    }
+
+    /// Appends an entry.
+    pub(crate) fn push(&mut self, known: Option<(MetricId, &[PostingId])>) {
+        let entry = known.map(|(m, postings)| {
+            let start = self.postings.len() as u32;
+            self.postings.extend_from_slice(postings);
+            (m, start, self.postings.len() as u32)
+        });
+        self.entries.push(entry);
+    }
+
+    /// Entry `i`, if known.
+    pub(crate) fn get(&self, i: usize) -> Option<(MetricId, &[PostingId])> {
+        let (m, start, end) = self.entries.get(i).copied().flatten()?;
+        Some((m, &self.postings[start as usize..end as usize]))
+    }
+}
+
+/// What the writer thread knows of the series a staged batch defines, in definition order, so that
+/// applying the batch neither hashes nor interns again ([`crate::apply::apply_staged`]).
+#[derive(Debug, Default)]
+pub(crate) struct NewSeriesIds {
+    /// By definition: its [`TenantIndex::hash`].
+    pub hashes: Vec<u64>,
+    /// By definition: its metric and postings, when the index held them all.
+    pub known: KnownNames,
 }
 
 /// Where a point goes.
@@ -60,10 +171,16 @@ pub(crate) struct Resolved {
 }
 
 impl Staging {
-    /// Forgets the group (after it was applied, or failed); returns its 80 % warnings.
+    /// Ends the epoch (once every group staged in it was applied, or failed); returns its 80 %
+    /// warnings.
     pub(crate) fn clear(&mut self) -> Vec<(Tenant, &'static str)> {
         self.tenants.clear();
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Series this epoch created, over every tenant (what it holds in memory).
+    pub(crate) fn new_series(&self) -> usize {
+        self.tenants.values().map(|t| t.new_series.ids.len()).sum()
     }
 
     /// Resolves the series of `point` (the `index`-th of its write), or rejects it when it would make a
@@ -97,10 +214,18 @@ impl Staging {
         let mh = ti.and_then(|t| t.metric_id(point.name).map(|m| t.metric(m)));
         let st = match self.tenants.get_mut(tenant) {
             Some(st) => st,
-            None => self.tenants.entry(tenant.clone()).or_default(),
+            None => self
+                .tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| StagedTenant {
+                    base_series: ti.map_or(0, TenantIndex::series_count) as u64,
+                    base_live_metrics: ti.map_or(0, TenantIndex::live_metrics),
+                    ..StagedTenant::default()
+                }),
         };
         series_key(&mut self.key, point);
-        let existing = in_index.or_else(|| st.new_series.get(self.key.as_slice()).copied());
+        let key_hash = self.hasher.hash_one(self.key.as_slice());
+        let existing = in_index.or_else(|| st.new_series.get(key_hash, &self.key));
         if let Some(id) = existing
             && st.revived.contains(&id)
         {
@@ -115,10 +240,19 @@ impl Staging {
             code: ErrorCode::CardinalityExceeded,
             message,
         };
-        let revived_here = st.revived_per_metric.get(point.name).copied().unwrap_or(0);
-        let metric_is_new = !mh.is_some_and(|m| m.is_live()) && revived_here == 0;
+        let staged_metric = st
+            .metrics
+            .get(point.name)
+            .copied()
+            .unwrap_or_else(|| StagedMetric {
+                base_live_series: mh.map_or(0, |m| m.live_series),
+                base_live: mh.is_some_and(|m| m.is_live()),
+                revived: 0,
+            });
+        let revived_here = staged_metric.revived;
+        let metric_is_new = !staged_metric.base_live && revived_here == 0;
         if metric_is_new {
-            let live = ti.map_or(0, TenantIndex::live_metrics) + st.revived_metrics;
+            let live = st.base_live_metrics + st.revived_metrics;
             if live >= limits.max_metrics_per_tenant {
                 return Err(reject(format!(
                     "metric {:?} would exceed max_metrics_per_tenant of {}",
@@ -136,7 +270,7 @@ impl Staging {
                     .push((tenant.clone(), "max_metrics_per_tenant"));
             }
         }
-        let live_series = mh.map_or(0, |m| m.live_series) + revived_here;
+        let live_series = staged_metric.base_live_series + revived_here;
         if live_series >= limits.max_series_per_metric {
             return Err(reject(format!(
                 "new series of metric {:?} would exceed max_unique_series_per_metric of {}",
@@ -157,7 +291,7 @@ impl Staging {
         let (id, new) = match existing {
             Some(id) => (id, None),
             None => {
-                let next = ti.map_or(0, TenantIndex::series_count) as u64 + u64::from(st.new_count);
+                let next = st.base_series + u64::from(st.new_count);
                 let id = SeriesId::try_from(next).map_err(|_| {
                     reject(format!(
                         "tenant {tenant} has used all {} series ids",
@@ -165,7 +299,7 @@ impl Staging {
                     ))
                 })?;
                 st.new_count += 1;
-                st.new_series.insert(self.key.as_slice().into(), id);
+                st.new_series.insert(key_hash, &self.key, id);
                 (
                     id,
                     Some(SeriesDef {
@@ -177,10 +311,14 @@ impl Staging {
             }
         };
         st.revived.insert(id);
-        match st.revived_per_metric.get_mut(point.name) {
-            Some(n) => *n += 1,
+        let revived = StagedMetric {
+            revived: revived_here + 1,
+            ..staged_metric
+        };
+        match st.metrics.get_mut(point.name) {
+            Some(m) => *m = revived,
             None => {
-                st.revived_per_metric.insert(point.name.to_owned(), 1);
+                st.metrics.insert(point.name.to_owned(), revived);
             }
         }
         if metric_is_new {
@@ -348,6 +486,49 @@ mod tests {
             .series,
             0
         );
+    }
+
+    #[test]
+    fn an_epoch_spanning_an_applied_group_assigns_ids_and_counts_limits_once() {
+        let (mut index, mut head) = (Index::default(), Head::default());
+        let tenant = Tenant::new("t");
+        let limits = CardinalityLimits {
+            max_series_per_metric: 3,
+            max_metrics_per_tenant: 10,
+        };
+        let mut staging = Staging::default();
+        // Group N defines a and b.
+        let a = resolve_one(&mut staging, None, &limits, &tenant, 0, ("m", "a")).unwrap();
+        let b = resolve_one(&mut staging, None, &limits, &tenant, 1, ("m", "b")).unwrap();
+        assert_eq!((a.series, b.series), (0, 1));
+        // Its fsync finishes while group N+1 is being staged: N is applied, the epoch goes on.
+        let batch = WriteBatch {
+            tenant: tenant.clone(),
+            new_series: [a.new, b.new].into_iter().flatten().collect(),
+            points: [0, 1]
+                .map(|series| SeriesPoint {
+                    series,
+                    timestamp: 1,
+                    value: 1.0,
+                })
+                .to_vec(),
+        };
+        apply_batch(&mut index, &mut head, &batch).unwrap();
+        // Group N+1 sees a and b both in the index and in the epoch: counted once, ids continue.
+        let ti = index.tenant(&tenant);
+        let c = resolve_one(&mut staging, ti, &limits, &tenant, 0, ("m", "c")).unwrap();
+        assert_eq!((c.series, c.new.is_some()), (2, true));
+        let again = resolve_one(&mut staging, ti, &limits, &tenant, 1, ("m", "b")).unwrap();
+        assert_eq!((again.series, again.new.is_some()), (1, false));
+        let over = resolve_one(&mut staging, ti, &limits, &tenant, 2, ("m", "d")).unwrap_err();
+        assert!(
+            over.message.contains("max_unique_series_per_metric of 3"),
+            "{}",
+            over.message
+        );
+        assert_eq!(staging.new_series(), 3);
+        staging.clear();
+        assert_eq!(staging.new_series(), 0);
     }
 
     #[test]

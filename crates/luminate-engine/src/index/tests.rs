@@ -137,3 +137,97 @@ fn values_and_dimension_order_come_from_ids() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A batch of one point per (metric, pairs), in order.
+fn batch_of(points: &[(&str, Dimensions)]) -> luminate_model::PointBatch {
+    luminate_model::PointBatch::from_points(points.iter().map(|(metric, d)| {
+        luminate_model::Point {
+            name: (*metric).to_owned(),
+            timestamp: 1,
+            value: 1.0,
+            dimensions: d.clone(),
+        }
+    }))
+}
+
+#[test]
+fn looking_up_a_run_answers_like_one_lookup_at_a_time_and_leaves_tag_matches_of_other_series_unresolved()
+ {
+    let mut t = TenantIndex::default();
+    let customer = |i: u32| dims(&[("customer", &format!("c{i}")), ("region", "eu")]);
+    // 100 series; the odd ones hold points (live), the even ones do not.
+    for i in 0..100u32 {
+        t.insert_with_id(i, "m", &customer(i)).unwrap();
+        if i % 2 == 1 {
+            t.add_points(i, 1);
+        }
+    }
+    // More points than a run: live, dead, undefined, another metric, one pair fewer.
+    let mut asked: Vec<(&str, Dimensions)> = (0..150u32).map(|i| ("m", customer(i))).collect();
+    asked.push(("n", customer(1)));
+    asked.push(("m", dims(&[("customer", "c1")])));
+    let batch = batch_of(&asked);
+    let points: Vec<_> = batch.iter().collect();
+    let mut hashes: Vec<u64> = points.iter().map(|p| t.hash(p.name, p.pairs())).collect();
+    let mut found = Vec::new();
+    t.find_live_run(&hashes, &points, &mut found);
+    let one_at_a_time: Vec<Option<SeriesId>> = points
+        .iter()
+        .map(|p| t.find_pairs(p.name, p.pairs()).filter(|&id| t.is_live(id)))
+        .collect();
+    assert_eq!(found, one_at_a_time);
+    assert_eq!(found.iter().flatten().count(), 50);
+
+    // A point whose hash carries the tag of another live series (as a series sharing its tag would):
+    // the strings differ, so it is left unresolved for the writer thread, never given that series.
+    hashes[3] = hashes[5];
+    found.clear();
+    t.find_live_run(&hashes, &points, &mut found);
+    assert_eq!(found[3], None);
+    assert_eq!(found[5], Some(5));
+}
+
+#[test]
+fn a_series_defined_from_known_ids_equals_one_defined_from_its_strings() {
+    let (mut by_ids, mut by_strings) = (TenantIndex::default(), TenantIndex::default());
+    let first = dims(&[("customer", "c1"), ("region", "eu")]);
+    let second = dims(&[("customer", "c2"), ("region", "eu")]);
+    let again = dims(&[("customer", "c2"), ("region", "us")]);
+    for t in [&mut by_ids, &mut by_strings] {
+        t.insert_with_id(0, "m", &first).unwrap();
+        t.insert_with_id(1, "m", &second).unwrap();
+        t.insert_with_id(2, "m", &dims(&[("region", "us")]))
+            .unwrap();
+    }
+    // Every name of `again` is in the index already: it is defined from ids alone.
+    let batch = batch_of(&[("m", again.clone())]);
+    let point = batch.get(0);
+    let mut postings = Vec::new();
+    let m = by_ids
+        .known_names(point.name, point.pairs(), &mut postings)
+        .unwrap();
+    let hash = by_ids.hash(point.name, point.pairs());
+    by_ids.insert_known(3, m, &postings, hash).unwrap();
+    by_strings.insert_with_id(3, "m", &again).unwrap();
+    for t in [&by_ids, &by_strings] {
+        assert_eq!(t.find("m", &again), Some(3));
+        assert_eq!(t.series(3).dimensions(), again);
+        let mi = t.metric(m);
+        assert_eq!(mi.series, vec![0, 1, 2, 3]);
+        let posting = |k: &str, v: &str| {
+            let (k, v) = (t.strings().get(k).unwrap(), t.strings().get(v).unwrap());
+            mi.postings[mi.posting_id(k, v).unwrap() as usize]
+                .series
+                .clone()
+        };
+        assert_eq!(posting("customer", "c2"), vec![1, 3]);
+        assert_eq!(posting("region", "us"), vec![2, 3]);
+    }
+    assert_eq!(by_ids.strings().len(), by_strings.strings().len());
+    // A name the index has not seen: not known, so the writer thread interns it.
+    let new = batch_of(&[("m", dims(&[("customer", "c9")]))]);
+    let p = new.get(0);
+    assert_eq!(by_ids.known_names(p.name, p.pairs(), &mut Vec::new()), None);
+    // Only the next id may be defined.
+    assert!(by_ids.insert_known(7, m, &postings, hash).is_err());
+}

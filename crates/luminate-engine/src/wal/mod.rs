@@ -54,6 +54,7 @@ mod segment;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::files::{io_error, sync_dir};
 use crate::{DroppedTail, EngineError};
@@ -101,13 +102,123 @@ pub(crate) struct Replayed {
 pub(crate) struct Wal {
     dir: PathBuf,
     segment_bytes: u64,
-    active: File,
+    /// Shared with the fsync of a commit group running on another thread ([`Wal::sync_job`]).
+    active: Arc<File>,
     active_seq: u64,
     active_len: u64,
     // Roll only a segment that holds a record, so one record larger than the limit still fits somewhere.
     active_has_records: bool,
     // Reused framing buffer: one write(2) per record.
     frame: Vec<u8>,
+}
+
+/// An fsync of one segment, run off the commit thread ([`Wal::sync_job`]).
+#[derive(Debug)]
+pub(crate) struct SyncJob {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl SyncJob {
+    /// fsyncs the segment.
+    pub(crate) fn run(&self) -> Result<(), EngineError> {
+        #[cfg(test)]
+        fsync_gate::pass(&self.path)?;
+        self.file
+            .sync_data()
+            .map_err(io_error("fsync WAL segment", &self.path))
+    }
+}
+
+/// Holds, releases or fails the commit groups' fsyncs of one WAL directory, for tests of the pipelined
+/// commit (`crate::commit`): keyed by directory, so other engines in the same test process are not
+/// touched.
+#[cfg(test)]
+pub(crate) mod fsync_gate {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex, PoisonError};
+    use std::time::Duration;
+
+    use crate::EngineError;
+
+    /// What the next fsync does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum State {
+        /// Waits.
+        Hold,
+        /// Runs.
+        Open,
+        /// Fails with an I/O error.
+        Fail,
+    }
+
+    /// One directory's gate.
+    #[derive(Debug)]
+    pub(crate) struct Gate {
+        state: Mutex<(State, u32)>,
+        changed: Condvar,
+    }
+
+    impl Gate {
+        /// Sets what fsyncs do from now on.
+        pub(crate) fn set(&self, state: State) {
+            self.state.lock().unwrap_or_else(PoisonError::into_inner).0 = state;
+            self.changed.notify_all();
+        }
+
+        /// Waits (at most 10 s) until `n` fsyncs have reached the gate; true when they have.
+        pub(crate) fn wait_for_arrivals(&self, n: u32) -> bool {
+            let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = self
+                .changed
+                .wait_timeout_while(guard, Duration::from_secs(10), |(_, arrived)| *arrived < n)
+                .unwrap_or_else(PoisonError::into_inner);
+            guard.1 >= n
+        }
+    }
+
+    static GATES: Mutex<Vec<(PathBuf, Arc<Gate>)>> = Mutex::new(Vec::new());
+
+    /// Installs a gate, holding, for the WAL directory `dir`.
+    pub(crate) fn install(dir: &Path) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            state: Mutex::new((State::Hold, 0)),
+            changed: Condvar::new(),
+        });
+        GATES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((dir.to_path_buf(), Arc::clone(&gate)));
+        gate
+    }
+
+    /// Called by every fsync of a commit group, with its segment's path.
+    pub(crate) fn pass(segment: &Path) -> Result<(), EngineError> {
+        let gate = GATES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(dir, _)| Some(dir.as_path()) == segment.parent())
+            .map(|(_, gate)| Arc::clone(gate));
+        let Some(gate) = gate else {
+            return Ok(());
+        };
+        let mut guard = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.1 += 1;
+        gate.changed.notify_all();
+        let guard = gate
+            .changed
+            .wait_while(guard, |(state, _)| *state == State::Hold)
+            .unwrap_or_else(PoisonError::into_inner);
+        match guard.0 {
+            State::Fail => Err(EngineError::Io {
+                op: "fsync WAL segment",
+                path: segment.to_path_buf(),
+                source: std::io::Error::other("injected fsync failure"),
+            }),
+            State::Hold | State::Open => Ok(()),
+        }
+    }
 }
 
 /// Where replay of a log starts.
@@ -285,7 +396,7 @@ impl Wal {
             segment: self.active_seq,
             offset: self.active_len,
         };
-        self.active
+        (&*self.active)
             .write_all(&self.frame)
             .map_err(io_error("write WAL record", &self.active_path()))?;
         self.active_len += self.frame.len() as u64;
@@ -298,6 +409,15 @@ impl Wal {
         self.active
             .sync_data()
             .map_err(io_error("fsync WAL segment", &self.active_path()))
+    }
+
+    /// An fsync of the active segment that another thread can run while appends go on: it covers every
+    /// record appended before it starts (older segments were fsynced when they rolled).
+    pub(crate) fn sync_job(&self) -> SyncJob {
+        SyncJob {
+            file: Arc::clone(&self.active),
+            path: self.active_path(),
+        }
     }
 
     /// Starts a new segment unless the active one is empty, and returns the active segment's number:
@@ -321,7 +441,7 @@ impl Wal {
     fn roll(&mut self) -> Result<(), EngineError> {
         self.sync()?;
         let seq = self.active_seq + 1;
-        self.active = create_segment(&self.dir, seq)?;
+        self.active = Arc::new(create_segment(&self.dir, seq)?);
         self.active_seq = seq;
         self.active_len = HEADER_LEN as u64;
         self.active_has_records = false;
@@ -385,7 +505,7 @@ impl Recovered {
         let wal = Wal {
             dir,
             segment_bytes,
-            active,
+            active: Arc::new(active),
             active_seq,
             active_len,
             active_has_records,
