@@ -96,6 +96,8 @@ const FIND_CHUNK: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Shared {
     data_dir: PathBuf,
+    /// `EngineConfig::summary_min_rows`, for the parts flush and compaction write.
+    pub(crate) summary_min_rows: u64,
     catalog: Mutex<Catalog>,
     index: RwLock<Index>,
     head: RwLock<Head>,
@@ -125,6 +127,7 @@ impl Shared {
     /// An index, head and parts rebuilt by start-up.
     pub(crate) fn new(
         data_dir: PathBuf,
+        summary_min_rows: u64,
         observer: Arc<dyn EngineObserver>,
         catalog: Catalog,
         index: Index,
@@ -133,6 +136,7 @@ impl Shared {
     ) -> Self {
         Self {
             data_dir,
+            summary_min_rows,
             observer,
             catalog: Mutex::new(catalog),
             index: RwLock::new(index),

@@ -187,7 +187,18 @@ fn merge(shared: &Shared, job: &Job) -> Result<Vec<(String, crate::part::Part)>,
     for scan in &mut scans {
         heads.push(next_owned(scan)?);
     }
-    let mut sink = PartSink::new(shared, job.tenant.clone(), &job.metric, job.day);
+    // The inputs' series may overlap: their sum bounds the merged part's series from above, so the
+    // estimate errs towards no summaries.
+    let metas = job.merge.iter().map(|lp| lp.part.meta());
+    let summarise = shared.summary_min_rows == 0
+        || crate::part::worth_summarising(
+            metas.clone().map(|m| m.rows).sum(),
+            metas.clone().map(|m| u64::from(m.series)).sum(),
+            metas.clone().map(|m| m.min_t).min().unwrap_or_default(),
+            metas.map(|m| m.max_t).max().unwrap_or_default(),
+            shared.summary_min_rows,
+        );
+    let mut sink = PartSink::new(shared, job.tenant.clone(), &job.metric, job.day, summarise);
     let mut rows: Vec<(TimestampMs, f64)> = Vec::new();
     let (mut timestamps, mut values) = (Vec::new(), Vec::new());
     while let Some(id) = heads.iter().flatten().map(|h| h.0).min() {

@@ -21,7 +21,7 @@ use luminate_model::{Tenant, TimestampMs};
 
 use crate::EngineError;
 use crate::commit::Shared;
-use crate::head::Head;
+use crate::head::{Head, Rows};
 use crate::index::MetricId;
 use crate::part::{MAX_ROWS, Part, PartWriter};
 use crate::record::SeriesId;
@@ -121,6 +121,27 @@ impl Flusher {
         Ok(count)
     }
 
+    /// Whether the parts of one frozen partition carry block summaries: from its rows, its distinct
+    /// series (one bit per series id) and its time span.
+    fn worth_summarising(&self, chunks: &[Rows<'_>], max_series: SeriesId, rows: usize) -> bool {
+        let min_rows = self.shared.summary_min_rows;
+        if min_rows == 0 {
+            return true;
+        }
+        let mut seen = vec![0u64; max_series as usize / 64 + 1];
+        let mut series = 0u64;
+        for &s in chunks.iter().flat_map(|c| c.series) {
+            let (word, bit) = (s as usize / 64, 1u64 << (s % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                series += 1;
+            }
+        }
+        let min_t = chunks.iter().map(|c| c.min_t).min().unwrap_or_default();
+        let max_t = chunks.iter().map(|c| c.max_t).max().unwrap_or_default();
+        crate::part::worth_summarising(rows as u64, series, min_t, max_t, min_rows)
+    }
+
     /// Writes the frozen head's partitions; returns (metric id, file name, opened part) of each part.
     fn write_parts(&self, frozen: &Head) -> Result<Vec<(MetricId, String, Part)>, EngineError> {
         let mut out = Vec::new();
@@ -140,6 +161,7 @@ impl Flusher {
                 .max()
                 .unwrap_or(0);
             let rows: usize = chunks.iter().map(|c| c.series.len()).sum();
+            let summarise = self.worth_summarising(&chunks, max_series, rows);
             // Slices of `1 << shift` consecutive ids (a shift, not a division, per row and pass).
             let slices = rows.div_ceil(SORT_SLICE_ROWS).max(1) as u64;
             let shift = (u64::from(max_series) + 1)
@@ -163,7 +185,13 @@ impl Flusher {
                     if let Some(done) = sink.take() {
                         out.extend(done.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
                     }
-                    sink = Some(PartSink::new(&self.shared, tenant.clone(), &name, day));
+                    sink = Some(PartSink::new(
+                        &self.shared,
+                        tenant.clone(),
+                        &name,
+                        day,
+                        summarise,
+                    ));
                 }
                 slice_rows.clear();
                 slice_rows.reserve(n);
@@ -202,6 +230,8 @@ impl Flusher {
 /// fresh file number.
 pub(crate) struct PartSink<'a> {
     shared: &'a Shared,
+    /// Whether the parts carry block summaries ([`crate::part::worth_summarising`]).
+    summarise: bool,
     tenant: Tenant,
     metric: String,
     day: i64,
@@ -210,10 +240,17 @@ pub(crate) struct PartSink<'a> {
 }
 
 impl<'a> PartSink<'a> {
-    /// A sink for (`tenant`, `metric`, `day`).
-    pub(crate) fn new(shared: &'a Shared, tenant: Tenant, metric: &str, day: i64) -> Self {
+    /// A sink for (`tenant`, `metric`, `day`), whose parts carry block summaries if `summarise`.
+    pub(crate) fn new(
+        shared: &'a Shared,
+        tenant: Tenant,
+        metric: &str,
+        day: i64,
+        summarise: bool,
+    ) -> Self {
         Self {
             shared,
+            summarise,
             tenant,
             metric: metric.to_owned(),
             day,
@@ -240,7 +277,11 @@ impl<'a> PartSink<'a> {
         if self.current.is_none() {
             let file = self.shared.next_part_file();
             let path = self.shared.data_dir().join(PARTS_DIR).join(&file);
-            let writer = PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
+            let mut writer =
+                PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
+            if !self.summarise {
+                writer = writer.without_summaries();
+            }
             self.current = Some((writer, file, 0));
         }
         if let Some((writer, _, rows)) = &mut self.current {

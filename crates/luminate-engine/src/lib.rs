@@ -119,6 +119,9 @@ pub struct EngineConfig {
     pub head_max_age: Duration,
     /// A partition (tenant, metric, day) with this many parts is merged into one.
     pub compaction_min_parts: usize,
+    /// Rows a block summary must stand for, on average, for a part to carry block summaries (docs/
+    /// engine.md, "Parts"); `0` summarises every part.
+    pub summary_min_rows: u64,
     /// Told of WAL appends, fsyncs, flushes and compactions (the embedder's metrics).
     pub observer: Arc<dyn EngineObserver>,
 }
@@ -135,6 +138,7 @@ impl EngineConfig {
             head_max_points: 2_000_000,
             head_max_age: Duration::from_secs(600),
             compaction_min_parts: 4,
+            summary_min_rows: part::DEFAULT_SUMMARY_MIN_ROWS,
             observer: Arc::new(observe::Unobserved),
         }
     }
@@ -318,6 +322,7 @@ impl Engine {
         let head_has_points = head.points() > 0;
         let shared = Arc::new(Shared::new(
             data_dir.clone(),
+            config.summary_min_rows,
             config.observer,
             catalog,
             index,

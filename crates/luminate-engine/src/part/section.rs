@@ -24,7 +24,8 @@ pub(super) struct Section {
     pub ids: Box<[SeriesId]>,
     /// `starts[i]` is series `i`'s first row; one more entry than `ids`, the last being the row count.
     pub starts: Box<[u32]>,
-    /// Format 2: the summaries' block width and chunks; `None` for format 1 (no summaries).
+    /// Format 2: the summaries' block width and chunks; `None` for format 1 and for a format-2 part
+    /// written without summaries.
     pub summaries: Option<(i64, Box<[ChunkEntry]>)>,
 }
 
@@ -201,16 +202,16 @@ pub(super) fn decode(
     let summaries = if version == FORMAT_V1 {
         None
     } else {
-        Some(decode_summaries(&mut r, &meta)?)
+        decode_summaries(&mut r, &meta)?
     };
     if r.pos != bytes.len() {
         return Err(r.error(format!(
             "{} bytes after the {}",
             bytes.len() - r.pos,
-            if summaries.is_some() {
-                "summary chunks"
-            } else {
+            if version == FORMAT_V1 {
                 "directory"
+            } else {
+                "summary chunks"
             }
         )));
     }
@@ -225,12 +226,23 @@ pub(super) fn decode(
 
 /// Decodes the block width and the summary chunk index: chunks tile the series `0..series` in
 /// order, each with at least as many entries as series, each blob between the header and the section.
+/// A width of 0 with no chunks is a part written without summaries (`None`).
 fn decode_summaries(
     r: &mut Reader<'_>,
     meta: &PartMeta,
-) -> Result<(i64, Box<[ChunkEntry]>), EngineError> {
+) -> Result<Option<(i64, Box<[ChunkEntry]>)>, EngineError> {
     let block_at = r.pos;
     let block_ms = r.i64()?;
+    if block_ms == 0 {
+        let count_at = r.pos;
+        return match r.u32()? {
+            0 => Ok(None),
+            count => Err(r.error_at(
+                count_at,
+                format!("{count} summary chunks in a part without summaries (block of 0 ms)"),
+            )),
+        };
+    }
     if !(1..=MAX_BLOCK_MS).contains(&block_ms) {
         return Err(r.error_at(
             block_at,
@@ -284,7 +296,7 @@ fn decode_summaries(
             meta.series
         )));
     }
-    Ok((block_ms, chunks.into_boxed_slice()))
+    Ok(Some((block_ms, chunks.into_boxed_slice())))
 }
 
 /// Decodes the page index: pages tile rows `0..rows` in order, each of `1..=page_rows` rows, each

@@ -45,9 +45,11 @@ pub(crate) struct PartWriter {
     ids: Vec<SeriesId>,
     counts: Vec<u32>,
     rows: u64,
-    /// The summaries of the series pushed since the last chunk was written; `None` writes format 1
-    /// (tests of the reader's compatibility only).
+    /// The summaries of the series pushed since the last chunk was written; `None`: the part carries
+    /// none ([`PartWriter::without_summaries`]).
     summaries: Option<SummaryBuilder>,
+    /// The format written: [`FORMAT_V2`], or format 1 for tests of the reader's compatibility.
+    version: u32,
     chunks: Vec<ChunkEntry>,
 }
 
@@ -93,6 +95,7 @@ impl PartWriter {
             counts: Vec::new(),
             rows: 0,
             summaries: Some(SummaryBuilder::new(DEFAULT_BLOCK_MS)),
+            version: FORMAT_V2,
             chunks: Vec::new(),
         };
         // On failure `writer` is dropped here, which removes the temp file.
@@ -120,12 +123,22 @@ impl PartWriter {
         self
     }
 
+    /// Writes no block summaries (format 2 with a block width of 0): for parts whose blocks would hold
+    /// too few rows to be worth them ([`super::worth_summarising`]); their rows are scanned instead.
+    /// Only before the first series.
+    pub(crate) fn without_summaries(mut self) -> Self {
+        debug_assert!(self.rows == 0, "summaries turned off after rows were pushed");
+        self.summaries = None;
+        self
+    }
+
     /// Writes format 1, as earlier builds did (no summaries): for tests that read old parts.
     #[cfg(test)]
     pub(crate) fn format_v1(mut self) -> Result<Self, EngineError> {
         use std::io::{Seek, SeekFrom};
         debug_assert!(self.rows == 0, "format changed after rows were pushed");
         self.summaries = None;
+        self.version = super::FORMAT_V1;
         let written = match self.file.as_mut() {
             Some(file) => file
                 .seek(SeekFrom::Start(4))
@@ -220,10 +233,12 @@ impl PartWriter {
             min_t: self.pages.iter().map(|p| p.min_t).min().unwrap_or_default(),
             max_t: self.pages.iter().map(|p| p.max_t).max().unwrap_or_default(),
         };
-        let summaries = self
-            .summaries
-            .as_ref()
-            .map(|b| (b.block_ms(), &self.chunks[..]));
+        // Format 2 records a block width of 0 for a part written without summaries.
+        let summaries = (self.version != super::FORMAT_V1).then(|| {
+            self.summaries
+                .as_ref()
+                .map_or((0, &[][..]), |b| (b.block_ms(), &self.chunks[..]))
+        });
         let section = section::encode(
             &meta,
             self.page_rows,
