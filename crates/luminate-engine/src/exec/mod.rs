@@ -58,7 +58,8 @@ pub(crate) struct Prepared<'p> {
     selection: Selection,
     map: SeriesMap,
     /// Stored points of the selected series when the index was read (a bound, not an exact count of
-    /// what lies in the range): a range whose series hold no more than its limit cannot stop early.
+    /// what lies in the range): a range whose series hold no more than its limit cannot stop early;
+    /// buffers are sized from it. 0 for moments, which buffer nothing.
     stored_points: u64,
 }
 
@@ -117,6 +118,8 @@ pub(crate) fn prepare<'p>(
         SeriesMap::new(&selection.series, &positions)
     };
     let stored_points = match (ti, selection.metric) {
+        // Moments buffer no points: the count is not read (a cache miss per selected series).
+        _ if uses_moments(plan.kind) => 0,
         // Every live series of the metric: the metric's count is their sum.
         (Some(ti), Some(m)) if plan.filters.is_empty() => ti.metric(m).points,
         (Some(ti), _) => selection

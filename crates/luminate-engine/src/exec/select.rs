@@ -120,11 +120,11 @@ pub(super) fn matching(ti: &TenantIndex, m: MetricId, filters: &[Filter]) -> Vec
     }
     lists.sort_by_key(|l| l.len());
     let mut lists = lists.into_iter();
+    // Every series of the metric holds points (the usual case: deletes empty series): none is dropped
+    // for being empty, and the series table is not read for it (a cache miss per series of a filter).
+    let all_live = mi.live_series == mi.series.len() as u64;
     let mut series: Vec<SeriesId> = match lists.next() {
-        // Every series of the metric holds points: nothing to drop below.
-        None if missing_or.is_empty() && mi.live_series == mi.series.len() as u64 => {
-            return mi.series.clone();
-        }
+        None if missing_or.is_empty() && all_live => return mi.series.clone(),
         None => mi.series.clone(),
         Some(smallest) => {
             let mut ids = smallest.into_owned();
@@ -134,6 +134,9 @@ pub(super) fn matching(ti: &TenantIndex, m: MetricId, filters: &[Filter]) -> Vec
             ids
         }
     };
+    if all_live && missing_or.is_empty() {
+        return series;
+    }
     series.retain(|&s| {
         ti.is_live(s)
             && missing_or.iter().all(|(key, ids)| {
