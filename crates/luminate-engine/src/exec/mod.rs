@@ -108,11 +108,11 @@ pub(crate) fn prepare<'p>(
     pool: &rayon::ThreadPool,
 ) -> Result<Prepared<'p>, StoreError> {
     ctx.check()?;
-    let selection = select::select(ti, &plan.metric, &plan.filters, &plan.group_by, pool);
+    let mut selection = select::select(ti, &plan.metric, &plan.filters, &plan.group_by, pool);
     // Moments and percentiles accumulate per group; the others need each series' own points.
     let by_group = matches!(plan.kind, QueryKind::Aggregate(a) if a != Aggregation::Integral);
     let map = if by_group {
-        SeriesMap::new(&selection.series, &selection.group_of)
+        SeriesMap::from_owned(&selection.series, std::mem::take(&mut selection.group_of))
     } else {
         let positions: Vec<u32> = (0..selection.series.len() as u32).collect();
         SeriesMap::new(&selection.series, &positions)

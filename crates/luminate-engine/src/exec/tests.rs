@@ -246,7 +246,10 @@ fn series_map_finds_exactly_the_selected_series() {
     let every_id: Vec<SeriesId> = vec![8, 9, 10, 11];
     for ids in [dense, sparse, every_id] {
         let tags: Vec<u32> = (0..ids.len() as u32).map(|i| i * 10).collect();
-        let map = SeriesMap::new(&ids, &tags);
+        let (map, owned) = (
+            SeriesMap::new(&ids, &tags),
+            SeriesMap::from_owned(&ids, tags.clone()),
+        );
         for probe in [
             0,
             2,
@@ -266,9 +269,11 @@ fn series_map_finds_exactly_the_selected_series() {
         ] {
             let expected = ids.iter().position(|&s| s == probe).map(|i| i as u32 * 10);
             assert_eq!(map.get(probe), expected, "{ids:?} {probe}");
+            assert_eq!(owned.get(probe), expected, "{ids:?} {probe}, owned tags");
         }
     }
     assert_eq!(SeriesMap::new(&[], &[]).get(0), None);
+    assert_eq!(SeriesMap::from_owned(&[], Vec::new()).get(0), None);
 }
 
 /// Random points split between two heads (by batch) over one index: each plan's partials, scanned per
