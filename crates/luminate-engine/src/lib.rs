@@ -464,7 +464,7 @@ impl Engine {
     ) -> Result<QueryResult, EngineError> {
         let max = exec::MAX_QUERY_VALUES;
         let index = self.shared.read_index();
-        let prepared = exec::prepare(index.tenant(tenant), plan, ctx)?;
+        let prepared = exec::prepare(index.tenant(tenant), plan, ctx, &self.query_pool)?;
         let (active, stored) = {
             let head = self.shared.read_head();
             let stored = self.shared.read_stored();

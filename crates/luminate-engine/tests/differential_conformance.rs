@@ -349,6 +349,8 @@ fn moments_from_block_summaries_match_reference_at_block_edges_after_compaction_
             sync: SyncPolicy::None,
             head_max_points: 200 + rng.below(800),
             compaction_min_parts: 2 + (seed % 3) as usize,
+            // Every part summarised, however few rows its blocks hold.
+            summary_min_rows: 0,
             ..EngineConfig::new(dir.path())
         };
         let n = 3_000 + rng.below(3_000) as usize;

@@ -3,6 +3,7 @@
 //! every value of a group (exact percentiles, by selection), or from each series' sorted points
 //! (integral).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use luminate_model::QueryResult;
@@ -34,15 +35,9 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
         },
     };
     computed.retain(|c| c.count > 0);
-    // Value descending, ties by key; only the first `limit` get keys built.
-    computed.sort_by(|a, b| {
-        b.value
-            .total_cmp(&a.value)
-            .then_with(|| out.cmp_groups(a.group, b.group))
-    });
     let truncated = computed.len() > out.plan.limit;
-    computed.truncate(out.plan.limit);
-    let results = computed
+    let top = top_groups(out, computed, out.plan.limit);
+    let results = top
         .into_iter()
         .map(|c| AggregateGroup {
             group_key: out.key(c.group),
@@ -52,6 +47,41 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
         })
         .collect();
     QueryResult::Aggregate { results, truncated }
+}
+
+/// The first `limit` groups in answer order — value descending, ties by key ascending — sorted, without
+/// ordering the others: a selection by value alone (no strings) finds the `limit`-th value; every group
+/// above it is in, and only the groups tied with it are compared by key (through their strings) for the
+/// places left. 100 000 groups cost a linear pass instead of a sort whose ties (counts are small
+/// integers, so most groups tie) each resolved and compared strings.
+fn top_groups(out: &Finish<'_>, mut computed: Vec<Computed>, limit: usize) -> Vec<Computed> {
+    let by_key = |a: &Computed, b: &Computed| out.cmp_groups(a.group, b.group);
+    let in_order =
+        |a: &Computed, b: &Computed| b.value.total_cmp(&a.value).then_with(|| by_key(a, b));
+    if computed.len() > limit {
+        let Some(last) = limit.checked_sub(1) else {
+            return Vec::new();
+        };
+        let (_, boundary, _) =
+            computed.select_nth_unstable_by(last, |a, b| b.value.total_cmp(&a.value));
+        let boundary = boundary.value;
+        // Before `last` nothing is below the boundary, after it nothing above.
+        computed.retain(|c| c.value.total_cmp(&boundary) != Ordering::Less);
+        if computed.len() > limit {
+            let (mut above, mut tied): (Vec<Computed>, Vec<Computed>) = computed
+                .into_iter()
+                .partition(|c| c.value.total_cmp(&boundary) == Ordering::Greater);
+            let places = limit - above.len();
+            if tied.len() > places {
+                tied.select_nth_unstable_by(places - 1, by_key);
+                tied.truncate(places);
+            }
+            above.append(&mut tied);
+            computed = above;
+        }
+    }
+    computed.sort_unstable_by(in_order);
+    computed
 }
 
 fn moments(

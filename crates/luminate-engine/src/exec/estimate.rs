@@ -66,8 +66,16 @@ impl Selected {
                 points: 0,
             };
         };
-        let series = select::matching(ti, m, &plan.filters);
         let metric = ti.metric(m);
+        // Without filters every live series is selected: the metric's counters say how many and their
+        // points, without listing 2 M series for each query's estimate.
+        let (series, points) = if plan.filters.is_empty() {
+            (metric.live_series, metric.points)
+        } else {
+            let series = select::matching(ti, m, &plan.filters);
+            let points = series.iter().map(|&id| ti.series_points(id)).sum();
+            (series.len() as u64, points)
+        };
         let combinations = plan.group_by.iter().fold(1u64, |product, key| {
             let values = ti
                 .strings()
@@ -77,9 +85,9 @@ impl Selected {
         });
         Self {
             metric: Some(m),
-            series: series.len() as u64,
-            groups: (series.len() as u64).min(combinations),
-            points: series.iter().map(|&id| ti.series_points(id)).sum(),
+            series,
+            groups: series.min(combinations),
+            points,
         }
     }
 

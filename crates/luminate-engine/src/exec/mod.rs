@@ -58,7 +58,8 @@ pub(crate) struct Prepared<'p> {
     selection: Selection,
     map: SeriesMap,
     /// Stored points of the selected series when the index was read (a bound, not an exact count of
-    /// what lies in the range): a range whose series hold no more than its limit cannot stop early.
+    /// what lies in the range): a range whose series hold no more than its limit cannot stop early;
+    /// buffers are sized from it. 0 for moments, which buffer nothing.
     stored_points: u64,
 }
 
@@ -112,29 +113,36 @@ fn summary_columns(kind: QueryKind) -> crate::part::SummaryColumns {
     }
 }
 
-/// Phase 1: resolves the plan's filters and groups against the tenant's index.
+/// Phase 1: resolves the plan's filters and groups against the tenant's index (grouping in parallel on
+/// `pool`).
 pub(crate) fn prepare<'p>(
     ti: Option<&TenantIndex>,
     plan: &'p QueryPlan,
     ctx: &QueryContext,
+    pool: &rayon::ThreadPool,
 ) -> Result<Prepared<'p>, StoreError> {
     ctx.check()?;
-    let selection = select::select(ti, &plan.metric, &plan.filters, &plan.group_by);
+    let mut selection = select::select(ti, &plan.metric, &plan.filters, &plan.group_by, pool);
     // Moments and percentiles accumulate per group; the others need each series' own points.
     let by_group = matches!(plan.kind, QueryKind::Aggregate(a) if a != Aggregation::Integral);
-    let tags = if by_group {
-        selection.group_of.clone()
+    let map = if by_group {
+        SeriesMap::from_owned(&selection.series, std::mem::take(&mut selection.group_of))
     } else {
-        (0..selection.series.len() as u32).collect()
+        let positions: Vec<u32> = (0..selection.series.len() as u32).collect();
+        SeriesMap::new(&selection.series, &positions)
     };
-    let map = SeriesMap::new(&selection.series, tags);
-    let stored_points = ti.map_or(0, |ti| {
-        selection
+    let stored_points = match (ti, selection.metric) {
+        // Moments buffer no points: the count is not read (a cache miss per selected series).
+        _ if uses_moments(plan.kind) => 0,
+        // Every live series of the metric: the metric's count is their sum.
+        (Some(ti), Some(m)) if plan.filters.is_empty() => ti.metric(m).points,
+        (Some(ti), _) => selection
             .series
             .iter()
             .map(|&id| ti.series_points(id))
-            .sum()
-    });
+            .sum(),
+        (None, _) => 0,
+    };
     Ok(Prepared {
         plan,
         stored_points,
@@ -355,7 +363,7 @@ pub(crate) fn run(
     max_values: usize,
     pool: &rayon::ThreadPool,
 ) -> Result<QueryResult, StoreError> {
-    let prepared = prepare(ti, plan, ctx)?;
+    let prepared = prepare(ti, plan, ctx, pool)?;
     let partial = scan(&prepared, sources, ctx, max_values, pool)?;
     finish(&prepared, partial, ti, ctx, max_values, pool)
 }

@@ -220,11 +220,11 @@ impl Partial {
             && meta.max_t < spec.end
         {
             // Every row of the part is in range: the series directory has the answer, no page is read.
-            for &id in candidates {
-                if let (Some(rows), Some(tag)) = (part.series_rows(id), spec.map.get(id)) {
-                    totals[tag as usize].count += u64::from(rows.end - rows.start);
+            for_each_part_series(part, candidates, |id, rows| {
+                if let Some(tag) = spec.map.get(id) {
+                    totals[tag as usize].count += u64::from(rows);
                 }
-            }
+            });
             return Ok(());
         }
         if let (Self::Rows(out), Some(_)) = (&*self, spec.range_limit)
@@ -619,6 +619,33 @@ fn for_each_selected(
     Ok(())
 }
 
+/// Calls `f(series, rows)` for the series of `part` among `candidates` (ascending), with their row counts, from the series
+/// directory. When the candidates are most of the directory's span they cover (a group-by over the
+/// whole metric), the span is walked in order and the caller's map drops the others: a binary search
+/// per candidate, 2 M of them over a directory of 2 M, was most of a `count` by customer.
+fn for_each_part_series(part: &Part, candidates: &[SeriesId], mut f: impl FnMut(SeriesId, u32)) {
+    let (Some(&lo), Some(&hi)) = (candidates.first(), candidates.last()) else {
+        return;
+    };
+    let ids = part.series_ids();
+    let (first, end) = (
+        ids.partition_point(|&id| id < lo),
+        ids.partition_point(|&id| id <= hi),
+    );
+    if candidates.len() * 2 >= end - first {
+        part.row_counts()
+            .skip(first)
+            .take(end - first)
+            .for_each(|(id, rows)| f(id, rows));
+    } else {
+        for &id in candidates {
+            if let Some(rows) = part.series_rows(id) {
+                f(id, rows.end - rows.start);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -638,7 +665,7 @@ mod tests {
             min_t: 0,
             max_t: n as i64 - 1,
         };
-        let map = SeriesMap::new(&[0], vec![0]);
+        let map = SeriesMap::new(&[0], &[0]);
         let spec = ScanSpec {
             start: 0,
             end: i64::MAX,

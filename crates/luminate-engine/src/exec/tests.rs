@@ -149,7 +149,7 @@ fn an_expired_context_stops_prepare_scan_and_finish() {
     let ti = index.tenant(&tenant());
     let p = plan(QueryKind::Aggregate(Aggregation::Sum));
     let live = QueryContext::new(Duration::from_secs(10));
-    let prepared = prepare(ti, &p, &live).unwrap();
+    let prepared = prepare(ti, &p, &live, &pool(1)).unwrap();
     let sources = head.rows(&tenant(), prepared.metric().unwrap());
     let partial = scan(&prepared, &sources, &live, 100, &pool(1)).unwrap();
     let cancelled = QueryContext::new(Duration::from_secs(10));
@@ -157,7 +157,7 @@ fn an_expired_context_stops_prepare_scan_and_finish() {
     let timeout = Err(StoreError::Timeout {
         timeout: Duration::from_secs(10),
     });
-    assert_eq!(prepare(ti, &p, &cancelled).map(|_| ()), timeout);
+    assert_eq!(prepare(ti, &p, &cancelled, &pool(1)).map(|_| ()), timeout);
     assert_eq!(
         scan(&prepared, &sources, &cancelled, 100, &pool(1)).map(|_| ()),
         timeout
@@ -188,7 +188,7 @@ fn empty_string_filter_selects_series_without_the_key() {
             .iter()
             .map(|(k, v)| Filter::equals(*k, *v))
             .collect();
-        select::select(ti, "m", &f, &[]).series
+        select::select(ti, "m", &f, &[], &pool(1)).series
     };
     assert_eq!(ids(&[("a", "1"), ("b", "")]), vec![0]);
     assert_eq!(ids(&[("a", "")]), vec![2]);
@@ -219,7 +219,7 @@ fn any_of_filter_selects_the_union_of_its_values() {
             .iter()
             .map(|(k, values)| Filter::any_of(*k, values.iter().copied()))
             .collect();
-        select::select(ti, "m", &f, &[]).series
+        select::select(ti, "m", &f, &[], &pool(1)).series
     };
     assert_eq!(ids(&[("a", &["3", "1"])]), vec![0, 3]);
     assert_eq!(ids(&[("a", &["1", "nobody"])]), vec![0]);
@@ -243,8 +243,13 @@ fn any_of_filter_selects_the_union_of_its_values() {
 fn series_map_finds_exactly_the_selected_series() {
     let dense: Vec<SeriesId> = vec![3, 4, 9, 10];
     let sparse: Vec<SeriesId> = vec![5, 70_000, 1_000_000, 4_000_000];
-    for ids in [dense, sparse] {
-        let map = SeriesMap::new(&ids, (0..ids.len() as u32).map(|i| i * 10).collect());
+    let every_id: Vec<SeriesId> = vec![8, 9, 10, 11];
+    for ids in [dense, sparse, every_id] {
+        let tags: Vec<u32> = (0..ids.len() as u32).map(|i| i * 10).collect();
+        let (map, owned) = (
+            SeriesMap::new(&ids, &tags),
+            SeriesMap::from_owned(&ids, tags.clone()),
+        );
         for probe in [
             0,
             2,
@@ -264,9 +269,11 @@ fn series_map_finds_exactly_the_selected_series() {
         ] {
             let expected = ids.iter().position(|&s| s == probe).map(|i| i as u32 * 10);
             assert_eq!(map.get(probe), expected, "{ids:?} {probe}");
+            assert_eq!(owned.get(probe), expected, "{ids:?} {probe}, owned tags");
         }
     }
-    assert_eq!(SeriesMap::new(&[], Vec::new()).get(0), None);
+    assert_eq!(SeriesMap::new(&[], &[]).get(0), None);
+    assert_eq!(SeriesMap::from_owned(&[], Vec::new()).get(0), None);
 }
 
 /// Random points split between two heads (by batch) over one index: each plan's partials, scanned per
@@ -306,7 +313,7 @@ fn partials_of_two_sources_merge_to_the_reference_answer() {
         } else if plan.kind == QueryKind::Rate && plan.interval_ms.is_none() {
             plan.interval_ms = Some(7_000);
         }
-        let prepared = prepare(ti, &plan, &ctx).unwrap();
+        let prepared = prepare(ti, &plan, &ctx, &pool).unwrap();
         let Some(m) = prepared.metric() else {
             checked += 1;
             continue;
@@ -442,7 +449,7 @@ fn a_big_part_split_among_threads_equals_a_single_task_and_the_head() {
     let part = part_of(&chunks, i64::MIN..i64::MAX, &dir.path().join("p.part"));
     let ctx = QueryContext::new(Duration::from_secs(30));
     let run_sources = |sources: &[Source<'_>], p: &QueryPlan, threads: usize| {
-        let prepared = prepare(ti, p, &ctx).unwrap();
+        let prepared = prepare(ti, p, &ctx, &pool(2)).unwrap();
         let partial =
             scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(threads)).unwrap();
         finish(
@@ -618,7 +625,7 @@ fn early_stopping_range_equals_the_full_sort() {
         };
         let expected = reference.query(&tenant(), &plan);
         for (name, sources) in [("head", &in_head[..]), ("parts", &in_parts[..])] {
-            let prepared = prepare(ti, &plan, &ctx).unwrap();
+            let prepared = prepare(ti, &plan, &ctx, &pool(2)).unwrap();
             let partial =
                 scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(2)).unwrap();
             let actual = finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool(2)).unwrap();
@@ -629,6 +636,114 @@ fn early_stopping_range_equals_the_full_sort() {
             );
         }
     }
+}
+
+/// Groups by customer (and region) where most groups tie — counts of 1 to 3, values of 1 or 2 — some
+/// series lacking a key: the top-N selection keeps exactly the reference's groups at every limit around
+/// the tie boundary, in its order, with the same `truncated`; over the head, over parts inside the
+/// range (counts from the series directories), over a range that cuts them, through a filter that
+/// selects a sparse share of the series, and through one that selects none.
+#[test]
+fn group_by_top_n_at_the_limit_equals_the_reference() {
+    const SPAN: i64 = 40_000;
+    let mut rng = Rng::new(23);
+    let mut points = Vec::new();
+    for customer in 0..300u32 {
+        // Ids inserted out of key order, so that group numbers and key order differ.
+        let customer = (customer * 7) % 300;
+        for series in 0..1 + customer % 2 {
+            let mut pairs = vec![("customer".to_owned(), format!("c{customer:03}"))];
+            if customer % 11 != 3 {
+                pairs.push(("region".to_owned(), format!("r{}", (customer + series) % 3)));
+            }
+            if customer % 37 == 5 {
+                pairs.clear();
+            }
+            for _ in 0..1 + rng.below(3) {
+                points.push(Point {
+                    name: "m".into(),
+                    timestamp: rng.below(SPAN as u64) as i64,
+                    value: (1 + rng.below(2)) as f64,
+                    dimensions: Dimensions::from_pairs(pairs.clone()),
+                });
+            }
+        }
+    }
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&tenant(), p.clone());
+    }
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let chunks = head.rows(&tenant(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let parts: Vec<Part> = (0..2i64)
+        .map(|q| {
+            let window = q * SPAN / 2..(q + 1) * SPAN / 2;
+            part_of(&chunks, window, &dir.path().join(format!("{q}.part")))
+        })
+        .collect();
+    let in_head: Vec<Source<'_>> = chunks
+        .iter()
+        .map(|&rows| Source::Rows { rows, floor: None })
+        .collect();
+    let in_parts: Vec<Source<'_>> = parts
+        .iter()
+        .map(|part| Source::Part { part, floor: None })
+        .collect();
+    let aggregations = [
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Max,
+        Aggregation::P50,
+    ];
+    let filters = [
+        vec![],
+        vec![Filter::equals("region", "r1")],
+        vec![Filter::equals("customer", "none")],
+    ];
+    let mut compared = 0;
+    for agg in aggregations {
+        for group_by in [vec!["customer"], vec!["region", "customer"], vec!["region"]] {
+            for filters in &filters {
+                for (start, end) in [(0, SPAN), (SPAN / 3, SPAN)] {
+                    for limit in [1, 2, 3, 10, 99, 100, 101, 299, 300, 301, 1_000] {
+                        let plan = QueryPlan {
+                            kind: QueryKind::Aggregate(agg),
+                            metric: "m".into(),
+                            start,
+                            end,
+                            filters: filters.clone(),
+                            group_by: group_by.iter().map(|k| (*k).to_owned()).collect(),
+                            interval_ms: None,
+                            limit,
+                            timeout: Duration::from_secs(10),
+                        };
+                        let expected = reference.query(&tenant(), &plan);
+                        for (name, sources) in [("head", &in_head[..]), ("parts", &in_parts[..])] {
+                            let prepared = prepare(ti, &plan, &ctx, &pool(2)).unwrap();
+                            let partial =
+                                scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool(2))
+                                    .unwrap();
+                            let actual =
+                                finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool(2))
+                                    .unwrap();
+                            assert_eq!(
+                                testkit::diff_results(&expected, &actual),
+                                None,
+                                "{agg:?} by {group_by:?} where {filters:?}, [{start}, {end}), \
+                                 limit {limit}, over the {name}"
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 5 * 3 * 3 * 2 * 11 * 2);
 }
 
 // --- Block summaries (part format 2) ---
@@ -664,7 +779,7 @@ fn moments_from_block_summaries_equal_the_head_at_every_block_edge() {
     let pool = pool(1);
     let answer = |sources: &[Source<'_>], p: &QueryPlan| {
         let ctx = QueryContext::new(Duration::from_secs(30));
-        let prepared = prepare(ti, p, &ctx).unwrap();
+        let prepared = prepare(ti, p, &ctx, &pool).unwrap();
         let partial = scan_sources(&prepared, sources, &ctx, MAX_QUERY_VALUES, &pool).unwrap();
         finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool).unwrap()
     };
@@ -765,7 +880,7 @@ fn moments_over_a_part_with_summaries_read_no_page() {
     let (summarised, old) = (Part::open(&summarised).unwrap(), Part::open(&old).unwrap());
     let ctx = QueryContext::new(Duration::from_secs(30));
     let answer = |part: &Part, p: &QueryPlan| {
-        let prepared = prepare(ti, p, &ctx)?;
+        let prepared = prepare(ti, p, &ctx, &pool(1))?;
         let sources = [Source::Part { part, floor: None }];
         let partial = scan_sources(&prepared, &sources, &ctx, MAX_QUERY_VALUES, &pool(1))?;
         finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool(1))

@@ -231,3 +231,48 @@ fn a_series_defined_from_known_ids_equals_one_defined_from_its_strings() {
     // Only the next id may be defined.
     assert!(by_ids.insert_known(7, m, &postings, hash).is_err());
 }
+
+/// Discovery's top values where most values tie on their point count (1 to 3 points each): at every
+/// limit around the ties, with and without a prefix, exactly the values of the reference order (points
+/// descending, ties by value), values of series without points left out.
+#[test]
+fn top_values_at_the_limit_break_ties_by_value() {
+    let tenant = Tenant::new("t");
+    let mut index = Index::default();
+    let t = index.tenant_mut(&tenant);
+    let mut expected: Vec<(String, u64)> = Vec::new();
+    for i in 0..500u32 {
+        // Inserted out of value order, so that posting order and value order differ.
+        let customer = format!("c{:03}", (i * 7) % 500);
+        let points = u64::from(i % 3);
+        let id = i as SeriesId;
+        t.insert_with_id(id, "m", &dims(&[("customer", &customer), ("region", "eu")]))
+            .unwrap();
+        t.add_points(id, points as i64);
+        if points > 0 {
+            expected.push((customer, points));
+        }
+    }
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for prefix in ["", "c1", "c49", "x"] {
+        let matching: Vec<(String, u64)> = expected
+            .iter()
+            .filter(|(v, _)| v.starts_with(prefix))
+            .cloned()
+            .collect();
+        for limit in [0, 1, 2, 100, 166, 167, 168, 333, 334, 335, 1_000] {
+            let actual: Vec<(String, u64)> = index
+                .dimension_values(&tenant, "m", "customer", prefix, limit)
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.value, v.points))
+                .collect();
+            let want = &matching[..limit.min(matching.len())];
+            assert_eq!(actual, want, "prefix {prefix:?}, limit {limit}");
+        }
+    }
+    assert_eq!(
+        index.dimension_values(&tenant, "m", "no_such_key", "", 10),
+        Some(Vec::new())
+    );
+}

@@ -125,7 +125,8 @@ pub(crate) fn worth_summarising(
     min_rows: u64,
 ) -> bool {
     let series = series.max(1);
-    let span_blocks = (i128::from(max_t) - i128::from(min_t)) / i128::from(summary::DEFAULT_BLOCK_MS) + 1;
+    let span_blocks =
+        (i128::from(max_t) - i128::from(min_t)) / i128::from(summary::DEFAULT_BLOCK_MS) + 1;
     let blocks = u64::try_from(span_blocks)
         .unwrap_or(u64::MAX)
         .clamp(1, (rows / series).max(1));

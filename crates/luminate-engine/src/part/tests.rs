@@ -304,6 +304,56 @@ fn part_format_1_of_earlier_builds_opens_and_reads_without_summaries() {
 }
 
 #[test]
+fn part_written_without_summaries_is_format_2_with_a_block_of_0_and_reads_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = hundred_by_hundred();
+    let (with, without) = (
+        dir.path().join("with.part"),
+        dir.path().join("without.part"),
+    );
+    write(&with, 64, &all).unwrap();
+    let mut writer = PartWriter::create(&without, Tenant::new("acme"), "latency", 19_000)
+        .unwrap()
+        .with_page_rows(64)
+        .without_summaries();
+    for s in &all {
+        writer.push_series(s.id, &s.timestamps, &s.values).unwrap();
+    }
+    writer.finish().unwrap();
+    let bytes = fs::read(&without).unwrap();
+    assert_eq!(bytes[4..8], FORMAT_V2.to_le_bytes());
+    let (with, without) = (Part::open(&with).unwrap(), Part::open(&without).unwrap());
+    assert_eq!(with.block_ms(), Some(3_600_000));
+    assert_eq!(without.block_ms(), None);
+    let every = SummaryColumns {
+        sum: true,
+        min: true,
+        max: true,
+    };
+    assert!(without.summaries(every).is_none());
+    assert_eq!(
+        collect(without.scan(Selection::All, i64::MIN..)).unwrap(),
+        expected(&all, None, i64::MIN, i64::MAX)
+    );
+    assert!(fs::metadata(without.path()).unwrap().len() < fs::metadata(with.path()).unwrap().len());
+}
+
+#[test]
+fn summaries_are_written_only_where_a_block_stands_for_enough_rows() {
+    const HOUR: i64 = 3_600_000;
+    // The benchmark's shape: 2 M series of 5 points within one hour.
+    assert!(!worth_summarising(10_000_000, 2_000_000, 0, HOUR - 1, 8));
+    // A scrape every 15 s: 40 rows per series in a 10-minute head, 5 760 in a day's part.
+    assert!(worth_summarising(40 * 1_000, 1_000, 0, 600_000, 8));
+    assert!(worth_summarising(5_760 * 1_000, 1_000, 0, 24 * HOUR - 1, 8));
+    // 30 rows per series spread over a day: about one row per block.
+    assert!(!worth_summarising(30 * 1_000, 1_000, 0, 24 * HOUR - 1, 8));
+    // 0 summarises everything; empty inputs do not divide by zero.
+    assert!(worth_summarising(1, 1_000, 0, 24 * HOUR - 1, 0));
+    assert!(!worth_summarising(0, 0, 0, 0, 8));
+}
+
+#[test]
 fn part_truncated_file_is_corruption_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.part");

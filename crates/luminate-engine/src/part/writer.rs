@@ -127,7 +127,10 @@ impl PartWriter {
     /// too few rows to be worth them ([`super::worth_summarising`]); their rows are scanned instead.
     /// Only before the first series.
     pub(crate) fn without_summaries(mut self) -> Self {
-        debug_assert!(self.rows == 0, "summaries turned off after rows were pushed");
+        debug_assert!(
+            self.rows == 0,
+            "summaries turned off after rows were pushed"
+        );
         self.summaries = None;
         self
     }
