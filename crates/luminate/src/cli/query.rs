@@ -243,7 +243,14 @@ fn rows(answer: &Value) -> (Vec<String>, Vec<Vec<Cell>>) {
     let empty = Vec::new();
     let results = answer["results"].as_array().unwrap_or(&empty);
     let number = |v: &Value| Cell::Number(v.to_string());
-    let text = |v: &Value| Cell::Text(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+    // A dimension a point does not carry (`null` here) is shown empty, as the API reads it (`""`).
+    let text = |v: &Value| {
+        Cell::Text(match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
     let timestamp = |v: &Value| v.as_i64().map_or_else(|| number(v), Cell::Timestamp);
     match answer["queryType"].as_str().unwrap_or("") {
         "range" => {
