@@ -189,7 +189,9 @@ fn parse_value(text: &str) -> Result<f64, String> {
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
         || matches!(
-            text.trim_start_matches(['+', '-']).to_ascii_lowercase().as_str(),
+            text.trim_start_matches(['+', '-'])
+                .to_ascii_lowercase()
+                .as_str(),
             "nan" | "inf" | "infinity"
         );
     match text.parse::<f64>() {
@@ -218,7 +220,8 @@ mod tests {
 
     #[test]
     fn samples_with_labels_escapes_timestamps_and_exemplars() {
-        let s = sample(r#"http_requests_total{method="post",path="/a\"b\\c\nd",} 1027 1395066363000"#);
+        let s =
+            sample(r#"http_requests_total{method="post",path="/a\"b\\c\nd",} 1027 1395066363000"#);
         assert_eq!(s.name, "http_requests_total");
         assert_eq!(
             s.labels,
@@ -231,7 +234,10 @@ mod tests {
         assert_eq!(s.timestamp, Some("1395066363000"));
 
         let s = sample("job:up:sum 1.5e3");
-        assert_eq!((s.name, s.labels.len(), s.value, s.timestamp), ("job:up:sum", 0, 1500.0, None));
+        assert_eq!(
+            (s.name, s.labels.len(), s.value, s.timestamp),
+            ("job:up:sum", 0, 1500.0, None)
+        );
         let s = sample(r#"rpc_seconds{quantile="0.5"} NaN"#);
         assert!(s.value.is_nan());
         assert_eq!(sample(r#"b_bucket{le="+Inf"} +Inf"#).value, f64::INFINITY);

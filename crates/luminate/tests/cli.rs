@@ -47,7 +47,9 @@ fn luminate(server: &Luminate, args: &[&str], stdin: Option<&[u8]>) -> Run {
 
 fn command(server: &Luminate, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_luminate"));
-    cmd.arg(args[0]).args(["--url", &server.base]).args(&args[1..]);
+    cmd.arg(args[0])
+        .args(["--url", &server.base])
+        .args(&args[1..]);
     for (key, _) in std::env::vars() {
         if key.starts_with("LUMINATE") {
             cmd.env_remove(key);
@@ -113,7 +115,10 @@ fn write_from_arguments_and_stdin_then_query_reads_exactly_those_points() {
         &[
             "write",
             &format!(r#"cpu{{host="a",dc="eu"}} 1.5 {t}"#),
-            &format!(r#"{{"name":"cpu","timestamp":{},"value":2,"dimensions":{{"host":"b"}}}}"#, t + 1000),
+            &format!(
+                r#"{{"name":"cpu","timestamp":{},"value":2,"dimensions":{{"host":"b"}}}}"#,
+                t + 1000
+            ),
         ],
         None,
     );
@@ -133,10 +138,18 @@ fn write_from_arguments_and_stdin_then_query_reads_exactly_those_points() {
     );
     let from_stdin = luminate(&server, &["write"], Some(stdin.as_bytes()));
     assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
-    assert!(from_stdin.stdout.starts_with("points read 2, sent 2, accepted 2, rejected 0"));
+    assert!(
+        from_stdin
+            .stdout
+            .starts_with("points read 2, sent 2, accepted 2, rejected 0")
+    );
 
     let range = ["query", "--metric", "cpu", "--range", "1h"];
-    let table = luminate(&server, &[&range[..], &["--output", "table"]].concat(), None);
+    let table = luminate(
+        &server,
+        &[&range[..], &["--output", "table"]].concat(),
+        None,
+    );
     assert_eq!(table.code, 0, "{}", table.stderr);
     let ts = |offset: i64| format_rfc3339(t + offset);
     assert_eq!(
@@ -211,8 +224,23 @@ fn query_flags_build_the_same_query_as_the_json_form() {
     let flags = luminate(
         &server,
         &[
-            "query", "--metric", "api", "--agg", "p95", "--by", "customer_id", "--filter",
-            "region=eu|us", "--range", "1h", "--interval", "1m", "--limit", "5", "--output", "json",
+            "query",
+            "--metric",
+            "api",
+            "--agg",
+            "p95",
+            "--by",
+            "customer_id",
+            "--filter",
+            "region=eu|us",
+            "--range",
+            "1h",
+            "--interval",
+            "1m",
+            "--limit",
+            "5",
+            "--output",
+            "json",
         ],
         None,
     );
@@ -238,8 +266,16 @@ fn query_flags_build_the_same_query_as_the_json_form() {
     let from_file = luminate(
         &server,
         &[
-            "query", &file, "--agg", "p95", "--filter", "region=eu", "--filter", "region=us",
-            "--output", "json",
+            "query",
+            &file,
+            "--agg",
+            "p95",
+            "--filter",
+            "region=eu",
+            "--filter",
+            "region=us",
+            "--output",
+            "json",
         ],
         None,
     );
@@ -346,7 +382,11 @@ fn import_of_each_format_stores_exactly_its_points() {
     );
     let vm = write_file(dir.path(), "export.jsonl", &vm_line);
 
-    let run = luminate(&server, &["import", &jsonl, csv_path.to_str().unwrap(), &prom, &vm], None);
+    let run = luminate(
+        &server,
+        &["import", &jsonl, csv_path.to_str().unwrap(), &prom, &vm],
+        None,
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stderr, "");
     assert!(
@@ -357,7 +397,11 @@ fn import_of_each_format_stores_exactly_its_points() {
         run.stdout
     );
     // OpenMetrics (seconds) with --timestamp for the sample without one; nothing after `# EOF`.
-    let run = luminate(&server, &["import", &om, "--timestamp", &(t + 5000).to_string()], None);
+    let run = luminate(
+        &server,
+        &["import", &om, "--timestamp", &(t + 5000).to_string()],
+        None,
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     // VictoriaMetrics lines from gzipped stdin.
     let run = luminate(
@@ -385,9 +429,18 @@ fn import_of_each_format_stores_exactly_its_points() {
             (t, 3.0, json!({"le": "0.1", "path": "/a"}))
         ]
     );
-    assert_eq!(stored(&server, "req_seconds_sum"), vec![(t, 1.25, json!({"path": "/a"}))]);
-    assert_eq!(stored(&server, "req_seconds_count"), vec![(t, 5.0, json!({"path": "/a"}))]);
-    assert_eq!(stored(&server, "rpc"), vec![(t, 0.02, json!({"quantile": "0.5"}))]);
+    assert_eq!(
+        stored(&server, "req_seconds_sum"),
+        vec![(t, 1.25, json!({"path": "/a"}))]
+    );
+    assert_eq!(
+        stored(&server, "req_seconds_count"),
+        vec![(t, 5.0, json!({"path": "/a"}))]
+    );
+    assert_eq!(
+        stored(&server, "rpc"),
+        vec![(t, 0.02, json!({"quantile": "0.5"}))]
+    );
     assert_eq!(stored(&server, "job_up_sum"), vec![(t, 1.0, json!({}))]);
     assert_eq!(
         stored(&server, "om_total"),
@@ -444,7 +497,10 @@ fn an_import_killed_half_way_and_run_again_stores_every_point_exactly_once() {
     stdin.write_all(lines[..450].concat().as_bytes()).unwrap();
     stdin.flush().unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || count_and_sum(&server, "resumed").0 == 400),
+        eventually(Duration::from_secs(30), || count_and_sum(
+            &server, "resumed"
+        )
+        .0 == 400),
         "four batches stored"
     );
     first.kill().unwrap();
@@ -475,7 +531,11 @@ fn an_import_killed_half_way_and_run_again_stores_every_point_exactly_once() {
     assert_eq!(luminate(&server, &args, None).code, 0);
     let second = luminate(&server, &args, None);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(second.stdout.contains("replayed by the server 3,"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("replayed by the server 3,"),
+        "{}",
+        second.stdout
+    );
     assert_eq!(
         count_and_sum(&server, "again"),
         (250, (0..250).sum::<usize>() as f64)
@@ -488,7 +548,11 @@ fn rate_limited_batches_are_retried_after_retry_after() {
     let server = Launch::new(dir.path())
         .env("LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND", "1")
         .start();
-    let file = write_file(dir.path(), "limited.jsonl", &numbered_points("limited", 300));
+    let file = write_file(
+        dir.path(),
+        "limited.jsonl",
+        &numbered_points("limited", 300),
+    );
     let run = luminate(
         &server,
         &["import", &file, "--batch-size", "100", "--connections", "1"],
@@ -571,10 +635,17 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
 
     let unknown = luminate(&server, &["import", "notes.xyz"], None);
     assert_eq!(unknown.code, 2);
-    assert!(unknown.stderr.contains("give --format"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("give --format"),
+        "{}",
+        unknown.stderr
+    );
     let bad_write = luminate(&server, &["write", "cpu{host=\"a\"} x"], None);
     assert_eq!(bad_write.code, 1);
-    assert_eq!(bad_write.stderr, "argument:1: value \"x\" is not a number\n");
+    assert_eq!(
+        bad_write.stderr,
+        "argument:1: value \"x\" is not a number\n"
+    );
 }
 
 #[test]
@@ -589,7 +660,11 @@ fn a_refused_token_stops_the_import_and_a_valid_one_writes_to_its_tenant() {
     let file = write_file(dir.path(), "auth.jsonl", &numbered_points("authed", 10));
     let refused = luminate(&server, &["import", &file], None);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("401 UNAUTHORIZED"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("401 UNAUTHORIZED"),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stdout.contains("failed 10"), "{}", refused.stdout);
 
     let token = Command::new(env!("CARGO_BIN_EXE_luminate"))
@@ -600,8 +675,31 @@ fn a_refused_token_stops_the_import_and_a_valid_one_writes_to_its_tenant() {
     let token = String::from_utf8(token.stdout).unwrap();
     let mut cmd = command(&server, &["import", &file]);
     let ok = cmd.env("LUMINATE_TOKEN", token.trim()).output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    let mut cmd = command(&server, &["query", "--metric", "authed", "--agg", "count", "--range", "1h", "--output", "csv", "--token", token.trim()]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut cmd = command(
+        &server,
+        &[
+            "query",
+            "--metric",
+            "authed",
+            "--agg",
+            "count",
+            "--range",
+            "1h",
+            "--output",
+            "csv",
+            "--token",
+            token.trim(),
+        ],
+    );
     let counted = cmd.output().unwrap();
-    assert_eq!(String::from_utf8(counted.stdout).unwrap(), "value,count\n10.0,10\n");
+    assert_eq!(
+        String::from_utf8(counted.stdout).unwrap(),
+        "value,count\n10.0,10\n"
+    );
 }

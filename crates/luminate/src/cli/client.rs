@@ -94,9 +94,7 @@ impl Client {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let mut response = request
-            .send(body)
-            .map_err(|e| format!("POST {url}: {e}"))?;
+        let mut response = request.send(body).map_err(|e| format!("POST {url}: {e}"))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -137,10 +135,9 @@ impl Client {
         loop {
             let outcome = self.post_once(path, headers, body);
             let (wait, reason) = match &outcome {
-                Ok(reply) if reply.is_retryable() => (
-                    reply.retry_after.unwrap_or(backoff),
-                    reply.error_message(),
-                ),
+                Ok(reply) if reply.is_retryable() => {
+                    (reply.retry_after.unwrap_or(backoff), reply.error_message())
+                }
                 Ok(_) => return outcome,
                 Err(e) => (backoff, e.clone()),
             };

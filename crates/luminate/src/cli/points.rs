@@ -129,12 +129,13 @@ pub fn parse_write_line(line: &str, now_ms: i64) -> Result<Option<String>, Strin
         Line::Sample(sample) => sample,
         Line::Blank | Line::Comment | Line::Eof => return Ok(None),
     };
-    let timestamp = match sample.timestamp {
-        Some(text) => Timestamp::Ms(text.parse::<i64>().map_err(|_| {
-            format!("timestamp {text:?} is not an integer of Unix milliseconds")
-        })?),
-        None => Timestamp::Ms(now_ms),
-    };
+    let timestamp =
+        match sample.timestamp {
+            Some(text) => Timestamp::Ms(text.parse::<i64>().map_err(|_| {
+                format!("timestamp {text:?} is not an integer of Unix milliseconds")
+            })?),
+            None => Timestamp::Ms(now_ms),
+        };
     let dims: Vec<_> = sample
         .labels
         .into_iter()
@@ -170,9 +171,21 @@ mod tests {
             Some(r#"{"name":"up","timestamp":5,"value":1}"#.to_owned())
         );
         assert_eq!(parse_write_line("# comment", 0).unwrap(), None);
-        assert!(parse_write_line("up 1 1.5", 0).unwrap_err().contains("Unix milliseconds"));
-        assert!(parse_write_line("up NaN", 0).unwrap_err().contains("not finite"));
+        assert!(
+            parse_write_line("up 1 1.5", 0)
+                .unwrap_err()
+                .contains("Unix milliseconds")
+        );
+        assert!(
+            parse_write_line("up NaN", 0)
+                .unwrap_err()
+                .contains("not finite")
+        );
         assert!(parse_write_line("[1]", 0).is_err());
-        assert!(parse_write_line("{\"a\":", 0).unwrap_err().starts_with("not JSON"));
+        assert!(
+            parse_write_line("{\"a\":", 0)
+                .unwrap_err()
+                .starts_with("not JSON")
+        );
     }
 }

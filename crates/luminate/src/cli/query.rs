@@ -432,6 +432,9 @@ mod tests {
             table(&header, &rows),
             "c          value  count\na,b         10.5      3\nlong_name    2.0     12\n"
         );
-        assert_eq!(csv(&header, &rows), "c,value,count\n\"a,b\",10.5,3\nlong_name,2.0,12\n");
+        assert_eq!(
+            csv(&header, &rows),
+            "c,value,count\n\"a,b\",10.5,3\nlong_name,2.0,12\n"
+        );
     }
 }

@@ -265,10 +265,14 @@ struct Worker {
 impl Worker {
     fn run(&self, batches: &Mutex<Receiver<Batch>>) {
         loop {
-            let next = batches.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let next = batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recv();
             let Ok(batch) = next else { return };
             if self.stop.load(Ordering::Relaxed) {
-                self.reporter.tally(|t| t.failed += batch.records.len() as u64);
+                self.reporter
+                    .tally(|t| t.failed += batch.records.len() as u64);
                 continue;
             }
             self.send(batch);
@@ -340,7 +344,8 @@ impl Worker {
             t.replayed += u64::from(reply.replayed);
         });
         for error in &outcome.errors {
-            self.reporter.tally(|t| *t.rejected.entry(error.code.clone()).or_default() += 1);
+            self.reporter
+                .tally(|t| *t.rejected.entry(error.code.clone()).or_default() += 1);
             let place = batch
                 .records
                 .get(error.index)

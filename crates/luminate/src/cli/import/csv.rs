@@ -80,7 +80,8 @@ impl LineDecoder for Decoder {
         let Some(dimensions) = &self.dimensions else {
             if fields.len() < 3 || fields[..3] != ["name", "timestamp", "value"] {
                 return Decoded::Bad(
-                    "the header row must start with name,timestamp,value (then dimension keys)".into(),
+                    "the header row must start with name,timestamp,value (then dimension keys)"
+                        .into(),
                 );
             }
             self.dimensions = Some(fields[3..].iter().map(|f| f.to_string()).collect());
@@ -115,23 +116,52 @@ mod tests {
 
     #[test]
     fn fields_follow_rfc_4180_on_one_line() {
-        assert_eq!(fields("a,,\"b,c\",\"d\"\"e\"").unwrap(), vec!["a", "", "b,c", "d\"e"]);
+        assert_eq!(
+            fields("a,,\"b,c\",\"d\"\"e\"").unwrap(),
+            vec!["a", "", "b,c", "d\"e"]
+        );
         assert_eq!(fields("\"\"").unwrap(), vec![""]);
         assert!(fields("\"abc").unwrap_err().contains("does not close"));
-        assert!(fields("\"a\"b,c").unwrap_err().contains("after its closing quote"));
+        assert!(
+            fields("\"a\"b,c")
+                .unwrap_err()
+                .contains("after its closing quote")
+        );
     }
 
     #[test]
     fn rows_become_points_after_the_header() {
         let mut d = Decoder::default();
         let mut out = Vec::new();
-        assert!(matches!(d.line("name,value,timestamp", &mut out), Decoded::Bad(_)));
-        assert!(matches!(d.line("name,timestamp,value,host,dc", &mut out), Decoded::Points));
-        assert!(matches!(d.line("cpu,1700000000000,0.5,a,", &mut out), Decoded::Points));
-        assert!(matches!(d.line("cpu,2026-01-01T00:00:00Z,1,\"b,c\",x", &mut out), Decoded::Points));
-        assert!(matches!(d.line("cpu,1,2", &mut out), Decoded::Bad(e) if e.contains("3 fields, but the header has 5")));
-        assert!(matches!(d.line("cpu,1,x,a,b", &mut out), Decoded::Bad(e) if e.contains("not a number")));
-        assert_eq!(out[0].as_deref().unwrap(), r#"{"name":"cpu","timestamp":1700000000000,"value":0.5,"dimensions":{"host":"a"}}"#);
-        assert_eq!(out[1].as_deref().unwrap(), r#"{"name":"cpu","timestamp":"2026-01-01T00:00:00Z","value":1.0,"dimensions":{"host":"b,c","dc":"x"}}"#);
+        assert!(matches!(
+            d.line("name,value,timestamp", &mut out),
+            Decoded::Bad(_)
+        ));
+        assert!(matches!(
+            d.line("name,timestamp,value,host,dc", &mut out),
+            Decoded::Points
+        ));
+        assert!(matches!(
+            d.line("cpu,1700000000000,0.5,a,", &mut out),
+            Decoded::Points
+        ));
+        assert!(matches!(
+            d.line("cpu,2026-01-01T00:00:00Z,1,\"b,c\",x", &mut out),
+            Decoded::Points
+        ));
+        assert!(
+            matches!(d.line("cpu,1,2", &mut out), Decoded::Bad(e) if e.contains("3 fields, but the header has 5"))
+        );
+        assert!(
+            matches!(d.line("cpu,1,x,a,b", &mut out), Decoded::Bad(e) if e.contains("not a number"))
+        );
+        assert_eq!(
+            out[0].as_deref().unwrap(),
+            r#"{"name":"cpu","timestamp":1700000000000,"value":0.5,"dimensions":{"host":"a"}}"#
+        );
+        assert_eq!(
+            out[1].as_deref().unwrap(),
+            r#"{"name":"cpu","timestamp":"2026-01-01T00:00:00Z","value":1.0,"dimensions":{"host":"b,c","dc":"x"}}"#
+        );
     }
 }

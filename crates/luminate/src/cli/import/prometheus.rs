@@ -98,7 +98,9 @@ mod tests {
     use super::*;
 
     fn decode(openmetrics: bool, default: Option<i64>, line: &str) -> Result<String, String> {
-        let settings = DecodeSettings { default_timestamp: default };
+        let settings = DecodeSettings {
+            default_timestamp: default,
+        };
         let mut out = Vec::new();
         match Decoder::new(&settings, openmetrics).line(line, &mut out) {
             Decoded::Points => out.pop().unwrap_or(Err("no point".into())),
@@ -110,7 +112,12 @@ mod tests {
     #[test]
     fn samples_become_points_with_their_format_of_timestamp() {
         assert_eq!(
-            decode(false, None, r#"job:rq:rate5m{le="+Inf",__x="y",e=""} 3 1700000000123"#).unwrap(),
+            decode(
+                false,
+                None,
+                r#"job:rq:rate5m{le="+Inf",__x="y",e=""} 3 1700000000123"#
+            )
+            .unwrap(),
             r#"{"name":"job_rq_rate5m","timestamp":1700000000123,"value":3.0,"dimensions":{"le":"+Inf"}}"#
         );
         assert_eq!(
@@ -121,9 +128,21 @@ mod tests {
             decode(false, Some(7), "a 1").unwrap(),
             r#"{"name":"a","timestamp":7,"value":1.0,"dimensions":{}}"#
         );
-        assert!(decode(false, None, "a 1").unwrap_err().contains("--timestamp"));
-        assert!(decode(false, None, "a 1 1.5").unwrap_err().contains("openmetrics"));
-        assert!(decode(true, None, "a NaN 1").unwrap_err().contains("not finite"));
+        assert!(
+            decode(false, None, "a 1")
+                .unwrap_err()
+                .contains("--timestamp")
+        );
+        assert!(
+            decode(false, None, "a 1 1.5")
+                .unwrap_err()
+                .contains("openmetrics")
+        );
+        assert!(
+            decode(true, None, "a NaN 1")
+                .unwrap_err()
+                .contains("not finite")
+        );
         assert_eq!(decode(true, None, "# EOF").unwrap_err(), "end");
         assert_eq!(seconds_to_ms("-1.5"), Ok(-1500));
         assert_eq!(seconds_to_ms("1.5e3"), Ok(1_500_000));

@@ -92,10 +92,18 @@ mod tests {
         assert!(!looks_like(r#"{"name":"m","timestamp":1,"value":1}"#));
         let mut out = Vec::new();
         assert!(matches!(Decoder.line(line, &mut out), Decoded::Points));
-        assert_eq!(out[0].as_deref().unwrap(), r#"{"name":"http_req","timestamp":10,"value":1.0,"dimensions":{"job":"a"}}"#);
-        assert_eq!(out[1].as_deref().unwrap(), r#"{"name":"http_req","timestamp":20,"value":2.5,"dimensions":{"job":"a"}}"#);
+        assert_eq!(
+            out[0].as_deref().unwrap(),
+            r#"{"name":"http_req","timestamp":10,"value":1.0,"dimensions":{"job":"a"}}"#
+        );
+        assert_eq!(
+            out[1].as_deref().unwrap(),
+            r#"{"name":"http_req","timestamp":20,"value":2.5,"dimensions":{"job":"a"}}"#
+        );
         assert!(out[2].as_ref().unwrap_err().contains("not finite"));
         let mut out = Vec::new();
-        assert!(matches!(Decoder.line(r#"{"metric":{"__name__":"m"},"values":[1],"timestamps":[]}"#, &mut out), Decoded::Bad(e) if e.contains("1 values but 0 timestamps")));
+        assert!(
+            matches!(Decoder.line(r#"{"metric":{"__name__":"m"},"values":[1],"timestamps":[]}"#, &mut out), Decoded::Bad(e) if e.contains("1 values but 0 timestamps"))
+        );
     }
 }
