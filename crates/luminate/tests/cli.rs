@@ -703,3 +703,34 @@ fn a_refused_token_stops_the_import_and_a_valid_one_writes_to_its_tenant() {
         "value,count\n10.0,10\n"
     );
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`) the import draws its progress with
+/// points/s on stderr; piped, it prints nothing but problems (every other test pipes it: their
+/// stderr is empty or only problems).
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // One write request a second: three batches take two seconds, several ticks of the bar.
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND", "1")
+        .start();
+    let file = write_file(dir.path(), "progress.jsonl", &numbered_points("progress", 300));
+    let import = format!(
+        "{} import --url {} --batch-size 100 --connections 1 {file}",
+        env!("CARGO_BIN_EXE_luminate"),
+        server.base
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &import, "/dev/null"]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LUMINATE") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{terminal}");
+    assert!(terminal.contains(" points sent ("), "{terminal}");
+    assert!(terminal.contains("/s, "), "{terminal}");
+    assert_eq!(count_and_sum(&server, "progress").0, 300);
+}
