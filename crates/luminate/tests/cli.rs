@@ -584,7 +584,7 @@ fn a_batch_over_the_body_limit_is_split_until_it_fits() {
     let run = luminate(&server, &["import", &file, "--batch-size", "100"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("split after 413 6\n"),
+        run.stdout.contains("batches halved 6\n"),
         "two batches, each halved into two and those again: {}",
         run.stdout
     );
@@ -632,6 +632,32 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
         run.stdout
     );
     assert_eq!(count_and_sum(&server, "m"), (2, 6.0));
+
+    // A JSON point the server refuses with its whole batch (a field twice): the batch is halved down
+    // to that point, reported by its line; the other points are stored.
+    let mut lines: Vec<String> = numbered_points("j", 8).lines().map(String::from).collect();
+    lines[5] = format!("{{\"name\":\"j\",\"name\":\"k\",\"timestamp\":{t},\"value\":100}}");
+    let jsonl = write_file(dir.path(), "twice.jsonl", &(lines.join("\n") + "\n"));
+    let run = luminate(&server, &["import", &jsonl], None);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with(&format!("{jsonl}:6: 400 INVALID_REQUEST: ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "points read 8, sent 8, accepted 7, rejected 1 (INVALID_REQUEST 1), failed 0, bad input lines 0\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        count_and_sum(&server, "j"),
+        (7, (0..8).sum::<usize>() as f64 - 5.0)
+    );
 
     let unknown = luminate(&server, &["import", "notes.xyz"], None);
     assert_eq!(unknown.code, 2);
@@ -714,7 +740,11 @@ fn progress_is_drawn_on_a_terminal_only() {
     let server = Launch::new(dir.path())
         .env("LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND", "1")
         .start();
-    let file = write_file(dir.path(), "progress.jsonl", &numbered_points("progress", 300));
+    let file = write_file(
+        dir.path(),
+        "progress.jsonl",
+        &numbered_points("progress", 300),
+    );
     let import = format!(
         "{} import --url {} --batch-size 100 --connections 1 {file}",
         env!("CARGO_BIN_EXE_luminate"),

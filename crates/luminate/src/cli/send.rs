@@ -104,7 +104,7 @@ pub struct Tally {
     pub retried: u64,
     /// Requests the server answered from its idempotency cache (stored by an earlier run).
     pub replayed: u64,
-    /// Batches halved after `413`.
+    /// Batches halved after `413` (or a `400` for the whole batch).
     pub splits: u64,
     printed: u64,
 }
@@ -204,6 +204,7 @@ pub struct Sender {
     workers: Vec<thread::JoinHandle<()>>,
     fatal: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
+    reporter: Reporter,
 }
 
 impl Sender {
@@ -230,16 +231,24 @@ impl Sender {
             workers,
             fatal,
             stop,
+            reporter: reporter.clone(),
         }
     }
 
     /// Queues a batch (waits while every connection is busy). False once sending has stopped for good
     /// (a refused token, say): the reader should stop reading.
     pub fn send(&self, batch: Batch) -> bool {
-        if self.stop.load(Ordering::Relaxed) {
-            return false;
+        let n = batch.records.len() as u64;
+        let queued = !self.stopped() && self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok());
+        if !queued {
+            self.reporter.tally(|t| t.failed += n);
         }
-        self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok())
+        queued
+    }
+
+    /// Whether sending has stopped for good.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Waits for every batch to be answered; returns the reason sending stopped early, if it did.
@@ -309,17 +318,35 @@ impl Worker {
                     continue;
                 }
             };
-            let too_large = reply.status == 413
+            // Too large (`413`, or more points than the server's batch cap), or refused as a whole for
+            // one malformed point (`400 INVALID_REQUEST`, e.g. a field given twice): halves, until
+            // the batches fit or the bad point is alone and can be reported by its line.
+            let code = reply.error_code();
+            let halve = reply.status == 413
                 || (reply.status == 400
-                    && reply.error_code().as_deref() == Some("BATCH_TOO_LARGE"));
-            if too_large && n > 1 {
+                    && matches!(code.as_deref(), Some("BATCH_TOO_LARGE" | "INVALID_REQUEST")));
+            if halve && n > 1 {
                 self.reporter.tally(|t| t.splits += 1);
                 let (first, second) = batch.halves();
                 pending.push(second);
                 pending.push(first);
                 continue;
             }
-            self.answered(&batch, &reply);
+            match code {
+                Some(code) if reply.status == 400 && n == 1 => {
+                    self.reporter.sent(1);
+                    self.reporter.tally(|t| {
+                        t.sent += 1;
+                        *t.rejected.entry(code).or_default() += 1;
+                    });
+                    self.reporter.problem(&format!(
+                        "{}: {}",
+                        batch.place(batch.records[0].origin),
+                        reply.error_message()
+                    ));
+                }
+                _ => self.answered(&batch, &reply),
+            }
         }
     }
 
@@ -461,7 +488,7 @@ pub fn summary(tally: &Tally, seconds: f64) -> String {
         0.0
     };
     out.push_str(&format!(
-        "\nrequests retried {}, replayed by the server {}, split after 413 {}\n{seconds:.2} s, {rate:.0} points/s",
+        "\nrequests retried {}, replayed by the server {}, batches halved {}\n{seconds:.2} s, {rate:.0} points/s",
         tally.retried, tally.replayed, tally.splits
     ));
     out

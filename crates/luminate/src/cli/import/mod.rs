@@ -165,6 +165,9 @@ pub fn run(args: ImportArgs) -> ExitCode {
             read_error = Some(format!("{name}: {e}"));
             break;
         }
+        if sender.stopped() {
+            break;
+        }
     }
     let fatal = sender.finish();
     let (tally, seconds) = reporter.finish();
