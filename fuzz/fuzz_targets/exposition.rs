@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(sample.labels[..i].iter().all(|(k, _)| k != key));
             }
             assert!(!sample.name.is_empty());
+            assert!(sample.labels.iter().all(|(k, _)| *k != "__name__"));
         }
     }
 });

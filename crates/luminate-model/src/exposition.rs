@@ -1,5 +1,7 @@
 //! One line of the Prometheus text exposition format (and of OpenMetrics text, which shares its sample
 //! syntax): `name{label="value",...} value [timestamp]`, comments, blank lines and OpenMetrics' `# EOF`.
+//! The name may instead be the `__name__` label, `{__name__="up", job="a"} 1 1700000000000`, as
+//! `promtool tsdb dump` writes series.
 //!
 //! Owns the syntax only: a sample's name, labels (escapes `\\`, `\"`, `\n` undone), value (a float,
 //! `NaN`, `+Inf`, `-Inf`) and timestamp token as written. What the timestamp means (milliseconds in
@@ -25,9 +27,9 @@ pub enum Line<'a> {
 /// A sample line's parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample<'a> {
-    /// The metric name as written (`:` included).
-    pub name: &'a str,
-    /// Labels in the order written, values unescaped; no name twice.
+    /// The metric name as written (`:` included), before the braces or as the `__name__` label.
+    pub name: Cow<'a, str>,
+    /// Labels in the order written, values unescaped, `__name__` taken out; no name twice.
     pub labels: Vec<(&'a str, Cow<'a, str>)>,
     /// The value (may be NaN or infinite: the caller decides what to do with those).
     pub value: f64,
@@ -51,18 +53,36 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, String> {
     let name_end = line
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
         .unwrap_or(line.len());
-    let name = &line[..name_end];
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+    let written = &line[..name_end];
+    let mut rest = &line[name_end..];
+    if (written.is_empty() && !rest.starts_with('{'))
+        || written.starts_with(|c: char| c.is_ascii_digit())
+    {
         return Err(format!(
-            "expected a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) at the start of {:?}",
+            "expected a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) or '{{' at the start of {:?}",
             shorten(line)
         ));
     }
-    let mut rest = &line[name_end..];
     let mut labels = Vec::new();
     if let Some(inside) = rest.strip_prefix('{') {
         rest = parse_labels(inside, &mut labels)?;
     }
+    let labelled = labels
+        .iter()
+        .position(|(k, _)| *k == "__name__")
+        .map(|i| labels.remove(i).1);
+    let name = match (written, labelled) {
+        ("", Some(name)) if !name.is_empty() => name,
+        ("", _) => {
+            return Err("the sample has no name: before '{' or as the __name__ label".into());
+        }
+        (_, Some(_)) => {
+            return Err(format!(
+                "the sample {written:?} also has a __name__ label: give the name once"
+            ));
+        }
+        (written, None) => Cow::Borrowed(written),
+    };
     let mut tokens = rest.split([' ', '\t']).filter(|t| !t.is_empty());
     let value_text = tokens
         .next()
@@ -223,6 +243,14 @@ mod tests {
         let s =
             sample(r#"http_requests_total{method="post",path="/a\"b\\c\nd",} 1027 1395066363000"#);
         assert_eq!(s.name, "http_requests_total");
+        let dumped = sample(
+            r#"{__name__="up", instance="localhost:9090", job="prometheus"} 1 1700000000000"#,
+        );
+        assert_eq!((dumped.name.as_ref(), dumped.labels.len()), ("up", 2));
+        assert_eq!(
+            dumped.labels[0],
+            ("instance", Cow::Borrowed("localhost:9090"))
+        );
         assert_eq!(
             s.labels,
             vec![
@@ -235,7 +263,7 @@ mod tests {
 
         let s = sample("job:up:sum 1.5e3");
         assert_eq!(
-            (s.name, s.labels.len(), s.value, s.timestamp),
+            (s.name.as_ref(), s.labels.len(), s.value, s.timestamp),
             ("job:up:sum", 0, 1500.0, None)
         );
         let s = sample(r#"rpc_seconds{quantile="0.5"} NaN"#);
@@ -271,6 +299,10 @@ mod tests {
         assert!(err(r#"x{a="\t"} 2"#).contains("unknown escape"));
         assert!(err(r#"x{a="1""#).contains("expected ','"));
         assert!(err("x{").contains("missing '}'"));
+        assert!(err(r#"{a="1"} 2"#).contains("has no name"));
+        assert!(err(r#"{__name__=""} 2"#).contains("has no name"));
+        assert!(err(r#"x{__name__="y"} 2"#).contains("give the name once"));
+        assert!(err("{} 2").contains("has no name"));
         assert!(err(r#"x{a="\"#).contains("unterminated"));
     }
 }

@@ -764,3 +764,67 @@ fn progress_is_drawn_on_a_terminal_only() {
     assert!(terminal.contains("/s, "), "{terminal}");
     assert_eq!(count_and_sum(&server, "progress").0, 300);
 }
+
+/// A real Prometheus TSDB (built by Debian's promtool from OpenMetrics), dumped with `promtool tsdb
+/// dump` (series spelled `{__name__="…", …} value ms`), imports with every sample: counts and sums equal.
+#[test]
+fn a_promtool_tsdb_dump_imports_with_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms() / 1000;
+    let mut om = "# TYPE req counter\n".to_owned();
+    for i in 0..10 {
+        om.push_str(&format!(
+            "req_total{{path=\"/a\",code=\"200\"}} {i} {}\n",
+            t + i * 15
+        ));
+    }
+    om.push_str("# TYPE lat histogram\n");
+    for i in 0..3 {
+        let ts = t + i * 15;
+        om.push_str(&format!(
+            "lat_bucket{{le=\"0.1\"}} {i} {ts}\nlat_bucket{{le=\"+Inf\"}} {} {ts}\nlat_sum {i}.5 {ts}\nlat_count {} {ts}\n",
+            i * 2,
+            i * 2
+        ));
+    }
+    om.push_str("# EOF\n");
+    let input = write_file(dir.path(), "in.om", &om);
+    let tsdb = dir.path().join("tsdb");
+    let created = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics", &input])
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    // `tsdb dump` reads the WAL too, and wants the directory even when blocks hold everything.
+    std::fs::create_dir_all(tsdb.join("wal")).unwrap();
+    let dumped = Command::new("promtool")
+        .args(["tsdb", "dump"])
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let dump = write_file(
+        dir.path(),
+        "dump.prom",
+        &String::from_utf8(dumped.stdout).unwrap(),
+    );
+
+    let run = luminate(&server, &["import", &dump], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("points read 22, sent 22, accepted 22, rejected 0"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(count_and_sum(&server, "req_total"), (10, 45.0));
+    assert_eq!(count_and_sum(&server, "lat_bucket"), (6, 9.0));
+    assert_eq!(count_and_sum(&server, "lat_sum"), (3, 4.5));
+    assert_eq!(count_and_sum(&server, "lat_count"), (3, 6.0));
+    assert_eq!(
+        stored(&server, "req_total")[0],
+        (t * 1000, 0.0, json!({"code": "200", "path": "/a"}))
+    );
+}

@@ -123,7 +123,11 @@ pub fn finite(value: f64) -> Result<f64, String> {
 /// (timestamp `now_ms` when left out). `Ok(None)` for a blank or comment line.
 pub fn parse_write_line(line: &str, now_ms: i64) -> Result<Option<String>, String> {
     let trimmed = line.trim();
-    if trimmed.starts_with('{') {
+    // `{"name": …}` is JSON; `{__name__="up"} 1` is the text form with the name as a label.
+    let json = trimmed
+        .strip_prefix('{')
+        .is_some_and(|rest| matches!(rest.trim_start().chars().next(), Some('"' | '}') | None));
+    if json {
         return json_object(trimmed).map(Some);
     }
     let sample = match parse_line(trimmed)? {
@@ -143,7 +147,7 @@ pub fn parse_write_line(line: &str, now_ms: i64) -> Result<Option<String>, Strin
         .map(|(k, v)| (Cow::Borrowed(k), v))
         .collect();
     Ok(Some(encode(
-        sample.name,
+        &sample.name,
         &timestamp,
         finite(sample.value)?,
         &dims,
@@ -170,6 +174,10 @@ mod tests {
         assert_eq!(
             parse_write_line(r#" {"name":"up","timestamp":5,"value":1} "#, 0).unwrap(),
             Some(r#"{"name":"up","timestamp":5,"value":1}"#.to_owned())
+        );
+        assert_eq!(
+            parse_write_line(r#"{__name__="up",job="a"} 2 7"#, 5).unwrap(),
+            Some(r#"{"name":"up","timestamp":7,"value":2.0,"dimensions":{"job":"a"}}"#.to_owned())
         );
         assert_eq!(parse_write_line("# comment", 0).unwrap(), None);
         assert!(

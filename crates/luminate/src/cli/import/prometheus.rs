@@ -81,7 +81,7 @@ impl LineDecoder for Decoder {
             Ok(ts) => ts,
             Err(e) => return Decoded::Bad(e),
         };
-        let name = protocol_name(sample.name);
+        let name = protocol_name(&sample.name);
         let dims: Vec<(Cow<'_, str>, Cow<'_, str>)> = sample
             .labels
             .iter()
@@ -132,6 +132,16 @@ mod tests {
             decode(false, None, "a 1")
                 .unwrap_err()
                 .contains("--timestamp")
+        );
+        // `promtool tsdb dump`'s spelling: the name as the `__name__` label.
+        assert_eq!(
+            decode(
+                false,
+                None,
+                r#"{__name__="up", job="prometheus"} 1 1700000000000"#
+            )
+            .unwrap(),
+            r#"{"name":"up","timestamp":1700000000000,"value":1.0,"dimensions":{"job":"prometheus"}}"#
         );
         assert!(
             decode(false, None, "a 1 1.5")
