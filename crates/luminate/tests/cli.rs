@@ -828,3 +828,39 @@ fn a_promtool_tsdb_dump_imports_with_every_sample() {
         (t * 1000, 0.0, json!({"code": "200", "path": "/a"}))
     );
 }
+
+#[test]
+fn a_rate_limited_query_is_retried_after_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
+        .start();
+    let t = base_ms();
+    assert_eq!(
+        luminate(&server, &["write", &format!("q 2 {t}")], None).code,
+        0
+    );
+    let args = [
+        "query", "--metric", "q", "--agg", "sum", "--range", "1h", "--output", "csv",
+    ];
+    // One query a second: of queries in a row, the second waits for the `Retry-After` (a third is
+    // run only if a slow machine took a whole second between the first two).
+    let mut retried = 0;
+    for _ in 0..3 {
+        let run = luminate(&server, &args, None);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.stdout, "value,count\n2.0,1\n");
+        if run.stderr.is_empty() {
+            continue;
+        }
+        assert!(
+            run.stderr
+                .starts_with("luminate query: retrying: 429 RATE_LIMIT_EXCEEDED: "),
+            "{}",
+            run.stderr
+        );
+        retried += 1;
+        break;
+    }
+    assert_eq!(retried, 1);
+}

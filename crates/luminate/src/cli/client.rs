@@ -1,7 +1,7 @@
 //! The HTTP exchange of the client subcommands: one blocking `ureq` agent per connection (so each
 //! keeps its own keep-alive connection), the bearer token, and retries of what is worth retrying —
-//! `429` and `503` after their `Retry-After` (capped), other `5xx` and failed connections after a
-//! doubling backoff — a bounded number of times. Knows nothing of what the bodies mean.
+//! `429` and `503` after their `Retry-After` (capped), failed connections and, for writes, other `5xx`
+//! after a doubling backoff — a bounded number of times. Knows nothing of what the bodies mean.
 
 use std::time::Duration;
 
@@ -49,9 +49,23 @@ impl Reply {
         parsed["error"]["code"].as_str().map(str::to_owned)
     }
 
-    fn is_retryable(&self) -> bool {
-        self.status == 429 || self.status >= 500
+    fn is_retryable(&self, retry: Retry) -> bool {
+        match retry {
+            Retry::Write => self.status == 429 || self.status >= 500,
+            Retry::Query => matches!(self.status, 429 | 503),
+        }
     }
+}
+
+/// Which answers are worth another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Writes: `429` and every `5xx` (the idempotency key makes a resend safe; a `5xx` is not
+    /// remembered by the server, so the resend writes).
+    Write,
+    /// Queries: `429` and `503` (rate limit, memory budget, storage down) only. A `504 QUERY_TIMEOUT`
+    /// would time out again, and a `500` is a defect, not a condition that passes.
+    Query,
 }
 
 /// One connection to the server.
@@ -121,13 +135,14 @@ impl Client {
         })
     }
 
-    /// POSTs `body`, retrying `429`, `5xx` and failed connections (each retry is reported to
-    /// `on_retry` with the reason before the wait). The last answer or error is returned.
+    /// POSTs `body`, retrying failed connections and the answers `retry` names (each retry is
+    /// reported to `on_retry` with the reason before the wait). The last answer or error is returned.
     pub fn post(
         &self,
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
+        retry: Retry,
         mut on_retry: impl FnMut(&str),
     ) -> Result<Reply, String> {
         let mut backoff = FIRST_BACKOFF;
@@ -135,7 +150,7 @@ impl Client {
         loop {
             let outcome = self.post_once(path, headers, body);
             let (wait, reason) = match &outcome {
-                Ok(reply) if reply.is_retryable() => {
+                Ok(reply) if reply.is_retryable(retry) => {
                     (reply.retry_after.unwrap_or(backoff), reply.error_message())
                 }
                 Ok(_) => return outcome,

@@ -35,8 +35,8 @@ pub struct ServerArgs {
     /// `tenant_id`: the API has no tenant header.
     #[arg(long, env = "LUMINATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Attempts per request at most, the first included: 429, 5xx and failed connections are retried
-    /// (after `Retry-After` when the server gives one, at most 30 s apart).
+    /// Attempts per request at most, the first included: 429, 503 and failed connections are retried,
+    /// and for writes every 5xx (after `Retry-After` when the server gives one, at most 30 s apart).
     #[arg(long, default_value_t = 8)]
     pub attempts: u32,
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
 
-use super::client::Client;
+use super::client::{Client, Retry};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, usage_error};
 
 /// How answers are printed.
@@ -93,6 +93,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
         "/api/v1/query",
         &[("Content-Type", "application/json")],
         body.as_bytes(),
+        Retry::Query,
         |reason| eprintln!("luminate query: retrying: {reason}"),
     );
     let reply = match reply {

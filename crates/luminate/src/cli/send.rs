@@ -21,7 +21,7 @@ use flate2::write::GzEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ServerArgs;
-use super::client::{Client, Reply};
+use super::client::{Client, Reply, Retry};
 use super::points::{Origin, Record};
 
 /// Per-point errors and bad input lines printed at most; the rest are counted.
@@ -303,6 +303,7 @@ impl Worker {
                     ("Idempotency-Key", &key),
                 ],
                 &body,
+                Retry::Write,
                 |reason| {
                     self.reporter.tally(|t| t.retried += 1);
                     self.reporter.message(&format!(
