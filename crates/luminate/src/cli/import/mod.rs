@@ -236,13 +236,9 @@ impl Input {
     }
 }
 
-fn decoder_for(
-    format: Format,
-    settings: &DecodeSettings,
-    first_line: Option<&str>,
-) -> Box<dyn Decoder> {
+fn decoder_for(format: Format, settings: &DecodeSettings, first_line: &str) -> Box<dyn Decoder> {
     match format {
-        Format::Jsonl if first_line.is_some_and(victoria_metrics::looks_like) => {
+        Format::Jsonl if victoria_metrics::looks_like(first_line) => {
             Box::new(victoria_metrics::Decoder)
         }
         Format::Jsonl => Box::new(json_lines::Decoder),
@@ -298,7 +294,11 @@ fn import_one(
             continue;
         };
         let line = line.trim_end_matches(['\n', '\r']);
-        let decoder = decoder.get_or_insert_with(|| decoder_for(format, settings, Some(line)));
+        if line.trim().is_empty() {
+            continue;
+        }
+        // Chosen on the first line that is not blank: a `.jsonl` file may hold VictoriaMetrics series.
+        let decoder = decoder.get_or_insert_with(|| decoder_for(format, settings, line));
         points.clear();
         match decoder.line(line, &mut points) {
             Decoded::Points => {}
