@@ -659,6 +659,28 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
         (7, (0..8).sum::<usize>() as f64 - 5.0)
     );
 
+    // A NaN (a summary without observations): a bad line, or skipped and counted on request.
+    let nan = write_file(
+        dir.path(),
+        "nan.prom",
+        &format!("rpc{{quantile=\"0.5\"}} NaN {t}\nrpc_count 0 {t}\n"),
+    );
+    let run = luminate(&server, &["import", &nan], None);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        format!("{nan}:1: value NaN is not finite: Luminate stores finite values only\n")
+    );
+    let run = luminate(&server, &["import", &nan, "--skip-non-finite"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "points read 1, sent 1, accepted 1, rejected 0, failed 0, bad input lines 0, skipped non-finite 1\n"
+        ),
+        "{}",
+        run.stdout
+    );
+
     let unknown = luminate(&server, &["import", "notes.xyz"], None);
     assert_eq!(unknown.code, 2);
     assert!(

@@ -108,14 +108,33 @@ pub fn json_object(line: &str) -> Result<String, String> {
     Ok(line.to_owned())
 }
 
-/// A finite value, or the error of a sample that cannot be sent.
-pub fn finite(value: f64) -> Result<f64, String> {
+/// Why a point read from the input cannot be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unsendable {
+    /// NaN or ±Inf: JSON has no such number, and Luminate stores finite values only.
+    NonFinite(f64),
+    /// Anything else, with the reason.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Unsendable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NonFinite(v) => write!(
+                f,
+                "value {v} is not finite: Luminate stores finite values only"
+            ),
+            Self::Invalid(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// A finite value, or why the point cannot be sent.
+pub fn finite(value: f64) -> Result<f64, Unsendable> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(format!(
-            "value {value} is not finite: Luminate stores finite values only"
-        ))
+        Err(Unsendable::NonFinite(value))
     }
 }
 
@@ -149,7 +168,7 @@ pub fn parse_write_line(line: &str, now_ms: i64) -> Result<Option<String>, Strin
     Ok(Some(encode(
         &sample.name,
         &timestamp,
-        finite(sample.value)?,
+        finite(sample.value).map_err(|e| e.to_string())?,
         &dims,
     )))
 }

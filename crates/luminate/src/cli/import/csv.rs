@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::{Decoded, Decoder as LineDecoder};
-use crate::cli::points::{Timestamp, encode, finite};
+use crate::cli::points::{Timestamp, Unsendable, encode, finite};
 
 /// The decoder: the header, once read.
 #[derive(Default)]
@@ -69,7 +69,7 @@ fn fields(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
 }
 
 impl LineDecoder for Decoder {
-    fn line(&mut self, line: &str, out: &mut Vec<Result<String, String>>) -> Decoded {
+    fn line(&mut self, line: &str, out: &mut Vec<Result<String, Unsendable>>) -> Decoded {
         if line.trim().is_empty() {
             return Decoded::Points;
         }

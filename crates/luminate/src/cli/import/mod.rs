@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use flate2::read::MultiGzDecoder;
 
-use super::points::{Origin, Record};
+use super::points::{Origin, Record, Unsendable};
 use super::send::{Batcher, Reporter, Sender, summary};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, StableHash, usage_error};
 
@@ -107,7 +107,7 @@ pub enum Decoded {
 /// A format's reader of one line at a time.
 pub trait Decoder {
     /// Decodes `line` (without its terminator), pushing its points' JSON objects onto `out`.
-    fn line(&mut self, line: &str, out: &mut Vec<Result<String, String>>) -> Decoded;
+    fn line(&mut self, line: &str, out: &mut Vec<Result<String, Unsendable>>) -> Decoded;
 }
 
 /// Settings every decoder may need.
@@ -311,12 +311,12 @@ fn import_one(
         for (sub, point) in points.drain(..).enumerate() {
             let json = match point {
                 Ok(json) => json,
-                Err(e) if skip_non_finite && e.contains("not finite") => {
+                Err(Unsendable::NonFinite(_)) if skip_non_finite => {
                     reporter.tally(|t| t.skipped += 1);
                     continue;
                 }
                 Err(e) => {
-                    reporter.bad_line(&input.name, number, &e);
+                    reporter.bad_line(&input.name, number, &e.to_string());
                     continue;
                 }
             };

@@ -11,7 +11,7 @@ use luminate_model::exposition::{Line, parse_line};
 use luminate_model::validate::protocol_name;
 
 use super::{DecodeSettings, Decoded, Decoder as LineDecoder};
-use crate::cli::points::{Timestamp, encode, finite};
+use crate::cli::points::{Timestamp, Unsendable, encode, finite};
 
 /// The decoder of one format.
 pub struct Decoder {
@@ -70,7 +70,7 @@ fn seconds_to_ms(text: &str) -> Result<i64, String> {
 }
 
 impl LineDecoder for Decoder {
-    fn line(&mut self, line: &str, out: &mut Vec<Result<String, String>>) -> Decoded {
+    fn line(&mut self, line: &str, out: &mut Vec<Result<String, Unsendable>>) -> Decoded {
         let sample = match parse_line(line) {
             Ok(Line::Sample(sample)) => sample,
             Ok(Line::Blank | Line::Comment) => return Decoded::Points,
@@ -103,7 +103,9 @@ mod tests {
         };
         let mut out = Vec::new();
         match Decoder::new(&settings, openmetrics).line(line, &mut out) {
-            Decoded::Points => out.pop().unwrap_or(Err("no point".into())),
+            Decoded::Points => out
+                .pop()
+                .map_or(Err("no point".into()), |p| p.map_err(|e| e.to_string())),
             Decoded::Bad(e) => Err(e),
             Decoded::End => Err("end".into()),
         }

@@ -10,7 +10,7 @@ use luminate_model::validate::protocol_name;
 use serde::Deserialize;
 
 use super::{Decoded, Decoder as LineDecoder};
-use crate::cli::points::{Timestamp, encode, finite};
+use crate::cli::points::{Timestamp, Unsendable, encode, finite};
 
 /// The decoder (stateless).
 pub struct Decoder;
@@ -33,7 +33,7 @@ pub fn looks_like(line: &str) -> bool {
 }
 
 impl LineDecoder for Decoder {
-    fn line(&mut self, line: &str, out: &mut Vec<Result<String, String>>) -> Decoded {
+    fn line(&mut self, line: &str, out: &mut Vec<Result<String, Unsendable>>) -> Decoded {
         if line.trim().is_empty() {
             return Decoded::Points;
         }
@@ -65,12 +65,15 @@ impl LineDecoder for Decoder {
         for (value, ts) in series.values.iter().zip(&series.timestamps) {
             // VictoriaMetrics writes NaN and ±Inf as strings (`"NaN"`, `"Inf"`).
             let value = match value {
-                serde_json::Value::Number(n) => n.as_f64().ok_or("not a number".to_owned()),
+                serde_json::Value::Number(n) => n
+                    .as_f64()
+                    .ok_or_else(|| format!("value {n} is not a number")),
                 serde_json::Value::String(s) => s
                     .parse::<f64>()
                     .map_err(|_| format!("value {s:?} is not a number")),
                 other => Err(format!("value {other} is not a number")),
-            };
+            }
+            .map_err(Unsendable::Invalid);
             out.push(
                 value
                     .and_then(finite)
@@ -100,7 +103,7 @@ mod tests {
             out[1].as_deref().unwrap(),
             r#"{"name":"http_req","timestamp":20,"value":2.5,"dimensions":{"job":"a"}}"#
         );
-        assert!(out[2].as_ref().unwrap_err().contains("not finite"));
+        assert!(matches!(out[2], Err(Unsendable::NonFinite(v)) if v.is_nan()));
         let mut out = Vec::new();
         assert!(
             matches!(Decoder.line(r#"{"metric":{"__name__":"m"},"values":[1],"timestamps":[]}"#, &mut out), Decoded::Bad(e) if e.contains("1 values but 0 timestamps"))
