@@ -129,6 +129,25 @@ mod tests {
         );
     }
 
+    fn quoted(field: &str) -> String {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_splits_or_is_refused_without_panicking(line in "[a-z,\"\\\\ é]{0,40}") {
+            let _ = fields(&line);
+        }
+
+        #[test]
+        fn quoted_fields_split_back_to_themselves(values in proptest::collection::vec("[a-z,\" é]{0,8}", 1..6)) {
+            let line: Vec<String> = values.iter().map(|v| quoted(v)).collect();
+            let line = line.join(",");
+            let split = fields(&line).unwrap();
+            proptest::prop_assert_eq!(split, values.iter().map(|v| Cow::Borrowed(v.as_str())).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn rows_become_points_after_the_header() {
         let mut d = Decoder::default();
