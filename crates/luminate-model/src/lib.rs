@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod dashboard;
 pub mod error;
+pub mod exposition;
 pub mod filter;
 pub mod json;
 pub mod memory;

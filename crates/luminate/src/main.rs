@@ -2,6 +2,8 @@
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
 //! from this executable. `luminate token` mints a development JWT with the configured secret.
+//! `luminate write`, `query` and `import` are clients of a running server (the `cli` module, whose
+//! exit codes are its own: see docs/cli.md).
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
 //! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod cli;
 
 use clap::{Parser, Subcommand};
 use luminate_server::Config;
@@ -42,6 +45,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print a JWT for a tenant, signed (HS256) with the configured auth.jwt_secret (for development).
     Token(TokenArgs),
+    /// Send points to a server, from the arguments or stdin (JSON objects or `name{k="v"} value [ts]`).
+    Write(cli::write::WriteArgs),
+    /// Query a server: the JSON query language from a file, stdin or flags; a table, JSON or CSV.
+    Query(cli::query::QueryArgs),
+    /// Import files (JSON lines, CSV, Prometheus text, OpenMetrics, VictoriaMetrics export) into a server.
+    Import(cli::import::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +92,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
         Command::Token(args) => token(args),
+        Command::Write(args) => cli::write::run(args),
+        Command::Query(args) => cli::query::run(args),
+        Command::Import(args) => cli::import::run(args),
     }
 }
 

@@ -111,9 +111,10 @@ const LIST_KEYS: &[&str] = &[
 
 /// `LUMINATE_` variables that are not configuration keys but are used, so start-up does not list them
 /// as ignored: `LUMINATE_CONFIG` is read by the command line (`--config`), `LUMINATE_URL` tells
-/// clients (`examples/demo.sh`) where the server is. Both are commonly exported in the same shell
+/// clients (`examples/demo.sh`, `luminate write|query|import`) where the server is, and
+/// `LUMINATE_TOKEN` is those subcommands' bearer token. All are commonly exported in the same shell
 /// that starts the server.
-pub const NON_KEY_VARIABLES: &[&str] = &["LUMINATE_CONFIG", "LUMINATE_URL"];
+pub const NON_KEY_VARIABLES: &[&str] = &["LUMINATE_CONFIG", "LUMINATE_URL", "LUMINATE_TOKEN"];
 
 /// Short names that are not derived from a key path: `LUMINATE_DATA_DIR` (used by `scripts/run.sh`).
 const ALIASES: &[(&str, &str)] = &[("data_dir", "storage.embedded.data_dir")];
@@ -505,6 +506,7 @@ mod tests {
             ("LUMINATE_DATA", "/srv/luminate"),
             ("LUMINATE_CONFIG", "/etc/luminate.yaml"),
             ("LUMINATE_URL", "http://127.0.0.1:8080"),
+            ("LUMINATE_TOKEN", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"),
             ("PATH", "/bin"),
         ]);
         assert_eq!(overrides(&env).unwrap(), Vec::new());

@@ -1,0 +1,496 @@
+//! The sending pipeline of `luminate write` and `luminate import`: the reader hands in batches of
+//! [`Record`]s, `connections` threads each POST them gzipped over a keep-alive connection of their own,
+//! with retries ([`Client::post`]), halving a batch the server finds too large (`413`, or `400
+//! BATCH_TOO_LARGE`), and the tally of what happened — accepted, rejected by reason with the input
+//! line of each rejected point, retried, replayed — for the final report.
+//!
+//! Every batch carries an `Idempotency-Key` built from the input's identity, the byte offset of its
+//! first point and its number of points, so the same input cut the same way gives the same keys, and a
+//! rerun within the server's key lifetime stores nothing twice (docs/cli.md, "Running again").
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ServerArgs;
+use super::client::{Client, Reply, Retry};
+use super::points::{Origin, Record};
+
+/// Per-point errors and bad input lines printed at most; the rest are counted.
+const MAX_PRINTED: u64 = 100;
+
+/// A batch ready to send.
+#[derive(Debug)]
+pub struct Batch {
+    /// The input's name, for messages (`metrics.txt`, `<stdin>`, `argument`).
+    pub source: Arc<str>,
+    /// The input's identity in idempotency keys.
+    pub stream: String,
+    /// Its points.
+    pub records: Vec<Record>,
+}
+
+impl Batch {
+    fn idempotency_key(&self) -> String {
+        let (first, n) = (self.records[0].origin, self.records.len());
+        format!(
+            "luminate-import-{}-{}.{}-{n}",
+            self.stream, first.offset, first.sub
+        )
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut json = Vec::with_capacity(self.records.iter().map(|r| r.json.len() + 1).sum());
+        json.extend_from_slice(b"{\"metrics\":[");
+        for (i, record) in self.records.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(record.json.as_bytes());
+        }
+        json.extend_from_slice(b"]}");
+        let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+        // Writing to a Vec cannot fail.
+        let _ = gz.write_all(&json);
+        gz.finish().unwrap_or_default()
+    }
+
+    fn halves(mut self) -> (Batch, Batch) {
+        let second = self.records.split_off(self.records.len() / 2);
+        let other = Batch {
+            source: self.source.clone(),
+            stream: self.stream.clone(),
+            records: second,
+        };
+        (self, other)
+    }
+
+    fn place(&self, origin: Origin) -> String {
+        if origin.sub > 0 {
+            format!("{}:{} (point {})", self.source, origin.line, origin.sub + 1)
+        } else {
+            format!("{}:{}", self.source, origin.line)
+        }
+    }
+}
+
+/// What happened, for the report.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Points read from the input (bad lines not included).
+    pub read: u64,
+    /// Input lines that could not be read as points.
+    pub bad_lines: u64,
+    /// Points skipped on purpose (`--skip-non-finite`).
+    pub skipped: u64,
+    /// Points sent in requests the server answered.
+    pub sent: u64,
+    /// Points stored.
+    pub accepted: u64,
+    /// Points refused by the server, by error code.
+    pub rejected: BTreeMap<String, u64>,
+    /// Points in requests that failed for good (connection, 4xx other than a point error, 5xx after
+    /// every attempt).
+    pub failed: u64,
+    /// Requests retried.
+    pub retried: u64,
+    /// Requests the server answered from its idempotency cache (stored by an earlier run).
+    pub replayed: u64,
+    /// Batches halved after `413` (or a `400` for the whole batch).
+    pub splits: u64,
+    printed: u64,
+}
+
+impl Tally {
+    /// Points refused in all.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Whether everything read was stored.
+    pub fn complete(&self) -> bool {
+        self.bad_lines == 0 && self.rejected_total() == 0 && self.failed == 0
+    }
+}
+
+/// Progress and messages: a bar on stderr when it is a terminal, plain lines otherwise.
+#[derive(Clone)]
+pub struct Reporter {
+    bar: Option<ProgressBar>,
+    tally: Arc<Mutex<Tally>>,
+    started: Instant,
+}
+
+impl Reporter {
+    /// A reporter; `progress` shows a bar with points/s.
+    pub fn new(progress: bool) -> Self {
+        let bar = progress.then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} {human_pos} points sent ({per_sec}, {elapsed}) {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            tally: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Updates the tally.
+    pub fn tally<T>(&self, f: impl FnOnce(&mut Tally) -> T) -> T {
+        f(&mut self.tally.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Prints a message (above the bar, if any).
+    pub fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Prints a message about one point or line, up to [`MAX_PRINTED`] of them.
+    pub fn problem(&self, text: &str) {
+        let printed = self.tally(|t| {
+            t.printed += 1;
+            t.printed
+        });
+        if printed <= MAX_PRINTED {
+            self.message(text);
+        } else if printed == MAX_PRINTED + 1 {
+            self.message("… more problems: only counted from here on");
+        }
+    }
+
+    /// A line of input that is not a point.
+    pub fn bad_line(&self, source: &str, line: u64, error: &str) {
+        self.tally(|t| t.bad_lines += 1);
+        self.problem(&format!("{source}:{line}: {error}"));
+    }
+
+    fn sent(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    /// Stops the bar and returns the tally and the seconds elapsed.
+    pub fn finish(self) -> (Tally, f64) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap_or_else(PoisonError::into_inner));
+        (tally, seconds)
+    }
+}
+
+/// The sending side: feed it batches, then [`Sender::finish`].
+pub struct Sender {
+    queue: Option<SyncSender<Batch>>,
+    workers: Vec<thread::JoinHandle<()>>,
+    fatal: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    reporter: Reporter,
+}
+
+impl Sender {
+    /// Starts `connections` sending threads.
+    pub fn start(server: &ServerArgs, connections: usize, reporter: &Reporter) -> Self {
+        let (queue, batches) = sync_channel::<Batch>(connections * 2);
+        let batches = Arc::new(Mutex::new(batches));
+        let fatal = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..connections.max(1))
+            .map(|_| {
+                let worker = Worker {
+                    client: Client::new(server),
+                    reporter: reporter.clone(),
+                    fatal: fatal.clone(),
+                    stop: stop.clone(),
+                };
+                let batches = batches.clone();
+                thread::spawn(move || worker.run(&batches))
+            })
+            .collect();
+        Self {
+            queue: Some(queue),
+            workers,
+            fatal,
+            stop,
+            reporter: reporter.clone(),
+        }
+    }
+
+    /// Queues a batch (waits while every connection is busy). False once sending has stopped for good
+    /// (a refused token, say): the reader should stop reading.
+    pub fn send(&self, batch: Batch) -> bool {
+        let n = batch.records.len() as u64;
+        let queued = !self.stopped() && self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok());
+        if !queued {
+            self.reporter.tally(|t| t.failed += n);
+        }
+        queued
+    }
+
+    /// Whether sending has stopped for good.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Waits for every batch to be answered; returns the reason sending stopped early, if it did.
+    pub fn finish(mut self) -> Option<String> {
+        drop(self.queue.take());
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        self.fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+struct Worker {
+    client: Client,
+    reporter: Reporter,
+    fatal: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(&self, batches: &Mutex<Receiver<Batch>>) {
+        loop {
+            let next = batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recv();
+            let Ok(batch) = next else { return };
+            if self.stop.load(Ordering::Relaxed) {
+                self.reporter
+                    .tally(|t| t.failed += batch.records.len() as u64);
+                continue;
+            }
+            self.send(batch);
+        }
+    }
+
+    /// Sends one batch, and its halves if the server finds it too large.
+    fn send(&self, batch: Batch) {
+        let mut pending = vec![batch];
+        while let Some(batch) = pending.pop() {
+            let key = batch.idempotency_key();
+            let body = batch.body();
+            let n = batch.records.len() as u64;
+            let reply = self.client.post(
+                "/api/v1/write",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Content-Encoding", "gzip"),
+                    ("Idempotency-Key", &key),
+                ],
+                &body,
+                Retry::Write,
+                |reason| {
+                    self.reporter.tally(|t| t.retried += 1);
+                    self.reporter.message(&format!(
+                        "{}:{}: retrying a batch of {n} points: {reason}",
+                        batch.source, batch.records[0].origin.line
+                    ));
+                },
+            );
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(e) => {
+                    self.give_up(&batch, &e);
+                    continue;
+                }
+            };
+            // Too large (`413`, or more points than the server's batch cap), or refused as a whole for
+            // one malformed point (`400 INVALID_REQUEST`, e.g. a field given twice): halves, until
+            // the batches fit or the bad point is alone and can be reported by its line.
+            let code = reply.error_code();
+            let halve = reply.status == 413
+                || (reply.status == 400
+                    && matches!(code.as_deref(), Some("BATCH_TOO_LARGE" | "INVALID_REQUEST")));
+            if halve && n > 1 {
+                self.reporter.tally(|t| t.splits += 1);
+                let (first, second) = batch.halves();
+                pending.push(second);
+                pending.push(first);
+                continue;
+            }
+            match code {
+                Some(code) if reply.status == 400 && n == 1 => {
+                    self.reporter.sent(1);
+                    self.reporter.tally(|t| {
+                        t.sent += 1;
+                        *t.rejected.entry(code).or_default() += 1;
+                    });
+                    self.reporter.problem(&format!(
+                        "{}: {}",
+                        batch.place(batch.records[0].origin),
+                        reply.error_message()
+                    ));
+                }
+                _ => self.answered(&batch, &reply),
+            }
+        }
+    }
+
+    /// Tallies a write answer: `200`/`207`/`400` with per-point errors, or an error for the batch.
+    fn answered(&self, batch: &Batch, reply: &Reply) {
+        let n = batch.records.len() as u64;
+        let outcome: Option<WriteAnswer> = serde_json::from_str(&reply.body).ok();
+        let outcome = match outcome {
+            Some(o) if matches!(reply.status, 200 | 207 | 400) => o,
+            _ => {
+                if matches!(reply.status, 401 | 403) {
+                    self.stop_all(&reply.error_message());
+                }
+                self.give_up(batch, &reply.error_message());
+                return;
+            }
+        };
+        self.reporter.sent(n);
+        self.reporter.tally(|t| {
+            t.sent += n;
+            t.accepted += outcome.accepted;
+            t.replayed += u64::from(reply.replayed);
+        });
+        for error in &outcome.errors {
+            self.reporter
+                .tally(|t| *t.rejected.entry(error.code.clone()).or_default() += 1);
+            let place = batch
+                .records
+                .get(error.index)
+                .map_or_else(|| batch.source.to_string(), |r| batch.place(r.origin));
+            self.reporter.problem(&format!(
+                "{place}: {} {}: {}",
+                error.metric, error.code, error.error
+            ));
+        }
+    }
+
+    fn give_up(&self, batch: &Batch, reason: &str) {
+        let n = batch.records.len() as u64;
+        self.reporter.tally(|t| t.failed += n);
+        self.reporter.problem(&format!(
+            "{}: a batch of {n} points was not stored: {reason}",
+            batch.place(batch.records[0].origin)
+        ));
+    }
+
+    fn stop_all(&self, reason: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut fatal = self.fatal.lock().unwrap_or_else(PoisonError::into_inner);
+        fatal.get_or_insert_with(|| reason.to_owned());
+    }
+}
+
+/// The write route's answer (200, 207, 400 with per-point errors).
+#[derive(serde::Deserialize)]
+struct WriteAnswer {
+    accepted: u64,
+    #[serde(default)]
+    errors: Vec<PointError>,
+}
+
+#[derive(serde::Deserialize)]
+struct PointError {
+    index: usize,
+    #[serde(default)]
+    metric: String,
+    code: String,
+    error: String,
+}
+
+/// Collects records into batches of `size` and sends each as it fills.
+pub struct Batcher<'a> {
+    sender: &'a Sender,
+    source: Arc<str>,
+    size: usize,
+    records: Vec<Record>,
+}
+
+impl<'a> Batcher<'a> {
+    /// A batcher for one input.
+    pub fn new(sender: &'a Sender, source: &str, size: usize) -> Self {
+        Self {
+            sender,
+            source: source.into(),
+            size: size.max(1),
+            records: Vec::new(),
+        }
+    }
+
+    /// Whether another record fills the batch.
+    pub fn is_full(&self) -> bool {
+        self.records.len() >= self.size
+    }
+
+    /// Adds a record; the caller sends with [`Batcher::flush`] when [`Batcher::is_full`].
+    pub fn push(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// Sends what has been collected under `stream`; false once sending has stopped for good.
+    pub fn flush(&mut self, stream: String) -> bool {
+        if self.records.is_empty() {
+            return true;
+        }
+        let records = std::mem::take(&mut self.records);
+        self.sender.send(Batch {
+            source: self.source.clone(),
+            stream,
+            records,
+        })
+    }
+}
+
+/// The final report's lines.
+pub fn summary(tally: &Tally, seconds: f64) -> String {
+    let rejected = tally.rejected_total();
+    let mut out = format!(
+        "points read {}, sent {}, accepted {}, rejected {rejected}",
+        tally.read, tally.sent, tally.accepted
+    );
+    if rejected > 0 {
+        let reasons: Vec<String> = tally
+            .rejected
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        out.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    out.push_str(&format!(
+        ", failed {}, bad input lines {}",
+        tally.failed, tally.bad_lines
+    ));
+    if tally.skipped > 0 {
+        out.push_str(&format!(", skipped non-finite {}", tally.skipped));
+    }
+    let rate = if seconds > 0.0 {
+        tally.sent as f64 / seconds
+    } else {
+        0.0
+    };
+    out.push_str(&format!(
+        "\nrequests retried {}, replayed by the server {}, batches halved {}\n{seconds:.2} s, {rate:.0} points/s",
+        tally.retried, tally.replayed, tally.splits
+    ));
+    out
+}

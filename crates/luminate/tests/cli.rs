@@ -1,0 +1,888 @@
+//! The client subcommands through the real binary against a real server: `luminate write` from
+//! arguments and stdin, `luminate query` in its three outputs and from flags, `luminate import` of every
+//! format, a rerun after a kill, `429` retries, `413` splits, and bad input reported by file and line.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Launch, Luminate, eventually, now_ms};
+use luminate_model::time::format_rfc3339;
+use serde_json::{Value, json};
+
+/// The outcome of one run of the binary: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `luminate <args>` against `server`, with `stdin` piped in (or nothing).
+fn luminate(server: &Luminate, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = command(server, args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn command(server: &Luminate, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_luminate"));
+    cmd.arg(args[0])
+        .args(["--url", &server.base])
+        .args(&args[1..]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LUMINATE") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A minute-aligned time ten minutes ago: well inside the write window.
+fn base_ms() -> i64 {
+    (now_ms() / 60_000 - 10) * 60_000
+}
+
+/// Every stored point of `metric` in the last day, as (timestamp, value, dimensions), in the range
+/// answer's order.
+fn stored(server: &Luminate, metric: &str) -> Vec<(i64, f64, Value)> {
+    let answer = server.query(&json!({
+        "queryType": "range", "metricName": metric,
+        "timeRange": {"start": now_ms() - 86_400_000, "end": now_ms() + 3_600_000}}));
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["timestamp"].as_i64().unwrap(),
+                p["value"].as_f64().unwrap(),
+                p["dimensions"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Count and sum of `metric` over the last 8 days.
+fn count_and_sum(server: &Luminate, metric: &str) -> (u64, f64) {
+    let query = |aggregation: &str| {
+        let answer = server.query(&json!({
+            "queryType": "aggregate", "metricName": metric, "aggregation": aggregation,
+            "timeRange": {"relative": "8d"}}));
+        answer["results"][0]["value"].as_f64().unwrap_or(0.0)
+    };
+    (query("count") as u64, query("sum"))
+}
+
+fn without_execution_time(mut answer: Value) -> Value {
+    answer.as_object_mut().unwrap().remove("executionTimeMs");
+    answer
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn write_from_arguments_and_stdin_then_query_reads_exactly_those_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms();
+    let from_args = luminate(
+        &server,
+        &[
+            "write",
+            &format!(r#"cpu{{host="a",dc="eu"}} 1.5 {t}"#),
+            &format!(
+                r#"{{"name":"cpu","timestamp":{},"value":2,"dimensions":{{"host":"b"}}}}"#,
+                t + 1000
+            ),
+        ],
+        None,
+    );
+    assert_eq!(from_args.code, 0, "{}", from_args.stderr);
+    assert_eq!(from_args.stderr, "");
+    assert!(
+        from_args.stdout.starts_with(
+            "points read 2, sent 2, accepted 2, rejected 0, failed 0, bad input lines 0\n"
+        ),
+        "{}",
+        from_args.stdout
+    );
+    let stdin = format!(
+        "# a comment\ncpu{{host=\"a\",dc=\"eu\"}} 3.25 {}\n\n{{\"name\":\"cpu\",\"timestamp\":{},\"value\":-4,\"dimensions\":{{\"host\":\"c,d\"}}}}\n",
+        t + 2000,
+        t + 3000
+    );
+    let from_stdin = luminate(&server, &["write"], Some(stdin.as_bytes()));
+    assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
+    assert!(
+        from_stdin
+            .stdout
+            .starts_with("points read 2, sent 2, accepted 2, rejected 0")
+    );
+
+    let range = ["query", "--metric", "cpu", "--range", "1h"];
+    let table = luminate(
+        &server,
+        &[&range[..], &["--output", "table"]].concat(),
+        None,
+    );
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let ts = |offset: i64| format_rfc3339(t + offset);
+    assert_eq!(
+        table.stdout,
+        format!(
+            "{:<20}  dc  host  value\n\
+             {}  eu  a       1.5\n\
+             {}      b       2.0\n\
+             {}  eu  a      3.25\n\
+             {}      c,d    -4.0\n",
+            "timestamp",
+            ts(0),
+            ts(1000),
+            ts(2000),
+            ts(3000)
+        )
+    );
+    let csv = luminate(&server, &[&range[..], &["--output", "csv"]].concat(), None);
+    assert_eq!(
+        csv.stdout,
+        format!(
+            "timestamp,dc,host,value\n{},eu,a,1.5\n{},,b,2.0\n{},eu,a,3.25\n{},,\"c,d\",-4.0\n",
+            t,
+            t + 1000,
+            t + 2000,
+            t + 3000
+        )
+    );
+    let json_out = luminate(&server, &[&range[..], &["--output", "json"]].concat(), None);
+    let answer: Value = serde_json::from_str(&json_out.stdout).unwrap();
+    assert_eq!(
+        without_execution_time(answer),
+        json!({"queryType": "range", "truncated": false, "results": [
+            {"timestamp": t, "value": 1.5, "dimensions": {"dc": "eu", "host": "a"}},
+            {"timestamp": t + 1000, "value": 2.0, "dimensions": {"host": "b"}},
+            {"timestamp": t + 2000, "value": 3.25, "dimensions": {"dc": "eu", "host": "a"}},
+            {"timestamp": t + 3000, "value": -4.0, "dimensions": {"host": "c,d"}}]})
+    );
+    // Piped, the default output is the server's JSON.
+    let default = luminate(&server, &range, None);
+    assert_eq!(
+        without_execution_time(serde_json::from_str(&default.stdout).unwrap()),
+        without_execution_time(serde_json::from_str(&json_out.stdout).unwrap())
+    );
+}
+
+#[test]
+fn query_flags_build_the_same_query_as_the_json_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms();
+    let mut points = Vec::new();
+    for i in 0..60 {
+        let customer = ["c1", "c2", "c3"][i % 3];
+        let region = ["eu", "us", "ap"][i % 3];
+        points.push(format!(
+            r#"api{{customer_id="{customer}",region="{region}"}} {} {}"#,
+            i * 7 % 13,
+            t + (i as i64) * 5_000
+        ));
+    }
+    let args: Vec<&str> = std::iter::once("write")
+        .chain(points.iter().map(String::as_str))
+        .collect();
+    assert_eq!(luminate(&server, &args, None).code, 0);
+
+    let query = json!({"queryType": "aggregate", "metricName": "api", "aggregation": "p95",
+        "groupBy": ["customer_id"], "filters": {"region": ["eu", "us"]},
+        "timeRange": {"relative": "1h"}, "interval": "1m", "limit": 5});
+    let direct = without_execution_time(server.query(&query));
+    assert_eq!(direct["results"].as_array().unwrap().len(), 2);
+    let flags = luminate(
+        &server,
+        &[
+            "query",
+            "--metric",
+            "api",
+            "--agg",
+            "p95",
+            "--by",
+            "customer_id",
+            "--filter",
+            "region=eu|us",
+            "--range",
+            "1h",
+            "--interval",
+            "1m",
+            "--limit",
+            "5",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(flags.code, 0, "{}", flags.stderr);
+    assert_eq!(
+        without_execution_time(serde_json::from_str(&flags.stdout).unwrap()),
+        direct
+    );
+    // The same query from stdin, and from a file with a flag overriding a field; repeated filters
+    // are the same any-of list.
+    let from_stdin = luminate(
+        &server,
+        &["query", "-", "--output", "json"],
+        Some(query.to_string().as_bytes()),
+    );
+    assert_eq!(
+        without_execution_time(serde_json::from_str(&from_stdin.stdout).unwrap()),
+        direct
+    );
+    let mut other = query.clone();
+    other["aggregation"] = json!("min");
+    let file = write_file(dir.path(), "q.json", &other.to_string());
+    let from_file = luminate(
+        &server,
+        &[
+            "query",
+            &file,
+            "--agg",
+            "p95",
+            "--filter",
+            "region=eu",
+            "--filter",
+            "region=us",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(
+        without_execution_time(serde_json::from_str(&from_file.stdout).unwrap()),
+        direct
+    );
+    // The table of a bucketed aggregate: one row per group and bucket.
+    let table = luminate(
+        &server,
+        &["query", "-", "--output", "csv"],
+        Some(query.to_string().as_bytes()),
+    );
+    let mut expected = "customer_id,timestamp,value,count\n".to_owned();
+    for group in direct["results"].as_array().unwrap() {
+        for p in group["points"].as_array().unwrap() {
+            expected.push_str(&format!(
+                "{},{},{},{}\n",
+                group["groupKey"]["customer_id"].as_str().unwrap(),
+                p["timestamp"],
+                p["value"],
+                p["count"]
+            ));
+        }
+    }
+    assert_eq!(table.stdout, expected);
+}
+
+#[test]
+fn query_errors_exit_non_zero_with_the_servers_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let refused = luminate(
+        &server,
+        &["query", "--metric", "cpu", "--agg", "p42", "--range", "1h"],
+        None,
+    );
+    assert_eq!(refused.code, 1);
+    assert_eq!(refused.stdout, "");
+    assert!(
+        refused
+            .stderr
+            .starts_with("luminate query: 400 INVALID_QUERY: aggregation: unknown \"p42\""),
+        "{}",
+        refused.stderr
+    );
+    let usage = luminate(&server, &["query", "--range", "1h"], None);
+    assert_eq!(usage.code, 2);
+    assert!(usage.stderr.contains("give --metric"), "{}", usage.stderr);
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn import_of_each_format_stores_exactly_its_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms();
+    let jsonl = write_file(
+        dir.path(),
+        "points.jsonl",
+        &format!(
+            "{{\"name\":\"from_jsonl\",\"timestamp\":{t},\"value\":1,\"dimensions\":{{\"k\":\"a\"}}}}\n\n{{\"name\":\"from_jsonl\",\"timestamp\":\"{}\",\"value\":2.5}}\n",
+            format_rfc3339(t + 1000)
+        ),
+    );
+    let csv_path = dir.path().join("points.csv.gz");
+    std::fs::write(
+        &csv_path,
+        gzip(&format!(
+            "name,timestamp,value,host,dc\nfrom_csv,{t},0.5,\"a,1\",eu\nfrom_csv,{},7,b,\n",
+            t + 1000
+        )),
+    )
+    .unwrap();
+    let prom = write_file(
+        dir.path(),
+        "metrics.prom",
+        &format!(
+            "# HELP req_seconds Request time.\n# TYPE req_seconds histogram\n\
+             req_seconds_bucket{{le=\"0.1\",path=\"/a\"}} 3 {t}\n\
+             req_seconds_bucket{{le=\"+Inf\",path=\"/a\"}} 5 {t}\n\
+             req_seconds_sum{{path=\"/a\"}} 1.25 {t}\nreq_seconds_count{{path=\"/a\"}} 5 {t}\n\
+             # TYPE rpc summary\nrpc{{quantile=\"0.5\"}} 0.02 {t}\njob:up:sum{{__meta=\"x\",empty=\"\"}} 1 {t}\n"
+        ),
+    );
+    let om = write_file(
+        dir.path(),
+        "metrics.om",
+        &format!(
+            "# TYPE om counter\nom_total{{a=\"x\"}} 17 {}.250 # {{trace_id=\"k\"}} 0.5\nom_total{{a=\"y\"}} 3\n# EOF\nom_total{{a=\"z\"}} 9 {}\n",
+            t / 1000,
+            t / 1000
+        ),
+    );
+    let vm_line = format!(
+        "{{\"metric\":{{\"__name__\":\"from_vm\",\"job\":\"j\"}},\"values\":[1,2,3],\"timestamps\":[{t},{},{}]}}\n",
+        t + 1000,
+        t + 2000
+    );
+    let vm = write_file(dir.path(), "export.jsonl", &vm_line);
+
+    let run = luminate(
+        &server,
+        &["import", &jsonl, csv_path.to_str().unwrap(), &prom, &vm],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    assert!(
+        run.stdout.starts_with(
+            "points read 13, sent 13, accepted 13, rejected 0, failed 0, bad input lines 0\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    // OpenMetrics (seconds) with --timestamp for the sample without one; nothing after `# EOF`.
+    let run = luminate(
+        &server,
+        &["import", &om, "--timestamp", &(t + 5000).to_string()],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // VictoriaMetrics lines from gzipped stdin.
+    let run = luminate(
+        &server,
+        &["import", "--format", "vm", "-"],
+        Some(&gzip(&vm_line.replace("from_vm", "from_vm_stdin"))),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    assert_eq!(
+        stored(&server, "from_jsonl"),
+        vec![(t, 1.0, json!({"k": "a"})), (t + 1000, 2.5, json!({}))]
+    );
+    assert_eq!(
+        stored(&server, "from_csv"),
+        vec![
+            (t, 0.5, json!({"dc": "eu", "host": "a,1"})),
+            (t + 1000, 7.0, json!({"host": "b"}))
+        ]
+    );
+    assert_eq!(
+        stored(&server, "req_seconds_bucket"),
+        vec![
+            (t, 5.0, json!({"le": "+Inf", "path": "/a"})),
+            (t, 3.0, json!({"le": "0.1", "path": "/a"}))
+        ]
+    );
+    assert_eq!(
+        stored(&server, "req_seconds_sum"),
+        vec![(t, 1.25, json!({"path": "/a"}))]
+    );
+    assert_eq!(
+        stored(&server, "req_seconds_count"),
+        vec![(t, 5.0, json!({"path": "/a"}))]
+    );
+    assert_eq!(
+        stored(&server, "rpc"),
+        vec![(t, 0.02, json!({"quantile": "0.5"}))]
+    );
+    assert_eq!(stored(&server, "job_up_sum"), vec![(t, 1.0, json!({}))]);
+    assert_eq!(
+        stored(&server, "om_total"),
+        vec![
+            (t / 1000 * 1000 + 250, 17.0, json!({"a": "x"})),
+            (t + 5000, 3.0, json!({"a": "y"}))
+        ]
+    );
+    for metric in ["from_vm", "from_vm_stdin"] {
+        assert_eq!(
+            stored(&server, metric),
+            vec![
+                (t, 1.0, json!({"job": "j"})),
+                (t + 1000, 2.0, json!({"job": "j"})),
+                (t + 2000, 3.0, json!({"job": "j"}))
+            ]
+        );
+    }
+}
+
+/// `count` points of `metric`, one per line, values 0..count, as Luminate JSON lines.
+fn numbered_points(metric: &str, count: usize) -> String {
+    let t = base_ms();
+    (0..count)
+        .map(|i| {
+            format!(
+                "{{\"name\":\"{metric}\",\"timestamp\":{},\"value\":{i},\"dimensions\":{{\"shard\":\"s{}\"}}}}\n",
+                t + i as i64,
+                i % 4
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_import_killed_half_way_and_run_again_stores_every_point_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let input = numbered_points("resumed", 1000);
+    let lines: Vec<&str> = input.split_inclusive('\n').collect();
+    let expected = (1000, (0..1000).sum::<usize>() as f64);
+    // First run: stdin gets 450 lines and stays open, so four batches of 100 are sent and the import
+    // waits for more; it is killed there.
+    let mut first = command(
+        &server,
+        &["import", "--format", "jsonl", "--batch-size", "100", "-"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(lines[..450].concat().as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || count_and_sum(
+            &server, "resumed"
+        )
+        .0 == 400),
+        "four batches stored"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    drop(stdin);
+    assert_eq!(count_and_sum(&server, "resumed").0, 400);
+
+    // The rerun with the whole input: the first four batches are answered from the server's
+    // idempotency keys, the rest stored once.
+    let rerun = luminate(
+        &server,
+        &["import", "--format", "jsonl", "--batch-size", "100", "-"],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert!(
+        rerun.stdout.contains(
+            "points read 1000, sent 1000, accepted 1000, rejected 0, failed 0, bad input lines 0\nrequests retried 0, replayed by the server 4, "
+        ),
+        "{}",
+        rerun.stdout
+    );
+    assert_eq!(count_and_sum(&server, "resumed"), expected);
+
+    // A file imported twice: the second run is all replays.
+    let file = write_file(dir.path(), "again.jsonl", &numbered_points("again", 250));
+    let args = ["import", file.as_str(), "--batch-size", "100"];
+    assert_eq!(luminate(&server, &args, None).code, 0);
+    let second = luminate(&server, &args, None);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stdout.contains("replayed by the server 3,"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        count_and_sum(&server, "again"),
+        (250, (0..250).sum::<usize>() as f64)
+    );
+}
+
+#[test]
+fn rate_limited_batches_are_retried_after_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND", "1")
+        .start();
+    let file = write_file(
+        dir.path(),
+        "limited.jsonl",
+        &numbered_points("limited", 300),
+    );
+    let run = luminate(
+        &server,
+        &["import", &file, "--batch-size", "100", "--connections", "1"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{file}:101: retrying a batch of 100 points: 429 RATE_LIMIT_EXCEEDED"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("requests retried 0"), "{}", run.stdout);
+    assert_eq!(
+        count_and_sum(&server, "limited"),
+        (300, (0..300).sum::<usize>() as f64)
+    );
+}
+
+#[test]
+fn a_batch_over_the_body_limit_is_split_until_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__BATCH_WRITE__MAX_REQUEST_SIZE_BYTES", "4096")
+        .start();
+    // About 110 bytes a point: 100 points are 11 KB, 25 points fit in 4 KiB.
+    let file = write_file(dir.path(), "big.jsonl", &numbered_points("split", 200));
+    let run = luminate(&server, &["import", &file, "--batch-size", "100"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("batches halved 6\n"),
+        "two batches, each halved into two and those again: {}",
+        run.stdout
+    );
+    assert_eq!(
+        count_and_sum(&server, "split"),
+        (200, (0..200).sum::<usize>() as f64)
+    );
+}
+
+#[test]
+fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms();
+    let too_old = t - 8 * 86_400_000;
+    let prom = write_file(
+        dir.path(),
+        "mixed.prom",
+        &format!(
+            "# TYPE m gauge\nm{{a=\"1\"}} 1 {t}\nm{{a=\"2\" 2 {t}\nm 3\nm{{a=\"4\"}} 4 {too_old}\nm{{a=\"5\"}} 5 {t}\n"
+        ),
+    );
+    let run = luminate(&server, &["import", &prom], None);
+    assert_eq!(run.code, 1);
+    let stderr: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(stderr.len(), 3, "{}", run.stderr);
+    assert_eq!(
+        stderr[0],
+        format!("{prom}:3: expected ',' or '}}' after the value of label \"a\"")
+    );
+    assert_eq!(
+        stderr[1],
+        format!("{prom}:4: the sample has no timestamp; give --timestamp for samples without one")
+    );
+    assert!(
+        stderr[2].starts_with(&format!("{prom}:5: m INVALID_TIMESTAMP: ")),
+        "{}",
+        stderr[2]
+    );
+    assert!(
+        run.stdout.starts_with(
+            "points read 3, sent 3, accepted 2, rejected 1 (INVALID_TIMESTAMP 1), failed 0, bad input lines 2\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(count_and_sum(&server, "m"), (2, 6.0));
+
+    // A JSON point the server refuses with its whole batch (a field twice): the batch is halved down
+    // to that point, reported by its line; the other points are stored.
+    let mut lines: Vec<String> = numbered_points("j", 8).lines().map(String::from).collect();
+    lines[5] = format!("{{\"name\":\"j\",\"name\":\"k\",\"timestamp\":{t},\"value\":100}}");
+    let jsonl = write_file(dir.path(), "twice.jsonl", &(lines.join("\n") + "\n"));
+    let run = luminate(&server, &["import", &jsonl], None);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with(&format!("{jsonl}:6: 400 INVALID_REQUEST: ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "points read 8, sent 8, accepted 7, rejected 1 (INVALID_REQUEST 1), failed 0, bad input lines 0\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        count_and_sum(&server, "j"),
+        (7, (0..8).sum::<usize>() as f64 - 5.0)
+    );
+
+    // A NaN (a summary without observations): a bad line, or skipped and counted on request.
+    let nan = write_file(
+        dir.path(),
+        "nan.prom",
+        &format!("rpc{{quantile=\"0.5\"}} NaN {t}\nrpc_count 0 {t}\n"),
+    );
+    let run = luminate(&server, &["import", &nan], None);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        format!("{nan}:1: value NaN is not finite: Luminate stores finite values only\n")
+    );
+    let run = luminate(&server, &["import", &nan, "--skip-non-finite"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "points read 1, sent 1, accepted 1, rejected 0, failed 0, bad input lines 0, skipped non-finite 1\n"
+        ),
+        "{}",
+        run.stdout
+    );
+
+    let unknown = luminate(&server, &["import", "notes.xyz"], None);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("give --format"),
+        "{}",
+        unknown.stderr
+    );
+    let bad_write = luminate(&server, &["write", "cpu{host=\"a\"} x"], None);
+    assert_eq!(bad_write.code, 1);
+    assert_eq!(
+        bad_write.stderr,
+        "argument:1: value \"x\" is not a number\n"
+    );
+}
+
+#[test]
+fn a_refused_token_stops_the_import_and_a_valid_one_writes_to_its_tenant() {
+    const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE_AUTH_ENABLED", "true")
+        .env("LUMINATE_AUTH_JWT_SECRET", SECRET)
+        .without_rate_limits()
+        .start();
+    let file = write_file(dir.path(), "auth.jsonl", &numbered_points("authed", 10));
+    let refused = luminate(&server, &["import", &file], None);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("401 UNAUTHORIZED"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.contains("failed 10"), "{}", refused.stdout);
+
+    let token = Command::new(env!("CARGO_BIN_EXE_luminate"))
+        .args(["token", "--tenant", "acme", "--scopes", "read,write"])
+        .env("LUMINATE_AUTH_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap();
+    let mut cmd = command(&server, &["import", &file]);
+    let ok = cmd.env("LUMINATE_TOKEN", token.trim()).output().unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut cmd = command(
+        &server,
+        &[
+            "query",
+            "--metric",
+            "authed",
+            "--agg",
+            "count",
+            "--range",
+            "1h",
+            "--output",
+            "csv",
+            "--token",
+            token.trim(),
+        ],
+    );
+    let counted = cmd.output().unwrap();
+    assert_eq!(
+        String::from_utf8(counted.stdout).unwrap(),
+        "value,count\n10.0,10\n"
+    );
+}
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`) the import draws its progress with
+/// points/s on stderr; piped, it prints nothing but problems (every other test pipes it: their
+/// stderr is empty or only problems).
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // One write request a second: three batches take two seconds, several ticks of the bar.
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND", "1")
+        .start();
+    let file = write_file(
+        dir.path(),
+        "progress.jsonl",
+        &numbered_points("progress", 300),
+    );
+    let import = format!(
+        "{} import --url {} --batch-size 100 --connections 1 {file}",
+        env!("CARGO_BIN_EXE_luminate"),
+        server.base
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &import, "/dev/null"]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LUMINATE") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{terminal}");
+    assert!(terminal.contains(" points sent ("), "{terminal}");
+    assert!(terminal.contains("/s, "), "{terminal}");
+    assert_eq!(count_and_sum(&server, "progress").0, 300);
+}
+
+/// A real Prometheus TSDB (built by Debian's promtool from OpenMetrics), dumped with `promtool tsdb
+/// dump` (series spelled `{__name__="…", …} value ms`), imports with every sample: counts and sums equal.
+#[test]
+fn a_promtool_tsdb_dump_imports_with_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Luminate::start(dir.path());
+    let t = base_ms() / 1000;
+    let mut om = "# TYPE req counter\n".to_owned();
+    for i in 0..10 {
+        om.push_str(&format!(
+            "req_total{{path=\"/a\",code=\"200\"}} {i} {}\n",
+            t + i * 15
+        ));
+    }
+    om.push_str("# TYPE lat histogram\n");
+    for i in 0..3 {
+        let ts = t + i * 15;
+        om.push_str(&format!(
+            "lat_bucket{{le=\"0.1\"}} {i} {ts}\nlat_bucket{{le=\"+Inf\"}} {} {ts}\nlat_sum {i}.5 {ts}\nlat_count {} {ts}\n",
+            i * 2,
+            i * 2
+        ));
+    }
+    om.push_str("# EOF\n");
+    let input = write_file(dir.path(), "in.om", &om);
+    let tsdb = dir.path().join("tsdb");
+    let created = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics", &input])
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    // `tsdb dump` reads the WAL too, and wants the directory even when blocks hold everything.
+    std::fs::create_dir_all(tsdb.join("wal")).unwrap();
+    let dumped = Command::new("promtool")
+        .args(["tsdb", "dump"])
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let dump = write_file(
+        dir.path(),
+        "dump.prom",
+        &String::from_utf8(dumped.stdout).unwrap(),
+    );
+
+    let run = luminate(&server, &["import", &dump], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("points read 22, sent 22, accepted 22, rejected 0"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(count_and_sum(&server, "req_total"), (10, 45.0));
+    assert_eq!(count_and_sum(&server, "lat_bucket"), (6, 9.0));
+    assert_eq!(count_and_sum(&server, "lat_sum"), (3, 4.5));
+    assert_eq!(count_and_sum(&server, "lat_count"), (3, 6.0));
+    assert_eq!(
+        stored(&server, "req_total")[0],
+        (t * 1000, 0.0, json!({"code": "200", "path": "/a"}))
+    );
+}
+
+#[test]
+fn a_rate_limited_query_is_retried_after_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND", "1")
+        .start();
+    let t = base_ms();
+    assert_eq!(
+        luminate(&server, &["write", &format!("q 2 {t}")], None).code,
+        0
+    );
+    let args = [
+        "query", "--metric", "q", "--agg", "sum", "--range", "1h", "--output", "csv",
+    ];
+    // One query a second: of queries in a row, the second waits for the `Retry-After` (a third is
+    // run only if a slow machine took a whole second between the first two).
+    let mut retried = 0;
+    for _ in 0..3 {
+        let run = luminate(&server, &args, None);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.stdout, "value,count\n2.0,1\n");
+        if run.stderr.is_empty() {
+            continue;
+        }
+        assert!(
+            run.stderr
+                .starts_with("luminate query: retrying: 429 RATE_LIMIT_EXCEEDED: "),
+            "{}",
+            run.stderr
+        );
+        retried += 1;
+        break;
+    }
+    assert_eq!(retried, 1);
+}
