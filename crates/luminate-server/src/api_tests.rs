@@ -185,6 +185,34 @@ async fn idempotent_retry_writes_once() {
     assert_eq!(call(&app, long_key).await.0, StatusCode::BAD_REQUEST);
 }
 
+/// A keyed write whose client goes away mid-write (the request's future dropped, as hyper drops it
+/// when the connection closes) still completes and remembers its key: the retry is replayed, and the
+/// points are stored once.
+#[tokio::test]
+async fn a_keyed_write_abandoned_mid_write_completes_and_its_retry_is_replayed() {
+    let store = Arc::new(MemoryStore::slow_writes(Duration::from_millis(200)));
+    let app = app(store.clone());
+    let batch = json!({"metrics": [point(json!("m"), now_ms(), json!(1), json!({}))]}).to_string();
+    let keyed = || {
+        Request::post("/api/v1/write")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "abandoned-1")
+            .body(Body::from(batch.clone()))
+            .unwrap()
+    };
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), call(&app, keyed())).await;
+    assert!(abandoned.is_err(), "the write answered before it was abandoned");
+    let mut waited = 0;
+    while store.writes.load(Ordering::SeqCst) == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    let (status, _, headers) = call_with_headers(&app, keyed()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+}
+
 /// The route's timeout mapping, at unit level: a store whose query outlives the deadline must yield
 /// `504 QUERY_TIMEOUT` at the deadline and see its context cancelled (the store keeps checking it).
 #[tokio::test]

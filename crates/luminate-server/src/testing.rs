@@ -47,6 +47,8 @@ pub struct MemoryStore {
     pub saw_cancel: Arc<AtomicBool>,
     /// Calls to `write` and `write_samples`.
     pub writes: AtomicUsize,
+    /// Writes wait this long before storing anything.
+    pub write_delay: Option<Duration>,
     /// The newest (timestamp, value) of every series, for `write_samples`' rule.
     newest: Mutex<HashMap<SeriesKey, (TimestampMs, f64)>>,
     /// While set, every `write` fails as an unreachable backend would.
@@ -60,6 +62,14 @@ impl MemoryStore {
     pub fn slow(delay: Duration) -> Self {
         Self {
             query_delay: Some(delay),
+            ..Self::default()
+        }
+    }
+
+    /// A store whose writes take `delay` before storing anything.
+    pub fn slow_writes(delay: Duration) -> Self {
+        Self {
+            write_delay: Some(delay),
             ..Self::default()
         }
     }
@@ -144,6 +154,9 @@ impl MetricsStore for MemoryStore {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
+        if let Some(delay) = self.write_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.store(tenant, &batch, false)
     }
 

@@ -89,16 +89,30 @@ pub(crate) fn outcome_of(response: &Response) -> WriteOutcome {
     }
 }
 
-async fn respond(state: &AppState, tenant: &Tenant, request: Request) -> Response {
+async fn respond(state: &Arc<AppState>, tenant: &Tenant, request: Request) -> Response {
     match prepare(state, request).await {
         Err(e) => e.into_response(),
         Ok((None, body)) => stored_to_response(write(state, tenant, body).await, false),
         Ok((Some(key), body)) => {
-            let (stored, replayed) = state
-                .idempotency
-                .run(tenant, &key, write(state, tenant, body))
-                .await;
-            stored_to_response(stored, replayed)
+            // A keyed write runs to its end on a task of its own: when the client goes away or the
+            // response deadline passes mid-write, the request's future is dropped, but the write
+            // still completes and its key remembers the answer, so the retry the client makes
+            // because of it is replayed instead of stored a second time.
+            let (state, tenant) = (Arc::clone(state), tenant.clone());
+            let keyed = tokio::spawn(async move {
+                state
+                    .idempotency
+                    .run(&tenant, &key, write(&state, &tenant, body))
+                    .await
+            });
+            match keyed.await {
+                Ok((stored, replayed)) => stored_to_response(stored, replayed),
+                Err(e) => ApiError::new(
+                    ErrorCode::InternalError,
+                    format!("the write's task failed: {e}"),
+                )
+                .into_response(),
+            }
         }
     }
 }
