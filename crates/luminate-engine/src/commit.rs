@@ -67,15 +67,17 @@ use std::time::{Duration, Instant};
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use crate::apply::{apply_batch, apply_delete, apply_staged};
+use crate::config::{CardinalityLimits, SyncPolicy};
+use crate::error::EngineError;
 use crate::files;
 use crate::flush::FlushJob;
 use crate::head::Head;
 use crate::index::{Index, KnownNames, NewSeriesIds, Prepared, Staging};
 use crate::newest::Newest;
+use crate::observe::EngineObserver;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::{SyncJob, Wal};
-use crate::{CardinalityLimits, EngineError, EngineObserver, SyncPolicy};
 
 /// Most requests committed as one group: bounds the latency one group adds to its first writer.
 const MAX_GROUP: usize = 256;

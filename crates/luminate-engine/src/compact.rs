@@ -18,8 +18,8 @@ use std::thread::JoinHandle;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::EngineError;
 use crate::commit::Shared;
+use crate::error::EngineError;
 use crate::flush::PartSink;
 use crate::part::{Selection, SeriesScan};
 use crate::record::SeriesId;

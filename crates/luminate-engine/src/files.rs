@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::EngineError;
+use crate::error::EngineError;
 
 /// The first pause after an open failed for want of a descriptor; each next one doubles, up to
 /// [`MAX_DESCRIPTOR_PAUSE`].

@@ -19,8 +19,8 @@ use std::thread::JoinHandle;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::EngineError;
 use crate::commit::Shared;
+use crate::error::EngineError;
 use crate::head::{Head, Rows};
 use crate::index::MetricId;
 use crate::part::{MAX_ROWS, Part, PartWriter};
