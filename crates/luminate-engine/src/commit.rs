@@ -8,7 +8,7 @@
 //!    protocol write's samples that are not newer than their series' newest are set aside
 //!    (`crate::newest`, which every staged point updates), and the accepted ones become one
 //!    `WRITE_BATCH` record appended with write(2). Points of series that were
-//!    already live were resolved before, on the caller's thread ([`Shared::find_live`]), in
+//!    already live were resolved before, on the caller's thread ([`Found::look_up`]), in
 //!    parallel, as were the metric and postings of most new series (`crate::index::KnownNames`); a
 //!    delete since then (the only way a series stops being live) voids those ids and they are resolved
 //!    again here, so the limits stay exact;
@@ -55,12 +55,8 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{
-    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
-};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -71,11 +67,10 @@ use crate::config::{CardinalityLimits, SyncPolicy};
 use crate::error::EngineError;
 use crate::files;
 use crate::flush::FlushJob;
-use crate::head::Head;
-use crate::index::{Index, KnownNames, NewSeriesIds, Prepared, Staging};
+use crate::index::{KnownNames, NewSeriesIds, Prepared, Staging};
 use crate::newest::Newest;
-use crate::observe::EngineObserver;
 use crate::record::{DeleteBefore, SeriesId, SeriesPoint, WriteBatch};
+use crate::shared::Shared;
 use crate::stored::{Frozen, Stored, delete_in_frozen, delete_in_parts};
 use crate::wal::{SyncJob, Wal};
 
@@ -86,146 +81,39 @@ pub(crate) const QUEUE_DEPTH: usize = 1024;
 /// New series a staging epoch may hold before a group is committed without overlapping the next
 /// (which ends the epoch): bounds the epoch's memory under unbroken load.
 const EPOCH_NEW_SERIES: usize = 1 << 16;
-/// Points a writer looks up per hold of the index read lock (see [`Shared::find_live`]).
+/// Points a writer looks up per hold of the index read lock (see [`Found::look_up`]).
 const FIND_CHUNK: usize = 1024;
 
-/// State shared by the writer, flusher and compactor threads and the engine's readers.
-///
-/// Separate locks, so that a query scanning the head does not stop discovery or the next query's index
-/// phase. `stored` is an immutable snapshot replaced whole; only holders of `catalog` replace it, so
-/// flush, compaction, freeze and delete never lose each other's changes. Lock order: `catalog`, then
-/// `index`, then `head`, then `stored` (a holder of one never waits for an earlier one).
+/// A reply channel for one request.
+type Reply<T> = SyncSender<Result<T, EngineError>>;
+
+/// The series of a write's points that were live when looked up on the caller's thread.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    data_dir: PathBuf,
-    /// `EngineConfig::summary_min_rows`, for the parts flush and compaction write.
-    pub(crate) summary_min_rows: u64,
-    catalog: Mutex<Catalog>,
-    index: RwLock<Index>,
-    head: RwLock<Head>,
-    stored: RwLock<Arc<Stored>>,
-    /// Held by the one compaction running.
-    compaction: Mutex<()>,
-    poison: OnceLock<String>,
-    /// Told of WAL appends and fsyncs here, of flushes and compactions by their threads.
-    pub(crate) observer: Arc<dyn EngineObserver>,
-    /// Deletes applied so far: changed only under the index write lock, so a reader holding the read
-    /// lock sees the count that matches the index (see [`Shared::find_live`]).
-    deletes: AtomicU64,
-    /// Heap bytes of the writer thread's [`Newest`], as of its last commit group (memory accounting).
-    newest_bytes: AtomicU64,
+pub(crate) struct Found {
+    /// By point: its series, when live.
+    series: Vec<Option<SeriesId>>,
+    /// By point: its lookup hash in the tenant's index ([`crate::index::TenantIndex::hash`]), so the
+    /// writer thread does not hash again; empty when the tenant had no index yet. A tenant's index is
+    /// never replaced (only created once), so its hasher, and these hashes, stay valid.
+    hashes: Vec<u64>,
+    /// By point: its dimensions as an owned value when its series was not live, ready to become the
+    /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
+    dims: Vec<Option<Dimensions>>,
+    /// By point: the metric and postings of a point whose series was not live, when the index held
+    /// them all (empty when the tenant had no index yet).
+    known: KnownNames,
+    /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
+    /// hold while no delete has been applied since.
+    deletes: u64,
 }
 
-/// What the manifest records besides the parts; guarded with the right to replace the snapshot.
-#[derive(Debug)]
-pub(crate) struct Catalog {
-    /// First WAL segment replayed at start-up.
-    pub wal_start: u64,
-    /// Number of the next part file.
-    pub next_part: u64,
-}
-
-impl Shared {
-    /// An index, head and parts rebuilt by start-up.
-    pub(crate) fn new(
-        data_dir: PathBuf,
-        summary_min_rows: u64,
-        observer: Arc<dyn EngineObserver>,
-        catalog: Catalog,
-        index: Index,
-        head: Head,
-        stored: Stored,
-    ) -> Self {
-        Self {
-            data_dir,
-            summary_min_rows,
-            observer,
-            catalog: Mutex::new(catalog),
-            index: RwLock::new(index),
-            head: RwLock::new(head),
-            stored: RwLock::new(Arc::new(stored)),
-            compaction: Mutex::new(()),
-            poison: OnceLock::new(),
-            deletes: AtomicU64::new(0),
-            newest_bytes: AtomicU64::new(0),
-        }
-    }
-
-    /// The data directory.
-    pub(crate) fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    /// The right to replace the snapshot and write the manifest.
-    pub(crate) fn catalog(&self) -> MutexGuard<'_, Catalog> {
-        // A holder that panicked left the snapshot as it was (it is replaced whole): go on.
-        self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Reserves a fresh part file name.
-    pub(crate) fn next_part_file(&self) -> String {
-        let mut catalog = self.catalog();
-        let n = catalog.next_part;
-        catalog.next_part += 1;
-        crate::manifest::part_file_name(n)
-    }
-
-    /// The current snapshot of frozen head and parts.
-    pub(crate) fn read_stored(&self) -> Arc<Stored> {
-        Arc::clone(&self.stored.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Replaces the snapshot (the caller holds the catalog).
-    pub(crate) fn set_stored(&self, _catalog: &MutexGuard<'_, Catalog>, stored: Stored) {
-        *self.stored.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(stored);
-    }
-
-    /// Writes the manifest describing `stored`.
-    pub(crate) fn write_manifest(
-        &self,
-        wal_start: u64,
-        next_part: u64,
-        stored: &Stored,
-    ) -> Result<(), EngineError> {
-        stored.manifest(wal_start, next_part).store(&self.data_dir)
-    }
-
-    /// Held by the one compaction running.
-    pub(crate) fn compaction_lock(&self) -> MutexGuard<'_, ()> {
-        self.compaction
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Read access to the index, for queries, discovery and series resolution.
-    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
-        // Only the writer thread writes, and it applies a batch after checking it fits: a panic there
-        // would be a bug that already stopped the writer (later writes fail), so reads may go on.
-        self.index.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Read access to the head, for scans. Take it after `read_index` when holding both.
-    pub(crate) fn read_head(&self) -> RwLockReadGuard<'_, Head> {
-        self.head.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write_head(&self) -> RwLockWriteGuard<'_, Head> {
-        self.head.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Write access to both, in lock order.
-    fn write_both(&self) -> (RwLockWriteGuard<'_, Index>, RwLockWriteGuard<'_, Head>) {
-        let index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        let head = self.head.write().unwrap_or_else(PoisonError::into_inner);
-        (index, head)
-    }
-
+impl Found {
     /// The live series of each point of `batch`, found under the index read lock on the calling thread
     /// (writers resolve their batches in parallel; the writer thread then only resolves the rest).
     ///
     /// The lock is taken once per [`FIND_CHUNK`] points, not for the whole batch: the writer thread,
     /// waiting to apply a group, then waits for one chunk's lookups rather than for a whole batch's.
-    pub(crate) fn find_live(&self, tenant: &Tenant, batch: &PointBatch) -> Found {
+    pub(crate) fn look_up(shared: &Shared, tenant: &Tenant, batch: &PointBatch) -> Self {
         let mut series = Vec::with_capacity(batch.len());
         let mut hashes = Vec::with_capacity(batch.len());
         let mut points = Vec::with_capacity(batch.len().min(FIND_CHUNK));
@@ -233,10 +121,10 @@ impl Shared {
         let mut deletes = None;
         let mut start = 0;
         loop {
-            let index = self.read_index();
+            let index = shared.read_index();
             // Read under the first chunk's lock: the ids are live as of this many deletes at the
             // latest (deletes only grow, so a delete between chunks only makes the writer re-resolve).
-            deletes.get_or_insert_with(|| self.deletes.load(Ordering::Relaxed));
+            deletes.get_or_insert_with(|| shared.deletes());
             // A tenant's index, once created, is never removed: absent here means absent at the
             // first chunk, and then no point is looked up.
             let Some(ti) = index.tenant(tenant) else {
@@ -266,7 +154,7 @@ impl Shared {
             .zip(&series)
             .map(|(p, id)| id.is_none().then(|| p.dimensions()))
             .collect();
-        Found {
+        Self {
             series,
             hashes,
             dims,
@@ -274,54 +162,6 @@ impl Shared {
             deletes,
         }
     }
-
-    /// Heap bytes of the newest sample per series the writer thread keeps (`crate::newest`).
-    pub(crate) fn newest_bytes(&self) -> u64 {
-        self.newest_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Why the engine is poisoned, if it is.
-    pub(crate) fn poisoned(&self) -> Option<&str> {
-        self.poison.get().map(String::as_str)
-    }
-
-    pub(crate) fn poison(&self, reason: String) {
-        tracing::error!(%reason, "engine poisoned: refusing further writes");
-        // The first failure is the one worth reporting; later ones are its consequences.
-        let _ = self.poison.set(reason);
-    }
-
-    pub(crate) fn poisoned_error(&self) -> EngineError {
-        EngineError::Poisoned {
-            reason: self
-                .poisoned()
-                .unwrap_or("the commit thread stopped")
-                .to_owned(),
-        }
-    }
-}
-
-/// A reply channel for one request.
-type Reply<T> = SyncSender<Result<T, EngineError>>;
-
-/// The series of a write's points that were live when looked up on the caller's thread.
-#[derive(Debug)]
-pub(crate) struct Found {
-    /// By point: its series, when live.
-    series: Vec<Option<SeriesId>>,
-    /// By point: its lookup hash in the tenant's index ([`crate::index::TenantIndex::hash`]), so the
-    /// writer thread does not hash again; empty when the tenant had no index yet. A tenant's index is
-    /// never replaced (only created once), so its hasher, and these hashes, stay valid.
-    hashes: Vec<u64>,
-    /// By point: its dimensions as an owned value when its series was not live, ready to become the
-    /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
-    dims: Vec<Option<Dimensions>>,
-    /// By point: the metric and postings of a point whose series was not live, when the index held
-    /// them all (empty when the tenant had no index yet).
-    known: KnownNames,
-    /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
-    /// hold while no delete has been applied since.
-    deletes: u64,
 }
 
 /// A stored write's answer.
@@ -462,9 +302,7 @@ pub(crate) fn spawn(
         SyncPolicy::Interval(_) | SyncPolicy::None => (None, None),
     };
     let newest = Newest::at_start(&shared.read_index(), &shared.read_head());
-    shared
-        .newest_bytes
-        .store(newest.heap_bytes() as u64, Ordering::Relaxed);
+    shared.set_newest_bytes(newest.heap_bytes() as u64);
     let committer = Committer {
         wal,
         shared,
@@ -600,7 +438,7 @@ impl Committer {
             return;
         }
         // Only this thread applies deletes: the count cannot move while the batch is resolved.
-        let found_still_live = found.deletes == self.shared.deletes.load(Ordering::Relaxed);
+        let found_still_live = found.deletes == self.shared.deletes();
         // Only a live series can have rows in parts, so reading those of the live series found before
         // anything is staged covers every series but one a delete raced with (`keep_newer`); a part
         // that cannot be read fails this write alone.
@@ -851,8 +689,7 @@ impl Committer {
             }
         }
         self.shared
-            .newest_bytes
-            .store(self.newest.heap_bytes() as u64, Ordering::Relaxed);
+            .set_newest_bytes(self.newest.heap_bytes() as u64);
         if applied > 0 && self.flush.head_since.is_none() {
             self.flush.head_since = Some(Instant::now());
         }
@@ -900,7 +737,7 @@ impl Committer {
                 }
             };
         let (mut index, mut head) = self.shared.write_both();
-        self.shared.deletes.fetch_add(1, Ordering::Relaxed);
+        self.shared.count_delete(&index);
         let mut deleted = apply_delete(&mut index, &mut head, &d);
         let metric = index
             .tenant(&d.tenant)

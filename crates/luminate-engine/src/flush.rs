@@ -19,13 +19,13 @@ use std::thread::JoinHandle;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::commit::Shared;
 use crate::error::EngineError;
 use crate::head::{Head, Rows};
 use crate::index::MetricId;
 use crate::part::{MAX_ROWS, Part, PartWriter};
 use crate::record::SeriesId;
 use crate::series_log::SeriesLog;
+use crate::shared::Shared;
 use crate::stored::{LivePart, PARTS_DIR, Stored};
 use crate::wal;
 

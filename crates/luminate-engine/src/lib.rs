@@ -50,6 +50,7 @@ mod record;
 mod recovery;
 mod retention;
 mod series_log;
+mod shared;
 mod stored;
 mod wal;
 
@@ -71,11 +72,12 @@ pub use error::{DroppedTail, EngineError};
 pub use observe::EngineObserver;
 pub use recovery::RecoveryReport;
 
-use crate::commit::{Request, Shared, WriteRule};
+use crate::commit::{Found, Request, WriteRule};
 use crate::files::{create_dir_durable, io_error};
 use crate::lock::DirLock;
 use crate::record::DeleteBefore;
 use crate::retention::RetentionStore;
+use crate::shared::{Catalog, Shared};
 
 /// Memory held by the engine's in-memory structures (heap capacities, not RSS).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -153,7 +155,7 @@ impl Engine {
             dropped_tails = report.dropped.len(), "embedded engine recovered its parts and WAL"
         );
         let wal_dir = wal.dir().to_path_buf();
-        let catalog = commit::Catalog {
+        let catalog = Catalog {
             wal_start: manifest.wal_start,
             next_part: manifest.next_part,
         };
@@ -274,7 +276,7 @@ impl Engine {
         batch: Arc<PointBatch>,
         rule: WriteRule,
     ) -> Result<WriteOutcome, EngineError> {
-        let found = self.shared.find_live(tenant, &batch);
+        let found = Found::look_up(&self.shared, tenant, &batch);
         let written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),
             batch,
