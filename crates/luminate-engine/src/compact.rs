@@ -19,8 +19,7 @@ use std::thread::JoinHandle;
 use luminate_model::{Tenant, TimestampMs};
 
 use crate::error::EngineError;
-use crate::flush::PartSink;
-use crate::part::{Selection, SeriesScan};
+use crate::part::{PartSink, Selection, SeriesScan};
 use crate::record::SeriesId;
 use crate::shared::Shared;
 use crate::stored::{LivePart, PARTS_DIR, Stored};

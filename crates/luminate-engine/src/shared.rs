@@ -31,7 +31,8 @@ use crate::error::EngineError;
 use crate::head::Head;
 use crate::index::Index;
 use crate::observe::EngineObserver;
-use crate::stored::Stored;
+use crate::part::PartFiles;
+use crate::stored::{PARTS_DIR, Stored};
 
 /// State shared by the writer, flusher and compactor threads and the engine's readers (see the module
 /// doc for the locks and their order).
@@ -101,14 +102,6 @@ impl Shared {
     pub(crate) fn catalog(&self) -> MutexGuard<'_, Catalog> {
         // A holder that panicked left the snapshot as it was (it is replaced whole): go on.
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Reserves a fresh part file name.
-    pub(crate) fn next_part_file(&self) -> String {
-        let mut catalog = self.catalog();
-        let n = catalog.next_part;
-        catalog.next_part += 1;
-        crate::manifest::part_file_name(n)
     }
 
     /// The current snapshot of frozen head and parts.
@@ -202,5 +195,19 @@ impl Shared {
                 .unwrap_or("the commit thread stopped")
                 .to_owned(),
         }
+    }
+}
+
+/// New parts are numbered by the catalog, in the data directory's `parts/`.
+impl PartFiles for Shared {
+    fn parts_dir(&self) -> PathBuf {
+        self.data_dir.join(PARTS_DIR)
+    }
+
+    fn next_part_file(&self) -> String {
+        let mut catalog = self.catalog();
+        let n = catalog.next_part;
+        catalog.next_part += 1;
+        crate::manifest::part_file_name(n)
     }
 }
