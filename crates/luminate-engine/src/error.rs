@@ -1,12 +1,11 @@
 //! error: what can go wrong in the engine ([`EngineError`], each with the file and operation involved)
 //! and the one place those failures get their contract code (`From<EngineError> for StoreError`). Also
-//! [`DroppedTail`], the damage recovery tolerates and reports instead of refusing to start.
+//! [`DroppedTail`], the damage recovery tolerates and reports instead of refusing to start. Depends on
+//! no other module: every module reports its failures through it.
 
 use std::path::PathBuf;
 
 use luminate_model::store::StoreError;
-
-use crate::files;
 
 /// A torn tail that recovery cut off: an incomplete last record of a log's last segment, with no
 /// complete record after it (damage followed by a complete record refuses the start instead).
@@ -73,7 +72,7 @@ pub enum EngineError {
 }
 
 /// The one place an engine failure gets its contract code: a locked or poisoned engine, and a storage
-/// condition (disk full, over quota, read-only, failing: [`files::is_storage_condition`]), are
+/// condition (disk full, over quota, read-only, failing: [`is_storage_condition`]), are
 /// `StorageUnavailable` (503); query failures keep theirs; anything else is internal (500).
 impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> Self {
@@ -82,7 +81,7 @@ impl From<EngineError> for StoreError {
             EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable {
                 reason: e.to_string(),
             },
-            EngineError::Io { ref source, .. } if files::is_storage_condition(source) => {
+            EngineError::Io { ref source, .. } if is_storage_condition(source) => {
                 StoreError::Unavailable {
                     reason: e.to_string(),
                 }
@@ -91,5 +90,84 @@ impl From<EngineError> for StoreError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// `EIO` on Linux (and every Unix Luminate builds on): the device failed a read or write.
+const EIO: i32 = 5;
+
+/// True when `error` says the storage under the data directory cannot take the operation now — full
+/// (`ENOSPC`), over quota (`EDQUOT`), mounted read-only (`EROFS`) or failing (`EIO`) — rather than that the
+/// engine did something wrong. Such failures are answered `503 STORAGE_UNAVAILABLE` (an operator frees
+/// space or fixes the device, and the client retries), not `500`: see `From<EngineError> for StoreError`.
+pub(crate) fn is_storage_condition(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::ReadOnlyFilesystem
+    ) || error.raw_os_error() == Some(EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use luminate_model::ErrorCode;
+
+    use super::*;
+
+    fn io(source: Error) -> EngineError {
+        EngineError::Io {
+            op: "write temp file",
+            path: PathBuf::from("data/retention.json.tmp"),
+            source,
+        }
+    }
+
+    #[test]
+    fn full_over_quota_read_only_and_failing_disks_are_storage_unavailable() {
+        for source in [
+            Error::from(ErrorKind::StorageFull),
+            Error::from(ErrorKind::QuotaExceeded),
+            Error::from(ErrorKind::ReadOnlyFilesystem),
+            Error::from_raw_os_error(28),  // ENOSPC
+            Error::from_raw_os_error(122), // EDQUOT
+            Error::from_raw_os_error(30),  // EROFS
+            Error::from_raw_os_error(EIO),
+        ] {
+            let shown = source.to_string();
+            let error = StoreError::from(io(source));
+            assert_eq!(error.code(), ErrorCode::StorageUnavailable, "{shown}");
+            // The message keeps the operation, the file and the OS's words.
+            assert!(
+                error
+                    .to_string()
+                    .contains("write temp file data/retention.json.tmp")
+                    && error.to_string().contains(&shown),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_io_failures_and_corruption_stay_internal_errors() {
+        for source in [
+            Error::from(ErrorKind::PermissionDenied),
+            Error::from(ErrorKind::IsADirectory),
+            Error::other("encoding failed"),
+        ] {
+            let shown = source.to_string();
+            assert_eq!(
+                StoreError::from(io(source)).code(),
+                ErrorCode::InternalError,
+                "{shown}"
+            );
+        }
+        let corrupt = EngineError::Corruption {
+            path: PathBuf::from("data/retention.json"),
+            offset: 0,
+            reason: "not JSON".into(),
+        };
+        assert_eq!(StoreError::from(corrupt).code(), ErrorCode::InternalError);
     }
 }
