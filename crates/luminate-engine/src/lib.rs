@@ -2,20 +2,30 @@
 //! to immutable columnar parts on disk.
 //!
 //! A synchronous API with its own threads; no tokio, no HTTP. The server wraps it in a `MetricsStore`.
-//! Modules, one layer calling the next:
-//! - `commit`: the writer thread — orders writes, assigns series ids, group-commits the WAL, applies
-//!   each record (through `apply`, as replay does) to the index and the head, freezes a full head;
-//! - `flush`: the flusher thread — series log, one part per (tenant, metric, day), manifest swap, WAL
-//!   truncation; `compact`: the compactor thread — drops, rewrites and merges parts;
-//! - `wal`: segmented log of opaque checksummed records (the WAL and the series log); `record`: the
-//!   typed payloads; `series_log`: the series definitions parts refer to; `manifest`: the live parts
-//!   and where replay starts; `part`: the part file format;
-//! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones;
-//! - `recovery`: start-up — reads the whole directory before it changes anything in it;
-//! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
-//! - `head`: the flushable buffer of recent points, in columns per metric;
-//! - `exec`: query execution over head rows and parts, in parallel on the engine's pool;
-//! - `retention`, `lock`, `files`: metadata, the directory lock, durable file operations.
+//! Modules by layer: none imports from a layer above its own, and within a layer imports go one way
+//! (docs/engine.md, "Modules"):
+//! - this file: the [`Engine`] facade — opens the directory, starts the threads, answers the API — and
+//!   the re-exports of `config` (how the engine is opened) and `error` (what can fail);
+//! - the threads, which do not import each other: `commit`, the writer thread — orders writes,
+//!   assigns series ids, group-commits the WAL, applies each record (through `apply`, as replay does)
+//!   to the index and the head, freezes a full head and hands it over as a `flush::FlushJob` (its one
+//!   import of a thread module); `flush`, the flusher thread — series log, one part per (tenant,
+//!   metric, day), manifest swap, WAL truncation; `compact`, the compactor thread — drops, rewrites
+//!   and merges parts;
+//! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
+//! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
+//!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
+//!   the writer thread and replay do to the index and the head;
+//! - the data: `stored`, the immutable snapshot of frozen head and parts that queries read, and
+//!   tombstones; `index`, the long-lived series index — interned strings, series ids, postings,
+//!   discovery counters; `head`, the flushable buffer of recent points, in columns per metric;
+//!   `part`, the part file format, and `part::sink`, which writes a partition's parts for flush and
+//!   compaction; `series_log`, the series definitions parts refer to; `manifest`, the live parts and
+//!   where replay starts; `wal`, the segmented log of opaque checksummed records (the WAL and the
+//!   series log); `record`, their typed payloads; `config`, the settings the engine is opened with
+//!   (the index applies its limits; its defaults come from `part` and `observe`);
+//! - leaves: `files` (durable file operations), `lock` (the directory lock), `retention`,
+//!   `dashboards`, `observe`, and `error`, which imports no other module.
 //!
 //! Owns the data directory's layout: `LOCK`, `MANIFEST`, `wal/`, `series/`, `parts/`,
 //! `retention.json` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
@@ -540,7 +550,6 @@ impl Engine {
     }
 }
 
-/// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
 /// The sources of metric `m` (named `metric`) in a snapshot: the frozen head's chunks and the parts,
 /// each with its tombstone.
 fn snapshot_sources<'a>(
@@ -573,6 +582,7 @@ fn snapshot_sources<'a>(
     sources
 }
 
+/// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
 fn query_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
