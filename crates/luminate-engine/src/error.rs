@@ -72,7 +72,7 @@ pub enum EngineError {
 }
 
 /// The one place an engine failure gets its contract code: a locked or poisoned engine, and a storage
-/// condition (disk full, over quota, read-only, failing: [`is_storage_condition`]), are
+/// condition (disk full, over quota, read-only, failing: `is_storage_condition` below), are
 /// `StorageUnavailable` (503); query failures keep theirs; anything else is internal (500).
 impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> Self {

@@ -10,16 +10,19 @@
 //!   the manifest. `stored` is an immutable snapshot replaced whole; only holders of `catalog` replace
 //!   it, so flush, compaction, freeze and delete never lose each other's changes;
 //! - `index`, `head`: read by queries and writers' lookups, written only by the writer thread;
-//! - `stored`: the snapshot of frozen head and parts (`crate::stored`), an `Arc` cloned out under it.
+//! - `stored`: the snapshot of frozen head and parts (`crate::stored`), an `Arc` cloned out under it;
+//! - `compaction`: held by the one compaction running, for the whole of it.
 //!
-//! Lock order: `catalog`, then `index`, then `head`, then `stored` (a holder of one never waits for an
-//! earlier one). A lock whose holder panicked is taken anyway: each is either replaced whole or written
-//! only by the writer thread, whose panic poisons the engine.
+//! Lock order: `compaction`, then `catalog`, then `index`, then `head`, then `stored` (a holder of one
+//! never waits for an earlier one). A lock whose holder panicked is taken anyway: the snapshot is
+//! replaced whole, the compaction lock guards nothing, and the index and the head are written only by
+//! the writer thread, after checking that a batch fits (see [`Shared::read_index`]).
 //!
 //! # Poisoning
-//! The first failure that may have lost an acknowledged write's durability (a failed write(2), fsync,
-//! flush, or a writer thread that stopped) poisons the engine: writes fail with its reason from then
-//! on, reads go on. The flag is set once; later failures are its consequences.
+//! A failure that leaves unknown what is durable or applied — a failed write(2) or fsync of the WAL, a
+//! failed flush, a logged record that could not be applied, a writer or fsync thread that stopped —
+//! poisons the engine (`commit` and `flush` decide when): writes fail with its reason from then on,
+//! reads go on. The flag is set once; later failures are its consequences.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
