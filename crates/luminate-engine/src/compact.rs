@@ -18,11 +18,10 @@ use std::thread::JoinHandle;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::EngineError;
-use crate::commit::Shared;
-use crate::flush::PartSink;
-use crate::part::{Selection, SeriesScan};
+use crate::error::EngineError;
+use crate::part::{PartSink, Selection, SeriesScan};
 use crate::record::SeriesId;
+use crate::shared::Shared;
 use crate::stored::{LivePart, PARTS_DIR, Stored};
 
 /// One series' rows read from one input part, owned (a scan's run borrows the scan).

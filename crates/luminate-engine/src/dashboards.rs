@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use luminate_model::Tenant;
 use luminate_model::dashboard::{Dashboard, DashboardStoreError, Expected, next_version};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::files::{create_dir_durable, io_error, sync_dir, write_atomic};
 
 /// The directory under the data directory.

@@ -10,15 +10,13 @@
 //! failing — a failure there would poison the engine, and writes would fail until a restart, for a
 //! condition that passes by itself. A failed fsync, write or rename still fails (and poisons): after
 //! those, what is on disk is unknown.
-//!
-//! Which I/O failures are conditions of the storage rather than defects: [`is_storage_condition`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::EngineError;
+use crate::error::EngineError;
 
 /// The first pause after an open failed for want of a descriptor; each next one doubles, up to
 /// [`MAX_DESCRIPTOR_PAUSE`].
@@ -96,21 +94,6 @@ pub(crate) fn open_waiting(path: &Path, options: &OpenOptions) -> io::Result<Fil
     )
 }
 
-/// `EIO` on Linux (and every Unix Luminate builds on): the device failed a read or write.
-const EIO: i32 = 5;
-
-/// True when `error` says the storage under the data directory cannot take the operation now — full
-/// (`ENOSPC`), over quota (`EDQUOT`), mounted read-only (`EROFS`) or failing (`EIO`) — rather than that the
-/// engine did something wrong. Such failures are answered `503 STORAGE_UNAVAILABLE` (an operator frees
-/// space or fixes the device, and the client retries), not `500`: see `From<EngineError> for StoreError`.
-pub(crate) fn is_storage_condition(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        error.kind(),
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::ReadOnlyFilesystem
-    ) || error.raw_os_error() == Some(EIO)
-}
-
 /// fsyncs a directory so that entries created, renamed or removed in it survive a power loss. Opening
 /// it waits for a descriptor if there is none; the fsync's failure is the only error that says the
 /// entries may not be durable.
@@ -183,66 +166,7 @@ pub(crate) fn disk_used_bytes(dir: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Error, ErrorKind};
-
-    use luminate_model::{ErrorCode, StoreError};
-
     use super::*;
-
-    fn io(source: Error) -> EngineError {
-        EngineError::Io {
-            op: "write temp file",
-            path: PathBuf::from("data/retention.json.tmp"),
-            source,
-        }
-    }
-
-    #[test]
-    fn full_over_quota_read_only_and_failing_disks_are_storage_unavailable() {
-        for source in [
-            Error::from(ErrorKind::StorageFull),
-            Error::from(ErrorKind::QuotaExceeded),
-            Error::from(ErrorKind::ReadOnlyFilesystem),
-            Error::from_raw_os_error(28),  // ENOSPC
-            Error::from_raw_os_error(122), // EDQUOT
-            Error::from_raw_os_error(30),  // EROFS
-            Error::from_raw_os_error(EIO),
-        ] {
-            let shown = source.to_string();
-            let error = StoreError::from(io(source));
-            assert_eq!(error.code(), ErrorCode::StorageUnavailable, "{shown}");
-            // The message keeps the operation, the file and the OS's words.
-            assert!(
-                error
-                    .to_string()
-                    .contains("write temp file data/retention.json.tmp")
-                    && error.to_string().contains(&shown),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn other_io_failures_and_corruption_stay_internal_errors() {
-        for source in [
-            Error::from(ErrorKind::PermissionDenied),
-            Error::from(ErrorKind::IsADirectory),
-            Error::other("encoding failed"),
-        ] {
-            let shown = source.to_string();
-            assert_eq!(
-                StoreError::from(io(source)).code(),
-                ErrorCode::InternalError,
-                "{shown}"
-            );
-        }
-        let corrupt = EngineError::Corruption {
-            path: PathBuf::from("data/retention.json"),
-            offset: 0,
-            reason: "not JSON".into(),
-        };
-        assert_eq!(StoreError::from(corrupt).code(), ErrorCode::InternalError);
-    }
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temp() {

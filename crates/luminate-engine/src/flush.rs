@@ -17,16 +17,16 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use luminate_model::{Tenant, TimestampMs};
+use luminate_model::TimestampMs;
 
-use crate::EngineError;
-use crate::commit::Shared;
+use crate::error::EngineError;
 use crate::head::{Head, Rows};
 use crate::index::MetricId;
-use crate::part::{MAX_ROWS, Part, PartWriter};
+use crate::part::{Part, PartSink};
 use crate::record::SeriesId;
 use crate::series_log::SeriesLog;
-use crate::stored::{LivePart, PARTS_DIR, Stored};
+use crate::shared::Shared;
+use crate::stored::{LivePart, Stored};
 use crate::wal;
 
 /// Milliseconds per UTC day: parts partition by day.
@@ -181,12 +181,12 @@ impl Flusher {
             let mut values = Vec::new();
             let mut sink: Option<PartSink<'_>> = None;
             for (&(day, slice), &n) in &counts {
-                if sink.as_ref().is_none_or(|s| s.day != day) {
+                if sink.as_ref().is_none_or(|s| s.day() != day) {
                     if let Some(done) = sink.take() {
                         out.extend(done.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
                     }
                     sink = Some(PartSink::new(
-                        &self.shared,
+                        &*self.shared,
                         tenant.clone(),
                         &name,
                         day,
@@ -223,89 +223,5 @@ impl Flusher {
             }
         }
         Ok(out)
-    }
-}
-
-/// Writes the series of one partition as one or more parts (a new part past `MAX_ROWS`), each under a
-/// fresh file number.
-pub(crate) struct PartSink<'a> {
-    shared: &'a Shared,
-    /// Whether the parts carry block summaries ([`crate::part::worth_summarising`]).
-    summarise: bool,
-    tenant: Tenant,
-    metric: String,
-    day: i64,
-    current: Option<(PartWriter, String, u64)>,
-    done: Vec<(String, PathBuf)>,
-}
-
-impl<'a> PartSink<'a> {
-    /// A sink for (`tenant`, `metric`, `day`), whose parts carry block summaries if `summarise`.
-    pub(crate) fn new(
-        shared: &'a Shared,
-        tenant: Tenant,
-        metric: &str,
-        day: i64,
-        summarise: bool,
-    ) -> Self {
-        Self {
-            shared,
-            summarise,
-            tenant,
-            metric: metric.to_owned(),
-            day,
-            current: None,
-            done: Vec::new(),
-        }
-    }
-
-    /// Appends one series (ids ascending, timestamps sorted).
-    pub(crate) fn push(
-        &mut self,
-        id: SeriesId,
-        timestamps: &[TimestampMs],
-        values: &[f64],
-    ) -> Result<(), EngineError> {
-        let len = timestamps.len() as u64;
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|(_, _, rows)| rows + len > MAX_ROWS)
-        {
-            self.finish_current()?;
-        }
-        if self.current.is_none() {
-            let file = self.shared.next_part_file();
-            let path = self.shared.data_dir().join(PARTS_DIR).join(&file);
-            let mut writer =
-                PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
-            if !self.summarise {
-                writer = writer.without_summaries();
-            }
-            self.current = Some((writer, file, 0));
-        }
-        if let Some((writer, _, rows)) = &mut self.current {
-            writer.push_series(id, timestamps, values)?;
-            *rows += len;
-        }
-        Ok(())
-    }
-
-    fn finish_current(&mut self) -> Result<(), EngineError> {
-        if let Some((writer, file, _)) = self.current.take() {
-            writer.finish()?;
-            let path = self.shared.data_dir().join(PARTS_DIR).join(&file);
-            self.done.push((file, path));
-        }
-        Ok(())
-    }
-
-    /// Finishes the last part; returns every part written, opened (nothing when no series came).
-    pub(crate) fn finish(mut self) -> Result<Vec<(String, Part)>, EngineError> {
-        self.finish_current()?;
-        self.done
-            .into_iter()
-            .map(|(file, path)| Ok((file, Part::open(&path)?)))
-            .collect()
     }
 }

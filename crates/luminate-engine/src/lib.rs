@@ -2,20 +2,30 @@
 //! to immutable columnar parts on disk.
 //!
 //! A synchronous API with its own threads; no tokio, no HTTP. The server wraps it in a `MetricsStore`.
-//! Modules, one layer calling the next:
-//! - `commit`: the writer thread — orders writes, assigns series ids, group-commits the WAL, applies
-//!   each record (through `apply`, as replay does) to the index and the head, freezes a full head;
-//! - `flush`: the flusher thread — series log, one part per (tenant, metric, day), manifest swap, WAL
-//!   truncation; `compact`: the compactor thread — drops, rewrites and merges parts;
-//! - `wal`: segmented log of opaque checksummed records (the WAL and the series log); `record`: the
-//!   typed payloads; `series_log`: the series definitions parts refer to; `manifest`: the live parts
-//!   and where replay starts; `part`: the part file format;
-//! - `stored`: the immutable snapshot of frozen head and parts that queries read, tombstones;
-//! - `recovery`: start-up — reads the whole directory before it changes anything in it;
-//! - `index`: the long-lived series index — interned strings, series ids, postings, discovery counters;
-//! - `head`: the flushable buffer of recent points, in columns per metric;
-//! - `exec`: query execution over head rows and parts, in parallel on the engine's pool;
-//! - `retention`, `lock`, `files`: metadata, the directory lock, durable file operations.
+//! Modules by layer: none imports from a layer above its own, and within a layer imports go one way
+//! (docs/engine.md, "Modules"):
+//! - this file: the [`Engine`] facade — opens the directory, starts the threads, answers the API — and
+//!   the re-exports of `config` (how the engine is opened) and `error` (what can fail);
+//! - the threads, which do not import each other: `commit`, the writer thread — orders writes,
+//!   assigns series ids, group-commits the WAL, applies each record (through `apply`, as replay does)
+//!   to the index and the head, freezes a full head and hands it over as a `flush::FlushJob` (its one
+//!   import of a thread module); `flush`, the flusher thread — series log, one part per (tenant,
+//!   metric, day), manifest swap, WAL truncation; `compact`, the compactor thread — drops, rewrites
+//!   and merges parts;
+//! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
+//! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
+//!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
+//!   the writer thread and replay do to the index and the head;
+//! - the data: `stored`, the immutable snapshot of frozen head and parts that queries read, and
+//!   tombstones; `index`, the long-lived series index — interned strings, series ids, postings,
+//!   discovery counters; `head`, the flushable buffer of recent points, in columns per metric;
+//!   `part`, the part file format, and `part::sink`, which writes a partition's parts for flush and
+//!   compaction; `series_log`, the series definitions parts refer to; `manifest`, the live parts and
+//!   where replay starts; `wal`, the segmented log of opaque checksummed records (the WAL and the
+//!   series log); `record`, their typed payloads; `config`, the settings the engine is opened with
+//!   (the index applies its limits; its defaults come from `part` and `observe`);
+//! - leaves: `files` (durable file operations), `lock` (the directory lock), `retention`,
+//!   `dashboards`, `observe`, and `error`, which imports no other module.
 //!
 //! Owns the data directory's layout: `LOCK`, `MANIFEST`, `wal/`, `series/`, `parts/`,
 //! `retention.json` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
@@ -27,7 +37,9 @@
 mod apply;
 mod commit;
 mod compact;
+mod config;
 pub mod dashboards;
+mod error;
 mod exec;
 mod files;
 mod flush;
@@ -48,6 +60,7 @@ mod record;
 mod recovery;
 mod retention;
 mod series_log;
+mod shared;
 mod stored;
 mod wal;
 
@@ -60,98 +73,21 @@ use std::time::Duration;
 
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
-    HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
+    HealthStatus, QueryContext, RetentionOverride, StorageHealth, WriteOutcome,
 };
 use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
+pub use config::{CardinalityLimits, EngineConfig, SyncPolicy};
+pub use error::{DroppedTail, EngineError};
 pub use observe::EngineObserver;
+pub use recovery::RecoveryReport;
 
-use crate::commit::{Request, Shared, WriteRule};
+use crate::commit::{Found, Request, WriteRule};
 use crate::files::{create_dir_durable, io_error};
 use crate::lock::DirLock;
 use crate::record::DeleteBefore;
 use crate::retention::RetentionStore;
-
-/// When an accepted write reaches stable storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// fsync before acknowledging (group commit). A power loss loses nothing acknowledged.
-    Always,
-    /// Acknowledge after write(2); fsync every interval. A power loss may lose up to one interval of
-    /// acknowledged writes; a process crash loses nothing.
-    Interval(Duration),
-    /// Never fsync explicitly; the OS flushes. A power loss may lose any recent writes.
-    None,
-}
-
-/// Per-tenant cardinality limits enforced at write time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CardinalityLimits {
-    /// New series of one metric beyond this are rejected with `CARDINALITY_EXCEEDED`.
-    pub max_series_per_metric: u64,
-    /// New metrics of one tenant beyond this are rejected with `CARDINALITY_EXCEEDED`.
-    pub max_metrics_per_tenant: u64,
-}
-
-impl Default for CardinalityLimits {
-    fn default() -> Self {
-        Self {
-            max_series_per_metric: 1_000_000,
-            max_metrics_per_tenant: 1_000,
-        }
-    }
-}
-
-/// How the engine is opened.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Directory holding the WAL, the lock file and metadata.
-    pub data_dir: PathBuf,
-    /// Durability of acknowledged writes.
-    pub sync: SyncPolicy,
-    /// Size at which the WAL rolls to a new segment.
-    pub wal_segment_bytes: u64,
-    /// Cardinality limits.
-    pub limits: CardinalityLimits,
-    /// The head is frozen and flushed to parts once it holds this many points.
-    pub head_max_points: u64,
-    /// ... or once its first point is this old.
-    pub head_max_age: Duration,
-    /// A partition (tenant, metric, day) with this many parts is merged into one.
-    pub compaction_min_parts: usize,
-    /// Rows a block summary must stand for, on average, for a part to carry block summaries (docs/
-    /// engine.md, "Parts"); `0` summarises every part.
-    pub summary_min_rows: u64,
-    /// Told of WAL appends, fsyncs, flushes and compactions (the embedder's metrics).
-    pub observer: Arc<dyn EngineObserver>,
-}
-
-impl EngineConfig {
-    /// Defaults for `data_dir`: fsync always, 64 MiB segments, the contract's limits, a flush every
-    /// 2M points or 10 minutes, partitions merged at 4 parts.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            sync: SyncPolicy::Always,
-            wal_segment_bytes: 64 << 20,
-            limits: CardinalityLimits::default(),
-            head_max_points: 2_000_000,
-            head_max_age: Duration::from_secs(600),
-            compaction_min_parts: 4,
-            summary_min_rows: part::DEFAULT_SUMMARY_MIN_ROWS,
-            observer: Arc::new(observe::Unobserved),
-        }
-    }
-}
-
-/// What opening the engine found in its logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Complete WAL records replayed.
-    pub records_replayed: u64,
-    /// Torn tails cut off the last segment of the WAL and of the series log (at most one each).
-    pub dropped: Vec<DroppedTail>,
-}
+use crate::shared::{Catalog, Shared};
 
 /// Memory held by the engine's in-memory structures (heap capacities, not RSS).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,92 +116,6 @@ pub struct EngineStats {
     pub wal_bytes: u64,
     /// Bytes of every file under the data directory.
     pub disk_bytes: u64,
-}
-
-/// A torn tail that recovery cut off: an incomplete last record of a log's last segment, with no
-/// complete record after it (damage followed by a complete record refuses the start instead).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DroppedTail {
-    /// The segment file.
-    pub path: PathBuf,
-    /// Offset of the first byte dropped (0: the segment header was torn, the segment is reset).
-    pub offset: u64,
-    /// Bytes dropped.
-    pub bytes: u64,
-    /// What ended the valid prefix (truncated payload, checksum mismatch, zero-filled tail, ...).
-    pub reason: String,
-}
-
-/// Engine failures, with the file and operation involved.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Another process holds the data directory.
-    #[error("data directory {path} is locked by another process")]
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// An I/O call failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A file holds bytes that cannot be what the engine wrote (outside the tolerated torn tail).
-    #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corruption {
-        /// The file.
-        path: PathBuf,
-        /// Where.
-        offset: u64,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A file the data directory's state says must exist is gone (the manifest of a directory holding
-    /// data, a WAL segment the manifest names): the engine refuses to open rather than start without
-    /// the data it held, and changes nothing.
-    #[error("{path} is missing: {reason}")]
-    Missing {
-        /// The missing file.
-        path: PathBuf,
-        /// Why it must exist, and what was found instead.
-        reason: String,
-    },
-    /// An fsync or write failed earlier; the engine refuses further writes rather than lose data silently.
-    #[error("engine is poisoned after a failed write or fsync: {reason}")]
-    Poisoned {
-        /// The original failure.
-        reason: String,
-    },
-    /// A query-level failure (timeout, too large).
-    #[error(transparent)]
-    Query(#[from] StoreError),
-}
-
-/// The one place an engine failure gets its contract code: a locked or poisoned engine, and a storage
-/// condition (disk full, over quota, read-only, failing: [`files::is_storage_condition`]), are
-/// `StorageUnavailable` (503); query failures keep theirs; anything else is internal (500).
-impl From<EngineError> for StoreError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Query(q) => q,
-            EngineError::Poisoned { .. } | EngineError::Locked { .. } => StoreError::Unavailable {
-                reason: e.to_string(),
-            },
-            EngineError::Io { ref source, .. } if files::is_storage_condition(source) => {
-                StoreError::Unavailable {
-                    reason: e.to_string(),
-                }
-            }
-            other => StoreError::Internal {
-                message: other.to_string(),
-            },
-        }
-    }
 }
 
 /// The embedded engine. `Send + Sync`: share it behind an `Arc`.
@@ -315,7 +165,7 @@ impl Engine {
             dropped_tails = report.dropped.len(), "embedded engine recovered its parts and WAL"
         );
         let wal_dir = wal.dir().to_path_buf();
-        let catalog = commit::Catalog {
+        let catalog = Catalog {
             wal_start: manifest.wal_start,
             next_part: manifest.next_part,
         };
@@ -436,7 +286,7 @@ impl Engine {
         batch: Arc<PointBatch>,
         rule: WriteRule,
     ) -> Result<WriteOutcome, EngineError> {
-        let found = self.shared.find_live(tenant, &batch);
+        let found = Found::look_up(&self.shared, tenant, &batch);
         let written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),
             batch,
@@ -700,7 +550,6 @@ impl Engine {
     }
 }
 
-/// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
 /// The sources of metric `m` (named `metric`) in a snapshot: the frozen head's chunks and the parts,
 /// each with its tombstone.
 fn snapshot_sources<'a>(
@@ -733,6 +582,7 @@ fn snapshot_sources<'a>(
     sources
 }
 
+/// Threads of the query pool: one per core (the machine's cores are the budget), at least one.
 fn query_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }

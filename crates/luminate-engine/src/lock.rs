@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::files::io_error;
 
 /// Name of the lock file inside the data directory.

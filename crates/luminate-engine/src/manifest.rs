@@ -22,7 +22,7 @@ use std::path::Path;
 use luminate_model::TimestampMs;
 use serde::{Deserialize, Serialize};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::files::{io_error, write_atomic};
 
 /// File name of the manifest in the data directory.

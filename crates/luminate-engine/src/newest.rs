@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::head::Head;
 use crate::index::Index;
 use crate::part::Selection;

@@ -21,6 +21,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::apply;
+use crate::error::{DroppedTail, EngineError};
 use crate::head::Head;
 use crate::index::Index;
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -28,7 +30,15 @@ use crate::record::Record;
 use crate::series_log::{self, SeriesLog};
 use crate::stored::{self, LivePart, PARTS_DIR};
 use crate::wal::{self, Start, Wal};
-use crate::{DroppedTail, EngineError, RecoveryReport, apply};
+
+/// What opening the engine found in its logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Complete WAL records replayed.
+    pub records_replayed: u64,
+    /// Torn tails cut off the last segment of the WAL and of the series log (at most one each).
+    pub dropped: Vec<DroppedTail>,
+}
 
 /// Everything start-up read, before it changed anything.
 pub(crate) struct Recovery {

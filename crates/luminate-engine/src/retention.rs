@@ -14,7 +14,7 @@ use luminate_model::Tenant;
 use luminate_model::store::RetentionOverride;
 use serde::{Deserialize, Serialize};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::files::{io_error, write_atomic};
 
 /// File name inside the data directory.

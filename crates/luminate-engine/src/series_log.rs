@@ -19,7 +19,7 @@ use std::path::Path;
 
 use luminate_model::{Dimensions, Tenant};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::index::{Index, StrId, TenantIndex};
 use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch, SeriesId};
 use crate::wal::{self, Replayed, Start, Wal};

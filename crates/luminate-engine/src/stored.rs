@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use luminate_model::{Tenant, TimestampMs};
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::files::{io_error, sync_dir};
 use crate::head::Head;
 use crate::index::{Index, MetricId};

@@ -21,7 +21,7 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 use luminate_model::store::Rejection;
 use luminate_model::{Dimensions, ErrorCode, PointRef, Tenant};
 
-use crate::CardinalityLimits;
+use crate::config::CardinalityLimits;
 use crate::index::{MetricId, PostingId, TenantIndex};
 use crate::record::{SeriesDef, SeriesId};
 

@@ -84,6 +84,7 @@
 
 mod reader;
 mod section;
+mod sink;
 mod summary;
 mod writer;
 
@@ -99,6 +100,7 @@ use crate::EngineError;
 #[cfg(test)]
 pub(crate) use reader::Run;
 pub(crate) use reader::{Part, Selection, SeriesScan};
+pub(crate) use sink::{PartFiles, PartSink};
 pub(crate) use summary::{SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;
 #[cfg(test)]

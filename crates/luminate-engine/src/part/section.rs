@@ -224,13 +224,16 @@ pub(super) fn decode(
     })
 }
 
+/// A part's summary index: the block width in ms and the chunks.
+type SummaryIndex = (i64, Box<[ChunkEntry]>);
+
 /// Decodes the block width and the summary chunk index: chunks tile the series `0..series` in
 /// order, each with at least as many entries as series, each blob between the header and the section.
 /// A width of 0 with no chunks is a part written without summaries (`None`).
 fn decode_summaries(
     r: &mut Reader<'_>,
     meta: &PartMeta,
-) -> Result<Option<(i64, Box<[ChunkEntry]>)>, EngineError> {
+) -> Result<Option<SummaryIndex>, EngineError> {
     let block_at = r.pos;
     let block_ms = r.i64()?;
     if block_ms == 0 {

@@ -56,8 +56,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::error::{DroppedTail, EngineError};
 use crate::files::{io_error, sync_dir};
-use crate::{DroppedTail, EngineError};
 use segment::corruption;
 pub(crate) use segment::file_name as segment_file_name;
 
@@ -139,7 +139,7 @@ pub(crate) mod fsync_gate {
     use std::sync::{Arc, Condvar, Mutex, PoisonError};
     use std::time::Duration;
 
-    use crate::EngineError;
+    use crate::error::EngineError;
 
     /// What the next fsync does.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

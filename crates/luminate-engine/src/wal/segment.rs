@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{FORMAT_V1, HEADER_LEN, MAGIC, RECORD_HEADER_LEN};
-use crate::EngineError;
+use crate::error::EngineError;
 
 /// The file name of segment `seq`: eight decimal digits and `.wal`, so names sort in log order.
 pub(crate) fn file_name(seq: u64) -> String {

@@ -1,0 +1,237 @@
+//! write: staging one write on the writer thread — its points resolved to series ids (new series
+//! defined, cardinality limits applied, a protocol write's samples kept only when newer), logged as one
+//! record — and the lookup of its live series that runs before, on the caller's thread ([`Found`]).
+
+use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
+
+use super::{Committer, Reply, Staged, WriteRule, Written};
+use crate::error::EngineError;
+use crate::index::{KnownNames, NewSeriesIds, Prepared};
+use crate::record::{SeriesId, SeriesPoint, WriteBatch};
+use crate::shared::Shared;
+
+/// Points a writer looks up per hold of the index read lock (see [`Found::look_up`]).
+const FIND_CHUNK: usize = 1024;
+
+/// The series of a write's points that were live when looked up on the caller's thread.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// By point: its series, when live.
+    series: Vec<Option<SeriesId>>,
+    /// By point: its lookup hash in the tenant's index ([`crate::index::TenantIndex::hash`]), so the
+    /// writer thread does not hash again; empty when the tenant had no index yet. A tenant's index is
+    /// never replaced (only created once), so its hasher, and these hashes, stay valid.
+    hashes: Vec<u64>,
+    /// By point: its dimensions as an owned value when its series was not live, ready to become the
+    /// definition of a new series (the copy is made here, in parallel, not on the writer thread).
+    dims: Vec<Option<Dimensions>>,
+    /// By point: the metric and postings of a point whose series was not live, when the index held
+    /// them all (empty when the tenant had no index yet).
+    known: KnownNames,
+    /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
+    /// hold while no delete has been applied since.
+    deletes: u64,
+}
+
+impl Found {
+    /// The live series of each point of `batch`, found under the index read lock on the calling thread
+    /// (writers resolve their batches in parallel; the writer thread then only resolves the rest).
+    ///
+    /// The lock is taken once per [`FIND_CHUNK`] points, not for the whole batch: the writer thread,
+    /// waiting to apply a group, then waits for one chunk's lookups rather than for a whole batch's.
+    pub(crate) fn look_up(shared: &Shared, tenant: &Tenant, batch: &PointBatch) -> Self {
+        let mut series = Vec::with_capacity(batch.len());
+        let mut hashes = Vec::with_capacity(batch.len());
+        let mut points = Vec::with_capacity(batch.len().min(FIND_CHUNK));
+        let mut known = KnownNames::default();
+        let mut deletes = None;
+        let mut start = 0;
+        loop {
+            let index = shared.read_index();
+            // Read under the first chunk's lock: the ids are live as of this many deletes at the
+            // latest (deletes only grow, so a delete between chunks only makes the writer re-resolve).
+            deletes.get_or_insert_with(|| shared.deletes());
+            // A tenant's index, once created, is never removed: absent here means absent at the
+            // first chunk, and then no point is looked up.
+            let Some(ti) = index.tenant(tenant) else {
+                series.resize(batch.len(), None);
+                break;
+            };
+            let end = batch.len().min(start + FIND_CHUNK);
+            points.clear();
+            points.extend((start..end).map(|i| batch.get(i)));
+            hashes.extend(points.iter().map(|p| ti.hash(p.name, p.pairs())));
+            ti.find_live_run(&hashes[start..end], &points, &mut series);
+            // The names of the series not found live, looked up here rather than on the writer thread.
+            for (p, id) in points.iter().zip(&series[start..end]) {
+                match id {
+                    Some(_) => known.push(None),
+                    None => known.push_lookup(ti, p),
+                }
+            }
+            if end == batch.len() {
+                break;
+            }
+            start = end;
+        }
+        let deletes = deletes.unwrap_or_default();
+        let dims = batch
+            .iter()
+            .zip(&series)
+            .map(|(p, id)| id.is_none().then(|| p.dimensions()))
+            .collect();
+        Self {
+            series,
+            hashes,
+            dims,
+            known,
+            deletes,
+        }
+    }
+}
+
+impl Committer {
+    /// Resolves and logs one write; it is answered when the group commits.
+    pub(super) fn stage_write(
+        &mut self,
+        tenant: Tenant,
+        points: &PointBatch,
+        mut found: Found,
+        rule: WriteRule,
+        reply: Reply<Written>,
+    ) {
+        if let Err(e) = self.ensure_not_poisoned() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        // Only this thread applies deletes: the count cannot move while the batch is resolved.
+        let found_still_live = found.deletes == self.shared.deletes();
+        // Only a live series can have rows in parts, so reading those of the live series found before
+        // anything is staged covers every series but one a delete raced with (`keep_newer`); a part
+        // that cannot be read fails this write alone.
+        if rule == WriteRule::NewerOnly
+            && found_still_live
+            && let Err(e) = self.read_unread_parts(&tenant, found.series.iter().flatten().copied())
+        {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let mut outcome = WriteOutcome::default();
+        let mut new_ids = Some(NewSeriesIds::default());
+        let mut batch = WriteBatch {
+            tenant,
+            new_series: Vec::new(),
+            points: Vec::with_capacity(points.len()),
+        };
+        {
+            let index = self.shared.read_index();
+            let ti = index.tenant(&batch.tenant);
+            for ((i, p), live) in points.iter().enumerate().zip(found.series) {
+                let dims = found.dims.get_mut(i).and_then(Option::take);
+                let series = match live {
+                    Some(id) if found_still_live => id,
+                    _ => match self.staging.resolve(
+                        ti,
+                        &self.limits,
+                        &batch.tenant,
+                        i,
+                        &p,
+                        Prepared {
+                            hash: found.hashes.get(i).copied(),
+                            dims,
+                        },
+                    ) {
+                        Ok(r) => {
+                            if let Some(def) = r.new {
+                                batch.new_series.push(def);
+                                let hash = found.hashes.get(i).copied();
+                                match (&mut new_ids, hash) {
+                                    (Some(ids), Some(hash)) => {
+                                        ids.hashes.push(hash);
+                                        ids.known.push(found.known.get(i));
+                                    }
+                                    _ => new_ids = None,
+                                }
+                            }
+                            r.series
+                        }
+                        Err(rejection) => {
+                            outcome.rejected.push(rejection);
+                            continue;
+                        }
+                    },
+                };
+                batch.points.push(SeriesPoint {
+                    series,
+                    timestamp: p.timestamp,
+                    value: p.value,
+                });
+            }
+        }
+        match rule {
+            WriteRule::NewerOnly => self.keep_newer(&mut batch, &mut outcome),
+            WriteRule::All => self.newest.observe(&batch.tenant, &batch.points),
+        }
+        outcome.accepted = batch.points.len();
+        if batch.points.is_empty() {
+            self.staged.push(Staged {
+                batch: None,
+                new_ids: None,
+                outcome,
+                dims: found.dims,
+                reply,
+            });
+            return;
+        }
+        let record = batch.encode();
+        if let Err(e) = self.append(&record) {
+            self.shared.observer.wal_write_failed();
+            self.shared.poison(e.to_string());
+            let _ = reply.send(Err(self.shared.poisoned_error()));
+            return;
+        }
+        self.shared.observer.wal_appended(record.len() as u64);
+        self.unsynced = true;
+        self.staged.push(Staged {
+            batch: Some(batch),
+            new_ids,
+            outcome,
+            dims: found.dims,
+            reply,
+        });
+    }
+
+    /// Keeps the batch's samples that are newer than their series' newest (reading the parts of series
+    /// not read since start first), each folded in before the next is judged: a sample repeated within
+    /// the batch is stored once. Counts the others in `outcome`.
+    ///
+    /// The batch's series are resolved (new ones staged) by now, so a part that cannot be read here
+    /// poisons the engine rather than leave staged series unlogged; it is read here only for a series
+    /// a delete made the caller's lookup void (see [`Committer::stage_write`]).
+    pub(super) fn keep_newer(&mut self, batch: &mut WriteBatch, outcome: &mut WriteOutcome) {
+        let series = batch.points.iter().map(|p| p.series);
+        if let Err(e) = self.read_unread_parts(&batch.tenant, series) {
+            self.shared.poison(format!(
+                "reading the newest samples of series from parts failed: {e}"
+            ));
+        }
+        let not_newer = self.newest.keep_newer(&batch.tenant, &mut batch.points);
+        outcome.duplicates = not_newer.duplicates;
+        outcome.out_of_order = not_newer.out_of_order;
+    }
+
+    /// Reads from parts the newest of those of `series` not read since start.
+    pub(super) fn read_unread_parts(
+        &mut self,
+        tenant: &Tenant,
+        series: impl Iterator<Item = SeriesId>,
+    ) -> Result<(), EngineError> {
+        let unread = self.newest.unread(tenant, series);
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let index = self.shared.read_index();
+        let stored = self.shared.read_stored();
+        self.newest.read_parts(tenant, &unread, &index, &stored)
+    }
+}

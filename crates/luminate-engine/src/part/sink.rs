@@ -1,0 +1,113 @@
+//! sink: writes a stream of series (ids ascending, each series' rows sorted) as the parts of one
+//! partition — a new part whenever the next series would pass [`MAX_ROWS`] — each under a fresh file
+//! name. What flush and compaction both end in; the file names come from the caller ([`PartFiles`]), so
+//! this module knows nothing of the catalog that hands them out, nor of manifests.
+
+use std::path::PathBuf;
+
+use luminate_model::{Tenant, TimestampMs};
+
+use super::{MAX_ROWS, Part, PartWriter};
+use crate::EngineError;
+use crate::record::SeriesId;
+
+/// Where a sink's parts go: their directory and fresh file names in it (the engine's catalog hands out
+/// the numbers: `crate::shared::Shared`).
+pub(crate) trait PartFiles {
+    /// The directory part files are written to.
+    fn parts_dir(&self) -> PathBuf;
+    /// Reserves a file name no part had before.
+    fn next_part_file(&self) -> String;
+}
+
+/// Writes the series of one partition as one or more parts (a new part past `MAX_ROWS`), each under a
+/// fresh file number.
+pub(crate) struct PartSink<'a> {
+    files: &'a dyn PartFiles,
+    /// `files.parts_dir()`, asked once.
+    dir: PathBuf,
+    /// Whether the parts carry block summaries ([`super::worth_summarising`]).
+    summarise: bool,
+    tenant: Tenant,
+    metric: String,
+    day: i64,
+    current: Option<(PartWriter, String, u64)>,
+    done: Vec<(String, PathBuf)>,
+}
+
+impl<'a> PartSink<'a> {
+    /// A sink for (`tenant`, `metric`, `day`), whose parts carry block summaries if `summarise`.
+    pub(crate) fn new(
+        files: &'a dyn PartFiles,
+        tenant: Tenant,
+        metric: &str,
+        day: i64,
+        summarise: bool,
+    ) -> Self {
+        Self {
+            files,
+            dir: files.parts_dir(),
+            summarise,
+            tenant,
+            metric: metric.to_owned(),
+            day,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// The UTC day of the partition.
+    pub(crate) fn day(&self) -> i64 {
+        self.day
+    }
+
+    /// Appends one series (ids ascending, timestamps sorted).
+    pub(crate) fn push(
+        &mut self,
+        id: SeriesId,
+        timestamps: &[TimestampMs],
+        values: &[f64],
+    ) -> Result<(), EngineError> {
+        let len = timestamps.len() as u64;
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, _, rows)| rows + len > MAX_ROWS)
+        {
+            self.finish_current()?;
+        }
+        if self.current.is_none() {
+            let file = self.files.next_part_file();
+            let path = self.dir.join(&file);
+            let mut writer =
+                PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
+            if !self.summarise {
+                writer = writer.without_summaries();
+            }
+            self.current = Some((writer, file, 0));
+        }
+        if let Some((writer, _, rows)) = &mut self.current {
+            writer.push_series(id, timestamps, values)?;
+            *rows += len;
+        }
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<(), EngineError> {
+        if let Some((writer, file, _)) = self.current.take() {
+            writer.finish()?;
+            let path = self.dir.join(&file);
+            self.done.push((file, path));
+        }
+        Ok(())
+    }
+
+    /// Finishes the last part; returns every part written, opened (nothing when no series came).
+    pub(crate) fn finish(mut self) -> Result<Vec<(String, Part)>, EngineError> {
+        self.finish_current()?;
+        self.done
+            .into_iter()
+            .map(|(file, path)| Ok((file, Part::open(&path)?)))
+            .collect()
+    }
+}
