@@ -378,6 +378,7 @@ fn main() {
     let points = series * per_series;
     let dataset = Dataset::new(points, series);
     let dir = tempfile::tempdir().unwrap();
+    let defaults = EngineConfig::new(dir.path());
     let engine = Engine::open(EngineConfig {
         sync: SyncPolicy::None,
         head_max_points: u64::MAX,
@@ -385,7 +386,11 @@ fn main() {
             max_series_per_metric: u64::MAX,
             max_metrics_per_tenant: 1_000,
         },
-        ..EngineConfig::new(dir.path())
+        // `EXEC_BENCH_SUMMARY_MIN_ROWS=0` summarises every part (the benchmark's shape has 5 rows per
+        // series and block, under the default).
+        summary_min_rows: std::env::var("EXEC_BENCH_SUMMARY_MIN_ROWS")
+            .map_or(defaults.summary_min_rows, |v| v.parse().unwrap()),
+        ..defaults
     })
     .unwrap();
     let tenant = Tenant::new("bench");
