@@ -201,7 +201,10 @@ async fn a_keyed_write_abandoned_mid_write_completes_and_its_retry_is_replayed()
             .unwrap()
     };
     let abandoned = tokio::time::timeout(Duration::from_millis(50), call(&app, keyed())).await;
-    assert!(abandoned.is_err(), "the write answered before it was abandoned");
+    assert!(
+        abandoned.is_err(),
+        "the write answered before it was abandoned"
+    );
     let mut waited = 0;
     while store.writes.load(Ordering::SeqCst) == 0 && waited < 100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
