@@ -214,6 +214,10 @@ impl Partial {
                 buckets,
                 compact,
             } => match spec.interval {
+                // Few groups: their moments stay cached, one pass is faster.
+                None if spec.groups <= FEW_GROUPS => for_each_selected(rows, spec, ctx, |tag, _, v| {
+                    totals[tag as usize].add(v);
+                }),
                 None => add_selected_moments(rows, spec, ctx, totals, compact),
                 Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
                     totals[tag as usize].add(v);
@@ -700,6 +704,11 @@ fn for_each_selected(
     }
     Ok(())
 }
+
+/// Up to this many groups (128 KB of moments) a head scan adds rows in one pass: measured on a quiet
+/// machine, the two passes of [`add_selected_moments`] made a sum by region and status (50 groups)
+/// 25 → 33 ms where they made a count or avg by customer (100 000) 38 → 25 ms.
+const FEW_GROUPS: usize = 4_096;
 
 /// Adds the selected rows of `rows` in `[start, end)` to their groups' totals (moments without
 /// buckets), in blocks of [`CHECK_EVERY`] rows, checking the deadline between blocks. Each block is
