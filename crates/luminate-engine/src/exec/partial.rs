@@ -215,9 +215,11 @@ impl Partial {
                 compact,
             } => match spec.interval {
                 // Few groups: their moments stay cached, one pass is faster.
-                None if spec.groups <= FEW_GROUPS => for_each_selected(rows, spec, ctx, |tag, _, v| {
-                    totals[tag as usize].add(v);
-                }),
+                None if spec.groups <= FEW_GROUPS => {
+                    for_each_selected(rows, spec, ctx, |tag, _, v| {
+                        totals[tag as usize].add(v);
+                    })
+                }
                 None => add_selected_moments(rows, spec, ctx, totals, compact),
                 Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
                     totals[tag as usize].add(v);
@@ -343,7 +345,9 @@ impl Partial {
                         run.values.iter().for_each(|&v| total.add(v));
                     }
                 }
-                Self::Moments { totals, buckets, .. } => {
+                Self::Moments {
+                    totals, buckets, ..
+                } => {
                     for (i, &t) in run.timestamps.iter().enumerate() {
                         totals[tag as usize].add(value(i));
                         if let Some(interval) = spec.interval {

@@ -623,7 +623,10 @@ impl<'a> SeriesScan<'a> {
 
 /// Verifies a blob of `page_rows` numbers against its checksum and decodes its first `rows` into
 /// `out` (all of them when `rows == page_rows`, checking that there are exactly as many).
-#[allow(clippy::too_many_arguments, reason = "the blob, where it is, and how much of it")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the blob, where it is, and how much of it"
+)]
 fn decode_blob<T: pco::data_types::Number + Default>(
     path: &Path,
     page: usize,
