@@ -10,7 +10,8 @@
 //! benchmark's group-bys and discovery calls (Q2–Q6, Q9, Q10) plus a few more shapes.
 //!
 //! `cargo run --release -p luminate-engine --example exec_bench -- [SERIES] [POINTS_PER_SERIES]`
-//! (defaults 200000 and 10: 2 million points; the benchmark's dataset is `2000000 5`).
+//! (defaults 200000 and 10: 2 million points; the benchmark's dataset is `2000000 5`). `EXEC_BENCH_ONLY`
+//! selects the plans whose name contains one of its `|`-separated substrings, `EXEC_BENCH_RUNS` the runs.
 #![allow(clippy::unwrap_used, reason = "a measurement program fails loudly")]
 
 use std::time::{Duration, Instant};
@@ -338,7 +339,10 @@ fn time_plans(engine: &Engine, tenant: &Tenant, label: &str) {
     println!("\n{label} ({} parts)", engine.part_count());
     let only = std::env::var("EXEC_BENCH_ONLY").ok();
     for (name, plan) in plans().into_iter().chain(summary_plans()) {
-        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split('|').any(|o| name.contains(o)))
+        {
             continue;
         }
         let (median, min) = time_ms(|| {

@@ -28,7 +28,14 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
     let groups = out.selection.groups.count;
     let interval = out.plan.interval_ms;
     let mut computed = match partial {
-        Partial::Moments { totals, buckets } => moments(totals, buckets, agg, interval),
+        Partial::Moments {
+            mut totals,
+            buckets,
+            mut compact,
+        } => {
+            compact.fold_into(&mut totals);
+            moments(totals, buckets, agg, interval)
+        }
         Partial::Rows(points) => match agg.percentile() {
             Some(pct) => percentiles(points, groups, pct, interval, out.pool),
             None => integrals(out, points, interval),

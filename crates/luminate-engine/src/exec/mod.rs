@@ -276,7 +276,7 @@ pub(crate) fn scan_sources(
                 }
             }
         }
-        partial.distribute_among_blocks(&spec);
+        partial.end_task(&spec);
         Ok(partial)
     };
     if tasks <= 1 {

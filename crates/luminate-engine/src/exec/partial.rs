@@ -79,9 +79,63 @@ pub(crate) enum Partial {
     Moments {
         totals: Vec<Moments>,
         buckets: HashMap<(u32, TimestampMs), Moments>,
+        /// Row by row additions of `count`, `sum` and `avg` without buckets, kept apart from `totals`
+        /// until the scan task ends ([`Partial::end_task`]).
+        compact: Compact,
     },
     /// Every selected point.
     Rows(Points),
+}
+
+/// Per-group accumulators smaller than [`Moments`] (32 bytes), for the aggregations that need no
+/// minimum or maximum: a group-by adds each row to a random group, and 100 000 groups' counts (0.8 MB)
+/// stay in a core's cache where their moments (3.2 MB) did not. Folded into the totals at the end of a
+/// scan task, so sums add a task's rows in row order, then the task's sum to the others' (as merging
+/// parallel partials does).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Compact {
+    /// Moments are added to the totals directly (min, max, buckets, percentiles).
+    Unused,
+    /// `count`: rows per group.
+    Counts(Vec<u64>),
+    /// `sum` and `avg`: rows and their sum per group.
+    CountSums(Vec<(u64, f64)>),
+}
+
+impl Compact {
+    fn for_spec(spec: &ScanSpec<'_>) -> Self {
+        if spec.interval.is_some() || spec.summary.min || spec.summary.max {
+            Self::Unused
+        } else if spec.count_only {
+            Self::Counts(vec![0; spec.groups])
+        } else {
+            Self::CountSums(vec![(0, 0.0); spec.groups])
+        }
+    }
+
+    /// Adds what was accumulated to `totals` and starts again from nothing. Minimum and maximum are
+    /// not kept: the aggregations that use this never read them.
+    pub(super) fn fold_into(&mut self, totals: &mut [Moments]) {
+        let moments = |count, sum| Moments {
+            count,
+            sum,
+            min: 0.0,
+            max: 0.0,
+        };
+        match self {
+            Self::Unused => {}
+            Self::Counts(counts) => {
+                for (total, count) in totals.iter_mut().zip(counts.iter_mut()) {
+                    total.merge(&moments(std::mem::take(count), 0.0));
+                }
+            }
+            Self::CountSums(sums) => {
+                for (total, (count, sum)) in totals.iter_mut().zip(sums.iter_mut()) {
+                    total.merge(&moments(std::mem::take(count), std::mem::take(sum)));
+                }
+            }
+        }
+    }
 }
 
 /// What a scan accumulates and over which rows.
@@ -137,6 +191,7 @@ impl Partial {
             Self::Moments {
                 totals: vec![Moments::default(); spec.groups],
                 buckets: HashMap::default(),
+                compact: Compact::for_spec(spec),
             }
         } else {
             Self::Rows(Points::with_capacity(spec.timed, spec.reserve))
@@ -154,10 +209,18 @@ impl Partial {
             return Ok(());
         }
         match self {
-            Self::Moments { totals, buckets } => match spec.interval {
-                None => for_each_selected(rows, spec, ctx, |tag, _, v| {
-                    totals[tag as usize].add(v);
-                }),
+            Self::Moments {
+                totals,
+                buckets,
+                compact,
+            } => match spec.interval {
+                // Few groups: their moments stay cached, one pass is faster.
+                None if spec.groups <= FEW_GROUPS => {
+                    for_each_selected(rows, spec, ctx, |tag, _, v| {
+                        totals[tag as usize].add(v);
+                    })
+                }
+                None => add_selected_moments(rows, spec, ctx, totals, compact),
                 Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
                     totals[tag as usize].add(v);
                     buckets
@@ -282,7 +345,9 @@ impl Partial {
                         run.values.iter().for_each(|&v| total.add(v));
                     }
                 }
-                Self::Moments { totals, buckets } => {
+                Self::Moments {
+                    totals, buckets, ..
+                } => {
                     for (i, &t) in run.timestamps.iter().enumerate() {
                         totals[tag as usize].add(value(i));
                         if let Some(interval) = spec.interval {
@@ -343,7 +408,10 @@ impl Partial {
         spec: &ScanSpec<'_>,
         ctx: &QueryContext,
     ) -> Result<bool, StoreError> {
-        let Self::Moments { totals, buckets } = self else {
+        let Self::Moments {
+            totals, buckets, ..
+        } = self
+        else {
             return Ok(false);
         };
         let Some(block_ms) = part.block_ms() else {
@@ -459,6 +527,14 @@ impl Partial {
                     return Ok(());
                 };
                 match self {
+                    Self::Moments {
+                        compact: Compact::CountSums(sums),
+                        ..
+                    } => {
+                        let (count, sum) = &mut sums[tag as usize];
+                        *count += values.len() as u64;
+                        values.iter().for_each(|&v| *sum += v);
+                    }
                     Self::Moments { totals, .. } => {
                         let total = &mut totals[tag as usize];
                         values.iter().for_each(|&v| total.add(v));
@@ -477,13 +553,18 @@ impl Partial {
         )
     }
 
-    /// After a task's scan: percentile rows are distributed among blocks of groups now, by the task's
-    /// thread, so that the grouping in phase 3 starts at its parallel pass.
-    pub(super) fn distribute_among_blocks(&mut self, spec: &ScanSpec<'_>) {
-        if let Self::Rows(points) = self
-            && spec.bucketed_rows
-        {
-            points.distribute_among_blocks(spec.groups);
+    /// After a task's scan: compact accumulators are added to the totals, and percentile rows are
+    /// distributed among blocks of groups now, by the task's thread, so that the grouping in phase 3
+    /// starts at its parallel pass.
+    pub(super) fn end_task(&mut self, spec: &ScanSpec<'_>) {
+        match self {
+            Self::Moments {
+                totals, compact, ..
+            } => compact.fold_into(totals),
+            Self::Rows(points) if spec.bucketed_rows => {
+                points.distribute_among_blocks(spec.groups);
+            }
+            Self::Rows(_) => {}
         }
     }
 
@@ -502,19 +583,28 @@ impl Partial {
                 Self::Moments {
                     mut totals,
                     mut buckets,
+                    mut compact,
                 },
                 Self::Moments {
-                    totals: t2,
+                    totals: mut t2,
                     buckets: b2,
+                    compact: mut c2,
                 },
             ) => {
+                // Tasks fold theirs at their end; anything left is folded here.
+                compact.fold_into(&mut totals);
+                c2.fold_into(&mut t2);
                 for (a, b) in totals.iter_mut().zip(&t2) {
                     a.merge(b);
                 }
                 for (key, m) in b2 {
                     buckets.entry(key).or_default().merge(&m);
                 }
-                Self::Moments { totals, buckets }
+                Self::Moments {
+                    totals,
+                    buckets,
+                    compact,
+                }
             }
             (Self::Rows(a), Self::Rows(b)) => Self::Rows(a.merge(b)),
             // One plan makes one kind of partial: a mismatch cannot happen; keep the first.
@@ -613,6 +703,70 @@ fn for_each_selected(
             }
             if let Some(tag) = map.get(series[i]) {
                 f(tag, t, values[i]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Up to this many groups (128 KB of moments) a head scan adds rows in one pass: measured on a quiet
+/// machine, the two passes of [`add_selected_moments`] made a sum by region and status (50 groups)
+/// 25 → 33 ms where they made a count or avg by customer (100 000) 38 → 25 ms.
+const FEW_GROUPS: usize = 4_096;
+
+/// Adds the selected rows of `rows` in `[start, end)` to their groups' totals (moments without
+/// buckets), in blocks of [`CHECK_EVERY`] rows, checking the deadline between blocks. Each block is
+/// read twice: first every row's group is looked up (loads that depend on nothing but the row, so
+/// the processor keeps many of the per-query table's cache misses in flight), then the values are
+/// added to the groups' totals. In one pass each row's total waited on its table load, and a row's
+/// two misses in a row were most of a group-by over the head.
+fn add_selected_moments(
+    rows: &Rows<'_>,
+    spec: &ScanSpec<'_>,
+    ctx: &QueryContext,
+    totals: &mut [Moments],
+    compact: &mut Compact,
+) -> Result<(), StoreError> {
+    const NONE: u32 = u32::MAX;
+    let (start, end, map) = (spec.start, spec.end, spec.map);
+    let inside = rows.min_t >= start && rows.max_t < end;
+    let mut tags = [NONE; CHECK_EVERY];
+    let blocks = rows
+        .series
+        .chunks(CHECK_EVERY)
+        .zip(rows.timestamps.chunks(CHECK_EVERY))
+        .zip(rows.values.chunks(CHECK_EVERY));
+    for ((series, timestamps), values) in blocks {
+        ctx.check()?;
+        let tags = &mut tags[..series.len()];
+        for ((tag, &id), &t) in tags.iter_mut().zip(series).zip(timestamps) {
+            *tag = if inside || (start..end).contains(&t) {
+                map.get(id).unwrap_or(NONE)
+            } else {
+                NONE
+            };
+        }
+        match compact {
+            Compact::Counts(counts) => {
+                for &tag in tags.iter().filter(|&&tag| tag != NONE) {
+                    counts[tag as usize] += 1;
+                }
+            }
+            Compact::CountSums(sums) => {
+                for (&tag, &v) in tags.iter().zip(values) {
+                    if tag != NONE {
+                        let (count, sum) = &mut sums[tag as usize];
+                        *count += 1;
+                        *sum += v;
+                    }
+                }
+            }
+            Compact::Unused => {
+                for (&tag, &v) in tags.iter().zip(values) {
+                    if tag != NONE {
+                        totals[tag as usize].add(v);
+                    }
+                }
             }
         }
     }

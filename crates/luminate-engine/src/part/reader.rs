@@ -228,6 +228,7 @@ impl Part {
             page_hint: 0,
             decoded: None,
             pages_decoded: 0,
+            rows_decoded: 0,
             only_pages: None,
             raw: Vec::new(),
             page_timestamps: Vec::new(),
@@ -277,6 +278,7 @@ impl Part {
                 page.values,
                 values_raw,
                 page.rows as usize,
+                page.rows as usize,
                 &mut values,
             )?;
             // The series with rows in this page, from the first not yet finished.
@@ -323,7 +325,8 @@ impl PageMask<'_> {
 
 /// Reads runs of selected series in ascending id order, one [`Run`] per series with rows in the time
 /// range (series without are skipped). Pages are decoded lazily and at most once per scan: a page
-/// outside the time range or holding no selected row is never read. A run lies in one page's buffers
+/// outside the time range or holding no selected row is never read, and a page holding one selected
+/// series only up to that series' last row (on average half of it for a sparse selection). A run lies in one page's buffers
 /// when it can and is stitched into a separate buffer when it spans pages.
 #[derive(Debug)]
 pub(crate) struct SeriesScan<'a> {
@@ -343,9 +346,12 @@ pub(crate) struct SeriesScan<'a> {
     /// A page at or before the one holding the next series' first row: rows ascend, so pages are
     /// walked forward only.
     page_hint: usize,
-    /// The page whose columns are in `page_timestamps`/`page_values`.
-    decoded: Option<usize>,
+    /// The page whose columns are in `page_timestamps`/`page_values`, and how many of its first rows
+    /// are decoded there (a page is decoded only as far as the rows asked of it so far).
+    decoded: Option<(usize, usize)>,
     pages_decoded: usize,
+    /// Rows decoded so far, over all pages (a page decoded twice counts twice).
+    rows_decoded: usize,
     /// When set, pages not marked are skipped as if they held no row in the range.
     only_pages: Option<&'a [bool]>,
     /// A page's compressed bytes.
@@ -428,6 +434,12 @@ impl<'a> SeriesScan<'a> {
         self.pages_decoded
     }
 
+    /// Rows decoded so far (a page decoded twice counts twice).
+    #[cfg(test)]
+    pub(crate) fn rows_decoded(&self) -> usize {
+        self.rows_decoded
+    }
+
     /// The directory index of the next selected series the part holds.
     fn next_series_index(&mut self) -> Option<usize> {
         let ids = &self.part.ids;
@@ -453,6 +465,21 @@ impl<'a> SeriesScan<'a> {
         }
     }
 
+    /// True when the series selected after the current one may have rows before `row` (conservatively:
+    /// the first series of the directory at or after its id), so a page decoded for the current one
+    /// is decoded whole at once, not a prefix now and again for the next.
+    fn next_selected_starts_before(&self, row: u32) -> bool {
+        let Selection::Only(wanted) = self.selection else {
+            return true;
+        };
+        let Some(&next) = wanted.get(self.next_wanted) else {
+            return false;
+        };
+        let ids = &self.part.ids;
+        let at = self.next_series + lower_bound_galloping(&ids[self.next_series..], next);
+        at < ids.len() && self.part.starts[at] < row
+    }
+
     /// Finds the rows of directory entry `index` in the time range, decoding the pages they lie in.
     fn gather(&mut self, index: usize) -> Result<Gathered, EngineError> {
         let part = self.part;
@@ -471,7 +498,10 @@ impl<'a> SeriesScan<'a> {
             let page = part.pages[p];
             let skipped = self.only_pages.is_some_and(|mask| !mask[p]);
             if page.max_t >= lo && page.min_t <= hi && !skipped {
-                if self.decoded != Some(p) {
+                let from = (first.max(page.first_row) - page.first_row) as usize;
+                let to = (end.min(page.end_row()) - page.first_row) as usize;
+                let ready = matches!(self.decoded, Some((d, rows)) if d == p && rows >= to);
+                if !ready {
                     if let Some((a, b)) = in_page.take() {
                         // The rows found in the previous page are about to be overwritten.
                         self.stitch_timestamps.clear();
@@ -482,10 +512,16 @@ impl<'a> SeriesScan<'a> {
                             .extend_from_slice(self.page_values.get(a..b).unwrap_or_default());
                         stitched = true;
                     }
-                    self.decode_page(p)?;
+                    let rows = if self.decoded.is_some_and(|(d, _)| d == p)
+                        || self.next_selected_starts_before(page.end_row())
+                    {
+                        page.rows as usize
+                    } else {
+                        // The only selected series in this page: its rows end at `to`.
+                        to
+                    };
+                    self.decode_page(p, rows)?;
                 }
-                let from = (first.max(page.first_row) - page.first_row) as usize;
-                let to = (end.min(page.end_row()) - page.first_row) as usize;
                 // A series' timestamps ascend, so its rows in range are one slice (all of them
                 // without timestamps: the range then holds the whole part).
                 let (a, b) = if self.with_timestamps {
@@ -528,8 +564,10 @@ impl<'a> SeriesScan<'a> {
         })
     }
 
-    /// Reads page `p`'s blobs with one positioned read, verifies their checksums and decodes them.
-    fn decode_page(&mut self, p: usize) -> Result<(), EngineError> {
+    /// Reads page `p`'s blobs with one positioned read, verifies their checksums and decodes their first
+    /// `rows` rows (at most the page's): the rows after the last one a scan needs are never decoded,
+    /// which halves the decoding of a page holding one selected series, on average.
+    fn decode_page(&mut self, p: usize, rows: usize) -> Result<(), EngineError> {
         let part = self.part;
         let page = part.pages[p];
         self.decoded = None;
@@ -548,7 +586,7 @@ impl<'a> SeriesScan<'a> {
             page.timestamps.offset,
         )?;
         let (ts_raw, values_raw) = self.raw.split_at(ts_len);
-        let rows = page.rows as usize;
+        let rows = rows.min(page.rows as usize);
         if self.with_timestamps {
             decode_blob(
                 &part.path,
@@ -557,6 +595,7 @@ impl<'a> SeriesScan<'a> {
                 page.timestamps,
                 ts_raw,
                 rows,
+                page.rows as usize,
                 &mut self.page_timestamps,
             )?;
         } else {
@@ -571,16 +610,23 @@ impl<'a> SeriesScan<'a> {
                 page.values,
                 values_raw,
                 rows,
+                page.rows as usize,
                 &mut self.page_values,
             )?;
         }
-        self.decoded = Some(p);
+        self.decoded = Some((p, rows));
         self.pages_decoded += 1;
+        self.rows_decoded += rows;
         Ok(())
     }
 }
 
-/// Verifies a blob's checksum and decodes exactly `rows` numbers from it into `out`.
+/// Verifies a blob of `page_rows` numbers against its checksum and decodes its first `rows` into
+/// `out` (all of them when `rows == page_rows`, checking that there are exactly as many).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the blob, where it is, and how much of it"
+)]
 fn decode_blob<T: pco::data_types::Number + Default>(
     path: &Path,
     page: usize,
@@ -588,14 +634,30 @@ fn decode_blob<T: pco::data_types::Number + Default>(
     blob: BlobRef,
     raw: &[u8],
     rows: usize,
+    page_rows: usize,
     out: &mut Vec<T>,
 ) -> Result<(), EngineError> {
     verify_blob(path, page, column, blob, raw)?;
-    super::decompress(raw, rows, out).map_err(|reason| {
+    let decoded = if rows >= page_rows {
+        super::decompress(raw, page_rows, out)
+    } else {
+        // A prefix: pco decodes exactly as many numbers as the destination holds.
+        out.clear();
+        out.resize(rows, T::default());
+        match pco::standalone::simple_decompress_into(raw, out) {
+            Ok(progress) if progress.n_processed == rows => Ok(()),
+            Ok(progress) => Err(format!(
+                "{} numbers where at least {rows} were expected",
+                progress.n_processed
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    decoded.map_err(|reason| {
         corruption(
             path,
             blob.offset,
-            format!("page {page} {column} do not decode ({rows} rows): {reason}"),
+            format!("page {page} {column} do not decode ({rows} of {page_rows} rows): {reason}"),
         )
     })
 }
@@ -639,4 +701,61 @@ pub(super) fn lower_bound_galloping(s: &[SeriesId], x: SeriesId) -> usize {
     let lo = hi / 2;
     let hi = hi.min(s.len());
     lo + s[lo..hi].partition_point(|&v| v < x)
+}
+
+#[cfg(test)]
+mod tests {
+    use luminate_model::Tenant;
+
+    use super::*;
+    use crate::part::PartWriter;
+
+    /// A part of one page holding 1 000 series of two rows each (series `id` at rows `2 id`, `2 id + 1`).
+    fn one_page_of_small_series(path: &Path) -> Part {
+        let mut writer = PartWriter::create(path, Tenant::new("acme"), "latency", 19_000).unwrap();
+        for id in 0..1_000u32 {
+            let t = i64::from(id);
+            writer
+                .push_series(id, &[t, t + 5_000], &[f64::from(id), -f64::from(id)])
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        Part::open(path).unwrap()
+    }
+
+    fn runs(scan: &mut SeriesScan<'_>) -> Vec<(SeriesId, Vec<i64>, Vec<f64>)> {
+        let mut out = Vec::new();
+        while let Some(run) = scan.next_run().unwrap() {
+            out.push((run.series, run.timestamps.to_vec(), run.values.to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_page_is_decoded_only_up_to_the_last_row_a_scan_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = one_page_of_small_series(&dir.path().join("p.part"));
+        // Series 10 ends at row 22 of the page's 2 000: the rest is never decoded.
+        let mut scan = part.scan(Selection::Only(&[10]), ..);
+        assert_eq!(runs(&mut scan), [(10, vec![10, 5_010], vec![10.0, -10.0])]);
+        assert_eq!((scan.pages_decoded(), scan.rows_decoded()), (1, 22));
+        // With a second selected series in the page, the page is decoded whole, once.
+        let mut scan = part.scan(Selection::Only(&[10, 900]), 0..5_500);
+        assert_eq!(
+            runs(&mut scan),
+            [
+                (10, vec![10, 5_010], vec![10.0, -10.0]),
+                (900, vec![900], vec![900.0])
+            ]
+        );
+        assert_eq!((scan.pages_decoded(), scan.rows_decoded()), (1, 2_000));
+        // A selected id the part does not hold counts as the next series where it would be.
+        let mut scan = part.scan(Selection::Only(&[10, 5_000]), ..);
+        assert_eq!(runs(&mut scan), [(10, vec![10, 5_010], vec![10.0, -10.0])]);
+        assert_eq!((scan.pages_decoded(), scan.rows_decoded()), (1, 22));
+        // Values only: the same prefix, of the values column.
+        let mut scan = part.scan(Selection::Only(&[10]), ..).values_only();
+        assert_eq!(runs(&mut scan), [(10, vec![], vec![10.0, -10.0])]);
+        assert_eq!((scan.pages_decoded(), scan.rows_decoded()), (1, 22));
+    }
 }
