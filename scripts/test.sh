@@ -11,7 +11,7 @@ ensure_toolchain
 # clickhouse-server: the ClickHouse backend's tests start real servers (Debian's package, 18.16) on
 # loopback ports. They never skip: without the binary they fail, so the install must succeed here.
 # prometheus: `promtool check metrics` validates the self-metrics exposition (tests/metrics.rs), `promtool tsdb`
-# builds and dumps a TSDB that tests/cli.rs imports, and
+# builds and dumps a TSDB that tests/cli/import.rs imports, and
 # promtool checks and unit-tests deploy/prometheus (tests/deploy.rs). prometheus-alertmanager (amtool)
 # and prometheus-node-exporter: tests/monitoring_stack.rs runs scripts/monitoring-stack.sh, Prometheus and
 # Alertmanager included. Never skipped.

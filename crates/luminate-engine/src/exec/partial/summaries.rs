@@ -1,0 +1,183 @@
+//! The block-summary half of a part scan: which blocks of a part a moments query takes from their
+//! summaries (part format 2) and which it scans, and the scan that does both.
+
+use super::*;
+
+impl Partial {
+    /// [`Partial::scan_part`] for moments from the part's block summaries: a block that lies inside
+    /// `[start, end)` (and inside one bucket) is added from its summary, the selected series' rows in
+    /// the blocks the range or a bucket edge cuts are scanned, reading only the pages that hold them
+    /// (rows of summarised blocks in those pages are skipped). `false` (nothing done) when the part
+    /// has no summaries (format 1) or none of its blocks can be used: the caller scans rows.
+    pub(super) fn scan_part_summaries(
+        &mut self,
+        part: &Part,
+        candidates: &[SeriesId],
+        spec: &ScanSpec<'_>,
+        ctx: &QueryContext,
+    ) -> Result<bool, StoreError> {
+        let Self::Moments {
+            totals, buckets, ..
+        } = self
+        else {
+            return Ok(false);
+        };
+        let Some(block_ms) = part.block_ms() else {
+            return Ok(false);
+        };
+        let meta = part.meta();
+        let blocks = Blocks {
+            block_ms,
+            start: spec.start,
+            end: spec.end,
+            interval: spec.interval,
+            min_t: meta.min_t,
+            max_t: meta.max_t,
+        };
+        if !blocks.any_summarised() {
+            return Ok(false);
+        }
+        let Some(mut summaries) = part.summaries(spec.summary) else {
+            return Ok(false);
+        };
+        let mut pages = part.page_mask();
+        let mut cut = Vec::new();
+        for (i, &id) in candidates.iter().enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctx.check()?;
+            }
+            let Some(tag) = spec.map.get(id) else {
+                continue;
+            };
+            let Some((mut row, entries)) = summaries.series(id).map_err(StoreError::from)? else {
+                continue;
+            };
+            let mut needs_rows = false;
+            for e in entries {
+                match blocks.use_of(e.block) {
+                    BlockUse::Summary(bucket) => {
+                        let m = Moments {
+                            count: u64::from(e.count),
+                            sum: e.sum,
+                            min: e.min,
+                            max: e.max,
+                        };
+                        totals[tag as usize].merge(&m);
+                        if let Some(bucket) = bucket {
+                            buckets.entry((tag, bucket)).or_default().merge(&m);
+                        }
+                    }
+                    BlockUse::Rows => {
+                        pages.mark_rows(row..row + e.count);
+                        needs_rows = true;
+                    }
+                    BlockUse::Outside => {}
+                }
+                row += e.count;
+            }
+            if needs_rows {
+                cut.push(id);
+            }
+        }
+        if cut.is_empty() {
+            return Ok(true);
+        }
+        let mut scan = part
+            .scan(Selection::Only(&cut), spec.start..spec.end)
+            .only_pages(&pages);
+        if spec.count_only {
+            scan = scan.timestamps_only();
+        }
+        let mut since_check = 0;
+        while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+            since_check += run.timestamps.len();
+            if since_check >= CHECK_EVERY {
+                ctx.check()?;
+                since_check = 0;
+            }
+            let Some(tag) = spec.map.get(run.series) else {
+                continue;
+            };
+            for (i, &t) in run.timestamps.iter().enumerate() {
+                if let BlockUse::Summary(_) = blocks.use_of(t.div_euclid(block_ms)) {
+                    // Added from its block's summary.
+                    continue;
+                }
+                // Timestamps-only runs (`count`) carry no values.
+                let v = run.values.get(i).copied().unwrap_or(0.0);
+                totals[tag as usize].add(v);
+                if let Some(interval) = spec.interval {
+                    buckets
+                        .entry((tag, bucket_start(t, interval)))
+                        .or_default()
+                        .add(v);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Which blocks of a part a moments scan takes from their summaries.
+struct Blocks {
+    block_ms: i64,
+    start: TimestampMs,
+    end: TimestampMs,
+    interval: Option<i64>,
+    /// The part's time range: a block's rows lie in it, so a block is used when its part in the
+    /// part's range lies inside the query's.
+    min_t: TimestampMs,
+    max_t: TimestampMs,
+}
+
+/// What a scan does with one block of a series.
+enum BlockUse {
+    /// Its summary answers: the block's rows in the part lie inside `[start, end)` and, with an
+    /// interval, inside the bucket starting here.
+    Summary(Option<TimestampMs>),
+    /// The range or a bucket edge cuts it: its rows are scanned.
+    Rows,
+    /// None of its rows is in the range.
+    Outside,
+}
+
+impl Blocks {
+    /// Blocks looked at by [`Blocks::any_summarised`] before giving up.
+    const LOOK_AHEAD: i64 = 64;
+
+    fn use_of(&self, block: i64) -> BlockUse {
+        let (first, last) = block_span(block, self.block_ms);
+        let (first, last) = (first.max(self.min_t), last.min(self.max_t));
+        if last < self.start || first >= self.end {
+            return BlockUse::Outside;
+        }
+        if first < self.start || last >= self.end {
+            return BlockUse::Rows;
+        }
+        match self.interval {
+            None => BlockUse::Summary(None),
+            Some(interval) => {
+                let bucket = bucket_start(first, interval);
+                if bucket == bucket_start(last, interval) {
+                    BlockUse::Summary(Some(bucket))
+                } else {
+                    BlockUse::Rows
+                }
+            }
+        }
+    }
+
+    /// True when some block among the first few the range holds is answered by its summary: when
+    /// none is (a range inside one block, buckets narrower than a block), summaries are not read.
+    fn any_summarised(&self) -> bool {
+        let (from, to) = (self.start.max(self.min_t), self.end.min(self.max_t));
+        if from > to {
+            return false;
+        }
+        let first = from.div_euclid(self.block_ms);
+        let last = to
+            .div_euclid(self.block_ms)
+            .min(first.saturating_add(Self::LOOK_AHEAD));
+        (first..=last).any(|b| matches!(self.use_of(b), BlockUse::Summary(_)))
+    }
+}
