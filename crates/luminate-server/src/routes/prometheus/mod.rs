@@ -76,9 +76,12 @@ impl From<EvalError> for PromError {
 impl From<StoreError> for PromError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Timeout { .. } => {
-                Self::Timeout(format!("query timed out in query execution: {e}"))
-            }
+            // The same words as the route's own deadline (`query.rs`): which of the two notices the
+            // timeout first is a race, and the answer must not depend on it.
+            StoreError::Timeout { timeout } => Self::Timeout(format!(
+                "query timed out in query execution (timeout {})",
+                luminate_model::time::format_duration(timeout)
+            )),
             StoreError::Unavailable { .. } => Self::Unavailable(e.to_string()),
             StoreError::QueryTooLarge { .. } => Self::Execution(e.to_string()),
             StoreError::Internal { .. } => Self::Internal(e.to_string()),

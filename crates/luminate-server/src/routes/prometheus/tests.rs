@@ -110,3 +110,21 @@ async fn grafana_save_and_test_and_the_fixed_answers() {
     let (_, body) = get(store, "/prometheus/api/v1/labels").await;
     assert_eq!(body, json!({"status": "success", "data": []}));
 }
+
+/// The store noticing the deadline first and the route's own timer firing first are a race: both
+/// answer in the same words.
+#[test]
+fn a_store_timeout_is_answered_like_the_routes_own_deadline() {
+    let from_store = super::PromError::from(luminate_model::StoreError::Timeout {
+        timeout: Duration::from_millis(100),
+    });
+    match from_store {
+        super::PromError::Timeout(message) => {
+            assert_eq!(
+                message,
+                "query timed out in query execution (timeout 100ms)"
+            );
+        }
+        other => panic!("not a timeout: {other:?}"),
+    }
+}
