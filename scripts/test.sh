@@ -33,6 +33,9 @@ done
 build_ui
 # tests/otlp.rs exports through the real OpenTelemetry JavaScript SDK too (its fixture's package-lock.json).
 install_npm_fixture crates/luminate/tests/fixtures/otlp-js
+# tests/clients.rs runs the client libraries' suites: clients/python on python3 alone, clients/typescript
+# compiled by its pinned TypeScript (devDependencies only; it builds itself in the test).
+install_npm_fixture clients/typescript
 log "UI unit tests (node --test)"
 npm --prefix ui test --silent
 

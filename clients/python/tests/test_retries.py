@@ -1,0 +1,150 @@
+"""Retries against the real server: a 429 of a tight rate limit waited out for exactly its
+``Retry-After``, a 503 of a full disk (the dashboard's temporary file made a link to ``/dev/full``)
+retried after a backoff, connections refused until the server listens, and the errors when retries
+run out."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import unittest
+from typing import List
+
+from luminate_client import Client, LuminateConnectionError, LuminateError, RetryEvent, RetryPolicy
+
+from .server import Server, free_port, minute_ago
+from .test_write import count, latency_points
+
+DASHBOARD = {"id": "ops", "title": "Ops", "panels": []}
+
+
+class RateLimitTest(unittest.TestCase):
+    """One write request and one query per second: the second of each within the second is a 429."""
+
+    server: Server
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.server = Server({
+            "LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND": "1",
+            "LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND": "1",
+        }).start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+
+    def test_write_refused_429_is_retried_after_its_retry_after(self) -> None:
+        events: List[RetryEvent] = []
+        client = Client(self.server.url, on_retry=events.append)
+        points = latency_points(minute_ago(3), 2, metric="limited")
+        time.sleep(1.1)  # a full bucket, whatever ran before
+        client.write_points(points[:1])
+        started = time.monotonic()
+        result = client.write_points(points[1:])
+        waited = time.monotonic() - started
+        self.assertEqual(result.accepted, 1)
+        self.assertEqual(
+            [(e.status, e.code, e.delay, e.retry, e.path) for e in events],
+            [(429, "RATE_LIMIT_EXCEEDED", 1.0, 1, "/api/v1/write")],
+        )
+        self.assertGreaterEqual(waited, 1.0)
+        time.sleep(1.1)
+        # The refused attempt stored nothing, the retry stored the point once.
+        self.assertEqual(count(Client(self.server.url), "limited"), 2)
+
+    def test_query_refused_429_is_retried(self) -> None:
+        events: List[RetryEvent] = []
+        client = Client(self.server.url, on_retry=events.append)
+        time.sleep(1.1)
+        first = client.metrics()
+        second = client.metrics()
+        self.assertEqual(first, second)
+        self.assertEqual([(e.status, e.code, e.delay) for e in events], [(429, "RATE_LIMIT_EXCEEDED", 1.0)])
+
+    def test_retries_exhausted_raise_the_429_in_the_servers_words(self) -> None:
+        client = Client(self.server.url, retry=RetryPolicy(max_retries=0))
+        time.sleep(1.1)
+        client.write_points(latency_points(minute_ago(3), 1, metric="exhausted"))
+        with self.assertRaises(LuminateError) as refused:
+            client.write_points(latency_points(minute_ago(3), 1, metric="exhausted"))
+        error = refused.exception
+        self.assertEqual((error.status, error.code, error.retry_after), (429, "RATE_LIMIT_EXCEEDED", 1.0))
+        self.assertEqual(error.details["limit"], "write_requests_per_second")
+        self.assertIn("write_requests_per_second", error.message)
+
+    def test_retry_after_longer_than_allowed_is_raised_not_waited(self) -> None:
+        client = Client(self.server.url, retry=RetryPolicy(max_retry_after=0.5))
+        time.sleep(1.1)
+        client.metrics()
+        started = time.monotonic()
+        with self.assertRaises(LuminateError) as refused:
+            client.metrics()
+        self.assertEqual(refused.exception.code, "RATE_LIMIT_EXCEEDED")
+        self.assertLess(time.monotonic() - started, 0.5)
+
+
+class StorageUnavailableTest(unittest.TestCase):
+    def test_save_refused_503_on_a_full_disk_is_retried_once_there_is_room(self) -> None:
+        with Server() as server:
+            tenant_dir = os.path.join(server.data_dir, "dashboards", "default")
+            os.makedirs(tenant_dir)
+            full = os.path.join(tenant_dir, "ops.json.tmp")
+            # Writes to /dev/full fail with ENOSPC, even for root.
+            os.symlink("/dev/full", full)
+            events: List[RetryEvent] = []
+
+            def room_again(event: RetryEvent) -> None:
+                events.append(event)
+                os.remove(full)
+
+            client = Client(server.url, retry=RetryPolicy(backoff_base=0.05), on_retry=room_again)
+            saved = client.create_dashboard(DASHBOARD)
+            self.assertEqual((saved["id"], saved["version"]), ("ops", 1))
+            self.assertEqual([(e.status, e.code, e.path) for e in events],
+                             [(503, "STORAGE_UNAVAILABLE", "/api/v1/dashboards")])
+            self.assertIn("No space left on device", events[0].reason)
+            # No Retry-After on this refusal: the first backoff, base 0.05 s with jitter.
+            self.assertTrue(0.025 <= events[0].delay <= 0.05, events[0].delay)
+            self.assertEqual([d["id"] for d in client.list_dashboards()], ["ops"])
+
+
+class ConnectionTest(unittest.TestCase):
+    def test_refused_connections_are_retried_until_the_server_listens(self) -> None:
+        port = free_port()
+        events: List[RetryEvent] = []
+        client = Client(f"http://127.0.0.1:{port}", on_retry=events.append,
+                        retry=RetryPolicy(max_retries=10, backoff_base=0.2, backoff_max=1.0))
+        outcome: dict = {}
+
+        def write() -> None:
+            try:
+                outcome["result"] = client.write_points(latency_points(minute_ago(2), 5))
+            except LuminateError as e:  # reported by the assertion below
+                outcome["error"] = e
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.5)
+        with Server(port=port) as server:
+            writer.join(30)
+            self.assertNotIn("error", outcome)
+            self.assertEqual(outcome["result"].accepted, 5)
+            self.assertGreaterEqual(len(events), 1)
+            self.assertTrue(all(e.code == "CONNECTION_ERROR" and e.status == 0 for e in events), events)
+            self.assertEqual(count(Client(server.url), "api_latency"), 5)
+
+    def test_no_server_at_all_raises_a_connection_error_after_the_retries(self) -> None:
+        events: List[RetryEvent] = []
+        client = Client(f"http://127.0.0.1:{free_port()}", on_retry=events.append,
+                        retry=RetryPolicy(max_retries=2, backoff_base=0.01))
+        with self.assertRaises(LuminateConnectionError) as failed:
+            client.metrics()
+        self.assertEqual((failed.exception.status, failed.exception.code), (0, "CONNECTION_ERROR"))
+        self.assertIn("Connection refused", failed.exception.message)
+        self.assertEqual([e.retry for e in events], [1, 2])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,126 @@
+// Retries against the real server: a 429 of a tight rate limit waited out for exactly its
+// Retry-After, a 503 of a full disk (the dashboard's temporary file made a link to /dev/full) retried
+// after a backoff, connections refused until the server listens, and the errors when retries run out.
+
+import assert from "node:assert/strict";
+import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { Client, LuminateConnectionError, LuminateError, type RetryEvent } from "../src/index.js";
+import { Server, count, freePort, latencyPoints, minuteAgo, sleep } from "./server.js";
+
+describe("a server allowing one write request and one query a second", () => {
+  let server: Server;
+  before(async () => {
+    server = await Server.start({
+      env: { LUMINATE__RATE_LIMITS__WRITE_REQUESTS_PER_SECOND: "1", LUMINATE__RATE_LIMITS__QUERY_REQUESTS_PER_SECOND: "1" },
+    });
+  });
+  after(() => server.stop());
+
+  test("a write refused 429 is retried after its Retry-After", async () => {
+    const events: RetryEvent[] = [];
+    const client = new Client(server.url, { onRetry: (e) => { events.push(e); } });
+    const points = latencyPoints(minuteAgo(3), 2, "limited");
+    await sleep(1100); // a full bucket, whatever ran before
+    await client.writePoints(points.slice(0, 1));
+    const started = performance.now();
+    const result = await client.writePoints(points.slice(1));
+    const waited = (performance.now() - started) / 1000;
+    assert.equal(result.accepted, 1);
+    assert.deepEqual(events.map((e) => [e.status, e.code, e.delay, e.retry, e.path]), [[429, "RATE_LIMIT_EXCEEDED", 1, 1, "/api/v1/write"]]);
+    assert.ok(waited >= 1, `waited ${waited} s`);
+    // The refused attempt stored nothing, the retry stored the point once.
+    assert.equal(await count(client, "limited"), 2);
+  });
+
+  test("a query refused 429 is retried", async () => {
+    const events: RetryEvent[] = [];
+    const client = new Client(server.url, { onRetry: (e) => { events.push(e); } });
+    await sleep(1100);
+    assert.deepEqual(await client.metrics(), await client.metrics());
+    assert.deepEqual(events.map((e) => [e.status, e.code, e.delay]), [[429, "RATE_LIMIT_EXCEEDED", 1]]);
+  });
+
+  test("retries exhausted throw the 429 in the server's words", async () => {
+    const client = new Client(server.url, { retry: { maxRetries: 0 } });
+    await sleep(1100);
+    await client.writePoints(latencyPoints(minuteAgo(3), 1, "exhausted"));
+    await assert.rejects(client.writePoints(latencyPoints(minuteAgo(3), 1, "exhausted")), (e: unknown) => {
+      assert.ok(e instanceof LuminateError);
+      assert.deepEqual([e.status, e.code, e.retryAfter], [429, "RATE_LIMIT_EXCEEDED", 1]);
+      assert.equal(e.details.limit, "write_requests_per_second");
+      return true;
+    });
+  });
+
+  test("a Retry-After longer than allowed is thrown, not waited", async () => {
+    const client = new Client(server.url, { retry: { maxRetryAfter: 0.5 } });
+    await sleep(1100);
+    await client.metrics();
+    const started = performance.now();
+    await assert.rejects(client.metrics(), (e: unknown) => e instanceof LuminateError && e.code === "RATE_LIMIT_EXCEEDED");
+    assert.ok(performance.now() - started < 500);
+  });
+});
+
+test("a save refused 503 on a full disk is retried once there is room", async () => {
+  const server = await Server.start();
+  try {
+    const tenantDir = join(server.dataDir, "dashboards", "default");
+    mkdirSync(tenantDir, { recursive: true });
+    const full = join(tenantDir, "ops.json.tmp");
+    // Writes to /dev/full fail with ENOSPC, even for root.
+    symlinkSync("/dev/full", full);
+    const events: RetryEvent[] = [];
+    const client = new Client(server.url, {
+      retry: { backoffBase: 0.05 },
+      onRetry: (e) => { events.push(e); rmSync(full); },
+    });
+    const saved = await client.createDashboard({ id: "ops", title: "Ops", panels: [] });
+    assert.deepEqual([saved.id, saved.version], ["ops", 1]);
+    assert.deepEqual(events.map((e) => [e.status, e.code, e.path]), [[503, "STORAGE_UNAVAILABLE", "/api/v1/dashboards"]]);
+    assert.match(events[0]!.reason, /No space left on device/);
+    // No Retry-After on this refusal: the first backoff, base 0.05 s with jitter.
+    assert.ok(events[0]!.delay >= 0.025 && events[0]!.delay <= 0.05, String(events[0]!.delay));
+    assert.deepEqual((await client.listDashboards()).map((d) => d.id), ["ops"]);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("refused connections are retried until the server listens", async () => {
+  const port = await freePort();
+  const events: RetryEvent[] = [];
+  const client = new Client(`http://127.0.0.1:${port}`, {
+    retry: { maxRetries: 10, backoffBase: 0.2, backoffMax: 1 },
+    onRetry: (e) => { events.push(e); },
+  });
+  const writing = client.writePoints(latencyPoints(minuteAgo(2), 5, "late"));
+  await sleep(500);
+  const server = await Server.start({ port });
+  try {
+    assert.equal((await writing).accepted, 5);
+    assert.ok(events.length >= 1);
+    assert.ok(events.every((e) => e.code === "CONNECTION_ERROR" && e.status === 0), JSON.stringify(events));
+    assert.equal(await count(new Client(server.url), "late"), 5);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("no server at all throws a connection error after the retries", async () => {
+  const events: RetryEvent[] = [];
+  const client = new Client(`http://127.0.0.1:${await freePort()}`, {
+    retry: { maxRetries: 2, backoffBase: 0.01 },
+    onRetry: (e) => { events.push(e); },
+  });
+  await assert.rejects(client.metrics(), (e: unknown) => {
+    assert.ok(e instanceof LuminateConnectionError);
+    assert.deepEqual([e.status, e.code], [0, "CONNECTION_ERROR"]);
+    assert.match(e.serverMessage, /ECONNREFUSED/);
+    return true;
+  });
+  assert.deepEqual(events.map((e) => e.retry), [1, 2]);
+});
