@@ -5,13 +5,16 @@ run out."""
 
 from __future__ import annotations
 
+import email.utils
 import os
+import socket
 import threading
 import time
 import unittest
 from typing import List
 
 from luminate_client import Client, LuminateConnectionError, LuminateError, RetryEvent, RetryPolicy
+from luminate_client.transport import parse_retry_after
 
 from .server import Server, free_port, minute_ago
 from .test_write import count, latency_points
@@ -135,6 +138,38 @@ class ConnectionTest(unittest.TestCase):
             self.assertTrue(all(e.code == "CONNECTION_ERROR" and e.status == 0 for e in events), events)
             self.assertEqual(count(Client(server.url), "api_latency"), 5)
 
+    def test_an_answer_lost_after_sending_is_retried_only_when_safe(self) -> None:
+        # A peer that reads each request and hangs up without answering: what a server dying
+        # mid-request looks like to its client.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        self.addCleanup(listener.close)
+        requests: List[bytes] = []
+
+        def hang_up() -> None:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                with connection:
+                    requests.append(connection.recv(65536).split(b"\r\n", 1)[0])
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        events: List[RetryEvent] = []
+        client = Client(f"http://127.0.0.1:{listener.getsockname()[1]}", on_retry=events.append,
+                        retry=RetryPolicy(max_retries=2, backoff_base=0.01))
+        # A dashboard change may have been saved before the answer was lost: not resent.
+        with self.assertRaises(LuminateConnectionError):
+            client.create_dashboard(DASHBOARD)
+        self.assertEqual((events, requests), ([], [b"POST /api/v1/dashboards HTTP/1.1"]))
+        # A query only reads: resent until the retries run out.
+        with self.assertRaises(LuminateConnectionError):
+            client.query({"queryType": "range", "metricName": "m", "timeRange": {"relative": "1h"}})
+        self.assertEqual([e.retry for e in events], [1, 2])
+        self.assertEqual(requests[1:], [b"POST /api/v1/query HTTP/1.1"] * 3)
+
     def test_no_server_at_all_raises_a_connection_error_after_the_retries(self) -> None:
         events: List[RetryEvent] = []
         client = Client(f"http://127.0.0.1:{free_port()}", on_retry=events.append,
@@ -144,6 +179,25 @@ class ConnectionTest(unittest.TestCase):
         self.assertEqual((failed.exception.status, failed.exception.code), (0, "CONNECTION_ERROR"))
         self.assertIn("Connection refused", failed.exception.message)
         self.assertEqual([e.retry for e in events], [1, 2])
+
+
+class WaitTest(unittest.TestCase):
+    """The waits themselves, without a server: Luminate sends seconds, a proxy may send a date."""
+
+    def test_retry_after_in_seconds_or_as_an_http_date(self) -> None:
+        self.assertEqual(parse_retry_after("3"), 3.0)
+        self.assertIsNone(parse_retry_after(None))
+        self.assertIsNone(parse_retry_after("soon"))
+        in_ten = parse_retry_after(email.utils.formatdate(time.time() + 10, usegmt=True))
+        assert in_ten is not None
+        self.assertAlmostEqual(in_ten, 10, delta=1.5)
+        self.assertEqual(parse_retry_after(email.utils.formatdate(time.time() - 100, usegmt=True)), 0.0)
+
+    def test_backoff_doubles_up_to_its_cap_with_jitter(self) -> None:
+        policy = RetryPolicy(backoff_base=0.2, backoff_max=1.0)
+        for retry, ceiling in [(0, 0.2), (1, 0.4), (2, 0.8), (3, 1.0), (10, 1.0)]:
+            wait = policy.backoff(retry)
+            self.assertTrue(ceiling / 2 <= wait <= ceiling, (retry, wait))
 
 
 if __name__ == "__main__":

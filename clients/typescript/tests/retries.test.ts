@@ -4,10 +4,12 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { Client, LuminateConnectionError, LuminateError, type RetryEvent } from "../src/index.js";
+import { backoff, DEFAULT_RETRY, parseRetryAfter } from "../src/transport.js";
 import { Server, count, freePort, latencyPoints, minuteAgo, sleep } from "./server.js";
 
 describe("a server allowing one write request and one query a second", () => {
@@ -110,6 +112,35 @@ test("refused connections are retried until the server listens", async () => {
   }
 });
 
+test("an answer lost after sending is retried only when safe", async () => {
+  // A peer that reads each request and hangs up without answering: what a server dying mid-request
+  // looks like to its client.
+  const requests: string[] = [];
+  const peer = createServer((socket) => {
+    socket.once("data", (data) => {
+      requests.push(data.toString().split("\r\n", 1)[0]!);
+      socket.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => peer.listen(0, "127.0.0.1", resolve));
+  try {
+    const events: RetryEvent[] = [];
+    const client = new Client(`http://127.0.0.1:${(peer.address() as AddressInfo).port}`, {
+      retry: { maxRetries: 2, backoffBase: 0.01 },
+      onRetry: (e) => { events.push(e); },
+    });
+    // A dashboard change may have been saved before the answer was lost: not resent.
+    await assert.rejects(client.createDashboard({ id: "x", title: "X" }), LuminateConnectionError);
+    assert.deepEqual([events, requests], [[], ["POST /api/v1/dashboards HTTP/1.1"]]);
+    // A query only reads: resent until the retries run out.
+    await assert.rejects(client.query({ queryType: "range", metricName: "m", timeRange: { relative: "1h" } }), LuminateConnectionError);
+    assert.deepEqual(events.map((e) => e.retry), [1, 2]);
+    assert.deepEqual(requests.slice(1), Array(3).fill("POST /api/v1/query HTTP/1.1"));
+  } finally {
+    peer.close();
+  }
+});
+
 test("no server at all throws a connection error after the retries", async () => {
   const events: RetryEvent[] = [];
   const client = new Client(`http://127.0.0.1:${await freePort()}`, {
@@ -123,4 +154,18 @@ test("no server at all throws a connection error after the retries", async () =>
     return true;
   });
   assert.deepEqual(events.map((e) => e.retry), [1, 2]);
+});
+
+test("Retry-After in seconds or as an HTTP date; backoff doubling up to its cap", () => {
+  assert.equal(parseRetryAfter("3"), 3);
+  assert.equal(parseRetryAfter(null), null);
+  assert.equal(parseRetryAfter("soon"), null);
+  const inTen = parseRetryAfter(new Date(Date.now() + 10_000).toUTCString());
+  assert.ok(inTen !== null && Math.abs(inTen - 10) < 1.5, String(inTen));
+  assert.equal(parseRetryAfter(new Date(Date.now() - 100_000).toUTCString()), 0);
+  const policy = { ...DEFAULT_RETRY, backoffBase: 0.2, backoffMax: 1 };
+  for (const [retry, ceiling] of [[0, 0.2], [1, 0.4], [2, 0.8], [3, 1], [10, 1]] as const) {
+    const wait = backoff(policy, retry);
+    assert.ok(wait >= ceiling / 2 && wait <= ceiling, `${retry}: ${wait}`);
+  }
 });

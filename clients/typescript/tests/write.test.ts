@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { Client, type WriteStats } from "../src/index.js";
+import { Client, canGzip, type WriteStats } from "../src/index.js";
 import { Server, count, latencyPoints, minuteAgo } from "./server.js";
 
 function stats(): WriteStats {
@@ -64,6 +64,24 @@ describe("writes", () => {
     const received = (await server.sample('luminate_http_request_size_bytes_sum{method="POST",route="/api/v1/write"}')) - sentBefore;
     assert.equal(received, writer.stats.sentBytes);
     assert.ok(received * 5 < writer.stats.jsonBytes, `${received} bytes sent for ${writer.stats.jsonBytes} of JSON`);
+  });
+
+  test("without CompressionStream (an older browser) batches go uncompressed", async () => {
+    const sentBefore = await server.sample('luminate_http_request_size_bytes_sum{method="POST",route="/api/v1/write"}');
+    const saved = globalThis.CompressionStream;
+    Reflect.deleteProperty(globalThis, "CompressionStream");
+    const sent = stats();
+    try {
+      assert.equal(canGzip(), false);
+      await client.writePoints(latencyPoints(minuteAgo(30), 100, "plain"), { stats: sent });
+    } finally {
+      globalThis.CompressionStream = saved;
+    }
+    assert.deepEqual([sent.batches, sent.gzipped], [1, 0]);
+    assert.equal(sent.sentBytes, sent.jsonBytes);
+    const received = (await server.sample('luminate_http_request_size_bytes_sum{method="POST",route="/api/v1/write"}')) - sentBefore;
+    assert.equal(received, sent.jsonBytes);
+    assert.equal(await count(client, "plain"), 100);
   });
 
   test("the writer keeps each batch under maxBytes", async () => {
