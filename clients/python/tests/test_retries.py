@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import unittest
+import urllib.parse
 from typing import List
 
 from luminate_client import Client, LuminateConnectionError, LuminateError, RetryEvent, RetryPolicy
@@ -113,7 +114,78 @@ class StorageUnavailableTest(unittest.TestCase):
             self.assertEqual([d["id"] for d in client.list_dashboards()], ["ops"])
 
 
+def read_request(connection: socket.socket) -> bytes:
+    """One HTTP request (head and ``Content-Length`` body) as received."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+class AnswerDropper:
+    """A relay in front of the real server that passes each request on (one per connection) and, for
+    the first ``drop`` of them, hangs up instead of passing the server's answer back: an answer lost on
+    the way, after the server acted on the request."""
+
+    def __init__(self, upstream: str, drop: int) -> None:
+        address = urllib.parse.urlsplit(upstream)
+        self.upstream = (str(address.hostname), int(address.port or 80))
+        self.drop = drop
+        self.relayed: List[str] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                request = read_request(connection)
+                # urllib asks for `Connection: close`, so the server's answer ends with its connection.
+                with socket.create_connection(self.upstream) as server:
+                    server.sendall(request)
+                    answer = b""
+                    while chunk := server.recv(65536):
+                        answer += chunk
+                status = answer.split(b"\r\n", 1)[0].decode()
+                if self.drop > 0:
+                    self.drop -= 1
+                    self.relayed.append(f"dropped {status}")
+                else:
+                    self.relayed.append(f"passed {status}")
+                    connection.sendall(answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 class ConnectionTest(unittest.TestCase):
+    def test_a_write_whose_answer_was_lost_is_retried_and_stored_once(self) -> None:
+        with Server() as server:
+            relay = AnswerDropper(server.url, drop=1)
+            self.addCleanup(relay.close)
+            events: List[RetryEvent] = []
+            client = Client(relay.url, on_retry=events.append, retry=RetryPolicy(backoff_base=0.05))
+            result = client.write_points(latency_points(minute_ago(2), 20, metric="lost"))
+            # The server stored the batch and answered; the answer was lost; the retry, with the same
+            # Idempotency-Key, got the first answer back and stored nothing.
+            self.assertEqual((result.accepted, result.rejected), (20, 0))
+            self.assertEqual(relay.relayed, ["dropped HTTP/1.1 200 OK", "passed HTTP/1.1 200 OK"])
+            self.assertEqual([(e.status, e.code) for e in events], [(0, "CONNECTION_ERROR")])
+            self.assertEqual(count(Client(server.url), "lost"), 20)
+
     def test_refused_connections_are_retried_until_the_server_listens(self) -> None:
         port = free_port()
         events: List[RetryEvent] = []

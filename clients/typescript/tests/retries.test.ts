@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, symlinkSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -108,6 +108,82 @@ test("refused connections are retried until the server listens", async () => {
     assert.ok(events.every((e) => e.code === "CONNECTION_ERROR" && e.status === 0), JSON.stringify(events));
     assert.equal(await count(new Client(server.url), "late"), 5);
   } finally {
+    await server.stop();
+  }
+});
+
+/** Bytes from `socket` until `done` says they are complete (or the socket ends). */
+function readUntil(socket: Socket, done: (data: Buffer) => boolean): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let data = Buffer.alloc(0);
+    const finish = () => { socket.off("data", onData); resolve(data); };
+    const onData = (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      if (done(data)) finish();
+    };
+    socket.on("data", onData);
+    socket.once("end", finish);
+  });
+}
+
+/** Whether `data` holds a whole HTTP request (head and Content-Length body). */
+function wholeRequest(data: Buffer): boolean {
+  const end = data.indexOf("\r\n\r\n");
+  if (end < 0) return false;
+  const length = /^content-length:\s*(\d+)/im.exec(data.subarray(0, end).toString())?.[1];
+  return data.length >= end + 4 + Number(length ?? 0);
+}
+
+/** `Connection: close` in place of any Connection header of a message head, so that each side's
+ * message ends with its connection. */
+function closing(message: Buffer): Buffer {
+  const end = message.indexOf("\r\n\r\n");
+  const head = message.subarray(0, end).toString().split("\r\n").filter((l) => !/^connection:/i.test(l));
+  return Buffer.concat([Buffer.from([...head, "Connection: close"].join("\r\n")), message.subarray(end)]);
+}
+
+/**
+ * A relay in front of the real server that passes each request on and, for the first `drop` of them,
+ * hangs up instead of passing the server's answer back: an answer lost on the way, after the server
+ * acted on the request.
+ */
+async function answerDropper(upstream: string, drop: number): Promise<{ url: string; relayed: string[]; peer: NetServer }> {
+  const { hostname, port } = new URL(upstream);
+  const relayed: string[] = [];
+  const peer = createServer(async (client) => {
+    const request = closing(await readUntil(client, wholeRequest));
+    const server = connect(Number(port), hostname);
+    server.write(request);
+    const answer = await readUntil(server, () => false);
+    const status = answer.subarray(0, answer.indexOf("\r\n")).toString();
+    if (drop > 0) {
+      drop -= 1;
+      relayed.push(`dropped ${status}`);
+      client.destroy();
+    } else {
+      relayed.push(`passed ${status}`);
+      client.end(closing(answer));
+    }
+  });
+  await new Promise<void>((resolve) => peer.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(peer.address() as AddressInfo).port}`, relayed, peer };
+}
+
+test("a write whose answer was lost is retried and stored once", async () => {
+  const server = await Server.start();
+  const relay = await answerDropper(server.url, 1);
+  try {
+    const events: RetryEvent[] = [];
+    const client = new Client(relay.url, { retry: { backoffBase: 0.05 }, onRetry: (e) => { events.push(e); } });
+    const result = await client.writePoints(latencyPoints(minuteAgo(2), 20, "lost"));
+    // The server stored the batch and answered; the answer was lost; the retry, with the same
+    // Idempotency-Key, got the first answer back and stored nothing.
+    assert.deepEqual([result.accepted, result.rejected], [20, 0]);
+    assert.deepEqual(relay.relayed, ["dropped HTTP/1.1 200 OK", "passed HTTP/1.1 200 OK"]);
+    assert.deepEqual(events.map((e) => [e.status, e.code]), [[0, "CONNECTION_ERROR"]]);
+    assert.equal(await count(new Client(server.url), "lost"), 20);
+  } finally {
+    relay.peer.close();
     await server.stop();
   }
 });
