@@ -32,6 +32,7 @@ ENVELOPE_BYTES = len(b'{"metrics":[]}')
 GZIP_MIN_BYTES = 1024
 
 Timestamp = Union[int, str, _dt.datetime]
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def now_ms() -> int:
@@ -58,7 +59,8 @@ def encode_point(
     elif isinstance(timestamp, _dt.datetime):
         if timestamp.tzinfo is None:
             raise ValueError(f"point {name!r}: a datetime timestamp needs a time zone")
-        ts = int(timestamp.timestamp() * 1000)
+        # Integer arithmetic: a float of seconds times 1000 can land a millisecond short.
+        ts = (timestamp - _EPOCH) // _dt.timedelta(milliseconds=1)
     else:
         ts = timestamp
     point = {"name": name, "timestamp": ts, "value": value, "dimensions": dict(dimensions or {})}

@@ -4,6 +4,7 @@ a batch over the server's limits split until it fits."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import unittest
 from typing import Any, Dict, List
@@ -42,7 +43,8 @@ class WriteTest(unittest.TestCase):
         t0 = minute_ago(10)
         result = self.client.write_points(latency_points(t0, 8))
         self.assertEqual(result, WriteResult(accepted=8, rejected=0, errors=[]))
-        self.client.write("api_latency", 100.0, t0 + 60_000, {"customer_id": "cust_9"})
+        at = datetime.datetime.fromtimestamp((t0 + 60_000) / 1000, tz=datetime.timezone.utc)
+        self.client.write("api_latency", 100.0, at, {"customer_id": "cust_9"})
 
         answer = self.client.query({"queryType": "aggregate", "metricName": "api_latency",
                                     "aggregation": "sum", "groupBy": ["customer_id"],
