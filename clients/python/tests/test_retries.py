@@ -109,7 +109,8 @@ class RateLimitTest(unittest.TestCase):
         outcomes = at_once(client.metrics, client.metrics)
         refused = [(o, took) for o, took in outcomes if isinstance(o, LuminateError)]
         self.assertEqual([o.code for o, _ in refused], ["RATE_LIMIT_EXCEEDED"])
-        self.assertLess(refused[0][1], 0.5)
+        # Answered at once: waiting the 1 s asked would have taken at least that.
+        self.assertLess(refused[0][1], 1.0)
 
 
 class StorageUnavailableTest(unittest.TestCase):
@@ -213,7 +214,7 @@ class ConnectionTest(unittest.TestCase):
         port = free_port()
         events: List[RetryEvent] = []
         client = Client(f"http://127.0.0.1:{port}", on_retry=events.append,
-                        retry=RetryPolicy(max_retries=10, backoff_base=0.2, backoff_max=1.0))
+                        retry=RetryPolicy(max_retries=40, backoff_base=0.2, backoff_max=1.0))
         outcome: dict = {}
 
         def write() -> None:

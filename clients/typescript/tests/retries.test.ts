@@ -77,7 +77,8 @@ describe("a server allowing one write request and one query a second: of two sen
     const client = new Client(server.url, { retry: { maxRetryAfter: 0.5 } });
     const refused = (await atOnce(() => client.metrics(), () => client.metrics())).filter((o) => o.outcome instanceof LuminateError);
     assert.deepEqual(refused.map((o) => (o.outcome as LuminateError).code), ["RATE_LIMIT_EXCEEDED"]);
-    assert.ok(refused[0]!.took < 0.5);
+    // Answered at once: waiting the 1 s asked would have taken at least that.
+    assert.ok(refused[0]!.took < 1);
   });
 });
 
@@ -110,7 +111,7 @@ test("refused connections are retried until the server listens", async () => {
   const port = await freePort();
   const events: RetryEvent[] = [];
   const client = new Client(`http://127.0.0.1:${port}`, {
-    retry: { maxRetries: 10, backoffBase: 0.2, backoffMax: 1 },
+    retry: { maxRetries: 40, backoffBase: 0.2, backoffMax: 1 },
     onRetry: (e) => { events.push(e); },
   });
   const writing = client.writePoints(latencyPoints(minuteAgo(2), 5, "late"));
