@@ -253,3 +253,36 @@ fn a_manifest_that_does_not_fit_leaves_the_old_one_and_no_new_part() {
     // The data directory holds the manifest's temp file (and nothing else is written there).
     flush_into_a_full("", 10);
 }
+
+#[test]
+fn a_merged_part_that_does_not_fit_is_removed_and_the_inputs_stay_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("parts");
+    let engine = Engine::open(config(dir.path())).unwrap();
+    // Two flushes: two parts of one partition.
+    for t in 0..2 {
+        let points = (0..20).map(|s| point(&format!("s{s}"), t)).collect();
+        engine.write(&tenant(), points).unwrap();
+        engine.flush().unwrap();
+    }
+    // The background compactor may not merge two parts (its minimum is higher); wait for it to rest.
+    assert!(eventually(|| engine.part_count() == 2));
+    let before = files(&parts);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    fault::fill(&parts, 50);
+    let refused = crate::compact::compact_all(&engine.shared, 2).unwrap_err();
+    assert!(matches!(refused, EngineError::NoSpace { .. }), "{refused}");
+    assert_eq!(files(&parts), before, "no merged part, no temp file");
+    assert_eq!(engine.part_count(), 2);
+    assert_eq!(count(&engine), 40);
+
+    fault::free(&parts);
+    crate::compact::compact_all(&engine.shared, 2).unwrap();
+    assert_eq!(engine.part_count(), 1);
+    assert_eq!(files(&parts).len(), 1);
+    assert_eq!(count(&engine), 40);
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(count(&engine), 40);
+}
