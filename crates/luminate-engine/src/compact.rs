@@ -9,11 +9,13 @@
 //! manifest is swapped under the catalog lock, then the old files are unlinked (queries still holding
 //! them read through their open handles). A delete that raised an input's tombstone while the merge ran
 //! makes the swap give up (the output is removed; the next round redoes it). A crash at any point leaves
-//! the old manifest or the new one, and start-up removes files neither lists.
+//! the old manifest or the new one, and start-up removes files neither lists. A job that finds no room
+//! for its new part or manifest removes what it wrote and leaves the old parts listed; the compactor
+//! then retries with a backoff (`crate::space`), without waiting for the next nudge.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 
 use luminate_model::{Tenant, TimestampMs};
@@ -22,7 +24,8 @@ use crate::error::EngineError;
 use crate::part::{PartSink, Selection, SeriesScan};
 use crate::record::SeriesId;
 use crate::shared::Shared;
-use crate::stored::{LivePart, PARTS_DIR, Stored};
+use crate::space::{self, Backoff};
+use crate::stored::{LivePart, Stored};
 
 /// One series' rows read from one input part, owned (a scan's run borrows the scan).
 type OwnedRun = (SeriesId, Vec<TimestampMs>, Vec<f64>);
@@ -48,11 +51,34 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("luminate-compact".to_owned())
         .spawn(move || {
-            for () in trigger {
-                if let Err(e) = compact_all(&shared, min_parts) {
-                    // Compaction only ever replaces parts with equivalent ones: a failure leaves the
-                    // data as it was, so it is reported and retried on the next nudge, not poisoned.
-                    tracing::error!(error = %e, "compaction failed");
+            // Set while compaction is stalled for want of space: it is retried after the pause even
+            // without a nudge.
+            let mut backoff: Option<Backoff> = None;
+            loop {
+                let nudged = match backoff.as_mut() {
+                    None => trigger.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(b) => trigger.recv_timeout(b.next_pause()),
+                };
+                if let Err(RecvTimeoutError::Disconnected) = nudged {
+                    break;
+                }
+                match compact_all(&shared, min_parts) {
+                    Ok(()) => {
+                        shared.space.clear(space::Job::Compaction);
+                        backoff = None;
+                    }
+                    Err(e @ EngineError::NoSpace { .. }) => {
+                        shared.observer.no_space(space::Job::Compaction.as_str());
+                        shared.space.set(space::Job::Compaction, &e, 0);
+                        backoff.get_or_insert_default();
+                    }
+                    Err(e) => {
+                        // Compaction only ever replaces parts with equivalent ones: a failure leaves
+                        // the data as it was, so it is reported and retried on the next nudge, not
+                        // poisoned.
+                        tracing::error!(error = %e, "compaction failed");
+                        backoff = None;
+                    }
                 }
             }
         })
@@ -135,9 +161,8 @@ fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
     });
     if !unchanged {
         drop(catalog);
-        for (file, _) in &written {
-            remove_part(shared, file);
-        }
+        let files: Vec<&str> = written.iter().map(|(file, _)| file.as_str()).collect();
+        shared.remove_unlisted_parts(&files);
         return Ok(());
     }
     let gone: Vec<&str> = job
@@ -152,6 +177,7 @@ fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
         .filter(|lp| !gone.contains(&lp.file.as_str()))
         .cloned()
         .collect();
+    let new_parts = written.len();
     parts.extend(written.into_iter().map(|(file, part)| LivePart {
         part: Arc::new(part),
         file,
@@ -162,12 +188,20 @@ fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
         parts,
     };
     let next_part = catalog.next_part;
-    shared.write_manifest(catalog.wal_start, next_part, &next)?;
+    if let Err(e) = shared.write_manifest(catalog.wal_start, next_part, &next) {
+        // The old parts stay listed: the new one is garbage (and out of space, the manifest rolled
+        // its own temp file back).
+        drop(catalog);
+        let new: Vec<&str> = next.parts[next.parts.len() - new_parts..]
+            .iter()
+            .map(|lp| lp.file.as_str())
+            .collect();
+        shared.remove_unlisted_parts(&new);
+        return Err(e);
+    }
     shared.set_stored(&catalog, next);
     drop(catalog);
-    for file in gone {
-        remove_part(shared, file);
-    }
+    shared.remove_unlisted_parts(&gone);
     Ok(())
 }
 
@@ -225,12 +259,4 @@ fn next_owned(scan: &mut SeriesScan<'_>) -> Result<Option<OwnedRun>, EngineError
     Ok(scan
         .next_run()?
         .map(|run| (run.series, run.timestamps.to_vec(), run.values.to_vec())))
-}
-
-/// Unlinks a part file that no manifest lists any more; a failure leaves garbage that start-up removes.
-fn remove_part(shared: &Shared, file: &str) {
-    let path = shared.data_dir().join(PARTS_DIR).join(file);
-    if let Err(e) = std::fs::remove_file(&path) {
-        tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced part file");
-    }
 }

@@ -8,8 +8,9 @@
 //! (a directory opened to fsync it, a temp or part file) wait for a descriptor, pausing between tries
 //! (growing to [`MAX_DESCRIPTOR_PAUSE`]) and warning every [`DESCRIPTOR_WARNING_EVERY`], instead of
 //! failing — a failure there would poison the engine, and writes would fail until a restart, for a
-//! condition that passes by itself. A failed fsync, write or rename still fails (and poisons): after
-//! those, what is on disk is unknown.
+//! condition that passes by itself. A failed fsync still fails (and poisons): after it, what is on disk
+//! is unknown. A write or rename that found no room removes its temp file and fails with `NoSpace`,
+//! which poisons nothing (`crate::space`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -125,17 +126,48 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError>
         .unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut file = open_waiting(
+    let file = open_waiting(
         &tmp,
         OpenOptions::new().write(true).create(true).truncate(true),
     )
-    .map_err(io_error("create temp file", &tmp))?;
-    file.write_all(bytes)
-        .map_err(io_error("write temp file", &tmp))?;
+    .map_err(|e| crate::space::write_error("create temp file", &tmp, e))?;
+    if let Err(e) = write_all(&file, &tmp, bytes) {
+        // Nothing half-written survives: the old file is untouched, the temp file goes.
+        drop(file);
+        remove_written(&tmp)?;
+        return Err(crate::space::write_error("write temp file", &tmp, e));
+    }
     file.sync_all().map_err(io_error("fsync temp file", &tmp))?;
     drop(file);
-    fs::rename(&tmp, path).map_err(io_error("rename temp file into", path))?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        // A rename that found no room for the directory entry changed nothing.
+        remove_written(&tmp)?;
+        return Err(crate::space::write_error("rename temp file into", path, e));
+    }
     sync_dir(&dir)
+}
+
+/// write(2)s all of `bytes` to `file` (named `path`). In tests, [`crate::space::fault`] can make it
+/// fail part-way as a full disk does.
+pub(crate) fn write_all(mut file: &File, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(fits) = crate::space::fault::room(path, bytes.len()) {
+        file.write_all(&bytes[..fits])?;
+        return Err(io::Error::from_raw_os_error(28));
+    }
+    #[cfg(not(test))]
+    let _ = path;
+    file.write_all(bytes)
+}
+
+/// Removes a file a failed write left behind; a failure to remove it is the error (the caller's
+/// write then counts as failed in an unknown state).
+pub(crate) fn remove_written(path: &Path) -> Result<(), EngineError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove what a failed write left in", path)(e)),
+    }
 }
 
 /// The directory holding `path` (`.` for a bare file name).
@@ -181,5 +213,29 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("meta.json")]);
         assert_eq!(disk_used_bytes(dir.path()), Some(6));
+    }
+
+    #[test]
+    fn an_atomic_write_that_finds_no_room_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("retention.json");
+        write_atomic(&path, b"old").unwrap();
+        crate::space::fault::fill(dir.path(), 5);
+        let err = write_atomic(&path, b"much longer content").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::NoSpace {
+                    op: "write temp file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert!(!dir.path().join("retention.json.tmp").exists());
+        crate::space::fault::free(dir.path());
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 }

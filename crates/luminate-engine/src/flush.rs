@@ -9,7 +9,10 @@
 //!
 //! A crash before 3 leaves the old manifest (the frozen rows are replayed from the WAL; the new part
 //! files are unlisted and removed at start-up); after 3, the new manifest's parts hold them and replay
-//! starts at `S`. A failure poisons the engine: writes stop, reads go on serving the frozen head.
+//! starts at `S`. A failure poisons the engine: writes stop, reads go on serving the frozen head —
+//! except a failure for want of space (`NoSpace`), after which the flush removes the parts it wrote
+//! (and the series log and the manifest have rolled back their own writes) and tries again with a
+//! backoff, the frozen head still served and its records still in the WAL (`crate::space`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ use crate::part::{Part, PartSink};
 use crate::record::SeriesId;
 use crate::series_log::SeriesLog;
 use crate::shared::Shared;
+use crate::space::{Backoff, Job};
 use crate::stored::{LivePart, Stored};
 use crate::wal;
 
@@ -65,31 +69,67 @@ impl Flusher {
             .name("luminate-flush".to_owned())
             .spawn(move || {
                 for job in jobs {
-                    let started = std::time::Instant::now();
-                    let result = self.flush(&job);
-                    self.shared
-                        .observer
-                        .flushed(started.elapsed(), result.is_ok());
-                    match result {
-                        Ok(parts) => tracing::debug!(
-                            points = job.frozen.points(),
-                            parts,
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "flushed the head"
-                        ),
-                        Err(e) => self.shared.poison(format!("flushing the head failed: {e}")),
-                    }
+                    self.flush_until_done(&job);
                     let _ = done.send(());
                     let _ = self.compact.try_send(());
                 }
             })
     }
 
-    /// Flushes one frozen head; returns the parts written.
+    /// Flushes one frozen head, retrying with a backoff while it fails for want of space (each attempt
+    /// cleaned up after itself: see [`Flusher::flush`]); any other failure poisons. Gives up when the
+    /// engine stops or is poisoned meanwhile: the head's records are still in the WAL, replayed at the
+    /// next start.
+    fn flush_until_done(&mut self, job: &FlushJob) {
+        let mut backoff = Backoff::default();
+        loop {
+            let started = std::time::Instant::now();
+            let result = self.flush(job);
+            self.shared
+                .observer
+                .flushed(started.elapsed(), result.is_ok());
+            match result {
+                Ok(parts) => {
+                    self.shared.space.clear(Job::Flush);
+                    tracing::debug!(
+                        points = job.frozen.points(),
+                        parts,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "flushed the head"
+                    );
+                    return;
+                }
+                Err(e @ EngineError::NoSpace { .. }) => {
+                    self.shared.observer.no_space(Job::Flush.as_str());
+                    self.shared.space.set(Job::Flush, &e, 0);
+                    let shared = &self.shared;
+                    if !backoff.sleep(|| shared.stopping() || shared.poisoned().is_some()) {
+                        tracing::warn!(
+                            points = job.frozen.points(),
+                            "giving up a flush stalled for want of space: its points stay in the WAL \
+                             and are replayed at the next start"
+                        );
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.shared.poison(format!("flushing the head failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Flushes one frozen head; returns the parts written. A failure before the manifest names the new
+    /// parts removes them again (`NoSpace` then leaves everything as it was, to be retried).
     fn flush(&mut self, job: &FlushJob) -> Result<usize, EngineError> {
         // Parts refer to series by id: their definitions must be durable first.
         self.series_log.persist(|| self.shared.read_index())?;
-        let written = self.write_parts(&job.frozen)?;
+        let mut written = Vec::new();
+        if let Err(e) = self.write_parts(&job.frozen, &mut written) {
+            self.remove_parts(&written);
+            return Err(e);
+        }
         let count = written.len();
         let mut catalog = self.shared.catalog();
         let current = self.shared.read_stored();
@@ -112,8 +152,18 @@ impl Flusher {
             frozen: None,
             parts,
         };
-        self.shared
-            .write_manifest(job.wal_start, catalog.next_part, &next)?;
+        if let Err(e) = self
+            .shared
+            .write_manifest(job.wal_start, catalog.next_part, &next)
+        {
+            drop(catalog);
+            let files: Vec<&str> = next.parts[current.parts.len()..]
+                .iter()
+                .map(|lp| lp.file.as_str())
+                .collect();
+            self.shared.remove_unlisted_parts(&files);
+            return Err(e);
+        }
         catalog.wal_start = job.wal_start;
         self.shared.set_stored(&catalog, next);
         drop(catalog);
@@ -142,9 +192,19 @@ impl Flusher {
         crate::part::worth_summarising(rows as u64, series, min_t, max_t, min_rows)
     }
 
-    /// Writes the frozen head's partitions; returns (metric id, file name, opened part) of each part.
-    fn write_parts(&self, frozen: &Head) -> Result<Vec<(MetricId, String, Part)>, EngineError> {
-        let mut out = Vec::new();
+    /// Removes the part files of a flush that failed before its manifest listed them.
+    fn remove_parts(&self, written: &[(MetricId, String, Part)]) {
+        let files: Vec<&str> = written.iter().map(|(_, file, _)| file.as_str()).collect();
+        self.shared.remove_unlisted_parts(&files);
+    }
+
+    /// Writes the frozen head's partitions into `out`: (metric id, file name, opened part) of each part.
+    /// On failure `out` holds the parts finished before it (the unfinished one is removed already).
+    fn write_parts(
+        &self,
+        frozen: &Head,
+        out: &mut Vec<(MetricId, String, Part)>,
+    ) -> Result<(), EngineError> {
         for (tenant, metric) in frozen.partitions() {
             let name = match self.shared.read_index().tenant(&tenant) {
                 Some(ti) => ti.metric_name(metric).to_owned(),
@@ -222,6 +282,6 @@ impl Flusher {
                 out.extend(done.finish()?.into_iter().map(|(f, p)| (metric, f, p)));
             }
         }
-        Ok(out)
+        Ok(())
     }
 }

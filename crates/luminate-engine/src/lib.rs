@@ -61,6 +61,7 @@ mod recovery;
 mod retention;
 mod series_log;
 mod shared;
+mod space;
 mod stored;
 mod wal;
 
@@ -215,6 +216,7 @@ impl Engine {
             compact: compact_tx,
             flushing: false,
             head_since: head_has_points.then(std::time::Instant::now),
+            retry_at: None,
         };
         let writer = commit::spawn(
             wal,
@@ -455,23 +457,34 @@ impl Engine {
         }
     }
 
-    /// Healthy unless poisoned; disk use of the data directory.
+    /// Healthy unless poisoned, or stalled for want of space (writes refused, or the flush of the head
+    /// retrying: the reason names the disk and the space left now); disk use of the data directory.
     pub fn health(&self) -> StorageHealth {
         let disk_used_bytes = files::disk_used_bytes(&self.data_dir);
-        match self.shared.poisoned() {
-            None => StorageHealth {
-                status: HealthStatus::Healthy,
-                disk_used_bytes,
-                error: None,
+        let error = match self.shared.poisoned() {
+            Some(reason) => Some(format!(
+                "engine is poisoned after a failed write or fsync: {reason}"
+            )),
+            None => self
+                .shared
+                .space
+                .report()
+                .map(|stalls| format!("disk full: {stalls}")),
+        };
+        StorageHealth {
+            status: match error {
+                None => HealthStatus::Healthy,
+                Some(_) => HealthStatus::Unavailable,
             },
-            Some(reason) => StorageHealth {
-                status: HealthStatus::Unavailable,
-                disk_used_bytes,
-                error: Some(format!(
-                    "engine is poisoned after a failed write or fsync: {reason}"
-                )),
-            },
+            disk_used_bytes,
+            error,
         }
+    }
+
+    /// Why the engine refuses writes until a restart, if it does (a failed fsync, ...: see
+    /// docs/engine.md, "Failure classes").
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned().map(str::to_owned)
     }
 
     /// Proves that the WAL directory accepts a new file now — what the writer needs to roll to its next
@@ -589,6 +602,16 @@ fn query_threads() -> usize {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // A flush or compaction waiting for space stops waiting: what it held is in the WAL.
+        let stalled = self.shared.space.stalled();
+        if !stalled.is_empty() {
+            tracing::warn!(
+                data_dir = %self.data_dir.display(), ?stalled,
+                "stopping while stalled for want of space: the head not flushed is in the WAL, \
+                 replayed at the next start"
+            );
+        }
+        self.shared.stop();
         // The writer commits what is staged, fsyncs and exits; wait so the WAL is closed before the lock
         // is released.
         let _ = self.requests.send(Request::Shutdown);

@@ -73,6 +73,12 @@ pub(crate) struct NotNewer {
     pub out_of_order: usize,
 }
 
+/// The newest samples of some series as [`Newest::save`] found them.
+#[derive(Debug, Default)]
+pub(crate) struct Saved {
+    samples: Vec<(SeriesId, Sample)>,
+}
+
 /// The newest sample of every series, per tenant.
 #[derive(Debug, Default)]
 pub(crate) struct Newest {
@@ -158,6 +164,33 @@ impl Newest {
 
     fn tenant_mut(&mut self, tenant: &Tenant) -> &mut TenantNewest {
         self.tenants.entry(tenant.clone()).or_default()
+    }
+
+    /// Saves into `saved` the newest of the series of `points` as they are now, for
+    /// [`Newest::restore`] (what was there before is forgotten).
+    pub(crate) fn save(&self, tenant: &Tenant, points: &[SeriesPoint], saved: &mut Saved) {
+        saved.samples.clear();
+        let Some(tn) = self.tenants.get(tenant) else {
+            saved
+                .samples
+                .extend(points.iter().map(|p| (p.series, Sample::NONE)));
+            return;
+        };
+        saved
+            .samples
+            .extend(points.iter().map(|p| (p.series, tn.get(p.series))));
+    }
+
+    /// Puts back the newest samples [`Newest::save`] saved: the points folded in since were not
+    /// stored (their record did not fit the disk).
+    pub(crate) fn restore(&mut self, tenant: &Tenant, saved: &Saved) {
+        let tn = self.tenant_mut(tenant);
+        // In reverse: a series saved twice gets its first saving, the one before any fold.
+        for &(id, sample) in saved.samples.iter().rev() {
+            if let Some(s) = tn.get_mut(id) {
+                *s = sample;
+            }
+        }
     }
 
     /// Folds staged points into their series' newest.
@@ -308,6 +341,23 @@ mod tests {
                 out_of_order: 1
             }
         );
+    }
+
+    #[test]
+    fn a_restore_puts_back_what_a_batch_that_was_not_stored_changed() {
+        let tenant = Tenant::new("t");
+        let mut newest = Newest::default();
+        newest.observe(&tenant, &[p(0, 10, 1.0)]);
+        let mut saved = Saved::default();
+        let mut batch = vec![p(0, 20, 1.0), p(0, 30, 1.0), p(1, 5, 1.0)];
+        newest.save(&tenant, &batch, &mut saved);
+        newest.keep_newer(&tenant, &mut batch);
+        assert_eq!(batch.len(), 3);
+        newest.restore(&tenant, &saved);
+        // The same batch, resent, is stored whole: nothing of it counts as a duplicate.
+        let mut resent = vec![p(0, 20, 1.0), p(0, 30, 1.0), p(1, 5, 1.0)];
+        assert_eq!(newest.keep_newer(&tenant, &mut resent), NotNewer::default());
+        assert_eq!(resent.len(), 3);
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub trait EngineObserver: Send + Sync + Debug {
     /// A write(2) to the WAL failed (which poisons the engine).
     fn wal_write_failed(&self) {}
 
+    /// `operation` found no space on the data directory's file system and kept nothing of what it
+    /// wrote: `write` (a write or delete refused, or a WAL segment not created), `flush` or `compaction`
+    /// (an attempt that is retried). Nothing is poisoned (`crate::space`).
+    fn no_space(&self, operation: &'static str) {
+        let _ = operation;
+    }
+
     /// A frozen head was flushed to parts in `elapsed`; `ok` is false when the flush failed.
     fn flushed(&self, elapsed: Duration, ok: bool) {
         let _ = (elapsed, ok);

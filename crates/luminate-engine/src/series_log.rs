@@ -31,6 +31,8 @@ const NOT_LOGGED: u32 = u32::MAX;
 pub(crate) struct SeriesLog {
     log: Wal,
     tenants: HashMap<Tenant, Logged>,
+    /// Records appended and not fsynced yet (an earlier `persist` failed after appending them).
+    unsynced: bool,
 }
 
 /// What the log holds of one tenant.
@@ -75,6 +77,7 @@ impl Recovered {
             SeriesLog {
                 log,
                 tenants: self.tenants,
+                unsynced: false,
             },
             replayed,
         ))
@@ -130,11 +133,14 @@ impl SeriesLog {
     /// Appends every series `index` defined since the last call (or since `open`) and fsyncs: parts
     /// refer to series by id, so their definitions must be durable before the WAL records holding them
     /// are deleted. The index lock is taken once per batch, only to copy its ids and new strings.
+    ///
+    /// A record that does not fit the disk is cut off the log again (`NoSpace`, see [`Wal::append`])
+    /// and its series are marked unlogged again, so the next call appends them; the records appended
+    /// before it stay, and are fsynced by the next call that succeeds.
     pub(crate) fn persist<I: Deref<Target = Index>>(
         &mut self,
         read_index: impl Fn() -> I,
     ) -> Result<(), EngineError> {
-        let mut appended = false;
         loop {
             let batch = {
                 let index = read_index();
@@ -142,29 +148,50 @@ impl SeriesLog {
                 for (tenant, ti) in index.tenants() {
                     let logged = self.tenants.entry(tenant.clone()).or_default();
                     if logged.series < ti.series_count() {
-                        next = Some(logged.batch(tenant, ti));
+                        let before = (logged.series, logged.next_id);
+                        next = Some((logged.batch(tenant, ti), before));
                         break;
                     }
                 }
                 next
             };
-            let Some(batch) = batch else { break };
+            let Some((batch, (series, next_id))) = batch else {
+                break;
+            };
             let record = batch.encode().map_err(|e| EngineError::Io {
                 op: "encode series definitions for",
                 path: self.log.dir().to_path_buf(),
                 source: std::io::Error::other(e),
             })?;
-            self.log.append(&record)?;
-            appended = true;
+            if let Err(e) = self.log.append(&record) {
+                if let Some(logged) = self.tenants.get_mut(&batch.tenant) {
+                    logged.unlog(series, next_id);
+                }
+                return Err(e);
+            }
+            self.unsynced = true;
         }
-        if appended {
+        if self.unsynced {
             self.log.sync()?;
+            self.unsynced = false;
         }
         Ok(())
     }
 }
 
 impl Logged {
+    /// Forgets the series and strings marked logged since `series` and `next_id` (their record was not
+    /// appended).
+    fn unlog(&mut self, series: usize, next_id: u32) {
+        self.series = series;
+        self.next_id = next_id;
+        for id in &mut self.log_ids {
+            if *id != NOT_LOGGED && *id >= next_id {
+                *id = NOT_LOGGED;
+            }
+        }
+    }
+
     /// The next batch of `ti`'s unlogged series, with the strings they use that the log lacks; marks
     /// them logged.
     fn batch(&mut self, tenant: &Tenant, ti: &TenantIndex) -> SeriesBatch {

@@ -19,13 +19,15 @@
 //! the writer thread, after checking that a batch fits (see [`Shared::read_index`]).
 //!
 //! # Poisoning
-//! A failure that leaves unknown what is durable or applied — a failed write(2) or fsync of the WAL, a
-//! failed flush, a logged record that could not be applied, a writer or fsync thread that stopped —
-//! poisons the engine (`commit` and `flush` decide when): writes fail with its reason from then on,
-//! reads go on. The flag is set once; later failures are its consequences.
+//! A failure that leaves unknown what is durable or applied — a failed fsync, a write(2) that failed
+//! otherwise than for want of space, a failed flush, a logged record that could not be applied, a
+//! writer or fsync thread that stopped — poisons the engine (`commit` and `flush` decide when): writes
+//! fail with its reason from then on, reads go on. The flag is set once; later failures are its
+//! consequences. A write that found no room and was rolled back poisons nothing: its job is stalled
+//! (`space`) until its next success.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -51,6 +53,10 @@ pub(crate) struct Shared {
     /// Held by the one compaction running.
     compaction: Mutex<()>,
     poison: OnceLock<String>,
+    /// Which jobs are stalled for want of space now.
+    pub(crate) space: crate::space::Stalls,
+    /// Set when the engine is dropped: jobs waiting for space give up.
+    stopping: AtomicBool,
     /// Told of WAL appends and fsyncs here, of flushes and compactions by their threads.
     pub(crate) observer: Arc<dyn EngineObserver>,
     /// Deletes applied so far: changed only under the index write lock, so a reader holding the read
@@ -91,6 +97,8 @@ impl Shared {
             stored: RwLock::new(Arc::new(stored)),
             compaction: Mutex::new(()),
             poison: OnceLock::new(),
+            space: crate::space::Stalls::default(),
+            stopping: AtomicBool::new(false),
             deletes: AtomicU64::new(0),
             newest_bytes: AtomicU64::new(0),
         }
@@ -178,6 +186,16 @@ impl Shared {
         self.newest_bytes.store(bytes, Ordering::Relaxed);
     }
 
+    /// The engine is being dropped: a job retrying for want of space gives up.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Whether the engine is being dropped.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Why the engine is poisoned, if it is.
     pub(crate) fn poisoned(&self) -> Option<&str> {
         self.poison.get().map(String::as_str)
@@ -197,6 +215,20 @@ impl Shared {
                 .poisoned()
                 .unwrap_or("the commit thread stopped")
                 .to_owned(),
+        }
+    }
+}
+
+impl Shared {
+    /// Unlinks part files that no manifest lists (written by a flush or compaction that failed, or
+    /// replaced by one that succeeded). Best effort: a file left behind is garbage that start-up
+    /// removes, so a failure is only logged.
+    pub(crate) fn remove_unlisted_parts(&self, files: &[&str]) {
+        for file in files {
+            let path = self.data_dir().join(PARTS_DIR).join(file);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an unlisted part file");
+            }
         }
     }
 }

@@ -31,6 +31,14 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The storage has no room for the write now (disk full, over quota) and kept nothing of it; the
+    /// same request succeeds once space is freed, without a restart. `STORAGE_UNAVAILABLE` with a
+    /// `Retry-After`.
+    #[error("storage unavailable: {reason}")]
+    Full {
+        /// What could not be written, where, and the space left.
+        reason: String,
+    },
     /// The query ran past its deadline and was cancelled.
     #[error("query exceeded its timeout of {timeout:?}")]
     Timeout {
@@ -55,7 +63,7 @@ impl StoreError {
     /// The contract's error code for this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::Unavailable { .. } | Self::Full { .. } => ErrorCode::StorageUnavailable,
             Self::Timeout { .. } => ErrorCode::QueryTimeout,
             Self::QueryTooLarge { .. } => ErrorCode::QueryLimitExceeded,
             Self::Internal { .. } => ErrorCode::InternalError,
@@ -187,7 +195,7 @@ impl StorageHealth {
     /// "storage unavailable:" prefix), any other error's message.
     pub fn failed(error: StoreError) -> Self {
         Self::unavailable(match error {
-            StoreError::Unavailable { reason } => reason,
+            StoreError::Unavailable { reason } | StoreError::Full { reason } => reason,
             other => other.to_string(),
         })
     }

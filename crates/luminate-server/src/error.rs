@@ -117,9 +117,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Retry-After` of a write refused for want of space: freeing space is an operator's work, so a
+/// client that retries every second only adds refusals; the first retry after it may pass.
+pub const FULL_RETRY_AFTER_SECONDS: u64 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::new(e.code(), e.to_string())
+        let full = matches!(e, StoreError::Full { .. });
+        let error = Self::new(e.code(), e.to_string());
+        if full {
+            error.with_retry_after(FULL_RETRY_AFTER_SECONDS)
+        } else {
+            error
+        }
     }
 }
 
@@ -251,5 +261,19 @@ mod tests {
         });
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.message.contains("disk full"));
+        assert_eq!(e.retry_after, None);
+    }
+
+    #[test]
+    fn a_full_disk_is_storage_unavailable_with_a_retry_after() {
+        let e = ApiError::from(StoreError::Full {
+            reason: "write WAL record /data/wal/00000001.wal: No space left on device".into(),
+        });
+        assert_eq!(e.code, ErrorCode::StorageUnavailable);
+        assert_eq!(e.retry_after, Some(FULL_RETRY_AFTER_SECONDS));
+        assert_eq!(
+            e.message,
+            "storage unavailable: write WAL record /data/wal/00000001.wal: No space left on device"
+        );
     }
 }

@@ -11,7 +11,8 @@
 //! space below a floor is a `warn`, not a `fail`. Taking a node out of rotation because its disk is
 //! filling would not free a byte — its data and its writers stay — and would turn a slow trend into an
 //! outage; operators alert on the warning. A filesystem with nothing left is a `fail`: the next write
-//! poisons the engine anyway. Renders nothing: the route does.
+//! is refused anyway (and the engine's own report says so while it refuses writes; it recovers by
+//! itself once space is freed). Renders nothing: the route does.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -285,8 +285,12 @@ fn admin_retention_on_a_full_disk_answers_503_and_changes_nothing() {
         "{message}"
     );
     assert!(!data.join("retention.json").exists());
-    // Room again: the same request is stored.
-    std::fs::remove_file(&temp).unwrap();
+    // The failed temporary file is removed (nothing half-written stays); room again: the same request
+    // is stored.
+    assert!(
+        std::fs::symlink_metadata(&temp).is_err(),
+        "{temp:?} remains"
+    );
     let (status, body) = server.post_json("/api/v1/admin/retention", &request);
     assert_eq!(status, 200, "{body}");
     assert!(data.join("retention.json").exists());

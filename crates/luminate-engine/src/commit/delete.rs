@@ -1,23 +1,30 @@
 //! delete: a delete logged, then applied alone — rows removed from the active head, tombstones raised on
 //! the frozen head and the parts — with the rows it hid counted exactly.
 
-use super::Committer;
+use std::sync::mpsc::Receiver;
+
+use super::{Committer, Request};
 use crate::apply::apply_delete;
 use crate::error::EngineError;
 use crate::record::DeleteBefore;
+use crate::space::Job;
 use crate::stored::{Stored, delete_in_frozen, delete_in_parts};
 
 impl Committer {
     /// Logs a delete, then applies it to the active head (rows removed), the frozen head and the parts
     /// (tombstones raised); returns the rows it hid, counted exactly.
-    pub(super) fn delete(&mut self, d: DeleteBefore) -> Result<u64, EngineError> {
+    pub(super) fn delete(
+        &mut self,
+        d: DeleteBefore,
+        requests: &Receiver<Request>,
+    ) -> Result<u64, EngineError> {
         self.ensure_not_poisoned()?;
         let record = d.encode();
         if let Err(e) = self.append(&record) {
-            self.shared.observer.wal_write_failed();
-            self.shared.poison(e.to_string());
-            return Err(self.shared.poisoned_error());
+            // Out of space, nothing was deleted and nothing poisoned: the delete can be asked again.
+            return Err(self.unlogged(e, record.len(), requests));
         }
+        self.shared.space.clear(Job::Wal);
         self.shared.observer.wal_appended(record.len() as u64);
         self.unsynced = true;
         self.sync_per_policy();

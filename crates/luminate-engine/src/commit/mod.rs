@@ -42,10 +42,18 @@
 //! Deletes raise tombstones on the frozen head and the parts (`crate::stored`) under the catalog lock.
 //!
 //! # Poisoning
-//! If a write(2) or fsync fails, the records of the group may or may not be on disk: the engine is
-//! poisoned, every waiting and later write fails with `Poisoned` naming the original error, and nothing
-//! of the failed group is applied — nor of the group staged behind it while its fsync ran. Reads keep
-//! serving what was acknowledged.
+//! If an fsync fails, or a write(2) fails otherwise than for want of space, the records of the group
+//! may or may not be on disk: the engine is poisoned, every waiting and later write fails with
+//! `Poisoned` naming the original error, and nothing of the failed group is applied — nor of the group
+//! staged behind it while its fsync ran. Reads keep serving what was acknowledged.
+//!
+//! # No space
+//! An append that finds no room (`ENOSPC`, `EDQUOT`) is cut off the segment again by the WAL, and only
+//! that write fails (`NoSpace`, `503` with a `Retry-After`): the newest samples it had changed are put
+//! back, and what was staged before it is committed and the staging epoch ended, so that nothing of it
+//! lingers in memory ([`Committer::unlogged`]). The next write tries its own append, and the first one
+//! that fits resumes writing — no restart (`crate::space`). The same holds for a delete's record and
+//! for the new segment a roll creates.
 //!
 //! Running out of file descriptors is not such a failure (see `crate::files`): the WAL opens a file only
 //! when it rolls to a new segment, before it changes any of its state, and an open(2) that fails for
@@ -80,9 +88,10 @@ use crate::config::{CardinalityLimits, SyncPolicy};
 use crate::error::EngineError;
 use crate::files;
 use crate::index::{NewSeriesIds, Staging};
-use crate::newest::Newest;
+use crate::newest::{Newest, Saved};
 use crate::record::{DeleteBefore, WriteBatch};
 use crate::shared::Shared;
+use crate::space::Job;
 use crate::wal::{SyncJob, Wal};
 
 pub(crate) use freeze::FlushControl;
@@ -171,6 +180,9 @@ struct Committer {
     staging: Staging,
     /// The newest sample of every series, as of the writes staged so far.
     newest: Newest,
+    /// What the write being staged changed in `newest`, to put back if its record does not fit the
+    /// disk (reused from write to write).
+    newest_saved: Saved,
     staged: Vec<Staged>,
     /// The group whose fsync runs on the fsync thread (`SyncPolicy::Always` only); `staged` waits
     /// for it.
@@ -225,6 +237,7 @@ pub(crate) fn spawn(
         limits,
         staging: Staging::default(),
         newest,
+        newest_saved: Saved::default(),
         staged: Vec::new(),
         in_flight: None,
         syncer,
@@ -310,10 +323,10 @@ impl Committer {
                 found,
                 rule,
                 reply,
-            } => self.stage_write(tenant, &batch, found, rule, reply),
+            } => self.stage_write(tenant, &batch, found, rule, reply, requests),
             Request::Delete { delete, reply } => {
                 self.drain(requests);
-                let result = self.delete(delete);
+                let result = self.delete(delete, requests);
                 let _ = reply.send(result);
             }
             Request::Sync { reply } => {
@@ -323,11 +336,15 @@ impl Committer {
             }
             Request::Flush { reply } => {
                 self.drain(requests);
-                if self.shared.read_head().points() > 0 {
-                    self.freeze();
-                }
-                self.wait_for_flush();
-                let _ = reply.send(self.ensure_not_poisoned());
+                let points = self.shared.read_head().points();
+                let frozen = match points {
+                    0 => Ok(()),
+                    _ => self.freeze(),
+                };
+                let result = frozen
+                    .and_then(|()| self.wait_for_flush())
+                    .and_then(|()| self.ensure_not_poisoned());
+                let _ = reply.send(result);
             }
             Request::Shutdown => {
                 self.drain(requests);
@@ -359,6 +376,34 @@ impl Committer {
             || wal.roll_now(),
             files::is_descriptor_shortage_error,
         )
+    }
+
+    /// After an append of a record of `payload_len` bytes failed: a `NoSpace` left the log as it was,
+    /// so the writer's stall is recorded and the error returned as it is — but the record's new series
+    /// were staged in the epoch, so what was logged before it is committed and the epoch ended: later
+    /// writes resolve against the index alone, never against a series no record defines. Any other
+    /// failure poisons. The caller has already put back the newest samples the record had changed.
+    fn unlogged(
+        &mut self,
+        e: EngineError,
+        payload_len: usize,
+        requests: &Receiver<Request>,
+    ) -> EngineError {
+        if let EngineError::NoSpace { .. } = e {
+            self.no_space(Job::Wal, &e, Wal::frame_len(payload_len));
+            self.drain(requests);
+            self.end_epoch();
+            return e;
+        }
+        self.shared.observer.wal_write_failed();
+        self.shared.poison(e.to_string());
+        self.shared.poisoned_error()
+    }
+
+    /// Records that `job` found no room for `needed` bytes (or more): its stall and the observer's count.
+    fn no_space(&self, job: Job, e: &EngineError, needed: u64) {
+        self.shared.observer.no_space(job.as_str());
+        self.shared.space.set(job, e, needed);
     }
 
     fn ensure_not_poisoned(&self) -> Result<(), EngineError> {

@@ -2,13 +2,16 @@
 //! defined, cardinality limits applied, a protocol write's samples kept only when newer), logged as one
 //! record — and the lookup of its live series that runs before, on the caller's thread ([`Found`]).
 
+use std::sync::mpsc::Receiver;
+
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
-use super::{Committer, Reply, Staged, WriteRule, Written};
+use super::{Committer, Reply, Request, Staged, WriteRule, Written};
 use crate::error::EngineError;
 use crate::index::{KnownNames, NewSeriesIds, Prepared};
 use crate::record::{SeriesId, SeriesPoint, WriteBatch};
 use crate::shared::Shared;
+use crate::space::Job;
 
 /// Points a writer looks up per hold of the index read lock (see [`Found::look_up`]).
 const FIND_CHUNK: usize = 1024;
@@ -99,8 +102,14 @@ impl Committer {
         mut found: Found,
         rule: WriteRule,
         reply: Reply<Written>,
+        requests: &Receiver<Request>,
     ) {
         if let Err(e) = self.ensure_not_poisoned() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if let Some(e) = self.head_full() {
+            self.shared.observer.no_space(Job::Wal.as_str());
             let _ = reply.send(Err(e));
             return;
         }
@@ -170,7 +179,12 @@ impl Committer {
         }
         match rule {
             WriteRule::NewerOnly => self.keep_newer(&mut batch, &mut outcome),
-            WriteRule::All => self.newest.observe(&batch.tenant, &batch.points),
+            WriteRule::All => {
+                // Put back if the record does not fit the disk (`Committer::unlogged`).
+                self.newest
+                    .save(&batch.tenant, &batch.points, &mut self.newest_saved);
+                self.newest.observe(&batch.tenant, &batch.points);
+            }
         }
         outcome.accepted = batch.points.len();
         if batch.points.is_empty() {
@@ -185,11 +199,12 @@ impl Committer {
         }
         let record = batch.encode();
         if let Err(e) = self.append(&record) {
-            self.shared.observer.wal_write_failed();
-            self.shared.poison(e.to_string());
-            let _ = reply.send(Err(self.shared.poisoned_error()));
+            self.newest.restore(&batch.tenant, &self.newest_saved);
+            let e = self.unlogged(e, record.len(), requests);
+            let _ = reply.send(Err(e));
             return;
         }
+        self.shared.space.clear(Job::Wal);
         self.shared.observer.wal_appended(record.len() as u64);
         self.unsynced = true;
         self.staged.push(Staged {
@@ -215,6 +230,9 @@ impl Committer {
                 "reading the newest samples of series from parts failed: {e}"
             ));
         }
+        // After the parts' rows are in (they are stored): put back if the record does not fit the disk.
+        self.newest
+            .save(&batch.tenant, &batch.points, &mut self.newest_saved);
         let not_newer = self.newest.keep_newer(&batch.tenant, &mut batch.points);
         outcome.duplicates = not_newer.duplicates;
         outcome.out_of_order = not_newer.out_of_order;

@@ -102,12 +102,29 @@ impl<'a> PartSink<'a> {
         Ok(())
     }
 
-    /// Finishes the last part; returns every part written, opened (nothing when no series came).
+    /// Finishes the last part; returns every part written, opened (nothing when no series came). On
+    /// failure, no part of the sink is left on disk.
     pub(crate) fn finish(mut self) -> Result<Vec<(String, Part)>, EngineError> {
         self.finish_current()?;
-        self.done
-            .into_iter()
-            .map(|(file, path)| Ok((file, Part::open(&path)?)))
-            .collect()
+        let mut opened = Vec::with_capacity(self.done.len());
+        for (file, path) in &self.done {
+            opened.push((file.clone(), Part::open(path)?));
+        }
+        // The caller owns the files now.
+        self.done.clear();
+        Ok(opened)
+    }
+}
+
+/// A sink dropped before [`PartSink::finish`] succeeded (a write failed, for want of space say) removes
+/// the parts it finished: no manifest will list them (the unfinished one's writer removes its own temp
+/// file). Best effort: a file left behind is garbage that start-up removes.
+impl Drop for PartSink<'_> {
+    fn drop(&mut self) {
+        for (_, path) in self.done.drain(..) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an unlisted part file");
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! directory — the same guarantees as `files::write_atomic`, without holding the file in memory.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use luminate_model::{Tenant, TimestampMs};
@@ -16,8 +16,9 @@ use super::{
     compress,
 };
 use crate::EngineError;
-use crate::files::{io_error, open_waiting, parent_dir, sync_dir};
+use crate::files::{io_error, open_waiting, parent_dir, sync_dir, write_all};
 use crate::record::SeriesId;
+use crate::space::write_error;
 
 /// Writes one part file. Dropping it before [`PartWriter::finish`] succeeds removes the temp file and
 /// leaves whatever was at the path untouched.
@@ -68,15 +69,15 @@ impl PartWriter {
             .unwrap_or_default();
         tmp_name.push(".tmp");
         let tmp = parent_dir(path).join(tmp_name);
-        let mut file = open_waiting(
+        let file = open_waiting(
             &tmp,
             OpenOptions::new().write(true).create(true).truncate(true),
         )
-        .map_err(io_error("create part temp file", &tmp))?;
+        .map_err(|e| write_error("create part temp file", &tmp, e))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4..].copy_from_slice(&FORMAT_V2.to_le_bytes());
-        let written = file.write_all(&header);
+        let written = write_all(&file, &tmp, &header);
         let writer = Self {
             path: path.to_path_buf(),
             tmp,
@@ -99,7 +100,7 @@ impl PartWriter {
             chunks: Vec::new(),
         };
         // On failure `writer` is dropped here, which removes the temp file.
-        written.map_err(io_error("write part temp file", &writer.tmp))?;
+        written.map_err(|e| write_error("write part temp file", &writer.tmp, e))?;
         Ok(writer)
     }
 
@@ -138,7 +139,7 @@ impl PartWriter {
     /// Writes format 1, as earlier builds did (no summaries): for tests that read old parts.
     #[cfg(test)]
     pub(crate) fn format_v1(mut self) -> Result<Self, EngineError> {
-        use std::io::{Seek, SeekFrom};
+        use std::io::{Seek, SeekFrom, Write};
         debug_assert!(self.rows == 0, "format changed after rows were pushed");
         self.summaries = None;
         self.version = super::FORMAT_V1;
@@ -257,17 +258,18 @@ impl PartWriter {
             section_crc: crc32c::crc32c(&section),
         }
         .encode();
-        let Some(mut file) = self.file.take() else {
+        let Some(file) = self.file.take() else {
             return Err(self.failed_earlier());
         };
         let tmp = self.tmp.clone();
-        file.write_all(&section)
-            .and_then(|()| file.write_all(&footer))
-            .map_err(io_error("write part temp file", &tmp))?;
+        // On failure `self` is dropped on the way out, which removes the temp file.
+        write_all(&file, &tmp, &section)
+            .and_then(|()| write_all(&file, &tmp, &footer))
+            .map_err(|e| write_error("write part temp file", &tmp, e))?;
         file.sync_all()
             .map_err(io_error("fsync part temp file", &tmp))?;
         drop(file);
-        fs::rename(&tmp, &self.path).map_err(io_error("rename part into", &self.path))?;
+        fs::rename(&tmp, &self.path).map_err(|e| write_error("rename part into", &self.path, e))?;
         self.done = true;
         sync_dir(&parent_dir(&self.path))?;
         Ok(meta)
@@ -321,13 +323,14 @@ impl PartWriter {
 
     /// Appends `self.blob` to the file.
     fn append_blob(&mut self) -> Result<BlobRef, EngineError> {
-        let Some(file) = self.file.as_mut() else {
+        let Some(file) = self.file.as_ref() else {
             return Err(self.failed_earlier());
         };
-        if let Err(e) = file.write_all(&self.blob) {
-            // The file now ends at an unknown offset: nothing more can be appended.
+        if let Err(e) = write_all(file, &self.tmp, &self.blob) {
+            // The file now ends at an unknown offset: nothing more can be appended (and dropping the
+            // writer removes it).
             self.file = None;
-            return Err(io_error("write part temp file", &self.tmp)(e));
+            return Err(write_error("write part temp file", &self.tmp, e));
         }
         let blob = BlobRef {
             offset: self.offset,

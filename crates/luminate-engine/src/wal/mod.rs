@@ -367,7 +367,12 @@ impl Wal {
     }
 
     /// Appends one record with write(2) (no fsync), rolling to a new segment first if the active one is
-    /// past the size limit. A failure leaves the log in an unknown state: the caller must stop appending.
+    /// past the size limit.
+    ///
+    /// A record that does not fit the file system (`ENOSPC`, `EDQUOT`) is cut off again — the segment
+    /// is truncated back to the end of the last whole record — and the error is `NoSpace`: the log is
+    /// as it was, and the same append may be tried again. Any other failure (or a failed truncation)
+    /// leaves the log in an unknown state: the caller must stop appending.
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<RecordPos, EngineError> {
         let len = u32::try_from(payload.len())
             .ok()
@@ -396,9 +401,10 @@ impl Wal {
             segment: self.active_seq,
             offset: self.active_len,
         };
-        (&*self.active)
-            .write_all(&self.frame)
-            .map_err(io_error("write WAL record", &self.active_path()))?;
+        let path = self.active_path();
+        if let Err(e) = crate::files::write_all(&self.active, &path, &self.frame) {
+            return Err(self.cut_back(&path, e));
+        }
         self.active_len += self.frame.len() as u64;
         self.active_has_records = true;
         Ok(pos)
@@ -436,6 +442,22 @@ impl Wal {
 
     fn active_path(&self) -> PathBuf {
         self.dir.join(segment::file_name(self.active_seq))
+    }
+
+    /// After a failed write of a record: truncates the active segment back to the end of its last
+    /// whole record, so nothing half-written stays (appends go on from there: the file is opened for
+    /// appending). The error to report: the write's (`NoSpace` when out of space), or the truncation's
+    /// if it failed.
+    fn cut_back(&self, path: &Path, write: std::io::Error) -> EngineError {
+        if let Err(e) = self.active.set_len(self.active_len) {
+            return io_error("truncate WAL segment after a failed append", path)(e);
+        }
+        crate::space::write_error("write WAL record", path, write)
+    }
+
+    /// Bytes the next record of `payload_len` bytes takes in the log, a roll's new segment included.
+    pub(crate) fn frame_len(payload_len: usize) -> u64 {
+        (RECORD_HEADER_LEN + HEADER_LEN + payload_len) as u64
     }
 
     fn roll(&mut self) -> Result<(), EngineError> {
@@ -517,15 +539,24 @@ impl Recovered {
 
 /// Creates segment `seq` with its header, durable (file and directory fsynced) before it is used.
 /// Never overwrites: an existing file of that name is an error.
+/// A segment that does not fit the file system is removed again (`NoSpace`: nothing changed, a later
+/// roll creates it anew).
 fn create_segment(dir: &Path, seq: u64) -> Result<File, EngineError> {
     let path = dir.join(segment::file_name(seq));
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create_new(true)
         .open(&path)
-        .map_err(io_error("create WAL segment", &path))?;
-    file.write_all(&segment::header())
-        .map_err(io_error("write WAL segment header", &path))?;
+        .map_err(|e| crate::space::write_error("create WAL segment", &path, e))?;
+    if let Err(e) = crate::files::write_all(&file, &path, &segment::header()) {
+        drop(file);
+        crate::files::remove_written(&path)?;
+        return Err(crate::space::write_error(
+            "write WAL segment header",
+            &path,
+            e,
+        ));
+    }
     file.sync_all()
         .map_err(io_error("fsync WAL segment", &path))?;
     sync_dir(dir)?;

@@ -191,7 +191,7 @@ async fn write(
             Err(e) => {
                 let e = ApiError::from(e);
                 telemetry.batch_refused(tenant, e.code, n as u64);
-                let e = if e.status().is_server_error() {
+                let e = if e.status().is_server_error() && e.retry_after.is_none() {
                     e.with_retry_after(1)
                 } else {
                     e

@@ -190,11 +190,18 @@ fn unsupported(message: impl Into<String>) -> ApiError {
 async fn write(state: &AppState, tenant: &Tenant, body: Encoded) -> StoredResponse {
     match write_inner(state, tenant, body).await {
         Ok(stored) => stored,
-        Err(e) => StoredResponse {
-            status: e.status(),
-            body: Bytes::from(e.body().to_string()),
-            headers: HeaderMap::new(),
-        },
+        Err(e) => {
+            let mut headers = HeaderMap::new();
+            // A refusal a later retry may pass (a full disk) says when.
+            if let Some(seconds) = e.retry_after {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            StoredResponse {
+                status: e.status(),
+                body: Bytes::from(e.body().to_string()),
+                headers,
+            }
+        }
     }
 }
 

@@ -44,6 +44,12 @@ struct OperationErrorLabels {
     kind: &'static str,
 }
 
+/// The engine's operations that can find no space (`luminate_engine_disk_full_refusals_total`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EngineOperationLabels {
+    operation: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
@@ -58,6 +64,7 @@ fn outcome(ok: bool) -> &'static str {
 fn error_kind(e: &StoreError) -> &'static str {
     match e {
         StoreError::Unavailable { .. } => "unavailable",
+        StoreError::Full { .. } => "full",
         StoreError::Timeout { .. } => "timeout",
         StoreError::QueryTooLarge { .. } => "query_too_large",
         StoreError::Internal { .. } => "internal",
@@ -94,7 +101,7 @@ impl StorageMetrics {
             ),
             errors: r.add(
                 "storage_errors",
-                "Failed calls to the storage backend, by backend, operation and kind (unavailable, timeout, query_too_large, internal)",
+                "Failed calls to the storage backend, by backend, operation and kind (unavailable, full: no space for a write, timeout, query_too_large, internal)",
                 &["backend", "operation", "kind"],
                 Family::default(),
             ),
@@ -240,6 +247,7 @@ pub(crate) struct EngineMetrics {
     wal_appended_bytes: Counter,
     wal_fsync_duration: Histogram,
     wal_fsync_errors: Counter,
+    no_space: Family<EngineOperationLabels, Counter>,
     flushes: Family<OutcomeLabels, Counter>,
     flush_duration: Histogram,
     compactions: Family<OutcomeLabels, Counter>,
@@ -281,6 +289,12 @@ impl EngineMetrics {
                 "Failed writes or fsyncs of the write-ahead log; each poisons the engine (writes refused until restart)",
                 &[],
                 Counter::default(),
+            ),
+            no_space: r.add(
+                "engine_disk_full_refusals",
+                "Operations that found no space on the data directory's filesystem (ENOSPC, EDQUOT) and kept nothing of what they wrote, by operation (write: a write or delete refused with 503, or a WAL segment not created; flush, compaction: an attempt, retried with a backoff); nothing is poisoned and writes resume by themselves once space is freed",
+                &["operation"],
+                Family::default(),
             ),
             flushes: r.add(
                 "engine_flushes",
@@ -358,6 +372,13 @@ impl EngineMetrics {
             drop(metrics.flushes.get_or_create(&labels));
             drop(metrics.compactions.get_or_create(&labels));
         }
+        for operation in ["write", "flush", "compaction"] {
+            drop(
+                metrics
+                    .no_space
+                    .get_or_create(&EngineOperationLabels { operation }),
+            );
+        }
         metrics
     }
 
@@ -391,6 +412,12 @@ impl EngineObserver for EngineMetrics {
 
     fn wal_write_failed(&self) {
         self.wal_fsync_errors.inc();
+    }
+
+    fn no_space(&self, operation: &'static str) {
+        self.no_space
+            .get_or_create(&EngineOperationLabels { operation })
+            .inc();
     }
 
     fn flushed(&self, elapsed: Duration, ok: bool) {
@@ -531,6 +558,7 @@ mod tests {
     fn store_errors_have_bounded_kinds() {
         let kinds: Vec<_> = [
             StoreError::Unavailable { reason: "x".into() },
+            StoreError::Full { reason: "x".into() },
             StoreError::Timeout {
                 timeout: Duration::from_secs(1),
             },
@@ -546,7 +574,13 @@ mod tests {
         .collect();
         assert_eq!(
             kinds,
-            ["unavailable", "timeout", "query_too_large", "internal"]
+            [
+                "unavailable",
+                "full",
+                "timeout",
+                "query_too_large",
+                "internal"
+            ]
         );
     }
 
@@ -560,6 +594,9 @@ mod tests {
         engine.wal_synced(Duration::from_micros(700), true);
         engine.wal_synced(Duration::from_millis(40), false);
         engine.wal_write_failed();
+        engine.no_space("write");
+        engine.no_space("write");
+        engine.no_space("flush");
         engine.flushed(Duration::from_millis(200), true);
         engine.compacted(Duration::from_secs(2), false);
         let text = exposition(&registry);
@@ -570,6 +607,9 @@ mod tests {
             "luminate_engine_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 1",
             "luminate_engine_wal_fsync_duration_seconds_bucket{le=\"0.05\"} 2",
             "luminate_engine_wal_fsync_errors_total 2",
+            "luminate_engine_disk_full_refusals_total{operation=\"write\"} 2",
+            "luminate_engine_disk_full_refusals_total{operation=\"flush\"} 1",
+            "luminate_engine_disk_full_refusals_total{operation=\"compaction\"} 0",
             "luminate_engine_flushes_total{outcome=\"ok\"} 1",
             "luminate_engine_compactions_total{outcome=\"error\"} 1",
             "luminate_engine_compaction_duration_seconds_bucket{le=\"1.0\"} 0",

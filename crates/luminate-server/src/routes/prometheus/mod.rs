@@ -82,7 +82,9 @@ impl From<StoreError> for PromError {
                 "query timed out in query execution (timeout {})",
                 luminate_model::time::format_duration(timeout)
             )),
-            StoreError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            StoreError::Unavailable { .. } | StoreError::Full { .. } => {
+                Self::Unavailable(e.to_string())
+            }
             StoreError::QueryTooLarge { .. } => Self::Execution(e.to_string()),
             StoreError::Internal { .. } => Self::Internal(e.to_string()),
         }
