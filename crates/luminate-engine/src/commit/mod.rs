@@ -74,12 +74,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use luminate_model::keyed::{KeyedResponse, KeyedWrite};
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use crate::config::{CardinalityLimits, SyncPolicy};
 use crate::error::EngineError;
 use crate::files;
 use crate::index::{NewSeriesIds, Staging};
+use crate::keys::Window;
 use crate::newest::Newest;
 use crate::record::{DeleteBefore, WriteBatch};
 use crate::shared::Shared;
@@ -104,6 +106,10 @@ pub(crate) struct Written {
     /// What the writer thread no longer needs, handed back so that the caller's thread frees it: freeing
     /// the definitions of thousands of new series is a good part of a batch's cost.
     pub spent: Spent,
+    /// A keyed write's answer: built from `outcome` now, or remembered from its first write.
+    pub response: Option<KeyedResponse>,
+    /// `response` is the first write's: nothing was stored now.
+    pub replayed: bool,
 }
 
 /// Memory a write's request and record held (see [`Written`]).
@@ -121,6 +127,8 @@ pub(crate) enum Request {
         batch: Arc<PointBatch>,
         found: Found,
         rule: WriteRule,
+        /// The idempotency key and how to answer, for a keyed write (`WriteRule::All` only).
+        keyed: Option<KeyedWrite>,
         reply: Reply<Written>,
     },
     /// Log and apply a delete.
@@ -159,6 +167,9 @@ struct Staged {
     outcome: WriteOutcome,
     /// The points' dimensions no new series took.
     dims: Vec<Option<Dimensions>>,
+    /// A keyed write's answer (see [`Written`]).
+    response: Option<KeyedResponse>,
+    replayed: bool,
     reply: Reply<Written>,
 }
 
@@ -171,6 +182,8 @@ struct Committer {
     staging: Staging,
     /// The newest sample of every series, as of the writes staged so far.
     newest: Newest,
+    /// The idempotency keys logged in the window, as of the writes staged so far.
+    keys: Window,
     staged: Vec<Staged>,
     /// The group whose fsync runs on the fsync thread (`SyncPolicy::Always` only); `staged` waits
     /// for it.
@@ -192,6 +205,7 @@ pub(crate) fn spawn(
     policy: SyncPolicy,
     limits: CardinalityLimits,
     flush: FlushControl,
+    keys: Window,
     requests: Receiver<Request>,
     loopback: SyncSender<Request>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -225,6 +239,7 @@ pub(crate) fn spawn(
         limits,
         staging: Staging::default(),
         newest,
+        keys,
         staged: Vec::new(),
         in_flight: None,
         syncer,
@@ -309,8 +324,9 @@ impl Committer {
                 batch,
                 found,
                 rule,
+                keyed,
                 reply,
-            } => self.stage_write(tenant, &batch, found, rule, reply),
+            } => self.stage_write(tenant, &batch, found, rule, keyed, reply),
             Request::Delete { delete, reply } => {
                 self.drain(requests);
                 let result = self.delete(delete);
