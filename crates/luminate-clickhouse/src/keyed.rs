@@ -201,6 +201,9 @@ mod tests {
         };
         let err = service.run_statement(&st).await.unwrap_err();
         let err = service.to_store_error(err).to_string();
-        assert!(err.contains("Unknown setting insert_deduplication_token"), "{err}");
+        assert!(
+            err.contains("Unknown setting insert_deduplication_token"),
+            "{err}"
+        );
     }
 }

@@ -221,12 +221,11 @@ impl Engine {
             head_since: head_has_points.then(std::time::Instant::now),
         };
         let writer = commit::spawn(
-            wal,
+            commit::Logged { wal, keys },
             Arc::clone(&shared),
             config.sync,
             config.limits,
             flush_control,
-            keys,
             receiver,
             requests.clone(),
         )

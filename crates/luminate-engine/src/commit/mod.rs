@@ -198,14 +198,20 @@ struct Committer {
     flush: FlushControl,
 }
 
+/// What the writer thread takes over from recovery: the WAL, positioned for appends, and the window of
+/// idempotency keys its records hold.
+pub(crate) struct Logged {
+    pub wal: Wal,
+    pub keys: Window,
+}
+
 /// Starts the writer thread. It stops on `Request::Shutdown` or when every sender is gone.
 pub(crate) fn spawn(
-    wal: Wal,
+    logged: Logged,
     shared: Arc<Shared>,
     policy: SyncPolicy,
     limits: CardinalityLimits,
     flush: FlushControl,
-    keys: Window,
     requests: Receiver<Request>,
     loopback: SyncSender<Request>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -232,6 +238,7 @@ pub(crate) fn spawn(
     };
     let newest = Newest::at_start(&shared.read_index(), &shared.read_head());
     shared.set_newest_bytes(newest.heap_bytes() as u64);
+    let Logged { wal, keys } = logged;
     let committer = Committer {
         wal,
         shared,
