@@ -2,7 +2,8 @@
 //! fills the window with `KEYS` keyed writes of one point each (36-character keys, the server's usual
 //! 39-byte answer `{"accepted":1,"rejected":0,"errors":[]}`), then times what the carry-over adds to a
 //! flush — a flush of a one-point head with the full window against the same flush with no keys — and
-//! to a restart (replay of the carried-over window), and reports the bytes logged.
+//! to a restart (replay of the carried-over window), and reports the bytes logged and the growth of the
+//! resident set while the window filled (against the same writes without keys).
 //!
 //! `cargo run --release -p luminate-engine --example key_window_cost -- [KEYS]` (default 100000).
 #![allow(clippy::unwrap_used, reason = "a measurement program fails loudly")]
@@ -65,6 +66,17 @@ fn fill(engine: &Arc<Engine>, n: u64, keyed: bool) {
     });
 }
 
+/// VmRSS in bytes, from /proc (0 elsewhere).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 fn wal_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir.join("wal"))
         .unwrap()
@@ -74,12 +86,15 @@ fn wal_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// (carry-over flush, WAL bytes after it, reopen) for `n` writes, keyed or not.
-fn run(n: u64, keyed: bool) -> (Duration, u64, Duration) {
+/// (carry-over flush, WAL bytes after it, reopen, RSS growth over the fill and flush) for `n` writes,
+/// keyed or not.
+fn run(n: u64, keyed: bool) -> (Duration, u64, Duration, u64) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(open(dir.path(), n as usize));
+    let before = rss();
     fill(&engine, n, keyed);
     engine.flush().unwrap();
+    let grown = rss().saturating_sub(before);
     // The measured flush: a one-point head, and the window (or nothing) to carry over.
     engine
         .write_batch(&Tenant::new("acme"), one_point(n))
@@ -93,15 +108,15 @@ fn run(n: u64, keyed: bool) -> (Duration, u64, Duration) {
     let engine = open(dir.path(), n as usize);
     let reopen = started.elapsed();
     drop(engine);
-    (flush, bytes, reopen)
+    (flush, bytes, reopen, grown)
 }
 
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .map_or(100_000, |a| a.parse().unwrap());
-    let (flush_plain, bytes_plain, reopen_plain) = run(n, false);
-    let (flush_keyed, bytes_keyed, reopen_keyed) = run(n, true);
+    let (flush_plain, bytes_plain, reopen_plain, rss_plain) = run(n, false);
+    let (flush_keyed, bytes_keyed, reopen_keyed, rss_keyed) = run(n, true);
     println!("keys in the window: {n}");
     println!(
         "flush of a one-point head: {:.1} ms with the window carried over, {:.1} ms without",
@@ -116,5 +131,12 @@ fn main() {
         "restart (open, replay): {:.1} ms with the window, {:.1} ms without",
         reopen_keyed.as_secs_f64() * 1e3,
         reopen_plain.as_secs_f64() * 1e3
+    );
+    println!(
+        "resident set grown by the writes and a flush: {:.1} MiB with keys, {:.1} MiB without \
+         ({:.0} bytes per key)",
+        rss_keyed as f64 / (1 << 20) as f64,
+        rss_plain as f64 / (1 << 20) as f64,
+        rss_keyed.saturating_sub(rss_plain) as f64 / n as f64
     );
 }
