@@ -446,6 +446,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_keyed_write_is_answered_from_the_whole_batch_s_outcome() {
+        let inner: Arc<dyn MetricsStore> = Arc::new(MemoryStore::default());
+        let guard = CardinalityGuard::new(inner.clone(), 10, 2);
+        let t = Tenant::new("t");
+        // The answer lists the rejected indexes it was given, as the write route's does.
+        let keyed = || KeyedWrite {
+            key: "k".to_owned(),
+            respond: Box::new(|o: &WriteOutcome| luminate_model::keyed::KeyedResponse {
+                status: 207,
+                body: format!(
+                    "{}:{:?}",
+                    o.accepted,
+                    o.rejected.iter().map(|r| r.index).collect::<Vec<_>>()
+                )
+                .into_bytes()
+                .into(),
+            }),
+        };
+        let KeyedOutcome::Stored { outcome, response } = guard
+            .write_keyed(&t, batch("m", 0..12), keyed())
+            .await
+            .unwrap()
+        else {
+            panic!("a first write is stored")
+        };
+        assert_eq!(outcome.accepted, 10);
+        assert_eq!(&*response.body, b"10:[10, 11]");
+        // Every point refused here: answered without reaching the inner store.
+        guard.write(&t, batch("n", 0..1)).await.unwrap();
+        let KeyedOutcome::Stored { response, .. } = guard
+            .write_keyed(&t, batch("o", 0..2), keyed())
+            .await
+            .unwrap()
+        else {
+            panic!("nothing to replay")
+        };
+        assert_eq!(&*response.body, b"0:[0, 1]");
+        assert_eq!(inner.metric_names(&t).await.unwrap(), ["m", "n"]);
+    }
+
+    #[tokio::test]
     async fn metrics_stored_before_start_count_against_the_limit() {
         let inner: Arc<dyn MetricsStore> = Arc::new(MemoryStore::default());
         let t = Tenant::new("t");
