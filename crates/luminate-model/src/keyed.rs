@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use crate::store::WriteOutcome;
 
-/// Builds the answer to a keyed write from what the store accepted and rejected; called at most once.
+/// Builds the answer to a keyed write from what the store accepted and rejected; called at most once,
+/// possibly on a store's own thread (the embedded engine's writer thread, which every write waits for):
+/// it must be quick and must not panic (a panic there poisons the engine).
 pub type Respond = Box<dyn FnOnce(&WriteOutcome) -> KeyedResponse + Send>;
 
 /// A write's idempotency key and how to answer it.
