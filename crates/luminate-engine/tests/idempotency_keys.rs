@@ -118,7 +118,7 @@ fn keys_outlive_a_flush_that_deletes_their_segments() {
 fn replay_forgets_keys_past_the_ttl_by_their_logged_time() {
     let dir = tempfile::tempdir().unwrap();
     let short = KeyWindow {
-        ttl: Duration::from_millis(1_500),
+        ttl: Duration::from_millis(3_000),
         capacity: 100,
     };
     {
@@ -128,7 +128,7 @@ fn replay_forgets_keys_past_the_ttl_by_their_logged_time() {
         write(&engine, "carried", "first", 1);
         engine.flush().unwrap();
         write(&engine, "logged", "first", 1);
-        std::thread::sleep(Duration::from_millis(1_600));
+        std::thread::sleep(Duration::from_millis(3_100));
         write(&engine, "young", "first", 1);
     }
     let engine = Engine::open(config(dir.path(), short)).unwrap();

@@ -141,10 +141,14 @@ fn keys_survive_a_flush_that_deleted_their_wal_segment_and_a_kill_9() {
 #[test]
 fn a_key_older_than_the_ttl_when_the_server_restarts_is_a_new_write() {
     let dir = tempfile::tempdir().unwrap();
-    let launch = Launch::new(dir.path()).env("LUMINATE__BATCH_WRITE__IDEMPOTENCY_KEY_TTL", "2s");
+    // Long enough for a restart under a loaded CI machine to fit in it.
+    let ttl = Duration::from_secs(10);
+    let launch = Launch::new(dir.path()).env("LUMINATE__BATCH_WRITE__IDEMPOTENCY_KEY_TTL", "10s");
     let points = batch("expired_keyed", 3);
     let server = launch.start();
     let first = keyed_write(&server, "expires", &points);
+    // Taken after the answer, so after the time the key was logged with.
+    let written = std::time::Instant::now();
     assert_eq!(first.status, 207);
     // Within the TTL the key is remembered across the crash ...
     assert!(!keyed_write(&server, "young", &points).replayed);
@@ -153,7 +157,7 @@ fn a_key_older_than_the_ttl_when_the_server_restarts_is_a_new_write() {
     assert!(keyed_write(&restarted, "young", &points).replayed);
     restarted.kill9();
     // ... past it, it is not: the TTL counts from the write, whatever the restarts in between.
-    std::thread::sleep(Duration::from_millis(2_200));
+    std::thread::sleep((ttl + Duration::from_millis(200)).saturating_sub(written.elapsed()));
     let restarted = launch.start();
     let retry = keyed_write(&restarted, "expires", &points);
     assert_eq!((retry.status, retry.replayed), (207, false));
