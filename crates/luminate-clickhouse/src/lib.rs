@@ -78,6 +78,7 @@
 mod breaker;
 mod dashboards;
 mod discovery;
+mod keyed;
 mod newest;
 pub mod observe;
 mod query;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
     CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
@@ -194,6 +195,24 @@ impl MetricsStore for ClickhouseStore {
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError> {
         crate::newest::write_samples(&self.service, &self.in_flight, tenant, &batch).await
+    }
+
+    /// Stored under an id derived from the key and the points, reconciled first, so a resend after a
+    /// crash stores nothing (`crate::keyed`); its answer is rebuilt from the same outcome.
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        let (outcome, resent) =
+            crate::keyed::write_keyed(&self.service, tenant, &batch, &keyed.key).await?;
+        let response = (keyed.respond)(&outcome);
+        Ok(if resent {
+            KeyedOutcome::Replayed(response)
+        } else {
+            KeyedOutcome::Stored { outcome, response }
+        })
     }
 
     async fn query(

@@ -65,7 +65,7 @@ async fn write_with_id(
             e @ (TransportError::Broken { .. } | TransportError::Timeout { .. }),
         )) => {
             tracing::warn!(%tenant, write_id, error = %e, "insert outcome unknown; reconciling");
-            reconcile(service, tenant, batch, write_id).await
+            reconcile(service, tenant, batch, write_id).await.map(drop)
         }
         Err(failure) => Err(service.to_store_error(failure)),
     }
@@ -125,13 +125,15 @@ fn day_of(timestamp: i64) -> i64 {
 /// What is stored all or nothing: the points of one series (of one metric) on one day.
 type Unit = (i64, String, Vec<(String, String)>);
 
-/// Makes sure every point of an insert with an unknown outcome is stored exactly once.
-async fn reconcile(
+/// Makes sure every point of an insert with an unknown outcome (or of a keyed write that may have been
+/// stored before: `crate::keyed`) is stored exactly once. Returns whether anything was sent: `false`
+/// when every point of `write_id` was there already.
+pub(crate) async fn reconcile(
     service: &Service,
     tenant: &Tenant,
     batch: &PointBatch,
     write_id: u64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut units: BTreeMap<Unit, Vec<usize>> = BTreeMap::new();
     for (i, p) in batch.iter().enumerate() {
         let pairs = p
@@ -144,7 +146,7 @@ async fn reconcile(
             .push(i);
     }
     let mut last = String::new();
-    for _ in 0..MAX_RECONCILE_ROUNDS {
+    for round in 0..MAX_RECONCILE_ROUNDS {
         let stored = stored_per_unit(service, tenant, batch, write_id).await?;
         let mut missing = Vec::new();
         for (unit, rows) in &units {
@@ -165,11 +167,11 @@ async fn reconcile(
             }
         }
         if missing.is_empty() {
-            return Ok(());
+            return Ok(round > 0);
         }
         missing.sort_unstable();
         match insert(service, tenant, batch, &missing, write_id).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(Failure::Transport(
                 e @ (TransportError::Broken { .. } | TransportError::Timeout { .. }),
             )) => last = e.to_string(),
@@ -281,9 +283,10 @@ mod tests {
         assert_eq!(days_of(server, db, write_id), all_days);
 
         // The first attempt landed entirely: nothing is resent.
-        reconcile(&service, &tenant, &batch, write_id)
+        let sent = reconcile(&service, &tenant, &batch, write_id)
             .await
             .unwrap();
+        assert!(!sent);
         assert_eq!(days_of(server, db, write_id), all_days);
 
         // One day's part is missing (as if that part had not been committed): only it is resent.
@@ -302,9 +305,10 @@ mod tests {
             days_of(server, db, write_id),
             format!("{day}\t3\n{}\t3\n", day + 2)
         );
-        reconcile(&service, &tenant, &batch, write_id)
+        let sent = reconcile(&service, &tenant, &batch, write_id)
             .await
             .unwrap();
+        assert!(sent);
         assert_eq!(days_of(server, db, write_id), all_days);
 
         // A day holding part of its points cannot come from ClickHouse; it is reported, not patched.

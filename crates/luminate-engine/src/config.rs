@@ -39,6 +39,25 @@ impl Default for CardinalityLimits {
     }
 }
 
+/// How long and how many idempotency keys the engine remembers ([`crate::Engine::write_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyWindow {
+    /// A key is remembered this long after its write was logged (by the wall clock, so across restarts).
+    pub ttl: Duration,
+    /// Keys remembered at most; the oldest is forgotten first.
+    pub capacity: usize,
+}
+
+impl Default for KeyWindow {
+    /// The contract's window: 10 minutes, 100 000 keys.
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            capacity: 100_000,
+        }
+    }
+}
+
 /// How the engine is opened.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -59,13 +78,15 @@ pub struct EngineConfig {
     /// Rows a block summary must stand for, on average, for a part to carry block summaries (docs/
     /// engine.md, "Parts"); `0` summarises every part.
     pub summary_min_rows: u64,
+    /// The window of idempotency keys logged with their writes.
+    pub keys: KeyWindow,
     /// Told of WAL appends, fsyncs, flushes and compactions (the embedder's metrics).
     pub observer: Arc<dyn EngineObserver>,
 }
 
 impl EngineConfig {
     /// Defaults for `data_dir`: fsync always, 64 MiB segments, the contract's limits, a flush every
-    /// 2M points or 10 minutes, partitions merged at 4 parts.
+    /// 2M points or 10 minutes, partitions merged at 4 parts, idempotency keys remembered 10 minutes.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -76,6 +97,7 @@ impl EngineConfig {
             head_max_age: Duration::from_secs(600),
             compaction_min_parts: 4,
             summary_min_rows: part::DEFAULT_SUMMARY_MIN_ROWS,
+            keys: KeyWindow::default(),
             observer: Arc::new(observe::Unobserved),
         }
     }

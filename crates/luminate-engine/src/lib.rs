@@ -15,7 +15,8 @@
 //! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
 //! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
 //!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
-//!   the writer thread and replay do to the index and the head;
+//!   the writer thread and replay do to the index and the head; `keys`: the window of idempotency keys
+//!   they rebuild;
 //! - the data: `stored`, the immutable snapshot of frozen head and parts that queries read, and
 //!   tombstones; `index`, the long-lived series index — interned strings, series ids, postings,
 //!   discovery counters; `head`, the flushable buffer of recent points, in columns per metric;
@@ -45,6 +46,7 @@ mod files;
 mod flush;
 mod head;
 mod index;
+mod keys;
 mod lock;
 mod manifest;
 mod newest;
@@ -72,13 +74,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
     HealthStatus, QueryContext, RetentionOverride, StorageHealth, WriteOutcome,
 };
 use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
-pub use config::{CardinalityLimits, EngineConfig, SyncPolicy};
+pub use config::{CardinalityLimits, EngineConfig, KeyWindow, SyncPolicy};
 pub use error::{DroppedTail, EngineError};
 pub use observe::EngineObserver;
 pub use recovery::RecoveryReport;
@@ -159,8 +162,9 @@ impl Engine {
             head,
             series_log,
             wal,
+            keys,
             report,
-        } = recovery::Recovery::read(&data_dir)?.commit(config.wal_segment_bytes)?;
+        } = recovery::Recovery::read(&data_dir, config.keys)?.commit(config.wal_segment_bytes)?;
         tracing::info!(
             data_dir = %data_dir.display(), parts = parts.len(), records = report.records_replayed,
             dropped_tails = report.dropped.len(), "embedded engine recovered its parts and WAL"
@@ -219,7 +223,7 @@ impl Engine {
             retry_at: None,
         };
         let writer = commit::spawn(
-            wal,
+            commit::Logged { wal, keys },
             Arc::clone(&shared),
             config.sync,
             config.limits,
@@ -265,7 +269,38 @@ impl Engine {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, EngineError> {
-        self.write_as(tenant, batch, WriteRule::All)
+        self.write_as(tenant, batch, WriteRule::All, None)
+            .map(|written| written.outcome)
+    }
+
+    /// [`Engine::write_batch`] of a batch sent with an idempotency key. When the window remembers
+    /// `(tenant, keyed.key)` — a write with it was logged within [`KeyWindow::ttl`], before a restart
+    /// or not — nothing is stored and the first write's answer is returned
+    /// ([`KeyedOutcome::Replayed`]). Otherwise the batch is stored as by `write_batch`, its answer built
+    /// by `keyed.respond` from the outcome on the writer thread, and the key and the answer logged in the
+    /// batch's WAL record: a batch is never replayed without its key, nor a key without its batch. A
+    /// write that stores no point logs nothing, and its key is not remembered. Keys survive flushes
+    /// (carried over into the segment replay starts from) for the rest of their TTL.
+    pub fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, EngineError> {
+        let written = self.write_as(tenant, batch, WriteRule::All, Some(keyed))?;
+        let response = written.response.ok_or_else(|| {
+            EngineError::Query(luminate_model::StoreError::Internal {
+                message: "the writer thread answered a keyed write without its answer".to_owned(),
+            })
+        })?;
+        Ok(if written.replayed {
+            KeyedOutcome::Replayed(response)
+        } else {
+            KeyedOutcome::Stored {
+                outcome: written.outcome,
+                response,
+            }
+        })
     }
 
     /// [`Engine::write_batch`] of samples received through an ingestion protocol: per series, a sample
@@ -279,7 +314,8 @@ impl Engine {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, EngineError> {
-        self.write_as(tenant, batch, WriteRule::NewerOnly)
+        self.write_as(tenant, batch, WriteRule::NewerOnly, None)
+            .map(|written| written.outcome)
     }
 
     fn write_as(
@@ -287,18 +323,20 @@ impl Engine {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
         rule: WriteRule,
-    ) -> Result<WriteOutcome, EngineError> {
+        keyed: Option<KeyedWrite>,
+    ) -> Result<commit::Written, EngineError> {
         let found = Found::look_up(&self.shared, tenant, &batch);
-        let written = self.request(|reply| Request::Write {
+        let mut written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),
             batch,
             found,
             rule,
+            keyed,
             reply,
         })?;
         // Freed here, on the caller's thread, rather than on the writer thread.
-        drop(written.spent);
-        Ok(written.outcome)
+        drop(std::mem::take(&mut written.spent));
+        Ok(written)
     }
 
     /// Runs a query over the index, the head and the parts.

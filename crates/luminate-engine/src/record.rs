@@ -8,6 +8,13 @@
 //!                  new_series_count u32, (series_id u32, metric str, dims_count u16, (key str, value str)*)*
 //!                  point_count u32, (series_id u32, timestamp i64, value f64 as IEEE-754 bits u64)*
 //! DELETE_BEFORE=2 := tenant str, metric str, before i64
+//! KEYED_WRITE=5 := tenant str, key                                 a WRITE_BATCH sent with an
+//!                  new_series_count u32, ..., point_count u32, ...  idempotency key: the batch as
+//!                                                                  in WRITE_BATCH after its tenant
+//! KEY_WINDOW=6  := key_count u32, (tenant str, key)*               the live keys carried over at a
+//!                                                                  flush (see below)
+//! key           := key str, at i64, status u16, body bytes         at: wall-clock ms when logged
+//! bytes         := byte_len u32, bytes
 //! SERIES_DEFS=3 := tenant str
 //!                  series_count u32, (series_id u32, metric str, dims_count u16, (key str, value str)*)*
 //! SERIES_BATCH=4 := tenant str
@@ -30,10 +37,18 @@
 //! values: the benchmark's 2 M series of four dimensions take about 3.3 bytes each (a `SERIES_DEFS`
 //! definition spells every string: about 120 bytes). `SERIES_DEFS`, the series log of earlier builds,
 //! is still read.
-//! One write call becomes one `WRITE_BATCH` record, so a batch is replayed all or nothing. Series ids are
+//! One write call becomes one `WRITE_BATCH` record, so a batch is replayed all or nothing. A write sent
+//! with an idempotency key becomes one `KEYED_WRITE` record instead: the key and the answer the write
+//! got (status and body, as the server first sent them) are in the record that holds the batch, so
+//! replay never finds a batch without its key or a key without its batch (`crate::keys`). When a flush
+//! is about to delete the segments that hold those records, the writer thread first logs every key
+//! still in the window as `KEY_WINDOW` records at the start of the segment replay will start from
+//! (each holds up to about [`KEY_WINDOW_RECORD_BYTES`] of keys). Earlier builds wrote neither kind, so
+//! their segments replay unchanged; they cannot read a log that holds one. Series ids are
 //! dense per tenant and assigned in log order: a new series is defined in the record of the first batch
 //! that stores a point of it, before that record's points refer to it.
 
+use luminate_model::keyed::KeyedResponse;
 use luminate_model::{Dimensions, Tenant, TimestampMs};
 
 /// Kind byte of a write batch.
@@ -44,6 +59,15 @@ const DELETE_BEFORE: u8 = 2;
 const SERIES_DEFS: u8 = 3;
 /// Kind byte of a batch of series definitions by log string ids (the series log).
 const SERIES_BATCH: u8 = 4;
+/// Kind byte of a write batch with its idempotency key and answer.
+const KEYED_WRITE: u8 = 5;
+/// Kind byte of idempotency keys carried over into a new segment at a flush.
+const KEY_WINDOW: u8 = 6;
+/// A `KEY_WINDOW` record is closed once it passes this many bytes (one key with a larger answer
+/// still fits): bounds one record, and what replay holds of it at once.
+pub(crate) const KEY_WINDOW_RECORD_BYTES: usize = 1 << 20;
+/// Encoded bytes of a key entry besides its strings and body: three lengths, `at`, status.
+const KEY_FIXED_LEN: usize = 4 + 4 + 8 + 2 + 4;
 /// Most series one `SERIES_BATCH` holds: bounds what a (corrupt) record can make the reader allocate,
 /// and the flusher's buffers.
 pub(crate) const MAX_BATCH_SERIES: usize = 1 << 16;
@@ -66,6 +90,52 @@ pub(crate) enum Record {
     Series(SeriesDefs),
     /// Series definitions persisted by a flush (series log only).
     SeriesBatch(SeriesBatch),
+    /// Points of one write call sent with an idempotency key, with the key and its answer.
+    KeyedWrite(KeyEntry, WriteBatch),
+    /// Idempotency keys carried over into a new segment by a flush.
+    KeyWindow(Vec<KeyEntry>),
+}
+
+/// An idempotency key and the answer its write got, as logged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeyEntry {
+    /// The writer.
+    pub tenant: Tenant,
+    /// The key as sent.
+    pub key: String,
+    /// Wall-clock ms when the write was logged: the window's TTL counts from here, across restarts.
+    pub at: TimestampMs,
+    /// The answer, byte for byte.
+    pub response: KeyedResponse,
+}
+
+impl KeyEntry {
+    /// Encoded bytes of the entry in a `KEY_WINDOW` record.
+    pub(crate) fn encoded_len(&self) -> usize {
+        KEY_FIXED_LEN + self.tenant.as_str().len() + self.key.len() + self.response.body.len()
+    }
+
+    /// The key, answer and time (not the tenant).
+    fn put_key(&self, out: &mut Vec<u8>) {
+        put_str(out, &self.key);
+        out.extend_from_slice(&self.at.to_le_bytes());
+        out.extend_from_slice(&self.response.status.to_le_bytes());
+        put_len(out, self.response.body.len());
+        out.extend_from_slice(&self.response.body);
+    }
+}
+
+/// Encodes `entries` as one `KEY_WINDOW` record.
+pub(crate) fn encode_key_window(entries: &[&KeyEntry]) -> Vec<u8> {
+    let len: usize = entries.iter().map(|e| e.encoded_len()).sum();
+    let mut out = Vec::with_capacity(5 + len);
+    out.push(KEY_WINDOW);
+    put_len(&mut out, entries.len());
+    for e in entries {
+        put_str(&mut out, e.tenant.as_str());
+        e.put_key(&mut out);
+    }
+    out
 }
 
 /// Series of one tenant, in id order, by log string ids, with the strings the log did not hold yet.
@@ -152,21 +222,44 @@ pub(crate) struct DecodeError {
 impl WriteBatch {
     /// Encodes as a `WRITE_BATCH` record.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            13 + self.tenant.as_str().len()
-                + defs_bytes(&self.new_series)
-                + self.points.len() * POINT_LEN,
-        );
+        let mut out = Vec::with_capacity(self.body_len(0));
         out.push(WRITE_BATCH);
         put_str(&mut out, self.tenant.as_str());
-        put_defs(&mut out, &self.new_series);
-        put_len(&mut out, self.points.len());
+        self.put_body(&mut out);
+        out
+    }
+
+    /// Encodes as a `KEYED_WRITE` record with `key` (the batch's tenant is the key's).
+    pub(crate) fn encode_keyed(&self, key: &KeyEntry) -> Vec<u8> {
+        debug_assert_eq!(
+            key.tenant, self.tenant,
+            "a key belongs to its batch's tenant"
+        );
+        let mut out = Vec::with_capacity(self.body_len(key.encoded_len()));
+        out.push(KEYED_WRITE);
+        put_str(&mut out, self.tenant.as_str());
+        key.put_key(&mut out);
+        self.put_body(&mut out);
+        out
+    }
+
+    /// Bytes of the record with `extra` bytes of key, for sizing buffers.
+    fn body_len(&self, extra: usize) -> usize {
+        13 + extra
+            + self.tenant.as_str().len()
+            + defs_bytes(&self.new_series)
+            + self.points.len() * POINT_LEN
+    }
+
+    /// New series and points: what follows the tenant (and key) of the record.
+    fn put_body(&self, out: &mut Vec<u8>) {
+        put_defs(out, &self.new_series);
+        put_len(out, self.points.len());
         for p in &self.points {
             out.extend_from_slice(&p.series.to_le_bytes());
             out.extend_from_slice(&p.timestamp.to_le_bytes());
             out.extend_from_slice(&p.value.to_bits().to_le_bytes());
         }
-        out
     }
 }
 
@@ -302,31 +395,21 @@ impl Record {
         let record = match r.u8()? {
             WRITE_BATCH => {
                 let tenant = Tenant::new(r.str()?);
-                let new_series = r.defs()?;
+                Self::Write(r.batch_body(tenant)?)
+            }
+            KEYED_WRITE => {
+                let tenant = Tenant::new(r.str()?);
+                let key = r.key(tenant.clone())?;
+                Self::KeyedWrite(key, r.batch_body(tenant)?)
+            }
+            KEY_WINDOW => {
                 let n = r.u32()? as usize;
-                if n > r.remaining() / POINT_LEN {
-                    return Err(r.error(format!(
-                        "{n} points need {} bytes, {} left",
-                        n * POINT_LEN,
-                        r.remaining()
-                    )));
-                }
-                let mut points = Vec::with_capacity(n);
+                let mut keys = Vec::with_capacity(n.min(r.remaining() / KEY_FIXED_LEN));
                 for _ in 0..n {
-                    let series = r.u32()?;
-                    let timestamp = r.i64()?;
-                    let value = f64::from_bits(r.u64()?);
-                    points.push(SeriesPoint {
-                        series,
-                        timestamp,
-                        value,
-                    });
+                    let tenant = Tenant::new(r.str()?);
+                    keys.push(r.key(tenant)?);
                 }
-                Self::Write(WriteBatch {
-                    tenant,
-                    new_series,
-                    points,
-                })
+                Self::KeyWindow(keys)
             }
             DELETE_BEFORE => {
                 let tenant = Tenant::new(r.str()?);
@@ -415,6 +498,57 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self) -> Result<i64, DecodeError> {
         self.take().map(i64::from_le_bytes)
+    }
+
+    /// New series and points of a write batch of `tenant`.
+    fn batch_body(&mut self, tenant: Tenant) -> Result<WriteBatch, DecodeError> {
+        let new_series = self.defs()?;
+        let n = self.u32()? as usize;
+        if n > self.remaining() / POINT_LEN {
+            return Err(self.error(format!(
+                "{n} points need {} bytes, {} left",
+                n * POINT_LEN,
+                self.remaining()
+            )));
+        }
+        let mut points = Vec::with_capacity(n);
+        for _ in 0..n {
+            let series = self.u32()?;
+            let timestamp = self.i64()?;
+            let value = f64::from_bits(self.u64()?);
+            points.push(SeriesPoint {
+                series,
+                timestamp,
+                value,
+            });
+        }
+        Ok(WriteBatch {
+            tenant,
+            new_series,
+            points,
+        })
+    }
+
+    /// A key of `tenant`: key, time, status, body.
+    fn key(&mut self, tenant: Tenant) -> Result<KeyEntry, DecodeError> {
+        let key = self.str()?.to_owned();
+        let at = self.i64()?;
+        let status = self.u16()?;
+        let len = self.u32()? as usize;
+        let body = self
+            .bytes
+            .get(self.pos..self.pos.saturating_add(len))
+            .ok_or_else(|| self.error(format!("body of {len} bytes, {} left", self.remaining())))?;
+        self.pos += len;
+        Ok(KeyEntry {
+            tenant,
+            key,
+            at,
+            response: KeyedResponse {
+                status,
+                body: body.into(),
+            },
+        })
     }
 
     fn defs(&mut self) -> Result<Vec<SeriesDef>, DecodeError> {
@@ -537,254 +671,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dims(pairs: &[(&str, &str)]) -> Dimensions {
-        Dimensions::from_pairs(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
-    }
-
-    #[test]
-    fn write_batch_layout_is_pinned() {
-        let batch = WriteBatch {
-            tenant: Tenant::new("t"),
-            new_series: vec![SeriesDef {
-                id: 7,
-                metric: "m".into(),
-                dims: dims(&[("k", "v")]),
-            }],
-            points: vec![SeriesPoint {
-                series: 7,
-                timestamp: -2,
-                value: 1.5,
-            }],
-        };
-        let bytes = batch.encode();
-        #[rustfmt::skip]
-        let expected: Vec<u8> = [
-            &[1u8][..],                                  // kind
-            &[1, 0, 0, 0], b"t",                         // tenant
-            &[1, 0, 0, 0],                               // one new series
-            &[7, 0, 0, 0], &[1, 0, 0, 0], b"m",          // id 7, metric "m"
-            &[1, 0], &[1, 0, 0, 0], b"k", &[1, 0, 0, 0], b"v",
-            &[1, 0, 0, 0],                               // one point
-            &[7, 0, 0, 0],
-            &(-2i64).to_le_bytes(),
-            &[0, 0, 0, 0, 0, 0, 0xf8, 0x3f],             // 1.5
-        ]
-        .concat();
-        assert_eq!(bytes, expected);
-        assert_eq!(Record::decode(&bytes), Ok(Record::Write(batch)));
-    }
-
-    #[test]
-    fn delete_layout_is_pinned() {
-        let delete = DeleteBefore {
-            tenant: Tenant::new("t"),
-            metric: "mm".into(),
-            before: 256,
-        };
-        let bytes = delete.encode();
-        assert_eq!(
-            bytes,
-            [
-                &[2u8, 1, 0, 0, 0][..],
-                b"t",
-                &[2, 0, 0, 0],
-                b"mm",
-                &[0, 1, 0, 0, 0, 0, 0, 0]
-            ]
-            .concat()
-        );
-        assert_eq!(Record::decode(&bytes), Ok(Record::DeleteBefore(delete)));
-    }
-
-    #[test]
-    fn series_defs_layout_is_pinned() {
-        let defs = SeriesDefs {
-            tenant: Tenant::new("t"),
-            series: vec![SeriesDef {
-                id: 2,
-                metric: "m".into(),
-                dims: dims(&[]),
-            }],
-        };
-        let bytes = defs.encode();
-        #[rustfmt::skip]
-        let expected: Vec<u8> = [
-            &[3u8][..], &[1, 0, 0, 0], b"t", &[1, 0, 0, 0],
-            &[2, 0, 0, 0], &[1, 0, 0, 0], b"m", &[0, 0],
-        ]
-        .concat();
-        assert_eq!(bytes, expected);
-        assert_eq!(Record::decode(&bytes), Ok(Record::Series(defs)));
-    }
-
-    /// A length-prefixed pco blob, as `SERIES_BATCH` writes each column.
-    fn blob(numbers: &[u32]) -> Vec<u8> {
-        let mut out = Vec::new();
-        put_blob(&mut out, numbers).unwrap();
-        assert_eq!(
-            u32::from_le_bytes(out[..4].try_into().unwrap()) as usize,
-            out.len() - 4
-        );
-        out
-    }
-
-    fn sample_batch() -> SeriesBatch {
-        SeriesBatch {
-            tenant: Tenant::new("t"),
-            first_string: 3,
-            strings: vec!["m".into(), "k".into()],
-            first_series: 9,
-            metrics: vec![3, 3, 0],
-            pair_counts: vec![2, 0, 1],
-            pairs: vec![(4, 1), (2, 5), (4, 0)],
-        }
-    }
-
-    #[test]
-    fn series_batch_layout_is_pinned() {
-        let batch = sample_batch();
-        let bytes = batch.encode().unwrap();
-        #[rustfmt::skip]
-        let expected: Vec<u8> = [
-            &[4u8][..],                                   // kind
-            &[1, 0, 0, 0], b"t",                          // tenant
-            &[3, 0, 0, 0], &[2, 0, 0, 0],                 // strings 3 and 4:
-            &[1, 0, 0, 0], b"m", &[1, 0, 0, 0], b"k",
-            &[9, 0, 0, 0], &[3, 0, 0, 0],                 // series 9, 10, 11
-            &blob(&[3, 3, 0]),                            // metrics
-            &blob(&[2, 0, 1]),                            // pair counts
-            &blob(&[4, 4]), &blob(&[1, 0]),               // first pairs of series 9 and 11
-            &blob(&[2]), &blob(&[5]),                     // second pair of series 9
-        ]
-        .concat();
-        assert_eq!(bytes, expected);
-        let Ok(Record::SeriesBatch(back)) = Record::decode(&bytes) else {
-            panic!("not a series batch")
-        };
-        assert_eq!(back, batch);
-        // (id, metric, pairs) of each series.
-        type Def = (SeriesId, u32, Vec<(u32, u32)>);
-        let series: Vec<Def> = back
-            .series()
-            .map(|(id, m, p)| (id, m, p.to_vec()))
-            .collect();
-        assert_eq!(
-            series,
-            vec![
-                (9, 3, vec![(4, 1), (2, 5)]),
-                (10, 3, vec![]),
-                (11, 0, vec![(4, 0)])
-            ]
-        );
-    }
-
-    #[test]
-    fn series_batches_of_many_series_round_trip() {
-        let n = MAX_BATCH_SERIES as u32;
-        let pair_counts: Vec<u32> = (0..n).map(|i| i % 5).collect();
-        let pairs: Vec<(u32, u32)> = pair_counts
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &c)| {
-                (0..c).map(move |j| (j, (i as u32).wrapping_mul(2_654_435_761) % 100_000))
-            })
-            .collect();
-        let batch = SeriesBatch {
-            tenant: Tenant::new("big"),
-            first_string: 0,
-            strings: vec![],
-            first_series: 0,
-            metrics: vec![7; n as usize],
-            pair_counts,
-            pairs,
-        };
-        let bytes = batch.encode().unwrap();
-        assert!(
-            bytes.len() < 4 * n as usize,
-            "{} bytes for {n} series",
-            bytes.len()
-        );
-        assert_eq!(Record::decode(&bytes), Ok(Record::SeriesBatch(batch)));
-    }
-
-    #[test]
-    fn damaged_series_batches_are_rejected() {
-        let bytes = sample_batch().encode().unwrap();
-        // Every cut of the record fails to decode, never panics.
-        for len in 0..bytes.len() {
-            assert!(Record::decode(&bytes[..len]).is_err(), "cut at {len}");
-        }
-        // Series count past the bound (the count sits after kind, tenant and the strings).
-        let count_at = 1 + 5 + 8 + 5 + 5 + 4;
-        let mut big = bytes.clone();
-        big[count_at..count_at + 4].copy_from_slice(&(MAX_BATCH_SERIES as u32 + 1).to_le_bytes());
-        let err = Record::decode(&big).unwrap_err();
-        assert!(err.reason.contains("series in one batch"), "{}", err.reason);
-        // A column holding fewer numbers than the batch has series.
-        let mut short = bytes[..count_at].to_vec();
-        short.extend_from_slice(&3u32.to_le_bytes());
-        short.extend_from_slice(&blob(&[3, 3]));
-        let err = Record::decode(&short).unwrap_err();
-        assert!(err.reason.contains("expected 3"), "{}", err.reason);
-    }
-
-    #[test]
-    fn damaged_payloads_name_the_offset() {
-        assert_eq!(
-            Record::decode(&[9]).unwrap_err().reason,
-            "unknown record kind 9"
-        );
-        let err = Record::decode(&[2, 5, 0, 0, 0, b'a']).unwrap_err();
-        assert_eq!(err.offset, 5);
-        let mut bytes = DeleteBefore {
-            tenant: Tenant::new("t"),
-            metric: "m".into(),
-            before: 1,
-        }
-        .encode();
-        bytes.push(0);
-        assert_eq!(
-            Record::decode(&bytes).unwrap_err(),
-            DecodeError {
-                offset: 19,
-                reason: "1 trailing bytes".into()
-            }
-        );
-        let err = Record::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]).unwrap_err();
-        assert!(err.reason.contains("points need"), "{}", err.reason);
-    }
-
-    #[test]
-    fn values_round_trip_bit_exactly() {
-        let points: Vec<SeriesPoint> = [0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, -1e-300, 0.25]
-            .iter()
-            .enumerate()
-            .map(|(i, &value)| SeriesPoint {
-                series: i as u32,
-                timestamp: i64::MIN + i as i64,
-                value,
-            })
-            .collect();
-        let batch = WriteBatch {
-            tenant: Tenant::new("x"),
-            new_series: vec![],
-            points: points.clone(),
-        };
-        let Ok(Record::Write(back)) = Record::decode(&batch.encode()) else {
-            panic!("not a write batch")
-        };
-        assert!(
-            back.points
-                .iter()
-                .zip(&points)
-                .all(|(a, b)| a.value.to_bits() == b.value.to_bits())
-        );
-    }
-}
+mod tests;

@@ -3,8 +3,8 @@
 //!
 //! 1. **Read** ([`Recovery::read`]), which writes, creates and removes nothing: loads the manifest,
 //!    opens and verifies every part it lists, replays the series log into the index, counts the parts'
-//!    points, replays the WAL from `wal_start` into the index, the head and the parts' tombstones, and
-//!    notes what is garbage. Any check that fails refuses the start (`Corruption`, `Missing`, `Io`).
+//!    points, replays the WAL from `wal_start` into the index, the head, the parts' tombstones and the
+//!    window of idempotency keys (`crate::keys`), and notes what is garbage. Any check that fails refuses the start (`Corruption`, `Missing`, `Io`).
 //! 2. **Commit** ([`Recovery::commit`]), only once everything was read: creates the directories of a
 //!    new data directory, cuts the torn tails off the logs' last segments (creating their first
 //!    segments when new), writes the first manifest of a directory that had none, and removes what the
@@ -22,9 +22,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::apply;
+use crate::config::KeyWindow;
 use crate::error::{DroppedTail, EngineError};
 use crate::head::Head;
 use crate::index::Index;
+use crate::keys::Window;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::record::Record;
 use crate::series_log::{self, SeriesLog};
@@ -53,6 +55,7 @@ pub(crate) struct Recovery {
     head: Head,
     series_log: series_log::Recovered,
     wal: wal::Recovered,
+    keys: Window,
 }
 
 /// The engine's state after start-up, and its logs open for appends.
@@ -69,13 +72,16 @@ pub(crate) struct Recovered {
     pub series_log: SeriesLog,
     /// The WAL, positioned for appends.
     pub wal: Wal,
+    /// The idempotency keys the WAL's keyed writes and carried-over windows hold, within the TTL.
+    pub keys: Window,
     /// Records replayed and torn tails cut off.
     pub report: RecoveryReport,
 }
 
 impl Recovery {
-    /// Reads the data directory (locked by the caller) without changing it.
-    pub(crate) fn read(data_dir: &Path) -> Result<Self, EngineError> {
+    /// Reads the data directory (locked by the caller) without changing it; `keys` bounds the window
+    /// of idempotency keys rebuilt from the WAL.
+    pub(crate) fn read(data_dir: &Path, keys: KeyWindow) -> Result<Self, EngineError> {
         let loaded = Manifest::load(data_dir)?;
         let files = stored::part_dir_files(data_dir)?;
         let wal_dir = data_dir.join(wal::WAL_DIR);
@@ -94,8 +100,18 @@ impl Recovery {
         let (mut index, mut head) = (Index::default(), Head::default());
         let series_log = SeriesLog::recover(&data_dir.join(wal::SERIES_DIR), &mut index)?;
         stored::count_parts(&mut index, &parts)?;
+        let mut keys = Window::new(keys);
+        // The TTL of replayed keys counts from their logged time to now: one clock reading for all.
+        let now = luminate_model::time::now_ms();
         let wal = Wal::recover(&wal_dir, wal_start, |path, offset, payload| {
-            replay_record(&mut index, &mut head, &mut parts, path, offset, payload)
+            let state = Replay {
+                index: &mut index,
+                head: &mut head,
+                parts: &mut parts,
+                keys: &mut keys,
+                now,
+            };
+            replay_record(state, path, offset, payload)
         })?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
@@ -107,6 +123,7 @@ impl Recovery {
             head,
             series_log,
             wal,
+            keys,
         })
     }
 
@@ -133,6 +150,7 @@ impl Recovery {
             head: self.head,
             series_log,
             wal,
+            keys: self.keys,
             report: RecoveryReport {
                 records_replayed: replayed.records,
                 dropped,
@@ -188,16 +206,32 @@ fn refuse_data_without_manifest(
     })
 }
 
-/// Applies one replayed WAL record to the index, the head and the manifest's parts; a record that does
-/// not decode or fit is corruption.
+/// What WAL replay rebuilds.
+struct Replay<'a> {
+    index: &'a mut Index,
+    head: &'a mut Head,
+    /// The manifest's parts, which replayed deletes give tombstones.
+    parts: &'a mut Vec<LivePart>,
+    keys: &'a mut Window,
+    /// Wall-clock ms at start-up, for the keys' TTL.
+    now: i64,
+}
+
+/// Applies one replayed WAL record to the index, the head, the manifest's parts and the window of
+/// idempotency keys; a record that does not decode or fit is corruption.
 fn replay_record(
-    index: &mut Index,
-    head: &mut Head,
-    parts: &mut Vec<LivePart>,
+    state: Replay<'_>,
     path: &Path,
     offset: u64,
     payload: &[u8],
 ) -> Result<(), EngineError> {
+    let Replay {
+        index,
+        head,
+        parts,
+        keys,
+        now,
+    } = state;
     let corruption = |reason: String| EngineError::Corruption {
         path: path.to_path_buf(),
         offset,
@@ -209,6 +243,17 @@ fn replay_record(
             e.offset, e.reason
         ))),
         Ok(Record::Write(batch)) => apply::apply_batch(index, head, &batch).map_err(corruption),
+        Ok(Record::KeyedWrite(key, batch)) => {
+            apply::apply_batch(index, head, &batch).map_err(corruption)?;
+            keys.insert(key, now);
+            Ok(())
+        }
+        Ok(Record::KeyWindow(carried)) => {
+            for key in carried {
+                keys.insert(key, now);
+            }
+            Ok(())
+        }
         Ok(Record::DeleteBefore(d)) => {
             apply::apply_delete(index, head, &d);
             // Every part of the manifest predates the delete (its rows come from earlier segments);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod exposition;
 pub mod filter;
 pub mod json;
+pub mod keyed;
 pub mod memory;
 pub mod point;
 pub mod query;

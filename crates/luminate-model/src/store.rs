@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::batch::PointBatch;
 use crate::error::ErrorCode;
+use crate::keyed::{KeyedOutcome, KeyedWrite};
 use crate::point::Tenant;
 use crate::query::QueryPlan;
 use crate::result::{MetricCardinality, QueryResult, ValueCount};
@@ -337,6 +338,22 @@ pub trait MetricsStore: Send + Sync + 'static {
         tenant: &Tenant,
         batch: Arc<PointBatch>,
     ) -> Result<WriteOutcome, StoreError>;
+
+    /// [`MetricsStore::write`] of a batch sent with an idempotency key (`crate::keyed`): the answer,
+    /// built by `keyed.respond` from the outcome, is returned with it. A store that remembers keys
+    /// durably logs the key and the answer with the batch, atomically, and answers a key it remembers
+    /// with [`KeyedOutcome::Replayed`] without storing anything. Default: nothing remembered — the
+    /// batch is written and answered (the server's in-memory cache is then the only memory of keys).
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        let outcome = self.write(tenant, batch).await?;
+        let response = (keyed.respond)(&outcome);
+        Ok(KeyedOutcome::Stored { outcome, response })
+    }
 
     /// Runs a range, aggregate or rate query with the exact semantics of CONTRACT §4.
     async fn query(

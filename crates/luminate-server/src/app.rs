@@ -41,7 +41,7 @@ use crate::auth::{Authenticator, KeyError, Principal, Scope};
 use crate::config::Config;
 use crate::conn::ConnectionLimits;
 use crate::error::{ApiError, method_not_allowed, route_not_found};
-use crate::idempotency::{self, IdempotencyCache};
+use crate::idempotency::IdempotencyCache;
 use crate::limits::{Bucket, RateLimiter};
 use crate::query_memory::QueryMemory;
 use crate::routes;
@@ -114,7 +114,10 @@ impl AppState {
             registry,
             rules: config.validation_rules(),
             limits: config.query_limits(),
-            idempotency: IdempotencyCache::new(idempotency::TTL, idempotency::DEFAULT_CAPACITY),
+            idempotency: IdempotencyCache::new(
+                config.batch_write.idempotency_key_ttl,
+                config.batch_write.idempotency_max_keys,
+            ),
             started: Instant::now(),
             retention_wakeup: Arc::new(Notify::new()),
             dashboards: Arc::new(NoDashboards {

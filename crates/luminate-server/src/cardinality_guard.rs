@@ -22,6 +22,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::store::Rejection;
 use luminate_model::{
     ErrorCode, MetricsStore, PointBatch, StoreError, Tenant, TimestampMs, WriteOutcome,
@@ -54,6 +55,20 @@ pub fn wrap(
     );
     guard.warnings = Some(telemetry.cardinality.warnings.clone());
     Forward::store(guard)
+}
+
+/// The outcome of a write of the `kept` points of a batch, as the whole batch sees it: this guard's
+/// `rejected` and the inner store's rejections by their indexes in the batch.
+fn merge(kept: &[usize], mut rejected: Vec<Rejection>, outcome: WriteOutcome) -> WriteOutcome {
+    rejected.extend(outcome.rejected.into_iter().map(|mut r| {
+        r.index = kept[r.index];
+        r
+    }));
+    rejected.sort_by_key(|r| r.index);
+    WriteOutcome {
+        rejected,
+        ..outcome
+    }
 }
 
 /// The level at which a limit warns: 80 %, at least 1.
@@ -142,7 +157,7 @@ impl CardinalityGuard {
         rule: Rule,
     ) -> Result<WriteOutcome, StoreError> {
         self.seed(tenant).await;
-        let (kept, mut rejected) = self.admit(tenant, &batch);
+        let (kept, rejected) = self.admit(tenant, &batch);
         let write = |batch| async move {
             match rule {
                 Rule::All => self.inner.write(tenant, batch).await,
@@ -160,15 +175,52 @@ impl CardinalityGuard {
         }
         let subset = PointBatch::from_points(kept.iter().map(|&i| batch.get(i).to_point()));
         let outcome = write(Arc::new(subset)).await?;
-        rejected.extend(outcome.rejected.into_iter().map(|mut r| {
-            r.index = kept[r.index];
-            r
-        }));
-        rejected.sort_by_key(|r| r.index);
-        Ok(WriteOutcome {
-            rejected,
-            ..outcome
-        })
+        Ok(merge(&kept, rejected, outcome))
+    }
+
+    /// [`CardinalityGuard::write_admitted`] of a keyed write: the answer is built from the outcome
+    /// as the whole batch sees it (this guard's rejections and the inner store's, by their indexes in
+    /// `batch`).
+    async fn write_keyed_admitted(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        self.seed(tenant).await;
+        let (kept, rejected) = self.admit(tenant, &batch);
+        if rejected.is_empty() {
+            return self.inner.write_keyed(tenant, batch, keyed).await;
+        }
+        if kept.is_empty() {
+            let outcome = WriteOutcome {
+                rejected,
+                ..WriteOutcome::default()
+            };
+            let response = (keyed.respond)(&outcome);
+            return Ok(KeyedOutcome::Stored { outcome, response });
+        }
+        let subset = PointBatch::from_points(kept.iter().map(|&i| batch.get(i).to_point()));
+        let (respond, seen_kept, seen_rejected) = (keyed.respond, kept.clone(), rejected.clone());
+        let keyed = KeyedWrite {
+            key: keyed.key,
+            respond: Box::new(move |inner: &WriteOutcome| {
+                respond(&merge(&seen_kept, seen_rejected, inner.clone()))
+            }),
+        };
+        Ok(
+            match self
+                .inner
+                .write_keyed(tenant, Arc::new(subset), keyed)
+                .await?
+            {
+                KeyedOutcome::Stored { outcome, response } => KeyedOutcome::Stored {
+                    outcome: merge(&kept, rejected, outcome),
+                    response,
+                },
+                replayed @ KeyedOutcome::Replayed(_) => replayed,
+            },
+        )
     }
 
     /// Checks every point; returns the indexes to store and the rejections.
@@ -311,6 +363,15 @@ impl Decorate for CardinalityGuard {
         self.write_admitted(tenant, batch, Rule::NewerOnly).await
     }
 
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        self.write_keyed_admitted(tenant, batch, keyed).await
+    }
+
     async fn delete_before(
         &self,
         tenant: &Tenant,
@@ -382,6 +443,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(other.accepted, 10);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_write_is_answered_from_the_whole_batch_s_outcome() {
+        let inner: Arc<dyn MetricsStore> = Arc::new(MemoryStore::default());
+        let guard = CardinalityGuard::new(inner.clone(), 10, 2);
+        let t = Tenant::new("t");
+        // The answer lists the rejected indexes it was given, as the write route's does.
+        let keyed = || KeyedWrite {
+            key: "k".to_owned(),
+            respond: Box::new(|o: &WriteOutcome| luminate_model::keyed::KeyedResponse {
+                status: 207,
+                body: format!(
+                    "{}:{:?}",
+                    o.accepted,
+                    o.rejected.iter().map(|r| r.index).collect::<Vec<_>>()
+                )
+                .into_bytes()
+                .into(),
+            }),
+        };
+        let KeyedOutcome::Stored { outcome, response } = guard
+            .write_keyed(&t, batch("m", 0..12), keyed())
+            .await
+            .unwrap()
+        else {
+            panic!("a first write is stored")
+        };
+        assert_eq!(outcome.accepted, 10);
+        assert_eq!(&*response.body, b"10:[10, 11]");
+        // Every point refused here: answered without reaching the inner store.
+        guard.write(&t, batch("n", 0..1)).await.unwrap();
+        let KeyedOutcome::Stored { response, .. } = guard
+            .write_keyed(&t, batch("o", 0..2), keyed())
+            .await
+            .unwrap()
+        else {
+            panic!("nothing to replay")
+        };
+        assert_eq!(&*response.body, b"0:[0, 1]");
+        assert_eq!(inner.metric_names(&t).await.unwrap(), ["m", "n"]);
     }
 
     #[tokio::test]

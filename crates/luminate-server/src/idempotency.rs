@@ -1,7 +1,19 @@
 //! The `Idempotency-Key` cache of the write route (CONTRACT §3): a retry with the same key, from the
-//! same tenant, within [`TTL`] gets the first response back and stores nothing twice.
+//! same tenant, within the TTL (`batch_write.idempotency_key_ttl`, [`TTL`] by default) gets the first
+//! response back and stores nothing twice.
 //!
-//! In memory only: a restart forgets every key, so a retry that straddles a restart is stored again.
+//! This cache is the process's memory of keys: it answers retries without reaching the store, makes
+//! concurrent requests with one key run the write once, and remembers answers that stored nothing
+//! (a `400`). Surviving a crash is the store's part ([`luminate_model::MetricsStore::write_keyed`]):
+//! the embedded engine logs a keyed write's key and answer (status and body, as built before anything
+//! is sent) in the WAL record of its batch, rebuilds its window of keys when it replays the WAL, and
+//! answers a key it remembers with that first answer without storing anything. So after a `kill -9`
+//! the retry misses this (empty) cache, reaches the engine and gets the first status and body back,
+//! byte for byte, with `Idempotent-Replayed: true`; this cache then remembers it. Answers that stored
+//! no point are not logged: after a restart their retry is decoded and answered again (it stores
+//! nothing either). The headers of the first answer (`X-RateLimit-*`) are not logged: a replay carries
+//! the current ones. On ClickHouse nothing is logged: a restart forgets every key (docs/clickhouse.md).
+//!
 //! Bounded: at most `capacity` keys, the oldest evicted first (keys expire in insertion order, so one
 //! queue serves both expiry and eviction). Concurrent requests with one key share a slot whose
 //! `OnceCell` runs the write once; the others wait for its answer. Server errors (5xx) and rate-limit
@@ -19,10 +31,11 @@ use luminate_model::{ErrorCode, Tenant};
 
 use crate::error::ApiError;
 
-/// How long a key is remembered.
+/// How long a key is remembered by default (`batch_write.idempotency_key_ttl`).
 pub const TTL: Duration = Duration::from_secs(600);
-/// Keys remembered at most (about 100 bytes each plus the response body of a write, which is small
-/// unless the batch had many invalid points).
+/// Keys remembered at most by default (`batch_write.idempotency_max_keys`): about 100 bytes each plus
+/// the response body of a write, which is small unless the batch had many invalid points. The embedded
+/// engine's window holds the same bodies (shared, not copied).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 /// Longest accepted key.
 pub const MAX_KEY_LEN: usize = 256;

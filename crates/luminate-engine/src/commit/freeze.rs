@@ -95,6 +95,10 @@ impl Committer {
         };
         self.shared.space.clear(Job::Wal);
         self.flush.retry_at = None;
+        if let Err(e) = self.carry_keys_over() {
+            self.shared.poison(e.to_string());
+            return Err(self.shared.poisoned_error());
+        }
         let frozen = {
             let catalog = self.shared.catalog();
             let mut head = self.shared.write_head();
@@ -119,6 +123,27 @@ impl Committer {
         }
         self.flush.flushing = true;
         Ok(())
+    }
+
+    /// Logs the live idempotency keys at the start of the segment replay will start from once this flush
+    /// deletes the segments below it, and makes them durable (whatever the sync policy: it is one fsync
+    /// per flush) before the flusher can delete those segments. The cost is the window's size, once per
+    /// flush (docs/engine.md, "Idempotency keys").
+    fn carry_keys_over(&mut self) -> Result<(), crate::error::EngineError> {
+        let records = self.keys.carried_over(luminate_model::time::now_ms());
+        if records.is_empty() {
+            return Ok(());
+        }
+        for record in &records {
+            if let Err(e) = self.append(record) {
+                self.shared.observer.wal_write_failed();
+                return Err(e);
+            }
+            self.shared.observer.wal_appended(record.len() as u64);
+        }
+        self.unsynced = true;
+        self.sync_now();
+        self.ensure_not_poisoned()
     }
 
     /// Waits until the running flush, if any, has finished — or is stalled for want of space, which

@@ -149,6 +149,8 @@ impl Committer {
                         _batch: s.batch,
                         _dims: s.dims,
                     },
+                    response: s.response,
+                    replayed: s.replayed,
                 })
             } else {
                 Err(self.shared.poisoned_error())

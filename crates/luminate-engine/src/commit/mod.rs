@@ -82,12 +82,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use luminate_model::keyed::{KeyedResponse, KeyedWrite};
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use crate::config::{CardinalityLimits, SyncPolicy};
 use crate::error::EngineError;
 use crate::files;
 use crate::index::{NewSeriesIds, Staging};
+use crate::keys::Window;
 use crate::newest::{Newest, Saved};
 use crate::record::{DeleteBefore, WriteBatch};
 use crate::shared::Shared;
@@ -113,6 +115,10 @@ pub(crate) struct Written {
     /// What the writer thread no longer needs, handed back so that the caller's thread frees it: freeing
     /// the definitions of thousands of new series is a good part of a batch's cost.
     pub spent: Spent,
+    /// A keyed write's answer: built from `outcome` now, or remembered from its first write.
+    pub response: Option<KeyedResponse>,
+    /// `response` is the first write's: nothing was stored now.
+    pub replayed: bool,
 }
 
 /// Memory a write's request and record held (see [`Written`]).
@@ -130,6 +136,8 @@ pub(crate) enum Request {
         batch: Arc<PointBatch>,
         found: Found,
         rule: WriteRule,
+        /// The idempotency key and how to answer, for a keyed write (`WriteRule::All` only).
+        keyed: Option<KeyedWrite>,
         reply: Reply<Written>,
     },
     /// Log and apply a delete.
@@ -168,6 +176,9 @@ struct Staged {
     outcome: WriteOutcome,
     /// The points' dimensions no new series took.
     dims: Vec<Option<Dimensions>>,
+    /// A keyed write's answer (see [`Written`]).
+    response: Option<KeyedResponse>,
+    replayed: bool,
     reply: Reply<Written>,
 }
 
@@ -183,6 +194,8 @@ struct Committer {
     /// What the write being staged changed in `newest`, to put back if its record does not fit the
     /// disk (reused from write to write).
     newest_saved: Saved,
+    /// The idempotency keys logged in the window, as of the writes staged so far.
+    keys: Window,
     staged: Vec<Staged>,
     /// The group whose fsync runs on the fsync thread (`SyncPolicy::Always` only); `staged` waits
     /// for it.
@@ -197,9 +210,16 @@ struct Committer {
     flush: FlushControl,
 }
 
+/// What the writer thread takes over from recovery: the WAL, positioned for appends, and the window of
+/// idempotency keys its records hold.
+pub(crate) struct Logged {
+    pub wal: Wal,
+    pub keys: Window,
+}
+
 /// Starts the writer thread. It stops on `Request::Shutdown` or when every sender is gone.
 pub(crate) fn spawn(
-    wal: Wal,
+    logged: Logged,
     shared: Arc<Shared>,
     policy: SyncPolicy,
     limits: CardinalityLimits,
@@ -230,6 +250,7 @@ pub(crate) fn spawn(
     };
     let newest = Newest::at_start(&shared.read_index(), &shared.read_head());
     shared.set_newest_bytes(newest.heap_bytes() as u64);
+    let Logged { wal, keys } = logged;
     let committer = Committer {
         wal,
         shared,
@@ -238,6 +259,7 @@ pub(crate) fn spawn(
         staging: Staging::default(),
         newest,
         newest_saved: Saved::default(),
+        keys,
         staged: Vec::new(),
         in_flight: None,
         syncer,
@@ -322,8 +344,9 @@ impl Committer {
                 batch,
                 found,
                 rule,
+                keyed,
                 reply,
-            } => self.stage_write(tenant, &batch, found, rule, reply, requests),
+            } => self.stage_write(tenant, &batch, found, rule, keyed, reply, requests),
             Request::Delete { delete, reply } => {
                 self.drain(requests);
                 let result = self.delete(delete, requests);

@@ -1,15 +1,21 @@
 //! write: staging one write on the writer thread — its points resolved to series ids (new series
 //! defined, cardinality limits applied, a protocol write's samples kept only when newer), logged as one
 //! record — and the lookup of its live series that runs before, on the caller's thread ([`Found`]).
+//!
+//! A keyed write (`Idempotency-Key`) whose key the window remembers (`crate::keys`) stores nothing and
+//! is answered with the remembered answer. Otherwise its answer is built from its outcome before its
+//! record is written, and logged in it (`KEYED_WRITE`), then the key enters the window. A keyed write
+//! that stores no point logs nothing, so its key is not remembered: a retry stores nothing either.
 
 use std::sync::mpsc::Receiver;
 
+use luminate_model::keyed::KeyedWrite;
 use luminate_model::{Dimensions, PointBatch, Tenant, WriteOutcome};
 
 use super::{Committer, Reply, Request, Staged, WriteRule, Written};
 use crate::error::EngineError;
 use crate::index::{KnownNames, NewSeriesIds, Prepared};
-use crate::record::{SeriesId, SeriesPoint, WriteBatch};
+use crate::record::{KeyEntry, SeriesId, SeriesPoint, WriteBatch};
 use crate::shared::Shared;
 use crate::space::Job;
 
@@ -101,11 +107,29 @@ impl Committer {
         points: &PointBatch,
         mut found: Found,
         rule: WriteRule,
+        keyed: Option<KeyedWrite>,
         reply: Reply<Written>,
         requests: &Receiver<Request>,
     ) {
         if let Err(e) = self.ensure_not_poisoned() {
             let _ = reply.send(Err(e));
+            return;
+        }
+        let now = luminate_model::time::now_ms();
+        if let Some(k) = &keyed
+            && let Some(first) = self.keys.get(&tenant, &k.key, now)
+        {
+            // Answered with the others of the group, after the fsync that makes the first durable
+            // if it was staged in this group.
+            self.staged.push(Staged {
+                batch: None,
+                new_ids: None,
+                outcome: WriteOutcome::default(),
+                dims: Vec::new(),
+                response: Some(first.response.clone()),
+                replayed: true,
+                reply,
+            });
             return;
         }
         if let Some(e) = self.head_full() {
@@ -187,17 +211,28 @@ impl Committer {
             }
         }
         outcome.accepted = batch.points.len();
+        let key = keyed.map(|k| KeyEntry {
+            tenant: batch.tenant.clone(),
+            response: (k.respond)(&outcome),
+            key: k.key,
+            at: now,
+        });
         if batch.points.is_empty() {
             self.staged.push(Staged {
                 batch: None,
                 new_ids: None,
                 outcome,
                 dims: found.dims,
+                response: key.map(|k| k.response),
+                replayed: false,
                 reply,
             });
             return;
         }
-        let record = batch.encode();
+        let record = match &key {
+            Some(key) => batch.encode_keyed(key),
+            None => batch.encode(),
+        };
         if let Err(e) = self.append(&record) {
             self.newest.restore(&batch.tenant, &self.newest_saved);
             let e = self.unlogged(e, record.len(), requests);
@@ -207,11 +242,18 @@ impl Committer {
         self.shared.space.clear(Job::Wal);
         self.shared.observer.wal_appended(record.len() as u64);
         self.unsynced = true;
+        let response = key.map(|key| {
+            let response = key.response.clone();
+            self.keys.insert(key, now);
+            response
+        });
         self.staged.push(Staged {
             batch: Some(batch),
             new_ids,
             outcome,
             dims: found.dims,
+            response,
+            replayed: false,
             reply,
         });
     }

@@ -2,8 +2,9 @@
 //! or threads: the commit pipeline (`crate::commit`) decides what a record means, batches appends and
 //! says when to sync; `crate::record` encodes the payloads.
 //!
-//! Two logs use it: the WAL (`<data_dir>/wal`, write batches and deletes since the last flush; a flush
-//! deletes the segments below the manifest's `wal_start`, and replay starts there) and the series log
+//! Two logs use it: the WAL (`<data_dir>/wal`, write batches — keyed ones with their idempotency key —
+//! and deletes since the last flush, and the live keys a flush carried over; a flush deletes the
+//! segments below the manifest's `wal_start`, and replay starts there) and the series log
 //! (`<data_dir>/series`, series definitions, never truncated).
 //!
 //! # On-disk layout (format version 1)

@@ -209,6 +209,16 @@ impl Config {
                 format!("{} is outside 1 KiB..=1 GiB", bw.max_request_size_bytes),
             );
         }
+        if bw.idempotency_key_ttl.is_zero() {
+            return invalid(
+                "batch_write.idempotency_key_ttl",
+                "must be longer than 0s".into(),
+            );
+        }
+        positive(
+            "batch_write.idempotency_max_keys",
+            bw.idempotency_max_keys as u64,
+        )?;
 
         if self
             .metrics

@@ -83,6 +83,8 @@ pub const KEY_PATHS: &[&str] = &[
     "batch_write.max_batch_size",
     "batch_write.max_request_size_bytes",
     "batch_write.compression",
+    "batch_write.idempotency_key_ttl",
+    "batch_write.idempotency_max_keys",
     "validation.max_past",
     "validation.max_future",
     "retention.default_retention",

@@ -579,6 +579,12 @@ pub struct BatchWriteConfig {
     /// Accept `Content-Encoding: gzip`. The seed writes both `true` and `gzip`; `false`/`none` refuse it.
     #[serde(deserialize_with = "compression::deserialize")]
     pub compression: bool,
+    /// How long a write's `Idempotency-Key` is remembered (CONTRACT §3: 10 minutes). On the embedded
+    /// engine also across restarts, from the time its write was logged.
+    #[serde(with = "duration_text")]
+    pub idempotency_key_ttl: Duration,
+    /// Idempotency keys remembered at most; the oldest is forgotten first.
+    pub idempotency_max_keys: usize,
 }
 
 impl Default for BatchWriteConfig {
@@ -587,6 +593,8 @@ impl Default for BatchWriteConfig {
             max_batch_size: 10_000,
             max_request_size_bytes: 10 << 20,
             compression: true,
+            idempotency_key_ttl: crate::idempotency::TTL,
+            idempotency_max_keys: crate::idempotency::DEFAULT_CAPACITY,
         }
     }
 }

@@ -454,6 +454,22 @@ fn bad_types_and_ranges_are_named() {
     assert!(err.contains("server.port"), "{err}");
     let err = load_err("batch_write:\n  max_batch_size: 0\n", &[]);
     assert!(err.contains("batch_write.max_batch_size"), "{err}");
+    let err = load_err("batch_write:\n  idempotency_key_ttl: 0s\n", &[]);
+    assert!(err.contains("batch_write.idempotency_key_ttl"), "{err}");
+    let err = load_err("batch_write:\n  idempotency_max_keys: 0\n", &[]);
+    assert!(err.contains("batch_write.idempotency_max_keys"), "{err}");
+    let c = load(
+        "batch_write:\n  idempotency_key_ttl: 90s\n",
+        &[("LUMINATE__BATCH_WRITE__IDEMPOTENCY_MAX_KEYS", "5")],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.batch_write.idempotency_key_ttl,
+            c.batch_write.idempotency_max_keys
+        ),
+        (std::time::Duration::from_secs(90), 5)
+    );
     let err = load_err("query_limits:\n  default_query_timeout: 1m\n", &[]);
     assert!(err.contains("query_limits.default_query_timeout"), "{err}");
     let err = load_err("query_limits:\n  memory_budget_bytes: 65536\n", &[]);

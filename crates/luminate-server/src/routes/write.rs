@@ -2,7 +2,8 @@
 //! [`super::remote_write`]. For JSON: media type and encoding checks, bounded read and inflate,
 //! lenient per-point decoding and validation, the store write, and the 200 / 207 / 400 answer with
 //! per-point errors by their index in the batch. Retries with an `Idempotency-Key` replay the first
-//! answer (see [`crate::idempotency`]). The tenant's points-per-second bucket is charged one token per
+//! answer (see [`crate::idempotency`]); the answer is built from the store's outcome by a function
+//! handed to the store ([`answer`]), so that a store that logs keys logs the answer with the batch. The tenant's points-per-second bucket is charged one token per
 //! valid point once the batch is decoded (see [`crate::limits`]).
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use luminate_model::keyed::{KeyedOutcome, KeyedResponse, KeyedWrite, Respond};
 pub(crate) use luminate_model::wire::recycle;
 use luminate_model::wire::{WireError, decode_write_batch};
 use luminate_model::{ErrorCode, PointBatch, Tenant, ValidationRules};
@@ -92,7 +94,7 @@ pub(crate) fn outcome_of(response: &Response) -> WriteOutcome {
 async fn respond(state: &Arc<AppState>, tenant: &Tenant, request: Request) -> Response {
     match prepare(state, request).await {
         Err(e) => e.into_response(),
-        Ok((None, body)) => stored_to_response(write(state, tenant, body).await, false),
+        Ok((None, body)) => stored_to_response(write(state, tenant, None, body).await, false),
         Ok((Some(key), body)) => {
             // A keyed write runs to its end on a task of its own: when the client goes away or the
             // response deadline passes mid-write, the request's future is dropped, but the write
@@ -100,10 +102,8 @@ async fn respond(state: &Arc<AppState>, tenant: &Tenant, request: Request) -> Re
             // because of it is replayed instead of stored a second time.
             let (state, tenant) = (Arc::clone(state), tenant.clone());
             let keyed = tokio::spawn(async move {
-                state
-                    .idempotency
-                    .run(&tenant, &key, write(&state, &tenant, body))
-                    .await
+                let work = write(&state, &tenant, Some(key.clone()), body);
+                state.idempotency.run(&tenant, &key, work).await
             });
             match keyed.await {
                 Ok((stored, replayed)) => stored_to_response(stored, replayed),
@@ -186,9 +186,15 @@ fn unsupported(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::UnsupportedMediaType, message)
 }
 
-/// Decodes, validates and stores one batch; every outcome becomes a response to send or remember.
-async fn write(state: &AppState, tenant: &Tenant, body: Encoded) -> StoredResponse {
-    match write_inner(state, tenant, body).await {
+/// Decodes, validates and stores one batch (with its idempotency key, if any); every outcome becomes a
+/// response to send or remember.
+async fn write(
+    state: &AppState,
+    tenant: &Tenant,
+    key: Option<String>,
+    body: Encoded,
+) -> StoredResponse {
+    match write_inner(state, tenant, key, body).await {
         Ok(stored) => stored,
         Err(e) => {
             let mut headers = HeaderMap::new();
@@ -208,6 +214,7 @@ async fn write(state: &AppState, tenant: &Tenant, body: Encoded) -> StoredRespon
 async fn write_inner(
     state: &AppState,
     tenant: &Tenant,
+    key: Option<String>,
     body: Encoded,
 ) -> Result<StoredResponse, ApiError> {
     let cap = state.config.batch_write.max_request_size_bytes;
@@ -221,9 +228,8 @@ async fn write_inner(
     let Validated {
         points,
         indexes,
-        mut rejections,
+        rejections,
     } = validated;
-    let mut accepted = 0;
     // The answer carries the points bucket's headers when that quota is in force: it is the one a
     // bulk load meets first (the route guard's request bucket headers apply otherwise).
     let mut headers = HeaderMap::new();
@@ -247,10 +253,30 @@ async fn write_inner(
             }
         }
     }
-    if !points.is_empty() {
-        let points = Arc::new(points);
-        let outcome = match state.store.write(tenant, Arc::clone(&points)).await {
-            Ok(outcome) => outcome,
+    let decode_codes: Vec<ErrorCode> = rejections.iter().map(|r| r.code).collect();
+    let points = Arc::new(points);
+    let respond = answer(Arc::clone(&points), indexes, rejections);
+    let stored = if points.is_empty() {
+        let outcome = luminate_model::WriteOutcome::default();
+        let response = respond(&outcome);
+        KeyedOutcome::Stored { outcome, response }
+    } else {
+        let store = &state.store;
+        let result = match key {
+            Some(key) => {
+                let keyed = KeyedWrite { key, respond };
+                store.write_keyed(tenant, Arc::clone(&points), keyed).await
+            }
+            None => store
+                .write(tenant, Arc::clone(&points))
+                .await
+                .map(|outcome| {
+                    let response = respond(&outcome);
+                    KeyedOutcome::Stored { outcome, response }
+                }),
+        };
+        match result {
+            Ok(stored) => stored,
             Err(e) => {
                 let e = ApiError::from(e);
                 state
@@ -258,41 +284,79 @@ async fn write_inner(
                     .batch_refused(tenant, e.code, points.len() as u64);
                 return Err(e);
             }
-        };
-        accepted = outcome.accepted;
-        for r in outcome.rejected {
+        }
+    };
+    let (outcome, response) = match stored {
+        // The store remembered the key from before a restart: nothing was stored now.
+        KeyedOutcome::Replayed(first) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(REPLAYED, HeaderValue::from_static("true"));
+            return Ok(stored_response(first, headers));
+        }
+        KeyedOutcome::Stored { outcome, response } => (outcome, response),
+    };
+    let telemetry = &state.telemetry;
+    telemetry.points_ingested(tenant, outcome.accepted as u64);
+    for code in decode_codes
+        .into_iter()
+        .chain(outcome.rejected.iter().map(|r| r.code))
+    {
+        telemetry.point_rejected(tenant, code);
+    }
+    Ok(stored_response(response, headers))
+}
+
+/// How a write is answered, from what the store accepted and rejected (`outcome.rejected` by index
+/// in `points`) and the points decoding rejected: built before the store is called, because a store
+/// that logs idempotency keys logs the answer with the batch.
+fn answer(
+    points: Arc<PointBatch>,
+    indexes: Vec<usize>,
+    mut rejections: Vec<PointRejection>,
+) -> Respond {
+    Box::new(move |outcome: &luminate_model::WriteOutcome| {
+        for r in &outcome.rejected {
             let Some(&index) = indexes.get(r.index) else {
-                return Err(ApiError::internal(format!(
+                let e = ApiError::internal(format!(
                     "store rejected point {} of a batch of {}",
                     r.index,
                     indexes.len()
-                )));
+                ));
+                return KeyedResponse {
+                    status: e.status().as_u16(),
+                    body: e.body().to_string().into_bytes().into(),
+                };
             };
             rejections.push(PointRejection {
                 index,
                 metric: Some(points.get(r.index).name.to_owned()),
                 code: r.code,
-                error: r.message,
+                error: r.message.clone(),
             });
         }
         rejections.sort_by_key(|r| r.index);
-    }
-    let telemetry = &state.telemetry;
-    telemetry.points_ingested(tenant, accepted as u64);
-    for r in &rejections {
-        telemetry.point_rejected(tenant, r.code);
-    }
-    let status = match (accepted, rejections.len()) {
-        (_, 0) => StatusCode::OK,
-        (0, _) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::MULTI_STATUS,
-    };
-    let body = json!({"accepted": accepted, "rejected": rejections.len(), "errors": rejections});
-    Ok(StoredResponse {
-        status,
-        body: Bytes::from(body.to_string()),
-        headers,
+        let accepted = outcome.accepted;
+        let status = match (accepted, rejections.len()) {
+            (_, 0) => StatusCode::OK,
+            (0, _) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::MULTI_STATUS,
+        };
+        let body =
+            json!({"accepted": accepted, "rejected": rejections.len(), "errors": rejections});
+        KeyedResponse {
+            status: status.as_u16(),
+            body: body.to_string().into_bytes().into(),
+        }
     })
+}
+
+/// A store's answer as the route sends and the cache remembers it (the body's bytes shared, not copied).
+fn stored_response(response: KeyedResponse, headers: HeaderMap) -> StoredResponse {
+    StoredResponse {
+        status: StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body: Bytes::from_owner(response.body),
+        headers,
+    }
 }
 
 /// Inflate (bounded), parse, check the batch size, and validate each point as it is decoded. Valid

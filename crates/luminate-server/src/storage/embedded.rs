@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
+use luminate_engine::{CardinalityLimits, Engine, EngineConfig, KeyWindow, SyncPolicy};
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
@@ -45,6 +46,10 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         limits,
         head_max_points: e.head_max_points,
         head_max_age: e.head_max_age,
+        keys: KeyWindow {
+            ttl: config.batch_write.idempotency_key_ttl,
+            capacity: config.batch_write.idempotency_max_keys,
+        },
         ..EngineConfig::new(&e.data_dir)
     }
 }
@@ -126,6 +131,18 @@ impl MetricsStore for EmbeddedStore {
     ) -> Result<WriteOutcome, StoreError> {
         let (engine, tenant) = (self.engine.clone(), tenant.clone());
         Ok(blocking(move || engine.write_samples(&tenant, batch)).await??)
+    }
+
+    /// [`Engine::write_keyed`]: the key and the answer logged with the batch, so a retry after a
+    /// crash is answered from the WAL instead of stored again.
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        let (engine, tenant) = (self.engine.clone(), tenant.clone());
+        Ok(blocking(move || engine.write_keyed(&tenant, batch, keyed)).await??)
     }
 
     async fn query(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
@@ -111,6 +112,17 @@ pub trait Decorate: Send + Sync + 'static {
         self.inner()?.write_samples(tenant, batch).await
     }
 
+    /// [`MetricsStore::write_keyed`] of the wrapped store. A decorator that changes writes must change
+    /// this one too (a keyed write does not pass through [`Decorate::write`]).
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        self.inner()?.write_keyed(tenant, batch, keyed).await
+    }
+
     /// [`MetricsStore::delete_before`] of the wrapped store.
     async fn delete_before(
         &self,
@@ -175,6 +187,21 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         d.around(
             Operation::WriteSamples,
             Box::pin(d.write_samples(tenant, batch)),
+        )
+        .await
+    }
+
+    /// Timed as a write: it is one.
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::Write,
+            Box::pin(d.write_keyed(tenant, batch, keyed)),
         )
         .await
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use luminate_engine::EngineObserver;
+use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::{MetricsStore, PointBatch, StoreError, Tenant, WriteOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -236,6 +237,16 @@ impl Decorate for InstrumentedStore {
     ) -> Result<WriteOutcome, StoreError> {
         self.observe_batch(&batch);
         self.inner.write_samples(tenant, batch).await
+    }
+
+    async fn write_keyed(
+        &self,
+        tenant: &Tenant,
+        batch: Arc<PointBatch>,
+        keyed: KeyedWrite,
+    ) -> Result<KeyedOutcome, StoreError> {
+        self.observe_batch(&batch);
+        self.inner.write_keyed(tenant, batch, keyed).await
     }
 }
 
