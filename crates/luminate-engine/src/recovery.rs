@@ -143,7 +143,7 @@ impl Recovery {
 
 /// Refuses a directory that holds data but no manifest: part files, or WAL segments that do not start
 /// at 1 (the WAL below `wal_start` was deleted by a flush, whose manifest is gone).
-fn refuse_data_without_manifest(
+pub(crate) fn refuse_data_without_manifest(
     data_dir: &Path,
     part_files: &[PathBuf],
     wal_dir: &Path,
@@ -190,7 +190,7 @@ fn refuse_data_without_manifest(
 
 /// Applies one replayed WAL record to the index, the head and the manifest's parts; a record that does
 /// not decode or fit is corruption.
-fn replay_record(
+pub(crate) fn replay_record(
     index: &mut Index,
     head: &mut Head,
     parts: &mut Vec<LivePart>,
