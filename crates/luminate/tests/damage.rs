@@ -2,8 +2,9 @@
 //! is set aside in `quarantine/` by the next query that meets it, which answers 200 from the other
 //! parts flagged `partial` (and so does every later query over that part's range, across restarts);
 //! health is `degraded` naming the file and the self-metric counts it. `luminate check` and `luminate
-//! repair` on each kind of damage — a part's page, a part's header, the manifest, the WAL gone, the
-//! series log truncated — with their exact output and exit codes, and both refuse a directory a live
+//! repair` on each kind of damage — a part's page, a part's header, the manifest, the WAL gone, a WAL
+//! segment damaged before a complete record, the series log truncated — with their exact output and
+//! exit codes, and both refuse a directory a live
 //! server holds.
 
 #![allow(
@@ -628,5 +629,58 @@ fn check_and_repair_refuse_a_directory_a_running_server_holds() {
     assert_eq!(
         out,
         ["nothing to repair: the data directory passes luminate check"]
+    );
+}
+
+#[test]
+fn check_and_repair_a_damaged_wal_segment_cut_it_at_the_damage() {
+    let dir = stopped_directory();
+    // A second WAL-only write, so that a complete record follows the damaged one: not a torn tail.
+    let server = launch(dir.path()).start();
+    let (status, body) = server.write(&[point(METRIC, base() + 4 * 60_000, 7.0, &[("s", "0-0")])]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.terminate().code(), Some(0));
+    let segment = path_in(dir.path(), "wal/00000004.wal");
+    let bytes = std::fs::read(&segment).unwrap();
+    let records = record_offsets(&bytes);
+    assert!(records.len() >= 2, "{records:?}");
+    // A byte of the first record's payload.
+    flip_byte(&segment, records[0] as u64 + 12);
+    let (status, output) = launch(dir.path()).run_to_exit();
+    assert_ne!(status.code(), Some(0), "{output}");
+
+    let (found, repaired) = check_repair_check(dir.path());
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with(&format!("problem: {} at offset 8: ", segment.display())),
+        "{found:?}"
+    );
+    let kept = dir.path().join("quarantine").join("wal");
+    assert!(
+        repaired[0].starts_with(&format!(
+            "repaired: cut {} at offset 8 (its damaged bytes kept in {}/00000004.wal.",
+            segment.display(),
+            kept.display()
+        )),
+        "{repaired:?}"
+    );
+    assert_eq!(
+        repaired[1..],
+        [
+            format!(
+                "lost: {} from offset 8: {} bytes",
+                segment.display(),
+                bytes.len() - 8
+            ),
+            "done: the data directory passes luminate check".to_owned(),
+        ]
+    );
+    // Both WAL-only writes are gone (the damaged record and the one after it); the parts are served.
+    let (points, _) = answered(dir.path());
+    assert_eq!(points, 30);
+    assert_eq!(
+        std::fs::read_dir(&kept).unwrap().count(),
+        1,
+        "the segment's bytes are kept"
     );
 }
