@@ -30,7 +30,7 @@ use luminate_model::time::{format_rfc3339, now_ms};
 use crate::check::{self, CheckReport, ProblemKind};
 use crate::error::EngineError;
 use crate::files::{create_dir_durable, io_error, sync_dir, write_atomic};
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::manifest::MANIFEST_FILE;
 use crate::quarantine::{self, QUARANTINE_DIR, QuarantinedPart};
 use crate::record::Record;
 use crate::retention::RETENTION_FILE;
@@ -142,15 +142,12 @@ fn fix(data_dir: &Path, found: CheckReport, out: &mut RepairReport) -> Result<bo
         }
     }
     if store_manifest {
-        let written = Manifest {
-            parts: manifest.parts.clone(),
-            ..manifest
-        };
-        written.store(data_dir)?;
+        manifest.store(data_dir)?;
+        let n = manifest.parts.len();
         out.actions.push(format!(
-            "wrote {} listing {} parts",
+            "wrote {} listing {n} part{}",
             data_dir.join(MANIFEST_FILE).display(),
-            written.parts.len()
+            if n == 1 { "" } else { "s" }
         ));
         for file in set_aside {
             quarantine::remove_from_parts(data_dir, &file)?;

@@ -44,8 +44,8 @@ pub(super) fn print_report(report: &CheckReport) {
     }
     let n = report.problems.len();
     println!(
-        "checked: {} parts verified, {} series in the series log, {} WAL records; {}",
-        report.parts,
+        "checked: {} verified, {} series in the series log, {} WAL records; {}",
+        plural(report.parts, "part"),
         report.series,
         report.wal_records,
         match n {
@@ -54,6 +54,15 @@ pub(super) fn print_report(report: &CheckReport) {
             n => format!("{n} problems"),
         }
     );
+}
+
+/// `1 part`, `2 parts`.
+pub(super) fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The answer when the tool could not run at all (exit 2), saying what to do about a live server.
