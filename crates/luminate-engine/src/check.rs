@@ -56,6 +56,9 @@ pub enum ProblemKind {
     Quarantine,
     /// `retention.json` is unreadable.
     Retention,
+    /// Anything else (a directory that cannot be listed, a part's rows that cannot be counted):
+    /// reported, left for an operator — repair changes nothing it does not understand.
+    Other,
 }
 
 /// One problem: the file, the offset when there is one, and what is wrong.
@@ -161,7 +164,7 @@ pub(crate) fn inspect(data_dir: &Path) -> CheckReport {
             let parts_dir = data_dir.join(PARTS_DIR);
             report
                 .problems
-                .push(Problem::of(ProblemKind::Manifest, e, &parts_dir));
+                .push(Problem::of(ProblemKind::Other, e, &parts_dir));
             Vec::new()
         }
     };
@@ -246,7 +249,7 @@ pub(crate) fn inspect(data_dir: &Path) -> CheckReport {
     if let Err(e) = stored::count_parts(&mut index, &live) {
         report
             .problems
-            .push(Problem::of(ProblemKind::SeriesLog, e, data_dir));
+            .push(Problem::of(ProblemKind::Other, e, data_dir));
     }
 
     let start = if first {

@@ -112,7 +112,7 @@ fn fix(data_dir: &Path, found: CheckReport, out: &mut RepairReport) -> Result<bo
             }
             ProblemKind::SeriesLog | ProblemKind::Wal => {
                 if let Some(offset) = problem.offset
-                    && problem.path.is_file()
+                    && is_log_segment(data_dir, &problem.path)
                 {
                     cut_log(data_dir, &problem.path, offset, out)?;
                     changed = true;
@@ -138,7 +138,7 @@ fn fix(data_dir: &Path, found: CheckReport, out: &mut RepairReport) -> Result<bo
                     changed = true;
                 }
             }
-            ProblemKind::Quarantine => {}
+            ProblemKind::Quarantine | ProblemKind::Other => {}
         }
     }
     if store_manifest {
@@ -195,6 +195,20 @@ fn keep_copy(data_dir: &Path, path: &Path, sub: &str) -> Result<PathBuf, EngineE
     let bytes = fs::read(path).map_err(io_error("read", path))?;
     write_atomic(&to, &bytes)?;
     Ok(to)
+}
+
+/// Whether `path` is a segment of the WAL or of the series log of `data_dir` (the only files repair
+/// cuts).
+fn is_log_segment(data_dir: &Path, path: &Path) -> bool {
+    let in_log = [wal::WAL_DIR, wal::SERIES_DIR]
+        .iter()
+        .any(|dir| crate::files::parent_dir(path) == data_dir.join(dir));
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".wal"))
+        .is_some_and(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()));
+    in_log && named && path.is_file()
 }
 
 /// Cuts the log segment `path` at `offset` (a copy kept in quarantine) and moves the segments after
