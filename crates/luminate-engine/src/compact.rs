@@ -98,9 +98,16 @@ pub(crate) fn compact_all(shared: &Shared, min_parts: usize) -> Result<(), Engin
         };
         drop(snapshot);
         let started = std::time::Instant::now();
+        let (tenant, metric) = (job.tenant.clone(), job.metric.clone());
         let result = run(shared, job);
         shared.observer.compacted(started.elapsed(), result.is_ok());
-        result?;
+        match result {
+            // A damaged input part is set aside as a query would set it aside (`crate::contain`),
+            // and the partition's work is looked at again without it.
+            Err(EngineError::Corruption { .. })
+                if !crate::contain::damaged_parts(shared, &tenant, &metric)?.is_empty() => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -13,32 +13,36 @@
 //!   metric, day), manifest swap, WAL truncation; `compact`, the compactor thread — drops, rewrites
 //!   and merges parts;
 //! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
+//!   `contain`: a damaged part set aside under those locks (for a query or a compaction job);
 //! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
 //!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
 //!   the writer thread and replay do to the index and the head; `keys`: the window of idempotency keys
-//!   they rebuild;
+//!   they rebuild; `check`, `repair`: the offline verification and repair of a data directory
+//!   (`luminate check`, `luminate repair`);
 //! - the data: `stored`, the immutable snapshot of frozen head and parts that queries read, and
 //!   tombstones; `index`, the long-lived series index — interned strings, series ids, postings,
 //!   discovery counters; `head`, the flushable buffer of recent points, in columns per metric;
 //!   `part`, the part file format, and `part::sink`, which writes a partition's parts for flush and
 //!   compaction; `series_log`, the series definitions parts refer to; `manifest`, the live parts and
-//!   where replay starts; `wal`, the segmented log of opaque checksummed records (the WAL and the
+//!   where replay starts; `quarantine`, damaged parts set aside and their records; `wal`, the segmented log of opaque checksummed records (the WAL and the
 //!   series log); `record`, their typed payloads; `config`, the settings the engine is opened with
 //!   (the index applies its limits; its defaults come from `part` and `observe`);
 //! - leaves: `files` (durable file operations), `lock` (the directory lock), `retention`,
 //!   `dashboards`, `observe`, and `error`, which imports no other module.
 //!
 //! Owns the data directory's layout: `LOCK`, `MANIFEST`, `wal/`, `series/`, `parts/`,
-//! `retention.json` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
+//! `retention.json`, `quarantine/` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
 //! server's).
 
 #![deny(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod apply;
+pub mod check;
 mod commit;
 mod compact;
 mod config;
+mod contain;
 pub mod dashboards;
 mod error;
 mod exec;
@@ -52,6 +56,7 @@ mod manifest;
 mod newest;
 pub mod observe;
 mod part;
+pub mod quarantine;
 
 /// The column codec of parts (pco, with the engine's settings), public for the codec
 /// micro-benchmark (`examples/codec_bench.rs`): what it measures is what parts store.
@@ -60,6 +65,7 @@ pub mod codec {
 }
 mod record;
 mod recovery;
+pub mod repair;
 mod retention;
 mod series_log;
 mod shared;
@@ -77,13 +83,14 @@ use std::time::Duration;
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
-    HealthStatus, QueryContext, RetentionOverride, StorageHealth, WriteOutcome,
+    HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
 };
 use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
 pub use config::{CardinalityLimits, EngineConfig, KeyWindow, SyncPolicy};
 pub use error::{DroppedTail, EngineError};
 pub use observe::EngineObserver;
+pub use quarantine::QuarantinedPart;
 pub use recovery::RecoveryReport;
 
 use crate::commit::{Found, Request, WriteRule};
@@ -120,6 +127,8 @@ pub struct EngineStats {
     pub wal_bytes: u64,
     /// Bytes of every file under the data directory.
     pub disk_bytes: u64,
+    /// Damaged parts set aside in `quarantine/` (`luminate_quarantined_parts`).
+    pub quarantined_parts: u64,
 }
 
 /// The embedded engine. `Send + Sync`: share it behind an `Arc`.
@@ -155,6 +164,7 @@ impl Engine {
         create_dir_durable(&data_dir)?;
         let lock = DirLock::acquire(&data_dir)?;
         let retention = RetentionStore::load(&data_dir)?;
+        let quarantined = quarantine::load(&data_dir)?;
         let recovery::Recovered {
             manifest,
             parts,
@@ -174,6 +184,18 @@ impl Engine {
             wal_start: manifest.wal_start,
             next_part: manifest.next_part,
         };
+        // A record whose part the manifest still lists is a set-aside a crash interrupted: the part
+        // is live, and is set aside again when a query meets its damage.
+        let quarantined: Vec<QuarantinedPart> = quarantined
+            .into_iter()
+            .filter(|r| !parts.iter().any(|lp| lp.file == r.file))
+            .collect();
+        for r in &quarantined {
+            tracing::warn!(
+                file = %r.file, reason = %r.reason, held = %r.held(),
+                "a quarantined part's points are missing: queries over them are flagged partial"
+            );
+        }
         let head_has_points = head.points() > 0;
         let shared = Arc::new(Shared::new(
             data_dir.clone(),
@@ -187,6 +209,9 @@ impl Engine {
                 parts,
             },
         ));
+        for r in quarantined {
+            shared.add_quarantined(r);
+        }
         let query_pool = rayon::ThreadPoolBuilder::new()
             .num_threads(query_threads())
             .thread_name(|i| format!("luminate-query-{i}"))
@@ -346,7 +371,60 @@ impl Engine {
     /// and the snapshot of frozen head and parts is taken under it, so the query sees every point once.
     /// The snapshot is scanned after the head lock is released; the index lock is taken again to build
     /// the strings of the answer.
+    ///
+    /// A part found damaged on the way (a checksum mismatch or an undecodable blob) is set aside
+    /// (`quarantine`) and the query runs again without it; the answer then carries, in `ctx`'s
+    /// warnings, one line per quarantined part whose points it lacks — now and after restarts, until
+    /// an operator removes the part's record from `quarantine/`.
     pub fn query(
+        &self,
+        tenant: &Tenant,
+        plan: &QueryPlan,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, EngineError> {
+        // Each retry sets at least one part aside; a bound keeps a damage that is not in a part
+        // (which verification would not find again) from looping.
+        const MAX_SET_ASIDE_RETRIES: usize = 8;
+        let mut retries = 0;
+        let result = loop {
+            match self.query_once(tenant, plan, ctx) {
+                Err(EngineError::Query(StoreError::Internal { message }))
+                    if retries < MAX_SET_ASIDE_RETRIES && message.contains("corruption in ") =>
+                {
+                    retries += 1;
+                    let set = contain::damaged_parts(&self.shared, tenant, &plan.metric)?;
+                    if set.is_empty() && !self.has_quarantined(tenant, &plan.metric) {
+                        return Err(EngineError::Query(StoreError::Internal { message }));
+                    }
+                }
+                other => break other?,
+            }
+        };
+        for r in self.shared.quarantined() {
+            if r.overlaps(tenant, &plan.metric, plan.start, plan.end) {
+                ctx.warn(r.warning());
+            }
+        }
+        Ok(result)
+    }
+
+    /// Whether a part of (`tenant`, `metric`) is in quarantine (another query may have set aside the
+    /// part this one met, between its scan and its verification).
+    fn has_quarantined(&self, tenant: &Tenant, metric: &str) -> bool {
+        self.shared
+            .quarantined()
+            .iter()
+            .any(|r| r.tenant == tenant.as_str() && r.metric == metric)
+    }
+
+    /// The parts set aside in `quarantine/`, by file name.
+    pub fn quarantined(&self) -> Vec<QuarantinedPart> {
+        let mut all = self.shared.quarantined();
+        all.sort_by(|a, b| a.file.cmp(&b.file));
+        all
+    }
+
+    fn query_once(
         &self,
         tenant: &Tenant,
         plan: &QueryPlan,
@@ -578,6 +656,7 @@ impl Engine {
             wal_segments,
             wal_bytes,
             disk_bytes: files::disk_used_bytes(&self.data_dir).unwrap_or(0),
+            quarantined_parts: self.shared.quarantined().len() as u64,
         }
     }
 

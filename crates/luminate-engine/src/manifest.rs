@@ -45,7 +45,7 @@ pub(crate) struct Manifest {
 
 /// One live part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PartEntry {
+pub struct PartEntry {
     /// File name in `<data_dir>/parts/`.
     pub file: String,
     /// Owner (the tenant's name).

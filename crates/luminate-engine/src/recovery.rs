@@ -161,7 +161,7 @@ impl Recovery {
 
 /// Refuses a directory that holds data but no manifest: part files, or WAL segments that do not start
 /// at 1 (the WAL below `wal_start` was deleted by a flush, whose manifest is gone).
-fn refuse_data_without_manifest(
+pub(crate) fn refuse_data_without_manifest(
     data_dir: &Path,
     part_files: &[PathBuf],
     wal_dir: &Path,
@@ -207,19 +207,19 @@ fn refuse_data_without_manifest(
 }
 
 /// What WAL replay rebuilds.
-struct Replay<'a> {
-    index: &'a mut Index,
-    head: &'a mut Head,
+pub(crate) struct Replay<'a> {
+    pub(crate) index: &'a mut Index,
+    pub(crate) head: &'a mut Head,
     /// The manifest's parts, which replayed deletes give tombstones.
-    parts: &'a mut Vec<LivePart>,
-    keys: &'a mut Window,
+    pub(crate) parts: &'a mut Vec<LivePart>,
+    pub(crate) keys: &'a mut Window,
     /// Wall-clock ms at start-up, for the keys' TTL.
-    now: i64,
+    pub(crate) now: i64,
 }
 
 /// Applies one replayed WAL record to the index, the head, the manifest's parts and the window of
 /// idempotency keys; a record that does not decode or fit is corruption.
-fn replay_record(
+pub(crate) fn replay_record(
     state: Replay<'_>,
     path: &Path,
     offset: u64,

@@ -70,6 +70,11 @@ pub(crate) struct Recovered {
 }
 
 impl Recovered {
+    /// The torn tail opening the log would cut off, if any (`luminate check` reports it).
+    pub(crate) fn dropped(&self) -> &[crate::error::DroppedTail] {
+        self.log.dropped()
+    }
+
     /// Continues the log (cuts its torn tail off, creates it when new): see [`wal::Recovered::open`].
     pub(crate) fn open(self, segment_bytes: u64) -> Result<(SeriesLog, Replayed), EngineError> {
         let (log, replayed) = self.log.open(segment_bytes)?;

@@ -37,6 +37,7 @@ use crate::head::Head;
 use crate::index::Index;
 use crate::observe::EngineObserver;
 use crate::part::PartFiles;
+use crate::quarantine::QuarantinedPart;
 use crate::stored::{PARTS_DIR, Stored};
 
 /// State shared by the writer, flusher and compactor threads and the engine's readers (see the module
@@ -65,6 +66,9 @@ pub(crate) struct Shared {
     /// Heap bytes of the writer thread's `crate::newest::Newest`, as of its last commit group (memory
     /// accounting).
     newest_bytes: AtomicU64,
+    /// The parts in `quarantine/` (loaded at start, added as queries set damaged parts aside): reported
+    /// by health, the self-metrics and the warnings of the queries they would have answered.
+    quarantined: Mutex<Vec<QuarantinedPart>>,
 }
 
 /// What the manifest records besides the parts; guarded with the right to replace the snapshot.
@@ -101,6 +105,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             deletes: AtomicU64::new(0),
             newest_bytes: AtomicU64::new(0),
+            quarantined: Mutex::default(),
         }
     }
 
@@ -194,6 +199,25 @@ impl Shared {
     /// Whether the engine is being dropped.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The parts set aside so far (`crate::quarantine`).
+    pub(crate) fn quarantined(&self) -> Vec<QuarantinedPart> {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records a part set aside.
+    pub(crate) fn add_quarantined(&self, record: QuarantinedPart) {
+        let mut all = self
+            .quarantined
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !all.iter().any(|r| r.file == record.file) {
+            all.push(record);
+        }
     }
 
     /// Why the engine is poisoned, if it is.

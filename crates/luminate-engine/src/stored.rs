@@ -215,6 +215,29 @@ pub(crate) fn count_parts(index: &mut Index, parts: &[LivePart]) -> Result<(), E
     Ok(())
 }
 
+/// Rows per series of `lp` a query sees: its directory's counts minus the rows under its tombstone
+/// (read from timestamps only). What the index counts for it (`count_parts`), to take back when the
+/// part is set aside (`crate::quarantine`).
+pub(crate) fn visible_rows(lp: &LivePart) -> Result<Hidden, EngineError> {
+    let mut rows: Hidden = lp
+        .part
+        .row_counts()
+        .map(|(id, n)| (id, u64::from(n)))
+        .collect();
+    if let Some(before) = lp.deleted_before {
+        // Both lists ascend by series id.
+        let hidden = hidden_rows(&lp.part, TimestampMs::MIN, before)?;
+        let mut i = 0;
+        for (id, n) in hidden {
+            while rows[i].0 != id {
+                i += 1;
+            }
+            rows[i].1 -= n;
+        }
+    }
+    Ok(rows)
+}
+
 /// Rows per series of `part` with a timestamp in `[from, before)` (timestamps only, no values).
 fn hidden_rows(part: &Part, from: TimestampMs, before: TimestampMs) -> Result<Hidden, EngineError> {
     let mut out = Vec::new();

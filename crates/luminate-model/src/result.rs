@@ -167,6 +167,8 @@ impl QueryResult {
             },
             truncated: self.truncated(),
             execution_time_ms,
+            partial: None,
+            warnings: None,
         }
     }
 
@@ -184,6 +186,25 @@ pub struct QueryResponse<'a> {
     results: Results<'a>,
     truncated: bool,
     execution_time_ms: u64,
+    /// `true` when part of the stored data could not be read (docs/api.md, *Partial answers*);
+    /// absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<bool>,
+    /// Why the answer is partial, one sentence per cause; absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
+}
+
+impl QueryResponse<'_> {
+    /// The response flagged partial for `warnings` (the backend's `QueryContext::warnings`); left
+    /// whole when there are none.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        if !warnings.is_empty() {
+            self.partial = Some(true);
+            self.warnings = Some(warnings);
+        }
+        self
+    }
 }
 
 /// The `results` array of each query type.

@@ -7,8 +7,8 @@
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -82,6 +82,10 @@ pub struct QueryContext {
     cancelled: Arc<AtomicBool>,
     // Never read: it only keeps what `holding` was given alive.
     _held: Held,
+    /// What the backend could not read for this query (a damaged part set aside): shared by every
+    /// clone, so a backend adds to it from its worker and the route reads it after the answer. Empty
+    /// when the answer is whole; the route then says nothing (CONTRACT §4's exact answers).
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 /// What a context keeps alive for as long as any of its clones lives (see [`QueryContext::holding`]).
@@ -102,6 +106,7 @@ impl QueryContext {
             timeout,
             cancelled: Arc::new(AtomicBool::new(false)),
             _held: Held::default(),
+            warnings: Arc::default(),
         }
     }
 
@@ -126,6 +131,22 @@ impl QueryContext {
         self.deadline.map_or(Duration::MAX, |deadline| {
             deadline.saturating_duration_since(Instant::now())
         })
+    }
+
+    /// Records that the answer is partial, and why (once per distinct message, in order).
+    pub fn warn(&self, message: String) {
+        let mut warnings = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+        if !warnings.contains(&message) {
+            warnings.push(message);
+        }
+    }
+
+    /// Why the answer is partial: empty when it is whole.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// `Err(Timeout)` once cancelled or past the deadline.

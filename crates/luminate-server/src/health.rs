@@ -426,7 +426,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = embedded(dir.path(), floors(0, 0.0)).await;
         let report = run(&store, CHECK_TIMEOUT).await;
-        assert_eq!(names(&report), ["storage", "disk_space", "wal_writable"]);
+        assert_eq!(
+            names(&report),
+            ["storage", "disk_space", "wal_writable", "parts_intact"]
+        );
         assert!(
             report
                 .checks

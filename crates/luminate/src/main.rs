@@ -3,7 +3,8 @@
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
 //! from this executable. `luminate token` mints a development JWT with the configured secret.
 //! `luminate write`, `query` and `import` are clients of a running server (the `cli` module, whose
-//! exit codes are its own: see docs/cli.md).
+//! exit codes are its own: see docs/cli.md). `luminate check` and `repair` verify and repair a stopped
+//! server's data directory (the `cli` module too).
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
 //! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
@@ -51,6 +52,10 @@ enum Command {
     Query(cli::query::QueryArgs),
     /// Import files (JSON lines, CSV, Prometheus text, OpenMetrics, VictoriaMetrics export) into a server.
     Import(cli::import::ImportArgs),
+    /// Verify a stopped server's data directory (embedded engine): every file, each problem with its offset.
+    Check(cli::check::CheckArgs),
+    /// Make a damaged data directory startable: damaged files set aside in quarantine/, losses printed.
+    Repair(cli::repair::RepairArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +100,8 @@ fn main() -> ExitCode {
         Command::Write(args) => cli::write::run(args),
         Command::Query(args) => cli::query::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Repair(args) => cli::repair::run(args),
     }
 }
 

@@ -15,7 +15,7 @@ mod common;
 use common::{Launch, Luminate};
 use serde_json::Value;
 
-const EMBEDDED_CHECKS: [&str; 3] = ["storage", "disk_space", "wal_writable"];
+const EMBEDDED_CHECKS: [&str; 4] = ["storage", "disk_space", "wal_writable", "parts_intact"];
 #[cfg(feature = "clickhouse")]
 const CLICKHOUSE_CHECKS: [&str; 2] = ["storage", "clickhouse_reachable"];
 

@@ -86,6 +86,7 @@ mod reader;
 mod section;
 mod sink;
 mod summary;
+mod verify;
 mod writer;
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ use crate::error::{DroppedTail, EngineError};
 use crate::files::{io_error, sync_dir};
 use segment::corruption;
 pub(crate) use segment::file_name as segment_file_name;
+pub(crate) use segment::{header as segment_header, scan as scan_segment};
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 4] = *b"LWAL";
@@ -241,6 +242,18 @@ pub(crate) struct Recovered {
     flushed: Vec<u64>,
     active: Active,
     replayed: Replayed,
+}
+
+impl Recovered {
+    /// The torn tail [`Recovered::open`] would cut off, if any (`luminate check` reports it).
+    pub(crate) fn dropped(&self) -> &[DroppedTail] {
+        &self.replayed.dropped
+    }
+
+    /// Complete records replayed.
+    pub(crate) fn records(&self) -> u64 {
+        self.replayed.records
+    }
 }
 
 /// Where appends continue.

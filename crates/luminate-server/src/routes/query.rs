@@ -129,7 +129,12 @@ async fn run(
     let answered = async {
         let result = state.store.query(tenant, plan, &ctx).await?;
         let points = result.point_count();
-        let response = Json(result.response(started.elapsed().as_millis() as u64)).into_response();
+        // A backend that could not read some of its data says so in the context: the answer is
+        // flagged partial rather than silently missing those points.
+        let body = result
+            .response(started.elapsed().as_millis() as u64)
+            .with_warnings(ctx.warnings());
+        let response = Json(body).into_response();
         Ok::<_, ApiError>((response, points))
     };
     tokio::time::timeout(ctx.remaining(), answered)

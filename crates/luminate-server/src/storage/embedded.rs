@@ -4,7 +4,8 @@
 //! The engine's API is synchronous (it may fsync, scan or wait for group commit), so every call runs on
 //! tokio's blocking pool and never stalls the threads that serve requests. Owns no query logic. Its
 //! health checks are `disk_space` (the data directory's filesystem, under the `health` section's
-//! floors: [`crate::health::disk_space`]) and `wal_writable` ([`Engine::probe_wal`]).
+//! floors: [`crate::health::disk_space`]), `wal_writable` ([`Engine::probe_wal`]) and `parts_intact`
+//! (warns, naming the files, while damaged parts are in quarantine: [`Engine::quarantined`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use crate::health::{self, DISK_SPACE_CHECK};
 
 /// The name of the check that the WAL directory accepts a new file.
 pub const WAL_WRITABLE_CHECK: &str = "wal_writable";
+/// The name of the check that no part is in quarantine.
+pub const PARTS_INTACT_CHECK: &str = "parts_intact";
 
 /// The engine's settings from `storage.embedded` and `cardinality_limits`.
 pub fn engine_config(config: &Config) -> EngineConfig {
@@ -107,6 +110,27 @@ impl EmbeddedStore {
             health,
         })
     }
+}
+
+/// `warn` (the server is `degraded`, still serving) while parts are in quarantine, naming each file and
+/// why: the answers over them are partial, and an operator decides what becomes of them
+/// (docs/operations.md, *Damage, check and repair*). Not `fail`: taking the node out of rotation would
+/// not bring the points back, and everything else is served.
+fn parts_intact(quarantined: &[luminate_engine::QuarantinedPart]) -> CheckOutcome {
+    if quarantined.is_empty() {
+        return CheckOutcome::pass();
+    }
+    let files: Vec<String> = quarantined
+        .iter()
+        .map(|r| format!("quarantine/{} ({}): {}", r.file, r.held(), r.reason))
+        .collect();
+    CheckOutcome::warn(format!(
+        "{} damaged part{} set aside, {} points missing from answers: {}",
+        quarantined.len(),
+        if quarantined.len() == 1 { "" } else { "s" },
+        quarantined.iter().map(|r| r.rows).sum::<u64>(),
+        files.join("; ")
+    ))
 }
 
 #[async_trait]
@@ -259,6 +283,7 @@ impl MetricsStore for EmbeddedStore {
     fn checks(&self) -> Vec<HealthCheck> {
         let (data_dir, floors) = (self.data_dir.clone(), self.health.clone());
         let engine = self.engine.clone();
+        let quarantined = self.engine.quarantined();
         vec![
             HealthCheck::new(DISK_SPACE_CHECK, async move {
                 blocking(move || health::disk_space(&data_dir, &floors))
@@ -275,6 +300,10 @@ impl MetricsStore for EmbeddedStore {
                     Err(e) => CheckOutcome::fail(e.to_string()),
                 }
             }),
+            HealthCheck::new(
+                PARTS_INTACT_CHECK,
+                async move { parts_intact(&quarantined) },
+            ),
         ]
     }
 

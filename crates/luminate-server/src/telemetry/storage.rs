@@ -270,6 +270,8 @@ pub(crate) struct EngineMetrics {
     pub head_points: Gauge,
     pub head_bytes: Gauge,
     pub parts: Gauge,
+    /// Damaged parts set aside in `quarantine/` (docs/runbooks/LuminateQuarantinedParts.md).
+    pub quarantined_parts: Gauge,
     warnings: CardinalityWarnings,
 }
 
@@ -373,6 +375,12 @@ impl EngineMetrics {
                 &[],
                 Gauge::default(),
             ),
+            quarantined_parts: r.add(
+                "engine_quarantined_parts",
+                "Damaged parts set aside in quarantine/: their points are missing from answers, which say so, until an operator restores or forgets them",
+                &[],
+                Gauge::default(),
+            ),
         };
         // Both outcomes exist from the start, at 0: `increase()` over a rare event (a compaction, a
         // failed flush) then has a series to work on before the first one happens.
@@ -405,6 +413,7 @@ impl EngineMetrics {
         set(&self.head_points, stats.memory.head_points);
         set(&self.head_bytes, stats.memory.head_bytes);
         set(&self.parts, stats.parts);
+        set(&self.quarantined_parts, stats.quarantined_parts);
     }
 }
 

@@ -5,14 +5,19 @@
 //! sending pipeline ([`send`]): batches, gzip, concurrent connections, retries, 413 splits and
 //! idempotency keys. See docs/cli.md.
 //!
+//! `luminate check` and `luminate repair` ([`check`], [`repair`]) are not clients: they work on a
+//! stopped server's data directory, with exit codes of their own (docs/cli.md).
+//!
 //! Exit codes: [`EXIT_OK`] when everything was done, [`EXIT_INCOMPLETE`] when something was not (a
 //! point rejected, an input line unreadable, a request failed, a query refused),
 //! [`EXIT_USAGE`] for a usage error found before anything was sent.
 
+pub mod check;
 pub mod client;
 pub mod import;
 mod points;
 pub mod query;
+pub mod repair;
 mod send;
 pub mod write;
 

@@ -117,6 +117,20 @@ fn success(data: &str) -> Response {
         .into_response()
 }
 
+/// A success with Prometheus' `warnings` (what the store could not read: the answer is partial); a
+/// plain [`success`] when there are none.
+fn success_with_warnings(data: &str, warnings: &[String]) -> Response {
+    if warnings.is_empty() {
+        return success(data);
+    }
+    let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".to_owned());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(r#"{{"status":"success","data":{data},"warnings":{warnings}}}"#),
+    )
+        .into_response()
+}
+
 /// Lets a request with `Authorization: Basic` (any user, the token as password) through the guard as
 /// one with `Bearer <token>`; leaves every other request as it is.
 pub async fn basic_auth_as_bearer(mut request: Request, next: Next) -> Response {

@@ -14,7 +14,7 @@ use luminate_promql::{Expr, Steps, encode};
 
 use super::params::Params;
 use super::source::StoreSource;
-use super::{PromError, success};
+use super::{PromError, success_with_warnings};
 use crate::app::AppState;
 use crate::tenant::RequestTenant;
 
@@ -31,8 +31,11 @@ pub async fn instant(
     let t = params.time("time", now_ms())?;
     let expr = expression(&params)?;
     let steps = Steps::instant(t);
-    let value = run(&state, &tenant, &params, &expr, &steps, false).await?;
-    Ok(success(&encode::instant(&value, t)))
+    let (value, warnings) = run(&state, &tenant, &params, &expr, &steps, false).await?;
+    Ok(success_with_warnings(
+        &encode::instant(&value, t),
+        &warnings,
+    ))
 }
 
 /// `GET|POST api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
@@ -60,15 +63,19 @@ pub async fn range(
     })?;
     let expr = expression(&params)?;
     let steps = luminate_promql::range_steps(start, end, step)?;
-    let value = run(&state, &tenant, &params, &expr, &steps, true).await?;
-    Ok(success(&encode::range(&value, &steps)))
+    let (value, warnings) = run(&state, &tenant, &params, &expr, &steps, true).await?;
+    Ok(success_with_warnings(
+        &encode::range(&value, &steps),
+        &warnings,
+    ))
 }
 
 fn expression(params: &Params) -> Result<Expr, PromError> {
     Ok(luminate_promql::parse(params.get("query").unwrap_or(""))?)
 }
 
-/// Evaluates under the query's timeout, recording it in the query self-metrics.
+/// Evaluates under the query's timeout, recording it in the query self-metrics; the value and what
+/// the store could not read for it (Prometheus' `warnings`, empty for a whole answer).
 async fn run(
     state: &AppState,
     tenant: &luminate_model::Tenant,
@@ -76,7 +83,7 @@ async fn run(
     expr: &Expr,
     steps: &Steps,
     range_query: bool,
-) -> Result<luminate_promql::Value, PromError> {
+) -> Result<(luminate_promql::Value, Vec<String>), PromError> {
     let limits = &state.limits;
     let timeout = match params.duration("timeout")? {
         None => limits.default_timeout,
@@ -128,5 +135,5 @@ async fn run(
                 .query_failed(tenant, QUERY_TYPE, e.code(), Some(started.elapsed()))
         }
     }
-    answer
+    answer.map(|value| (value, ctx.warnings()))
 }
