@@ -164,6 +164,14 @@ impl SeriesLog {
     }
 }
 
+impl SeriesLog {
+    /// Where the log ends: after [`SeriesLog::persist`] returned, everything it appended is before it
+    /// and fsynced.
+    pub(crate) fn end(&self) -> wal::LogEnd {
+        self.log.end()
+    }
+}
+
 impl Logged {
     /// The next batch of `ti`'s unlogged series, with the strings they use that the log lacks; marks
     /// them logged.

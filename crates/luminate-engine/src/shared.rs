@@ -36,6 +36,7 @@ use crate::index::Index;
 use crate::observe::EngineObserver;
 use crate::part::PartFiles;
 use crate::stored::{PARTS_DIR, Stored};
+use crate::wal::LogEnd;
 
 /// State shared by the writer, flusher and compactor threads and the engine's readers (see the module
 /// doc for the locks and their order).
@@ -59,6 +60,11 @@ pub(crate) struct Shared {
     /// Heap bytes of the writer thread's `crate::newest::Newest`, as of its last commit group (memory
     /// accounting).
     newest_bytes: AtomicU64,
+    /// Where the series log ended after its last persist (fsynced): a backup copies it up to there,
+    /// since the flusher may be appending past it (`crate::backup`). Set by the flusher before the
+    /// manifest swap that needs those definitions, so a holder of `catalog` reads an end covering
+    /// every part the manifest lists.
+    series_log_end: Mutex<LogEnd>,
 }
 
 /// What the manifest records besides the parts; guarded with the right to replace the snapshot.
@@ -93,6 +99,7 @@ impl Shared {
             poison: OnceLock::new(),
             deletes: AtomicU64::new(0),
             newest_bytes: AtomicU64::new(0),
+            series_log_end: Mutex::new(LogEnd::default()),
         }
     }
 
@@ -176,6 +183,22 @@ impl Shared {
     /// Records the heap bytes of the writer thread's newest samples (after each commit group).
     pub(crate) fn set_newest_bytes(&self, bytes: u64) {
         self.newest_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Where the series log ended after its last persist.
+    pub(crate) fn series_log_end(&self) -> LogEnd {
+        *self
+            .series_log_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records where the series log ends, once what was appended up to there is fsynced.
+    pub(crate) fn set_series_log_end(&self, end: LogEnd) {
+        *self
+            .series_log_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = end;
     }
 
     /// Why the engine is poisoned, if it is.

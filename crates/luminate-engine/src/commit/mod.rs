@@ -83,7 +83,7 @@ use crate::index::{NewSeriesIds, Staging};
 use crate::newest::Newest;
 use crate::record::{DeleteBefore, WriteBatch};
 use crate::shared::Shared;
-use crate::wal::{SyncJob, Wal};
+use crate::wal::{LogEnd, SyncJob, Wal};
 
 pub(crate) use freeze::FlushControl;
 pub(crate) use write::Found;
@@ -132,6 +132,10 @@ pub(crate) enum Request {
     Sync { reply: Reply<()> },
     /// Freeze the head and wait until it (and any flush running) is in parts.
     Flush { reply: Reply<()> },
+    /// Commit what is staged, then run `job` with the WAL's end before handling any other request: no
+    /// record is appended, and no head frozen, while it runs (a backup pins the log there:
+    /// `crate::backup`).
+    Pause { job: Box<dyn FnOnce(LogEnd) + Send> },
     /// Commit what is staged, fsync, and stop.
     Shutdown,
     /// The fsync of the group in flight finished (sent by the fsync thread).
@@ -328,6 +332,10 @@ impl Committer {
                 }
                 self.wait_for_flush();
                 let _ = reply.send(self.ensure_not_poisoned());
+            }
+            Request::Pause { job } => {
+                self.drain(requests);
+                job(self.wal.end());
             }
             Request::Shutdown => {
                 self.drain(requests);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig, SyncPolicy};
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
@@ -259,6 +260,15 @@ impl MetricsStore for EmbeddedStore {
                 }
             }),
         ]
+    }
+
+    /// [`Engine::snapshot`]: the data directory's files pinned by hard links until dropped.
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        let engine = self.engine.clone();
+        let snapshot = blocking(move || engine.snapshot())
+            .await?
+            .map_err(StoreError::from)?;
+        Ok(Arc::new(snapshot))
     }
 
     async fn close(&self) -> Result<(), StoreError> {

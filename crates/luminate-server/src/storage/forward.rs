@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
@@ -137,6 +138,12 @@ pub trait Decorate: Send + Sync + 'static {
     /// Closes the wrapped store.
     async fn close(&self) -> Result<(), StoreError> {
         self.inner()?.close().await
+    }
+
+    /// [`MetricsStore::snapshot`] of the wrapped store (not through [`Decorate::around`]: it is not a
+    /// storage operation the self-metrics time, and its error is not a [`StoreError`]).
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        Ok(self.inner()?.snapshot().await?)
     }
 }
 
@@ -325,6 +332,10 @@ impl<D: Decorate> MetricsStore for Forward<D> {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.0.close().await
+    }
+
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        self.0.snapshot().await
     }
 }
 
