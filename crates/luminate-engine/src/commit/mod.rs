@@ -145,6 +145,20 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// Whether handling it first waits for the group in flight ([`Committer::drain`]).
+    fn drains(&self) -> bool {
+        matches!(
+            self,
+            Self::Delete { .. }
+                | Self::Sync { .. }
+                | Self::Flush { .. }
+                | Self::Pause { .. }
+                | Self::Shutdown
+        )
+    }
+}
+
 /// Which points of a write are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteRule {
@@ -293,7 +307,16 @@ impl Committer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            for request in group {
+            let mut group = VecDeque::from(group);
+            while let Some(request) = group.pop_front() {
+                // A request that drains waits for the group in flight, whose `Synced` may be among
+                // the requests taken with it: they go back to the front of `deferred`, where
+                // `drain` looks for it first (waiting on the queue for it would never end).
+                if request.drains() {
+                    while let Some(later) = group.pop_back() {
+                        self.deferred.push_front(later);
+                    }
+                }
                 if !self.handle(request, &requests) {
                     break 'serve;
                 }
