@@ -539,13 +539,16 @@ fn backups_need_the_admin_scope() {
             "{method} {path}"
         );
     }
-    let out = dir.path().join("refused");
+    let out = dir.path().join("backup");
     let run = backup(&server, &out, &["--token", &reader]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("403 FORBIDDEN"), "{}", run.stderr);
     assert!(!out.join("backup.json").exists());
+    let run = backup(&server, &out, &["--token", &admin, "--ttl", "soon"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--ttl"), "{}", run.stderr);
 
-    let out = dir.path().join("backup");
+    // The refused backup wrote nothing: the same directory takes the next one.
     let run = backup(&server, &out, &["--token", &admin]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(out.join("backup.json").is_file());

@@ -456,6 +456,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_snapshot_is_the_wrapped_stores_and_bypasses_around() {
+        let store = recorder(Some(Arc::new(MemoryStore::default())));
+        match store.snapshot().await {
+            Err(SnapshotError::Unsupported { backend, .. }) => {
+                assert_eq!(backend, MemoryStore::default().backend_name());
+            }
+            other => panic!("{:?}", other.map(|s| s.id().to_owned())),
+        }
+        assert!(store.0.seen.lock().unwrap().is_empty());
+        let unreachable = recorder(None);
+        assert!(matches!(
+            unreachable.snapshot().await.map(|_| ()),
+            Err(SnapshotError::Store(StoreError::Unavailable { .. }))
+        ));
+    }
+
+    #[tokio::test]
     async fn a_store_that_cannot_be_reached_fails_every_call_with_the_reason() {
         let store = recorder(None);
         let t = Tenant::default_tenant();

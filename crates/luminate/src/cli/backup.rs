@@ -130,13 +130,17 @@ struct SnapshotAnswer {
 
 /// Runs `luminate backup`.
 pub fn run_backup(args: BackupArgs) -> ExitCode {
+    let ttl = match luminate_model::time::parse_duration(&args.ttl) {
+        Ok(ttl) => ttl,
+        Err(e) => return usage_error("backup", &format!("--ttl {:?}: {e}", args.ttl)),
+    };
     if let Err(message) = prepare_output(&args.output) {
         return usage_error("backup", &message);
     }
     let progress = !args.no_progress && io::stderr().is_terminal();
     let server = Server::new(&args.server);
     let started = Instant::now();
-    let snapshot = match server.take_snapshot(&args.ttl) {
+    let snapshot = match server.take_snapshot(ttl) {
         Ok(snapshot) => snapshot,
         Err(message) => {
             eprintln!("luminate backup: {message}");
@@ -176,7 +180,8 @@ pub fn run_backup(args: BackupArgs) -> ExitCode {
     }
 }
 
-/// Creates the output directory, or checks it is empty.
+/// Creates the output directory, or checks it is empty (a backup that failed before its first file
+/// leaves it empty, so the same command can run again).
 fn prepare_output(dir: &Path) -> Result<(), String> {
     if dir.exists() && !is_empty_dir(dir)? {
         return Err(format!(
@@ -184,8 +189,7 @@ fn prepare_output(dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    fs::create_dir_all(dir.join(DATA_DIR))
-        .map_err(|e| format!("-o {}: cannot create it: {e}", dir.display()))
+    fs::create_dir_all(dir).map_err(|e| format!("-o {}: cannot create it: {e}", dir.display()))
 }
 
 /// Whether `dir` is a directory with no entry.
@@ -329,8 +333,8 @@ impl Server {
     }
 
     /// Takes a snapshot with a lease of `ttl`.
-    fn take_snapshot(&self, ttl: &str) -> Result<SnapshotAnswer, String> {
-        let path = format!("/api/v1/admin/backups?ttl={ttl}");
+    fn take_snapshot(&self, ttl: Duration) -> Result<SnapshotAnswer, String> {
+        let path = format!("/api/v1/admin/backups?ttl={}s", ttl.as_secs().max(1));
         let mut response = self.exchange("POST", &path)?;
         let status = response.status().as_u16();
         let body = response
