@@ -26,8 +26,9 @@
 //! fsync now overlap instead of alternating. Group N+1 is staged on top of N before N is applied:
 //! `crate::index::Staging` keeps one *epoch* across such groups, counting from what the index held when
 //! the epoch first touched a tenant or metric. Everything that needs the whole log applied — a delete,
-//! a sync, a freeze, shutdown — first waits for the group in flight and commits what is staged
-//! ([`Committer::drain`]).
+//! a sync, a freeze, a backup's pause, shutdown — first waits for the group in flight and commits what
+//! is staged ([`Committer::drain`]); the fsync's answer may have been taken from the queue with it, so
+//! the requests after it wait in `deferred`, where `drain` looks first.
 //!
 //! So a write returns only when its points are durable (per the policy) and visible to later queries,
 //! and replaying the WAL applies the same records in the same order (through the same `apply`), which
