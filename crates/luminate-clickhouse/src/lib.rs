@@ -96,4 +96,4 @@ mod write;
 
 pub use dashboards::ClickhouseDashboards;
 pub use settings::{ClickhouseSettings, SettingsError};
-pub use store::{ClickhouseStore, OpenError, REACHABLE_CHECK};
+pub use store::{ClickhouseStore, OpenError, REACHABLE_CHECK, snapshot_unsupported};

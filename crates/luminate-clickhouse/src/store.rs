@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
@@ -324,6 +325,26 @@ impl MetricsStore for ClickhouseStore {
     async fn close(&self) -> Result<(), StoreError> {
         self.service.close();
         Ok(())
+    }
+
+    /// Unsupported: the points and dashboards live in ClickHouse ([`snapshot_unsupported`]).
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        Err(snapshot_unsupported())
+    }
+}
+
+/// Why the ClickHouse backend takes no snapshot for `luminate backup`, and what backs it up instead:
+/// Luminate in front of ClickHouse keeps nothing of its own, so ClickHouse's own tools do.
+pub fn snapshot_unsupported() -> SnapshotError {
+    SnapshotError::Unsupported {
+        backend: "clickhouse",
+        message:
+            "the ClickHouse backend keeps every point and dashboard in ClickHouse, and Luminate \
+                  in front of it stores nothing of its own: back up ClickHouse with its own tools \
+                  (ALTER TABLE ... FREEZE on each table of Luminate's database, clickhouse-backup, \
+                  or BACKUP DATABASE on ClickHouse 22.8 and later); `luminate backup` copies the \
+                  embedded engine's data directory only"
+                .to_owned(),
     }
 }
 

@@ -125,6 +125,7 @@ impl Flusher {
     fn flush(&mut self, job: &FlushJob) -> Result<usize, EngineError> {
         // Parts refer to series by id: their definitions must be durable first.
         self.series_log.persist(|| self.shared.read_index())?;
+        self.shared.set_series_log_end(self.series_log.end());
         let mut written = Vec::new();
         if let Err(e) = self.write_parts(&job.frozen, &mut written) {
             self.remove_parts(&written);

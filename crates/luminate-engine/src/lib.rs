@@ -27,17 +27,20 @@
 //!   where replay starts; `quarantine`, damaged parts set aside and their records; `wal`, the segmented log of opaque checksummed records (the WAL and the
 //!   series log); `record`, their typed payloads; `config`, the settings the engine is opened with
 //!   (the index applies its limits; its defaults come from `part` and `observe`);
+//! - `backup`: the snapshots of [`Engine::snapshot`], whose logs the writer thread pins while it
+//!   pauses (`Request::Pause`, handed over by this file);
 //! - leaves: `files` (durable file operations), `lock` (the directory lock), `retention`,
 //!   `dashboards`, `observe`, and `error`, which imports no other module.
 //!
 //! Owns the data directory's layout: `LOCK`, `MANIFEST`, `wal/`, `series/`, `parts/`,
-//! `retention.json`, `quarantine/` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
+//! `retention.json`, `quarantine/`, `backups/` (docs/engine.md). Does not own validation, quotas or tenants' identity (the
 //! server's).
 
 #![deny(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod apply;
+mod backup;
 pub mod check;
 mod commit;
 mod compact;
@@ -87,6 +90,7 @@ use luminate_model::store::{
 };
 use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
+pub use backup::Snapshot;
 pub use config::{CardinalityLimits, EngineConfig, KeyWindow, SyncPolicy};
 pub use error::{DroppedTail, EngineError};
 pub use observe::EngineObserver;
@@ -196,6 +200,8 @@ impl Engine {
                 "a quarantined part's points are missing: queries over them are flagged partial"
             );
         }
+        // Snapshots of an earlier run pinned files for backups that can no longer be downloaded.
+        backup::remove_leftovers(&data_dir);
         let head_has_points = head.points() > 0;
         let shared = Arc::new(Shared::new(
             data_dir.clone(),
@@ -212,6 +218,7 @@ impl Engine {
         for r in quarantined {
             shared.add_quarantined(r);
         }
+        shared.set_series_log_end(series_log.end());
         let query_pool = rayon::ThreadPoolBuilder::new()
             .num_threads(query_threads())
             .thread_name(|i| format!("luminate-query-{i}"))
@@ -644,6 +651,33 @@ impl Engine {
     pub fn settle(&self) -> Result<(), EngineError> {
         self.flush()?;
         compact::compact_all(&self.shared, 2)
+    }
+
+    /// An online, consistent snapshot of the data directory for a backup (`crate::backup`): every file
+    /// a new engine needs to answer as this one does for everything acknowledged before the call,
+    /// pinned (hard links under `<data_dir>/backups/<id>/`) until the [`Snapshot`] is dropped, with
+    /// each file's size and CRC-32C. Writes wait while the files are linked (one link per part and
+    /// segment); the checksums are computed afterwards, reading every pinned byte once.
+    pub fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        backup::take(&self.shared, &self.data_dir, |pin| self.paused(pin))
+    }
+
+    /// Runs `job` on the writer thread once everything staged is committed, with the WAL's end, while
+    /// no other write is taken (`Request::Pause`). Fails when the writer thread is gone.
+    fn paused<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(wal::LogEnd) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Box::new(move |end| {
+            let _ = reply.send(job(end));
+        });
+        if self.requests.send(Request::Pause { job }).is_err() {
+            return Err(self.shared.poisoned_error());
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(self.shared.poisoned_error()))
     }
 
     /// The engine's gauges: memory, parts, WAL and disk use. Walks every tenant and lists the data

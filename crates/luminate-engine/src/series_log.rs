@@ -184,6 +184,14 @@ impl SeriesLog {
     }
 }
 
+impl SeriesLog {
+    /// Where the log ends: after [`SeriesLog::persist`] returned, everything it appended is before it
+    /// and fsynced.
+    pub(crate) fn end(&self) -> wal::LogEnd {
+        self.log.end()
+    }
+}
+
 impl Logged {
     /// Forgets the series and strings marked logged since `series` and `next_id` (their record was not
     /// appended).

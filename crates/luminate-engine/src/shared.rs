@@ -39,6 +39,7 @@ use crate::observe::EngineObserver;
 use crate::part::PartFiles;
 use crate::quarantine::QuarantinedPart;
 use crate::stored::{PARTS_DIR, Stored};
+use crate::wal::LogEnd;
 
 /// State shared by the writer, flusher and compactor threads and the engine's readers (see the module
 /// doc for the locks and their order).
@@ -69,6 +70,11 @@ pub(crate) struct Shared {
     /// The parts in `quarantine/` (loaded at start, added as queries set damaged parts aside): reported
     /// by health, the self-metrics and the warnings of the queries they would have answered.
     quarantined: Mutex<Vec<QuarantinedPart>>,
+    /// Where the series log ended after its last persist (fsynced): a backup copies it up to there,
+    /// since the flusher may be appending past it (`crate::backup`). Set by the flusher before the
+    /// manifest swap that needs those definitions, so a holder of `catalog` reads an end covering
+    /// every part the manifest lists.
+    series_log_end: Mutex<LogEnd>,
 }
 
 /// What the manifest records besides the parts; guarded with the right to replace the snapshot.
@@ -106,6 +112,7 @@ impl Shared {
             deletes: AtomicU64::new(0),
             newest_bytes: AtomicU64::new(0),
             quarantined: Mutex::default(),
+            series_log_end: Mutex::new(LogEnd::default()),
         }
     }
 
@@ -218,6 +225,22 @@ impl Shared {
         if !all.iter().any(|r| r.file == record.file) {
             all.push(record);
         }
+    }
+
+    /// Where the series log ended after its last persist.
+    pub(crate) fn series_log_end(&self) -> LogEnd {
+        *self
+            .series_log_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records where the series log ends, once what was appended up to there is fsynced.
+    pub(crate) fn set_series_log_end(&self, end: LogEnd) {
+        *self
+            .series_log_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = end;
     }
 
     /// Why the engine is poisoned, if it is.

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     RateLimitExceeded,
     StorageUnavailable,
     InternalError,
+    /// The configured backend does not do what was asked (a backup snapshot of ClickHouse).
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::Unsupported => "UNSUPPORTED",
         }
     }
 }

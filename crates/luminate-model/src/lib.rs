@@ -3,6 +3,7 @@
 //! Owns: points and their validation (CONTRACT §2), the query model and its exact semantics (§4), result
 //! shapes, the [`MetricsStore`] trait, and the reference evaluator used as the test oracle. Owns no I/O.
 
+pub mod backup;
 pub mod batch;
 pub mod dashboard;
 pub mod error;

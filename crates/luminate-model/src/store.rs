@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::backup::{SnapshotError, StoreSnapshot};
 use crate::batch::PointBatch;
 use crate::error::ErrorCode;
 use crate::keyed::{KeyedOutcome, KeyedWrite};
@@ -462,6 +463,21 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// forwards its inner store's. Default: none.
     fn checks(&self) -> Vec<HealthCheck> {
         Vec::new()
+    }
+
+    /// An online, consistent snapshot of everything the backend stores, for a backup: files that, written
+    /// under an empty directory, make a store that answers as this one did for every write acknowledged
+    /// before the call (and possibly some after), pinned until the snapshot is dropped. The server
+    /// holds it while a client downloads it ([`crate::backup`]). A wrapper forwards its inner store's.
+    /// Default: [`SnapshotError::Unsupported`].
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        Err(SnapshotError::Unsupported {
+            backend: self.backend_name(),
+            message: format!(
+                "the {} backend does not take snapshots",
+                self.backend_name()
+            ),
+        })
     }
 
     /// Makes everything accepted durable and releases resources; called once on graceful shutdown.

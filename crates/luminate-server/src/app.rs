@@ -80,6 +80,8 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// What the exposition encodes: every metric registered by this process.
     pub registry: Registry,
+    /// The backup snapshots held for `luminate backup` ([`routes::backup`]).
+    pub backups: routes::backup::Snapshots,
 }
 
 impl AppState {
@@ -120,6 +122,7 @@ impl AppState {
             ),
             started: Instant::now(),
             retention_wakeup: Arc::new(Notify::new()),
+            backups: routes::backup::Snapshots::default(),
             dashboards: Arc::new(NoDashboards {
                 backend: store.backend_name(),
             }),
@@ -386,8 +389,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         RouteClass::Query,
         Router::new().route("/api/v1/query", post(routes::query::handle)),
     );
+    // Backups: `admin`, outside the response deadline (a snapshot checksums every file it pins, a
+    // download lasts as long as the file takes).
+    let backups = guarded(
+        RouteClass::Admin,
+        Router::new()
+            .route(
+                "/api/v1/admin/backups",
+                post(routes::backup::create).get(routes::backup::list),
+            )
+            .route("/api/v1/admin/backups/{id}", delete(routes::backup::delete))
+            .route(
+                "/api/v1/admin/backups/{id}/files/{*path}",
+                get(routes::backup::file),
+            ),
+    );
     // The UI's static files: no guard (they hold no data; the pages' API calls carry the token).
     let mut api = Router::new()
+        .merge(backups)
         .merge(query)
         .merge(prometheus_query)
         .merge(deadline_bound)

@@ -86,7 +86,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BatchTooLarge
         | ErrorCode::InvalidRequest
         | ErrorCode::InvalidQuery
-        | ErrorCode::QueryLimitExceeded => StatusCode::BAD_REQUEST,
+        | ErrorCode::QueryLimitExceeded
+        | ErrorCode::Unsupported => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -223,6 +224,7 @@ mod tests {
             (ErrorCode::StorageUnavailable, 503),
             (ErrorCode::QueryTimeout, 504),
             (ErrorCode::InternalError, 500),
+            (ErrorCode::Unsupported, 400),
         ];
         for (code, status) in cases {
             assert_eq!(status_of(code).as_u16(), status, "{code}");

@@ -2,9 +2,10 @@
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
 //! from this executable. `luminate token` mints a development JWT with the configured secret.
-//! `luminate write`, `query` and `import` are clients of a running server (the `cli` module, whose
-//! exit codes are its own: see docs/cli.md). `luminate check` and `repair` verify and repair a stopped
-//! server's data directory (the `cli` module too).
+//! `luminate write`, `query`, `import` and `backup` are clients of a running server, and `restore`
+//! writes a data directory from a backup (the `cli` module, whose exit codes are its own: see
+//! docs/cli.md). `luminate check` and `repair` verify and repair a stopped server's data directory (the
+//! `cli` module too).
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
 //! key or flag), 1 when the server cannot start or stop (locked data directory, port in use, ...).
@@ -56,6 +57,10 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Make a damaged data directory startable: damaged files set aside in quarantine/, losses printed.
     Repair(cli::repair::RepairArgs),
+    /// Copy a running server's embedded engine, online, into a backup directory (admin scope).
+    Backup(cli::backup::BackupArgs),
+    /// Write a data directory from a backup, checking every file (the directory must be empty).
+    Restore(cli::backup::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +107,8 @@ fn main() -> ExitCode {
         Command::Import(args) => cli::import::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Repair(args) => cli::repair::run(args),
+        Command::Backup(args) => cli::backup::run_backup(args),
+        Command::Restore(args) => cli::backup::run_restore(args),
     }
 }
 

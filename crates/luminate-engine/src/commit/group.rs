@@ -101,7 +101,17 @@ impl Committer {
     /// shutdown need that.
     pub(super) fn drain(&mut self, requests: &Receiver<Request>) {
         while self.in_flight.is_some() {
-            match requests.recv() {
+            // Its `Synced` may already have been received, with the request being handled.
+            let synced = self
+                .deferred
+                .iter()
+                .position(|r| matches!(r, Request::Synced { .. }))
+                .and_then(|i| self.deferred.remove(i));
+            let next = match synced {
+                Some(request) => Ok(request),
+                None => requests.recv(),
+            };
+            match next {
                 Ok(Request::Synced { result, elapsed }) => self.finish_sync(result, elapsed),
                 Ok(other) => self.deferred.push_back(other),
                 Err(_) => {

@@ -26,8 +26,9 @@
 //! fsync now overlap instead of alternating. Group N+1 is staged on top of N before N is applied:
 //! `crate::index::Staging` keeps one *epoch* across such groups, counting from what the index held when
 //! the epoch first touched a tenant or metric. Everything that needs the whole log applied — a delete,
-//! a sync, a freeze, shutdown — first waits for the group in flight and commits what is staged
-//! ([`Committer::drain`]).
+//! a sync, a freeze, a backup's pause, shutdown — first waits for the group in flight and commits what
+//! is staged ([`Committer::drain`]); the fsync's answer may have been taken from the queue with it, so
+//! the requests after it wait in `deferred`, where `drain` looks first.
 //!
 //! So a write returns only when its points are durable (per the policy) and visible to later queries,
 //! and replaying the WAL applies the same records in the same order (through the same `apply`), which
@@ -94,7 +95,7 @@ use crate::newest::{Newest, Saved};
 use crate::record::{DeleteBefore, WriteBatch};
 use crate::shared::Shared;
 use crate::space::Job;
-use crate::wal::{SyncJob, Wal};
+use crate::wal::{LogEnd, SyncJob, Wal};
 
 pub(crate) use freeze::FlushControl;
 pub(crate) use write::Found;
@@ -149,6 +150,10 @@ pub(crate) enum Request {
     Sync { reply: Reply<()> },
     /// Freeze the head and wait until it (and any flush running) is in parts.
     Flush { reply: Reply<()> },
+    /// Commit what is staged, then run `job` with the WAL's end before handling any other request: no
+    /// record is appended, and no head frozen, while it runs (a backup pins the log there:
+    /// `crate::backup`).
+    Pause { job: Box<dyn FnOnce(LogEnd) + Send> },
     /// Commit what is staged, fsync, and stop.
     Shutdown,
     /// The fsync of the group in flight finished (sent by the fsync thread).
@@ -156,6 +161,20 @@ pub(crate) enum Request {
         result: Result<(), EngineError>,
         elapsed: Duration,
     },
+}
+
+impl Request {
+    /// Whether handling it first waits for the group in flight ([`Committer::drain`]).
+    fn drains(&self) -> bool {
+        matches!(
+            self,
+            Self::Delete { .. }
+                | Self::Sync { .. }
+                | Self::Flush { .. }
+                | Self::Pause { .. }
+                | Self::Shutdown
+        )
+    }
 }
 
 /// Which points of a write are stored.
@@ -324,7 +343,16 @@ impl Committer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            for request in group {
+            let mut group = VecDeque::from(group);
+            while let Some(request) = group.pop_front() {
+                // A request that drains waits for the group in flight, whose `Synced` may be among
+                // the requests taken with it: they go back to the front of `deferred`, where
+                // `drain` looks for it first (waiting on the queue for it would never end).
+                if request.drains() {
+                    while let Some(later) = group.pop_back() {
+                        self.deferred.push_front(later);
+                    }
+                }
                 if !self.handle(request, &requests) {
                     break 'serve;
                 }
@@ -368,6 +396,10 @@ impl Committer {
                     .and_then(|()| self.wait_for_flush())
                     .and_then(|()| self.ensure_not_poisoned());
                 let _ = reply.send(result);
+            }
+            Request::Pause { job } => {
+                self.drain(requests);
+                job(self.wal.end());
             }
             Request::Shutdown => {
                 self.drain(requests);

@@ -111,3 +111,63 @@ fn a_failed_fsync_fails_its_group_and_the_group_staged_behind_it() {
         Err(EngineError::Poisoned { .. })
     ));
 }
+
+/// Syncs, flushes, deletes and snapshots drain the group in flight; under concurrent writes the fsync
+/// thread's answer may arrive in the same group as the request that drains, and must still be found
+/// (it was once waited for on the queue, forever). Several seconds of that, under a watchdog.
+#[test]
+fn requests_that_drain_under_concurrent_writes_never_wait_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(
+        Engine::open(EngineConfig {
+            head_max_points: 5_000,
+            ..EngineConfig::new(dir.path())
+        })
+        .unwrap(),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut n = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let points = (0..50)
+                        .map(|i| Point {
+                            name: "m".to_owned(),
+                            timestamp: n * 50 + i,
+                            value: 1.0,
+                            dimensions: Dimensions::from_pairs([("w".to_owned(), format!("{w}"))]),
+                        })
+                        .collect();
+                    engine.write(&Tenant::new("t"), points).unwrap();
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let (done, finished) = mpsc::channel();
+    let drainer = {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut rounds = 0u32;
+            while started.elapsed() < Duration::from_secs(3) {
+                engine.sync().unwrap();
+                if rounds.is_multiple_of(10) {
+                    engine.flush().unwrap();
+                    drop(engine.snapshot().unwrap());
+                }
+                rounds += 1;
+            }
+            let _ = done.send(rounds);
+        })
+    };
+    let rounds = finished.recv_timeout(Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(rounds.is_ok(), "a draining request never returned");
+    drainer.join().unwrap();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+}

@@ -90,6 +90,17 @@ pub(crate) struct RecordPos {
     pub offset: u64,
 }
 
+/// The end of a log: where its next record will be appended. Every record appended so far lies in
+/// segments below `segment`, or in `segment` before `len` (a backup cuts the log there:
+/// `crate::backup`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LogEnd {
+    /// The active segment's number.
+    pub segment: u64,
+    /// Bytes of the active segment written so far, header included (a record boundary).
+    pub len: u64,
+}
+
 /// What [`Wal::recover`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
@@ -447,6 +458,14 @@ impl Wal {
             self.roll()?;
         }
         Ok(self.active_seq)
+    }
+
+    /// Where the next record will be appended (a record boundary: appends happen on the owner's thread).
+    pub(crate) fn end(&self) -> LogEnd {
+        LogEnd {
+            segment: self.active_seq,
+            len: self.active_len,
+        }
     }
 
     /// The log's directory.

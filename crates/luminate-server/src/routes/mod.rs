@@ -2,6 +2,7 @@
 //! few store calls for the request's tenant, and shapes the answer; none knows which backend serves it.
 
 pub mod admin;
+pub mod backup;
 pub mod cardinality;
 pub mod dashboards;
 pub mod exposition;

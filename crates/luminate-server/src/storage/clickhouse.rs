@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use luminate_clickhouse::observe::ClickhouseObserver;
 use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore, REACHABLE_CHECK};
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::dashboard::{Dashboard, DashboardStore, DashboardStoreError, Expected};
 use luminate_model::store::{CheckOutcome, HealthCheck};
 use luminate_model::{MetricsStore, StoreError, Tenant};
@@ -236,6 +237,11 @@ impl Decorate for DeferredClickhouse {
                 std::future::ready(CheckOutcome::fail(self.shared.reason())),
             )],
         }
+    }
+
+    /// Unsupported, whether ClickHouse has been reached or not.
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        Err(luminate_clickhouse::snapshot_unsupported())
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig, KeyWindow, SyncPolicy};
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
@@ -305,6 +306,15 @@ impl MetricsStore for EmbeddedStore {
                 async move { parts_intact(&quarantined) },
             ),
         ]
+    }
+
+    /// [`Engine::snapshot`]: the data directory's files pinned by hard links until dropped.
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        let engine = self.engine.clone();
+        let snapshot = blocking(move || engine.snapshot())
+            .await?
+            .map_err(StoreError::from)?;
+        Ok(Arc::new(snapshot))
     }
 
     /// Makes everything written durable. A poisoned engine can make nothing more durable (a retried

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
@@ -149,6 +150,12 @@ pub trait Decorate: Send + Sync + 'static {
     /// Closes the wrapped store.
     async fn close(&self) -> Result<(), StoreError> {
         self.inner()?.close().await
+    }
+
+    /// [`MetricsStore::snapshot`] of the wrapped store (not through [`Decorate::around`]: it is not a
+    /// storage operation the self-metrics time, and its error is not a [`StoreError`]).
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        Ok(self.inner()?.snapshot().await?)
     }
 }
 
@@ -353,6 +360,10 @@ impl<D: Decorate> MetricsStore for Forward<D> {
     async fn close(&self) -> Result<(), StoreError> {
         self.0.close().await
     }
+
+    async fn snapshot(&self) -> Result<Arc<dyn StoreSnapshot>, SnapshotError> {
+        self.0.snapshot().await
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +480,23 @@ mod tests {
         assert_eq!(store.health().await.status, HealthStatus::Healthy);
         store.close().await.unwrap();
         assert_eq!(store.0.seen.lock().unwrap().len(), 11);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_the_wrapped_stores_and_bypasses_around() {
+        let store = recorder(Some(Arc::new(MemoryStore::default())));
+        match store.snapshot().await {
+            Err(SnapshotError::Unsupported { backend, .. }) => {
+                assert_eq!(backend, MemoryStore::default().backend_name());
+            }
+            other => panic!("{:?}", other.map(|s| s.id().to_owned())),
+        }
+        assert!(store.0.seen.lock().unwrap().is_empty());
+        let unreachable = recorder(None);
+        assert!(matches!(
+            unreachable.snapshot().await.map(|_| ()),
+            Err(SnapshotError::Store(StoreError::Unavailable { .. }))
+        ));
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! flags, printed as a table, JSON or CSV) and `luminate import` (files in Luminate JSON lines, CSV,
 //! Prometheus text, OpenMetrics or VictoriaMetrics' JSON export). `write` and `import` share one
 //! sending pipeline ([`send`]): batches, gzip, concurrent connections, retries, 413 splits and
-//! idempotency keys. See docs/cli.md.
+//! idempotency keys. `luminate backup` copies a running server's embedded engine through its admin
+//! backup routes, and `luminate restore` writes a data directory back from such a copy ([`backup`]).
+//! See docs/cli.md.
 //!
 //! `luminate check` and `luminate repair` ([`check`], [`repair`]) are not clients: they work on a
 //! stopped server's data directory, with exit codes of their own (docs/cli.md).
@@ -12,6 +14,7 @@
 //! point rejected, an input line unreadable, a request failed, a query refused),
 //! [`EXIT_USAGE`] for a usage error found before anything was sent.
 
+pub mod backup;
 pub mod check;
 pub mod client;
 pub mod import;
@@ -34,7 +37,12 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// The server's base URL.
-    #[arg(long, env = "LUMINATE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        visible_alias = "server",
+        env = "LUMINATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// Bearer token (a JWT; `luminate token` mints one for development). The tenant is the token's
     /// `tenant_id`: the API has no tenant header.
