@@ -41,6 +41,7 @@ mod config;
 pub mod dashboards;
 mod error;
 mod exec;
+mod export;
 mod files;
 mod flush;
 mod head;
@@ -75,7 +76,7 @@ use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
     HealthStatus, QueryContext, RetentionOverride, StorageHealth, WriteOutcome,
 };
-use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
+use luminate_model::{ExportBatch, ExportPlan, Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
 pub use config::{CardinalityLimits, EngineConfig, SyncPolicy};
 pub use error::{DroppedTail, EngineError};
@@ -344,6 +345,20 @@ impl Engine {
             max,
             &self.query_pool,
         )?)
+    }
+
+    /// Hands every point `plan` selects to `sink`, in batches, with bounded memory: metric by metric,
+    /// day by day, series by series, each run of a series ordered by (timestamp, value) (the `export`
+    /// module says what is held at once and which writes an export sees). Runs on the calling thread
+    /// until done or until `sink` returns false (its consumer went away); a slow sink slows the export,
+    /// nothing piles up. No deadline applies.
+    pub fn export(
+        &self,
+        tenant: &Tenant,
+        plan: &ExportPlan,
+        mut sink: impl FnMut(ExportBatch) -> bool,
+    ) -> Result<(), EngineError> {
+        export::run(&self.shared, tenant, plan, &mut sink)
     }
 
     /// An estimate, in bytes, of the memory [`Engine::query`] will hold for `plan`: from the index's

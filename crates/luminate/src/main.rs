@@ -2,7 +2,7 @@
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
 //! from this executable. `luminate token` mints a development JWT with the configured secret.
-//! `luminate write`, `query` and `import` are clients of a running server (the `cli` module, whose
+//! `luminate write`, `query`, `import` and `export` are clients of a running server (the `cli` module, whose
 //! exit codes are its own: see docs/cli.md).
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a configuration or usage error (the message names the
@@ -51,6 +51,8 @@ enum Command {
     Query(cli::query::QueryArgs),
     /// Import files (JSON lines, CSV, Prometheus text, OpenMetrics, VictoriaMetrics export) into a server.
     Import(cli::import::ImportArgs),
+    /// Export a server's points in a time range to JSON lines, CSV or OpenMetrics (what import reads).
+    Export(cli::export::ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Write(args) => cli::write::run(args),
         Command::Query(args) => cli::query::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Export(args) => cli::export::run(args),
     }
 }
 

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
+    Tenant, TimestampMs, WriteOutcome,
 };
 
 /// A forwarded call, boxed so that [`Decorate::around`] can wrap calls of every result type.
@@ -49,6 +49,8 @@ pub enum Operation {
     Tenants,
     /// [`MetricsStore::settle`].
     Settle,
+    /// [`MetricsStore::export`] (its start: the stream is not timed).
+    Export,
 }
 
 impl Operation {
@@ -68,6 +70,7 @@ impl Operation {
             Self::RetentionOverrides => "retention_overrides",
             Self::Tenants => "tenants",
             Self::Settle => "settle",
+            Self::Export => "export",
         }
     }
 }
@@ -311,6 +314,15 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         d.around(
             Operation::Settle,
             Box::pin(async move { d.inner()?.settle().await }),
+        )
+        .await
+    }
+
+    async fn export(&self, tenant: &Tenant, plan: &ExportPlan) -> Result<ExportStream, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::Export,
+            Box::pin(async move { d.inner()?.export(tenant, plan).await }),
         )
         .await
     }
