@@ -14,7 +14,8 @@
 //!   and merges parts;
 //! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
 //! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
-//!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
+//!   execution over head rows and parts, in parallel on the engine's pool; `export`: every point of
+//!   a selection, streamed in batches with bounded memory; `apply`, `newest`: what
 //!   the writer thread and replay do to the index and the head;
 //! - the data: `stored`, the immutable snapshot of frozen head and parts that queries read, and
 //!   tombstones; `index`, the long-lived series index — interned strings, series ids, postings,

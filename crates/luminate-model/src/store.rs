@@ -423,8 +423,8 @@ pub trait MetricsStore: Send + Sync + 'static {
     async fn close(&self) -> Result<(), StoreError>;
 
     /// Starts streaming every point `plan` selects (`POST /api/v1/export`), in batches of at most
-    /// [`crate::export::EXPORT_BATCH_POINTS`], each series' points in runs ordered by (timestamp,
-    /// value). Memory stays bounded whatever the export's size: the backend reads on only as the
+    /// [`crate::export::EXPORT_BATCH_POINTS`], each series' points in runs ordered by timestamp.
+    /// Memory stays bounded whatever the export's size: the backend reads on only as the
     /// stream is consumed, and stops when it is dropped. No deadline applies (the caller bounds how
     /// many run at once). A write that lands while an export runs may or may not be in it; the order
     /// of series and whether a series comes in one run are the backend's to document. Failing here
