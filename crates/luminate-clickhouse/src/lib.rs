@@ -6,8 +6,8 @@
 //! # Modules, one layer calling the next
 //! - `store`: the trait implementation, open (version detection, schema), health and the
 //!   `clickhouse_reachable` check, close;
-//! - `write`, `query/` (range, aggregate, rate), `discovery`, `retention`: one operation family each,
-//!   turning a request into statements and answers;
+//! - `write`, `query/` (range, aggregate, rate), `discovery`, `retention`, `export`: one operation
+//!   family each, turning a request into statements and answers (`export` streams its answer);
 //! - `service`: ClickHouse behind the circuit breaker: deadlines, `KILL QUERY` on cancellation, and the
 //!   mapping of ClickHouse failures to [`luminate_model::StoreError`];
 //! - `breaker`: the circuit breaker's state machine; `transport`: HTTP, pooling, failover;
@@ -78,6 +78,7 @@
 mod breaker;
 mod dashboards;
 mod discovery;
+mod export;
 mod keyed;
 mod newest;
 pub mod observe;

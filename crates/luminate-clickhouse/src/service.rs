@@ -236,6 +236,55 @@ impl Service {
         }
     }
 
+    /// Starts a read-only query whose answer is read as it arrives (exports): through the breaker,
+    /// with a `query_id`, no execution time limit, and `start_timeout` for the answer to begin. The
+    /// returned query is killed on every endpoint when it is dropped before [`StreamedQuery::finished`]
+    /// (18.16 keeps running a query whose HTTP client went away).
+    pub async fn stream(
+        &self,
+        sql: &str,
+        start_timeout: Duration,
+    ) -> Result<StreamedQuery, StoreError> {
+        self.admit()
+            .map_err(|reason| StoreError::Unavailable { reason })?;
+        let query_id = format!(
+            "{}-{}",
+            self.query_id_prefix,
+            self.next_query.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut settings = vec![("readonly", "2".to_owned())];
+        if self.features.cancel_on_client_close {
+            settings.push(("cancel_http_readonly_queries_on_client_close", "1".into()));
+        }
+        let mut guard = KillOnDrop {
+            transport: Some(self.transport.clone()),
+            query_id: query_id.clone(),
+        };
+        let st = Statement {
+            sql,
+            data: None,
+            query_id: Some(&query_id),
+            settings: &settings,
+            timeout: start_timeout,
+        };
+        match self.transport.stream(&st).await {
+            Ok(answer) => {
+                self.breaker.record_success();
+                Ok(StreamedQuery { answer, guard })
+            }
+            Err(e) => {
+                if !matches!(
+                    e,
+                    TransportError::Broken { .. } | TransportError::Timeout { .. }
+                ) {
+                    guard.disarm();
+                }
+                self.record(Some(&e));
+                Err(map_error(e, None))
+            }
+        }
+    }
+
     /// Sends `SELECT 1` to every endpoint at once, each bounded by `timeout`; returns each address
     /// with how it answered, in the order of `addresses`. Outside the circuit breaker, neither asking
     /// it nor telling it: this asks whether each address answers now, not whether the store may send
@@ -275,6 +324,28 @@ impl Service {
     /// Number of endpoints.
     pub fn endpoint_count(&self) -> usize {
         self.transport.endpoint_count()
+    }
+}
+
+/// A query being streamed ([`Service::stream`]).
+pub struct StreamedQuery {
+    /// Its answer.
+    pub answer: crate::transport::Streamed,
+    guard: KillOnDrop,
+}
+
+impl std::fmt::Debug for StreamedQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamedQuery")
+            .field("query_id", &self.guard.query_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamedQuery {
+    /// The answer was read to its end: nothing is left to kill.
+    pub fn finished(mut self) {
+        self.guard.disarm();
     }
 }
 

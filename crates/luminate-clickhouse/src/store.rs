@@ -14,8 +14,8 @@ use luminate_model::store::{
     CheckOutcome, HealthCheck, HealthStatus, RetentionOverride, StorageHealth,
 };
 use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
+    Tenant, TimestampMs, WriteOutcome,
 };
 use thiserror::Error;
 
@@ -319,6 +319,11 @@ impl MetricsStore for ClickhouseStore {
         vec![HealthCheck::new(REACHABLE_CHECK, async move {
             reachable(service.ping_each(PING_TIMEOUT).await)
         })]
+    }
+
+    /// One streamed `SELECT` read off the HTTP body as it comes (the `export` module).
+    async fn export(&self, tenant: &Tenant, plan: &ExportPlan) -> Result<ExportStream, StoreError> {
+        crate::export::export(&self.service, tenant, plan).await
     }
 
     /// Nothing is buffered (a write returns once ClickHouse has it): stops new requests.

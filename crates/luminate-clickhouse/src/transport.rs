@@ -10,6 +10,8 @@
 //!
 //! Every request asks for `wait_end_of_query=1`: ClickHouse then buffers the whole answer before the
 //! status line, so an error during execution is an HTTP error rather than a 200 with a truncated body.
+//! The one exception is [`Transport::stream`] (exports), whose answer is read as it comes: an error
+//! after the status is then text at the end of the body, which the reader must tell from rows.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::observe::{ClickhouseObserver, Operation};
 use crate::settings::{ClickhouseSettings, Endpoint, SettingsError};
@@ -130,8 +132,9 @@ pub struct Transport {
     /// Round-robin position: each request starts at the next endpoint.
     next: AtomicUsize,
     pool: Mutex<Pool>,
-    /// `max_open_conns`: a permit per request in flight, so connections never exceed it.
-    permits: Semaphore,
+    /// `max_open_conns`: a permit per request in flight, so connections never exceed it (a streamed
+    /// answer holds its permit until it is dropped).
+    permits: Arc<Semaphore>,
     user: HeaderValue,
     key: HeaderValue,
     connect_timeout: Duration,
@@ -173,7 +176,7 @@ impl Transport {
                 client: new_client(settings.connect_timeout, settings.max_idle_conns as usize),
                 born: Instant::now(),
             }),
-            permits: Semaphore::new(settings.max_open_conns as usize),
+            permits: Arc::new(Semaphore::new(settings.max_open_conns as usize)),
             user: header("username", &settings.username)?,
             key,
             connect_timeout: settings.connect_timeout,
@@ -270,6 +273,104 @@ impl Transport {
         result
     }
 
+    /// Sends a query whose answer is read as it arrives (no `wait_end_of_query`): returns once the
+    /// status and headers are in, within `statement.timeout`, with the body still to read; the
+    /// connection's permit is held by the answer. Fails over between endpoints while connecting fails,
+    /// as [`Transport::execute`]. A non-200 answer is its exception, as for `execute`.
+    pub async fn stream(&self, statement: &Statement<'_>) -> Result<Streamed, TransportError> {
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let exchange = async {
+            let permit = self.permits.clone().acquire_owned().await.map_err(|_| {
+                TransportError::Unreachable {
+                    addresses: self.addresses(),
+                    message: "the store is closed".into(),
+                }
+            })?;
+            let mut last_connect_error = String::new();
+            for i in 0..self.endpoints.len() {
+                let endpoint = &self.endpoints[(first + i) % self.endpoints.len()];
+                match self.send_streaming(endpoint, statement).await {
+                    Err(Attempt::NotConnected(message)) => last_connect_error = message,
+                    Err(Attempt::Failed(e)) => return Err(e),
+                    Ok(body) => {
+                        return Ok(Streamed {
+                            body,
+                            address: endpoint.authority.clone(),
+                            _permit: permit,
+                        });
+                    }
+                }
+            }
+            Err(TransportError::Unreachable {
+                addresses: self.addresses(),
+                message: last_connect_error,
+            })
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(statement.timeout, exchange)
+            .await
+            .unwrap_or(Err(TransportError::Timeout {
+                after: statement.timeout,
+            }));
+        self.observer.request(
+            Operation::of(statement.sql),
+            started.elapsed(),
+            result.is_ok(),
+        );
+        result
+    }
+
+    async fn send_streaming(
+        &self,
+        endpoint: &Endpoint,
+        st: &Statement<'_>,
+    ) -> Result<hyper::body::Incoming, Attempt> {
+        let mut url = format!("http://{}/?", endpoint.authority);
+        if let Some(id) = st.query_id {
+            url.push_str("query_id=");
+            url.push_str(&percent_encode(id));
+        }
+        for (name, value) in st.settings {
+            url.push('&');
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&percent_encode(value));
+        }
+        let broken = |message: String| {
+            Attempt::Failed(TransportError::Broken {
+                address: endpoint.authority.clone(),
+                message,
+            })
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header("X-ClickHouse-User", self.user.clone())
+            .header("X-ClickHouse-Key", self.key.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(Bytes::copy_from_slice(st.sql.as_bytes())))
+            .map_err(|e| broken(format!("cannot build the request: {e}")))?;
+        let response = self.client().request(request).await.map_err(|e| {
+            if e.is_connect() {
+                Attempt::NotConnected(format!("{}: {}", endpoint.authority, error_chain(&e)))
+            } else {
+                broken(error_chain(&e))
+            }
+        })?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            return Ok(response.into_body());
+        }
+        let body = match Limited::new(response.into_body(), ERROR_BODY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::from_static(b"(error body unreadable or too long)"),
+        };
+        Err(Attempt::Failed(server_error(status, &body)))
+    }
+
     /// Stops handing out connections: requests waiting for one, and later ones, fail.
     pub fn close(&self) {
         self.permits.close();
@@ -348,6 +449,16 @@ impl Transport {
         }
         Ok(body)
     }
+}
+
+/// A streamed answer ([`Transport::stream`]): the body to read, holding its connection's permit.
+#[derive(Debug)]
+pub struct Streamed {
+    /// The answer's body, read frame by frame.
+    pub body: hyper::body::Incoming,
+    /// The endpoint that answers.
+    pub address: String,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The outcome of trying one endpoint.

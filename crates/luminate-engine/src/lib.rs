@@ -15,7 +15,8 @@
 //! - `shared`: the state they all share — the locks and their order, the catalog, the poison flag;
 //!   `contain`: a damaged part set aside under those locks (for a query or a compaction job);
 //! - `recovery`: start-up — reads the whole directory before it changes anything in it; `exec`: query
-//!   execution over head rows and parts, in parallel on the engine's pool; `apply`, `newest`: what
+//!   execution over head rows and parts, in parallel on the engine's pool; `export`: every point of
+//!   a selection, streamed in batches with bounded memory; `apply`, `newest`: what
 //!   the writer thread and replay do to the index and the head; `keys`: the window of idempotency keys
 //!   they rebuild; `check`, `repair`: the offline verification and repair of a data directory
 //!   (`luminate check`, `luminate repair`);
@@ -49,6 +50,7 @@ mod contain;
 pub mod dashboards;
 mod error;
 mod exec;
+mod export;
 mod files;
 mod flush;
 mod head;
@@ -88,7 +90,7 @@ use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{
     HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
 };
-use luminate_model::{Point, PointBatch, QueryPlan, Tenant, TimestampMs};
+use luminate_model::{ExportBatch, ExportPlan, Point, PointBatch, QueryPlan, Tenant, TimestampMs};
 
 pub use backup::Snapshot;
 pub use config::{CardinalityLimits, EngineConfig, KeyWindow, SyncPolicy};
@@ -469,6 +471,20 @@ impl Engine {
             max,
             &self.query_pool,
         )?)
+    }
+
+    /// Hands every point `plan` selects to `sink`, in batches, with bounded memory: metric by metric,
+    /// day by day, series by series, each run of a series ordered by (timestamp, value) (the `export`
+    /// module says what is held at once and which writes an export sees). Runs on the calling thread
+    /// until done or until `sink` returns false (its consumer went away); a slow sink slows the export,
+    /// nothing piles up. No deadline applies.
+    pub fn export(
+        &self,
+        tenant: &Tenant,
+        plan: &ExportPlan,
+        mut sink: impl FnMut(ExportBatch) -> bool,
+    ) -> Result<(), EngineError> {
+        export::run(&self.shared, tenant, plan, &mut sink)
     }
 
     /// An estimate, in bytes, of the memory [`Engine::query`] will hold for `plan`: from the index's

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod batch;
 pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod exposition;
 pub mod filter;
 pub mod json;
@@ -26,6 +27,7 @@ pub mod wire;
 
 pub use batch::{PointBatch, PointRef};
 pub use error::ErrorCode;
+pub use export::{ExportBatch, ExportPlan, ExportRequest, ExportStream};
 pub use filter::Filter;
 pub use point::{Dimensions, Point, Tenant};
 pub use query::{

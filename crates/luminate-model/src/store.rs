@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::backup::{SnapshotError, StoreSnapshot};
 use crate::batch::PointBatch;
 use crate::error::ErrorCode;
+use crate::export::{ExportPlan, ExportStream};
 use crate::keyed::{KeyedOutcome, KeyedWrite};
 use crate::point::Tenant;
 use crate::query::QueryPlan;
@@ -482,6 +483,21 @@ pub trait MetricsStore: Send + Sync + 'static {
 
     /// Makes everything accepted durable and releases resources; called once on graceful shutdown.
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// Starts streaming every point `plan` selects (`POST /api/v1/export`), in batches of at most
+    /// [`crate::export::EXPORT_BATCH_POINTS`], each series' points in runs ordered by timestamp.
+    /// Memory stays bounded whatever the export's size: the backend reads on only as the
+    /// stream is consumed, and stops when it is dropped. No deadline applies (the caller bounds how
+    /// many run at once). A write that lands while an export runs may or may not be in it; the order
+    /// of series and whether a series comes in one run are the backend's to document. Failing here
+    /// means nothing was read; failing in the stream ends the export there. A wrapper forwards its
+    /// inner store's. Default: `Unavailable` (a store that cannot export).
+    async fn export(&self, tenant: &Tenant, plan: &ExportPlan) -> Result<ExportStream, StoreError> {
+        let _ = (tenant, plan);
+        Err(StoreError::Unavailable {
+            reason: format!("the {} backend cannot export", self.backend_name()),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -485,3 +485,22 @@ async fn health_lists_every_check_and_only_a_failure_answers_503() {
         json!({"status": "fail", "duration_ms": body["checks"]["broken"]["duration_ms"], "message": "gone"})
     );
 }
+
+#[tokio::test]
+async fn an_export_the_store_cannot_start_is_answered_in_the_error_format_and_frees_its_slot() {
+    let app = app(Arc::new(MemoryStore::default()));
+    let request = || post("/api/v1/export", r#"{"timeRange": {"relative": "1h"}}"#);
+    // More times than a tenant has export slots: a refused start gives its slot back.
+    for _ in 0..=crate::routes::export::MAX_EXPORTS_PER_TENANT {
+        let (status, body) = call(&app, request()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "STORAGE_UNAVAILABLE");
+        assert_eq!(
+            body["error"]["message"],
+            "storage unavailable: the memory backend cannot export"
+        );
+    }
+    let (status, body) = call(&app, post("/api/v1/export", r#"{"timeRange": 5}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_QUERY");
+}

@@ -7,7 +7,8 @@
 //! guard — authentication, the route's scope, the tenant's request bucket and, for queries, its
 //! concurrency slot (see [`guard`]; a query then reserves its memory from the server's budget itself:
 //! [`crate::query_memory`]); a response deadline (`server.write_timeout`) on every route but the
-//! query, which has its own timeout; then the handler, which bounds its own body. Health and the
+//! query, which has its own timeout, and the export, which streams for as long as it takes within
+//! its own bounds ([`routes::export`]); then the handler, which bounds its own body. Health and the
 //! metrics exposition (`metrics.path`) have no guard and no rate limit; the exposition decides who may
 //! scrape itself (`metrics.bearer_token`; closed on the API's address with auth on and no token: see
 //! [`crate::auth::ScrapeAccess`]), and is served on `metrics.listen` instead when that is set. The web
@@ -82,6 +83,8 @@ pub struct AppState {
     pub registry: Registry,
     /// The backup snapshots held for `luminate backup` ([`routes::backup`]).
     pub backups: routes::backup::Snapshots,
+    /// The exports running now (`POST /api/v1/export`), bounded per tenant and server.
+    pub exports: routes::export::ExportSlots,
 }
 
 impl AppState {
@@ -114,6 +117,7 @@ impl AppState {
             query_memory: QueryMemory::new(config.query_limits.memory_budget_bytes, &telemetry),
             telemetry,
             registry,
+            exports: routes::export::ExportSlots::default(),
             rules: config.validation_rules(),
             limits: config.query_limits(),
             idempotency: IdempotencyCache::new(
@@ -404,10 +408,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 get(routes::backup::file),
             ),
     );
+    // Exports stream for as long as they take: outside the response deadline, bounded by their own
+    // slots (`routes::export`).
+    let export = guarded(
+        RouteClass::Read,
+        Router::new().route("/api/v1/export", post(routes::export::handle)),
+    );
     // The UI's static files: no guard (they hold no data; the pages' API calls carry the token).
     let mut api = Router::new()
         .merge(backups)
         .merge(query)
+        .merge(export)
         .merge(prometheus_query)
         .merge(deadline_bound)
         .merge(crate::ui::routes());

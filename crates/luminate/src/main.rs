@@ -2,8 +2,8 @@
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
 //! from this executable. `luminate token` mints a development JWT with the configured secret.
-//! `luminate write`, `query`, `import` and `backup` are clients of a running server, and `restore`
-//! writes a data directory from a backup (the `cli` module, whose exit codes are its own: see
+//! `luminate write`, `query`, `import`, `export` and `backup` are clients of a running server, and
+//! `restore` writes a data directory from a backup (the `cli` module, whose exit codes are its own: see
 //! docs/cli.md). `luminate check` and `repair` verify and repair a stopped server's data directory (the
 //! `cli` module too).
 //!
@@ -53,6 +53,8 @@ enum Command {
     Query(cli::query::QueryArgs),
     /// Import files (JSON lines, CSV, Prometheus text, OpenMetrics, VictoriaMetrics export) into a server.
     Import(cli::import::ImportArgs),
+    /// Export a server's points in a time range to JSON lines, CSV or OpenMetrics (what import reads).
+    Export(cli::export::ExportArgs),
     /// Verify a stopped server's data directory (embedded engine): every file, each problem with its offset.
     Check(cli::check::CheckArgs),
     /// Make a damaged data directory startable: damaged files set aside in quarantine/, losses printed.
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Write(args) => cli::write::run(args),
         Command::Query(args) => cli::query::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Export(args) => cli::export::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Repair(args) => cli::repair::run(args),
         Command::Backup(args) => cli::backup::run_backup(args),

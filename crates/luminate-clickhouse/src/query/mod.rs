@@ -175,7 +175,7 @@ fn selection(tenant: &Tenant, plan: &QueryPlan, skip_indexes: bool) -> String {
 /// ` AND <condition>` of one filter: the dimension equals the value, or is `IN` the list. Without `""`
 /// among the values, `has`/`hasAny` over `dim_values` is implied and lets the bloom-filter index skip
 /// granules. An empty list (which no request gives) selects nothing, as everywhere.
-fn filter_condition(filter: &Filter, skip_indexes: bool) -> String {
+pub(crate) fn filter_condition(filter: &Filter, skip_indexes: bool) -> String {
     let column = dimension(filter.key());
     let hint = skip_indexes && !filter.matches_missing();
     match filter.values() {

@@ -113,6 +113,16 @@ fn summary_columns(kind: QueryKind) -> crate::part::SummaryColumns {
     }
 }
 
+/// The series of metric `m` that hold points and match every filter, ascending: a query's selection
+/// without its groups (what an export reads).
+pub(crate) fn matching_series(
+    ti: &TenantIndex,
+    m: MetricId,
+    filters: &[luminate_model::Filter],
+) -> Vec<SeriesId> {
+    select::matching(ti, m, filters)
+}
+
 /// Phase 1: resolves the plan's filters and groups against the tenant's index (grouping in parallel on
 /// `pool`).
 pub(crate) fn prepare<'p>(

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod backup;
 pub mod cardinality;
 pub mod dashboards;
+pub mod export;
 pub mod exposition;
 pub mod health;
 pub mod metrics;

@@ -18,9 +18,10 @@ use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    ExportBatch, ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan,
+    StoreError, Tenant, TimestampMs, WriteOutcome,
 };
+use tokio::sync::mpsc;
 
 use super::OpenError;
 use crate::config::{Config, HealthConfig, SyncMode};
@@ -55,6 +56,24 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             capacity: config.batch_write.idempotency_max_keys,
         },
         ..EngineConfig::new(&e.data_dir)
+    }
+}
+
+/// Batches an export holds between the engine's thread and the HTTP body: the engine reads on while
+/// one is being sent and one waits, and blocks after that.
+const EXPORT_QUEUE: usize = 2;
+
+/// The receiving end of an export's queue, as the store's stream of batches.
+struct QueuedBatches(mpsc::Receiver<Result<ExportBatch, StoreError>>);
+
+impl futures_core::Stream for QueuedBatches {
+    type Item = Result<ExportBatch, StoreError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
     }
 }
 
@@ -332,5 +351,21 @@ impl MetricsStore for EmbeddedStore {
             return Ok(());
         }
         Ok(blocking(move || engine.sync()).await??)
+    }
+
+    /// [`Engine::export`] on a thread of the blocking pool, feeding a queue of [`EXPORT_QUEUE`]
+    /// batches: the engine waits while the queue is full and stops when the stream is dropped.
+    async fn export(&self, tenant: &Tenant, plan: &ExportPlan) -> Result<ExportStream, StoreError> {
+        let (engine, tenant, plan) = (self.engine.clone(), tenant.clone(), plan.clone());
+        let (queue, batches) = mpsc::channel(EXPORT_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            let done = engine.export(&tenant, &plan, |batch| {
+                queue.blocking_send(Ok(batch)).is_ok()
+            });
+            if let Err(e) = done {
+                let _ = queue.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(Box::pin(QueuedBatches(batches)))
     }
 }

@@ -15,8 +15,8 @@ use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::{
-    MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError, Tenant, TimestampMs,
-    WriteOutcome,
+    ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
+    Tenant, TimestampMs, WriteOutcome,
 };
 
 /// A forwarded call, boxed so that [`Decorate::around`] can wrap calls of every result type.
@@ -51,6 +51,8 @@ pub enum Operation {
     Tenants,
     /// [`MetricsStore::settle`].
     Settle,
+    /// [`MetricsStore::export`] (its start: the stream is not timed).
+    Export,
 }
 
 impl Operation {
@@ -70,6 +72,7 @@ impl Operation {
             Self::RetentionOverrides => "retention_overrides",
             Self::Tenants => "tenants",
             Self::Settle => "settle",
+            Self::Export => "export",
         }
     }
 }
@@ -345,6 +348,15 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         d.around(
             Operation::Settle,
             Box::pin(async move { d.inner()?.settle().await }),
+        )
+        .await
+    }
+
+    async fn export(&self, tenant: &Tenant, plan: &ExportPlan) -> Result<ExportStream, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::Export,
+            Box::pin(async move { d.inner()?.export(tenant, plan).await }),
         )
         .await
     }

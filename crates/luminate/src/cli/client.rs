@@ -9,6 +9,9 @@ use super::ServerArgs;
 
 /// Longest exchange: a 10 000-point write under fsync, or a query at its 30 s maximum.
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest silence of a streamed answer (an export): until its status, or between two reads of its
+/// body. The exchange as a whole has no deadline: an export takes as long as its size.
+const STREAM_STALL: Duration = Duration::from_secs(600);
 /// Largest answer read (a full range answer is about 2 MB).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// First wait of the doubling backoff when the server gives no `Retry-After`.
@@ -57,6 +60,36 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Reads a whole answer (at most [`MAX_ANSWER_BYTES`]).
+    fn read(url: &str, mut response: ureq::http::Response<ureq::Body>) -> Result<Self, String> {
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let replayed = header("idempotent-replayed").is_some_and(|v| v == "true");
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| format!("{url}: reading the answer: {e}"))?;
+        Ok(Reply {
+            status,
+            body,
+            replayed,
+            retry_after,
+        })
+    }
+}
+
 /// Which answers are worth another attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -93,6 +126,97 @@ impl Client {
         }
     }
 
+    /// A client for streamed answers ([`Client::post_streamed`]): no deadline for the whole exchange,
+    /// [`STREAM_STALL`] for each wait.
+    pub fn streaming(args: &ServerArgs) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(TIMEOUT))
+            .timeout_recv_response(Some(STREAM_STALL))
+            .timeout_per_read(Some(STREAM_STALL))
+            .build()
+            .into();
+        Self {
+            agent,
+            ..Self::new(args)
+        }
+    }
+
+    /// GETs `path`, retrying as a query (`429`, `503`, failed connections); the last answer or error.
+    pub fn get(&self, path: &str) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let mut request = self.agent.get(&url);
+            if let Some(authorization) = &self.authorization {
+                request = request.header("Authorization", authorization);
+            }
+            let outcome = request
+                .call()
+                .map_err(|e| format!("GET {url}: {e}"))
+                .and_then(|response| Reply::read(&url, response));
+            let wait = match &outcome {
+                Ok(reply) if reply.is_retryable(Retry::Query) => {
+                    reply.retry_after.unwrap_or(backoff)
+                }
+                Ok(_) => return outcome,
+                Err(_) => backoff,
+            };
+            if attempt >= self.attempts {
+                return outcome;
+            }
+            std::thread::sleep(wait.min(MAX_BACKOFF));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
+    /// POSTs `body` and, on a `200`, returns the answer's body to read as it arrives; any other
+    /// status is read whole and returned as the error's [`Reply`]. `429`, `503` and failed
+    /// connections are retried as for a query, each reported to `on_retry`.
+    pub fn post_streamed(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        mut on_retry: impl FnMut(&str),
+    ) -> Result<Result<ureq::BodyReader<'static>, Reply>, String> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let mut request = self.agent.post(&url);
+            if let Some(authorization) = &self.authorization {
+                request = request.header("Authorization", authorization);
+            }
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            let outcome = match request.send(body) {
+                Err(e) => Err(format!("POST {url}: {e}")),
+                Ok(response) if response.status().as_u16() == 200 => {
+                    return Ok(Ok(response.into_body().into_reader()));
+                }
+                Ok(response) => Reply::read(&url, response),
+            };
+            let (wait, reason) = match &outcome {
+                Ok(reply) if reply.is_retryable(Retry::Query) => {
+                    (reply.retry_after.unwrap_or(backoff), reply.error_message())
+                }
+                Ok(_) => return outcome.map(Err),
+                Err(e) => (backoff, e.clone()),
+            };
+            if attempt >= self.attempts {
+                return outcome.map(Err);
+            }
+            on_retry(&reason);
+            std::thread::sleep(wait.min(MAX_BACKOFF));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
     /// POSTs `body` to `path` once; a failed connection is an error naming the URL.
     pub fn post_once(
         &self,
@@ -108,33 +232,9 @@ impl Client {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let mut response = request.send(body).map_err(|e| format!("POST {url}: {e}"))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let replayed = header("idempotent-replayed").is_some_and(|v| v == "true");
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_string()
-            .map_err(|e| format!("POST {url}: reading the answer: {e}"))?;
-        Ok(Reply {
-            status,
-            body,
-            replayed,
-            retry_after,
-        })
+        let response = request.send(body).map_err(|e| format!("POST {url}: {e}"))?;
+        Reply::read(&url, response)
     }
-
     /// POSTs `body`, retrying failed connections and the answers `retry` names (each retry is
     /// reported to `on_retry` with the reason before the wait). The last answer or error is returned.
     pub fn post(

@@ -1,7 +1,8 @@
 //! The client subcommands of the binary, which talk to a running server over its HTTP API:
 //! `luminate write` (points from arguments or stdin), `luminate query` (a query from a file, stdin or
-//! flags, printed as a table, JSON or CSV) and `luminate import` (files in Luminate JSON lines, CSV,
-//! Prometheus text, OpenMetrics or VictoriaMetrics' JSON export). `write` and `import` share one
+//! flags, printed as a table, JSON or CSV), `luminate import` (files in Luminate JSON lines, CSV,
+//! Prometheus text, OpenMetrics or VictoriaMetrics' JSON export) and `luminate export` (the points of
+//! a time range streamed from the server into JSON lines, CSV or OpenMetrics, which `import` reads). `write` and `import` share one
 //! sending pipeline ([`send`]): batches, gzip, concurrent connections, retries, 413 splits and
 //! idempotency keys. `luminate backup` copies a running server's embedded engine through its admin
 //! backup routes, and `luminate restore` writes a data directory back from such a copy ([`backup`]).
@@ -17,6 +18,7 @@
 pub mod backup;
 pub mod check;
 pub mod client;
+pub mod export;
 pub mod import;
 mod points;
 pub mod query;

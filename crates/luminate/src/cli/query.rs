@@ -196,13 +196,13 @@ fn build(args: &QueryArgs) -> Result<Value, String> {
 }
 
 /// Unix ms as a number, anything else (RFC 3339) as a string.
-fn timestamp_value(text: &str) -> Value {
+pub(super) fn timestamp_value(text: &str) -> Value {
     text.parse::<i64>()
         .map_or_else(|_| Value::from(text), Value::from)
 }
 
 /// `--filter k=v`, `k=v1|v2` and repeated keys as the `filters` object (a list for any-of).
-fn filters(specs: &[String]) -> Result<Map<String, Value>, String> {
+pub(super) fn filters(specs: &[String]) -> Result<Map<String, Value>, String> {
     let mut out: Map<String, Value> = Map::new();
     for spec in specs {
         let (key, values) = spec

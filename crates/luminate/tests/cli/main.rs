@@ -1,7 +1,7 @@
 //! The client subcommands through the real binary against a real server: `luminate write` from
 //! arguments and stdin, `luminate query` in its three outputs and from flags, `luminate import` of every
 //! format, a rerun after a kill, `429` retries, `413` splits, and bad input reported by file and line
-//! (the imports in `import.rs`).
+//! (the imports in `import.rs`), and `luminate export` in its three formats (`export.rs`).
 
 #![allow(
     clippy::unwrap_used,
@@ -10,6 +10,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod export;
 mod import;
 
 use std::io::Write;
