@@ -10,6 +10,8 @@ pub mod exposition;
 pub mod filter;
 pub mod json;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod point;
 pub mod query;
 pub mod reference;
