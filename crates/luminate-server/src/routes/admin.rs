@@ -43,7 +43,7 @@ pub struct DeleteParams {
     summary = "Delete a metric's points older than a time",
     params(
         ("name" = String, Path, example = "api_latency", description = "A metric name: `^[a-zA-Z_][a-zA-Z0-9_]*$`, 1–256 characters."),
-        ("before" = String, Query, description = "RFC 3339 or Unix milliseconds: points before it are deleted."),
+        ("before" = String, Query, example = "2000-01-01T00:00:00Z", description = "RFC 3339 or Unix milliseconds: points before it are deleted."),
     ),
     responses(
         (status = 200, description = "How many points were deleted.", body = crate::openapi::schemas::DeleteAnswer),

@@ -93,7 +93,10 @@ pub async fn export(
     operation_id = "createDashboard",
     tag = "dashboards",
     summary = "Create (or import) a dashboard",
-    request_body = crate::openapi::schemas::DashboardUpload,
+    request_body(content = crate::openapi::schemas::DashboardUpload, example = json!({"dashboard": {
+        "id": "latency", "title": "Latency", "tags": ["team"], "timeRange": {"relative": "24h"},
+        "panels": [{"id": "p95", "title": "p95 by customer", "type": "timeseries", "gridPosition": {"x": 0, "y": 0, "w": 12, "h": 6},
+            "query": {"queryType": "aggregate", "metricName": "api_latency", "aggregation": "p95", "groupBy": ["customer_id"]}}]}})),
     responses(
         (status = 201, description = "Saved, at version 1.", body = crate::openapi::schemas::DashboardFile),
         (status = 400, description = "`INVALID_REQUEST`: every problem of the document, with its JSON path (`details.problems`).", body = crate::openapi::schemas::ErrorBody),
@@ -124,7 +127,10 @@ pub async fn create(
     tag = "dashboards",
     summary = "Replace a dashboard, naming the version read",
     params(("id" = String, Path, example = "overview", description = "The dashboard's id.")),
-    request_body = crate::openapi::schemas::DashboardUpload,
+    request_body(content = crate::openapi::schemas::DashboardUpload, example = json!({"dashboard": {
+        "id": "overview", "title": "Overview", "version": 1,
+        "panels": [{"id": "count", "title": "Points", "type": "gauge", "gridPosition": {"x": 0, "y": 0, "w": 6, "h": 4},
+            "query": {"queryType": "aggregate", "metricName": "api_latency", "aggregation": "count", "timeRange": {"relative": "1h"}}}]}})),
     responses(
         (status = 200, description = "Saved, at the next version.", body = crate::openapi::schemas::DashboardFile),
         (status = 400, description = "`INVALID_REQUEST`: the document's problems, or an id other than the path's.", body = crate::openapi::schemas::ErrorBody),

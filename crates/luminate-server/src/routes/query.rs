@@ -39,7 +39,12 @@ const MAX_QUERY_BODY: usize = 1 << 20;
     tag = "query",
     summary = "Run a query: range, aggregate, rate or listDimensionValues",
     description = "The JSON query language (CONTRACT §4, docs/api.md). Runs under its `timeout` (default 10 s, at most 30 s) and reserves its memory from the server's budget first.",
-    request_body = luminate_model::QueryRequest,
+    request_body(content = luminate_model::QueryRequest, examples(
+        ("aggregate" = (summary = "p95 by customer over the last hour", value = json!({"queryType": "aggregate", "metricName": "api_latency", "aggregation": "p95", "groupBy": ["customer_id"], "timeRange": {"relative": "1h"}}))),
+        ("range" = (summary = "Raw points of one customer", value = json!({"queryType": "range", "metricName": "api_latency", "filters": {"customer_id": ["cust_1", "cust_2"]}, "timeRange": {"relative": "15m"}, "limit": 100}))),
+        ("rate" = (summary = "Per-minute rate", value = json!({"queryType": "rate", "metricName": "api_requests", "interval": "1m", "timeRange": {"relative": "1h"}}))),
+        ("listDimensionValues" = (summary = "A dashboard variable's options", value = json!({"queryType": "listDimensionValues", "metricName": "api_latency", "dimension": "customer_id", "limit": 10}))),
+    )),
     responses(
         (status = 200, description = "The answer, shaped by `queryType`.", body = crate::openapi::schemas::QueryAnswer),
         (status = 400, description = "`INVALID_QUERY`, `QUERY_LIMIT_EXCEEDED` (naming the limit), or a body that is not a query.", body = crate::openapi::schemas::ErrorBody),

@@ -62,7 +62,9 @@ struct Validated {
     description = "JSON points (CONTRACT §3), optionally `Content-Encoding: gzip`; with `Content-Type: application/x-protobuf` (and `Content-Encoding: snappy`) the body is a Prometheus remote write 1.0 or 2.0 request, answered `204` (docs/ingest.md). A `2xx` means the accepted points are durable and visible to later queries.",
     params(("Idempotency-Key" = Option<String>, Header, description = "Up to 256 characters: a retry with the same key within 10 minutes is answered with the first answer and stores nothing twice (JSON only).")),
     request_body(content(
-        (crate::openapi::schemas::WriteRequest = "application/json"),
+        (crate::openapi::schemas::WriteRequest = "application/json", example = json!({"metrics": [
+            {"name": "api_latency", "timestamp": luminate_model::time::now_ms(), "value": 12.5, "dimensions": {"customer_id": "cust_1", "region": "eu"}}
+        ]})),
         ("application/x-protobuf"),
     )),
     responses(

@@ -28,7 +28,7 @@ const QUERY_TYPE: &str = "promql";
     operation_id = "promQuery",
     tag = "prometheus",
     summary = "PromQL instant query",
-    params(("query" = Option<String>, Query, description = "A PromQL expression (required)."), ("time" = Option<String>, Query, description = "Unix seconds or RFC 3339 (default now)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration, capped by `query_limits.max_timeout`.")),
+    params(("query" = Option<String>, Query, example = "sum by (customer_id) (api_latency)", description = "A PromQL expression (required)."), ("time" = Option<String>, Query, description = "Unix seconds or RFC 3339 (default now)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration, capped by `query_limits.max_timeout`.")),
     request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
     responses(
         (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
@@ -60,7 +60,7 @@ pub async fn instant(
     operation_id = "promQueryRange",
     tag = "prometheus",
     summary = "PromQL range query",
-    params(("query" = Option<String>, Query, description = "A PromQL expression (required)."), ("start" = Option<String>, Query, description = "Unix seconds or RFC 3339 (required)."), ("end" = Option<String>, Query, description = "Unix seconds or RFC 3339 (required)."), ("step" = Option<String>, Query, description = "Seconds or a duration (required)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration.")),
+    params(("query" = Option<String>, Query, example = "sum by (customer_id) (api_latency)", description = "A PromQL expression (required)."), ("start" = Option<String>, Query, example = "2026-01-01T00:00:00Z", description = "Unix seconds or RFC 3339 (required)."), ("end" = Option<String>, Query, example = "2026-01-01T01:00:00Z", description = "Unix seconds or RFC 3339 (required)."), ("step" = Option<String>, Query, example = "60", description = "Seconds or a duration (required)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration.")),
     request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
     responses(
         (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
