@@ -158,8 +158,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
             MAX_EXAMPLES,
             "--seed",
             SEED,
+            // One worker: with two, Hypothesis' shared caches race while generating examples and
+            // schemathesis reports a "flaky" error of its own now and then (seen with 4.32).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--header",
