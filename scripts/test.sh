@@ -23,8 +23,10 @@ ensure_apt_packages curl clickhouse-server prometheus prometheus-alertmanager pr
 # kubernetes-validate (PyPI): tests/kubernetes.rs validates deploy/kubernetes against the Kubernetes
 # schemas it ships (offline). Installed into a virtual environment whose bin/ goes first on PATH.
 # opentelemetry-*: tests/otlp.rs exports through the real Python SDK, over OTLP/HTTP and OTLP/gRPC.
+# openapi-spec-validator and schemathesis: tests/openapi.rs validates the served OpenAPI document and
+# runs schemathesis against the real server from it.
 ensure_pip_packages kubernetes-validate opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
-  opentelemetry-exporter-otlp-proto-grpc
+  opentelemetry-exporter-otlp-proto-grpc openapi-spec-validator schemathesis
 for tool in promtool amtool prometheus-alertmanager prometheus-node-exporter kubernetes-validate; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter; PyPI kubernetes-validate)" >&2; exit 1; }
 done

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// A machine-readable error code, serialized as in the contract (`INVALID_METRIC_NAME`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)] // each variant is its own documentation: the contract's code
 pub enum ErrorCode {

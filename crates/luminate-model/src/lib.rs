@@ -13,6 +13,8 @@ pub mod filter;
 pub mod json;
 pub mod keyed;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod point;
 pub mod query;
 pub mod reference;

@@ -121,15 +121,24 @@ impl Aggregation {
 /// The request body of `POST /api/v1/query`, exactly as sent: a JSON object (not an array of its
 /// fields), no field twice, no filter key twice. `dimension` and `prefix` belong to
 /// `listDimensionValues` only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields, rename_all = "camelCase")]
 #[allow(missing_docs)] // fields are documented by CONTRACT §4
 pub struct QueryRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(range|aggregate|rate|listDimensionValues)$")
+    )]
     pub query_type: String,
     pub metric_name: String,
     pub time_range: Option<TimeRangeRequest>,
     #[serde(default, deserialize_with = "filters")]
     pub filters: BTreeMap<String, FilterValue>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(avg|sum|count|min|max|p50|p95|p99|integral)$")
+    )]
     pub aggregation: Option<String>,
     #[serde(default)]
     pub group_by: Vec<String>,
@@ -141,6 +150,7 @@ pub struct QueryRequest {
 }
 
 /// `timeRange`: either `start` and `end`, or `relative`; a JSON object.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields)]
 #[allow(missing_docs)]

@@ -42,9 +42,11 @@ impl Serialize for GroupKey {
 }
 
 /// One raw point of a range query.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RangePoint {
     /// Unix ms.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub timestamp: TimestampMs,
     /// The stored value.
     pub value: f64,
@@ -53,9 +55,11 @@ pub struct RangePoint {
 }
 
 /// One bucket of an aggregate query with an interval.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BucketValue {
     /// Bucket start, Unix ms (epoch-aligned).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub timestamp: TimestampMs,
     /// The aggregation over the bucket.
     pub value: f64,
@@ -64,6 +68,7 @@ pub struct BucketValue {
 }
 
 /// One group of an aggregate query.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateGroup {
@@ -79,15 +84,18 @@ pub struct AggregateGroup {
 }
 
 /// One bucket of a rate query.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RatePoint {
     /// Bucket start, Unix ms.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub timestamp: TimestampMs,
     /// Summed increase over the group's series divided by the interval in seconds.
     pub rate: f64,
 }
 
 /// One group of a rate query.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RateGroup {
@@ -217,6 +225,7 @@ enum Results<'a> {
 }
 
 /// A dimension value with the number of stored points carrying it (discovery).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValueCount {
     /// The value.
@@ -267,6 +276,7 @@ pub struct DimensionValuesResponse<'a> {
 }
 
 /// Distinct values of one dimension key (cardinality explorer).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyCardinality {
     /// Dimension key.
@@ -276,6 +286,7 @@ pub struct KeyCardinality {
 }
 
 /// Series count of one metric and distinct values per dimension key, largest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MetricCardinality {
     /// Metric name.

@@ -226,6 +226,7 @@ impl StorageHealth {
 }
 
 /// Coarse health.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
@@ -236,6 +237,7 @@ pub enum HealthStatus {
 }
 
 /// The verdict of one named health check (CONTRACT §7 `checks.<name>.status`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {

@@ -385,6 +385,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin)
         .merge(dashboards)
         .route("/api/v1/health", get(routes::health::handle))
+        // No guard, like health: it describes the API and holds no data.
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             response_deadline,

@@ -22,6 +22,7 @@ pub mod health;
 pub mod hll;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod otlp;
 pub mod query_memory;
 pub mod remote_write;

@@ -35,6 +35,22 @@ pub struct DeleteParams {
 }
 
 /// `DELETE /api/v1/admin/metrics/{name}?before=<RFC 3339 | Unix ms>`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/metrics/{name}",
+    operation_id = "deleteMetricPoints",
+    tag = "admin",
+    summary = "Delete a metric's points older than a time",
+    params(
+        ("name" = String, Path, example = "api_latency", description = "A metric name: `^[a-zA-Z_][a-zA-Z0-9_]*$`, 1–256 characters."),
+        ("before" = String, Query, example = "2000-01-01T00:00:00Z", description = "RFC 3339 or Unix milliseconds: points before it are deleted."),
+    ),
+    responses(
+        (status = 200, description = "How many points were deleted.", body = crate::openapi::schemas::DeleteAnswer),
+        (status = 400, description = "`INVALID_METRIC_NAME`, or `before` missing or malformed (`INVALID_QUERY`).", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn delete_before(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -93,6 +109,20 @@ impl<'de> Deserialize<'de> for RetentionRequest {
 }
 
 /// `POST /api/v1/admin/retention {"metric_name", "retention_days"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/retention",
+    operation_id = "setRetention",
+    tag = "admin",
+    summary = "Set a metric's retention",
+    request_body = crate::openapi::schemas::RetentionRequest,
+    responses(
+        (status = 200, description = "In force, and kept across restarts.", body = crate::openapi::schemas::RetentionAnswer),
+        (status = 400, description = "`INVALID_REQUEST` (the body, `retention_days`) or `INVALID_METRIC_NAME`.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: a body over 64 KiB.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn set_retention(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -131,6 +161,15 @@ pub async fn set_retention(
 /// `POST /api/v1/admin/flush`: settles the stored data of every tenant now
 /// ([`luminate_model::MetricsStore::settle`]) → `{"settled": true, "took_ms"}`. No body. It changes how
 /// data is laid out on disk, never what it holds, so an admin token of any tenant may ask for it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/flush",
+    operation_id = "flush",
+    tag = "admin",
+    summary = "Settle the stored data of every tenant",
+    responses((status = 200, description = "Settled.", body = crate::openapi::schemas::FlushAnswer)),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn flush(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
     state.store.settle().await?;

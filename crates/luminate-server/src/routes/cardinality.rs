@@ -21,6 +21,20 @@ pub struct CardinalityParams {
 }
 
 /// Handles the explorer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cardinality",
+    operation_id = "cardinality",
+    tag = "discovery",
+    summary = "Series per metric and distinct values per dimension key",
+    params(("metric" = Option<String>, Query, description = "Only this metric.")),
+    responses(
+        (status = 200, description = "Largest first.", body = crate::openapi::schemas::Cardinality),
+        (status = 400, description = "`INVALID_METRIC_NAME`, or a malformed query string (`INVALID_REQUEST`).", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: `metric` has no stored point.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

@@ -32,6 +32,19 @@ pub struct ListParams {
 }
 
 /// `GET /api/v1/dashboards`: id, title, tags and version of each, by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dashboards",
+    operation_id = "listDashboards",
+    tag = "dashboards",
+    summary = "The tenant's dashboards",
+    params(("tag" = Option<String>, Query, description = "Only dashboards carrying this tag.")),
+    responses(
+        (status = 200, description = "Id, title, tags and version of each, by id.", body = crate::openapi::schemas::DashboardList),
+        (status = 400, description = "`INVALID_REQUEST`: an unknown query parameter.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -48,6 +61,19 @@ pub async fn list(
 }
 
 /// `GET /api/v1/dashboards/{id}`: the dashboard as a file (`{"dashboard": {...}}`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/dashboards/{id}",
+    operation_id = "exportDashboard",
+    tag = "dashboards",
+    summary = "A dashboard, as a file that imports back",
+    params(("id" = String, Path, example = "overview", description = "The dashboard's id.")),
+    responses(
+        (status = 200, description = "The design's dashboard file.", body = crate::openapi::schemas::DashboardFile),
+        (status = 404, description = "`NOT_FOUND`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn export(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -61,6 +87,24 @@ pub async fn export(
 
 /// `POST /api/v1/dashboards`: creates (or imports) a dashboard; `201` with the saved document. An id
 /// already taken is `409 CONFLICT`; a `version` in the document is ignored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dashboards",
+    operation_id = "createDashboard",
+    tag = "dashboards",
+    summary = "Create (or import) a dashboard",
+    request_body(content = crate::openapi::schemas::DashboardUpload, example = json!({"dashboard": {
+        "id": "latency", "title": "Latency", "tags": ["team"], "timeRange": {"relative": "24h"},
+        "panels": [{"id": "p95", "title": "p95 by customer", "type": "timeseries", "gridPosition": {"x": 0, "y": 0, "w": 12, "h": 6},
+            "query": {"queryType": "aggregate", "metricName": "api_latency", "aggregation": "p95", "groupBy": ["customer_id"]}}]}})),
+    responses(
+        (status = 201, description = "Saved, at version 1.", body = crate::openapi::schemas::DashboardFile),
+        (status = 400, description = "`INVALID_REQUEST`: every problem of the document, with its JSON path (`details.problems`).", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "`CONFLICT`: the id is taken.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: over `dashboards.max_body_bytes`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["write"])),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -76,6 +120,25 @@ pub async fn create(
 
 /// `PUT /api/v1/dashboards/{id}`: replaces the dashboard whose `version` the document names (without
 /// one: creates it, when the id is free). The document's id must be the path's.
+#[utoipa::path(
+    put,
+    path = "/api/v1/dashboards/{id}",
+    operation_id = "replaceDashboard",
+    tag = "dashboards",
+    summary = "Replace a dashboard, naming the version read",
+    params(("id" = String, Path, example = "overview", description = "The dashboard's id.")),
+    request_body(content = crate::openapi::schemas::DashboardUpload, example = json!({"dashboard": {
+        "id": "overview", "title": "Overview", "version": 1,
+        "panels": [{"id": "count", "title": "Points", "type": "gauge", "gridPosition": {"x": 0, "y": 0, "w": 6, "h": 4},
+            "query": {"queryType": "aggregate", "metricName": "api_latency", "aggregation": "count", "timeRange": {"relative": "1h"}}}]}})),
+    responses(
+        (status = 200, description = "Saved, at the next version.", body = crate::openapi::schemas::DashboardFile),
+        (status = 400, description = "`INVALID_REQUEST`: the document's problems, or an id other than the path's.", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "`CONFLICT`: the dashboard changed since that version was read, or (without a version) exists.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: over `dashboards.max_body_bytes`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["write"])),
+)]
 pub async fn replace(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -97,6 +160,19 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/dashboards/{id}`: `204`, or `404` when there is none.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dashboards/{id}",
+    operation_id = "deleteDashboard",
+    tag = "dashboards",
+    summary = "Delete a dashboard",
+    params(("id" = String, Path, example = "overview", description = "The dashboard's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`NOT_FOUND`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["write"])),
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

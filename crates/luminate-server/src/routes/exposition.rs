@@ -27,6 +27,22 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The exposition on the API's address.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metricsExposition",
+    tag = "operations",
+    summary = "Luminate's own metrics (Prometheus text or OpenMetrics), at `metrics.path`",
+    description = "OpenMetrics 1.0 when `Accept` names `application/openmetrics-text`, else the Prometheus text format 0.0.4. No JWT: with `metrics.bearer_token` set, that token; with `auth.enabled` and no token, refused on the API's address (docs/monitoring.md#who-may-scrape).",
+    responses(
+        (status = 200, description = "The exposition.", content(
+            (String = "text/plain"),
+            (String = "application/openmetrics-text"),
+        )),
+        (status = 401, description = "`UNAUTHORIZED`: `metrics.bearer_token` not sent, or no scrape admitted on this address.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security((), ("metricsToken" = [])),
+)]
 pub async fn on_api_address(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     serve(&state, ScrapeAccess::of(&state.config, true), &headers)
 }

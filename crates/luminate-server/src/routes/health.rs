@@ -13,6 +13,19 @@ use crate::app::AppState;
 use crate::health::{self, CHECK_TIMEOUT, Verdict};
 
 /// Handles a health check.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Health: every check of the storage backend (no authentication)",
+    responses(
+        (status = 200, description = "`healthy` or `degraded`: ready.", body = crate::openapi::schemas::HealthReport),
+        (status = 503, description = "`unhealthy`: a check failed; or no answer within `server.write_timeout` (the error body).", content(
+            (crate::openapi::schemas::HealthReport = "application/json"),
+        )),
+    ),
+)]
 pub async fn handle(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let report = health::run(&state.store, CHECK_TIMEOUT).await;
     let storage = &report.storage;

@@ -19,6 +19,15 @@ use crate::error::ApiError;
 use crate::tenant::RequestTenant;
 
 /// `GET /api/v1/metrics`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics",
+    operation_id = "listMetrics",
+    tag = "discovery",
+    summary = "The tenant's metric names",
+    responses((status = 200, description = "Sorted metric names.", body = crate::openapi::schemas::MetricList)),
+    security(("bearer" = ["read"])),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -28,6 +37,20 @@ pub async fn list(
 }
 
 /// `GET /api/v1/metrics/{name}/dimensions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/{name}/dimensions",
+    operation_id = "listDimensions",
+    tag = "discovery",
+    summary = "A metric's dimension keys",
+    params(("name" = String, Path, example = "api_latency", description = "A metric name: `^[a-zA-Z_][a-zA-Z0-9_]*$`, 1–256 characters.")),
+    responses(
+        (status = 200, description = "Sorted dimension keys.", body = crate::openapi::schemas::DimensionKeys),
+        (status = 400, description = "`INVALID_METRIC_NAME`.", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: the tenant has no stored point of the metric.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn dimensions(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -51,6 +74,25 @@ pub struct ValuesParams {
 }
 
 /// `GET /api/v1/metrics/{name}/dimensions/{key}/values?limit=&prefix=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/{name}/dimensions/{key}/values",
+    operation_id = "listDimensionValues",
+    tag = "discovery",
+    summary = "A dimension's values, by stored points",
+    params(
+        ("name" = String, Path, example = "api_latency", description = "A metric name: `^[a-zA-Z_][a-zA-Z0-9_]*$`, 1–256 characters."),
+        ("key" = String, Path, example = "customer_id", description = "A dimension key, same pattern, 1–128 characters."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many values (default 100)."),
+        ("prefix" = Option<String>, Query, description = "Only values starting with it (autocomplete)."),
+    ),
+    responses(
+        (status = 200, description = "Values by stored points descending, ties by value.", body = crate::openapi::schemas::DimensionValues),
+        (status = 400, description = "`INVALID_METRIC_NAME`, `INVALID_DIMENSION`, `INVALID_REQUEST` (limit, prefix), `QUERY_LIMIT_EXCEEDED` (limit over 1000).", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: the tenant has no stored point of the metric.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn values(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

@@ -92,6 +92,29 @@ fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
 }
 
 /// `POST /v1/metrics`.
+#[utoipa::path(
+    post,
+    path = "/v1/metrics",
+    operation_id = "otlpExportMetrics",
+    tag = "write",
+    summary = "OTLP/HTTP metrics export",
+    description = "An `ExportMetricsServiceRequest` as protobuf or JSON, optionally gzip (docs/ingest.md). Answered in the request's encoding; the tenant's rate limits answer `503` with `Retry-After` (OTLP exporters retry 429/502/503/504 only).",
+    request_body(content(
+        ("application/x-protobuf"),
+        (Object = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Stored; `partialSuccess` names the data points rejected or dropped.", content(
+            (crate::openapi::schemas::OtlpExportResponse = "application/json"),
+            ("application/x-protobuf"),
+        )),
+        (status = 400, description = "`INVALID_REQUEST`: not an `ExportMetricsServiceRequest`.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: over `max_request_size_bytes` before or after inflating.", body = crate::openapi::schemas::ErrorBody),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: another content type or encoding.", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "`STORAGE_UNAVAILABLE`, or the tenant's rate limits, with `Retry-After`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["write"])),
+)]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

@@ -32,6 +32,28 @@ const MAX_QUERY_BODY: usize = 1 << 20;
 
 /// Handles a query, and records its type, time, answer size or error; it counts in `active_queries`
 /// until its answer is built.
+#[utoipa::path(
+    post,
+    path = "/api/v1/query",
+    operation_id = "query",
+    tag = "query",
+    summary = "Run a query: range, aggregate, rate or listDimensionValues",
+    description = "The JSON query language (CONTRACT §4, docs/api.md). Runs under its `timeout` (default 10 s, at most 30 s) and reserves its memory from the server's budget first.",
+    request_body(content = luminate_model::QueryRequest, examples(
+        ("aggregate" = (summary = "p95 by customer over the last hour", value = json!({"queryType": "aggregate", "metricName": "api_latency", "aggregation": "p95", "groupBy": ["customer_id"], "timeRange": {"relative": "1h"}}))),
+        ("range" = (summary = "Raw points of one customer", value = json!({"queryType": "range", "metricName": "api_latency", "filters": {"customer_id": ["cust_1", "cust_2"]}, "timeRange": {"relative": "15m"}, "limit": 100}))),
+        ("rate" = (summary = "Per-minute rate", value = json!({"queryType": "rate", "metricName": "api_requests", "interval": "1m", "timeRange": {"relative": "1h"}}))),
+        ("listDimensionValues" = (summary = "A dashboard variable's options", value = json!({"queryType": "listDimensionValues", "metricName": "api_latency", "dimension": "customer_id", "limit": 10}))),
+    )),
+    responses(
+        (status = 200, description = "The answer, shaped by `queryType`.", body = crate::openapi::schemas::QueryAnswer),
+        (status = 400, description = "`INVALID_QUERY`, `QUERY_LIMIT_EXCEEDED` (naming the limit), or a body that is not a query.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: a body over 1 MiB.", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "`STORAGE_UNAVAILABLE`, or the query memory budget taken by running queries (`Retry-After`).", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "`QUERY_TIMEOUT`: the query ran past its timeout and was cancelled.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

@@ -13,6 +13,15 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 
 /// Handles an overview.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status/overview",
+    operation_id = "statusOverview",
+    tag = "admin",
+    summary = "Ingestion, latency, errors and storage at a glance (every tenant)",
+    responses((status = 200, description = "The overview.", body = crate::openapi::schemas::Overview)),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn overview(State(state): State<Arc<AppState>>) -> Json<Value> {
     let overview = state.telemetry.overview();
     Json(json!({

@@ -55,6 +55,31 @@ struct Validated {
 }
 
 /// Handles a write, and records its outcome and time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/write",
+    operation_id = "write",
+    tag = "write",
+    summary = "Write points (JSON), or Prometheus remote write (protobuf)",
+    description = "JSON points (CONTRACT §3), optionally `Content-Encoding: gzip`; with `Content-Type: application/x-protobuf` (and `Content-Encoding: snappy`) the body is a Prometheus remote write 1.0 or 2.0 request, answered `204` (docs/ingest.md). A `2xx` means the accepted points are durable and visible to later queries.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Up to 256 characters: a retry with the same key within 10 minutes is answered with the first answer and stores nothing twice (JSON only).")),
+    request_body(content(
+        (crate::openapi::schemas::WriteRequest = "application/json", example = json!({"metrics": [
+            {"name": "api_latency", "timestamp": luminate_model::time::now_ms(), "value": 12.5, "dimensions": {"customer_id": "cust_1", "region": "eu"}}
+        ]})),
+        ("application/x-protobuf"),
+    )),
+    responses(
+        (status = 200, description = "Every point stored.", body = crate::openapi::schemas::WriteResponse),
+        (status = 204, description = "Remote write: every valid sample stored (or already stored)."),
+        (status = 207, description = "Some points stored; the others listed in `errors`.", body = crate::openapi::schemas::WriteResponse),
+        (status = 400, description = "No point valid (the write's answer), or a body that is not a batch (`INVALID_REQUEST`, `BATCH_TOO_LARGE`).", body = crate::openapi::schemas::WriteRefusal),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: over `max_request_size_bytes` after decompression.", body = crate::openapi::schemas::ErrorBody),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: another content type or encoding.", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "`STORAGE_UNAVAILABLE`; for remote write also the tenant's rate limits (senders retry `5xx`), with `Retry-After`.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["write"])),
+)]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,

@@ -112,6 +112,24 @@ async fn read(state: &AppState, request: Request) -> Result<Params, PromError> {
 }
 
 /// `GET|POST api/v1/labels`.
+#[utoipa::path(
+    method(get, post),
+    path = "/prometheus/api/v1/labels",
+    operation_id = "promLabels",
+    tag = "prometheus",
+    summary = "Label names",
+    params(("match[]" = Option<Vec<String>>, Query, explode = true, description = "Series selectors; repeatable."), ("start" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("end" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("limit" = Option<String>, Query, description = "At most this many.")),
+    request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn labels(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -155,6 +173,23 @@ pub async fn labels(
 }
 
 /// `GET api/v1/label/<name>/values`.
+#[utoipa::path(
+    get,
+    path = "/prometheus/api/v1/label/{name}/values",
+    operation_id = "promLabelValues",
+    tag = "prometheus",
+    summary = "A label's values",
+    params(("name" = String, Path, description = "A label name; `__name__` lists metric names."), ("match[]" = Option<Vec<String>>, Query, explode = true, description = "Series selectors; repeatable."), ("start" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("end" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("limit" = Option<String>, Query, description = "At most this many.")),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn label_values(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -207,6 +242,24 @@ pub async fn label_values(
 }
 
 /// `GET|POST api/v1/series`: `match[]` (at least one), `start`, `end`, `limit`.
+#[utoipa::path(
+    method(get, post),
+    path = "/prometheus/api/v1/series",
+    operation_id = "promSeries",
+    tag = "prometheus",
+    summary = "Series matching selectors",
+    params(("match[]" = Option<Vec<String>>, Query, explode = true, description = "Series selectors; repeatable."), ("start" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("end" = Option<String>, Query, description = "Unix seconds or RFC 3339."), ("limit" = Option<String>, Query, description = "At most this many.")),
+    request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn series(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -255,6 +308,23 @@ fn limit(params: &Params) -> Result<usize, PromError> {
 
 /// `GET api/v1/metadata`: every metric (or `metric`), with type `unknown` (Luminate keeps no types nor
 /// help texts), at most `limit`.
+#[utoipa::path(
+    get,
+    path = "/prometheus/api/v1/metadata",
+    operation_id = "promMetadata",
+    tag = "prometheus",
+    summary = "Metric metadata (type `unknown`)",
+    params(("metric" = Option<String>, Query, description = "Only this metric."), ("limit" = Option<String>, Query, description = "At most this many.")),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn metadata(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -279,12 +349,35 @@ pub async fn metadata(
 }
 
 /// `GET|POST api/v1/query_exemplars`: Luminate stores no exemplars.
+#[utoipa::path(
+    method(get, post),
+    path = "/prometheus/api/v1/query_exemplars",
+    operation_id = "promExemplars",
+    tag = "prometheus",
+    summary = "Exemplars (none are stored)",
+    request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn exemplars() -> Response {
     success("[]")
 }
 
 /// `GET api/v1/status/buildinfo`. The version is the Prometheus API level this serves: Grafana chooses
 /// the features it uses by it.
+#[utoipa::path(
+    get,
+    path = "/prometheus/api/v1/status/buildinfo",
+    operation_id = "promBuildinfo",
+    tag = "prometheus",
+    summary = "Build information (the Prometheus API level served)",
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn buildinfo() -> Response {
     let data = serde_json::json!({
         "version": "2.42.0",

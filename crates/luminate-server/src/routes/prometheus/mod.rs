@@ -11,9 +11,9 @@
 //! ([`basic_auth_as_bearer`]), since Grafana's datasource offers both. Queries run under the JSON API's
 //! timeout and reserve memory from the same budget ([`source`]).
 
-mod discovery;
+pub(crate) mod discovery;
 mod params;
-mod query;
+pub(crate) mod query;
 mod source;
 
 use std::sync::Arc;

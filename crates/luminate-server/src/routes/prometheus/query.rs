@@ -22,6 +22,24 @@ use crate::tenant::RequestTenant;
 const QUERY_TYPE: &str = "promql";
 
 /// `GET|POST api/v1/query`: `query`, `time` (default now), `timeout`.
+#[utoipa::path(
+    method(get, post),
+    path = "/prometheus/api/v1/query",
+    operation_id = "promQuery",
+    tag = "prometheus",
+    summary = "PromQL instant query",
+    params(("query" = Option<String>, Query, example = "sum by (customer_id) (api_latency)", description = "A PromQL expression (required)."), ("time" = Option<String>, Query, description = "Unix seconds or RFC 3339 (default now)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration, capped by `query_limits.max_timeout`.")),
+    request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn instant(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -39,6 +57,24 @@ pub async fn instant(
 }
 
 /// `GET|POST api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
+#[utoipa::path(
+    method(get, post),
+    path = "/prometheus/api/v1/query_range",
+    operation_id = "promQueryRange",
+    tag = "prometheus",
+    summary = "PromQL range query",
+    params(("query" = Option<String>, Query, example = "sum by (customer_id) (api_latency)", description = "A PromQL expression (required)."), ("start" = Option<String>, Query, example = "2026-01-01T00:00:00Z", description = "Unix seconds or RFC 3339 (required)."), ("end" = Option<String>, Query, example = "2026-01-01T01:00:00Z", description = "Unix seconds or RFC 3339 (required)."), ("step" = Option<String>, Query, example = "60", description = "Seconds or a duration (required)."), ("timeout" = Option<String>, Query, description = "Seconds or a duration.")),
+    request_body(content((crate::openapi::schemas::PromForm = "application/x-www-form-urlencoded")), description = "`POST`: the parameters as a form, instead of or besides the query string."),
+    responses(
+        (status = 200, description = "Prometheus' success envelope.", body = crate::openapi::schemas::PromSuccess),
+        (status = 400, description = "`bad_data`: a parameter or the expression is wrong or outside the subset.", body = crate::openapi::schemas::PromFailure),
+        (status = 422, description = "`execution`: a valid query that cannot be answered.", body = crate::openapi::schemas::PromFailure),
+        (status = 503, description = "`timeout` or `unavailable` (Prometheus' envelope); or the guard's `STORAGE_UNAVAILABLE`.", content(
+            (crate::openapi::schemas::PromFailure = "application/json"),
+        )),
+    ),
+    security(("bearer" = ["read"]), ("basic" = ["read"])),
+)]
 pub async fn range(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
