@@ -155,6 +155,13 @@ pub struct RangeAnswer {
     /// A limit cut the answer.
     truncated: bool,
     execution_time_ms: u64,
+    /// The backend could not read some of the data the query covers (a damaged part set aside):
+    /// `true` when present, absent from a whole answer (docs/api.md, "Partial answers").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<bool>,
+    /// Why the answer is partial, one sentence per cause; absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// An `aggregate` query's answer.
@@ -168,6 +175,13 @@ pub struct AggregateAnswer {
     /// A limit cut the answer.
     truncated: bool,
     execution_time_ms: u64,
+    /// The backend could not read some of the data the query covers (a damaged part set aside):
+    /// `true` when present, absent from a whole answer (docs/api.md, "Partial answers").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<bool>,
+    /// Why the answer is partial, one sentence per cause; absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// A `rate` query's answer.
@@ -181,6 +195,13 @@ pub struct RateAnswer {
     /// A limit cut the answer.
     truncated: bool,
     execution_time_ms: u64,
+    /// The backend could not read some of the data the query covers (a damaged part set aside):
+    /// `true` when present, absent from a whole answer (docs/api.md, "Partial answers").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<bool>,
+    /// Why the answer is partial, one sentence per cause; absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// A `listDimensionValues` query's answer.
@@ -194,6 +215,13 @@ pub struct DimensionValuesAnswer {
     /// More values matched than `limit`.
     truncated: bool,
     execution_time_ms: u64,
+    /// The backend could not read some of the data the query covers (a damaged part set aside):
+    /// `true` when present, absent from a whole answer (docs/api.md, "Partial answers").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<bool>,
+    /// Why the answer is partial, one sentence per cause; absent from a whole answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// The tenant's metric names, sorted.
@@ -363,6 +391,9 @@ pub struct PromSuccess {
     status: String,
     /// As Prometheus' HTTP API answers it for the route.
     data: Value,
+    /// Why the answer is partial (a damaged part set aside), one sentence per cause; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// Prometheus' error envelope.
@@ -400,4 +431,72 @@ pub struct PromForm {
     matchers: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
+}
+
+/// The request body of `POST /api/v1/export`: a JSON object, no field twice, no other field.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    /// The metric; every metric of the tenant when left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_name: Option<String>,
+    /// Required: `start` and `end`, or `relative`. No longest range.
+    #[schema(value_type = luminate_model::query::TimeRangeRequest)]
+    time_range: Value,
+    /// As a query's: a value, or a list of values (any of).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filters: Option<BTreeMap<String, luminate_model::filter::FilterValue>>,
+}
+
+/// A held backup snapshot, with its files (`POST /api/v1/admin/backups`).
+#[derive(Serialize, ToSchema)]
+pub struct BackupSnapshot {
+    /// Names the snapshot in the other backup routes.
+    id: String,
+    /// `embedded`.
+    backend: String,
+    /// The lease: released this long after the last request to it.
+    ttl_seconds: u64,
+    /// The sum of the files' sizes.
+    total_bytes: u64,
+    files: Vec<BackupFile>,
+}
+
+/// One file of a snapshot, at its place under the data directory.
+#[derive(Serialize, ToSchema)]
+pub struct BackupFile {
+    /// Relative to the data directory (`parts/0000000042.part`).
+    path: String,
+    size: u64,
+    /// CRC-32C of the file's bytes, 8 lowercase hexadecimal digits.
+    #[schema(pattern = "^[0-9a-f]{8}$")]
+    crc32c: String,
+}
+
+/// The snapshots held (`GET /api/v1/admin/backups`), without their file lists.
+#[derive(Serialize, ToSchema)]
+pub struct BackupList {
+    backups: Vec<BackupSummary>,
+}
+
+/// One held snapshot.
+#[derive(Serialize, ToSchema)]
+pub struct BackupSummary {
+    id: String,
+    /// How many files it holds.
+    files: u64,
+    total_bytes: u64,
+    ttl_seconds: u64,
+    /// Downloads in progress.
+    downloads: u64,
+    /// Seconds until the lease runs out; `null` while a download holds it.
+    expires_in_seconds: Option<u64>,
+}
+
+/// A released snapshot (`DELETE /api/v1/admin/backups/{id}`).
+#[derive(Serialize, ToSchema)]
+pub struct BackupReleased {
+    id: String,
+    /// `true`.
+    released: bool,
 }

@@ -60,7 +60,8 @@ fn served(router: &axum::Router) -> BTreeSet<(String, String)> {
                 .find_map(|f| endpoint.find(&f).map(|at| at + f.len()))
                 .unwrap_or_else(|| panic!("{path}: no `{method}` field in {endpoint}"));
             if !endpoint[field..].starts_with("None") {
-                served.insert((method.to_uppercase(), path.clone()));
+                // A catch-all segment (`{*path}`) is a path parameter to OpenAPI (`{path}`).
+                served.insert((method.to_uppercase(), path.replace("{*", "{")));
             }
         }
     }

@@ -181,6 +181,21 @@ pub struct CreateParams {
 }
 
 /// `POST /api/v1/admin/backups[?ttl=10m]`: takes a snapshot, answers `201` with its files.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/backups",
+    operation_id = "createBackup",
+    tag = "admin",
+    summary = "Take an online snapshot of the embedded engine for a backup",
+    description = "Pins the parts, WAL and series log by hard links until released, or until `ttl` passes without a request to it. Copies every tenant's data (docs/operations.md, \"Backups\").",
+    params(("ttl" = Option<String>, Query, example = "10m", description = "The lease, from `1s` to `1h`; default `10m`.")),
+    responses(
+        (status = 201, description = "Held: its files, with sizes and CRC-32C.", body = crate::openapi::schemas::BackupSnapshot),
+        (status = 400, description = "`INVALID_REQUEST` (`ttl`), or `UNSUPPORTED` on the ClickHouse backend.", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "`CONFLICT`: 4 snapshots are already held.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
@@ -263,6 +278,15 @@ fn describe(id: &str, held: &Held, backend: &str) -> Value {
 }
 
 /// `GET /api/v1/admin/backups`: the snapshots held, without their file lists.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/backups",
+    operation_id = "listBackups",
+    tag = "admin",
+    summary = "The backup snapshots held",
+    responses((status = 200, description = "Sorted by id.", body = crate::openapi::schemas::BackupList)),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
     let mut held: Vec<(String, Arc<Held>)> = state
         .backups
@@ -288,6 +312,19 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// `DELETE /api/v1/admin/backups/{id}`: releases the snapshot.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/backups/{id}",
+    operation_id = "releaseBackup",
+    tag = "admin",
+    summary = "Release a backup snapshot",
+    params(("id" = String, Path, description = "The snapshot's id.")),
+    responses(
+        (status = 200, description = "Released: its links are removed.", body = crate::openapi::schemas::BackupReleased),
+        (status = 404, description = "`NOT_FOUND`: no such snapshot is held.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
@@ -300,6 +337,22 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/admin/backups/{id}/files/{path}`: one file's listed bytes, streamed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/backups/{id}/files/{path}",
+    operation_id = "downloadBackupFile",
+    tag = "admin",
+    summary = "Download one file of a backup snapshot",
+    params(
+        ("id" = String, Path, description = "The snapshot's id."),
+        ("path" = String, Path, description = "The file's path as listed (`parts/0000000042.part`)."),
+    ),
+    responses(
+        (status = 200, description = "The file's listed bytes.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`NOT_FOUND`: no such snapshot, or it holds no such file.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["admin"])),
+)]
 pub async fn file(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -115,6 +115,24 @@ impl Drop for ExportSlot {
 }
 
 /// Handles an export: checks the request, takes a slot, starts the store's export and streams it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/export",
+    operation_id = "export",
+    tag = "query",
+    summary = "Stream every point of a metric (or of all metrics) in a time range, as JSON lines",
+    description = "No `range` limit and no query timeout: the answer streams for as long as the export takes, with bounded memory. At most 2 exports run at once per tenant and 8 per server (`429` with `Retry-After` past either). A storage failure after the first line ends the stream early, without a last newline (docs/api.md, \"Export\").",
+    request_body(content = crate::openapi::schemas::ExportRequest, examples(
+        ("one metric" = (summary = "A metric's last hour", value = json!({"metricName": "api_latency", "timeRange": {"relative": "1h"}}))),
+        ("every metric" = (summary = "Every metric of the tenant, filtered", value = json!({"timeRange": {"relative": "15m"}, "filters": {"region": ["eu", "us"]}}))),
+    )),
+    responses(
+        (status = 200, description = "One point per line: `{\"name\",\"timestamp\",\"value\",\"dimensions\"}`.", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "`INVALID_QUERY` (the time range, a filter, the metric name), or a body that is not an export request.", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: a body over 1 MiB.", body = crate::openapi::schemas::ErrorBody),
+    ),
+    security(("bearer" = ["read"])),
+)]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     RequestTenant(tenant): RequestTenant,
