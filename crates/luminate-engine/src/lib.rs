@@ -43,6 +43,8 @@ mod error;
 mod exec;
 mod files;
 mod flush;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod head;
 mod index;
 mod lock;

@@ -190,7 +190,7 @@ fn refuse_data_without_manifest(
 
 /// Applies one replayed WAL record to the index, the head and the manifest's parts; a record that does
 /// not decode or fit is corruption.
-fn replay_record(
+pub(crate) fn replay_record(
     index: &mut Index,
     head: &mut Head,
     parts: &mut Vec<LivePart>,

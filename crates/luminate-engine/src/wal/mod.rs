@@ -60,6 +60,9 @@ use crate::error::{DroppedTail, EngineError};
 use crate::files::{io_error, sync_dir};
 use segment::corruption;
 pub(crate) use segment::file_name as segment_file_name;
+// The segment scan as start-up runs it, for the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use segment::{scan as scan_segment, torn_tail};
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 4] = *b"LWAL";
