@@ -10,7 +10,7 @@
 # installed. Each target starts from its committed seeds (fuzz/corpus/<target>, read only) and a
 # working corpus kept in the build cache between runs. Exits non-zero when a target crashed, failed
 # an assertion, timed out or ran out of memory, naming the reproducer (fuzz/artifacts/<target>/...):
-#   fuzz/target-binary fuzz/artifacts/<target>/crash-...   replays it (path printed below).
+#   $CARGO_TARGET_DIR/<triple>/release/<target> fuzz/artifacts/<target>/crash-...  replays it.
 # Fuzzers run under `nice -n ${FUZZ_NICE:-10}`: the machine is shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
