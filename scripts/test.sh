@@ -57,3 +57,9 @@ if command -v cargo-nextest >/dev/null; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+
+# Every fuzz target (fuzz/, docs/fuzzing.md) built and run for a few seconds from its committed seeds:
+# a decoder change that panics on a seed or on what a short run reaches fails CI here. Needs no
+# cargo-fuzz (scripts/fuzz.sh builds with its flags); FUZZ_SECONDS lengthens the runs.
+log "fuzz targets (scripts/fuzz.sh --time ${FUZZ_SECONDS:-10})"
+scripts/fuzz.sh --time "${FUZZ_SECONDS:-10}"

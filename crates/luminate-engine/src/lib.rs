@@ -53,6 +53,8 @@ mod exec;
 mod export;
 mod files;
 mod flush;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod head;
 mod index;
 mod keys;

@@ -85,15 +85,20 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("read manifest", &path)(e)),
         };
+        Self::decode(&path, &bytes).map(Some)
+    }
+
+    /// The manifest in `bytes`, read from `path`: corruption when they are not JSON of this version.
+    pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Self, EngineError> {
         let manifest: Self =
-            serde_json::from_slice(&bytes).map_err(|e| EngineError::Corruption {
-                path: path.clone(),
+            serde_json::from_slice(bytes).map_err(|e| EngineError::Corruption {
+                path: path.to_path_buf(),
                 offset: e.column() as u64,
                 reason: format!("manifest is not valid JSON of version {VERSION}: {e}"),
             })?;
         if manifest.version != VERSION {
             return Err(EngineError::Corruption {
-                path,
+                path: path.to_path_buf(),
                 offset: 0,
                 reason: format!(
                     "unsupported manifest version {} (this build reads {VERSION})",
@@ -101,13 +106,19 @@ impl Manifest {
                 ),
             });
         }
-        Ok(Some(manifest))
+        Ok(manifest)
+    }
+
+    /// The bytes [`Manifest::store`] writes.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec_pretty(self)
     }
 
     /// Replaces the manifest of `data_dir` atomically.
     pub(crate) fn store(&self, data_dir: &Path) -> Result<(), EngineError> {
         let path = data_dir.join(MANIFEST_FILE);
-        let bytes = serde_json::to_vec_pretty(self)
+        let bytes = self
+            .encode()
             .map_err(|e| io_error("encode manifest", &path)(std::io::Error::other(e)))?;
         write_atomic(&path, &bytes)
     }

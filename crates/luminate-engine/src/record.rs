@@ -72,7 +72,12 @@ const KEY_FIXED_LEN: usize = 4 + 4 + 8 + 2 + 4;
 /// and the flusher's buffers.
 pub(crate) const MAX_BATCH_SERIES: usize = 1 << 16;
 /// Most pairs one series may have in a `SERIES_BATCH` (`SERIES_DEFS` stores the count as a u16).
-const MAX_PAIRS: u32 = u16::MAX as u32;
+pub(crate) const MAX_PAIRS: u32 = u16::MAX as u32;
+/// Most pairs one `SERIES_BATCH` holds, over all its series (4 Mi: 32 MiB decoded; 65 536 series of
+/// 64 dimensions fit). pco stores a column of equal counts in a few bytes, so without it a record of
+/// a hundred bytes could claim 65 536 series of 65 535 pairs and make the reader allocate 34 GB
+/// (found by the `wal_record` fuzz target). The flusher closes a batch before it passes it.
+pub(crate) const MAX_BATCH_PAIRS: usize = 1 << 22;
 /// Encoded bytes of one point: series id, timestamp, value.
 const POINT_LEN: usize = 4 + 8 + 8;
 
@@ -263,8 +268,9 @@ impl WriteBatch {
     }
 }
 
-// Only tests write `SERIES_DEFS` now: they build the series logs of earlier builds.
-#[cfg(test)]
+// Only tests write `SERIES_DEFS` now: they build the series logs of earlier builds (and the fuzz
+// targets re-encode what they decode).
+#[cfg(any(test, feature = "fuzzing"))]
 impl SeriesDefs {
     /// Encodes as a `SERIES_DEFS` record.
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -606,7 +612,12 @@ impl<'a> Reader<'a> {
             return Err(self.error(format!("a series of {c} pairs, at most {MAX_PAIRS}")));
         }
         let starts = pair_starts(&pair_counts);
-        let total = pair_counts.iter().map(|&c| c as usize).sum();
+        let total: usize = pair_counts.iter().map(|&c| c as usize).sum();
+        if total > MAX_BATCH_PAIRS {
+            return Err(self.error(format!(
+                "{total} pairs in one batch, at most {MAX_BATCH_PAIRS}"
+            )));
+        }
         let mut pairs = vec![(0, 0); total];
         let max_pairs = pair_counts.iter().copied().max().unwrap_or(0);
         for j in 0..max_pairs {

@@ -21,7 +21,7 @@ use luminate_model::{Dimensions, Tenant};
 
 use crate::error::EngineError;
 use crate::index::{Index, StrId, TenantIndex};
-use crate::record::{MAX_BATCH_SERIES, Record, SeriesBatch, SeriesId};
+use crate::record::{MAX_BATCH_PAIRS, MAX_BATCH_SERIES, MAX_PAIRS, Record, SeriesBatch, SeriesId};
 use crate::wal::{self, Replayed, Start, Wal};
 
 /// Log string id of an interner string the log does not hold yet.
@@ -49,7 +49,7 @@ struct Logged {
 
 /// Log strings of one tenant during replay: one arena and end offsets, by log string id.
 #[derive(Debug, Default)]
-struct LogStrings {
+pub(crate) struct LogStrings {
     bytes: String,
     ends: Vec<usize>,
 }
@@ -235,7 +235,13 @@ impl Logged {
             self.next_id - 1
         };
         let (mut metrics, mut pair_counts, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut end = end;
         for id in self.series..end {
+            // Close the batch while any series still fits under the reader's bound on pairs.
+            if pairs.len() > MAX_BATCH_PAIRS - MAX_PAIRS as usize {
+                end = id;
+                break;
+            }
             let (metric, series_pairs) = ti.series_str_ids(id as SeriesId);
             metrics.push(log_id(metric));
             let before = pairs.len();
@@ -251,7 +257,7 @@ impl Logged {
 }
 
 /// Applies one record of the series log to the index; `Err` says why it is corrupt.
-fn replay(
+pub(crate) fn replay(
     index: &mut Index,
     strings: &mut HashMap<Tenant, LogStrings>,
     payload: &[u8],

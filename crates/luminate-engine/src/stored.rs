@@ -149,6 +149,15 @@ pub(crate) fn open_parts(
     let mut parts = Vec::with_capacity(manifest.parts.len());
     for entry in &manifest.parts {
         let path = dir.join(&entry.file);
+        // Checked before anything is opened: the name comes from the manifest's bytes, and one such
+        // as `/dev/stdin` or `../x` would open a file outside the parts (a FIFO would block start-up).
+        if parse_part_file_name(&entry.file).is_none() {
+            return Err(EngineError::Corruption {
+                path,
+                offset: 0,
+                reason: format!("manifest entry names {:?}, not a part file", entry.file),
+            });
+        }
         let part = Part::open(&path)?;
         let meta = part.meta();
         let matches = meta.tenant.as_str() == entry.tenant
@@ -156,7 +165,7 @@ pub(crate) fn open_parts(
             && meta.day == entry.day
             && meta.rows == entry.rows
             && (meta.min_t, meta.max_t) == (entry.min_t, entry.max_t);
-        if !matches || parse_part_file_name(&entry.file).is_none() {
+        if !matches {
             return Err(EngineError::Corruption {
                 path,
                 offset: 0,

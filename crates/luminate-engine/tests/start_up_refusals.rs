@@ -184,3 +184,41 @@ fn wal_segments_gone_refuse_to_start_naming_the_first_one_the_manifest_expects()
     let engine = open(dir.path());
     assert_eq!(count(&engine, &tenant(), "m"), written);
 }
+
+#[test]
+fn a_manifest_naming_a_file_outside_the_parts_is_refused_before_it_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    write_flush_write(dir.path());
+    let manifest = dir.path().join("MANIFEST");
+    let text = fs::read_to_string(&manifest).unwrap();
+    // A FIFO elsewhere, named by its absolute path: opening it for reading would block start-up.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fifo = elsewhere.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = text
+        .split("\"file\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let named = fifo.to_str().unwrap();
+    fs::write(&manifest, text.replace(&file, named)).unwrap();
+    let before = snapshot(dir.path());
+    match open_err(dir.path()) {
+        EngineError::Corruption { path, reason, .. } => {
+            assert_eq!(path, fifo);
+            assert_eq!(
+                reason,
+                format!("manifest entry names {named:?}, not a part file")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(snapshot(dir.path()), before, "nothing changed");
+}

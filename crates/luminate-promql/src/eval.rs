@@ -65,9 +65,12 @@ impl Evaluator<'_> {
         self.data.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
     }
 
-    /// The time the selector reads at for step time `t`.
+    /// The time the selector reads at for step time `t`. Saturating, as the plan's windows are: an
+    /// `@` or `offset` of thousands of years is valid PromQL and must not overflow.
     fn read_time(&self, vs: &VectorSelector, t: i64) -> i64 {
-        at_time(vs, self.steps).unwrap_or(t) - offset_ms(vs)
+        at_time(vs, self.steps)
+            .unwrap_or(t)
+            .saturating_sub(offset_ms(vs))
     }
 
     /// A number per step.
@@ -142,7 +145,7 @@ impl Evaluator<'_> {
                         let at = self.read_time(vs, t);
                         let end = raw.samples.partition_point(|s| s.0 <= at);
                         let &(ts, v) = raw.samples[..end].last()?;
-                        (ts >= at - LOOKBACK_MS).then_some(if timestamps {
+                        (ts >= at.saturating_sub(LOOKBACK_MS)).then_some(if timestamps {
                             ts as f64 / 1000.0
                         } else {
                             v
@@ -164,7 +167,7 @@ impl Evaluator<'_> {
         self.series_of(&ms.vs)
             .iter()
             .filter_map(|raw| {
-                let samples = window(&raw.samples, at - range, at).to_vec();
+                let samples = window(&raw.samples, at.saturating_sub(range), at).to_vec();
                 (!samples.is_empty()).then(|| RawSeries {
                     labels: raw.labels.clone(),
                     samples,
@@ -320,7 +323,7 @@ impl Evaluator<'_> {
                 .enumerate()
                 .map(|(i, t)| {
                     let end = self.read_time(&ms.vs, t);
-                    let start = end - range;
+                    let start = end.saturating_sub(range);
                     let w = window(&raw.samples, start, end);
                     let values = || w.iter().map(|s| s.1);
                     match name {

@@ -490,3 +490,19 @@ fn unsupported_constructs_are_bad_data_naming_them() {
         matches!(error("sum("), EvalError::BadData(m) if m.starts_with("invalid parameter \"query\""))
     );
 }
+
+#[test]
+fn offsets_and_ranges_of_millions_of_years_select_nothing_rather_than_overflow() {
+    // Valid PromQL whose read times pass i64 milliseconds: the times saturate, as the plan's windows
+    // do, and nothing is selected (they overflowed in the evaluator before: a panic in builds with
+    // overflow checks, wrapped windows without).
+    for q in [
+        "requests offset 300000000y",
+        "requests offset -300000000y",
+        "rate(requests[300000000y])",
+        "count_over_time(requests[300000000y] offset 300000000y)",
+        "timestamp(requests offset 300000000y)",
+    ] {
+        assert_eq!(at(q, 0), Vec::<String>::new(), "{q}");
+    }
+}

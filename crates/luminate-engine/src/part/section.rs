@@ -275,7 +275,12 @@ fn decode_summaries(
             && chunk.entries >= chunk.series
             && u64::from(chunk.entries) <= meta.rows
             && chunk.blob.offset >= HEADER_LEN as u64
-            && chunk.blob.offset + u64::from(chunk.blob.len) <= r.base;
+            // Checked: the offset is the file's bytes, and a sum past u64 wrapped into range.
+            && chunk
+                .blob
+                .offset
+                .checked_add(u64::from(chunk.blob.len))
+                .is_some_and(|end| end <= r.base);
         if !fits {
             return Err(r.error_at(
                 at,
@@ -330,7 +335,8 @@ fn decode_pages(
             timestamps: r.blob()?,
             values: r.blob()?,
         };
-        let blobs_end = page.values.offset + u64::from(page.values.len);
+        // Checked sums: offsets are the file's bytes, and a sum past u64 wrapped into range.
+        let blobs_end = page.values.offset.checked_add(u64::from(page.values.len));
         let problem = if u64::from(page.first_row) != next_row {
             Some(format!(
                 "starts at row {}, expected {next_row}",
@@ -344,8 +350,12 @@ fn decode_pages(
         } else if page.min_t > page.max_t {
             Some(format!("min_t {} > max_t {}", page.min_t, page.max_t))
         } else if page.timestamps.offset < HEADER_LEN as u64
-            || page.values.offset != page.timestamps.offset + u64::from(page.timestamps.len)
-            || blobs_end > r.base
+            || page
+                .timestamps
+                .offset
+                .checked_add(u64::from(page.timestamps.len))
+                != Some(page.values.offset)
+            || blobs_end.is_none_or(|end| end > r.base)
         {
             Some(format!(
                 "blobs at {}..+{} and {}..+{} are not adjacent within {HEADER_LEN}..{}",

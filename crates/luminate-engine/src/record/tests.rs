@@ -351,3 +351,26 @@ fn damaged_key_records_are_rejected_never_panic() {
         err.reason
     );
 }
+
+#[test]
+fn a_small_series_batch_cannot_claim_billions_of_pairs() {
+    // 65 536 series of 65 535 pairs each, in two pco columns of equal numbers: a record of about
+    // a hundred bytes that asked the reader for 34 GB before the first pair column was read (an
+    // abort at start-up, not an error naming the file).
+    let n = MAX_BATCH_SERIES;
+    let mut bytes = vec![SERIES_BATCH];
+    put_str(&mut bytes, "t");
+    bytes.extend_from_slice(&[0; 12]); // first string, no strings, first series
+    put_len(&mut bytes, n);
+    bytes.extend(blob(&vec![0; n]));
+    bytes.extend(blob(&vec![MAX_PAIRS; n]));
+    assert!(bytes.len() < 200, "{} bytes", bytes.len());
+    let err = Record::decode(&bytes).unwrap_err();
+    assert_eq!(
+        err.reason,
+        format!(
+            "{} pairs in one batch, at most {MAX_BATCH_PAIRS}",
+            n * MAX_PAIRS as usize
+        )
+    );
+}

@@ -62,6 +62,9 @@ use crate::files::{io_error, sync_dir};
 use segment::corruption;
 pub(crate) use segment::file_name as segment_file_name;
 pub(crate) use segment::{header as segment_header, scan as scan_segment};
+// The torn-tail check as start-up runs it, for the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use segment::torn_tail;
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 4] = *b"LWAL";

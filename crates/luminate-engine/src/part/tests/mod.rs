@@ -276,6 +276,36 @@ fn part_layout_is_pinned() {
 }
 
 #[test]
+fn blob_offsets_whose_end_passes_u64_are_corruption_at_open() {
+    // Found by the `part` fuzz target: `offset + len` overflowed (a panic with overflow checks; in a
+    // release build the sum wrapped into range and the reader went on to read at the offset).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged.part");
+    // A summary chunk at u64::MAX - 1 of 4 bytes.
+    let (mut bytes, section_at, mut section) = hand_built_part_start(2, &[]);
+    section.extend_from_slice(&3_600_000i64.to_le_bytes());
+    section.extend_from_slice(&1u32.to_le_bytes());
+    for n in [0u32, 1, 1] {
+        section.extend_from_slice(&n.to_le_bytes());
+    }
+    section.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    section.extend_from_slice(&4u32.to_le_bytes());
+    section.extend_from_slice(&0u32.to_le_bytes());
+    finish_hand_built(&mut bytes, section_at, &section);
+    fs::write(&path, &bytes).unwrap();
+    let (_, _, reason) = corruption_of(Part::open(&path));
+    assert!(reason.starts_with("summary chunk 0 "), "{reason}");
+    // A page whose timestamps blob starts at u64::MAX (its entry's offset is at byte 54 of the
+    // section: meta, then first_row, rows, min_t and max_t).
+    let (mut bytes, section_at, mut section) = hand_built_part_start(1, &[]);
+    section[54 + 24..54 + 32].copy_from_slice(&u64::MAX.to_le_bytes());
+    finish_hand_built(&mut bytes, section_at, &section);
+    fs::write(&path, &bytes).unwrap();
+    let (_, _, reason) = corruption_of(Part::open(&path));
+    assert!(reason.contains("are not adjacent"), "{reason}");
+}
+
+#[test]
 fn part_format_1_of_earlier_builds_opens_and_reads_without_summaries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.part");
