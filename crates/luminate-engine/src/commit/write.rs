@@ -101,6 +101,10 @@ impl Found {
 
 impl Committer {
     /// Resolves and logs one write; it is answered when the group commits.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of `Request::Write`, taken apart by `handle`, and the queue a refused write drains"
+    )]
     pub(super) fn stage_write(
         &mut self,
         tenant: Tenant,
