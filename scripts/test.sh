@@ -58,8 +58,12 @@ else
   cargo test --workspace --all-features --no-fail-fast
 fi
 
-# Every fuzz target (fuzz/, docs/fuzzing.md) built and run for a few seconds from its committed seeds:
-# a decoder change that panics on a seed or on what a short run reaches fails CI here. Needs no
-# cargo-fuzz (scripts/fuzz.sh builds with its flags); FUZZ_SECONDS lengthens the runs.
-log "fuzz targets (scripts/fuzz.sh --time ${FUZZ_SECONDS:-10})"
-scripts/fuzz.sh --time "${FUZZ_SECONDS:-10}"
+# The fuzz targets (fuzz/, docs/fuzzing.md) type-check against today's decoders, so none rots. Building
+# and running them (an instrumented release build: about 5 min of a 2-core machine, then 10 s a target)
+# would take CI past its time budget; FUZZ_SECONDS=N runs every target for N seconds from its seeds.
+log "fuzz targets compile (cargo check --manifest-path fuzz/Cargo.toml)"
+cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+  log "fuzz targets (scripts/fuzz.sh --time $FUZZ_SECONDS)"
+  scripts/fuzz.sh --time "$FUZZ_SECONDS"
+fi
