@@ -1,5 +1,5 @@
 """Retries against the real server: a 429 of a tight rate limit waited out for exactly its
-``Retry-After``, a 503 of a full disk (the dashboard's temporary file made a link to ``/dev/full``)
+``Retry-After``, a 503 of a full disk (the dashboard's temporary file made a link to ``/dev/full``, answered with ``Retry-After: 5``)
 retried after a backoff, connections refused until the server listens, and the errors when retries
 run out."""
 
@@ -122,19 +122,23 @@ class StorageUnavailableTest(unittest.TestCase):
             # Writes to /dev/full fail with ENOSPC, even for root.
             os.symlink("/dev/full", full)
             events: List[RetryEvent] = []
+            temp_left: List[bool] = []
 
-            def room_again(event: RetryEvent) -> None:
+            def refused(event: RetryEvent) -> None:
                 events.append(event)
-                os.remove(full)
+                # The server removed the temporary file it could not write (the link): room again.
+                temp_left.append(os.path.lexists(full))
 
-            client = Client(server.url, retry=RetryPolicy(backoff_base=0.05), on_retry=room_again)
+            client = Client(server.url, retry=RetryPolicy(backoff_base=0.05), on_retry=refused)
             saved = client.create_dashboard(DASHBOARD)
             self.assertEqual((saved["id"], saved["version"]), ("ops", 1))
             self.assertEqual([(e.status, e.code, e.path) for e in events],
                              [(503, "STORAGE_UNAVAILABLE", "/api/v1/dashboards")])
             self.assertIn("No space left on device", events[0].reason)
-            # No Retry-After on this refusal: the first backoff, base 0.05 s with jitter.
-            self.assertTrue(0.025 <= events[0].delay <= 0.05, events[0].delay)
+            self.assertEqual(temp_left, [False])
+            # A full disk's refusal asks for Retry-After: 5 (freeing space is an operator's work),
+            # honoured instead of the 0.05 s backoff.
+            self.assertEqual(events[0].delay, 5.0)
             self.assertEqual([d["id"] for d in client.list_dashboards()], ["ops"])
 
 

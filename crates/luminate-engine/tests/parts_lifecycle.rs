@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{count, point, tenant};
 use luminate_engine::{Engine, EngineConfig, EngineError, SyncPolicy};
-use luminate_model::{Filter, Point, StoreError};
+use luminate_model::{Filter, Point};
 
 const DAY: i64 = 86_400_000;
 const BASE: i64 = 20_000 * DAY;
@@ -203,7 +203,7 @@ fn a_corrupted_part_section_makes_open_fail_naming_the_file() {
 }
 
 #[test]
-fn a_corrupted_page_blob_fails_the_query_naming_the_file() {
+fn a_corrupted_page_blob_sets_the_part_aside_and_flags_the_answer_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path())).unwrap();
@@ -211,10 +211,13 @@ fn a_corrupted_page_blob_fails_the_query_naming_the_file() {
         engine.flush().unwrap();
     }
     // Page blobs start right after the 8-byte header; the section still verifies, so open succeeds
-    // (start-up reads row counts, not pages) and the query that reads the page fails.
+    // (start-up reads row counts, not pages) and the query that reads the page meets the damage.
     let path = flip_part_byte(dir.path(), 10);
     let engine = Engine::open(config(dir.path())).unwrap();
-    // A percentile reads every value (a sum over the whole part reads its block summaries instead).
+    // A count over the whole part needs no page: it is answered from the series directory.
+    assert_eq!(count(&engine, &tenant(), "m"), 100);
+    // A percentile reads every value: the part fails its checksums, is set aside in quarantine/, and
+    // the answer (over what is left: nothing) is flagged with a warning naming the file and the damage.
     let plan = luminate_model::QueryPlan {
         kind: luminate_model::query::QueryKind::Aggregate(luminate_model::query::Aggregation::P95),
         metric: "m".into(),
@@ -227,21 +230,28 @@ fn a_corrupted_page_blob_fails_the_query_naming_the_file() {
         timeout: Duration::from_secs(10),
     };
     let ctx = luminate_model::QueryContext::new(plan.timeout);
-    match engine.query(&tenant(), &plan, &ctx) {
-        Err(EngineError::Query(StoreError::Internal { message })) => {
-            assert!(message.contains(&path.display().to_string()), "{message}");
-            assert!(message.contains("checksum"), "{message}");
-        }
-        other => panic!("expected an internal error, got {other:?}"),
-    }
-    // A count over the whole part needs no page: it is still answered, from the series directory;
-    // so is a sum, from the block summaries.
-    assert_eq!(count(&engine, &tenant(), "m"), 100);
-    let sum = luminate_model::QueryPlan {
-        kind: luminate_model::query::QueryKind::Aggregate(luminate_model::query::Aggregation::Sum),
-        ..plan
-    };
-    assert!(engine.query(&tenant(), &sum, &ctx).is_ok());
+    let answer = engine.query(&tenant(), &plan, &ctx).unwrap();
+    assert!(
+        matches!(&answer, luminate_model::QueryResult::Aggregate { results, .. } if results.is_empty()),
+        "{answer:?}"
+    );
+    let warnings = ctx.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&path.display().to_string()),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("checksum"), "{warnings:?}");
+    let file = path.file_name().unwrap().to_str().unwrap();
+    let quarantined: Vec<(String, u64)> = engine
+        .quarantined()
+        .into_iter()
+        .map(|q| (q.file, q.rows))
+        .collect();
+    assert_eq!(quarantined, vec![(file.to_owned(), 100)]);
+    assert!(dir.path().join("quarantine").join(file).exists());
+    // Its points are gone from every answer, each flagged too.
+    assert_eq!(count(&engine, &tenant(), "m"), 0);
 }
 
 #[test]
