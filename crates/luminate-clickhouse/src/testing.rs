@@ -11,6 +11,12 @@
 //!
 //! When `clickhouse-server` is not installed, starting one panics with the command that installs it:
 //! tests of this backend fail rather than skip.
+//!
+//! With `LUMINATE_CLICKHOUSE_SERVER=chdb` in the environment, every server started here is instead
+//! `tests/chdb_server.py`: ClickHouse's HTTP interface in front of chDB, the ClickHouse 26.x engine
+//! in-process, under the same supervisor and with the same data-directory life cycle. That is how the
+//! backend's modern-server path (see `schema::Features`) is verified. The few tests that need what the
+//! adapter cannot be (see [`skip_on_adapter`]) say so and return early on it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,12 +35,63 @@ pub const PASSWORD_USER: (&str, &str) = ("luminate", "s3cr3t-pa55");
 /// How long a server may take to answer `SELECT 1` after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The environment variable choosing the server tests start: unset or `clickhouse-server` for the real
+/// server, `chdb` for the chDB adapter.
+pub const SERVER_ENV: &str = "LUMINATE_CLICKHOUSE_SERVER";
+/// The adapter script, next to this crate's tests.
+const ADAPTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chdb_server.py");
+
+/// What the tests of this process run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Debian's `clickhouse-server` 18.16 at [`SERVER_BINARY`].
+    Real,
+    /// chDB (ClickHouse 26.x in-process) behind `tests/chdb_server.py`.
+    ChdbAdapter,
+}
+
+impl ServerKind {
+    /// The kind [`SERVER_ENV`] selects; any other value than the two known ones panics (a typo must
+    /// not silently test the other server).
+    pub fn selected() -> Self {
+        match std::env::var(SERVER_ENV).as_deref() {
+            Err(_) | Ok("" | "clickhouse-server") => Self::Real,
+            Ok("chdb") => Self::ChdbAdapter,
+            Ok(other) => {
+                panic!(
+                    "{SERVER_ENV}={other:?}: expected `clickhouse-server` (the default) or `chdb`"
+                )
+            }
+        }
+    }
+
+    /// The `major.minor` the server reports.
+    pub fn version_prefix(self) -> &'static str {
+        match self {
+            Self::Real => "18.16.",
+            Self::ChdbAdapter => "26.",
+        }
+    }
+}
+
+/// Whether the calling test must not run here because the chDB adapter cannot stand in for a real
+/// server in what it checks; prints the reason, so that the test's output says it was skipped and why.
+/// Such tests still run on every real-server run.
+pub fn skip_on_adapter(reason: &str) -> bool {
+    let skip = ServerKind::selected() == ServerKind::ChdbAdapter;
+    if skip {
+        eprintln!("SKIPPED on the chDB adapter (runs on clickhouse-server 18.16): {reason}");
+    }
+    skip
+}
+
 /// The supervisor: starts the server, records its pid, stops it when its standard input says so or
 /// closes (`kill` → SIGKILL; anything else → SIGTERM, SIGKILL after 30 s), waits for it, and removes
 /// the directory when the input closed without a word (the test process is gone).
 const SUPERVISOR: &str = r#"
-server=$1 config=$2 dir=$3
-"$server" --config-file="$config" >>"$dir/server.log" 2>&1 &
+dir=$1
+shift
+"$@" >>"$dir/server.log" 2>&1 &
 pid=$!
 echo "$pid" > "$dir/server.pid"
 how=""
@@ -66,6 +123,7 @@ pub struct Ports {
 /// A running (or stopped) `clickhouse-server`.
 #[derive(Debug)]
 pub struct ClickhouseServer {
+    kind: ServerKind,
     dir: tempfile::TempDir,
     ports: Ports,
     supervisor: Option<(Child, ChildStdin)>,
@@ -78,7 +136,8 @@ impl ClickhouseServer {
     }
 
     fn start_with_cluster(cluster: Option<(&str, &[Ports])>) -> Self {
-        require_binary();
+        let kind = ServerKind::selected();
+        require_binary(kind);
         let mut last_error = String::new();
         // Free ports are found by binding port 0 and releasing it; another process may take one in
         // between, so a server that cannot start is retried on new ports.
@@ -90,6 +149,7 @@ impl ClickhouseServer {
             let ports = free_ports();
             write_config(dir.path(), ports, cluster);
             let mut server = Self {
+                kind,
                 dir,
                 ports,
                 supervisor: None,
@@ -103,6 +163,11 @@ impl ClickhouseServer {
             }
         }
         panic!("clickhouse-server did not start: {last_error}");
+    }
+
+    /// What runs behind the address.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
     }
 
     /// The server's HTTP address, `127.0.0.1:port`.
@@ -139,13 +204,29 @@ impl ClickhouseServer {
 
     fn launch(&mut self) -> Result<(), String> {
         let _ = std::fs::remove_file(self.dir.path().join("server.pid"));
+        let dir = self.dir.path();
+        let server: Vec<String> = match self.kind {
+            ServerKind::Real => vec![
+                SERVER_BINARY.into(),
+                format!("--config-file={}", dir.join("config.xml").display()),
+            ],
+            ServerKind::ChdbAdapter => {
+                let (user, password) = PASSWORD_USER;
+                vec![
+                    "python3".into(),
+                    ADAPTER_SCRIPT.into(),
+                    format!("--port={}", self.ports.http),
+                    format!("--data={}", dir.join("data").display()),
+                    format!("--user={user}:{password}"),
+                ]
+            }
+        };
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("luminate-clickhouse-supervisor")
-            .arg(SERVER_BINARY)
-            .arg(self.dir.path().join("config.xml"))
-            .arg(self.dir.path())
+            .arg(dir)
+            .args(&server)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -270,14 +351,20 @@ pub fn two_shard_cluster(cluster_name: &str) -> (ClickhouseServer, ClickhouseSer
     // The cluster names both servers' ports before either starts.
     let (a, b) = (free_ports(), free_ports());
     let shards = [a, b];
+    assert!(
+        ServerKind::selected() == ServerKind::Real,
+        "the chDB adapter cannot form a cluster (no native protocol, no remote_servers); tests of \
+         Distributed tables must skip on it (testing::skip_on_adapter)"
+    );
     let start = |ports: Ports| {
-        require_binary();
+        require_binary(ServerKind::Real);
         let dir = tempfile::Builder::new()
             .prefix("luminate-clickhouse-shard-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a directory for clickhouse-server: {e}"));
         write_config(dir.path(), ports, Some((cluster_name, &shards)));
         let mut server = ClickhouseServer {
+            kind: ServerKind::Real,
             dir,
             ports,
             supervisor: None,
@@ -290,7 +377,16 @@ pub fn two_shard_cluster(cluster_name: &str) -> (ClickhouseServer, ClickhouseSer
     (start(a), start(b))
 }
 
-fn require_binary() {
+fn require_binary(kind: ServerKind) {
+    if kind == ServerKind::ChdbAdapter {
+        // The adapter exits at once with a message naming the package when chdb is not importable,
+        // which `launch` reports with its log: the run fails rather than skips.
+        assert!(
+            Path::new(ADAPTER_SCRIPT).exists(),
+            "{ADAPTER_SCRIPT} is missing"
+        );
+        return;
+    }
     assert!(
         Path::new(SERVER_BINARY).exists(),
         "{SERVER_BINARY} is missing: the ClickHouse backend's tests need a real server. Install it with \
