@@ -4,6 +4,8 @@
 //! them at write time and report `CARDINALITY_EXCEEDED` per point.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ErrorCode;
@@ -29,6 +31,39 @@ pub struct ValidationRules {
     pub max_past: Duration,
     /// How far in the future a timestamp may be (clock skew).
     pub max_future: Duration,
+    /// An admin's backfill (`POST /api/v1/write?backfill=true`): `max_past` gives way to each metric's
+    /// retention, so a point is accepted back to the start of what its metric keeps, and no further
+    /// (an older one would be deleted by the next retention pass).
+    pub backfill: Option<Backfill>,
+}
+
+/// The retention of each metric, for a backfill's window ([`ValidationRules::backfill`]).
+#[derive(Clone)]
+pub struct Backfill(Arc<dyn Fn(&str) -> Duration + Send + Sync>);
+
+impl Backfill {
+    /// A backfill whose window for `metric` is `retention(metric)`.
+    pub fn new(retention: impl Fn(&str) -> Duration + Send + Sync + 'static) -> Self {
+        Self(Arc::new(retention))
+    }
+
+    /// How far back a point of `metric` may be.
+    pub fn retention(&self, metric: &str) -> Duration {
+        (self.0)(metric)
+    }
+}
+
+impl fmt::Debug for Backfill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Backfill(..)")
+    }
+}
+
+impl PartialEq for Backfill {
+    /// The same function; two closures are never compared by what they answer.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Default for ValidationRules {
@@ -40,6 +75,7 @@ impl Default for ValidationRules {
             max_value_len: 256,
             max_past: Duration::from_secs(7 * 86_400),
             max_future: Duration::from_secs(3_600),
+            backfill: None,
         }
     }
 }
@@ -205,6 +241,7 @@ fn check_dimensions<'p>(
 
 fn validate_timestamp(
     ts: &WireScalar<'_>,
+    metric: &str,
     now: TimestampMs,
     rules: &ValidationRules,
 ) -> Result<TimestampMs, PointError> {
@@ -225,12 +262,26 @@ fn validate_timestamp(
     // Saturating, and inside the bounds every timestamp must keep, whatever the rules say: a point
     // never carries a timestamp that later arithmetic (buckets, partitions) could overflow on.
     let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let past = match &rules.backfill {
+        Some(backfill) => backfill.retention(metric),
+        None => rules.max_past,
+    };
     let earliest = now
-        .saturating_sub(millis(rules.max_past))
+        .saturating_sub(millis(past))
         .clamp(MIN_TIMESTAMP, MAX_TIMESTAMP);
     let latest = now
         .saturating_add(millis(rules.max_future))
         .clamp(MIN_TIMESTAMP, MAX_TIMESTAMP);
+    if rules.backfill.is_some() && ms < earliest {
+        return Err(PointError::new(
+            ErrorCode::InvalidTimestamp,
+            format!(
+                "timestamp {ms} is older than the retention of metric {metric:?} ({}s, so before \
+                 {earliest}): a backfilled point there would be deleted by the next retention pass",
+                past.as_secs()
+            ),
+        ));
+    }
     if ms < earliest || ms > latest {
         return Err(PointError::new(
             ErrorCode::InvalidTimestamp,
@@ -294,7 +345,7 @@ pub fn check_point<'p>(
     };
     validate_metric_name(name, rules)?;
     check_dimensions(&wire.dimensions, rules, dims)?;
-    let timestamp = validate_timestamp(&wire.timestamp, now, rules)?;
+    let timestamp = validate_timestamp(&wire.timestamp, name, now, rules)?;
     let value = validate_value(&wire.value)?;
     Ok(CheckedPoint {
         name,
@@ -558,6 +609,44 @@ mod tests {
         assert!(validate_point(&at(NOW - 60_000), NOW, &rules).is_ok());
         assert!(validate_point(&at(NOW - 60_001), NOW, &rules).is_err());
         assert!(validate_point(&at(NOW + 1_001), NOW, &rules).is_err());
+    }
+
+    #[test]
+    fn a_backfill_reaches_back_to_each_metrics_retention_and_no_further() {
+        let day = 86_400_000;
+        let rules = ValidationRules {
+            backfill: Some(Backfill::new(|metric| {
+                Duration::from_secs(if metric == "short" {
+                    86_400
+                } else {
+                    90 * 86_400
+                })
+            })),
+            ..Default::default()
+        };
+        let at = |name: &str, ts: i64| point(name, vec![], WireScalar::Int(ts), WireScalar::Int(1));
+        // 30 days back: past the 7-day window, inside a 90-day retention.
+        assert!(validate_point(&at("long", NOW - 30 * day), NOW, &rules).is_ok());
+        assert!(validate_point(&at("long", NOW - 90 * day), NOW, &rules).is_ok());
+        let err = validate_point(&at("long", NOW - 90 * day - 1), NOW, &rules).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidTimestamp);
+        assert_eq!(
+            err.message,
+            format!(
+                "timestamp {} is older than the retention of metric \"long\" (7776000s, so before {}): \
+                 a backfilled point there would be deleted by the next retention pass",
+                NOW - 90 * day - 1,
+                NOW - 90 * day
+            )
+        );
+        // Each metric its own: one day back is the edge of "short".
+        assert!(validate_point(&at("short", NOW - day), NOW, &rules).is_ok());
+        assert!(validate_point(&at("short", NOW - 2 * day), NOW, &rules).is_err());
+        // The future is bounded as without a backfill.
+        assert!(validate_point(&at("long", NOW + 3_600_001), NOW, &rules).is_err());
+        // Without it, the 7-day window.
+        let plain = ValidationRules::default();
+        assert!(validate_point(&at("long", NOW - 30 * day), NOW, &plain).is_err());
     }
 
     #[test]

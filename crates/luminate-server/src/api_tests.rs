@@ -504,3 +504,129 @@ async fn an_export_the_store_cannot_start_is_answered_in_the_error_format_and_fr
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "INVALID_QUERY");
 }
+
+#[tokio::test]
+async fn a_backfill_takes_points_back_to_each_metrics_retention_for_admins_only() {
+    let mut config: Config = Config::load_from(
+        Some((
+            "t.yaml",
+            "retention:\n  default_retention: 30d\n  policies:\n    - metric_pattern: \"debug_*\"\n      retention: 2d\n",
+        )),
+        &[],
+    )
+    .unwrap();
+    config.auth.enabled = true;
+    config.auth.jwt_secret = Some("secret".into());
+    let token = |scopes: &[crate::auth::Scope]| {
+        crate::auth::mint(&config.auth, "acme", scopes, Duration::from_secs(60)).unwrap()
+    };
+    use crate::auth::Scope::{Admin, Write};
+    let (writer, admin) = (token(&[Write]), token(&[Write, Admin]));
+    let store = Arc::new(MemoryStore::default());
+    let app = app_with(store.clone(), config.clone());
+    let write = |uri: &str, token: &str, points: Vec<Value>| {
+        Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "metrics": points }).to_string()))
+            .unwrap()
+    };
+    let (status, _) = call(
+        &app,
+        Request::post("/api/v1/admin/retention")
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .body(Body::from(
+                r#"{"metric_name":"archive","retention_days":90}"#,
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let day = 86_400_000;
+    let now = now_ms();
+    let at =
+        |name: &str, days_ago: i64| point(json!(name), now - days_ago * day, json!(1), json!({}));
+
+    // Without the parameter, the 7-day window.
+    let (status, body) = call(&app, write("/api/v1/write", &admin, vec![at("api", 20)])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["code"], "INVALID_TIMESTAMP", "{body}");
+
+    // A token without `admin` may not ask for it.
+    let (status, body) = call(
+        &app,
+        write("/api/v1/write?backfill=true", &writer, vec![at("api", 20)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    assert_eq!(body["error"]["details"]["required_scope"], "admin");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backfill=true requires"),
+        "{body}"
+    );
+
+    // An admin's backfill: each metric back to its retention (override 90 d, policy 2 d, default
+    // 30 d), each point past it rejected at its index, naming the retention.
+    let (status, body) = call(
+        &app,
+        write(
+            "/api/v1/write?backfill=true",
+            &admin,
+            vec![
+                at("api", 20),
+                at("api", 31),
+                at("archive", 60),
+                at("debug_x", 1),
+                at("debug_x", 3),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(body["accepted"], 3, "{body}");
+    let rejected: Vec<(u64, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (1, "INVALID_TIMESTAMP".to_owned()),
+            (4, "INVALID_TIMESTAMP".to_owned())
+        ]
+    );
+    let message = body["errors"][0]["error"].as_str().unwrap();
+    assert!(
+        message.contains("older than the retention of metric \"api\" (2592000s"),
+        "{message}"
+    );
+    assert_eq!(store.points_of("acme", "api"), 1);
+    assert_eq!(store.points_of("acme", "archive"), 1);
+    assert_eq!(store.points_of("acme", "debug_x"), 1);
+
+    // Any other value of the parameter is a 400; `false` is a plain write.
+    let (status, body) = call(
+        &app,
+        write("/api/v1/write?backfill=yes", &admin, vec![at("api", 1)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+    let (status, body) = call(
+        &app,
+        write("/api/v1/write?backfill=false", &admin, vec![at("api", 20)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -242,6 +242,8 @@ async fn admit(
         None
     };
     request.extensions_mut().insert(tenant);
+    // For a handler whose request may ask for more than its route's scope (a write's backfill).
+    request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     // A handler that charged another bucket (points) has set the headers of that one.
     if let Some(snapshot) = snapshot

@@ -58,6 +58,27 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// How many points of `metric` the store holds for `tenant`, at any time.
+    pub fn points_of(&self, tenant: &str, metric: &str) -> u64 {
+        use luminate_model::query::{Aggregation, QueryKind};
+        let plan = luminate_model::QueryPlan {
+            kind: QueryKind::Aggregate(Aggregation::Count),
+            metric: metric.into(),
+            start: i64::MIN,
+            end: i64::MAX,
+            filters: vec![],
+            group_by: vec![],
+            interval_ms: None,
+            limit: 1,
+            timeout: Duration::from_secs(1),
+        };
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        match data.query(&Tenant::new(tenant), &plan) {
+            QueryResult::Aggregate { results, .. } => results.iter().map(|g| g.count).sum(),
+            other => panic!("a count answered {other:?}"),
+        }
+    }
+
     /// A store whose queries take `delay` (checking their context meanwhile).
     pub fn slow(delay: Duration) -> Self {
         Self {

@@ -6,14 +6,16 @@
 //! handed to the store ([`answer`]), so that a store that logs keys logs the answer with the batch. The tenant's points-per-second bucket is charged one token per
 //! valid point once the batch is decoded (see [`crate::limits`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use luminate_model::keyed::{KeyedOutcome, KeyedResponse, KeyedWrite, Respond};
+use luminate_model::validate::Backfill;
 pub(crate) use luminate_model::wire::recycle;
 use luminate_model::wire::{WireError, decode_write_batch};
 use luminate_model::{ErrorCode, PointBatch, Tenant, ValidationRules};
@@ -21,6 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::auth::{Principal, Scope};
 use crate::body::{gunzip_capped, read_capped};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyCache, StoredResponse};
@@ -148,6 +151,7 @@ async fn prepare(
     request: Request,
 ) -> Result<(Option<String>, Encoded), ApiError> {
     let (parts, body) = request.into_parts();
+    let backfill = backfill_asked(&parts)?;
     check_content_type(&parts.headers)?;
     let gzip = content_is_gzip(&parts.headers, state.config.batch_write.compression)?;
     let key = parts
@@ -157,13 +161,83 @@ async fn prepare(
         .transpose()?;
     let cap = state.config.batch_write.max_request_size_bytes;
     let raw = read_capped(body, cap, state.config.server.read_timeout).await?;
-    Ok((key, Encoded { raw, gzip }))
+    Ok((
+        key,
+        Encoded {
+            raw,
+            gzip,
+            backfill,
+        },
+    ))
 }
 
 /// A body as received.
 struct Encoded {
     raw: Vec<u8>,
     gzip: bool,
+    /// `?backfill=true`, from a principal with the `admin` scope.
+    backfill: bool,
+}
+
+/// Whether the request asks for a backfill (`?backfill=true`): points older than
+/// `validation.max_past`, back to each metric's retention. Only a token with the `admin` scope may
+/// (a backfill writes into days that dashboards and rollups have already shown as settled); any
+/// other value of the parameter is a `400`.
+fn backfill_asked(parts: &axum::http::request::Parts) -> Result<bool, ApiError> {
+    let value = parts
+        .uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name == "backfill").then_some(value)
+        });
+    let asked = match value {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "backfill: {other:?} is not true or false"
+            )));
+        }
+    };
+    if asked {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or_else(|| ApiError::internal("the route guard set no principal for this write"))?;
+        principal.require(Scope::Admin).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Forbidden,
+                "backfill=true requires the \"admin\" scope, which the token does not grant",
+            )
+            .with_details(e.details)
+        })?;
+    }
+    Ok(asked)
+}
+
+/// The rules of a backfill: the configured ones, with each metric's window reaching back to its
+/// retention (the tenant's admin override, else the first matching policy, else the default) — what
+/// the retention task will keep.
+async fn backfill_rules(state: &AppState, tenant: &Tenant) -> Result<ValidationRules, ApiError> {
+    let overrides: HashMap<String, Duration> = state
+        .store
+        .retention_overrides(tenant)
+        .await?
+        .into_iter()
+        .map(|o| (o.metric, o.retention))
+        .collect();
+    let config = Arc::clone(&state.config);
+    let mut rules = state.rules.clone();
+    rules.backfill = Some(Backfill::new(move |metric| {
+        overrides
+            .get(metric)
+            .copied()
+            .unwrap_or_else(|| config.policy_retention(metric))
+    }));
+    Ok(rules)
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -244,7 +318,11 @@ async fn write_inner(
 ) -> Result<StoredResponse, ApiError> {
     let cap = state.config.batch_write.max_request_size_bytes;
     let max_batch = state.config.batch_write.max_batch_size;
-    let rules = state.rules.clone();
+    let rules = if body.backfill {
+        backfill_rules(state, tenant).await?
+    } else {
+        state.rules.clone()
+    };
     // Inflating and parsing up to 10 MiB takes tens of milliseconds: off the request threads.
     let validated = tokio::task::spawn_blocking(move || decode(body, cap, max_batch, &rules))
         .await
@@ -480,6 +558,7 @@ mod tests {
         Encoded {
             raw: format!(r#"{{"metrics":[{}]}}"#, points.join(",")).into_bytes(),
             gzip: false,
+            backfill: false,
         }
     }
 

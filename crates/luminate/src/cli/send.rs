@@ -39,10 +39,14 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn idempotency_key(&self) -> String {
+    /// The batch's key: its stream, place and size, and whether it is a backfill — a rerun with
+    /// `--backfill` of an import whose old points were refused must be stored, not answered with the
+    /// refusal the server remembers under the plain run's key.
+    fn idempotency_key(&self, backfill: bool) -> String {
         let (first, n) = (self.records[0].origin, self.records.len());
+        let kind = if backfill { "-backfill" } else { "" };
         format!(
-            "luminate-import-{}-{}.{}-{n}",
+            "luminate-import-{}-{}.{}-{n}{kind}",
             self.stream, first.offset, first.sub
         )
     }
@@ -209,7 +213,14 @@ pub struct Sender {
 
 impl Sender {
     /// Starts `connections` sending threads.
-    pub fn start(server: &ServerArgs, connections: usize, reporter: &Reporter) -> Self {
+    /// With `backfill`, the writes ask for it (`?backfill=true`: points past the server's
+    /// `validation.max_past`, back to each metric's retention; the token needs the `admin` scope).
+    pub fn start(
+        server: &ServerArgs,
+        connections: usize,
+        backfill: bool,
+        reporter: &Reporter,
+    ) -> Self {
         let (queue, batches) = sync_channel::<Batch>(connections * 2);
         let batches = Arc::new(Mutex::new(batches));
         let fatal = Arc::new(Mutex::new(None));
@@ -218,6 +229,12 @@ impl Sender {
             .map(|_| {
                 let worker = Worker {
                     client: Client::new(server),
+                    backfill,
+                    path: if backfill {
+                        "/api/v1/write?backfill=true"
+                    } else {
+                        "/api/v1/write"
+                    },
                     reporter: reporter.clone(),
                     fatal: fatal.clone(),
                     stop: stop.clone(),
@@ -266,6 +283,10 @@ impl Sender {
 
 struct Worker {
     client: Client,
+    /// Whether the writes ask for a backfill.
+    backfill: bool,
+    /// The write route, with its `backfill` parameter when asked.
+    path: &'static str,
     reporter: Reporter,
     fatal: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
@@ -292,11 +313,11 @@ impl Worker {
     fn send(&self, batch: Batch) {
         let mut pending = vec![batch];
         while let Some(batch) = pending.pop() {
-            let key = batch.idempotency_key();
+            let key = batch.idempotency_key(self.backfill);
             let body = batch.body();
             let n = batch.records.len() as u64;
             let reply = self.client.post(
-                "/api/v1/write",
+                self.path,
                 &[
                     ("Content-Type", "application/json"),
                     ("Content-Encoding", "gzip"),

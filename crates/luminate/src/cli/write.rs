@@ -19,13 +19,17 @@ pub struct WriteArgs {
     /// Points per request (the server's `batch_write.max_batch_size` is the most it takes).
     #[arg(long, default_value_t = 10_000)]
     batch_size: usize,
+    /// Admin only: accept points older than the server's `validation.max_past`, back to each metric's
+    /// retention (docs/cli.md, "Backfill").
+    #[arg(long)]
+    backfill: bool,
 }
 
 /// Runs `luminate write`.
 pub fn run(args: WriteArgs) -> ExitCode {
     let now = luminate_model::time::now_ms();
     let reporter = Reporter::new(false);
-    let sender = Sender::start(&args.server, 1, &reporter);
+    let sender = Sender::start(&args.server, 1, args.backfill, &reporter);
     // Keys unique to this run: a retry of a request is deduplicated, a second `luminate write` of the
     // same points stores them again (as the API does).
     let mut run_id = StableHash::default();

@@ -429,6 +429,59 @@ fn a_refused_token_stops_the_import_and_a_valid_one_writes_to_its_tenant() {
     );
 }
 
+/// `--backfill` writes points older than the 7-day window, back to each metric's retention (30 days
+/// by default), through the server's `?backfill=true`; without it those points are reported.
+#[test]
+fn backfill_imports_points_past_the_write_window_back_to_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).without_rate_limits().start();
+    let day = 86_400_000;
+    let (twenty, forty) = (base_ms() - 20 * day, base_ms() - 40 * day);
+    let file = write_file(
+        dir.path(),
+        "old.jsonl",
+        &format!(
+            "{{\"name\":\"old\",\"timestamp\":{twenty},\"value\":2,\"dimensions\":{{}}}}\n\
+             {{\"name\":\"old\",\"timestamp\":{forty},\"value\":4,\"dimensions\":{{}}}}\n"
+        ),
+    );
+    let plain = luminate(&server, &["import", &file], None);
+    assert_eq!(plain.code, 1, "{}", plain.stderr);
+    assert_eq!(
+        plain.stderr.matches("INVALID_TIMESTAMP").count(),
+        2,
+        "{}",
+        plain.stderr
+    );
+    // The same file again, now as a backfill: its batches' keys differ from the plain run's, so the
+    // server stores them instead of replaying the refusals it remembers.
+    let backfill = luminate(&server, &["import", "--backfill", &file], None);
+    assert_eq!(backfill.code, 1, "{}", backfill.stderr);
+    assert!(
+        backfill.stderr.contains(&format!(
+            "old.jsonl:2: old INVALID_TIMESTAMP: timestamp {forty} is older than the retention of metric \"old\" (2592000s"
+        )),
+        "{}",
+        backfill.stderr
+    );
+    assert_eq!(backfill.stderr.matches("INVALID_TIMESTAMP").count(), 1);
+    let answer = server.query(&json!({
+        "queryType": "range", "metricName": "old",
+        "timeRange": {"start": twenty - day, "end": twenty + day}}));
+    let points: Vec<(i64, f64)> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["timestamp"].as_i64().unwrap(),
+                p["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(points, vec![(twenty, 2.0)]);
+}
+
 /// On a terminal (a pseudo-terminal from util-linux's `script`) the import draws its progress with
 /// points/s on stderr; piped, it prints nothing but problems (every other test pipes it: their
 /// stderr is empty or only problems).

@@ -89,6 +89,10 @@ pub struct ImportArgs {
     /// without observations have NaN quantiles; Luminate stores finite values only).
     #[arg(long)]
     skip_non_finite: bool,
+    /// Admin only: accept points older than the server's `validation.max_past` (7 days), back to each
+    /// metric's retention (docs/cli.md, "Backfill"; the token needs the `admin` scope).
+    #[arg(long)]
+    backfill: bool,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -149,7 +153,12 @@ pub fn run(args: ImportArgs) -> ExitCode {
     }
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     let reporter = Reporter::new(progress);
-    let sender = Sender::start(&args.server, args.connections.max(1), &reporter);
+    let sender = Sender::start(
+        &args.server,
+        args.connections.max(1),
+        args.backfill,
+        &reporter,
+    );
     let mut read_error = None;
     for (input, format) in inputs {
         let name = input.name.clone();
