@@ -461,6 +461,15 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Current health.
     async fn health(&self) -> StorageHealth;
 
+    /// Why this process must be restarted to serve again, if it must: a state only a restart
+    /// recovers from (the embedded engine poisoned by a failed write or fsync, whose WAL replay is the
+    /// recovery). `GET /api/v1/health/live` fails on it, so an orchestrator restarts the process for
+    /// this and for nothing else — not for a full disk or an unreachable ClickHouse, which a restart
+    /// does not cure. A wrapper forwards its inner store's. Default: never.
+    fn restart_needed(&self) -> Option<String> {
+        None
+    }
+
     /// The backend's named health checks besides `storage` (which is [`MetricsStore::health`]), each
     /// a probe the server runs concurrently with the others, bounds by a deadline and times. A wrapper
     /// forwards its inner store's. Default: none.

@@ -630,3 +630,30 @@ async fn a_backfill_takes_points_back_to_each_metrics_retention_for_admins_only(
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn liveness_fails_only_when_a_restart_is_needed_and_needs_no_token() {
+    let mut config = Config::default();
+    config.auth.enabled = true;
+    config.auth.jwt_secret = Some("secret".into());
+    // Health fails on a failed check; liveness does not.
+    let store = Arc::new(MemoryStore::with_checks(vec![(
+        "disk_space",
+        luminate_model::store::CheckOutcome::fail("0 bytes free".into()),
+        Duration::ZERO,
+    )]));
+    let app = app_with(store.clone(), config);
+    let (status, _) = call(&app, get("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = call(&app, get("/api/v1/health/live")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "alive"})));
+    *store.restart_reason.lock().unwrap() = Some("engine is poisoned: fsync failed".into());
+    let (status, body) = call(&app, get("/api/v1/health/live")).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "restart_needed", "reason": "engine is poisoned: fsync failed"})
+        )
+    );
+}

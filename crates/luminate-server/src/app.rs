@@ -387,6 +387,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin)
         .merge(dashboards)
         .route("/api/v1/health", get(routes::health::handle))
+        // Liveness: no guard either (probes carry no token), and no storage call.
+        .route("/api/v1/health/live", get(routes::health::live))
         // No guard, like health: it describes the API and holds no data.
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route_layer(middleware::from_fn_with_state(

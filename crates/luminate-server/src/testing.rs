@@ -55,6 +55,8 @@ pub struct MemoryStore {
     pub unavailable: AtomicBool,
     /// Named health checks, each answering its outcome after its delay.
     pub health_checks: Vec<(&'static str, CheckOutcome, Duration)>,
+    /// What `restart_needed` answers.
+    pub restart_reason: Mutex<Option<String>>,
 }
 
 impl MemoryStore {
@@ -300,6 +302,10 @@ impl MetricsStore for MemoryStore {
             disk_used_bytes: Some(0),
             error: None,
         }
+    }
+
+    fn restart_needed(&self) -> Option<String> {
+        Self::lock(&self.restart_reason).clone()
     }
 
     fn checks(&self) -> Vec<HealthCheck> {

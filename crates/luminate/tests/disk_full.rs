@@ -315,6 +315,12 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_a_restart() {
         "{error}"
     );
     assert_eq!(health.body["checks"]["disk_space"]["status"], "fail");
+    // Liveness stays up: a restart frees no space (the pod would only replay its WAL again).
+    let live = send(&server, "GET", "/api/v1/health/live", None);
+    assert_eq!(
+        (live.status, live.body.clone()),
+        (200, json!({"status": "alive"}))
+    );
 
     // Admin routes that need the disk are refused the same way: 503, not 500.
     let long_name = format!("m{}", "x".repeat(250));
@@ -404,6 +410,16 @@ fn a_poisoned_engine_stops_cleanly_on_sigterm_with_the_reason_logged() {
     assert!(message.contains("poisoned"), "{message}");
     assert_eq!(reply.retry_after, None);
     assert_exactly_the_acknowledged(&server, &writer);
+    // Only a restart recovers a poisoned engine: liveness fails, naming why.
+    let live = send(&server, "GET", "/api/v1/health/live", None);
+    assert_eq!(live.status, 503, "{}", live.body);
+    assert_eq!(live.body["status"], "restart_needed");
+    let reason = live.body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("engine is poisoned after a failed write or fsync: ")
+            && reason.contains("00000002.wal"),
+        "{reason}"
+    );
 
     server.signal("TERM");
     assert!(

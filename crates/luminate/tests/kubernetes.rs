@@ -426,10 +426,15 @@ fn the_statefulset_pod_becomes_ready_with_its_configuration_among_service_links(
                 && m["mountPath"].as_str() == Some(data_dir.as_str())),
         "the claim is mounted at the data directory"
     );
-    for probe in ["readinessProbe", "livenessProbe"] {
+    // Readiness follows health; startup and liveness fail only when a restart helps.
+    for (probe, path) in [
+        ("readinessProbe", "/api/v1/health"),
+        ("startupProbe", "/api/v1/health/live"),
+        ("livenessProbe", "/api/v1/health/live"),
+    ] {
         assert_eq!(
             workload.container()[probe]["httpGet"]["path"].as_str(),
-            Some("/api/v1/health"),
+            Some(path),
             "{probe}"
         );
     }

@@ -66,6 +66,7 @@ const EXPOSITION_PATH: &str = "/metrics";
         crate::routes::backup::file,
         crate::routes::status::overview,
         crate::routes::health::handle,
+        crate::routes::health::live,
         crate::routes::exposition::on_api_address,
         crate::routes::prometheus::query::instant,
         crate::routes::prometheus::query::range,

@@ -500,3 +500,14 @@ pub struct BackupReleased {
     /// `true`.
     released: bool,
 }
+
+/// `GET /api/v1/health/live`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// `alive` or `restart_needed`.
+    #[schema(pattern = "^(alive|restart_needed)$")]
+    status: String,
+    /// Why only a restart recovers the process; with `restart_needed` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}

@@ -62,3 +62,31 @@ pub async fn handle(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
     };
     (status, Json(body))
 }
+
+/// `GET /api/v1/health/live`: whether this process should be restarted (no authentication). `200
+/// {"status": "alive"}` unless only a restart recovers the storage (the embedded engine poisoned by a
+/// failed write or fsync): then `503 {"status": "restart_needed", "reason"}`. Everything else that
+/// fails `/api/v1/health` — a full disk, an unreachable ClickHouse, a check timing out — answers 200
+/// here, because a restart cures none of it and a pod restarted on a full disk only loses its page
+/// cache and replays its WAL again. Orchestrators' liveness probes point here, readiness at
+/// `/api/v1/health`. Answered without touching the storage, so it is as fast as the process is alive.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health/live",
+    operation_id = "liveness",
+    tag = "operations",
+    summary = "Liveness: whether only a restart recovers this process (no authentication)",
+    responses(
+        (status = 200, description = "`alive`: a restart would not help, whatever `/api/v1/health` says.", body = crate::openapi::schemas::Liveness),
+        (status = 503, description = "`restart_needed`, with the reason.", body = crate::openapi::schemas::Liveness),
+    ),
+)]
+pub async fn live(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    match state.store.restart_needed() {
+        None => (StatusCode::OK, Json(json!({"status": "alive"}))),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "restart_needed", "reason": reason})),
+        ),
+    }
+}

@@ -300,6 +300,12 @@ impl MetricsStore for EmbeddedStore {
             .unwrap_or_else(|e| StorageHealth::unavailable(e.to_string()))
     }
 
+    fn restart_needed(&self) -> Option<String> {
+        self.engine
+            .poisoned()
+            .map(|reason| format!("engine is poisoned after a failed write or fsync: {reason}"))
+    }
+
     fn checks(&self) -> Vec<HealthCheck> {
         let (data_dir, floors) = (self.data_dir.clone(), self.health.clone());
         let engine = self.engine.clone();

@@ -150,6 +150,11 @@ pub trait Decorate: Send + Sync + 'static {
         self.inner().map(|s| s.checks()).unwrap_or_default()
     }
 
+    /// The wrapped store's (never when it cannot be reached: a restart would not reach it either).
+    fn restart_needed(&self) -> Option<String> {
+        self.inner().ok().and_then(|s| s.restart_needed())
+    }
+
     /// Closes the wrapped store.
     async fn close(&self) -> Result<(), StoreError> {
         self.inner()?.close().await
@@ -367,6 +372,10 @@ impl<D: Decorate> MetricsStore for Forward<D> {
 
     fn checks(&self) -> Vec<HealthCheck> {
         self.0.checks()
+    }
+
+    fn restart_needed(&self) -> Option<String> {
+        self.0.restart_needed()
     }
 
     async fn close(&self) -> Result<(), StoreError> {
