@@ -70,10 +70,15 @@ fi
 # they ran on 18.16 just above. The workspace's features, so the build above is reused.
 log "ClickHouse backend suite on chDB 26.x (LUMINATE_CLICKHOUSE_SERVER=chdb)"
 if command -v cargo-nextest >/dev/null; then
+  # The backend's own suite, and the HTTP API scenarios through the binary on the ClickHouse backend
+  # (`clickhouse::…` of tests/api.rs and tests/lifecycle.rs).
   LUMINATE_CLICKHOUSE_SERVER=chdb cargo nextest run --workspace --all-features --no-fail-fast \
-    --failure-output final -E 'package(luminate-clickhouse)'
+    --failure-output final \
+    -E 'package(luminate-clickhouse) | (binary(api) | binary(lifecycle)) & test(/^clickhouse::/)'
 else
   LUMINATE_CLICKHOUSE_SERVER=chdb cargo test -p luminate-clickhouse --all-features --no-fail-fast
+  LUMINATE_CLICKHOUSE_SERVER=chdb cargo test -p luminate --all-features --no-fail-fast \
+    --test api --test lifecycle clickhouse::
 fi
 
 # The fuzz targets (fuzz/, docs/fuzzing.md) type-check against today's decoders, so none rots. Building
