@@ -89,9 +89,7 @@ mod tests {
     use luminate_model::{Dimensions, Point};
 
     use super::*;
-    use crate::schema::{self, ServerVersion};
     use crate::testing::shared;
-    use crate::transport::Transport;
 
     fn batch(values: &[f64]) -> PointBatch {
         PointBatch::from_points(values.iter().enumerate().map(|(i, &value)| Point {
@@ -118,20 +116,7 @@ mod tests {
         assert_ne!(id, keyed_write_id(&t, "k", &batch(&[1.0])));
     }
 
-    async fn service(database: &str) -> Service {
-        let settings = shared().settings(database);
-        let observer: std::sync::Arc<dyn crate::observe::ClickhouseObserver> =
-            std::sync::Arc::new(crate::observe::Unobserved);
-        let transport = Transport::new(&settings, observer.clone()).unwrap();
-        let service = Service::new(
-            transport,
-            &settings,
-            ServerVersion::parse("18.16.1").unwrap(),
-            observer,
-        );
-        schema::ensure(&service).await.unwrap();
-        service
-    }
+    use crate::testing::service;
 
     fn stored(database: &str) -> String {
         shared()

@@ -533,3 +533,22 @@ fn http_post(port: u16, sql: &str) -> Result<String, String> {
         Err(format!("{status}: {body}"))
     }
 }
+
+/// A service over `database` on the shared test server, its schema ensured, for the crate's unit tests.
+/// It takes 18.16's schema path whatever the server (the adapter runs the modern path through the
+/// store's own version check in the other tests).
+#[cfg(test)]
+pub(crate) async fn service(database: &str) -> crate::service::Service {
+    let settings = shared().settings(database);
+    let observer: std::sync::Arc<dyn crate::observe::ClickhouseObserver> =
+        std::sync::Arc::new(crate::observe::Unobserved);
+    let transport = crate::transport::Transport::new(&settings, observer.clone()).unwrap();
+    let service = crate::service::Service::new(
+        transport,
+        &settings,
+        crate::schema::ServerVersion::parse("18.16.1").unwrap(),
+        observer,
+    );
+    crate::schema::ensure(&service).await.unwrap();
+    service
+}

@@ -233,24 +233,9 @@ mod tests {
     use luminate_model::{Dimensions, Point};
 
     use super::*;
-    use crate::schema::{self, ServerVersion};
     use crate::testing::{ClickhouseServer, shared};
-    use crate::transport::Transport;
 
-    async fn service(database: &str) -> Service {
-        let settings = shared().settings(database);
-        let observer: std::sync::Arc<dyn crate::observe::ClickhouseObserver> =
-            std::sync::Arc::new(crate::observe::Unobserved);
-        let transport = Transport::new(&settings, observer.clone()).unwrap();
-        let service = Service::new(
-            transport,
-            &settings,
-            ServerVersion::parse("18.16.1").unwrap(),
-            observer,
-        );
-        schema::ensure(&service).await.unwrap();
-        service
-    }
+    use crate::testing::service;
 
     /// Stored points of `write_id` per day, as text rows `day\tcount`.
     fn days_of(server: &ClickhouseServer, database: &str, write_id: u64) -> String {
