@@ -34,10 +34,11 @@ fuzz_target!(|data: &[u8]| {
         fix_frames(&mut bytes);
     }
     let (replayed, peak) = peak_bytes(|| replay_series_log(&bytes));
-    // Per record: its batch decoded (at most MAX_BATCH_PAIRS pairs, 32 MiB; one pco page, up to
-    // 64 MiB) and the index entries of up to 65 536 series it defines, which pco lets a few hundred
-    // bytes describe legitimately. What must not happen is a record claiming gigabytes.
-    let bound = 64 * bytes.len() + (192 << 20) * frames(&bytes).max(1);
+    // Per record: its batch decoded (at most MAX_BATCH_PAIRS pairs, 32 MiB; what pco allocates for a
+    // forged blob before checking it, at most about 320 MiB: see wal_record.rs) and the index entries
+    // of up to 65 536 series it defines, which pco lets a few hundred bytes describe legitimately.
+    // What must not happen is a record claiming gigabytes.
+    let bound = 64 * bytes.len() + (448 << 20) * frames(&bytes).max(1);
     assert!(
         peak <= bound,
         "{peak} bytes held replaying {} bytes",

@@ -35,8 +35,19 @@ pub const MAX_STEPS: i64 = 11_000;
 
 /// Parses an expression (`bad_data` with the parser's message when it does not parse).
 pub fn parse(text: &str) -> Result<Expr, EvalError> {
-    promql_parser::parser::parse(text)
-        .map_err(|e| EvalError::BadData(format!("invalid parameter \"query\": {e}")))
+    // promql-parser panics on some expressions (an offset or range whose seconds overflow
+    // `Duration`, found by the `promql` fuzz target): such an expression is bad data like any other
+    // the parser refuses, not a panic in the request's task.
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+        Ok(parsed) => {
+            parsed.map_err(|e| EvalError::BadData(format!("invalid parameter \"query\": {e}")))
+        }
+        Err(_) => Err(EvalError::BadData(
+            "invalid parameter \"query\": the expression could not be parsed (a number or \
+             duration out of range)"
+                .into(),
+        )),
+    }
 }
 
 /// The steps of a range query from `start` to `end` every `step` ms, refused as Prometheus refuses

@@ -506,3 +506,20 @@ fn offsets_and_ranges_of_millions_of_years_select_nothing_rather_than_overflow()
         assert_eq!(at(q, 0), Vec::<String>::new(), "{q}");
     }
 }
+
+#[test]
+fn a_duration_past_what_the_parser_can_hold_is_bad_data_and_parsing_goes_on() {
+    // promql-parser panics converting this offset's seconds to a `Duration` (found by the `promql`
+    // fuzz target); the expression is refused like any unparsable one.
+    let q = r#"avg_over_time(temp{room=~"abb*****"}[2m] offset 444444444444444444444444-441m)"#;
+    match parse(q) {
+        Err(EvalError::BadData(message)) => assert_eq!(
+            message,
+            "invalid parameter \"query\": the expression could not be parsed (a number or duration out of range)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The same thread parses on afterwards (the parser keeps no state a panic could leave behind).
+    assert!(parse(r#"avg_over_time(temp{room="a"}[2m] offset 1h)"#).is_ok());
+    assert!(parse(q).is_err());
+}
