@@ -366,3 +366,38 @@ fn a_rate_limited_query_is_retried_after_retry_after() {
     }
     assert_eq!(retried, 1);
 }
+
+/// `luminate --help` lists exactly the subcommands that exist, each answering its own `--help`, and
+/// its first line names every one of them.
+#[test]
+fn help_lists_exactly_the_commands_that_exist() {
+    let help = Command::new(env!("CARGO_BIN_EXE_luminate"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8(help.stdout).unwrap();
+    let listed: Vec<&str> = help
+        .split_once("Commands:\n")
+        .unwrap()
+        .1
+        .lines()
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    let expected = [
+        "serve", "bench", "token", "write", "query", "import", "export", "check", "repair",
+        "backup", "restore",
+    ];
+    assert_eq!(listed, expected, "{help}");
+    let first = help.lines().next().unwrap();
+    for name in expected {
+        assert!(first.contains(name), "{name} missing from {first:?}");
+        let own = Command::new(env!("CARGO_BIN_EXE_luminate"))
+            .args([name, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(own.status.code(), Some(0), "luminate {name} --help");
+    }
+}
