@@ -1,7 +1,7 @@
 //! The `luminate` binary: a thin shell over `luminate-server`. Parses the command line, loads the
 //! configuration (file ← environment ← flags), sets up logging, and serves until SIGINT or SIGTERM.
 //! `luminate bench` runs the end-to-end benchmark of the `bench` module against a server it spawns
-//! from this executable. `luminate token` mints a development JWT with the configured secret.
+//! from this executable, and `luminate soak` its long crash-and-load run (the `soak` module). `luminate token` mints a development JWT with the configured secret.
 //! `luminate write`, `query`, `import`, `export` and `backup` are clients of a running server, and
 //! `restore` writes a data directory from a backup (the `cli` module, whose exit codes are its own: see
 //! docs/cli.md). `luminate check` and `repair` verify and repair a stopped server's data directory (the
@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod cli;
+mod soak;
 
 use clap::{Parser, Subcommand};
 use luminate_server::Config;
@@ -45,6 +46,9 @@ enum Command {
     Serve(ServeArgs),
     /// Benchmark ingest and queries end to end over HTTP (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Soak a spawned server: sustained writes and queries, kill -9 and restart on a schedule, then
+    /// check that every acknowledged point is stored exactly once (see docs/operations.md).
+    Soak(soak::SoakArgs),
     /// Print a JWT for a tenant, signed (HS256) with the configured auth.jwt_secret (for development).
     Token(TokenArgs),
     /// Send points to a server, from the arguments or stdin (JSON objects or `name{k="v"} value [ts]`).
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Token(args) => token(args),
         Command::Write(args) => cli::write::run(args),
         Command::Query(args) => cli::query::run(args),

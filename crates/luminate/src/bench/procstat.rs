@@ -1,5 +1,5 @@
 //! Process and disk figures read from Linux `/proc` and the file system: resident memory (current and
-//! peak), CPU time, and the bytes under a directory. Elsewhere (or when a file is unreadable) the
+//! peak), CPU time, open file descriptors, and the bytes under a directory. Elsewhere (or when a file is unreadable) the
 //! figures are `None`: the report shows them as unknown rather than failing the benchmark.
 
 use std::fs;
@@ -49,6 +49,12 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Open file descriptors of `pid` (the entries of `/proc/<pid>/fd`): what a leak of files or sockets
+/// grows.
+pub fn open_fds(pid: &str) -> Option<u64> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 /// Total size of the regular files under `dir`, recursively (what the data directory costs on disk,
 /// as `du --apparent-size` counts it).
 pub fn dir_bytes(dir: &Path) -> io::Result<u64> {
@@ -84,6 +90,8 @@ mod tests {
         let memory = memory("self").expect("VmRSS and VmHWM");
         assert!(memory.rss > 0 && memory.peak >= memory.rss);
         assert!(cpu_seconds("self").is_some());
+        // stdin, stdout and stderr at least (other tests' threads may open more meanwhile).
+        assert!(open_fds("self").expect("fd count") >= 3);
     }
 
     #[test]

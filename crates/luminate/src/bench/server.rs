@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -203,10 +203,22 @@ impl SpawnedServer {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+    /// [`SpawnedServer::stop`], answering how the server exited: `None` when it did not exit within
+    /// [`STOP_TIMEOUT`] of SIGTERM and had to be killed.
+    pub fn stop_with_status(mut self) -> Option<ExitStatus> {
+        self.shutdown()
+    }
+
+    /// Kills the server with SIGKILL, a crash: no sync, no shutdown of any kind, and reaps it.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn shutdown(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
         // `kill` the command rather than a signal call: the workspace forbids `unsafe`, and std sends
         // only SIGKILL, which would skip the server's final sync.
         let terminated = Command::new("kill")
@@ -217,14 +229,15 @@ impl SpawnedServer {
         if terminated {
             let deadline = Instant::now() + STOP_TIMEOUT;
             while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
                 }
                 thread::sleep(Duration::from_millis(20));
             }
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
 }
 

@@ -387,7 +387,7 @@ fn help_lists_exactly_the_commands_that_exist() {
         .filter(|name| *name != "help")
         .collect();
     let expected = [
-        "serve", "bench", "token", "write", "query", "import", "export", "check", "repair",
+        "serve", "bench", "soak", "token", "write", "query", "import", "export", "check", "repair",
         "backup", "restore",
     ];
     assert_eq!(listed, expected, "{help}");
