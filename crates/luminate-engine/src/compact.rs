@@ -2,7 +2,15 @@
 //! commit path. Per partition, from the current snapshot:
 //! - a part entirely below its tombstone is dropped (the whole-partition drop of retention);
 //! - a part whose tombstone cuts into it is rewritten without the deleted rows;
-//! - a partition with `compaction_min_parts` parts or more is merged into one part.
+//! - `compaction_min_parts` parts or more of **similar size** (the largest at most [`TIER_RATIO`] times
+//!   the smallest) are merged into one part. Size tiers keep the work of a partition that grows all day
+//!   at about log₄(rows / flush size) rewrites of each row: merging every part, the day's big one
+//!   included, each time a few small flushes arrive made every merge rewrite the whole day, so merges
+//!   fell behind a sustained 200 000 points/s and parts (their memory and open files) piled up.
+//!   [`Engine::settle`](crate::Engine::settle) still merges every part of a partition into one.
+//!
+//! A merge gives up as soon as the engine stops (its output is removed; the next start redoes it), so a
+//! shutdown never waits for a long merge.
 //!
 //! Inputs are streamed series by series (a k-way merge by series id over one scan per part), so memory
 //! is one series per input plus the writer's page. The new part is written atomically, then the
@@ -27,6 +35,21 @@ use crate::shared::Shared;
 use crate::space::{self, Backoff};
 use crate::stored::{LivePart, Stored};
 
+/// Largest ratio of rows between the biggest and the smallest part of one background merge.
+pub(crate) const TIER_RATIO: u64 = 4;
+
+/// Which parts of a partition are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// In the background: at least `min_parts` parts of similar size (see the module comment).
+    Tiered {
+        /// `compaction_min_parts`.
+        min_parts: usize,
+    },
+    /// To settle: every partition of two or more parts, whatever their sizes.
+    All,
+}
+
 /// One series' rows read from one input part, owned (a scan's run borrows the scan).
 type OwnedRun = (SeriesId, Vec<TimestampMs>, Vec<f64>);
 
@@ -45,7 +68,7 @@ struct Job {
 /// it stops when every sender is gone.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
-    min_parts: usize,
+    policy: Policy,
     trigger: Receiver<()>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -62,7 +85,7 @@ pub(crate) fn spawn(
                 if let Err(RecvTimeoutError::Disconnected) = nudged {
                     break;
                 }
-                match compact_all(&shared, min_parts) {
+                match compact_all(&shared, policy) {
                     Ok(()) => {
                         shared.space.clear(space::Job::Compaction);
                         backoff = None;
@@ -84,16 +107,17 @@ pub(crate) fn spawn(
         })
 }
 
-/// Compacts until no partition needs it (one job at a time, serialized with other callers).
-pub(crate) fn compact_all(shared: &Shared, min_parts: usize) -> Result<(), EngineError> {
+/// Compacts until no partition needs it (one job at a time, serialized with other callers), or the
+/// engine stops.
+pub(crate) fn compact_all(shared: &Shared, policy: Policy) -> Result<(), EngineError> {
     let _one_at_a_time = shared.compaction_lock();
     // Each job shrinks the work left; the bound only guards against a bug looping forever.
     for _ in 0..10_000 {
-        if shared.poisoned().is_some() {
+        if shared.poisoned().is_some() || shared.stopping() {
             return Ok(());
         }
         let snapshot = shared.read_stored();
-        let Some(job) = next_job(&snapshot, min_parts) else {
+        let Some(job) = next_job(&snapshot, policy) else {
             return Ok(());
         };
         drop(snapshot);
@@ -113,7 +137,7 @@ pub(crate) fn compact_all(shared: &Shared, min_parts: usize) -> Result<(), Engin
 }
 
 /// The first partition with work, if any.
-fn next_job(stored: &Stored, min_parts: usize) -> Option<Job> {
+fn next_job(stored: &Stored, policy: Policy) -> Option<Job> {
     let mut partitions: BTreeMap<(Tenant, String, i64), Vec<&LivePart>> = BTreeMap::new();
     for lp in &stored.parts {
         let meta = lp.part.meta();
@@ -128,8 +152,13 @@ fn next_job(stored: &Stored, min_parts: usize) -> Option<Job> {
             .into_iter()
             .partition(|lp| below(lp, lp.part.meta().max_t));
         let cut = keep.iter().any(|lp| below(lp, lp.part.meta().min_t));
-        let merge = if keep.len() >= min_parts.max(2) {
-            keep
+        let similar = match policy {
+            Policy::All if keep.len() >= 2 => keep.clone(),
+            Policy::All => Vec::new(),
+            Policy::Tiered { min_parts } => similar_parts(&keep, min_parts.max(2)),
+        };
+        let merge = if !similar.is_empty() {
+            similar
         } else if cut {
             keep.into_iter()
                 .filter(|lp| below(lp, lp.part.meta().min_t))
@@ -151,12 +180,34 @@ fn next_job(stored: &Stored, min_parts: usize) -> Option<Job> {
     None
 }
 
-/// Writes the job's new part, swaps the manifest, unlinks the old files.
+/// The parts of the first run [`similar_run`] finds among `parts` sorted by rows (empty when none).
+fn similar_parts<'a>(parts: &[&'a LivePart], min_parts: usize) -> Vec<&'a LivePart> {
+    let mut sorted = parts.to_vec();
+    sorted.sort_by(|a, b| (a.part.meta().rows, &a.file).cmp(&(b.part.meta().rows, &b.file)));
+    let rows: Vec<u64> = sorted.iter().map(|lp| lp.part.meta().rows).collect();
+    similar_run(&rows, min_parts).map_or_else(Vec::new, |run| sorted[run].to_vec())
+}
+
+/// In `rows` (ascending), the first run of at least `min_parts` sizes that are at most [`TIER_RATIO`]
+/// times the run's first (the smallest): every size within that bound from it on.
+fn similar_run(rows: &[u64], min_parts: usize) -> Option<std::ops::Range<usize>> {
+    rows.iter().enumerate().find_map(|(i, &smallest)| {
+        let bound = smallest.max(1).saturating_mul(TIER_RATIO);
+        let end = i + rows[i..].partition_point(|&r| r <= bound);
+        (end - i >= min_parts).then_some(i..end)
+    })
+}
+
+/// Writes the job's new part, swaps the manifest, unlinks the old files. A merge the engine's stop cut
+/// short changes nothing.
 fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
     let written = if job.merge.is_empty() {
         Vec::new()
     } else {
-        merge(shared, &job)?
+        match merge(shared, &job)? {
+            Some(written) => written,
+            None => return Ok(()),
+        }
     };
     let catalog = shared.catalog();
     let current = shared.read_stored();
@@ -212,8 +263,12 @@ fn run(shared: &Shared, job: Job) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Streams the job's inputs, minus their tombstoned rows, into new parts.
-fn merge(shared: &Shared, job: &Job) -> Result<Vec<(String, crate::part::Part)>, EngineError> {
+/// Streams the job's inputs, minus their tombstoned rows, into new parts; `None` when the engine began
+/// to stop meanwhile (the sink, dropped, removes what it wrote).
+fn merge(
+    shared: &Shared,
+    job: &Job,
+) -> Result<Option<Vec<(String, crate::part::Part)>>, EngineError> {
     let mut scans: Vec<SeriesScan<'_>> = job
         .merge
         .iter()
@@ -241,7 +296,17 @@ fn merge(shared: &Shared, job: &Job) -> Result<Vec<(String, crate::part::Part)>,
     let mut sink = PartSink::new(shared, job.tenant.clone(), &job.metric, job.day, summarise);
     let mut rows: Vec<(TimestampMs, f64)> = Vec::new();
     let (mut timestamps, mut values) = (Vec::new(), Vec::new());
+    let mut merged_series: u64 = 0;
     while let Some(id) = heads.iter().flatten().map(|h| h.0).min() {
+        // A look at the flag every 1 024 series: cheap, and a stop waits a few milliseconds at most.
+        merged_series += 1;
+        if merged_series.is_multiple_of(1024) && shared.stopping() {
+            tracing::info!(
+                metric = %job.metric, day = job.day,
+                "stopping: a merge was abandoned, to be redone after the next start"
+            );
+            return Ok(None);
+        }
         rows.clear();
         for (i, head) in heads.iter_mut().enumerate() {
             if head.as_ref().is_some_and(|h| h.0 == id) {
@@ -258,7 +323,7 @@ fn merge(shared: &Shared, job: &Job) -> Result<Vec<(String, crate::part::Part)>,
         values.extend(rows.iter().map(|r| r.1));
         sink.push(id, &timestamps, &values)?;
     }
-    sink.finish()
+    sink.finish().map(Some)
 }
 
 /// The scan's next run as owned columns.
@@ -266,4 +331,24 @@ fn next_owned(scan: &mut SeriesScan<'_>) -> Result<Option<OwnedRun>, EngineError
     Ok(scan
         .next_run()?
         .map(|run| (run.series, run.timestamps.to_vec(), run.values.to_vec())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_sizes_are_merged_and_a_big_part_waits_for_its_peers() {
+        // Four flushes of about the same size: all four.
+        assert_eq!(similar_run(&[90, 100, 100, 120], 4), Some(0..4));
+        // A day's big part and three flushes: not yet; a fourth flush makes a run of four small ones.
+        assert_eq!(similar_run(&[100, 100, 100, 50_000], 4), None);
+        assert_eq!(similar_run(&[100, 100, 100, 100, 50_000], 4), Some(0..4));
+        // The bound is 4x the smallest of the run, inclusive; a run may start past a lone small part.
+        assert_eq!(similar_run(&[10, 100, 200, 400, 401], 3), Some(1..4));
+        assert_eq!(similar_run(&[10, 100, 200, 400, 401], 4), None);
+        // Empty parts (every row deleted) count as one row.
+        assert_eq!(similar_run(&[0, 0, 4], 3), Some(0..3));
+        assert_eq!(similar_run(&[], 2), None);
+    }
 }

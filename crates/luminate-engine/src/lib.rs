@@ -233,9 +233,14 @@ impl Engine {
                 source: std::io::Error::other(e),
             })?;
         let (compact_tx, compact_rx) = mpsc::sync_channel(1);
-        let compactor =
-            compact::spawn(Arc::clone(&shared), config.compaction_min_parts, compact_rx)
-                .map_err(io_error("start the compactor thread for", &data_dir))?;
+        let compactor = compact::spawn(
+            Arc::clone(&shared),
+            compact::Policy::Tiered {
+                min_parts: config.compaction_min_parts,
+            },
+            compact_rx,
+        )
+        .map_err(io_error("start the compactor thread for", &data_dir))?;
         let _ = compact_tx.try_send(());
         let (jobs_tx, jobs_rx) = mpsc::sync_channel(1);
         let (done_tx, done_rx) = mpsc::sync_channel(1);
@@ -660,7 +665,12 @@ impl Engine {
     /// Runs compaction on the calling thread until no partition needs it (it also runs in the
     /// background after flushes and deletes; one at a time).
     pub fn compact(&self) -> Result<(), EngineError> {
-        compact::compact_all(&self.shared, self.compaction_min_parts)
+        compact::compact_all(
+            &self.shared,
+            compact::Policy::Tiered {
+                min_parts: self.compaction_min_parts,
+            },
+        )
     }
 
     /// Brings the data to its settled form now: flushes the head, then merges every partition of two
@@ -668,7 +678,7 @@ impl Engine {
     /// tombstones hide. Answers do not change.
     pub fn settle(&self) -> Result<(), EngineError> {
         self.flush()?;
-        compact::compact_all(&self.shared, 2)
+        compact::compact_all(&self.shared, compact::Policy::All)
     }
 
     /// An online, consistent snapshot of the data directory for a backup (`crate::backup`): every file

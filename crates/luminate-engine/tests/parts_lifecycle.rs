@@ -292,6 +292,41 @@ fn compaction_drops_rewrites_and_merges_partitions() {
 }
 
 #[test]
+fn background_compaction_merges_parts_of_similar_size_and_settle_merges_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    // A big part (the day so far), then three small flushes: four parts, but no four of similar size.
+    engine.write(&tenant(), points(4_000, BASE, 10)).unwrap();
+    engine.flush().unwrap();
+    for f in 0..3 {
+        engine
+            .write(&tenant(), points(100, BASE + 50_000 + f * 1_000, 1))
+            .unwrap();
+        engine.flush().unwrap();
+    }
+    engine.compact().unwrap();
+    assert_eq!(
+        engine.part_count(),
+        4,
+        "the big part is not rewritten for three small ones"
+    );
+    // A fourth small flush: the four small parts merge into one; the big one is left alone.
+    engine
+        .write(&tenant(), points(100, BASE + 60_000, 1))
+        .unwrap();
+    engine.flush().unwrap();
+    engine.compact().unwrap();
+    assert_eq!(engine.part_count(), 2);
+    assert_eq!(part_files(dir.path()).len(), 2);
+    assert_eq!(count(&engine, &tenant(), "m"), 4_400);
+    // Settling merges every part of the partition, whatever the sizes.
+    engine.settle().unwrap();
+    assert_eq!(engine.part_count(), 1);
+    assert_eq!(part_files(dir.path()).len(), 1);
+    assert_eq!(count(&engine, &tenant(), "m"), 4_400);
+}
+
+#[test]
 fn writers_wait_for_the_flush_and_memory_stays_bounded() {
     const WRITERS: u64 = 8;
     const WRITES: u64 = 150;

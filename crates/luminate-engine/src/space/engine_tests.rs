@@ -271,14 +271,15 @@ fn a_merged_part_that_does_not_fit_is_removed_and_the_inputs_stay_listed() {
     assert_eq!(before.len(), 2, "{before:?}");
 
     fault::fill(&parts, 50);
-    let refused = crate::compact::compact_all(&engine.shared, 2).unwrap_err();
+    let refused =
+        crate::compact::compact_all(&engine.shared, crate::compact::Policy::All).unwrap_err();
     assert!(matches!(refused, EngineError::NoSpace { .. }), "{refused}");
     assert_eq!(files(&parts), before, "no merged part, no temp file");
     assert_eq!(engine.part_count(), 2);
     assert_eq!(count(&engine), 40);
 
     fault::free(&parts);
-    crate::compact::compact_all(&engine.shared, 2).unwrap();
+    crate::compact::compact_all(&engine.shared, crate::compact::Policy::All).unwrap();
     assert_eq!(engine.part_count(), 1);
     assert_eq!(files(&parts).len(), 1);
     assert_eq!(count(&engine), 40);
