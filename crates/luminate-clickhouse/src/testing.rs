@@ -277,11 +277,22 @@ impl ClickhouseServer {
 
     /// Freezes the server (SIGSTOP): connections are accepted by the kernel but nothing answers — a
     /// hung server.
+    /// Returns once every thread of the server is stopped: `kill` only queues the signal, and a thread
+    /// busy on a loaded machine could otherwise still answer the request sent next.
     pub fn pause(&self) {
         assert!(
             self.signal("STOP"),
             "cannot send SIGSTOP to clickhouse-server"
         );
+        let pid = server_pid(self.dir.path()).expect("the server's pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "clickhouse-server's threads did not all stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Lets a paused server run again (SIGCONT).
@@ -486,6 +497,23 @@ fn server_pid(dir: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in `/proc/<pid>/task/<tid>/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_owned();
+                Some(state == "T")
+            })
+            // A thread that exited meanwhile is no obstacle.
+            .unwrap_or(true)
+    })
 }
 
 /// Alive and not a zombie (the supervisor reaps the server only once told to stop).
