@@ -184,7 +184,7 @@ pub struct BenchArgs {
 }
 
 /// A duration as the configuration writes them (`500ms`, `10s`, `1m`).
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     luminate_model::time::parse_duration(text).map_err(|e| e.to_string())
 }
 

@@ -28,7 +28,7 @@ use luminate_model::testkit::Rng;
 use serde_json::json;
 
 use crate::bench::server::SpawnedServer;
-use crate::bench::{BenchError, http};
+use crate::bench::{BenchError, http, parse_duration};
 use problems::Problems;
 use reader::Readings;
 use report::{Check, Report};
@@ -79,10 +79,6 @@ pub struct SoakArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    luminate_model::time::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Runs the soak; exit code 1 when anything was lost or doubled, a question failed while the server was
