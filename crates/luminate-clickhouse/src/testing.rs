@@ -508,7 +508,12 @@ fn all_threads_stopped(pid: u32) -> bool {
         std::fs::read_to_string(task.path().join("stat"))
             .ok()
             .and_then(|stat| {
-                let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_owned();
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_owned();
                 Some(state == "T")
             })
             // A thread that exited meanwhile is no obstacle.
