@@ -499,42 +499,33 @@ fn server_pid(dir: &Path) -> Option<u32> {
         .ok()
 }
 
+/// The state letter of a `/proc/.../stat` file (`R`, `S`, `T`, `Z`, ...), read after the command name's
+/// closing parenthesis (the name may contain spaces); `None` when the file is gone or unreadable.
+fn process_state(stat: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 /// Whether every thread of `pid` is in the stopped state (`T` in `/proc/<pid>/task/<tid>/stat`).
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    tasks.flatten().all(|task| {
-        std::fs::read_to_string(task.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .to_owned();
-                Some(state == "T")
-            })
-            // A thread that exited meanwhile is no obstacle.
-            .unwrap_or(true)
-    })
+    // A thread that exited meanwhile is no obstacle.
+    tasks
+        .flatten()
+        .all(|task| process_state(&task.path().join("stat")).is_none_or(|state| state == 'T'))
 }
 
 /// Alive and not a zombie (the supervisor reaps the server only once told to stop).
 fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .next()?
-                .to_owned();
-            Some(state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
+    process_state(Path::new(&format!("/proc/{pid}/stat")))
+        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 /// A minimal HTTP/1.0 POST (the server closes the connection after the answer).
