@@ -79,6 +79,7 @@ mod shared;
 mod space;
 mod stored;
 mod wal;
+mod windows;
 
 use std::fmt;
 use std::path::PathBuf;

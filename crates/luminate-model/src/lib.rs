@@ -25,6 +25,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 pub mod validate;
+pub mod window;
 pub mod wire;
 
 pub use batch::{PointBatch, PointRef};

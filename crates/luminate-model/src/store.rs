@@ -24,6 +24,7 @@ use crate::point::Tenant;
 use crate::query::QueryPlan;
 use crate::result::{MetricCardinality, QueryResult, ValueCount};
 use crate::time::TimestampMs;
+use crate::window::{SeriesWindows, WindowRequest};
 
 /// A failure of the storage layer, with enough context to act on.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -396,6 +397,34 @@ pub trait MetricsStore: Send + Sync + 'static {
     async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
         let _ = tenant;
         Ok(crate::memory::answer_only(plan, u64::MAX))
+    }
+
+    /// Each series of `request.metric` passing its filters with a point in `[start, end]`, its points
+    /// there folded into a [`crate::window::SeriesWindow`] (PromQL's instant selectors and range functions over
+    /// millions of points, without holding the points: [`crate::window`]). `QueryTooLarge` past
+    /// `request.limit` series; `None` when the store cannot fold them (the caller reads points). A
+    /// wrapper forwards its inner store's. Default: `None`.
+    async fn series_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        ctx: &QueryContext,
+    ) -> Result<SeriesWindows, StoreError> {
+        let _ = (tenant, request, ctx);
+        Ok(None)
+    }
+
+    /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] holds for `request`, as
+    /// [`MetricsStore::query_memory`] is for a query (a store that folds counts
+    /// [`crate::window::WINDOW_BYTES_PER_SERIES`] per series it selects). A wrapper forwards its inner store's.
+    /// Default: 0, as the default fold holds nothing.
+    async fn series_windows_memory(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+    ) -> Result<u64, StoreError> {
+        let _ = (tenant, request);
+        Ok(0)
     }
 
     /// Metric names with stored points, sorted.

@@ -12,7 +12,7 @@ use promql_parser::parser::{AtModifier, Call, Expr, MatrixSelector, Offset, Vect
 use crate::error::{EvalError, unsupported};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::math;
-use crate::select::RawSeries;
+use crate::select::{RawSeries, WindowSeries};
 use crate::value::{Series, Steps, Value, VectorBuilder, format_float};
 
 /// Prometheus' default lookback of an instant selector.
@@ -54,15 +54,32 @@ pub(crate) fn offset_ms(vs: &VectorSelector) -> i64 {
     }
 }
 
+/// What was read for the selectors of an expression, by [`selector_key`], and the values of the
+/// aggregations the store computed (`crate::pushdown`), by [`crate::plan::expr_key`].
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// Raw samples.
+    pub raw: HashMap<usize, Vec<RawSeries>>,
+    /// Folded windows (instant queries only: one window, the only step's).
+    pub windows: HashMap<usize, Vec<WindowSeries>>,
+    /// Aggregations already computed.
+    pub known: HashMap<usize, Value>,
+}
+
 /// Evaluates expressions over the fetched series of their selectors.
 pub(crate) struct Evaluator<'a> {
     pub steps: &'a Steps,
-    pub data: &'a HashMap<usize, Vec<RawSeries>>,
+    pub data: &'a Fetched,
 }
 
 impl Evaluator<'_> {
     fn series_of(&self, vs: &VectorSelector) -> &[RawSeries] {
-        self.data.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
+        self.data.raw.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
+    }
+
+    /// The selector's folded windows, when it was read folded.
+    fn windows_of(&self, vs: &VectorSelector) -> Option<&[WindowSeries]> {
+        self.data.windows.get(&selector_key(vs)).map(Vec::as_slice)
     }
 
     /// The time the selector reads at for step time `t`. Saturating, as the plan's windows are: an
@@ -79,6 +96,9 @@ impl Evaluator<'_> {
     }
 
     pub(crate) fn eval(&self, expr: &Expr) -> Result<Value, EvalError> {
+        if let Some(value) = self.data.known.get(&crate::plan::expr_key(expr)) {
+            return Ok(value.clone());
+        }
         match expr {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(self.scalar(n.val))),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
@@ -135,6 +155,19 @@ impl Evaluator<'_> {
     /// Each series' latest sample within the lookback, per step; `timestamps` gives the sample's time
     /// in seconds instead of its value (what `timestamp()` of a selector answers).
     fn instant_selector(&self, vs: &VectorSelector, timestamps: bool) -> Vec<Series> {
+        if let Some(windows) = self.windows_of(vs) {
+            // Read over the lookback of the only step: each window's latest sample is the answer.
+            return windows
+                .iter()
+                .map(|s| {
+                    let (ts, v) = s.window.last;
+                    Series {
+                        labels: s.labels.clone(),
+                        values: vec![Some(if timestamps { ts as f64 / 1000.0 } else { v })],
+                    }
+                })
+                .collect();
+        }
         self.series_of(vs)
             .iter()
             .filter_map(|raw| {
@@ -316,6 +349,38 @@ impl Evaluator<'_> {
         let range = millis(ms.range);
         let range_secs = ms.range.as_secs_f64();
         let mut out = VectorBuilder::new(self.steps.len());
+        let keep_name = name == "last_over_time";
+        if let Some(windows) = self.windows_of(&ms.vs) {
+            // Read over the window of the only step.
+            let end = self.read_time(&ms.vs, self.steps.start);
+            let start = end.saturating_sub(range);
+            for s in windows {
+                let w = &s.window;
+                let value = match name {
+                    "rate" => math::window_rate(w, start, end, range_secs, true, true),
+                    "increase" => math::window_rate(w, start, end, range_secs, true, false),
+                    "delta" => math::window_rate(w, start, end, range_secs, false, false),
+                    "irate" => math::window_instant_value(w, true),
+                    "idelta" => math::window_instant_value(w, false),
+                    "count_over_time" => Some(w.count as f64),
+                    "last_over_time" => Some(w.last.1),
+                    "min_over_time" => Some(w.min),
+                    "max_over_time" => Some(w.max),
+                    other => {
+                        return Err(EvalError::Execution(format!(
+                            "{other}() cannot be computed from folded samples"
+                        )));
+                    }
+                };
+                let labels = if keep_name {
+                    s.labels.clone()
+                } else {
+                    s.labels.without_name()
+                };
+                out.merge(labels, vec![value])?;
+            }
+            return Ok(Value::Vector(out.finish()));
+        }
         for raw in self.series_of(&ms.vs) {
             let values: Vec<Option<f64>> = self
                 .steps
@@ -352,7 +417,7 @@ impl Evaluator<'_> {
                     }
                 })
                 .collect();
-            let labels = if name == "last_over_time" {
+            let labels = if keep_name {
                 raw.labels.clone()
             } else {
                 raw.labels.without_name()

@@ -8,7 +8,9 @@
 //! gives the source (a tenant's store under the query's deadline) and maps [`EvalError`] to statuses.
 //!
 //! Evaluation reads every selector's window once for all steps, then evaluates synchronously, one value
-//! per step — except the aggregations the store's group-by answers exactly ([`pushdown`]). Range selectors are only evaluated as arguments of functions (no subqueries).
+//! per step — except the aggregations the store's group-by answers exactly ([`pushdown`]). An instant
+//! query reads each selector's window folded per series (`luminate_model::window`) when its
+//! evaluation needs no more than the fold ([`plan::FOLDED_FUNCTIONS`]) and the store can fold it. Range selectors are only evaluated as arguments of functions (no subqueries).
 
 pub mod aggregate;
 pub mod binary;
@@ -22,12 +24,12 @@ pub mod pushdown;
 pub mod select;
 pub mod value;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 pub use error::{EvalError, MAX_SAMPLES};
 pub use labels::Labels;
 pub use promql_parser::parser::Expr;
-pub use select::{RawSeries, SeriesSource};
+pub use select::{RawSeries, SeriesSource, WindowSeries};
 pub use value::{Series, Steps, Value};
 
 /// Most steps of a range query, as Prometheus bounds the points of one series.
@@ -95,16 +97,28 @@ pub async fn evaluate(
             }
         )));
     }
-    let reads = plan::plan(expr, steps)?;
-    if let Some(value) = pushdown::evaluate(source, expr, steps).await? {
-        return Ok(value);
-    }
+    plan::plan(expr, steps, &HashSet::new())?;
+    let mut data = eval::Fetched {
+        known: pushdown::precompute(source, expr, steps).await?,
+        ..Default::default()
+    };
+    let known: HashSet<usize> = data.known.keys().copied().collect();
     let mut budget = MAX_SAMPLES;
-    let mut data = HashMap::new();
-    for read in reads {
+    for read in plan::plan(expr, steps, &known)? {
+        // An instant query reads one window per selector: folded, when that is all its evaluation
+        // needs and the source can fold it, so a dense metric's points are never held.
+        if read.folded
+            && steps.len() == 1
+            && let Some(windows) =
+                select::select_windows(source, read.selector, read.start, read.end, &mut budget)
+                    .await?
+        {
+            data.windows.insert(read.key, windows);
+            continue;
+        }
         let series =
             select::select(source, read.selector, read.start, read.end, &mut budget).await?;
-        data.insert(read.key, series);
+        data.raw.insert(read.key, series);
     }
     eval::Evaluator { steps, data: &data }.eval(expr)
 }

@@ -2,13 +2,10 @@
 //! (`promql/functions.go`, `promql/quantile.go`, `promql/engine.go`): pure functions over samples, each
 //! pinned by hand-computed tests. Owns no labels and no steps.
 
-/// `rate`, `increase` and `delta` over the samples of one window (Prometheus' `extrapolatedRate`).
-///
-/// `samples` are the window's points in time order, `range_start`/`range_end` the window's bounds (ms),
-/// `range_secs` its length. The change between the first and last sample (for counters, with every drop
-/// counted as a reset) is extrapolated towards the window's bounds: all the way when the first or last
-/// sample lies within 1.1 average sample intervals of the bound, else by half an interval; a counter is
-/// never extrapolated below zero. `None` with fewer than two samples.
+use luminate_model::window::SeriesWindow;
+
+/// `rate`, `increase` and `delta` over the samples of one window (Prometheus' `extrapolatedRate`):
+/// [`window_rate`] of their fold. `samples` are the window's points in time order, one per timestamp.
 pub fn extrapolated_rate(
     samples: &[(i64, f64)],
     range_start: i64,
@@ -17,24 +14,37 @@ pub fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let (&(first_t, first_v), &(last_t, last_v)) = (samples.first()?, samples.last()?);
-    if samples.len() < 2 {
+    let w = SeriesWindow::of_sorted(samples)?;
+    window_rate(&w, range_start, range_end, range_secs, is_counter, is_rate)
+}
+
+/// `rate`, `increase` and `delta` over one window's folded samples (Prometheus' `extrapolatedRate`).
+///
+/// `range_start`/`range_end` are the window's bounds (ms), `range_secs` its length. The change between
+/// the first and last sample (for counters, with every drop counted as a reset) is extrapolated
+/// towards the window's bounds: all the way when the first or last sample lies within 1.1 average
+/// sample intervals of the bound, else by half an interval; a counter is never extrapolated below
+/// zero. `None` with fewer than two samples.
+pub fn window_rate(
+    w: &SeriesWindow,
+    range_start: i64,
+    range_end: i64,
+    range_secs: f64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if w.count < 2 {
         return None;
     }
+    let ((first_t, first_v), (last_t, last_v)) = (w.first, w.last);
     let mut change = last_v - first_v;
     if is_counter {
-        let mut previous = first_v;
-        for &(_, v) in &samples[1..] {
-            if v < previous {
-                change += previous;
-            }
-            previous = v;
-        }
+        change += w.resets;
     }
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let to_end = (range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
-    let average_interval = sampled / (samples.len() - 1) as f64;
+    let average_interval = sampled / (w.count - 1) as f64;
     if is_counter && change > 0.0 && first_v >= 0.0 {
         // The counter started at zero no earlier than this: never extrapolate below it.
         let to_zero = sampled * (first_v / change);
@@ -64,12 +74,25 @@ pub fn extrapolated_rate(
 /// `irate` and `idelta`: from the last two samples of the window (Prometheus' `instantValue`). `None`
 /// with fewer than two samples or when both share a timestamp.
 pub fn instant_value(samples: &[(i64, f64)], is_rate: bool) -> Option<f64> {
-    let [.., (prev_t, prev_v), (last_t, last_v)] = samples else {
+    let [.., previous, last] = samples else {
         return None;
     };
+    last_two_value(*previous, *last, is_rate)
+}
+
+/// [`instant_value`] of a window's last two samples.
+pub fn window_instant_value(w: &SeriesWindow, is_rate: bool) -> Option<f64> {
+    last_two_value(w.previous?, w.last, is_rate)
+}
+
+fn last_two_value(
+    (prev_t, prev_v): (i64, f64),
+    (last_t, last_v): (i64, f64),
+    is_rate: bool,
+) -> Option<f64> {
     let value = if is_rate && last_v < prev_v {
         // A counter reset: the counter rose from zero to `last_v`.
-        *last_v
+        last_v
     } else {
         last_v - prev_v
     };

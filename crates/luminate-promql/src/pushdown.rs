@@ -7,11 +7,13 @@
 //! Only when that is provable: an instant evaluation, `by` labels other than `__name__` (or none), every
 //! label matcher exactly a filter (no listing too long to push), at most [`GROUP_LIMIT`] groups. Sums of
 //! values (`sum(sum_over_time)`) are left to the evaluator: adding in another order could change the
-//! last bits. Anything else returns `None` and is evaluated on raw series. (The raw path keeps one
+//! last bits. Anything else returns `None` and is evaluated on series read from the store. Any
+//! aggregation in an expression qualifies, not only the outermost ([`precompute`]): `topk(10, sum by
+//! (customer) (count_over_time(…)))` ranks the pushed-down counts. (The raw path keeps one
 //! sample per series and timestamp; the store counts every stored point, so two points written with the
 //! same series and timestamp count twice here — Prometheus never writes such pairs.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use luminate_model::Aggregation;
 use promql_parser::parser::{Expr, LabelModifier};
@@ -22,8 +24,44 @@ use crate::labels::{Labels, METRIC_NAME};
 use crate::select::{SeriesSource, filters, matchers, metric_names};
 use crate::value::{Series, Steps, Value};
 
-/// Most groups a pushed-down aggregation may have.
-pub const GROUP_LIMIT: usize = 1_000;
+/// Most groups a pushed-down aggregation may have: each is a series of the answer, as many as the
+/// samples a query may read.
+pub const GROUP_LIMIT: usize = crate::MAX_SAMPLES;
+
+/// The value of every aggregation in `expr` the store's group-by computes exactly (outermost first:
+/// one pushed down answers everything under it), by [`crate::plan::expr_key`]. Nothing for a range
+/// query.
+pub async fn precompute(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    steps: &Steps,
+) -> Result<HashMap<usize, Value>, EvalError> {
+    let mut known = HashMap::new();
+    if steps.len() != 1 {
+        return Ok(known);
+    }
+    let mut pending = vec![expr];
+    while let Some(e) = pending.pop() {
+        if matches!(e, Expr::Aggregate(_))
+            && let Some(value) = evaluate(source, e, steps).await?
+        {
+            known.insert(crate::plan::expr_key(e), value);
+            continue;
+        }
+        match e {
+            Expr::Paren(p) => pending.push(&p.expr),
+            Expr::Unary(u) => pending.push(&u.expr),
+            Expr::Aggregate(agg) => {
+                pending.push(&agg.expr);
+                pending.extend(agg.param.as_deref());
+            }
+            Expr::Binary(b) => pending.extend([&*b.lhs, &*b.rhs]),
+            Expr::Call(call) => pending.extend(call.args.args.iter().map(|a| &**a)),
+            _ => {}
+        }
+    }
+    Ok(known)
+}
 
 fn strip(expr: &Expr) -> &Expr {
     match expr {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
+use luminate_model::window::SeriesWindow;
 use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::VectorSelector;
@@ -57,6 +58,31 @@ pub trait SeriesSource: Send + Sync {
         end: i64,
         limit: usize,
     ) -> Result<(Vec<RangePoint>, bool), EvalError>;
+
+    /// Each series of `metric` passing `filters` with a point in `[start, end]`, its points there
+    /// folded into a window (`luminate_model::window`), at most `limit` series (more is
+    /// [`EvalError::TooManySamples`]); `None` when the source cannot fold them, and the caller reads
+    /// points. Default: `None`.
+    async fn windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
+        let _ = (metric, filters, start, end, limit);
+        Ok(None)
+    }
+}
+
+/// One series' samples in a window, folded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSeries {
+    /// Its labels, `__name__` included.
+    pub labels: Labels,
+    /// Its samples in the window.
+    pub window: SeriesWindow,
 }
 
 /// One series' raw samples in time order.
@@ -108,17 +134,14 @@ pub async fn select(
                 .push((p.timestamp, p.value));
         }
         for (dims, mut samples) in by_series {
-            let labels = Labels::from_pairs(
-                dims.pairs()
-                    .iter()
-                    .cloned()
-                    .chain([(METRIC_NAME.to_owned(), metric.clone())]),
-            );
+            let labels = series_labels(&dims, &metric);
             if !matchers.iter().all(|m| m.is_match(labels.get(&m.name))) {
                 continue;
             }
-            samples.sort_by_key(|s| s.0);
-            // One sample per timestamp, the last written, as Prometheus keeps.
+            samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            // One sample per timestamp, the greatest (Prometheus never stores two; a Luminate
+            // series may hold two from its JSON API): the rule of the window fold,
+            // `luminate_model::window`, so both reads answer alike.
             samples.dedup_by(|later, kept| {
                 let same = later.0 == kept.0;
                 if same {
@@ -131,6 +154,57 @@ pub async fn select(
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// The series of `vs` with samples in `[start, end]`, each folded into a window, when the source can
+/// fold every one of them (`None`: read points with [`select`]). A window counts as one sample of
+/// `budget`.
+pub async fn select_windows(
+    source: &dyn SeriesSource,
+    vs: &VectorSelector,
+    start: i64,
+    end: i64,
+    budget: &mut usize,
+) -> Result<Option<Vec<WindowSeries>>, EvalError> {
+    let matchers = matchers(vs);
+    let (names, labels): (Vec<&Matcher>, Vec<&Matcher>) =
+        matchers.iter().partition(|m| m.name == METRIC_NAME);
+    let mut out = Vec::new();
+    let before = *budget;
+    for metric in metric_names(source, &names).await? {
+        let Some((filters, _)) = filters(source, &metric, &labels).await? else {
+            continue;
+        };
+        let Some(windows) = source
+            .windows(&metric, filters, start, end, *budget)
+            .await?
+        else {
+            *budget = before;
+            return Ok(None);
+        };
+        if windows.len() > *budget {
+            return Err(EvalError::TooManySamples);
+        }
+        *budget -= windows.len();
+        for (dims, window) in windows {
+            let labels = series_labels(&dims, &metric);
+            if matchers.iter().all(|m| m.is_match(labels.get(&m.name))) {
+                out.push(WindowSeries { labels, window });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(Some(out))
+}
+
+/// A stored series' labels: its dimensions and its metric as `__name__`.
+fn series_labels(dims: &Dimensions, metric: &str) -> Labels {
+    Labels::from_pairs(
+        dims.pairs()
+            .iter()
+            .cloned()
+            .chain([(METRIC_NAME.to_owned(), metric.to_owned())]),
+    )
 }
 
 /// The metrics the `__name__` matchers accept: the one an equality names, else the tenant's metrics

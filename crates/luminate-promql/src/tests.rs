@@ -4,12 +4,21 @@
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
+use luminate_model::window::SeriesWindow;
 use luminate_model::{Aggregation, Dimensions, Filter};
 
 use super::*;
 
-/// Series of (metric, labels, samples) whose filters are applied as a backend applies them.
-struct Memory(Vec<StoredSeries>, std::sync::atomic::AtomicUsize);
+/// Series of (metric, labels, samples) whose filters are applied as a backend applies them; folds
+/// windows when `.2` (every instant test then reads its selectors folded where it may), or not (the
+/// raw path).
+/// `.3` counts the windows read folded.
+struct Memory(
+    Vec<StoredSeries>,
+    std::sync::atomic::AtomicUsize,
+    bool,
+    std::sync::atomic::AtomicUsize,
+);
 
 /// Metric name, labels, samples.
 type StoredSeries = (
@@ -20,7 +29,12 @@ type StoredSeries = (
 
 impl Memory {
     fn new(series: Vec<StoredSeries>) -> Self {
-        Self(series, std::sync::atomic::AtomicUsize::new(0))
+        Self(series, Default::default(), true, Default::default())
+    }
+
+    /// The same series, never folded.
+    fn unfolded(self) -> Self {
+        Self(self.0, self.1, false, self.3)
     }
 
     /// Calls of `aggregate` so far.
@@ -124,6 +138,41 @@ impl SeriesSource for Memory {
         out.truncate(limit);
         Ok((out, truncated))
     }
+
+    async fn windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
+        if !self.2 {
+            return Ok(None);
+        }
+        self.3.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (points, _) = self.points(metric, filters, start, end, usize::MAX).await?;
+        let mut by_series: std::collections::BTreeMap<Dimensions, Vec<(i64, f64)>> =
+            Default::default();
+        for p in points {
+            by_series
+                .entry(p.dimensions)
+                .or_default()
+                .push((p.timestamp, p.value));
+        }
+        if by_series.len() > limit {
+            return Err(EvalError::TooManySamples);
+        }
+        Ok(Some(
+            by_series
+                .into_iter()
+                .map(|(dims, mut samples)| {
+                    samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                    (dims, SeriesWindow::of_sorted(&samples).unwrap())
+                })
+                .collect(),
+        ))
+    }
 }
 
 /// A counter `requests` on two jobs scraped every 10 s from 0 to 600 s (api: +1/s; web: +2/s, reset
@@ -165,9 +214,14 @@ fn source() -> Memory {
 
 /// The instant answer of `q` at `t` seconds as `labels => value` lines.
 fn at(q: &str, t: i64) -> Vec<String> {
+    answer(&source(), q, t)
+}
+
+/// [`at`] over `source`.
+fn answer(source: &Memory, q: &str, t: i64) -> Vec<String> {
     let expr = parse(q).unwrap();
     let steps = Steps::instant(t * 1000);
-    let value = futures_lite(evaluate(&source(), &expr, &steps, false)).unwrap();
+    let value = futures_lite(evaluate(source, &expr, &steps, false)).unwrap();
     match value {
         Value::Scalar(v) => vec![format!("scalar {}", value::format_float(v[0]))],
         Value::Vector(series) => series
@@ -242,6 +296,63 @@ fn group_by_aggregations_of_windows_are_pushed_down_with_the_same_answer() {
         0,
         "range queries are evaluated on raw series"
     );
+}
+
+#[test]
+fn instant_queries_read_folded_windows_with_the_raw_answers() {
+    // Every construct over a folded read (and some that must not fold, beside them), at times
+    // where windows hold resets, one sample, or none.
+    let queries = [
+        "requests",
+        r#"requests{job=~"w.*"} offset 1m"#,
+        "timestamp(temp)",
+        "absent(nothing)",
+        "rate(requests[1m])",
+        "increase(requests[95s])",
+        "delta(temp[2m])",
+        "irate(requests[1m])",
+        "idelta(temp[30s])",
+        "count_over_time(temp[10s])",
+        "last_over_time(requests[5m])",
+        "min_over_time(temp[1m]) + max_over_time(temp[1m])",
+        "sum_over_time(temp[1m]) / count_over_time(temp[1m])",
+        "avg_over_time(temp[1m]) - quantile_over_time(0.5, temp[1m])",
+        "sum by (job) (rate(requests[2m]))",
+        "topk(1, requests) * on (job) group_left rate(requests[1m])",
+        "histogram_quantile(0.9, lat_bucket)",
+        "sum(temp) by (room) > bool 20",
+        "rate(requests[1m] @ 100)",
+    ];
+    let raw = source().unfolded();
+    for t in [0, 5, 100, 300, 305, 600, 1000] {
+        for q in queries {
+            assert_eq!(at(q, t), answer(&raw, q, t), "{q} at {t}");
+        }
+    }
+    assert_eq!(
+        at("sum by (job) (rate(requests[1m]))", 250),
+        [r#"{job="api"} 1"#, r#"{job="web"} 2"#]
+    );
+    // Folded where the evaluation allows it, and only there.
+    let folded = |q: &str| {
+        let source = source();
+        answer(&source, q, 300);
+        source.3.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(folded("sum by (job) (rate(requests[2m]))"), 1);
+    assert_eq!(folded("requests / on (job) irate(requests[1m])"), 2);
+    assert_eq!(folded("sum_over_time(temp[1m])"), 0);
+    assert_eq!(folded("temp[1m]"), 0);
+}
+
+#[test]
+fn aggregations_inside_an_expression_are_pushed_down_too() {
+    let (answer, was_pushed) = pushed(
+        "topk(1, sum by (job) (count_over_time(requests[1m]))) + 0",
+        300,
+    );
+    assert!(was_pushed);
+    assert_eq!(answer, [r#"{job="api"} 7"#]);
 }
 
 fn error(q: &str) -> EvalError {

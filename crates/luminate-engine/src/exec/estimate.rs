@@ -56,6 +56,11 @@ pub(crate) struct Selected {
 }
 
 impl Selected {
+    /// Selected series.
+    pub(crate) fn series(&self) -> u64 {
+        self.series
+    }
+
     /// The series `plan` selects in `ti` and their stored points.
     pub(crate) fn of(ti: Option<&TenantIndex>, plan: &QueryPlan) -> Self {
         let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(&plan.metric)?))) else {

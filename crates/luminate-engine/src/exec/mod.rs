@@ -25,6 +25,7 @@ mod points;
 mod range;
 mod rate;
 mod select;
+pub(crate) mod windows;
 
 use std::cmp::Ordering;
 

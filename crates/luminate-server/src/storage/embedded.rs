@@ -17,6 +17,7 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
+use luminate_model::window::{SeriesWindows, WindowRequest};
 use luminate_model::{
     ExportBatch, ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan,
     StoreError, Tenant, TimestampMs, WriteOutcome,
@@ -207,6 +208,30 @@ impl MetricsStore for EmbeddedStore {
     async fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> Result<u64, StoreError> {
         let (engine, tenant, plan) = (self.engine.clone(), tenant.clone(), plan.clone());
         blocking(move || engine.query_memory(&tenant, &plan)).await
+    }
+
+    async fn series_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        ctx: &QueryContext,
+    ) -> Result<SeriesWindows, StoreError> {
+        let (engine, tenant, request, ctx) = (
+            self.engine.clone(),
+            tenant.clone(),
+            request.clone(),
+            ctx.clone(),
+        );
+        Ok(blocking(move || engine.series_windows(&tenant, &request, &ctx)).await??)
+    }
+
+    async fn series_windows_memory(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+    ) -> Result<u64, StoreError> {
+        let (engine, tenant, request) = (self.engine.clone(), tenant.clone(), request.clone());
+        blocking(move || engine.series_windows_memory(&tenant, &request)).await
     }
 
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {

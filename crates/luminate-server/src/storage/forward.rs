@@ -14,6 +14,7 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
+use luminate_model::window::{SeriesWindows, WindowRequest};
 use luminate_model::{
     ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
     Tenant, TimestampMs, WriteOutcome,
@@ -33,6 +34,10 @@ pub enum Operation {
     Query,
     /// [`MetricsStore::query_memory`].
     QueryMemory,
+    /// [`MetricsStore::series_windows`].
+    SeriesWindows,
+    /// [`MetricsStore::series_windows_memory`].
+    SeriesWindowsMemory,
     /// [`MetricsStore::metric_names`].
     MetricNames,
     /// [`MetricsStore::dimension_keys`].
@@ -63,6 +68,8 @@ impl Operation {
             Self::WriteSamples => "write_samples",
             Self::Query => "query",
             Self::QueryMemory => "query_memory",
+            Self::SeriesWindows => "series_windows",
+            Self::SeriesWindowsMemory => "series_windows_memory",
             Self::MetricNames => "metric_names",
             Self::DimensionKeys => "dimension_keys",
             Self::DimensionValues => "dimension_values",
@@ -240,6 +247,33 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         d.around(
             Operation::QueryMemory,
             Box::pin(async move { d.inner()?.query_memory(tenant, plan).await }),
+        )
+        .await
+    }
+
+    async fn series_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        ctx: &QueryContext,
+    ) -> Result<SeriesWindows, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::SeriesWindows,
+            Box::pin(async move { d.inner()?.series_windows(tenant, request, ctx).await }),
+        )
+        .await
+    }
+
+    async fn series_windows_memory(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+    ) -> Result<u64, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::SeriesWindowsMemory,
+            Box::pin(async move { d.inner()?.series_windows_memory(tenant, request).await }),
         )
         .await
     }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
+use luminate_model::window::{SeriesWindow, WindowRequest};
 use luminate_model::{
-    Aggregation, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
+    Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
 };
 use luminate_promql::{EvalError, SeriesSource};
 
@@ -120,6 +121,39 @@ impl SeriesSource for StoreSource<'_> {
             other => Err(unexpected(&other)),
         }
     }
+
+    async fn windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
+        self.ctx.check()?;
+        if start > end {
+            return Ok(Some(Vec::new()));
+        }
+        let request = WindowRequest {
+            metric: metric.to_owned(),
+            filters,
+            start: start.max(luminate_model::time::MIN_TIMESTAMP),
+            end,
+            limit,
+            timeout: self.ctx.remaining(),
+        };
+        let estimate = self
+            .state
+            .store
+            .series_windows_memory(self.tenant, &request)
+            .await?;
+        self.reserve(estimate).await?;
+        Ok(self
+            .state
+            .store
+            .series_windows(self.tenant, &request, &self.ctx)
+            .await?)
+    }
 }
 
 fn unexpected(result: &QueryResult) -> EvalError {
@@ -129,10 +163,8 @@ fn unexpected(result: &QueryResult) -> EvalError {
 }
 
 impl StoreSource<'_> {
-    /// Reserves the plan's memory (kept until the query's work ends), then runs it.
-    async fn run(&self, plan: &QueryPlan) -> Result<QueryResult, EvalError> {
-        self.ctx.check()?;
-        let estimate = self.state.store.query_memory(self.tenant, plan).await?;
+    /// Reserves `estimate` bytes of the server's query memory budget until the query's work ends.
+    async fn reserve(&self, estimate: u64) -> Result<(), EvalError> {
         let wait = self
             .state
             .config
@@ -145,11 +177,18 @@ impl StoreSource<'_> {
             .reserve(estimate, wait)
             .await
             .map_err(|r| refused(r.into()))?;
-        let result = self.state.store.query(self.tenant, plan, &self.ctx).await;
         self.reservations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(reservation);
-        Ok(result?)
+        Ok(())
+    }
+
+    /// Reserves the plan's memory (kept until the query's work ends), then runs it.
+    async fn run(&self, plan: &QueryPlan) -> Result<QueryResult, EvalError> {
+        self.ctx.check()?;
+        let estimate = self.state.store.query_memory(self.tenant, plan).await?;
+        self.reserve(estimate).await?;
+        Ok(self.state.store.query(self.tenant, plan, &self.ctx).await?)
     }
 }

@@ -1,0 +1,171 @@
+//! Series windows (`luminate_model::window`): each selected series' points in a time window folded as
+//! they are read, so that PromQL's instant selectors and range functions over a dense metric hold one
+//! window per series, never the points (a 5-minute lookback over 200 000 points/s is 60 M points).
+//!
+//! The same three phases as a query ([`super`]): the selection under the index lock; the head's rows
+//! copied under the head lock (a bounded buffer) and sorted by series and time; then each part, read
+//! for the selected series only, in parallel by slices of the selection. A part gives each series'
+//! rows in time order, so each source folds into one window per series, and the windows of the sources
+//! of one series merge when their time spans are disjoint — what a series written in time order always
+//! gives. When two sources overlap in time for a series (late points flushed into a newer part), the
+//! fold cannot order them and the answer is `None`: the caller reads points.
+
+use luminate_model::window::{Fold, SeriesWindow};
+use luminate_model::{QueryContext, StoreError, TimestampMs};
+use rayon::prelude::*;
+
+use super::{CHECK_EVERY, Prepared, Source};
+use crate::head::Rows;
+use crate::part::{Part, Selection};
+use crate::record::SeriesId;
+
+/// Windows per position in the selection, and whether some series could not be folded.
+#[derive(Debug, Default)]
+pub(crate) struct Windows {
+    pub slots: Vec<Option<SeriesWindow>>,
+    pub unordered: bool,
+}
+
+impl Windows {
+    fn new(slots: usize) -> Self {
+        Self {
+            slots: vec![None; slots],
+            unordered: false,
+        }
+    }
+
+    fn add(&mut self, slot: usize, window: SeriesWindow) {
+        let merged = match &self.slots[slot] {
+            None => Some(window),
+            Some(held) => SeriesWindow::merge(held, &window),
+        };
+        match merged {
+            Some(w) => self.slots[slot] = Some(w),
+            None => self.unordered = true,
+        }
+    }
+}
+
+/// The selected series, by position.
+pub(crate) fn selected<'a>(prepared: &'a Prepared<'_>) -> &'a [SeriesId] {
+    &prepared.selection.series
+}
+
+/// The selected head rows in `[start, end]` (inclusive) of `rows`, as (position, timestamp, value).
+pub(crate) fn copy_rows(
+    prepared: &Prepared<'_>,
+    rows: &Rows<'_>,
+    floor: Option<TimestampMs>,
+    (start, end): (TimestampMs, TimestampMs),
+    ctx: &QueryContext,
+    out: &mut Vec<(u32, TimestampMs, f64)>,
+) -> Result<(), StoreError> {
+    let start = start.max(floor.unwrap_or(TimestampMs::MIN));
+    if rows.series.is_empty() || rows.max_t < start || rows.min_t > end {
+        return Ok(());
+    }
+    for (i, &id) in rows.series.iter().enumerate() {
+        if i % CHECK_EVERY == 0 {
+            ctx.check()?;
+        }
+        let t = rows.timestamps[i];
+        if t < start || t > end {
+            continue;
+        }
+        if let Some(slot) = prepared.map.get(id) {
+            out.push((slot, t, rows.values[i]));
+        }
+    }
+    Ok(())
+}
+
+/// Folds the copied head rows and every part of `parts` into one window per selected series, in
+/// parallel on `pool` by slices of the selection.
+pub(crate) fn fold(
+    prepared: &Prepared<'_>,
+    mut head: Vec<(u32, TimestampMs, f64)>,
+    parts: &[Source<'_>],
+    (start, end): (TimestampMs, TimestampMs),
+    ctx: &QueryContext,
+    pool: &rayon::ThreadPool,
+) -> Result<Windows, StoreError> {
+    let series = &prepared.selection.series;
+    if series.is_empty() {
+        return Ok(Windows::default());
+    }
+    head.sort_unstable_by_key(|&(slot, t, _)| (slot, t));
+    let parts: Vec<(&Part, TimestampMs)> = parts
+        .iter()
+        .filter_map(|s| match *s {
+            Source::Part { part, floor } => {
+                let from = start.max(floor.unwrap_or(TimestampMs::MIN));
+                let meta = part.meta();
+                (meta.max_t >= from && meta.min_t <= end && from <= end).then_some((part, from))
+            }
+            Source::Rows { .. } => None,
+        })
+        .collect();
+    let tasks = pool.current_num_threads().max(1) * 4;
+    let size = series.len().div_ceil(tasks).max(1);
+    let slices: Vec<(usize, &[SeriesId])> = series
+        .chunks(size)
+        .enumerate()
+        .map(|(i, ids)| (i * size, ids))
+        .collect();
+    let fold_slice = |&(offset, ids): &(usize, &[SeriesId])| -> Result<Windows, StoreError> {
+        let mut windows = Windows::new(ids.len());
+        for &(part, from) in &parts {
+            ctx.check()?;
+            let mut scan = part.scan(Selection::Only(ids), from..=end);
+            let mut since_check = 0;
+            while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+                since_check += run.timestamps.len();
+                if since_check >= CHECK_EVERY {
+                    ctx.check()?;
+                    since_check = 0;
+                }
+                let Some(slot) = prepared.map.get(run.series) else {
+                    continue;
+                };
+                let mut fold = Fold::default();
+                for (&t, &v) in run.timestamps.iter().zip(run.values) {
+                    if fold.push((t, v)).is_err() {
+                        windows.unordered = true;
+                    }
+                }
+                if let Some(w) = fold.finish() {
+                    windows.add(slot as usize - offset, w);
+                }
+            }
+        }
+        // The head's rows of this slice, sorted by position and time.
+        let lo = head.partition_point(|r| (r.0 as usize) < offset);
+        let hi = head.partition_point(|r| (r.0 as usize) < offset + ids.len());
+        for rows in head[lo..hi].chunk_by(|a, b| a.0 == b.0) {
+            let mut fold = Fold::default();
+            for &(_, t, v) in rows {
+                // Sorted by time: never out of order.
+                let _ = fold.push((t, v));
+            }
+            if let Some(w) = fold.finish() {
+                windows.add(rows[0].0 as usize - offset, w);
+            }
+        }
+        Ok(windows)
+    };
+    let pieces: Vec<Windows> = pool.install(|| {
+        slices
+            .par_iter()
+            .map(fold_slice)
+            .collect::<Result<_, _>>()
+    })?;
+    let mut all = Windows {
+        slots: Vec::with_capacity(series.len()),
+        unordered: false,
+    };
+    for piece in pieces {
+        all.unordered |= piece.unordered;
+        all.slots.extend(piece.slots);
+    }
+    Ok(all)
+}

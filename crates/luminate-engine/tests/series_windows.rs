@@ -1,0 +1,211 @@
+//! `Engine::series_windows` against the fold of each series' points read back by a range query: over
+//! the head alone, over parts and the head together (windows cutting parts at both edges), with
+//! filters, two points at one timestamp, the series limit, and the one case the fold refuses — a
+//! series whose points overlap in time across a part and the head.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{open, point, tenant};
+use luminate_engine::{Engine, EngineError};
+use luminate_model::query::QueryKind;
+use luminate_model::window::{SeriesWindow, WindowRequest};
+use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, QueryResult, StoreError};
+
+const BASE: i64 = 1_700_000_000_000;
+
+fn request(start: i64, end: i64, filters: Vec<Filter>) -> WindowRequest {
+    WindowRequest {
+        metric: "requests".into(),
+        filters,
+        start,
+        end,
+        limit: 1_000,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn windows(engine: &Engine, request: &WindowRequest) -> Option<Vec<(Dimensions, SeriesWindow)>> {
+    engine
+        .series_windows(&tenant(), request, &QueryContext::new(request.timeout))
+        .unwrap()
+}
+
+/// The expected windows: every stored point of the request's series in its window, read back by a
+/// range query, sorted by (timestamp, value) per series and folded.
+fn expected(engine: &Engine, request: &WindowRequest) -> Vec<(Dimensions, SeriesWindow)> {
+    let plan = QueryPlan {
+        kind: QueryKind::Range,
+        metric: request.metric.clone(),
+        start: request.start,
+        end: request.end + 1,
+        filters: request.filters.clone(),
+        group_by: vec![],
+        interval_ms: None,
+        limit: 10_000_000,
+        timeout: request.timeout,
+    };
+    let QueryResult::Range { results, truncated } = engine
+        .query(&tenant(), &plan, &QueryContext::new(plan.timeout))
+        .unwrap()
+    else {
+        panic!("not a range answer");
+    };
+    assert!(!truncated);
+    let mut by_series: BTreeMap<Dimensions, Vec<(i64, f64)>> = BTreeMap::new();
+    for p in results {
+        by_series
+            .entry(p.dimensions)
+            .or_default()
+            .push((p.timestamp, p.value));
+    }
+    by_series
+        .into_iter()
+        .map(|(dims, mut samples)| {
+            samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            (dims, SeriesWindow::of_sorted(&samples).unwrap())
+        })
+        .collect()
+}
+
+/// 40 counters, one point every 10 s from `from` for `n` steps, each reset to 0 every 37 points.
+fn counters(from: i64, steps: std::ops::Range<i64>) -> Vec<Point> {
+    let mut out = Vec::new();
+    for step in steps {
+        for s in 0..40 {
+            let host = format!("h{s:02}");
+            let region = if s % 2 == 0 { "eu" } else { "us" };
+            let value = ((step + s) % 37) as f64 * (s + 1) as f64;
+            out.push(point(
+                "requests",
+                from + step * 10_000,
+                value,
+                &[("host", &host), ("region", region)],
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn windows_equal_the_fold_of_the_points_over_parts_and_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // Three flushed stretches (three parts per series) and one in the head.
+    for stretch in 0..4 {
+        engine
+            .write(&tenant(), counters(BASE, stretch * 100..(stretch + 1) * 100))
+            .unwrap();
+        if stretch < 3 {
+            engine.flush().unwrap();
+        }
+    }
+    let span = (0i64, 400 * 10_000);
+    for (start, end) in [
+        span,
+        (55 * 10_000, 56 * 10_000),
+        (95 * 10_000 + 1, 305 * 10_000),
+        (250 * 10_000, 399 * 10_000 - 1),
+        (399 * 10_000, 399 * 10_000),
+        (400 * 10_000, 500 * 10_000),
+    ] {
+        let r = request(BASE + start, BASE + end, vec![]);
+        let got = windows(&engine, &r).unwrap();
+        let want = expected(&engine, &r);
+        assert_eq!(got, want, "window [{start}, {end}]");
+        if end < 400 * 10_000 {
+            assert_eq!(got.len(), 40, "window [{start}, {end}]");
+        }
+    }
+    let r = request(
+        BASE,
+        BASE + 400 * 10_000,
+        vec![Filter::equals("region", "eu")],
+    );
+    let got = windows(&engine, &r).unwrap();
+    assert_eq!(got.len(), 20);
+    assert_eq!(got, expected(&engine, &r));
+    // A whole-span window of h00: 400 samples, values (step % 37), so 10 resets, each from 36.
+    let h00 = &got[0];
+    assert_eq!(h00.0.pairs()[0], ("host".to_owned(), "h00".to_owned()));
+    assert_eq!(h00.1.count, 400);
+    assert_eq!(h00.1.resets, 10.0 * 36.0);
+    assert_eq!(h00.1.last, (BASE + 399 * 10_000, (399 % 37) as f64));
+    assert_eq!(h00.1.previous, Some((BASE + 398 * 10_000, (398 % 37) as f64)));
+}
+
+#[test]
+fn two_points_at_one_timestamp_count_once_with_the_greater_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let dims = [("host", "a")];
+    engine
+        .write(
+            &tenant(),
+            vec![
+                point("requests", BASE, 1.0, &dims),
+                point("requests", BASE + 1_000, 5.0, &dims),
+                point("requests", BASE + 1_000, 3.0, &dims),
+                point("requests", BASE + 2_000, 4.0, &dims),
+            ],
+        )
+        .unwrap();
+    let r = request(BASE, BASE + 2_000, vec![]);
+    let got = windows(&engine, &r).unwrap();
+    assert_eq!(got, expected(&engine, &r));
+    let w = got[0].1;
+    assert_eq!((w.count, w.previous, w.resets), (3, Some((BASE + 1_000, 5.0)), 5.0));
+}
+
+#[test]
+fn a_series_overlapping_itself_across_a_part_and_the_head_is_not_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.write(&tenant(), counters(BASE, 0..10)).unwrap();
+    engine.flush().unwrap();
+    // A late point inside the flushed span.
+    engine
+        .write(
+            &tenant(),
+            vec![point(
+                "requests",
+                BASE + 45_000,
+                1.0,
+                &[("host", "h03"), ("region", "us")],
+            )],
+        )
+        .unwrap();
+    assert_eq!(windows(&engine, &request(BASE, BASE + 100_000, vec![])), None);
+    // Windows that leave the late point out, or other series only, still fold.
+    let r = request(BASE, BASE + 40_000, vec![]);
+    assert_eq!(windows(&engine, &r).unwrap(), expected(&engine, &r));
+    let r = request(BASE, BASE + 100_000, vec![Filter::equals("host", "h04")]);
+    assert_eq!(windows(&engine, &r).unwrap(), expected(&engine, &r));
+}
+
+#[test]
+fn more_series_than_the_limit_is_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.write(&tenant(), counters(BASE, 0..3)).unwrap();
+    let mut r = request(BASE, BASE + 100_000, vec![]);
+    r.limit = 39;
+    let err = engine
+        .series_windows(&tenant(), &r, &QueryContext::new(r.timeout))
+        .unwrap_err();
+    match err {
+        EngineError::Query(StoreError::QueryTooLarge { message }) => {
+            assert!(message.contains("40 series"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    r.limit = 40;
+    assert_eq!(windows(&engine, &r).unwrap().len(), 40);
+    assert_eq!(windows(&engine, &request(BASE, BASE + 1, vec![Filter::equals("host", "zz")])), Some(vec![]));
+}

@@ -1,0 +1,237 @@
+//! Series windows: one series' samples in a time window folded into the few numbers PromQL needs from
+//! them for an instant selector (the latest sample) and for most range functions (`rate`, `increase`,
+//! `delta` from the first and last samples, their count and the counter resets; `irate`, `idelta` from
+//! the last two; `count_`, `min_`, `max_`, `last_over_time`). A store folds each series as it reads it
+//! ([`crate::MetricsStore::series_windows`]), so that a query over millions of points holds one window
+//! per series instead of the points — what Prometheus' iterators give its engine.
+//!
+//! The fold keeps Prometheus' view of a series: one sample per timestamp (of two points at one
+//! timestamp, the greater value, as PromQL's raw read keeps the later of points ordered by value), in
+//! time order. Windows of disjoint time spans of one series (two parts, a part and the head) merge
+//! exactly; windows that overlap in time do not merge ([`SeriesWindow::merge`] says so), and the reader
+//! then falls back to reading points.
+
+use std::time::Duration;
+
+use crate::Filter;
+use crate::point::Dimensions;
+use crate::time::TimestampMs;
+
+/// What [`crate::MetricsStore::series_windows`] folds: the points of `metric` passing `filters` with
+/// `start <= timestamp <= end` (both inclusive, as PromQL's windows are), per series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRequest {
+    /// The metric.
+    pub metric: String,
+    /// Filters sorted by key, one per key; all must hold.
+    pub filters: Vec<Filter>,
+    /// Inclusive start, Unix ms.
+    pub start: TimestampMs,
+    /// Inclusive end, Unix ms.
+    pub end: TimestampMs,
+    /// Most series with a point in the window: more is `QueryTooLarge`.
+    pub limit: usize,
+    /// How long the fold may run.
+    pub timeout: Duration,
+}
+
+/// Bytes a store holds per series it folds: the window, and the series' dimensions in the answer.
+pub const WINDOW_BYTES_PER_SERIES: u64 = 96 + 256;
+
+/// Each series' window, with its dimensions; `None` when the store cannot fold (it does not know how,
+/// or a series' points overlap in time across what it read): the caller reads points instead.
+pub type SeriesWindows = Option<Vec<(Dimensions, SeriesWindow)>>;
+
+/// One sample: timestamp (ms) and value.
+pub type Sample = (TimestampMs, f64);
+
+/// One series' samples in a window, folded. Never empty.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesWindow {
+    /// Samples (one per timestamp).
+    pub count: u64,
+    /// The earliest sample.
+    pub first: Sample,
+    /// The latest sample.
+    pub last: Sample,
+    /// The sample before the latest (`None` with one sample).
+    pub previous: Option<Sample>,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// Counter resets: the sum of the value before each drop (`v[i] < v[i-1]`), which `rate` adds to
+    /// the change between the first and last samples.
+    pub resets: f64,
+}
+
+impl SeriesWindow {
+    /// A window of one sample.
+    pub fn new((t, v): Sample) -> Self {
+        Self {
+            count: 1,
+            first: (t, v),
+            last: (t, v),
+            previous: None,
+            min: v,
+            max: v,
+            resets: 0.0,
+        }
+    }
+
+    /// Adds a sample later than every sample of the window.
+    fn push_later(&mut self, (t, v): Sample) {
+        debug_assert!(t > self.last.0);
+        if v < self.last.1 {
+            self.resets += self.last.1;
+        }
+        self.previous = Some(self.last);
+        self.last = (t, v);
+        self.count += 1;
+        // As PromQL's `min_over_time`/`max_over_time` reduce: a NaN is replaced by the next value.
+        if v < self.min || self.min.is_nan() {
+            self.min = v;
+        }
+        if v > self.max || self.max.is_nan() {
+            self.max = v;
+        }
+    }
+
+    /// The window of samples sorted by timestamp (equal timestamps in any order); `None` when empty.
+    pub fn of_sorted(samples: &[Sample]) -> Option<Self> {
+        let mut fold = Fold::default();
+        for &s in samples {
+            fold.push(s).ok()?;
+        }
+        fold.finish()
+    }
+
+    /// The window of `a`'s and `b`'s samples when one's samples are all earlier than the other's;
+    /// `None` when their time spans overlap (or touch: two points at one timestamp would need their
+    /// values compared again).
+    pub fn merge(a: &Self, b: &Self) -> Option<Self> {
+        let (early, late) = if a.last.0 < b.first.0 {
+            (a, b)
+        } else if b.last.0 < a.first.0 {
+            (b, a)
+        } else {
+            return None;
+        };
+        let mut resets = early.resets;
+        if late.first.1 < early.last.1 {
+            resets += early.last.1;
+        }
+        resets += late.resets;
+        let min = if late.min < early.min || early.min.is_nan() {
+            late.min
+        } else {
+            early.min
+        };
+        let max = if late.max > early.max || early.max.is_nan() {
+            late.max
+        } else {
+            early.max
+        };
+        Some(Self {
+            count: early.count + late.count,
+            first: early.first,
+            last: late.last,
+            previous: late.previous.or(Some(early.last)),
+            min,
+            max,
+            resets,
+        })
+    }
+}
+
+/// Folds samples arriving in time order into a [`SeriesWindow`]: a sample at the timestamp of the one
+/// before it replaces it when greater, so the fold keeps one sample per timestamp, the greatest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fold {
+    window: Option<SeriesWindow>,
+    pending: Option<Sample>,
+}
+
+/// A sample came earlier than one folded before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfOrder;
+
+impl Fold {
+    /// Adds the next sample; [`OutOfOrder`] when it is earlier than the previous one.
+    #[inline]
+    pub fn push(&mut self, (t, v): Sample) -> Result<(), OutOfOrder> {
+        match &mut self.pending {
+            None => self.pending = Some((t, v)),
+            Some(p) if t == p.0 => {
+                if v > p.1 || p.1.is_nan() {
+                    p.1 = v;
+                }
+            }
+            Some(p) if t > p.0 => {
+                let done = std::mem::replace(p, (t, v));
+                match &mut self.window {
+                    None => self.window = Some(SeriesWindow::new(done)),
+                    Some(w) => w.push_later(done),
+                }
+            }
+            Some(_) => return Err(OutOfOrder),
+        }
+        Ok(())
+    }
+
+    /// The window of the samples pushed (`None` when none was).
+    pub fn finish(self) -> Option<SeriesWindow> {
+        let last = self.pending?;
+        Some(match self.window {
+            None => SeriesWindow::new(last),
+            Some(mut w) => {
+                w.push_later(last);
+                w
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fold_counts_resets_and_keeps_the_last_two_samples() {
+        let w = SeriesWindow::of_sorted(&[(10, 5.0), (20, 8.0), (30, 2.0), (40, 3.0), (50, 1.0)])
+            .unwrap();
+        assert_eq!(w.count, 5);
+        assert_eq!(w.first, (10, 5.0));
+        assert_eq!(w.last, (50, 1.0));
+        assert_eq!(w.previous, Some((40, 3.0)));
+        assert_eq!((w.min, w.max), (1.0, 8.0));
+        // Drops 8 → 2 and 3 → 1.
+        assert_eq!(w.resets, 11.0);
+    }
+
+    #[test]
+    fn one_sample_per_timestamp_the_greatest() {
+        let w = SeriesWindow::of_sorted(&[(10, 5.0), (10, 7.0), (10, 6.0), (20, 1.0)]).unwrap();
+        assert_eq!(w.count, 2);
+        assert_eq!(w.first, (10, 7.0));
+        assert_eq!((w.min, w.max), (1.0, 7.0));
+        assert_eq!(w.resets, 7.0);
+        assert_eq!(SeriesWindow::of_sorted(&[(10, 1.0), (9, 1.0)]), None);
+        assert_eq!(SeriesWindow::of_sorted(&[]), None);
+    }
+
+    #[test]
+    fn disjoint_windows_merge_in_either_order_as_one_fold() {
+        let samples = [(1, 4.0), (2, 1.0), (3, 9.0), (4, 2.0), (5, 2.5), (6, 0.5)];
+        let whole = SeriesWindow::of_sorted(&samples).unwrap();
+        for cut in 1..samples.len() {
+            let a = SeriesWindow::of_sorted(&samples[..cut]).unwrap();
+            let b = SeriesWindow::of_sorted(&samples[cut..]).unwrap();
+            assert_eq!(SeriesWindow::merge(&a, &b), Some(whole), "cut at {cut}");
+            assert_eq!(SeriesWindow::merge(&b, &a), Some(whole), "cut at {cut}");
+        }
+        let a = SeriesWindow::of_sorted(&samples[..3]).unwrap();
+        let b = SeriesWindow::of_sorted(&samples[2..]).unwrap();
+        assert_eq!(SeriesWindow::merge(&a, &b), None);
+    }
+}
