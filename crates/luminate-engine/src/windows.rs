@@ -88,7 +88,10 @@ impl Engine {
             .into_iter()
             .zip(series)
             .filter_map(|(w, &id)| {
-                Some((ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(), w?))
+                Some((
+                    ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
+                    w?,
+                ))
             })
             .collect();
         drop(index);
@@ -100,8 +103,7 @@ impl Engine {
     /// its dimensions per selected series (from the index, no row read), at most `request.limit`.
     pub fn series_windows_memory(&self, tenant: &Tenant, request: &WindowRequest) -> u64 {
         let plan = plan_of(request);
-        let selected =
-            exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
+        let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
         luminate_model::memory::QUERY_OVERHEAD_BYTES.saturating_add(
             WINDOW_BYTES_PER_SERIES.saturating_mul(selected.series().min(request.limit as u64)),
         )

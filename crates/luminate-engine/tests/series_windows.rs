@@ -100,7 +100,10 @@ fn windows_equal_the_fold_of_the_points_over_parts_and_head() {
     // Three flushed stretches (three parts per series) and one in the head.
     for stretch in 0..4 {
         engine
-            .write(&tenant(), counters(BASE, stretch * 100..(stretch + 1) * 100))
+            .write(
+                &tenant(),
+                counters(BASE, stretch * 100..(stretch + 1) * 100),
+            )
             .unwrap();
         if stretch < 3 {
             engine.flush().unwrap();
@@ -137,7 +140,10 @@ fn windows_equal_the_fold_of_the_points_over_parts_and_head() {
     assert_eq!(h00.1.count, 400);
     assert_eq!(h00.1.resets, 10.0 * 36.0);
     assert_eq!(h00.1.last, (BASE + 399 * 10_000, (399 % 37) as f64));
-    assert_eq!(h00.1.previous, Some((BASE + 398 * 10_000, (398 % 37) as f64)));
+    assert_eq!(
+        h00.1.previous,
+        Some((BASE + 398 * 10_000, (398 % 37) as f64))
+    );
 }
 
 #[test]
@@ -160,7 +166,10 @@ fn two_points_at_one_timestamp_count_once_with_the_greater_value() {
     let got = windows(&engine, &r).unwrap();
     assert_eq!(got, expected(&engine, &r));
     let w = got[0].1;
-    assert_eq!((w.count, w.previous, w.resets), (3, Some((BASE + 1_000, 5.0)), 5.0));
+    assert_eq!(
+        (w.count, w.previous, w.resets),
+        (3, Some((BASE + 1_000, 5.0)), 5.0)
+    );
 }
 
 #[test]
@@ -181,7 +190,10 @@ fn a_series_overlapping_itself_across_a_part_and_the_head_is_not_folded() {
             )],
         )
         .unwrap();
-    assert_eq!(windows(&engine, &request(BASE, BASE + 100_000, vec![])), None);
+    assert_eq!(
+        windows(&engine, &request(BASE, BASE + 100_000, vec![])),
+        None
+    );
     // Windows that leave the late point out, or other series only, still fold.
     let r = request(BASE, BASE + 40_000, vec![]);
     assert_eq!(windows(&engine, &r).unwrap(), expected(&engine, &r));
@@ -207,5 +219,11 @@ fn more_series_than_the_limit_is_too_large() {
     }
     r.limit = 40;
     assert_eq!(windows(&engine, &r).unwrap().len(), 40);
-    assert_eq!(windows(&engine, &request(BASE, BASE + 1, vec![Filter::equals("host", "zz")])), Some(vec![]));
+    assert_eq!(
+        windows(
+            &engine,
+            &request(BASE, BASE + 1, vec![Filter::equals("host", "zz")])
+        ),
+        Some(vec![])
+    );
 }

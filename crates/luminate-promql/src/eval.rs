@@ -74,7 +74,10 @@ pub(crate) struct Evaluator<'a> {
 
 impl Evaluator<'_> {
     fn series_of(&self, vs: &VectorSelector) -> &[RawSeries] {
-        self.data.raw.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
+        self.data
+            .raw
+            .get(&selector_key(vs))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The selector's folded windows, when it was read folded.

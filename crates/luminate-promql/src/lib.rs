@@ -98,6 +98,21 @@ pub async fn evaluate(
         )));
     }
     plan::plan(expr, steps, &HashSet::new())?;
+    match evaluate_all(source, expr, steps).await {
+        Err(EvalError::TooManySamples) if steps.len() > 1 && !has_at_modifier(expr) => {
+            step_by_step(source, expr, steps).await
+        }
+        other => other,
+    }
+}
+
+/// Evaluates a checked `expr` over all the steps at once: each selector's samples over all the steps
+/// read once.
+async fn evaluate_all(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    steps: &Steps,
+) -> Result<Value, EvalError> {
     let mut data = eval::Fetched {
         known: pushdown::precompute(source, expr, steps).await?,
         ..Default::default()
@@ -121,6 +136,59 @@ pub async fn evaluate(
         data.raw.insert(read.key, series);
     }
     eval::Evaluator { steps, data: &data }.eval(expr)
+}
+
+/// A range query whose samples are too many to hold at once, evaluated as one instant query per step
+/// (each within [`MAX_SAMPLES`], with folded reads and pushed-down aggregations, as instant queries
+/// are): slower than one read when the windows of the steps overlap, but bounded in memory, as
+/// Prometheus' step-wise evaluation is. The query's deadline bounds the steps' work.
+async fn step_by_step(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    steps: &Steps,
+) -> Result<Value, EvalError> {
+    let mut scalars = Vec::new();
+    let mut vector = value::VectorBuilder::new(steps.len());
+    for (i, t) in steps.times().enumerate() {
+        match evaluate_all(source, expr, &Steps::instant(t)).await? {
+            Value::Scalar(v) => scalars.push(v[0]),
+            Value::Vector(series) => {
+                for s in series {
+                    if let Some(v) = s.values[0] {
+                        vector.push(&s.labels, i, v)?;
+                    }
+                }
+            }
+            other => {
+                return Err(EvalError::BadData(format!(
+                    "a range query must give a scalar or an instant vector, not {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(if scalars.len() == steps.len() {
+        Value::Scalar(scalars)
+    } else {
+        Value::Vector(vector.finish())
+    })
+}
+
+/// Whether a selector of `expr` has an `@` modifier, whose `start()` and `end()` are the whole
+/// range's: such an expression is not evaluated step by step.
+fn has_at_modifier(expr: &Expr) -> bool {
+    match expr {
+        Expr::VectorSelector(vs) => vs.at.is_some(),
+        Expr::MatrixSelector(ms) => ms.vs.at.is_some(),
+        Expr::Paren(p) => has_at_modifier(&p.expr),
+        Expr::Unary(u) => has_at_modifier(&u.expr),
+        Expr::Aggregate(a) => {
+            has_at_modifier(&a.expr) || a.param.as_deref().is_some_and(has_at_modifier)
+        }
+        Expr::Binary(b) => has_at_modifier(&b.lhs) || has_at_modifier(&b.rhs),
+        Expr::Call(c) => c.args.args.iter().any(|a| has_at_modifier(a)),
+        Expr::Subquery(q) => q.at.is_some() || has_at_modifier(&q.expr),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -9,16 +9,19 @@ use luminate_model::{Aggregation, Dimensions, Filter};
 
 use super::*;
 
-/// Series of (metric, labels, samples) whose filters are applied as a backend applies them; folds
-/// windows when `.2` (every instant test then reads its selectors folded where it may), or not (the
-/// raw path).
-/// `.3` counts the windows read folded.
-struct Memory(
-    Vec<StoredSeries>,
-    std::sync::atomic::AtomicUsize,
-    bool,
-    std::sync::atomic::AtomicUsize,
-);
+/// Series of (metric, labels, samples) whose filters are applied as a backend applies them.
+struct Memory {
+    series: Vec<StoredSeries>,
+    /// Calls of `aggregate`.
+    aggregations: std::sync::atomic::AtomicUsize,
+    /// Whether windows are folded (every instant test then reads its selectors folded where it
+    /// may), or not (the raw path).
+    fold: bool,
+    /// Windows read folded.
+    folds: std::sync::atomic::AtomicUsize,
+    /// A read of points over a longer span is "too many samples" (a dense metric, in small).
+    dense_span: i64,
+}
 
 /// Metric name, labels, samples.
 type StoredSeries = (
@@ -29,17 +32,26 @@ type StoredSeries = (
 
 impl Memory {
     fn new(series: Vec<StoredSeries>) -> Self {
-        Self(series, Default::default(), true, Default::default())
+        Self {
+            series,
+            aggregations: Default::default(),
+            fold: true,
+            folds: Default::default(),
+            dense_span: i64::MAX,
+        }
     }
 
     /// The same series, never folded.
     fn unfolded(self) -> Self {
-        Self(self.0, self.1, false, self.3)
+        Self {
+            fold: false,
+            ..self
+        }
     }
 
     /// Calls of `aggregate` so far.
     fn aggregations(&self) -> usize {
-        self.1.load(std::sync::atomic::Ordering::SeqCst)
+        self.aggregations.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -54,7 +66,8 @@ impl SeriesSource for Memory {
         (start, end): (i64, i64),
         limit: usize,
     ) -> Result<Option<Vec<(Vec<(String, String)>, f64)>>, EvalError> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.aggregations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (points, _) = self.points(metric, filters, start, end, usize::MAX).await?;
         let mut groups: std::collections::BTreeMap<Vec<(String, String)>, f64> = Default::default();
         for p in points {
@@ -81,7 +94,7 @@ impl SeriesSource for Memory {
     }
 
     async fn metric_names(&self) -> Result<Vec<String>, EvalError> {
-        let mut names: Vec<String> = self.0.iter().map(|s| s.0.to_owned()).collect();
+        let mut names: Vec<String> = self.series.iter().map(|s| s.0.to_owned()).collect();
         names.sort();
         names.dedup();
         Ok(names)
@@ -94,14 +107,14 @@ impl SeriesSource for Memory {
         _limit: usize,
     ) -> Result<Option<Vec<String>>, EvalError> {
         let mut values: Vec<String> = self
-            .0
+            .series
             .iter()
             .filter(|s| s.0 == metric)
             .flat_map(|s| s.1.iter().filter(|l| l.0 == key).map(|l| l.1.to_owned()))
             .collect();
         values.sort();
         values.dedup();
-        Ok(self.0.iter().any(|s| s.0 == metric).then_some(values))
+        Ok(self.series.iter().any(|s| s.0 == metric).then_some(values))
     }
 
     async fn points(
@@ -113,7 +126,7 @@ impl SeriesSource for Memory {
         limit: usize,
     ) -> Result<(Vec<RangePoint>, bool), EvalError> {
         let mut out = Vec::new();
-        for (name, labels, samples) in &self.0 {
+        for (name, labels, samples) in &self.series {
             let dims = Dimensions::from_pairs(
                 labels
                     .iter()
@@ -134,7 +147,7 @@ impl SeriesSource for Memory {
                 });
             }
         }
-        let truncated = out.len() > limit;
+        let truncated = out.len() > limit || end - start > self.dense_span;
         out.truncate(limit);
         Ok((out, truncated))
     }
@@ -147,10 +160,10 @@ impl SeriesSource for Memory {
         end: i64,
         limit: usize,
     ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
-        if !self.2 {
+        if !self.fold {
             return Ok(None);
         }
-        self.3.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.folds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (points, _) = self.points(metric, filters, start, end, usize::MAX).await?;
         let mut by_series: std::collections::BTreeMap<Dimensions, Vec<(i64, f64)>> =
             Default::default();
@@ -337,12 +350,44 @@ fn instant_queries_read_folded_windows_with_the_raw_answers() {
     let folded = |q: &str| {
         let source = source();
         answer(&source, q, 300);
-        source.3.load(std::sync::atomic::Ordering::SeqCst)
+        source.folds.load(std::sync::atomic::Ordering::SeqCst)
     };
     assert_eq!(folded("sum by (job) (rate(requests[2m]))"), 1);
     assert_eq!(folded("requests / on (job) irate(requests[1m])"), 2);
     assert_eq!(folded("sum_over_time(temp[1m])"), 0);
     assert_eq!(folded("temp[1m]"), 0);
+}
+
+#[test]
+fn a_range_query_too_large_to_read_at_once_is_evaluated_step_by_step() {
+    let dense = Memory {
+        dense_span: 120_000,
+        ..source()
+    };
+    let raw = source().unfolded();
+    for q in [
+        "sum by (job) (rate(requests[1m]))",
+        "requests * 2",
+        "count_over_time(temp[30s]) + scalar(vector(1))",
+        "sum by (job) (count_over_time(requests[1m]))",
+        "scalar(sum(temp))",
+    ] {
+        let expr = parse(q).unwrap();
+        let steps = range_steps(0, 600_000, 60_000).unwrap();
+        let want = futures_lite(evaluate(&raw, &expr, &steps, true)).unwrap();
+        let got = futures_lite(evaluate(&dense, &expr, &steps, true)).unwrap();
+        assert_eq!(got, want, "{q}");
+        assert!(
+            matches!(&got, Value::Scalar(_)) || matches!(&got, Value::Vector(v) if !v.is_empty())
+        );
+    }
+    // With an `@ start()`, the steps' windows are the range's: not evaluated step by step.
+    let expr = parse("requests @ start()").unwrap();
+    let steps = range_steps(0, 600_000, 60_000).unwrap();
+    assert_eq!(
+        futures_lite(evaluate(&dense, &expr, &steps, true)),
+        Err(EvalError::TooManySamples)
+    );
 }
 
 #[test]

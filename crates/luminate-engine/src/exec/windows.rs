@@ -153,12 +153,8 @@ pub(crate) fn fold(
         }
         Ok(windows)
     };
-    let pieces: Vec<Windows> = pool.install(|| {
-        slices
-            .par_iter()
-            .map(fold_slice)
-            .collect::<Result<_, _>>()
-    })?;
+    let pieces: Vec<Windows> =
+        pool.install(|| slices.par_iter().map(fold_slice).collect::<Result<_, _>>())?;
     let mut all = Windows {
         slots: Vec::with_capacity(series.len()),
         unordered: false,

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use luminate_model::result::RangePoint;
 use luminate_model::window::{SeriesWindow, WindowRequest};
 use luminate_model::{
-    Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
+    Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError,
+    Tenant,
 };
 use luminate_promql::{EvalError, SeriesSource};
 
