@@ -2,9 +2,11 @@
 # Builds the fuzz targets of fuzz/ (libFuzzer, coverage-guided) and runs each for a given time, then
 # prints the executions and executions per second of each in a table (docs/fuzzing.md).
 #
-#   scripts/fuzz.sh [--time SECONDS] [--runs N] [TARGET...]   default: 60 s each, every target
+#   scripts/fuzz.sh [--time SECONDS] [--runs N] [--smoke] [TARGET...]   default: 60 s each, every target
 #
 # `--runs N` stops each target after N executions instead (`--time` then bounds it too, if given).
+# `--smoke`: built for a short run (what scripts/test.sh does in CI): optimised less and without debug
+# info, so the build takes about half as long and each execution is slower.
 # Built with the flags `cargo fuzz build -s none` passes (SanitizerCoverage, `--cfg fuzzing`, debug
 # assertions, release), by cargo itself: the stable toolchain is enough and cargo-fuzz need not be
 # installed. Each target starts from its committed seeds (fuzz/corpus/<target>, read only) and a
@@ -18,6 +20,7 @@ source scripts/lib/common.sh
 
 time_each=
 runs=-1
+smoke=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
     --time=*) time_each="${1#--time=}"; shift ;;
     --runs) runs="$2"; shift 2 ;;
     --runs=*) runs="${1#--runs=}"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --smoke) smoke=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -54,10 +58,14 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 ${FUZZ_RUSTFLAGS:-}"
 bin_args=()
 for t in "${targets[@]}"; do bin_args+=(--bin "$t"); done
-log "building ${#targets[@]} fuzz target(s) for $triple"
+profile=(--config profile.release.debug=1)
+if [ "$smoke" = 1 ]; then
+  profile=(--config profile.release.debug=0 --config "profile.release.opt-level=${FUZZ_SMOKE_OPT_LEVEL:-1}")
+fi
+log "building ${#targets[@]} fuzz target(s) for $triple$([ "$smoke" = 0 ] || echo " (smoke build)")"
 build_started=$(date +%s)
 cargo build --manifest-path fuzz/Cargo.toml --target "$triple" --release \
-  --config profile.release.debug=1 --quiet "${bin_args[@]}"
+  "${profile[@]}" --quiet "${bin_args[@]}"
 log "built in $(( $(date +%s) - build_started )) s"
 bin_dir="$CARGO_TARGET_DIR/$triple/release"
 

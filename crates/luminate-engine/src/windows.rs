@@ -3,20 +3,24 @@
 //! phases and locks are those of [`Engine::query`].
 
 use luminate_model::query::QueryKind;
-use luminate_model::window::{SeriesWindows, WINDOW_BYTES_PER_SERIES, WindowRequest};
+use luminate_model::window::{
+    GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SeriesWindows, WINDOW_BYTES_PER_SERIES,
+    WindowRequest, WindowValue,
+};
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
 use crate::{Engine, EngineError, exec, snapshot_sources};
 
-/// The query plan whose selection a window request reads: per-series positions, no groups.
-fn plan_of(request: &WindowRequest) -> QueryPlan {
+/// The query plan whose selection a window request reads: per-series positions, grouped by
+/// `group_by`.
+fn plan_of(request: &WindowRequest, group_by: &[String]) -> QueryPlan {
     QueryPlan {
         kind: QueryKind::Rate,
         metric: request.metric.clone(),
         start: request.start,
         end: request.end.saturating_add(1),
         filters: request.filters.clone(),
-        group_by: Vec::new(),
+        group_by: group_by.to_vec(),
         interval_ms: Some(1),
         limit: request.limit,
         timeout: request.timeout,
@@ -35,12 +39,69 @@ impl Engine {
         request: &WindowRequest,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, EngineError> {
-        let plan = plan_of(request);
+        self.folded(tenant, request, &[], ctx, |prepared, windows, ti| {
+            let found = windows.slots.iter().flatten().count();
+            if found > request.limit {
+                return Err(too_many(found, "series", request.limit));
+            }
+            let series = exec::windows::selected(prepared);
+            let mut out: Vec<(Dimensions, _)> = windows
+                .slots
+                .into_iter()
+                .zip(series)
+                .filter_map(|(w, &id)| {
+                    Some((
+                        ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
+                        w?,
+                    ))
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        })
+    }
+
+    /// [`Engine::series_windows`] grouped by `group_by`: per group (ordered by its values), the
+    /// moments of `value` over its series' windows. `QueryTooLarge` past `request.limit` groups.
+    pub fn grouped_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        group_by: &[String],
+        value: &WindowValue,
+        ctx: &QueryContext,
+    ) -> Result<GroupedWindows, EngineError> {
+        self.folded(tenant, request, group_by, ctx, |prepared, windows, ti| {
+            let groups = exec::windows::group(prepared, &windows, ti, &self.query_pool, value);
+            if groups.len() > request.limit {
+                return Err(too_many(groups.len(), "groups", request.limit));
+            }
+            Ok(groups)
+        })
+    }
+
+    /// Folds the request's series (grouped by `group_by`) and hands the windows to `finish` under the
+    /// index lock; `None` when they could not be folded.
+    fn folded<R>(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        group_by: &[String],
+        ctx: &QueryContext,
+        finish: impl FnOnce(
+            &exec::Prepared<'_>,
+            exec::windows::Windows,
+            Option<&crate::index::TenantIndex>,
+        ) -> Result<R, EngineError>,
+    ) -> Result<Option<R>, EngineError> {
+        let plan = plan_of(request, group_by);
         let span = (request.start, request.end);
         let index = self.shared.read_index();
         let prepared = exec::prepare(index.tenant(tenant), &plan, ctx, &self.query_pool)?;
         let Some(m) = prepared.metric() else {
-            return Ok(Some(Vec::new()));
+            drop(index);
+            let index = self.shared.read_index();
+            return finish(&prepared, Default::default(), index.tenant(tenant)).map(Some);
         };
         let mut rows = Vec::new();
         let stored = {
@@ -69,43 +130,37 @@ impl Engine {
         if windows.unordered {
             return Ok(None);
         }
-        let found = windows.slots.iter().flatten().count();
-        if found > request.limit {
-            return Err(EngineError::Query(StoreError::QueryTooLarge {
-                message: format!(
-                    "the selector matches {found} series with points in its window, more than \
-                     {} (narrow it with label matchers)",
-                    request.limit
-                ),
-            }));
-        }
         ctx.check()?;
         let index = self.shared.read_index();
-        let ti = index.tenant(tenant);
-        let series = exec::windows::selected(&prepared);
-        let mut out: Vec<(Dimensions, _)> = windows
-            .slots
-            .into_iter()
-            .zip(series)
-            .filter_map(|(w, &id)| {
-                Some((
-                    ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
-                    w?,
-                ))
-            })
-            .collect();
-        drop(index);
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(out))
+        finish(&prepared, windows, index.tenant(tenant)).map(Some)
     }
 
-    /// An estimate, in bytes, of what [`Engine::series_windows`] holds for `request`: a window and
-    /// its dimensions per selected series (from the index, no row read), at most `request.limit`.
-    pub fn series_windows_memory(&self, tenant: &Tenant, request: &WindowRequest) -> u64 {
-        let plan = plan_of(request);
+    /// An estimate, in bytes, of what [`Engine::series_windows`] (or, `grouped`,
+    /// [`Engine::grouped_windows`]) holds for `request`: a window, and without groups its
+    /// dimensions, per selected series (from the index, no row read).
+    pub fn series_windows_memory(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        grouped: bool,
+    ) -> u64 {
+        let plan = plan_of(request, &[]);
         let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
-        luminate_model::memory::QUERY_OVERHEAD_BYTES.saturating_add(
-            WINDOW_BYTES_PER_SERIES.saturating_mul(selected.series().min(request.limit as u64)),
-        )
+        let (per_series, cap) = if grouped {
+            (GROUPED_WINDOW_BYTES_PER_SERIES, u64::MAX)
+        } else {
+            (WINDOW_BYTES_PER_SERIES, request.limit as u64)
+        };
+        luminate_model::memory::QUERY_OVERHEAD_BYTES
+            .saturating_add(per_series.saturating_mul(selected.series().min(cap)))
     }
+}
+
+fn too_many(found: usize, what: &str, limit: usize) -> EngineError {
+    EngineError::Query(StoreError::QueryTooLarge {
+        message: format!(
+            "the selector's window holds {found} {what}, more than {limit} (narrow it with label \
+             matchers)"
+        ),
+    })
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{open, point, tenant};
 use luminate_engine::{Engine, EngineError};
 use luminate_model::query::QueryKind;
-use luminate_model::window::{SeriesWindow, WindowRequest};
+use luminate_model::window::{SeriesWindow, ValueMoments, WindowRequest, WindowValue};
 use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, QueryResult, StoreError};
 
 const BASE: i64 = 1_700_000_000_000;
@@ -226,4 +226,50 @@ fn more_series_than_the_limit_is_too_large() {
         ),
         Some(vec![])
     );
+}
+
+#[test]
+fn grouped_windows_add_up_each_groups_series_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.write(&tenant(), counters(BASE, 0..50)).unwrap();
+    engine.flush().unwrap();
+    engine.write(&tenant(), counters(BASE, 50..90)).unwrap();
+    let r = request(BASE + 5 * 10_000, BASE + 80 * 10_000, vec![]);
+    let value: &WindowValue = &|w: &SeriesWindow| (w.count > 30).then_some(w.max - w.resets);
+    let got = engine
+        .grouped_windows(
+            &tenant(),
+            &r,
+            &["region".to_owned()],
+            value,
+            &QueryContext::new(r.timeout),
+        )
+        .unwrap()
+        .unwrap();
+    // The same from the series' windows, grouped here.
+    let mut want: BTreeMap<Vec<(String, String)>, ValueMoments> = BTreeMap::new();
+    for (dims, w) in windows(&engine, &r).unwrap() {
+        let Some(v) = value(&w) else { continue };
+        let key = vec![("region".to_owned(), dims.get_or_empty("region").to_owned())];
+        want.entry(key)
+            .and_modify(|m| m.add(v))
+            .or_insert(ValueMoments::new(v));
+    }
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].1.count, 20);
+    // More groups than the limit is too large.
+    let mut r = r;
+    r.limit = 1;
+    assert!(matches!(
+        engine.grouped_windows(
+            &tenant(),
+            &r,
+            &["region".to_owned()],
+            value,
+            &QueryContext::new(r.timeout)
+        ),
+        Err(EngineError::Query(StoreError::QueryTooLarge { .. }))
+    ));
 }

@@ -38,9 +38,68 @@ pub struct WindowRequest {
 /// Bytes a store holds per series it folds: the window, and the series' dimensions in the answer.
 pub const WINDOW_BYTES_PER_SERIES: u64 = 96 + 256;
 
+/// Bytes a store holds per series it folds into groups: the window alone.
+pub const GROUPED_WINDOW_BYTES_PER_SERIES: u64 = 96;
+
 /// Each series' window, with its dimensions; `None` when the store cannot fold (it does not know how,
 /// or a series' points overlap in time across what it read): the caller reads points instead.
 pub type SeriesWindows = Option<Vec<(Dimensions, SeriesWindow)>>;
+
+/// The value a series' window gives (`None`: the series has none, e.g. `rate` of one sample).
+pub type WindowValue = dyn Fn(&SeriesWindow) -> Option<f64> + Send + Sync;
+
+/// What the values of a group's series add up to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValueMoments {
+    /// Series with a value.
+    pub count: u64,
+    /// Their sum, added in the store's order of series.
+    pub sum: f64,
+    /// The smallest (a NaN replaced by any number, as PromQL's `min` does).
+    pub min: f64,
+    /// The largest (likewise).
+    pub max: f64,
+}
+
+impl ValueMoments {
+    /// One value.
+    pub fn new(v: f64) -> Self {
+        Self {
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+        }
+    }
+
+    /// Adds a value.
+    pub fn add(&mut self, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        if v < self.min || self.min.is_nan() {
+            self.min = v;
+        }
+        if v > self.max || self.max.is_nan() {
+            self.max = v;
+        }
+    }
+
+    /// Adds another group's moments.
+    pub fn merge(&mut self, other: &Self) {
+        self.count += other.count;
+        self.sum += other.sum;
+        if other.min < self.min || self.min.is_nan() {
+            self.min = other.min;
+        }
+        if other.max > self.max || self.max.is_nan() {
+            self.max = other.max;
+        }
+    }
+}
+
+/// Per group of a grouped fold's `group_by` values (a missing dimension is `""`), in the order of
+/// the values, what its series' window values add up to; `None` as for [`SeriesWindows`].
+pub type GroupedWindows = Option<Vec<(Vec<(String, String)>, ValueMoments)>>;
 
 /// One sample: timestamp (ms) and value.
 pub type Sample = (TimestampMs, f64);

@@ -150,7 +150,9 @@ async fn step_by_step(
     let mut scalars = Vec::new();
     let mut vector = value::VectorBuilder::new(steps.len());
     for (i, t) in steps.times().enumerate() {
-        match evaluate_all(source, expr, &Steps::instant(t)).await? {
+        let value = evaluate_all(source, expr, &Steps::instant(t)).await?;
+        source.reads_done();
+        match value {
             Value::Scalar(v) => scalars.push(v[0]),
             Value::Vector(series) => {
                 for s in series {

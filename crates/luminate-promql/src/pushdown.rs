@@ -15,12 +15,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use luminate_model::Aggregation;
-use promql_parser::parser::{Expr, LabelModifier};
+use std::sync::Arc;
+
+use luminate_model::window::{ValueMoments, WindowValue};
+use luminate_model::{Aggregation, Filter};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
 use crate::error::EvalError;
-use crate::eval::{at_time, millis, offset_ms};
+use crate::eval::{LOOKBACK_MS, at_time, millis, offset_ms};
 use crate::labels::{Labels, METRIC_NAME};
+use crate::math;
 use crate::select::{SeriesSource, filters, matchers, metric_names};
 use crate::value::{Series, Steps, Value};
 
@@ -70,7 +74,8 @@ fn strip(expr: &Expr) -> &Expr {
     }
 }
 
-/// The answer of `expr` computed by the store's group-by, when that gives exactly PromQL's answer.
+/// The answer of `expr` computed by the store's group-by, when that gives exactly PromQL's answer, or
+/// by its grouped fold of windows, when that gives it up to the order of addition.
 pub async fn evaluate(
     source: &dyn SeriesSource,
     expr: &Expr,
@@ -92,6 +97,43 @@ pub async fn evaluate(
         }
         Some(_) => return Ok(None),
     };
+    if let Some(value) = by_group_by(source, agg, &group_by, steps).await? {
+        return Ok(Some(value));
+    }
+    by_grouped_windows(source, agg, group_by, steps).await
+}
+
+/// The selector's metrics with their filters, when every label matcher is exactly a filter (`None`
+/// otherwise: the store would select more series than the matchers do).
+async fn exact_filters(
+    source: &dyn SeriesSource,
+    vs: &VectorSelector,
+) -> Result<Option<Vec<(String, Vec<Filter>)>>, EvalError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Ok(None);
+    }
+    let all = matchers(vs);
+    let (names, labels): (Vec<_>, Vec<_>) = all.iter().partition(|m| m.name == METRIC_NAME);
+    let mut out = Vec::new();
+    for metric in metric_names(source, &names).await? {
+        let Some((filters, exact)) = filters(source, &metric, &labels).await? else {
+            continue;
+        };
+        if !exact {
+            return Ok(None);
+        }
+        out.push((metric, filters));
+    }
+    Ok(Some(out))
+}
+
+/// `sum(count_over_time)`, `min(min_over_time)`, `max(max_over_time)`: the store's group-by.
+async fn by_group_by(
+    source: &dyn SeriesSource,
+    agg: &AggregateExpr,
+    group_by: &[String],
+    steps: &Steps,
+) -> Result<Option<Value>, EvalError> {
     let Expr::Call(call) = strip(&agg.expr) else {
         return Ok(None);
     };
@@ -108,26 +150,18 @@ pub async fn evaluate(
         return Ok(None);
     };
     let vs = &ms.vs;
-    if !vs.matchers.or_matchers.is_empty() {
-        return Ok(None);
-    }
     let end = at_time(vs, steps).unwrap_or(steps.start) - offset_ms(vs);
     let start = end - millis(ms.range);
-    let all = matchers(vs);
-    let (names, labels): (Vec<_>, Vec<_>) = all.iter().partition(|m| m.name == METRIC_NAME);
+    let Some(metrics) = exact_filters(source, vs).await? else {
+        return Ok(None);
+    };
     let mut groups: BTreeMap<Labels, f64> = BTreeMap::new();
-    for metric in metric_names(source, &names).await? {
-        let Some((filters, exact)) = filters(source, &metric, &labels).await? else {
-            continue;
-        };
-        if !exact {
-            return Ok(None);
-        }
+    for (metric, filters) in metrics {
         let Some(answer) = source
             .aggregate(
                 &metric,
                 filters,
-                group_by.clone(),
+                group_by.to_vec(),
                 aggregation,
                 (start, end),
                 GROUP_LIMIT,
@@ -150,7 +184,96 @@ pub async fn evaluate(
                 .or_insert(value);
         }
     }
-    Ok(Some(Value::Vector(
+    Ok(Some(vector(groups)))
+}
+
+/// `sum|count|min|max|avg by (…)` of an instant selector or of one of the range functions a
+/// window's fold answers (`crate::plan::FOLDED_FUNCTIONS`): each series' value from its window, added
+/// up per group in the store — so no series' labels leave it. Sums add in the store's order of
+/// series, not PromQL's order of labels: equal up to rounding in the last bits.
+async fn by_grouped_windows(
+    source: &dyn SeriesSource,
+    agg: &AggregateExpr,
+    group_by: Vec<String>,
+    steps: &Steps,
+) -> Result<Option<Value>, EvalError> {
+    let op = agg.op.to_string();
+    if !["sum", "count", "min", "max", "avg"].contains(&op.as_str()) {
+        return Ok(None);
+    }
+    let (vs, start, end, value): (_, _, _, Arc<WindowValue>) = match strip(&agg.expr) {
+        Expr::VectorSelector(vs) => {
+            let end = at_time(vs, steps).unwrap_or(steps.start) - offset_ms(vs);
+            (vs, end - LOOKBACK_MS, end, Arc::new(|w| Some(w.last.1)))
+        }
+        Expr::Call(call) if crate::plan::FOLDED_FUNCTIONS.contains(&call.func.name) => {
+            let [arg] = call.args.args.as_slice() else {
+                return Ok(None);
+            };
+            let Expr::MatrixSelector(ms) = strip(arg) else {
+                return Ok(None);
+            };
+            let vs = &ms.vs;
+            let end = at_time(vs, steps).unwrap_or(steps.start) - offset_ms(vs);
+            let start = end - millis(ms.range);
+            let secs = ms.range.as_secs_f64();
+            let value: Arc<WindowValue> = match call.func.name {
+                "rate" => Arc::new(move |w| math::window_rate(w, start, end, secs, true, true)),
+                "increase" => {
+                    Arc::new(move |w| math::window_rate(w, start, end, secs, true, false))
+                }
+                "delta" => Arc::new(move |w| math::window_rate(w, start, end, secs, false, false)),
+                "irate" => Arc::new(|w| math::window_instant_value(w, true)),
+                "idelta" => Arc::new(|w| math::window_instant_value(w, false)),
+                "count_over_time" => Arc::new(|w| Some(w.count as f64)),
+                "min_over_time" => Arc::new(|w| Some(w.min)),
+                "max_over_time" => Arc::new(|w| Some(w.max)),
+                _ => Arc::new(|w| Some(w.last.1)),
+            };
+            (vs, start, end, value)
+        }
+        _ => return Ok(None),
+    };
+    let Some(metrics) = exact_filters(source, vs).await? else {
+        return Ok(None);
+    };
+    let mut groups: BTreeMap<Labels, ValueMoments> = BTreeMap::new();
+    for (metric, filters) in metrics {
+        let Some(answer) = source
+            .grouped_windows(
+                &metric,
+                filters,
+                (start, end),
+                group_by.clone(),
+                value.clone(),
+                GROUP_LIMIT,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        for (key, moments) in answer {
+            groups
+                .entry(Labels::from_pairs(key))
+                .and_modify(|m| m.merge(&moments))
+                .or_insert(moments);
+        }
+    }
+    Ok(Some(vector(groups.into_iter().map(|(labels, m)| {
+        let v = match op.as_str() {
+            "sum" => m.sum,
+            "count" => m.count as f64,
+            "min" => m.min,
+            "max" => m.max,
+            _ => m.sum / m.count as f64,
+        };
+        (labels, v)
+    }))))
+}
+
+/// One series per group, with its value at the only step.
+fn vector(groups: impl IntoIterator<Item = (Labels, f64)>) -> Value {
+    Value::Vector(
         groups
             .into_iter()
             .map(|(labels, v)| Series {
@@ -158,5 +281,5 @@ pub async fn evaluate(
                 values: vec![Some(v)],
             })
             .collect(),
-    )))
+    )
 }

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::window::SeriesWindow;
+use std::sync::Arc;
+
+use luminate_model::window::{GroupedWindows, SeriesWindow, WindowValue};
 use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::VectorSelector;
@@ -74,6 +76,27 @@ pub trait SeriesSource: Send + Sync {
         let _ = (metric, filters, start, end, limit);
         Ok(None)
     }
+
+    /// Per group of `group_by` values (a missing dimension is `""`), the count, sum, minimum and
+    /// maximum of `value` over the windows [`SeriesSource::windows`] would give, at most `limit`
+    /// groups (more is an error); `None` when the source cannot fold them. Default: `None`.
+    async fn grouped_windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        (start, end): (i64, i64),
+        group_by: Vec<String>,
+        value: Arc<WindowValue>,
+        limit: usize,
+    ) -> Result<GroupedWindows, EvalError> {
+        let _ = (metric, filters, start, end, group_by, value, limit);
+        Ok(None)
+    }
+
+    /// The reads so far are over and their answers taken: a source that holds something per read
+    /// (the server's memory reservations) may release it. Called between the steps of a range query
+    /// evaluated step by step. Default: nothing.
+    fn reads_done(&self) {}
 }
 
 /// One series' samples in a window, folded.

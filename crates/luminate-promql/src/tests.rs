@@ -17,8 +17,10 @@ struct Memory {
     /// Whether windows are folded (every instant test then reads its selectors folded where it
     /// may), or not (the raw path).
     fold: bool,
-    /// Windows read folded.
+    /// Windows read folded, one by one or grouped.
     folds: std::sync::atomic::AtomicUsize,
+    /// Grouped folds.
+    grouped: std::sync::atomic::AtomicUsize,
     /// A read of points over a longer span is "too many samples" (a dense metric, in small).
     dense_span: i64,
 }
@@ -37,6 +39,7 @@ impl Memory {
             aggregations: Default::default(),
             fold: true,
             folds: Default::default(),
+            grouped: Default::default(),
             dense_span: i64::MAX,
         }
     }
@@ -185,6 +188,41 @@ impl SeriesSource for Memory {
                 })
                 .collect(),
         ))
+    }
+
+    async fn grouped_windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        (start, end): (i64, i64),
+        group_by: Vec<String>,
+        value: std::sync::Arc<luminate_model::window::WindowValue>,
+        limit: usize,
+    ) -> Result<luminate_model::window::GroupedWindows, EvalError> {
+        use luminate_model::window::ValueMoments;
+        let Some(windows) = self
+            .windows(metric, filters, start, end, usize::MAX)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.grouped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut groups: std::collections::BTreeMap<Vec<(String, String)>, ValueMoments> =
+            Default::default();
+        for (dims, w) in windows {
+            let Some(v) = value(&w) else { continue };
+            let key = group_by
+                .iter()
+                .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))
+                .collect();
+            groups
+                .entry(key)
+                .and_modify(|m| m.add(v))
+                .or_insert(ValueMoments::new(v));
+        }
+        assert!(groups.len() <= limit);
+        Ok(Some(groups.into_iter().collect()))
     }
 }
 
@@ -388,6 +426,47 @@ fn a_range_query_too_large_to_read_at_once_is_evaluated_step_by_step() {
         futures_lite(evaluate(&dense, &expr, &steps, true)),
         Err(EvalError::TooManySamples)
     );
+}
+
+#[test]
+fn aggregations_of_folded_values_are_grouped_in_the_store_with_the_raw_answers() {
+    let raw = source().unfolded();
+    for q in [
+        "sum by (job) (rate(requests[1m]))",
+        "count(temp)",
+        "avg by (room) (temp)",
+        "max(irate(requests[1m]))",
+        "min by (env) (increase(requests[2m] offset 30s))",
+        "sum(delta(temp[1m])) + count(last_over_time(requests[5m]))",
+        "count by (job) (count_over_time(requests[10s]))",
+    ] {
+        for t in [0, 10, 300, 305, 600] {
+            let folding = source();
+            assert_eq!(answer(&folding, q, t), answer(&raw, q, t), "{q} at {t}");
+            assert!(
+                folding.grouped.load(std::sync::atomic::Ordering::SeqCst) > 0,
+                "{q} at {t}: grouped in the store"
+            );
+        }
+    }
+    assert_eq!(
+        at("sum by (job) (rate(requests[1m]))", 250),
+        [r#"{job="api"} 1"#, r#"{job="web"} 2"#]
+    );
+    // Not foldable or not an aggregation of one: evaluated from the series.
+    for q in [
+        "sum(sum_over_time(temp[1m]))",
+        "topk(1, temp)",
+        "sum without (room) (temp)",
+    ] {
+        let folding = source();
+        answer(&folding, q, 300);
+        assert_eq!(
+            folding.grouped.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{q}"
+        );
+    }
 }
 
 #[test]

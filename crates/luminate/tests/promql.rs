@@ -412,22 +412,29 @@ fn promtool_answers_equal_prometheus_answers(backend: Backend) {
         "{compared} answers compared"
     );
     // The embedded engine answered instant selectors and range functions from folded windows
-    // (`series_windows`), and those answers were Prometheus'; ClickHouse reads points.
+    // (`series_windows`), aggregations of them grouped in the engine (`grouped_windows`), and those
+    // answers were Prometheus'; ClickHouse reads points.
     let (_, _, exposition) = common::get_text(
         &format!("{}/metrics", server.base),
         &[("authorization", &format!("Bearer {METRICS_TOKEN}"))],
     );
-    let folds: u64 = exposition
-        .lines()
-        .filter(|l| {
-            l.starts_with("luminate_storage_operations_total{")
-                && l.contains("operation=\"series_windows\"")
-                && l.contains("outcome=\"ok\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let calls = |operation: &str| -> u64 {
+        exposition
+            .lines()
+            .filter(|l| {
+                l.starts_with("luminate_storage_operations_total{")
+                    && l.contains(&format!("operation=\"{operation}\""))
+                    && l.contains("outcome=\"ok\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
     if backend == Backend::Embedded {
-        assert!(folds > 50, "{folds} folded reads");
+        let (folds, grouped) = (calls("series_windows"), calls("grouped_windows"));
+        assert!(
+            folds > 50 && grouped > 10,
+            "{folds} folded reads, {grouped} grouped"
+        );
     }
     // Every expression of the subset answers something, but `absent` of a present series.
     assert_eq!(empty, ["absent(temperature)", "absent(temperature)"]);

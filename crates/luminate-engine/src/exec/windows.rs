@@ -10,12 +10,13 @@
 //! gives. When two sources overlap in time for a series (late points flushed into a newer part), the
 //! fold cannot order them and the answer is `None`: the caller reads points.
 
-use luminate_model::window::{Fold, SeriesWindow};
+use luminate_model::window::{Fold, SeriesWindow, ValueMoments, WindowValue};
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
-use super::{CHECK_EVERY, Prepared, Source};
+use super::{CHECK_EVERY, Finish, Prepared, Source};
 use crate::head::Rows;
+use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
 
@@ -164,4 +165,40 @@ pub(crate) fn fold(
         all.slots.extend(piece.slots);
     }
     Ok(all)
+}
+
+/// Per group of the plan's `group_by` (ordered by key), the moments of `value` over its series'
+/// windows, added in series order; groups where no series gave a value are left out.
+pub(crate) fn group(
+    prepared: &Prepared<'_>,
+    windows: &Windows,
+    ti: Option<&TenantIndex>,
+    pool: &rayon::ThreadPool,
+    value: &WindowValue,
+) -> Vec<(Vec<(String, String)>, ValueMoments)> {
+    let selection = &prepared.selection;
+    let mut moments: Vec<Option<ValueMoments>> = vec![None; selection.groups.count];
+    for (slot, w) in windows.slots.iter().enumerate() {
+        let Some(v) = w.as_ref().and_then(value) else {
+            continue;
+        };
+        match &mut moments[selection.group_of[slot] as usize] {
+            Some(m) => m.add(v),
+            held @ None => *held = Some(ValueMoments::new(v)),
+        }
+    }
+    let out = Finish {
+        plan: prepared.plan,
+        selection,
+        ti,
+        pool,
+    };
+    let mut groups: Vec<u32> = (0..selection.groups.count as u32)
+        .filter(|&g| moments[g as usize].is_some())
+        .collect();
+    groups.sort_by(|&a, &b| out.cmp_groups(a, b));
+    groups
+        .into_iter()
+        .filter_map(|g| Some((out.key(g).0, moments[g as usize]?)))
+        .collect()
 }

@@ -17,7 +17,7 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::window::{SeriesWindows, WindowRequest};
+use luminate_model::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowValue};
 use luminate_model::{
     ExportBatch, ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan,
     StoreError, Tenant, TimestampMs, WriteOutcome,
@@ -225,13 +225,35 @@ impl MetricsStore for EmbeddedStore {
         Ok(blocking(move || engine.series_windows(&tenant, &request, &ctx)).await??)
     }
 
+    async fn grouped_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        group_by: &[String],
+        value: Arc<WindowValue>,
+        ctx: &QueryContext,
+    ) -> Result<GroupedWindows, StoreError> {
+        let (engine, tenant, request, group_by, ctx) = (
+            self.engine.clone(),
+            tenant.clone(),
+            request.clone(),
+            group_by.to_vec(),
+            ctx.clone(),
+        );
+        Ok(
+            blocking(move || engine.grouped_windows(&tenant, &request, &group_by, &*value, &ctx))
+                .await??,
+        )
+    }
+
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        grouped: bool,
     ) -> Result<u64, StoreError> {
         let (engine, tenant, request) = (self.engine.clone(), tenant.clone(), request.clone());
-        blocking(move || engine.series_windows_memory(&tenant, &request)).await
+        blocking(move || engine.series_windows_memory(&tenant, &request, grouped)).await
     }
 
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {

@@ -14,7 +14,7 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::window::{SeriesWindows, WindowRequest};
+use luminate_model::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowValue};
 use luminate_model::{
     ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
     Tenant, TimestampMs, WriteOutcome,
@@ -36,6 +36,8 @@ pub enum Operation {
     QueryMemory,
     /// [`MetricsStore::series_windows`].
     SeriesWindows,
+    /// [`MetricsStore::grouped_windows`].
+    GroupedWindows,
     /// [`MetricsStore::series_windows_memory`].
     SeriesWindowsMemory,
     /// [`MetricsStore::metric_names`].
@@ -69,6 +71,7 @@ impl Operation {
             Self::Query => "query",
             Self::QueryMemory => "query_memory",
             Self::SeriesWindows => "series_windows",
+            Self::GroupedWindows => "grouped_windows",
             Self::SeriesWindowsMemory => "series_windows_memory",
             Self::MetricNames => "metric_names",
             Self::DimensionKeys => "dimension_keys",
@@ -265,15 +268,40 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         .await
     }
 
+    async fn grouped_windows(
+        &self,
+        tenant: &Tenant,
+        request: &WindowRequest,
+        group_by: &[String],
+        value: Arc<WindowValue>,
+        ctx: &QueryContext,
+    ) -> Result<GroupedWindows, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::GroupedWindows,
+            Box::pin(async move {
+                d.inner()?
+                    .grouped_windows(tenant, request, group_by, value, ctx)
+                    .await
+            }),
+        )
+        .await
+    }
+
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        grouped: bool,
     ) -> Result<u64, StoreError> {
         let d = &self.0;
         d.around(
             Operation::SeriesWindowsMemory,
-            Box::pin(async move { d.inner()?.series_windows_memory(tenant, request).await }),
+            Box::pin(async move {
+                d.inner()?
+                    .series_windows_memory(tenant, request, grouped)
+                    .await
+            }),
         )
         .await
     }

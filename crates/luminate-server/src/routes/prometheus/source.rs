@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::window::{SeriesWindow, WindowRequest};
+use luminate_model::window::{GroupedWindows, SeriesWindow, WindowRequest, WindowValue};
 use luminate_model::{
     Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError,
     Tenant,
@@ -146,7 +146,7 @@ impl SeriesSource for StoreSource<'_> {
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request)
+            .series_windows_memory(self.tenant, &request, false)
             .await?;
         self.reserve(estimate).await?;
         Ok(self
@@ -154,6 +154,47 @@ impl SeriesSource for StoreSource<'_> {
             .store
             .series_windows(self.tenant, &request, &self.ctx)
             .await?)
+    }
+
+    async fn grouped_windows(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        (start, end): (i64, i64),
+        group_by: Vec<String>,
+        value: Arc<WindowValue>,
+        limit: usize,
+    ) -> Result<GroupedWindows, EvalError> {
+        self.ctx.check()?;
+        if start > end {
+            return Ok(Some(Vec::new()));
+        }
+        let request = WindowRequest {
+            metric: metric.to_owned(),
+            filters,
+            start: start.max(luminate_model::time::MIN_TIMESTAMP),
+            end,
+            limit,
+            timeout: self.ctx.remaining(),
+        };
+        let estimate = self
+            .state
+            .store
+            .series_windows_memory(self.tenant, &request, true)
+            .await?;
+        self.reserve(estimate).await?;
+        Ok(self
+            .state
+            .store
+            .grouped_windows(self.tenant, &request, &group_by, value, &self.ctx)
+            .await?)
+    }
+
+    fn reads_done(&self) {
+        self.reservations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
