@@ -5,7 +5,7 @@
 use luminate_model::query::QueryKind;
 use luminate_model::window::{
     GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SeriesWindows, WINDOW_BYTES_PER_SERIES,
-    WindowRequest, WindowValue,
+    WindowRequest, WindowSteps, WindowValue,
 };
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
@@ -39,53 +39,78 @@ impl Engine {
         request: &WindowRequest,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, EngineError> {
-        self.folded(tenant, request, &[], ctx, |prepared, windows, ti| {
-            let found = windows.slots.iter().flatten().count();
-            if found > request.limit {
-                return Err(too_many(found, "series", request.limit));
-            }
-            let series = exec::windows::selected(prepared);
-            let mut out: Vec<(Dimensions, _)> = windows
-                .slots
-                .into_iter()
-                .zip(series)
-                .filter_map(|(w, &id)| {
-                    Some((
-                        ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
-                        w?,
-                    ))
-                })
-                .collect();
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(out)
-        })
+        let steps = WindowSteps::single(request.start, request.end);
+        self.folded(
+            tenant,
+            request,
+            &steps,
+            &[],
+            ctx,
+            |prepared, windows, ti| {
+                let found = windows.slots.iter().flatten().count();
+                if found > request.limit {
+                    return Err(too_many(found, "series", request.limit));
+                }
+                let series = exec::windows::selected(prepared);
+                let mut out: Vec<(Dimensions, _)> = windows
+                    .slots
+                    .into_iter()
+                    .zip(series)
+                    .filter_map(|(w, &id)| {
+                        Some((
+                            ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
+                            w?,
+                        ))
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            },
+        )
     }
 
-    /// [`Engine::series_windows`] grouped by `group_by`: per group (ordered by its values), the
-    /// moments of `value` over its series' windows. `QueryTooLarge` past `request.limit` groups.
+    /// [`Engine::series_windows`] grouped by `group_by`, with a window per step of `steps` (the
+    /// request's `start` and `end` are ignored): per group (ordered by its values), the moments of
+    /// `value` over its series' windows at each step. `QueryTooLarge` past `request.limit` groups.
     pub fn grouped_windows(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         group_by: &[String],
         value: &WindowValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, EngineError> {
-        self.folded(tenant, request, group_by, ctx, |prepared, windows, ti| {
-            let groups = exec::windows::group(prepared, &windows, ti, &self.query_pool, value);
-            if groups.len() > request.limit {
-                return Err(too_many(groups.len(), "groups", request.limit));
-            }
-            Ok(groups)
-        })
+        self.folded(
+            tenant,
+            request,
+            steps,
+            group_by,
+            ctx,
+            |prepared, windows, ti| {
+                let groups = exec::windows::group(
+                    prepared,
+                    &windows,
+                    steps.count,
+                    ti,
+                    &self.query_pool,
+                    value,
+                );
+                if groups.len() > request.limit {
+                    return Err(too_many(groups.len(), "groups", request.limit));
+                }
+                Ok(groups)
+            },
+        )
     }
 
-    /// Folds the request's series (grouped by `group_by`) and hands the windows to `finish` under the
-    /// index lock; `None` when they could not be folded.
+    /// Folds the request's series (grouped by `group_by`) into a window per step of `steps` and hands
+    /// the windows to `finish` under the index lock; `None` when they could not be folded.
     fn folded<R>(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         group_by: &[String],
         ctx: &QueryContext,
         finish: impl FnOnce(
@@ -95,7 +120,7 @@ impl Engine {
         ) -> Result<R, EngineError>,
     ) -> Result<Option<R>, EngineError> {
         let plan = plan_of(request, group_by);
-        let span = (request.start, request.end);
+        let span = steps.span();
         let index = self.shared.read_index();
         let prepared = exec::prepare(index.tenant(tenant), &plan, ctx, &self.query_pool)?;
         let Some(m) = prepared.metric() else {
@@ -120,7 +145,7 @@ impl Engine {
             }
         }
         let windows =
-            match exec::windows::fold(&prepared, rows, &sources, span, ctx, &self.query_pool) {
+            match exec::windows::fold(&prepared, rows, &sources, steps, ctx, &self.query_pool) {
                 Ok(w) => w,
                 Err(StoreError::Internal { message }) if message.contains("corruption in ") => {
                     return Ok(None);
@@ -135,21 +160,23 @@ impl Engine {
         finish(&prepared, windows, index.tenant(tenant)).map(Some)
     }
 
-    /// An estimate, in bytes, of what [`Engine::series_windows`] (or, `grouped`,
-    /// [`Engine::grouped_windows`]) holds for `request`: a window, and without groups its
-    /// dimensions, per selected series (from the index, no row read).
+    /// An estimate, in bytes, of what [`Engine::series_windows`] (or [`Engine::grouped_windows`] over
+    /// `grouped_steps` steps) holds for `request`: per selected series a window and its dimensions, or
+    /// a window per step (from the index, no row read).
     pub fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: bool,
+        grouped_steps: Option<usize>,
     ) -> u64 {
         let plan = plan_of(request, &[]);
         let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
-        let (per_series, cap) = if grouped {
-            (GROUPED_WINDOW_BYTES_PER_SERIES, u64::MAX)
-        } else {
-            (WINDOW_BYTES_PER_SERIES, request.limit as u64)
+        let (per_series, cap) = match grouped_steps {
+            Some(steps) => (
+                GROUPED_WINDOW_BYTES_PER_SERIES.saturating_mul(steps as u64),
+                u64::MAX,
+            ),
+            None => (WINDOW_BYTES_PER_SERIES, request.limit as u64),
         };
         luminate_model::memory::QUERY_OVERHEAD_BYTES
             .saturating_add(per_series.saturating_mul(selected.series().min(cap)))

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{open, point, tenant};
 use luminate_engine::{Engine, EngineError};
 use luminate_model::query::QueryKind;
-use luminate_model::window::{SeriesWindow, ValueMoments, WindowRequest, WindowValue};
+use luminate_model::window::{SeriesWindow, ValueMoments, WindowRequest, WindowSteps, WindowValue};
 use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, QueryResult, StoreError};
 
 const BASE: i64 = 1_700_000_000_000;
@@ -229,36 +229,54 @@ fn more_series_than_the_limit_is_too_large() {
 }
 
 #[test]
-fn grouped_windows_add_up_each_groups_series_values() {
+fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     engine.write(&tenant(), counters(BASE, 0..50)).unwrap();
     engine.flush().unwrap();
     engine.write(&tenant(), counters(BASE, 50..90)).unwrap();
-    let r = request(BASE + 5 * 10_000, BASE + 80 * 10_000, vec![]);
-    let value: &WindowValue = &|w: &SeriesWindow| (w.count > 30).then_some(w.max - w.resets);
+    // Eleven overlapping windows of 200 s every 95 s, across the part and the head (points at
+    // 0–890 s), the last after them.
+    let steps = WindowSteps {
+        first_end: BASE + 150_000,
+        step: 95_000,
+        count: 11,
+        range: 200_000,
+    };
+    let (start, end) = steps.span();
+    let r = request(start, end, vec![]);
+    let value: &WindowValue =
+        &|i, w: &SeriesWindow| (w.count > 5).then_some(w.max - w.resets + i as f64);
     let got = engine
         .grouped_windows(
             &tenant(),
             &r,
+            &steps,
             &["region".to_owned()],
             value,
             &QueryContext::new(r.timeout),
         )
         .unwrap()
         .unwrap();
-    // The same from the series' windows, grouped here.
-    let mut want: BTreeMap<Vec<(String, String)>, ValueMoments> = BTreeMap::new();
-    for (dims, w) in windows(&engine, &r).unwrap() {
-        let Some(v) = value(&w) else { continue };
-        let key = vec![("region".to_owned(), dims.get_or_empty("region").to_owned())];
-        want.entry(key)
-            .and_modify(|m| m.add(v))
-            .or_insert(ValueMoments::new(v));
+    // The same from each step's series windows, grouped here.
+    let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
+    for i in 0..steps.count {
+        let (start, end) = steps.window(i);
+        for (dims, w) in windows(&engine, &request(start, end, vec![])).unwrap() {
+            let Some(v) = value(i, &w) else { continue };
+            let key = vec![("region".to_owned(), dims.get_or_empty("region").to_owned())];
+            let slot = &mut want.entry(key).or_insert_with(|| vec![None; steps.count])[i];
+            match slot {
+                Some(m) => m.add(v),
+                None => *slot = Some(ValueMoments::new(v)),
+            }
+        }
     }
     assert_eq!(got, want.into_iter().collect::<Vec<_>>());
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].1.count, 20);
+    assert_eq!(got[0].1[1].unwrap().count, 20);
+    assert!(got[0].1[9].is_some());
+    assert!(got[0].1[10].is_none(), "the last window holds no point");
     // More groups than the limit is too large.
     let mut r = r;
     r.limit = 1;
@@ -266,6 +284,7 @@ fn grouped_windows_add_up_each_groups_series_values() {
         engine.grouped_windows(
             &tenant(),
             &r,
+            &steps,
             &["region".to_owned()],
             value,
             &QueryContext::new(r.timeout)

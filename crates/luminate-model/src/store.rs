@@ -24,7 +24,7 @@ use crate::point::Tenant;
 use crate::query::QueryPlan;
 use crate::result::{MetricCardinality, QueryResult, ValueCount};
 use crate::time::TimestampMs;
-use crate::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowValue};
+use crate::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue};
 
 /// A failure of the storage layer, with enough context to act on.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -414,35 +414,38 @@ pub trait MetricsStore: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// [`MetricsStore::series_windows`] grouped in the store: per group of `group_by` values, the
-    /// count, sum, minimum and maximum of `value` over its series' windows — `sum by (region)
-    /// (rate(x[1m]))` over a million series without a series' dimensions leaving the store. At most
-    /// `request.limit` groups (more is `QueryTooLarge`). A wrapper forwards its inner store's.
-    /// Default: `None`.
+    /// [`MetricsStore::series_windows`] grouped in the store, with a window per step of `steps`
+    /// (`request.start` and `end` are ignored): per group of `group_by` values, the count, sum,
+    /// minimum and maximum of `value` over its series' windows at each step — `sum by (region)
+    /// (rate(x[1m]))` over a million series, or over a range query's steps in one read, without a
+    /// series' dimensions leaving the store. At most `request.limit` groups (more is
+    /// `QueryTooLarge`). A wrapper forwards its inner store's. Default: `None`.
     async fn grouped_windows(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         group_by: &[String],
         value: Arc<WindowValue>,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, StoreError> {
-        let _ = (tenant, request, group_by, value, ctx);
+        let _ = (tenant, request, steps, group_by, value, ctx);
         Ok(None)
     }
 
-    /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] (or, `grouped`,
-    /// [`MetricsStore::grouped_windows`]) holds for `request`, as [`MetricsStore::query_memory`] is
-    /// for a query (a store that folds counts [`crate::window::WINDOW_BYTES_PER_SERIES`] or
-    /// [`crate::window::GROUPED_WINDOW_BYTES_PER_SERIES`] per series it selects). A wrapper forwards
+    /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] (or
+    /// [`MetricsStore::grouped_windows`] over `grouped_steps` steps) holds for `request`, as
+    /// [`MetricsStore::query_memory`] is for a query (a store that folds counts
+    /// [`crate::window::WINDOW_BYTES_PER_SERIES`] per series it selects, or
+    /// [`crate::window::GROUPED_WINDOW_BYTES_PER_SERIES`] per series and step). A wrapper forwards
     /// its inner store's. Default: 0, as the default folds hold nothing.
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: bool,
+        grouped_steps: Option<usize>,
     ) -> Result<u64, StoreError> {
-        let _ = (tenant, request, grouped);
+        let _ = (tenant, request, grouped_steps);
         Ok(0)
     }
 

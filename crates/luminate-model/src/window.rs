@@ -38,15 +38,70 @@ pub struct WindowRequest {
 /// Bytes a store holds per series it folds: the window, and the series' dimensions in the answer.
 pub const WINDOW_BYTES_PER_SERIES: u64 = 96 + 256;
 
-/// Bytes a store holds per series it folds into groups: the window alone.
-pub const GROUPED_WINDOW_BYTES_PER_SERIES: u64 = 96;
+/// Bytes a store holds per series and step it folds into groups: the window alone.
+pub const GROUPED_WINDOW_BYTES_PER_SERIES: u64 = 104;
+
+/// The windows of a grouped fold, one per evaluation step of a query: window `i` is
+/// `[end(i) − range, end(i)]`, `end(i) = first_end + i × step`, for `i < count` — PromQL's windows of
+/// one selector over a range query's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSteps {
+    /// The end of the first window (inclusive), Unix ms.
+    pub first_end: TimestampMs,
+    /// Between two ends, ms (positive).
+    pub step: i64,
+    /// Windows (at least one).
+    pub count: usize,
+    /// Each window's length, ms (its start is included).
+    pub range: i64,
+}
+
+impl WindowSteps {
+    /// One window, `[start, end]`.
+    pub fn single(start: TimestampMs, end: TimestampMs) -> Self {
+        Self {
+            first_end: end,
+            step: 1,
+            count: 1,
+            range: end.saturating_sub(start),
+        }
+    }
+
+    /// Window `i`, `[start, end]`.
+    pub fn window(&self, i: usize) -> (TimestampMs, TimestampMs) {
+        let end = self
+            .first_end
+            .saturating_add((i as i64).saturating_mul(self.step));
+        (end.saturating_sub(self.range), end)
+    }
+
+    /// From the first window's start to the last one's end.
+    pub fn span(&self) -> (TimestampMs, TimestampMs) {
+        (
+            self.window(0).0,
+            self.window(self.count.saturating_sub(1)).1,
+        )
+    }
+
+    /// The windows that may hold a sample in `[lo, hi]`, as a range of indexes.
+    pub fn touching(&self, lo: TimestampMs, hi: TimestampMs) -> std::ops::Range<usize> {
+        // end(i) >= lo and end(i) - range <= hi.
+        let first = (lo.saturating_sub(self.first_end)).div_euclid(self.step)
+            + i64::from((lo.saturating_sub(self.first_end)).rem_euclid(self.step) != 0);
+        let last =
+            (hi.saturating_add(self.range).saturating_sub(self.first_end)).div_euclid(self.step);
+        let clamp = |i: i64| i.clamp(0, self.count as i64) as usize;
+        clamp(first)..clamp(last.saturating_add(1))
+    }
+}
 
 /// Each series' window, with its dimensions; `None` when the store cannot fold (it does not know how,
 /// or a series' points overlap in time across what it read): the caller reads points instead.
 pub type SeriesWindows = Option<Vec<(Dimensions, SeriesWindow)>>;
 
-/// The value a series' window gives (`None`: the series has none, e.g. `rate` of one sample).
-pub type WindowValue = dyn Fn(&SeriesWindow) -> Option<f64> + Send + Sync;
+/// The value a series' window of step `i` gives (`None`: the series has none there, e.g. `rate` of one
+/// sample).
+pub type WindowValue = dyn Fn(usize, &SeriesWindow) -> Option<f64> + Send + Sync;
 
 /// What the values of a group's series add up to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,8 +153,9 @@ impl ValueMoments {
 }
 
 /// Per group of a grouped fold's `group_by` values (a missing dimension is `""`), in the order of
-/// the values, what its series' window values add up to; `None` as for [`SeriesWindows`].
-pub type GroupedWindows = Option<Vec<(Vec<(String, String)>, ValueMoments)>>;
+/// the values, what its series' window values add up to at each step (`None` where none gave one);
+/// `None` as for [`SeriesWindows`].
+pub type GroupedWindows = Option<Vec<(Vec<(String, String)>, Vec<Option<ValueMoments>>)>>;
 
 /// One sample: timestamp (ms) and value.
 pub type Sample = (TimestampMs, f64);
@@ -277,6 +333,27 @@ mod tests {
         assert_eq!(w.resets, 7.0);
         assert_eq!(SeriesWindow::of_sorted(&[(10, 1.0), (9, 1.0)]), None);
         assert_eq!(SeriesWindow::of_sorted(&[]), None);
+    }
+
+    #[test]
+    fn steps_touch_the_windows_that_hold_a_time() {
+        // Windows [−5, 0], [5, 10], [15, 20], [25, 30].
+        let steps = WindowSteps {
+            first_end: 0,
+            step: 10,
+            count: 4,
+            range: 5,
+        };
+        assert_eq!(steps.span(), (-5, 30));
+        assert_eq!(steps.window(2), (15, 20));
+        assert_eq!(steps.touching(1, 4), 1..1);
+        assert_eq!(steps.touching(0, 5), 0..2);
+        assert_eq!(steps.touching(-100, -6), 0..0);
+        assert_eq!(steps.touching(11, 14), 2..2);
+        assert_eq!(steps.touching(10, 40), 1..4);
+        assert_eq!(steps.touching(31, 90), 4..4);
+        assert_eq!(WindowSteps::single(3, 9).touching(9, 20), 0..1);
+        assert_eq!(WindowSteps::single(3, 9).window(0), (3, 9));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::sync::Arc;
 
-use luminate_model::window::{ValueMoments, WindowValue};
+use luminate_model::window::{ValueMoments, WindowSteps, WindowValue};
 use luminate_model::{Aggregation, Filter};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
@@ -32,18 +32,14 @@ use crate::value::{Series, Steps, Value};
 /// samples a query may read.
 pub const GROUP_LIMIT: usize = crate::MAX_SAMPLES;
 
-/// The value of every aggregation in `expr` the store's group-by computes exactly (outermost first:
-/// one pushed down answers everything under it), by [`crate::plan::expr_key`]. Nothing for a range
-/// query.
+/// The value of every aggregation in `expr` the store computes (outermost first: one pushed down
+/// answers everything under it), by [`crate::plan::expr_key`].
 pub async fn precompute(
     source: &dyn SeriesSource,
     expr: &Expr,
     steps: &Steps,
 ) -> Result<HashMap<usize, Value>, EvalError> {
     let mut known = HashMap::new();
-    if steps.len() != 1 {
-        return Ok(known);
-    }
     let mut pending = vec![expr];
     while let Some(e) = pending.pop() {
         if matches!(e, Expr::Aggregate(_))
@@ -84,7 +80,7 @@ pub async fn evaluate(
     let Expr::Aggregate(agg) = strip(expr) else {
         return Ok(None);
     };
-    if steps.len() != 1 || agg.param.is_some() {
+    if agg.param.is_some() {
         return Ok(None);
     }
     let group_by = match &agg.modifier {
@@ -97,7 +93,9 @@ pub async fn evaluate(
         }
         Some(_) => return Ok(None),
     };
-    if let Some(value) = by_group_by(source, agg, &group_by, steps).await? {
+    if steps.len() == 1
+        && let Some(value) = by_group_by(source, agg, &group_by, steps).await?
+    {
         return Ok(Some(value));
     }
     by_grouped_windows(source, agg, group_by, steps).await
@@ -201,11 +199,10 @@ async fn by_grouped_windows(
     if !["sum", "count", "min", "max", "avg"].contains(&op.as_str()) {
         return Ok(None);
     }
-    let (vs, start, end, value): (_, _, _, Arc<WindowValue>) = match strip(&agg.expr) {
-        Expr::VectorSelector(vs) => {
-            let end = at_time(vs, steps).unwrap_or(steps.start) - offset_ms(vs);
-            (vs, end - LOOKBACK_MS, end, Arc::new(|w| Some(w.last.1)))
-        }
+    // The selector, its windows' length, and the value of a series' window at step `i`, whose
+    // window ends at `end(i)`.
+    let (vs, range, value): (_, i64, Arc<WindowValue>) = match strip(&agg.expr) {
+        Expr::VectorSelector(vs) => (vs, LOOKBACK_MS, Arc::new(|_, w| Some(w.last.1))),
         Expr::Call(call) if crate::plan::FOLDED_FUNCTIONS.contains(&call.func.name) => {
             let [arg] = call.args.args.as_slice() else {
                 return Ok(None);
@@ -213,37 +210,57 @@ async fn by_grouped_windows(
             let Expr::MatrixSelector(ms) = strip(arg) else {
                 return Ok(None);
             };
-            let vs = &ms.vs;
-            let end = at_time(vs, steps).unwrap_or(steps.start) - offset_ms(vs);
-            let start = end - millis(ms.range);
+            let range = millis(ms.range);
             let secs = ms.range.as_secs_f64();
-            let value: Arc<WindowValue> = match call.func.name {
-                "rate" => Arc::new(move |w| math::window_rate(w, start, end, secs, true, true)),
-                "increase" => {
-                    Arc::new(move |w| math::window_rate(w, start, end, secs, true, false))
-                }
-                "delta" => Arc::new(move |w| math::window_rate(w, start, end, secs, false, false)),
-                "irate" => Arc::new(|w| math::window_instant_value(w, true)),
-                "idelta" => Arc::new(|w| math::window_instant_value(w, false)),
-                "count_over_time" => Arc::new(|w| Some(w.count as f64)),
-                "min_over_time" => Arc::new(|w| Some(w.min)),
-                "max_over_time" => Arc::new(|w| Some(w.max)),
-                _ => Arc::new(|w| Some(w.last.1)),
+            let ends = window_ends(&ms.vs, steps);
+            let bounds = move |i: usize| {
+                let end = ends.0 + i as i64 * ends.1;
+                (end - range, end)
             };
-            (vs, start, end, value)
+            let value: Arc<WindowValue> = match call.func.name {
+                "rate" | "increase" | "delta" => {
+                    let (counter, rate) = match call.func.name {
+                        "rate" => (true, true),
+                        "increase" => (true, false),
+                        _ => (false, false),
+                    };
+                    Arc::new(move |i, w| {
+                        let (start, end) = bounds(i);
+                        math::window_rate(w, start, end, secs, counter, rate)
+                    })
+                }
+                "irate" => Arc::new(|_, w| math::window_instant_value(w, true)),
+                "idelta" => Arc::new(|_, w| math::window_instant_value(w, false)),
+                "count_over_time" => Arc::new(|_, w| Some(w.count as f64)),
+                "min_over_time" => Arc::new(|_, w| Some(w.min)),
+                "max_over_time" => Arc::new(|_, w| Some(w.max)),
+                _ => Arc::new(|_, w| Some(w.last.1)),
+            };
+            (&ms.vs, range, value)
         }
         _ => return Ok(None),
+    };
+    if vs.at.is_some() && steps.len() > 1 {
+        // Every step reads the same window: evaluated from the series.
+        return Ok(None);
+    }
+    let (first_end, step) = window_ends(vs, steps);
+    let windows = WindowSteps {
+        first_end,
+        step: step.max(1),
+        count: steps.len(),
+        range,
     };
     let Some(metrics) = exact_filters(source, vs).await? else {
         return Ok(None);
     };
-    let mut groups: BTreeMap<Labels, ValueMoments> = BTreeMap::new();
+    let mut groups: BTreeMap<Labels, Vec<Option<ValueMoments>>> = BTreeMap::new();
     for (metric, filters) in metrics {
         let Some(answer) = source
             .grouped_windows(
                 &metric,
                 filters,
-                (start, end),
+                windows,
                 group_by.clone(),
                 value.clone(),
                 GROUP_LIMIT,
@@ -252,23 +269,47 @@ async fn by_grouped_windows(
         else {
             return Ok(None);
         };
-        for (key, moments) in answer {
-            groups
+        for (key, per_step) in answer {
+            let held = groups
                 .entry(Labels::from_pairs(key))
-                .and_modify(|m| m.merge(&moments))
-                .or_insert(moments);
+                .or_insert_with(|| vec![None; per_step.len()]);
+            for (h, m) in held.iter_mut().zip(per_step) {
+                match (h.as_mut(), m) {
+                    (Some(h), Some(m)) => h.merge(&m),
+                    (None, m) => *h = m,
+                    (_, None) => {}
+                }
+            }
         }
     }
-    Ok(Some(vector(groups.into_iter().map(|(labels, m)| {
-        let v = match op.as_str() {
-            "sum" => m.sum,
-            "count" => m.count as f64,
-            "min" => m.min,
-            "max" => m.max,
-            _ => m.sum / m.count as f64,
-        };
-        (labels, v)
-    }))))
+    Ok(Some(Value::Vector(
+        groups
+            .into_iter()
+            .map(|(labels, per_step)| Series {
+                labels,
+                values: per_step
+                    .into_iter()
+                    .map(|m| {
+                        m.map(|m| match op.as_str() {
+                            "sum" => m.sum,
+                            "count" => m.count as f64,
+                            "min" => m.min,
+                            "max" => m.max,
+                            _ => m.sum / m.count as f64,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    )))
+}
+
+/// The end of the selector's window at the first step, and between two steps' ends.
+fn window_ends(vs: &VectorSelector, steps: &Steps) -> (i64, i64) {
+    match at_time(vs, steps) {
+        Some(at) => (at - offset_ms(vs), 0),
+        None => (steps.start - offset_ms(vs), steps.step),
+    }
 }
 
 /// One series per group, with its value at the only step.

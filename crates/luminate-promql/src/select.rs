@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use luminate_model::result::RangePoint;
 use std::sync::Arc;
 
-use luminate_model::window::{GroupedWindows, SeriesWindow, WindowValue};
+use luminate_model::window::{GroupedWindows, SeriesWindow, WindowSteps, WindowValue};
 use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::VectorSelector;
@@ -77,19 +77,20 @@ pub trait SeriesSource: Send + Sync {
         Ok(None)
     }
 
-    /// Per group of `group_by` values (a missing dimension is `""`), the count, sum, minimum and
-    /// maximum of `value` over the windows [`SeriesSource::windows`] would give, at most `limit`
-    /// groups (more is an error); `None` when the source cannot fold them. Default: `None`.
+    /// Per group of `group_by` values (a missing dimension is `""`) and per window of `steps`, the
+    /// count, sum, minimum and maximum of `value` over the windows [`SeriesSource::windows`] would
+    /// give, at most `limit` groups (more is an error); `None` when the source cannot fold them (or
+    /// not within its memory). Default: `None`.
     async fn grouped_windows(
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        (start, end): (i64, i64),
+        steps: WindowSteps,
         group_by: Vec<String>,
         value: Arc<WindowValue>,
         limit: usize,
     ) -> Result<GroupedWindows, EvalError> {
-        let _ = (metric, filters, start, end, group_by, value, limit);
+        let _ = (metric, filters, steps, group_by, value, limit);
         Ok(None)
     }
 

@@ -194,32 +194,39 @@ impl SeriesSource for Memory {
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        (start, end): (i64, i64),
+        steps: luminate_model::window::WindowSteps,
         group_by: Vec<String>,
         value: std::sync::Arc<luminate_model::window::WindowValue>,
         limit: usize,
     ) -> Result<luminate_model::window::GroupedWindows, EvalError> {
         use luminate_model::window::ValueMoments;
-        let Some(windows) = self
-            .windows(metric, filters, start, end, usize::MAX)
-            .await?
-        else {
+        if !self.fold {
             return Ok(None);
-        };
+        }
         self.grouped
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut groups: std::collections::BTreeMap<Vec<(String, String)>, ValueMoments> =
-            Default::default();
-        for (dims, w) in windows {
-            let Some(v) = value(&w) else { continue };
-            let key = group_by
-                .iter()
-                .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))
-                .collect();
-            groups
-                .entry(key)
-                .and_modify(|m| m.add(v))
-                .or_insert(ValueMoments::new(v));
+        let mut groups: std::collections::BTreeMap<
+            Vec<(String, String)>,
+            Vec<Option<ValueMoments>>,
+        > = Default::default();
+        for i in 0..steps.count {
+            let (start, end) = steps.window(i);
+            let windows = self
+                .windows(metric, filters.clone(), start, end, usize::MAX)
+                .await?
+                .unwrap();
+            for (dims, w) in windows {
+                let Some(v) = value(i, &w) else { continue };
+                let key = group_by
+                    .iter()
+                    .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))
+                    .collect();
+                let slot = &mut groups.entry(key).or_insert_with(|| vec![None; steps.count])[i];
+                match slot {
+                    Some(m) => m.add(v),
+                    None => *slot = Some(ValueMoments::new(v)),
+                }
+            }
         }
         assert!(groups.len() <= limit);
         Ok(Some(groups.into_iter().collect()))
@@ -453,6 +460,24 @@ fn aggregations_of_folded_values_are_grouped_in_the_store_with_the_raw_answers()
         at("sum by (job) (rate(requests[1m]))", 250),
         [r#"{job="api"} 1"#, r#"{job="web"} 2"#]
     );
+    // Range queries too, in one grouped read for all their steps.
+    for q in [
+        "sum by (job) (rate(requests[1m]))",
+        "avg(temp)",
+        "max by (job) (irate(requests[30s] offset 20s))",
+    ] {
+        let expr = parse(q).unwrap();
+        let steps = range_steps(0, 600_000, 45_000).unwrap();
+        let folding = source();
+        let got = futures_lite(evaluate(&folding, &expr, &steps, true)).unwrap();
+        let want = futures_lite(evaluate(&raw, &expr, &steps, true)).unwrap();
+        assert_eq!(got, want, "{q}");
+        assert_eq!(
+            folding.grouped.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{q}"
+        );
+    }
     // Not foldable or not an aggregation of one: evaluated from the series.
     for q in [
         "sum(sum_over_time(temp[1m]))",

@@ -10,7 +10,7 @@
 //! gives. When two sources overlap in time for a series (late points flushed into a newer part), the
 //! fold cannot order them and the answer is `None`: the caller reads points.
 
-use luminate_model::window::{Fold, SeriesWindow, ValueMoments, WindowValue};
+use luminate_model::window::{Fold, SeriesWindow, ValueMoments, WindowSteps, WindowValue};
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
@@ -20,7 +20,8 @@ use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
 
-/// Windows per position in the selection, and whether some series could not be folded.
+/// Windows per position in the selection and step (`slots[position × steps + step]`), and whether
+/// some series could not be folded.
 #[derive(Debug, Default)]
 pub(crate) struct Windows {
     pub slots: Vec<Option<SeriesWindow>>,
@@ -32,6 +33,34 @@ impl Windows {
         Self {
             slots: vec![None; slots],
             unordered: false,
+        }
+    }
+
+    /// Folds `run` (one series' samples, ascending by time) into that series' windows (the slots
+    /// from `base`) of each step whose window holds some of it.
+    fn fold_run(
+        &mut self,
+        base: usize,
+        steps: &WindowSteps,
+        times: &[TimestampMs],
+        values: &[f64],
+    ) {
+        let (Some(&lo), Some(&hi)) = (times.first(), times.last()) else {
+            return;
+        };
+        for i in steps.touching(lo, hi) {
+            let (start, end) = steps.window(i);
+            let from = times.partition_point(|&t| t < start);
+            let to = times.partition_point(|&t| t <= end);
+            let mut fold = Fold::default();
+            for k in from..to {
+                if fold.push((times[k], values[k])).is_err() {
+                    self.unordered = true;
+                }
+            }
+            if let Some(w) = fold.finish() {
+                self.add(base + i, w);
+            }
         }
     }
 
@@ -80,16 +109,18 @@ pub(crate) fn copy_rows(
     Ok(())
 }
 
-/// Folds the copied head rows and every part of `parts` into one window per selected series, in
-/// parallel on `pool` by slices of the selection.
+/// Folds the copied head rows and every part of `parts` into one window per selected series and
+/// step, in parallel on `pool` by slices of the selection.
 pub(crate) fn fold(
     prepared: &Prepared<'_>,
     mut head: Vec<(u32, TimestampMs, f64)>,
     parts: &[Source<'_>],
-    (start, end): (TimestampMs, TimestampMs),
+    steps: &WindowSteps,
     ctx: &QueryContext,
     pool: &rayon::ThreadPool,
 ) -> Result<Windows, StoreError> {
+    let (start, end) = steps.span();
+    let per = steps.count;
     let series = &prepared.selection.series;
     if series.is_empty() {
         return Ok(Windows::default());
@@ -114,7 +145,7 @@ pub(crate) fn fold(
         .map(|(i, ids)| (i * size, ids))
         .collect();
     let fold_slice = |&(offset, ids): &(usize, &[SeriesId])| -> Result<Windows, StoreError> {
-        let mut windows = Windows::new(ids.len());
+        let mut windows = Windows::new(ids.len() * per);
         for &(part, from) in &parts {
             ctx.check()?;
             let mut scan = part.scan(Selection::Only(ids), from..=end);
@@ -128,29 +159,21 @@ pub(crate) fn fold(
                 let Some(slot) = prepared.map.get(run.series) else {
                     continue;
                 };
-                let mut fold = Fold::default();
-                for (&t, &v) in run.timestamps.iter().zip(run.values) {
-                    if fold.push((t, v)).is_err() {
-                        windows.unordered = true;
-                    }
-                }
-                if let Some(w) = fold.finish() {
-                    windows.add(slot as usize - offset, w);
-                }
+                windows.fold_run(
+                    (slot as usize - offset) * per,
+                    steps,
+                    run.timestamps,
+                    run.values,
+                );
             }
         }
         // The head's rows of this slice, sorted by position and time.
         let lo = head.partition_point(|r| (r.0 as usize) < offset);
         let hi = head.partition_point(|r| (r.0 as usize) < offset + ids.len());
         for rows in head[lo..hi].chunk_by(|a, b| a.0 == b.0) {
-            let mut fold = Fold::default();
-            for &(_, t, v) in rows {
-                // Sorted by time: never out of order.
-                let _ = fold.push((t, v));
-            }
-            if let Some(w) = fold.finish() {
-                windows.add(rows[0].0 as usize - offset, w);
-            }
+            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
+            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+            windows.fold_run((rows[0].0 as usize - offset) * per, steps, &times, &values);
         }
         Ok(windows)
     };
@@ -168,21 +191,26 @@ pub(crate) fn fold(
 }
 
 /// Per group of the plan's `group_by` (ordered by key), the moments of `value` over its series'
-/// windows, added in series order; groups where no series gave a value are left out.
+/// windows at each step, added in series order; groups where no series gave a value are left out.
 pub(crate) fn group(
     prepared: &Prepared<'_>,
     windows: &Windows,
+    steps: usize,
     ti: Option<&TenantIndex>,
     pool: &rayon::ThreadPool,
     value: &WindowValue,
-) -> Vec<(Vec<(String, String)>, ValueMoments)> {
+) -> Vec<(Vec<(String, String)>, Vec<Option<ValueMoments>>)> {
     let selection = &prepared.selection;
-    let mut moments: Vec<Option<ValueMoments>> = vec![None; selection.groups.count];
-    for (slot, w) in windows.slots.iter().enumerate() {
-        let Some(v) = w.as_ref().and_then(value) else {
+    let mut moments: Vec<Option<ValueMoments>> = vec![None; selection.groups.count * steps];
+    let mut present = vec![false; selection.groups.count];
+    for (k, w) in windows.slots.iter().enumerate() {
+        let (slot, i) = (k / steps, k % steps);
+        let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
             continue;
         };
-        match &mut moments[selection.group_of[slot] as usize] {
+        let g = selection.group_of[slot] as usize;
+        present[g] = true;
+        match &mut moments[g * steps + i] {
             Some(m) => m.add(v),
             held @ None => *held = Some(ValueMoments::new(v)),
         }
@@ -194,11 +222,17 @@ pub(crate) fn group(
         pool,
     };
     let mut groups: Vec<u32> = (0..selection.groups.count as u32)
-        .filter(|&g| moments[g as usize].is_some())
+        .filter(|&g| present[g as usize])
         .collect();
     groups.sort_by(|&a, &b| out.cmp_groups(a, b));
     groups
         .into_iter()
-        .filter_map(|g| Some((out.key(g).0, moments[g as usize]?)))
+        .map(|g| {
+            let g = g as usize;
+            (
+                out.key(g as u32).0,
+                moments[g * steps..(g + 1) * steps].to_vec(),
+            )
+        })
         .collect()
 }

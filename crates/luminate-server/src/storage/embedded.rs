@@ -17,7 +17,9 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowValue};
+use luminate_model::window::{
+    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
+};
 use luminate_model::{
     ExportBatch, ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan,
     StoreError, Tenant, TimestampMs, WriteOutcome,
@@ -229,31 +231,33 @@ impl MetricsStore for EmbeddedStore {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         group_by: &[String],
         value: Arc<WindowValue>,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, StoreError> {
-        let (engine, tenant, request, group_by, ctx) = (
+        let (engine, tenant, request, steps, group_by, ctx) = (
             self.engine.clone(),
             tenant.clone(),
             request.clone(),
+            *steps,
             group_by.to_vec(),
             ctx.clone(),
         );
-        Ok(
-            blocking(move || engine.grouped_windows(&tenant, &request, &group_by, &*value, &ctx))
-                .await??,
-        )
+        Ok(blocking(move || {
+            engine.grouped_windows(&tenant, &request, &steps, &group_by, &*value, &ctx)
+        })
+        .await??)
     }
 
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: bool,
+        grouped_steps: Option<usize>,
     ) -> Result<u64, StoreError> {
         let (engine, tenant, request) = (self.engine.clone(), tenant.clone(), request.clone());
-        blocking(move || engine.series_windows_memory(&tenant, &request, grouped)).await
+        blocking(move || engine.series_windows_memory(&tenant, &request, grouped_steps)).await
     }
 
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {

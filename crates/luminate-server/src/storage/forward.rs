@@ -14,7 +14,9 @@ use luminate_model::backup::{SnapshotError, StoreSnapshot};
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
-use luminate_model::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowValue};
+use luminate_model::window::{
+    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
+};
 use luminate_model::{
     ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
     Tenant, TimestampMs, WriteOutcome,
@@ -272,6 +274,7 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         group_by: &[String],
         value: Arc<WindowValue>,
         ctx: &QueryContext,
@@ -281,7 +284,7 @@ impl<D: Decorate> MetricsStore for Forward<D> {
             Operation::GroupedWindows,
             Box::pin(async move {
                 d.inner()?
-                    .grouped_windows(tenant, request, group_by, value, ctx)
+                    .grouped_windows(tenant, request, steps, group_by, value, ctx)
                     .await
             }),
         )
@@ -292,14 +295,14 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: bool,
+        grouped_steps: Option<usize>,
     ) -> Result<u64, StoreError> {
         let d = &self.0;
         d.around(
             Operation::SeriesWindowsMemory,
             Box::pin(async move {
                 d.inner()?
-                    .series_windows_memory(tenant, request, grouped)
+                    .series_windows_memory(tenant, request, grouped_steps)
                     .await
             }),
         )

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use luminate_model::window::{GroupedWindows, SeriesWindow, WindowRequest, WindowValue};
+use luminate_model::window::{
+    GroupedWindows, SeriesWindow, WindowRequest, WindowSteps, WindowValue,
+};
 use luminate_model::{
     Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError,
     Tenant,
@@ -146,7 +148,7 @@ impl SeriesSource for StoreSource<'_> {
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request, false)
+            .series_windows_memory(self.tenant, &request, None)
             .await?;
         self.reserve(estimate).await?;
         Ok(self
@@ -160,12 +162,13 @@ impl SeriesSource for StoreSource<'_> {
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        (start, end): (i64, i64),
+        steps: WindowSteps,
         group_by: Vec<String>,
         value: Arc<WindowValue>,
         limit: usize,
     ) -> Result<GroupedWindows, EvalError> {
         self.ctx.check()?;
+        let (start, end) = steps.span();
         if start > end {
             return Ok(Some(Vec::new()));
         }
@@ -180,13 +183,18 @@ impl SeriesSource for StoreSource<'_> {
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request, true)
+            .series_windows_memory(self.tenant, &request, Some(steps.count))
             .await?;
+        // A window per series and step: past a quarter of the budget, the steps are read one by
+        // one instead (the evaluator's step-by-step range query), each far smaller.
+        if steps.count > 1 && estimate > self.state.config.query_limits.memory_budget_bytes / 4 {
+            return Ok(None);
+        }
         self.reserve(estimate).await?;
         Ok(self
             .state
             .store
-            .grouped_windows(self.tenant, &request, &group_by, value, &self.ctx)
+            .grouped_windows(self.tenant, &request, &steps, &group_by, value, &self.ctx)
             .await?)
     }
 
