@@ -30,9 +30,8 @@ fn plan_of(request: &WindowRequest, group_by: &[String]) -> QueryPlan {
 impl Engine {
     /// Each series of `request.metric` passing its filters with a point in `[start, end]`, with its
     /// points there folded into a window (`luminate_model::window`), sorted by dimensions.
-    /// `QueryTooLarge` past `request.limit` series. `None` when a series' points overlap in time
-    /// across the head and parts, or a part is damaged: the caller reads points (through
-    /// [`Engine::query`], which sets damaged parts aside).
+    /// `QueryTooLarge` past `request.limit` series. `None` when a part is damaged: the caller reads
+    /// points (through [`Engine::query`], which sets damaged parts aside).
     pub fn series_windows(
         &self,
         tenant: &Tenant,
@@ -105,7 +104,7 @@ impl Engine {
     }
 
     /// Folds the request's series (grouped by `group_by`) into a window per step of `steps` and hands
-    /// the windows to `finish` under the index lock; `None` when they could not be folded.
+    /// the windows to `finish` under the index lock; `None` when a part is damaged.
     fn folded<R>(
         &self,
         tenant: &Tenant,
@@ -152,9 +151,6 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             };
-        if windows.unordered {
-            return Ok(None);
-        }
         ctx.check()?;
         let index = self.shared.read_index();
         finish(&prepared, windows, index.tenant(tenant)).map(Some)

@@ -1,7 +1,7 @@
 //! `Engine::series_windows` against the fold of each series' points read back by a range query: over
 //! the head alone, over parts and the head together (windows cutting parts at both edges), with
-//! filters, two points at one timestamp, the series limit, and the one case the fold refuses — a
-//! series whose points overlap in time across a part and the head.
+//! filters, two points at one timestamp, the series limit, a series whose points overlap in time
+//! across a part and the head (folded again from its sorted points), and grouped folds over steps.
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on the first unexpected error"
@@ -173,7 +173,7 @@ fn two_points_at_one_timestamp_count_once_with_the_greater_value() {
 }
 
 #[test]
-fn a_series_overlapping_itself_across_a_part_and_the_head_is_not_folded() {
+fn a_series_overlapping_itself_across_a_part_and_the_head_is_folded_from_its_sorted_points() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     engine.write(&tenant(), counters(BASE, 0..10)).unwrap();
@@ -190,11 +190,18 @@ fn a_series_overlapping_itself_across_a_part_and_the_head_is_not_folded() {
             )],
         )
         .unwrap();
-    assert_eq!(
-        windows(&engine, &request(BASE, BASE + 100_000, vec![])),
-        None
-    );
-    // Windows that leave the late point out, or other series only, still fold.
+    let r = request(BASE, BASE + 100_000, vec![]);
+    let got = windows(&engine, &r).unwrap();
+    assert_eq!(got, expected(&engine, &r));
+    let h03 = got
+        .iter()
+        .find(|(d, _)| d.get_or_empty("host") == "h03")
+        .unwrap();
+    assert_eq!(h03.1.count, 11, "ten points and the late one");
+    // A late point flushed into a part of its own overlaps the first part too.
+    engine.flush().unwrap();
+    assert_eq!(windows(&engine, &r).unwrap(), got);
+    // Windows that leave the late point out, or other series only, fold as ever.
     let r = request(BASE, BASE + 40_000, vec![]);
     assert_eq!(windows(&engine, &r).unwrap(), expected(&engine, &r));
     let r = request(BASE, BASE + 100_000, vec![Filter::equals("host", "h04")]);

@@ -8,7 +8,7 @@
 //! gives the source (a tenant's store under the query's deadline) and maps [`EvalError`] to statuses.
 //!
 //! Evaluation reads every selector's window once for all steps, then evaluates synchronously, one value
-//! per step — except the aggregations the store's group-by answers exactly ([`pushdown`]). An instant
+//! per step — except the aggregations the store computes ([`pushdown`]). An instant
 //! query reads each selector's window folded per series (`luminate_model::window`) when its
 //! evaluation needs no more than the fold ([`plan::FOLDED_FUNCTIONS`]) and the store can fold it. Range selectors are only evaluated as arguments of functions (no subqueries).
 

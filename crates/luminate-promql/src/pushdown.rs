@@ -1,17 +1,24 @@
-//! Aggregations the store's group-by computes exactly as PromQL would, so that they never materialise
-//! series one by one: at one evaluation time, `sum by (…) (count_over_time(s[r]))`, `min by (…) (min_over_time(s[r]))` and
-//! `max by (…) (max_over_time(s[r]))` are one `count`, `min` or `max` per group over the points of the
-//! window `[t − r, t]` — each series' window holds exactly its points there, and counting, the minimum
-//! and the maximum do not depend on how points are split into series or in which order they are met.
+//! Aggregations the store computes, so that they never materialise series one by one. Two ways:
 //!
-//! Only when that is provable: an instant evaluation, `by` labels other than `__name__` (or none), every
-//! label matcher exactly a filter (no listing too long to push), at most [`GROUP_LIMIT`] groups. Sums of
-//! values (`sum(sum_over_time)`) are left to the evaluator: adding in another order could change the
-//! last bits. Anything else returns `None` and is evaluated on series read from the store. Any
-//! aggregation in an expression qualifies, not only the outermost ([`precompute`]): `topk(10, sum by
-//! (customer) (count_over_time(…)))` ranks the pushed-down counts. (The raw path keeps one
-//! sample per series and timestamp; the store counts every stored point, so two points written with the
-//! same series and timestamp count twice here — Prometheus never writes such pairs.)
+//! - **The store's group-by**, exactly as PromQL would: at one evaluation time, `sum by (…)
+//!   (count_over_time(s[r]))`, `min by (…) (min_over_time(s[r]))` and `max by (…) (max_over_time(s[r]))`
+//!   are one `count`, `min` or `max` per group over the points of the window `[t − r, t]` — each
+//!   series' window holds exactly its points there, and counting, the minimum and the maximum do not
+//!   depend on how points are split into series or in which order they are met.
+//! - **Grouped folds** (`luminate_model::window`): `sum|count|min|max|avg by (…)` of an instant
+//!   selector or of a range function a window's fold answers (`crate::plan::FOLDED_FUNCTIONS`), at one
+//!   evaluation time or at every step of a range query in one read: the store folds each series'
+//!   window, takes its value (the closure built here: a rate, a count, the latest value) and adds it
+//!   into its group. Sums add in the store's order of series, not PromQL's order of labels: equal up
+//!   to rounding in the last bits.
+//!
+//! Only with `by` labels other than `__name__` (or none), no parameter, every label matcher exactly a
+//! filter (no listing too long to push), at most [`GROUP_LIMIT`] groups, and no `@` in a range query.
+//! Anything else returns `None` and is evaluated on series read from the store. Any aggregation in an
+//! expression qualifies, not only the outermost ([`precompute`]): `topk(10, sum by (customer)
+//! (count_over_time(…)))` ranks the pushed-down counts. (The raw path keeps one sample per series and
+//! timestamp; the store's group-by counts every stored point, so two points written with the same
+//! series and timestamp count twice there — Prometheus never writes such pairs.)
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -7,8 +7,9 @@
 //! for the selected series only, in parallel by slices of the selection. A part gives each series'
 //! rows in time order, so each source folds into one window per series, and the windows of the sources
 //! of one series merge when their time spans are disjoint — what a series written in time order always
-//! gives. When two sources overlap in time for a series (late points flushed into a newer part), the
-//! fold cannot order them and the answer is `None`: the caller reads points.
+//! gives. When two sources overlap in time for a series (late points flushed into a newer part than
+//! later ones), that series' windows are folded again from all its points, read and sorted
+//! ([`refold`]): the cost of disorder is paid by the series that have it.
 
 use luminate_model::window::{Fold, SeriesWindow, ValueMoments, WindowSteps, WindowValue};
 use luminate_model::{QueryContext, StoreError, TimestampMs};
@@ -20,19 +21,21 @@ use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
 
-/// Windows per position in the selection and step (`slots[position × steps + step]`), and whether
-/// some series could not be folded.
+/// Windows per position in the selection and step (`slots[position × per + step]`), and the
+/// positions whose sources overlapped in time (their windows are folded again from their points).
 #[derive(Debug, Default)]
 pub(crate) struct Windows {
     pub slots: Vec<Option<SeriesWindow>>,
-    pub unordered: bool,
+    per: usize,
+    redo: Vec<usize>,
 }
 
 impl Windows {
-    fn new(slots: usize) -> Self {
+    fn new(positions: usize, per: usize) -> Self {
         Self {
-            slots: vec![None; slots],
-            unordered: false,
+            slots: vec![None; positions * per],
+            per,
+            redo: Vec::new(),
         }
     }
 
@@ -55,7 +58,7 @@ impl Windows {
             let mut fold = Fold::default();
             for k in from..to {
                 if fold.push((times[k], values[k])).is_err() {
-                    self.unordered = true;
+                    self.redo.push(base / self.per);
                 }
             }
             if let Some(w) = fold.finish() {
@@ -71,7 +74,7 @@ impl Windows {
         };
         match merged {
             Some(w) => self.slots[slot] = Some(w),
-            None => self.unordered = true,
+            None => self.redo.push(slot / self.per),
         }
     }
 }
@@ -123,7 +126,7 @@ pub(crate) fn fold(
     let per = steps.count;
     let series = &prepared.selection.series;
     if series.is_empty() {
-        return Ok(Windows::default());
+        return Ok(Windows::new(0, per));
     }
     head.sort_unstable_by_key(|&(slot, t, _)| (slot, t));
     let parts: Vec<(&Part, TimestampMs)> = parts
@@ -145,7 +148,7 @@ pub(crate) fn fold(
         .map(|(i, ids)| (i * size, ids))
         .collect();
     let fold_slice = |&(offset, ids): &(usize, &[SeriesId])| -> Result<Windows, StoreError> {
-        let mut windows = Windows::new(ids.len() * per);
+        let mut windows = Windows::new(ids.len(), per);
         for &(part, from) in &parts {
             ctx.check()?;
             let mut scan = part.scan(Selection::Only(ids), from..=end);
@@ -177,17 +180,75 @@ pub(crate) fn fold(
         }
         Ok(windows)
     };
-    let pieces: Vec<Windows> =
-        pool.install(|| slices.par_iter().map(fold_slice).collect::<Result<_, _>>())?;
-    let mut all = Windows {
-        slots: Vec::with_capacity(series.len()),
-        unordered: false,
-    };
-    for piece in pieces {
-        all.unordered |= piece.unordered;
+    let pieces: Vec<(usize, Windows)> = pool.install(|| {
+        slices
+            .par_iter()
+            .map(|slice| Ok((slice.0, fold_slice(slice)?)))
+            .collect::<Result<_, StoreError>>()
+    })?;
+    let mut all = Windows::new(0, per);
+    all.slots.reserve(series.len() * per);
+    for (offset, piece) in pieces {
         all.slots.extend(piece.slots);
+        all.redo.extend(piece.redo.into_iter().map(|p| p + offset));
+    }
+    if !all.redo.is_empty() {
+        refold(prepared, &mut all, &head, &parts, steps, ctx)?;
     }
     Ok(all)
+}
+
+/// Folds again, from all their points sorted by time, the series whose sources overlapped in time
+/// (late points flushed into a newer part than later ones): their windows from the sources did not
+/// merge.
+fn refold(
+    prepared: &Prepared<'_>,
+    windows: &mut Windows,
+    head: &[(u32, TimestampMs, f64)],
+    parts: &[(&Part, TimestampMs)],
+    steps: &WindowSteps,
+    ctx: &QueryContext,
+) -> Result<(), StoreError> {
+    let end = steps.span().1;
+    windows.redo.sort_unstable();
+    windows.redo.dedup();
+    let redo = std::mem::take(&mut windows.redo);
+    // Positions ascend with series ids.
+    let ids: Vec<SeriesId> = redo.iter().map(|&p| prepared.selection.series[p]).collect();
+    let mut points: Vec<(u32, TimestampMs, f64)> = head
+        .iter()
+        .filter(|r| redo.binary_search(&(r.0 as usize)).is_ok())
+        .copied()
+        .collect();
+    for &(part, from) in parts {
+        ctx.check()?;
+        let mut scan = part.scan(Selection::Only(&ids), from..=end);
+        while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+            if let Some(position) = prepared.map.get(run.series) {
+                points.extend(
+                    run.timestamps
+                        .iter()
+                        .zip(run.values)
+                        .map(|(&t, &v)| (position, t, v)),
+                );
+            }
+            if points.len() > super::MAX_QUERY_VALUES {
+                return Err(super::too_large(super::MAX_QUERY_VALUES));
+            }
+        }
+    }
+    ctx.check()?;
+    points.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+    let per = windows.per;
+    for rows in points.chunk_by(|a, b| a.0 == b.0) {
+        let base = rows[0].0 as usize * per;
+        windows.slots[base..base + per].fill(None);
+        let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
+        let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        windows.fold_run(base, steps, &times, &values);
+    }
+    debug_assert!(windows.redo.is_empty());
+    Ok(())
 }
 
 /// Per group of the plan's `group_by` (ordered by key), the moments of `value` over its series'
