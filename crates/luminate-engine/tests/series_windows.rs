@@ -299,3 +299,21 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
         Err(EngineError::Query(StoreError::QueryTooLarge { .. }))
     ));
 }
+
+#[test]
+fn head_rows_written_out_of_time_order_fold_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // Newest first, in three batches, interleaved with another series.
+    let mut all: Vec<Point> = counters(BASE, 0..30);
+    all.reverse();
+    for batch in all.chunks(400) {
+        engine.write(&tenant(), batch.to_vec()).unwrap();
+    }
+    for (start, end) in [(0, 300_000), (95_000, 205_000)] {
+        let r = request(BASE + start, BASE + end, vec![]);
+        let got = windows(&engine, &r).unwrap();
+        assert_eq!(got, expected(&engine, &r));
+        assert_eq!(got.len(), 40);
+    }
+}

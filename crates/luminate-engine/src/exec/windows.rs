@@ -128,7 +128,7 @@ pub(crate) fn fold(
     if series.is_empty() {
         return Ok(Windows::new(0, per));
     }
-    head.sort_unstable_by_key(|&(slot, t, _)| (slot, t));
+    let head = by_position(head, series.len());
     let parts: Vec<(&Part, TimestampMs)> = parts
         .iter()
         .filter_map(|s| match *s {
@@ -249,6 +249,36 @@ fn refold(
     }
     debug_assert!(windows.redo.is_empty());
     Ok(())
+}
+
+/// Head rows ordered by position, then time: a stable counting sort by position (linear: a series'
+/// rows come in arrival order, which is time order when it is written in order), then a sort of the
+/// runs that are not in time order.
+fn by_position(
+    rows: Vec<(u32, TimestampMs, f64)>,
+    positions: usize,
+) -> Vec<(u32, TimestampMs, f64)> {
+    let mut starts = vec![0usize; positions + 1];
+    for r in &rows {
+        starts[r.0 as usize + 1] += 1;
+    }
+    for p in 0..positions {
+        starts[p + 1] += starts[p];
+    }
+    let mut next = starts.clone();
+    let mut out = vec![(0u32, 0, 0.0); rows.len()];
+    for r in rows {
+        let at = &mut next[r.0 as usize];
+        out[*at] = r;
+        *at += 1;
+    }
+    for w in starts.windows(2) {
+        let run = &mut out[w[0]..w[1]];
+        if !run.is_sorted_by_key(|r| r.1) {
+            run.sort_by_key(|r| r.1);
+        }
+    }
+    out
 }
 
 /// Per group of the plan's `group_by` (ordered by key), the moments of `value` over its series'
