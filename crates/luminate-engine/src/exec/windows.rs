@@ -116,7 +116,7 @@ pub(crate) fn copy_rows(
 /// step, in parallel on `pool` by slices of the selection.
 pub(crate) fn fold(
     prepared: &Prepared<'_>,
-    mut head: Vec<(u32, TimestampMs, f64)>,
+    head: Vec<(u32, TimestampMs, f64)>,
     parts: &[Source<'_>],
     steps: &WindowSteps,
     ctx: &QueryContext,
