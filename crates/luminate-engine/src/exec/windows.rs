@@ -238,7 +238,9 @@ fn refold(
         }
     }
     ctx.check()?;
-    points.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+    // Each series' points are a few sorted runs, one per source: ordered in linear time but for
+    // merging the runs.
+    let points = by_position(points, prepared.selection.series.len());
     let per = windows.per;
     for rows in points.chunk_by(|a, b| a.0 == b.0) {
         let base = rows[0].0 as usize * per;
