@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh [--time SECONDS] [--runs N] [--smoke] [TARGET...]   default: 60 s each, every target
 #
 # `--runs N` stops each target after N executions instead (`--time` then bounds it too, if given).
-# `--smoke`: built for a short run (what scripts/test.sh does in CI): optimised less and without debug
-# info, so the build takes about half as long and each execution is slower.
+# `--smoke`: built for a short run (what scripts/test.sh does in CI): opt-level 1 and no debug info, a
+# lighter build whose executions are slower.
 # Built with the flags `cargo fuzz build -s none` passes (SanitizerCoverage, `--cfg fuzzing`, debug
 # assertions, release), by cargo itself: the stable toolchain is enough and cargo-fuzz need not be
 # installed. Each target starts from its committed seeds (fuzz/corpus/<target>, read only) and a

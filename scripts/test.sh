@@ -82,8 +82,7 @@ else
 fi
 
 # The fuzz targets (fuzz/, docs/fuzzing.md): a short run of each from its seeds, so that none rots and
-# every decoder meets a few thousand inputs in CI, failing on any finding. A smoke build (less
-# optimised, no debug info: about half the time of scripts/fuzz.sh's own build); FUZZ_SECONDS=N runs
-# each target for N seconds instead of 5.
+# every decoder meets thousands of inputs in CI, failing on any finding. A smoke build (opt-level 1, no
+# debug info; docs/fuzzing.md, "CI", has its time); FUZZ_SECONDS=N runs each target N seconds, not 5.
 log "fuzz targets: ${FUZZ_SECONDS:-5} s each (scripts/fuzz.sh --smoke)"
 scripts/fuzz.sh --smoke --time "${FUZZ_SECONDS:-5}"
