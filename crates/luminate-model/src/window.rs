@@ -155,7 +155,10 @@ impl ValueMoments {
 /// Per group of a grouped fold's `group_by` values (a missing dimension is `""`), in the order of
 /// the values, what its series' window values add up to at each step (`None` where none gave one);
 /// `None` as for [`SeriesWindows`].
-pub type GroupedWindows = Option<Vec<(Vec<(String, String)>, Vec<Option<ValueMoments>>)>>;
+pub type GroupedWindows = Option<Vec<GroupMoments>>;
+
+/// One group of a grouped fold: its key, and its moments at each step.
+pub type GroupMoments = (Vec<(String, String)>, Vec<Option<ValueMoments>>);
 
 /// One sample: timestamp (ms) and value.
 pub type Sample = (TimestampMs, f64);

@@ -11,7 +11,9 @@
 //! later ones), that series' windows are folded again from all its points, read and sorted
 //! ([`refold`]): the cost of disorder is paid by the series that have it.
 
-use luminate_model::window::{Fold, SeriesWindow, ValueMoments, WindowSteps, WindowValue};
+use luminate_model::window::{
+    Fold, GroupMoments, SeriesWindow, ValueMoments, WindowSteps, WindowValue,
+};
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
@@ -292,7 +294,7 @@ pub(crate) fn group(
     ti: Option<&TenantIndex>,
     pool: &rayon::ThreadPool,
     value: &WindowValue,
-) -> Vec<(Vec<(String, String)>, Vec<Option<ValueMoments>>)> {
+) -> Vec<GroupMoments> {
     let selection = &prepared.selection;
     let mut moments: Vec<Option<ValueMoments>> = vec![None; selection.groups.count * steps];
     let mut present = vec![false; selection.groups.count];
