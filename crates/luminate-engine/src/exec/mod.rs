@@ -420,6 +420,24 @@ impl Finish<'_> {
     }
 }
 
+/// Calls `visit` with each run `scan` yields, checking the query's deadline every [`CHECK_EVERY`] rows.
+pub(crate) fn each_run(
+    mut scan: crate::part::SeriesScan<'_>,
+    ctx: &QueryContext,
+    mut visit: impl FnMut(crate::part::Run<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut since_check = 0;
+    while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+        since_check += run.timestamps.len();
+        if since_check >= CHECK_EVERY {
+            ctx.check()?;
+            since_check = 0;
+        }
+        visit(run)?;
+    }
+    Ok(())
+}
+
 /// `QueryTooLarge` for a query that would buffer more than `max_values`.
 fn too_large(max_values: usize) -> StoreError {
     StoreError::QueryTooLarge {

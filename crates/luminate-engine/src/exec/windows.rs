@@ -153,24 +153,14 @@ pub(crate) fn fold(
         let mut windows = Windows::new(ids.len(), per);
         for &(part, from) in &parts {
             ctx.check()?;
-            let mut scan = part.scan(Selection::Only(ids), from..=end);
-            let mut since_check = 0;
-            while let Some(run) = scan.next_run().map_err(StoreError::from)? {
-                since_check += run.timestamps.len();
-                if since_check >= CHECK_EVERY {
-                    ctx.check()?;
-                    since_check = 0;
+            let scan = part.scan(Selection::Only(ids), from..=end);
+            super::each_run(scan, ctx, |run| {
+                if let Some(slot) = prepared.map.get(run.series) {
+                    let base = (slot as usize - offset) * per;
+                    windows.fold_run(base, steps, run.timestamps, run.values);
                 }
-                let Some(slot) = prepared.map.get(run.series) else {
-                    continue;
-                };
-                windows.fold_run(
-                    (slot as usize - offset) * per,
-                    steps,
-                    run.timestamps,
-                    run.values,
-                );
-            }
+                Ok(())
+            })?;
         }
         // The head's rows of this slice, sorted by position and time.
         let lo = head.partition_point(|r| (r.0 as usize) < offset);
@@ -224,8 +214,8 @@ fn refold(
         .collect();
     for &(part, from) in parts {
         ctx.check()?;
-        let mut scan = part.scan(Selection::Only(&ids), from..=end);
-        while let Some(run) = scan.next_run().map_err(StoreError::from)? {
+        let scan = part.scan(Selection::Only(&ids), from..=end);
+        super::each_run(scan, ctx, |run| {
             if let Some(position) = prepared.map.get(run.series) {
                 points.extend(
                     run.timestamps
@@ -237,7 +227,8 @@ fn refold(
             if points.len() > super::MAX_QUERY_VALUES {
                 return Err(super::too_large(super::MAX_QUERY_VALUES));
             }
-        }
+            Ok(())
+        })?;
     }
     ctx.check()?;
     // Each series' points are a few sorted runs, one per source: ordered in linear time but for

@@ -98,9 +98,7 @@ use luminate_model::{Tenant, TimestampMs};
 
 use crate::EngineError;
 
-#[cfg(test)]
-pub(crate) use reader::Run;
-pub(crate) use reader::{Part, Selection, SeriesScan};
+pub(crate) use reader::{Part, Run, Selection, SeriesScan};
 pub(crate) use sink::{PartFiles, PartSink};
 pub(crate) use summary::{SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;

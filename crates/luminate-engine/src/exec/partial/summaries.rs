@@ -88,15 +88,9 @@ impl Partial {
         if spec.count_only {
             scan = scan.timestamps_only();
         }
-        let mut since_check = 0;
-        while let Some(run) = scan.next_run().map_err(StoreError::from)? {
-            since_check += run.timestamps.len();
-            if since_check >= CHECK_EVERY {
-                ctx.check()?;
-                since_check = 0;
-            }
+        super::super::each_run(scan, ctx, |run| {
             let Some(tag) = spec.map.get(run.series) else {
-                continue;
+                return Ok(());
             };
             for (i, &t) in run.timestamps.iter().enumerate() {
                 if let BlockUse::Summary(_) = blocks.use_of(t.div_euclid(block_ms)) {
@@ -113,7 +107,8 @@ impl Partial {
                         .add(v);
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(true)
     }
 }

@@ -133,17 +133,8 @@ impl SeriesSource for StoreSource<'_> {
         end: i64,
         limit: usize,
     ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
-        self.ctx.check()?;
-        if start > end {
+        let Some(request) = self.window_request(metric, filters, (start, end), limit)? else {
             return Ok(Some(Vec::new()));
-        }
-        let request = WindowRequest {
-            metric: metric.to_owned(),
-            filters,
-            start: start.max(luminate_model::time::MIN_TIMESTAMP),
-            end,
-            limit,
-            timeout: self.ctx.remaining(),
         };
         let estimate = self
             .state
@@ -167,18 +158,8 @@ impl SeriesSource for StoreSource<'_> {
         value: Arc<WindowValue>,
         limit: usize,
     ) -> Result<GroupedWindows, EvalError> {
-        self.ctx.check()?;
-        let (start, end) = steps.span();
-        if start > end {
+        let Some(request) = self.window_request(metric, filters, steps.span(), limit)? else {
             return Ok(Some(Vec::new()));
-        }
-        let request = WindowRequest {
-            metric: metric.to_owned(),
-            filters,
-            start: start.max(luminate_model::time::MIN_TIMESTAMP),
-            end,
-            limit,
-            timeout: self.ctx.remaining(),
         };
         let estimate = self
             .state
@@ -213,6 +194,26 @@ fn unexpected(result: &QueryResult) -> EvalError {
 }
 
 impl StoreSource<'_> {
+    /// The store's request for a fold of `metric`'s points in `[start, end]` under this query's
+    /// deadline; `None` when the window is empty.
+    fn window_request(
+        &self,
+        metric: &str,
+        filters: Vec<Filter>,
+        (start, end): (i64, i64),
+        limit: usize,
+    ) -> Result<Option<WindowRequest>, EvalError> {
+        self.ctx.check()?;
+        Ok((start <= end).then(|| WindowRequest {
+            metric: metric.to_owned(),
+            filters,
+            start: start.max(luminate_model::time::MIN_TIMESTAMP),
+            end,
+            limit,
+            timeout: self.ctx.remaining(),
+        }))
+    }
+
     /// Reserves `estimate` bytes of the server's query memory budget until the query's work ends.
     async fn reserve(&self, estimate: u64) -> Result<(), EvalError> {
         let wait = self
