@@ -359,21 +359,10 @@ impl Evaluator<'_> {
             let start = end.saturating_sub(range);
             for s in windows {
                 let w = &s.window;
-                let value = match name {
-                    "rate" => math::window_rate(w, start, end, range_secs, true, true),
-                    "increase" => math::window_rate(w, start, end, range_secs, true, false),
-                    "delta" => math::window_rate(w, start, end, range_secs, false, false),
-                    "irate" => math::window_instant_value(w, true),
-                    "idelta" => math::window_instant_value(w, false),
-                    "count_over_time" => Some(w.count as f64),
-                    "last_over_time" => Some(w.last.1),
-                    "min_over_time" => Some(w.min),
-                    "max_over_time" => Some(w.max),
-                    other => {
-                        return Err(EvalError::Execution(format!(
-                            "{other}() cannot be computed from folded samples"
-                        )));
-                    }
+                let Some(value) = math::folded_value(name, w, start, end, range_secs) else {
+                    return Err(EvalError::Execution(format!(
+                        "{name}() cannot be computed from folded samples"
+                    )));
                 };
                 let labels = if keep_name {
                     s.labels.clone()

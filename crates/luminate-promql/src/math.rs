@@ -71,6 +71,30 @@ pub fn window_rate(
     Some(change * factor)
 }
 
+/// The value of range function `name` — one of `crate::plan::FOLDED_FUNCTIONS` — over a window's
+/// folded samples, the window being `[start, end]` (ms) of `range_secs`; `None` for another function.
+/// The one mapping from function to fold that both the evaluator and the store's grouped folds use.
+pub fn folded_value(
+    name: &str,
+    w: &SeriesWindow,
+    start: i64,
+    end: i64,
+    range_secs: f64,
+) -> Option<Option<f64>> {
+    Some(match name {
+        "rate" => window_rate(w, start, end, range_secs, true, true),
+        "increase" => window_rate(w, start, end, range_secs, true, false),
+        "delta" => window_rate(w, start, end, range_secs, false, false),
+        "irate" => window_instant_value(w, true),
+        "idelta" => window_instant_value(w, false),
+        "count_over_time" => Some(w.count as f64),
+        "last_over_time" => Some(w.last.1),
+        "min_over_time" => Some(w.min),
+        "max_over_time" => Some(w.max),
+        _ => return None,
+    })
+}
+
 /// `irate` and `idelta`: from the last two samples of the window (Prometheus' `instantValue`). `None`
 /// with fewer than two samples or when both share a timestamp.
 pub fn instant_value(samples: &[(i64, f64)], is_rate: bool) -> Option<f64> {

@@ -224,25 +224,11 @@ async fn by_grouped_windows(
                 let end = ends.0 + i as i64 * ends.1;
                 (end - range, end)
             };
-            let value: Arc<WindowValue> = match call.func.name {
-                "rate" | "increase" | "delta" => {
-                    let (counter, rate) = match call.func.name {
-                        "rate" => (true, true),
-                        "increase" => (true, false),
-                        _ => (false, false),
-                    };
-                    Arc::new(move |i, w| {
-                        let (start, end) = bounds(i);
-                        math::window_rate(w, start, end, secs, counter, rate)
-                    })
-                }
-                "irate" => Arc::new(|_, w| math::window_instant_value(w, true)),
-                "idelta" => Arc::new(|_, w| math::window_instant_value(w, false)),
-                "count_over_time" => Arc::new(|_, w| Some(w.count as f64)),
-                "min_over_time" => Arc::new(|_, w| Some(w.min)),
-                "max_over_time" => Arc::new(|_, w| Some(w.max)),
-                _ => Arc::new(|_, w| Some(w.last.1)),
-            };
+            let name = call.func.name;
+            let value: Arc<WindowValue> = Arc::new(move |i, w| {
+                let (start, end) = bounds(i);
+                math::folded_value(name, w, start, end, secs).flatten()
+            });
             (&ms.vs, range, value)
         }
         _ => return Ok(None),
