@@ -4,8 +4,8 @@
 
 use luminate_model::query::QueryKind;
 use luminate_model::window::{
-    GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SeriesWindows, WINDOW_BYTES_PER_SERIES,
-    WindowRequest, WindowSteps, WindowValue,
+    GROUP_STEP_BYTES, GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SeriesWindows,
+    WINDOW_BYTES_PER_SERIES, WindowRequest, WindowSteps, WindowValue,
 };
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
@@ -45,6 +45,9 @@ impl Engine {
             &steps,
             &[],
             ctx,
+            |prepared, head, sources| {
+                exec::windows::fold(prepared, head, sources, &steps, ctx, &self.query_pool)
+            },
             |prepared, windows, ti| {
                 let found = windows.slots.iter().flatten().count();
                 if found > request.limit {
@@ -80,21 +83,18 @@ impl Engine {
         value: &WindowValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, EngineError> {
+        let pool = &self.query_pool;
         self.folded(
             tenant,
             request,
             steps,
             group_by,
             ctx,
-            |prepared, windows, ti| {
-                let groups = exec::windows::group(
-                    prepared,
-                    &windows,
-                    steps.count,
-                    ti,
-                    &self.query_pool,
-                    value,
-                );
+            |prepared, head, sources| {
+                exec::windows::fold_grouped(prepared, head, sources, steps, ctx, pool, value)
+            },
+            |prepared, grouped, ti| {
+                let groups = exec::windows::group(prepared, grouped, ti, pool);
                 if groups.len() > request.limit {
                     return Err(too_many(groups.len(), "groups", request.limit));
                 }
@@ -103,18 +103,25 @@ impl Engine {
         )
     }
 
-    /// Folds the request's series (grouped by `group_by`) into a window per step of `steps` and hands
-    /// the windows to `finish` under the index lock; `None` when a part is damaged.
-    fn folded<R>(
+    /// Selects the request's series (grouped by `group_by`), copies their head rows in the span of
+    /// `steps`, has `fold` fold them with the parts, and hands what it folded to `finish` under the
+    /// index lock; `None` when a part is damaged.
+    #[allow(clippy::too_many_arguments)]
+    fn folded<W: Default, R>(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
         steps: &WindowSteps,
         group_by: &[String],
         ctx: &QueryContext,
+        fold: impl FnOnce(
+            &exec::Prepared<'_>,
+            Vec<(u32, luminate_model::TimestampMs, f64)>,
+            &[exec::Source<'_>],
+        ) -> Result<W, StoreError>,
         finish: impl FnOnce(
             &exec::Prepared<'_>,
-            exec::windows::Windows,
+            W,
             Option<&crate::index::TenantIndex>,
         ) -> Result<R, EngineError>,
     ) -> Result<Option<R>, EngineError> {
@@ -143,39 +150,46 @@ impl Engine {
                 exec::windows::copy_rows(&prepared, chunk, *floor, span, ctx, &mut rows)?;
             }
         }
-        let windows =
-            match exec::windows::fold(&prepared, rows, &sources, steps, ctx, &self.query_pool) {
-                Ok(w) => w,
-                Err(StoreError::Internal { message }) if message.contains("corruption in ") => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let windows = match fold(&prepared, rows, &sources) {
+            Ok(w) => w,
+            Err(StoreError::Internal { message }) if message.contains("corruption in ") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
         ctx.check()?;
         let index = self.shared.read_index();
         finish(&prepared, windows, index.tenant(tenant)).map(Some)
     }
 
     /// An estimate, in bytes, of what [`Engine::series_windows`] (or [`Engine::grouped_windows`] over
-    /// `grouped_steps` steps) holds for `request`: per selected series a window and its dimensions, or
-    /// a window per step (from the index, no row read).
+    /// `grouped`'s steps and group-by keys) holds for `request`, from the index (no row read): per
+    /// selected series a window and its dimensions; grouped, the groups' moments at each step and the
+    /// windows of a wave of slices (`exec::windows::fold_grouped`).
     pub fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped_steps: Option<usize>,
+        grouped: Option<(usize, &[String])>,
     ) -> u64 {
-        let plan = plan_of(request, &[]);
+        let plan = plan_of(request, grouped.map_or(&[], |(_, keys)| keys));
         let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
-        let (per_series, cap) = match grouped_steps {
-            Some(steps) => (
-                GROUPED_WINDOW_BYTES_PER_SERIES.saturating_mul(steps as u64),
-                u64::MAX,
-            ),
-            None => (WINDOW_BYTES_PER_SERIES, request.limit as u64),
+        let held = match grouped {
+            Some((steps, _)) => {
+                let steps = steps as u64;
+                let windows = (exec::windows::SLICE_WINDOWS as u64)
+                    .saturating_mul(self.query_pool.current_num_threads().max(1) as u64)
+                    .min(selected.series().saturating_mul(steps));
+                GROUP_STEP_BYTES
+                    .saturating_mul(steps)
+                    .saturating_mul(selected.groups())
+                    .saturating_add(GROUPED_WINDOW_BYTES_PER_SERIES.saturating_mul(windows))
+            }
+            None => {
+                WINDOW_BYTES_PER_SERIES.saturating_mul(selected.series().min(request.limit as u64))
+            }
         };
-        luminate_model::memory::QUERY_OVERHEAD_BYTES
-            .saturating_add(per_series.saturating_mul(selected.series().min(cap)))
+        luminate_model::memory::QUERY_OVERHEAD_BYTES.saturating_add(held)
     }
 }
 

@@ -317,3 +317,85 @@ fn head_rows_written_out_of_time_order_fold_in_time_order() {
         assert_eq!(got.len(), 40);
     }
 }
+
+#[test]
+fn grouped_windows_over_many_slices_and_waves_equal_each_steps_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // 400 series in 7 regions, one point every 10 s for 300 steps: a part, then the head; every
+    // 50th series also gets late points inside the part's time (folded again in its slice). 300
+    // steps × 400 series are 120 000 windows: several slices of `SLICE_WINDOWS`, in more than one
+    // wave.
+    let series = |steps: std::ops::Range<i64>, every: usize| {
+        let mut out = Vec::new();
+        for step in steps {
+            for s in (0..400).step_by(every) {
+                let host = format!("h{s:03}");
+                let region = format!("r{}", s % 7);
+                let value = ((step * 7 + s as i64) % 23) as f64;
+                out.push(point(
+                    "requests",
+                    BASE + step * 10_000 + (every as i64 - 1),
+                    value,
+                    &[("host", &host), ("region", &region)],
+                ));
+            }
+        }
+        out
+    };
+    engine.write(&tenant(), series(0..200, 1)).unwrap();
+    engine.flush().unwrap();
+    engine.write(&tenant(), series(200..300, 1)).unwrap();
+    engine.write(&tenant(), series(100..120, 50)).unwrap();
+    let steps = WindowSteps {
+        first_end: BASE,
+        step: 10_000,
+        count: 300,
+        range: 30_000,
+    };
+    let (start, end) = steps.span();
+    let r = request(start, end, vec![]);
+    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.max);
+    for key in ["region", "host"] {
+        let got = engine
+            .grouped_windows(
+                &tenant(),
+                &r,
+                &steps,
+                &[key.to_owned()],
+                value,
+                &QueryContext::new(r.timeout),
+            )
+            .unwrap()
+            .unwrap();
+        let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
+        for i in 0..steps.count {
+            let (start, end) = steps.window(i);
+            for (dims, w) in windows(&engine, &request(start, end, vec![])).unwrap() {
+                let Some(v) = value(i, &w) else { continue };
+                let group = vec![(key.to_owned(), dims.get_or_empty(key).to_owned())];
+                let slot = &mut want.entry(group).or_insert_with(|| vec![None; steps.count])[i];
+                match slot {
+                    Some(m) => m.add(v),
+                    None => *slot = Some(ValueMoments::new(v)),
+                }
+            }
+        }
+        assert_eq!(got.len(), if key == "region" { 7 } else { 400 });
+        if key == "host" {
+            // Step 110's window, [1 070 s, 1 100 s], holds four points of each series and, for
+            // h050, three late ones.
+            let at_110 = |host: &str| {
+                let group = got.iter().find(|g| g.0[0].1 == host).unwrap();
+                group.1[110].unwrap().sum
+            };
+            assert!(at_110("h050") >= 7_000.0 && at_110("h050") < 8_000.0);
+            assert!(at_110("h051") >= 4_000.0 && at_110("h051") < 5_000.0);
+        }
+        assert_eq!(
+            got,
+            want.into_iter().collect::<Vec<_>>(),
+            "grouped by {key}"
+        );
+    }
+}

@@ -434,18 +434,18 @@ pub trait MetricsStore: Send + Sync + 'static {
     }
 
     /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] (or
-    /// [`MetricsStore::grouped_windows`] over `grouped_steps` steps) holds for `request`, as
-    /// [`MetricsStore::query_memory`] is for a query (a store that folds counts
+    /// [`MetricsStore::grouped_windows`] over `grouped`'s steps and group-by keys) holds for
+    /// `request`, as [`MetricsStore::query_memory`] is for a query (a store that folds counts
     /// [`crate::window::WINDOW_BYTES_PER_SERIES`] per series it selects, or
-    /// [`crate::window::GROUPED_WINDOW_BYTES_PER_SERIES`] per series and step). A wrapper forwards
-    /// its inner store's. Default: 0, as the default folds hold nothing.
+    /// [`crate::window::GROUP_STEP_BYTES`] per group and step and the windows it holds at once). A
+    /// wrapper forwards its inner store's. Default: 0, as the default folds hold nothing.
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped_steps: Option<usize>,
+        grouped: Option<(usize, &[String])>,
     ) -> Result<u64, StoreError> {
-        let _ = (tenant, request, grouped_steps);
+        let _ = (tenant, request, grouped);
         Ok(0)
     }
 

@@ -38,8 +38,12 @@ pub struct WindowRequest {
 /// Bytes a store holds per series it folds: the window, and the series' dimensions in the answer.
 pub const WINDOW_BYTES_PER_SERIES: u64 = 96 + 256;
 
-/// Bytes a store holds per series and step it folds into groups: the window alone.
+/// Bytes a store holds per series and step it folds into groups while the window is held: the window
+/// alone.
 pub const GROUPED_WINDOW_BYTES_PER_SERIES: u64 = 104;
+
+/// Bytes a store holds per group and step of a grouped fold: the group's moments at that step.
+pub const GROUP_STEP_BYTES: u64 = 48;
 
 /// The windows of a grouped fold, one per evaluation step of a query: window `i` is
 /// `[end(i) − range, end(i)]`, `end(i) = first_end + i × step`, for `i < count` — PromQL's windows of

@@ -61,6 +61,11 @@ impl Selected {
         self.series
     }
 
+    /// An upper bound of the groups.
+    pub(crate) fn groups(&self) -> u64 {
+        self.groups
+    }
+
     /// The series `plan` selects in `ti` and their stored points.
     pub(crate) fn of(ti: Option<&TenantIndex>, plan: &QueryPlan) -> Self {
         let Some((ti, m)) = ti.and_then(|t| Some((t, t.metric_id(&plan.metric)?))) else {

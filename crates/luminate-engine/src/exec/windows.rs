@@ -99,6 +99,9 @@ pub(crate) fn copy_rows(
     if rows.series.is_empty() || rows.max_t < start || rows.min_t > end {
         return Ok(());
     }
+    // At most every row: reserved at once rather than grown by copies (a dense metric's head holds
+    // millions).
+    out.reserve(rows.series.len());
     for (i, &id) in rows.series.iter().enumerate() {
         if i % CHECK_EVERY == 0 {
             ctx.check()?;
@@ -114,6 +117,167 @@ pub(crate) fn copy_rows(
     Ok(())
 }
 
+/// Windows one slice of a grouped fold holds at most (its series × steps): with a slice per thread,
+/// what [`fold_grouped`] holds besides its groups' moments, however many series × steps are selected.
+pub(crate) const SLICE_WINDOWS: usize = 1 << 15;
+
+/// The parts of `parts` holding points in `[start, end]`, each with the time it is read from (above
+/// its tombstone).
+fn part_sources<'a>(
+    parts: &'a [Source<'a>],
+    (start, end): (TimestampMs, TimestampMs),
+) -> Vec<(&'a Part, TimestampMs)> {
+    parts
+        .iter()
+        .filter_map(|s| match *s {
+            Source::Part { part, floor } => {
+                let from = start.max(floor.unwrap_or(TimestampMs::MIN));
+                let meta = part.meta();
+                (meta.max_t >= from && meta.min_t <= end && from <= end).then_some((part, from))
+            }
+            Source::Rows { .. } => None,
+        })
+        .collect()
+}
+
+/// The selection's positions cut into slices of at most `size` series: (first position, ids).
+fn slices<'a>(prepared: &'a Prepared<'_>, size: usize) -> Vec<(usize, &'a [SeriesId])> {
+    prepared
+        .selection
+        .series
+        .chunks(size.max(1))
+        .enumerate()
+        .map(|(i, ids)| (i * size.max(1), ids))
+        .collect()
+}
+
+/// What every slice of a fold reads: the selection, the head's rows sorted by position and time, the
+/// parts in the span, the steps.
+struct FoldInput<'a, 'p> {
+    prepared: &'a Prepared<'p>,
+    head: Vec<(u32, TimestampMs, f64)>,
+    parts: Vec<(&'a Part, TimestampMs)>,
+    steps: &'a WindowSteps,
+    ctx: &'a QueryContext,
+}
+
+impl<'a, 'p> FoldInput<'a, 'p> {
+    fn new(
+        prepared: &'a Prepared<'p>,
+        head: Vec<(u32, TimestampMs, f64)>,
+        parts: &'a [Source<'a>],
+        steps: &'a WindowSteps,
+        ctx: &'a QueryContext,
+        pool: &rayon::ThreadPool,
+    ) -> Self {
+        Self {
+            prepared,
+            head: by_position(head, prepared.selection.series.len(), Some(pool)),
+            parts: part_sources(parts, steps.span()),
+            steps,
+            ctx,
+        }
+    }
+
+    /// The windows of the series at positions `offset..offset + ids.len()`, refolded where their
+    /// sources overlapped in time.
+    fn slice(&self, (offset, ids): (usize, &[SeriesId])) -> Result<Windows, StoreError> {
+        let (steps, ctx, end) = (self.steps, self.ctx, self.steps.span().1);
+        let mut windows = Windows::new(ids.len(), steps.count);
+        for &(part, from) in &self.parts {
+            ctx.check()?;
+            let scan = part.scan(Selection::Only(ids), from..=end);
+            super::each_run(scan, ctx, |run| {
+                if let Some(slot) = self.prepared.map.get(run.series) {
+                    let base = (slot as usize - offset) * steps.count;
+                    windows.fold_run(base, steps, run.timestamps, run.values);
+                }
+                Ok(())
+            })?;
+        }
+        for rows in self
+            .head_rows(offset, ids.len())
+            .chunk_by(|a, b| a.0 == b.0)
+        {
+            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
+            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+            windows.fold_run(
+                (rows[0].0 as usize - offset) * steps.count,
+                steps,
+                &times,
+                &values,
+            );
+        }
+        if !windows.redo.is_empty() {
+            self.refold(&mut windows, offset, ids)?;
+        }
+        Ok(windows)
+    }
+
+    /// The head's rows of the positions `offset..offset + len`.
+    fn head_rows(&self, offset: usize, len: usize) -> &[(u32, TimestampMs, f64)] {
+        let lo = self.head.partition_point(|r| (r.0 as usize) < offset);
+        let hi = self.head.partition_point(|r| (r.0 as usize) < offset + len);
+        &self.head[lo..hi]
+    }
+
+    /// Folds again, from all their points sorted by time, the series of a slice whose sources
+    /// overlapped in time (late points flushed into a newer part than later ones): their windows from
+    /// the sources did not merge.
+    fn refold(
+        &self,
+        windows: &mut Windows,
+        offset: usize,
+        ids: &[SeriesId],
+    ) -> Result<(), StoreError> {
+        let (steps, ctx, end) = (self.steps, self.ctx, self.steps.span().1);
+        windows.redo.sort_unstable();
+        windows.redo.dedup();
+        let redo = std::mem::take(&mut windows.redo);
+        // Positions ascend with series ids.
+        let redo_ids: Vec<SeriesId> = redo.iter().map(|&p| ids[p]).collect();
+        let mut points: Vec<(u32, TimestampMs, f64)> = self
+            .head_rows(offset, ids.len())
+            .iter()
+            .filter(|r| redo.binary_search(&(r.0 as usize - offset)).is_ok())
+            .map(|&(p, t, v)| (p - offset as u32, t, v))
+            .collect();
+        for &(part, from) in &self.parts {
+            ctx.check()?;
+            let scan = part.scan(Selection::Only(&redo_ids), from..=end);
+            super::each_run(scan, ctx, |run| {
+                if let Some(position) = self.prepared.map.get(run.series) {
+                    let position = position - offset as u32;
+                    points.extend(
+                        run.timestamps
+                            .iter()
+                            .zip(run.values)
+                            .map(|(&t, &v)| (position, t, v)),
+                    );
+                }
+                if points.len() > super::MAX_QUERY_VALUES {
+                    return Err(super::too_large(super::MAX_QUERY_VALUES));
+                }
+                Ok(())
+            })?;
+        }
+        ctx.check()?;
+        // Each series' points are a few sorted runs, one per source: ordered in linear time but for
+        // merging the runs.
+        let points = by_position(points, ids.len(), None);
+        let per = windows.per;
+        for rows in points.chunk_by(|a, b| a.0 == b.0) {
+            let base = rows[0].0 as usize * per;
+            windows.slots[base..base + per].fill(None);
+            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
+            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+            windows.fold_run(base, steps, &times, &values);
+        }
+        debug_assert!(windows.redo.is_empty());
+        Ok(())
+    }
+}
+
 /// Folds the copied head rows and every part of `parts` into one window per selected series and
 /// step, in parallel on `pool` by slices of the selection.
 pub(crate) fn fold(
@@ -124,134 +288,136 @@ pub(crate) fn fold(
     ctx: &QueryContext,
     pool: &rayon::ThreadPool,
 ) -> Result<Windows, StoreError> {
-    let (start, end) = steps.span();
     let per = steps.count;
-    let series = &prepared.selection.series;
-    if series.is_empty() {
+    let series = prepared.selection.series.len();
+    if series == 0 {
         return Ok(Windows::new(0, per));
     }
-    let head = by_position(head, series.len());
-    let parts: Vec<(&Part, TimestampMs)> = parts
-        .iter()
-        .filter_map(|s| match *s {
-            Source::Part { part, floor } => {
-                let from = start.max(floor.unwrap_or(TimestampMs::MIN));
-                let meta = part.meta();
-                (meta.max_t >= from && meta.min_t <= end && from <= end).then_some((part, from))
-            }
-            Source::Rows { .. } => None,
-        })
-        .collect();
+    let input = FoldInput::new(prepared, head, parts, steps, ctx, pool);
     let tasks = pool.current_num_threads().max(1) * 4;
-    let size = series.len().div_ceil(tasks).max(1);
-    let slices: Vec<(usize, &[SeriesId])> = series
-        .chunks(size)
-        .enumerate()
-        .map(|(i, ids)| (i * size, ids))
-        .collect();
-    let fold_slice = |&(offset, ids): &(usize, &[SeriesId])| -> Result<Windows, StoreError> {
-        let mut windows = Windows::new(ids.len(), per);
-        for &(part, from) in &parts {
-            ctx.check()?;
-            let scan = part.scan(Selection::Only(ids), from..=end);
-            super::each_run(scan, ctx, |run| {
-                if let Some(slot) = prepared.map.get(run.series) {
-                    let base = (slot as usize - offset) * per;
-                    windows.fold_run(base, steps, run.timestamps, run.values);
-                }
-                Ok(())
-            })?;
-        }
-        // The head's rows of this slice, sorted by position and time.
-        let lo = head.partition_point(|r| (r.0 as usize) < offset);
-        let hi = head.partition_point(|r| (r.0 as usize) < offset + ids.len());
-        for rows in head[lo..hi].chunk_by(|a, b| a.0 == b.0) {
-            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
-            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
-            windows.fold_run((rows[0].0 as usize - offset) * per, steps, &times, &values);
-        }
-        Ok(windows)
-    };
-    let pieces: Vec<(usize, Windows)> = pool.install(|| {
+    let slices = slices(prepared, series.div_ceil(tasks));
+    let pieces: Vec<Windows> = pool.install(|| {
         slices
             .par_iter()
-            .map(|slice| Ok((slice.0, fold_slice(slice)?)))
+            .map(|&slice| input.slice(slice))
             .collect::<Result<_, StoreError>>()
     })?;
     let mut all = Windows::new(0, per);
-    all.slots.reserve(series.len() * per);
-    for (offset, piece) in pieces {
+    all.slots.reserve(series * per);
+    for piece in pieces {
         all.slots.extend(piece.slots);
-        all.redo.extend(piece.redo.into_iter().map(|p| p + offset));
-    }
-    if !all.redo.is_empty() {
-        refold(prepared, &mut all, &head, &parts, steps, ctx)?;
     }
     Ok(all)
 }
 
-/// Folds again, from all their points sorted by time, the series whose sources overlapped in time
-/// (late points flushed into a newer part than later ones): their windows from the sources did not
-/// merge.
-fn refold(
+/// Per group and step, the moments of a value over the group's series' windows at that step.
+#[derive(Debug, Default)]
+pub(crate) struct GroupedSteps {
+    /// `moments[group × steps + step]`.
+    moments: Vec<Option<ValueMoments>>,
+    /// Groups where some series gave a value.
+    present: Vec<bool>,
+    steps: usize,
+}
+
+/// [`fold`] with each series' windows reduced to `value` and added to its group's moments as soon as
+/// its slice is folded: slices of at most [`SLICE_WINDOWS`] windows, a wave of one per thread at a
+/// time, so memory holds the groups' moments and a wave's windows, not a window per series and step
+/// (2 M series × 13 steps would be 2.7 GB). Waves are added in position order, so each sum adds its
+/// series in order, as one pass would.
+pub(crate) fn fold_grouped(
     prepared: &Prepared<'_>,
-    windows: &mut Windows,
-    head: &[(u32, TimestampMs, f64)],
-    parts: &[(&Part, TimestampMs)],
+    head: Vec<(u32, TimestampMs, f64)>,
+    parts: &[Source<'_>],
     steps: &WindowSteps,
     ctx: &QueryContext,
-) -> Result<(), StoreError> {
-    let end = steps.span().1;
-    windows.redo.sort_unstable();
-    windows.redo.dedup();
-    let redo = std::mem::take(&mut windows.redo);
-    // Positions ascend with series ids.
-    let ids: Vec<SeriesId> = redo.iter().map(|&p| prepared.selection.series[p]).collect();
-    let mut points: Vec<(u32, TimestampMs, f64)> = head
-        .iter()
-        .filter(|r| redo.binary_search(&(r.0 as usize)).is_ok())
-        .copied()
-        .collect();
-    for &(part, from) in parts {
-        ctx.check()?;
-        let scan = part.scan(Selection::Only(&ids), from..=end);
-        super::each_run(scan, ctx, |run| {
-            if let Some(position) = prepared.map.get(run.series) {
-                points.extend(
-                    run.timestamps
-                        .iter()
-                        .zip(run.values)
-                        .map(|(&t, &v)| (position, t, v)),
-                );
-            }
-            if points.len() > super::MAX_QUERY_VALUES {
-                return Err(super::too_large(super::MAX_QUERY_VALUES));
-            }
-            Ok(())
+    pool: &rayon::ThreadPool,
+    value: &WindowValue,
+) -> Result<GroupedSteps, StoreError> {
+    let per = steps.count;
+    let groups = prepared.selection.groups.count;
+    let mut out = GroupedSteps {
+        moments: vec![None; groups * per],
+        present: vec![false; groups],
+        steps: per,
+    };
+    if prepared.selection.series.is_empty() {
+        return Ok(out);
+    }
+    let input = FoldInput::new(prepared, head, parts, steps, ctx, pool);
+    let slices = slices(prepared, (SLICE_WINDOWS / per).max(1));
+    for wave in slices.chunks(pool.current_num_threads().max(1)) {
+        let pieces: Vec<Windows> = pool.install(|| {
+            wave.par_iter()
+                .map(|&slice| input.slice(slice))
+                .collect::<Result<_, StoreError>>()
         })?;
+        let pieces: Vec<(usize, Windows)> = wave.iter().map(|s| s.0).zip(pieces).collect();
+        out.add(prepared, &pieces, value, pool);
     }
-    ctx.check()?;
-    // Each series' points are a few sorted runs, one per source: ordered in linear time but for
-    // merging the runs.
-    let points = by_position(points, prepared.selection.series.len());
-    let per = windows.per;
-    for rows in points.chunk_by(|a, b| a.0 == b.0) {
-        let base = rows[0].0 as usize * per;
-        windows.slots[base..base + per].fill(None);
-        let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
-        let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        windows.fold_run(base, steps, &times, &values);
+    Ok(out)
+}
+
+impl GroupedSteps {
+    /// Adds the `value` of each window of `pieces` (each the windows of the series from a position,
+    /// in order) to its group. The groups are split into one contiguous range per thread of `pool`;
+    /// each thread reads every window and adds those of its groups, so each group still adds its
+    /// series in order — the same sums as one thread adding them all.
+    fn add(
+        &mut self,
+        prepared: &Prepared<'_>,
+        pieces: &[(usize, Windows)],
+        value: &WindowValue,
+        pool: &rayon::ThreadPool,
+    ) {
+        let steps = self.steps;
+        let groups = self.present.len();
+        let per_thread = groups.div_ceil(pool.current_num_threads().max(1)).max(1);
+        let group_of = &prepared.selection.group_of;
+        let ranges: Vec<_> = self
+            .moments
+            .chunks_mut(per_thread * steps)
+            .zip(self.present.chunks_mut(per_thread))
+            .enumerate()
+            .map(|(t, (moments, present))| (t * per_thread, moments, present))
+            .collect();
+        pool.install(|| {
+            ranges
+                .into_par_iter()
+                .for_each(|(first, moments, present)| {
+                    let mine = first..first + present.len();
+                    for (offset, windows) in pieces {
+                        for (k, series) in windows.slots.chunks(steps).enumerate() {
+                            let g = group_of[offset + k] as usize;
+                            if !mine.contains(&g) {
+                                continue;
+                            }
+                            let g = g - first;
+                            for (i, w) in series.iter().enumerate() {
+                                let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
+                                    continue;
+                                };
+                                present[g] = true;
+                                match &mut moments[g * steps + i] {
+                                    Some(m) => m.add(v),
+                                    held @ None => *held = Some(ValueMoments::new(v)),
+                                }
+                            }
+                        }
+                    }
+                });
+        });
     }
-    debug_assert!(windows.redo.is_empty());
-    Ok(())
 }
 
 /// Head rows ordered by position, then time: a stable counting sort by position (linear: a series'
 /// rows come in arrival order, which is time order when it is written in order), then a sort of the
-/// runs that are not in time order.
+/// runs that are not in time order — on `pool`'s threads when given. Two rows at one time may end in
+/// either order: the fold keeps the greater value whatever the order.
 fn by_position(
     rows: Vec<(u32, TimestampMs, f64)>,
     positions: usize,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Vec<(u32, TimestampMs, f64)> {
     let mut starts = vec![0usize; positions + 1];
     for r in &rows {
@@ -267,40 +433,33 @@ fn by_position(
         out[*at] = r;
         *at += 1;
     }
+    let mut runs: Vec<&mut [(u32, TimestampMs, f64)]> = Vec::new();
+    let mut rest = out.as_mut_slice();
     for w in starts.windows(2) {
-        let run = &mut out[w[0]..w[1]];
+        let (run, after) = rest.split_at_mut(w[1] - w[0]);
+        rest = after;
         if !run.is_sorted_by_key(|r| r.1) {
-            run.sort_by_key(|r| r.1);
+            runs.push(run);
         }
+    }
+    let sort = |run: &mut &mut [(u32, TimestampMs, f64)]| run.sort_unstable_by_key(|r| r.1);
+    match pool {
+        Some(pool) if runs.len() > 1 => pool.install(|| runs.par_iter_mut().for_each(sort)),
+        _ => runs.iter_mut().for_each(sort),
     }
     out
 }
 
-/// Per group of the plan's `group_by` (ordered by key), the moments of `value` over its series'
-/// windows at each step, added in series order; groups where no series gave a value are left out.
+/// Per group of the plan's `group_by` (ordered by key), its moments at each step; groups where no
+/// series gave a value are left out.
 pub(crate) fn group(
     prepared: &Prepared<'_>,
-    windows: &Windows,
-    steps: usize,
+    grouped: GroupedSteps,
     ti: Option<&TenantIndex>,
     pool: &rayon::ThreadPool,
-    value: &WindowValue,
 ) -> Vec<GroupMoments> {
     let selection = &prepared.selection;
-    let mut moments: Vec<Option<ValueMoments>> = vec![None; selection.groups.count * steps];
-    let mut present = vec![false; selection.groups.count];
-    for (k, w) in windows.slots.iter().enumerate() {
-        let (slot, i) = (k / steps, k % steps);
-        let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
-            continue;
-        };
-        let g = selection.group_of[slot] as usize;
-        present[g] = true;
-        match &mut moments[g * steps + i] {
-            Some(m) => m.add(v),
-            held @ None => *held = Some(ValueMoments::new(v)),
-        }
-    }
+    let steps = grouped.steps;
     let out = Finish {
         plan: prepared.plan,
         selection,
@@ -308,7 +467,7 @@ pub(crate) fn group(
         pool,
     };
     let mut groups: Vec<u32> = (0..selection.groups.count as u32)
-        .filter(|&g| present[g as usize])
+        .filter(|&g| grouped.present[g as usize])
         .collect();
     groups.sort_by(|&a, &b| out.cmp_groups(a, b));
     groups
@@ -317,7 +476,7 @@ pub(crate) fn group(
             let g = g as usize;
             (
                 out.key(g as u32).0,
-                moments[g * steps..(g + 1) * steps].to_vec(),
+                grouped.moments[g * steps..(g + 1) * steps].to_vec(),
             )
         })
         .collect()

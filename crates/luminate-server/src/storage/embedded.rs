@@ -254,10 +254,17 @@ impl MetricsStore for EmbeddedStore {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped_steps: Option<usize>,
+        grouped: Option<(usize, &[String])>,
     ) -> Result<u64, StoreError> {
         let (engine, tenant, request) = (self.engine.clone(), tenant.clone(), request.clone());
-        blocking(move || engine.series_windows_memory(&tenant, &request, grouped_steps)).await
+        let grouped = grouped.map(|(steps, keys)| (steps, keys.to_vec()));
+        blocking(move || {
+            let grouped = grouped
+                .as_ref()
+                .map(|(steps, keys)| (*steps, keys.as_slice()));
+            engine.series_windows_memory(&tenant, &request, grouped)
+        })
+        .await
     }
 
     async fn metric_names(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {

@@ -295,14 +295,14 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped_steps: Option<usize>,
+        grouped: Option<(usize, &[String])>,
     ) -> Result<u64, StoreError> {
         let d = &self.0;
         d.around(
             Operation::SeriesWindowsMemory,
             Box::pin(async move {
                 d.inner()?
-                    .series_windows_memory(tenant, request, grouped_steps)
+                    .series_windows_memory(tenant, request, grouped)
                     .await
             }),
         )

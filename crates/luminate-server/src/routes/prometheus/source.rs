@@ -164,7 +164,7 @@ impl SeriesSource for StoreSource<'_> {
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request, Some(steps.count))
+            .series_windows_memory(self.tenant, &request, Some((steps.count, &group_by)))
             .await?;
         // A window per series and step: past a quarter of the budget, the steps are read one by
         // one instead (the evaluator's step-by-step range query), each far smaller.
