@@ -4,21 +4,21 @@
 
 use luminate_model::query::QueryKind;
 use luminate_model::window::{
-    GROUP_STEP_BYTES, GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SeriesWindows,
-    WINDOW_BYTES_PER_SERIES, WindowRequest, WindowSteps, WindowValue,
+    GROUP_STEP_BYTES, GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SERIES_DIMENSIONS_BYTES,
+    SeriesWindow, SeriesWindows, WINDOW_BYTES, WindowRequest, WindowSteps, WindowValue,
 };
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
 use crate::{Engine, EngineError, exec, snapshot_sources};
 
-/// The query plan whose selection a window request reads: per-series positions, grouped by
-/// `group_by`.
-fn plan_of(request: &WindowRequest, group_by: &[String]) -> QueryPlan {
+/// The query plan whose selection a window request over `span` reads: per-series positions, grouped
+/// by `group_by`.
+fn plan_of(request: &WindowRequest, (start, end): (i64, i64), group_by: &[String]) -> QueryPlan {
     QueryPlan {
         kind: QueryKind::Rate,
         metric: request.metric.clone(),
-        start: request.start,
-        end: request.end.saturating_add(1),
+        start,
+        end: end.saturating_add(1),
         filters: request.filters.clone(),
         group_by: group_by.to_vec(),
         interval_ms: Some(1),
@@ -28,41 +28,47 @@ fn plan_of(request: &WindowRequest, group_by: &[String]) -> QueryPlan {
 }
 
 impl Engine {
-    /// Each series of `request.metric` passing its filters with a point in `[start, end]`, with its
-    /// points there folded into a window (`luminate_model::window`), sorted by dimensions.
-    /// `QueryTooLarge` past `request.limit` series. `None` when a part is damaged: the caller reads
-    /// points (through [`Engine::query`], which sets damaged parts aside).
+    /// Each series of `request.metric` passing its filters with a point in a window of `steps`, with
+    /// its points in each step's window folded (`luminate_model::window`; `None` for a step without
+    /// any), sorted by dimensions; the request's `start` and `end` are ignored. `QueryTooLarge` past
+    /// `request.limit` series. `None` when a part is damaged: the caller reads points (through
+    /// [`Engine::query`], which sets damaged parts aside).
     pub fn series_windows(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, EngineError> {
-        let steps = WindowSteps::single(request.start, request.end);
         self.folded(
             tenant,
             request,
-            &steps,
+            steps,
             &[],
             ctx,
             |prepared, head, sources| {
-                exec::windows::fold(prepared, head, sources, &steps, ctx, &self.query_pool)
+                exec::windows::fold(prepared, head, sources, steps, ctx, &self.query_pool)
             },
             |prepared, windows, ti| {
-                let found = windows.slots.iter().flatten().count();
-                if found > request.limit {
-                    return Err(too_many(found, "series", request.limit));
-                }
                 let series = exec::windows::selected(prepared);
-                let mut out: Vec<(Dimensions, _)> = windows
+                let found: Vec<(usize, Vec<Option<SeriesWindow>>)> = windows
                     .slots
+                    .chunks(steps.count.max(1))
+                    .enumerate()
+                    .filter(|(_, w)| w.iter().any(Option::is_some))
+                    .map(|(position, w)| (position, w.to_vec()))
+                    .collect();
+                if found.len() > request.limit {
+                    return Err(too_many(found.len(), "series", request.limit));
+                }
+                let mut out: Vec<(Dimensions, _)> = found
                     .into_iter()
-                    .zip(series)
-                    .filter_map(|(w, &id)| {
-                        Some((
+                    .map(|(position, w)| {
+                        let id = series[position];
+                        (
                             ti.map(|ti| ti.series(id).dimensions()).unwrap_or_default(),
-                            w?,
-                        ))
+                            w,
+                        )
                     })
                     .collect();
                 out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -125,8 +131,8 @@ impl Engine {
             Option<&crate::index::TenantIndex>,
         ) -> Result<R, EngineError>,
     ) -> Result<Option<R>, EngineError> {
-        let plan = plan_of(request, group_by);
         let span = steps.span();
+        let plan = plan_of(request, span, group_by);
         let index = self.shared.read_index();
         let prepared = exec::prepare(index.tenant(tenant), &plan, ctx, &self.query_pool)?;
         let Some(m) = prepared.metric() else {
@@ -162,21 +168,27 @@ impl Engine {
         finish(&prepared, windows, index.tenant(tenant)).map(Some)
     }
 
-    /// An estimate, in bytes, of what [`Engine::series_windows`] (or [`Engine::grouped_windows`] over
-    /// `grouped`'s steps and group-by keys) holds for `request`, from the index (no row read): per
-    /// selected series a window and its dimensions; grouped, the groups' moments at each step and the
-    /// windows of a wave of slices (`exec::windows::fold_grouped`).
+    /// An estimate, in bytes, of what [`Engine::series_windows`] over `steps` steps (or
+    /// [`Engine::grouped_windows`], with `group_by`) holds for `request` (its `start` and `end`: the
+    /// steps' span), from the index (no row read): per selected series its dimensions and a window per
+    /// step; grouped, the groups' moments at each step and the windows of a wave of slices
+    /// (`exec::windows::fold_grouped`).
     pub fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: Option<(usize, &[String])>,
+        steps: usize,
+        group_by: Option<&[String]>,
     ) -> u64 {
-        let plan = plan_of(request, grouped.map_or(&[], |(_, keys)| keys));
+        let plan = plan_of(
+            request,
+            (request.start, request.end),
+            group_by.unwrap_or(&[]),
+        );
         let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), &plan);
-        let held = match grouped {
-            Some((steps, _)) => {
-                let steps = steps as u64;
+        let steps = steps.max(1) as u64;
+        let held = match group_by {
+            Some(_) => {
                 let windows = (exec::windows::SLICE_WINDOWS as u64)
                     .saturating_mul(self.query_pool.current_num_threads().max(1) as u64)
                     .min(selected.series().saturating_mul(steps));
@@ -185,9 +197,10 @@ impl Engine {
                     .saturating_mul(selected.groups())
                     .saturating_add(GROUPED_WINDOW_BYTES_PER_SERIES.saturating_mul(windows))
             }
-            None => {
-                WINDOW_BYTES_PER_SERIES.saturating_mul(selected.series().min(request.limit as u64))
-            }
+            None => WINDOW_BYTES
+                .saturating_mul(steps)
+                .saturating_add(SERIES_DIMENSIONS_BYTES)
+                .saturating_mul(selected.series().min(request.limit as u64)),
         };
         luminate_model::memory::QUERY_OVERHEAD_BYTES.saturating_add(held)
     }

@@ -31,10 +31,26 @@ fn request(start: i64, end: i64, filters: Vec<Filter>) -> WindowRequest {
     }
 }
 
+/// Each series' one window over `[request.start, request.end]`.
 fn windows(engine: &Engine, request: &WindowRequest) -> Option<Vec<(Dimensions, SeriesWindow)>> {
-    engine
-        .series_windows(&tenant(), request, &QueryContext::new(request.timeout))
-        .unwrap()
+    let steps = WindowSteps::single(request.start, request.end);
+    let found = engine
+        .series_windows(
+            &tenant(),
+            request,
+            &steps,
+            &QueryContext::new(request.timeout),
+        )
+        .unwrap()?;
+    Some(
+        found
+            .into_iter()
+            .map(|(dims, mut w)| {
+                assert_eq!(w.len(), 1);
+                (dims, w.pop().unwrap().unwrap())
+            })
+            .collect(),
+    )
 }
 
 /// The expected windows: every stored point of the request's series in its window, read back by a
@@ -216,7 +232,12 @@ fn more_series_than_the_limit_is_too_large() {
     let mut r = request(BASE, BASE + 100_000, vec![]);
     r.limit = 39;
     let err = engine
-        .series_windows(&tenant(), &r, &QueryContext::new(r.timeout))
+        .series_windows(
+            &tenant(),
+            &r,
+            &WindowSteps::single(r.start, r.end),
+            &QueryContext::new(r.timeout),
+        )
         .unwrap_err();
     match err {
         EngineError::Query(StoreError::QueryTooLarge { message }) => {
@@ -398,4 +419,45 @@ fn grouped_windows_over_many_slices_and_waves_equal_each_steps_windows() {
             "grouped by {key}"
         );
     }
+}
+
+#[test]
+fn windows_of_every_step_equal_each_steps_own_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // A part, the head, and late points of the head inside the part's time.
+    engine.write(&tenant(), counters(BASE, 0..50)).unwrap();
+    engine.flush().unwrap();
+    engine.write(&tenant(), counters(BASE, 50..90)).unwrap();
+    engine
+        .write(&tenant(), counters(BASE + 5_000, 20..25))
+        .unwrap();
+    // Windows of 60 s every 45 s, the first before any point, the last after them.
+    let steps = WindowSteps {
+        first_end: BASE - 10_000,
+        step: 45_000,
+        count: 23,
+        range: 60_000,
+    };
+    let (start, end) = steps.span();
+    let r = request(start, end, vec![]);
+    let got = engine
+        .series_windows(&tenant(), &r, &steps, &QueryContext::new(r.timeout))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 40);
+    for (dims, ws) in &got {
+        assert_eq!(ws.len(), steps.count);
+        assert!(ws[0].is_none(), "the first window ends before the points");
+        assert!(ws[22].is_none(), "the last starts after them");
+        for (i, w) in ws.iter().enumerate() {
+            let (start, end) = steps.window(i);
+            let own = windows(&engine, &request(start, end, vec![])).unwrap();
+            let want = own.iter().find(|(d, _)| d == dims).map(|(_, w)| *w);
+            assert_eq!(*w, want, "step {i} of {dims:?}");
+        }
+    }
+    // Step 5's window, [155 s, 215 s], holds six points every 10 s and the late ones at 205 s and
+    // 215 s (its end is included).
+    assert_eq!(got[0].1[5].unwrap().count, 8);
 }

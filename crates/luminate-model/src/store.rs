@@ -399,18 +399,20 @@ pub trait MetricsStore: Send + Sync + 'static {
         Ok(crate::memory::answer_only(plan, u64::MAX))
     }
 
-    /// Each series of `request.metric` passing its filters with a point in `[start, end]`, its points
-    /// there folded into a [`crate::window::SeriesWindow`] (PromQL's instant selectors and range functions over
-    /// millions of points, without holding the points: [`crate::window`]). `QueryTooLarge` past
-    /// `request.limit` series; `None` when the store cannot fold them (the caller reads points). A
-    /// wrapper forwards its inner store's. Default: `None`.
+    /// Each series of `request.metric` passing its filters with a point in a window of `steps`, its
+    /// points in each step's window folded into a [`crate::window::SeriesWindow`] (PromQL's instant
+    /// selectors and range functions over millions of points, for an instant query or every step of a
+    /// range query, without holding the points: [`crate::window`]); `request.start` and `end` are
+    /// ignored. `QueryTooLarge` past `request.limit` series; `None` when the store cannot fold them
+    /// (the caller reads points). A wrapper forwards its inner store's. Default: `None`.
     async fn series_windows(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, StoreError> {
-        let _ = (tenant, request, ctx);
+        let _ = (tenant, request, steps, ctx);
         Ok(None)
     }
 
@@ -433,19 +435,21 @@ pub trait MetricsStore: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] (or
-    /// [`MetricsStore::grouped_windows`] over `grouped`'s steps and group-by keys) holds for
-    /// `request`, as [`MetricsStore::query_memory`] is for a query (a store that folds counts
-    /// [`crate::window::WINDOW_BYTES_PER_SERIES`] per series it selects, or
-    /// [`crate::window::GROUP_STEP_BYTES`] per group and step and the windows it holds at once). A
-    /// wrapper forwards its inner store's. Default: 0, as the default folds hold nothing.
+    /// An estimate, in bytes, of the memory [`MetricsStore::series_windows`] over `steps` steps (or
+    /// [`MetricsStore::grouped_windows`], with `group_by`) holds for `request`, as
+    /// [`MetricsStore::query_memory`] is for a query (a store that folds counts
+    /// [`crate::window::SERIES_DIMENSIONS_BYTES`] per series it selects and
+    /// [`crate::window::WINDOW_BYTES`] per series and step, or [`crate::window::GROUP_STEP_BYTES`]
+    /// per group and step and the windows it holds at once). A wrapper forwards its inner store's.
+    /// Default: 0, as the default folds hold nothing.
     async fn series_windows_memory(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: Option<(usize, &[String])>,
+        steps: usize,
+        group_by: Option<&[String]>,
     ) -> Result<u64, StoreError> {
-        let _ = (tenant, request, grouped);
+        let _ = (tenant, request, steps, group_by);
         Ok(0)
     }
 

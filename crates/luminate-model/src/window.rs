@@ -35,8 +35,15 @@ pub struct WindowRequest {
     pub timeout: Duration,
 }
 
-/// Bytes a store holds per series it folds: the window, and the series' dimensions in the answer.
-pub const WINDOW_BYTES_PER_SERIES: u64 = 96 + 256;
+/// Bytes a store holds per series it folds into one window: the window, and the series' dimensions in
+/// the answer.
+pub const WINDOW_BYTES_PER_SERIES: u64 = WINDOW_BYTES + SERIES_DIMENSIONS_BYTES;
+
+/// Bytes of one window in an answer of [`SeriesWindows`].
+pub const WINDOW_BYTES: u64 = 96;
+
+/// Bytes of a series' dimensions in an answer of [`SeriesWindows`].
+pub const SERIES_DIMENSIONS_BYTES: u64 = 256;
 
 /// Bytes a store holds per series and step it folds into groups while the window is held: the window
 /// alone.
@@ -99,9 +106,10 @@ impl WindowSteps {
     }
 }
 
-/// Each series' window, with its dimensions; `None` when the store cannot fold (it does not know how,
-/// or a series' points overlap in time across what it read): the caller reads points instead.
-pub type SeriesWindows = Option<Vec<(Dimensions, SeriesWindow)>>;
+/// Each series' windows, one per step (`None` where it has no sample in that step's window), with its
+/// dimensions; `None` when the store cannot fold (it does not know how, or a part is damaged): the
+/// caller reads points instead.
+pub type SeriesWindows = Option<Vec<(Dimensions, Vec<Option<SeriesWindow>>)>>;
 
 /// The value a series' window of step `i` gives (`None`: the series has none there, e.g. `rate` of one
 /// sample).

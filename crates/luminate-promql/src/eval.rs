@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use luminate_model::window::WindowSteps;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{AtModifier, Call, Expr, MatrixSelector, Offset, VectorSelector};
 
@@ -38,6 +39,22 @@ pub(crate) fn at_time(vs: &VectorSelector, steps: &Steps) -> Option<i64> {
     })
 }
 
+/// The windows of `range` ms that `vs` reads over `steps`, one per step ending at its read time;
+/// `None` for a range query with `@`, whose steps all read one window (evaluated from the series).
+pub(crate) fn window_steps(vs: &VectorSelector, steps: &Steps, range: i64) -> Option<WindowSteps> {
+    let (first_end, step, count) = match at_time(vs, steps) {
+        Some(_) if steps.len() > 1 => return None,
+        Some(at) => (at, 1, 1),
+        None => (steps.start, steps.step.max(1), steps.len()),
+    };
+    Some(WindowSteps {
+        first_end: first_end.saturating_sub(offset_ms(vs)),
+        step,
+        count,
+        range,
+    })
+}
+
 fn system_time_ms(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(d) => millis(d),
@@ -60,7 +77,7 @@ pub(crate) fn offset_ms(vs: &VectorSelector) -> i64 {
 pub(crate) struct Fetched {
     /// Raw samples.
     pub raw: HashMap<usize, Vec<RawSeries>>,
-    /// Folded windows (instant queries only: one window, the only step's).
+    /// Folded windows, one per series and step.
     pub windows: HashMap<usize, Vec<WindowSeries>>,
     /// Aggregations already computed.
     pub known: HashMap<usize, Value>,
@@ -159,15 +176,19 @@ impl Evaluator<'_> {
     /// in seconds instead of its value (what `timestamp()` of a selector answers).
     fn instant_selector(&self, vs: &VectorSelector, timestamps: bool) -> Vec<Series> {
         if let Some(windows) = self.windows_of(vs) {
-            // Read over the lookback of the only step: each window's latest sample is the answer.
+            // Read over the lookback of each step: a window's latest sample is the answer there.
             return windows
                 .iter()
-                .map(|s| {
-                    let (ts, v) = s.window.last;
-                    Series {
-                        labels: s.labels.clone(),
-                        values: vec![Some(if timestamps { ts as f64 / 1000.0 } else { v })],
-                    }
+                .map(|s| Series {
+                    labels: s.labels.clone(),
+                    values: s
+                        .windows
+                        .iter()
+                        .map(|w| {
+                            let (ts, v) = w.as_ref()?.last;
+                            Some(if timestamps { ts as f64 / 1000.0 } else { v })
+                        })
+                        .collect(),
                 })
                 .collect();
         }
@@ -354,22 +375,29 @@ impl Evaluator<'_> {
         let mut out = VectorBuilder::new(self.steps.len());
         let keep_name = name == "last_over_time";
         if let Some(windows) = self.windows_of(&ms.vs) {
-            // Read over the window of the only step.
-            let end = self.read_time(&ms.vs, self.steps.start);
-            let start = end.saturating_sub(range);
+            // Read over the window of each step.
             for s in windows {
-                let w = &s.window;
-                let Some(value) = math::folded_value(name, w, start, end, range_secs) else {
-                    return Err(EvalError::Execution(format!(
-                        "{name}() cannot be computed from folded samples"
-                    )));
-                };
+                let values = self
+                    .steps
+                    .times()
+                    .zip(&s.windows)
+                    .map(|(t, w)| {
+                        let Some(w) = w else { return Ok(None) };
+                        let end = self.read_time(&ms.vs, t);
+                        let start = end.saturating_sub(range);
+                        math::folded_value(name, w, start, end, range_secs).ok_or_else(|| {
+                            EvalError::Execution(format!(
+                                "{name}() cannot be computed from folded samples"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let labels = if keep_name {
                     s.labels.clone()
                 } else {
                     s.labels.without_name()
                 };
-                out.merge(labels, vec![value])?;
+                out.merge(labels, values)?;
             }
             return Ok(Value::Vector(out.finish()));
         }

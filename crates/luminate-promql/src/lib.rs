@@ -120,13 +120,12 @@ async fn evaluate_all(
     let known: HashSet<usize> = data.known.keys().copied().collect();
     let mut budget = MAX_SAMPLES;
     for read in plan::plan(expr, steps, &known)? {
-        // An instant query reads one window per selector: folded, when that is all its evaluation
-        // needs and the source can fold it, so a dense metric's points are never held.
+        // A selector whose evaluation needs only each step's window folded reads those, when the
+        // source can fold them: a dense metric's points are never held.
         if read.folded
-            && steps.len() == 1
+            && let Some(window_steps) = eval::window_steps(read.selector, steps, read.range)
             && let Some(windows) =
-                select::select_windows(source, read.selector, read.start, read.end, &mut budget)
-                    .await?
+                select::select_windows(source, read.selector, window_steps, &mut budget).await?
         {
             data.windows.insert(read.key, windows);
             continue;

@@ -60,6 +60,8 @@ pub(crate) struct Read<'e> {
     pub selector: &'e VectorSelector,
     pub start: i64,
     pub end: i64,
+    /// The length of each step's window, ms (the lookback for an instant selector).
+    pub range: i64,
     pub folded: bool,
 }
 
@@ -100,6 +102,7 @@ fn read<'e>(
         selector: vs,
         start: first.saturating_sub(offset).saturating_sub(range),
         end: last.saturating_sub(offset),
+        range,
         folded,
     });
     Ok(())

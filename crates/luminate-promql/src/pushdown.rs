@@ -29,7 +29,7 @@ use luminate_model::{Aggregation, Filter};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
 use crate::error::EvalError;
-use crate::eval::{LOOKBACK_MS, at_time, millis, offset_ms};
+use crate::eval::{LOOKBACK_MS, at_time, millis, offset_ms, window_steps};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::math;
 use crate::select::{SeriesSource, filters, matchers, metric_names};
@@ -206,10 +206,14 @@ async fn by_grouped_windows(
     if !["sum", "count", "min", "max", "avg"].contains(&op.as_str()) {
         return Ok(None);
     }
-    // The selector, its windows' length, and the value of a series' window at step `i`, whose
-    // window ends at `end(i)`.
-    let (vs, range, value): (_, i64, Arc<WindowValue>) = match strip(&agg.expr) {
-        Expr::VectorSelector(vs) => (vs, LOOKBACK_MS, Arc::new(|_, w| Some(w.last.1))),
+    // The selector's windows, and the value of a series' window at step `i`.
+    let (vs, windows, value): (_, WindowSteps, Arc<WindowValue>) = match strip(&agg.expr) {
+        Expr::VectorSelector(vs) => {
+            let Some(windows) = window_steps(vs, steps, LOOKBACK_MS) else {
+                return Ok(None);
+            };
+            (vs, windows, Arc::new(|_, w| Some(w.last.1)))
+        }
         Expr::Call(call) if crate::plan::FOLDED_FUNCTIONS.contains(&call.func.name) => {
             let [arg] = call.args.args.as_slice() else {
                 return Ok(None);
@@ -217,32 +221,20 @@ async fn by_grouped_windows(
             let Expr::MatrixSelector(ms) = strip(arg) else {
                 return Ok(None);
             };
-            let range = millis(ms.range);
-            let secs = ms.range.as_secs_f64();
-            let ends = window_ends(&ms.vs, steps);
-            let bounds = move |i: usize| {
-                let end = ends.0 + i as i64 * ends.1;
-                (end - range, end)
+            // With `@` in a range query every step reads the same window: evaluated from the
+            // series.
+            let Some(windows) = window_steps(&ms.vs, steps, millis(ms.range)) else {
+                return Ok(None);
             };
+            let secs = ms.range.as_secs_f64();
             let name = call.func.name;
             let value: Arc<WindowValue> = Arc::new(move |i, w| {
-                let (start, end) = bounds(i);
+                let (start, end) = windows.window(i);
                 math::folded_value(name, w, start, end, secs).flatten()
             });
-            (&ms.vs, range, value)
+            (&ms.vs, windows, value)
         }
         _ => return Ok(None),
-    };
-    if vs.at.is_some() && steps.len() > 1 {
-        // Every step reads the same window: evaluated from the series.
-        return Ok(None);
-    }
-    let (first_end, step) = window_ends(vs, steps);
-    let windows = WindowSteps {
-        first_end,
-        step: step.max(1),
-        count: steps.len(),
-        range,
     };
     let Some(metrics) = exact_filters(source, vs).await? else {
         return Ok(None);
@@ -295,14 +287,6 @@ async fn by_grouped_windows(
             })
             .collect(),
     )))
-}
-
-/// The end of the selector's window at the first step, and between two steps' ends.
-fn window_ends(vs: &VectorSelector, steps: &Steps) -> (i64, i64) {
-    match at_time(vs, steps) {
-        Some(at) => (at - offset_ms(vs), 0),
-        None => (steps.start - offset_ms(vs), steps.step),
-    }
 }
 
 /// One series per group, with its value at the only step.

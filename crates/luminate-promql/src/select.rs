@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use luminate_model::result::RangePoint;
 use std::sync::Arc;
 
-use luminate_model::window::{GroupedWindows, SeriesWindow, WindowSteps, WindowValue};
+use luminate_model::window::{
+    GroupedWindows, SeriesWindow, SeriesWindows, WindowSteps, WindowValue,
+};
 use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::VectorSelector;
@@ -61,19 +63,18 @@ pub trait SeriesSource: Send + Sync {
         limit: usize,
     ) -> Result<(Vec<RangePoint>, bool), EvalError>;
 
-    /// Each series of `metric` passing `filters` with a point in `[start, end]`, its points there
-    /// folded into a window (`luminate_model::window`), at most `limit` series (more is
-    /// [`EvalError::TooManySamples`]); `None` when the source cannot fold them, and the caller reads
-    /// points. Default: `None`.
+    /// Each series of `metric` passing `filters` with a point in a window of `steps`, its points in
+    /// each step's window folded (`luminate_model::window`; `None` for a step without any), at most
+    /// `limit` series (more is [`EvalError::TooManySamples`]); `None` when the source cannot fold
+    /// them (or not within its memory), and the caller reads points. Default: `None`.
     async fn windows(
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        start: i64,
-        end: i64,
+        steps: WindowSteps,
         limit: usize,
-    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
-        let _ = (metric, filters, start, end, limit);
+    ) -> Result<SeriesWindows, EvalError> {
+        let _ = (metric, filters, steps, limit);
         Ok(None)
     }
 
@@ -100,13 +101,13 @@ pub trait SeriesSource: Send + Sync {
     fn reads_done(&self) {}
 }
 
-/// One series' samples in a window, folded.
+/// One series' samples in the window of each step, folded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowSeries {
     /// Its labels, `__name__` included.
     pub labels: Labels,
-    /// Its samples in the window.
-    pub window: SeriesWindow,
+    /// Its samples in each step's window (`None`: none there).
+    pub windows: Vec<Option<SeriesWindow>>,
 }
 
 /// One series' raw samples in time order.
@@ -180,14 +181,13 @@ pub async fn select(
     Ok(out)
 }
 
-/// The series of `vs` with samples in `[start, end]`, each folded into a window, when the source can
-/// fold every one of them (`None`: read points with [`select`]). A window counts as one sample of
-/// `budget`.
+/// The series of `vs` with samples in a window of `steps`, each folded into a window per step, when
+/// the source can fold every one of them (`None`: read points with [`select`]). A window counts as
+/// one sample of `budget`.
 pub async fn select_windows(
     source: &dyn SeriesSource,
     vs: &VectorSelector,
-    start: i64,
-    end: i64,
+    steps: WindowSteps,
     budget: &mut usize,
 ) -> Result<Option<Vec<WindowSeries>>, EvalError> {
     let matchers = matchers(vs);
@@ -199,21 +199,25 @@ pub async fn select_windows(
         let Some((filters, _)) = filters(source, &metric, &labels).await? else {
             continue;
         };
-        let Some(windows) = source
-            .windows(&metric, filters, start, end, *budget)
-            .await?
-        else {
+        let limit = *budget / steps.count.max(1);
+        let Some(found) = source.windows(&metric, filters, steps, limit).await? else {
             *budget = before;
             return Ok(None);
         };
-        if windows.len() > *budget {
+        let held = found.len().saturating_mul(steps.count.max(1));
+        if held > *budget && steps.count > 1 {
+            // A window per series and step is more than the points may be: read those.
+            *budget = before;
+            return Ok(None);
+        }
+        if held > *budget {
             return Err(EvalError::TooManySamples);
         }
-        *budget -= windows.len();
-        for (dims, window) in windows {
+        *budget -= held;
+        for (dims, windows) in found {
             let labels = series_labels(&dims, &metric);
             if matchers.iter().all(|m| m.is_match(labels.get(&m.name))) {
-                out.push(WindowSeries { labels, window });
+                out.push(WindowSeries { labels, windows });
             }
         }
     }

@@ -159,14 +159,14 @@ impl SeriesSource for Memory {
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        start: i64,
-        end: i64,
+        steps: luminate_model::window::WindowSteps,
         limit: usize,
-    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
+    ) -> Result<luminate_model::window::SeriesWindows, EvalError> {
         if !self.fold {
             return Ok(None);
         }
         self.folds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (start, end) = steps.span();
         let (points, _) = self.points(metric, filters, start, end, usize::MAX).await?;
         let mut by_series: std::collections::BTreeMap<Dimensions, Vec<(i64, f64)>> =
             Default::default();
@@ -184,7 +184,18 @@ impl SeriesSource for Memory {
                 .into_iter()
                 .map(|(dims, mut samples)| {
                     samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-                    (dims, SeriesWindow::of_sorted(&samples).unwrap())
+                    let windows = (0..steps.count)
+                        .map(|i| {
+                            let (start, end) = steps.window(i);
+                            let from = samples.partition_point(|s| s.0 < start);
+                            let to = samples.partition_point(|s| s.0 <= end);
+                            SeriesWindow::of_sorted(&samples[from..to])
+                        })
+                        .collect();
+                    (dims, windows)
+                })
+                .filter(|(_, windows): &(_, Vec<Option<SeriesWindow>>)| {
+                    windows.iter().any(Option::is_some)
                 })
                 .collect(),
         ))
@@ -209,14 +220,15 @@ impl SeriesSource for Memory {
             Vec<(String, String)>,
             Vec<Option<ValueMoments>>,
         > = Default::default();
-        for i in 0..steps.count {
-            let (start, end) = steps.window(i);
-            let windows = self
-                .windows(metric, filters.clone(), start, end, usize::MAX)
-                .await?
-                .unwrap();
-            for (dims, w) in windows {
-                let Some(v) = value(i, &w) else { continue };
+        let windows = self
+            .windows(metric, filters, steps, usize::MAX)
+            .await?
+            .unwrap();
+        for (dims, ws) in windows {
+            for (i, w) in ws.iter().enumerate() {
+                let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
+                    continue;
+                };
                 let key = group_by
                     .iter()
                     .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))

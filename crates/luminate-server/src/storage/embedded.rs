@@ -216,15 +216,17 @@ impl MetricsStore for EmbeddedStore {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, StoreError> {
-        let (engine, tenant, request, ctx) = (
+        let (engine, tenant, request, steps, ctx) = (
             self.engine.clone(),
             tenant.clone(),
             request.clone(),
+            *steps,
             ctx.clone(),
         );
-        Ok(blocking(move || engine.series_windows(&tenant, &request, &ctx)).await??)
+        Ok(blocking(move || engine.series_windows(&tenant, &request, &steps, &ctx)).await??)
     }
 
     async fn grouped_windows(
@@ -254,15 +256,13 @@ impl MetricsStore for EmbeddedStore {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: Option<(usize, &[String])>,
+        steps: usize,
+        group_by: Option<&[String]>,
     ) -> Result<u64, StoreError> {
         let (engine, tenant, request) = (self.engine.clone(), tenant.clone(), request.clone());
-        let grouped = grouped.map(|(steps, keys)| (steps, keys.to_vec()));
+        let group_by = group_by.map(<[String]>::to_vec);
         blocking(move || {
-            let grouped = grouped
-                .as_ref()
-                .map(|(steps, keys)| (*steps, keys.as_slice()));
-            engine.series_windows_memory(&tenant, &request, grouped)
+            engine.series_windows_memory(&tenant, &request, steps, group_by.as_deref())
         })
         .await
     }

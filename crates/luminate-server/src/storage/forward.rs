@@ -260,12 +260,13 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
+        steps: &WindowSteps,
         ctx: &QueryContext,
     ) -> Result<SeriesWindows, StoreError> {
         let d = &self.0;
         d.around(
             Operation::SeriesWindows,
-            Box::pin(async move { d.inner()?.series_windows(tenant, request, ctx).await }),
+            Box::pin(async move { d.inner()?.series_windows(tenant, request, steps, ctx).await }),
         )
         .await
     }
@@ -295,14 +296,15 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
-        grouped: Option<(usize, &[String])>,
+        steps: usize,
+        group_by: Option<&[String]>,
     ) -> Result<u64, StoreError> {
         let d = &self.0;
         d.around(
             Operation::SeriesWindowsMemory,
             Box::pin(async move {
                 d.inner()?
-                    .series_windows_memory(tenant, request, grouped)
+                    .series_windows_memory(tenant, request, steps, group_by)
                     .await
             }),
         )

@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
 use luminate_model::window::{
-    GroupedWindows, SeriesWindow, WindowRequest, WindowSteps, WindowValue,
+    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
 };
 use luminate_model::{
-    Aggregation, Dimensions, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError,
-    Tenant,
+    Aggregation, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
 };
 use luminate_promql::{EvalError, SeriesSource};
 
@@ -129,24 +128,34 @@ impl SeriesSource for StoreSource<'_> {
         &self,
         metric: &str,
         filters: Vec<Filter>,
-        start: i64,
-        end: i64,
+        steps: WindowSteps,
         limit: usize,
-    ) -> Result<Option<Vec<(Dimensions, SeriesWindow)>>, EvalError> {
-        let Some(request) = self.window_request(metric, filters, (start, end), limit)? else {
+    ) -> Result<SeriesWindows, EvalError> {
+        let Some(request) = self.window_request(metric, filters, steps.span(), limit)? else {
             return Ok(Some(Vec::new()));
         };
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request, None)
+            .series_windows_memory(self.tenant, &request, steps.count, None)
             .await?;
+        // Windows per series and step: past a quarter of the budget, a range query reads points
+        // (or its steps one by one) instead.
+        if steps.count > 1 && estimate > self.state.config.query_limits.memory_budget_bytes / 4 {
+            return Ok(None);
+        }
         self.reserve(estimate).await?;
-        Ok(self
+        match self
             .state
             .store
-            .series_windows(self.tenant, &request, &self.ctx)
-            .await?)
+            .series_windows(self.tenant, &request, &steps, &self.ctx)
+            .await
+        {
+            // More series than the steps' windows may hold: a range query reads points instead,
+            // which may be fewer.
+            Err(StoreError::QueryTooLarge { .. }) if steps.count > 1 => Ok(None),
+            other => Ok(other?),
+        }
     }
 
     async fn grouped_windows(
@@ -164,7 +173,7 @@ impl SeriesSource for StoreSource<'_> {
         let estimate = self
             .state
             .store
-            .series_windows_memory(self.tenant, &request, Some((steps.count, &group_by)))
+            .series_windows_memory(self.tenant, &request, steps.count, Some(&group_by))
             .await?;
         // A window per series and step: past a quarter of the budget, the steps are read one by
         // one instead (the evaluator's step-by-step range query), each far smaller.
