@@ -145,7 +145,11 @@ impl Engine {
             let head = self.shared.read_head();
             let stored = self.shared.read_stored();
             drop(index);
-            for chunk in head.rows(tenant, m) {
+            let chunks = head.rows(tenant, m);
+            // At most every row: one allocation rather than growing by copies (a dense metric's
+            // head holds millions).
+            rows.reserve(chunks.iter().map(|c| c.series.len()).sum());
+            for chunk in chunks {
                 exec::windows::copy_rows(&prepared, &chunk, None, span, ctx, &mut rows)?;
             }
             stored

@@ -99,9 +99,6 @@ pub(crate) fn copy_rows(
     if rows.series.is_empty() || rows.max_t < start || rows.min_t > end {
         return Ok(());
     }
-    // At most every row: reserved at once rather than grown by copies (a dense metric's head holds
-    // millions).
-    out.reserve(rows.series.len());
     for (i, &id) in rows.series.iter().enumerate() {
         if i % CHECK_EVERY == 0 {
             ctx.check()?;
@@ -412,8 +409,9 @@ impl GroupedSteps {
 
 /// Head rows ordered by position, then time: a stable counting sort by position (linear: a series'
 /// rows come in arrival order, which is time order when it is written in order), then a sort of the
-/// runs that are not in time order — on `pool`'s threads when given. Two rows at one time may end in
-/// either order: the fold keeps the greater value whatever the order.
+/// runs that are not in time order — on `pool`'s threads when given. The runs' sort is stable, which
+/// merges the ascending stretches two interleaved writers leave in a series' rows rather than
+/// sorting them again.
 fn by_position(
     rows: Vec<(u32, TimestampMs, f64)>,
     positions: usize,
@@ -442,7 +440,7 @@ fn by_position(
             runs.push(run);
         }
     }
-    let sort = |run: &mut &mut [(u32, TimestampMs, f64)]| run.sort_unstable_by_key(|r| r.1);
+    let sort = |run: &mut &mut [(u32, TimestampMs, f64)]| run.sort_by_key(|r| r.1);
     match pool {
         Some(pool) if runs.len() > 1 => pool.install(|| runs.par_iter_mut().for_each(sort)),
         _ => runs.iter_mut().for_each(sort),
