@@ -611,6 +611,10 @@ def table(luminate_path, systems_path, remote_write_path=None, report_path=None)
     if any(n in systems for n in COLUMNAR):
         print()
         versus = versus_columnar(lum, systems)
+    on_clickhouse = None
+    if LUMINATE_CLICKHOUSE in systems and "ClickHouse" in systems:
+        print()
+        on_clickhouse = versus_clickhouse(lum, systems)
     for n in names:
         if systems[n].get("version"):
             print(f"{n}: {systems[n]['version']}")
@@ -619,11 +623,62 @@ def table(luminate_path, systems_path, remote_write_path=None, report_path=None)
             failures += 1
     if report_path:
         json.dump({"luminate": lum, "luminate_remote_write": lum_rw, "systems": systems,
-                   "versus_columnar": versus, "failures": failures}, open(report_path, "w"), indent=1)
+                   "versus_columnar": versus, "luminate_clickhouse_versus_clickhouse": on_clickhouse,
+                   "failures": failures}, open(report_path, "w"), indent=1)
     return failures
 
 
 COLUMNAR = ("DuckDB", "chDB")
+# Luminate on its ClickHouse backend, against the same clickhouse-server queried directly (issue 18).
+LUMINATE_CLICKHOUSE = "Luminate on ClickHouse"
+# Issue 18's targets: every query at most 1.2x ClickHouse's own time, ingest at least 0.8x its points/s.
+CLICKHOUSE_QUERY_FACTOR = 1.2
+CLICKHOUSE_INGEST_FACTOR = 0.8
+
+
+def luminate_clickhouse_system(path):
+    """`luminate bench --clickhouse … --json` as a peer's figures: its answers are Luminate's own,
+    checked exact against the reference by the bench itself."""
+    run = json.load(open(path))
+    return {
+        "ingest": {"points_per_second": run["ingest"]["points_per_second"],
+                   "bytes_per_point": run["storage"]["bytes_per_point"],
+                   "peak_rss_bytes": run["storage"]["peak_rss_bytes"]},
+        "queries": {q["name"]: {"runs_ms": q["runs_ms"], "answer": q["answer"], "semantics": "exact"}
+                    for q in run["queries"]},
+        "all_checks_passed": run["all_checks_passed"],
+        "version": f"Luminate {run['version']} on its {run['backend']} backend, database "
+                   f"{(run.get('clickhouse') or {}).get('database')} (peak RSS: Luminate's and the shared "
+                   f"clickhouse-server's, whose peak may be the direct load's)",
+    }
+
+
+def versus_clickhouse(lum, systems):
+    """Prints Luminate on the ClickHouse backend against ClickHouse queried directly (one column per
+    dimension), figure by figure, with issue 18's targets; returns the rows."""
+    ours, theirs = systems[LUMINATE_CLICKHOUSE], systems["ClickHouse"]
+    print(f"{LUMINATE_CLICKHOUSE} against ClickHouse queried directly (same server, same run); ratio = "
+          f"Luminate on ClickHouse ÷ ClickHouse (issue 18: times ≤ {CLICKHOUSE_QUERY_FACTOR}x, "
+          f"ingest ≥ {CLICKHOUSE_INGEST_FACTOR}x):")
+    print(f"{'figure':<44} {'Lum. on CH':>12} {'ClickHouse':>12} {'ratio':>8}  target")
+    rows = []
+
+    def line(label, a, b, target_ok):
+        r = a / b if a and b else None
+        met = "n/a" if r is None else ("met" if target_ok(r) else "NOT met")
+        print(f"{label[:44]:<44} {fmt(a, 1):>12} {fmt(b, 1):>12} {fmt(r, 2):>8}  {met}")
+        rows.append({"figure": label, "luminate_clickhouse": a, "clickhouse": b, "ratio": r, "target": met})
+
+    line("ingest points/s", ours["ingest"]["points_per_second"], theirs["ingest"]["points_per_second"],
+         lambda r: r >= CLICKHOUSE_INGEST_FACTOR)
+    for q in lum["queries"]:
+        a, b = ours["queries"].get(q["name"]), theirs["queries"].get(q["name"])
+        if a is None or b is None:
+            continue
+        label = f"{ISSUE_LABELS.get(q['name'], '')} {q['description']}".strip()
+        line(label, statistics.median(a["runs_ms"]), statistics.median(b["runs_ms"]),
+             lambda r: r <= CLICKHOUSE_QUERY_FACTOR or q["name"] == "series_count")
+    return rows
 # Issue 16's targets: at or below 0.8x the best of DuckDB and chDB for times, bytes and memory; at least the
 # best for ingest.
 TARGET_FACTOR = 0.8

@@ -16,10 +16,14 @@
 #   bench/peers.sh --systems luminate,duckdb,chdb       # issue 16's table: Luminate against DuckDB and chDB
 #   bench/peers.sh --points 200000                      # a small smoke run (a minute or two)
 #   bench/peers.sh --promql-only                        # only the PromQL comparison (Luminate, VictoriaMetrics)
+#   bench/peers.sh --systems luminate,clickhouse,luminate-clickhouse   # issue 18: Luminate on ClickHouse
+#                                                       # against the same clickhouse-server queried directly
 # Options: --points N  --customers N  --counter-points N  --repeat N  --seed N  --keep (keep the work dir)
 #          --luminate PATH (a built binary; default: cargo build --release -p luminate)  --promql-only
-#          --systems LIST  comma-separated among luminate, duckdb, chdb, victoriametrics, clickhouse
-#                          (default: all; Luminate always runs, every ratio is against it)
+#          --systems LIST  comma-separated among luminate, duckdb, chdb, victoriametrics, clickhouse,
+#                          luminate-clickhouse (Luminate's ClickHouse backend over the clickhouse peer's
+#                          server, which it implies) (default: all; Luminate always runs, every ratio is
+#                          against it, and luminate-clickhouse's also against ClickHouse queried directly)
 #          --report FILE   also write the whole report (every figure, answer and ratio) as JSON to FILE;
 #                          it is always written to the work directory as report.json
 # The systems run one after the other, never at the same time, so each has the machine to itself.
@@ -31,7 +35,7 @@ source scripts/lib/common.sh
 source bench/lib/common.sh
 
 # --promql-only, --systems and --report are this script's own; the others are shared with bench/backends.sh.
-ALL_SYSTEMS=luminate,duckdb,chdb,victoriametrics,clickhouse
+ALL_SYSTEMS=luminate,duckdb,chdb,victoriametrics,clickhouse,luminate-clickhouse
 PROMQL_ONLY=0 SYSTEMS=$ALL_SYSTEMS REPORT="" ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +50,8 @@ for system in ${SYSTEMS//,/ }; do
   [[ ",$ALL_SYSTEMS," == *",$system,"* ]] || { echo "unknown system $system (known: $ALL_SYSTEMS)" >&2; exit 2; }
 done
 [ "$PROMQL_ONLY" = 0 ] || SYSTEMS=luminate,victoriametrics
+# Luminate on ClickHouse is measured against the clickhouse peer's server, in the same run.
+[[ ",$SYSTEMS," != *",luminate-clickhouse,"* ]] || SYSTEMS=$SYSTEMS,clickhouse
 selected() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
 [ -z "$REPORT" ] || REPORT=$(realpath -m "$REPORT")
 
@@ -218,6 +224,14 @@ if selected clickhouse; then
   log "ClickHouse: queries"
   python3 bench/peers.py queries clickhouse "$CH_URL" "$META" "$REPEAT" > "$WORK/ch.queries.json"
   ingest_figures "$seconds" "$WORK/ch/data" "$SERVER_PID" > "$WORK/ch.ingest.json"
+  if selected luminate-clickhouse; then
+    # Its own database on the same server, after the direct figures are taken; settled (OPTIMIZE
+    # FINAL) before its queries, as the direct table is.
+    log "Luminate on ClickHouse: luminate bench --clickhouse (its own database on the same server)"
+    "$LUMINATE" bench "${DATASET_ARGS[@]}" --queries-repeat "$REPEAT" --clickhouse "127.0.0.1:$CH_PORT" \
+      --clickhouse-pid "$CH_PID" --json > "$WORK/luminate-ch.json" \
+      || log "luminate bench --clickhouse: some answers differ from the reference (the table shows which)"
+  fi
   stop_server
 fi
 
@@ -237,6 +251,10 @@ if os.path.exists(f"{work}/vm.queries.json"):
     systems["VictoriaMetrics"] = {"ingest": vm_ingest, "queries": load("vm.queries")}
 if os.path.exists(f"{work}/ch.queries.json"):
     systems["ClickHouse"] = {"ingest": load("ch.ingest"), "queries": load("ch.queries")}
+if os.path.exists(f"{work}/luminate-ch.json"):
+    sys.path.insert(0, "bench")
+    from peers import LUMINATE_CLICKHOUSE, luminate_clickhouse_system
+    systems[LUMINATE_CLICKHOUSE] = luminate_clickhouse_system(f"{work}/luminate-ch.json")
 json.dump(systems, open(f"{work}/systems.json", "w"))
 EOF
 echo
