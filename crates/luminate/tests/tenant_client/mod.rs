@@ -129,9 +129,13 @@ impl Client {
     pub fn at(base: &str) -> Self {
         Self {
             base: base.to_owned(),
+            // A connection per request: after a refusal (401, 413, 429) the server may answer before
+            // the request body arrived, and hyper then closes the connection unannounced, which a
+            // pooled connection meets as "peer disconnected" on the next request.
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
+                .max_idle_connections(0)
                 .build()
                 .into(),
         }
