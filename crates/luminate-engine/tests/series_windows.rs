@@ -15,7 +15,9 @@ use std::time::Duration;
 use common::{open, point, tenant};
 use luminate_engine::{Engine, EngineError};
 use luminate_model::query::QueryKind;
-use luminate_model::window::{SeriesWindow, ValueMoments, WindowRequest, WindowSteps, WindowValue};
+use luminate_model::window::{
+    GroupMoments, SeriesWindow, ValueMoments, WindowRequest, WindowSteps, WindowValue,
+};
 use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, QueryResult, StoreError};
 
 const BASE: i64 = 1_700_000_000_000;
@@ -88,6 +90,30 @@ fn expected(engine: &Engine, request: &WindowRequest) -> Vec<(Dimensions, Series
             (dims, SeriesWindow::of_sorted(&samples).unwrap())
         })
         .collect()
+}
+
+/// What `Engine::grouped_windows` by `key` should give: each step's own series windows (one
+/// `series_windows` call per step), their `value`s added per group here.
+fn grouped_from_each_step(
+    engine: &Engine,
+    steps: &WindowSteps,
+    key: &str,
+    value: &WindowValue,
+) -> Vec<GroupMoments> {
+    let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
+    for i in 0..steps.count {
+        let (start, end) = steps.window(i);
+        for (dims, w) in windows(engine, &request(start, end, vec![])).unwrap() {
+            let Some(v) = value(i, &w) else { continue };
+            let group = vec![(key.to_owned(), dims.get_or_empty(key).to_owned())];
+            let slot = &mut want.entry(group).or_insert_with(|| vec![None; steps.count])[i];
+            match slot {
+                Some(m) => m.add(v),
+                None => *slot = Some(ValueMoments::new(v)),
+            }
+        }
+    }
+    want.into_iter().collect()
 }
 
 /// 40 counters, one point every 10 s from `from` for `n` steps, each reset to 0 every 37 points.
@@ -287,20 +313,8 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
         .unwrap()
         .unwrap();
     // The same from each step's series windows, grouped here.
-    let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
-    for i in 0..steps.count {
-        let (start, end) = steps.window(i);
-        for (dims, w) in windows(&engine, &request(start, end, vec![])).unwrap() {
-            let Some(v) = value(i, &w) else { continue };
-            let key = vec![("region".to_owned(), dims.get_or_empty("region").to_owned())];
-            let slot = &mut want.entry(key).or_insert_with(|| vec![None; steps.count])[i];
-            match slot {
-                Some(m) => m.add(v),
-                None => *slot = Some(ValueMoments::new(v)),
-            }
-        }
-    }
-    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    let want = grouped_from_each_step(&engine, &steps, "region", value);
+    assert_eq!(got, want);
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].1[1].unwrap().count, 20);
     assert!(got[0].1[9].is_some());
@@ -389,19 +403,7 @@ fn grouped_windows_over_many_slices_and_waves_equal_each_steps_windows() {
             )
             .unwrap()
             .unwrap();
-        let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
-        for i in 0..steps.count {
-            let (start, end) = steps.window(i);
-            for (dims, w) in windows(&engine, &request(start, end, vec![])).unwrap() {
-                let Some(v) = value(i, &w) else { continue };
-                let group = vec![(key.to_owned(), dims.get_or_empty(key).to_owned())];
-                let slot = &mut want.entry(group).or_insert_with(|| vec![None; steps.count])[i];
-                match slot {
-                    Some(m) => m.add(v),
-                    None => *slot = Some(ValueMoments::new(v)),
-                }
-            }
-        }
+        let want = grouped_from_each_step(&engine, &steps, key, value);
         assert_eq!(got.len(), if key == "region" { 7 } else { 400 });
         if key == "host" {
             // Step 110's window, [1 070 s, 1 100 s], holds four points of each series and, for
