@@ -109,7 +109,7 @@ impl Engine {
         )
     }
 
-    /// Selects the request's series (grouped by `group_by`), copies their head rows in the span of
+    /// Selects the request's series (grouped by `group_by`), gathers their head rows in the span of
     /// `steps`, has `fold` fold them with the parts, and hands what it folded to `finish` under the
     /// index lock; `None` when a part is damaged.
     #[allow(clippy::too_many_arguments)]
@@ -122,7 +122,7 @@ impl Engine {
         ctx: &QueryContext,
         fold: impl FnOnce(
             &exec::Prepared<'_>,
-            Vec<(u32, luminate_model::TimestampMs, f64)>,
+            exec::head_runs::HeadRuns,
             &[exec::Source<'_>],
         ) -> Result<W, StoreError>,
         finish: impl FnOnce(
@@ -140,27 +140,26 @@ impl Engine {
             let index = self.shared.read_index();
             return finish(&prepared, Default::default(), index.tenant(tenant)).map(Some);
         };
-        let mut rows = Vec::new();
-        let stored = {
-            let head = self.shared.read_head();
-            let stored = self.shared.read_stored();
-            drop(index);
-            let chunks = head.rows(tenant, m);
-            // At most every row: one allocation rather than growing by copies (a dense metric's
-            // head holds millions).
-            rows.reserve(chunks.iter().map(|c| c.series.len()).sum());
-            for chunk in chunks {
-                exec::windows::copy_rows(&prepared, &chunk, None, span, ctx, &mut rows)?;
-            }
-            stored
-        };
+        let head = self.shared.read_head();
+        let stored = self.shared.read_stored();
+        drop(index);
         let sources = snapshot_sources(&stored, tenant, m, &request.metric);
-        for source in &sources {
-            if let exec::Source::Rows { rows: chunk, floor } = source {
-                exec::windows::copy_rows(&prepared, chunk, *floor, span, ctx, &mut rows)?;
-            }
-        }
-        let windows = match fold(&prepared, rows, &sources) {
+        let runs = {
+            // The active head's chunks, then the frozen head's (in `sources`).
+            let mut chunks: Vec<_> = head
+                .rows(tenant, m)
+                .into_iter()
+                .map(|r| (r, None))
+                .collect();
+            chunks.extend(sources.iter().filter_map(|s| match *s {
+                exec::Source::Rows { rows, floor } => Some((rows, floor)),
+                exec::Source::Part { .. } => None,
+            }));
+            exec::head_runs::HeadRuns::gather(&prepared, &chunks, span, ctx, &self.query_pool)?
+        };
+        drop(head);
+        let runs = runs.sort(Some(&self.query_pool));
+        let windows = match fold(&prepared, runs, &sources) {
             Ok(w) => w,
             Err(StoreError::Internal { message }) if message.contains("corruption in ") => {
                 return Ok(None);

@@ -463,3 +463,76 @@ fn windows_of_every_step_equal_each_steps_own_window() {
     // 215 s (its end is included).
     assert_eq!(got[0].1[5].unwrap().count, 8);
 }
+
+#[test]
+fn a_head_of_many_chunks_from_two_interleaved_writers_folds_as_its_sorted_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // 200 series × 400 points (more than one chunk of the head: its rows are gathered on several
+    // threads), written in batches of 2 points per series whose pairs commit in swapped order, as
+    // two writers leave them; then h000 again, newest first, at odd milliseconds (far out of
+    // order: sorted by a merge sort, not by insertion).
+    let points = |steps: std::ops::Range<i64>, hosts: std::ops::Range<usize>, shift: i64| {
+        let mut out = Vec::new();
+        for step in steps {
+            for s in hosts.clone() {
+                let host = format!("h{s:03}");
+                let region = format!("r{}", s % 3);
+                let value = ((step + s as i64) % 29) as f64;
+                out.push(point(
+                    "requests",
+                    BASE + step * 1_000 + shift,
+                    value,
+                    &[("host", &host), ("region", &region)],
+                ));
+            }
+        }
+        out
+    };
+    let batches: Vec<Vec<Point>> = (0..200)
+        .map(|b| points(b * 2..b * 2 + 2, 0..200, 0))
+        .collect();
+    for pair in batches.chunks(2) {
+        for batch in pair.iter().rev() {
+            engine.write(&tenant(), batch.clone()).unwrap();
+        }
+    }
+    let mut backfill = points(0..400, 0..1, 1);
+    backfill.reverse();
+    engine.write(&tenant(), backfill).unwrap();
+    for (start, end) in [(0, 400_000), (99_500, 250_000)] {
+        let r = request(BASE + start, BASE + end, vec![]);
+        let got = windows(&engine, &r).unwrap();
+        assert_eq!(got.len(), 200);
+        assert_eq!(got, expected(&engine, &r));
+        assert_eq!(
+            got[0].1.count,
+            2 * (end - start).min(400_000) as u64 / 1_000
+        );
+    }
+    let steps = WindowSteps {
+        first_end: BASE + 30_000,
+        step: 30_000,
+        count: 13,
+        range: 30_000,
+    };
+    let (start, end) = steps.span();
+    let r = request(start, end, vec![]);
+    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.resets);
+    let got = engine
+        .grouped_windows(
+            &tenant(),
+            &r,
+            &steps,
+            &["region".to_owned()],
+            value,
+            &QueryContext::new(r.timeout),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got,
+        grouped_from_each_step(&engine, &steps, "region", value)
+    );
+}

@@ -209,8 +209,10 @@ impl SeriesWindow {
         }
     }
 
-    /// Adds a sample later than every sample of the window.
-    fn push_later(&mut self, (t, v): Sample) {
+    /// Adds a sample later than every sample of the window (what [`Fold::push`] does for a strictly
+    /// later sample, without its checks: for a caller that knows its samples are strictly ascending).
+    #[inline]
+    pub fn push_later(&mut self, (t, v): Sample) {
         debug_assert!(t > self.last.0);
         if v < self.last.1 {
             self.resets += self.last.1;

@@ -20,6 +20,7 @@
 
 mod aggregate;
 pub(crate) mod estimate;
+pub(crate) mod head_runs;
 mod partial;
 mod points;
 mod range;

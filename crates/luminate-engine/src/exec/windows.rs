@@ -3,7 +3,7 @@
 //! window per series, never the points (a 5-minute lookback over 200 000 points/s is 60 M points).
 //!
 //! The same three phases as a query ([`super`]): the selection under the index lock; the head's rows
-//! copied under the head lock (a bounded buffer) and sorted by series and time; then each part, read
+//! gathered under the head lock into a run per series ([`HeadRuns`]), sorted by time after; then each part, read
 //! for the selected series only, in parallel by slices of the selection. A part gives each series'
 //! rows in time order, so each source folds into one window per series, and the windows of the sources
 //! of one series merge when their time spans are disjoint — what a series written in time order always
@@ -12,13 +12,13 @@
 //! ([`refold`]): the cost of disorder is paid by the series that have it.
 
 use luminate_model::window::{
-    Fold, GroupMoments, SeriesWindow, ValueMoments, WindowSteps, WindowValue,
+    Fold, GroupMoments, OutOfOrder, SeriesWindow, ValueMoments, WindowSteps, WindowValue,
 };
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
-use super::{CHECK_EVERY, Finish, Prepared, Source};
-use crate::head::Rows;
+use super::head_runs::{HeadRuns, Sample};
+use super::{Finish, Prepared, Source};
 use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
@@ -43,28 +43,19 @@ impl Windows {
 
     /// Folds `run` (one series' samples, ascending by time) into that series' windows (the slots
     /// from `base`) of each step whose window holds some of it.
-    fn fold_run(
-        &mut self,
-        base: usize,
-        steps: &WindowSteps,
-        times: &[TimestampMs],
-        values: &[f64],
-    ) {
-        let (Some(&lo), Some(&hi)) = (times.first(), times.last()) else {
+    fn fold_run(&mut self, base: usize, steps: &WindowSteps, run: impl Run) {
+        let len = run.len();
+        if len == 0 {
             return;
-        };
-        for i in steps.touching(lo, hi) {
+        }
+        for i in steps.touching(run.time(0), run.time(len - 1)) {
             let (start, end) = steps.window(i);
-            let from = times.partition_point(|&t| t < start);
-            let to = times.partition_point(|&t| t <= end);
-            let mut fold = Fold::default();
-            for k in from..to {
-                if fold.push((times[k], values[k])).is_err() {
-                    self.redo.push(base / self.per);
-                }
-            }
-            if let Some(w) = fold.finish() {
-                self.add(base + i, w);
+            let from = run.partition_point(|t| t < start);
+            let to = run.partition_point(|t| t <= end);
+            match window_of(&run, from, to) {
+                Ok(Some(w)) => self.add(base + i, w),
+                Ok(None) => {}
+                Err(OutOfOrder) => self.redo.push(base / self.per),
             }
         }
     }
@@ -81,37 +72,77 @@ impl Windows {
     }
 }
 
+/// The window of `run[from..to]`; [`OutOfOrder`] when a sample is earlier than the one before it.
+/// Samples strictly ascending in time (what a series written once per timestamp gives) take the short
+/// way; the first repeated or earlier timestamp hands the run to [`Fold`], which keeps the greatest
+/// value of a timestamp.
+fn window_of(run: &impl Run, from: usize, to: usize) -> Result<Option<SeriesWindow>, OutOfOrder> {
+    if from >= to {
+        return Ok(None);
+    }
+    let mut window = SeriesWindow::new(run.sample(from));
+    for k in from + 1..to {
+        let sample = run.sample(k);
+        if sample.0 <= window.last.0 {
+            let mut fold = Fold::default();
+            for k in from..to {
+                fold.push(run.sample(k))?;
+            }
+            return Ok(fold.finish());
+        }
+        window.push_later(sample);
+    }
+    Ok(Some(window))
+}
+
+/// One series' samples in time order: a part's two columns, or a run of the head's samples.
+trait Run {
+    fn len(&self) -> usize;
+    fn time(&self, i: usize) -> TimestampMs;
+    fn sample(&self, i: usize) -> Sample;
+
+    /// The first index whose time fails `before` (which holds for a prefix of the run).
+    fn partition_point(&self, before: impl Fn(TimestampMs) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if before(self.time(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+impl Run for (&[TimestampMs], &[f64]) {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn time(&self, i: usize) -> TimestampMs {
+        self.0[i]
+    }
+    fn sample(&self, i: usize) -> Sample {
+        (self.0[i], self.1[i])
+    }
+}
+
+impl Run for &[Sample] {
+    fn len(&self) -> usize {
+        <[Sample]>::len(self)
+    }
+    fn time(&self, i: usize) -> TimestampMs {
+        self[i].0
+    }
+    fn sample(&self, i: usize) -> Sample {
+        self[i]
+    }
+}
+
 /// The selected series, by position.
 pub(crate) fn selected<'a>(prepared: &'a Prepared<'_>) -> &'a [SeriesId] {
     &prepared.selection.series
-}
-
-/// The selected head rows in `[start, end]` (inclusive) of `rows`, as (position, timestamp, value).
-pub(crate) fn copy_rows(
-    prepared: &Prepared<'_>,
-    rows: &Rows<'_>,
-    floor: Option<TimestampMs>,
-    (start, end): (TimestampMs, TimestampMs),
-    ctx: &QueryContext,
-    out: &mut Vec<(u32, TimestampMs, f64)>,
-) -> Result<(), StoreError> {
-    let start = start.max(floor.unwrap_or(TimestampMs::MIN));
-    if rows.series.is_empty() || rows.max_t < start || rows.min_t > end {
-        return Ok(());
-    }
-    for (i, &id) in rows.series.iter().enumerate() {
-        if i % CHECK_EVERY == 0 {
-            ctx.check()?;
-        }
-        let t = rows.timestamps[i];
-        if t < start || t > end {
-            continue;
-        }
-        if let Some(slot) = prepared.map.get(id) {
-            out.push((slot, t, rows.values[i]));
-        }
-    }
-    Ok(())
 }
 
 /// Windows one slice of a grouped fold holds at most (its series × steps): with a slice per thread,
@@ -148,11 +179,11 @@ fn slices<'a>(prepared: &'a Prepared<'_>, size: usize) -> Vec<(usize, &'a [Serie
         .collect()
 }
 
-/// What every slice of a fold reads: the selection, the head's rows sorted by position and time, the
-/// parts in the span, the steps.
+/// What every slice of a fold reads: the selection, the head's runs, the parts in the span, the
+/// steps.
 struct FoldInput<'a, 'p> {
     prepared: &'a Prepared<'p>,
-    head: Vec<(u32, TimestampMs, f64)>,
+    head: HeadRuns,
     parts: Vec<(&'a Part, TimestampMs)>,
     steps: &'a WindowSteps,
     ctx: &'a QueryContext,
@@ -161,15 +192,14 @@ struct FoldInput<'a, 'p> {
 impl<'a, 'p> FoldInput<'a, 'p> {
     fn new(
         prepared: &'a Prepared<'p>,
-        head: Vec<(u32, TimestampMs, f64)>,
+        head: HeadRuns,
         parts: &'a [Source<'a>],
         steps: &'a WindowSteps,
         ctx: &'a QueryContext,
-        pool: &rayon::ThreadPool,
     ) -> Self {
         Self {
             prepared,
-            head: by_position(head, prepared.selection.series.len(), Some(pool)),
+            head,
             parts: part_sources(parts, steps.span()),
             steps,
             ctx,
@@ -187,35 +217,18 @@ impl<'a, 'p> FoldInput<'a, 'p> {
             super::each_run(scan, ctx, |run| {
                 if let Some(slot) = self.prepared.map.get(run.series) {
                     let base = (slot as usize - offset) * steps.count;
-                    windows.fold_run(base, steps, run.timestamps, run.values);
+                    windows.fold_run(base, steps, (run.timestamps, run.values));
                 }
                 Ok(())
             })?;
         }
-        for rows in self
-            .head_rows(offset, ids.len())
-            .chunk_by(|a, b| a.0 == b.0)
-        {
-            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
-            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
-            windows.fold_run(
-                (rows[0].0 as usize - offset) * steps.count,
-                steps,
-                &times,
-                &values,
-            );
+        for k in 0..ids.len() {
+            windows.fold_run(k * steps.count, steps, self.head.run(offset + k));
         }
         if !windows.redo.is_empty() {
             self.refold(&mut windows, offset, ids)?;
         }
         Ok(windows)
-    }
-
-    /// The head's rows of the positions `offset..offset + len`.
-    fn head_rows(&self, offset: usize, len: usize) -> &[(u32, TimestampMs, f64)] {
-        let lo = self.head.partition_point(|r| (r.0 as usize) < offset);
-        let hi = self.head.partition_point(|r| (r.0 as usize) < offset + len);
-        &self.head[lo..hi]
     }
 
     /// Folds again, from all their points sorted by time, the series of a slice whose sources
@@ -233,11 +246,14 @@ impl<'a, 'p> FoldInput<'a, 'p> {
         let redo = std::mem::take(&mut windows.redo);
         // Positions ascend with series ids.
         let redo_ids: Vec<SeriesId> = redo.iter().map(|&p| ids[p]).collect();
-        let mut points: Vec<(u32, TimestampMs, f64)> = self
-            .head_rows(offset, ids.len())
+        let mut points: Vec<(u32, TimestampMs, f64)> = redo
             .iter()
-            .filter(|r| redo.binary_search(&(r.0 as usize - offset)).is_ok())
-            .map(|&(p, t, v)| (p - offset as u32, t, v))
+            .flat_map(|&p| {
+                self.head
+                    .run(offset + p)
+                    .iter()
+                    .map(move |&(t, v)| (p as u32, t, v))
+            })
             .collect();
         for &(part, from) in &self.parts {
             ctx.check()?;
@@ -261,25 +277,24 @@ impl<'a, 'p> FoldInput<'a, 'p> {
         ctx.check()?;
         // Each series' points are a few sorted runs, one per source: ordered in linear time but for
         // merging the runs.
-        let points = by_position(points, ids.len(), None);
+        let points = by_position(points, ids.len());
         let per = windows.per;
         for rows in points.chunk_by(|a, b| a.0 == b.0) {
             let base = rows[0].0 as usize * per;
             windows.slots[base..base + per].fill(None);
-            let times: Vec<TimestampMs> = rows.iter().map(|r| r.1).collect();
-            let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
-            windows.fold_run(base, steps, &times, &values);
+            let samples: Vec<Sample> = rows.iter().map(|r| (r.1, r.2)).collect();
+            windows.fold_run(base, steps, samples.as_slice());
         }
         debug_assert!(windows.redo.is_empty());
         Ok(())
     }
 }
 
-/// Folds the copied head rows and every part of `parts` into one window per selected series and
+/// Folds the head's runs and every part of `parts` into one window per selected series and
 /// step, in parallel on `pool` by slices of the selection.
 pub(crate) fn fold(
     prepared: &Prepared<'_>,
-    head: Vec<(u32, TimestampMs, f64)>,
+    head: HeadRuns,
     parts: &[Source<'_>],
     steps: &WindowSteps,
     ctx: &QueryContext,
@@ -290,7 +305,7 @@ pub(crate) fn fold(
     if series == 0 {
         return Ok(Windows::new(0, per));
     }
-    let input = FoldInput::new(prepared, head, parts, steps, ctx, pool);
+    let input = FoldInput::new(prepared, head, parts, steps, ctx);
     let tasks = pool.current_num_threads().max(1) * 4;
     let slices = slices(prepared, series.div_ceil(tasks));
     let pieces: Vec<Windows> = pool.install(|| {
@@ -324,7 +339,7 @@ pub(crate) struct GroupedSteps {
 /// series in order, as one pass would.
 pub(crate) fn fold_grouped(
     prepared: &Prepared<'_>,
-    head: Vec<(u32, TimestampMs, f64)>,
+    head: HeadRuns,
     parts: &[Source<'_>],
     steps: &WindowSteps,
     ctx: &QueryContext,
@@ -341,7 +356,7 @@ pub(crate) fn fold_grouped(
     if prepared.selection.series.is_empty() {
         return Ok(out);
     }
-    let input = FoldInput::new(prepared, head, parts, steps, ctx, pool);
+    let input = FoldInput::new(prepared, head, parts, steps, ctx);
     let slices = slices(prepared, (SLICE_WINDOWS / per).max(1));
     for wave in slices.chunks(pool.current_num_threads().max(1)) {
         let pieces: Vec<Windows> = pool.install(|| {
@@ -407,15 +422,12 @@ impl GroupedSteps {
     }
 }
 
-/// Head rows ordered by position, then time: a stable counting sort by position (linear: a series'
-/// rows come in arrival order, which is time order when it is written in order), then a sort of the
-/// runs that are not in time order — on `pool`'s threads when given. The runs' sort is stable, which
-/// merges the ascending stretches two interleaved writers leave in a series' rows rather than
-/// sorting them again.
+/// Points of a slice's refolded series ordered by position, then time: a stable counting sort by
+/// position (linear), then a stable sort of each run not in time order (it merges the sorted runs of
+/// the sources rather than sorting again).
 fn by_position(
     rows: Vec<(u32, TimestampMs, f64)>,
     positions: usize,
-    pool: Option<&rayon::ThreadPool>,
 ) -> Vec<(u32, TimestampMs, f64)> {
     let mut starts = vec![0usize; positions + 1];
     for r in &rows {
@@ -431,19 +443,8 @@ fn by_position(
         out[*at] = r;
         *at += 1;
     }
-    let mut runs: Vec<&mut [(u32, TimestampMs, f64)]> = Vec::new();
-    let mut rest = out.as_mut_slice();
     for w in starts.windows(2) {
-        let (run, after) = rest.split_at_mut(w[1] - w[0]);
-        rest = after;
-        if !run.is_sorted_by_key(|r| r.1) {
-            runs.push(run);
-        }
-    }
-    let sort = |run: &mut &mut [(u32, TimestampMs, f64)]| run.sort_by_key(|r| r.1);
-    match pool {
-        Some(pool) if runs.len() > 1 => pool.install(|| runs.par_iter_mut().for_each(sort)),
-        _ => runs.iter_mut().for_each(sort),
+        out[w[0]..w[1]].sort_by_key(|r| r.1);
     }
     out
 }
@@ -478,4 +479,40 @@ pub(crate) fn group(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `window_of` over every sub-range of `samples` against a fold of the same samples.
+    fn check(samples: &[Sample]) {
+        for from in 0..=samples.len() {
+            for to in from..=samples.len() {
+                let mut fold = Fold::default();
+                let want = samples[from..to]
+                    .iter()
+                    .try_for_each(|&s| fold.push(s))
+                    .map(|()| fold.finish());
+                // Compared as text: a NaN sample equals itself there.
+                let got = window_of(&samples, from, to);
+                assert_eq!(format!("{got:?}"), format!("{want:?}"), "{from}..{to}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_short_way_for_ascending_samples_equals_the_fold() {
+        // Strictly ascending, with a counter reset and a NaN (replaced by the next value in min/max).
+        check(&[(10, 5.0), (20, f64::NAN), (30, 2.0), (40, 3.0), (50, 1.0)]);
+        // A repeated timestamp (the greater value counts) hands the run to the fold.
+        check(&[(10, 5.0), (20, 8.0), (20, 9.0), (30, 1.0)]);
+        // An earlier one is out of order.
+        check(&[(10, 5.0), (30, 8.0), (20, 9.0)]);
+        assert_eq!(
+            window_of(&[(10, 5.0), (30, 8.0), (20, 9.0)].as_slice(), 0, 3),
+            Err(OutOfOrder)
+        );
+        check(&[(7, 1.0)]);
+    }
 }
