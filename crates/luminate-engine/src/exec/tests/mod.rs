@@ -244,7 +244,9 @@ fn series_map_finds_exactly_the_selected_series() {
     let dense: Vec<SeriesId> = vec![3, 4, 9, 10];
     let sparse: Vec<SeriesId> = vec![5, 70_000, 1_000_000, 4_000_000];
     let every_id: Vec<SeriesId> = vec![8, 9, 10, 11];
-    for ids in [dense, sparse, every_id] {
+    // Sparse, several ids in one word of the bitset and at both edges of words: each one's rank.
+    let clustered: Vec<SeriesId> = vec![0, 1, 63, 64, 65, 127, 128, 200, 70_000, 70_001, 4_000_000];
+    for ids in [dense, sparse, every_id, clustered] {
         let tags: Vec<u32> = (0..ids.len() as u32).map(|i| i * 10).collect();
         let (map, owned) = (
             SeriesMap::new(&ids, &tags),
@@ -266,7 +268,10 @@ fn series_map_finds_exactly_the_selected_series() {
             4_000_000,
             4_000_001,
             u32::MAX,
-        ] {
+        ]
+        .into_iter()
+        .chain(ids.iter().flat_map(|&s| [s.saturating_sub(1), s, s + 1]))
+        {
             let expected = ids.iter().position(|&s| s == probe).map(|i| i as u32 * 10);
             assert_eq!(map.get(probe), expected, "{ids:?} {probe}");
             assert_eq!(owned.get(probe), expected, "{ids:?} {probe}, owned tags");
