@@ -3,7 +3,8 @@
 //! header-read timeout (a slowloris client is dropped) and the idle timeout (a keep-alive connection
 //! is closed, on its own clock); a flood of connections under a low open-file limit, which used to
 //! poison the engine; and the requests refused before routing, each answered with the contract's JSON
-//! error, the status HTTP/1.1 gives it, and in order after pipelined requests before it.
+//! error, the status HTTP/1.1 gives it, and in order after pipelined requests before it; and a response
+//! sent before its request's body was read says `connection: close`.
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on the first unexpected error"
@@ -286,6 +287,73 @@ fn requests_refused_below_the_router_answer_the_contract_error() {
         reply.head
     );
     assert_eq!(server.count("framing"), 1);
+}
+
+/// Whether a response head says the connection closes after it.
+fn says_close(head: &str) -> bool {
+    head.to_ascii_lowercase().contains("connection: close")
+}
+
+#[test]
+fn a_response_sent_before_its_body_was_read_says_the_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path())
+        .env("LUMINATE__BATCH_WRITE__MAX_REQUEST_SIZE_BYTES", "1024")
+        .start();
+    let address = address(&server);
+    let body = write_body("unread");
+    let post = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: luminate\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    // Refused before the body is read to its end: a route that does not exist (nothing reads the
+    // body), and a write of ten 500-byte chunks past the 1 KiB cap (read, and drained, only up to
+    // the cap again: the last five chunks are left). Both are small enough to reach the server in
+    // one read, so its closing the connection is a clean end of stream, never a reset.
+    let pieces: String = (0..10)
+        .map(|_| format!("1f4\r\n{}\r\n", "x".repeat(500)))
+        .collect();
+    let oversized = post_write(
+        "Transfer-Encoding: chunked\r\n",
+        &format!("{pieces}0\r\n\r\n"),
+    );
+    for (what, request, status) in [
+        ("no such route", post("/api/v1/nowhere", &body), 404),
+        ("an oversized chunked write", oversized, 413),
+    ] {
+        let mut client = Client::connect(&address);
+        client.send(&request);
+        let reply = client.reply().unwrap();
+        assert_eq!(reply.status, status, "{what}: {}", reply.head);
+        assert!(says_close(&reply.head), "{what}: {}", reply.head);
+        // The server closes it indeed: a request sent after it is never answered.
+        client.send(HEALTH);
+        assert!(client.reply().is_none(), "{what}: the connection closes");
+    }
+    // A write whose body is read, by length and chunked, and a request without a body: the
+    // connection stays open for the next request, which is answered on it.
+    for (what, request) in [
+        ("a write", post("/api/v1/write", &body)),
+        (
+            "a chunked write",
+            post_write("Transfer-Encoding: chunked\r\n", &chunked(&body)),
+        ),
+        ("a health check", HEALTH.to_vec()),
+    ] {
+        let mut client = Client::connect(&address);
+        client.send(&request);
+        let reply = client.reply().unwrap();
+        assert_eq!(reply.status, 200, "{what}: {}", reply.head);
+        assert!(!says_close(&reply.head), "{what}: {}", reply.head);
+        client.send(HEALTH);
+        let next = client.reply().expect("an answer on the same connection");
+        assert_eq!(next.status, 200, "{what}: {}", next.head);
+    }
+    assert_eq!(server.count("unread"), 2);
 }
 
 #[test]

@@ -20,6 +20,8 @@
 //!   responses — a head-only `400`/`414`/`431` with an empty body — are thereby never needed: rewriting
 //!   them on their way out was rejected, since they cannot be told apart reliably from the bytes of
 //!   pipelined responses written just before them.
+//! - **Unread bodies** ([`unread`]): a response sent before its request's body was read to the end (a
+//!   refusal) carries `connection: close`, since hyper closes such a connection after it.
 //! - **Shutdown**: when `stop` turns true, [`serve`] stops accepting, asks every connection to finish
 //!   (hyper's graceful shutdown: the request in flight is answered, then the connection closes; an idle
 //!   one closes at once) and returns when every permit is back, i.e. every connection closed.
@@ -27,6 +29,7 @@
 pub(crate) mod framing;
 mod gate;
 pub mod open_files;
+mod unread;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,7 +39,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
@@ -258,9 +260,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         }
         let in_flight = InFlight::enter(&self.state);
         let router = self.router.clone();
+        let (request, read) = unread::track(request);
         Box::pin(async move {
             let _in_flight = in_flight;
-            router.oneshot(request.map(Body::new)).await
+            let response = router.oneshot(request).await;
+            response.map(|r| read.close_if_unread(r))
         })
     }
 }
