@@ -1,5 +1,6 @@
 //! The sending pipeline of `luminate write` and `luminate import`: the reader hands in batches of
-//! [`Record`]s, `connections` threads each POST them gzipped over a keep-alive connection of their own,
+//! [`Record`]s, `connections` threads each POST them (gzipped unless the server is on this machine:
+//! [`Compress`]) over a keep-alive connection of their own,
 //! with retries ([`Client::post`]), halving a batch the server finds too large (`413`, or `400
 //! BATCH_TOO_LARGE`), and the tally of what happened — accepted, rejected by reason with the input
 //! line of each rejected point, retried, replayed — for the final report.
@@ -27,6 +28,47 @@ use super::points::{Origin, Record};
 /// Per-point errors and bad input lines printed at most; the rest are counted.
 const MAX_PRINTED: u64 = 100;
 
+/// How batches go over the wire (`--compress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compress {
+    /// gzip, unless the server is on this machine (a loopback address or `localhost`): there
+    /// compressing saves no network and costs CPU on both sides — the client's gzip and the server's
+    /// gunzip — which the client and the server then share.
+    #[default]
+    Auto,
+    /// Always gzip (`Content-Encoding: gzip`).
+    Gzip,
+    /// Never compress.
+    None,
+}
+
+impl Compress {
+    /// Whether batches to the server at `url` are gzipped.
+    pub fn gzips(self, url: &str) -> bool {
+        match self {
+            Self::Gzip => true,
+            Self::None => false,
+            Self::Auto => !is_loopback(url),
+        }
+    }
+}
+
+/// Whether `url`'s host is this machine: `localhost`, or a loopback IP address.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        // `[::1]:8080`
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A batch ready to send.
 #[derive(Debug)]
 pub struct Batch {
@@ -51,7 +93,8 @@ impl Batch {
         )
     }
 
-    fn body(&self) -> Vec<u8> {
+    /// The write body, gzipped when `gzip`.
+    fn body(&self, gzip: bool) -> Vec<u8> {
         let mut json = Vec::with_capacity(self.records.iter().map(|r| r.json.len() + 1).sum());
         json.extend_from_slice(b"{\"metrics\":[");
         for (i, record) in self.records.iter().enumerate() {
@@ -61,6 +104,9 @@ impl Batch {
             json.extend_from_slice(record.json.as_bytes());
         }
         json.extend_from_slice(b"]}");
+        if !gzip {
+            return json;
+        }
         let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
         // Writing to a Vec cannot fail.
         let _ = gz.write_all(&json);
@@ -219,8 +265,10 @@ impl Sender {
         server: &ServerArgs,
         connections: usize,
         backfill: bool,
+        compress: Compress,
         reporter: &Reporter,
     ) -> Self {
+        let gzip = compress.gzips(&server.url);
         let (queue, batches) = sync_channel::<Batch>(connections * 2);
         let batches = Arc::new(Mutex::new(batches));
         let fatal = Arc::new(Mutex::new(None));
@@ -230,6 +278,7 @@ impl Sender {
                 let worker = Worker {
                     client: Client::new(server),
                     backfill,
+                    gzip,
                     path: if backfill {
                         "/api/v1/write?backfill=true"
                     } else {
@@ -285,6 +334,8 @@ struct Worker {
     client: Client,
     /// Whether the writes ask for a backfill.
     backfill: bool,
+    /// Whether batches are gzipped.
+    gzip: bool,
     /// The write route, with its `backfill` parameter when asked.
     path: &'static str,
     reporter: Reporter,
@@ -314,13 +365,14 @@ impl Worker {
         let mut pending = vec![batch];
         while let Some(batch) = pending.pop() {
             let key = batch.idempotency_key(self.backfill);
-            let body = batch.body();
+            let body = batch.body(self.gzip);
             let n = batch.records.len() as u64;
+            let encoding = if self.gzip { "gzip" } else { "identity" };
             let reply = self.client.post(
                 self.path,
                 &[
                     ("Content-Type", "application/json"),
-                    ("Content-Encoding", "gzip"),
+                    ("Content-Encoding", encoding),
                     ("Idempotency-Key", &key),
                 ],
                 &body,
@@ -514,4 +566,35 @@ pub fn summary(tally: &Tally, seconds: f64) -> String {
         tally.retried, tally.replayed, tally.splits
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_gzips_unless_the_server_is_on_this_machine() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.3.4.5",
+            "http://localhost:8080/",
+            "https://LOCALHOST",
+            "http://[::1]:8080",
+            "http://user:pw@127.0.0.1:8080/base?x=1",
+            "127.0.0.1:8080",
+        ] {
+            assert!(!Compress::Auto.gzips(local), "{local}");
+            assert!(Compress::Gzip.gzips(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.7:8080",
+            "https://luminate.example.com",
+            "http://[2001:db8::1]:8080",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io:8080",
+        ] {
+            assert!(Compress::Auto.gzips(remote), "{remote}");
+            assert!(!Compress::None.gzips(remote), "{remote}");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use super::points::{Origin, Record, parse_write_line};
-use super::send::{Batcher, Reporter, Sender, summary};
+use super::send::{Batcher, Compress, Reporter, Sender, summary};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, StableHash, usage_error};
 
 /// `luminate write` arguments.
@@ -29,7 +29,7 @@ pub struct WriteArgs {
 pub fn run(args: WriteArgs) -> ExitCode {
     let now = luminate_model::time::now_ms();
     let reporter = Reporter::new(false);
-    let sender = Sender::start(&args.server, 1, args.backfill, &reporter);
+    let sender = Sender::start(&args.server, 1, args.backfill, Compress::Auto, &reporter);
     // Keys unique to this run: a retry of a request is deduplicated, a second `luminate write` of the
     // same points stores them again (as the API does).
     let mut run_id = StableHash::default();

@@ -59,9 +59,19 @@ fn import_of_each_format_stores_exactly_its_points() {
     );
     let vm = write_file(dir.path(), "export.jsonl", &vm_line);
 
+    // Gzipped batches here (to a loopback server `--compress auto`, the default, sends them plain:
+    // the OpenMetrics import below does).
     let run = luminate(
         &server,
-        &["import", &jsonl, csv_path.to_str().unwrap(), &prom, &vm],
+        &[
+            "import",
+            "--compress",
+            "gzip",
+            &jsonl,
+            csv_path.to_str().unwrap(),
+            &prom,
+            &vm,
+        ],
         None,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);

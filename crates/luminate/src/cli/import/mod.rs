@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use flate2::read::MultiGzDecoder;
 
 use super::points::{Origin, Record, Unsendable};
-use super::send::{Batcher, Reporter, Sender, summary};
+use super::send::{Batcher, Compress, Reporter, Sender, summary};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, StableHash, usage_error};
 
 /// Bytes of a file's start hashed into its identity.
@@ -85,6 +85,10 @@ pub struct ImportArgs {
     /// Concurrent connections (requests in flight).
     #[arg(long, default_value_t = 2)]
     connections: usize,
+    /// Batches gzipped (`gzip`), not (`none`), or gzipped unless the server is on this machine
+    /// (`auto`: to a loopback address compressing only costs both sides CPU).
+    #[arg(long, value_enum, default_value_t = Compress::Auto)]
+    compress: Compress,
     /// Count NaN and ±Inf samples as skipped instead of as bad input lines (Prometheus summaries
     /// without observations have NaN quantiles; Luminate stores finite values only).
     #[arg(long)]
@@ -157,6 +161,7 @@ pub fn run(args: ImportArgs) -> ExitCode {
         &args.server,
         args.connections.max(1),
         args.backfill,
+        args.compress,
         &reporter,
     );
     let mut read_error = None;
