@@ -92,6 +92,28 @@ fn expected(engine: &Engine, request: &WindowRequest) -> Vec<(Dimensions, Series
         .collect()
 }
 
+/// `Engine::grouped_windows` by `key` over every step of `steps`, without filters.
+fn grouped(
+    engine: &Engine,
+    steps: &WindowSteps,
+    key: &str,
+    value: &WindowValue,
+) -> Vec<GroupMoments> {
+    let (start, end) = steps.span();
+    let r = request(start, end, vec![]);
+    engine
+        .grouped_windows(
+            &tenant(),
+            &r,
+            steps,
+            &[key.to_owned()],
+            value,
+            &QueryContext::new(r.timeout),
+        )
+        .unwrap()
+        .unwrap()
+}
+
 /// What `Engine::grouped_windows` by `key` should give: each step's own series windows (one
 /// `series_windows` call per step), their `value`s added per group here.
 fn grouped_from_each_step(
@@ -297,21 +319,9 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
         count: 11,
         range: 200_000,
     };
-    let (start, end) = steps.span();
-    let r = request(start, end, vec![]);
     let value: &WindowValue =
         &|i, w: &SeriesWindow| (w.count > 5).then_some(w.max - w.resets + i as f64);
-    let got = engine
-        .grouped_windows(
-            &tenant(),
-            &r,
-            &steps,
-            &["region".to_owned()],
-            value,
-            &QueryContext::new(r.timeout),
-        )
-        .unwrap()
-        .unwrap();
+    let got = grouped(&engine, &steps, "region", value);
     // The same from each step's series windows, grouped here.
     let want = grouped_from_each_step(&engine, &steps, "region", value);
     assert_eq!(got, want);
@@ -320,7 +330,8 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
     assert!(got[0].1[9].is_some());
     assert!(got[0].1[10].is_none(), "the last window holds no point");
     // More groups than the limit is too large.
-    let mut r = r;
+    let (start, end) = steps.span();
+    let mut r = request(start, end, vec![]);
     r.limit = 1;
     assert!(matches!(
         engine.grouped_windows(
@@ -388,21 +399,9 @@ fn grouped_windows_over_many_slices_and_waves_equal_each_steps_windows() {
         count: 300,
         range: 30_000,
     };
-    let (start, end) = steps.span();
-    let r = request(start, end, vec![]);
     let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.max);
     for key in ["region", "host"] {
-        let got = engine
-            .grouped_windows(
-                &tenant(),
-                &r,
-                &steps,
-                &[key.to_owned()],
-                value,
-                &QueryContext::new(r.timeout),
-            )
-            .unwrap()
-            .unwrap();
+        let got = grouped(&engine, &steps, key, value);
         let want = grouped_from_each_step(&engine, &steps, key, value);
         assert_eq!(got.len(), if key == "region" { 7 } else { 400 });
         if key == "host" {
@@ -516,20 +515,8 @@ fn a_head_of_many_chunks_from_two_interleaved_writers_folds_as_its_sorted_points
         count: 13,
         range: 30_000,
     };
-    let (start, end) = steps.span();
-    let r = request(start, end, vec![]);
     let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.resets);
-    let got = engine
-        .grouped_windows(
-            &tenant(),
-            &r,
-            &steps,
-            &["region".to_owned()],
-            value,
-            &QueryContext::new(r.timeout),
-        )
-        .unwrap()
-        .unwrap();
+    let got = grouped(&engine, &steps, "region", value);
     assert_eq!(got.len(), 3);
     assert_eq!(
         got,
