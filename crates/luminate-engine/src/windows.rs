@@ -158,7 +158,7 @@ impl Engine {
             exec::head_runs::HeadRuns::gather(&prepared, &chunks, span, ctx, &self.query_pool)?
         };
         drop(head);
-        let runs = runs.sort(Some(&self.query_pool));
+        let runs = runs.sort(&self.query_pool);
         let windows = match fold(&prepared, runs, &sources) {
             Ok(w) => w,
             Err(StoreError::Internal { message }) if message.contains("corruption in ") => {

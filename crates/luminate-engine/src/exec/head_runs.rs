@@ -201,9 +201,8 @@ impl HeadRuns {
         Ok(Self { per, blocks: out })
     }
 
-    /// Sorts by time each position's run that is not in time order yet (stably), on `pool` when
-    /// given.
-    pub(crate) fn sort(mut self, pool: Option<&rayon::ThreadPool>) -> Self {
+    /// Sorts by time each position's run that is not in time order yet (stably), on `pool`.
+    pub(crate) fn sort(mut self, pool: &rayon::ThreadPool) -> Self {
         let mut runs: Vec<&mut [Sample]> = Vec::new();
         for block in &mut self.blocks {
             let mut rest = block.samples.as_mut_slice();
@@ -216,9 +215,10 @@ impl HeadRuns {
             }
         }
         let sort = |run: &mut &mut [Sample]| sort_nearly_sorted(run);
-        match pool {
-            Some(pool) if runs.len() > 1 => pool.install(|| runs.par_iter_mut().for_each(sort)),
-            _ => runs.iter_mut().for_each(sort),
+        if runs.len() > 1 {
+            pool.install(|| runs.par_iter_mut().for_each(sort));
+        } else {
+            runs.iter_mut().for_each(sort);
         }
         self
     }
