@@ -53,16 +53,18 @@ impl Compress {
     }
 }
 
-/// Whether `url`'s host is this machine: `localhost`, or a loopback IP address.
+/// Whether `url`'s host is this machine: `localhost`, or a loopback IP address. A URL that does not
+/// parse is not (it fails at the first request anyway).
 fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        // `[::1]:8080`
-        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
-        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    let Some(host) = url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_owned))
+    else {
+        return false;
     };
+    // An IPv6 host keeps its brackets in a URI.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
