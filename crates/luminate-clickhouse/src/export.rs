@@ -23,6 +23,7 @@ use luminate_model::export::EXPORT_BATCH_POINTS;
 use luminate_model::{ExportBatch, ExportPlan, ExportStream, StoreError, Tenant, TimestampMs};
 use tokio::sync::mpsc;
 
+use crate::schema::Tables;
 use crate::service::Service;
 use crate::sql::quote;
 
@@ -39,12 +40,7 @@ pub async fn export(
     tenant: &Tenant,
     plan: &ExportPlan,
 ) -> Result<ExportStream, StoreError> {
-    let sql = statement(
-        &service.tables.points,
-        tenant,
-        plan,
-        service.features.skip_indexes,
-    );
+    let sql = statement(&service.tables, tenant, plan, service.features.skip_indexes);
     tracing::trace!(sql, "export");
     let query = service.stream(&sql, START_TIMEOUT).await?;
     let (queue, batches) = mpsc::channel(EXPORT_QUEUE);
@@ -95,9 +91,10 @@ pub async fn export(
 }
 
 /// The `SELECT` of an export: every column a point needs, no order.
-fn statement(table: &str, tenant: &Tenant, plan: &ExportPlan, skip_indexes: bool) -> String {
+fn statement(tables: &Tables, tenant: &Tenant, plan: &ExportPlan, skip_indexes: bool) -> String {
     let mut sql = format!(
-        "SELECT metric, dim_keys, dim_values, timestamp, value FROM {table} WHERE tenant = {}",
+        "SELECT metric, dim_keys, dim_values, timestamp, value FROM {} WHERE tenant = {}",
+        tables.points,
         quote(tenant.as_str())
     );
     if let Some(metric) = &plan.metric {
@@ -108,7 +105,11 @@ fn statement(table: &str, tenant: &Tenant, plan: &ExportPlan, skip_indexes: bool
         plan.start, plan.end
     ));
     for filter in &plan.filters {
-        sql.push_str(&crate::query::filter_condition(filter, skip_indexes));
+        sql.push_str(&crate::filters::condition(
+            &tables.dimension(filter.key()),
+            filter,
+            skip_indexes,
+        ));
     }
     sql.push_str(" FORMAT RowBinary");
     sql
@@ -395,10 +396,25 @@ mod tests {
             filters: vec![luminate_model::Filter::any_of("k", ["a", "it's"])],
         };
         assert_eq!(
-            statement("db.points", &Tenant::new("t"), &plan, false),
-            "SELECT metric, dim_keys, dim_values, timestamp, value FROM db.points WHERE tenant = 't' \
+            statement(
+                &Tables::new("db", None, &[]),
+                &Tenant::new("t"),
+                &plan,
+                false
+            ),
+            "SELECT metric, dim_keys, dim_values, timestamp, value FROM `db`.points WHERE tenant = 't' \
              AND metric = 'm' AND timestamp >= 5 AND timestamp < 10 \
              AND dim_values[indexOf(dim_keys, 'k')] IN ('a', 'it\\'s') FORMAT RowBinary"
+        );
+        assert!(
+            statement(
+                &Tables::new("db", None, &["k".into()]),
+                &Tenant::new("t"),
+                &plan,
+                false
+            )
+            .contains(" AND `dim__k` IN ('a', 'it\\'s') "),
+            "a dimension column is read instead of the arrays"
         );
     }
 }

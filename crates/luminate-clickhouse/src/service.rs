@@ -78,7 +78,11 @@ impl Service {
                 settings.breaker_cool_down,
                 observer,
             ),
-            tables: Tables::new(&settings.database, settings.cluster.as_deref()),
+            tables: Tables::new(
+                &settings.database,
+                settings.cluster.as_deref(),
+                &settings.dimension_columns,
+            ),
             version,
             features: version.features(),
             request_timeout: settings.request_timeout,
@@ -129,16 +133,49 @@ impl Service {
     pub async fn run_on_each(&self, sql: &str) -> Result<Vec<Bytes>, StoreError> {
         let mut answers = Vec::with_capacity(self.endpoint_count());
         for i in 0..self.endpoint_count() {
-            self.admit()
-                .map_err(|reason| StoreError::Unavailable { reason })?;
-            let result = self
-                .transport
-                .execute_on(i, &Statement::new(sql, self.request_timeout))
-                .await;
-            self.record(result.as_ref().err());
-            answers.push(result.map_err(|e| map_error(e, None))?);
+            answers.push(self.run_on(i, sql, self.request_timeout).await?);
         }
         Ok(answers)
+    }
+
+    /// Where a step that works on storage tables runs: on each node of a cluster (`Some(index)`), or
+    /// once on any endpoint otherwise (`None`: they all serve the same data).
+    pub fn storage_nodes(&self) -> Vec<Option<usize>> {
+        if self.tables.cluster.is_some() {
+            (0..self.endpoint_count()).map(Some).collect()
+        } else {
+            vec![None]
+        }
+    }
+
+    /// Runs a statement on one of [`Service::storage_nodes`] with `timeout`.
+    pub async fn run_on_node(
+        &self,
+        node: Option<usize>,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, StoreError> {
+        match node {
+            Some(index) => self.run_on(index, sql, timeout).await,
+            None => self.run_with_timeout(sql, timeout).await,
+        }
+    }
+
+    /// Runs a statement on endpoint `index` only, with `timeout`.
+    pub async fn run_on(
+        &self,
+        index: usize,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, StoreError> {
+        self.admit()
+            .map_err(|reason| StoreError::Unavailable { reason })?;
+        let result = self
+            .transport
+            .execute_on(index, &Statement::new(sql, timeout))
+            .await;
+        self.record(result.as_ref().err());
+        result.map_err(|e| map_error(e, None))
     }
 
     /// Like [`Service::run`], for a prepared statement; the raw transport error lets the writer tell

@@ -40,6 +40,10 @@ pub struct ClickhouseSettings {
     pub breaker_cool_down: Duration,
     /// Largest response body read (bounds memory per request); a larger answer is `QueryTooLarge`.
     pub max_response_bytes: usize,
+    /// Dimension keys given a column of their own on the points table, added on open if missing
+    /// (materialised from the arrays, so older parts read the same values). Group-bys and filters on
+    /// these keys read the column instead of unpacking the arrays of every row.
+    pub dimension_columns: Vec<String>,
 }
 
 impl Default for ClickhouseSettings {
@@ -58,6 +62,7 @@ impl Default for ClickhouseSettings {
             breaker_failure_threshold: 5,
             breaker_cool_down: Duration::from_secs(5),
             max_response_bytes: 256 << 20,
+            dimension_columns: Vec::new(),
         }
     }
 }
@@ -160,6 +165,19 @@ impl ClickhouseSettings {
                 });
             }
         }
+        if let Some(bad) = self
+            .dimension_columns
+            .iter()
+            .find(|k| !luminate_model::validate::is_identifier(k) || k.len() > 128)
+        {
+            return Err(SettingsError {
+                key: "dimension_columns",
+                message: format!(
+                    "{bad:?} is not a dimension key (letters, digits and `_`, not starting with a \
+                     digit, at most 128 characters)"
+                ),
+            });
+        }
         Ok(())
     }
 }
@@ -205,6 +223,13 @@ mod tests {
             ..ClickhouseSettings::default()
         };
         assert_eq!(s.check().unwrap_err().key, "password");
+        let s = ClickhouseSettings {
+            dimension_columns: vec!["customer_id".into(), "a-b".into()],
+            ..ClickhouseSettings::default()
+        };
+        let err = s.check().unwrap_err();
+        assert_eq!(err.key, "dimension_columns");
+        assert!(err.message.contains("\"a-b\""), "{}", err.message);
         assert!(ClickhouseSettings::default().check().is_ok());
     }
 }

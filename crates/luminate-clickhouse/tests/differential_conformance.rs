@@ -2,8 +2,8 @@
 //! evaluator does — the embedded engine's differential suite (`luminate-engine/tests/
 //! differential_conformance.rs`) run against a real `clickhouse-server`: random points of two tenants
 //! written in random batches, random plans of every query type, then deletes (partial, and of every
-//! point of a metric), reopening the store (schema creation on an existing database), and writes that
-//! revive deleted series; once within one day partition and once over several days.
+//! point of a metric), reopening the store (schema creation on an existing database, adding dimension
+//! columns), and writes that revive deleted series; once within one day partition and once over several days.
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on the first unexpected error"
@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use luminate_clickhouse::ClickhouseStore;
+use luminate_clickhouse::{ClickhouseSettings, ClickhouseStore};
 use luminate_model::reference::ReferenceStore;
 use luminate_model::testkit::{self, DIMENSIONS, METRICS, Rng};
 use luminate_model::{MetricsStore, Point, QueryContext, Tenant};
@@ -129,9 +129,16 @@ impl Harness {
     }
 
     /// A new store on the same database: schema creation finds everything in place, data persists.
+    /// It reads `customer` and `region` from dimension columns, added now to a table holding points:
+    /// the parts written before compute them when read, and every answer must stay the same.
     async fn reopen(&mut self) {
         self.store.close().await.unwrap();
-        self.store = common::store(DATABASE).await;
+        self.store = ClickhouseStore::open(ClickhouseSettings {
+            dimension_columns: vec!["customer".into(), "region".into()],
+            ..common::settings(DATABASE)
+        })
+        .await
+        .unwrap();
     }
 }
 

@@ -91,6 +91,8 @@ async fn two_shards_behind_distributed_tables_answer_like_one_node() {
     let cluster = ClickhouseStore::open(ClickhouseSettings {
         addresses: vec![shard_a.address(), shard_b.address()],
         cluster: Some(CLUSTER.into()),
+        // Through the Distributed table too: inserts leave the column to the shards, reads use it.
+        dimension_columns: vec!["customer".into()],
         ..shard_a.settings("dist")
     })
     .await

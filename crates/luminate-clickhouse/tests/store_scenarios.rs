@@ -244,7 +244,7 @@ async fn hostile_strings_are_stored_and_queried_back_verbatim() {
         server()
             .sql("SELECT name FROM system.tables WHERE database = 'injection' ORDER BY name")
             .unwrap(),
-        "dashboards\npoints\nretention_overrides\n"
+        "dashboards\npoints\nretention_overrides\nschema_steps\nseries\nseries_writer\n"
     );
     assert_eq!(
         server()
@@ -457,6 +457,62 @@ async fn open_creates_the_schema_once_and_refuses_a_foreign_table() {
         .unwrap_err();
     assert!(matches!(err, OpenError::Schema(_)), "{err}");
     assert!(err.to_string().contains("timestamp Int64"), "{err}");
+}
+
+#[tokio::test]
+async fn a_points_table_from_before_the_series_table_is_filled_into_it_once() {
+    // The layout every earlier version created: a points table and nothing to find series by.
+    server()
+        .sql("DROP DATABASE IF EXISTS before_series")
+        .unwrap();
+    server().sql("CREATE DATABASE before_series").unwrap();
+    server()
+        .sql(
+            "CREATE TABLE before_series.points (tenant String, metric String, \
+             series UInt64 DEFAULT cityHash64(dim_keys, dim_values), timestamp Int64, \
+             value Float64, dim_keys Array(String), dim_values Array(String), write_id UInt64) \
+             ENGINE = MergeTree() PARTITION BY intDiv(timestamp, 86400000) \
+             ORDER BY (tenant, metric, series, timestamp)",
+        )
+        .unwrap();
+    server()
+        .sql(
+            "INSERT INTO before_series.points (tenant, metric, timestamp, value, dim_keys, \
+             dim_values, write_id) VALUES ('t', 'm', 1000, 1, ['k'], ['x'], 1), \
+             ('t', 'm', 2000, 2, ['k'], ['y'], 1), ('t', 'm', 3000, 4, ['k'], ['x'], 1)",
+        )
+        .unwrap();
+    let sum_where = |value: &'static str| {
+        let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), "m");
+        p.filters = vec![Filter::equals("k", value)];
+        p
+    };
+    let tenant = Tenant::new("t");
+    let steps = || {
+        server()
+            .sql("SELECT count() FROM before_series.schema_steps")
+            .unwrap()
+    };
+
+    let store = store("before_series").await;
+    // Filtered queries find their series in the series table: the points stored before it existed
+    // are there.
+    let total = |r: QueryResult| match r {
+        QueryResult::Aggregate { results, .. } => results.iter().map(|g| g.value).sum::<f64>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(total(query(&store, &tenant, &sum_where("x")).await), 5.0);
+    assert_eq!(total(query(&store, &tenant, &sum_where("y")).await), 2.0);
+    assert_eq!(steps(), "1\n");
+    // Points written from now on reach it through the materialised view.
+    write(&store, &tenant, &[point("m", 4_000, 8.0, &[("k", "z")])]).await;
+    assert_eq!(total(query(&store, &tenant, &sum_where("z")).await), 8.0);
+
+    // The fill is done once: reopening does not read the points again.
+    drop(store);
+    let reopened = common::store("before_series").await;
+    assert_eq!(steps(), "1\n");
+    assert_eq!(total(query(&reopened, &tenant, &sum_where("x")).await), 5.0);
 }
 
 #[tokio::test]

@@ -17,9 +17,12 @@ mod rate;
 
 use luminate_model::query::QueryKind;
 use luminate_model::result::GroupKey;
-use luminate_model::{Filter, QueryContext, QueryPlan, QueryResult, StoreError, Tenant};
+use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError, Tenant};
 
+use crate::filters;
 use crate::rowbinary::{DecodeError, RowReader};
+use crate::schema::Tables;
+use crate::series;
 use crate::service::Service;
 use crate::sql::quote;
 
@@ -30,11 +33,19 @@ pub async fn run(
     plan: &QueryPlan,
     ctx: &QueryContext,
 ) -> Result<QueryResult, StoreError> {
+    let mut selection = selection(tenant, plan, &service.tables, service.features.skip_indexes);
+    if let Some(lookup) =
+        series::lookup(&service.tables.series, tenant, &plan.metric, &plan.filters)
+    {
+        let lookup = format!("{lookup} FORMAT RowBinary");
+        let answer = service.query(&lookup, ctx, plan.timeout).await?;
+        selection.push_str(&series::restriction(&answer)?);
+    }
     let q = Query {
         service,
         plan,
         ctx,
-        selection: selection(tenant, plan, service.features.skip_indexes),
+        selection,
     };
     match plan.kind {
         QueryKind::Range => range::run(&q).await,
@@ -78,7 +89,7 @@ impl Query<'_> {
             .group_by
             .iter()
             .enumerate()
-            .map(|(i, key)| format!("{} AS g{i}, ", dimension(key)))
+            .map(|(i, key)| format!("{} AS g{i}, ", self.service.tables.dimension(key)))
             .collect()
     }
 
@@ -87,7 +98,12 @@ impl Query<'_> {
         if self.plan.group_by.is_empty() {
             return String::new();
         }
-        let dims: Vec<String> = self.plan.group_by.iter().map(|k| dimension(k)).collect();
+        let dims: Vec<String> = self
+            .plan
+            .group_by
+            .iter()
+            .map(|k| self.service.tables.dimension(k))
+            .collect();
         let tuples: Vec<String> = keys
             .iter()
             .map(|key| {
@@ -143,12 +159,6 @@ fn group_by(list: &str) -> String {
     }
 }
 
-/// A dimension's value for grouping and filtering: `''` when the point lacks the key (`indexOf` is 0
-/// and element 0 of an array is the default value).
-fn dimension(key: &str) -> String {
-    format!("dim_values[indexOf(dim_keys, {})]", quote(key))
-}
-
 /// The bucket of `column`: `floor(t / interval) * interval`, also for negative `t` (ClickHouse's `%`
 /// takes the dividend's sign, so it is corrected). The interval is an `Int64` on purpose: `%` takes
 /// its result type from the divisor, and a literal like 60000 is a `UInt16` that `+ 60000` overflows.
@@ -157,8 +167,9 @@ fn bucket(column: &str, interval_ms: i64) -> String {
     format!("({column} - ((({column} % {i}) + {i}) % {i}))")
 }
 
-/// The condition selecting a plan's points for a tenant.
-fn selection(tenant: &Tenant, plan: &QueryPlan, skip_indexes: bool) -> String {
+/// The condition selecting a plan's points for a tenant (before [`series::restriction`], which the
+/// series table's answer adds).
+fn selection(tenant: &Tenant, plan: &QueryPlan, tables: &Tables, skip_indexes: bool) -> String {
     let mut sql = format!(
         "tenant = {} AND metric = {} AND timestamp >= {} AND timestamp < {}",
         quote(tenant.as_str()),
@@ -167,40 +178,13 @@ fn selection(tenant: &Tenant, plan: &QueryPlan, skip_indexes: bool) -> String {
         plan.end
     );
     for filter in &plan.filters {
-        sql.push_str(&filter_condition(filter, skip_indexes));
+        sql.push_str(&filters::condition(
+            &tables.dimension(filter.key()),
+            filter,
+            skip_indexes,
+        ));
     }
     sql
-}
-
-/// ` AND <condition>` of one filter: the dimension equals the value, or is `IN` the list. Without `""`
-/// among the values, `has`/`hasAny` over `dim_values` is implied and lets the bloom-filter index skip
-/// granules. An empty list (which no request gives) selects nothing, as everywhere.
-pub(crate) fn filter_condition(filter: &Filter, skip_indexes: bool) -> String {
-    let column = dimension(filter.key());
-    let hint = skip_indexes && !filter.matches_missing();
-    match filter.values() {
-        [] => " AND 0".to_owned(),
-        [value] => {
-            let value = quote(value);
-            let mut sql = format!(" AND {column} = {value}");
-            if hint {
-                sql.push_str(&format!(" AND has(dim_values, {value})"));
-            }
-            sql
-        }
-        values => {
-            let list = values
-                .iter()
-                .map(|v| quote(v))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut sql = format!(" AND {column} IN ({list})");
-            if hint {
-                sql.push_str(&format!(" AND hasAny(dim_values, [{list}])"));
-            }
-            sql
-        }
-    }
 }
 
 /// The per-series arrays every series computation starts from: the series' points sorted by
@@ -217,9 +201,14 @@ fn decode_error(e: DecodeError) -> StoreError {
 mod tests {
     use std::time::Duration;
 
+    use luminate_model::Filter;
     use luminate_model::query::Aggregation;
 
     use super::*;
+
+    fn tables() -> Tables {
+        Tables::new("db", None, &[])
+    }
 
     fn plan() -> QueryPlan {
         QueryPlan {
@@ -238,12 +227,12 @@ mod tests {
     #[test]
     fn selection_quotes_every_string() {
         assert_eq!(
-            selection(&Tenant::new("t'1"), &plan(), false),
+            selection(&Tenant::new("t'1"), &plan(), &tables(), false),
             "tenant = 't\\'1' AND metric = 'm' AND timestamp >= -5 AND timestamp < 10 \
              AND dim_values[indexOf(dim_keys, 'k')] = 'it\\'s' \
              AND dim_values[indexOf(dim_keys, 'z')] = ''"
         );
-        let with_index = selection(&Tenant::new("t"), &plan(), true);
+        let with_index = selection(&Tenant::new("t"), &plan(), &tables(), true);
         assert!(with_index.contains("AND has(dim_values, 'it\\'s')"));
         assert!(!with_index.contains("has(dim_values, '')"));
     }
@@ -256,17 +245,26 @@ mod tests {
             Filter::any_of("e", Vec::<String>::new()),
         ];
         let plan = QueryPlan { filters, ..plan() };
-        let sql = selection(&Tenant::new("t"), &plan, false);
+        let sql = selection(&Tenant::new("t"), &plan, &tables(), false);
         assert_eq!(
             sql,
             "tenant = 't' AND metric = 'm' AND timestamp >= -5 AND timestamp < 10 \
              AND dim_values[indexOf(dim_keys, 'k')] IN ('a\\\\b', 'it\\'s') \
              AND dim_values[indexOf(dim_keys, 'z')] IN ('', 'x') AND 0"
         );
-        let with_index = selection(&Tenant::new("t"), &plan, true);
+        let with_index = selection(&Tenant::new("t"), &plan, &tables(), true);
         assert!(with_index.contains(" AND hasAny(dim_values, ['a\\\\b', 'it\\'s'])"));
         // `''` among the values: points without the key match, so the index cannot skip them.
         assert!(!with_index.contains("hasAny(dim_values, ['', 'x'])"));
+    }
+
+    #[test]
+    fn dimension_columns_are_read_instead_of_the_arrays() {
+        let tables = Tables::new("db", None, &["k".into()]);
+        let sql = selection(&Tenant::new("t"), &plan(), &tables, false);
+        assert!(
+            sql.ends_with(" AND `dim__k` = 'it\\'s' AND dim_values[indexOf(dim_keys, 'z')] = ''")
+        );
     }
 
     #[test]

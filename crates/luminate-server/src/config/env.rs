@@ -59,6 +59,7 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.clickhouse.breaker_failure_threshold",
     "storage.clickhouse.breaker_cool_down",
     "storage.clickhouse.max_response_bytes",
+    "storage.clickhouse.dimension_columns",
     "health.min_free_disk_bytes",
     "health.min_free_disk_ratio",
     "rate_limits.write_requests_per_second",
@@ -108,6 +109,7 @@ pub const KEY_PATHS: &[&str] = &[
 /// Keys whose value is a list; the environment gives them comma-separated.
 const LIST_KEYS: &[&str] = &[
     "storage.clickhouse.addresses",
+    "storage.clickhouse.dimension_columns",
     "otlp.promote_resource_attributes",
 ];
 

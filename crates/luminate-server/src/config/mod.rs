@@ -297,6 +297,9 @@ pub struct ClickhouseConfig {
     pub breaker_cool_down: Duration,
     /// Largest ClickHouse answer read, in bytes (bounds memory per request).
     pub max_response_bytes: u64,
+    /// Dimension keys given a column of their own on the points table (added on start if missing):
+    /// group-bys and filters on them read that column instead of the dimension arrays.
+    pub dimension_columns: Vec<String>,
 }
 
 impl Default for ClickhouseConfig {
@@ -315,6 +318,7 @@ impl Default for ClickhouseConfig {
             breaker_failure_threshold: 5,
             breaker_cool_down: Duration::from_secs(5),
             max_response_bytes: 256 << 20,
+            dimension_columns: Vec::new(),
         }
     }
 }
@@ -337,6 +341,7 @@ impl ClickhouseConfig {
             breaker_failure_threshold: self.breaker_failure_threshold,
             breaker_cool_down: self.breaker_cool_down,
             max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
+            dimension_columns: self.dimension_columns.clone(),
         }
     }
 }

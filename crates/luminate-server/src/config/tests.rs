@@ -531,10 +531,15 @@ storage:
             ("LUMINATE_CLICKHOUSE_USERNAME", "lum"),
             ("LUMINATE__STORAGE__CLICKHOUSE__PASSWORD", "pw"),
             ("LUMINATE_CLICKHOUSE_BREAKER_COOL_DOWN", "2s"),
+            (
+                "LUMINATE__STORAGE__CLICKHOUSE__DIMENSION_COLUMNS",
+                "customer_id,region",
+            ),
         ],
     )
     .unwrap();
     let ch = &c.storage.clickhouse;
+    assert_eq!(ch.dimension_columns, ["customer_id", "region"]);
     assert_eq!(c.storage.backend, Backend::Clickhouse);
     assert_eq!(ch.addresses, ["ch1:8123", "http://ch2:8123"]);
     assert_eq!(ch.cluster.as_deref(), Some("two_shards"));
