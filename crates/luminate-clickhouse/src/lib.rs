@@ -11,9 +11,9 @@
 //! - `service`: ClickHouse behind the circuit breaker: deadlines, `KILL QUERY` on cancellation, and the
 //!   mapping of ClickHouse failures to [`luminate_model::StoreError`];
 //! - `breaker`: the circuit breaker's state machine; `transport`: HTTP, pooling, failover;
-//! - `schema`: DDL and server features; `columns`: dimension columns; `series`: the series table that filters read first, and its
-//!   one-time fill; `filters`: a filter as a SQL condition; `sql`: the one escaping function;
-//!   `rowbinary`: the wire format;
+//! - `schema`: DDL and server features; `columns`: dimension columns of their own for configured keys;
+//!   `filters`: a filter as a SQL condition; `sql`: the one escaping function; `rowbinary`: the wire
+//!   format;
 //! - `settings`: [`ClickhouseSettings`]; `testing` (feature `test-server`): real servers for tests,
 //!   one shared per test binary, stoppable and restartable, and two-shard clusters.
 //!
@@ -21,9 +21,9 @@
 //! See [`schema`] for the DDL. In short: one `points` table (`MergeTree`, partitioned by UTC day,
 //! ordered by `(tenant, metric, series, timestamp)`, dimensions as parallel `Array(String)` columns
 //! `dim_keys`/`dim_values` sorted by key, `series = cityHash64(dim_keys, dim_values)` computed on
-//! insert, a `write_id` per write call), a `series` table (one row per series with its dimensions,
-//! written by a materialised view on `points`, read by filters) and a `retention_overrides` table
-//! (`ReplacingMergeTree`). All are created if missing on open. With `cluster` set, every address is a node of that cluster: the
+//! insert, a `write_id` per write call, 1 024 rows per granule, and a column of its own for each
+//! configured dimension key) and a `retention_overrides` table (`ReplacingMergeTree`). Both are created
+//! if missing on open. With `cluster` set, every address is a node of that cluster: the
 //! tables above are created on each node as `points_local` / `retention_overrides_local`, and
 //! `points` / `retention_overrides` become `Distributed` tables over them (sharded by series); inserts
 //! are synchronous (`insert_distributed_sync=1`) so an acknowledgement still means stored. Newer servers get `LowCardinality(String)` tenant and metric columns
@@ -91,7 +91,6 @@ mod query;
 mod retention;
 mod rowbinary;
 pub mod schema;
-mod series;
 mod service;
 mod settings;
 mod sql;

@@ -17,17 +17,6 @@
 //! ORDER BY (tenant, metric, series, timestamp)
 //! SETTINGS index_granularity = 1024;
 //!
-//! CREATE TABLE IF NOT EXISTS `luminate`.series (   -- one row per series ever written
-//!     tenant String, metric String, series UInt64, dim_keys Array(String), dim_values Array(String)
-//! ) ENGINE = ReplacingMergeTree() ORDER BY (tenant, metric, series);
-//!
-//! CREATE MATERIALIZED VIEW IF NOT EXISTS `luminate`.series_writer TO `luminate`.series AS
-//!     SELECT tenant, metric, series, any(dim_keys) AS dim_keys, any(dim_values) AS dim_values
-//!     FROM `luminate`.points GROUP BY tenant, metric, series;
-//!
-//! CREATE TABLE IF NOT EXISTS `luminate`.schema_steps (name String, applied UInt64)
-//!     ENGINE = ReplacingMergeTree(applied) ORDER BY name;
-//!
 //! CREATE TABLE IF NOT EXISTS `luminate`.retention_overrides (
 //!     tenant String, metric String, retention_ns UInt64, version UInt64
 //! ) ENGINE = ReplacingMergeTree(version) ORDER BY (tenant, metric);
@@ -37,9 +26,8 @@
 //! ) ENGINE = ReplacingMergeTree(written) ORDER BY (tenant, id);
 //! ```
 //!
-//! With a `cluster` (two or more shards), each node holds `points_local`, `series_local` (and its
-//! writer, fed by `points_local`, so a series' row lives on the shard of its points), `schema_steps`
-//! and `retention_overrides_local` with the DDL above, and `points` / `retention_overrides` are
+//! With a `cluster` (two or more shards), each node holds `points_local` and
+//! `retention_overrides_local` with the DDL above, and `points` / `retention_overrides` are
 //! `Distributed` tables over them (sharded by `series`, so a series lives on one shard), created on
 //! every node so that any node can take a query or an insert. Every statement of the backend reads and
 //! writes the `Distributed` tables, except deletes, which are mutations of the local tables on each
@@ -51,8 +39,8 @@
 //! integral are built from adjacent rows. `series` is computed by ClickHouse on insert, so every writer
 //! agrees on it. Dimensions are parallel arrays rather than `Map` (absent before 21.x), which also lets
 //! one statement read a dimension as `dim_values[indexOf(dim_keys, 'k')]`: `''` when the key is
-//! missing, exactly the contract's rule. `series` (see `crate::series`) lets a filter find its series
-//! in a table of 2 M rows instead of unpacking the arrays of every point. `retention_overrides` keeps every `set_retention` as a row; the
+//! missing, exactly the contract's rule; keys configured as dimension columns (`crate::columns`) are
+//! also read from a column of their own. `retention_overrides` keeps every `set_retention` as a row; the
 //! newest `version` (nanoseconds since the epoch) wins, on read and, eventually, on merge.
 
 use luminate_model::StoreError;
@@ -64,10 +52,11 @@ use crate::sql::{quote, quote_ident};
 /// Milliseconds of one partition (a UTC day).
 pub const DAY_MS: i64 = 86_400_000;
 
-/// Rows per granule of the points table (ClickHouse's default is 8 192). A filter on one customer reads
-/// its ~170 series, each a few rows somewhere in the sort key: every series costs a whole granule, so
-/// 1 024 rows read 8× less for such filters (0.22 → 0.07 s measured on the benchmark's data) and
-/// change nothing measurable for scans; the index grows to one mark per 1 024 rows, 11 000 for 11 M.
+/// Rows per granule of the points table (ClickHouse's default is 8 192). One customer's points are ~170
+/// series, each a few rows somewhere in the sort key, and every granule holding one is read whole: at
+/// 1 024 rows such a filter reads 8× fewer rows (one customer of the benchmark's data: 0.22 → 0.07 s,
+/// when its series are known), while scans measured the same; the index grows to one mark per 1 024
+/// rows, 11 000 for 11 M points.
 pub const INDEX_GRANULARITY: u32 = 1024;
 
 /// `major.minor.patch` of the server, from `SELECT version()`.
@@ -156,16 +145,9 @@ pub struct Tables {
     pub retention: String,
     /// `` `db`.dashboards ``.
     pub dashboards: String,
-    /// `` `db`.series ``: what lookups read (a `Distributed` table in a cluster).
-    pub series: String,
-    /// `` `db`.schema_steps ``: the one-time steps done on this node (never distributed).
-    pub schema_steps: String,
     /// Name (unqualified) of the `MergeTree` table holding the points: `points`, or `points_local` on
     /// each node of a cluster. Deletes mutate it.
     pub points_storage: &'static str,
-    /// Name (unqualified) of the table holding the series: `series`, or `series_local` on each node of
-    /// a cluster. Filters read it in subqueries, which each shard runs over its own series.
-    pub series_storage: &'static str,
     /// Dimension keys with a column of their own on the points table (`dim__<key>`, materialised from
     /// the arrays on insert), sorted. Group-bys and filters on them read the column.
     pub dimension_columns: Vec<String>,
@@ -186,17 +168,10 @@ impl Tables {
             points: format!("{db}.points"),
             retention: format!("{db}.retention_overrides"),
             dashboards: format!("{db}.dashboards"),
-            series: format!("{db}.series"),
-            schema_steps: format!("{db}.schema_steps"),
             points_storage: if cluster.is_some() {
                 "points_local"
             } else {
                 "points"
-            },
-            series_storage: if cluster.is_some() {
-                "series_local"
-            } else {
-                "series"
             },
         }
     }
@@ -222,11 +197,6 @@ impl Tables {
         } else {
             crate::filters::from_arrays(key)
         }
-    }
-
-    /// `` `db`.series `` or `` `db`.series_local ``.
-    pub fn series_storage_table(&self) -> String {
-        self.qualified(self.series_storage)
     }
 
     /// The statements that create everything on one node, in order, each idempotent.
@@ -279,50 +249,6 @@ impl Tables {
             ));
         }
         ddl
-    }
-
-    /// The statements that create the series table, its writer and the steps table on one node, in
-    /// order, each idempotent. They run after the points table is known to fit: the writer reads its
-    /// columns.
-    pub fn create_series_tables(&self, features: Features) -> Vec<String> {
-        let mut ddl = vec![
-            self.create_series(features),
-            format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS SELECT tenant, metric, series, \
-                 any(dim_keys) AS dim_keys, any(dim_values) AS dim_values FROM {} \
-                 GROUP BY tenant, metric, series",
-                self.qualified("series_writer"),
-                self.series_storage_table(),
-                self.points_storage_table()
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} (name String, applied UInt64) \
-                 ENGINE = ReplacingMergeTree(applied) ORDER BY name",
-                self.schema_steps
-            ),
-        ];
-        if let Some(cluster) = &self.cluster {
-            ddl.push(format!(
-                "CREATE TABLE IF NOT EXISTS {} AS {} ENGINE = Distributed({}, {}, 'series_local', series)",
-                self.series,
-                self.series_storage_table(),
-                quote(cluster),
-                quote(&self.database),
-            ));
-        }
-        ddl
-    }
-
-    /// `CREATE TABLE IF NOT EXISTS` for the table holding the series. A series' rows (one per insert
-    /// that carried it) collapse into one on merge; readers do not depend on when.
-    pub fn create_series(&self, features: Features) -> String {
-        let name_type = name_type(features);
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (tenant {name_type}, metric {name_type}, series UInt64, \
-             dim_keys Array(String), dim_values Array(String)) ENGINE = ReplacingMergeTree() \
-             ORDER BY (tenant, metric, series)",
-            self.series_storage_table()
-        )
     }
 
     /// `CREATE TABLE IF NOT EXISTS` for the table holding the points.
@@ -392,7 +318,7 @@ pub fn incompatibility(found: &[(String, String)]) -> Option<String> {
 }
 
 /// Creates the database and tables if missing (on every node of a cluster), checks that an existing
-/// points table fits, and fills the series table once if the points table is older. Every statement is idempotent, so concurrent Luminate instances may all
+/// points table fits, and adds the configured dimension columns it lacks. Every statement is idempotent, so concurrent Luminate instances may all
 /// run it.
 pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     let tables = &service.tables;
@@ -421,18 +347,7 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     if let Some(why) = incompatibility(&found) {
         return Err(SchemaError::Incompatible(why));
     }
-    for ddl in tables.create_series_tables(service.features) {
-        if tables.cluster.is_some() {
-            service.run_on_each(&ddl).await.map(drop)
-        } else {
-            service.run(&ddl).await.map(drop)
-        }
-        .map_err(SchemaError::Statement)?;
-    }
     crate::columns::ensure(service)
-        .await
-        .map_err(SchemaError::Statement)?;
-    crate::series::fill_once(service)
         .await
         .map_err(SchemaError::Statement)
 }
@@ -487,6 +402,7 @@ mod tests {
         assert!(old.starts_with("CREATE TABLE IF NOT EXISTS `lum\\`x`.points ("));
         assert!(!old.contains("LowCardinality") && !old.contains("INDEX"));
         assert!(old.contains("PARTITION BY intDiv(timestamp, 86400000)"));
+        assert!(old.ends_with("SETTINGS index_granularity = 1024"));
         let new = t.create_points(ServerVersion::parse("24.3.1").unwrap().features());
         assert!(new.contains("tenant LowCardinality(String)"));
         assert!(new.contains("INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01)"));
@@ -499,28 +415,8 @@ mod tests {
         assert_eq!(single.len(), 4);
         assert!(single[1].contains("`db`.points ("));
         assert!(single[3].contains("`db`.dashboards ("));
-        let series = Tables::new("db", None, &[]).create_series_tables(features);
-        assert!(series[0].contains("`db`.series ("));
-        assert_eq!(
-            series[1],
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.series_writer TO `db`.series AS SELECT \
-             tenant, metric, series, any(dim_keys) AS dim_keys, any(dim_values) AS dim_values FROM \
-             `db`.points GROUP BY tenant, metric, series"
-        );
-        assert!(series[2].contains("`db`.schema_steps ("));
         let t = Tables::new("db", Some("two'shards"), &[]);
         assert_eq!(t.points_storage_table(), "`db`.points_local");
-        assert_eq!(t.series_storage_table(), "`db`.series_local");
-        let series = t.create_series_tables(features);
-        assert!(series[0].contains("`db`.series_local ("));
-        assert!(
-            series[1].contains("TO `db`.series_local AS")
-                && series[1].ends_with("FROM `db`.points_local GROUP BY tenant, metric, series")
-        );
-        assert!(
-            series[2].contains("`db`.schema_steps ("),
-            "steps are kept per node"
-        );
         let ddl = t.create_all(features);
         assert_eq!(ddl.len(), 7);
         assert!(ddl[3].contains("`db`.dashboards_local ("));

@@ -244,7 +244,7 @@ async fn hostile_strings_are_stored_and_queried_back_verbatim() {
         server()
             .sql("SELECT name FROM system.tables WHERE database = 'injection' ORDER BY name")
             .unwrap(),
-        "dashboards\npoints\nretention_overrides\nschema_steps\nseries\nseries_writer\n"
+        "dashboards\npoints\nretention_overrides\n"
     );
     assert_eq!(
         server()
@@ -460,59 +460,102 @@ async fn open_creates_the_schema_once_and_refuses_a_foreign_table() {
 }
 
 #[tokio::test]
-async fn a_points_table_from_before_the_series_table_is_filled_into_it_once() {
-    // The layout every earlier version created: a points table and nothing to find series by.
-    server()
-        .sql("DROP DATABASE IF EXISTS before_series")
-        .unwrap();
-    server().sql("CREATE DATABASE before_series").unwrap();
+async fn dimension_columns_are_added_to_a_points_table_holding_data() {
+    // The layout earlier versions created (8 192 rows per granule, no dimension columns), holding points
+    // in two day partitions.
+    server().sql("DROP DATABASE IF EXISTS add_columns").unwrap();
+    server().sql("CREATE DATABASE add_columns").unwrap();
     server()
         .sql(
-            "CREATE TABLE before_series.points (tenant String, metric String, \
+            "CREATE TABLE add_columns.points (tenant String, metric String, \
              series UInt64 DEFAULT cityHash64(dim_keys, dim_values), timestamp Int64, \
              value Float64, dim_keys Array(String), dim_values Array(String), write_id UInt64) \
              ENGINE = MergeTree() PARTITION BY intDiv(timestamp, 86400000) \
              ORDER BY (tenant, metric, series, timestamp)",
         )
         .unwrap();
-    server()
-        .sql(
-            "INSERT INTO before_series.points (tenant, metric, timestamp, value, dim_keys, \
-             dim_values, write_id) VALUES ('t', 'm', 1000, 1, ['k'], ['x'], 1), \
-             ('t', 'm', 2000, 2, ['k'], ['y'], 1), ('t', 'm', 3000, 4, ['k'], ['x'], 1)",
-        )
-        .unwrap();
-    let sum_where = |value: &'static str| {
-        let mut p = plan(QueryKind::Aggregate(Aggregation::Sum), "m");
-        p.filters = vec![Filter::equals("k", value)];
-        p
-    };
-    let tenant = Tenant::new("t");
-    let steps = || {
+    for (t, v, dims) in [
+        (1_000, 1, "['k'], ['x']"),
+        (2_000, 2, "['k', 'z'], ['y', 'q']"),
+        (86_400_000 + 3_000, 4, "['k'], ['x']"),
+        (86_400_000 + 4_000, 8, "[], []"),
+    ] {
         server()
-            .sql("SELECT count() FROM before_series.schema_steps")
+            .sql(&format!(
+                "INSERT INTO add_columns.points (tenant, metric, timestamp, value, dim_keys, \
+                 dim_values, write_id) VALUES ('t', 'm', {t}, {v}, {dims}, 1)"
+            ))
+            .unwrap();
+    }
+    let parts_without_the_column = || {
+        server()
+            .sql(
+                "SELECT count() FROM system.parts WHERE database = 'add_columns' \
+                 AND table = 'points' AND active AND name NOT IN (SELECT name FROM \
+                 system.parts_columns WHERE database = 'add_columns' AND table = 'points' \
+                 AND active AND column = 'dim__k')",
+            )
             .unwrap()
     };
+    assert_eq!(parts_without_the_column(), "4\n");
 
-    let store = store("before_series").await;
-    // Filtered queries find their series in the series table: the points stored before it existed
-    // are there.
-    let total = |r: QueryResult| match r {
-        QueryResult::Aggregate { results, .. } => results.iter().map(|g| g.value).sum::<f64>(),
+    let with_columns = || {
+        ClickhouseStore::open(ClickhouseSettings {
+            dimension_columns: vec!["k".into()],
+            ..settings("add_columns")
+        })
+    };
+    let store = with_columns().await.unwrap();
+    // Every part written before the column was rewritten with it.
+    assert_eq!(parts_without_the_column(), "0\n");
+    let tenant = Tenant::new("t");
+    let mut by_k = plan(QueryKind::Aggregate(Aggregation::Sum), "m");
+    by_k.group_by = vec!["k".into()];
+    by_k.end = 2 * 86_400_000;
+    let sums = |r: QueryResult| match r {
+        QueryResult::Aggregate { results, .. } => results
+            .into_iter()
+            .map(|g| (g.group_key.0[0].1.clone(), g.value))
+            .collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(total(query(&store, &tenant, &sum_where("x")).await), 5.0);
-    assert_eq!(total(query(&store, &tenant, &sum_where("y")).await), 2.0);
-    assert_eq!(steps(), "1\n");
-    // Points written from now on reach it through the materialised view.
-    write(&store, &tenant, &[point("m", 4_000, 8.0, &[("k", "z")])]).await;
-    assert_eq!(total(query(&store, &tenant, &sum_where("z")).await), 8.0);
-
-    // The fill is done once: reopening does not read the points again.
+    // A point without the key is in the group `""`, as the arrays say.
+    let expected = vec![
+        ("".to_owned(), 8.0),
+        ("x".to_owned(), 5.0),
+        ("y".to_owned(), 2.0),
+    ];
+    assert_eq!(sums(query(&store, &tenant, &by_k).await), expected);
+    let mut only_x = by_k.clone();
+    only_x.filters = vec![Filter::equals("k", "x")];
+    assert_eq!(
+        sums(query(&store, &tenant, &only_x).await),
+        vec![("x".to_owned(), 5.0)]
+    );
+    // Points written from now on hold the column.
+    write(&store, &tenant, &[point("m", 5_000, 16.0, &[("k", "y")])]).await;
+    assert_eq!(
+        server()
+            .sql("SELECT dim__k FROM add_columns.points WHERE value = 16")
+            .unwrap(),
+        "y\n"
+    );
+    // Reopening finds the columns in place; a store without them reads the arrays and agrees.
     drop(store);
-    let reopened = common::store("before_series").await;
-    assert_eq!(steps(), "1\n");
-    assert_eq!(total(query(&reopened, &tenant, &sum_where("x")).await), 5.0);
+    let reopened = with_columns().await.unwrap();
+    let without = common::store("add_columns").await;
+    assert_eq!(
+        query(&reopened, &tenant, &by_k).await,
+        query(&without, &tenant, &by_k).await
+    );
+    assert_eq!(
+        sums(query(&without, &tenant, &by_k).await),
+        vec![
+            ("y".to_owned(), 18.0),
+            ("".to_owned(), 8.0),
+            ("x".to_owned(), 5.0)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,6 @@ use luminate_model::{QueryContext, QueryPlan, QueryResult, StoreError, Tenant};
 use crate::filters;
 use crate::rowbinary::{DecodeError, RowReader};
 use crate::schema::Tables;
-use crate::series;
 use crate::service::Service;
 use crate::sql::quote;
 
@@ -33,19 +32,11 @@ pub async fn run(
     plan: &QueryPlan,
     ctx: &QueryContext,
 ) -> Result<QueryResult, StoreError> {
-    let mut selection = selection(tenant, plan, &service.tables, service.features.skip_indexes);
-    if let Some(lookup) =
-        series::lookup(&service.tables.series, tenant, &plan.metric, &plan.filters)
-    {
-        let lookup = format!("{lookup} FORMAT RowBinary");
-        let answer = service.query(&lookup, ctx, plan.timeout).await?;
-        selection.push_str(&series::restriction(&answer)?);
-    }
     let q = Query {
         service,
         plan,
         ctx,
-        selection,
+        selection: selection(tenant, plan, &service.tables, service.features.skip_indexes),
     };
     match plan.kind {
         QueryKind::Range => range::run(&q).await,
@@ -167,8 +158,7 @@ fn bucket(column: &str, interval_ms: i64) -> String {
     format!("({column} - ((({column} % {i}) + {i}) % {i}))")
 }
 
-/// The condition selecting a plan's points for a tenant (before [`series::restriction`], which the
-/// series table's answer adds).
+/// The condition selecting a plan's points for a tenant.
 fn selection(tenant: &Tenant, plan: &QueryPlan, tables: &Tables, skip_indexes: bool) -> String {
     let mut sql = format!(
         "tenant = {} AND metric = {} AND timestamp >= {} AND timestamp < {}",

@@ -104,6 +104,12 @@ impl SpawnedServer {
                         "LUMINATE__STORAGE__CLICKHOUSE__DATABASE",
                         ch.database.clone(),
                     ),
+                    // The dataset's dimensions, each grouped or filtered by some query: what an
+                    // operator of this data would give columns of their own.
+                    (
+                        "LUMINATE__STORAGE__CLICKHOUSE__DIMENSION_COLUMNS",
+                        "customer_id,endpoint,region,status_code".to_owned(),
+                    ),
                 ]
             }))
             .envs(env.iter().copied())
