@@ -88,10 +88,17 @@ pub async fn dimension_values(
     if RowReader::new(&body).u64().map_err(decode_error)? == 0 {
         return Ok(None);
     }
-    let key = quote(key);
+    let value = service.tables.dimension(key);
+    // Points that carry the key. A dimension column holds `''` for the others, and a stored value is
+    // never empty (CONTRACT §2), so the column alone tells them apart without reading the arrays.
+    let carries = if service.tables.has_dimension_column(key) {
+        format!("{value} != ''")
+    } else {
+        format!("has(dim_keys, {})", quote(key))
+    };
     let sql = format!(
-        "SELECT dim_values[indexOf(dim_keys, {key})] AS v, count() AS c FROM {} \
-         WHERE {metric_scope} AND has(dim_keys, {key}) AND startsWith(v, {}) \
+        "SELECT {value} AS v, count() AS c FROM {} \
+         WHERE {metric_scope} AND {carries} AND startsWith(v, {}) \
          GROUP BY v ORDER BY c DESC, v LIMIT {limit} FORMAT RowBinary",
         service.tables.points,
         quote(prefix),
@@ -115,8 +122,10 @@ pub async fn cardinality(
     metric: Option<&str>,
 ) -> Result<Vec<MetricCardinality>, StoreError> {
     let where_ = scope(tenant, metric);
+    // `series` identifies a series (it is `cityHash64(dim_keys, dim_values)`, which rate and integral
+    // already group by): one UInt64 per row to count instead of both arrays.
     let series_sql = format!(
-        "SELECT metric, uniqExact(dim_keys, dim_values) FROM {} WHERE {where_} GROUP BY metric \
+        "SELECT metric, uniqExact(series) FROM {} WHERE {where_} GROUP BY metric \
          FORMAT RowBinary",
         service.tables.points
     );

@@ -185,6 +185,13 @@ impl Tables {
         self.qualified(self.points_storage)
     }
 
+    /// Whether `key` has a dimension column.
+    pub fn has_dimension_column(&self, key: &str) -> bool {
+        self.dimension_columns
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_ok()
+    }
+
     /// A dimension's value on the points table: its column when it has one, else read from the arrays
     /// (the same value either way: `''` when the point lacks the key).
     pub fn dimension(&self, key: &str) -> String {
