@@ -100,15 +100,24 @@ async fn table_columns(
         quote(&service.tables.database),
         quote(table_name)
     );
+    strings(service, node, &sql).await
+}
+
+/// The one `String` column of a statement's rows, run on `node`.
+async fn strings(
+    service: &Service,
+    node: Option<usize>,
+    sql: &str,
+) -> Result<Vec<String>, StoreError> {
     let body = service
-        .run_on_node(node, &sql, service.request_timeout)
+        .run_on_node(node, sql, service.request_timeout)
         .await?;
     let mut r = RowReader::new(&body);
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     while !r.is_empty() {
-        names.push(r.string().map_err(decode_error)?);
+        out.push(r.string().map_err(decode_error)?);
     }
-    Ok(names)
+    Ok(out)
 }
 
 /// Rewrites, partition by partition, the active parts of the storage table that lack a configured
@@ -134,14 +143,7 @@ async fn rewrite_parts_without_columns(
         list = columns.join(", ")
     );
     for round in 0..=REWRITE_ROUNDS {
-        let body = service
-            .run_on_node(node, &lacking, service.request_timeout)
-            .await?;
-        let mut r = RowReader::new(&body);
-        let mut partitions = Vec::new();
-        while !r.is_empty() {
-            partitions.push(r.string().map_err(decode_error)?);
-        }
+        let partitions = strings(service, node, &lacking).await?;
         if partitions.is_empty() {
             return Ok(());
         }
