@@ -37,13 +37,18 @@ pub fn name(key: &str) -> String {
     format!("dim__{key}")
 }
 
-/// `ALTER TABLE … ADD COLUMN` of `key`'s column on `table`.
-fn add(table: &str, key: &str) -> String {
+/// `key`'s column as a table declares it: `` `dim__key` String DEFAULT <the arrays' value> ``.
+pub fn definition(key: &str) -> String {
     format!(
-        "ALTER TABLE {table} ADD COLUMN {} String DEFAULT {}",
+        "{} String DEFAULT {}",
         quote_ident(&name(key)),
         crate::filters::from_arrays(key)
     )
+}
+
+/// `ALTER TABLE … ADD COLUMN` of `key`'s column on `table`.
+fn add(table: &str, key: &str) -> String {
+    format!("ALTER TABLE {table} ADD COLUMN {}", definition(key))
 }
 
 fn decode_error(e: crate::rowbinary::DecodeError) -> StoreError {

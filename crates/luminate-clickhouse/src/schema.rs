@@ -151,6 +151,9 @@ pub struct Tables {
     /// Dimension keys with a column of their own on the points table (`dim__<key>`, materialised from
     /// the arrays on insert), sorted. Group-bys and filters on them read the column.
     pub dimension_columns: Vec<String>,
+    /// Dimension keys put in the points table's sort key after the metric, in order, when the table is
+    /// created (each also has a dimension column). A table created otherwise keeps its key.
+    pub sort_dimensions: Vec<String>,
 }
 
 impl Tables {
@@ -163,6 +166,7 @@ impl Tables {
         dimension_columns.dedup();
         Self {
             dimension_columns,
+            sort_dimensions: Vec::new(),
             database: database.to_owned(),
             cluster: cluster.map(str::to_owned),
             points: format!("{db}.points"),
@@ -183,6 +187,21 @@ impl Tables {
     /// `` `db`.points `` or `` `db`.points_local ``.
     pub fn points_storage_table(&self) -> String {
         self.qualified(self.points_storage)
+    }
+
+    /// These tables with `keys` in the points table's sort key (see [`Tables::sort_dimensions`]);
+    /// each gets a dimension column too.
+    #[must_use]
+    pub fn with_sort_dimensions(mut self, keys: &[String]) -> Self {
+        for key in keys {
+            if !self.sort_dimensions.contains(key) {
+                self.sort_dimensions.push(key.clone());
+            }
+        }
+        self.dimension_columns.extend(keys.iter().cloned());
+        self.dimension_columns.sort();
+        self.dimension_columns.dedup();
+        self
     }
 
     /// Whether `key` has a dimension column.
@@ -258,7 +277,8 @@ impl Tables {
         ddl
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` for the table holding the points.
+    /// `CREATE TABLE IF NOT EXISTS` for the table holding the points, with its dimension columns and
+    /// the sort dimensions in its key.
     pub fn create_points(&self, features: Features) -> String {
         let name_type = name_type(features);
         let index = if features.skip_indexes {
@@ -266,6 +286,16 @@ impl Tables {
         } else {
             ""
         };
+        let columns: String = self
+            .dimension_columns
+            .iter()
+            .map(|key| format!(",\n    {}", crate::columns::definition(key)))
+            .collect();
+        let sort: String = self
+            .sort_dimensions
+            .iter()
+            .map(|key| format!("{}, ", quote_ident(&crate::columns::name(key))))
+            .collect();
         format!(
             "CREATE TABLE IF NOT EXISTS {} (\n    \
              tenant {name_type},\n    \
@@ -275,10 +305,10 @@ impl Tables {
              value Float64,\n    \
              dim_keys Array(String),\n    \
              dim_values Array(String),\n    \
-             write_id UInt64{index}\n\
+             write_id UInt64{columns}{index}\n\
              ) ENGINE = MergeTree()\n\
              PARTITION BY intDiv(timestamp, {DAY_MS})\n\
-             ORDER BY (tenant, metric, series, timestamp)\n\
+             ORDER BY (tenant, metric, {sort}series, timestamp)\n\
              SETTINGS index_granularity = {INDEX_GRANULARITY}",
             self.points_storage_table()
         )
@@ -409,7 +439,24 @@ mod tests {
         assert!(old.starts_with("CREATE TABLE IF NOT EXISTS `lum\\`x`.points ("));
         assert!(!old.contains("LowCardinality") && !old.contains("INDEX"));
         assert!(old.contains("PARTITION BY intDiv(timestamp, 86400000)"));
-        assert!(old.ends_with("SETTINGS index_granularity = 1024"));
+        assert!(old.ends_with(
+            "ORDER BY (tenant, metric, series, timestamp)\nSETTINGS index_granularity = 1024"
+        ));
+        let sorted = Tables::new("db", None, &["region".into()])
+            .with_sort_dimensions(&["customer_id".into()])
+            .create_points(ServerVersion::parse("18.16.1").unwrap().features());
+        assert!(
+            sorted.contains(
+                "write_id UInt64,\n    \
+             `dim__customer_id` String DEFAULT dim_values[indexOf(dim_keys, 'customer_id')],\n    \
+             `dim__region` String DEFAULT dim_values[indexOf(dim_keys, 'region')]\n)"
+            ),
+            "{sorted}"
+        );
+        assert!(
+            sorted.contains("ORDER BY (tenant, metric, `dim__customer_id`, series, timestamp)"),
+            "{sorted}"
+        );
         let new = t.create_points(ServerVersion::parse("24.3.1").unwrap().features());
         assert!(new.contains("tenant LowCardinality(String)"));
         assert!(new.contains("INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01)"));

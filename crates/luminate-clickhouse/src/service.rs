@@ -82,7 +82,8 @@ impl Service {
                 &settings.database,
                 settings.cluster.as_deref(),
                 &settings.dimension_columns,
-            ),
+            )
+            .with_sort_dimensions(&settings.sort_dimensions),
             version,
             features: version.features(),
             request_timeout: settings.request_timeout,

@@ -44,6 +44,10 @@ pub struct ClickhouseSettings {
     /// (materialised from the arrays, so older parts read the same values). Group-bys and filters on
     /// these keys read the column instead of unpacking the arrays of every row.
     pub dimension_columns: Vec<String>,
+    /// Dimension keys put in the points table's sort key after the metric, in order, when the backend
+    /// creates the table (each also gets a dimension column). One customer's points are then one range
+    /// of the key. A table that exists keeps its key: this applies to new databases only.
+    pub sort_dimensions: Vec<String>,
 }
 
 impl Default for ClickhouseSettings {
@@ -63,6 +67,7 @@ impl Default for ClickhouseSettings {
             breaker_cool_down: Duration::from_secs(5),
             max_response_bytes: 256 << 20,
             dimension_columns: Vec::new(),
+            sort_dimensions: Vec::new(),
         }
     }
 }
@@ -165,18 +170,22 @@ impl ClickhouseSettings {
                 });
             }
         }
-        if let Some(bad) = self
-            .dimension_columns
-            .iter()
-            .find(|k| !luminate_model::validate::is_identifier(k) || k.len() > 128)
-        {
-            return Err(SettingsError {
-                key: "dimension_columns",
-                message: format!(
-                    "{bad:?} is not a dimension key (letters, digits and `_`, not starting with a \
-                     digit, at most 128 characters)"
-                ),
-            });
+        for (key, keys) in [
+            ("dimension_columns", &self.dimension_columns),
+            ("sort_dimensions", &self.sort_dimensions),
+        ] {
+            if let Some(bad) = keys
+                .iter()
+                .find(|k| !luminate_model::validate::is_identifier(k) || k.len() > 128)
+            {
+                return Err(SettingsError {
+                    key,
+                    message: format!(
+                        "{bad:?} is not a dimension key (letters, digits and `_`, not starting with \
+                         a digit, at most 128 characters)"
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -230,6 +239,11 @@ mod tests {
         let err = s.check().unwrap_err();
         assert_eq!(err.key, "dimension_columns");
         assert!(err.message.contains("\"a-b\""), "{}", err.message);
+        let s = ClickhouseSettings {
+            sort_dimensions: vec!["9lives".into()],
+            ..ClickhouseSettings::default()
+        };
+        assert_eq!(s.check().unwrap_err().key, "sort_dimensions");
         assert!(ClickhouseSettings::default().check().is_ok());
     }
 }

@@ -3,7 +3,8 @@
 //! differential_conformance.rs`) run against a real `clickhouse-server`: random points of two tenants
 //! written in random batches, random plans of every query type, then deletes (partial, and of every
 //! point of a metric), reopening the store (schema creation on an existing database, adding dimension
-//! columns), and writes that revive deleted series; once within one day partition and once over several days.
+//! columns), and writes that revive deleted series; odd seeds on a points table sorted by a dimension
+//! first; once within one day partition and once over several days.
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on the first unexpected error"
@@ -27,6 +28,8 @@ const PLANS_PER_CHECK: usize = 100;
 
 struct Harness {
     store: ClickhouseStore,
+    /// The store's settings (its database, and for some seeds a sort dimension).
+    settings: ClickhouseSettings,
     reference: ReferenceStore,
     main: Tenant,
     noise: Tenant,
@@ -135,7 +138,7 @@ impl Harness {
         self.store.close().await.unwrap();
         self.store = ClickhouseStore::open(ClickhouseSettings {
             dimension_columns: vec!["customer".into(), "region".into()],
-            ..common::settings(DATABASE)
+            ..self.settings.clone()
         })
         .await
         .unwrap();
@@ -144,13 +147,25 @@ impl Harness {
 
 const DATABASE: &str = "conformance";
 
+/// Odd seeds' database: its points table is created with `customer` in the sort key.
+const SORTED_DATABASE: &str = "conformance_sorted";
+
 async fn run_seed(seed: u64, span: i64) {
     let mut rng = Rng::new(seed);
     let n = 300 + rng.below(1_700) as usize;
     let points = testkit::random_points(&mut rng, n, BASE, span);
     let noise = testkit::random_points(&mut rng, 200, BASE, span);
+    let settings = if seed % 2 == 1 {
+        ClickhouseSettings {
+            sort_dimensions: vec!["customer".into()],
+            ..common::settings(SORTED_DATABASE)
+        }
+    } else {
+        common::settings(DATABASE)
+    };
     let mut h = Harness {
-        store: common::store(DATABASE).await,
+        store: ClickhouseStore::open(settings.clone()).await.unwrap(),
+        settings,
         reference: ReferenceStore::new(),
         // Tenants of their own per seed: seeds share the database (and run concurrently).
         main: Tenant::new(format!("main-{seed}")),

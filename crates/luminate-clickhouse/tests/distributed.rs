@@ -93,6 +93,7 @@ async fn two_shards_behind_distributed_tables_answer_like_one_node() {
         cluster: Some(CLUSTER.into()),
         // Through the Distributed table too: inserts leave the column to the shards, reads use it.
         dimension_columns: vec!["customer".into()],
+        sort_dimensions: vec!["region".into()],
         ..shard_a.settings("dist")
     })
     .await

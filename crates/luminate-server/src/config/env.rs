@@ -60,6 +60,7 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.clickhouse.breaker_cool_down",
     "storage.clickhouse.max_response_bytes",
     "storage.clickhouse.dimension_columns",
+    "storage.clickhouse.sort_dimensions",
     "health.min_free_disk_bytes",
     "health.min_free_disk_ratio",
     "rate_limits.write_requests_per_second",
@@ -110,6 +111,7 @@ pub const KEY_PATHS: &[&str] = &[
 const LIST_KEYS: &[&str] = &[
     "storage.clickhouse.addresses",
     "storage.clickhouse.dimension_columns",
+    "storage.clickhouse.sort_dimensions",
     "otlp.promote_resource_attributes",
 ];
 

@@ -300,6 +300,9 @@ pub struct ClickhouseConfig {
     /// Dimension keys given a column of their own on the points table (added on start if missing):
     /// group-bys and filters on them read that column instead of the dimension arrays.
     pub dimension_columns: Vec<String>,
+    /// Dimension keys put in the points table's sort key when Luminate creates it (new databases only):
+    /// one customer's points become one range of the key.
+    pub sort_dimensions: Vec<String>,
 }
 
 impl Default for ClickhouseConfig {
@@ -319,6 +322,7 @@ impl Default for ClickhouseConfig {
             breaker_cool_down: Duration::from_secs(5),
             max_response_bytes: 256 << 20,
             dimension_columns: Vec::new(),
+            sort_dimensions: Vec::new(),
         }
     }
 }
@@ -342,6 +346,7 @@ impl ClickhouseConfig {
             breaker_cool_down: self.breaker_cool_down,
             max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
             dimension_columns: self.dimension_columns.clone(),
+            sort_dimensions: self.sort_dimensions.clone(),
         }
     }
 }

@@ -535,11 +535,16 @@ storage:
                 "LUMINATE__STORAGE__CLICKHOUSE__DIMENSION_COLUMNS",
                 "customer_id,region",
             ),
+            (
+                "LUMINATE__STORAGE__CLICKHOUSE__SORT_DIMENSIONS",
+                "customer_id",
+            ),
         ],
     )
     .unwrap();
     let ch = &c.storage.clickhouse;
     assert_eq!(ch.dimension_columns, ["customer_id", "region"]);
+    assert_eq!(ch.sort_dimensions, ["customer_id"]);
     assert_eq!(c.storage.backend, Backend::Clickhouse);
     assert_eq!(ch.addresses, ["ch1:8123", "http://ch2:8123"]);
     assert_eq!(ch.cluster.as_deref(), Some("two_shards"));

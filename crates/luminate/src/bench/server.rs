@@ -110,6 +110,11 @@ impl SpawnedServer {
                         "LUMINATE__STORAGE__CLICKHOUSE__DIMENSION_COLUMNS",
                         "customer_id,endpoint,region,status_code".to_owned(),
                     ),
+                    // Queries ask for one customer's points: its points one range of the key.
+                    (
+                        "LUMINATE__STORAGE__CLICKHOUSE__SORT_DIMENSIONS",
+                        "customer_id".to_owned(),
+                    ),
                 ]
             }))
             .envs(env.iter().copied())
