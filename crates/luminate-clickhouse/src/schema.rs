@@ -148,8 +148,8 @@ pub struct Tables {
     /// Name (unqualified) of the `MergeTree` table holding the points: `points`, or `points_local` on
     /// each node of a cluster. Deletes mutate it.
     pub points_storage: &'static str,
-    /// Dimension keys with a column of their own on the points table (`dim__<key>`, materialised from
-    /// the arrays on insert), sorted. Group-bys and filters on them read the column.
+    /// Dimension keys with a column of their own on the points table (`dim__<key>`, computed from the
+    /// arrays on insert; see `crate::columns`), sorted. Group-bys and filters on them read the column.
     pub dimension_columns: Vec<String>,
     /// Dimension keys put in the points table's sort key after the metric, in order, when the table is
     /// created (each also has a dimension column). A table created otherwise keeps its key.
@@ -214,11 +214,7 @@ impl Tables {
     /// A dimension's value on the points table: its column when it has one, else read from the arrays
     /// (the same value either way: `''` when the point lacks the key).
     pub fn dimension(&self, key: &str) -> String {
-        if self
-            .dimension_columns
-            .binary_search_by(|k| k.as_str().cmp(key))
-            .is_ok()
-        {
+        if self.has_dimension_column(key) {
             quote_ident(&crate::columns::name(key))
         } else {
             crate::filters::from_arrays(key)
@@ -355,8 +351,8 @@ pub fn incompatibility(found: &[(String, String)]) -> Option<String> {
 }
 
 /// Creates the database and tables if missing (on every node of a cluster), checks that an existing
-/// points table fits, and adds the configured dimension columns it lacks. Every statement is idempotent, so concurrent Luminate instances may all
-/// run it.
+/// points table fits, and adds the configured dimension columns it lacks. Every statement is
+/// idempotent, so concurrent Luminate instances may all run it.
 pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     let tables = &service.tables;
     for ddl in tables.create_all(service.features) {

@@ -41,8 +41,9 @@ pub struct ClickhouseSettings {
     /// Largest response body read (bounds memory per request); a larger answer is `QueryTooLarge`.
     pub max_response_bytes: usize,
     /// Dimension keys given a column of their own on the points table, added on open if missing
-    /// (materialised from the arrays, so older parts read the same values). Group-bys and filters on
-    /// these keys read the column instead of unpacking the arrays of every row.
+    /// (computed from the arrays, so it holds the same values; parts written before it are rewritten
+    /// once, see `columns`). Group-bys and filters on these keys read the column instead of unpacking
+    /// the arrays of every row.
     pub dimension_columns: Vec<String>,
     /// Dimension keys put in the points table's sort key after the metric, in order, when the backend
     /// creates the table (each also gets a dimension column). One customer's points are then one range
