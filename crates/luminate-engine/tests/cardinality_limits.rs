@@ -136,3 +136,98 @@ fn batch_crossing_max_metrics_per_tenant_stores_exactly_the_allowed_points() {
     );
     assert_eq!(engine.metric_names(&tenant()), vec!["m1", "m3"]);
 }
+
+/// Points per customer of `m`, by a count grouped by `customer`.
+fn per_customer(engine: &Engine) -> Vec<(String, u64)> {
+    use luminate_model::query::{Aggregation, QueryKind};
+    use luminate_model::{QueryContext, QueryPlan, QueryResult};
+    let plan = QueryPlan {
+        kind: QueryKind::Aggregate(Aggregation::Count),
+        metric: "m".to_owned(),
+        start: i64::MIN,
+        end: i64::MAX,
+        filters: vec![],
+        group_by: vec!["customer".to_owned()],
+        interval_ms: None,
+        limit: 100,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let QueryResult::Aggregate { results, .. } = engine
+        .query(&tenant(), &plan, &QueryContext::new(plan.timeout))
+        .unwrap()
+    else {
+        panic!("not an aggregate");
+    };
+    let mut counts: Vec<(String, u64)> = results
+        .into_iter()
+        .map(|g| (g.group_key.0[0].1.clone(), g.count))
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// A write ordered by series (an import) holds several points of each new series: the points after the
+/// first take the series the first was given (`commit::write`'s `same_as`). What they are given must
+/// be what resolving each on its own gives: one series, limits counting it once, a series rejected by
+/// a limit rejected at every point, a deleted series revived once, the same after a restart.
+#[test]
+fn points_repeating_a_new_series_in_one_write_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = CardinalityLimits {
+        max_series_per_metric: 3,
+        max_metrics_per_tenant: 100,
+    };
+    let engine = open_with(dir.path(), limits);
+    let c = |id: &str, ts: i64| point("m", ts, 1.0, &[("customer", id)]);
+    // The tenant's first write (no index yet, so nothing is looked up before the writer thread).
+    assert_eq!(
+        engine
+            .write(&tenant(), vec![c("seed", 0)])
+            .unwrap()
+            .accepted,
+        1
+    );
+    let outcome = engine
+        .write(
+            &tenant(),
+            vec![
+                c("a", 1),
+                c("a", 2),
+                c("b", 3),
+                c("c", 4),
+                c("a", 5),
+                c("c", 6),
+                c("b", 7),
+            ],
+        )
+        .unwrap();
+    assert_eq!((outcome.accepted, rejected(&outcome)), (5, vec![3, 5]));
+    let expected = vec![("a".into(), 3), ("b".into(), 2), ("seed".into(), 1)];
+    assert_eq!(per_customer(&engine), expected);
+    assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 3);
+
+    // Deleted, then written again several times in one write: revived once, its place counted once.
+    assert_eq!(engine.delete_before(&tenant(), "m", 100).unwrap(), 6);
+    let outcome = engine
+        .write(
+            &tenant(),
+            vec![
+                c("a", 200),
+                c("b", 201),
+                c("a", 202),
+                c("d", 203),
+                c("a", 204),
+                c("e", 205),
+            ],
+        )
+        .unwrap();
+    assert_eq!((outcome.accepted, rejected(&outcome)), (5, vec![5]));
+    let expected = vec![("a".into(), 3), ("b".into(), 1), ("d".into(), 1)];
+    assert_eq!(per_customer(&engine), expected);
+    assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 3);
+
+    drop(engine);
+    let engine = open_with(dir.path(), limits);
+    assert_eq!(per_customer(&engine), expected);
+    assert_eq!(engine.cardinality(&tenant(), Some("m"))[0].series, 3);
+}

@@ -7,6 +7,8 @@
 //! record is written, and logged in it (`KEYED_WRITE`), then the key enters the window. A keyed write
 //! that stores no point logs nothing, so its key is not remembered: a retry stores nothing either.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::mpsc::Receiver;
 
 use luminate_model::keyed::KeyedWrite;
@@ -37,6 +39,11 @@ pub(crate) struct Found {
     /// By point: the metric and postings of a point whose series was not live, when the index held
     /// them all (empty when the tenant had no index yet).
     known: KnownNames,
+    /// By point: for a point whose series was not live, the first earlier point of this write with the
+    /// same series, if any; empty when no point has one. The writer thread gives such a point the
+    /// series it resolved for that first one instead of resolving it again: a write ordered by series
+    /// (an import, a backfill, a Prometheus TSDB dump) has several points of each new series.
+    same_as: Vec<Option<u32>>,
     /// The deletes applied then. A delete is the only way a series stops being live, so the ids still
     /// hold while no delete has been applied since.
     deletes: u64,
@@ -84,18 +91,79 @@ impl Found {
             start = end;
         }
         let deletes = deletes.unwrap_or_default();
+        let same_as = same_series(batch, &series, &hashes);
         let dims = batch
             .iter()
             .zip(&series)
-            .map(|(p, id)| id.is_none().then(|| p.dimensions()))
+            .enumerate()
+            .map(|(i, (p, id))| {
+                let follows = same_as.get(i).is_some_and(Option::is_some);
+                (id.is_none() && !follows).then(|| p.dimensions())
+            })
             .collect();
         Self {
             series,
             hashes,
             dims,
             known,
+            same_as,
             deletes,
         }
+    }
+}
+
+/// [`Found::same_as`]: among the points not found live, each one whose series an earlier point of the
+/// write has (same hash, then the same name and dimensions compared), pointing at the first such point.
+fn same_series(
+    batch: &PointBatch,
+    series: &[Option<SeriesId>],
+    hashes: &[u64],
+) -> Vec<Option<u32>> {
+    // Without the tenant's index nothing was hashed; such a write is the tenant's first.
+    if hashes.len() != batch.len() {
+        return Vec::new();
+    }
+    let mut first: HashMap<u64, u32, BuildHasherDefault<HashedAlready>> = HashMap::default();
+    let mut same_as = Vec::new();
+    for (i, (&hash, id)) in hashes.iter().zip(series).enumerate() {
+        if id.is_some() {
+            continue;
+        }
+        let i = i as u32;
+        let leader = *first.entry(hash).or_insert(i);
+        if leader == i {
+            continue;
+        }
+        let (p, q) = (batch.get(i as usize), batch.get(leader as usize));
+        // Another series with the same hash resolves on its own.
+        if p.name == q.name && p.pairs().eq(q.pairs()) {
+            if same_as.is_empty() {
+                same_as.resize(batch.len(), None);
+            }
+            same_as[i as usize] = Some(leader);
+        }
+    }
+    same_as
+}
+
+/// The series hashes are already hashes: a map keyed by them uses them as they are.
+#[derive(Default)]
+struct HashedAlready(u64);
+
+impl Hasher for HashedAlready {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with this; any other input is folded in, never lost.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 }
 
@@ -163,10 +231,25 @@ impl Committer {
         {
             let index = self.shared.read_index();
             let ti = index.tenant(&batch.tenant);
+            // By point, the series it was given, for the points that follow it (`Found::same_as`).
+            let mut given: Vec<Option<SeriesId>> = if found.same_as.is_empty() {
+                Vec::new()
+            } else {
+                vec![None; points.len()]
+            };
             for ((i, p), live) in points.iter().enumerate().zip(found.series) {
                 let dims = found.dims.get_mut(i).and_then(Option::take);
-                let series = match live {
-                    Some(id) if found_still_live => id,
+                let follows = found
+                    .same_as
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|first| given[first as usize]);
+                let series = match (live, follows) {
+                    (Some(id), _) if found_still_live => id,
+                    // Resolved a moment ago on this thread, nothing applied in between: what
+                    // resolving this point again would give.
+                    (_, Some(id)) => id,
                     _ => match self.staging.resolve(
                         ti,
                         &self.limits,
@@ -198,6 +281,9 @@ impl Committer {
                         }
                     },
                 };
+                if let Some(slot) = given.get_mut(i) {
+                    *slot = Some(series);
+                }
                 batch.points.push(SeriesPoint {
                     series,
                     timestamp: p.timestamp,
