@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ServerArgs;
 use super::client::{Client, Reply, Retry};
-use super::points::{Origin, Record};
+use super::points::{Origin, Record, json_object};
 
 /// Per-point errors and bad input lines printed at most; the rest are counted.
 const MAX_PRINTED: u64 = 100;
@@ -395,8 +395,9 @@ impl Worker {
                 }
             };
             // Too large (`413`, or more points than the server's batch cap), or refused as a whole for
-            // one malformed point (`400 INVALID_REQUEST`, e.g. a field given twice): halves, until
-            // the batches fit or the bad point is alone and can be reported by its line.
+            // one malformed point (`400 INVALID_REQUEST`: a field given twice, or a line that passed
+            // `points::object_line` without being JSON): halves, until the batches fit or the bad
+            // point is alone and can be reported by its line.
             let code = reply.error_code();
             let halve = reply.status == 413
                 || (reply.status == 400
@@ -410,20 +411,34 @@ impl Worker {
             }
             match code {
                 Some(code) if reply.status == 400 && n == 1 => {
-                    self.reporter.sent(1);
-                    self.reporter.tally(|t| {
-                        t.sent += 1;
-                        *t.rejected.entry(code).or_default() += 1;
-                    });
-                    self.reporter.problem(&format!(
-                        "{}: {}",
-                        batch.place(batch.records[0].origin),
-                        reply.error_message()
-                    ));
+                    self.refused_alone(&batch, code, &reply);
                 }
                 _ => self.answered(&batch, &reply),
             }
         }
+    }
+
+    /// A batch of one point that the server refused as a whole, reported by its line.
+    fn refused_alone(&self, batch: &Batch, code: String, reply: &Reply) {
+        let record = &batch.records[0];
+        // A line that only looked like one JSON object (`points::object_line`) is a bad input line,
+        // reported in the words of a full check, not a point the server refused.
+        if let Err(e) = json_object(&record.json) {
+            self.reporter.tally(|t| t.read -= 1);
+            self.reporter
+                .bad_line(&batch.source, record.origin.line, &e);
+            return;
+        }
+        self.reporter.sent(1);
+        self.reporter.tally(|t| {
+            t.sent += 1;
+            *t.rejected.entry(code).or_default() += 1;
+        });
+        self.reporter.problem(&format!(
+            "{}: {}",
+            batch.place(record.origin),
+            reply.error_message()
+        ));
     }
 
     /// Tallies a write answer: `200`/`207`/`400` with per-point errors, or an error for the batch.
@@ -517,7 +532,8 @@ impl<'a> Batcher<'a> {
         self.records.len() >= self.size
     }
 
-    /// Adds a record; the caller sends with [`Batcher::flush`] when [`Batcher::is_full`].
+    /// Adds a record, read from the input; the caller sends with [`Batcher::flush`] when
+    /// [`Batcher::is_full`].
     pub fn push(&mut self, record: Record) {
         self.records.push(record);
     }
@@ -528,6 +544,9 @@ impl<'a> Batcher<'a> {
             return true;
         }
         let records = std::mem::take(&mut self.records);
+        // Counted here, a batch at a time: a count per record took a lock per line.
+        let read = records.len() as u64;
+        self.sender.reporter.tally(|t| t.read += read);
         self.sender.send(Batch {
             source: self.source.clone(),
             stream,

@@ -54,7 +54,6 @@ pub fn run(args: WriteArgs) -> ExitCode {
         offset += line.len() as u64 + 1;
         match parse_write_line(line, now) {
             Ok(Some(json)) => {
-                reporter.tally(|t| t.read += 1);
                 batcher.push(Record { json, origin });
                 !batcher.is_full() || batcher.flush(stream.clone())
             }

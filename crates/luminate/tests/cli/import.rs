@@ -346,6 +346,35 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
         (7, (0..8).sum::<usize>() as f64 - 5.0)
     );
 
+    // Lines that are not JSON, whatever their braces: one that does not close (caught as it is read),
+    // one whose braces close around something that is not JSON (sent; the server refuses its batch,
+    // which is halved down to it). Both are bad input lines, in the words of a JSON parser, and the
+    // other points are stored.
+    let mut lines: Vec<String> = numbered_points("b", 8).lines().map(String::from).collect();
+    lines[2] = format!("{{\"name\":\"b\",\"timestamp\":{t},\"value\":");
+    lines[6] = format!("{{\"name\":\"b\",\"timestamp\":{t},\"value\":}}");
+    let jsonl = write_file(dir.path(), "broken.jsonl", &(lines.join("\n") + "\n"));
+    let run = luminate(&server, &["import", &jsonl], None);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{jsonl}:3: not JSON: the object does not close on its line\n\
+             {jsonl}:7: not JSON: expected value at line 1 column 47\n"
+        )
+    );
+    assert!(
+        run.stdout.starts_with(
+            "points read 6, sent 6, accepted 6, rejected 0, failed 0, bad input lines 2\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        count_and_sum(&server, "b"),
+        (6, (0..8).sum::<usize>() as f64 - 2.0 - 6.0)
+    );
+
     // A NaN (a summary without observations): a bad line, or skipped and counted on request.
     let nan = write_file(
         dir.path(),
