@@ -98,6 +98,7 @@ mod store;
 #[cfg(feature = "test-server")]
 pub mod testing;
 mod transport;
+mod ttl;
 mod write;
 
 pub use dashboards::ClickhouseDashboards;

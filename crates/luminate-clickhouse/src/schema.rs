@@ -43,6 +43,8 @@
 //! also read from a column of their own. `retention_overrides` keeps every `set_retention` as a row; the
 //! newest `version` (nanoseconds since the epoch) wins, on read and, eventually, on merge.
 
+use std::time::Duration;
+
 use luminate_model::StoreError;
 
 use crate::rowbinary::RowReader;
@@ -95,6 +97,9 @@ impl ServerVersion {
             // Before 19.11, a query keeps running when its HTTP client goes away (KILL QUERY is then
             // the only way to stop it, which the backend always does as well).
             cancel_on_client_close: self.at_least(19, 11),
+            // TTL came in 19.6; removing one (`REMOVE TTL`) and `MODIFY SETTING` are verified from
+            // 20.1 on only through chDB 26 (docs/clickhouse.md), and 18.16 has none of them.
+            ttl: self.at_least(20, 1),
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct Features {
     pub low_cardinality: bool,
     /// The `cancel_http_readonly_queries_on_client_close` setting.
     pub cancel_on_client_close: bool,
+    /// A table TTL, to delete expired points in merges (`storage.clickhouse.ttl`).
+    pub ttl: bool,
 }
 
 /// Columns of `points` and their types as `system.columns` shows them, in insert order where written.
@@ -154,6 +161,8 @@ pub struct Tables {
     /// Dimension keys put in the points table's sort key after the metric, in order, when the table is
     /// created (each also has a dimension column). A table created otherwise keeps its key.
     pub sort_dimensions: Vec<String>,
+    /// The points table's TTL (`storage.clickhouse.ttl`, see `ttl`), when set.
+    pub ttl: Option<Duration>,
 }
 
 impl Tables {
@@ -167,6 +176,7 @@ impl Tables {
         Self {
             dimension_columns,
             sort_dimensions: Vec::new(),
+            ttl: None,
             database: database.to_owned(),
             cluster: cluster.map(str::to_owned),
             points: format!("{db}.points"),
@@ -201,6 +211,13 @@ impl Tables {
         self.dimension_columns.extend(keys.iter().cloned());
         self.dimension_columns.sort();
         self.dimension_columns.dedup();
+        self
+    }
+
+    /// These tables with the points table's TTL (see the `ttl` module).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
         self
     }
 
@@ -305,8 +322,17 @@ impl Tables {
              ) ENGINE = MergeTree()\n\
              PARTITION BY intDiv(timestamp, {DAY_MS})\n\
              ORDER BY (tenant, metric, {sort}series, timestamp)\n\
-             SETTINGS index_granularity = {INDEX_GRANULARITY}",
-            self.points_storage_table()
+             {ttl}SETTINGS index_granularity = {INDEX_GRANULARITY}{ttl_settings}",
+            self.points_storage_table(),
+            ttl = self
+                .ttl
+                .map(|ttl| format!("{}\n", crate::ttl::clause(ttl)))
+                .unwrap_or_default(),
+            ttl_settings = if self.ttl.is_some() {
+                crate::ttl::TABLE_SETTINGS
+            } else {
+                ""
+            },
         )
     }
 
@@ -355,6 +381,7 @@ pub fn incompatibility(found: &[(String, String)]) -> Option<String> {
 /// idempotent, so concurrent Luminate instances may all run it.
 pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     let tables = &service.tables;
+    crate::ttl::check_supported(service)?;
     for ddl in tables.create_all(service.features) {
         if tables.cluster.is_some() {
             service.run_on_each(&ddl).await.map(drop)
@@ -382,7 +409,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     }
     crate::columns::ensure(service)
         .await
-        .map_err(SchemaError::Statement)
+        .map_err(SchemaError::Statement)?;
+    crate::ttl::ensure(service).await
 }
 
 /// Why the schema could not be put in place.
@@ -394,6 +422,9 @@ pub enum SchemaError {
     /// The points table exists with other columns.
     #[error("{0}")]
     Incompatible(String),
+    /// The configuration asks for what this server does not have.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 #[cfg(test)]
@@ -409,7 +440,8 @@ mod tests {
             Features {
                 skip_indexes: false,
                 low_cardinality: false,
-                cancel_on_client_close: false
+                cancel_on_client_close: false,
+                ttl: false,
             }
         );
         let v = ServerVersion::parse("23.8.2.7\n").unwrap();
@@ -456,6 +488,20 @@ mod tests {
         let new = t.create_points(ServerVersion::parse("24.3.1").unwrap().features());
         assert!(new.contains("tenant LowCardinality(String)"));
         assert!(new.contains("INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01)"));
+        assert!(!new.contains("TTL"));
+        let expiring = t
+            .clone()
+            .with_ttl(Some(Duration::from_secs(86_400)))
+            .create_points(ServerVersion::parse("24.3.1").unwrap().features());
+        assert!(
+            expiring.ends_with(
+                "ORDER BY (tenant, metric, series, timestamp)\n\
+                 TTL toDateTime(intDiv(timestamp, 1000)) + toIntervalSecond(86400)\n\
+                 SETTINGS index_granularity = 1024, merge_with_ttl_timeout = 3600"
+            ),
+            "{expiring}"
+        );
+        assert!(ServerVersion::parse("20.1").unwrap().features().ttl);
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl Service {
                 settings.cluster.as_deref(),
                 &settings.dimension_columns,
             )
-            .with_sort_dimensions(&settings.sort_dimensions),
+            .with_sort_dimensions(&settings.sort_dimensions)
+            .with_ttl(settings.ttl),
             version,
             features: version.features(),
             request_timeout: settings.request_timeout,

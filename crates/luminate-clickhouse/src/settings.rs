@@ -49,6 +49,10 @@ pub struct ClickhouseSettings {
     /// creates the table (each also gets a dimension column). One customer's points are then one range
     /// of the key. A table that exists keeps its key: this applies to new databases only.
     pub sort_dimensions: Vec<String>,
+    /// Points older than this are deleted by ClickHouse itself, in its merges (a table TTL; ClickHouse
+    /// 20.1 or later, see `ttl`). It applies to every metric, so it must be at least every retention;
+    /// the retention task then queues no mutation for the metrics whose retention it is.
+    pub ttl: Option<Duration>,
 }
 
 impl Default for ClickhouseSettings {
@@ -69,6 +73,7 @@ impl Default for ClickhouseSettings {
             max_response_bytes: 256 << 20,
             dimension_columns: Vec::new(),
             sort_dimensions: Vec::new(),
+            ttl: None,
         }
     }
 }

@@ -274,6 +274,20 @@ impl MetricsStore for ClickhouseStore {
         retention::delete_before(&self.service, tenant, metric, before).await
     }
 
+    async fn expire_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        cutoff: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        let now = luminate_model::time::now_ms();
+        if crate::ttl::covers(self.service.tables.ttl, cutoff, now) {
+            // ClickHouse drops these points in its merges: no mutation (see `ttl`).
+            return Ok(0);
+        }
+        retention::delete_before(&self.service, tenant, metric, cutoff).await
+    }
+
     async fn set_retention(
         &self,
         tenant: &Tenant,

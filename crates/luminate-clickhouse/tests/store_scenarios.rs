@@ -660,3 +660,135 @@ async fn edge_ranges_buckets_and_empty_answers() {
         (1, 0, false)
     );
 }
+
+/// `storage.clickhouse.ttl`: on a server with table TTLs (chDB 26 here), the points table carries it,
+/// ClickHouse drops expired points in its merges, the retention task's cut for a metric whose retention
+/// is the TTL queues no mutation, a shorter retention still deletes, and reopening with another TTL (or
+/// none) changes the table. 18.16 has no TTL: the setting is refused at open, naming the version.
+#[tokio::test]
+async fn a_ttl_expires_points_in_merges_and_spares_the_retention_mutations() {
+    server().sql("DROP DATABASE IF EXISTS ttl").unwrap();
+    let day = Duration::from_secs(86_400);
+    let with_ttl = |ttl: Option<Duration>| ClickhouseSettings {
+        ttl,
+        ..settings("ttl")
+    };
+    let opened = ClickhouseStore::open(with_ttl(Some(30 * day))).await;
+    if server().kind() == luminate_clickhouse::testing::ServerKind::Real {
+        let err = opened.unwrap_err();
+        assert!(matches!(err, OpenError::Schema(_)), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "storage.clickhouse.ttl needs ClickHouse 20.1 or later (table TTLs); this server is 18.16."
+            ),
+            "{err}"
+        );
+        return;
+    }
+    drop(opened);
+    let engine = || {
+        server()
+            .sql("SELECT engine_full FROM system.tables WHERE database = 'ttl' AND name = 'points'")
+            .unwrap()
+    };
+    let created = engine();
+    assert!(
+        created.contains("TTL toDateTime(intDiv(timestamp, 1000)) + toIntervalSecond(2592000)")
+            && created.contains("merge_with_ttl_timeout = 3600"),
+        "{created}"
+    );
+    let mutations = || {
+        server()
+            .sql("SELECT count() FROM system.mutations WHERE database = 'ttl'")
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Points already expired when they arrive are dropped on insert by a modern server, so the expired
+    // points of this test are written while the table has no TTL, and the TTL then put back as an
+    // operator's `ALTER` without rewriting the parts would: they stay until a merge.
+    server().sql("DROP DATABASE ttl").unwrap();
+    let store = ClickhouseStore::open(with_ttl(None)).await.unwrap();
+    let t = Tenant::new("t");
+    let now = luminate_model::time::now_ms();
+    let days_ago = |d: i64| now - d * 86_400_000;
+    write(
+        &store,
+        &t,
+        &[
+            point("m", days_ago(40), 1.0, &[("k", "old")]),
+            point("m", days_ago(35), 2.0, &[("k", "old")]),
+            point("m", days_ago(1), 3.0, &[("k", "new")]),
+            point("m", days_ago(0), 4.0, &[("k", "new")]),
+            point("other", days_ago(31), 5.0, &[]),
+        ],
+    )
+    .await;
+    store.close().await.unwrap();
+    server()
+        .sql(
+            "ALTER TABLE ttl.points MODIFY TTL toDateTime(intDiv(timestamp, 1000)) + \
+             toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0",
+        )
+        .unwrap();
+    let store = ClickhouseStore::open(with_ttl(Some(30 * day)))
+        .await
+        .unwrap();
+    assert!(
+        engine().contains("merge_with_ttl_timeout = 3600"),
+        "{}",
+        engine()
+    );
+
+    // The retention task's cut for a 30-day retention, while the expired points are still there: left
+    // to the TTL, no mutation.
+    assert_eq!(count(&store, &t, "m").await, 4);
+    assert_eq!(store.expire_before(&t, "m", days_ago(30)).await.unwrap(), 0);
+    assert_eq!(mutations(), 0);
+    assert_eq!(count(&store, &t, "m").await, 4);
+    // What ClickHouse's merges do by themselves within the hour.
+    store.settle().await.unwrap();
+    assert_eq!(count(&store, &t, "m").await, 2);
+    assert_eq!(store.metric_names(&t).await.unwrap(), vec!["m"]);
+
+    // A shorter retention (12 hours) still deletes, by mutation; so does an admin's delete.
+    assert_eq!(
+        store
+            .expire_before(&t, "m", now - 12 * 3_600_000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(mutations(), 1);
+    assert_eq!(count(&store, &t, "m").await, 1);
+    assert_eq!(store.delete_before(&t, "m", i64::MAX).await.unwrap(), 1);
+    store.close().await.unwrap();
+
+    // Another TTL, then none: the table follows the setting.
+    let store = ClickhouseStore::open(with_ttl(Some(60 * day)))
+        .await
+        .unwrap();
+    assert!(
+        engine().contains("toIntervalSecond(5184000)"),
+        "{}",
+        engine()
+    );
+    write(&store, &t, &[point("m", days_ago(45), 6.0, &[])]).await;
+    store.settle().await.unwrap();
+    assert_eq!(
+        count(&store, &t, "m").await,
+        1,
+        "kept: younger than 60 days"
+    );
+    store.close().await.unwrap();
+    let store = ClickhouseStore::open(with_ttl(None)).await.unwrap();
+    assert!(!engine().contains("TTL"), "{}", engine());
+    write(&store, &t, &[point("m", days_ago(400), 7.0, &[])]).await;
+    store.settle().await.unwrap();
+    assert_eq!(
+        count(&store, &t, "m").await,
+        2,
+        "no TTL: nothing expires by itself"
+    );
+}

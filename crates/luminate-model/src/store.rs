@@ -490,6 +490,18 @@ pub trait MetricsStore: Send + Sync + 'static {
         before: TimestampMs,
     ) -> Result<u64, StoreError>;
 
+    /// The retention task's delete: the metric's points with timestamp `< cutoff`, its retention
+    /// having passed; returns how many were deleted now. A backend that expires points by itself (a
+    /// ClickHouse TTL covering the cut) may leave them to that and return 0; the default deletes.
+    async fn expire_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        cutoff: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        self.delete_before(tenant, metric, cutoff).await
+    }
+
     /// Persists a per-metric retention override that survives restarts.
     async fn set_retention(
         &self,

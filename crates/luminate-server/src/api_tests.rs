@@ -351,6 +351,37 @@ async fn retention_sweep_applies_override_then_policy_then_default() {
     assert_eq!(body["metrics"].as_array().unwrap().len(), 3);
 }
 
+/// On the ClickHouse backend with a table TTL, an override longer than the TTL would be cut short by
+/// ClickHouse: it is refused, naming the TTL; one within it is taken.
+#[tokio::test]
+async fn a_retention_longer_than_the_clickhouse_ttl_is_refused() {
+    let config = Config::load_from(
+        Some((
+            "t.yaml",
+            "storage:\n  backend: clickhouse\n  clickhouse: {ttl: 90d}\n",
+        )),
+        &[],
+    )
+    .unwrap();
+    let app = app_with(Arc::new(MemoryStore::default()), config);
+    let set = |days: u64| {
+        post(
+            "/api/v1/admin/retention",
+            format!(r#"{{"metric_name":"archive","retention_days":{days}}}"#),
+        )
+    };
+    let (status, body) = call(&app, set(91)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+    assert_eq!(
+        body["error"]["message"],
+        "retention_days: 91 days is longer than storage.clickhouse.ttl (90d), after which \
+         ClickHouse deletes every point; raise the TTL first"
+    );
+    let (status, body) = call(&app, set(90)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// A `(status, body, headers)` answer.
 async fn call_with_headers(
     app: &Router,

@@ -337,6 +337,21 @@ impl CardinalityGuard {
     }
 }
 
+impl CardinalityGuard {
+    /// Forgets the metric's counts if it has no points left. Whether series remain after a delete is
+    /// not known here: if the metric is gone, its counts must go too.
+    async fn forget_if_gone(&self, tenant: &Tenant, metric: &str) {
+        if self
+            .inner
+            .dimension_keys(tenant, metric)
+            .await
+            .is_ok_and(|keys| keys.is_none())
+        {
+            self.forget(tenant, metric);
+        }
+    }
+}
+
 #[async_trait]
 impl Decorate for CardinalityGuard {
     fn backend_name(&self) -> &'static str {
@@ -379,15 +394,20 @@ impl Decorate for CardinalityGuard {
         before: TimestampMs,
     ) -> Result<u64, StoreError> {
         let deleted = self.inner.delete_before(tenant, metric, before).await?;
-        // Whether series remain is not known here: if the metric is gone, its counts must go too.
-        if self
-            .inner
-            .dimension_keys(tenant, metric)
-            .await
-            .is_ok_and(|keys| keys.is_none())
-        {
-            self.forget(tenant, metric);
-        }
+        self.forget_if_gone(tenant, metric).await;
+        Ok(deleted)
+    }
+
+    async fn expire_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        cutoff: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        let deleted = self.inner.expire_before(tenant, metric, cutoff).await?;
+        // Also when the store left the points to expire by themselves (a ClickHouse TTL): they went
+        // in a merge since the last sweep, or go before the next.
+        self.forget_if_gone(tenant, metric).await;
         Ok(deleted)
     }
 }

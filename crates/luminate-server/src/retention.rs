@@ -44,7 +44,7 @@ pub async fn sweep(
                 .unwrap_or_else(|| config.policy_retention(&metric));
             let cutoff =
                 now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-            let deleted = store.delete_before(&tenant, &metric, cutoff).await?;
+            let deleted = store.expire_before(&tenant, &metric, cutoff).await?;
             report.metrics += 1;
             report.deleted += deleted;
             if deleted > 0 {

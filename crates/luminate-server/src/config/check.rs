@@ -24,6 +24,38 @@ impl Config {
             }
         };
 
+        if let Some(ttl) = self.storage.clickhouse.ttl {
+            // A table TTL deletes every metric's points at its age: a longer retention would lose them.
+            let longest = self
+                .retention
+                .policies
+                .iter()
+                .map(|p| {
+                    (
+                        p.retention,
+                        format!("retention.policies ({})", p.metric_pattern),
+                    )
+                })
+                .chain([(
+                    self.retention.default_retention,
+                    "retention.default_retention".to_owned(),
+                )])
+                .max_by_key(|(retention, _)| *retention);
+            if let Some((retention, key)) = longest.filter(|(retention, _)| *retention > ttl) {
+                return invalid(
+                    "storage.clickhouse.ttl",
+                    format!(
+                        "{} is shorter than {key}, {}: ClickHouse would delete points that retention \
+                         keeps. Set it to at least the longest retention, or leave it unset",
+                        luminate_model::time::format_duration(ttl),
+                        luminate_model::time::format_duration(retention),
+                    ),
+                );
+            }
+            if ttl.as_secs() == 0 {
+                return invalid("storage.clickhouse.ttl", "must be at least 1s".into());
+            }
+        }
         if self.server.host.trim().is_empty() {
             return invalid("server.host", "must not be empty".into());
         }

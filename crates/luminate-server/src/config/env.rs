@@ -61,6 +61,7 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.clickhouse.max_response_bytes",
     "storage.clickhouse.dimension_columns",
     "storage.clickhouse.sort_dimensions",
+    "storage.clickhouse.ttl",
     "health.min_free_disk_bytes",
     "health.min_free_disk_ratio",
     "rate_limits.write_requests_per_second",

@@ -52,6 +52,29 @@ pub(super) mod duration_text {
     }
 }
 
+/// An optional duration as text (`30d`), absent or `null` for none.
+pub(super) mod optional_duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => luminate_model::time::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&luminate_model::time::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// Glob patterns as text, checked when read.
 pub(super) mod glob_text {
     use serde::{Deserialize, Deserializer, Serializer};

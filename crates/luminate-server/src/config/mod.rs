@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use self::env::{EnvOverride, EnvValue};
-use self::forms::{compression, duration_text, glob_text};
+use self::forms::{compression, duration_text, glob_text, optional_duration_text};
 use self::interpolate::InterpolateError;
 
 /// Why the configuration could not be loaded. Every variant names the file, variable or key at fault.
@@ -303,6 +303,11 @@ pub struct ClickhouseConfig {
     /// Dimension keys put in the points table's sort key when Luminate creates it (new databases only):
     /// one customer's points become one range of the key.
     pub sort_dimensions: Vec<String>,
+    /// A TTL on the points table (ClickHouse 20.1 or later): ClickHouse deletes older points in its
+    /// merges, and retention queues no mutation for the metrics whose retention it is. At least every
+    /// retention (checked).
+    #[serde(with = "optional_duration_text")]
+    pub ttl: Option<Duration>,
 }
 
 impl Default for ClickhouseConfig {
@@ -323,6 +328,7 @@ impl Default for ClickhouseConfig {
             max_response_bytes: 256 << 20,
             dimension_columns: Vec::new(),
             sort_dimensions: Vec::new(),
+            ttl: None,
         }
     }
 }
@@ -347,6 +353,7 @@ impl ClickhouseConfig {
             max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
             dimension_columns: self.dimension_columns.clone(),
             sort_dimensions: self.sort_dimensions.clone(),
+            ttl: self.ttl,
         }
     }
 }

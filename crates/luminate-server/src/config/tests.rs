@@ -539,12 +539,14 @@ storage:
                 "LUMINATE__STORAGE__CLICKHOUSE__SORT_DIMENSIONS",
                 "customer_id",
             ),
+            ("LUMINATE__STORAGE__CLICKHOUSE__TTL", "45d"),
         ],
     )
     .unwrap();
     let ch = &c.storage.clickhouse;
     assert_eq!(ch.dimension_columns, ["customer_id", "region"]);
     assert_eq!(ch.sort_dimensions, ["customer_id"]);
+    assert_eq!(ch.ttl, Some(Duration::from_secs(45 * 86_400)));
     assert_eq!(c.storage.backend, Backend::Clickhouse);
     assert_eq!(ch.addresses, ["ch1:8123", "http://ch2:8123"]);
     assert_eq!(ch.cluster.as_deref(), Some("two_shards"));
@@ -970,4 +972,33 @@ fn otlp_grpc_listens_on_4317_unless_set_disabled_or_the_api_port_is_os_chosen() 
         .unwrap_err()
         .to_string();
     assert!(err.contains("otlp.grpc.max_concurrent_streams"), "{err}");
+}
+
+#[test]
+fn a_clickhouse_ttl_must_be_at_least_every_retention() {
+    let load = |yaml: &str| Config::load_from(Some(("t.yaml", yaml)), &[]);
+    assert_eq!(Config::default().storage.clickhouse.ttl, None);
+    let c = load("storage: {clickhouse: {ttl: 30d}}\n").unwrap();
+    assert_eq!(
+        c.storage.clickhouse.ttl,
+        Some(Duration::from_secs(30 * 86_400)),
+        "the default retention, 30 days, fits"
+    );
+    let err = load("storage: {clickhouse: {ttl: 5d}}\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: storage.clickhouse.ttl: 5d is shorter than \
+         retention.default_retention, 30d: ClickHouse would delete points that retention keeps. Set \
+         it to at least the longest retention, or leave it unset"
+    );
+    let policy = "retention:\n  default_retention: 7d\n  policies:\n    - metric_pattern: \"billing_*\"\n      retention: 400d\n";
+    let err = load(&format!("{policy}storage: {{clickhouse: {{ttl: 30d}}}}\n")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("30d is shorter than retention.policies (billing_*), 400d"),
+        "{err}"
+    );
+    assert!(load(&format!("{policy}storage: {{clickhouse: {{ttl: 400d}}}}\n")).is_ok());
+    let err = load("storage: {clickhouse: {ttl: soon}}\n").unwrap_err();
+    assert!(err.to_string().contains("storage.clickhouse.ttl"), "{err}");
 }

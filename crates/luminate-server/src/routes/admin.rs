@@ -118,7 +118,7 @@ impl<'de> Deserialize<'de> for RetentionRequest {
     request_body = crate::openapi::schemas::RetentionRequest,
     responses(
         (status = 200, description = "In force, and kept across restarts.", body = crate::openapi::schemas::RetentionAnswer),
-        (status = 400, description = "`INVALID_REQUEST` (the body, `retention_days`) or `INVALID_METRIC_NAME`.", body = crate::openapi::schemas::ErrorBody),
+        (status = 400, description = "`INVALID_REQUEST` (the body, `retention_days`, a retention longer than the ClickHouse backend's `storage.clickhouse.ttl`) or `INVALID_METRIC_NAME`.", body = crate::openapi::schemas::ErrorBody),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: a body over 64 KiB.", body = crate::openapi::schemas::ErrorBody),
     ),
     security(("bearer" = ["admin"])),
@@ -145,6 +145,18 @@ pub async fn set_retention(
     }
     // At most MAX_RETENTION_DAYS (checked above): the product is far inside u64.
     let retention = Duration::from_secs(req.retention_days * 86_400);
+    let storage = &state.config.storage;
+    if let Some(ttl) = storage.clickhouse.ttl
+        && storage.backend == crate::config::Backend::Clickhouse
+        && retention > ttl
+    {
+        return Err(ApiError::invalid_request(format!(
+            "retention_days: {} days is longer than storage.clickhouse.ttl ({}), after which ClickHouse \
+             deletes every point; raise the TTL first",
+            req.retention_days,
+            luminate_model::time::format_duration(ttl)
+        )));
+    }
     state
         .store
         .set_retention(&tenant, &req.metric_name, retention)

@@ -52,6 +52,8 @@ pub enum Operation {
     Cardinality,
     /// [`MetricsStore::delete_before`].
     DeleteBefore,
+    /// [`MetricsStore::expire_before`].
+    ExpireBefore,
     /// [`MetricsStore::set_retention`].
     SetRetention,
     /// [`MetricsStore::retention_overrides`].
@@ -80,6 +82,7 @@ impl Operation {
             Self::DimensionValues => "dimension_values",
             Self::Cardinality => "cardinality",
             Self::DeleteBefore => "delete_before",
+            Self::ExpireBefore => "expire_before",
             Self::SetRetention => "set_retention",
             Self::RetentionOverrides => "retention_overrides",
             Self::Tenants => "tenants",
@@ -147,6 +150,16 @@ pub trait Decorate: Send + Sync + 'static {
         before: TimestampMs,
     ) -> Result<u64, StoreError> {
         self.inner()?.delete_before(tenant, metric, before).await
+    }
+
+    /// [`MetricsStore::expire_before`] of the wrapped store.
+    async fn expire_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        cutoff: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        self.inner()?.expire_before(tenant, metric, cutoff).await
     }
 
     /// The wrapped store's health; failed with the reason when it cannot be reached.
@@ -376,6 +389,20 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         d.around(
             Operation::DeleteBefore,
             Box::pin(d.delete_before(tenant, metric, before)),
+        )
+        .await
+    }
+
+    async fn expire_before(
+        &self,
+        tenant: &Tenant,
+        metric: &str,
+        cutoff: TimestampMs,
+    ) -> Result<u64, StoreError> {
+        let d = &self.0;
+        d.around(
+            Operation::ExpireBefore,
+            Box::pin(d.expire_before(tenant, metric, cutoff)),
         )
         .await
     }
