@@ -62,17 +62,53 @@ pub async fn delete_before(
     Ok(doomed)
 }
 
-/// Merges the points table's parts (`OPTIMIZE TABLE ... FINAL`, on each node of a cluster: a
-/// `Distributed` table cannot be optimized), as its background merges would in time.
+/// Merges the points table's parts into one per partition (`OPTIMIZE TABLE ... FINAL`, on each node of
+/// a cluster: a `Distributed` table cannot be optimized), as its background merges would in time.
+///
+/// ClickHouse answers an `OPTIMIZE` it cannot start now — while a background merge holds parts of the
+/// table, as it does right after a load — with success, having done nothing (`optimize_throw_if_noop`
+/// is off by default). So each node waits for its running merges to end, optimizes, and does so again
+/// until every partition is one part, up to the request deadline; past it (writes arriving all along),
+/// the data is left as far as it got, and a warning says so.
 pub async fn settle(service: &Service) -> Result<(), StoreError> {
-    let optimize = format!(
-        "OPTIMIZE TABLE {} FINAL",
-        service.tables.points_storage_table()
+    let table = service.tables.points_storage_table();
+    let optimize = format!("OPTIMIZE TABLE {table} FINAL");
+    let scope = format!(
+        "database = {} AND table = {}",
+        quote(&service.tables.database),
+        quote(service.tables.points_storage)
     );
-    if service.tables.cluster.is_some() {
-        service.run_on_each(&optimize).await?;
-    } else {
-        service.run(&optimize).await?;
+    let merging = format!("SELECT count() FROM system.merges WHERE {scope} FORMAT RowBinary");
+    let split = format!(
+        "SELECT count() FROM (SELECT partition_id FROM system.parts WHERE {scope} AND active \
+         GROUP BY partition_id HAVING count() > 1) FORMAT RowBinary"
+    );
+    let deadline = Instant::now() + service.request_timeout;
+    let timeout = service.request_timeout;
+    for node in service.storage_nodes() {
+        let count = |sql| async move {
+            let body = service.run_on_node(node, sql, timeout).await?;
+            RowReader::new(&body).u64().map_err(decode_error)
+        };
+        loop {
+            while count(&merging).await? > 0 && Instant::now() < deadline {
+                tokio::time::sleep(MUTATION_POLL).await;
+            }
+            service.run_on_node(node, &optimize, timeout).await?;
+            let left = count(&split).await?;
+            if left == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    partitions = left,
+                    "settling the points table: partitions still in several parts after {timeout:?} \
+                     (writes arriving meanwhile); ClickHouse merges them in the background"
+                );
+                break;
+            }
+            tokio::time::sleep(MUTATION_POLL).await;
+        }
     }
     Ok(())
 }

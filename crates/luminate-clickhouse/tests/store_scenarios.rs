@@ -792,3 +792,35 @@ async fn a_ttl_expires_points_in_merges_and_spares_the_retention_mutations() {
         "no TTL: nothing expires by itself"
     );
 }
+
+/// `settle` right after many inserts, while ClickHouse's background merges are at work: one part per
+/// partition at the end. (An `OPTIMIZE` that finds parts held by a running merge answers success having
+/// done nothing; settle waits and repeats.)
+#[tokio::test]
+async fn settling_leaves_one_part_per_partition_even_while_merges_run() {
+    let store = store("settle_parts").await;
+    let t = Tenant::new("t");
+    const DAY: i64 = 86_400_000;
+    for i in 0..40 {
+        let points: Vec<Point> = (0..200)
+            .map(|j| {
+                point(
+                    "m",
+                    (i % 2) * DAY + j,
+                    f64::from(j as u32),
+                    &[("k", &format!("v{j}"))],
+                )
+            })
+            .collect();
+        write(&store, &t, &points).await;
+    }
+    store.settle().await.unwrap();
+    let parts = server()
+        .sql(
+            "SELECT partition_id, count() FROM system.parts WHERE database = 'settle_parts' \
+             AND table = 'points' AND active GROUP BY partition_id ORDER BY partition_id",
+        )
+        .unwrap();
+    assert_eq!(parts, "0\t1\n1\t1\n");
+    assert_eq!(count(&store, &t, "m").await, 8_000);
+}
