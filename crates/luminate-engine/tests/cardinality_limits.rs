@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{count, point, tenant};
+use common::{count, counts_by, point, tenant};
 use luminate_engine::{CardinalityLimits, Engine, EngineConfig};
 use luminate_model::{ErrorCode, Tenant};
 
@@ -137,33 +137,9 @@ fn batch_crossing_max_metrics_per_tenant_stores_exactly_the_allowed_points() {
     assert_eq!(engine.metric_names(&tenant()), vec!["m1", "m3"]);
 }
 
-/// Points per customer of `m`, by a count grouped by `customer`.
+/// Points per customer of `m`.
 fn per_customer(engine: &Engine) -> Vec<(String, u64)> {
-    use luminate_model::query::{Aggregation, QueryKind};
-    use luminate_model::{QueryContext, QueryPlan, QueryResult};
-    let plan = QueryPlan {
-        kind: QueryKind::Aggregate(Aggregation::Count),
-        metric: "m".to_owned(),
-        start: i64::MIN,
-        end: i64::MAX,
-        filters: vec![],
-        group_by: vec!["customer".to_owned()],
-        interval_ms: None,
-        limit: 100,
-        timeout: std::time::Duration::from_secs(10),
-    };
-    let QueryResult::Aggregate { results, .. } = engine
-        .query(&tenant(), &plan, &QueryContext::new(plan.timeout))
-        .unwrap()
-    else {
-        panic!("not an aggregate");
-    };
-    let mut counts: Vec<(String, u64)> = results
-        .into_iter()
-        .map(|g| (g.group_key.0[0].1.clone(), g.count))
-        .collect();
-    counts.sort();
-    counts
+    counts_by(engine, &tenant(), "m", &["customer"])
 }
 
 /// A write ordered by series (an import) holds several points of each new series: the points after the

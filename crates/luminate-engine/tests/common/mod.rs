@@ -46,22 +46,45 @@ pub fn tenant() -> Tenant {
 
 /// Number of stored points of `metric` (an aggregate count over all time).
 pub fn count(engine: &Engine, tenant: &Tenant, metric: &str) -> u64 {
+    counts_by(engine, tenant, metric, &[])
+        .first()
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Stored points of `metric` per value of the `group_by` keys (their values joined by `,`), ordered
+/// by those values.
+pub fn counts_by(
+    engine: &Engine,
+    tenant: &Tenant,
+    metric: &str,
+    group_by: &[&str],
+) -> Vec<(String, u64)> {
     let plan = QueryPlan {
         kind: QueryKind::Aggregate(Aggregation::Count),
         metric: metric.to_owned(),
         start: i64::MIN,
         end: i64::MAX,
         filters: vec![],
-        group_by: vec![],
+        group_by: group_by.iter().map(|k| (*k).to_owned()).collect(),
         interval_ms: None,
-        limit: 10,
+        limit: 1_000,
         timeout: Duration::from_secs(10),
     };
     match engine
         .query(tenant, &plan, &QueryContext::new(plan.timeout))
         .unwrap()
     {
-        QueryResult::Aggregate { results, .. } => results.first().map_or(0, |g| g.count),
+        QueryResult::Aggregate { results, .. } => {
+            let mut counts: Vec<(String, u64)> = results
+                .into_iter()
+                .map(|g| {
+                    let values: Vec<&str> = g.group_key.0.iter().map(|(_, v)| v.as_str()).collect();
+                    (values.join(","), g.count)
+                })
+                .collect();
+            counts.sort();
+            counts
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
