@@ -5,13 +5,18 @@
 //! pco choosing its delta encoding, the setting parts used before, to show what fixing it costs and
 //! saves.
 //!
+//!
+//! A second table measures format 3's sub-pages on the timestamp and latency columns together: bytes
+//! per row, reading one random row range (the sub-page holding it; for a standalone blob, its prefix up
+//! to that range, as format 2 reads) and decoding a whole page, per page of both columns.
+//!
 //! `cargo run --release -p luminate-engine --example codec_bench -- [PAGES]` (default 64 pages of
 //! 16 384 rows: about a million values per column).
 #![allow(clippy::unwrap_used, reason = "a measurement program fails loudly")]
 
 use std::time::{Duration, Instant};
 
-use luminate_engine::codec::{Delta, compress, decompress};
+use luminate_engine::codec::{Delta, PagedColumn, compress, compress_paged, decompress};
 use luminate_model::testkit::Rng;
 
 const RUNS: usize = 5;
@@ -155,4 +160,109 @@ fn main() {
         pages: counters(&mut rng, pages),
     };
     row(counter.name, measure(&counter));
+    sub_pages(&mut rng, &timestamps, &latency.pages);
+}
+
+/// Reads of one page of both columns, in µs: (bytes per row, one random row range, whole page).
+fn sub_pages(rng: &mut Rng, timestamps: &[Vec<i64>], values: &[Vec<f64>]) {
+    const READS: usize = 2_000;
+    println!(
+        "\npage encoding (timestamps + latencies)       bytes/row   range read µs   whole page µs"
+    );
+    let rows = (timestamps.len() * PAGE_ROWS) as f64;
+    let median = |mut times: Vec<Duration>, n: usize| {
+        times.sort();
+        times[RUNS / 2].as_secs_f64() * 1e6 / n as f64
+    };
+    // Format 2: one standalone blob per column, a range read decodes the prefix up to it.
+    let blobs: Vec<(Vec<u8>, Vec<u8>)> = timestamps
+        .iter()
+        .zip(values)
+        .map(|(t, v)| {
+            let (mut tb, mut vb) = (Vec::new(), Vec::new());
+            compress(t, &mut tb, Delta::Consecutive).unwrap();
+            compress(v, &mut vb, Delta::Auto).unwrap();
+            (tb, vb)
+        })
+        .collect();
+    let bytes: usize = blobs.iter().map(|(t, v)| t.len() + v.len()).sum();
+    let (mut ts, mut vs) = (Vec::<i64>::new(), Vec::<f64>::new());
+    let (mut range, mut whole) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        for r in 0..READS {
+            let p = r % blobs.len();
+            // Up to a random row, rounded up to pco's batch of 256 as a prefix decode is.
+            let to = (1 + rng.below(PAGE_ROWS as u64) as usize).div_ceil(256) * 256;
+            ts.resize(to, 0);
+            vs.resize(to, 0.0);
+            pco::standalone::simple_decompress_into(&blobs[p].0, &mut ts).unwrap();
+            pco::standalone::simple_decompress_into(&blobs[p].1, &mut vs).unwrap();
+        }
+        range.push(started.elapsed());
+        let started = Instant::now();
+        for (t, v) in &blobs {
+            decompress(t, PAGE_ROWS, &mut ts).unwrap();
+            decompress(v, PAGE_ROWS, &mut vs).unwrap();
+        }
+        whole.push(started.elapsed());
+    }
+    println!(
+        "{:<44} {:>9.3} {:>15.1} {:>15.1}",
+        "one standalone blob (format 2)",
+        bytes as f64 / rows,
+        median(range, READS),
+        median(whole, blobs.len())
+    );
+    for sub_rows in [512u32, 1_024, 2_048, 4_096] {
+        let blobs: Vec<(Vec<u8>, Vec<u8>)> = timestamps
+            .iter()
+            .zip(values)
+            .map(|(t, v)| {
+                let (mut tb, mut vb) = (Vec::new(), Vec::new());
+                compress_paged(t, &mut tb, Delta::Consecutive, sub_rows).unwrap();
+                compress_paged(v, &mut vb, Delta::Auto, sub_rows).unwrap();
+                (tb, vb)
+            })
+            .collect();
+        let bytes: usize = blobs.iter().map(|(t, v)| t.len() + v.len()).sum();
+        let (mut ts, mut vs) = (vec![0i64; PAGE_ROWS], vec![0f64; PAGE_ROWS]);
+        let (mut range, mut whole) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            for r in 0..READS {
+                let (t, v) = &blobs[r % blobs.len()];
+                let i = rng.below(PAGE_ROWS.div_ceil(sub_rows as usize) as u64) as usize;
+                PagedColumn::<i64>::open(t, PAGE_ROWS)
+                    .unwrap()
+                    .decode(t, i, &mut ts)
+                    .unwrap();
+                PagedColumn::<f64>::open(v, PAGE_ROWS)
+                    .unwrap()
+                    .decode(v, i, &mut vs)
+                    .unwrap();
+            }
+            range.push(started.elapsed());
+            let started = Instant::now();
+            for (t, v) in &blobs {
+                let mut column = PagedColumn::<i64>::open(t, PAGE_ROWS).unwrap();
+                for i in 0..column.sub_pages() {
+                    column.decode(t, i, &mut ts).unwrap();
+                }
+                let mut column = PagedColumn::<f64>::open(v, PAGE_ROWS).unwrap();
+                for i in 0..column.sub_pages() {
+                    column.decode(v, i, &mut vs).unwrap();
+                }
+            }
+            whole.push(started.elapsed());
+        }
+        assert!(ts == *timestamps.last().unwrap() && vs == *values.last().unwrap());
+        println!(
+            "{:<44} {:>9.3} {:>15.1} {:>15.1}",
+            format!("sub-pages of {sub_rows} rows"),
+            bytes as f64 / rows,
+            median(range, READS),
+            median(whole, blobs.len())
+        );
+    }
 }

@@ -68,7 +68,7 @@ pub mod quarantine;
 /// The column codec of parts (pco, with the engine's settings), public for the codec
 /// micro-benchmark (`examples/codec_bench.rs`): what it measures is what parts store.
 pub mod codec {
-    pub use crate::part::{Delta, compress, decompress};
+    pub use crate::part::{Delta, PagedColumn, SUBPAGE_ROWS, compress, compress_paged, decompress};
 }
 mod record;
 mod recovery;

@@ -5,14 +5,16 @@
 //! belong to the flush and compaction code; series dimensions belong to the series index (a part only
 //! knows series ids).
 //!
-//! # Layout (format version 2, all integers little-endian)
+//! # Layout (format version 3, all integers little-endian)
 //! ```text
 //! part       := header blobs section footer
-//! header     := MAGIC "LPRT" | FORMAT_V2 u32                                        HEADER_LEN = 8
+//! header     := MAGIC "LPRT" | FORMAT_V3 u32                                        HEADER_LEN = 8
 //! blobs      := (timestamps_blob values_blob)* one pair per page, adjacent, in page order, with a
 //!               summary chunk_blob after the page that completed it
-//!               timestamps_blob: pco standalone i64 (first-order deltas; mode chosen by pco)
-//!               values_blob:     pco standalone f64 (delta and mode chosen by pco per page)
+//!               timestamps_blob: paged i64 (first-order deltas; mode chosen by pco)
+//!               values_blob:     paged f64 (delta and mode chosen by pco per page)
+//!               paged: one pco chunk in sub-pages of 1 024 rows, each decodable alone
+//!               (`paged::SUBPAGE_ROWS`; the layout is in the `paged` module)
 //! section    := meta page_entry{page_count} directory summaries
 //! meta       := tenant str | metric str | day i64 | rows u64 | series_count u32 | page_count u32
 //!               | page_rows u32 | min_t i64 | max_t i64
@@ -38,9 +40,10 @@
 //! ```
 //! `day` is days since 1970-01-01 UTC, `min_t`/`max_t` are inclusive, `page_rows` is the maximum rows
 //! of a page as written (every page but the last is full). `crc` fields are CRC-32C of the blob's
-//! bytes; `section_crc` covers the whole section. Format 1 (earlier builds) is format 2 without the
-//! `summaries` of the section and without chunk blobs; it is still read, and its parts are scanned
-//! row by row. Blocks are epoch-aligned, `block_ms` wide (`summary::DEFAULT_BLOCK_MS`, one hour);
+//! bytes; `section_crc` covers the whole section. Format 2 (earlier builds) is format 3 with each
+//! page column one pco standalone blob, decoded from its first row up to the last row a scan needs.
+//! Format 1 is format 2 without the `summaries` of the section and without chunk blobs; its parts
+//! are scanned row by row. Both are still read. Blocks are epoch-aligned, `block_ms` wide (`summary::DEFAULT_BLOCK_MS`, one hour);
 //! a block summary's sum adds its rows in row order from `0.0`, as a scan does; min and max fold
 //! with `f64::min`/`f64::max` from the first row. Chunks hold whole series, in directory order, and
 //! close after the series that brings them to `summary::CHUNK_ENTRIES` (16 384) entries.
@@ -61,7 +64,8 @@
 //! (docs/engine.md, "Parts"): it stores 20-30% fewer bytes per point on every dataset tried (3.3 vs
 //! 4.2 bytes on 2M latency series of 5 points, 1.7 vs 2.1 on counters) at a useful write speed. Pages
 //! bound the work of reading one series to a page's decode (`DEFAULT_PAGE_ROWS` is the measured
-//! compromise between that, the ratio and the write speed). Timestamps are not rebased per series:
+//! compromise between that, the ratio and the write speed); sub-pages bound it further, to the
+//! 1 024-row slices holding the series (the `paged` module says what they cost). Timestamps are not rebased per series:
 //! measured, per-series deltas gain 1% on short series and lose on long ones — pco's own delta encoding
 //! already spends its bits on the jitter and on one jump per series boundary.
 //! Everything the reader keeps in memory (directory, page index, meta, summary chunk index) is in one
@@ -82,7 +86,9 @@
 //! gain there without buckets); where series are dense (a scrape every 15 s puts 240 rows in a
 //! block) it costs a few percent and saves decoding nearly every page.
 
+mod paged;
 mod reader;
+mod scan;
 mod section;
 mod sink;
 mod summary;
@@ -98,7 +104,9 @@ use luminate_model::{Tenant, TimestampMs};
 
 use crate::EngineError;
 
-pub(crate) use reader::{Part, Run, Selection, SeriesScan};
+pub use paged::{PagedColumn, SUBPAGE_ROWS, compress as compress_paged};
+pub(crate) use reader::{Part, Run, Selection};
+pub(crate) use scan::SeriesScan;
 pub(crate) use sink::{PartFiles, PartSink};
 pub(crate) use summary::{SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;
@@ -109,8 +117,12 @@ pub(crate) use writer::write_part;
 pub(crate) const MAGIC: [u8; 4] = *b"LPRT";
 /// The layout of earlier builds, without summaries: still read.
 pub(crate) const FORMAT_V1: u32 = 1;
-/// The layout this build writes: format 1 plus per-series block summaries.
+/// Format 1 plus per-series block summaries: still read (written by tests only).
+#[cfg(test)]
 pub(crate) const FORMAT_V2: u32 = 2;
+/// The layout this build writes: format 2 with each page column in independently decodable
+/// sub-pages.
+pub(crate) const FORMAT_V3: u32 = 3;
 /// Rows a block summary must stand for, on average, for a part to carry summaries
 /// ([`worth_summarising`]; `EngineConfig::summary_min_rows` sets it, `0` always summarises).
 pub(crate) const DEFAULT_SUMMARY_MIN_ROWS: u64 = 8;

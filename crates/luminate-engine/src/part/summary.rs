@@ -259,7 +259,7 @@ impl<'a> Summaries<'a> {
         id: SeriesId,
     ) -> Result<Option<(u32, &[BlockSummary])>, EngineError> {
         let ids = self.source.ids;
-        self.next_series += super::reader::lower_bound_galloping(&ids[self.next_series..], id);
+        self.next_series += super::scan::lower_bound_galloping(&ids[self.next_series..], id);
         if ids.get(self.next_series) != Some(&id) {
             return Ok(None);
         }

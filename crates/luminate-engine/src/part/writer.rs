@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use luminate_model::{Tenant, TimestampMs};
 
+use super::paged::{self, SUBPAGE_ROWS};
 use super::section::{self, Footer};
 use super::summary::{ChunkEntry, DEFAULT_BLOCK_MS, SummaryBuilder};
 use super::{
-    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V2, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
+    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V3, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
     compress,
 };
 use crate::EngineError;
@@ -49,8 +50,10 @@ pub(crate) struct PartWriter {
     /// The summaries of the series pushed since the last chunk was written; `None`: the part carries
     /// none ([`PartWriter::without_summaries`]).
     summaries: Option<SummaryBuilder>,
-    /// The format written: [`FORMAT_V2`], or format 1 for tests of the reader's compatibility.
+    /// The format written: [`FORMAT_V3`], or an earlier one for tests of the reader's compatibility.
     version: u32,
+    /// Rows of a sub-page of a page's column blobs (format 3).
+    sub_rows: u32,
     chunks: Vec<ChunkEntry>,
 }
 
@@ -76,7 +79,7 @@ impl PartWriter {
         .map_err(|e| write_error("create part temp file", &tmp, e))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
-        header[4..].copy_from_slice(&FORMAT_V2.to_le_bytes());
+        header[4..].copy_from_slice(&FORMAT_V3.to_le_bytes());
         let written = write_all(&file, &tmp, &header);
         let writer = Self {
             path: path.to_path_buf(),
@@ -96,7 +99,8 @@ impl PartWriter {
             counts: Vec::new(),
             rows: 0,
             summaries: Some(SummaryBuilder::new(DEFAULT_BLOCK_MS)),
-            version: FORMAT_V2,
+            version: FORMAT_V3,
+            sub_rows: SUBPAGE_ROWS,
             chunks: Vec::new(),
         };
         // On failure `writer` is dropped here, which removes the temp file.
@@ -136,17 +140,39 @@ impl PartWriter {
         self
     }
 
+    /// Sets the rows of a sub-page (clamped to at least 1); only before the first series.
+    #[cfg(test)]
+    pub(crate) fn with_subpage_rows(mut self, rows: u32) -> Self {
+        debug_assert!(
+            self.rows == 0,
+            "sub-page size changed after rows were pushed"
+        );
+        self.sub_rows = rows.max(1);
+        self
+    }
+
     /// Writes format 1, as earlier builds did (no summaries): for tests that read old parts.
     #[cfg(test)]
     pub(crate) fn format_v1(mut self) -> Result<Self, EngineError> {
+        self.summaries = None;
+        self.earlier_format(super::FORMAT_V1)
+    }
+
+    /// Writes format 2, as earlier builds did (pages as one standalone blob per column).
+    #[cfg(test)]
+    pub(crate) fn format_v2(self) -> Result<Self, EngineError> {
+        self.earlier_format(super::FORMAT_V2)
+    }
+
+    #[cfg(test)]
+    fn earlier_format(mut self, version: u32) -> Result<Self, EngineError> {
         use std::io::{Seek, SeekFrom, Write};
         debug_assert!(self.rows == 0, "format changed after rows were pushed");
-        self.summaries = None;
-        self.version = super::FORMAT_V1;
+        self.version = version;
         let written = match self.file.as_mut() {
             Some(file) => file
                 .seek(SeekFrom::Start(4))
-                .and_then(|_| file.write_all(&super::FORMAT_V1.to_le_bytes()))
+                .and_then(|_| file.write_all(&version.to_le_bytes()))
                 .and_then(|()| file.seek(SeekFrom::End(0)).map(drop)),
             None => return Err(self.failed_earlier()),
         };
@@ -284,11 +310,10 @@ impl PartWriter {
             .iter()
             .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         self.blob.clear();
-        compress(&self.page_timestamps, &mut self.blob, Delta::Consecutive)
-            .map_err(pco_error(&self.path))?;
+        self.compress_column(Column::Timestamps)?;
         let timestamps = self.append_blob()?;
         self.blob.clear();
-        compress(&self.page_values, &mut self.blob, Delta::Auto).map_err(pco_error(&self.path))?;
+        self.compress_column(Column::Values)?;
         let values = self.append_blob()?;
         self.pages.push(PageEntry {
             first_row,
@@ -301,6 +326,26 @@ impl PartWriter {
         self.page_timestamps.clear();
         self.page_values.clear();
         Ok(())
+    }
+
+    /// Appends the encoding of one column of the filled page to `self.blob`: paged from format 3,
+    /// one standalone blob before.
+    fn compress_column(&mut self, column: Column) -> Result<(), EngineError> {
+        let paged = self.version >= FORMAT_V3;
+        let (blob, sub_rows) = (&mut self.blob, self.sub_rows);
+        match (column, paged) {
+            (Column::Timestamps, true) => {
+                paged::compress(&self.page_timestamps, blob, Delta::Consecutive, sub_rows)
+            }
+            (Column::Timestamps, false) => {
+                compress(&self.page_timestamps, blob, Delta::Consecutive)
+            }
+            (Column::Values, true) => {
+                paged::compress(&self.page_values, blob, Delta::Auto, sub_rows)
+            }
+            (Column::Values, false) => compress(&self.page_values, blob, Delta::Auto),
+        }
+        .map_err(pco_error(&self.path))
     }
 
     /// Encodes the open chunk of summaries, appends it to the file and records it.
@@ -351,6 +396,13 @@ impl PartWriter {
             "an earlier write to this part failed",
         ))
     }
+}
+
+/// A column of a page.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Timestamps,
+    Values,
 }
 
 impl Drop for PartWriter {

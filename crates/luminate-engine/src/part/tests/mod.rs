@@ -116,14 +116,57 @@ fn blob_of<T: pco::data_types::Number>(numbers: &[T], delta: Delta) -> Vec<u8> {
     out
 }
 
+/// A format 3 page column of a few numbers, built by hand: the sub-page table (sub-pages of 1 024
+/// rows: one here; where the chunk metadata ends; where the sub-page ends), then pco's wrapped
+/// header, chunk metadata and one page.
+fn paged_blob_of<T: pco::data_types::Number>(numbers: &[T], delta: Delta) -> Vec<u8> {
+    let delta = match delta {
+        Delta::Auto => pco::DeltaSpec::Auto,
+        Delta::Consecutive => pco::DeltaSpec::TryConsecutive(1),
+    };
+    let config = pco::ChunkConfig::default()
+        .with_delta_spec(delta)
+        .with_paging_spec(pco::PagingSpec::Exact(vec![numbers.len()]));
+    let file = pco::wrapped::FileCompressor::default();
+    let mut pco = file.write_header(Vec::new()).unwrap();
+    let mut chunk = file.chunk_compressor(numbers, &config).unwrap();
+    pco = chunk.write_meta(pco).unwrap();
+    let meta_end = pco.len();
+    pco = chunk.write_page(0, pco).unwrap();
+    let table = 16;
+    let mut blob = Vec::new();
+    for word in [1_024, 1, table + meta_end, table + pco.len()] {
+        blob.extend_from_slice(&(word as u32).to_le_bytes());
+    }
+    blob.extend_from_slice(&pco);
+    blob
+}
+
+/// The page blobs of the one-series part, as format `version` encodes them: paged from format 3,
+/// pco's standalone encoding before.
+fn one_series_blobs(version: u32) -> (Vec<u8>, Vec<u8>) {
+    // Timestamps take first-order deltas; values let pco choose.
+    let (ts, values) = ([1_000i64, 2_000], [1.5f64, 2.5]);
+    if version >= FORMAT_V3 {
+        (
+            paged_blob_of(&ts, Delta::Consecutive),
+            paged_blob_of(&values, Delta::Auto),
+        )
+    } else {
+        (
+            blob_of(&ts, Delta::Consecutive),
+            blob_of(&values, Delta::Auto),
+        )
+    }
+}
+
 /// The bytes of a one-series part (series 7, points (1000, 1.5), (2000, 2.5)) up to the end of the
 /// series directory, built by hand: the header of `version`, the page blobs, then the section as
 /// format 1 has it. Returns the bytes and the section's offset.
 fn hand_built_part_start(version: u32, extra_blobs: &[u8]) -> (Vec<u8>, usize, Vec<u8>) {
-    // The blobs are pco's standalone encoding of each column, back to back after the header.
-    // Timestamps and ids take first-order deltas; values and counts let pco choose.
-    let ts_blob = blob_of(&[1_000i64, 2_000], Delta::Consecutive);
-    let values_blob = blob_of(&[1.5f64, 2.5], Delta::Auto);
+    // The page blobs back to back after the header; ids take first-order deltas, counts let pco
+    // choose.
+    let (ts_blob, values_blob) = one_series_blobs(version);
     let ids_blob = blob_of(&[7u32], Delta::Consecutive);
     let counts_blob = blob_of(&[2u32], Delta::Auto);
     let ts_at = HEADER_LEN;
@@ -188,14 +231,14 @@ fn one_series_meta() -> PartMeta {
     }
 }
 
-fn assert_reads_the_one_series(part: &Part, path: &Path) {
+fn assert_reads_the_one_series(part: &Part, path: &Path, version: u32) {
     assert_eq!(part.meta(), &one_series_meta());
     assert_eq!(part.path(), path);
     assert_eq!(part.series_ids(), [7]);
     assert_eq!(part.series_rows(7), Some(0..2));
     assert_eq!(part.series_rows(8), None);
     assert_eq!(part.page_count(), 1);
-    let ts_len = blob_of(&[1_000i64, 2_000], Delta::Consecutive).len();
+    let ts_len = one_series_blobs(version).0.len();
     assert_eq!(part.pages()[0].timestamps.offset, HEADER_LEN as u64);
     assert_eq!(part.pages()[0].values.offset, (HEADER_LEN + ts_len) as u64);
     assert_eq!(
@@ -206,6 +249,36 @@ fn assert_reads_the_one_series(part: &Part, path: &Path) {
             vec![1.5f64.to_bits(), 2.5f64.to_bits()]
         )]
     );
+}
+
+/// The whole one-series part in format `version` (2 or 3): the page blobs, one summary chunk after
+/// them, six columns each `len u32 | pco blob` (entries per series, block numbers, counts, mins, and
+/// for entries of 2 rows or more maxes and sums), then the section with the summary index.
+fn one_series_part(version: u32) -> Vec<u8> {
+    let mut chunk = Vec::new();
+    for column in [
+        blob_of(&[1u32], Delta::Auto),
+        blob_of(&[0i64], Delta::Auto),
+        blob_of(&[2u32], Delta::Auto),
+        blob_of(&[1.5f64], Delta::Auto),
+        blob_of(&[2.5f64], Delta::Auto),
+        blob_of(&[4.0f64], Delta::Auto),
+    ] {
+        chunk.extend_from_slice(&(column.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&column);
+    }
+    let (mut want, section_at, mut section) = hand_built_part_start(version, &chunk);
+    let chunk_at = section_at - chunk.len();
+    section.extend_from_slice(&3_600_000i64.to_le_bytes()); // block width
+    section.extend_from_slice(&1u32.to_le_bytes()); // chunks
+    section.extend_from_slice(&0u32.to_le_bytes()); // chunk 0: first series
+    section.extend_from_slice(&1u32.to_le_bytes()); // series
+    section.extend_from_slice(&1u32.to_le_bytes()); // entries
+    section.extend_from_slice(&(chunk_at as u64).to_le_bytes());
+    section.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    section.extend_from_slice(&crc32c::crc32c(&chunk).to_le_bytes());
+    finish_hand_built(&mut want, section_at, &section);
+    want
 }
 
 #[test]
@@ -221,37 +294,27 @@ fn part_layout_is_pinned() {
     )
     .unwrap();
     assert_eq!(meta, one_series_meta());
-    // Format 2: one summary chunk after the page blobs, six columns each `len u32 | pco blob`:
-    // entries per series, block numbers, counts, mins, and for entries of 2 rows or more maxes and
-    // sums.
-    let mut chunk = Vec::new();
-    for column in [
-        blob_of(&[1u32], Delta::Auto),
-        blob_of(&[0i64], Delta::Auto),
-        blob_of(&[2u32], Delta::Auto),
-        blob_of(&[1.5f64], Delta::Auto),
-        blob_of(&[2.5f64], Delta::Auto),
-        blob_of(&[4.0f64], Delta::Auto),
-    ] {
-        chunk.extend_from_slice(&(column.len() as u32).to_le_bytes());
-        chunk.extend_from_slice(&column);
-    }
-    let (mut want, section_at, mut section) = hand_built_part_start(2, &chunk);
-    let chunk_at = section_at - chunk.len();
-    section.extend_from_slice(&3_600_000i64.to_le_bytes()); // block width
-    section.extend_from_slice(&1u32.to_le_bytes()); // chunks
-    section.extend_from_slice(&0u32.to_le_bytes()); // chunk 0: first series
-    section.extend_from_slice(&1u32.to_le_bytes()); // series
-    section.extend_from_slice(&1u32.to_le_bytes()); // entries
-    section.extend_from_slice(&(chunk_at as u64).to_le_bytes());
-    section.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-    section.extend_from_slice(&crc32c::crc32c(&chunk).to_le_bytes());
-    finish_hand_built(&mut want, section_at, &section);
-    assert_eq!(fs::read(&path).unwrap(), want);
+    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V3));
     assert_eq!(dir_names(dir.path()), ["p.part"]);
+    assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V3);
+}
 
-    let part = Part::open(&path).unwrap();
-    assert_reads_the_one_series(&part, &path);
+#[test]
+fn part_format_2_of_earlier_builds_opens_and_reads_with_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.part");
+    let mut writer = PartWriter::create(&path, Tenant::new("t"), "m", 19_000)
+        .unwrap()
+        .format_v2()
+        .unwrap();
+    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V2));
+    assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V2);
+}
+
+fn assert_reads_the_one_series_with_summaries(part: &Part, path: &Path, version: u32) {
+    assert_reads_the_one_series(part, path, version);
     assert_eq!(part.block_ms(), Some(3_600_000));
     let every = SummaryColumns {
         sum: true,
@@ -313,7 +376,7 @@ fn part_format_1_of_earlier_builds_opens_and_reads_without_summaries() {
     finish_hand_built(&mut bytes, section_at, &section);
     fs::write(&path, &bytes).unwrap();
     let part = Part::open(&path).unwrap();
-    assert_reads_the_one_series(&part, &path);
+    assert_reads_the_one_series(&part, &path, FORMAT_V1);
     assert_eq!(part.block_ms(), None);
     let every = SummaryColumns {
         sum: true,
@@ -395,14 +458,14 @@ fn part_unknown_version_or_magic_is_corruption_at_open() {
     write(&path, 64, &hundred_by_hundred()).unwrap();
     let good = fs::read(&path).unwrap();
     let mut bytes = good.clone();
-    bytes[4] = 3;
+    bytes[4] = 4;
     fs::write(&path, &bytes).unwrap();
     assert_eq!(
         corruption_of(Part::open(&path)),
         (
             path.clone(),
             4,
-            "unsupported part format version 3 (this build reads 1 and 2)".to_owned()
+            "unsupported part format version 4 (this build reads 1 to 3)".to_owned()
         )
     );
     let mut bytes = good;

@@ -53,6 +53,7 @@ proptest! {
     fn part_round_trip_of_random_series(
         all in series_set(),
         page_rows in 1u32..64,
+        sub_rows in prop_oneof![1u32..8, Just(1_024)],
         bounds in (timestamp(), timestamp()),
         pick in any::<u64>(),
         block_ms in prop_oneof![1i64..10, 10i64..100_000, Just(MAX_BLOCK_MS)],
@@ -60,7 +61,8 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
-        let meta = write_summarised(&path, page_rows, block_ms, chunk_entries, &all).unwrap();
+        let meta =
+            write_summarised(&path, (page_rows, sub_rows), block_ms, chunk_entries, &all).unwrap();
         let rows: usize = all.iter().map(|s| s.timestamps.len()).sum();
         let all_ts = all.iter().flat_map(|s| s.timestamps.iter().copied());
         prop_assert_eq!(&meta, &PartMeta {
@@ -91,7 +93,7 @@ proptest! {
             .iter()
             .map(|s| (s.id, s.timestamps.clone(), s.values.iter().map(|v| v.to_bits()).collect()))
             .collect();
-        prop_assert_eq!(collect(part.scan(Selection::All, ..)).unwrap(), everything);
+        prop_assert_eq!(collect(part.scan(Selection::All, ..)).unwrap(), everything.clone());
         let (start, end) = (bounds.0.min(bounds.1), bounds.0.max(bounds.1));
         let wanted: Vec<SeriesId> = ids
             .iter()
@@ -111,6 +113,15 @@ proptest! {
         prop_assert_eq!(
             collect(part.scan(Selection::All, start..end).timestamps_only()).unwrap(),
             ts_only
+        );
+        let values_only: Vec<OwnedRun> = everything
+            .iter()
+            .filter(|(id, _, _)| wanted.contains(id))
+            .map(|(id, _, values)| (*id, Vec::new(), values.clone()))
+            .collect();
+        prop_assert_eq!(
+            collect(part.scan(Selection::Only(&wanted), ..).values_only()).unwrap(),
+            values_only
         );
         // Every series' block summaries, with every column and with each alone.
         prop_assert_eq!(part.block_ms(), Some(block_ms));
@@ -197,13 +208,14 @@ fn expected_summaries(s: &Series, block_ms: i64, columns: SummaryColumns) -> Vec
 
 fn write_summarised(
     path: &Path,
-    page_rows: u32,
+    (page_rows, sub_rows): (u32, u32),
     block_ms: i64,
     chunk_entries: usize,
     all: &[Series],
 ) -> Result<PartMeta, EngineError> {
     let mut writer = PartWriter::create(path, Tenant::new("acme"), "latency", 19_000)?
         .with_page_rows(page_rows)
+        .with_subpage_rows(sub_rows)
         .with_summary_blocks(block_ms, chunk_entries);
     for s in all {
         writer.push_series(s.id, &s.timestamps, &s.values)?;
@@ -218,7 +230,7 @@ fn part_summaries_of_many_series_decode_each_chunk_once_and_name_damage() {
     // 100 series of 100 points 10 s apart from 1 000 s: 18 blocks of 60 s each; chunks of about 50
     // entries.
     let all = hundred_by_hundred();
-    write_summarised(&path, 64, 60_000, 50, &all).unwrap();
+    write_summarised(&path, (64, 1_024), 60_000, 50, &all).unwrap();
     let part = Part::open(&path).unwrap();
     let every = column_choices()[0];
     let mut summaries = part.summaries(every).unwrap();
@@ -261,7 +273,7 @@ fn part_summaries_of_many_series_decode_each_chunk_once_and_name_damage() {
 }
 
 #[test]
-fn part_written_without_summaries_is_format_2_with_a_block_of_0_and_reads_every_row() {
+fn part_written_without_summaries_has_a_block_of_0_and_reads_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let all = hundred_by_hundred();
     let (with, without) = (
@@ -278,7 +290,7 @@ fn part_written_without_summaries_is_format_2_with_a_block_of_0_and_reads_every_
     }
     writer.finish().unwrap();
     let bytes = fs::read(&without).unwrap();
-    assert_eq!(bytes[4..8], FORMAT_V2.to_le_bytes());
+    assert_eq!(bytes[4..8], FORMAT_V3.to_le_bytes());
     let (with, without) = (Part::open(&with).unwrap(), Part::open(&without).unwrap());
     assert_eq!(with.block_ms(), Some(3_600_000));
     assert_eq!(without.block_ms(), None);
