@@ -359,33 +359,46 @@ pub fn shared() -> &'static ClickhouseServer {
 /// Two servers forming the cluster `cluster_name` of two shards (one replica each); each knows the
 /// cluster, so a `Distributed` table can be created on either.
 pub fn two_shard_cluster(cluster_name: &str) -> (ClickhouseServer, ClickhouseServer) {
-    // The cluster names both servers' ports before either starts.
-    let (a, b) = (free_ports(), free_ports());
-    let shards = [a, b];
     assert!(
         ServerKind::selected() == ServerKind::Real,
         "the chDB adapter cannot form a cluster (no native protocol, no remote_servers); tests of \
          Distributed tables must skip on it (testing::skip_on_adapter)"
     );
-    let start = |ports: Ports| {
-        require_binary(ServerKind::Real);
-        let dir = tempfile::Builder::new()
-            .prefix("luminate-clickhouse-shard-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a directory for clickhouse-server: {e}"));
-        write_config(dir.path(), ports, Some((cluster_name, &shards)));
-        let mut server = ClickhouseServer {
-            kind: ServerKind::Real,
-            dir,
-            ports,
-            supervisor: None,
+    require_binary(ServerKind::Real);
+    let mut last_error = String::new();
+    // As for one server: ports found free may be taken before a shard binds them (tests start
+    // servers in parallel), so a pair that cannot start is retried on new ports.
+    for _ in 0..3 {
+        // The cluster names both servers' ports before either starts.
+        let (a, b) = (free_ports(), free_ports());
+        let shards = [a, b];
+        let start = |ports: Ports| -> Result<ClickhouseServer, String> {
+            let dir = tempfile::Builder::new()
+                .prefix("luminate-clickhouse-shard-")
+                .tempdir()
+                .unwrap_or_else(|e| panic!("cannot create a directory for clickhouse-server: {e}"));
+            write_config(dir.path(), ports, Some((cluster_name, &shards)));
+            let mut server = ClickhouseServer {
+                kind: ServerKind::Real,
+                dir,
+                ports,
+                supervisor: None,
+            };
+            match server.launch() {
+                Ok(()) => Ok(server),
+                Err(e) => {
+                    server.stop();
+                    Err(e)
+                }
+            }
         };
-        if let Err(e) = server.launch() {
-            panic!("a shard of the cluster did not start: {e}");
+        match start(a).and_then(|first| Ok((first, start(b)?))) {
+            Ok(pair) => return pair,
+            // A first shard that started is stopped when dropped.
+            Err(e) => last_error = e,
         }
-        server
-    };
-    (start(a), start(b))
+    }
+    panic!("a shard of the cluster did not start: {last_error}");
 }
 
 fn require_binary(kind: ServerKind) {

@@ -603,7 +603,9 @@ fn concurrent_exports_are_bounded_per_tenant() {
         stream
     };
     let held = [open(), open()];
-    let refused = common::eventually(Duration::from_secs(10), || {
+    // Generous bounds: they only matter when the test fails, and under a loaded CI machine the held
+    // exports may take seconds to start (and, dropped, to notice their peer is gone).
+    let refused = common::eventually(Duration::from_secs(30), || {
         let (status, _, text) = export_raw(
             &server,
             &json!({"timeRange": {"start": t, "end": t + 60_000}}).to_string(),
@@ -613,7 +615,7 @@ fn concurrent_exports_are_bounded_per_tenant() {
     });
     assert!(refused, "a third export of the tenant was not refused");
     drop(held);
-    let freed = common::eventually(Duration::from_secs(10), || {
+    let freed = common::eventually(Duration::from_secs(30), || {
         let (status, _, _) = export_raw(
             &server,
             &json!({"metricName": "wide", "timeRange": {"start": t, "end": t + 60_000}})
