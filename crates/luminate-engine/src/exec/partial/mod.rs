@@ -278,18 +278,29 @@ impl Partial {
             return Ok(());
         }
         ctx.check()?;
-        if let Self::Moments { totals, .. } = self
+        if let Self::Moments {
+            totals, compact, ..
+        } = self
             && spec.count_only
             && spec.interval.is_none()
             && meta.min_t >= spec.start
             && meta.max_t < spec.end
         {
             // Every row of the part is in range: the series directory has the answer, no page is read.
-            for_each_part_series(part, candidates, |id, rows| {
-                if let Some(tag) = spec.map.get(id) {
-                    totals[tag as usize].count += u64::from(rows);
-                }
-            });
+            // Into the compact counts when there are (8 bytes a group, where a group's moments take
+            // 32: over 100 000 groups they stay in cache), folded into the totals after the task.
+            match compact {
+                Compact::Counts(counts) => for_each_part_series(part, candidates, |id, rows| {
+                    if let Some(tag) = spec.map.get(id) {
+                        counts[tag as usize] += u64::from(rows);
+                    }
+                }),
+                _ => for_each_part_series(part, candidates, |id, rows| {
+                    if let Some(tag) = spec.map.get(id) {
+                        totals[tag as usize].count += u64::from(rows);
+                    }
+                }),
+            }
             return Ok(());
         }
         if let (Self::Rows(out), Some(_)) = (&*self, spec.range_limit)
