@@ -142,28 +142,9 @@ fn percentiles(
                 buckets: None,
             };
         }
-        // (bucket, value) of the group, taken before the selection reorders the values.
-        let mut by_bucket: Vec<(TimestampMs, f64)> = match interval {
-            Some(_) => times.iter().copied().zip(values.iter().copied()).collect(),
-            None => Vec::new(),
-        };
+        // The buckets first: the group's selection below reorders its values.
+        let buckets = interval.map(|interval| bucket_percentiles(times, values, interval, pct));
         let value = select_percentile(values, pct);
-        let buckets = interval.map(|_| {
-            by_bucket.sort_unstable_by_key(|r| r.0);
-            let mut scratch: Vec<f64> = Vec::new();
-            by_bucket
-                .chunk_by(|a, b| a.0 == b.0)
-                .map(|run| {
-                    scratch.clear();
-                    scratch.extend(run.iter().map(|r| r.1));
-                    BucketValue {
-                        timestamp: run[0].0,
-                        value: select_percentile(&mut scratch, pct),
-                        count: run.len() as u64,
-                    }
-                })
-                .collect()
-        });
         Computed {
             group: g as u32,
             value,
@@ -171,6 +152,75 @@ fn percentiles(
             buckets,
         }
     })
+}
+
+/// Each bucket's percentile of a group's values, `times[i]` the bucket of `values[i]` (epoch-aligned
+/// starts, `interval` apart), buckets ascending. The values are gathered bucket by bucket with a
+/// counting sort — two linear passes, where sorting a group's (bucket, value) pairs was a fifth of a
+/// p95 by region with buckets — then each bucket's slice is selected in place. Buckets spread over a
+/// span far wider than the values (a bound no query's interval choice reaches) are sorted instead.
+fn bucket_percentiles(
+    times: &[TimestampMs],
+    values: &[f64],
+    interval: i64,
+    pct: u32,
+) -> Vec<BucketValue> {
+    let (Some(&lo), Some(&hi)) = (times.iter().min(), times.iter().max()) else {
+        return Vec::new();
+    };
+    let slots = hi
+        .checked_sub(lo)
+        .filter(|_| interval > 0)
+        .map(|span| span / interval + 1)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= 4 * values.len() + 1_024);
+    let Some(slots) = slots else {
+        let mut by_bucket: Vec<(TimestampMs, f64)> =
+            times.iter().copied().zip(values.iter().copied()).collect();
+        by_bucket.sort_unstable_by_key(|r| r.0);
+        let mut scratch: Vec<f64> = Vec::new();
+        return by_bucket
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|run| {
+                scratch.clear();
+                scratch.extend(run.iter().map(|r| r.1));
+                BucketValue {
+                    timestamp: run[0].0,
+                    value: select_percentile(&mut scratch, pct),
+                    count: run.len() as u64,
+                }
+            })
+            .collect();
+    };
+    let slot = |t: TimestampMs| ((t - lo) / interval) as usize;
+    // `ends[k]`: one past the last place of slot k's values, once they are placed.
+    let mut ends = vec![0usize; slots];
+    for &t in times {
+        ends[slot(t)] += 1;
+    }
+    let mut next = 0;
+    for end in &mut ends {
+        next += *end;
+        *end = next;
+    }
+    // Placed from the back of each slot, so `ends[k]` ends at the slot's first place.
+    let mut gathered = vec![0.0f64; values.len()];
+    for (&t, &v) in times.iter().zip(values) {
+        let k = slot(t);
+        ends[k] -= 1;
+        gathered[ends[k]] = v;
+    }
+    (0..slots)
+        .filter_map(|k| {
+            let end = ends.get(k + 1).copied().unwrap_or(values.len());
+            let run = &mut gathered[ends[k]..end];
+            (!run.is_empty()).then(|| BucketValue {
+                timestamp: lo + k as i64 * interval,
+                value: select_percentile(run, pct),
+                count: run.len() as u64,
+            })
+        })
+        .collect()
 }
 
 /// Rows are tagged by position in the selection: each series' points are sorted, then integrated (per
@@ -221,4 +271,56 @@ fn integrals(out: &Finish<'_>, rows: Points, interval: Option<i64>) -> Vec<Compu
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use luminate_model::testkit::Rng;
+
+    use super::*;
+
+    /// What the buckets must be: the (bucket, value) pairs sorted by bucket, each run selected.
+    fn by_sorting(times: &[TimestampMs], values: &[f64], pct: u32) -> Vec<BucketValue> {
+        let mut pairs: Vec<(TimestampMs, f64)> =
+            times.iter().copied().zip(values.iter().copied()).collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|run| {
+                let mut vs: Vec<f64> = run.iter().map(|p| p.1).collect();
+                BucketValue {
+                    timestamp: run[0].0,
+                    value: select_percentile(&mut vs, pct),
+                    count: run.len() as u64,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bucket_percentiles_equal_sorting_by_bucket_dense_sparse_or_negative() {
+        let mut rng = Rng::new(11);
+        let interval = 15_000;
+        // Dense buckets around an epoch time, buckets before 1970, and two buckets far apart (the
+        // sorted fallback: their span is far wider than the values).
+        for (base, spread, n) in [
+            (1_800_000_000_000i64, 240, 5_000),
+            (-3_600_000, 40, 300),
+            (0, 1_000_000_000, 2),
+            (7 * interval, 1, 1),
+        ] {
+            let times: Vec<TimestampMs> = (0..n)
+                .map(|_| base - base.rem_euclid(interval) + rng.below(spread) as i64 * interval)
+                .collect();
+            let values: Vec<f64> = (0..n).map(|_| rng.below(1_000) as f64 / 10.0).collect();
+            for pct in [50, 95, 99] {
+                assert_eq!(
+                    bucket_percentiles(&times, &values, interval, pct),
+                    by_sorting(&times, &values, pct),
+                    "base {base} spread {spread} p{pct}"
+                );
+            }
+        }
+        assert_eq!(bucket_percentiles(&[], &[], interval, 95), []);
+    }
 }
