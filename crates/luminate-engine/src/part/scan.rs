@@ -349,21 +349,8 @@ impl<'a> SeriesScan<'a> {
         let part = self.part;
         let page = part.pages[p];
         self.decoded = None;
-        let ts_len = page.timestamps.len as usize;
-        let values_len = if self.with_values {
-            page.values.len as usize
-        } else {
-            0
-        };
-        self.raw.resize(ts_len + values_len, 0);
-        // `open` checked that the values blob follows the timestamps blob.
-        read_exact_at(
-            &part.file,
-            &part.path,
-            &mut self.raw,
-            page.timestamps.offset,
-        )?;
-        let (ts_raw, values_raw) = self.raw.split_at(ts_len);
+        self.read_page(p)?;
+        let (ts_raw, values_raw) = self.raw.split_at(page.timestamps.len as usize);
         let rows = rows.min(page.rows as usize);
         if self.with_timestamps {
             decode_blob(
@@ -402,6 +389,27 @@ impl<'a> SeriesScan<'a> {
 }
 
 impl SeriesScan<'_> {
+    /// Reads page `p`'s blobs into `raw` with one positioned read: the timestamps, then the values
+    /// when the scan reads them.
+    fn read_page(&mut self, p: usize) -> Result<(), EngineError> {
+        let part = self.part;
+        let page = part.pages[p];
+        let values_len = if self.with_values {
+            page.values.len as usize
+        } else {
+            0
+        };
+        self.raw
+            .resize(page.timestamps.len as usize + values_len, 0);
+        // `open` checked that the values blob follows the timestamps blob.
+        read_exact_at(
+            &part.file,
+            &part.path,
+            &mut self.raw,
+            page.timestamps.offset,
+        )
+    }
+
     /// Decodes the sub-pages holding rows `rows` of format 3 page `p` in the columns the scan reads,
     /// each sub-page at most once per visit of the page. Moving to a new page reads its blobs with
     /// one positioned read and verifies their checksums.
@@ -411,19 +419,7 @@ impl SeriesScan<'_> {
         let ts_len = page.timestamps.len as usize;
         if self.paged.as_ref().is_none_or(|open| open.page != p) {
             self.paged = None;
-            let values_len = if self.with_values {
-                page.values.len as usize
-            } else {
-                0
-            };
-            self.raw.resize(ts_len + values_len, 0);
-            // `open` checked that the values blob follows the timestamps blob.
-            read_exact_at(
-                &part.file,
-                &part.path,
-                &mut self.raw,
-                page.timestamps.offset,
-            )?;
+            self.read_page(p)?;
             let (ts_raw, values_raw) = self.raw.split_at(ts_len);
             verify_blob(&part.path, p, "timestamps", page.timestamps, ts_raw)?;
             let rows = page.rows as usize;
