@@ -13,7 +13,7 @@ use luminate_model::result::{AggregateGroup, BucketValue};
 use luminate_model::semantics::{bucket_start, integral_sorted, select_percentile};
 
 use super::Finish;
-use super::partial::{Moments, Partial};
+use super::partial::{BucketMoments, Moments, Partial};
 use super::points::{Points, sort_each_series};
 
 /// One group's answer before it gets its key.
@@ -93,14 +93,13 @@ fn top_groups(out: &Finish<'_>, mut computed: Vec<Computed>, limit: usize) -> Ve
 
 fn moments(
     totals: Vec<Moments>,
-    buckets: hashbrown::HashMap<(u32, TimestampMs), Moments>,
+    buckets: BucketMoments,
     agg: Aggregation,
     interval: Option<i64>,
 ) -> Vec<Computed> {
     let mut per_group: Vec<Vec<BucketValue>> = Vec::new();
     if interval.is_some() {
-        let mut all: Vec<((u32, TimestampMs), Moments)> = buckets.into_iter().collect();
-        all.sort_unstable_by_key(|(key, _)| *key);
+        let all = buckets.into_sorted();
         per_group = vec![Vec::new(); totals.len()];
         for ((g, timestamp), m) in all {
             per_group[g as usize].push(BucketValue {

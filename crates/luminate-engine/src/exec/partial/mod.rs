@@ -12,7 +12,6 @@
 //! A scan checks the query's deadline every [`CHECK_EVERY`] rows and stops buffering past the query's
 //! value bound.
 
-use hashbrown::HashMap;
 use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::semantics::bucket_start;
 use luminate_model::{QueryContext, StoreError, TimestampMs};
@@ -24,7 +23,10 @@ use crate::head::Rows;
 use crate::part::{Part, Selection, SummaryColumns, block_span};
 use crate::record::SeriesId;
 
+mod buckets;
 mod summaries;
+
+pub(crate) use buckets::BucketMoments;
 
 /// Count, sum, min and max of a set of values.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -80,7 +82,7 @@ pub(crate) enum Partial {
     /// Per group (by index), and per (group, bucket start) when the plan has an interval.
     Moments {
         totals: Vec<Moments>,
-        buckets: HashMap<(u32, TimestampMs), Moments>,
+        buckets: BucketMoments,
         /// Row by row additions of `count`, `sum` and `avg` without buckets, kept apart from `totals`
         /// until the scan task ends ([`Partial::end_task`]).
         compact: Compact,
@@ -192,7 +194,7 @@ impl Partial {
         if spec.moments {
             Self::Moments {
                 totals: vec![Moments::default(); spec.groups],
-                buckets: HashMap::default(),
+                buckets: BucketMoments::for_spec(spec),
                 compact: Compact::for_spec(spec),
             }
         } else {
@@ -225,10 +227,7 @@ impl Partial {
                 None => add_selected_moments(rows, spec, ctx, totals, compact),
                 Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
                     totals[tag as usize].add(v);
-                    buckets
-                        .entry((tag, bucket_start(t, interval)))
-                        .or_default()
-                        .add(v);
+                    buckets.cell(tag, bucket_start(t, interval)).add(v);
                 }),
             },
             Self::Rows(out) if spec.range_limit.is_some() => {
@@ -364,10 +363,7 @@ impl Partial {
                     for (i, &t) in run.timestamps.iter().enumerate() {
                         totals[tag as usize].add(value(i));
                         if let Some(interval) = spec.interval {
-                            buckets
-                                .entry((tag, bucket_start(t, interval)))
-                                .or_default()
-                                .add(value(i));
+                            buckets.cell(tag, bucket_start(t, interval)).add(value(i));
                         }
                     }
                 }
@@ -497,9 +493,7 @@ impl Partial {
                 for (a, b) in totals.iter_mut().zip(&t2) {
                     a.merge(b);
                 }
-                for (key, m) in b2 {
-                    buckets.entry(key).or_default().merge(&m);
-                }
+                buckets.merge(b2);
                 Self::Moments {
                     totals,
                     buckets,

@@ -64,7 +64,7 @@ impl Partial {
                         };
                         totals[tag as usize].merge(&m);
                         if let Some(bucket) = bucket {
-                            buckets.entry((tag, bucket)).or_default().merge(&m);
+                            buckets.cell(tag, bucket).merge(&m);
                         }
                     }
                     BlockUse::Rows => {
@@ -101,10 +101,7 @@ impl Partial {
                 let v = run.values.get(i).copied().unwrap_or(0.0);
                 totals[tag as usize].add(v);
                 if let Some(interval) = spec.interval {
-                    buckets
-                        .entry((tag, bucket_start(t, interval)))
-                        .or_default()
-                        .add(v);
+                    buckets.cell(tag, bucket_start(t, interval)).add(v);
                 }
             }
             Ok(())

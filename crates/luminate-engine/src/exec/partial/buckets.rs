@@ -1,0 +1,185 @@
+//! The moments of each (group, bucket) of an aggregation with an interval: a dense grid when the
+//! query's groups times its buckets are few, a hash map otherwise. A dashboard's timeseries panel
+//! (tens of groups, a few hundred buckets) adds every row to one cell: an index into the grid where
+//! a hash map hashed and probed the (group, bucket) key per row.
+
+use hashbrown::HashMap;
+use luminate_model::TimestampMs;
+use luminate_model::semantics::bucket_start;
+
+use super::{Moments, ScanSpec};
+
+/// Most cells of a dense grid: 2 MiB of moments per scan task.
+const DENSE_CELLS: usize = 1 << 16;
+
+/// Moments per (group tag, bucket start).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum BucketMoments {
+    /// Cell `tag × slots + (bucket − first) / interval`; cells without rows have a count of 0.
+    Dense {
+        first: TimestampMs,
+        interval: i64,
+        slots: usize,
+        cells: Vec<Moments>,
+    },
+    Sparse(HashMap<(u32, TimestampMs), Moments>),
+}
+
+impl BucketMoments {
+    /// Empty, dense when the spec's groups times the buckets of its range are at most
+    /// [`DENSE_CELLS`].
+    pub(in crate::exec) fn for_spec(spec: &ScanSpec<'_>) -> Self {
+        let dense = spec.interval.filter(|&i| i > 0).and_then(|interval| {
+            let first = bucket_start(spec.start, interval);
+            let last = bucket_start(spec.end.checked_sub(1)?, interval);
+            let slots = usize::try_from(last.checked_sub(first)? / interval + 1).ok()?;
+            let cells = slots.checked_mul(spec.groups)?;
+            (cells <= DENSE_CELLS).then(|| Self::Dense {
+                first,
+                interval,
+                slots,
+                cells: vec![Moments::default(); cells],
+            })
+        });
+        dense.unwrap_or_else(|| Self::Sparse(HashMap::default()))
+    }
+
+    /// The moments of group `tag`'s bucket starting at `bucket`.
+    #[inline]
+    pub(super) fn cell(&mut self, tag: u32, bucket: TimestampMs) -> &mut Moments {
+        let at = self.dense_index(tag, bucket);
+        if at.is_none() && matches!(self, Self::Dense { .. }) {
+            // Outside the grid (no scan adds such a row; kept exact all the same).
+            self.make_sparse();
+        }
+        match self {
+            // Still dense: `at` is in the grid.
+            Self::Dense { cells, .. } => &mut cells[at.unwrap_or_default()],
+            Self::Sparse(map) => map.entry((tag, bucket)).or_default(),
+        }
+    }
+
+    /// The grid cell of (`tag`, `bucket`); `None` when sparse or outside the grid.
+    #[inline]
+    fn dense_index(&self, tag: u32, bucket: TimestampMs) -> Option<usize> {
+        let Self::Dense {
+            first,
+            interval,
+            slots,
+            cells,
+        } = self
+        else {
+            return None;
+        };
+        let d = bucket.checked_sub(*first).filter(|d| *d >= 0)?;
+        let slot = usize::try_from(d / *interval).ok().filter(|s| s < slots)?;
+        Some(tag as usize * *slots + slot).filter(|&at| at < cells.len())
+    }
+
+    /// Adds `other`'s moments.
+    pub(super) fn merge(&mut self, other: Self) {
+        for ((tag, bucket), m) in other.into_cells() {
+            self.cell(tag, bucket).merge(&m);
+        }
+    }
+
+    /// Every (group, bucket) with rows and its moments, ascending by group then bucket.
+    pub(in crate::exec) fn into_sorted(self) -> Vec<((u32, TimestampMs), Moments)> {
+        let mut all = self.into_cells();
+        // A grid's cells come out in this order already; the check is linear.
+        if !all.is_sorted_by_key(|(key, _)| *key) {
+            all.sort_unstable_by_key(|(key, _)| *key);
+        }
+        all
+    }
+
+    /// The cells with rows, in no particular order.
+    fn into_cells(self) -> Vec<((u32, TimestampMs), Moments)> {
+        match self {
+            Self::Dense {
+                first,
+                interval,
+                slots,
+                cells,
+            } => cells
+                .into_iter()
+                .enumerate()
+                .filter(|(_, m)| m.count > 0)
+                .map(|(i, m)| {
+                    let bucket = first + (i % slots) as i64 * interval;
+                    (((i / slots) as u32, bucket), m)
+                })
+                .collect(),
+            Self::Sparse(map) => map.into_iter().collect(),
+        }
+    }
+
+    fn make_sparse(&mut self) {
+        let dense = std::mem::replace(self, Self::Sparse(HashMap::default()));
+        let Self::Sparse(map) = self else {
+            return;
+        };
+        map.extend(dense.into_cells());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(first: TimestampMs, interval: i64, slots: usize, groups: usize) -> BucketMoments {
+        BucketMoments::Dense {
+            first,
+            interval,
+            slots,
+            cells: vec![Moments::default(); slots * groups],
+        }
+    }
+
+    #[test]
+    fn a_grid_and_a_map_hold_the_same_moments_even_past_the_grid() {
+        let (first, interval) = (-30_000, 10_000);
+        let rows: Vec<(u32, TimestampMs, f64)> = (0..500)
+            .map(|i: i64| ((i % 3) as u32, first + (i % 7) * interval, i as f64 * 0.5))
+            .collect();
+        let (mut dense, mut sparse) = (
+            grid(first, interval, 7, 3),
+            BucketMoments::Sparse(HashMap::default()),
+        );
+        for &(tag, bucket, v) in &rows {
+            dense.cell(tag, bucket).add(v);
+            sparse.cell(tag, bucket).add(v);
+        }
+        assert!(matches!(dense, BucketMoments::Dense { .. }));
+        let want = sparse.clone().into_sorted();
+        assert_eq!(want.len(), 21);
+        assert_eq!(dense.clone().into_sorted(), want);
+        // Merging two grids, or a grid and a map, adds cell by cell.
+        let mut twice = dense.clone();
+        twice.merge(sparse.clone());
+        let doubled: Vec<_> = want
+            .iter()
+            .map(|&(key, m)| {
+                let mut m2 = m;
+                m2.merge(&m);
+                (key, m2)
+            })
+            .collect();
+        assert_eq!(twice.into_sorted(), doubled);
+        // A bucket past the grid, or a group outside it: the grid becomes a map, nothing is lost.
+        dense.cell(1, first + 7 * interval).add(1.0);
+        dense.cell(5, first).add(2.0);
+        assert!(matches!(dense, BucketMoments::Sparse(_)));
+        let one = |v: f64| Moments {
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+        };
+        let mut expected = want.clone();
+        expected.push(((1, first + 7 * interval), one(1.0)));
+        expected.push(((5, first), one(2.0)));
+        expected.sort_by_key(|(key, _)| *key);
+        assert_eq!(dense.into_sorted(), expected);
+    }
+}
