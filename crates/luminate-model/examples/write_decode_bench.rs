@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use luminate_model::ValidationRules;
 use luminate_model::time::now_ms;
-use luminate_model::wire::{decode_write_batch, decode_write_body, reference};
+use luminate_model::wire::{BodyFormat, decode_write_batch, decode_write_body, reference};
 
 const POINTS_PER_BODY: usize = 10_000;
 const ENDPOINTS: [&str; 20] = [
@@ -138,7 +138,8 @@ fn main() {
         let copies: Vec<String> = texts.clone();
         let started = Instant::now();
         for text in copies {
-            let decoded = decode_write_batch(text, now, &rules, POINTS_PER_BODY).expect("a body");
+            let decoded = decode_write_batch(text, BodyFormat::Json, now, &rules, POINTS_PER_BODY)
+                .expect("a body");
             assert_eq!(decoded.points.len(), POINTS_PER_BODY, "every point valid");
             black_box(decoded);
         }

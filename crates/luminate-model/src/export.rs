@@ -329,7 +329,7 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use crate::query::invalid;
-    use crate::wire::decode_write_batch;
+    use crate::wire::{BodyFormat, decode_write_batch};
     use serde_json::json;
 
     const NOW: TimestampMs = 1_800_000_000_000;
@@ -432,8 +432,24 @@ mod tests {
         let mut rules = ValidationRules::default();
         rules.max_past = std::time::Duration::from_secs(100 * 365 * 86_400);
         rules.max_future = rules.max_past;
-        let decoded = decode_write_batch(body, crate::time::now_ms(), &rules, 100).unwrap();
+        // The lines go back in as they are, too (`Content-Type: application/x-ndjson`).
+        let as_lines = decode_write_batch(
+            text,
+            BodyFormat::JsonLines,
+            crate::time::now_ms(),
+            &rules,
+            100,
+        );
+        let as_lines: Vec<_> = as_lines
+            .unwrap()
+            .points
+            .iter()
+            .map(|p| p.to_point())
+            .collect();
+        let decoded =
+            decode_write_batch(body, BodyFormat::Json, crate::time::now_ms(), &rules, 100).unwrap();
         let got: Vec<_> = decoded.points.iter().map(|p| p.to_point()).collect();
+        assert_eq!(as_lines, got);
         let want: Vec<(&str, TimestampMs, f64, usize)> = vec![
             ("m", NOW - 2, 1.0, 2),
             ("m", NOW - 1, -0.1, 2),

@@ -196,6 +196,75 @@ fn exports_the_exact_points_of_a_metric_and_of_all_metrics_with_filters(backend:
     assert!(unknown.is_empty());
 }
 
+/// An export written back as it is, a JSON-lines write body (`application/x-ndjson`, gzipped too),
+/// stores the same points; a line of it left open is refused by its line, and nothing of that body is
+/// stored.
+fn an_export_written_back_as_json_lines_stores_the_same_points(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = backend.launch(&dir.path().join("source")).start();
+    let t = base_ms();
+    let points = dataset(t);
+    assert_eq!(source.write(&points).0, 200);
+    let request = json!({"timeRange": {"start": t, "end": t + 60_000}}).to_string();
+    let (status, _, text) = export_raw(&source, &request, None);
+    assert_eq!(status, 200);
+
+    let target = backend.launch(&dir.path().join("target")).start();
+    let lines = [("content-type", "application/x-ndjson")];
+    let mut broken: Vec<String> = text.lines().map(str::to_owned).collect();
+    // Line 3 left open; with line 4 after it, the two would read as one point.
+    broken[2] = broken[2].trim_end_matches('}').to_owned() + ",";
+    broken[3] = format!("\"x\":1}}}}\n{}", broken[3]);
+    let broken = broken.join("\n");
+    let (status, body) = target.post_raw("/api/v1/write", &lines, broken.into_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+    assert_eq!(body["error"]["details"]["line"], 3, "{body}");
+    assert!(
+        export(
+            &target,
+            &json!({"timeRange": {"start": t, "end": t + 60_000}}),
+            None
+        )
+        .is_empty()
+    );
+
+    // The first half plain, the second gzipped.
+    let all: Vec<&str> = text.lines().collect();
+    let (first, second) = all.split_at(all.len() / 2);
+    let (status, body) = target.post_raw(
+        "/api/v1/write",
+        &lines,
+        (first.join("\n") + "\n").into_bytes(),
+    );
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(first.len() as u64)),
+        "{body}"
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, second.join("\r\n").as_bytes()).unwrap();
+    let (status, body) = target.post_raw(
+        "/api/v1/write",
+        &[
+            ("content-type", "application/x-ndjson"),
+            ("content-encoding", "gzip"),
+        ],
+        gz.finish().unwrap(),
+    );
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(second.len() as u64)),
+        "{body}"
+    );
+    let again = export(
+        &target,
+        &json!({"timeRange": {"start": t, "end": t + 60_000}}),
+        None,
+    );
+    assert_eq!(sorted(again), expected(&points, |_| true));
+}
+
 fn an_export_past_the_range_limit_is_whole_and_no_timeout_cuts_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     // The query timeout (and the response deadline of the other routes) far below what the export
@@ -561,6 +630,7 @@ fn export_imported_into_an_empty_server_answers_the_benchmark_queries_identicall
 
 on_each_backend!(
     exports_the_exact_points_of_a_metric_and_of_all_metrics_with_filters,
+    an_export_written_back_as_json_lines_stores_the_same_points,
     an_export_past_the_range_limit_is_whole_and_no_timeout_cuts_it,
     tenants_and_scopes_bound_what_an_export_sees,
     bad_requests_are_answered_in_the_contracts_format,

@@ -61,6 +61,14 @@ fn text_seeds(c: &mut Corpus) {
     for (i, body) in WRITE_BODIES.iter().enumerate() {
         c.add("json_write", &format!("body-{i}.json"), body.as_bytes());
     }
+    // JSON lines as `/api/v1/export` streams them (and `application/x-ndjson` writes take them).
+    c.add(
+        "json_write",
+        "lines-0.jsonl",
+        b"{\"name\":\"api_latency\",\"timestamp\":1800000000000,\"value\":12.5,\"dimensions\":{\"region\":\"eu\"}}\n\
+          \r\n{\"name\":\"m\",\"timestamp\":\"2027-01-15T08:00:00Z\",\"value\":-0.0}\n",
+    );
+    c.add("json_write", "lines-1.jsonl", b"{\"name\":\"m\",\n\"value\":1}\n{}");
     let queries = [
         r#"{"queryType":"aggregate","metricName":"api_latency","timeRange":{"start":"2027-01-15T07:00:00Z","end":1800000000000},"filters":{"region":"eu","customer_id":"c1"},"aggregation":"p95","groupBy":["endpoint"],"interval":"1m","limit":5,"timeout":"2s"}"#,
         r#"{"queryType":"range","metricName":"m","timeRange":{"relative":"1h"}}"#,

@@ -125,6 +125,14 @@ impl WireError {
         }
     }
 
+    /// The error of a line scanned on its own (placed as line 1), placed in the whole body: on line
+    /// `number`, which starts at byte `start`.
+    pub(crate) fn on_line(mut self, number: usize, start: usize) -> Self {
+        self.line = number;
+        self.offset += start;
+        self
+    }
+
     /// The reason, without the position.
     pub fn reason(&self) -> &str {
         &self.message
@@ -170,10 +178,32 @@ pub fn decode_write_body<'a>(
     scan::decode_write_body(text, each)
 }
 
+/// Decodes a JSON-lines write body (`Content-Type: application/x-ndjson`): one point object per line,
+/// blank lines skipped, each line decoded on its own as a point of [`decode_write_body`] is — so a line
+/// left open is an error of that line, never joined to the next. Calls `each` with every point in
+/// order and returns their number; an error names the line (1-based, blank lines counted) and the
+/// column within it, and the byte offset in the whole body.
+pub fn decode_write_lines<'a>(
+    text: &'a str,
+    each: impl FnMut(&WirePoint<'a>),
+) -> Result<usize, WireError> {
+    scan::decode_write_lines(text, each)
+}
+
+/// How a write body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `{"metrics": [point, ...]}` (`application/json`).
+    Json,
+    /// One point object per line (`application/x-ndjson`), what `/api/v1/export` streams.
+    JsonLines,
+}
+
 /// One point of a body that validation refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    /// Index in the body's `metrics` array.
+    /// Index in the body's `metrics` array (of a JSON-lines body: the point's place among its points,
+    /// blank lines not counted).
     pub index: usize,
     /// The point's name when it was a string.
     pub metric: Option<String>,
@@ -199,6 +229,7 @@ pub struct DecodedWrite {
 /// valid ones, which owns `text`. Points past the first `limit` are parsed but not validated.
 pub fn decode_write_batch(
     text: String,
+    format: BodyFormat,
     now: TimestampMs,
     rules: &ValidationRules,
     limit: usize,
@@ -214,7 +245,7 @@ pub fn decode_write_batch(
             // lifetime).
             let mut dims_buffer: Vec<(&str, &str)> = Vec::new();
             let mut index = 0;
-            let received = decode_write_body(text, |wire| {
+            let each = |wire: &WirePoint<'_>| {
                 let i = index;
                 index += 1;
                 if i >= limit {
@@ -236,7 +267,11 @@ pub fn decode_write_batch(
                     }),
                 }
                 dims_buffer = recycle(dims);
-            })?;
+            };
+            let received = match format {
+                BodyFormat::Json => decode_write_body(text, each)?,
+                BodyFormat::JsonLines => decode_write_lines(text, each)?,
+            };
             Ok::<_, WireError>((indexes, rejections, received))
         })?;
     Ok(DecodedWrite {
@@ -697,5 +732,97 @@ mod tests {
         fn generated_bodies_decode_as_serde_json_did(text in body_text()) {
             assert_same_as_reference(&text);
         }
+
+        #[test]
+        fn json_lines_decode_as_each_line_in_a_body(text in body_text()) {
+            // Any text (these bodies cut and patched at random) read as lines: each line is one point,
+            // and its point is the one a body of that line alone would hold.
+            let points = text.strip_prefix("{\"metrics\":[").unwrap_or(&text);
+            let points = points.strip_suffix("]}").unwrap_or(points);
+            assert_lines_as_bodies(&points.replace("},{", "}\n{"));
+        }
+    }
+
+    /// `text` as JSON lines gives the points, or fails at the first line, that each line as a body of
+    /// its own (`{"metrics":[line]}`) gives.
+    fn assert_lines_as_bodies(text: &str) {
+        let mut got = Vec::new();
+        let outcome = decode_write_lines(text, |p| got.push(owned(p)));
+        let mut want = Vec::new();
+        let mut first_bad = None;
+        for (number, line) in (1..).zip(text.split('\n')) {
+            if line.trim_matches([' ', '\t', '\r']).is_empty() {
+                continue;
+            }
+            let body = format!("{{\"metrics\":[{line}]}}");
+            let mut points = Vec::new();
+            match decode_write_body(&body, |p| points.push(owned(p))) {
+                Ok(1) => want.extend(points),
+                _ => {
+                    first_bad = Some(number);
+                    break;
+                }
+            }
+        }
+        match outcome {
+            Ok(n) => {
+                assert_eq!(first_bad, None, "{text:?}");
+                assert_eq!(n, want.len());
+            }
+            Err(e) => {
+                assert_eq!(Some(e.line()), first_bad, "{text:?}: {e}");
+                let line_start: usize = text
+                    .split('\n')
+                    .take(e.line() - 1)
+                    .map(|l| l.len() + 1)
+                    .sum();
+                assert!(
+                    e.offset() >= line_start
+                        && e.offset()
+                            <= line_start + text.split('\n').nth(e.line() - 1).unwrap_or("").len(),
+                    "{text:?}: {e} at {}",
+                    e.offset()
+                );
+            }
+        }
+        assert_eq!(got, want, "{text:?}");
+    }
+
+    #[test]
+    fn json_lines_are_points_one_per_line() {
+        let text = "{\"name\":\"a\",\"timestamp\":1,\"value\":2.5,\"dimensions\":{\"k\":\"v\"}}\r\n\
+                    \n  \t\n\
+                    {\"name\":\"b\",\"value\":\"x\"}  \n\
+                    {\"name\":\"c\",\"timestamp\":3,\"value\":1}";
+        let mut points = Vec::new();
+        assert_eq!(decode_write_lines(text, |p| points.push(owned(p))), Ok(3));
+        let names: Vec<_> = points.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names, [s("a"), s("b"), s("c")]);
+        assert_eq!(points[1].value, s("x"));
+        assert_eq!(
+            points[0].dimensions,
+            WireDimensions::Pairs(vec![(Cow::Owned("k".into()), s("v"))])
+        );
+        assert_eq!(decode_write_lines("", |_| {}), Ok(0));
+        assert_eq!(decode_write_lines("\n\n", |_| {}), Ok(0));
+        assert_lines_as_bodies(text);
+    }
+
+    #[test]
+    fn a_json_line_left_open_fails_on_its_line() {
+        // Joined, these two lines would be one valid point: as lines, the first is an error.
+        let text = "{\"name\":\"a\",\"value\":1}\n{\"name\":\"a\",\n\"timestamp\":1,\"value\":2}\n";
+        let e = decode_write_lines(text, |_| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "EOF while parsing a value at line 2 column 12"
+        );
+        assert_eq!((e.line(), e.offset()), (2, text.find(",\n").unwrap()));
+        let e = decode_write_lines("{\"name\":\"a\"} {\"name\":\"b\"}", |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "trailing characters at line 1 column 14");
+        let e = decode_write_lines("\n[1]\n", |_| {}).unwrap_err();
+        assert_eq!(e.line(), 2);
+        assert!(e.reason().starts_with("invalid type: sequence"), "{e}");
+        assert_lines_as_bodies(text);
     }
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use luminate_model::keyed::{KeyedOutcome, KeyedResponse, KeyedWrite, Respond};
 use luminate_model::validate::Backfill;
 pub(crate) use luminate_model::wire::recycle;
-use luminate_model::wire::{WireError, decode_write_batch};
+use luminate_model::wire::{BodyFormat, WireError, decode_write_batch};
 use luminate_model::{ErrorCode, PointBatch, Tenant, ValidationRules};
 use serde::Serialize;
 use serde_json::json;
@@ -64,12 +64,13 @@ struct Validated {
     operation_id = "write",
     tag = "write",
     summary = "Write points (JSON), or Prometheus remote write (protobuf)",
-    description = "JSON points (CONTRACT §3), optionally `Content-Encoding: gzip`; with `Content-Type: application/x-protobuf` (and `Content-Encoding: snappy`) the body is a Prometheus remote write 1.0 or 2.0 request, answered `204` (docs/ingest.md). A `2xx` means the accepted points are durable and visible to later queries.",
+    description = "JSON points (CONTRACT §3), optionally `Content-Encoding: gzip`; with `Content-Type: application/x-ndjson` one point object per line instead (what `/api/v1/export` streams; errors name the line); with `Content-Type: application/x-protobuf` (and `Content-Encoding: snappy`) the body is a Prometheus remote write 1.0 or 2.0 request, answered `204` (docs/ingest.md). A `2xx` means the accepted points are durable and visible to later queries.",
     params(("Idempotency-Key" = Option<String>, Header, description = "Up to 256 characters: a retry with the same key within 10 minutes is answered with the first answer and stores nothing twice (JSON only).")),
     request_body(content(
         (crate::openapi::schemas::WriteRequest = "application/json", example = json!({"metrics": [
             {"name": "api_latency", "timestamp": luminate_model::time::now_ms(), "value": 12.5, "dimensions": {"customer_id": "cust_1", "region": "eu"}}
         ]})),
+        ("application/x-ndjson"),
         ("application/x-protobuf"),
     )),
     responses(
@@ -152,7 +153,7 @@ async fn prepare(
 ) -> Result<(Option<String>, Encoded), ApiError> {
     let (parts, body) = request.into_parts();
     let backfill = backfill_asked(&parts)?;
-    check_content_type(&parts.headers)?;
+    let format = check_content_type(&parts.headers)?;
     let gzip = content_is_gzip(&parts.headers, state.config.batch_write.compression)?;
     let key = parts
         .headers
@@ -165,6 +166,7 @@ async fn prepare(
         key,
         Encoded {
             raw,
+            format,
             gzip,
             backfill,
         },
@@ -174,6 +176,8 @@ async fn prepare(
 /// A body as received.
 struct Encoded {
     raw: Vec<u8>,
+    /// `{"metrics": [...]}`, or JSON lines.
+    format: BodyFormat,
     gzip: bool,
     /// `?backfill=true`, from a principal with the `admin` scope.
     backfill: bool,
@@ -240,7 +244,9 @@ async fn backfill_rules(state: &AppState, tenant: &Tenant) -> Result<ValidationR
     Ok(rules)
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// The body's layout by its media type: `application/json`, or JSON lines (`application/x-ndjson`, also
+/// spelled `application/jsonl`) as `/api/v1/export` streams them.
+fn check_content_type(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     let value = headers.get(header::CONTENT_TYPE).map(HeaderValue::to_str);
     let media_type = match value {
         Some(Ok(v)) => v
@@ -252,16 +258,18 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         Some(Err(_)) => String::new(),
         None => {
             return Err(unsupported(
-                "Content-Type is required and must be application/json",
+                "Content-Type is required: application/json, or application/x-ndjson for JSON lines",
             ));
         }
     };
-    if media_type != "application/json" {
-        return Err(unsupported(format!(
-            "Content-Type {media_type:?} is not supported; send application/json"
-        )));
+    match media_type.as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/jsonl" => Ok(BodyFormat::JsonLines),
+        _ => Err(unsupported(format!(
+            "Content-Type {media_type:?} is not supported; send application/json, or \
+             application/x-ndjson for JSON lines"
+        ))),
     }
-    Ok(())
 }
 
 fn content_is_gzip(headers: &HeaderMap, gzip_enabled: bool) -> Result<bool, ApiError> {
@@ -483,8 +491,8 @@ fn decode(
         .with_details(json!({"offset": offset}))
     })?;
     let now = luminate_model::time::now_ms();
-    let decoded =
-        decode_write_batch(text, now, rules, max_batch).map_err(|e| malformed_json(&e))?;
+    let decoded = decode_write_batch(text, body.format, now, rules, max_batch)
+        .map_err(|e| malformed_json(&e))?;
     let received = decoded.received;
     if received > max_batch {
         return Err(ApiError::new(
@@ -557,6 +565,7 @@ mod tests {
     fn body(points: &[String]) -> Encoded {
         Encoded {
             raw: format!(r#"{{"metrics":[{}]}}"#, points.join(",")).into_bytes(),
+            format: BodyFormat::Json,
             gzip: false,
             backfill: false,
         }
@@ -608,6 +617,24 @@ mod tests {
         let err = decode(body(&points), 1 << 20, 2, &rules).err().unwrap();
         assert_eq!(err.code, ErrorCode::BatchTooLarge);
         assert_eq!(err.details["received"], 3);
+        // The same points as JSON lines (a blank line between): the same answer, point by point.
+        let lines = Encoded {
+            raw: points.join("\n\n").into_bytes(),
+            format: BodyFormat::JsonLines,
+            gzip: false,
+            backfill: false,
+        };
+        let l = decode(lines, 1 << 20, 10, &rules).unwrap();
+        assert_eq!((l.indexes, l.rejections), (v.indexes, v.rejections));
+        let open = Encoded {
+            raw: format!("{}\n{{\"name\":\"m\",\n\"value\":1}}", points[0]).into_bytes(),
+            format: BodyFormat::JsonLines,
+            gzip: false,
+            backfill: false,
+        };
+        let err = decode(open, 1 << 20, 10, &rules).err().unwrap();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert_eq!(err.details["line"], 2, "{}", err.message);
     }
 
     #[test]
@@ -618,7 +645,11 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_static("Application/JSON; charset=utf-8"),
         );
-        assert!(check_content_type(&h).is_ok());
+        assert_eq!(check_content_type(&h).unwrap(), BodyFormat::Json);
+        for lines in ["application/x-ndjson", "application/jsonl; charset=utf-8"] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(lines));
+            assert_eq!(check_content_type(&h).unwrap(), BodyFormat::JsonLines);
+        }
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert_eq!(
             check_content_type(&h).unwrap_err().code,

@@ -52,6 +52,12 @@ impl Reply {
         parsed["error"]["code"].as_str().map(str::to_owned)
     }
 
+    /// The line a body was refused at (`details.line` of a `400 INVALID_REQUEST` for malformed JSON).
+    pub fn error_line(&self) -> Option<u64> {
+        let parsed: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        parsed["error"]["details"]["line"].as_u64()
+    }
+
     fn is_retryable(&self, retry: Retry) -> bool {
         match retry {
             Retry::Write => self.status == 429 || self.status >= 500,

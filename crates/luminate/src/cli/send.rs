@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ServerArgs;
 use super::client::{Client, Reply, Retry};
-use super::points::{Origin, Record, json_object};
+use super::points::{Origin, json_object};
 
 /// Per-point errors and bad input lines printed at most; the rest are counted.
 const MAX_PRINTED: u64 = 100;
@@ -71,6 +71,55 @@ fn is_loopback(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Points on their way to the write route: each point's JSON object, one after another in one buffer
+/// (copied there once, from its input line), and where in the input it came from, so that a per-point
+/// error of the server names the input line.
+#[derive(Debug, Default)]
+pub struct Points {
+    text: String,
+    /// End of each point's object in `text`.
+    ends: Vec<usize>,
+    origins: Vec<Origin>,
+}
+
+impl Points {
+    /// Adds a point's JSON object.
+    pub fn push(&mut self, json: &str, origin: Origin) {
+        self.text.push_str(json);
+        self.ends.push(self.text.len());
+        self.origins.push(origin);
+    }
+
+    /// The number of points.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Point `i`'s JSON object.
+    fn json(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The points from `at` on, taken out.
+    fn split_off(&mut self, at: usize) -> Points {
+        let mut rest = Points::default();
+        for i in at..self.len() {
+            rest.push(self.json(i), self.origins[i]);
+        }
+        let end = if at == 0 { 0 } else { self.ends[at - 1] };
+        self.text.truncate(end);
+        self.ends.truncate(at);
+        self.origins.truncate(at);
+        rest
+    }
+}
+
 /// A batch ready to send.
 #[derive(Debug)]
 pub struct Batch {
@@ -78,8 +127,13 @@ pub struct Batch {
     pub source: Arc<str>,
     /// The input's identity in idempotency keys.
     pub stream: String,
+    /// Sent as JSON lines (`application/x-ndjson`): the points are lines of the input taken as they
+    /// are, which the server reads one line at a time — so a line that does not close cannot join the
+    /// next into a point, and the line needs no check here. Otherwise `{"metrics": [...]}`, of objects
+    /// this program encoded.
+    pub json_lines: bool,
     /// Its points.
-    pub records: Vec<Record>,
+    pub points: Points,
 }
 
 impl Batch {
@@ -87,7 +141,7 @@ impl Batch {
     /// `--backfill` of an import whose old points were refused must be stored, not answered with the
     /// refusal the server remembers under the plain run's key.
     fn idempotency_key(&self, backfill: bool) -> String {
-        let (first, n) = (self.records[0].origin, self.records.len());
+        let (first, n) = (self.points.origins[0], self.points.len());
         let kind = if backfill { "-backfill" } else { "" };
         format!(
             "luminate-import-{}-{}.{}-{n}{kind}",
@@ -95,34 +149,64 @@ impl Batch {
         )
     }
 
+    /// The write body's media type.
+    fn content_type(&self) -> &'static str {
+        if self.json_lines {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        }
+    }
+
     /// The write body, gzipped when `gzip`.
     fn body(&self, gzip: bool) -> Vec<u8> {
-        let mut json = Vec::with_capacity(self.records.iter().map(|r| r.json.len() + 1).sum());
-        json.extend_from_slice(b"{\"metrics\":[");
-        for (i, record) in self.records.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
+        let points = &self.points;
+        let mut body = Vec::with_capacity(points.text.len() + points.len() + 16);
+        if !self.json_lines {
+            body.extend_from_slice(b"{\"metrics\":[");
+        }
+        for i in 0..points.len() {
+            if i > 0 && !self.json_lines {
+                body.push(b',');
             }
-            json.extend_from_slice(record.json.as_bytes());
+            body.extend_from_slice(points.json(i).as_bytes());
+            if self.json_lines {
+                body.push(b'\n');
+            }
         }
-        json.extend_from_slice(b"]}");
+        if !self.json_lines {
+            body.extend_from_slice(b"]}");
+        }
         if !gzip {
-            return json;
+            return body;
         }
-        let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
         // Writing to a Vec cannot fail.
-        let _ = gz.write_all(&json);
+        let _ = gz.write_all(&body);
         gz.finish().unwrap_or_default()
     }
 
-    fn halves(mut self) -> (Batch, Batch) {
-        let second = self.records.split_off(self.records.len() / 2);
-        let other = Batch {
+    /// The points from `at` on, as a batch of their own.
+    fn split_off(&mut self, at: usize) -> Batch {
+        Batch {
             source: self.source.clone(),
             stream: self.stream.clone(),
-            records: second,
-        };
+            json_lines: self.json_lines,
+            points: self.points.split_off(at),
+        }
+    }
+
+    fn halves(mut self) -> (Batch, Batch) {
+        let other = self.split_off(self.points.len() / 2);
         (self, other)
+    }
+
+    /// For a JSON-lines batch of several points refused as a whole at line `line` of its body (a line
+    /// that is not one point object), the index of that point: to be sent alone and reported by its
+    /// input line, the points around it sent on.
+    fn line_to_isolate(&self, line: u64) -> Option<usize> {
+        let bad = usize::try_from(line).ok()?.checked_sub(1)?;
+        (self.json_lines && self.points.len() > 1 && bad < self.points.len()).then_some(bad)
     }
 
     fn place(&self, origin: Origin) -> String {
@@ -306,7 +390,7 @@ impl Sender {
     /// Queues a batch (waits while every connection is busy). False once sending has stopped for good
     /// (a refused token, say): the reader should stop reading.
     pub fn send(&self, batch: Batch) -> bool {
-        let n = batch.records.len() as u64;
+        let n = batch.points.len() as u64;
         let queued = !self.stopped() && self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok());
         if !queued {
             self.reporter.tally(|t| t.failed += n);
@@ -355,7 +439,7 @@ impl Worker {
             let Ok(batch) = next else { return };
             if self.stop.load(Ordering::Relaxed) {
                 self.reporter
-                    .tally(|t| t.failed += batch.records.len() as u64);
+                    .tally(|t| t.failed += batch.points.len() as u64);
                 continue;
             }
             self.send(batch);
@@ -368,12 +452,12 @@ impl Worker {
         while let Some(batch) = pending.pop() {
             let key = batch.idempotency_key(self.backfill);
             let body = batch.body(self.gzip);
-            let n = batch.records.len() as u64;
+            let n = batch.points.len() as u64;
             let encoding = if self.gzip { "gzip" } else { "identity" };
             let reply = self.client.post(
                 self.path,
                 &[
-                    ("Content-Type", "application/json"),
+                    ("Content-Type", batch.content_type()),
                     ("Content-Encoding", encoding),
                     ("Idempotency-Key", &key),
                 ],
@@ -383,7 +467,7 @@ impl Worker {
                     self.reporter.tally(|t| t.retried += 1);
                     self.reporter.message(&format!(
                         "{}:{}: retrying a batch of {n} points: {reason}",
-                        batch.source, batch.records[0].origin.line
+                        batch.source, batch.points.origins[0].line
                     ));
                 },
             );
@@ -394,11 +478,30 @@ impl Worker {
                     continue;
                 }
             };
-            // Too large (`413`, or more points than the server's batch cap), or refused as a whole for
-            // one malformed point (`400 INVALID_REQUEST`: a field given twice, or a line that passed
-            // `points::object_line` without being JSON): halves, until the batches fit or the bad
-            // point is alone and can be reported by its line.
+            // Refused as a whole for one line of a JSON-lines batch that is not a point object: that
+            // line alone (to be reported by its number), and the lines around it, sent on.
             let code = reply.error_code();
+            let bad_line = match reply.error_line() {
+                Some(line) if reply.status == 400 && code.as_deref() == Some("INVALID_REQUEST") => {
+                    batch.line_to_isolate(line)
+                }
+                _ => None,
+            };
+            if let Some(bad) = bad_line {
+                self.reporter.tally(|t| t.splits += 1);
+                let mut around = batch;
+                let after = around.split_off(bad + 1);
+                let alone = around.split_off(bad);
+                for part in [after, alone, around] {
+                    if !part.points.is_empty() {
+                        pending.push(part);
+                    }
+                }
+                continue;
+            }
+            // Too large (`413`, or more points than the server's batch cap), or refused as a whole for
+            // one malformed point (`400 INVALID_REQUEST`: a field given twice): halves, until the
+            // batches fit or the bad point is alone and can be reported by its line.
             let halve = reply.status == 413
                 || (reply.status == 400
                     && matches!(code.as_deref(), Some("BATCH_TOO_LARGE" | "INVALID_REQUEST")));
@@ -420,13 +523,12 @@ impl Worker {
 
     /// A batch of one point that the server refused as a whole, reported by its line.
     fn refused_alone(&self, batch: &Batch, code: String, reply: &Reply) {
-        let record = &batch.records[0];
-        // A line that only looked like one JSON object (`points::object_line`) is a bad input line,
-        // reported in the words of a full check, not a point the server refused.
-        if let Err(e) = json_object(&record.json) {
+        let (json, origin) = (batch.points.json(0), batch.points.origins[0]);
+        // A line that is not one JSON object is a bad input line, reported in the words of a full
+        // check, not a point the server refused.
+        if let Err(e) = json_object(json) {
             self.reporter.tally(|t| t.read -= 1);
-            self.reporter
-                .bad_line(&batch.source, record.origin.line, &e);
+            self.reporter.bad_line(&batch.source, origin.line, &e);
             return;
         }
         self.reporter.sent(1);
@@ -436,14 +538,14 @@ impl Worker {
         });
         self.reporter.problem(&format!(
             "{}: {}",
-            batch.place(record.origin),
+            batch.place(origin),
             reply.error_message()
         ));
     }
 
     /// Tallies a write answer: `200`/`207`/`400` with per-point errors, or an error for the batch.
     fn answered(&self, batch: &Batch, reply: &Reply) {
-        let n = batch.records.len() as u64;
+        let n = batch.points.len() as u64;
         let outcome: Option<WriteAnswer> = serde_json::from_str(&reply.body).ok();
         let outcome = match outcome {
             Some(o) if matches!(reply.status, 200 | 207 | 400) => o,
@@ -465,9 +567,10 @@ impl Worker {
             self.reporter
                 .tally(|t| *t.rejected.entry(error.code.clone()).or_default() += 1);
             let place = batch
-                .records
+                .points
+                .origins
                 .get(error.index)
-                .map_or_else(|| batch.source.to_string(), |r| batch.place(r.origin));
+                .map_or_else(|| batch.source.to_string(), |&origin| batch.place(origin));
             self.reporter.problem(&format!(
                 "{place}: {} {}: {}",
                 error.metric, error.code, error.error
@@ -476,11 +579,11 @@ impl Worker {
     }
 
     fn give_up(&self, batch: &Batch, reason: &str) {
-        let n = batch.records.len() as u64;
+        let n = batch.points.len() as u64;
         self.reporter.tally(|t| t.failed += n);
         self.reporter.problem(&format!(
             "{}: a batch of {n} points was not stored: {reason}",
-            batch.place(batch.records[0].origin)
+            batch.place(batch.points.origins[0])
         ));
     }
 
@@ -508,12 +611,14 @@ struct PointError {
     error: String,
 }
 
-/// Collects records into batches of `size` and sends each as it fills.
+/// Collects points into batches of `size` and sends each as it fills.
 pub struct Batcher<'a> {
     sender: &'a Sender,
     source: Arc<str>,
     size: usize,
-    records: Vec<Record>,
+    /// The points are input lines, sent as JSON lines (see [`Batch::json_lines`]).
+    pub json_lines: bool,
+    points: Points,
 }
 
 impl<'a> Batcher<'a> {
@@ -523,34 +628,43 @@ impl<'a> Batcher<'a> {
             sender,
             source: source.into(),
             size: size.max(1),
-            records: Vec::new(),
+            json_lines: false,
+            points: Points::default(),
         }
     }
 
-    /// Whether another record fills the batch.
+    /// Whether another point fills the batch.
     pub fn is_full(&self) -> bool {
-        self.records.len() >= self.size
+        self.points.len() >= self.size
     }
 
-    /// Adds a record, read from the input; the caller sends with [`Batcher::flush`] when
-    /// [`Batcher::is_full`].
-    pub fn push(&mut self, record: Record) {
-        self.records.push(record);
+    /// Adds a point's JSON object, read from the input at `origin`; the caller sends with
+    /// [`Batcher::flush`] when [`Batcher::is_full`].
+    pub fn push(&mut self, json: &str, origin: Origin) {
+        self.points.push(json, origin);
     }
 
     /// Sends what has been collected under `stream`; false once sending has stopped for good.
     pub fn flush(&mut self, stream: String) -> bool {
-        if self.records.is_empty() {
+        if self.points.is_empty() {
             return true;
         }
-        let records = std::mem::take(&mut self.records);
-        // Counted here, a batch at a time: a count per record took a lock per line.
-        let read = records.len() as u64;
+        let capacity = self.points.text.capacity();
+        let points = std::mem::replace(
+            &mut self.points,
+            Points {
+                text: String::with_capacity(capacity),
+                ..Points::default()
+            },
+        );
+        // Counted here, a batch at a time: a count per point took a lock per line.
+        let read = points.len() as u64;
         self.sender.reporter.tally(|t| t.read += read);
         self.sender.send(Batch {
             source: self.source.clone(),
             stream,
-            records,
+            json_lines: self.json_lines,
+            points,
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use super::points::{Origin, Record, parse_write_line};
+use super::points::{Origin, parse_write_line};
 use super::send::{Batcher, Compress, Reporter, Sender, summary};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, StableHash, usage_error};
 
@@ -54,7 +54,7 @@ pub fn run(args: WriteArgs) -> ExitCode {
         offset += line.len() as u64 + 1;
         match parse_write_line(line, now) {
             Ok(Some(json)) => {
-                batcher.push(Record { json, origin });
+                batcher.push(&json, origin);
                 !batcher.is_full() || batcher.flush(stream.clone())
             }
             Ok(None) => true,

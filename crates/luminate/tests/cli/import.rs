@@ -264,9 +264,9 @@ fn rate_limited_batches_are_retried_after_retry_after() {
 fn a_batch_over_the_body_limit_is_split_until_it_fits() {
     let dir = tempfile::tempdir().unwrap();
     let server = Launch::new(dir.path())
-        .env("LUMINATE__BATCH_WRITE__MAX_REQUEST_SIZE_BYTES", "4096")
+        .env("LUMINATE__BATCH_WRITE__MAX_REQUEST_SIZE_BYTES", "3000")
         .start();
-    // About 110 bytes a point: 100 points are 11 KB, 25 points fit in 4 KiB.
+    // About 85 bytes a point: 100 points are 8.5 KB, 50 are over 3 000 bytes, 25 fit.
     let file = write_file(dir.path(), "big.jsonl", &numbered_points("split", 200));
     let run = luminate(&server, &["import", &file, "--batch-size", "100"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -320,8 +320,9 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
     );
     assert_eq!(count_and_sum(&server, "m"), (2, 6.0));
 
-    // A JSON point the server refuses with its whole batch (a field twice): the batch is halved down
-    // to that point, reported by its line; the other points are stored.
+    // A JSON point the server refuses with its whole batch (a field twice): the server names its line
+    // of the JSON-lines body, the batch is split around it (once), the point reported by its line;
+    // the other points are stored.
     let mut lines: Vec<String> = numbered_points("j", 8).lines().map(String::from).collect();
     lines[5] = format!("{{\"name\":\"j\",\"name\":\"k\",\"timestamp\":{t},\"value\":100}}");
     let jsonl = write_file(dir.path(), "twice.jsonl", &(lines.join("\n") + "\n"));
@@ -341,15 +342,17 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("batches halved 1\n"), "{}", run.stdout);
     assert_eq!(
         count_and_sum(&server, "j"),
         (7, (0..8).sum::<usize>() as f64 - 5.0)
     );
 
-    // Lines that are not JSON, whatever their braces: one that does not close (caught as it is read),
-    // one whose braces close around something that is not JSON (sent; the server refuses its batch,
-    // which is halved down to it). Both are bad input lines, in the words of a JSON parser, and the
-    // other points are stored.
+    // Lines that are not JSON, whatever their braces: one that does not close, one whose braces close
+    // around something that is not JSON. The server reads each line of a JSON-lines body on its own,
+    // so neither joins the next; it refuses the batch naming the line, which is split around it (twice
+    // here, once per line). Both are bad input lines, in the words of a JSON parser, and the other
+    // points are stored.
     let mut lines: Vec<String> = numbered_points("b", 8).lines().map(String::from).collect();
     lines[2] = format!("{{\"name\":\"b\",\"timestamp\":{t},\"value\":");
     lines[6] = format!("{{\"name\":\"b\",\"timestamp\":{t},\"value\":}}");
@@ -359,8 +362,9 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
     assert_eq!(
         run.stderr,
         format!(
-            "{jsonl}:3: not JSON: the object does not close on its line\n\
-             {jsonl}:7: not JSON: expected value at line 1 column 47\n"
+            "{jsonl}:3: not JSON: EOF while parsing a value at line 1 column {}\n\
+             {jsonl}:7: not JSON: expected value at line 1 column 47\n",
+            lines[2].len()
         )
     );
     assert!(
@@ -370,6 +374,7 @@ fn bad_input_and_rejected_points_are_reported_by_file_and_line() {
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("batches halved 2\n"), "{}", run.stdout);
     assert_eq!(
         count_and_sum(&server, "b"),
         (6, (0..8).sum::<usize>() as f64 - 2.0 - 6.0)

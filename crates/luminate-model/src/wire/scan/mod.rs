@@ -62,6 +62,44 @@ pub(super) fn decode_write_body<'a>(
     }
 }
 
+/// See [`super::decode_write_lines`]. Each line is scanned on its own, so that a point can never
+/// reach into the next line: an object left open fails at its line's end.
+pub(super) fn decode_write_lines<'a>(
+    text: &'a str,
+    mut each: impl FnMut(&WirePoint<'a>),
+) -> std::result::Result<usize, WireError> {
+    let mut pairs = Vec::new();
+    let mut frames = Vec::new();
+    let mut count = 0;
+    let mut start = 0;
+    for (number, line) in (1..).zip(text.split('\n')) {
+        let mut scanner = Scanner {
+            text: line,
+            bytes: line.as_bytes(),
+            pos: 0,
+            frames: std::mem::take(&mut frames),
+        };
+        if scanner.whitespace().is_some() {
+            let point = scanner
+                .point(std::mem::take(&mut pairs))
+                .and_then(|point| match scanner.whitespace() {
+                    Some(_) => Err(scanner.peek_error(TRAILING_CHARACTERS)),
+                    None => Ok(point),
+                })
+                .map_err(|e| e.on_line(number, start))?;
+            each(&point);
+            count += 1;
+            if let WireDimensions::Pairs(mut taken) = point.dimensions {
+                taken.clear();
+                pairs = taken;
+            }
+        }
+        frames = scanner.frames;
+        start += line.len() + 1;
+    }
+    Ok(count)
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],

@@ -12,7 +12,6 @@
 //! input with the same `--batch-size` thus gives the same keys on a rerun (docs/cli.md).
 
 mod csv;
-mod json_lines;
 mod prometheus;
 mod victoria_metrics;
 
@@ -23,7 +22,7 @@ use std::process::ExitCode;
 
 use flate2::read::MultiGzDecoder;
 
-use super::points::{Origin, Record, Unsendable};
+use super::points::{Origin, Unsendable};
 use super::send::{Batcher, Compress, Reporter, Sender, summary};
 use super::{EXIT_INCOMPLETE, EXIT_OK, ServerArgs, StableHash, usage_error};
 
@@ -250,17 +249,26 @@ impl Input {
     }
 }
 
-fn decoder_for(format: Format, settings: &DecodeSettings, first_line: &str) -> Box<dyn Decoder> {
-    match format {
+/// How the lines of an input become points.
+enum Reading {
+    /// Luminate's JSON lines: each line is a point object, sent as it is in a JSON-lines body
+    /// (`send::Batch::json_lines`); the server reads and validates each line on its own.
+    AsIs,
+    /// Decoded into points by the format's decoder.
+    Decoded(Box<dyn Decoder>),
+}
+
+fn reading_for(format: Format, settings: &DecodeSettings, first_line: &str) -> Reading {
+    Reading::Decoded(match format {
         Format::Jsonl if victoria_metrics::looks_like(first_line) => {
             Box::new(victoria_metrics::Decoder)
         }
-        Format::Jsonl => Box::new(json_lines::Decoder),
+        Format::Jsonl => return Reading::AsIs,
         Format::Csv => Box::new(csv::Decoder::default()),
         Format::Prometheus => Box::new(prometheus::Decoder::new(settings, false)),
         Format::Openmetrics => Box::new(prometheus::Decoder::new(settings, true)),
         Format::Vm => Box::new(victoria_metrics::Decoder),
-    }
+    })
 }
 
 /// Reads one input to its end (or `# EOF`), sending its points; an `Err` is a read error of the input.
@@ -286,7 +294,7 @@ fn import_one(
         skip_non_finite,
         batcher: Batcher::new(sender, &input.name, batch_size),
         content: StableHash::default(),
-        decoder: None,
+        reading: None,
         points: Vec::new(),
         number: 0,
         offset: 0,
@@ -354,7 +362,7 @@ struct Lines<'a> {
     /// A hash of everything read so far (stdin's batches are keyed by it).
     content: StableHash,
     /// Chosen on the first line that is not blank: a `.jsonl` file may hold VictoriaMetrics series.
-    decoder: Option<Box<dyn Decoder>>,
+    reading: Option<Reading>,
     points: Vec<Result<String, Unsendable>>,
     /// The number of the last line read (1-based) and the offset after it.
     number: u64,
@@ -387,9 +395,22 @@ impl Lines<'_> {
             return Step::Next;
         }
         let (format, settings) = (self.format, self.settings);
-        let decoder = self
-            .decoder
-            .get_or_insert_with(|| decoder_for(format, settings, line));
+        let reading = self
+            .reading
+            .get_or_insert_with(|| reading_for(format, settings, line));
+        let decoder = match reading {
+            Reading::Decoded(decoder) => decoder,
+            Reading::AsIs => {
+                self.batcher.json_lines = true;
+                let origin = Origin {
+                    line: number,
+                    offset: origin_offset,
+                    sub: 0,
+                };
+                self.batcher.push(line.trim(), origin);
+                return self.flush_if_full();
+            }
+        };
         self.points.clear();
         match decoder.line(line, &mut self.points) {
             Decoded::Points => {}
@@ -417,15 +438,23 @@ impl Lines<'_> {
                 offset: origin_offset,
                 sub: u32::try_from(sub).unwrap_or(u32::MAX),
             };
-            self.batcher.push(Record { json, origin });
-            if self.batcher.is_full() {
-                let stream = self.stream();
-                if !self.batcher.flush(stream) {
-                    return Step::Stop;
-                }
+            self.batcher.push(&json, origin);
+            if self.flush_if_full() == Step::Stop {
+                return Step::Stop;
             }
         }
         self.points = points;
+        Step::Next
+    }
+
+    /// Sends the batch when it is full.
+    fn flush_if_full(&mut self) -> Step {
+        if self.batcher.is_full() {
+            let stream = self.stream();
+            if !self.batcher.flush(stream) {
+                return Step::Stop;
+            }
+        }
         Step::Next
     }
 }
