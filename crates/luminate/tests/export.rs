@@ -643,10 +643,10 @@ fn concurrent_exports_are_bounded_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let server = Launch::new(dir.path()).without_rate_limits().start();
     let t = base_ms();
-    // 100 000 points of 200 bytes each in JSON: far more than the socket buffers hold, so an export
-    // nobody reads stays open.
+    // 300 000 points of 230 bytes each in JSON, about 70 MB: more than the socket buffers can hold
+    // (a loopback receive buffer may grow to 32 MB here), so an export nobody reads stays open.
     let padding = "p".repeat(150);
-    for batch in 0..10 {
+    for batch in 0..30 {
         let points: Vec<Value> = (0..10_000)
             .map(|i| {
                 let k = batch * 10_000 + i;
@@ -664,12 +664,17 @@ fn concurrent_exports_are_bounded_per_tenant() {
     let open = || {
         let stream =
             std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
-        let body = json!({"timeRange": {"start": t, "end": t + 60_000}}).to_string();
+        let body = json!({"timeRange": {"start": t, "end": t + 300_000}}).to_string();
         let request = format!(
             "POST /api/v1/export HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         std::io::Write::write_all(&mut &stream, request.as_bytes()).unwrap();
+        // The status line: the export has its slot (it is taken before the answer starts). The rest
+        // is left unread.
+        let mut status = [0u8; 12];
+        std::io::Read::read_exact(&mut &stream, &mut status).unwrap();
+        assert_eq!(&status, b"HTTP/1.1 200");
         stream
     };
     let held = [open(), open()];
@@ -678,7 +683,7 @@ fn concurrent_exports_are_bounded_per_tenant() {
     let refused = common::eventually(Duration::from_secs(30), || {
         let (status, _, text) = export_raw(
             &server,
-            &json!({"timeRange": {"start": t, "end": t + 60_000}}).to_string(),
+            &json!({"timeRange": {"start": t, "end": t + 300_000}}).to_string(),
             None,
         );
         status == 429 && text.contains("RATE_LIMIT_EXCEEDED") && text.contains("2 exports")
@@ -688,7 +693,7 @@ fn concurrent_exports_are_bounded_per_tenant() {
     let freed = common::eventually(Duration::from_secs(30), || {
         let (status, _, _) = export_raw(
             &server,
-            &json!({"metricName": "wide", "timeRange": {"start": t, "end": t + 60_000}})
+            &json!({"metricName": "wide", "timeRange": {"start": t, "end": t + 300_000}})
                 .to_string(),
             None,
         );
