@@ -89,6 +89,7 @@ mod newest;
 pub mod observe;
 mod query;
 mod retention;
+mod rollups;
 mod rowbinary;
 pub mod schema;
 mod service;

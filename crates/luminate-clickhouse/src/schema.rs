@@ -12,6 +12,7 @@
 //!     dim_values Array(String), -- dim_values[i] belongs to dim_keys[i]
 //!     write_id   UInt64         -- one random id per `write` call (see `write`)
 //!     -- servers >= 20.1: INDEX dim_values_bloom dim_values TYPE bloom_filter(0.01) GRANULARITY 4
+//!     -- storage.clickhouse.rollups (servers >= 23.8): PROJECTION luminate_hourly (see `rollups`)
 //! ) ENGINE = MergeTree()
 //! PARTITION BY intDiv(timestamp, 86400000)   -- one partition per UTC day (days since the epoch)
 //! ORDER BY (tenant, metric, series, timestamp)
@@ -100,6 +101,9 @@ impl ServerVersion {
             // TTL came in 19.6; removing one (`REMOVE TTL`) and `MODIFY SETTING` are verified from
             // 20.1 on only through chDB 26 (docs/clickhouse.md), and 18.16 has none of them.
             ttl: self.at_least(20, 1),
+            // Projections came in 21.6 as an experiment and were used by default from 22.x on; 23.8
+            // (LTS) is the first release the backend takes them from. Verified through chDB 26 only.
+            projections: self.at_least(23, 8),
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct Features {
     pub cancel_on_client_close: bool,
     /// A table TTL, to delete expired points in merges (`storage.clickhouse.ttl`).
     pub ttl: bool,
+    /// Aggregate projections, for the hourly rollups (`storage.clickhouse.rollups`).
+    pub projections: bool,
 }
 
 /// Columns of `points` and their types as `system.columns` shows them, in insert order where written.
@@ -163,6 +169,8 @@ pub struct Tables {
     pub sort_dimensions: Vec<String>,
     /// The points table's TTL (`storage.clickhouse.ttl`, see `ttl`), when set.
     pub ttl: Option<Duration>,
+    /// Whether the points table keeps hourly rollups (`storage.clickhouse.rollups`, see `rollups`).
+    pub rollups: bool,
 }
 
 impl Tables {
@@ -177,6 +185,7 @@ impl Tables {
             dimension_columns,
             sort_dimensions: Vec::new(),
             ttl: None,
+            rollups: false,
             database: database.to_owned(),
             cluster: cluster.map(str::to_owned),
             points: format!("{db}.points"),
@@ -218,6 +227,13 @@ impl Tables {
     #[must_use]
     pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// These tables with hourly rollups on the points table (see the `rollups` module).
+    #[must_use]
+    pub fn with_rollups(mut self, rollups: bool) -> Self {
+        self.rollups = rollups;
         self
     }
 
@@ -304,6 +320,11 @@ impl Tables {
             .iter()
             .map(|key| format!(",\n    {}", crate::columns::definition(key)))
             .collect();
+        let projection = if self.rollups {
+            format!(",\n    {}", crate::rollups::definition())
+        } else {
+            String::new()
+        };
         let sort: String = self
             .sort_dimensions
             .iter()
@@ -318,7 +339,7 @@ impl Tables {
              value Float64,\n    \
              dim_keys Array(String),\n    \
              dim_values Array(String),\n    \
-             write_id UInt64{columns}{index}\n\
+             write_id UInt64{columns}{index}{projection}\n\
              ) ENGINE = MergeTree()\n\
              PARTITION BY intDiv(timestamp, {DAY_MS})\n\
              ORDER BY (tenant, metric, {sort}series, timestamp)\n\
@@ -382,6 +403,7 @@ pub fn incompatibility(found: &[(String, String)]) -> Option<String> {
 pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     let tables = &service.tables;
     crate::ttl::check_supported(service)?;
+    crate::rollups::check_supported(service)?;
     for ddl in tables.create_all(service.features) {
         if tables.cluster.is_some() {
             service.run_on_each(&ddl).await.map(drop)
@@ -410,7 +432,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     crate::columns::ensure(service)
         .await
         .map_err(SchemaError::Statement)?;
-    crate::ttl::ensure(service).await
+    crate::ttl::ensure(service).await?;
+    crate::rollups::ensure(service).await
 }
 
 /// Why the schema could not be put in place.
@@ -442,6 +465,7 @@ mod tests {
                 low_cardinality: false,
                 cancel_on_client_close: false,
                 ttl: false,
+                projections: false,
             }
         );
         let v = ServerVersion::parse("23.8.2.7\n").unwrap();

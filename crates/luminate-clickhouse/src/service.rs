@@ -84,7 +84,8 @@ impl Service {
                 &settings.dimension_columns,
             )
             .with_sort_dimensions(&settings.sort_dimensions)
-            .with_ttl(settings.ttl),
+            .with_ttl(settings.ttl)
+            .with_rollups(settings.rollups),
             version,
             features: version.features(),
             request_timeout: settings.request_timeout,

@@ -53,6 +53,9 @@ pub struct ClickhouseSettings {
     /// 20.1 or later, see `ttl`). It applies to every metric, so it must be at least every retention;
     /// the retention task then queues no mutation for the metrics whose retention it is.
     pub ttl: Option<Duration>,
+    /// Per-series hourly rollups kept by ClickHouse in every part (an aggregate projection; 23.8 or
+    /// later, see `rollups`): count, sum, avg, min and max over whole hours read them.
+    pub rollups: bool,
 }
 
 impl Default for ClickhouseSettings {
@@ -74,6 +77,7 @@ impl Default for ClickhouseSettings {
             dimension_columns: Vec::new(),
             sort_dimensions: Vec::new(),
             ttl: None,
+            rollups: false,
         }
     }
 }

@@ -793,6 +793,154 @@ async fn a_ttl_expires_points_in_merges_and_spares_the_retention_mutations() {
     );
 }
 
+/// `storage.clickhouse.rollups`: on a server with projections (chDB 26 here) the points table keeps the
+/// hourly projection — added to a table holding points, its parts rewritten with it — and count, sum,
+/// avg, min and max over whole hours are answered from it (`force_optimize_projection` makes a query
+/// that does not read it fail) exactly as the reference answers them, grouped, filtered, with an
+/// interval of whole hours or none. Other ranges read the points, as exactly; reopening without the
+/// setting drops the projection. 18.16 has no projections: the setting is refused at open.
+#[tokio::test]
+async fn hourly_rollups_answer_whole_hours_exactly_from_the_projection() {
+    use luminate_clickhouse::testing::{ClickhouseServer, ServerKind};
+    if server().kind() == ServerKind::Real {
+        let err = ClickhouseStore::open(ClickhouseSettings {
+            rollups: true,
+            ..settings("rollups")
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "storage.clickhouse.rollups needs ClickHouse 23.8 or later (aggregate projections); \
+                 this server is 18.16."
+            ),
+            "{err}"
+        );
+        return;
+    }
+    // A server of its own: the session-wide `force_optimize_projection` below would fail other
+    // tests' queries on a shared one.
+    let own = ClickhouseServer::start();
+    let with = |rollups: bool| ClickhouseSettings {
+        rollups,
+        dimension_columns: vec!["k".into()],
+        ..own.settings("rollups")
+    };
+    let create_query = || {
+        own.sql("SELECT create_table_query FROM system.tables WHERE database = 'rollups' AND name = 'points'")
+            .unwrap()
+    };
+    let hour = 3_600_000;
+    let base = 490_000 * hour;
+    let t = Tenant::new("t");
+    // Five series over five hours, a few points each hour; values in halves, so every sum is exact
+    // in any order.
+    let mut points = Vec::new();
+    for i in 0..300_i64 {
+        let k = ["a", "b", "c", "d", "e"][(i % 5) as usize];
+        let z = if i % 3 == 0 { "x" } else { "y" };
+        let dims: Vec<(&str, &str)> = if i % 7 == 0 {
+            vec![("z", z)]
+        } else {
+            vec![("k", k), ("z", z)]
+        };
+        points.push(point(
+            "m",
+            base + i * 60_001,
+            (i % 41) as f64 / 2.0 - 5.0,
+            &dims,
+        ));
+    }
+    let (older, newer) = points.split_at(150);
+    let store = ClickhouseStore::open(with(false)).await.unwrap();
+    write(&store, &t, older).await;
+    assert!(!create_query().contains("PROJECTION"), "{}", create_query());
+    store.close().await.unwrap();
+    let store = ClickhouseStore::open(with(true)).await.unwrap();
+    assert!(
+        create_query().contains("PROJECTION luminate_hourly (SELECT tenant, metric, series"),
+        "{}",
+        create_query()
+    );
+    write(&store, &t, newer).await;
+    store.settle().await.unwrap();
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&t, p.clone());
+    }
+
+    let mut plans = Vec::new();
+    for agg in [
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+    ] {
+        for (start, end) in [(base, base + 5 * hour), (base + hour, base + 3 * hour)] {
+            for interval_ms in [None, Some(hour), Some(2 * hour)] {
+                for (group_by, filters) in [
+                    (vec![], vec![]),
+                    (vec!["k".to_owned()], vec![]),
+                    (
+                        vec!["z".to_owned(), "k".to_owned()],
+                        vec![Filter::any_of("k", ["a", "", "c"])],
+                    ),
+                    (vec!["k".to_owned()], vec![Filter::equals("z", "x")]),
+                ] {
+                    plans.push(QueryPlan {
+                        start,
+                        end,
+                        interval_ms,
+                        group_by,
+                        filters,
+                        limit: 3,
+                        ..plan(QueryKind::Aggregate(agg), "m")
+                    });
+                }
+            }
+        }
+    }
+    own.sql("SET force_optimize_projection = 1").unwrap();
+    for p in &plans {
+        let expected = reference.query(&t, p);
+        assert_eq!(
+            diff_results(&expected, &query(&store, &t, p).await),
+            None,
+            "{p:?}"
+        );
+    }
+    own.sql("SET force_optimize_projection = 0").unwrap();
+    // Not whole hours, or an aggregation the rollups do not keep: the points, as exactly.
+    for p in &plans[..8] {
+        for other in [
+            QueryPlan {
+                start: p.start + 1,
+                ..p.clone()
+            },
+            QueryPlan {
+                kind: QueryKind::Aggregate(Aggregation::P95),
+                ..p.clone()
+            },
+        ] {
+            let expected = reference.query(&t, &other);
+            assert_eq!(
+                diff_results(&expected, &query(&store, &t, &other).await),
+                None,
+                "{other:?}"
+            );
+        }
+    }
+    store.close().await.unwrap();
+    let store = ClickhouseStore::open(with(false)).await.unwrap();
+    assert!(!create_query().contains("PROJECTION"), "{}", create_query());
+    let expected = reference.query(&t, &plans[5]);
+    assert_eq!(
+        diff_results(&expected, &query(&store, &t, &plans[5]).await),
+        None
+    );
+}
+
 /// `settle` right after many inserts, while ClickHouse's background merges are at work: one part per
 /// partition at the end. (An `OPTIMIZE` that finds parts held by a running merge answers success having
 /// done nothing; settle waits and repeats.)

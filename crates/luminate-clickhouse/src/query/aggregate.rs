@@ -31,8 +31,10 @@ enum Computation {
     Integral,
 }
 
-fn computation(agg: Aggregation) -> Computation {
+/// `rollup`: in the form the hourly rollups answer (avg as sum / count: the projection keeps those).
+fn computation(agg: Aggregation, rollup: bool) -> Computation {
     Computation::Values(match agg {
+        Aggregation::Avg if rollup => "sum(value) / count()",
         Aggregation::Avg => "avg(value)",
         Aggregation::Sum => "sum(value)",
         Aggregation::Count => "toFloat64(count())",
@@ -77,7 +79,7 @@ async fn totals(q: &Query<'_>, agg: Aggregation) -> Result<Vec<AggregateGroup>, 
         q.plan.limit.saturating_add(1)
     );
     let group = group_by(&g);
-    let sql = match computation(agg) {
+    let sql = match computation(agg, q.rollup) {
         Computation::Integral => format!(
             "SELECT {g_lead}sum(si) AS v, sum(sn) AS n FROM (SELECT {columns}{SORTED_POINTS} AS pts, \
              length(pts) AS sn, {SERIES_INTEGRAL} AS si FROM {table} WHERE {selection} \
@@ -120,9 +122,13 @@ async fn buckets(
         q.points_table(),
         &q.selection,
     );
-    let b = bucket("timestamp", interval_ms);
+    let b = if q.rollup {
+        crate::rollups::bucket(interval_ms)
+    } else {
+        bucket("timestamp", interval_ms)
+    };
     let only = q.only_groups(keys);
-    let sql = match computation(agg) {
+    let sql = match computation(agg, q.rollup) {
         Computation::Integral => format!(
             "SELECT {g_lead}b, sum(si) AS v, sum(sn) AS n FROM (SELECT {columns}{b} AS b, \
              {SORTED_POINTS} AS pts, length(pts) AS sn, {SERIES_INTEGRAL} AS si FROM {table} \

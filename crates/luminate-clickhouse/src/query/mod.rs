@@ -32,11 +32,19 @@ pub async fn run(
     plan: &QueryPlan,
     ctx: &QueryContext,
 ) -> Result<QueryResult, StoreError> {
+    let rollup = service.tables.rollups && crate::rollups::answer(plan);
     let q = Query {
         service,
         plan,
         ctx,
-        selection: selection(tenant, plan, &service.tables, service.features.skip_indexes),
+        rollup,
+        selection: selection(
+            tenant,
+            plan,
+            &service.tables,
+            service.features.skip_indexes,
+            rollup,
+        ),
     };
     match plan.kind {
         QueryKind::Range => range::run(&q).await,
@@ -50,6 +58,9 @@ struct Query<'a> {
     service: &'a Service,
     plan: &'a QueryPlan,
     ctx: &'a QueryContext,
+    /// Asked in the form the hourly rollups answer (see `crate::rollups`): hours as blocks,
+    /// dimensions from the arrays.
+    rollup: bool,
     /// The `WHERE` condition selecting the plan's points.
     selection: String,
 }
@@ -74,13 +85,19 @@ impl Query<'_> {
             .join(", ")
     }
 
+    /// A dimension's value: its column or the arrays (see `Tables::dimension`); the arrays when the
+    /// rollups answer, since the projection keeps them and not the columns.
+    fn dimension(&self, key: &str) -> String {
+        dimension(&self.service.tables, key, self.rollup)
+    }
+
     /// `<dimension> AS g0, … ` for a SELECT list, or nothing without groupBy.
     fn group_columns(&self) -> String {
         self.plan
             .group_by
             .iter()
             .enumerate()
-            .map(|(i, key)| format!("{} AS g{i}, ", self.service.tables.dimension(key)))
+            .map(|(i, key)| format!("{} AS g{i}, ", self.dimension(key)))
             .collect()
     }
 
@@ -93,7 +110,7 @@ impl Query<'_> {
             .plan
             .group_by
             .iter()
-            .map(|k| self.service.tables.dimension(k))
+            .map(|k| self.dimension(k))
             .collect();
         let tuples: Vec<String> = keys
             .iter()
@@ -158,18 +175,42 @@ fn bucket(column: &str, interval_ms: i64) -> String {
     format!("({column} - ((({column} % {i}) + {i}) % {i}))")
 }
 
-/// The condition selecting a plan's points for a tenant.
-fn selection(tenant: &Tenant, plan: &QueryPlan, tables: &Tables, skip_indexes: bool) -> String {
-    let mut sql = format!(
-        "tenant = {} AND metric = {} AND timestamp >= {} AND timestamp < {}",
-        quote(tenant.as_str()),
-        quote(&plan.metric),
-        plan.start,
-        plan.end
-    );
+/// A dimension's value (see [`Query::dimension`]).
+fn dimension(tables: &Tables, key: &str, rollup: bool) -> String {
+    if rollup {
+        filters::from_arrays(key)
+    } else {
+        tables.dimension(key)
+    }
+}
+
+/// The condition selecting a plan's points for a tenant. For the rollups the range is of whole hours
+/// after the epoch's first (`rollups::answer`), which the blocks select exactly.
+fn selection(
+    tenant: &Tenant,
+    plan: &QueryPlan,
+    tables: &Tables,
+    skip_indexes: bool,
+    rollup: bool,
+) -> String {
+    let (tenant, metric) = (quote(tenant.as_str()), quote(&plan.metric));
+    let mut sql = if rollup {
+        let block = crate::rollups::BLOCK;
+        let hour = crate::rollups::BLOCK_MS;
+        format!(
+            "tenant = {tenant} AND metric = {metric} AND {block} >= {} AND {block} < {}",
+            plan.start / hour,
+            plan.end / hour
+        )
+    } else {
+        format!(
+            "tenant = {tenant} AND metric = {metric} AND timestamp >= {} AND timestamp < {}",
+            plan.start, plan.end
+        )
+    };
     for filter in &plan.filters {
         sql.push_str(&filters::condition(
-            &tables.dimension(filter.key()),
+            &dimension(tables, filter.key(), rollup),
             filter,
             skip_indexes,
         ));
@@ -217,12 +258,12 @@ mod tests {
     #[test]
     fn selection_quotes_every_string() {
         assert_eq!(
-            selection(&Tenant::new("t'1"), &plan(), &tables(), false),
+            selection(&Tenant::new("t'1"), &plan(), &tables(), false, false),
             "tenant = 't\\'1' AND metric = 'm' AND timestamp >= -5 AND timestamp < 10 \
              AND dim_values[indexOf(dim_keys, 'k')] = 'it\\'s' \
              AND dim_values[indexOf(dim_keys, 'z')] = ''"
         );
-        let with_index = selection(&Tenant::new("t"), &plan(), &tables(), true);
+        let with_index = selection(&Tenant::new("t"), &plan(), &tables(), true, false);
         assert!(with_index.contains("AND has(dim_values, 'it\\'s')"));
         assert!(!with_index.contains("has(dim_values, '')"));
     }
@@ -235,14 +276,14 @@ mod tests {
             Filter::any_of("e", Vec::<String>::new()),
         ];
         let plan = QueryPlan { filters, ..plan() };
-        let sql = selection(&Tenant::new("t"), &plan, &tables(), false);
+        let sql = selection(&Tenant::new("t"), &plan, &tables(), false, false);
         assert_eq!(
             sql,
             "tenant = 't' AND metric = 'm' AND timestamp >= -5 AND timestamp < 10 \
              AND dim_values[indexOf(dim_keys, 'k')] IN ('a\\\\b', 'it\\'s') \
              AND dim_values[indexOf(dim_keys, 'z')] IN ('', 'x') AND 0"
         );
-        let with_index = selection(&Tenant::new("t"), &plan, &tables(), true);
+        let with_index = selection(&Tenant::new("t"), &plan, &tables(), true, false);
         assert!(with_index.contains(" AND hasAny(dim_values, ['a\\\\b', 'it\\'s'])"));
         // `''` among the values: points without the key match, so the index cannot skip them.
         assert!(!with_index.contains("hasAny(dim_values, ['', 'x'])"));
@@ -251,9 +292,27 @@ mod tests {
     #[test]
     fn dimension_columns_are_read_instead_of_the_arrays() {
         let tables = Tables::new("db", None, &["k".into()]);
-        let sql = selection(&Tenant::new("t"), &plan(), &tables, false);
+        let sql = selection(&Tenant::new("t"), &plan(), &tables, false, false);
         assert!(
             sql.ends_with(" AND `dim__k` = 'it\\'s' AND dim_values[indexOf(dim_keys, 'z')] = ''")
+        );
+    }
+
+    #[test]
+    fn the_rollup_form_selects_blocks_and_reads_the_arrays() {
+        let tables = Tables::new("db", None, &["k".into()]).with_rollups(true);
+        let hour = crate::rollups::BLOCK_MS;
+        let plan = QueryPlan {
+            start: 2 * hour,
+            end: 5 * hour,
+            ..plan()
+        };
+        assert_eq!(
+            selection(&Tenant::new("t"), &plan, &tables, true, true),
+            "tenant = 't' AND metric = 'm' AND intDiv(timestamp, 3600000) >= 2 \
+             AND intDiv(timestamp, 3600000) < 5 \
+             AND dim_values[indexOf(dim_keys, 'k')] = 'it\\'s' AND has(dim_values, 'it\\'s') \
+             AND dim_values[indexOf(dim_keys, 'z')] = ''"
         );
     }
 

@@ -62,6 +62,7 @@ pub const KEY_PATHS: &[&str] = &[
     "storage.clickhouse.dimension_columns",
     "storage.clickhouse.sort_dimensions",
     "storage.clickhouse.ttl",
+    "storage.clickhouse.rollups",
     "health.min_free_disk_bytes",
     "health.min_free_disk_ratio",
     "rate_limits.write_requests_per_second",
