@@ -25,13 +25,11 @@
 //!
 //! 18.16 has no projections; a server older than 23.8 is refused with the setting, as for the TTL.
 
+use luminate_model::QueryPlan;
 use luminate_model::query::{Aggregation, QueryKind};
-use luminate_model::{QueryPlan, StoreError};
 
-use crate::rowbinary::RowReader;
 use crate::schema::SchemaError;
 use crate::service::Service;
-use crate::sql::quote;
 
 /// Milliseconds of one rollup block (an hour).
 pub const BLOCK_MS: i64 = 3_600_000;
@@ -107,26 +105,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
         return Ok(());
     }
     let table = tables.points_storage_table();
-    let describe = format!(
-        "SELECT create_table_query FROM system.tables WHERE database = {} AND name = {} \
-         FORMAT RowBinary",
-        quote(&tables.database),
-        quote(tables.points_storage)
-    );
-    let failed = SchemaError::Statement;
     for node in service.storage_nodes() {
-        let body = service
-            .run_on_node(node, &describe, service.request_timeout)
-            .await
-            .map_err(failed)?;
-        let create = RowReader::new(&body)
-            .string()
-            .map_err(|e| {
-                failed(StoreError::Internal {
-                    message: e.to_string(),
-                })
-            })?
-            .to_owned();
+        let create = crate::schema::points_table_text(service, node, "create_table_query").await?;
         let has = create.contains(&format!("PROJECTION {NAME} "));
         let statements = match (tables.rollups, has) {
             (true, false) => vec![
@@ -141,16 +121,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
             )],
             _ => Vec::new(),
         };
-        for sql in statements {
-            tracing::info!(
-                sql,
-                "bringing the points table to storage.clickhouse.rollups"
-            );
-            service
-                .run_on_node(node, &sql, service.request_timeout)
-                .await
-                .map_err(failed)?;
-        }
+        crate::schema::alter_points_table(service, node, &statements, "storage.clickhouse.rollups")
+            .await?;
     }
     Ok(())
 }

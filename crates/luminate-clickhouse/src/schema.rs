@@ -436,6 +436,49 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
     crate::rollups::ensure(service).await
 }
 
+/// One column of the points table's row in `system.tables` on `node` (`engine_full`,
+/// `create_table_query`): what `ttl` and `rollups` compare with the configuration.
+pub(crate) async fn points_table_text(
+    service: &Service,
+    node: Option<usize>,
+    column: &str,
+) -> Result<String, SchemaError> {
+    let tables = &service.tables;
+    let describe = format!(
+        "SELECT {column} FROM system.tables WHERE database = {} AND name = {} FORMAT RowBinary",
+        quote(&tables.database),
+        quote(tables.points_storage)
+    );
+    let body = service
+        .run_on_node(node, &describe, service.request_timeout)
+        .await
+        .map_err(SchemaError::Statement)?;
+    let text = RowReader::new(&body).string().map_err(|e| {
+        SchemaError::Statement(StoreError::Internal {
+            message: e.to_string(),
+        })
+    })?;
+    Ok(text.to_owned())
+}
+
+/// Runs `statements` (alterations of the points table) on `node`, each logged as bringing the table to
+/// the configuration's `setting`.
+pub(crate) async fn alter_points_table(
+    service: &Service,
+    node: Option<usize>,
+    statements: &[String],
+    setting: &str,
+) -> Result<(), SchemaError> {
+    for sql in statements {
+        tracing::info!(sql, "bringing the points table to {setting}");
+        service
+            .run_on_node(node, sql, service.request_timeout)
+            .await
+            .map_err(SchemaError::Statement)?;
+    }
+    Ok(())
+}
+
 /// Why the schema could not be put in place.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {

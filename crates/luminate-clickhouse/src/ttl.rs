@@ -23,12 +23,8 @@
 
 use std::time::Duration;
 
-use luminate_model::StoreError;
-
-use crate::rowbinary::RowReader;
 use crate::schema::SchemaError;
 use crate::service::Service;
-use crate::sql::quote;
 
 /// How often, at least, ClickHouse merges parts holding expired points (its default is 4 hours).
 const TTL_MERGE_SECONDS: u64 = 3_600;
@@ -86,25 +82,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
         return Ok(());
     }
     let table = tables.points_storage_table();
-    let describe = format!(
-        "SELECT engine_full FROM system.tables WHERE database = {} AND name = {} FORMAT RowBinary",
-        quote(&tables.database),
-        quote(tables.points_storage)
-    );
-    let failed = SchemaError::Statement;
     for node in service.storage_nodes() {
-        let body = service
-            .run_on_node(node, &describe, service.request_timeout)
-            .await
-            .map_err(failed)?;
-        let engine_full = RowReader::new(&body)
-            .string()
-            .map_err(|e| {
-                failed(StoreError::Internal {
-                    message: e.to_string(),
-                })
-            })?
-            .to_owned();
+        let engine_full = crate::schema::points_table_text(service, node, "engine_full").await?;
         let mut statements = Vec::new();
         match (tables.ttl, declared(&engine_full)) {
             (Some(ttl), Some(Some(seconds))) if seconds == ttl.as_secs() => {}
@@ -121,13 +100,8 @@ pub async fn ensure(service: &Service) -> Result<(), SchemaError> {
                 "ALTER TABLE {table} MODIFY SETTING merge_with_ttl_timeout = {TTL_MERGE_SECONDS}"
             ));
         }
-        for sql in statements {
-            tracing::info!(sql, "bringing the points table to storage.clickhouse.ttl");
-            service
-                .run_on_node(node, &sql, service.request_timeout)
-                .await
-                .map_err(failed)?;
-        }
+        crate::schema::alter_points_table(service, node, &statements, "storage.clickhouse.ttl")
+            .await?;
     }
     Ok(())
 }
