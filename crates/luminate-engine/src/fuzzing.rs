@@ -179,10 +179,15 @@ pub fn read_part(path: &Path) -> Result<PartRead, EngineError> {
         });
     }
     let mut visited = 0u64;
-    part.visit_values::<EngineError>(
+    let values_only = crate::part::PageColumns {
+        timestamps: false,
+        values: true,
+    };
+    part.visit_rows::<EngineError>(
         0..=u32::MAX,
+        values_only,
         || Ok(()),
-        |_, values| {
+        |_, _, values| {
             visited += values.len() as u64;
             Ok(())
         },

@@ -11,8 +11,10 @@ use luminate_model::TimestampMs;
 use luminate_model::query::Aggregation;
 use luminate_model::result::{AggregateGroup, BucketValue};
 use luminate_model::semantics::{bucket_start, integral_sorted, select_percentile};
+use rayon::prelude::*;
 
 use super::Finish;
+use super::grid::Cells;
 use super::partial::{BucketMoments, Moments, Partial};
 use super::points::{Points, sort_each_series};
 
@@ -34,11 +36,12 @@ pub(super) fn finish(out: &Finish<'_>, agg: Aggregation, partial: Partial) -> Qu
             mut compact,
         } => {
             compact.fold_into(&mut totals);
-            moments(totals, buckets, agg, interval)
+            moments(totals, buckets, agg)
         }
-        Partial::Rows(points) => match agg.percentile() {
-            Some(pct) => percentiles(points, groups, pct, interval, out.pool),
-            None => integrals(out, points, interval),
+        Partial::Rows(points) => match (agg.percentile(), out.cells) {
+            (Some(pct), Some(cells)) => cell_percentiles(points, groups, cells, pct, out.pool),
+            (Some(pct), None) => percentiles(points, groups, pct, interval, out.pool),
+            (None, _) => integrals(out, points, interval),
         },
     };
     computed.retain(|c| c.count > 0);
@@ -93,12 +96,12 @@ fn top_groups(out: &Finish<'_>, mut computed: Vec<Computed>, limit: usize) -> Ve
 
 fn moments(
     totals: Vec<Moments>,
-    buckets: BucketMoments,
+    buckets: Option<BucketMoments>,
     agg: Aggregation,
-    interval: Option<i64>,
 ) -> Vec<Computed> {
+    let bucketed = buckets.is_some();
     let mut per_group: Vec<Vec<BucketValue>> = Vec::new();
-    if interval.is_some() {
+    if let Some(buckets) = buckets {
         let all = buckets.into_sorted();
         per_group = vec![Vec::new(); totals.len()];
         for ((g, timestamp), m) in all {
@@ -117,7 +120,7 @@ fn moments(
             group: g as u32,
             value: total.value(agg),
             count: total.count,
-            buckets: interval.map(|_| per_group.next().unwrap_or_default()),
+            buckets: bucketed.then(|| per_group.next().unwrap_or_default()),
         })
         .collect()
 }
@@ -150,6 +153,64 @@ fn percentiles(
             count,
             buckets,
         }
+    })
+}
+
+/// Points are tagged by (group, bucket) cell ([`super::Prepared`]'s cells): their values grouped by
+/// cell in one pass, each group's buckets are consecutive runs, and the group's own percentile is
+/// selected over all of them after theirs. Groups run in parallel on `pool`.
+fn cell_percentiles(
+    points: Points,
+    groups: usize,
+    cells: Cells,
+    pct: u32,
+    pool: &rayon::ThreadPool,
+) -> Vec<Computed> {
+    let tags = cells.tags(groups).unwrap_or_default();
+    let (starts, mut values) = points.into_values_by_tag(tags, pool);
+    let mut per_group = Vec::with_capacity(groups);
+    let mut rest = values.as_mut_slice();
+    for g in 0..groups {
+        let slots = cells.of_group(g);
+        let (group, tail) =
+            std::mem::take(&mut rest).split_at_mut(starts[slots.end] - starts[slots.start]);
+        per_group.push(group);
+        rest = tail;
+    }
+    pool.install(|| {
+        per_group
+            .into_par_iter()
+            .enumerate()
+            .map(|(g, values)| {
+                let slots = cells.of_group(g);
+                let base = starts[slots.start];
+                let buckets = starts[slots.start..=slots.end]
+                    .windows(2)
+                    .enumerate()
+                    .filter(|(_, w)| w[1] > w[0])
+                    .map(|(slot, w)| {
+                        let run = &mut values[w[0] - base..w[1] - base];
+                        BucketValue {
+                            timestamp: cells.grid.bucket(slot),
+                            value: select_percentile(run, pct),
+                            count: run.len() as u64,
+                        }
+                    })
+                    .collect();
+                let count = values.len() as u64;
+                Computed {
+                    group: g as u32,
+                    // The buckets' selections only reorder within each bucket.
+                    value: if values.is_empty() {
+                        0.0
+                    } else {
+                        select_percentile(values, pct)
+                    },
+                    count,
+                    buckets: (count > 0).then_some(buckets),
+                }
+            })
+            .collect()
     })
 }
 

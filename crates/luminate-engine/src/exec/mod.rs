@@ -20,6 +20,7 @@
 
 mod aggregate;
 pub(crate) mod estimate;
+mod grid;
 pub(crate) mod head_runs;
 mod partial;
 mod points;
@@ -39,6 +40,7 @@ use crate::head::Rows;
 use crate::index::{MetricId, StrId, TenantIndex};
 use crate::part::Part;
 use crate::record::SeriesId;
+use grid::{BucketGrid, Cells};
 pub(crate) use partial::Partial;
 use partial::{ScanSpec, uses_moments};
 use select::{MISSING, Selection, SeriesMap};
@@ -52,6 +54,9 @@ const MAX_RESERVE: usize = 1 << 24;
 const CHECK_EVERY: usize = 4096;
 /// Below this many rows a query scans on the calling thread: splitting would cost more than it saves.
 const PARALLEL_ROWS: usize = 1 << 17;
+/// Most (group, bucket) cells a percentile query tags its rows with (see [`Prepared::cells`]): their
+/// starts take 8 bytes each when the rows are grouped.
+const MAX_CELLS: usize = 1 << 22;
 
 /// What phase 1 took from the index: ids only, valid after the lock is released (ids never change).
 #[derive(Debug)]
@@ -71,16 +76,35 @@ impl Prepared<'_> {
         self.selection.metric
     }
 
+    /// Percentiles with an interval tag each row they buffer with its (group, bucket) cell, when the
+    /// cells are at most [`MAX_CELLS`] and not far more than the points: the rows then keep no time
+    /// (12 bytes a point instead of 20), and grouping them by cell leaves each bucket's values
+    /// together, where grouping by group left each group's to be gathered again by bucket.
+    fn cells(&self) -> Option<Cells> {
+        let QueryKind::Aggregate(agg) = self.plan.kind else {
+            return None;
+        };
+        agg.percentile()?;
+        let grid = BucketGrid::for_range(self.plan.start, self.plan.end, self.plan.interval_ms?)?;
+        let cells = Cells { grid };
+        let tags = cells.tags(self.selection.groups.count)?;
+        let few = tags <= MAX_CELLS
+            && tags as u64 <= self.stored_points.saturating_mul(4).saturating_add(4096);
+        few.then_some(cells)
+    }
+
     fn spec(&self, max_values: usize) -> ScanSpec<'_> {
         let moments = uses_moments(self.plan.kind);
         let bucketed_rows =
             matches!(self.plan.kind, QueryKind::Aggregate(a) if a.percentile().is_some());
+        let cells = self.cells();
         ScanSpec {
             start: self.plan.start,
             end: self.plan.end,
             interval: self.plan.interval_ms,
             bucketed_rows,
-            timed: !bucketed_rows || self.plan.interval_ms.is_some(),
+            timed: !bucketed_rows || (self.plan.interval_ms.is_some() && cells.is_none()),
+            cells,
             moments,
             count_only: self.plan.kind == QueryKind::Aggregate(Aggregation::Count),
             summary: summary_columns(self.plan.kind),
@@ -355,6 +379,7 @@ pub(crate) fn finish(
     let out = Finish {
         plan: prepared.plan,
         selection: &prepared.selection,
+        cells: prepared.cells(),
         ti,
         pool,
     };
@@ -384,6 +409,8 @@ pub(crate) fn run(
 struct Finish<'a> {
     plan: &'a QueryPlan,
     selection: &'a Selection,
+    /// Percentile rows are tagged by (group, bucket) cell ([`Prepared::cells`]).
+    cells: Option<Cells>,
     ti: Option<&'a TenantIndex>,
     /// Grouping, selection and per-series sorting run on the engine's pool.
     pool: &'a rayon::ThreadPool,

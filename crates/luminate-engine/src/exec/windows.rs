@@ -462,6 +462,7 @@ pub(crate) fn group(
     let out = Finish {
         plan: prepared.plan,
         selection,
+        cells: None,
         ti,
         pool,
     };

@@ -105,7 +105,7 @@ use luminate_model::{Tenant, TimestampMs};
 use crate::EngineError;
 
 pub use paged::{PagedColumn, SUBPAGE_ROWS, compress as compress_paged};
-pub(crate) use reader::{Part, Run, Selection};
+pub(crate) use reader::{PageColumns, Part, Run, Selection};
 pub(crate) use scan::SeriesScan;
 pub(crate) use sink::{PartFiles, PartSink};
 pub(crate) use summary::{SummaryColumns, block_span};

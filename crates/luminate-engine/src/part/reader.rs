@@ -212,16 +212,19 @@ impl Part {
 }
 
 impl Part {
-    /// Calls `visit(series, values)` for the rows of every series whose id lies in `ids`, page by page
-    /// in directory order (a series spanning pages comes once per page); `between_pages` runs before
-    /// each page. Values are decoded, timestamps only checksummed: for scans that need every row of a
-    /// part inside their time range and no time, when most series are selected — walking the pages
-    /// costs nothing per series, where [`SeriesScan`] searches the directory and gathers each one.
-    pub(crate) fn visit_values<E: From<EngineError>>(
+    /// Calls `visit(series, timestamps, values)` for the rows of every series whose id lies in `ids`,
+    /// page by page in directory order (a series spanning pages comes once per page, each piece in
+    /// time order); `between_pages` runs before each page. Only the `columns` asked for are decoded
+    /// (the other comes as an empty slice; both are checksummed). For scans that read most series of
+    /// a part: walking the pages costs nothing per series, where [`SeriesScan`] searches the
+    /// directory and yields each one as a run — with a few rows per series (2 M series of 5 rows),
+    /// the per-series work was most of a scan.
+    pub(crate) fn visit_rows<E: From<EngineError>>(
         &self,
         ids: std::ops::RangeInclusive<SeriesId>,
+        columns: PageColumns,
         mut between_pages: impl FnMut() -> Result<(), E>,
-        mut visit: impl FnMut(SeriesId, &[f64]) -> Result<(), E>,
+        mut visit: impl FnMut(SeriesId, &[TimestampMs], &[f64]) -> Result<(), E>,
     ) -> Result<(), E> {
         let first = self.ids.partition_point(|&id| id < *ids.start());
         let end = self.ids.partition_point(|&id| id <= *ids.end());
@@ -230,6 +233,7 @@ impl Part {
         }
         let (row_lo, row_hi) = (self.starts[first], self.starts[end]);
         let mut raw = Vec::new();
+        let mut timestamps: Vec<TimestampMs> = Vec::new();
         let mut values: Vec<f64> = Vec::new();
         let mut series = first;
         let first_page = self.pages.partition_point(|p| p.end_row() <= row_lo);
@@ -242,23 +246,50 @@ impl Part {
             raw.resize(ts_len + page.values.len as usize, 0);
             read_exact_at(&self.file, &self.path, &mut raw, page.timestamps.offset)?;
             let (ts_raw, values_raw) = raw.split_at(ts_len);
-            verify_blob(&self.path, p, "timestamps", page.timestamps, ts_raw)?;
-            decode_blob(
-                &self.path,
-                self.paged,
-                p,
-                "values",
-                page.values,
-                values_raw,
-                page.rows as usize,
-                page.rows as usize,
-                &mut values,
-            )?;
+            let rows = page.rows as usize;
+            if columns.timestamps {
+                let (column, blob) = ("timestamps", page.timestamps);
+                decode_blob(
+                    &self.path,
+                    self.paged,
+                    p,
+                    column,
+                    blob,
+                    ts_raw,
+                    rows,
+                    rows,
+                    &mut timestamps,
+                )?;
+            } else {
+                verify_blob(&self.path, p, "timestamps", page.timestamps, ts_raw)?;
+            }
+            if columns.values {
+                let (column, blob) = ("values", page.values);
+                decode_blob(
+                    &self.path,
+                    self.paged,
+                    p,
+                    column,
+                    blob,
+                    values_raw,
+                    rows,
+                    rows,
+                    &mut values,
+                )?;
+            } else {
+                verify_blob(&self.path, p, "values", page.values, values_raw)?;
+            }
             // The series with rows in this page, from the first not yet finished.
             while series < end && self.starts[series] < page.end_row() {
-                let a = self.starts[series].max(page.first_row) - page.first_row;
-                let b = self.starts[series + 1].min(page.end_row()) - page.first_row;
-                visit(self.ids[series], &values[a as usize..b as usize])?;
+                let a = (self.starts[series].max(page.first_row) - page.first_row) as usize;
+                let b = (self.starts[series + 1].min(page.end_row()) - page.first_row) as usize;
+                let ts: &[TimestampMs] = if columns.timestamps {
+                    &timestamps[a..b]
+                } else {
+                    &[]
+                };
+                let vs: &[f64] = if columns.values { &values[a..b] } else { &[] };
+                visit(self.ids[series], ts, vs)?;
                 if self.starts[series + 1] > page.end_row() {
                     // It goes on in the next page.
                     break;
@@ -268,6 +299,13 @@ impl Part {
         }
         Ok(())
     }
+}
+
+/// The columns [`Part::visit_rows`] decodes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageColumns {
+    pub timestamps: bool,
+    pub values: bool,
 }
 
 /// The pages of a part holding chosen rows.

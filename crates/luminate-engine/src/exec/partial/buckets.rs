@@ -7,6 +7,7 @@ use hashbrown::HashMap;
 use luminate_model::TimestampMs;
 use luminate_model::semantics::bucket_start;
 
+use super::super::grid::BucketGrid;
 use super::{Moments, ScanSpec};
 
 /// Most cells of a dense grid: 2 MiB of moments per scan task.
@@ -15,39 +16,40 @@ const DENSE_CELLS: usize = 1 << 16;
 /// Moments per (group tag, bucket start).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum BucketMoments {
-    /// Cell `tag × slots + (bucket − first) / interval`; cells without rows have a count of 0.
+    /// Cell `tag × slots + slot`; cells without rows have a count of 0.
     Dense {
-        first: TimestampMs,
-        interval: i64,
-        slots: usize,
+        grid: BucketGrid,
         cells: Vec<Moments>,
     },
-    Sparse(HashMap<(u32, TimestampMs), Moments>),
+    /// Keyed by (tag, bucket start).
+    Sparse {
+        interval: i64,
+        map: HashMap<(u32, TimestampMs), Moments>,
+    },
 }
 
 impl BucketMoments {
     /// Empty, dense when the spec's groups times the buckets of its range are at most
-    /// [`DENSE_CELLS`].
-    pub(in crate::exec) fn for_spec(spec: &ScanSpec<'_>) -> Self {
-        let dense = spec.interval.filter(|&i| i > 0).and_then(|interval| {
-            let first = bucket_start(spec.start, interval);
-            let last = bucket_start(spec.end.checked_sub(1)?, interval);
-            let slots = usize::try_from(last.checked_sub(first)? / interval + 1).ok()?;
-            let cells = slots.checked_mul(spec.groups)?;
+    /// [`DENSE_CELLS`]. `None` without an interval.
+    pub(in crate::exec) fn for_spec(spec: &ScanSpec<'_>) -> Option<Self> {
+        let interval = spec.interval.filter(|&i| i > 0)?;
+        let dense = BucketGrid::for_range(spec.start, spec.end, interval).and_then(|grid| {
+            let cells = grid.slots().checked_mul(spec.groups)?;
             (cells <= DENSE_CELLS).then(|| Self::Dense {
-                first,
-                interval,
-                slots,
+                grid,
                 cells: vec![Moments::default(); cells],
             })
         });
-        dense.unwrap_or_else(|| Self::Sparse(HashMap::default()))
+        Some(dense.unwrap_or_else(|| Self::Sparse {
+            interval,
+            map: HashMap::default(),
+        }))
     }
 
-    /// The moments of group `tag`'s bucket starting at `bucket`.
+    /// The moments of group `tag`'s bucket holding time `t`.
     #[inline]
-    pub(super) fn cell(&mut self, tag: u32, bucket: TimestampMs) -> &mut Moments {
-        let at = self.dense_index(tag, bucket);
+    pub(super) fn cell(&mut self, tag: u32, t: TimestampMs) -> &mut Moments {
+        let at = self.dense_index(tag, t);
         if at.is_none() && matches!(self, Self::Dense { .. }) {
             // Outside the grid (no scan adds such a row; kept exact all the same).
             self.make_sparse();
@@ -55,25 +57,20 @@ impl BucketMoments {
         match self {
             // Still dense: `at` is in the grid.
             Self::Dense { cells, .. } => &mut cells[at.unwrap_or_default()],
-            Self::Sparse(map) => map.entry((tag, bucket)).or_default(),
+            Self::Sparse { interval, map } => {
+                map.entry((tag, bucket_start(t, *interval))).or_default()
+            }
         }
     }
 
-    /// The grid cell of (`tag`, `bucket`); `None` when sparse or outside the grid.
+    /// The grid cell of (`tag`, `t`); `None` when sparse or outside the grid.
     #[inline]
-    fn dense_index(&self, tag: u32, bucket: TimestampMs) -> Option<usize> {
-        let Self::Dense {
-            first,
-            interval,
-            slots,
-            cells,
-        } = self
-        else {
+    fn dense_index(&self, tag: u32, t: TimestampMs) -> Option<usize> {
+        let Self::Dense { grid, cells } = self else {
             return None;
         };
-        let d = bucket.checked_sub(*first).filter(|d| *d >= 0)?;
-        let slot = usize::try_from(d / *interval).ok().filter(|s| s < slots)?;
-        Some(tag as usize * *slots + slot).filter(|&at| at < cells.len())
+        let slot = grid.slot(t)?;
+        Some(tag as usize * grid.slots() + slot).filter(|&at| at < cells.len())
     }
 
     /// Adds `other`'s moments.
@@ -96,30 +93,31 @@ impl BucketMoments {
     /// The cells with rows, in no particular order.
     fn into_cells(self) -> Vec<((u32, TimestampMs), Moments)> {
         match self {
-            Self::Dense {
-                first,
-                interval,
-                slots,
-                cells,
-            } => cells
+            Self::Dense { grid, cells } => cells
                 .into_iter()
                 .enumerate()
                 .filter(|(_, m)| m.count > 0)
                 .map(|(i, m)| {
-                    let bucket = first + (i % slots) as i64 * interval;
-                    (((i / slots) as u32, bucket), m)
+                    let slots = grid.slots();
+                    (((i / slots) as u32, grid.bucket(i % slots)), m)
                 })
                 .collect(),
-            Self::Sparse(map) => map.into_iter().collect(),
+            Self::Sparse { map, .. } => map.into_iter().collect(),
         }
     }
 
     fn make_sparse(&mut self) {
-        let dense = std::mem::replace(self, Self::Sparse(HashMap::default()));
-        let Self::Sparse(map) = self else {
+        let Self::Dense { grid, .. } = self else {
             return;
         };
-        map.extend(dense.into_cells());
+        let empty = Self::Sparse {
+            interval: grid.interval(),
+            map: HashMap::default(),
+        };
+        let dense = std::mem::replace(self, empty);
+        if let Self::Sparse { map, .. } = self {
+            map.extend(dense.into_cells());
+        }
     }
 }
 
@@ -128,10 +126,11 @@ mod tests {
     use super::*;
 
     fn grid(first: TimestampMs, interval: i64, slots: usize, groups: usize) -> BucketMoments {
+        let end = first + slots as i64 * interval;
+        let grid = BucketGrid::for_range(first, end, interval).unwrap();
+        assert_eq!(grid.slots(), slots);
         BucketMoments::Dense {
-            first,
-            interval,
-            slots,
+            grid,
             cells: vec![Moments::default(); slots * groups],
         }
     }
@@ -144,11 +143,16 @@ mod tests {
             .collect();
         let (mut dense, mut sparse) = (
             grid(first, interval, 7, 3),
-            BucketMoments::Sparse(HashMap::default()),
+            BucketMoments::Sparse {
+                interval,
+                map: HashMap::default(),
+            },
         );
+        // A row anywhere in its bucket lands in the bucket's cell.
         for &(tag, bucket, v) in &rows {
-            dense.cell(tag, bucket).add(v);
-            sparse.cell(tag, bucket).add(v);
+            let t = bucket + (v as i64 * 37) % interval;
+            dense.cell(tag, t).add(v);
+            sparse.cell(tag, t).add(v);
         }
         assert!(matches!(dense, BucketMoments::Dense { .. }));
         let want = sparse.clone().into_sorted();
@@ -169,7 +173,7 @@ mod tests {
         // A bucket past the grid, or a group outside it: the grid becomes a map, nothing is lost.
         dense.cell(1, first + 7 * interval).add(1.0);
         dense.cell(5, first).add(2.0);
-        assert!(matches!(dense, BucketMoments::Sparse(_)));
+        assert!(matches!(dense, BucketMoments::Sparse { .. }));
         let one = |v: f64| Moments {
             count: 1,
             sum: v,

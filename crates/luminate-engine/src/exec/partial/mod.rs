@@ -16,11 +16,12 @@ use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::semantics::bucket_start;
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 
+use super::grid::Cells;
 use super::points::Points;
 use super::select::SeriesMap;
 use super::{CHECK_EVERY, too_large};
 use crate::head::Rows;
-use crate::part::{Part, Selection, SummaryColumns, block_span};
+use crate::part::{PageColumns, Part, Selection, SummaryColumns, block_span};
 use crate::record::SeriesId;
 
 mod buckets;
@@ -82,7 +83,7 @@ pub(crate) enum Partial {
     /// Per group (by index), and per (group, bucket start) when the plan has an interval.
     Moments {
         totals: Vec<Moments>,
-        buckets: BucketMoments,
+        buckets: Option<BucketMoments>,
         /// Row by row additions of `count`, `sum` and `avg` without buckets, kept apart from `totals`
         /// until the scan task ends ([`Partial::end_task`]).
         compact: Compact,
@@ -150,8 +151,11 @@ pub(super) struct ScanSpec<'a> {
     pub interval: Option<i64>,
     /// Rows of percentiles carry their bucket instead of their timestamp.
     pub bucketed_rows: bool,
-    /// Rows keep a time (all but percentiles without an interval).
+    /// Rows keep a time (all but percentiles without an interval or with `cells`).
     pub timed: bool,
+    /// Percentiles with an interval, over few enough (group, bucket) cells: each row is tagged with
+    /// its cell instead of its group and bucket start (see [`super::Prepared`]).
+    pub cells: Option<Cells>,
     pub moments: bool,
     /// Only counts are read (`count`): timestamps suffice, and a part inside the range answers from its
     /// row counts.
@@ -168,6 +172,19 @@ pub(super) struct ScanSpec<'a> {
 }
 
 impl ScanSpec<'_> {
+    /// The tag and time a buffered row of group (or position) `tag` at `t` keeps: its cell and no
+    /// time with `cells`; other percentiles their bucket start (0 without an interval); the rest
+    /// their own. Only rows in `[start, end)` are buffered, and the grid covers it.
+    #[inline]
+    fn kept(&self, tag: u32, t: TimestampMs) -> (u32, TimestampMs) {
+        match (self.cells, self.bucketed_rows, self.interval) {
+            (Some(cells), ..) => (cells.tag(tag, t), 0),
+            (None, true, Some(interval)) => (tag, bucket_start(t, interval)),
+            (None, true, None) => (tag, 0),
+            (None, false, _) => (tag, t),
+        }
+    }
+
     /// True when some row of `rows` may fall in `[start, end)`.
     pub(super) fn overlaps(&self, rows: &Rows<'_>) -> bool {
         !rows.series.is_empty() && rows.max_t >= self.start && rows.min_t < self.end
@@ -217,7 +234,11 @@ impl Partial {
                 totals,
                 buckets,
                 compact,
-            } => match spec.interval {
+            } => match buckets {
+                Some(buckets) => for_each_selected(rows, spec, ctx, |tag, t, v| {
+                    totals[tag as usize].add(v);
+                    buckets.cell(tag, t).add(v);
+                }),
                 // Few groups: their moments stay cached, one pass is faster.
                 None if spec.groups <= FEW_GROUPS => {
                     for_each_selected(rows, spec, ctx, |tag, _, v| {
@@ -225,10 +246,6 @@ impl Partial {
                     })
                 }
                 None => add_selected_moments(rows, spec, ctx, totals, compact),
-                Some(interval) => for_each_selected(rows, spec, ctx, |tag, t, v| {
-                    totals[tag as usize].add(v);
-                    buckets.cell(tag, bucket_start(t, interval)).add(v);
-                }),
             },
             Self::Rows(out) if spec.range_limit.is_some() => {
                 let limit = spec.range_limit.unwrap_or(usize::MAX);
@@ -244,14 +261,8 @@ impl Partial {
                 Ok(())
             }
             Self::Rows(out) => {
-                let bucket = spec.interval.filter(|_| spec.bucketed_rows);
-                let bucketed = spec.bucketed_rows;
                 for_each_selected(rows, spec, ctx, |tag, t, v| {
-                    let t = match bucket {
-                        Some(interval) => bucket_start(t, interval),
-                        None if bucketed => 0,
-                        None => t,
-                    };
+                    let (tag, t) = spec.kept(tag, t);
                     out.push(tag, t, v);
                 })?;
                 if out.len() > spec.max_values {
@@ -313,11 +324,9 @@ impl Partial {
         }
         // Without buckets, moments and percentiles read no time: over a part inside the range (no row
         // to cut by time) its timestamps are not decoded (only checksummed).
-        let untimed = spec.interval.is_none()
-            && (spec.moments || spec.bucketed_rows)
-            && meta.min_t >= spec.start
-            && meta.max_t < spec.end;
-        if untimed && !spec.count_only {
+        let inside = meta.min_t >= spec.start && meta.max_t < spec.end;
+        let untimed = spec.interval.is_none() && (spec.moments || spec.bucketed_rows) && inside;
+        if spec.range_limit.is_none() {
             let (Some(&lo), Some(&hi)) = (candidates.first(), candidates.last()) else {
                 return Ok(());
             };
@@ -325,7 +334,11 @@ impl Partial {
                 - part.series_ids().partition_point(|&id| id < lo);
             // Most of the part's series in the candidates' span are selected: read its pages whole.
             if candidates.len() * 2 >= span {
-                return self.scan_part_values(part, lo..=hi, spec, ctx);
+                let columns = PageColumns {
+                    timestamps: !untimed || spec.count_only,
+                    values: !spec.count_only,
+                };
+                return self.scan_part_pages(part, lo..=hi, columns, inside, spec, ctx);
             }
         }
         let mut scan = part.scan(Selection::Only(candidates), spec.start..spec.end);
@@ -336,10 +349,7 @@ impl Partial {
         }
         let mut since_check = 0;
         while let Some(run) = scan.next_run().map_err(StoreError::from)? {
-            // Timestamps-only runs carry no values (`count` never reads them), values-only runs no
-            // timestamps (nothing reads them).
-            let rows = run.timestamps.len().max(run.values.len());
-            since_check += rows;
+            since_check += run.timestamps.len().max(run.values.len());
             if since_check >= CHECK_EVERY {
                 ctx.check()?;
                 since_check = 0;
@@ -347,106 +357,113 @@ impl Partial {
             let Some(tag) = spec.map.get(run.series) else {
                 continue;
             };
-            let value = |i: usize| run.values.get(i).copied().unwrap_or(0.0);
-            match self {
-                Self::Moments { totals, .. } if spec.interval.is_none() => {
-                    let total = &mut totals[tag as usize];
-                    if run.values.is_empty() {
-                        (0..rows).for_each(|_| total.add(0.0));
-                    } else {
-                        run.values.iter().for_each(|&v| total.add(v));
-                    }
-                }
-                Self::Moments {
-                    totals, buckets, ..
-                } => {
-                    for (i, &t) in run.timestamps.iter().enumerate() {
-                        totals[tag as usize].add(value(i));
-                        if let Some(interval) = spec.interval {
-                            buckets.cell(tag, bucket_start(t, interval)).add(value(i));
-                        }
-                    }
-                }
-                Self::Rows(out) if spec.range_limit.is_some() => {
-                    let limit = spec.range_limit.unwrap_or(usize::MAX);
-                    // A run is sorted by time: the rows after the bound are skipped at once.
-                    let cut = run.timestamps.partition_point(|&t| t <= out.bound);
-                    for (i, &t) in run.timestamps[..cut].iter().enumerate() {
-                        out.push_candidate(tag, t, value(i), limit);
-                    }
-                    if out.len() > spec.max_values {
-                        return Err(too_large(spec.max_values));
-                    }
-                }
-                Self::Rows(out) if spec.bucketed_rows && spec.interval.is_none() => {
-                    // Percentiles without buckets: values only.
-                    for &v in run.values {
-                        out.push(tag, 0, v);
-                    }
-                    if out.len() > spec.max_values {
-                        return Err(too_large(spec.max_values));
-                    }
-                }
-                Self::Rows(out) => {
-                    for (i, &t) in run.timestamps.iter().enumerate() {
-                        let t = match spec.interval {
-                            Some(interval) if spec.bucketed_rows => bucket_start(t, interval),
-                            None if spec.bucketed_rows => 0,
-                            _ => t,
-                        };
-                        out.push(tag, t, value(i));
-                    }
-                    if out.len() > spec.max_values {
-                        return Err(too_large(spec.max_values));
-                    }
-                }
-            }
+            self.add_run(tag, run.timestamps, run.values, spec)?;
         }
         Ok(())
     }
 
-    /// [`Partial::scan_part`] for a part inside the range whose pages are read whole (see
-    /// [`Part::visit_values`]): moments and percentiles without buckets, rows of unselected series
-    /// skipped through the map.
-    fn scan_part_values(
+    /// [`Partial::scan_part`] for a part most of whose series in the candidates' span are selected:
+    /// its pages are read whole ([`Part::visit_rows`], only the `columns` the scan needs), rows of
+    /// unselected series skipped through the map, and each series' rows cut to the range unless the
+    /// part lies `inside` it.
+    fn scan_part_pages(
         &mut self,
         part: &Part,
         ids: std::ops::RangeInclusive<SeriesId>,
+        columns: PageColumns,
+        inside: bool,
         spec: &ScanSpec<'_>,
         ctx: &QueryContext,
     ) -> Result<(), StoreError> {
-        part.visit_values(
+        part.visit_rows(
             ids,
+            columns,
             || ctx.check(),
-            |series, values| {
+            |series, timestamps, values| {
                 let Some(tag) = spec.map.get(series) else {
                     return Ok(());
                 };
-                match self {
-                    Self::Moments {
-                        compact: Compact::CountSums(sums),
-                        ..
-                    } => {
-                        let (count, sum) = &mut sums[tag as usize];
-                        *count += values.len() as u64;
-                        values.iter().for_each(|&v| *sum += v);
-                    }
-                    Self::Moments { totals, .. } => {
-                        let total = &mut totals[tag as usize];
-                        values.iter().for_each(|&v| total.add(v));
-                    }
-                    Self::Rows(out) => {
-                        for &v in values {
-                            out.push(tag, 0, v);
-                        }
-                        if out.len() > spec.max_values {
-                            return Err(too_large(spec.max_values));
-                        }
-                    }
+                if inside || timestamps.is_empty() {
+                    return self.add_run(tag, timestamps, values, spec);
                 }
-                Ok(())
+                // A piece of one series, in time order: its rows in the range are one slice.
+                let a = timestamps.partition_point(|&t| t < spec.start);
+                let b = timestamps.partition_point(|&t| t < spec.end);
+                let values = values.get(a..b).unwrap_or_default();
+                self.add_run(tag, &timestamps[a..b], values, spec)
             },
         )
+    }
+
+    /// Adds one series' rows (group or position `tag`), all in range: `timestamps` empty when not
+    /// read (no time needed), `values` empty when not read (`count`).
+    fn add_run(
+        &mut self,
+        tag: u32,
+        timestamps: &[TimestampMs],
+        values: &[f64],
+        spec: &ScanSpec<'_>,
+    ) -> Result<(), StoreError> {
+        let rows = timestamps.len().max(values.len());
+        let value = |i: usize| values.get(i).copied().unwrap_or(0.0);
+        match self {
+            Self::Moments {
+                totals,
+                buckets: Some(buckets),
+                ..
+            } => {
+                for (i, &t) in timestamps.iter().enumerate() {
+                    totals[tag as usize].add(value(i));
+                    buckets.cell(tag, t).add(value(i));
+                }
+            }
+            Self::Moments {
+                compact: Compact::Counts(counts),
+                ..
+            } => counts[tag as usize] += rows as u64,
+            Self::Moments {
+                compact: Compact::CountSums(sums),
+                ..
+            } => {
+                let (count, sum) = &mut sums[tag as usize];
+                *count += rows as u64;
+                values.iter().for_each(|&v| *sum += v);
+            }
+            Self::Moments { totals, .. } => {
+                let total = &mut totals[tag as usize];
+                if values.is_empty() {
+                    (0..rows).for_each(|_| total.add(0.0));
+                } else {
+                    values.iter().for_each(|&v| total.add(v));
+                }
+            }
+            Self::Rows(out) if spec.range_limit.is_some() => {
+                let limit = spec.range_limit.unwrap_or(usize::MAX);
+                // A run is sorted by time: the rows after the bound are skipped at once.
+                let cut = timestamps.partition_point(|&t| t <= out.bound);
+                for (i, &t) in timestamps[..cut].iter().enumerate() {
+                    out.push_candidate(tag, t, value(i), limit);
+                }
+            }
+            Self::Rows(out) if timestamps.is_empty() => {
+                // Percentiles without buckets: values only.
+                for &v in values {
+                    out.push(tag, 0, v);
+                }
+            }
+            Self::Rows(out) => {
+                for (i, &t) in timestamps.iter().enumerate() {
+                    let (tag, t) = spec.kept(tag, t);
+                    out.push(tag, t, value(i));
+                }
+            }
+        }
+        if let Self::Rows(out) = self
+            && out.len() > spec.max_values
+        {
+            return Err(too_large(spec.max_values));
+        }
+        Ok(())
     }
 
     /// After a task's scan: compact accumulators are added to the totals, and percentile rows are
@@ -457,7 +474,8 @@ impl Partial {
             Self::Moments {
                 totals, compact, ..
             } => compact.fold_into(totals),
-            Self::Rows(points) if spec.bucketed_rows => {
+            // Cells are grouped out of place, in one pass ([`Points::into_values_by_tag`]).
+            Self::Rows(points) if spec.bucketed_rows && spec.cells.is_none() => {
                 points.distribute_among_blocks(spec.groups);
             }
             Self::Rows(_) => {}
@@ -493,7 +511,9 @@ impl Partial {
                 for (a, b) in totals.iter_mut().zip(&t2) {
                     a.merge(b);
                 }
-                buckets.merge(b2);
+                if let (Some(buckets), Some(b2)) = (&mut buckets, b2) {
+                    buckets.merge(b2);
+                }
                 Self::Moments {
                     totals,
                     buckets,
@@ -664,6 +684,7 @@ mod tests {
                 max: false,
             },
             groups: 1,
+            cells: None,
             range_limit: None,
             map: &map,
             max_values: usize::MAX,

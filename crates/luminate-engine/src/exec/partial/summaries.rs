@@ -63,7 +63,7 @@ impl Partial {
                             max: e.max,
                         };
                         totals[tag as usize].merge(&m);
-                        if let Some(bucket) = bucket {
+                        if let (Some(bucket), Some(buckets)) = (bucket, &mut *buckets) {
                             buckets.cell(tag, bucket).merge(&m);
                         }
                     }
@@ -100,8 +100,8 @@ impl Partial {
                 // Timestamps-only runs (`count`) carry no values.
                 let v = run.values.get(i).copied().unwrap_or(0.0);
                 totals[tag as usize].add(v);
-                if let Some(interval) = spec.interval {
-                    buckets.cell(tag, bucket_start(t, interval)).add(v);
+                if let Some(buckets) = buckets.as_mut() {
+                    buckets.cell(tag, t).add(v);
                 }
             }
             Ok(())

@@ -460,6 +460,10 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
     let (index, head) = load(&points);
     let ti = index.tenant(&tenant());
     let chunks = head.rows(&tenant(), 0);
+    let mut reference = ReferenceStore::new();
+    for p in &points {
+        reference.insert(&tenant(), p.clone());
+    }
     let dir = tempfile::tempdir().unwrap();
     let v3 = part_in_format(
         &chunks,
@@ -519,6 +523,27 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
                 Some(7_000),
             ),
             (QueryKind::Rate, one("s", "s5"), vec![], Some(5_000)),
+            // Percentiles with buckets: by (group, bucket) cell over the cut range, by group and
+            // bucket start over the whole one (too wide a span for a grid of cells).
+            (
+                QueryKind::Aggregate(Aggregation::P95),
+                vec![],
+                vec!["s".into()],
+                Some(10_000),
+            ),
+            (
+                QueryKind::Aggregate(Aggregation::P50),
+                one("c", "c2"),
+                vec!["c".into()],
+                Some(3_000),
+            ),
+            // Every page read whole, timestamps only.
+            (
+                QueryKind::Aggregate(Aggregation::Count),
+                vec![],
+                vec!["c".into()],
+                Some(10_000),
+            ),
         ] {
             let p = QueryPlan {
                 start,
@@ -530,6 +555,9 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
                 ..plan(kind)
             };
             let want = run(ti, &chunks, &p, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+            // The head's answer is the reference's.
+            let expected = reference.query(&tenant(), &p);
+            assert_eq!(testkit::diff_results(&expected, &want), None, "head: {p:?}");
             for (format, part) in [("3", &v3), ("2", &v2)] {
                 let got = answer(part, &p);
                 assert_eq!(
@@ -541,7 +569,7 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 14);
+    assert_eq!(checked, 20);
 }
 
 /// A metric held in one big part is split by series among threads: every aggregation over the part,

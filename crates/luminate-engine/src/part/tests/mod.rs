@@ -618,7 +618,7 @@ fn part_series_spanning_many_pages_reads_as_one_run() {
 }
 
 #[test]
-fn part_values_visited_page_by_page_are_every_row_of_the_ids_in_range() {
+fn part_rows_visited_page_by_page_are_every_row_of_the_ids_in_range() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.part");
     // Series of 1 to 300 rows over pages of 128: many share a page, many span several.
@@ -626,39 +626,60 @@ fn part_values_visited_page_by_page_are_every_row_of_the_ids_in_range() {
         .map(|i| {
             let n = 1 + (i as i64 * 37) % 300;
             let points: Vec<(i64, f64)> = (0..n)
-                .map(|j| (j * 10, (i as i64 * 1_000 + j) as f64))
+                .map(|j| (j * 10 + i as i64, (i as i64 * 1_000 + j) as f64))
                 .collect();
             series(i * 2 + 1, &points)
         })
         .collect();
     write(&path, 128, &all).unwrap();
     let part = Part::open(&path).unwrap();
+    let combinations = [(true, true), (true, false), (false, true)];
     for ids in [0..=u32::MAX, 1..=1, 50..=151, 398..=399, 1_000..=2_000] {
-        let mut got: Vec<(SeriesId, Vec<u64>)> = Vec::new();
-        let mut pages = 0;
-        part.visit_values::<EngineError>(
-            ids.clone(),
-            || {
-                pages += 1;
-                Ok(())
-            },
-            |id, values| {
-                // A series spanning pages comes once per page, in order: join its pieces.
-                match got.last_mut() {
-                    Some((last, v)) if *last == id => v.extend(values.iter().map(|x| x.to_bits())),
-                    _ => got.push((id, values.iter().map(|x| x.to_bits()).collect())),
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-        let want: Vec<(SeriesId, Vec<u64>)> = all
-            .iter()
-            .filter(|s| ids.contains(&s.id))
-            .map(|s| (s.id, s.values.iter().map(|x| x.to_bits()).collect()))
-            .collect();
-        assert_eq!(got, want, "ids {ids:?}");
-        assert_eq!(pages > 0, !want.is_empty(), "ids {ids:?}: {pages} pages");
+        for (timestamps, values) in combinations {
+            let columns = PageColumns { timestamps, values };
+            let mut got: Vec<OwnedRun> = Vec::new();
+            let mut pages = 0;
+            part.visit_rows::<EngineError>(
+                ids.clone(),
+                columns,
+                || {
+                    pages += 1;
+                    Ok(())
+                },
+                |id, ts, vs| {
+                    // A series spanning pages comes once per page, in order: join its pieces.
+                    let bits = vs.iter().map(|x| x.to_bits());
+                    match got.last_mut() {
+                        Some((last, t, v)) if *last == id => {
+                            t.extend_from_slice(ts);
+                            v.extend(bits);
+                        }
+                        _ => got.push((id, ts.to_vec(), bits.collect())),
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let want: Vec<OwnedRun> = all
+                .iter()
+                .filter(|s| ids.contains(&s.id))
+                .map(|s| {
+                    let ts = if timestamps {
+                        s.timestamps.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    let vs = if values {
+                        s.values.iter().map(|x| x.to_bits()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (s.id, ts, vs)
+                })
+                .collect();
+            assert_eq!(got, want, "ids {ids:?}, {columns:?}");
+            assert_eq!(pages > 0, !want.is_empty(), "ids {ids:?}: {pages} pages");
+        }
     }
 }
 
