@@ -94,8 +94,10 @@ fn top_groups(out: &Finish<'_>, mut computed: Vec<Computed>, limit: usize) -> Ve
     computed
 }
 
+/// With buckets, rows were added to their buckets only: each group's totals are its buckets' moments
+/// merged, in bucket order.
 fn moments(
-    totals: Vec<Moments>,
+    mut totals: Vec<Moments>,
     buckets: Option<BucketMoments>,
     agg: Aggregation,
 ) -> Vec<Computed> {
@@ -105,6 +107,7 @@ fn moments(
         let all = buckets.into_sorted();
         per_group = vec![Vec::new(); totals.len()];
         for ((g, timestamp), m) in all {
+            totals[g as usize].merge(&m);
             per_group[g as usize].push(BucketValue {
                 timestamp,
                 value: m.value(agg),

@@ -62,9 +62,9 @@ impl Partial {
                             min: e.min,
                             max: e.max,
                         };
-                        totals[tag as usize].merge(&m);
-                        if let (Some(bucket), Some(buckets)) = (bucket, &mut *buckets) {
-                            buckets.cell(tag, bucket).merge(&m);
+                        match (bucket, &mut *buckets) {
+                            (Some(bucket), Some(buckets)) => buckets.cell(tag, bucket).merge(&m),
+                            _ => totals[tag as usize].merge(&m),
                         }
                     }
                     BlockUse::Rows => {
@@ -99,9 +99,9 @@ impl Partial {
                 }
                 // Timestamps-only runs (`count`) carry no values.
                 let v = run.values.get(i).copied().unwrap_or(0.0);
-                totals[tag as usize].add(v);
-                if let Some(buckets) = buckets.as_mut() {
-                    buckets.cell(tag, t).add(v);
+                match buckets.as_mut() {
+                    Some(buckets) => buckets.cell(tag, t).add(v),
+                    None => totals[tag as usize].add(v),
                 }
             }
             Ok(())
