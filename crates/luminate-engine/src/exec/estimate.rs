@@ -8,7 +8,8 @@
 //!   each source's row count and time span above its tombstone. At most [`MAX_QUERY_VALUES`]: a scan
 //!   stops there.
 //! - **Buffers**, by what the scan keeps ([`super::partial`]): percentiles every point in range, 12
-//!   bytes without an interval and 20 with one ([`super::points`]); integral and rate every point with
+//!   bytes without an interval and 20 with one ([`super::points`]: tag, time and value; or, tagged by
+//!   (group, bucket) cell, tag and value and then the values grouped by cell beside them); integral and rate every point with
 //!   its time (20); a range about twice its limit per task (20); moments an accumulator per group and
 //!   task, and one per (group, bucket) holding a point. Groups are bounded by the selected series and by
 //!   the combinations the `groupBy` keys' distinct values can form: five regions make at most six groups
