@@ -38,25 +38,26 @@ pub fn compress<T: Number>(
 ) -> Result<(), pco::errors::PcoError> {
     let sub_rows = sub_rows.max(1) as usize;
     let sizes: Vec<usize> = numbers.chunks(sub_rows).map(<[T]>::len).collect();
+    let sub_pages = sizes.len();
     let delta = match delta {
         Delta::Auto => pco::DeltaSpec::Auto,
         Delta::Consecutive => pco::DeltaSpec::TryConsecutive(1),
     };
     let config = pco::ChunkConfig::default()
         .with_delta_spec(delta)
-        .with_paging_spec(pco::PagingSpec::Exact(sizes.clone()));
+        .with_paging_spec(pco::PagingSpec::Exact(sizes));
     let start = out.len();
     out.extend_from_slice(&(sub_rows as u32).to_le_bytes());
-    out.extend_from_slice(&(sizes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(sub_pages as u32).to_le_bytes());
     let ends_at = out.len();
-    out.resize(ends_at + 4 * (sizes.len() + 1), 0);
+    out.resize(ends_at + 4 * (sub_pages + 1), 0);
     let file = FileCompressor::default();
     file.write_header(&mut *out)?;
     let mut chunk = file.chunk_compressor(numbers, &config)?;
     chunk.write_meta(&mut *out)?;
-    let mut ends = Vec::with_capacity(sizes.len() + 1);
+    let mut ends = Vec::with_capacity(sub_pages + 1);
     ends.push(out.len() - start);
-    for i in 0..sizes.len() {
+    for i in 0..sub_pages {
         chunk.write_page(i, &mut *out)?;
         ends.push(out.len() - start);
     }

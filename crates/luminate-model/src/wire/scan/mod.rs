@@ -89,15 +89,24 @@ pub(super) fn decode_write_lines<'a>(
                 .map_err(|e| e.on_line(number, start))?;
             each(&point);
             count += 1;
-            if let WireDimensions::Pairs(mut taken) = point.dimensions {
-                taken.clear();
-                pairs = taken;
-            }
+            pairs = reclaim(point);
         }
         frames = scanner.frames;
         start += line.len() + 1;
     }
     Ok(count)
+}
+
+/// The dimension buffer of a point passed on, emptied, for the next point (its strings are dropped
+/// with it): one allocation for a body's points.
+fn reclaim<'a>(point: WirePoint<'a>) -> Vec<(Cow<'a, str>, WireScalar<'a>)> {
+    match point.dimensions {
+        WireDimensions::Pairs(mut taken) => {
+            taken.clear();
+            taken
+        }
+        _ => Vec::new(),
+    }
 }
 
 struct Scanner<'a> {
@@ -228,11 +237,7 @@ impl<'a> Scanner<'a> {
             let point = self.point(std::mem::take(&mut pairs))?;
             each(&point);
             count += 1;
-            // Take the dimension buffer back for the next point (its strings are dropped with it).
-            if let WireDimensions::Pairs(mut taken) = point.dimensions {
-                taken.clear();
-                pairs = taken;
-            }
+            pairs = reclaim(point);
         }
         self.end_seq()?;
         Ok(count)

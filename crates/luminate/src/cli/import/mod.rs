@@ -395,13 +395,16 @@ impl Lines<'_> {
             return Step::Next;
         }
         let (format, settings) = (self.format, self.settings);
-        let reading = self
-            .reading
-            .get_or_insert_with(|| reading_for(format, settings, line));
+        let batcher = &mut self.batcher;
+        let reading = self.reading.get_or_insert_with(|| {
+            let reading = reading_for(format, settings, line);
+            // Lines read as they are go out in JSON-lines batches, chosen once with the reading.
+            batcher.json_lines = matches!(reading, Reading::AsIs);
+            reading
+        });
         let decoder = match reading {
             Reading::Decoded(decoder) => decoder,
             Reading::AsIs => {
-                self.batcher.json_lines = true;
                 let origin = Origin {
                     line: number,
                     offset: origin_offset,
