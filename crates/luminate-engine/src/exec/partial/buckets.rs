@@ -63,6 +63,45 @@ impl BucketMoments {
         }
     }
 
+    /// Adds one series' rows (group `tag`): `values` empty for a count (each row adds 0.0), the
+    /// minimum and maximum kept only when `min_max`. On a grid the run's cells are one row of it and
+    /// the choice of accumulation is made once, not per row: through [`BucketMoments::cell`], its
+    /// call, the grid-or-map match and the choice per row were a quarter of a bucketed count.
+    pub(super) fn add_run(
+        &mut self,
+        tag: u32,
+        timestamps: &[TimestampMs],
+        values: &[f64],
+        min_max: bool,
+    ) {
+        let mut done = 0;
+        if let Self::Dense { grid, cells } = self {
+            let first = tag as usize * grid.slots();
+            if let Some(row) = cells.get_mut(first..first + grid.slots()) {
+                done = match (values.is_empty(), min_max) {
+                    (true, false) => add_on_row(grid, row, timestamps, |m, _| m.count += 1),
+                    (true, true) => add_on_row(grid, row, timestamps, |m, _| m.add(0.0)),
+                    (false, false) => add_on_row(grid, row, timestamps, |m, i| {
+                        m.add_count_sum(values.get(i).copied().unwrap_or(0.0))
+                    }),
+                    (false, true) => add_on_row(grid, row, timestamps, |m, i| {
+                        m.add(values.get(i).copied().unwrap_or(0.0))
+                    }),
+                };
+            }
+        }
+        // Past the grid (no scan adds such a row; kept exact all the same) or sparse: cell by cell.
+        for (i, &t) in timestamps.iter().enumerate().skip(done) {
+            let v = values.get(i).copied().unwrap_or(0.0);
+            let cell = self.cell(tag, t);
+            if min_max {
+                cell.add(v)
+            } else {
+                cell.add_count_sum(v)
+            }
+        }
+    }
+
     /// The grid cell of (`tag`, `t`); `None` when sparse or outside the grid.
     #[inline]
     fn dense_index(&self, tag: u32, t: TimestampMs) -> Option<usize> {
@@ -119,6 +158,24 @@ impl BucketMoments {
             map.extend(dense.into_cells());
         }
     }
+}
+
+/// Adds rows `0..` of `timestamps` to their cells of one group's `row` of the grid with `add(cell,
+/// row index)`, up to the first row outside the grid; returns how many were added.
+#[inline]
+fn add_on_row(
+    grid: &BucketGrid,
+    row: &mut [Moments],
+    timestamps: &[TimestampMs],
+    mut add: impl FnMut(&mut Moments, usize),
+) -> usize {
+    for (i, &t) in timestamps.iter().enumerate() {
+        match grid.slot(t).and_then(|slot| row.get_mut(slot)) {
+            Some(cell) => add(cell, i),
+            None => return i,
+        }
+    }
+    timestamps.len()
 }
 
 #[cfg(test)]
@@ -185,5 +242,58 @@ mod tests {
         expected.push(((5, first), one(2.0)));
         expected.sort_by_key(|(key, _)| *key);
         assert_eq!(dense.into_sorted(), expected);
+    }
+
+    #[test]
+    fn a_run_adds_to_its_cells_as_row_by_row_does_even_past_the_grid() {
+        let (first, interval) = (60_000, 15_000);
+        let (slots, groups) = (8, 3);
+        let end = first + slots as i64 * interval;
+        // Runs of one series, in time order: inside the grid, reaching past its end, and wholly past.
+        let runs: Vec<(u32, Vec<TimestampMs>)> = vec![
+            (0, (0..20).map(|i| first + i * 5_999).collect()),
+            (2, vec![first, first + 14_999, first + 15_000, end - 1]),
+            (1, (0..9).map(|i| end - 40_000 + i * 9_000).collect()),
+            (2, vec![end, end + interval]),
+            (0, vec![]),
+        ];
+        for (counting, min_max) in [(true, false), (true, true), (false, false), (false, true)] {
+            let (mut by_run, mut by_row) = (
+                grid(first, interval, slots, groups),
+                BucketMoments::Sparse {
+                    interval,
+                    map: HashMap::default(),
+                },
+            );
+            for (k, (tag, times)) in runs.iter().enumerate() {
+                let values: Vec<f64> = if counting {
+                    Vec::new()
+                } else {
+                    (0..times.len())
+                        .map(|i| (k * 7 + i) as f64 * 1.25 - 9.0)
+                        .collect()
+                };
+                by_run.add_run(*tag, times, &values, min_max);
+                for (i, &t) in times.iter().enumerate() {
+                    let v = values.get(i).copied().unwrap_or(0.0);
+                    let cell = by_row.cell(*tag, t);
+                    if min_max {
+                        cell.add(v)
+                    } else {
+                        cell.add_count_sum(v)
+                    }
+                }
+            }
+            let want = by_row.into_sorted();
+            // Cells in the grid: 8 + 3 + 3 (the third run's first five rows); past it: 3 + 2. The
+            // empty run adds none.
+            assert_eq!(want.len(), 19, "{counting} {min_max}");
+            assert_eq!(want.iter().map(|(_, m)| m.count).sum::<u64>(), 35);
+            assert_eq!(
+                by_run.into_sorted(),
+                want,
+                "counting {counting}, min and max {min_max}"
+            );
+        }
     }
 }

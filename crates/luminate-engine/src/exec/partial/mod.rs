@@ -429,11 +429,12 @@ impl Partial {
             Self::Moments {
                 buckets: Some(buckets),
                 ..
-            } => {
-                for (i, &t) in timestamps.iter().enumerate() {
-                    buckets.cell(tag, t).add_for(value(i), spec);
-                }
-            }
+            } => buckets.add_run(
+                tag,
+                timestamps,
+                values,
+                spec.summary.min || spec.summary.max,
+            ),
             Self::Moments {
                 compact: Compact::Counts(counts),
                 ..
