@@ -115,7 +115,12 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
     };
     const plot = new uPlot(options, [data.x, ...data.series] as uPlot.AlignedData, el);
     (el as HTMLDivElement & { uplot?: uPlot }).uplot = plot;
-    const resize = new ResizeObserver(() => plot.setSize({ width: widthOf(), height }));
+    const resize = new ResizeObserver(() => {
+      // An observer calls back once as it starts observing, with the size the plot was just drawn at:
+      // uPlot would clear its canvas and draw it all again (the 50 × 300 chart twice per load).
+      const width = widthOf();
+      if (width !== plot.width || height !== plot.height) plot.setSize({ width, height });
+    });
     resize.observe(el);
     return () => { resize.disconnect(); plot.destroy(); };
   }, [data, height, look]);

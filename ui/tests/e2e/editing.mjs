@@ -4,8 +4,9 @@
 // 1. Creates a two-panel dashboard, edits one panel through its form (title, query, display) and the
 //    other through its JSON, saves, and checks the server's document holds exactly that.
 // 2. Adds a panel with the form, moves it onto the other column and resizes it by real mouse drags on
-//    its title and its corner, saves, and checks every gridPosition (the neighbour it landed on pushed
-//    down); a save over someone else's is refused with 409 and theirs stays; removing a panel saves.
+//    its title and its corner (its chart follows the new width), saves, and checks every gridPosition
+//    (the neighbour it landed on pushed down); a save over someone else's is refused with 409 and
+//    theirs stays; removing a panel saves.
 // 3. From Explore, saves the current query as a panel of that dashboard and of a new one; each opens,
 //    and holds the panel with the very query Explore showed, below the last row.
 // No console error may be logged. SCREENSHOT_DIR=dir saves pictures of the steps.
@@ -98,7 +99,15 @@ try {
   };
   await drag(panel("panel_3").locator("h3 .panel-title"), 12 * cell.w, -2 * cell.h);
   await page.waitForFunction(() => document.querySelector('.dash-panel[data-panel-id="panel_3"]').style.gridArea.startsWith("3 / 13"));
+  const plotWidth = () => page.evaluate(() => document.querySelector('.dash-panel[data-panel-id="panel_3"] .chart').uplot.width);
+  const wide = await plotWidth();
   await drag(panel("panel_3").locator(".resize-handle"), -4 * cell.w, cell.h);
+  // The chart follows its panel to its new width (the chart's ResizeObserver redraws only on a change).
+  await page.waitForFunction(() => {
+    const el = document.querySelector('.dash-panel[data-panel-id="panel_3"] .chart');
+    return el.uplot.width === Math.max(el.clientWidth, 200);
+  });
+  assert.ok(await plotWidth() < wide - 2 * cell.w, `plot ${await plotWidth()} px wide, was ${wide}`);
   await picture(page, "moved-resized");
   await head.getByRole("button", { name: "Save", exact: true }).click();
   await head.getByText("version 3").waitFor();
