@@ -50,8 +50,9 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
   const box = useRef<HTMLDivElement>(null);
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
-  // A layout effect, not an effect: the chart is built as soon as its box is in the page, not after the
-  // next frame (Preact runs effects after a requestAnimationFrame, or 100 ms without one).
+  // A layout effect, not an effect: the box is observed as soon as it is in the page, so the chart is
+  // built in the frame that first lays it out, not a frame later (Preact runs effects after a
+  // requestAnimationFrame, or 100 ms without one).
   useLayoutEffect(() => {
     const el = box.current;
     if (!el) return;
@@ -66,10 +67,9 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
     const bars = data.kind === "bars";
     const right = look.legend?.position === "right" && look.legend.show !== false && !bars;
     // A legend on the right takes its share of the width.
-    const widthOf = () => Math.max(el.clientWidth - (right ? 190 : 0), 200);
-    const width = widthOf();
+    const widthOf = (box: number) => Math.max(Math.round(box) - (right ? 190 : 0), 200);
     const format = look.format ?? formatValue;
-    const options: uPlot.Options = {
+    const optionsAt = (width: number): uPlot.Options => ({
       width,
       height,
       legend: { show: !bars && look.legend?.show !== false },
@@ -112,17 +112,23 @@ export function Chart({ data, height = 320, look = PLAIN, onDrawn, name }: { dat
         })),
       ],
       hooks: { draw: look.threshold ? [thresholdLines(look.threshold), firstDraw] : [firstDraw] },
-    };
-    const plot = new uPlot(options, [data.x, ...data.series] as uPlot.AlignedData, el);
-    (el as HTMLDivElement & { uplot?: uPlot }).uplot = plot;
-    const resize = new ResizeObserver(() => {
-      // An observer calls back once as it starts observing, with the size the plot was just drawn at:
-      // uPlot would clear its canvas and draw it all again (the 50 × 300 chart twice per load).
-      const width = widthOf();
-      if (width !== plot.width || height !== plot.height) plot.setSize({ width, height });
+    });
+    // Built at the observer's first callback, which comes after the browser's own layout in the same
+    // frame and brings the box's width: reading `clientWidth` here, right after the page changed,
+    // forced a layout of the whole page per chart. Later callbacks resize it, only on a change (a
+    // same-size `setSize` clears and redraws the canvas).
+    let plot: uPlot | null = null;
+    const resize = new ResizeObserver((entries) => {
+      const width = widthOf(entries[entries.length - 1].contentRect.width);
+      if (plot === null) {
+        plot = new uPlot(optionsAt(width), [data.x, ...data.series] as uPlot.AlignedData, el);
+        (el as HTMLDivElement & { uplot?: uPlot }).uplot = plot;
+      } else if (width !== plot.width || height !== plot.height) {
+        plot.setSize({ width, height });
+      }
     });
     resize.observe(el);
-    return () => { resize.disconnect(); plot.destroy(); };
+    return () => { resize.disconnect(); plot?.destroy(); };
   }, [data, height, look]);
   return <div class={`chart${look.legend?.position === "right" ? " legend-right" : ""}`} ref={box} />;
 }
