@@ -93,12 +93,7 @@ impl BucketMoments {
         // Past the grid (no scan adds such a row; kept exact all the same) or sparse: cell by cell.
         for (i, &t) in timestamps.iter().enumerate().skip(done) {
             let v = values.get(i).copied().unwrap_or(0.0);
-            let cell = self.cell(tag, t);
-            if min_max {
-                cell.add(v)
-            } else {
-                cell.add_count_sum(v)
-            }
+            self.cell(tag, t).add_with(v, min_max);
         }
     }
 
@@ -276,12 +271,7 @@ mod tests {
                 by_run.add_run(*tag, times, &values, min_max);
                 for (i, &t) in times.iter().enumerate() {
                     let v = values.get(i).copied().unwrap_or(0.0);
-                    let cell = by_row.cell(*tag, t);
-                    if min_max {
-                        cell.add(v)
-                    } else {
-                        cell.add_count_sum(v)
-                    }
+                    by_row.cell(*tag, t).add_with(v, min_max);
                 }
             }
             let want = by_row.into_sorted();

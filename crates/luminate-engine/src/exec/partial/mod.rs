@@ -63,7 +63,13 @@ impl Moments {
     /// Adds `v` as `spec` needs it: with the minimum and maximum only when they are read.
     #[inline]
     fn add_for(&mut self, v: f64, spec: &ScanSpec<'_>) {
-        if spec.summary.min || spec.summary.max {
+        self.add_with(v, spec.min_max());
+    }
+
+    /// Adds `v`, with the minimum and maximum when `min_max`.
+    #[inline]
+    fn add_with(&mut self, v: f64, min_max: bool) {
+        if min_max {
             self.add(v);
         } else {
             self.add_count_sum(v);
@@ -129,7 +135,7 @@ pub(crate) enum Compact {
 
 impl Compact {
     fn for_spec(spec: &ScanSpec<'_>) -> Self {
-        if spec.interval.is_some() || spec.summary.min || spec.summary.max {
+        if spec.interval.is_some() || spec.min_max() {
             Self::Unused
         } else if spec.count_only {
             Self::Counts(vec![0; spec.groups])
@@ -203,6 +209,12 @@ impl ScanSpec<'_> {
             (None, true, None) => (tag, 0),
             (None, false, _) => (tag, t),
         }
+    }
+
+    /// True when the aggregation reads the minimum or the maximum of its moments.
+    #[inline]
+    fn min_max(&self) -> bool {
+        self.summary.min || self.summary.max
     }
 
     /// True when some row of `rows` may fall in `[start, end)`.
@@ -429,12 +441,7 @@ impl Partial {
             Self::Moments {
                 buckets: Some(buckets),
                 ..
-            } => buckets.add_run(
-                tag,
-                timestamps,
-                values,
-                spec.summary.min || spec.summary.max,
-            ),
+            } => buckets.add_run(tag, timestamps, values, spec.min_max()),
             Self::Moments {
                 compact: Compact::Counts(counts),
                 ..
