@@ -282,18 +282,21 @@ fn merge(
     for scan in &mut scans {
         heads.push(next_owned(scan)?);
     }
-    // The inputs' series may overlap: their sum bounds the merged part's series from above, so the
-    // estimate errs towards no summaries.
     let metas = job.merge.iter().map(|lp| lp.part.meta());
-    let summarise = shared.summary_min_rows == 0
-        || crate::part::worth_summarising(
-            metas.clone().map(|m| m.rows).sum(),
-            metas.clone().map(|m| u64::from(m.series)).sum(),
-            metas.clone().map(|m| m.min_t).min().unwrap_or_default(),
-            metas.map(|m| m.max_t).max().unwrap_or_default(),
-            shared.summary_min_rows,
-        );
-    let mut sink = PartSink::new(shared, job.tenant.clone(), &job.metric, job.day, summarise);
+    let summary_block_ms = crate::part::summary_block_ms(
+        metas.clone().map(|m| m.rows).sum(),
+        merged_series_count(&job.merge),
+        metas.clone().map(|m| m.min_t).min().unwrap_or_default(),
+        metas.map(|m| m.max_t).max().unwrap_or_default(),
+        shared.summary_min_rows,
+    );
+    let mut sink = PartSink::new(
+        shared,
+        job.tenant.clone(),
+        &job.metric,
+        job.day,
+        summary_block_ms,
+    );
     let mut rows: Vec<(TimestampMs, f64)> = Vec::new();
     let (mut timestamps, mut values) = (Vec::new(), Vec::new());
     let mut merged_series: u64 = 0;
@@ -324,6 +327,23 @@ fn merge(
         sink.push(id, &timestamps, &values)?;
     }
     sink.finish().map(Some)
+}
+
+/// The distinct series of the parts a merge reads (one bit per series id, from their directories):
+/// the flush's parts of a partition each hold most of its series, so their sum would count a
+/// series once per part and the merged part's rows per series would look too few for summaries.
+fn merged_series_count(merge: &[LivePart]) -> u64 {
+    let max_id = merge
+        .iter()
+        .filter_map(|lp| lp.part.series_ids().last())
+        .max()
+        .map_or(0, |&id| id);
+    crate::part::distinct_series(
+        merge
+            .iter()
+            .flat_map(|lp| lp.part.series_ids().iter().copied()),
+        max_id,
+    )
 }
 
 /// The scan's next run as owned columns.

@@ -172,25 +172,25 @@ impl Flusher {
         Ok(count)
     }
 
-    /// Whether the parts of one frozen partition carry block summaries: from its rows, its distinct
-    /// series (one bit per series id) and its time span.
-    fn worth_summarising(&self, chunks: &[Rows<'_>], max_series: SeriesId, rows: usize) -> bool {
+    /// The width of the block summaries the parts of one frozen partition carry, if any: from its
+    /// rows, its distinct series (one bit per series id) and its time span.
+    fn summary_block_ms(
+        &self,
+        chunks: &[Rows<'_>],
+        max_series: SeriesId,
+        rows: usize,
+    ) -> Option<i64> {
         let min_rows = self.shared.summary_min_rows;
         if min_rows == 0 {
-            return true;
+            return crate::part::summary_block_ms(0, 0, 0, 0, 0);
         }
-        let mut seen = vec![0u64; max_series as usize / 64 + 1];
-        let mut series = 0u64;
-        for &s in chunks.iter().flat_map(|c| c.series) {
-            let (word, bit) = (s as usize / 64, 1u64 << (s % 64));
-            if seen[word] & bit == 0 {
-                seen[word] |= bit;
-                series += 1;
-            }
-        }
+        let series = crate::part::distinct_series(
+            chunks.iter().flat_map(|c| c.series.iter().copied()),
+            max_series,
+        );
         let min_t = chunks.iter().map(|c| c.min_t).min().unwrap_or_default();
         let max_t = chunks.iter().map(|c| c.max_t).max().unwrap_or_default();
-        crate::part::worth_summarising(rows as u64, series, min_t, max_t, min_rows)
+        crate::part::summary_block_ms(rows as u64, series, min_t, max_t, min_rows)
     }
 
     /// Removes the part files of a flush that failed before its manifest listed them.
@@ -222,7 +222,7 @@ impl Flusher {
                 .max()
                 .unwrap_or(0);
             let rows: usize = chunks.iter().map(|c| c.series.len()).sum();
-            let summarise = self.worth_summarising(&chunks, max_series, rows);
+            let summary_block_ms = self.summary_block_ms(&chunks, max_series, rows);
             // Slices of `1 << shift` consecutive ids (a shift, not a division, per row and pass).
             let slices = rows.div_ceil(SORT_SLICE_ROWS).max(1) as u64;
             let shift = (u64::from(max_series) + 1)
@@ -251,7 +251,7 @@ impl Flusher {
                         tenant.clone(),
                         &name,
                         day,
-                        summarise,
+                        summary_block_ms,
                     ));
                 }
                 slice_rows.clear();

@@ -728,6 +728,16 @@ impl Engine {
         self.shared.read_stored().parts.len()
     }
 
+    /// The width in ms of each live part's block summaries (`None`: a part without them), by metric
+    /// name, sorted: which parts can answer moments without reading their pages.
+    pub fn part_summary_blocks(&self) -> Vec<(String, Option<i64>)> {
+        let mut widths: Vec<(String, Option<i64>)> = (self.shared.read_stored().parts.iter())
+            .map(|lp| (lp.part.meta().metric.clone(), lp.part.block_ms()))
+            .collect();
+        widths.sort();
+        widths
+    }
+
     /// Hands a request to the writer thread and waits for its answer.
     fn request<T>(
         &self,

@@ -326,6 +326,48 @@ fn background_compaction_merges_parts_of_similar_size_and_settle_merges_all() {
     assert_eq!(count(&engine, &tenant(), "m"), 4_400);
 }
 
+/// Flushes of sparse series (2 rows each per flush) carry no block summaries; the part their merge
+/// makes holds more rows of each series, so it does: hourly blocks where 8 rows of a series lie in
+/// one epoch hour, one block per series (a day) where 6 straddle two hours, 3 in each. Compaction
+/// counts each series once, not once per part that holds it.
+#[test]
+fn a_merged_part_of_sparse_series_gets_the_summaries_its_rows_per_series_pay_for() {
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let write = |metric: &str, start: i64| {
+        let batch: Vec<Point> = (0..300)
+            .flat_map(|s| {
+                let host = format!("h{s}");
+                [0, 1].map(|k| point(metric, start + k * 60_000 + s, 1.5, &[("host", &host)]))
+            })
+            .collect();
+        engine.write(&tenant(), batch).unwrap();
+    };
+    for f in 0..4 {
+        write("inside", BASE + 10 * 60_000 + f * 120_000);
+        if f < 3 {
+            // Minutes -3 and -2 of the hour's edge, then -1 and 0, then 1 and 2.
+            write("straddling", BASE + HOUR - 3 * 60_000 + f * 120_000);
+        }
+        engine.flush().unwrap();
+    }
+    let none = |metric: &str| (metric.to_owned(), None);
+    let mut flushed = vec![none("inside"); 4];
+    flushed.extend(vec![none("straddling"); 3]);
+    assert_eq!(engine.part_summary_blocks(), flushed);
+    engine.settle().unwrap();
+    assert_eq!(
+        engine.part_summary_blocks(),
+        vec![
+            ("inside".to_owned(), Some(HOUR)),
+            ("straddling".to_owned(), Some(DAY))
+        ]
+    );
+    assert_eq!(count(&engine, &tenant(), "inside"), 2_400);
+    assert_eq!(count(&engine, &tenant(), "straddling"), 1_800);
+}
+
 #[test]
 fn writers_wait_for_the_flush_and_memory_stays_bounded() {
     const WRITERS: u64 = 8;

@@ -43,7 +43,8 @@
 //! bytes; `section_crc` covers the whole section. Format 2 (earlier builds) is format 3 with each
 //! page column one pco standalone blob, decoded from its first row up to the last row a scan needs.
 //! Format 1 is format 2 without the `summaries` of the section and without chunk blobs; its parts
-//! are scanned row by row. Both are still read. Blocks are epoch-aligned, `block_ms` wide (`summary::DEFAULT_BLOCK_MS`, one hour);
+//! are scanned row by row. Both are still read. Blocks are epoch-aligned, `block_ms` wide (an hour,
+//! `summary::DEFAULT_BLOCK_MS`, or a day, [`MAX_BLOCK_MS`]: the writer's choice per part);
 //! a block summary's sum adds its rows in row order from `0.0`, as a scan does; min and max fold
 //! with `f64::min`/`f64::max` from the first row. Chunks hold whole series, in directory order, and
 //! close after the series that brings them to `summary::CHUNK_ENTRIES` (16 384) entries.
@@ -75,16 +76,16 @@
 //! Block summaries let `count`, `sum`, `avg`, `min` and `max` over a part take every block that
 //! lies inside the query's range (and inside one bucket) from a chunk of a few numbers per series
 //! instead of decoding pages; the rows of blocks the range or a bucket edge cuts are scanned, from
-//! the pages holding them only. One hour, because it divides the day (blocks tile a part) and every
-//! whole-hour interval (such buckets hold whole blocks); on the benchmark's shape (2 M series of 5
-//! points over one hour) a series has one block per part and the summaries cost what docs/engine.md
-//! ("Parts") reports.
+//! the pages holding them only. A block is an hour when a series has enough rows in one, because an
+//! hour divides the day (blocks tile a part) and every whole-hour interval (such buckets hold whole
+//! blocks); otherwise it is the partition's day, one summary per series of the part, which still
+//! serves any range that holds the part's rows.
 //!
-//! A part carries summaries only where they pay ([`worth_summarising`]): a summary costs about three
+//! A part carries summaries only where they pay ([`summary_block_ms`]): a summary costs about three
 //! numbers, so where a block holds few rows of a series it adds a large share of the part's bytes
-//! (+23 % on the benchmark's 5 rows per series and block) and saves a short scan (no measurable
-//! gain there without buckets); where series are dense (a scrape every 15 s puts 240 rows in a
-//! block) it costs a few percent and saves decoding nearly every page.
+//! (+13 % on the benchmark's 5 rows per series, a day's block each) and saves decoding those rows'
+//! values; where series are dense (a scrape every 15 s puts 240 rows in an hour) it costs a few
+//! percent and saves decoding nearly every page.
 
 mod paged;
 mod reader;
@@ -103,12 +104,13 @@ use std::path::Path;
 use luminate_model::{Tenant, TimestampMs};
 
 use crate::EngineError;
+use crate::record::SeriesId;
 
 pub use paged::{PagedColumn, SUBPAGE_ROWS, compress as compress_paged};
 pub(crate) use reader::{PageColumns, Part, Run, Selection};
 pub(crate) use scan::SeriesScan;
 pub(crate) use sink::{PartFiles, PartSink};
-pub(crate) use summary::{SummaryColumns, block_span};
+pub(crate) use summary::{BlockSummary, SummaryColumns, block_span};
 pub(crate) use writer::PartWriter;
 #[cfg(test)]
 pub(crate) use writer::write_part;
@@ -124,26 +126,53 @@ pub(crate) const FORMAT_V2: u32 = 2;
 /// sub-pages.
 pub(crate) const FORMAT_V3: u32 = 3;
 /// Rows a block summary must stand for, on average, for a part to carry summaries
-/// ([`worth_summarising`]; `EngineConfig::summary_min_rows` sets it, `0` always summarises).
-pub(crate) const DEFAULT_SUMMARY_MIN_ROWS: u64 = 8;
+/// ([`summary_block_ms`]; `EngineConfig::summary_min_rows` sets it, `0` always summarises).
+pub(crate) const DEFAULT_SUMMARY_MIN_ROWS: u64 = 4;
 
-/// Whether a part of `rows` rows over `series` series, its timestamps within `min_t..=max_t`, should
-/// carry block summaries: when its rows per (series, block) — estimated as each series' rows spread
-/// over the blocks the part spans, at most one block per row — reach `min_rows`.
-pub(crate) fn worth_summarising(
+/// The block widths a writer chooses from, narrowest first: an hour (its summaries serve hourly and
+/// wider buckets as well as ranges of whole hours), then the partition's day (one summary per series
+/// of the part: it serves a range that holds the part's rows, without buckets or with daily ones).
+const BLOCK_WIDTHS: [i64; 2] = [summary::DEFAULT_BLOCK_MS, MAX_BLOCK_MS];
+
+/// The width of the block summaries a part of `rows` rows over `series` series, its timestamps within
+/// `min_t..=max_t`, should carry: the narrowest of [`BLOCK_WIDTHS`] whose blocks hold, on average,
+/// at least `min_rows` rows of a series (each series' rows spread over the blocks the part spans, at
+/// most one block per row); `None` (no summaries) when even a day's block holds fewer.
+pub(crate) fn summary_block_ms(
     rows: u64,
     series: u64,
     min_t: TimestampMs,
     max_t: TimestampMs,
     min_rows: u64,
-) -> bool {
+) -> Option<i64> {
+    if min_rows == 0 {
+        return Some(summary::DEFAULT_BLOCK_MS);
+    }
     let series = series.max(1);
-    let span_blocks =
-        (i128::from(max_t) - i128::from(min_t)) / i128::from(summary::DEFAULT_BLOCK_MS) + 1;
-    let blocks = u64::try_from(span_blocks)
-        .unwrap_or(u64::MAX)
-        .clamp(1, (rows / series).max(1));
-    u128::from(rows) >= u128::from(series) * u128::from(blocks) * u128::from(min_rows)
+    BLOCK_WIDTHS.into_iter().find(|&block_ms| {
+        let span_blocks = (i128::from(max_t).div_euclid(i128::from(block_ms))
+            - i128::from(min_t).div_euclid(i128::from(block_ms)))
+            + 1;
+        let blocks = u64::try_from(span_blocks)
+            .unwrap_or(u64::MAX)
+            .clamp(1, (rows / series).max(1));
+        u128::from(rows) >= u128::from(series) * u128::from(blocks) * u128::from(min_rows)
+    })
+}
+
+/// The distinct ids among `ids` (all at most `max_id`), for [`summary_block_ms`]'s `series`: one bit
+/// per id.
+pub(crate) fn distinct_series(ids: impl Iterator<Item = SeriesId>, max_id: SeriesId) -> u64 {
+    let mut seen = vec![0u64; max_id as usize / 64 + 1];
+    let mut series = 0u64;
+    for id in ids {
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if seen[word] & bit == 0 {
+            seen[word] |= bit;
+            series += 1;
+        }
+    }
+    series
 }
 
 /// Widest summary block a reader accepts: a day, a part's partition.

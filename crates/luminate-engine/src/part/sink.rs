@@ -26,8 +26,8 @@ pub(crate) struct PartSink<'a> {
     files: &'a dyn PartFiles,
     /// `files.parts_dir()`, asked once.
     dir: PathBuf,
-    /// Whether the parts carry block summaries ([`super::worth_summarising`]).
-    summarise: bool,
+    /// The width of the parts' block summaries, if they carry any ([`super::summary_block_ms`]).
+    summary_block_ms: Option<i64>,
     tenant: Tenant,
     metric: String,
     day: i64,
@@ -36,18 +36,19 @@ pub(crate) struct PartSink<'a> {
 }
 
 impl<'a> PartSink<'a> {
-    /// A sink for (`tenant`, `metric`, `day`), whose parts carry block summaries if `summarise`.
+    /// A sink for (`tenant`, `metric`, `day`), whose parts carry block summaries `summary_block_ms`
+    /// wide, if any.
     pub(crate) fn new(
         files: &'a dyn PartFiles,
         tenant: Tenant,
         metric: &str,
         day: i64,
-        summarise: bool,
+        summary_block_ms: Option<i64>,
     ) -> Self {
         Self {
             files,
             dir: files.parts_dir(),
-            summarise,
+            summary_block_ms,
             tenant,
             metric: metric.to_owned(),
             day,
@@ -79,11 +80,8 @@ impl<'a> PartSink<'a> {
         if self.current.is_none() {
             let file = self.files.next_part_file();
             let path = self.dir.join(&file);
-            let mut writer =
-                PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?;
-            if !self.summarise {
-                writer = writer.without_summaries();
-            }
+            let writer = PartWriter::create(&path, self.tenant.clone(), &self.metric, self.day)?
+                .with_summaries(self.summary_block_ms);
             self.current = Some((writer, file, 0));
         }
         if let Some((writer, _, rows)) = &mut self.current {

@@ -279,6 +279,48 @@ impl<'a> Summaries<'a> {
         Ok(Some((self.source.starts[index], &self.entries[a..b])))
     }
 
+    /// Calls `f(id, entries)` for the series at directory indexes `indexes`, in directory order,
+    /// decoding each chunk that holds one of them once: a scan that takes every series of a span
+    /// from its summaries, without [`Summaries::series`]' search per series.
+    pub(crate) fn for_each_series<E>(
+        &mut self,
+        indexes: std::ops::Range<usize>,
+        mut f: impl FnMut(SeriesId, &[BlockSummary]) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<EngineError>,
+    {
+        let chunks = self.source.chunks;
+        let first_chunk = chunks.partition_point(|ch| (ch.first_series as usize) <= indexes.start);
+        for (c, chunk) in chunks
+            .iter()
+            .enumerate()
+            .skip(first_chunk.saturating_sub(1))
+        {
+            let (from, to) = (
+                chunk.first_series as usize,
+                (chunk.first_series + chunk.series) as usize,
+            );
+            if from >= indexes.end {
+                break;
+            }
+            let (lo, hi) = (from.max(indexes.start), to.min(indexes.end));
+            if lo >= hi {
+                continue;
+            }
+            if self.decoded != Some(c) {
+                self.decode(c)?;
+            }
+            let ids = &self.source.ids[lo..hi];
+            let offsets = &self.offsets[lo - from..=hi - from];
+            for (&id, span) in ids.iter().zip(offsets.windows(2)) {
+                f(id, &self.entries[span[0] as usize..span[1] as usize])?;
+            }
+        }
+        self.next_series = self.next_series.max(indexes.end);
+        Ok(())
+    }
+
     /// Chunks decoded so far: how much work the reads did.
     #[cfg(test)]
     pub(crate) fn chunks_decoded(&self) -> usize {

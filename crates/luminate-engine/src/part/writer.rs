@@ -128,16 +128,19 @@ impl PartWriter {
         self
     }
 
-    /// Writes no block summaries (format 2 with a block width of 0): for parts whose blocks would hold
-    /// too few rows to be worth them ([`super::worth_summarising`]); their rows are scanned instead.
-    /// Only before the first series.
-    pub(crate) fn without_summaries(mut self) -> Self {
-        debug_assert!(
-            self.rows == 0,
-            "summaries turned off after rows were pushed"
-        );
-        self.summaries = None;
+    /// Writes block summaries `block_ms` wide ([`super::summary_block_ms`]), or none (a block width
+    /// of 0) for parts whose blocks would hold too few rows to be worth them: their rows are scanned
+    /// instead. Only before the first series.
+    pub(crate) fn with_summaries(mut self, block_ms: Option<i64>) -> Self {
+        debug_assert!(self.rows == 0, "summaries changed after rows were pushed");
+        self.summaries = block_ms.map(|ms| SummaryBuilder::new(ms.clamp(1, super::MAX_BLOCK_MS)));
         self
+    }
+
+    /// [`PartWriter::with_summaries`]`(None)`.
+    #[cfg(test)]
+    pub(crate) fn without_summaries(self) -> Self {
+        self.with_summaries(None)
     }
 
     /// Sets the rows of a sub-page (clamped to at least 1); only before the first series.

@@ -17,7 +17,9 @@ impl Partial {
         ctx: &QueryContext,
     ) -> Result<bool, StoreError> {
         let Self::Moments {
-            totals, buckets, ..
+            totals,
+            buckets,
+            compact,
         } = self
         else {
             return Ok(false);
@@ -40,6 +42,30 @@ impl Partial {
         let Some(mut summaries) = part.summaries(spec.summary) else {
             return Ok(false);
         };
+        if spec.interval.is_none() && meta.min_t >= spec.start && meta.max_t < spec.end {
+            // Every block is inside the range: where most of the part's series in the candidates'
+            // span are selected, the span's summaries are taken chunk by chunk (the unselected
+            // skipped through the map), into the compact accumulators when there are.
+            let (Some(&lo), Some(&hi)) = (candidates.first(), candidates.last()) else {
+                return Ok(true);
+            };
+            let ids = part.series_ids();
+            let span = ids.partition_point(|&id| id < lo)..ids.partition_point(|&id| id <= hi);
+            if candidates.len() * 2 >= span.len() {
+                let mut seen = 0usize;
+                summaries.for_each_series(span, |id, entries| {
+                    seen += 1;
+                    if seen.is_multiple_of(CHECK_EVERY) {
+                        ctx.check()?;
+                    }
+                    if let Some(tag) = spec.map.get(id) {
+                        add_summaries(tag as usize, entries, totals, compact);
+                    }
+                    Ok::<_, StoreError>(())
+                })?;
+                return Ok(true);
+            }
+        }
         let mut pages = part.page_mask();
         let mut cut = Vec::new();
         for (i, &id) in candidates.iter().enumerate() {
@@ -107,6 +133,38 @@ impl Partial {
             Ok(())
         })?;
         Ok(true)
+    }
+}
+
+/// Adds a series' block summaries to its group's moments: its rows and sum only, into the compact
+/// accumulators, where the aggregation needs no more.
+fn add_summaries(
+    tag: usize,
+    entries: &[crate::part::BlockSummary],
+    totals: &mut [Moments],
+    compact: &mut Compact,
+) {
+    match compact {
+        Compact::Counts(counts) => {
+            counts[tag] += entries.iter().map(|e| u64::from(e.count)).sum::<u64>();
+        }
+        Compact::CountSums(sums) => {
+            let (count, sum) = &mut sums[tag];
+            for e in entries {
+                *count += u64::from(e.count);
+                *sum += e.sum;
+            }
+        }
+        Compact::Unused => {
+            for e in entries {
+                totals[tag].merge(&Moments {
+                    count: u64::from(e.count),
+                    sum: e.sum,
+                    min: e.min,
+                    max: e.max,
+                });
+            }
+        }
     }
 }
 

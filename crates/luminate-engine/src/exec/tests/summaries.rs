@@ -181,3 +181,89 @@ fn moments_over_a_part_with_summaries_read_no_page() {
         }
     }
 }
+
+/// A part with one summary per series (day-wide blocks, in chunks of 7 entries): over a range that
+/// holds the part, moments are taken from the summaries chunk by chunk without reading a page (a
+/// damaged page goes unnoticed), with every series of the span selected, most of them (the rest
+/// skipped through the map) or a few (looked up one by one), on one thread or two (each task its
+/// own span of the series); a range that cuts the part scans its rows. Every answer equals the
+/// head's.
+#[test]
+fn moments_over_a_part_of_day_blocks_equal_the_head_and_read_no_page_when_it_is_inside() {
+    let points = hours_of_points();
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let chunks = head.rows(&tenant(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let day_blocks = |path: &std::path::Path, tenant, metric: &str, day| {
+        crate::part::PartWriter::create(path, tenant, metric, day)
+            .map(|w| w.with_summary_blocks(86_400_000, 7))
+    };
+    let path = dir.path().join("day.part");
+    let part = part_in_format(&chunks, i64::MIN..i64::MAX, &path, day_blocks);
+    assert_eq!(part.block_ms(), Some(86_400_000));
+    let damaged = dir.path().join("damaged.part");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = part.pages()[0].values.offset as usize;
+    bytes[at + 2] ^= 0x20;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let damaged = Part::open(&damaged).unwrap();
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let answer = |part: &Part, p: &QueryPlan, threads: usize| {
+        let pool = pool(threads);
+        let prepared = prepare(ti, p, &ctx, &pool)?;
+        let sources = [Source::Part { part, floor: None }];
+        let partial = scan_sources(&prepared, &sources, &ctx, MAX_QUERY_VALUES, &pool)?;
+        finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool)
+    };
+    let in_head: Vec<Rows<'_>> = chunks.to_vec();
+    let selections = [
+        vec![],
+        vec![Filter::any_of("c", ["c0", "c1", "c2", "c3", "c4"])],
+        vec![Filter::equals("s", "s3")],
+    ];
+    let mut checked = 0;
+    for agg in [
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+    ] {
+        for filters in &selections {
+            for group_by in [vec![], vec!["c".to_owned()], vec!["s".to_owned()]] {
+                for threads in [1, 2] {
+                    let p = QueryPlan {
+                        group_by: group_by.clone(),
+                        filters: filters.clone(),
+                        interval_ms: None,
+                        limit: 100,
+                        ..plan(QueryKind::Aggregate(agg))
+                    };
+                    let want = run(ti, &in_head, &p, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+                    assert!(
+                        matches!(&want, QueryResult::Aggregate { results, .. } if !results.is_empty())
+                    );
+                    let got = answer(&damaged, &p, threads).unwrap();
+                    assert_eq!(testkit::diff_results(&want, &got), None, "{agg:?} {p:?}");
+                    // A range cutting the part (and its blocks) reads the rows of the cut blocks.
+                    let cut = QueryPlan {
+                        start: 3_600_000 / 2,
+                        ..p.clone()
+                    };
+                    let want = run(ti, &in_head, &cut, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+                    let got = answer(&part, &cut, threads).unwrap();
+                    assert_eq!(testkit::diff_results(&want, &got), None, "{agg:?} {cut:?}");
+                    if agg != Aggregation::Count {
+                        assert!(matches!(
+                            answer(&damaged, &cut, threads),
+                            Err(StoreError::Internal { .. })
+                        ));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 3 * 3 * 2);
+}

@@ -308,16 +308,32 @@ fn part_written_without_summaries_has_a_block_of_0_and_reads_every_row() {
 }
 
 #[test]
-fn summaries_are_written_only_where_a_block_stands_for_enough_rows() {
+fn a_part_gets_the_narrowest_summary_blocks_that_hold_enough_rows_of_a_series() {
     const HOUR: i64 = 3_600_000;
-    // The benchmark's shape: 2 M series of 5 points within one hour.
-    assert!(!worth_summarising(10_000_000, 2_000_000, 0, HOUR - 1, 8));
+    const DAY: i64 = 24 * HOUR;
+    let width = |rows, series, min_t, max_t| summary_block_ms(rows, series, min_t, max_t, 4);
     // A scrape every 15 s: 40 rows per series in a 10-minute head, 5 760 in a day's part.
-    assert!(worth_summarising(40 * 1_000, 1_000, 0, 600_000, 8));
-    assert!(worth_summarising(5_760 * 1_000, 1_000, 0, 24 * HOUR - 1, 8));
-    // 30 rows per series spread over a day: about one row per block.
-    assert!(!worth_summarising(30 * 1_000, 1_000, 0, 24 * HOUR - 1, 8));
-    // 0 summarises everything; empty inputs do not divide by zero.
-    assert!(worth_summarising(1, 1_000, 0, 24 * HOUR - 1, 0));
-    assert!(!worth_summarising(0, 0, 0, 0, 8));
+    assert_eq!(width(40 * 1_000, 1_000, 0, 600_000), Some(HOUR));
+    assert_eq!(width(5_760 * 1_000, 1_000, 0, DAY - 1), Some(HOUR));
+    // The benchmark's shape, 2 M series of 5 points: inside one epoch hour, hourly blocks; over an
+    // hour that starts on a minute (two epoch hours, 2.5 rows per block), one block per series.
+    assert_eq!(width(10_000_000, 2_000_000, 0, HOUR - 1), Some(HOUR));
+    assert_eq!(
+        width(10_000_000, 2_000_000, 60_000, HOUR + 59_999),
+        Some(DAY)
+    );
+    // 30 rows per series over a day: about one row per hour, 30 per day.
+    assert_eq!(width(30 * 1_000, 1_000, 0, DAY - 1), Some(DAY));
+    // Fewer rows per series than the minimum, even in a day: none.
+    assert_eq!(width(3 * 1_000, 1_000, 0, HOUR - 1), None);
+    assert_eq!(width(2_000_000, 2_000_000, 0, DAY - 1), None);
+    // 0 summarises everything hourly; empty inputs do not divide by zero.
+    assert_eq!(summary_block_ms(1, 1_000, 0, DAY - 1, 0), Some(HOUR));
+    assert_eq!(width(0, 0, 0, 0), None);
+}
+
+#[test]
+fn distinct_series_counts_each_id_once() {
+    assert_eq!(distinct_series([5, 1, 5, 64, 1, 0].into_iter(), 64), 4);
+    assert_eq!(distinct_series(std::iter::empty(), 0), 0);
 }
