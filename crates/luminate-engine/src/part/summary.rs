@@ -220,8 +220,8 @@ pub(crate) struct Summaries<'a> {
     columns: SummaryColumns,
     /// Directory index from which to look for the next id: ids ascend.
     next_series: usize,
-    /// The chunk in `entries`.
-    decoded: Option<usize>,
+    /// The chunk in `entries`, and whether without block numbers ([`Summaries::decode`]'s `whole`).
+    decoded: Option<(usize, bool)>,
     raw: Vec<u8>,
     /// `offsets[i]..offsets[i + 1]` are the entries of the chunk's `i`-th series.
     offsets: Vec<u32>,
@@ -267,10 +267,10 @@ impl<'a> Summaries<'a> {
         self.next_series += 1;
         let chunks = self.source.chunks;
         let c = match self.decoded {
-            Some(c) if (index as u32) < chunks[c].first_series + chunks[c].series => c,
+            Some((c, false)) if (index as u32) < chunks[c].first_series + chunks[c].series => c,
             _ => {
                 let c = chunks.partition_point(|ch| ch.first_series <= index as u32) - 1;
-                self.decode(c)?;
+                self.decode(c, false)?;
                 c
             }
         };
@@ -281,7 +281,8 @@ impl<'a> Summaries<'a> {
 
     /// Calls `f(id, entries)` for the series at directory indexes `indexes`, in directory order,
     /// decoding each chunk that holds one of them once: a scan that takes every series of a span
-    /// from its summaries, without [`Summaries::series`]' search per series.
+    /// whole from its summaries, without [`Summaries::series`]' search per series. The entries'
+    /// block numbers are not read (they are 0).
     pub(crate) fn for_each_series<E>(
         &mut self,
         indexes: std::ops::Range<usize>,
@@ -308,8 +309,8 @@ impl<'a> Summaries<'a> {
             if lo >= hi {
                 continue;
             }
-            if self.decoded != Some(c) {
-                self.decode(c)?;
+            if self.decoded.is_none_or(|(d, _)| d != c) {
+                self.decode(c, true)?;
             }
             let ids = &self.source.ids[lo..hi];
             let offsets = &self.offsets[lo - from..=hi - from];
@@ -327,8 +328,11 @@ impl<'a> Summaries<'a> {
         self.chunks_decoded
     }
 
-    /// Reads, verifies and decodes chunk `c`.
-    fn decode(&mut self, c: usize) -> Result<(), EngineError> {
+    /// Reads, verifies and decodes chunk `c`. When the caller takes each series' entries `whole` and
+    /// the chunk has one entry per series (a day's block, or a part inside one hour), the block
+    /// numbers and entries per series are not decoded (each entry's block is 0) and each count is
+    /// checked against the series' rows in the directory.
+    fn decode(&mut self, c: usize, whole: bool) -> Result<(), EngineError> {
         let source = &self.source;
         let chunk = source.chunks[c];
         let path = source.path;
@@ -373,42 +377,58 @@ impl<'a> Summaries<'a> {
         }
         let series = chunk.series as usize;
         let entries = chunk.entries as usize;
-        decode_column(columns[0], series, &mut self.per_series)
-            .map_err(|e| bad(format!("series column: {e}")))?;
-        decode_column(columns[1], entries, &mut self.blocks)
-            .map_err(|e| bad(format!("blocks column: {e}")))?;
-        decode_column(columns[2], entries, &mut self.counts)
-            .map_err(|e| bad(format!("counts column: {e}")))?;
-        // Every series' entries: at least one, blocks ascending, counts adding up to its rows.
-        self.offsets.clear();
-        self.offsets.push(0);
-        let mut at = 0usize;
         let first = chunk.first_series as usize;
-        for (i, &n) in self.per_series.iter().enumerate() {
-            let end = at + n as usize;
-            let rows = source.starts[first + i + 1] - source.starts[first + i];
-            let ok = n >= 1
-                && end <= entries
-                && self.blocks[at..end].windows(2).all(|w| w[0] < w[1])
-                && self.counts[at..end].iter().all(|&k| k >= 1)
-                && self.counts[at..end]
-                    .iter()
-                    .map(|&k| u64::from(k))
-                    .sum::<u64>()
-                    == u64::from(rows);
-            if !ok {
+        let rows_of = |i: usize| source.starts[first + i + 1] - source.starts[first + i];
+        self.offsets.clear();
+        if whole && entries == series {
+            decode_column(columns[2], entries, &mut self.counts)
+                .map_err(|e| bad(format!("counts column: {e}")))?;
+            if let Some(i) = (0..series).find(|&i| self.counts[i] != rows_of(i)) {
                 return Err(bad(format!(
-                    "entries of series index {} do not summarise its {rows} rows",
-                    first + i
+                    "entries of series index {} do not summarise its {} rows",
+                    first + i,
+                    rows_of(i)
                 )));
             }
-            at = end;
-            self.offsets.push(end as u32);
-        }
-        if at != entries {
-            return Err(bad(format!(
-                "series hold {at} entries, the chunk {entries}"
-            )));
+            self.blocks.clear();
+            self.blocks.resize(entries, 0);
+            self.offsets.extend(0..=entries as u32);
+        } else {
+            decode_column(columns[0], series, &mut self.per_series)
+                .map_err(|e| bad(format!("series column: {e}")))?;
+            decode_column(columns[1], entries, &mut self.blocks)
+                .map_err(|e| bad(format!("blocks column: {e}")))?;
+            decode_column(columns[2], entries, &mut self.counts)
+                .map_err(|e| bad(format!("counts column: {e}")))?;
+            // Every series' entries: at least one, blocks ascending, counts adding up to its rows.
+            self.offsets.push(0);
+            let mut at = 0usize;
+            for (i, &n) in self.per_series.iter().enumerate() {
+                let end = at + n as usize;
+                let rows = rows_of(i);
+                let ok = n >= 1
+                    && end <= entries
+                    && self.blocks[at..end].windows(2).all(|w| w[0] < w[1])
+                    && self.counts[at..end].iter().all(|&k| k >= 1)
+                    && self.counts[at..end]
+                        .iter()
+                        .map(|&k| u64::from(k))
+                        .sum::<u64>()
+                        == u64::from(rows);
+                if !ok {
+                    return Err(bad(format!(
+                        "entries of series index {} do not summarise its {rows} rows",
+                        first + i
+                    )));
+                }
+                at = end;
+                self.offsets.push(end as u32);
+            }
+            if at != entries {
+                return Err(bad(format!(
+                    "series hold {at} entries, the chunk {entries}"
+                )));
+            }
         }
         self.entries.clear();
         self.entries.extend(
@@ -455,7 +475,7 @@ impl<'a> Summaries<'a> {
         if !want.sum {
             self.entries.iter_mut().for_each(|e| e.sum = 0.0);
         }
-        self.decoded = Some(c);
+        self.decoded = Some((c, whole && entries == series));
         self.chunks_decoded += 1;
         Ok(())
     }

@@ -337,3 +337,54 @@ fn distinct_series_counts_each_id_once() {
     assert_eq!(distinct_series([5, 1, 5, 64, 1, 0].into_iter(), 64), 4);
     assert_eq!(distinct_series(std::iter::empty(), 0), 0);
 }
+
+/// Series of one, two and three rows under day-wide blocks, one entry each, in chunks of 7:
+/// [`Summaries::for_each_series`] gives each series of a span its entry (block numbers not read:
+/// 0) for every choice of columns, decoding each chunk once; [`Summaries::series`] after it
+/// decodes the chunk again and gives the block numbers.
+#[test]
+fn whole_series_summaries_of_one_block_each_skip_block_numbers_and_agree_with_series() {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.part");
+    let all: Vec<Series> = (0..50u32)
+        .map(|id| {
+            let rows = i64::from(id % 3) + 1;
+            let points: Vec<(i64, f64)> = (0..rows)
+                .map(|i| {
+                    (
+                        5 * DAY + i * 1_000 + i64::from(id),
+                        f64::from(id) * 0.5 - i as f64,
+                    )
+                })
+                .collect();
+            series(id * 3, &points)
+        })
+        .collect();
+    write_summarised(&path, (64, 1_024), DAY, 7, &all).unwrap();
+    let part = Part::open(&path).unwrap();
+    for columns in column_choices() {
+        let mut summaries = part.summaries(columns).unwrap();
+        let mut seen = Vec::new();
+        summaries
+            .for_each_series(5..40, |id, entries| {
+                seen.push((id, entries.to_vec()));
+                Ok::<_, EngineError>(())
+            })
+            .unwrap();
+        let want: Vec<(SeriesId, Vec<BlockSummary>)> = all[5..40]
+            .iter()
+            .map(|s| {
+                let mut entries = expected_summaries(s, DAY, columns);
+                entries.iter_mut().for_each(|e| e.block = 0);
+                (s.id, entries)
+            })
+            .collect();
+        assert_eq!(seen, want, "{columns:?}");
+        // Chunks 0..=5 hold the series 5..40.
+        assert_eq!(summaries.chunks_decoded(), 6);
+        let (_, entries) = summaries.series(all[41].id).unwrap().unwrap();
+        assert_eq!(entries, expected_summaries(&all[41], DAY, columns));
+        assert_eq!(entries[0].block, 5);
+    }
+}
