@@ -1,10 +1,12 @@
-// Bundles the UI into dist/: dist/assets/app-[hash].{js,css} and dist/index.html pointing at them.
+// Bundles the UI into dist/: dist/assets/app-[hash].{js,css}, each beside its gzip (`.gz`, served to
+// browsers that accept it), and dist/index.html pointing at them.
 // `node build.mjs --tests` bundles tests/unit/*.test.ts into build/tests/ for `node --test` (node 20
 // cannot run TypeScript itself).
 import { build } from "esbuild";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 // Not import.meta.dirname: Debian bookworm's node 18 (the container build) lacks it.
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -27,6 +29,11 @@ if (process.argv.includes("--tests")) {
     legalComments: "none",
   });
   const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
+  // Compressed once here, not per request: the server sends these bytes as they are.
+  for (const file of outputs) {
+    const path = join(dist, "assets", file);
+    writeFileSync(`${path}.gz`, gzipSync(readFileSync(path), { level: 9 }));
+  }
   const js = outputs.find((f) => f.endsWith(".js"));
   const css = outputs.find((f) => f.endsWith(".css"));
   mkdirSync(dist, { recursive: true });

@@ -45,23 +45,41 @@ fn embed_ui() {
     }
     files.sort();
 
+    // `X.gz` beside `X` is X's gzip (ui/build.mjs): embedded with it, not served under its own name.
+    let served: Vec<&(String, PathBuf)> = files
+        .iter()
+        .filter(|(relative, _)| !relative.ends_with(".gz"))
+        .collect();
     let mut table = String::from("&[\n");
-    for (relative, path) in &files {
+    for (relative, path) in served {
         let bytes = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let absolute =
-            fs::canonicalize(path).unwrap_or_else(|e| panic!("resolving {}: {e}", path.display()));
+        let etag = fnv1a(&bytes);
+        let gzip = files
+            .iter()
+            .find(|(r, _)| *r == format!("{relative}.gz"))
+            .map_or_else(
+                || "None".to_owned(),
+                |(_, gz)| format!("Some(include_bytes!({:?}))", absolute(gz)),
+            );
         let _ = writeln!(
             table,
-            "    Asset {{ path: {relative:?}, bytes: include_bytes!({:?}), content_type: {:?}, etag: \"\\\"{:016x}\\\"\" }},",
-            absolute.display().to_string(),
+            "    Asset {{ path: {relative:?}, bytes: include_bytes!({:?}), gzip: {gzip}, content_type: {:?}, etag: \"\\\"{etag:016x}\\\"\", etag_gzip: \"\\\"{etag:016x}-gzip\\\"\" }},",
+            absolute(path),
             content_type(relative),
-            fnv1a(&bytes),
         );
     }
     table.push(']');
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("ui_assets.rs");
     fs::write(&out, table).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
+/// `path` in full, for `include_bytes!`.
+fn absolute(path: &Path) -> String {
+    fs::canonicalize(path)
+        .unwrap_or_else(|e| panic!("resolving {}: {e}", path.display()))
+        .display()
+        .to_string()
 }
 
 /// Every file under `dir`, as (path relative to `root` with `/` separators, full path).

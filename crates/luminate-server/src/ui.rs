@@ -1,7 +1,9 @@
 //! The built-in web UI: its files, embedded at compile time from `ui/dist` (see `build.rs`), served
 //! under [`PREFIX`] without authentication (the pages hold no data; their API calls carry the token).
 //! `GET /` redirects there. Hashed files (`assets/…`) are immutable; `index.html` is revalidated on
-//! every load through its ETag. A path under the prefix that is not a file is one of the single-page
+//! every load through its ETag. A file built with a gzip beside it (the bundle and its styles) is
+//! sent gzipped to a browser that accepts it (`Content-Encoding: gzip`, its own ETag,
+//! `Vary: Accept-Encoding`): 45 KB of script instead of 114. A path under the prefix that is not a file is one of the single-page
 //! app's own routes (`/ui/explore`) and gets `index.html`; nothing outside the prefix ever does, so an
 //! unknown `/api/…` path keeps its JSON `404`. A binary built without the UI answers with a page
 //! saying how to build it.
@@ -24,9 +26,13 @@ struct Asset {
     /// Relative to `ui/dist`, `/`-separated.
     path: &'static str,
     bytes: &'static [u8],
+    /// The same bytes gzipped, when the build made them.
+    gzip: Option<&'static [u8]>,
     content_type: &'static str,
     /// A quoted content hash.
     etag: &'static str,
+    /// The gzipped representation's (a different body, so a different tag).
+    etag_gzip: &'static str,
 }
 
 /// Every file of the built UI; empty when `ui/dist` was not built.
@@ -83,26 +89,36 @@ fn respond(asset: &Asset, headers: &HeaderMap) -> Response {
     } else {
         "no-cache"
     };
+    let gzip = asset.gzip.filter(|_| accepts_gzip(headers));
+    let (bytes, etag) = match gzip {
+        Some(gz) => (gz, asset.etag_gzip),
+        None => (asset.bytes, asset.etag),
+    };
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|t| t.trim() == asset.etag || t.trim() == "*")
-        });
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = asset.bytes.into_response();
+        let mut response = bytes.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
         );
+        if gzip.is_some() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         response
     };
     let h = response.headers_mut();
-    h.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    h.insert(header::ETAG, HeaderValue::from_static(etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if asset.gzip.is_some() {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -114,6 +130,31 @@ fn respond(asset: &Asset, headers: &HeaderMap) -> Response {
     response
 }
 
+/// Whether `Accept-Encoding` takes gzip: `gzip` (or `x-gzip`) listed with a weight above 0, or
+/// else `*` so listed.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let (mut named, mut any) = (None, None);
+    let codings = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for coding in codings {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let weight = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            named = Some(named.unwrap_or(false) || weight > 0.0);
+        } else if name == "*" {
+            any = Some(weight > 0.0);
+        }
+    }
+    named.or(any).unwrap_or(false)
+}
+
 fn not_built() -> Response {
     let mut response = (StatusCode::OK, NOT_BUILT).into_response();
     let h = response.headers_mut();
@@ -123,4 +164,30 @@ fn not_built() -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_taken_when_listed_with_a_weight_above_0_or_else_under_a_star() {
+        let accepts = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            }
+            accepts_gzip(&headers)
+        };
+        assert!(accepts(&["gzip, deflate, br, zstd"]));
+        assert!(accepts(&["br;q=1.0, GZIP;q=0.5"]));
+        assert!(accepts(&["identity", "x-gzip"]));
+        assert!(accepts(&["*"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["br, zstd"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["gzip; q=0.0, *"]));
+        assert!(!accepts(&["*;q=0"]));
+    }
 }

@@ -53,6 +53,23 @@ fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, St
     (status, headers, body)
 }
 
+/// [`fetch`], the body as bytes.
+fn fetch_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request.call().expect("HTTP exchange");
+    let headers = response.headers().clone();
+    let body = response.body_mut().read_to_vec().expect("body");
+    (response.status().as_u16(), headers, body)
+}
+
 fn header<'a>(headers: &'a ureq::http::HeaderMap, name: &str) -> &'a str {
     headers.get(name).map_or("", |v| v.to_str().unwrap())
 }
@@ -101,6 +118,43 @@ fn the_ui_is_served_with_cache_headers_and_its_own_fallback() {
         "public, max-age=31536000, immutable"
     );
     assert!(!body.is_empty());
+    assert_eq!(header(&headers, "content-encoding"), "");
+    assert_eq!(header(&headers, "vary"), "accept-encoding");
+
+    // To a browser that takes gzip, the same script gzipped (a third of the bytes), with its own ETag.
+    let (status, headers, gzipped) = fetch_bytes(
+        &server.url(script),
+        &[("Accept-Encoding", "gzip, deflate, br")],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), "gzip");
+    assert_eq!(header(&headers, "vary"), "accept-encoding");
+    assert!(
+        gzipped.len() * 2 < body.len(),
+        "{} of {}",
+        gzipped.len(),
+        body.len()
+    );
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, body);
+    let etag = header(&headers, "etag").to_owned();
+    let (status, _, _) = fetch(
+        &server.url(script),
+        &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)],
+    );
+    assert_eq!(status, 304);
+    let (status, _, _) = fetch(&server.url(script), &[("If-None-Match", &etag)]);
+    assert_eq!(status, 200, "the gzip's tag is not the plain body's");
+    let (_, headers, plain) = fetch(&server.url(script), &[("Accept-Encoding", "gzip;q=0, *")]);
+    assert_eq!(
+        (header(&headers, "content-encoding"), plain.as_str()),
+        ("", body.as_str())
+    );
 
     // No fallback for a missing hashed file, nor anywhere outside the prefix.
     let (status, _, _) = fetch(&server.url("/ui/assets/app-GONE.js"), &[]);

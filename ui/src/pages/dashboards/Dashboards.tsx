@@ -117,7 +117,9 @@ function DashboardView({ id }: { id: string }) {
   const [saving, setSaving] = useState(false);
   const grid = useRef<HTMLDivElement>(null);
   const drawn = useDrawnTiming(dashboard);
-  useEffect(() => { client.dashboard(id).then((f) => setDashboard(f.dashboard), setError); }, [id]);
+  // Asked for in a layout effect (right after the first render, in the same task) rather than an
+  // effect (after the next frame): a frame sooner, and so are the panels' queries.
+  useLayoutEffect(() => { client.dashboard(id).then((f) => setDashboard(f.dashboard), setError); }, [id]);
   const every = refresh ?? dashboard?.refreshInterval ?? "";
   useEffect(() => {
     const ms = parseDuration(every);
@@ -362,7 +364,8 @@ function PanelView({ panel, query, tick, onDrawn, edit }: { panel: Panel; query:
   const [loading, setLoading] = useState(true);
   /** When the last answer arrived: `luminate:panel-draw:<id>` measures from there to its drawing. */
   const answeredAt = useRef(0);
-  useEffect(() => {
+  // Sent from a layout effect, as soon as the panel is in the page, not after the next frame.
+  useLayoutEffect(() => {
     const abort = new AbortController();
     setLoading(true);
     const started = performance.now();
