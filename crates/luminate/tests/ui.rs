@@ -36,6 +36,12 @@ fn ui_dir() -> PathBuf {
 
 /// A GET without following redirects: status, headers, body.
 fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, String) {
+    let (status, headers, body) = fetch_bytes(url, headers);
+    (status, headers, String::from_utf8(body).unwrap_or_default())
+}
+
+/// [`fetch`], the body as bytes.
+fn fetch_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -47,26 +53,8 @@ fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, St
         request = request.header(*k, *v);
     }
     let mut response = request.call().expect("HTTP exchange");
-    let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    (status, headers, body)
-}
-
-/// [`fetch`], the body as bytes.
-fn fetch_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let mut response = request.call().expect("HTTP exchange");
-    let headers = response.headers().clone();
-    let body = response.body_mut().read_to_vec().expect("body");
+    let body = response.body_mut().read_to_vec().unwrap_or_default();
     (response.status().as_u16(), headers, body)
 }
 

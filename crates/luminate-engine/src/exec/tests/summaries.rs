@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The aggregations block summaries answer.
+const MOMENTS: [Aggregation; 5] = [
+    Aggregation::Count,
+    Aggregation::Sum,
+    Aggregation::Avg,
+    Aggregation::Min,
+    Aggregation::Max,
+];
+
 /// Points of 40 series over 5 hours and a bit, on 250 ms slots (so some lie on the hour edges of the
 /// summary blocks), values in quarters.
 fn hours_of_points() -> Vec<Point> {
@@ -55,16 +64,7 @@ fn moments_from_block_summaries_equal_the_head_at_every_block_edge() {
         Some(60_000),
     ];
     let mut checked = 0;
-    for (a, agg) in [
-        Aggregation::Count,
-        Aggregation::Sum,
-        Aggregation::Avg,
-        Aggregation::Min,
-        Aggregation::Max,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (a, agg) in MOMENTS.into_iter().enumerate() {
         for (i, &start) in starts.iter().enumerate() {
             for (j, &end) in ends.iter().enumerate().filter(|(_, e)| **e > start) {
                 // A tombstone is a raised start: also one cutting the second block.
@@ -223,13 +223,7 @@ fn moments_over_a_part_of_day_blocks_equal_the_head_and_read_no_page_when_it_is_
         vec![Filter::equals("s", "s3")],
     ];
     let mut checked = 0;
-    for agg in [
-        Aggregation::Count,
-        Aggregation::Sum,
-        Aggregation::Avg,
-        Aggregation::Min,
-        Aggregation::Max,
-    ] {
+    for agg in MOMENTS {
         for filters in &selections {
             for group_by in [vec![], vec!["c".to_owned()], vec!["s".to_owned()]] {
                 for threads in [1, 2] {
