@@ -281,8 +281,8 @@ impl<'a> Summaries<'a> {
 
     /// Calls `f(id, entries)` for the series at directory indexes `indexes`, in directory order,
     /// decoding each chunk that holds one of them once: a scan that takes every series of a span
-    /// whole from its summaries, without [`Summaries::series`]' search per series. The entries'
-    /// block numbers are not read (they are 0).
+    /// whole from its summaries, without [`Summaries::series`]' search per series. In a chunk of one
+    /// entry per series the block numbers are not read (they are 0); callers must not use them.
     pub(crate) fn for_each_series<E>(
         &mut self,
         indexes: std::ops::Range<usize>,
