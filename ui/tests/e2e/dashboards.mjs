@@ -98,6 +98,15 @@ try {
   assert.deepEqual(ids, stored.panels.map((p) => p.id), "not every panel is on the page");
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
 
+  // Every opening of the dashboard is timed (the speed benchmark reads the measure), however soon
+  // its answers come: the demo's can be drawn before the page's next frame (a hook that counted the
+  // panels in a plain effect missed the measure in 4 of 30 openings of a one-panel dashboard).
+  for (let i = 0; i < 5; i++) {
+    await page.goto(`${base}/ui/dashboards?id=${dashboardId}`);
+    await page.waitForFunction(() => performance.getEntriesByName("luminate:dashboard").length === 1, null, { timeout: 10_000 });
+    await panelsDrawn(page);
+  }
+
   // Each panel sent its resolved query and drew its answer.
   const before = {};
   for (const id of ids) {

@@ -261,9 +261,14 @@ function DashboardView({ id }: { id: string }) {
  * of a freshly opened dashboard has drawn its first answer or refusal; the speed benchmark reads it. */
 function useDrawnTiming(dashboard: Dashboard | null) {
   const pending = useRef<Set<string> | null>(null);
-  useEffect(() => {
+  const counted = useRef<string | undefined>(undefined);
+  // Set while rendering, before any panel's effect: an effect of this component runs after its
+  // panels' (which send their queries), and a plain one waits for the next frame, so a quick answer
+  // could be drawn first and the dashboard would never count as drawn.
+  if (counted.current !== dashboard?.id) {
+    counted.current = dashboard?.id;
     pending.current = dashboard ? new Set(dashboard.panels.map((p) => p.id)) : null;
-  }, [dashboard?.id]);
+  }
   return (panelId: string) => {
     const left = pending.current;
     if (!left || !left.delete(panelId) || left.size > 0) return;
