@@ -124,6 +124,9 @@ function DashboardView({ id }: { id: string }) {
     client.dashboard(id).then((f) => { sendEarly(f.dashboard); setDashboard(f.dashboard); }, setError);
     return dropEarly;
   }, [id]);
+  // A parent's layout effects run after its children's: every panel has taken its early query by now,
+  // and one that no panel took (its query changed meanwhile) is cancelled, not left running.
+  useLayoutEffect(() => { if (dashboard) dropEarly(); }, [dashboard?.id]);
   const every = refresh ?? dashboard?.refreshInterval ?? "";
   useEffect(() => {
     const ms = parseDuration(every);
