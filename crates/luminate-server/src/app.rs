@@ -314,6 +314,9 @@ async fn response_deadline(
 
 /// The router with every route and layer.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Answers that are whole JSON bodies go gzipped to clients that take it (`crate::gzip`); the
+    // layer is outermost, so refusals by the guards are JSON answers like the others.
+    let gzip_answers = || middleware::from_fn(crate::gzip::gzip_answers);
     let guarded = |class: RouteClass, routes: Router<Arc<AppState>>| {
         routes.route_layer(middleware::from_fn_with_state(
             (state.clone(), class),
@@ -339,7 +342,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 get(routes::metrics::values),
             )
             .route("/api/v1/cardinality", get(routes::cardinality::handle)),
-    );
+    )
+    .route_layer(gzip_answers());
     let admin = guarded(
         RouteClass::Admin,
         Router::new()
@@ -373,13 +377,16 @@ pub fn router(state: Arc<AppState>) -> Router {
                         .delete(routes::dashboards::delete)
                         .route_layer(guard_of(RouteClass::Write)),
                 ),
-        );
+        )
+        .route_layer(gzip_answers());
     // Prometheus' API: Basic auth is translated outside the guards, so they see a bearer token.
     let basic_auth = || middleware::from_fn(routes::prometheus::basic_auth_as_bearer);
-    let prometheus_read =
-        guarded(RouteClass::Read, routes::prometheus::read_routes()).route_layer(basic_auth());
-    let prometheus_query =
-        guarded(RouteClass::Query, routes::prometheus::query_routes()).route_layer(basic_auth());
+    let prometheus_read = guarded(RouteClass::Read, routes::prometheus::read_routes())
+        .route_layer(basic_auth())
+        .route_layer(gzip_answers());
+    let prometheus_query = guarded(RouteClass::Query, routes::prometheus::query_routes())
+        .route_layer(basic_auth())
+        .route_layer(gzip_answers());
     let deadline_bound = Router::new()
         .merge(write)
         .merge(prometheus_read)
@@ -398,7 +405,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let query = guarded(
         RouteClass::Query,
         Router::new().route("/api/v1/query", post(routes::query::handle)),
-    );
+    )
+    .route_layer(gzip_answers());
     // Backups: `admin`, outside the response deadline (a snapshot checksums every file it pins, a
     // download lasts as long as the file takes).
     let backups = guarded(

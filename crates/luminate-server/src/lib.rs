@@ -18,6 +18,7 @@ pub mod config;
 pub mod conn;
 pub mod disk;
 pub mod error;
+pub mod gzip;
 pub mod health;
 pub mod hll;
 pub mod idempotency;

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::app::AppState;
+use crate::gzip::accepts_gzip;
 
 /// Where the UI lives.
 pub const PREFIX: &str = "/ui";
@@ -130,31 +131,6 @@ fn respond(asset: &Asset, headers: &HeaderMap) -> Response {
     response
 }
 
-/// Whether `Accept-Encoding` takes gzip: `gzip` (or `x-gzip`) listed with a weight above 0, or
-/// else `*` so listed.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    let (mut named, mut any) = (None, None);
-    let codings = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','));
-    for coding in codings {
-        let mut parts = coding.split(';');
-        let name = parts.next().unwrap_or("").trim();
-        let weight = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
-            named = Some(named.unwrap_or(false) || weight > 0.0);
-        } else if name == "*" {
-            any = Some(weight > 0.0);
-        }
-    }
-    named.or(any).unwrap_or(false)
-}
-
 fn not_built() -> Response {
     let mut response = (StatusCode::OK, NOT_BUILT).into_response();
     let h = response.headers_mut();
@@ -164,30 +140,4 @@ fn not_built() -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_is_taken_when_listed_with_a_weight_above_0_or_else_under_a_star() {
-        let accepts = |values: &[&str]| {
-            let mut headers = HeaderMap::new();
-            for v in values {
-                headers.append(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
-            }
-            accepts_gzip(&headers)
-        };
-        assert!(accepts(&["gzip, deflate, br, zstd"]));
-        assert!(accepts(&["br;q=1.0, GZIP;q=0.5"]));
-        assert!(accepts(&["identity", "x-gzip"]));
-        assert!(accepts(&["*"]));
-        assert!(!accepts(&[]));
-        assert!(!accepts(&["identity"]));
-        assert!(!accepts(&["br, zstd"]));
-        assert!(!accepts(&["gzip;q=0"]));
-        assert!(!accepts(&["gzip; q=0.0, *"]));
-        assert!(!accepts(&["*;q=0"]));
-    }
 }

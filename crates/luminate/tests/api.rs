@@ -17,7 +17,8 @@ on_each_backend!(
     query_and_discovery_errors,
     idempotent_retry_returns_the_first_response_and_stores_once,
     admin_delete_before_removes_older_points,
-    query_past_its_timeout_answers_504_and_the_server_stays_up
+    query_past_its_timeout_answers_504_and_the_server_stays_up,
+    long_answers_are_gzipped_for_clients_that_take_it
 );
 
 use std::io::Write;
@@ -556,4 +557,139 @@ fn query_past_its_timeout_answers_504_and_the_server_stays_up(backend: Backend) 
     let body = server.query(&query("30s"));
     assert_eq!(body["results"].as_array().unwrap().len(), 100);
     assert_eq!(server.count("slow"), 200_000);
+}
+
+/// One exchange's status, `Content-Encoding` and body bytes as sent (no decoding on the way).
+fn raw_exchange(
+    method: &str,
+    url: &str,
+    accept_encoding: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Option<String>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder().method(method).uri(url);
+    let request = match accept_encoding {
+        Some(coding) => request.header("accept-encoding", coding),
+        None => request,
+    };
+    let mut response = match body {
+        Some(body) => agent.run(
+            request
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .unwrap(),
+        ),
+        None => agent.run(request.body(()).unwrap()),
+    }
+    .expect("HTTP exchange");
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    (response.status().as_u16(), encoding, bytes)
+}
+
+/// A JSON answer without its timing (two runs of one query differ only there).
+fn untimed(bytes: &[u8]) -> Value {
+    let mut answer: Value = serde_json::from_slice(bytes).unwrap();
+    if let Some(answer) = answer.as_object_mut() {
+        answer.remove("executionTimeMs");
+    }
+    answer
+}
+
+fn long_answers_are_gzipped_for_clients_that_take_it(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = backend.launch(dir.path()).start();
+    let t0 = minute_base();
+    let points: Vec<Value> = (0..2_000)
+        .map(|i| {
+            point(
+                "gz_metric",
+                t0 + i * 100,
+                f64::from(i as u32) / 10.0,
+                &[("host", "web-01")],
+            )
+        })
+        .collect();
+    assert_eq!(server.write(&points).0, 200);
+    let range = json!({"queryType": "range", "metricName": "gz_metric", "limit": 2_000,
+        "timeRange": {"start": t0, "end": t0 + 3_600_000}});
+    let url = server.url("/api/v1/query");
+
+    // 2 000 points: about 100 KB of JSON, sent gzipped to a client that takes gzip, plain otherwise.
+    let (status, encoding, plain) = raw_exchange("POST", &url, None, Some(&range));
+    assert_eq!((status, encoding), (200, None));
+    assert!(plain.len() > 50_000, "{} bytes", plain.len());
+    let answer = untimed(&plain);
+    assert_eq!(answer["results"].as_array().unwrap().len(), 2_000);
+    let (status, encoding, gzipped) =
+        raw_exchange("POST", &url, Some("gzip, deflate, br"), Some(&range));
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    assert!(
+        gzipped.len() * 5 < plain.len(),
+        "{} of {} bytes",
+        gzipped.len(),
+        plain.len()
+    );
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(untimed(&inflated), answer);
+    // gzip refused (q=0): plain.
+    let (_, encoding, refused) = raw_exchange("POST", &url, Some("gzip;q=0"), Some(&range));
+    assert_eq!(encoding, None);
+    assert_eq!(untimed(&refused), answer);
+
+    // A short answer goes as it is, and so does a refusal.
+    let count = json!({"queryType": "aggregate", "metricName": "gz_metric", "aggregation": "count",
+        "timeRange": {"start": t0, "end": t0 + 3_600_000}});
+    let (status, encoding, short) = raw_exchange("POST", &url, Some("gzip"), Some(&count));
+    assert_eq!((status, encoding), (200, None));
+    assert_eq!(untimed(&short)["results"][0]["value"], 2_000.0);
+    let bad = json!({"queryType": "aggregate", "metricName": "gz_metric", "aggregation": "p42"});
+    let (status, encoding, refusal) = raw_exchange("POST", &url, Some("gzip"), Some(&bad));
+    assert_eq!((status, encoding), (400, None));
+    assert_eq!(untimed(&refusal)["error"]["code"], "INVALID_QUERY");
+
+    // Prometheus' API too: the same range as a query_range, gzipped and equal to the plain answer.
+    let (start, end) = (t0 / 1000, t0 / 1000 + 199);
+    let prom = server.url(&format!(
+        "/prometheus/api/v1/query_range?query=gz_metric&start={start}&end={end}&step=0.1"
+    ));
+    let (status, encoding, plain) = raw_exchange("GET", &prom, None, None);
+    assert_eq!(
+        (status, encoding),
+        (200, None),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+    let (status, encoding, gzipped) = raw_exchange("GET", &prom, Some("gzip"), None);
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(inflated, plain);
+    let values = &untimed(&plain)["data"]["result"][0]["values"];
+    assert_eq!(
+        values.as_array().unwrap().len(),
+        1_991,
+        "{}",
+        untimed(&plain)
+    );
 }
