@@ -23,7 +23,7 @@ on_each_backend!(
 
 use std::io::Write;
 
-use common::{Backend, now_ms, point};
+use common::{Backend, gunzip, now_ms, point};
 use serde_json::{Value, json};
 
 /// Start of a minute at least 30 minutes ago, so buckets are predictable and every point is valid.
@@ -641,12 +641,7 @@ fn long_answers_are_gzipped_for_clients_that_take_it(backend: Backend) {
         gzipped.len(),
         plain.len()
     );
-    let mut inflated = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(&gzipped[..]),
-        &mut inflated,
-    )
-    .unwrap();
+    let inflated = gunzip(&gzipped);
     assert_eq!(untimed(&inflated), answer);
     // gzip refused (q=0): plain.
     let (_, encoding, refused) = raw_exchange("POST", &url, Some("gzip;q=0"), Some(&range));
@@ -678,12 +673,7 @@ fn long_answers_are_gzipped_for_clients_that_take_it(backend: Backend) {
     );
     let (status, encoding, gzipped) = raw_exchange("GET", &prom, Some("gzip"), None);
     assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
-    let mut inflated = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(&gzipped[..]),
-        &mut inflated,
-    )
-    .unwrap();
+    let inflated = gunzip(&gzipped);
     assert_eq!(inflated, plain);
     let values = &untimed(&plain)["data"]["result"][0]["values"];
     assert_eq!(

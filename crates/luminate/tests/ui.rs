@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Launch, Luminate, now_ms, point};
+use common::{Launch, Luminate, gunzip, now_ms, point};
 use tenant_client::{Client, token, with_secret};
 
 /// How long the browser scenario may take (Chromium's start included).
@@ -123,12 +123,7 @@ fn the_ui_is_served_with_cache_headers_and_its_own_fallback() {
         gzipped.len(),
         body.len()
     );
-    let mut unzipped = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(&gzipped[..]),
-        &mut unzipped,
-    )
-    .unwrap();
+    let unzipped = String::from_utf8(gunzip(&gzipped)).unwrap();
     assert_eq!(unzipped, body);
     let etag = header(&headers, "etag").to_owned();
     let (status, _, _) = fetch(

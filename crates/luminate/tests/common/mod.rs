@@ -617,6 +617,14 @@ pub fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     (status, content_type, body)
 }
 
+/// A gzip stream inflated.
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)
+        .expect("a gzip stream");
+    out
+}
+
 /// The distinct values of `label` among the samples of `metric`.
 pub fn label_values(text: &str, metric: &str, label: &str) -> HashSet<String> {
     let key = format!("{label}=\"");
