@@ -9,16 +9,20 @@
 //   luminate:panel-draw:<id>      a panel's answer → drawn (columns built, uPlot's first draw, or DOM)
 //   luminate:chart-draw:<id>      a panel's chart: options built → uPlot's first draw (detail: series, x)
 // The first load is cold (the server's and the browser's caches empty); the medians are of the others.
+// With --cold N, N more browsers are launched, each for one load: cold loads as a median, not one sample.
 // Then each panel's query runs alone, one after another, for the server's own floor.
 import { createRequire } from "node:module";
 
 const require = createRequire(new URL("../ui/package.json", import.meta.url));
 const { chromium } = require("playwright-core");
 
-const args = process.argv.slice(2).filter((a) => a !== "--json");
-const asJson = process.argv.includes("--json");
+const argv = process.argv.slice(2);
+const coldAt = argv.indexOf("--cold");
+const coldBrowsers = coldAt >= 0 ? Math.max(0, Number(argv[coldAt + 1])) : 0;
+const args = argv.filter((a, i) => a !== "--json" && i !== coldAt && i !== coldAt + 1);
+const asJson = argv.includes("--json");
 const [base, hourText, runsText = "5"] = args;
-if (!base || !hourText) throw new Error("usage: ui.mjs BASE_URL HOUR_START [RUNS] [--json]");
+if (!base || !hourText || Number.isNaN(coldBrowsers)) throw new Error("usage: ui.mjs BASE_URL HOUR_START [RUNS] [--cold N] [--json]");
 const hour = Number(hourText);
 const runs = Math.max(2, Number(runsText));
 const HOUR = 3_600_000;
@@ -64,10 +68,17 @@ const dashboard = {
 await api("DELETE", "/api/v1/dashboards/ui_bench", undefined, [404]);
 await api("POST", "/api/v1/dashboards", { dashboard });
 
-const browser = await chromium.launch({
+const launch = () => chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
 });
+/** Opens the dashboard in `page` and waits until every panel is drawn; navigation → drawn, in ms. */
+async function openDashboard(page) {
+  await page.goto(`${base}/ui/dashboards?id=ui_bench`);
+  await page.waitForFunction(() => performance.getEntriesByName("luminate:dashboard").length > 0, null, { timeout: 120_000 });
+  return page.evaluate(() => performance.getEntriesByName("luminate:dashboard")[0].duration);
+}
+const browser = await launch();
 const loads = [];
 /** Each panel's resolved query (as the page sent it), for the server's time alone. */
 let resolved = [];
@@ -76,8 +87,7 @@ try {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   for (let run = 0; run < runs; run++) {
-    await page.goto(`${base}/ui/dashboards?id=ui_bench`);
-    await page.waitForFunction(() => performance.getEntriesByName("luminate:dashboard").length > 0, null, { timeout: 120_000 });
+    await openDashboard(page);
     const entries = await page.evaluate(() => performance.getEntries()
       .filter((e) => e.name.startsWith("luminate:"))
       .map((e) => ({ name: e.name, start: e.startTime, duration: e.duration, detail: e.detail ?? null })));
@@ -111,6 +121,17 @@ try {
   await browser.close();
 }
 
+// Cold loads: a browser just launched, one load each.
+const coldLoads = [loads[0].total];
+for (let b = 0; b < coldBrowsers; b++) {
+  const fresh = await launch();
+  try {
+    coldLoads.push(await openDashboard(await fresh.newPage({ viewport: { width: 1600, height: 1000 } })));
+  } finally {
+    await fresh.close();
+  }
+}
+
 // The server's floor: each panel's query alone, one after the other (median of 3 after a warm-up).
 const alone = {};
 for (const [id, query] of resolved) {
@@ -133,6 +154,7 @@ const summary = {
     query: Object.fromEntries(Object.keys(loads[0].query).map((id) => [id, { client: med((l) => l.query[id].client), server: med((l) => l.query[id].server), alone: alone[id], draw: med((l) => l.draw[id]) }])),
   },
   serverAloneSumMs: Object.values(alone).reduce((a, b) => a + b, 0),
+  coldLoads,
 };
 if (asJson) {
   console.log(JSON.stringify(summary, null, 2));
@@ -141,6 +163,9 @@ if (asJson) {
   const m = summary.median;
   console.log(`12-panel dashboard, ${warm.length} warm loads (median; cold first load in brackets):`);
   console.log(`  navigation → every panel drawn   ${ms(m.total)}  [${ms(loads[0].total)}]   target < 1000 ms`);
+  if (coldLoads.length > 1) {
+    console.log(`  cold loads, ${coldLoads.length} browsers        median ${ms(median(coldLoads))}, ${ms(Math.min(...coldLoads))} – ${ms(Math.max(...coldLoads))}`);
+  }
   console.log(`  navigation → bundle running      ${ms(m.appStart)}  [${ms(loads[0].appStart)}]`);
   console.log(`  navigation → first query sent    ${ms(m.firstQuerySent)}  [${ms(loads[0].firstQuerySent)}]`);
   console.log(`  navigation → last answer         ${ms(m.lastAnswer)}  [${ms(loads[0].lastAnswer)}]`);

@@ -10,8 +10,10 @@
 #   bench/ui.sh                      # full size; the first run loads for several minutes
 #   bench/ui.sh --points 1000000     # smaller dataset (its own data directory)
 #   bench/ui.sh --runs 10 --fresh    # more page loads; reload the data first
+#   bench/ui.sh --cold 5             # five more browsers launched for one load each (cold loads)
 #
 # Options: --points N (default 10000000)  --runs N (page loads, default 5)  --fresh (drop the kept data)
+#          --cold N (more fresh browsers, one cold load each; default 0: the first load is the one cold load)
 #          --dir DIR (where the data is kept; default $CARGO_TARGET_DIR/ui-bench)
 #          --luminate PATH (a built binary; default: cargo build --release -p luminate)  --json
 #          UI_BENCH_MEMORY_BUDGET=bytes: the server's query_limits.memory_budget_bytes (default: the
@@ -22,16 +24,17 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 source bench/lib/common.sh
 
-POINTS=10000000 RUNS=5 FRESH=0 DIR="" LUMINATE="" JSON=""
+POINTS=10000000 RUNS=5 COLD=0 FRESH=0 DIR="" LUMINATE="" JSON=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --points) POINTS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --cold) COLD=$2; shift 2 ;;
     --fresh) FRESH=1; shift ;;
     --dir) DIR=$2; shift 2 ;;
     --luminate) LUMINATE=$2; shift 2 ;;
     --json) JSON=--json; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,4 +75,4 @@ if [ ! -f "$DIR/hour_start" ]; then
   echo "$HOUR_START" > "$DIR/hour_start"
 fi
 
-node bench/ui.mjs "$URL" "$(cat "$DIR/hour_start")" "$RUNS" $JSON
+node bench/ui.mjs "$URL" "$(cat "$DIR/hour_start")" "$RUNS" --cold "$COLD" $JSON
