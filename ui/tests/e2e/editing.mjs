@@ -80,6 +80,9 @@ try {
   await head.getByRole("button", { name: "Add panel" }).click();
   await editor.locator('input[name="metric"]').click();
   await editor.locator('input[name="metric"]').fill("api_lat");
+  // Enter takes the first suggestion, as a person would once it shows: the editor's metric list may
+  // still be on its way (a loaded CI machine pressed Enter before it came, and nothing was picked).
+  await editor.locator(".suggestions button", { hasText: "api_latency" }).first().waitFor();
   await editor.locator('input[name="metric"]').press("Enter");
   await editor.locator('select[name="aggregation"]').selectOption("count");
   await editor.locator('input[name="panelTitle"]').fill("Count");
