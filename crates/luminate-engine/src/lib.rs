@@ -5,7 +5,9 @@
 //! Modules by layer: none imports from a layer above its own, and within a layer imports go one way
 //! (docs/engine.md, "Modules"):
 //! - this file: the [`Engine`] facade — opens the directory, starts the threads, answers the API — and
-//!   the re-exports of `config` (how the engine is opened) and `error` (what can fail);
+//!   the re-exports of `config` (how the engine is opened) and `error` (what can fail); `query`, the
+//!   facade's query calls: the locks a query takes, the snapshot it reads, its retry without a damaged
+//!   part;
 //! - the threads, which do not import each other: `commit`, the writer thread — orders writes,
 //!   assigns series ids, group-commits the WAL, applies each record (through `apply`, as replay does)
 //!   to the index and the head, freezes a full head and hands it over as a `flush::FlushJob` (its one
@@ -64,6 +66,7 @@ mod newest;
 pub mod observe;
 mod part;
 pub mod quarantine;
+mod query;
 
 /// The column codec of parts (pco, with the engine's settings), public for the codec
 /// micro-benchmark (`examples/codec_bench.rs`): what it measures is what parts store.
@@ -89,11 +92,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
-use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
-use luminate_model::store::{
-    HealthStatus, QueryContext, RetentionOverride, StorageHealth, StoreError, WriteOutcome,
-};
-use luminate_model::{ExportBatch, ExportPlan, Point, PointBatch, QueryPlan, Tenant, TimestampMs};
+use luminate_model::result::{MetricCardinality, ValueCount};
+use luminate_model::store::{HealthStatus, RetentionOverride, StorageHealth, WriteOutcome};
+use luminate_model::{ExportBatch, ExportPlan, Point, PointBatch, Tenant, TimestampMs};
 
 pub use backup::Snapshot;
 pub use config::{CardinalityLimits, EngineConfig, KeyWindow, SyncPolicy};
@@ -381,106 +382,6 @@ impl Engine {
         Ok(written)
     }
 
-    /// Runs a query over the index, the head and the parts.
-    ///
-    /// The index lock is held while the plan's series and groups are resolved; the head lock only while
-    /// its rows are scanned (taken before the index lock is released, so the query sees whole batches),
-    /// and the snapshot of frozen head and parts is taken under it, so the query sees every point once.
-    /// The snapshot is scanned after the head lock is released; the index lock is taken again to build
-    /// the strings of the answer.
-    ///
-    /// A part found damaged on the way (a checksum mismatch or an undecodable blob) is set aside
-    /// (`quarantine`) and the query runs again without it; the answer then carries, in `ctx`'s
-    /// warnings, one line per quarantined part whose points it lacks — now and after restarts, until
-    /// an operator removes the part's record from `quarantine/`.
-    pub fn query(
-        &self,
-        tenant: &Tenant,
-        plan: &QueryPlan,
-        ctx: &QueryContext,
-    ) -> Result<QueryResult, EngineError> {
-        // Each retry sets at least one part aside; a bound keeps a damage that is not in a part
-        // (which verification would not find again) from looping.
-        const MAX_SET_ASIDE_RETRIES: usize = 8;
-        let mut retries = 0;
-        let result = loop {
-            match self.query_once(tenant, plan, ctx) {
-                Err(EngineError::Query(StoreError::Internal { message }))
-                    if retries < MAX_SET_ASIDE_RETRIES && message.contains("corruption in ") =>
-                {
-                    retries += 1;
-                    let set = contain::damaged_parts(&self.shared, tenant, &plan.metric)?;
-                    if set.is_empty() && !self.has_quarantined(tenant, &plan.metric) {
-                        return Err(EngineError::Query(StoreError::Internal { message }));
-                    }
-                }
-                other => break other?,
-            }
-        };
-        for r in self.shared.quarantined() {
-            if r.overlaps(tenant, &plan.metric, plan.start, plan.end) {
-                ctx.warn(r.warning());
-            }
-        }
-        Ok(result)
-    }
-
-    /// Whether a part of (`tenant`, `metric`) is in quarantine (another query may have set aside the
-    /// part this one met, between its scan and its verification).
-    fn has_quarantined(&self, tenant: &Tenant, metric: &str) -> bool {
-        self.shared
-            .quarantined()
-            .iter()
-            .any(|r| r.tenant == tenant.as_str() && r.metric == metric)
-    }
-
-    /// The parts set aside in `quarantine/`, by file name.
-    pub fn quarantined(&self) -> Vec<QuarantinedPart> {
-        let mut all = self.shared.quarantined();
-        all.sort_by(|a, b| a.file.cmp(&b.file));
-        all
-    }
-
-    fn query_once(
-        &self,
-        tenant: &Tenant,
-        plan: &QueryPlan,
-        ctx: &QueryContext,
-    ) -> Result<QueryResult, EngineError> {
-        let max = exec::MAX_QUERY_VALUES;
-        let index = self.shared.read_index();
-        let prepared = exec::prepare(index.tenant(tenant), plan, ctx, &self.query_pool)?;
-        let (active, stored) = {
-            let head = self.shared.read_head();
-            let stored = self.shared.read_stored();
-            drop(index);
-            let sources: Vec<exec::Source<'_>> = prepared
-                .metric()
-                .map(|m| head.rows(tenant, m))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|rows| exec::Source::Rows { rows, floor: None })
-                .collect();
-            let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
-            (partial, stored)
-        };
-        let sources = match prepared.metric() {
-            Some(m) => snapshot_sources(&stored, tenant, m, &plan.metric),
-            None => Vec::new(),
-        };
-        let partial = exec::scan_sources(&prepared, &sources, ctx, max, &self.query_pool)?;
-        let partial = exec::merge(active, partial, max)?;
-        let index = self.shared.read_index();
-        Ok(exec::finish(
-            &prepared,
-            partial,
-            index.tenant(tenant),
-            ctx,
-            max,
-            &self.query_pool,
-        )?)
-    }
-
     /// Hands every point `plan` selects to `sink`, in batches, with bounded memory: metric by metric,
     /// day by day, series by series, each run of a series ordered by (timestamp, value) (the `export`
     /// module says what is held at once and which writes an export sees). Runs on the calling thread
@@ -493,33 +394,6 @@ impl Engine {
         mut sink: impl FnMut(ExportBatch) -> bool,
     ) -> Result<(), EngineError> {
         export::run(&self.shared, tenant, plan, &mut sink)
-    }
-
-    /// An estimate, in bytes, of the memory [`Engine::query`] will hold for `plan`: from the index's
-    /// per-series point counts and the row counts and time spans of the head's chunks and the parts, so
-    /// no row is read (`exec::estimate`). The server reserves it from its query memory budget first.
-    pub fn query_memory(&self, tenant: &Tenant, plan: &QueryPlan) -> u64 {
-        let selected = exec::estimate::Selected::of(self.shared.read_index().tenant(tenant), plan);
-        let share = match selected.metric() {
-            None => 0.0,
-            Some(m) => {
-                let head = self.shared.read_head();
-                let stored = self.shared.read_stored();
-                let mut sources: Vec<exec::Source<'_>> = head
-                    .rows(tenant, m)
-                    .into_iter()
-                    .map(|rows| exec::Source::Rows { rows, floor: None })
-                    .collect();
-                sources.extend(snapshot_sources(&stored, tenant, m, &plan.metric));
-                exec::estimate::share_in_range(&sources, plan.start, plan.end)
-            }
-        };
-        exec::estimate::bytes(
-            plan,
-            &selected,
-            share,
-            self.query_pool.current_num_threads(),
-        )
     }
 
     /// Sorted metric names with stored points.
@@ -751,38 +625,6 @@ impl Engine {
             .recv()
             .unwrap_or_else(|_| Err(self.shared.poisoned_error()))
     }
-}
-
-/// The sources of metric `m` (named `metric`) in a snapshot: the frozen head's chunks and the parts,
-/// each with its tombstone.
-fn snapshot_sources<'a>(
-    stored: &'a stored::Stored,
-    tenant: &Tenant,
-    m: index::MetricId,
-    metric: &str,
-) -> Vec<exec::Source<'a>> {
-    let mut sources = Vec::new();
-    if let Some(frozen) = &stored.frozen {
-        let floor = frozen.tombstones.get(&(tenant.clone(), m)).copied();
-        sources.extend(
-            frozen
-                .head
-                .rows(tenant, m)
-                .into_iter()
-                .map(|rows| exec::Source::Rows { rows, floor }),
-        );
-    }
-    sources.extend(
-        stored
-            .parts
-            .iter()
-            .filter(|lp| lp.is_of(tenant, metric))
-            .map(|lp| exec::Source::Part {
-                part: &lp.part,
-                floor: lp.deleted_before,
-            }),
-    );
-    sources
 }
 
 /// Threads of the query pool: one per core (the machine's cores are the budget), at least one.

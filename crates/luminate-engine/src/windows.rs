@@ -9,7 +9,8 @@ use luminate_model::window::{
 };
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
-use crate::{Engine, EngineError, exec, snapshot_sources};
+use crate::query::snapshot_sources;
+use crate::{Engine, EngineError, exec};
 
 /// The query plan whose selection a window request over `span` reads: per-series positions, grouped
 /// by `group_by`.

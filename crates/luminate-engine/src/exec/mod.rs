@@ -19,6 +19,7 @@
 //! server's budget of all queries together.
 
 mod aggregate;
+pub(crate) mod bounds;
 pub(crate) mod estimate;
 mod grid;
 pub(crate) mod head_runs;

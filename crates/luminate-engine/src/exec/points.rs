@@ -182,6 +182,29 @@ impl Points {
         self
     }
 
+    /// Keeps the points whose tag `keep` accepts, in order. Points distributed among blocks
+    /// ([`Points::distribute_among_blocks`], for `tags` tags) are distributed again.
+    pub(crate) fn retain_tags(&mut self, tags: usize, keep: impl Fn(u32) -> bool) {
+        let distributed = self.blocks.take().is_some();
+        let mut kept = 0;
+        for i in 0..self.len() {
+            if keep(self.tags[i]) {
+                self.tags[kept] = self.tags[i];
+                if self.timed {
+                    self.times[kept] = self.times[i];
+                }
+                self.values[kept] = self.values[i];
+                kept += 1;
+            }
+        }
+        self.tags.truncate(kept);
+        self.times.truncate(kept);
+        self.values.truncate(kept);
+        if distributed {
+            self.distribute_among_blocks(tags);
+        }
+    }
+
     /// Distributes the points among blocks of consecutive tags (the first pass of
     /// [`Points::group_by_tag`] for `tags` tags), so that each scan task does it for its own points,
     /// in parallel, and the merge keeps it. Nothing to do for at most [`FANOUT`] tags (one pass

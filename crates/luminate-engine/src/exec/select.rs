@@ -35,7 +35,7 @@ pub(super) struct Selection {
 }
 
 /// Each group's group-by values as value ids (`MISSING` for an absent key), `width` per group.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Groups {
     pub width: usize,
     pub values: Vec<StrId>,

@@ -507,6 +507,16 @@ impl Partial {
         }
     }
 
+    /// Keeps the rows of the groups `keep` marks (rows tagged by group: a percentile without an
+    /// interval); moments are left as they are.
+    pub(crate) fn retain_groups(&mut self, keep: &[bool]) {
+        if let Self::Rows(points) = self {
+            points.retain_tags(keep.len(), |g| {
+                keep.get(g as usize).copied().unwrap_or(false)
+            });
+        }
+    }
+
     /// Values buffered (bounded by the query's value bound).
     pub(super) fn buffered(&self) -> usize {
         match self {

@@ -892,4 +892,5 @@ fn group_by_top_n_at_the_limit_equals_the_reference() {
     assert_eq!(compared, 5 * 3 * 3 * 2 * 11 * 2);
 }
 
+mod bounds;
 mod summaries;
