@@ -322,7 +322,12 @@ fn group_by_postings(
             .for_each(|(out, ids)| {
                 for (cell, &s) in out.iter_mut().zip(ids) {
                     *cell = cell_of(s);
-                    used[*cell as usize].store(true, AtomicOrdering::Relaxed);
+                    // Stored only when not yet seen: a store to a flag the other threads read too
+                    // moved its cache line between the cores for every series (a few cells, 2 M series).
+                    let flag = &used[*cell as usize];
+                    if !flag.load(AtomicOrdering::Relaxed) {
+                        flag.store(true, AtomicOrdering::Relaxed);
+                    }
                 }
             });
     });
