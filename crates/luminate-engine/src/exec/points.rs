@@ -96,11 +96,20 @@ impl Points {
         }
         let mut times = self.times.clone();
         self.bound = self.bound.min(*times.select_nth_unstable(limit).1);
+        let bound = self.bound;
+        self.retain(|_, t| t <= bound);
+    }
+
+    /// Keeps the points `keep(tag, timestamp)` accepts, in order (the timestamp is 0 when not kept).
+    fn retain(&mut self, keep: impl Fn(u32, TimestampMs) -> bool) {
         let mut kept = 0;
         for i in 0..self.len() {
-            if self.times[i] <= self.bound {
+            let t = if self.timed { self.times[i] } else { 0 };
+            if keep(self.tags[i], t) {
                 self.tags[kept] = self.tags[i];
-                self.times[kept] = self.times[i];
+                if self.timed {
+                    self.times[kept] = t;
+                }
                 self.values[kept] = self.values[i];
                 kept += 1;
             }
@@ -186,20 +195,7 @@ impl Points {
     /// ([`Points::distribute_among_blocks`], for `tags` tags) are distributed again.
     pub(crate) fn retain_tags(&mut self, tags: usize, keep: impl Fn(u32) -> bool) {
         let distributed = self.blocks.take().is_some();
-        let mut kept = 0;
-        for i in 0..self.len() {
-            if keep(self.tags[i]) {
-                self.tags[kept] = self.tags[i];
-                if self.timed {
-                    self.times[kept] = self.times[i];
-                }
-                self.values[kept] = self.values[i];
-                kept += 1;
-            }
-        }
-        self.tags.truncate(kept);
-        self.times.truncate(kept);
-        self.values.truncate(kept);
+        self.retain(|tag, _| keep(tag));
         if distributed {
             self.distribute_among_blocks(tags);
         }

@@ -23,6 +23,15 @@ fn customers() -> Vec<Point> {
     points
 }
 
+/// The head's chunks of metric `m` as sources.
+fn head_sources<'a>(index: &Index, head: &'a Head) -> Vec<Source<'a>> {
+    let m = index.tenant(&tenant()).unwrap().metric_id("m").unwrap();
+    head.rows(&tenant(), m)
+        .into_iter()
+        .map(|rows| Source::Rows { rows, floor: None })
+        .collect()
+}
+
 #[test]
 fn phase_a_keeps_only_the_groups_that_may_reach_the_top_and_answers_as_all() {
     let (index, head) = load(&customers());
@@ -35,11 +44,7 @@ fn phase_a_keeps_only_the_groups_that_may_reach_the_top_and_answers_as_all() {
     };
     let ctx = QueryContext::new(Duration::from_secs(30));
     let pool = pool(2);
-    let rows = head.rows(&tenant(), ti.unwrap().metric_id("m").unwrap());
-    let sources: Vec<Source<'_>> = rows
-        .iter()
-        .map(|&rows| Source::Rows { rows, floor: None })
-        .collect();
+    let sources = head_sources(&index, &head);
     let prepared = prepare(ti, &query, &ctx, &pool).unwrap();
     let phase_a = crate::exec::bounds::phase_a_plan(&query).unwrap();
     let per_series = prepared.per_series(&phase_a).unwrap();
@@ -99,11 +104,7 @@ fn too_few_exact_groups_or_groups_read_every_group() {
     let ti = index.tenant(&tenant());
     let ctx = QueryContext::new(Duration::from_secs(30));
     let pool = pool(2);
-    let rows = head.rows(&tenant(), ti.unwrap().metric_id("m").unwrap());
-    let sources: Vec<Source<'_>> = rows
-        .iter()
-        .map(|&rows| Source::Rows { rows, floor: None })
-        .collect();
+    let sources = head_sources(&index, &head);
     // Eleven places, ten exact groups: no bound.
     let eleven = QueryPlan {
         group_by: vec!["customer".into()],
