@@ -80,7 +80,9 @@ impl Engine {
         let prepared = exec::prepare(index.tenant(tenant), plan, ctx, &self.query_pool)?;
         // A percentile's top groups: each series' count and maximum first (`exec::bounds`).
         let phase_a = exec::bounds::phase_a_plan(plan);
-        let per_series = phase_a.as_ref().and_then(|p| prepared.per_series(p));
+        let per_series = phase_a
+            .as_ref()
+            .and_then(|p| prepared.per_series(p, index.tenant(tenant)));
         let (active, stored, head_bounds) = {
             let head = self.shared.read_head();
             let stored = self.shared.read_stored();

@@ -28,6 +28,7 @@ use luminate_model::semantics::quantile_index;
 use super::Prepared;
 use super::partial::Partial;
 use super::select::{Groups, Selection, SeriesMap};
+use crate::index::TenantIndex;
 use crate::record::SeriesId;
 
 /// A percentile over fewer groups than this many per place of its limit reads every group: phase A
@@ -50,6 +51,15 @@ pub(crate) fn phase_a_plan(plan: &QueryPlan) -> Option<QueryPlan> {
     })
 }
 
+/// The most points a group may hold for its percentile `pct` to be its maximum (its index N − 1):
+/// 20 for p95, 100 for p99, 2 for p50.
+pub(super) fn exact_size(pct: u32) -> u64 {
+    (1..=100_000u64)
+        .take_while(|&n| n - quantile_index(pct, n as usize) as u64 == 1)
+        .last()
+        .unwrap_or(0)
+}
+
 /// Phase B: the query over the groups phase A could not rule out.
 #[derive(Debug)]
 pub(crate) struct Narrowed<'p> {
@@ -63,10 +73,35 @@ pub(crate) struct Narrowed<'p> {
 
 impl<'p> Prepared<'p> {
     /// Phase A of this percentile query, under `plan` (its [`phase_a_plan`]): every selected series is
-    /// a group of its own. `None` when the groups are too few for pruning to pay.
-    pub(crate) fn per_series<'q>(&self, plan: &'q QueryPlan) -> Option<Prepared<'q>> {
+    /// a group of its own. `None` when the groups are too few for pruning to pay, or when fewer than
+    /// `limit` groups hold at most the exact size of points in all (the index's stored counts, `ti`):
+    /// over the whole data phase A would then find too few exact groups and the query read every
+    /// group after it, phase A's pass over every series spent for nothing (groups of customers that
+    /// each hold hundreds of points). A range narrower than the data may make more groups small; such
+    /// a query reads every group, as without bounds.
+    pub(crate) fn per_series<'q>(
+        &self,
+        plan: &'q QueryPlan,
+        ti: Option<&TenantIndex>,
+    ) -> Option<Prepared<'q>> {
         let groups = self.selection.groups.count;
-        if groups <= self.plan.limit.saturating_mul(MIN_GROUPS_PER_PLACE) {
+        let limit = self.plan.limit;
+        if groups <= limit.saturating_mul(MIN_GROUPS_PER_PLACE) {
+            return None;
+        }
+        let QueryKind::Aggregate(agg) = self.plan.kind else {
+            return None;
+        };
+        let exact_size = exact_size(agg.percentile()?);
+        let mut stored = vec![0u64; groups];
+        for &id in &self.selection.series {
+            stored[self.map.get(id)? as usize] += ti?.series_points(id);
+        }
+        let small = stored
+            .iter()
+            .filter(|&&n| (1..=exact_size).contains(&n))
+            .count();
+        if small < limit {
             return None;
         }
         let series = self.selection.series.clone();

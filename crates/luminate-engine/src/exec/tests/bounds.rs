@@ -47,7 +47,7 @@ fn phase_a_keeps_only_the_groups_that_may_reach_the_top_and_answers_as_all() {
     let sources = head_sources(&index, &head);
     let prepared = prepare(ti, &query, &ctx, &pool).unwrap();
     let phase_a = crate::exec::bounds::phase_a_plan(&query).unwrap();
-    let per_series = prepared.per_series(&phase_a).unwrap();
+    let per_series = prepared.per_series(&phase_a, ti).unwrap();
     let moments = scan_sources(&per_series, &sources, &ctx, 1 << 20, &pool).unwrap();
     let narrowed = prepared.narrowed(moments).unwrap();
     // The bound is c7's 1007 (the 3rd largest exact value): c7, c8, c9 reach it, and c399, whose 29
@@ -105,7 +105,7 @@ fn too_few_exact_groups_or_groups_read_every_group() {
     let ctx = QueryContext::new(Duration::from_secs(30));
     let pool = pool(2);
     let sources = head_sources(&index, &head);
-    // Eleven places, ten exact groups: no bound.
+    // Eleven places, ten groups small enough to be exact in all: no phase A.
     let eleven = QueryPlan {
         group_by: vec!["customer".into()],
         interval_ms: None,
@@ -114,7 +114,17 @@ fn too_few_exact_groups_or_groups_read_every_group() {
     };
     let prepared = prepare(ti, &eleven, &ctx, &pool).unwrap();
     let phase_a = crate::exec::bounds::phase_a_plan(&eleven).unwrap();
-    let per_series = prepared.per_series(&phase_a).unwrap();
+    assert!(prepared.per_series(&phase_a, ti).is_none());
+    // Three places, but a range without the small groups' points (before 1 000): phase A finds no
+    // exact group in it and the query reads every group.
+    let later = QueryPlan {
+        start: 1_000,
+        limit: 3,
+        ..eleven.clone()
+    };
+    let prepared = prepare(ti, &later, &ctx, &pool).unwrap();
+    let phase_a = crate::exec::bounds::phase_a_plan(&later).unwrap();
+    let per_series = prepared.per_series(&phase_a, ti).unwrap();
     let moments = scan_sources(&per_series, &sources, &ctx, 1 << 20, &pool).unwrap();
     assert!(prepared.narrowed(moments).is_none());
     // 400 groups for 60 places: read them all. With an interval, or not a percentile: no phase A.
@@ -125,7 +135,7 @@ fn too_few_exact_groups_or_groups_read_every_group() {
     let prepared = prepare(ti, &sixty, &ctx, &pool).unwrap();
     assert!(
         prepared
-            .per_series(&crate::exec::bounds::phase_a_plan(&sixty).unwrap())
+            .per_series(&crate::exec::bounds::phase_a_plan(&sixty).unwrap(), ti)
             .is_none()
     );
     let bucketed = QueryPlan {
@@ -138,4 +148,13 @@ fn too_few_exact_groups_or_groups_read_every_group() {
         ..eleven
     };
     assert!(crate::exec::bounds::phase_a_plan(&max).is_none());
+}
+
+#[test]
+fn a_percentile_is_its_groups_maximum_up_to_the_exact_size() {
+    use crate::exec::bounds::exact_size;
+    assert_eq!(
+        (exact_size(50), exact_size(95), exact_size(99)),
+        (2, 20, 100)
+    );
 }
