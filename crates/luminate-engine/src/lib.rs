@@ -44,6 +44,7 @@
 
 mod apply;
 mod backup;
+mod buffer;
 pub mod check;
 mod commit;
 mod compact;

@@ -17,6 +17,7 @@ use super::Finish;
 use super::grid::Cells;
 use super::partial::{BucketMoments, Moments, Partial};
 use super::points::{Points, sort_each_series};
+use crate::buffer::filled;
 
 /// One group's answer before it gets its key.
 struct Computed {
@@ -257,7 +258,7 @@ fn bucket_percentiles(
     };
     let slot = |t: TimestampMs| ((t - lo) / interval) as usize;
     // `ends[k]`: one past the last place of slot k's values, once they are placed.
-    let mut ends = vec![0usize; slots];
+    let mut ends = filled(slots, 0usize);
     for &t in times {
         ends[slot(t)] += 1;
     }
@@ -267,7 +268,7 @@ fn bucket_percentiles(
         *end = next;
     }
     // Placed from the back of each slot, so `ends[k]` ends at the slot's first place.
-    let mut gathered = vec![0.0f64; values.len()];
+    let mut gathered = filled(values.len(), 0.0f64);
     for (&t, &v) in times.iter().zip(values) {
         let k = slot(t);
         ends[k] -= 1;

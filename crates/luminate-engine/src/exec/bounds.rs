@@ -26,8 +26,9 @@ use luminate_model::query::{Aggregation, QueryKind};
 use luminate_model::semantics::quantile_index;
 
 use super::Prepared;
-use super::partial::Partial;
+use super::partial::{Compact, Partial};
 use super::select::{Groups, Selection, SeriesMap};
+use crate::buffer::filled;
 use crate::index::TenantIndex;
 use crate::record::SeriesId;
 
@@ -93,7 +94,7 @@ impl<'p> Prepared<'p> {
             return None;
         };
         let exact_size = exact_size(agg.percentile()?);
-        let mut stored = vec![0u64; groups];
+        let mut stored = filled(groups, 0u64);
         for &id in &self.selection.series {
             stored[self.map.get(id)? as usize] += ti?.series_points(id);
         }
@@ -139,9 +140,16 @@ impl<'p> Prepared<'p> {
         else {
             return None;
         };
-        compact.fold_into(&mut totals);
+        // Each series' rows and maximum: phase A keeps them apart from moments over many series.
+        let pairs: Vec<(u64, f64)> = match compact {
+            Compact::CountMaxes(pairs) if totals.is_empty() => pairs,
+            ref mut other => {
+                other.fold_into(&mut totals);
+                totals.iter().map(|m| (m.count, m.max)).collect()
+            }
+        };
         let series = &self.selection.series;
-        if totals.len() != series.len() {
+        if pairs.len() != series.len() {
             return None;
         }
         let limit = self.plan.limit;
@@ -151,17 +159,17 @@ impl<'p> Prepared<'p> {
         let each = || {
             series
                 .iter()
-                .zip(&totals)
-                .filter(|(_, m)| m.count > 0)
-                .map(|(&id, m)| (id, self.map.get(id), m))
+                .zip(&pairs)
+                .filter(|&(_, &(count, _))| count > 0)
+                .map(|(&id, &(count, max))| (id, self.map.get(id), count, max))
         };
-        let mut counts = vec![0u64; groups];
+        let mut counts = filled(groups, 0u64);
         let mut maxima = vec![f64::NEG_INFINITY; groups];
-        for (_, g, m) in each() {
+        for (_, g, count, max) in each() {
             // A series of the selection always has a group.
             let g = g? as usize;
-            counts[g] += m.count;
-            maxima[g] = maxima[g].max(m.max);
+            counts[g] += count;
+            maxima[g] = maxima[g].max(max);
         }
         // Points of its own a group's percentile needs at or above a value to reach it.
         let needed = |n: u64| n - quantile_index(pct, n as usize) as u64;
@@ -178,10 +186,10 @@ impl<'p> Prepared<'p> {
         let (_, &mut bound, _) = exact.select_nth_unstable_by(last, |a, b| b.total_cmp(a));
         // Every value at or above `bound` in `total_cmp` order is `>=` it, so a series holding one has
         // a maximum `>=` it (a zero of the other sign only counts a series more: never a point less).
-        let mut reaching = vec![0u64; groups];
-        for (_, g, m) in each() {
-            if m.max >= bound {
-                reaching[g? as usize] += m.count;
+        let mut reaching = filled(groups, 0u64);
+        for (_, g, count, max) in each() {
+            if max >= bound {
+                reaching[g? as usize] += count;
             }
         }
         let keep: Vec<bool> = counts
@@ -192,12 +200,12 @@ impl<'p> Prepared<'p> {
         let mut kept: Vec<SeriesId> = Vec::new();
         let mut tags: Vec<u32> = Vec::new();
         let mut stored_points = 0;
-        for (id, g, m) in each() {
+        for (id, g, count, _) in each() {
             let g = g?;
             if keep[g as usize] {
                 kept.push(id);
                 tags.push(g);
-                stored_points += m.count;
+                stored_points += count;
             }
         }
         let map = SeriesMap::new(&kept, &tags);

@@ -13,6 +13,7 @@ use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
 use super::{CHECK_EVERY, Prepared};
+use crate::buffer::filled;
 use crate::head::{CHUNK_ROWS, Rows};
 
 /// A sample: (timestamp, value).
@@ -102,7 +103,7 @@ impl HeadRuns {
         };
         // Pass 1: each row's position, looked up once, and counted.
         let lookup = |group: &[(Rows<'_>, Option<TimestampMs>)]| {
-            let mut counts = vec![0u32; positions];
+            let mut counts = filled(positions, 0u32);
             let mut slots = Vec::with_capacity(group.len());
             for (rows, floor) in group {
                 let from = start.max(floor.unwrap_or(TimestampMs::MIN));
@@ -170,7 +171,7 @@ impl HeadRuns {
             out.push(Block {
                 first,
                 starts,
-                samples: vec![(0, 0.0); total as usize],
+                samples: filled(total as usize, (0, 0.0)),
             });
         }
         drop(counts);

@@ -8,6 +8,7 @@
 //! counting sort that moves each point straight to its group's range), so a query never holds a second
 //! copy of its points.
 
+use crate::buffer::filled;
 use luminate_model::TimestampMs;
 use rayon::prelude::*;
 
@@ -211,7 +212,7 @@ impl Points {
         }
         let shift = block_shift(tags);
         let blocks = tags.div_ceil(1 << shift);
-        let mut bounds = vec![0usize; blocks + 1];
+        let mut bounds = filled(blocks + 1, 0usize);
         for &t in &self.tags {
             bounds[(t >> shift) as usize + 1] += 1;
         }
@@ -272,7 +273,7 @@ impl Points {
     /// consecutive tags (at most `FANOUT` write positions, all of them cached), then each block — small
     /// enough for the cache — among its tags.
     pub(crate) fn group_by_tag(&mut self, tags: usize, pool: &rayon::ThreadPool) -> Vec<usize> {
-        let mut starts = vec![0usize; tags + 1];
+        let mut starts = filled(tags + 1, 0usize);
         for &t in &self.tags {
             starts[t as usize + 1] += 1;
         }
@@ -411,7 +412,7 @@ fn scatter_by_tag<T: Copy + Default + Send>(
     pool: &rayon::ThreadPool,
     item: impl Fn(usize) -> T + Sync,
 ) -> (Vec<usize>, Vec<T>) {
-    let mut starts = vec![0usize; tags + 1];
+    let mut starts = filled(tags + 1, 0usize);
     for &t in tag_of {
         starts[t as usize + 1] += 1;
     }
@@ -419,7 +420,7 @@ fn scatter_by_tag<T: Copy + Default + Send>(
         starts[i + 1] += starts[i];
     }
     let n = tag_of.len();
-    let mut out = vec![T::default(); n];
+    let mut out = filled(n, T::default());
     // Tag ranges [lo, hi) of about `n / threads` points each.
     let threads = if n < PARALLEL_SCATTER {
         1

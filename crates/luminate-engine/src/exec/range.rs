@@ -8,6 +8,7 @@ use luminate_model::{Dimensions, QueryResult, TimestampMs};
 use super::Finish;
 use super::partial::Partial;
 use super::points::Points;
+use crate::buffer::filled;
 
 /// A candidate point: timestamp, rank of its series in dimension order, value.
 type Ranked = (TimestampMs, u32, f64);
@@ -41,7 +42,7 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     };
     let kept = || (0..rows.len()).filter(|&i| cutoff.is_some_and(|c| rows.times[i] <= c));
     // Rank only the series that have a point in range, by their dimensions.
-    let mut present = vec![false; series.len()];
+    let mut present = filled(series.len(), false);
     for i in kept() {
         present[rows.tags[i] as usize] = true;
     }
@@ -51,7 +52,7 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     if let Some(ti) = out.ti {
         by_dims.sort_unstable_by(|&a, &b| ti.cmp_dims(series[a as usize], series[b as usize]));
     }
-    let mut rank_of = vec![0u32; series.len()];
+    let mut rank_of = filled(series.len(), 0u32);
     for (rank, &slot) in by_dims.iter().enumerate() {
         rank_of[slot as usize] = rank as u32;
     }

@@ -11,6 +11,7 @@ use luminate_model::{QueryResult, TimestampMs};
 use super::Finish;
 use super::partial::Partial;
 use super::points::{Points, map_sorted_series};
+use crate::buffer::filled;
 
 /// Interval used if a plan reaches execution without one (plans from `QueryPlan::from_request` always
 /// have one); the reference does the same.
@@ -107,7 +108,7 @@ pub(super) fn finish(out: &Finish<'_>, partial: Partial) -> QueryResult {
     drop(points);
     let mut increases = Increases::new(selection.groups.count, plan.start, plan.end, interval);
     // Groups with a point in range.
-    let mut present = vec![false; selection.groups.count];
+    let mut present = filled(selection.groups.count, false);
     for (slot, &group) in selection.group_of.iter().enumerate() {
         if starts[slot] < starts[slot + 1] {
             present[group as usize] = true;

@@ -12,6 +12,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use luminate_model::Filter;
 use rayon::prelude::*;
 
+use crate::buffer::filled;
 use crate::index::{MetricId, StrId, TenantIndex};
 use crate::record::SeriesId;
 
@@ -195,7 +196,7 @@ fn group_by_values(
             if !series.is_empty() {
                 new_group(&mut groups, &[]);
             }
-            vec![0; series.len()]
+            filled(series.len(), 0)
         }
         [key] => {
             // Slot `len` is the missing value.
@@ -268,7 +269,7 @@ fn group_by_postings(
     // Per posting: the group-by key it belongs to (`NO_KEY`: none) and its code under that key.
     const NO_KEY: u8 = u8::MAX;
     let mut key_of = vec![NO_KEY; postings.len()];
-    let mut code_of = vec![0u32; postings.len()];
+    let mut code_of = filled(postings.len(), 0u32);
     // Per key: its postings' values by code, then `MISSING` at index `len` (missing or empty value).
     let mut values: Vec<Vec<StrId>> = vec![Vec::new(); keys.len()];
     for (p, posting) in postings.iter().enumerate() {
@@ -313,7 +314,7 @@ fn group_by_postings(
         (missing as isize + offset) as u32
     };
     // Each series' cell, and which cells are used, in parallel; then the used cells numbered in order.
-    let mut group_of = vec![0u32; series.len()];
+    let mut group_of = filled(series.len(), 0u32);
     let used: Vec<AtomicBool> = (0..cells).map(|_| AtomicBool::new(false)).collect();
     pool.install(|| {
         group_of
@@ -420,7 +421,7 @@ impl SeriesMap {
                 tags: dense,
             };
         }
-        let mut bits = vec![0u64; span.div_ceil(64)];
+        let mut bits = filled(span.div_ceil(64), 0u64);
         for &s in series {
             let i = (s - first) as usize;
             bits[i / 64] |= 1 << (i % 64);

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::head_runs::{HeadRuns, Sample};
 use super::{Finish, Prepared, Source};
+use crate::buffer::filled;
 use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
@@ -35,7 +36,7 @@ pub(crate) struct Windows {
 impl Windows {
     fn new(positions: usize, per: usize) -> Self {
         Self {
-            slots: vec![None; positions * per],
+            slots: filled(positions * per, None),
             per,
             redo: Vec::new(),
         }
@@ -350,7 +351,7 @@ pub(crate) fn fold_grouped(
     let groups = prepared.selection.groups.count;
     let mut out = GroupedSteps {
         moments: vec![None; groups * per],
-        present: vec![false; groups],
+        present: filled(groups, false),
         steps: per,
     };
     if prepared.selection.series.is_empty() {
@@ -429,7 +430,7 @@ fn by_position(
     rows: Vec<(u32, TimestampMs, f64)>,
     positions: usize,
 ) -> Vec<(u32, TimestampMs, f64)> {
-    let mut starts = vec![0usize; positions + 1];
+    let mut starts = filled(positions + 1, 0usize);
     for r in &rows {
         starts[r.0 as usize + 1] += 1;
     }
@@ -437,7 +438,7 @@ fn by_position(
         starts[p + 1] += starts[p];
     }
     let mut next = starts.clone();
-    let mut out = vec![(0u32, 0, 0.0); rows.len()];
+    let mut out = filled(rows.len(), (0u32, 0, 0.0));
     for r in rows {
         let at = &mut next[r.0 as usize];
         out[*at] = r;

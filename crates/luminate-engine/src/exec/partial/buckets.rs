@@ -9,6 +9,7 @@ use luminate_model::semantics::bucket_start;
 
 use super::super::grid::BucketGrid;
 use super::{Moments, ScanSpec};
+use crate::buffer::filled;
 
 /// Most cells of a dense grid: 2 MiB of moments per scan task.
 const DENSE_CELLS: usize = 1 << 16;
@@ -37,7 +38,7 @@ impl BucketMoments {
             let cells = grid.slots().checked_mul(spec.groups)?;
             (cells <= DENSE_CELLS).then(|| Self::Dense {
                 grid,
-                cells: vec![Moments::default(); cells],
+                cells: filled(cells, Moments::default()),
             })
         });
         Some(dense.unwrap_or_else(|| Self::Sparse {
@@ -183,7 +184,7 @@ mod tests {
         assert_eq!(grid.slots(), slots);
         BucketMoments::Dense {
             grid,
-            cells: vec![Moments::default(); slots * groups],
+            cells: filled(slots * groups, Moments::default()),
         }
     }
 

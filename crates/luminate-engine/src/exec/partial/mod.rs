@@ -20,6 +20,7 @@ use super::grid::Cells;
 use super::points::Points;
 use super::select::SeriesMap;
 use super::{CHECK_EVERY, too_large};
+use crate::buffer::filled;
 use crate::head::Rows;
 use crate::part::{PageColumns, Part, Selection, SummaryColumns, block_span};
 use crate::record::SeriesId;
@@ -131,22 +132,48 @@ pub(crate) enum Compact {
     Counts(Vec<u64>),
     /// `sum` and `avg`: rows and their sum per group.
     CountSums(Vec<(u64, f64)>),
+    /// `max` over more than [`FEW_GROUPS`] groups (a percentile's phase A groups by series: 2 M of
+    /// them): rows and maximum per group, 16 bytes where moments take 32. The totals stay empty until
+    /// the answer is read ([`Compact::fold_into`]): a task's partial is half the memory, and the
+    /// page faults of phase A's pass with it.
+    CountMaxes(Vec<(u64, f64)>),
+}
+
+/// Adds `v` to a (rows, maximum) pair as [`Moments::add`] adds it to the maximum.
+#[inline]
+pub(super) fn add_max(slot: &mut (u64, f64), v: f64) {
+    slot.1 = if slot.0 == 0 { v } else { slot.1.max(v) };
+    slot.0 += 1;
+}
+
+/// Adds `count` rows of maximum `max` to a (rows, maximum) pair as [`Moments::merge`] merges them.
+#[inline]
+pub(super) fn merge_max(slot: &mut (u64, f64), count: u64, max: f64) {
+    if count == 0 {
+        return;
+    }
+    slot.1 = if slot.0 == 0 { max } else { slot.1.max(max) };
+    slot.0 += count;
 }
 
 impl Compact {
     fn for_spec(spec: &ScanSpec<'_>) -> Self {
-        if spec.interval.is_some() || spec.min_max() {
+        let max_only = spec.summary.max && !spec.summary.min && !spec.summary.sum;
+        if spec.interval.is_none() && max_only && spec.groups > FEW_GROUPS {
+            Self::CountMaxes(filled(spec.groups, (0, 0.0)))
+        } else if spec.interval.is_some() || spec.min_max() {
             Self::Unused
         } else if spec.count_only {
-            Self::Counts(vec![0; spec.groups])
+            Self::Counts(filled(spec.groups, 0))
         } else {
-            Self::CountSums(vec![(0, 0.0); spec.groups])
+            Self::CountSums(filled(spec.groups, (0, 0.0)))
         }
     }
 
     /// Adds what was accumulated to `totals` and starts again from nothing. Minimum and maximum are
-    /// not kept: the aggregations that use this never read them.
-    pub(super) fn fold_into(&mut self, totals: &mut [Moments]) {
+    /// not kept (the aggregations that use counts or sums never read them), nor sums with maxima
+    /// (`max` never reads them). `CountMaxes` fills `totals` when empty and is `Unused` after.
+    pub(super) fn fold_into(&mut self, totals: &mut Vec<Moments>) {
         let moments = |count, sum| Moments {
             count,
             sum,
@@ -165,6 +192,41 @@ impl Compact {
                     total.merge(&moments(std::mem::take(count), std::mem::take(sum)));
                 }
             }
+            Self::CountMaxes(maxes) => {
+                let of = |&(count, max): &(u64, f64)| Moments {
+                    count,
+                    sum: 0.0,
+                    min: 0.0,
+                    max,
+                };
+                if totals.is_empty() {
+                    *totals = maxes.iter().map(of).collect();
+                } else {
+                    for (total, pair) in totals.iter_mut().zip(maxes.iter()) {
+                        total.merge(&of(pair));
+                    }
+                }
+                *self = Self::Unused;
+            }
+        }
+    }
+
+    /// Adds `v` to group `tag`: into these accumulators when they keep what the aggregation reads
+    /// (`CountMaxes`, whose totals are empty), into `totals` otherwise.
+    #[inline]
+    pub(super) fn add_or_total(&mut self, totals: &mut [Moments], tag: usize, v: f64) {
+        match self {
+            Self::CountMaxes(maxes) => add_max(&mut maxes[tag], v),
+            _ => totals[tag].add(v),
+        }
+    }
+
+    /// Merges `m` into group `tag`, as [`Compact::add_or_total`] adds a value.
+    #[inline]
+    pub(super) fn merge_or_total(&mut self, totals: &mut [Moments], tag: usize, m: &Moments) {
+        match self {
+            Self::CountMaxes(maxes) => merge_max(&mut maxes[tag], m.count, m.max),
+            _ => totals[tag].merge(m),
         }
     }
 }
@@ -241,10 +303,16 @@ impl Partial {
     /// Nothing contributed yet.
     pub(super) fn empty(spec: &ScanSpec<'_>) -> Self {
         if spec.moments {
+            let compact = Compact::for_spec(spec);
+            let totals = match compact {
+                // Filled when the answer is read.
+                Compact::CountMaxes(_) => Vec::new(),
+                _ => filled(spec.groups, Moments::default()),
+            };
             Self::Moments {
-                totals: vec![Moments::default(); spec.groups],
+                totals,
                 buckets: BucketMoments::for_spec(spec),
-                compact: Compact::for_spec(spec),
+                compact,
             }
         } else {
             Self::Rows(Points::with_capacity(spec.timed, spec.reserve))
@@ -454,6 +522,17 @@ impl Partial {
                 *count += rows as u64;
                 values.iter().for_each(|&v| *sum += v);
             }
+            Self::Moments {
+                compact: Compact::CountMaxes(maxes),
+                ..
+            } => {
+                let slot = &mut maxes[tag as usize];
+                if values.is_empty() {
+                    (0..rows).for_each(|_| add_max(slot, 0.0));
+                } else {
+                    values.iter().for_each(|&v| add_max(slot, v));
+                }
+            }
             Self::Moments { totals, .. } => {
                 let total = &mut totals[tag as usize];
                 if values.is_empty() {
@@ -491,11 +570,16 @@ impl Partial {
         Ok(())
     }
 
-    /// After a task's scan: compact accumulators are added to the totals, and percentile rows are
+    /// After a task's scan: compact accumulators are added to the totals (but `CountMaxes`, kept until
+    /// the answer is read), and percentile rows are
     /// distributed among blocks of groups now, by the task's thread, so that the grouping in phase 3
     /// starts at its parallel pass.
     pub(super) fn end_task(&mut self, spec: &ScanSpec<'_>) {
         match self {
+            Self::Moments {
+                compact: Compact::CountMaxes(_),
+                ..
+            } => {}
             Self::Moments {
                 totals, compact, ..
             } => compact.fold_into(totals),
@@ -540,11 +624,23 @@ impl Partial {
                     compact: mut c2,
                 },
             ) => {
-                // Tasks fold theirs at their end; anything left is folded here.
-                compact.fold_into(&mut totals);
-                c2.fold_into(&mut t2);
-                for (a, b) in totals.iter_mut().zip(&t2) {
-                    a.merge(b);
+                match (&mut compact, &mut c2) {
+                    // Kept apart until the answer is read: merged pair by pair.
+                    (Compact::CountMaxes(a), Compact::CountMaxes(b))
+                        if totals.is_empty() && t2.is_empty() =>
+                    {
+                        for (a, &(count, max)) in a.iter_mut().zip(b.iter()) {
+                            merge_max(a, count, max);
+                        }
+                    }
+                    _ => {
+                        // Tasks fold theirs at their end; anything left is folded here.
+                        compact.fold_into(&mut totals);
+                        c2.fold_into(&mut t2);
+                        for (a, b) in totals.iter_mut().zip(&t2) {
+                            a.merge(b);
+                        }
+                    }
                 }
                 if let (Some(buckets), Some(b2)) = (&mut buckets, b2) {
                     buckets.merge(b2);
@@ -643,6 +739,13 @@ fn add_selected_moments(
                         let (count, sum) = &mut sums[tag as usize];
                         *count += 1;
                         *sum += v;
+                    }
+                }
+            }
+            Compact::CountMaxes(maxes) => {
+                for (&tag, &v) in tags.iter().zip(values) {
+                    if tag != NONE {
+                        add_max(&mut maxes[tag as usize], v);
                     }
                 }
             }

@@ -90,7 +90,7 @@ impl Partial {
                         };
                         match (bucket, &mut *buckets) {
                             (Some(bucket), Some(buckets)) => buckets.cell(tag, bucket).merge(&m),
-                            _ => totals[tag as usize].merge(&m),
+                            _ => compact.merge_or_total(totals, tag as usize, &m),
                         }
                     }
                     BlockUse::Rows => {
@@ -127,7 +127,7 @@ impl Partial {
                 let v = run.values.get(i).copied().unwrap_or(0.0);
                 match buckets.as_mut() {
                     Some(buckets) => buckets.cell(tag, t).add(v),
-                    None => totals[tag as usize].add(v),
+                    None => compact.add_or_total(totals, tag as usize, v),
                 }
             }
             Ok(())
@@ -153,6 +153,11 @@ fn add_summaries(
             for e in entries {
                 *count += u64::from(e.count);
                 *sum += e.sum;
+            }
+        }
+        Compact::CountMaxes(maxes) => {
+            for e in entries {
+                merge_max(&mut maxes[tag], u64::from(e.count), e.max);
             }
         }
         Compact::Unused => {
