@@ -358,8 +358,15 @@ pub(crate) fn fold_grouped(
         return Ok(out);
     }
     let input = FoldInput::new(prepared, head, parts, steps, ctx);
-    let slices = slices(prepared, (SLICE_WINDOWS / per).max(1));
-    for wave in slices.chunks(pool.current_num_threads().max(1)) {
+    // A slice holds at most SLICE_WINDOWS windows, and there are four slices per thread at least: a
+    // range query over a few hundred series (a counter's, 61 steps) would otherwise be one slice,
+    // folded by one thread while the others wait. A wave holds as many windows as a thread's slice
+    // each, whatever the slices' size.
+    let threads = pool.current_num_threads().max(1);
+    let widest = (SLICE_WINDOWS / per).max(1);
+    let size = widest.min(prepared.selection.series.len().div_ceil(threads * 4));
+    let slices = slices(prepared, size);
+    for wave in slices.chunks(threads * (widest / size)) {
         let pieces: Vec<Windows> = pool.install(|| {
             wave.par_iter()
                 .map(|&slice| input.slice(slice))
