@@ -523,3 +523,94 @@ fn a_head_of_many_chunks_from_two_interleaved_writers_folds_as_its_sorted_points
         grouped_from_each_step(&engine, &steps, "region", value)
     );
 }
+
+#[test]
+fn full_head_chunks_read_in_series_order_fold_as_their_sorted_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // 300 series × 700 timestamps and every 7th timestamp written twice (the greater value counts):
+    // about 240 000 rows, three full chunks of the head (each read in its series order) and a partial
+    // one (read row by row). Batches of 5 timestamps, each pair committed in swapped order: out of
+    // order inside a chunk and across a chunk's end.
+    let points = |steps: std::ops::Range<i64>| {
+        let mut out = Vec::new();
+        for step in steps {
+            for s in 0..300i64 {
+                let host = format!("h{s:03}");
+                let region = format!("r{}", s % 4);
+                let dims = [("host", host.as_str()), ("region", region.as_str())];
+                let t = BASE + step * 1_000;
+                let value = ((step * (s + 1)) % 41) as f64;
+                out.push(point("requests", t, value, &dims));
+                if step % 7 == 0 {
+                    out.push(point("requests", t, value + 0.5 - (s % 2) as f64, &dims));
+                }
+            }
+        }
+        out
+    };
+    let batches: Vec<Vec<Point>> = (0..140).map(|b| points(b * 5..b * 5 + 5)).collect();
+    for pair in batches.chunks(2) {
+        for batch in pair.iter().rev() {
+            engine.write(&tenant(), batch.clone()).unwrap();
+        }
+    }
+    let steps = WindowSteps {
+        first_end: BASE + 45_000,
+        step: 45_000,
+        count: 16,
+        range: 60_000,
+    };
+    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.resets);
+    let check = |spans: &[(i64, i64)]| {
+        for &(start, end) in spans {
+            let r = request(BASE + start, BASE + end, vec![]);
+            let got = windows(&engine, &r).unwrap();
+            assert_eq!(got.len(), 300);
+            assert_eq!(got, expected(&engine, &r), "[{start}, {end}]");
+        }
+        let got = grouped(&engine, &steps, "region", value);
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            got,
+            grouped_from_each_step(&engine, &steps, "region", value)
+        );
+    };
+    // Whole, and cutting chunks at both ends; twice (the second reads the orders the first built).
+    check(&[(0, 700_000), (123_500, 456_700)]);
+    check(&[(0, 700_000), (123_500, 456_700)]);
+    let r = request(BASE, BASE + 700_000, vec![]);
+    // 700 timestamps, 100 of them twice, count once each.
+    assert!(
+        windows(&engine, &r)
+            .unwrap()
+            .iter()
+            .all(|(_, w)| w.count == 700)
+    );
+    // A delete through the first chunk compacts it (its order is dropped); later rows go on.
+    engine
+        .delete_before(&tenant(), "requests", BASE + 100_000)
+        .unwrap();
+    engine.write(&tenant(), points(700..760)).unwrap();
+    check(&[(0, 760_000), (99_000, 300_500)]);
+    // Timestamps 100 s to 700 s, the last written after the delete.
+    assert!(
+        windows(&engine, &r)
+            .unwrap()
+            .iter()
+            .all(|(_, w)| w.count == 601)
+    );
+    // A metric of one row per series: its full chunk keeps no order and is read row by row.
+    let many: Vec<Point> = (0..70_000i64)
+        .map(|s| point("latency", BASE + s, s as f64, &[("host", &format!("l{s}"))]))
+        .collect();
+    engine.write(&tenant(), many).unwrap();
+    let r = WindowRequest {
+        metric: "latency".into(),
+        limit: 100_000,
+        ..request(BASE + 1_000, BASE + 1_999, vec![])
+    };
+    let got = windows(&engine, &r).unwrap();
+    assert_eq!(got.len(), 1_000);
+    assert_eq!(got, expected(&engine, &r));
+}

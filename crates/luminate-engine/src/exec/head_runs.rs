@@ -5,16 +5,20 @@
 //! by position in two passes under the head lock — look each row's series up and count each
 //! position's rows, then place each row in its position's run (a counting sort: linear, and stable,
 //! so a series' run keeps arrival order) — writing samples only once, 16 bytes each, into blocks of a
-//! few MB. [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the
+//! few MB. A full chunk is read in its series order (`crate::head::order`) instead: each of its series
+//! looked up once, and its rows placed in time order (equal timestamps in arrival order, so a run stays
+//! as a stable sort would leave it). [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the
 //! runs that are not already in time order: a series written in order needs none; two interleaved
 //! writers leave it out of order by a batch at most, which an insertion sort puts right in linear time.
+
+use std::sync::OnceLock;
 
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
 use super::{CHECK_EVERY, Prepared};
 use crate::buffer::filled;
-use crate::head::{CHUNK_ROWS, Rows};
+use crate::head::{CHUNK_ROWS, Rows, Runs, SeriesOrder};
 
 /// A sample: (timestamp, value).
 pub(crate) type Sample = (TimestampMs, f64);
@@ -49,6 +53,11 @@ fn sort_nearly_sorted(run: &mut [Sample]) {
     let mut moves = 0usize;
     for i in 1..run.len() {
         let sample = run[i];
+        if run[i - 1].0 <= sample.0 {
+            // In place already: most samples of a run are (in a chunk read in series order, all
+            // but those after a chunk's end).
+            continue;
+        }
         let mut j = i;
         while j > 0 && run[j - 1].0 > sample.0 {
             run[j] = run[j - 1];
@@ -80,15 +89,38 @@ fn each<T: Send>(
 /// Marks a row that is outside the span or of a series not selected.
 const SKIP: u32 = u32::MAX;
 
+/// What pass 1 of [`HeadRuns::gather`] found in a chunk.
+enum Found<'r> {
+    /// Each row's position ([`SKIP`]: not gathered), for a chunk read row by row.
+    Rows(Vec<u32>),
+    /// For a chunk read in its series order: each selected series' rows in the span, as
+    /// (position, first, end) indexes into the order's rows, which are in time order.
+    Runs(&'r Runs, Vec<(u32, u32, u32)>),
+}
+
+/// The first index of `lo..hi` failing `before` (which holds for a prefix of it).
+fn first_failing(mut lo: u32, mut hi: u32, before: impl Fn(u32) -> bool) -> u32 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 impl HeadRuns {
     /// The rows of `chunks` (each with its tombstone: rows below it are deleted) of the selected
-    /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order. On
+    /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order (a
+    /// full chunk's in time order: its series order, built here the first time). On
     /// `pool`, past a chunk's worth of rows: each thread looks up the rows of its share of the chunks
     /// and counts them per position, then places the rows of its share of the blocks (every thread
     /// reads every row's position; each writes only its own blocks).
-    pub(crate) fn gather(
+    pub(crate) fn gather<'c>(
         prepared: &Prepared<'_>,
-        chunks: &[(Rows<'_>, Option<TimestampMs>)],
+        chunks: &'c [(Rows<'c>, Option<TimestampMs>)],
         (start, end): (TimestampMs, TimestampMs),
         ctx: &QueryContext,
         pool: &rayon::ThreadPool,
@@ -101,14 +133,50 @@ impl HeadRuns {
         } else {
             pool.current_num_threads().max(1)
         };
-        // Pass 1: each row's position, looked up once, and counted.
-        let lookup = |group: &[(Rows<'_>, Option<TimestampMs>)]| {
+        // The full chunks in the span read for the first time by a fold get their series order
+        // (`crate::head::order`), on the pool.
+        let unordered: Vec<(&OnceLock<SeriesOrder>, &Rows<'_>)> = chunks
+            .iter()
+            .filter(|(rows, _)| rows.max_t >= start && rows.min_t <= end)
+            .filter_map(|(rows, _)| Some((rows.order?, rows)))
+            .filter(|(order, _)| order.get().is_none())
+            .collect();
+        each(unordered, threads, pool, |(order, rows)| {
+            order.get_or_init(|| SeriesOrder::of(rows.series, rows.timestamps));
+        });
+        // Pass 1: each row's position, looked up once (once per series in an ordered chunk), and
+        // counted.
+        let lookup = |group: &'c [(Rows<'c>, Option<TimestampMs>)]| {
             let mut counts = filled(positions, 0u32);
-            let mut slots = Vec::with_capacity(group.len());
+            let mut found = Vec::with_capacity(group.len());
             for (rows, floor) in group {
                 let from = start.max(floor.unwrap_or(TimestampMs::MIN));
                 if rows.series.is_empty() || rows.max_t < from || rows.min_t > end {
-                    slots.push(Vec::new());
+                    found.push(Found::Rows(Vec::new()));
+                    continue;
+                }
+                if let Some(SeriesOrder::Some(runs)) = rows.order.and_then(OnceLock::get) {
+                    let whole = rows.min_t >= from && rows.max_t <= end;
+                    let time = |i: u32| rows.timestamps[usize::from(runs.rows[i as usize])];
+                    let mut of_chunk = Vec::new();
+                    for (k, &id) in runs.series.iter().enumerate() {
+                        if k % CHECK_EVERY == 0 {
+                            ctx.check()?;
+                        }
+                        let Some(slot) = prepared.map.get(id) else {
+                            continue;
+                        };
+                        let (mut lo, mut hi) = (runs.starts[k], runs.starts[k + 1]);
+                        if !whole {
+                            lo = first_failing(lo, hi, |i| time(i) < from);
+                            hi = first_failing(lo, hi, |i| time(i) <= end);
+                        }
+                        if lo < hi {
+                            counts[slot as usize] += hi - lo;
+                            of_chunk.push((slot, lo, hi));
+                        }
+                    }
+                    found.push(Found::Runs(runs, of_chunk));
                     continue;
                 }
                 let mut of_chunk = Vec::with_capacity(rows.series.len());
@@ -124,22 +192,22 @@ impl HeadRuns {
                         _ => SKIP,
                     });
                 }
-                slots.push(of_chunk);
+                found.push(Found::Rows(of_chunk));
             }
-            Ok::<_, StoreError>((slots, counts))
+            Ok::<_, StoreError>((found, counts))
         };
         let groups: Vec<_> = chunks
             .chunks(chunks.len().div_ceil(threads).max(1))
             .collect();
-        let looked: Vec<(Vec<Vec<u32>>, Vec<u32>)> = if threads > 1 {
+        let looked: Vec<(Vec<Found<'_>>, Vec<u32>)> = if threads > 1 {
             pool.install(|| groups.into_par_iter().map(lookup).collect::<Result<_, _>>())?
         } else {
             groups.into_iter().map(lookup).collect::<Result<_, _>>()?
         };
-        let mut slots: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
+        let mut found: Vec<Found<'_>> = Vec::with_capacity(chunks.len());
         let mut counts: Vec<u32> = Vec::new();
-        for (group_slots, group_counts) in looked {
-            slots.extend(group_slots);
+        for (group_found, group_counts) in looked {
+            found.extend(group_found);
             if counts.is_empty() {
                 counts = group_counts;
             } else {
@@ -168,10 +236,12 @@ impl HeadRuns {
                 }
                 starts.push(total as u32);
             }
+            // Filled by the thread that places its rows (pass 2): 23 MB of samples for 1.4 M rows
+            // take a few ms to write even once.
             out.push(Block {
                 first,
                 starts,
-                samples: filled(total as usize, (0, 0.0)),
+                samples: Vec::new(),
             });
         }
         drop(counts);
@@ -180,19 +250,46 @@ impl HeadRuns {
             let Some(first) = blocks.first().map(|b| b.first) else {
                 return;
             };
+            for block in blocks.iter_mut() {
+                let total = block.starts.last().copied().unwrap_or(0);
+                block.samples = filled(total as usize, (0, 0.0));
+            }
             let mut next: Vec<Vec<u32>> = blocks
                 .iter()
                 .map(|b| b.starts[..b.starts.len() - 1].to_vec())
                 .collect();
             let span = next.iter().map(Vec::len).sum::<usize>();
-            for ((rows, _), slots) in chunks.iter().zip(&slots) {
-                for (i, &slot) in slots.iter().enumerate() {
-                    let k = (slot as usize).wrapping_sub(first);
-                    if k < span {
-                        let (b, k) = (k / per, k % per);
-                        let at = &mut next[b][k];
-                        blocks[b].samples[*at as usize] = (rows.timestamps[i], rows.values[i]);
-                        *at += 1;
+            for ((rows, _), found) in chunks.iter().zip(&found) {
+                match found {
+                    Found::Rows(slots) => {
+                        for (i, &slot) in slots.iter().enumerate() {
+                            let k = (slot as usize).wrapping_sub(first);
+                            if k < span {
+                                let (b, k) = (k / per, k % per);
+                                let at = &mut next[b][k];
+                                blocks[b].samples[*at as usize] =
+                                    (rows.timestamps[i], rows.values[i]);
+                                *at += 1;
+                            }
+                        }
+                    }
+                    Found::Runs(runs, of_chunk) => {
+                        for &(slot, lo, hi) in of_chunk {
+                            let k = (slot as usize).wrapping_sub(first);
+                            if k < span {
+                                let (b, k) = (k / per, k % per);
+                                let at = &mut next[b][k];
+                                let to =
+                                    &mut blocks[b].samples[*at as usize..(*at + hi - lo) as usize];
+                                for (sample, &r) in
+                                    to.iter_mut().zip(&runs.rows[lo as usize..hi as usize])
+                                {
+                                    let r = usize::from(r);
+                                    *sample = (rows.timestamps[r], rows.values[r]);
+                                }
+                                *at += hi - lo;
+                            }
+                        }
                     }
                 }
             }

@@ -13,9 +13,14 @@
 //! Invariants: `points` is the number of rows of every tenant; no chunk is empty; every chunk but the
 //! last of a metric is full, unless a delete compacted it.
 
+mod order;
+
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use luminate_model::{Tenant, TimestampMs};
+
+pub(crate) use order::{Runs, SeriesOrder};
 
 use crate::index::MetricId;
 use crate::record::SeriesId;
@@ -52,6 +57,8 @@ struct Chunk {
     values: Vec<f64>,
     min_t: TimestampMs,
     max_t: TimestampMs,
+    /// The rows' order by series, once full (`order`).
+    order: OnceLock<SeriesOrder>,
 }
 
 /// A borrowed run of rows of one metric: the unit a query scans.
@@ -67,6 +74,9 @@ pub(crate) struct Rows<'a> {
     pub min_t: TimestampMs,
     /// No row is newer.
     pub max_t: TimestampMs,
+    /// A full chunk's order by series (built by the first fold that wants it); `None` while rows
+    /// may still be appended.
+    pub order: Option<&'a OnceLock<SeriesOrder>>,
 }
 
 impl Head {
@@ -143,7 +153,10 @@ impl Head {
                 c.chunks.capacity() * size_of::<Chunk>()
                     + c.chunks
                         .iter()
-                        .map(|k| k.series.capacity() * row)
+                        .map(|k| {
+                            k.series.capacity() * row
+                                + k.order.get().map_or(0, SeriesOrder::heap_bytes)
+                        })
                         .sum::<usize>()
             })
             .sum()
@@ -209,6 +222,7 @@ impl Chunk {
             values: Vec::with_capacity(rows),
             min_t: first,
             max_t: first,
+            order: OnceLock::new(),
         }
     }
 
@@ -227,11 +241,14 @@ impl Chunk {
             values: &self.values,
             min_t: self.min_t,
             max_t: self.max_t,
+            order: (self.series.len() == CHUNK_ROWS).then_some(&self.order),
         }
     }
 
     /// Keeps the rows with timestamp `>= before`, in order; returns how many were removed.
     fn retain_from(&mut self, before: TimestampMs, deleted: &mut impl FnMut(SeriesId)) -> u64 {
+        // The rows move: an order of them would point at others.
+        self.order = OnceLock::new();
         let len = self.series.len();
         let mut kept = 0;
         let (mut min_t, mut max_t) = (TimestampMs::MAX, TimestampMs::MIN);
