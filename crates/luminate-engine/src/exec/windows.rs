@@ -49,10 +49,14 @@ impl Windows {
         if len == 0 {
             return;
         }
+        // Windows' starts and ends ascend with the step, so each bound is searched from the one
+        // before: a few probes near it, not a binary search over the whole run per window (which was
+        // half of this fold's time for a counter's 3 600 samples over 61 steps).
+        let (mut from, mut to) = (0, 0);
         for i in steps.touching(run.time(0), run.time(len - 1)) {
             let (start, end) = steps.window(i);
-            let from = run.partition_point(|t| t < start);
-            let to = run.partition_point(|t| t <= end);
+            from = run.partition_point_from(from, |t| t < start);
+            to = run.partition_point_from(to.max(from), |t| t <= end);
             match window_of(&run, from, to) {
                 Ok(Some(w)) => self.add(base + i, w),
                 Ok(None) => {}
@@ -102,9 +106,18 @@ trait Run {
     fn time(&self, i: usize) -> TimestampMs;
     fn sample(&self, i: usize) -> Sample;
 
-    /// The first index whose time fails `before` (which holds for a prefix of the run).
-    fn partition_point(&self, before: impl Fn(TimestampMs) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
+    /// The first index whose time fails `before` (which holds for a prefix of the run), knowing that
+    /// it holds for every index below `known`: probes from `known` on, each gap twice the one before,
+    /// until one fails, then searches between the last two probes.
+    fn partition_point_from(&self, known: usize, before: impl Fn(TimestampMs) -> bool) -> usize {
+        let len = self.len();
+        let (mut lo, mut probe, mut gap) = (known, known, 1usize);
+        while probe < len && before(self.time(probe)) {
+            lo = probe + 1;
+            probe = lo.saturating_add(gap);
+            gap = gap.saturating_mul(2);
+        }
+        let mut hi = probe.min(len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if before(self.time(mid)) {
@@ -508,6 +521,28 @@ mod tests {
                 assert_eq!(format!("{got:?}"), format!("{want:?}"), "{from}..{to}");
             }
         }
+    }
+
+    #[test]
+    fn a_bound_searched_from_a_known_prefix_equals_the_whole_runs_partition_point() {
+        // Times with repeats and gaps.
+        let times: Vec<TimestampMs> = (0..300).map(|i| (i / 3) * 7 + (i % 5)).collect();
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        let values = vec![0.0; sorted.len()];
+        let run = (sorted.as_slice(), values.as_slice());
+        for cut in -5..sorted[sorted.len() - 1] + 5 {
+            let want = sorted.partition_point(|&t| t < cut);
+            for known in 0..=want {
+                assert_eq!(
+                    run.partition_point_from(known, |t| t < cut),
+                    want,
+                    "{cut} {known}"
+                );
+            }
+        }
+        let empty: (&[TimestampMs], &[f64]) = (&[], &[]);
+        assert_eq!(empty.partition_point_from(0, |t| t < 10), 0);
     }
 
     #[test]
