@@ -138,6 +138,11 @@ fn grouped_from_each_step(
     want.into_iter().collect()
 }
 
+/// A window's points and counter resets in one value (thousands: points), for grouped folds.
+fn count_and_resets(_: usize, w: &SeriesWindow) -> Option<f64> {
+    Some(w.count as f64 * 1_000.0 + w.resets)
+}
+
 /// 40 counters, one point every 10 s from `from` for `n` steps, each reset to 0 every 37 points.
 fn counters(from: i64, steps: std::ops::Range<i64>) -> Vec<Point> {
     let mut out = Vec::new();
@@ -515,7 +520,7 @@ fn a_head_of_many_chunks_from_two_interleaved_writers_folds_as_its_sorted_points
         count: 13,
         range: 30_000,
     };
-    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.resets);
+    let value: &WindowValue = &count_and_resets;
     let got = grouped(&engine, &steps, "region", value);
     assert_eq!(got.len(), 3);
     assert_eq!(
@@ -561,7 +566,7 @@ fn full_head_chunks_read_in_series_order_fold_as_their_sorted_points() {
         count: 16,
         range: 60_000,
     };
-    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.resets);
+    let value: &WindowValue = &count_and_resets;
     let check = |spans: &[(i64, i64)]| {
         for &(start, end) in spans {
             let r = request(BASE + start, BASE + end, vec![]);
