@@ -7,9 +7,10 @@
 //! so a series' run keeps arrival order) — writing samples only once, 16 bytes each, into blocks of a
 //! few MB. A full chunk is read in its series order (`crate::head::order`) instead: each of its series
 //! looked up once, and its rows placed in time order (equal timestamps in arrival order, so a run stays
-//! as a stable sort would leave it). [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the
-//! runs that are not already in time order: a series written in order needs none; two interleaved
-//! writers leave it out of order by a batch at most, which an insertion sort puts right in linear time.
+//! as a stable sort would leave it). Placing notes each sample that lands after a later one (a join);
+//! [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the runs with
+//! joins, and only from them: a series written in order needs nothing; two interleaved writers leave
+//! it out of order by a batch at most, which an insertion sort puts right in linear time.
 
 use std::sync::OnceLock;
 
