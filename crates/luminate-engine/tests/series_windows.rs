@@ -605,7 +605,7 @@ fn full_head_chunks_read_in_series_order_fold_as_their_sorted_points() {
             .iter()
             .all(|(_, w)| w.count == 601)
     );
-    // A metric of one row per series: its full chunk keeps no order and is read row by row.
+    // A metric of one row per series (more series than a chunk's order pays for): read row by row.
     let many: Vec<Point> = (0..70_000i64)
         .map(|s| point("latency", BASE + s, s as f64, &[("host", &format!("l{s}"))]))
         .collect();

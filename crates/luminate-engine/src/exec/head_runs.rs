@@ -129,7 +129,8 @@ fn first_failing(mut lo: u32, mut hi: u32, before: impl Fn(u32) -> bool) -> u32 
 impl HeadRuns {
     /// The rows of `chunks` (each with its tombstone: rows below it are deleted) of the selected
     /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order (a
-    /// full chunk's in time order: its series order, built here the first time). On
+    /// full chunk's in time order: its series order, built here the first time when `order` says
+    /// the metric has few enough series for it to pay). On
     /// `pool`, past a chunk's worth of rows: each thread looks up the rows of its share of the chunks
     /// and counts them per position, then places the rows of its share of the blocks (every thread
     /// reads every row's position; each writes only its own blocks).
@@ -137,6 +138,7 @@ impl HeadRuns {
         prepared: &Prepared<'_>,
         chunks: &'c [(Rows<'c>, Option<TimestampMs>)],
         (start, end): (TimestampMs, TimestampMs),
+        order: bool,
         ctx: &QueryContext,
         pool: &rayon::ThreadPool,
     ) -> Result<Self, StoreError> {
@@ -152,7 +154,7 @@ impl HeadRuns {
         // (`crate::head::order`), on the pool.
         let unordered: Vec<(&OnceLock<SeriesOrder>, &Rows<'_>)> = chunks
             .iter()
-            .filter(|(rows, _)| rows.max_t >= start && rows.min_t <= end)
+            .filter(|(rows, _)| order && rows.max_t >= start && rows.min_t <= end)
             .filter_map(|(rows, _)| Some((rows.order?, rows)))
             .filter(|(order, _)| order.get().is_none())
             .collect();

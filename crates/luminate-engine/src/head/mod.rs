@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use luminate_model::{Tenant, TimestampMs};
 
-pub(crate) use order::{Runs, SeriesOrder};
+pub(crate) use order::{MAX_ORDERED_SERIES, Runs, SeriesOrder};
 
 use crate::index::MetricId;
 use crate::record::SeriesId;
