@@ -113,19 +113,6 @@ enum Found<'r> {
     Runs(&'r Runs, Vec<(u32, u32, u32)>),
 }
 
-/// The first index of `lo..hi` failing `before` (which holds for a prefix of it).
-fn first_failing(mut lo: u32, mut hi: u32, before: impl Fn(u32) -> bool) -> u32 {
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if before(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
-}
-
 impl HeadRuns {
     /// The rows of `chunks` (each with its tombstone: rows below it are deleted) of the selected
     /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order (a
@@ -174,7 +161,7 @@ impl HeadRuns {
                 }
                 if let Some(SeriesOrder::Some(runs)) = rows.order.and_then(OnceLock::get) {
                     let whole = rows.min_t >= from && rows.max_t <= end;
-                    let time = |i: u32| rows.timestamps[usize::from(runs.rows[i as usize])];
+                    let time = |r: &u16| rows.timestamps[usize::from(*r)];
                     let mut of_chunk = Vec::new();
                     for (k, &id) in runs.series.iter().enumerate() {
                         if k % CHECK_EVERY == 0 {
@@ -185,8 +172,11 @@ impl HeadRuns {
                         };
                         let (mut lo, mut hi) = (runs.starts[k], runs.starts[k + 1]);
                         if !whole {
-                            lo = first_failing(lo, hi, |i| time(i) < from);
-                            hi = first_failing(lo, hi, |i| time(i) <= end);
+                            // The series' rows ascend in time.
+                            let of_series = &runs.rows[lo as usize..hi as usize];
+                            let first = of_series.partition_point(|r| time(r) < from);
+                            let past = of_series.partition_point(|r| time(r) <= end);
+                            (lo, hi) = (lo + first as u32, lo + past as u32);
                         }
                         if lo < hi {
                             counts[slot as usize] += hi - lo;
