@@ -5,10 +5,10 @@
 //! belong to the flush and compaction code; series dimensions belong to the series index (a part only
 //! knows series ids).
 //!
-//! # Layout (format version 3, all integers little-endian)
+//! # Layout (format version 4, all integers little-endian)
 //! ```text
 //! part       := header blobs section footer
-//! header     := MAGIC "LPRT" | FORMAT_V3 u32                                        HEADER_LEN = 8
+//! header     := MAGIC "LPRT" | FORMAT_V4 u32                                        HEADER_LEN = 8
 //! blobs      := (timestamps_blob values_blob)* one pair per page, adjacent, in page order, with a
 //!               summary chunk_blob after the page that completed it
 //!               timestamps_blob: paged i64 (first-order deltas; mode chosen by pco)
@@ -31,19 +31,22 @@
 //! chunk_blob := column{6}, column := len u32 | pco standalone blob (len 0: no numbers)
 //!               per_series u32 × series:   block summaries of each of the chunk's series (>= 1)
 //!               block      i64 × entries:  block number (first ms = block × block_ms), ascending per series
-//!               count      u32 × entries:  rows of the series in the block (>= 1)
+//!               count      u32 × entries:  rows of the series in the block (>= 1); empty when
+//!                                          entries = series (each count is the directory's)
 //!               min        f64 × entries
 //!               max        f64 × entries of count >= 2 (a single row's max is its min)
-//!               sum        f64 × entries of count >= 2 (a single row's sum is 0.0 + its min)
+//!               sum        f64 × entries of count >= 3 (a single row's sum is 0.0 + its min, two
+//!                                          rows' (0.0 + min) + max)
 //! footer     := section_offset u64 | section_len u64 | section_crc u32 | MAGIC "LPRT"  FOOTER_LEN = 24
 //! str        := u32 byte length | UTF-8 bytes
 //! ```
 //! `day` is days since 1970-01-01 UTC, `min_t`/`max_t` are inclusive, `page_rows` is the maximum rows
 //! of a page as written (every page but the last is full). `crc` fields are CRC-32C of the blob's
-//! bytes; `section_crc` covers the whole section. Format 2 (earlier builds) is format 3 with each
+//! bytes; `section_crc` covers the whole section. Format 3 (earlier builds) is format 4 with every
+//! count and the sum of every entry of 2 rows or more in its chunks. Format 2 is format 3 with each
 //! page column one pco standalone blob, decoded from its first row up to the last row a scan needs.
 //! Format 1 is format 2 without the `summaries` of the section and without chunk blobs; its parts
-//! are scanned row by row. Both are still read. Blocks are epoch-aligned, `block_ms` wide (an hour,
+//! are scanned row by row. All three are still read. Blocks are epoch-aligned, `block_ms` wide (an hour,
 //! `summary::DEFAULT_BLOCK_MS`, or a day, [`MAX_BLOCK_MS`]: the writer's choice per part);
 //! a block summary's sum adds its rows in row order from `0.0`, as a scan does; min and max fold
 //! with `f64::min`/`f64::max` from the first row. Chunks hold whole series, in directory order, and
@@ -53,6 +56,8 @@
 //! - Rows are numbered from 0 in (series id, timestamp, value) order; series `i` owns rows
 //!   `[sum of counts before i, + count_i)`. Pages cut that sequence every `page_rows` rows regardless of
 //!   series boundaries, so a series may span pages and a page may hold many series.
+//! - Values are never NaN (the write path admits finite values; the writer refuses NaN), so a
+//!   two-row block's sum is `(0.0 + min) + max` bit for bit.
 //! - A part holds at least one series and at most `u32::MAX` rows, so a row number fits a `u32` and the
 //!   reader keeps 8 bytes per series in memory (id and first row).
 //! - The file is written to a temp file beside its final path, fsynced, renamed into place and the
@@ -122,9 +127,13 @@ pub(crate) const FORMAT_V1: u32 = 1;
 /// Format 1 plus per-series block summaries: still read (written by tests only).
 #[cfg(test)]
 pub(crate) const FORMAT_V2: u32 = 2;
-/// The layout this build writes: format 2 with each page column in independently decodable
-/// sub-pages.
+/// Format 2 with each page column in independently decodable sub-pages: still read (written by
+/// tests only).
 pub(crate) const FORMAT_V3: u32 = 3;
+/// The layout this build writes: format 3 with fewer numbers in a summary chunk — no counts where
+/// the chunk has one entry per series (the directory holds them) and no sums of two-row entries
+/// (`(0.0 + min) + max`).
+pub(crate) const FORMAT_V4: u32 = 4;
 /// Rows a block summary must stand for, on average, for a part to carry summaries
 /// ([`summary_block_ms`]; `EngineConfig::summary_min_rows` sets it, `0` always summarises).
 pub(crate) const DEFAULT_SUMMARY_MIN_ROWS: u64 = 4;

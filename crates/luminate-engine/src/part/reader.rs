@@ -13,7 +13,8 @@ use super::scan::SeriesScan;
 use super::section::{self, Footer};
 use super::summary::{ChunkEntry, Summaries, SummaryColumns, SummarySource};
 use super::{
-    BlobRef, FOOTER_LEN, FORMAT_V1, FORMAT_V3, HEADER_LEN, MAGIC, PageEntry, PartMeta, corruption,
+    BlobRef, FOOTER_LEN, FORMAT_V1, FORMAT_V3, FORMAT_V4, HEADER_LEN, MAGIC, PageEntry, PartMeta,
+    corruption,
 };
 use crate::EngineError;
 use crate::files::{io_error, open_waiting};
@@ -38,6 +39,8 @@ pub(crate) struct Part {
     summaries: Option<(i64, Box<[ChunkEntry]>)>,
     /// Format 3: page columns are paged blobs, read by sub-page.
     pub(super) paged: bool,
+    /// The format version: what the summary chunks store.
+    version: u32,
 }
 
 /// Which series a scan reads.
@@ -88,12 +91,12 @@ impl Part {
             ));
         }
         let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if !(FORMAT_V1..=FORMAT_V3).contains(&version) {
+        if !(FORMAT_V1..=FORMAT_V4).contains(&version) {
             return Err(corruption(
                 path,
                 4,
                 format!(
-                    "unsupported part format version {version} (this build reads {FORMAT_V1} to {FORMAT_V3})"
+                    "unsupported part format version {version} (this build reads {FORMAT_V1} to {FORMAT_V4})"
                 ),
             ));
         }
@@ -124,6 +127,7 @@ impl Part {
             starts: section.starts,
             summaries: section.summaries,
             paged: version >= FORMAT_V3,
+            version,
         })
     }
 
@@ -174,6 +178,7 @@ impl Part {
                 ids: &self.ids,
                 starts: &self.starts,
                 chunks,
+                version: self.version,
             },
             columns,
         ))

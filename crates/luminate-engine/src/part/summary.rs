@@ -14,7 +14,7 @@ use std::path::Path;
 
 use luminate_model::TimestampMs;
 
-use super::{BlobRef, Delta, compress, corruption};
+use super::{BlobRef, Delta, FORMAT_V4, compress, corruption};
 use crate::EngineError;
 use crate::files::io_error;
 use crate::record::SeriesId;
@@ -93,7 +93,18 @@ pub(super) struct SummaryBuilder {
     mins: Vec<f64>,
     /// Only for entries of 2 rows or more: a single row's max is its min, its sum `0.0 + min`.
     maxs: Vec<f64>,
+    /// Likewise; [`SummaryBuilder::take_chunk`] writes those the format keeps ([`sums_kept_from`]).
     sums: Vec<f64>,
+    /// The sums a chunk of format 4 keeps.
+    kept_sums: Vec<f64>,
+}
+
+/// The fewest rows of an entry whose sum a chunk of part format `version` stores: from format 4,
+/// 3, since a two-row entry's sum, `(0.0 + first) + second`, is `(0.0 + min) + max` bit for bit
+/// (addition commutes exactly; rows are finite, and where both are zeros either way gives `+0.0`);
+/// 2 before.
+pub(super) fn sums_kept_from(version: u32) -> u32 {
+    if version >= FORMAT_V4 { 3 } else { 2 }
 }
 
 impl SummaryBuilder {
@@ -108,6 +119,7 @@ impl SummaryBuilder {
             mins: Vec::new(),
             maxs: Vec::new(),
             sums: Vec::new(),
+            kept_sums: Vec::new(),
         }
     }
 
@@ -158,19 +170,43 @@ impl SummaryBuilder {
         self.per_series.is_empty()
     }
 
-    /// Encodes the open chunk into `out` (cleared first) and starts the next; returns the chunk's
-    /// first series, series and entries.
+    /// Encodes the open chunk into `out` (cleared first) as part format `version` lays it out and
+    /// starts the next; returns the chunk's first series, series and entries.
     pub(super) fn take_chunk(
         &mut self,
         out: &mut Vec<u8>,
+        version: u32,
     ) -> Result<(u32, u32, u32), pco::errors::PcoError> {
         out.clear();
+        // From format 4 a chunk of one entry per series leaves its counts to the directory, which
+        // holds every series' rows: 0.03 bytes a point on the benchmark's day-wide summaries.
+        let counts_in_directory =
+            version >= FORMAT_V4 && self.blocks.len() == self.per_series.len();
+        let counts = if counts_in_directory {
+            &[][..]
+        } else {
+            &self.counts[..]
+        };
+        let from = sums_kept_from(version);
+        let sums = if from > 2 {
+            let multis = self.counts.iter().filter(|&&k| k >= 2);
+            self.kept_sums.clear();
+            self.kept_sums.extend(
+                multis
+                    .zip(&self.sums)
+                    .filter(|&(&k, _)| k >= from)
+                    .map(|(_, &sum)| sum),
+            );
+            &self.kept_sums[..]
+        } else {
+            &self.sums[..]
+        };
         put_column(out, &self.per_series, Delta::Auto)?;
         put_column(out, &self.blocks, Delta::Auto)?;
-        put_column(out, &self.counts, Delta::Auto)?;
+        put_column(out, counts, Delta::Auto)?;
         put_column(out, &self.mins, Delta::Auto)?;
         put_column(out, &self.maxs, Delta::Auto)?;
-        put_column(out, &self.sums, Delta::Auto)?;
+        put_column(out, sums, Delta::Auto)?;
         let taken = (
             self.first_series,
             self.per_series.len() as u32,
@@ -211,6 +247,8 @@ pub(super) struct SummarySource<'a> {
     pub ids: &'a [SeriesId],
     pub starts: &'a [u32],
     pub chunks: &'a [ChunkEntry],
+    /// The part's format: which counts and sums its chunks store.
+    pub version: u32,
 }
 
 /// Reads the block summaries of chosen series of a part, in ascending id order, decoding each chunk
@@ -380,9 +418,19 @@ impl<'a> Summaries<'a> {
         let first = chunk.first_series as usize;
         let rows_of = |i: usize| source.starts[first + i + 1] - source.starts[first + i];
         self.offsets.clear();
-        if whole && entries == series {
+        if source.version >= FORMAT_V4 && entries == series {
+            if !columns[2].is_empty() {
+                return Err(bad(
+                    "counts column: present where the directory holds the counts".to_owned(),
+                ));
+            }
+            self.counts.clear();
+            self.counts.extend((0..series).map(rows_of));
+        } else {
             decode_column(columns[2], entries, &mut self.counts)
                 .map_err(|e| bad(format!("counts column: {e}")))?;
+        }
+        if whole && entries == series {
             if let Some(i) = (0..series).find(|&i| self.counts[i] != rows_of(i)) {
                 return Err(bad(format!(
                     "entries of series index {} do not summarise its {} rows",
@@ -398,8 +446,6 @@ impl<'a> Summaries<'a> {
                 .map_err(|e| bad(format!("series column: {e}")))?;
             decode_column(columns[1], entries, &mut self.blocks)
                 .map_err(|e| bad(format!("blocks column: {e}")))?;
-            decode_column(columns[2], entries, &mut self.counts)
-                .map_err(|e| bad(format!("counts column: {e}")))?;
             // Every series' entries: at least one, blocks ascending, counts adding up to its rows.
             self.offsets.push(0);
             let mut at = 0usize;
@@ -442,8 +488,12 @@ impl<'a> Summaries<'a> {
                 }),
         );
         let multi = self.counts.iter().filter(|&&k| k >= 2).count();
+        let sums_from = sums_kept_from(source.version);
+        let summed = self.counts.iter().filter(|&&k| k >= sums_from).count();
         let want = self.columns;
-        let need_min = want.min || (want.sum || want.max) && multi < entries;
+        // Entries of two rows whose sum is not stored: `(0.0 + min) + max`.
+        let pairs = want.sum && summed < multi;
+        let need_min = want.min || (want.sum || want.max) && multi < entries || pairs;
         if need_min {
             decode_column(columns[3], entries, &mut self.column)
                 .map_err(|e| bad(format!("min column: {e}")))?;
@@ -451,19 +501,21 @@ impl<'a> Summaries<'a> {
                 (e.min, e.max, e.sum) = (v, v, 0.0 + v);
             }
         }
-        for (k, wanted, name) in [(4, want.max, "max"), (5, want.sum, "sum")] {
-            if !wanted {
-                continue;
-            }
-            decode_column(columns[k], multi, &mut self.column)
-                .map_err(|e| bad(format!("{name} column: {e}")))?;
+        if want.max || pairs {
+            decode_column(columns[4], multi, &mut self.column)
+                .map_err(|e| bad(format!("max column: {e}")))?;
             let multis = self.entries.iter_mut().filter(|e| e.count >= 2);
             for (e, &v) in multis.zip(&self.column) {
-                if k == 4 {
-                    e.max = v;
-                } else {
-                    e.sum = v;
-                }
+                e.max = v;
+                e.sum = (0.0 + e.min) + v;
+            }
+        }
+        if want.sum {
+            decode_column(columns[5], summed, &mut self.column)
+                .map_err(|e| bad(format!("sum column: {e}")))?;
+            let summed = self.entries.iter_mut().filter(|e| e.count >= sums_from);
+            for (e, &v) in summed.zip(&self.column) {
+                e.sum = v;
             }
         }
         if !want.min {

@@ -13,8 +13,8 @@ use super::paged::{self, SUBPAGE_ROWS};
 use super::section::{self, Footer};
 use super::summary::{ChunkEntry, DEFAULT_BLOCK_MS, SummaryBuilder};
 use super::{
-    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V3, HEADER_LEN, MAGIC, MAX_ROWS, PageEntry, PartMeta,
-    compress,
+    BlobRef, DEFAULT_PAGE_ROWS, Delta, FORMAT_V3, FORMAT_V4, HEADER_LEN, MAGIC, MAX_ROWS,
+    PageEntry, PartMeta, compress,
 };
 use crate::EngineError;
 use crate::files::{io_error, open_waiting, parent_dir, sync_dir, write_all};
@@ -50,7 +50,7 @@ pub(crate) struct PartWriter {
     /// The summaries of the series pushed since the last chunk was written; `None`: the part carries
     /// none ([`PartWriter::without_summaries`]).
     summaries: Option<SummaryBuilder>,
-    /// The format written: [`FORMAT_V3`], or an earlier one for tests of the reader's compatibility.
+    /// The format written: [`FORMAT_V4`], or an earlier one for tests of the reader's compatibility.
     version: u32,
     /// Rows of a sub-page of a page's column blobs (format 3).
     sub_rows: u32,
@@ -79,7 +79,7 @@ impl PartWriter {
         .map_err(|e| write_error("create part temp file", &tmp, e))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
-        header[4..].copy_from_slice(&FORMAT_V3.to_le_bytes());
+        header[4..].copy_from_slice(&FORMAT_V4.to_le_bytes());
         let written = write_all(&file, &tmp, &header);
         let writer = Self {
             path: path.to_path_buf(),
@@ -99,7 +99,7 @@ impl PartWriter {
             counts: Vec::new(),
             rows: 0,
             summaries: Some(SummaryBuilder::new(DEFAULT_BLOCK_MS)),
-            version: FORMAT_V3,
+            version: FORMAT_V4,
             sub_rows: SUBPAGE_ROWS,
             chunks: Vec::new(),
         };
@@ -167,6 +167,13 @@ impl PartWriter {
         self.earlier_format(super::FORMAT_V2)
     }
 
+    /// Writes format 3, as earlier builds did (every count and every sum of 2 rows or more in the
+    /// summary chunks).
+    #[cfg(test)]
+    pub(crate) fn format_v3(self) -> Result<Self, EngineError> {
+        self.earlier_format(FORMAT_V3)
+    }
+
     #[cfg(test)]
     fn earlier_format(mut self, version: u32) -> Result<Self, EngineError> {
         use std::io::{Seek, SeekFrom, Write};
@@ -210,6 +217,10 @@ impl PartWriter {
                 timestamps[i + 1],
                 i + 1
             ))
+        } else if let Some(i) = values.iter().position(|v| v.is_nan()) {
+            // The write path admits finite values only; a two-row summary's sum is rebuilt from its
+            // min and max, which NaN would break.
+            Some(format!("series {id} value at index {i} is NaN"))
         } else if self.rows + timestamps.len() as u64 > MAX_ROWS {
             Some(format!(
                 "series {id} would take the part past {MAX_ROWS} rows; split the partition"
@@ -357,7 +368,7 @@ impl PartWriter {
             return Ok(());
         };
         let (first_series, series, entries) = builder
-            .take_chunk(&mut self.blob)
+            .take_chunk(&mut self.blob, self.version)
             .map_err(pco_error(&self.path))?;
         let blob = self.append_blob()?;
         self.chunks.push(ChunkEntry {

@@ -261,3 +261,74 @@ fn moments_over_a_part_of_day_blocks_equal_the_head_and_read_no_page_when_it_is_
     }
     assert_eq!(checked, 5 * 3 * 3 * 2);
 }
+
+/// Series of one, two and three rows in a day-wide and an hourly part, in format 4 (no counts in a
+/// chunk of one entry per series, two-row sums rebuilt from min and max) and format 3 (both stored):
+/// every moment by series, whole or in hourly buckets, equals the head's answer to the bit, signed
+/// zeros and values whose sum rounds included.
+#[test]
+fn moments_of_one_two_and_three_row_series_equal_the_head_in_formats_3_and_4() {
+    let values = [
+        [-0.0, -0.0, 1.0],
+        [0.1, 0.2, 0.3],
+        [1e16, 1.0, -1e16],
+        [-0.0, 0.0, -2.5],
+        [f64::MAX, f64::MAX, -f64::MAX],
+    ];
+    let mut points = Vec::new();
+    for (k, vs) in values.iter().enumerate() {
+        for rows in 1..=3 {
+            for (i, &value) in vs[..rows].iter().enumerate() {
+                points.push(Point {
+                    name: "m".into(),
+                    // Rows 20 minutes apart: one hourly block or two (the third row of a series).
+                    timestamp: 2 * 3_600_000 + 1_200_000 * (i as i64 + 1) + k as i64,
+                    value,
+                    dimensions: Dimensions::from_pairs([("s".to_owned(), format!("v{k}r{rows}"))]),
+                });
+            }
+        }
+    }
+    let (index, head) = load(&points);
+    let ti = index.tenant(&tenant());
+    let chunks = head.rows(&tenant(), 0);
+    let in_head: Vec<Rows<'_>> = chunks.to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = QueryContext::new(Duration::from_secs(30));
+    let mut checked = 0;
+    for (block_ms, v3) in [(86_400_000, false), (86_400_000, true), (3_600_000, false)] {
+        let path = dir.path().join(format!("{block_ms}-{v3}.part"));
+        let part = part_in_format(&chunks, i64::MIN..i64::MAX, &path, |p, t, m, d| {
+            let writer =
+                crate::part::PartWriter::create(p, t, m, d)?.with_summary_blocks(block_ms, 4);
+            if v3 { writer.format_v3() } else { Ok(writer) }
+        });
+        assert_eq!(part.block_ms(), Some(block_ms));
+        for agg in MOMENTS {
+            for interval_ms in [None, Some(3_600_000)] {
+                let p = QueryPlan {
+                    group_by: vec!["s".into()],
+                    interval_ms,
+                    limit: 100,
+                    ..plan(QueryKind::Aggregate(agg))
+                };
+                let want = run(ti, &in_head, &p, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+                let prepared = prepare(ti, &p, &ctx, &pool(1)).unwrap();
+                let sources = [Source::Part {
+                    part: &part,
+                    floor: None,
+                }];
+                let partial =
+                    scan_sources(&prepared, &sources, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+                let got = finish(&prepared, partial, ti, &ctx, MAX_QUERY_VALUES, &pool(1)).unwrap();
+                assert_eq!(
+                    format!("{want:?}"),
+                    format!("{got:?}"),
+                    "{agg:?} {interval_ms:?} blocks of {block_ms} ms, format 3: {v3}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 5 * 2);
+}

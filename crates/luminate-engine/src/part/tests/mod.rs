@@ -251,18 +251,28 @@ fn assert_reads_the_one_series(part: &Part, path: &Path, version: u32) {
     );
 }
 
-/// The whole one-series part in format `version` (2 or 3): the page blobs, one summary chunk after
+/// The whole one-series part in format `version` (2 to 4): the page blobs, one summary chunk after
 /// them, six columns each `len u32 | pco blob` (entries per series, block numbers, counts, mins, and
-/// for entries of 2 rows or more maxes and sums), then the section with the summary index.
+/// for entries of 2 rows or more maxes and sums), then the section with the summary index. Format 4
+/// leaves the counts of a chunk of one entry per series and the sums of 2-row entries empty.
 fn one_series_part(version: u32) -> Vec<u8> {
     let mut chunk = Vec::new();
+    let v4 = version >= FORMAT_V4;
     for column in [
         blob_of(&[1u32], Delta::Auto),
         blob_of(&[0i64], Delta::Auto),
-        blob_of(&[2u32], Delta::Auto),
+        if v4 {
+            Vec::new()
+        } else {
+            blob_of(&[2u32], Delta::Auto)
+        },
         blob_of(&[1.5f64], Delta::Auto),
         blob_of(&[2.5f64], Delta::Auto),
-        blob_of(&[4.0f64], Delta::Auto),
+        if v4 {
+            Vec::new()
+        } else {
+            blob_of(&[4.0f64], Delta::Auto)
+        },
     ] {
         chunk.extend_from_slice(&(column.len() as u32).to_le_bytes());
         chunk.extend_from_slice(&column);
@@ -294,8 +304,22 @@ fn part_layout_is_pinned() {
     )
     .unwrap();
     assert_eq!(meta, one_series_meta());
-    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V3));
+    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V4));
     assert_eq!(dir_names(dir.path()), ["p.part"]);
+    assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V4);
+}
+
+#[test]
+fn part_format_3_of_earlier_builds_opens_and_reads_with_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.part");
+    let mut writer = PartWriter::create(&path, Tenant::new("t"), "m", 19_000)
+        .unwrap()
+        .format_v3()
+        .unwrap();
+    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V3));
     assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V3);
 }
 
@@ -458,14 +482,14 @@ fn part_unknown_version_or_magic_is_corruption_at_open() {
     write(&path, 64, &hundred_by_hundred()).unwrap();
     let good = fs::read(&path).unwrap();
     let mut bytes = good.clone();
-    bytes[4] = 4;
+    bytes[4] = 5;
     fs::write(&path, &bytes).unwrap();
     assert_eq!(
         corruption_of(Part::open(&path)),
         (
             path.clone(),
             4,
-            "unsupported part format version 4 (this build reads 1 to 3)".to_owned()
+            "unsupported part format version 5 (this build reads 1 to 4)".to_owned()
         )
     );
     let mut bytes = good;
@@ -534,6 +558,7 @@ fn part_writer_rejects_a_bad_series_whole_and_stays_usable() {
         invalid_input_of(writer.push_series(6, &[], &[])),
         invalid_input_of(writer.push_series(6, &[1, 2], &[1.0])),
         invalid_input_of(writer.push_series(6, &[1, 3, 2], &[1.0, 2.0, 3.0])),
+        invalid_input_of(writer.push_series(6, &[1, 2], &[1.0, f64::NAN])),
     ];
     assert_eq!(
         rejections,
@@ -543,6 +568,7 @@ fn part_writer_rejects_a_bad_series_whole_and_stays_usable() {
             "series 6 has 0 timestamps and 0 values; a series needs as many of each, at least one",
             "series 6 has 2 timestamps and 1 values; a series needs as many of each, at least one",
             "series 6 timestamps not sorted: 3 then 2 at index 2",
+            "series 6 value at index 1 is NaN",
         ]
     );
     writer.push_series(6, &[4], &[4.0]).unwrap();
