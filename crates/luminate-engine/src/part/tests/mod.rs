@@ -310,31 +310,21 @@ fn part_layout_is_pinned() {
 }
 
 #[test]
-fn part_format_3_of_earlier_builds_opens_and_reads_with_summaries() {
+fn parts_of_formats_2_and_3_of_earlier_builds_open_and_read_with_summaries() {
+    type Earlier = fn(PartWriter) -> Result<PartWriter, EngineError>;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.part");
-    let mut writer = PartWriter::create(&path, Tenant::new("t"), "m", 19_000)
-        .unwrap()
-        .format_v3()
-        .unwrap();
-    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
-    writer.finish().unwrap();
-    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V3));
-    assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V3);
-}
-
-#[test]
-fn part_format_2_of_earlier_builds_opens_and_reads_with_summaries() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.part");
-    let mut writer = PartWriter::create(&path, Tenant::new("t"), "m", 19_000)
-        .unwrap()
-        .format_v2()
-        .unwrap();
-    writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
-    writer.finish().unwrap();
-    assert_eq!(fs::read(&path).unwrap(), one_series_part(FORMAT_V2));
-    assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, FORMAT_V2);
+    for (version, earlier) in [
+        (FORMAT_V2, PartWriter::format_v2 as Earlier),
+        (FORMAT_V3, PartWriter::format_v3),
+    ] {
+        let mut writer =
+            earlier(PartWriter::create(&path, Tenant::new("t"), "m", 19_000).unwrap()).unwrap();
+        writer.push_series(7, &[1_000, 2_000], &[1.5, 2.5]).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), one_series_part(version));
+        assert_reads_the_one_series_with_summaries(&Part::open(&path).unwrap(), &path, version);
+    }
 }
 
 fn assert_reads_the_one_series_with_summaries(part: &Part, path: &Path, version: u32) {
