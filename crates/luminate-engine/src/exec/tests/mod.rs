@@ -441,11 +441,12 @@ fn part_in_format(
     Part::open(path).unwrap()
 }
 
-/// The same rows in a format 3 part with small sub-pages, in a format 2 part (as earlier builds wrote
-/// them) and in the head give the same answer to every kind of query, selective or not, cut by time
-/// or not: sub-pages change what a scan decodes, never what it returns.
+/// The same rows in parts of format 4 and 3 with small sub-pages, in a format 2 part (as earlier builds
+/// wrote them) and in the head give the same answer to every kind of query, selective or not, cut by
+/// time or not: sub-pages change what a scan decodes, and format 4's summaries what a chunk stores,
+/// never what a query returns.
 #[test]
-fn parts_of_formats_2_and_3_answer_as_the_head() {
+fn parts_of_formats_2_to_4_answer_as_the_head() {
     let points: Vec<Point> = (0..40_000)
         .map(|i: i64| Point {
             name: "m".into(),
@@ -465,26 +466,18 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
         reference.insert(&tenant(), p.clone());
     }
     let dir = tempfile::tempdir().unwrap();
-    let v3 = part_in_format(
-        &chunks,
-        i64::MIN..i64::MAX,
-        &dir.path().join("3.part"),
-        |p, t, m, d| {
-            Ok(crate::part::PartWriter::create(p, t, m, d)?
-                .with_page_rows(4_096)
-                .with_subpage_rows(100))
-        },
-    );
-    let v2 = part_in_format(
-        &chunks,
-        i64::MIN..i64::MAX,
-        &dir.path().join("2.part"),
-        |p, t, m, d| {
-            crate::part::PartWriter::create(p, t, m, d)?
-                .with_page_rows(4_096)
-                .format_v2()
-        },
-    );
+    let in_format = |version: u32| {
+        let path = dir.path().join(format!("{version}.part"));
+        part_in_format(&chunks, i64::MIN..i64::MAX, &path, |p, t, m, d| {
+            let writer = crate::part::PartWriter::create(p, t, m, d)?.with_page_rows(4_096);
+            match version {
+                2 => writer.format_v2(),
+                3 => writer.with_subpage_rows(100).format_v3(),
+                _ => Ok(writer.with_subpage_rows(100)),
+            }
+        })
+    };
+    let (v4, v3, v2) = (in_format(4), in_format(3), in_format(2));
     let ctx = QueryContext::new(Duration::from_secs(30));
     let answer = |part: &Part, p: &QueryPlan| {
         let prepared = prepare(ti, p, &ctx, &pool(2)).unwrap();
@@ -558,7 +551,7 @@ fn parts_of_formats_2_and_3_answer_as_the_head() {
             // The head's answer is the reference's.
             let expected = reference.query(&tenant(), &p);
             assert_eq!(testkit::diff_results(&expected, &want), None, "head: {p:?}");
-            for (format, part) in [("3", &v3), ("2", &v2)] {
+            for (format, part) in [("4", &v4), ("3", &v3), ("2", &v2)] {
                 let got = answer(part, &p);
                 assert_eq!(
                     testkit::diff_results(&want, &got),
