@@ -301,6 +301,8 @@ impl Engine {
     ///
     /// Points that would pass a [`CardinalityLimits`] limit are rejected (by index) and the others
     /// stored. All accepted points of one call are one WAL record: after a crash, all or none are there.
+    /// A batch holding a value that is not finite is refused whole (`Io` with `InvalidInput`, naming
+    /// the point), before anything is logged.
     pub fn write(&self, tenant: &Tenant, points: Vec<Point>) -> Result<WriteOutcome, EngineError> {
         self.write_batch(tenant, Arc::new(PointBatch::from_points(points)))
     }
@@ -369,6 +371,21 @@ impl Engine {
         rule: WriteRule,
         keyed: Option<KeyedWrite>,
     ) -> Result<commit::Written, EngineError> {
+        // The model's points hold finite values (every API checks before it writes); a NaN or an
+        // infinity let in here would be logged and then refused by the part writer at every flush.
+        if let Some((i, p)) = batch.iter().enumerate().find(|(_, p)| !p.value.is_finite()) {
+            return Err(EngineError::Io {
+                op: "write",
+                path: self.data_dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "point {i} of the batch ({} at {}) has the value {}: a stored value must be finite; nothing of the batch was stored",
+                        p.name, p.timestamp, p.value
+                    ),
+                ),
+            });
+        }
         let found = Found::look_up(&self.shared, tenant, &batch);
         let mut written = self.request(|reply| Request::Write {
             tenant: tenant.clone(),

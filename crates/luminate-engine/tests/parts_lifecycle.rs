@@ -420,3 +420,42 @@ fn writers_wait_for_the_flush_and_memory_stays_bounded() {
     assert_eq!(count(&engine, &tenant(), "m"), WRITERS * WRITES * BATCH);
     assert!(engine.part_count() > 1);
 }
+
+/// A batch holding a value that is not finite (which no API lets through) is refused whole before
+/// anything is logged, naming the point; the engine goes on writing, flushing and reopening as before
+/// (the part writer refuses NaN, so a NaN let into the WAL would fail every flush after it).
+#[test]
+fn a_batch_with_a_value_that_is_not_finite_is_refused_whole_and_flushes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let batch = vec![
+            point("m", BASE, 1.0, &[("host", "a")]),
+            point("m", BASE + 1, bad, &[("host", "b")]),
+        ];
+        match engine.write(&tenant(), batch) {
+            Err(EngineError::Io { op, source, .. }) => {
+                assert_eq!(op, "write");
+                assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput);
+                assert_eq!(
+                    source.to_string(),
+                    format!(
+                        "point 1 of the batch (m at {}) has the value {bad}: a stored value must be \
+                         finite; nothing of the batch was stored",
+                        BASE + 1
+                    )
+                );
+            }
+            other => panic!("expected the batch refused, got {other:?}"),
+        }
+    }
+    assert_eq!(count(&engine, &tenant(), "m"), 0);
+    engine
+        .write(&tenant(), vec![point("m", BASE, 2.5, &[("host", "a")])])
+        .unwrap();
+    engine.flush().unwrap();
+    assert_eq!(engine.part_count(), 1);
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(count(&engine, &tenant(), "m"), 1);
+}
