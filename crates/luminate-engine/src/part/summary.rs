@@ -418,7 +418,8 @@ impl<'a> Summaries<'a> {
         let first = chunk.first_series as usize;
         let rows_of = |i: usize| source.starts[first + i + 1] - source.starts[first + i];
         self.offsets.clear();
-        if source.version >= FORMAT_V4 && entries == series {
+        let counts_of_directory = source.version >= FORMAT_V4 && entries == series;
+        if counts_of_directory {
             if !columns[2].is_empty() {
                 return Err(bad(
                     "counts column: present where the directory holds the counts".to_owned(),
@@ -431,7 +432,10 @@ impl<'a> Summaries<'a> {
                 .map_err(|e| bad(format!("counts column: {e}")))?;
         }
         if whole && entries == series {
-            if let Some(i) = (0..series).find(|&i| self.counts[i] != rows_of(i)) {
+            // Stored counts must be the directory's; the directory's own need no check.
+            if !counts_of_directory
+                && let Some(i) = (0..series).find(|&i| self.counts[i] != rows_of(i))
+            {
                 return Err(bad(format!(
                     "entries of series index {} do not summarise its {} rows",
                     first + i,
