@@ -174,8 +174,21 @@ fn append_and_count(ti: &mut TenantIndex, head: &mut Head, batch: &WriteBatch) {
         .map(|p| ti.metric_of(p.series))
         .collect();
     let mut rows = head.tenant_mut(&batch.tenant);
+    let mut filled: Vec<MetricId> = Vec::new();
     for (p, &m) in batch.points.iter().zip(&metrics) {
-        rows.append(m, p.series, p.timestamp, p.value);
+        if rows.append(m, p.series, p.timestamp, p.value) {
+            filled.push(m);
+        }
+    }
+    // A chunk that filled is put in series order if its metric has few enough series for that to
+    // pay (`head::order`); the writer does it once rather than every query that reads the chunk.
+    filled.sort_unstable();
+    filled.dedup();
+    for m in filled {
+        rows.order_filled(
+            m,
+            ti.metric(m).live_series <= crate::head::MAX_ORDERED_SERIES,
+        );
     }
     // Counted once per series, in id order: a series' metric and postings are updated once however many
     // of its points the batch holds, and the series table is walked forwards.

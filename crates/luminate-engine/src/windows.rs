@@ -141,10 +141,6 @@ impl Engine {
             let index = self.shared.read_index();
             return finish(&prepared, Default::default(), index.tenant(tenant)).map(Some);
         };
-        // Head chunks are put in series order only for a metric of few enough series to gain by it.
-        let order = index
-            .tenant(tenant)
-            .is_some_and(|ti| ti.metric(m).live_series <= crate::head::MAX_ORDERED_SERIES);
         let head = self.shared.read_head();
         let stored = self.shared.read_stored();
         drop(index);
@@ -160,14 +156,7 @@ impl Engine {
                 exec::Source::Rows { rows, floor } => Some((rows, floor)),
                 exec::Source::Part { .. } => None,
             }));
-            exec::head_runs::HeadRuns::gather(
-                &prepared,
-                &chunks,
-                span,
-                order,
-                ctx,
-                &self.query_pool,
-            )?
+            exec::head_runs::HeadRuns::gather(&prepared, &chunks, span, ctx, &self.query_pool)?
         };
         drop(head);
         let runs = runs.sort(&self.query_pool);

@@ -5,21 +5,20 @@
 //! by position in two passes under the head lock — look each row's series up and count each
 //! position's rows, then place each row in its position's run (a counting sort: linear, and stable,
 //! so a series' run keeps arrival order) — writing samples only once, 16 bytes each, into blocks of a
-//! few MB. A full chunk is read in its series order (`crate::head::order`) instead: each of its series
-//! looked up once, and its rows placed in time order (equal timestamps in arrival order, so a run stays
-//! as a stable sort would leave it). Placing notes each sample that lands after a later one (a join);
+//! few MB. A chunk in series order (`crate::head::order`) is read by series instead: each of its series
+//! looked up once, and its rows, in time order (equal timestamps in arrival order, so a run stays as a
+//! stable sort would leave it), copied as two contiguous slices. Placing notes each sample that lands after a later one (a join);
 //! [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the runs with
 //! joins, and only from them: a series written in order needs nothing; two interleaved writers leave
 //! it out of order by a batch at most, which an insertion sort puts right in linear time.
 
-use std::sync::OnceLock;
-
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
 
+use super::search::gallop;
 use super::{CHECK_EVERY, Prepared};
 use crate::buffer::filled;
-use crate::head::{CHUNK_ROWS, Rows, Runs, SeriesOrder};
+use crate::head::{CHUNK_ROWS, Rows};
 
 /// A sample: (timestamp, value).
 pub(crate) type Sample = (TimestampMs, f64);
@@ -50,31 +49,50 @@ struct Block {
 const BLOCK_BYTES: usize = 2 << 20;
 
 /// Sorts `run` by time, stably, knowing `joins`: the indexes (ascending, each at least 1) of every
-/// sample earlier than the one before it. Two writers interleaving batches leave a series' rows out
-/// of order by a batch at most, so an insertion sort moves each row a few places; and it only has to
-/// start at each join and go on until a sample stays where it is — what follows up to the next join
-/// ascends already, from at least that sample. Past 8 moves per row on average the disorder is not
-/// local (a backfill), and the rest is left to a merge sort.
+/// sample earlier than the one before it. Between two joins the samples ascend, so each join is put
+/// right by merging, from the left, the samples before it that are later than its first with those
+/// from it that are earlier than the last before it: two writers interleaving batches leave a series'
+/// rows out of order by a batch at most, so each merge moves about two batches' rows of the series
+/// (an insertion sort moved each row past the whole other batch: a tenth of a range rate's time).
+/// Past 8 moves per row on average the disorder is not local (a backfill), and the rest is left to a
+/// merge sort.
 fn sort_at_joins(run: &mut [Sample], joins: &[usize]) {
     let budget = run.len().saturating_mul(8);
     let mut moves = 0usize;
-    for &join in joins {
-        for i in join..run.len() {
-            let sample = run[i];
-            if run[i - 1].0 <= sample.0 {
+    let mut left: Vec<Sample> = Vec::new();
+    for (n, &join) in joins.iter().enumerate() {
+        // `run[..join]` is in order (the joins before it are put right), `run[join..next]` ascends.
+        let next = joins.get(n + 1).copied().unwrap_or(run.len());
+        let (first, last) = (run[join].0, run[join - 1].0);
+        if first >= last {
+            continue;
+        }
+        // Equal timestamps stay in arrival order: the left's before the right's. Both bounds are
+        // near the join: searched from it (a binary search over the whole run missed the cache at
+        // every probe, half of the sort's time).
+        let lo = join - gallop(0, join, |k| run[join - 1 - k].0 > first);
+        let hi = gallop(join, next, |k| run[k].0 < last);
+        left.clear();
+        left.extend_from_slice(&run[lo..join]);
+        let (mut i, mut j) = (0, join);
+        for k in lo..hi {
+            // Slot `k` is `j` minus the left's samples not placed yet: once those are placed, the
+            // right's rest is where it belongs.
+            if i == left.len() {
                 break;
             }
-            let mut j = i;
-            while j > 0 && run[j - 1].0 > sample.0 {
-                run[j] = run[j - 1];
-                j -= 1;
+            if j < hi && run[j].0 < left[i].0 {
+                run[k] = run[j];
+                j += 1;
+            } else {
+                run[k] = left[i];
+                i += 1;
             }
-            run[j] = sample;
-            moves += i - j;
-            if moves > budget {
-                run.sort_by_key(|s| s.0);
-                return;
-            }
+        }
+        moves += hi - lo;
+        if moves > budget {
+            run.sort_by_key(|s| s.0);
+            return;
         }
     }
 }
@@ -105,27 +123,24 @@ fn each<T: Send>(
 const SKIP: u32 = u32::MAX;
 
 /// What pass 1 of [`HeadRuns::gather`] found in a chunk.
-enum Found<'r> {
+enum Found {
     /// Each row's position ([`SKIP`]: not gathered), for a chunk read row by row.
     Rows(Vec<u32>),
-    /// For a chunk read in its series order: each selected series' rows in the span, as
-    /// (position, first, end) indexes into the order's rows, which are in time order.
-    Runs(&'r Runs, Vec<(u32, u32, u32)>),
+    /// For a chunk in series order: each selected series' rows in the span, as (position, first,
+    /// end) row indexes.
+    Runs(Vec<(u32, u32, u32)>),
 }
 
 impl HeadRuns {
     /// The rows of `chunks` (each with its tombstone: rows below it are deleted) of the selected
     /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order (a
-    /// full chunk's in time order: its series order, built here the first time when `order` says
-    /// the metric has few enough series for it to pay). On
-    /// `pool`, past a chunk's worth of rows: each thread looks up the rows of its share of the chunks
+    /// chunk's in series order in time order). On `pool`, past a chunk's worth of rows: each thread looks up the rows of its share of the chunks
     /// and counts them per position, then places the rows of its share of the blocks (every thread
     /// reads every row's position; each writes only its own blocks).
     pub(crate) fn gather<'c>(
         prepared: &Prepared<'_>,
         chunks: &'c [(Rows<'c>, Option<TimestampMs>)],
         (start, end): (TimestampMs, TimestampMs),
-        order: bool,
         ctx: &QueryContext,
         pool: &rayon::ThreadPool,
     ) -> Result<Self, StoreError> {
@@ -137,17 +152,6 @@ impl HeadRuns {
         } else {
             pool.current_num_threads().max(1)
         };
-        // The full chunks in the span read for the first time by a fold get their series order
-        // (`crate::head::order`), on the pool.
-        let unordered: Vec<(&OnceLock<SeriesOrder>, &Rows<'_>)> = chunks
-            .iter()
-            .filter(|(rows, _)| order && rows.max_t >= start && rows.min_t <= end)
-            .filter_map(|(rows, _)| Some((rows.order?, rows)))
-            .filter(|(order, _)| order.get().is_none())
-            .collect();
-        each(unordered, threads, pool, |(order, rows)| {
-            order.get_or_init(|| SeriesOrder::of(rows.series, rows.timestamps));
-        });
         // Pass 1: each row's position, looked up once (once per series in an ordered chunk), and
         // counted.
         let lookup = |group: &'c [(Rows<'c>, Option<TimestampMs>)]| {
@@ -159,9 +163,8 @@ impl HeadRuns {
                     found.push(Found::Rows(Vec::new()));
                     continue;
                 }
-                if let Some(SeriesOrder::Some(runs)) = rows.order.and_then(OnceLock::get) {
+                if let Some(runs) = rows.runs {
                     let whole = rows.min_t >= from && rows.max_t <= end;
-                    let time = |r: &u16| rows.timestamps[usize::from(*r)];
                     let mut of_chunk = Vec::new();
                     for (k, &id) in runs.series.iter().enumerate() {
                         if k % CHECK_EVERY == 0 {
@@ -173,9 +176,9 @@ impl HeadRuns {
                         let (mut lo, mut hi) = (runs.starts[k], runs.starts[k + 1]);
                         if !whole {
                             // The series' rows ascend in time.
-                            let of_series = &runs.rows[lo as usize..hi as usize];
-                            let first = of_series.partition_point(|r| time(r) < from);
-                            let past = of_series.partition_point(|r| time(r) <= end);
+                            let of_series = &rows.timestamps[lo as usize..hi as usize];
+                            let first = of_series.partition_point(|&t| t < from);
+                            let past = of_series.partition_point(|&t| t <= end);
                             (lo, hi) = (lo + first as u32, lo + past as u32);
                         }
                         if lo < hi {
@@ -183,7 +186,7 @@ impl HeadRuns {
                             of_chunk.push((slot, lo, hi));
                         }
                     }
-                    found.push(Found::Runs(runs, of_chunk));
+                    found.push(Found::Runs(of_chunk));
                     continue;
                 }
                 let mut of_chunk = Vec::with_capacity(rows.series.len());
@@ -206,12 +209,12 @@ impl HeadRuns {
         let groups: Vec<_> = chunks
             .chunks(chunks.len().div_ceil(threads).max(1))
             .collect();
-        let looked: Vec<(Vec<Found<'_>>, Vec<u32>)> = if threads > 1 {
+        let looked: Vec<(Vec<Found>, Vec<u32>)> = if threads > 1 {
             pool.install(|| groups.into_par_iter().map(lookup).collect::<Result<_, _>>())?
         } else {
             groups.into_iter().map(lookup).collect::<Result<_, _>>()?
         };
-        let mut found: Vec<Found<'_>> = Vec::with_capacity(chunks.len());
+        let mut found: Vec<Found> = Vec::with_capacity(chunks.len());
         let mut counts: Vec<u32> = Vec::new();
         for (group_found, group_counts) in looked {
             found.extend(group_found);
@@ -285,26 +288,27 @@ impl HeadRuns {
                             }
                         }
                     }
-                    Found::Runs(runs, of_chunk) => {
+                    Found::Runs(of_chunk) => {
                         for &(slot, lo, hi) in of_chunk {
                             let k = (slot as usize).wrapping_sub(first);
                             if k < span {
                                 let (b, k) = (k / per, k % per);
                                 let at = &mut next[b][k];
                                 let block = &mut blocks[b];
+                                let (lo, hi) = (lo as usize, hi as usize);
                                 // The run's rows from this chunk ascend: only its first can be a join.
-                                let t = rows.timestamps[usize::from(runs.rows[lo as usize])];
+                                let t = rows.timestamps[lo];
                                 if *at > block.starts[k] && block.samples[*at as usize - 1].0 > t {
                                     block.joins.push(*at);
                                 }
-                                let to = &mut block.samples[*at as usize..(*at + hi - lo) as usize];
-                                for (sample, &r) in
-                                    to.iter_mut().zip(&runs.rows[lo as usize..hi as usize])
+                                let to = &mut block.samples[*at as usize..*at as usize + hi - lo];
+                                for (sample, (&t, &v)) in to
+                                    .iter_mut()
+                                    .zip(rows.timestamps[lo..hi].iter().zip(&rows.values[lo..hi]))
                                 {
-                                    let r = usize::from(r);
-                                    *sample = (rows.timestamps[r], rows.values[r]);
+                                    *sample = (t, v);
                                 }
-                                *at += hi - lo;
+                                *at += (hi - lo) as u32;
                             }
                         }
                     }
@@ -389,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn a_nearly_sorted_run_sorts_stably_by_insertion() {
+    fn a_nearly_sorted_run_sorts_stably_by_merging_at_its_joins() {
         let run = interleaved(40, 6);
         let mut got = run.clone();
         sort_at_joins(&mut got, &joins_of(&run));

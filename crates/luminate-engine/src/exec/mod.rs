@@ -27,6 +27,7 @@ mod partial;
 mod points;
 mod range;
 mod rate;
+mod search;
 mod select;
 pub(crate) mod windows;
 

@@ -107,26 +107,9 @@ trait Run {
     fn sample(&self, i: usize) -> Sample;
 
     /// The first index whose time fails `before` (which holds for a prefix of the run), knowing that
-    /// it holds for every index below `known`: probes from `known` on, each gap twice the one before,
-    /// until one fails, then searches between the last two probes.
+    /// it holds for every index below `known`.
     fn partition_point_from(&self, known: usize, before: impl Fn(TimestampMs) -> bool) -> usize {
-        let len = self.len();
-        let (mut lo, mut probe, mut gap) = (known, known, 1usize);
-        while probe < len && before(self.time(probe)) {
-            lo = probe + 1;
-            probe = lo.saturating_add(gap);
-            gap = gap.saturating_mul(2);
-        }
-        let mut hi = probe.min(len);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if before(self.time(mid)) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        super::search::gallop(known, self.len(), |i| before(self.time(i)))
     }
 }
 

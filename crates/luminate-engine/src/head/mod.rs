@@ -1,26 +1,26 @@
-//! head: the buffer of recent points — per tenant and metric, rows in arrival order held in three
-//! columns (series id, timestamp, value). Knows nothing of series identity (the index owns it), files or
+//! head: the buffer of recent points — per tenant and metric, rows held in three columns (series id,
+//! timestamp, value), in arrival order but for full chunks put in series order. Knows nothing of series identity (the index owns it), files or
 //! threads: the commit pipeline and WAL replay append to it in log order (see `apply`), `exec` scans it.
 //!
 //! Columns are cut into chunks of at most [`CHUNK_ROWS`] rows, so that growing a big metric never copies
 //! it and never leaves more than one chunk of spare capacity, and so that a scan can split the rows
 //! among threads and skip a chunk whose time range misses the query. A chunk records its min and max
-//! timestamp.
+//! timestamp. A full chunk of a metric of few series is rearranged in series order once it fills
+//! (`order`): rows are in arrival order only until then.
 //!
 //! The head is a *flushable* buffer: [`Head::take`] swaps it for an empty one in O(1), so the rows it
 //! held can be written out as parts while new writes go to the new head.
 //!
 //! Invariants: `points` is the number of rows of every tenant; no chunk is empty; every chunk but the
-//! last of a metric is full, unless a delete compacted it.
+//! last of a metric is full, unless a delete compacted it; a chunk in series order is never appended to.
 
 mod order;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use luminate_model::{Tenant, TimestampMs};
 
-pub(crate) use order::{MAX_ORDERED_SERIES, Runs, SeriesOrder};
+pub(crate) use order::{MAX_ORDERED_SERIES, Runs};
 
 use crate::index::MetricId;
 use crate::record::SeriesId;
@@ -43,10 +43,22 @@ pub(crate) struct TenantHead {
     metrics: Vec<Columns>,
 }
 
-/// One metric's rows, in arrival order.
+/// One metric's rows, chunk by chunk in arrival order.
 #[derive(Debug, Default)]
 pub(crate) struct Columns {
     chunks: Vec<Chunk>,
+}
+
+/// How a chunk's rows are laid out.
+#[derive(Debug, Default)]
+enum Layout {
+    /// In arrival order, being appended to (or full, not looked at yet).
+    #[default]
+    Filling,
+    /// In arrival order, full (or compacted by a delete): too many series to be worth ordering.
+    Arrival,
+    /// Grouped by series, each series' rows by time: never appended to again.
+    BySeries(Runs),
 }
 
 /// Up to [`CHUNK_ROWS`] rows, in three parallel columns.
@@ -57,8 +69,7 @@ struct Chunk {
     values: Vec<f64>,
     min_t: TimestampMs,
     max_t: TimestampMs,
-    /// The rows' order by series, once full (`order`).
-    order: OnceLock<SeriesOrder>,
+    layout: Layout,
 }
 
 /// A borrowed run of rows of one metric: the unit a query scans.
@@ -74,9 +85,9 @@ pub(crate) struct Rows<'a> {
     pub min_t: TimestampMs,
     /// No row is newer.
     pub max_t: TimestampMs,
-    /// A full chunk's order by series (built by the first fold that wants it); `None` while rows
-    /// may still be appended.
-    pub order: Option<&'a OnceLock<SeriesOrder>>,
+    /// Where each series' rows are when the rows are in series order (`order`); `None` when they
+    /// are in arrival order.
+    pub runs: Option<&'a Runs>,
 }
 
 impl Head {
@@ -155,7 +166,10 @@ impl Head {
                         .iter()
                         .map(|k| {
                             k.series.capacity() * row
-                                + k.order.get().map_or(0, SeriesOrder::heap_bytes)
+                                + match &k.layout {
+                                    Layout::BySeries(runs) => runs.heap_bytes(),
+                                    Layout::Filling | Layout::Arrival => 0,
+                                }
                         })
                         .sum::<usize>()
             })
@@ -175,30 +189,54 @@ pub(crate) struct TenantAppender<'a> {
 }
 
 impl TenantAppender<'_> {
-    /// Appends one row to the metric's columns.
+    /// Appends one row to the metric's columns; `true` when the row filled its chunk (then
+    /// [`TenantAppender::order_filled`] is to be called for the metric).
     pub(crate) fn append(
         &mut self,
         metric: MetricId,
         series: SeriesId,
         timestamp: TimestampMs,
         value: f64,
-    ) {
+    ) -> bool {
         let t = &mut *self.tenant;
         let m = metric as usize;
         if t.metrics.len() <= m {
             t.metrics.resize_with(m + 1, Columns::default);
         }
-        t.metrics[m].append(series, timestamp, value);
         *self.points += 1;
+        t.metrics[m].append(series, timestamp, value)
+    }
+
+    /// Settles the layout of the metric's chunks that filled since the last call: each is put in
+    /// series order when `by_series` (the metric has few enough series: [`MAX_ORDERED_SERIES`]) and
+    /// its rows hold several rows per series, and is left in arrival order otherwise.
+    pub(crate) fn order_filled(&mut self, metric: MetricId, by_series: bool) {
+        if let Some(columns) = self.tenant.metrics.get_mut(metric as usize) {
+            // Filled chunks not looked at yet are the last full ones (the open chunk after them).
+            for chunk in columns.chunks.iter_mut().rev() {
+                if chunk.series.len() < CHUNK_ROWS {
+                    continue;
+                }
+                if !matches!(chunk.layout, Layout::Filling) {
+                    break;
+                }
+                chunk.layout = by_series
+                    .then(|| {
+                        Runs::order(&mut chunk.series, &mut chunk.timestamps, &mut chunk.values)
+                    })
+                    .flatten()
+                    .map_or(Layout::Arrival, Layout::BySeries);
+            }
+        }
     }
 }
 
 impl Columns {
-    fn append(&mut self, series: SeriesId, timestamp: TimestampMs, value: f64) {
-        let full = self
-            .chunks
-            .last()
-            .is_none_or(|c| c.series.len() >= CHUNK_ROWS);
+    /// Appends a row; `true` when it filled its chunk.
+    fn append(&mut self, series: SeriesId, timestamp: TimestampMs, value: f64) -> bool {
+        let full = self.chunks.last().is_none_or(|c| {
+            c.series.len() >= CHUNK_ROWS || matches!(c.layout, Layout::BySeries(_))
+        });
         if full {
             // The first chunk grows from small (most metrics are small); later ones are born full-size.
             let capacity = if self.chunks.is_empty() {
@@ -208,8 +246,12 @@ impl Columns {
             };
             self.chunks.push(Chunk::with_capacity(capacity, timestamp));
         }
-        if let Some(c) = self.chunks.last_mut() {
-            c.push(series, timestamp, value);
+        match self.chunks.last_mut() {
+            Some(c) => {
+                c.push(series, timestamp, value);
+                c.series.len() == CHUNK_ROWS
+            }
+            None => false,
         }
     }
 }
@@ -222,7 +264,7 @@ impl Chunk {
             values: Vec::with_capacity(rows),
             min_t: first,
             max_t: first,
-            order: OnceLock::new(),
+            layout: Layout::Filling,
         }
     }
 
@@ -241,14 +283,15 @@ impl Chunk {
             values: &self.values,
             min_t: self.min_t,
             max_t: self.max_t,
-            order: (self.series.len() == CHUNK_ROWS).then_some(&self.order),
+            runs: match &self.layout {
+                Layout::BySeries(runs) => Some(runs),
+                Layout::Filling | Layout::Arrival => None,
+            },
         }
     }
 
     /// Keeps the rows with timestamp `>= before`, in order; returns how many were removed.
     fn retain_from(&mut self, before: TimestampMs, deleted: &mut impl FnMut(SeriesId)) -> u64 {
-        // The rows move: an order of them would point at others.
-        self.order = OnceLock::new();
         let len = self.series.len();
         let mut kept = 0;
         let (mut min_t, mut max_t) = (TimestampMs::MAX, TimestampMs::MIN);
@@ -269,6 +312,10 @@ impl Chunk {
         self.timestamps.truncate(kept);
         self.values.truncate(kept);
         (self.min_t, self.max_t) = (min_t, max_t);
+        // What is kept of rows in series order is still in series order; their runs moved.
+        if let Layout::BySeries(runs) = &mut self.layout {
+            *runs = Runs::of_grouped(&self.series);
+        }
         if kept < len / 2 {
             // A mostly deleted chunk gives its memory back (retention deletes whole old chunks anyway).
             self.series.shrink_to_fit();
@@ -313,6 +360,63 @@ mod tests {
         assert_eq!(rows_of(&head, 0), vec![(9, 5, 0.5)]);
         assert!(head.rows(&Tenant::new("t"), 7).is_empty());
         assert!(head.rows(&Tenant::new("u"), 1).is_empty());
+    }
+
+    #[test]
+    fn a_filled_chunk_is_put_in_series_order_when_asked_and_then_takes_no_more_rows() {
+        let t = Tenant::new("t");
+        let mut head = Head::default();
+        let mut rows = head.tenant_mut(&t);
+        // Metric 0: 8 series interleaved, newest first; metric 1 the same, left in arrival order.
+        let row = |i: usize| ((i % 8) as SeriesId, (CHUNK_ROWS + 10 - i) as i64, i as f64);
+        let mut filled = Vec::new();
+        for i in 0..CHUNK_ROWS + 3 {
+            let (s, ts, v) = row(i);
+            for m in [0, 1] {
+                if rows.append(m, s, ts, v) {
+                    filled.push((m, i));
+                }
+            }
+        }
+        assert_eq!(filled, [(0, CHUNK_ROWS - 1), (1, CHUNK_ROWS - 1)]);
+        rows.order_filled(0, true);
+        rows.order_filled(1, false);
+        let chunks = head.rows(&t, 0);
+        let runs = chunks[0].runs.expect("in series order");
+        assert_eq!(runs.series, (0..8).collect::<Vec<SeriesId>>());
+        assert_eq!(runs.starts, (0..=8).map(|k| k * 8192).collect::<Vec<u32>>());
+        // Series 0's rows of the chunk, by time.
+        let mut want: Vec<(i64, f64)> = (0..CHUNK_ROWS)
+            .step_by(8)
+            .map(|i| (row(i).1, row(i).2))
+            .collect();
+        want.reverse();
+        let got: Vec<(i64, f64)> = (0..8192)
+            .map(|r| (chunks[0].timestamps[r], chunks[0].values[r]))
+            .collect();
+        assert_eq!(got, want);
+        assert!(head.rows(&t, 1)[0].runs.is_none());
+        // Every row is still there, once.
+        let mut got = rows_of(&head, 0);
+        got.sort_by_key(|r| r.2 as usize);
+        assert_eq!(got, (0..CHUNK_ROWS + 3).map(row).collect::<Vec<_>>());
+        assert_eq!(rows_of(&head, 1), got);
+        // A delete keeps the rest in series order, with its runs moved; new rows go to a new chunk.
+        let before = 30_000;
+        head.delete_before(&t, 0, before, |_| {});
+        let chunks = head.rows(&t, 0);
+        assert!(chunks[0].timestamps.iter().all(|&ts| ts >= before));
+        assert_eq!(chunks[0].runs, Some(&Runs::of_grouped(chunks[0].series)));
+        assert_eq!(chunks[0].runs.map(|r| r.series.len()), Some(8));
+        let compacted = chunks[0].series.len();
+        head.tenant_mut(&t).append(0, 3, 1, 1.0);
+        let chunks = head.rows(&t, 0);
+        // (The delete took the second chunk's 3 rows, the oldest, whole.)
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(
+            (chunks[0].series.len(), chunks[1].series.len()),
+            (compacted, 1)
+        );
     }
 
     #[test]

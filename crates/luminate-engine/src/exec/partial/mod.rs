@@ -806,7 +806,7 @@ mod tests {
             values: &values,
             min_t: 0,
             max_t: n as i64 - 1,
-            order: None,
+            runs: None,
         };
         let map = SeriesMap::new(&[0], &[0]);
         let spec = ScanSpec {
