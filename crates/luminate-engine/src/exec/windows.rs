@@ -24,8 +24,8 @@ use crate::index::TenantIndex;
 use crate::part::{Part, Selection};
 use crate::record::SeriesId;
 
-/// Windows per position in the selection and step (`slots[position × per + step]`), and the
-/// positions whose sources overlapped in time (their windows are folded again from their points).
+/// Windows per position in the selection and step (`slots[position × per + step]`), and the slots
+/// where sources overlapped in time (those windows are folded again from their points).
 #[derive(Debug, Default)]
 pub(crate) struct Windows {
     pub slots: Vec<Option<SeriesWindow>>,
@@ -60,7 +60,7 @@ impl Windows {
             match window_of(&run, from, to) {
                 Ok(Some(w)) => self.add(base + i, w),
                 Ok(None) => {}
-                Err(OutOfOrder) => self.redo.push(base / self.per),
+                Err(OutOfOrder) => self.redo.push(base + i),
             }
         }
     }
@@ -72,7 +72,7 @@ impl Windows {
         };
         match merged {
             Some(w) => self.slots[slot] = Some(w),
-            None => self.redo.push(slot / self.per),
+            None => self.redo.push(slot),
         }
     }
 }
@@ -228,33 +228,49 @@ impl<'a, 'p> FoldInput<'a, 'p> {
         Ok(windows)
     }
 
-    /// Folds again, from all their points sorted by time, the series of a slice whose sources
-    /// overlapped in time (late points flushed into a newer part than later ones): their windows from
-    /// the sources did not merge.
+    /// Folds again, from their points of every source sorted by time, the windows of a slice whose
+    /// sources overlapped in time (late points flushed into a newer part than later ones, or two
+    /// writers interleaving around a flush): they did not merge. Only those windows' time is read
+    /// again: where a flush cut two interleaved writers' rows, every series overlaps itself for a
+    /// second or two, and folding each one whole again from all its points doubled a range rate.
     fn refold(
         &self,
         windows: &mut Windows,
         offset: usize,
         ids: &[SeriesId],
     ) -> Result<(), StoreError> {
-        let (steps, ctx, end) = (self.steps, self.ctx, self.steps.span().1);
-        windows.redo.sort_unstable();
-        windows.redo.dedup();
-        let redo = std::mem::take(&mut windows.redo);
-        // Positions ascend with series ids.
-        let redo_ids: Vec<SeriesId> = redo.iter().map(|&p| ids[p]).collect();
-        let mut points: Vec<(u32, TimestampMs, f64)> = redo
+        let (steps, ctx, per) = (self.steps, self.ctx, windows.per);
+        let mut redo = std::mem::take(&mut windows.redo);
+        redo.sort_unstable();
+        redo.dedup();
+        let (lo, hi) = redo
+            .iter()
+            .fold((TimestampMs::MAX, TimestampMs::MIN), |(lo, hi), &slot| {
+                let (start, end) = steps.window(slot % per);
+                (lo.min(start), hi.max(end))
+            });
+        // Positions ascend with series ids, and slots with positions.
+        let mut positions: Vec<usize> = redo.iter().map(|&slot| slot / per).collect();
+        positions.dedup();
+        let redo_ids: Vec<SeriesId> = positions.iter().map(|&p| ids[p]).collect();
+        let mut points: Vec<(u32, TimestampMs, f64)> = positions
             .iter()
             .flat_map(|&p| {
-                self.head
-                    .run(offset + p)
-                    .iter()
-                    .map(move |&(t, v)| (p as u32, t, v))
+                let run = self.head.run(offset + p);
+                let (a, b) = (
+                    run.partition_point(|s| s.0 < lo),
+                    run.partition_point(|s| s.0 <= hi),
+                );
+                run[a..b].iter().map(move |&(t, v)| (p as u32, t, v))
             })
             .collect();
         for &(part, from) in &self.parts {
             ctx.check()?;
-            let scan = part.scan(Selection::Only(&redo_ids), from..=end);
+            let from = from.max(lo);
+            if from > hi {
+                continue;
+            }
+            let scan = part.scan(Selection::Only(&redo_ids), from..=hi);
             super::each_run(scan, ctx, |run| {
                 if let Some(position) = self.prepared.map.get(run.series) {
                     let position = position - offset as u32;
@@ -275,14 +291,23 @@ impl<'a, 'p> FoldInput<'a, 'p> {
         // Each series' points are a few sorted runs, one per source: ordered in linear time but for
         // merging the runs.
         let points = by_position(points, ids.len());
-        let per = windows.per;
-        for rows in points.chunk_by(|a, b| a.0 == b.0) {
-            let base = rows[0].0 as usize * per;
-            windows.slots[base..base + per].fill(None);
-            let samples: Vec<Sample> = rows.iter().map(|r| (r.1, r.2)).collect();
-            windows.fold_run(base, steps, samples.as_slice());
+        let mut samples: Vec<Sample> = Vec::new();
+        for slots in redo.chunk_by(|a, b| a / per == b / per) {
+            let p = (slots[0] / per) as u32;
+            let rows =
+                &points[points.partition_point(|r| r.0 < p)..points.partition_point(|r| r.0 <= p)];
+            samples.clear();
+            samples.extend(rows.iter().map(|r| (r.1, r.2)));
+            for &slot in slots {
+                let (start, end) = steps.window(slot % per);
+                let from = samples.partition_point(|s| s.0 < start);
+                let to = samples.partition_point(|s| s.0 <= end);
+                // Sorted by time: never out of order.
+                let window = window_of(&samples.as_slice(), from, to);
+                debug_assert!(window.is_ok());
+                windows.slots[slot] = window.ok().flatten();
+            }
         }
-        debug_assert!(windows.redo.is_empty());
         Ok(())
     }
 }
