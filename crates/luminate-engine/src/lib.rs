@@ -78,6 +78,8 @@ mod record;
 mod recovery;
 pub mod repair;
 mod retention;
+#[cfg(test)]
+mod seeded;
 mod series_log;
 mod shared;
 mod space;

@@ -405,11 +405,7 @@ mod tests {
     fn sorting_from_the_joins_alone_equals_a_stable_sort() {
         // Runs cut into ascending slices (a chunk's rows in series order each), the slices shuffled
         // by a fixed pseudo-random sequence, timestamps repeated (values tell the copies apart).
-        let mut seed = 7u64;
-        let mut next = move |n: u64| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) % n
-        };
+        let mut next = crate::seeded::below(7);
         for _ in 0..200 {
             let len = next(300) as usize;
             let mut run: Vec<Sample> = (0..len).map(|i| (next(50) as i64, i as f64)).collect();

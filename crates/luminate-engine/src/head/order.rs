@@ -148,11 +148,7 @@ mod tests {
     #[test]
     fn a_chunk_is_ordered_as_a_stable_sort_by_series_and_time_would() {
         // Ids spread over every digit of the radix sort, timestamps repeated and out of order.
-        let mut seed = 11u64;
-        let mut next = move |n: u64| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) % n
-        };
+        let mut next = crate::seeded::below(11);
         let ids: Vec<SeriesId> = (0..500)
             .map(|_| next(u64::from(u32::MAX)) as SeriesId)
             .collect();
