@@ -5,12 +5,13 @@
 //! by position in two passes under the head lock — look each row's series up and count each
 //! position's rows, then place each row in its position's run (a counting sort: linear, and stable,
 //! so a series' run keeps arrival order) — writing samples only once, 16 bytes each, into blocks of a
-//! few MB. A chunk in series order (`crate::head::order`) is read by series instead: each of its series
-//! looked up once, and its rows, in time order (equal timestamps in arrival order, so a run stays as a
-//! stable sort would leave it), copied as two contiguous slices. Placing notes each sample that lands after a later one (a join);
-//! [`HeadRuns::sort`] then sorts, on the query pool and after the lock is released, only the runs with
-//! joins, and only from them: a series written in order needs nothing; two interleaved writers leave
-//! it out of order by a batch at most, which an insertion sort puts right in linear time.
+//! few MB. A chunk in series order (`crate::head::order`) is read by series instead: each of its
+//! series looked up once, and its rows, in time order (equal timestamps in arrival order, so a run
+//! stays as a stable sort would leave it), copied as two contiguous slices. Placing notes each sample
+//! that lands after a later one (a join); [`HeadRuns::sort`] then sorts, on the query pool and after
+//! the lock is released, only the runs with joins, and only around them: a series written in order
+//! needs nothing; two interleaved writers leave it out of order by a batch at most, which a merge at
+//! each join puts right in linear time.
 
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
@@ -134,9 +135,10 @@ enum Found {
 impl HeadRuns {
     /// The rows of `chunks` (each with its tombstone: rows below it are deleted) of the selected
     /// series in `[start, end]` (inclusive), by position, each position's rows in arrival order (a
-    /// chunk's in series order in time order). On `pool`, past a chunk's worth of rows: each thread looks up the rows of its share of the chunks
-    /// and counts them per position, then places the rows of its share of the blocks (every thread
-    /// reads every row's position; each writes only its own blocks).
+    /// chunk's in series order in time order). On `pool`, past a chunk's worth of rows: each thread
+    /// looks up the rows of its share of the chunks and counts them per position, then places the
+    /// rows of its share of the blocks (every thread reads every row's position; each writes only
+    /// its own blocks).
     pub(crate) fn gather<'c>(
         prepared: &Prepared<'_>,
         chunks: &'c [(Rows<'c>, Option<TimestampMs>)],
