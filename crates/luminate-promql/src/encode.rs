@@ -5,10 +5,16 @@
 use std::fmt::Write;
 
 use crate::labels::Labels;
-use crate::value::{Steps, Value, format_float, format_timestamp};
+use crate::value::{Steps, Value, push_float, push_timestamp};
 
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Label values and numbers seldom need escaping: copied whole when none does.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -38,12 +44,20 @@ fn metric(out: &mut String, labels: &Labels) {
     out.push('}');
 }
 
-fn sample(out: &mut String, t: i64, value: &str) {
+/// `[t,"v"]`, with `t` already written as seconds (a range answer writes each step's once).
+fn sample(out: &mut String, t: &str, v: f64) {
     out.push('[');
-    out.push_str(&format_timestamp(t));
-    out.push(',');
-    json_string(out, value);
-    out.push(']');
+    out.push_str(t);
+    out.push_str(",\"");
+    // A float's text (digits, `.`, `-`, `+Inf`, `NaN`) needs no escaping.
+    push_float(out, v);
+    out.push_str("\"]");
+}
+
+fn seconds(t: i64) -> String {
+    let mut out = String::new();
+    push_timestamp(&mut out, t);
+    out
 }
 
 /// The `data` of an instant query's answer at `t`.
@@ -54,15 +68,19 @@ pub fn instant(value: &Value, t: i64) -> String {
             out.push_str(r#"{"resultType":"scalar","result":"#);
             sample(
                 &mut out,
-                t,
-                &format_float(v.first().copied().unwrap_or(f64::NAN)),
+                &seconds(t),
+                v.first().copied().unwrap_or(f64::NAN),
             );
         }
         Value::String(s) => {
-            out.push_str(r#"{"resultType":"string","result":"#);
-            sample(&mut out, t, s);
+            out.push_str(r#"{"resultType":"string","result":["#);
+            out.push_str(&seconds(t));
+            out.push(',');
+            json_string(&mut out, s);
+            out.push(']');
         }
         Value::Vector(series) => {
+            let t = seconds(t);
             out.push_str(r#"{"resultType":"vector","result":["#);
             let mut first = true;
             for s in series {
@@ -76,7 +94,7 @@ pub fn instant(value: &Value, t: i64) -> String {
                 out.push_str(r#"{"metric":"#);
                 metric(&mut out, &s.labels);
                 out.push_str(r#","value":"#);
-                sample(&mut out, t, &format_float(*v));
+                sample(&mut out, &t, *v);
                 out.push('}');
             }
             out.push(']');
@@ -94,7 +112,7 @@ pub fn instant(value: &Value, t: i64) -> String {
                     if j > 0 {
                         out.push(',');
                     }
-                    sample(&mut out, *ts, &format_float(*v));
+                    sample(&mut out, &seconds(*ts), *v);
                 }
                 out.push_str("]}");
             }
@@ -108,10 +126,12 @@ pub fn instant(value: &Value, t: i64) -> String {
 /// The `data` of a range query's answer: always a matrix; a scalar is one series without labels.
 pub fn range(value: &Value, steps: &Steps) -> String {
     let mut out = String::from(r#"{"resultType":"matrix","result":["#);
+    // Every series' values are at the same steps: each step's time is written once.
+    let times: Vec<String> = steps.times().map(seconds).collect();
     let write_series = |out: &mut String,
                         first: &mut bool,
                         labels: &Labels,
-                        values: &mut dyn Iterator<Item = (i64, f64)>| {
+                        values: &mut dyn Iterator<Item = (usize, f64)>| {
         let mut values = values.peekable();
         if values.peek().is_none() {
             return;
@@ -123,11 +143,11 @@ pub fn range(value: &Value, steps: &Steps) -> String {
         out.push_str(r#"{"metric":"#);
         metric(out, labels);
         out.push_str(r#","values":["#);
-        for (j, (t, v)) in values.enumerate() {
+        for (j, (i, v)) in values.enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            sample(out, t, &format_float(v));
+            sample(out, &times[i], v);
         }
         out.push_str("]}");
     };
@@ -137,7 +157,7 @@ pub fn range(value: &Value, steps: &Steps) -> String {
             &mut out,
             &mut first,
             &Labels::default(),
-            &mut v.iter().enumerate().map(|(i, v)| (steps.at(i), *v)),
+            &mut v.iter().copied().enumerate(),
         ),
         Value::Vector(series) => {
             for s in series {
@@ -149,7 +169,7 @@ pub fn range(value: &Value, steps: &Steps) -> String {
                         .values
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, v)| v.map(|v| (steps.at(i), v))),
+                        .filter_map(|(i, v)| v.map(|v| (i, v))),
                 );
             }
         }

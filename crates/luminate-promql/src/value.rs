@@ -1,6 +1,8 @@
 //! What an expression evaluates to over the steps of a query: a scalar per step, a vector of series
 //! with one optional value per step, or a string. An instant query is a range query of one step.
 
+use std::fmt::Write as _;
+
 use crate::labels::Labels;
 
 /// Times at which an expression is evaluated, Unix ms, ascending.
@@ -148,26 +150,53 @@ fn duplicate_labelset() -> crate::error::EvalError {
 /// A float as Prometheus writes it: the shortest representation that reads back the same, without an
 /// exponent (Go's `strconv.FormatFloat(v, 'f', -1, 64)`), and `+Inf`, `-Inf`, `NaN`.
 pub fn format_float(v: f64) -> String {
+    let mut out = String::new();
+    push_float(&mut out, v);
+    out
+}
+
+/// Appends `v` as [`format_float`] writes it, without a string of its own: an answer writes a
+/// million of them.
+pub fn push_float(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".to_owned()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".to_owned()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".to_owned()
+        out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v != 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        // A whole number (counts, counters) below 2^53 is its integer's digits (every shorter string
+        // of digits reads back as another number), and an integer is written without the float's
+        // shortest-digits search. Zero takes the float's way: `-0` keeps its sign.
+        let _ = write!(out, "{}", v as i64);
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
 /// A timestamp in ms as Prometheus' API writes it: seconds with up to three decimals, no trailing zeros.
 pub fn format_timestamp(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "" };
-    let (secs, millis) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
-    if millis == 0 {
-        return format!("{sign}{secs}");
+    let mut out = String::new();
+    push_timestamp(&mut out, ms);
+    out
+}
+
+/// Appends `ms` as [`format_timestamp`] writes it.
+pub fn push_timestamp(out: &mut String, ms: i64) {
+    if ms < 0 {
+        out.push('-');
     }
-    let frac = format!("{millis:03}");
-    format!("{sign}{secs}.{}", frac.trim_end_matches('0'))
+    let (secs, millis) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
+    let _ = write!(out, "{secs}");
+    if millis != 0 {
+        let mut frac = millis;
+        let mut digits = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        let _ = write!(out, ".{frac:0digits$}");
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +215,47 @@ mod tests {
         assert_eq!(format_timestamp(1_700_000_000_500), "1700000000.5");
         assert_eq!(format_timestamp(4_010), "4.01");
         assert_eq!(format_timestamp(-1), "-0.001");
+        assert_eq!(format_timestamp(-1_500), "-1.5");
+        assert_eq!(format_timestamp(0), "0");
+    }
+
+    #[test]
+    fn a_float_appended_is_written_as_rusts_shortest_display_writes_it() {
+        // Whole numbers take the integer's way; each must equal the float's own display.
+        let mut edge = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            67_603.0,
+            0.5,
+            -7.25,
+            1e17,
+            -1e17,
+            999_999_999_999_999_900.0,
+            1e18,
+            -1e18,
+            1e21,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            4_503_599_627_370_497.0,
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            edge.push(f64::from_bits(x));
+            edge.push((x % 1_000_000_007) as f64 * if x & 1 == 1 { -1.0 } else { 1.0 });
+        }
+        for v in edge.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(format_float(v), format!("{v}"), "{v:e}");
+        }
+        assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_float(-0.0), "-0");
     }
 
     #[test]
