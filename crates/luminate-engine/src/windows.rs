@@ -4,8 +4,8 @@
 
 use luminate_model::query::QueryKind;
 use luminate_model::window::{
-    GROUP_STEP_BYTES, GROUPED_WINDOW_BYTES_PER_SERIES, GroupedWindows, SERIES_DIMENSIONS_BYTES,
-    SeriesWindow, SeriesWindows, WINDOW_BYTES, WindowRequest, WindowSteps, WindowValue,
+    GROUP_STEP_BYTES, GROUPED_WINDOW_BYTES_PER_SERIES, GroupedValue, GroupedWindows,
+    SERIES_DIMENSIONS_BYTES, SeriesWindow, SeriesWindows, WINDOW_BYTES, WindowRequest, WindowSteps,
 };
 use luminate_model::{Dimensions, QueryContext, QueryPlan, StoreError, Tenant};
 
@@ -80,14 +80,15 @@ impl Engine {
 
     /// [`Engine::series_windows`] grouped by `group_by`, with a window per step of `steps` (the
     /// request's `start` and `end` are ignored): per group (ordered by its values), the moments of
-    /// `value` over its series' windows at each step. `QueryTooLarge` past `request.limit` groups.
+    /// `value` (its count and moment) over its series' windows at each step. `QueryTooLarge` past
+    /// `request.limit` groups.
     pub fn grouped_windows(
         &self,
         tenant: &Tenant,
         request: &WindowRequest,
         steps: &WindowSteps,
         group_by: &[String],
-        value: &WindowValue,
+        value: &GroupedValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, EngineError> {
         let pool = &self.query_pool;

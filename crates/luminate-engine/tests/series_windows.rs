@@ -10,13 +10,15 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{open, point, tenant};
 use luminate_engine::{Engine, EngineError};
 use luminate_model::query::QueryKind;
 use luminate_model::window::{
-    GroupMoments, SeriesWindow, ValueMoments, WindowRequest, WindowSteps, WindowValue,
+    GroupMoments, GroupValue, GroupedValue, Moment, SeriesWindow, WindowRequest, WindowSteps,
+    WindowValue,
 };
 use luminate_model::{Dimensions, Filter, Point, QueryContext, QueryPlan, QueryResult, StoreError};
 
@@ -92,37 +94,62 @@ fn expected(engine: &Engine, request: &WindowRequest) -> Vec<(Dimensions, Series
         .collect()
 }
 
-/// `Engine::grouped_windows` by `key` over every step of `steps`, without filters.
+/// `Engine::grouped_windows` by `key` over every step of `steps`, without filters, keeping the sum
+/// of each group's values; kept as counts, minimums and maximums instead, they are checked here
+/// against [`grouped_from_each_step`].
 fn grouped(
     engine: &Engine,
     steps: &WindowSteps,
     key: &str,
-    value: &WindowValue,
+    value: &Arc<WindowValue>,
+) -> Vec<GroupMoments> {
+    for moment in [Moment::Count, Moment::Min, Moment::Max] {
+        assert_eq!(
+            grouped_keeping(engine, steps, key, value, moment),
+            grouped_from_each_step(engine, steps, key, value, moment),
+            "{moment:?}"
+        );
+    }
+    grouped_keeping(engine, steps, key, value, Moment::Sum)
+}
+
+/// `Engine::grouped_windows` by `key` over every step of `steps`, without filters, keeping `moment`.
+fn grouped_keeping(
+    engine: &Engine,
+    steps: &WindowSteps,
+    key: &str,
+    value: &Arc<WindowValue>,
+    moment: Moment,
 ) -> Vec<GroupMoments> {
     let (start, end) = steps.span();
     let r = request(start, end, vec![]);
+    let value = GroupedValue {
+        value: value.clone(),
+        moment,
+    };
     engine
         .grouped_windows(
             &tenant(),
             &r,
             steps,
             &[key.to_owned()],
-            value,
+            &value,
             &QueryContext::new(r.timeout),
         )
         .unwrap()
         .unwrap()
 }
 
-/// What `Engine::grouped_windows` by `key` should give: each step's own series windows (one
-/// `series_windows` call per step), their `value`s added per group here.
+/// What `Engine::grouped_windows` by `key` keeping `moment` should give: each step's own series
+/// windows (one `series_windows` call per step), their `value`s added per group here.
 fn grouped_from_each_step(
     engine: &Engine,
     steps: &WindowSteps,
     key: &str,
-    value: &WindowValue,
+    value: &Arc<WindowValue>,
+    moment: Moment,
 ) -> Vec<GroupMoments> {
-    let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<ValueMoments>>> = BTreeMap::new();
+    let mut want: BTreeMap<Vec<(String, String)>, Vec<Option<GroupValue>>> = BTreeMap::new();
     for i in 0..steps.count {
         let (start, end) = steps.window(i);
         for (dims, w) in windows(engine, &request(start, end, vec![])).unwrap() {
@@ -130,8 +157,11 @@ fn grouped_from_each_step(
             let group = vec![(key.to_owned(), dims.get_or_empty(key).to_owned())];
             let slot = &mut want.entry(group).or_insert_with(|| vec![None; steps.count])[i];
             match slot {
-                Some(m) => m.add(v),
-                None => *slot = Some(ValueMoments::new(v)),
+                Some(m) => {
+                    m.count += 1;
+                    moment.add(&mut m.value, v);
+                }
+                None => *slot = Some(moment.of(v)),
             }
         }
     }
@@ -324,11 +354,11 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
         count: 11,
         range: 200_000,
     };
-    let value: &WindowValue =
-        &|i, w: &SeriesWindow| (w.count > 5).then_some(w.max - w.resets + i as f64);
-    let got = grouped(&engine, &steps, "region", value);
+    let value: Arc<WindowValue> =
+        Arc::new(|i, w: &SeriesWindow| (w.count > 5).then_some(w.max - w.resets + i as f64));
+    let got = grouped(&engine, &steps, "region", &value);
     // The same from each step's series windows, grouped here.
-    let want = grouped_from_each_step(&engine, &steps, "region", value);
+    let want = grouped_from_each_step(&engine, &steps, "region", &value, Moment::Sum);
     assert_eq!(got, want);
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].1[1].unwrap().count, 20);
@@ -344,7 +374,10 @@ fn grouped_windows_add_up_each_groups_series_values_at_every_step() {
             &r,
             &steps,
             &["region".to_owned()],
-            value,
+            &GroupedValue {
+                value,
+                moment: Moment::Sum
+            },
             &QueryContext::new(r.timeout)
         ),
         Err(EngineError::Query(StoreError::QueryTooLarge { .. }))
@@ -404,17 +437,18 @@ fn grouped_windows_over_many_slices_and_waves_equal_each_steps_windows() {
         count: 300,
         range: 30_000,
     };
-    let value: &WindowValue = &|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.max);
+    let value: Arc<WindowValue> =
+        Arc::new(|_, w: &SeriesWindow| Some(w.count as f64 * 1_000.0 + w.max));
     for key in ["region", "host"] {
-        let got = grouped(&engine, &steps, key, value);
-        let want = grouped_from_each_step(&engine, &steps, key, value);
+        let got = grouped(&engine, &steps, key, &value);
+        let want = grouped_from_each_step(&engine, &steps, key, &value, Moment::Sum);
         assert_eq!(got.len(), if key == "region" { 7 } else { 400 });
         if key == "host" {
             // Step 110's window, [1 070 s, 1 100 s], holds four points of each series and, for
             // h050, three late ones.
             let at_110 = |host: &str| {
                 let group = got.iter().find(|g| g.0[0].1 == host).unwrap();
-                group.1[110].unwrap().sum
+                group.1[110].unwrap().value
             };
             assert!(at_110("h050") >= 7_000.0 && at_110("h050") < 8_000.0);
             assert!(at_110("h051") >= 4_000.0 && at_110("h051") < 5_000.0);
@@ -520,12 +554,12 @@ fn a_head_of_many_chunks_from_two_interleaved_writers_folds_as_its_sorted_points
         count: 13,
         range: 30_000,
     };
-    let value: &WindowValue = &count_and_resets;
-    let got = grouped(&engine, &steps, "region", value);
+    let value: Arc<WindowValue> = Arc::new(count_and_resets);
+    let got = grouped(&engine, &steps, "region", &value);
     assert_eq!(got.len(), 3);
     assert_eq!(
         got,
-        grouped_from_each_step(&engine, &steps, "region", value)
+        grouped_from_each_step(&engine, &steps, "region", &value, Moment::Sum)
     );
 }
 
@@ -566,7 +600,7 @@ fn full_head_chunks_read_in_series_order_fold_as_their_sorted_points() {
         count: 16,
         range: 60_000,
     };
-    let value: &WindowValue = &count_and_resets;
+    let value: Arc<WindowValue> = Arc::new(count_and_resets);
     let check = |spans: &[(i64, i64)]| {
         for &(start, end) in spans {
             let r = request(BASE + start, BASE + end, vec![]);
@@ -574,11 +608,11 @@ fn full_head_chunks_read_in_series_order_fold_as_their_sorted_points() {
             assert_eq!(got.len(), 300);
             assert_eq!(got, expected(&engine, &r), "[{start}, {end}]");
         }
-        let got = grouped(&engine, &steps, "region", value);
+        let got = grouped(&engine, &steps, "region", &value);
         assert_eq!(got.len(), 4);
         assert_eq!(
             got,
-            grouped_from_each_step(&engine, &steps, "region", value)
+            grouped_from_each_step(&engine, &steps, "region", &value, Moment::Sum)
         );
     };
     // Whole, and cutting chunks at both ends.

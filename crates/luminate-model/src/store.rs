@@ -24,7 +24,7 @@ use crate::point::Tenant;
 use crate::query::QueryPlan;
 use crate::result::{MetricCardinality, QueryResult, ValueCount};
 use crate::time::TimestampMs;
-use crate::window::{GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue};
+use crate::window::{GroupedValue, GroupedWindows, SeriesWindows, WindowRequest, WindowSteps};
 
 /// A failure of the storage layer, with enough context to act on.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -417,8 +417,8 @@ pub trait MetricsStore: Send + Sync + 'static {
     }
 
     /// [`MetricsStore::series_windows`] grouped in the store, with a window per step of `steps`
-    /// (`request.start` and `end` are ignored): per group of `group_by` values, the count, sum,
-    /// minimum and maximum of `value` over its series' windows at each step — `sum by (region)
+    /// (`request.start` and `end` are ignored): per group of `group_by` values, the count and the
+    /// `value.moment` of `value.value` over its series' windows at each step — `sum by (region)
     /// (rate(x[1m]))` over a million series, or over a range query's steps in one read, without a
     /// series' dimensions leaving the store. At most `request.limit` groups (more is
     /// `QueryTooLarge`). A wrapper forwards its inner store's. Default: `None`.
@@ -428,7 +428,7 @@ pub trait MetricsStore: Send + Sync + 'static {
         request: &WindowRequest,
         steps: &WindowSteps,
         group_by: &[String],
-        value: Arc<WindowValue>,
+        value: GroupedValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, StoreError> {
         let _ = (tenant, request, steps, group_by, value, ctx);

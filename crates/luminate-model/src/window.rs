@@ -49,7 +49,8 @@ pub const SERIES_DIMENSIONS_BYTES: u64 = 256;
 /// alone.
 pub const GROUPED_WINDOW_BYTES_PER_SERIES: u64 = 104;
 
-/// Bytes a store holds per group and step of a grouped fold: the group's moments at that step.
+/// Bytes a store holds per group and step of a grouped fold, at most: the group's count and moment
+/// at that step, and the answer's.
 pub const GROUP_STEP_BYTES: u64 = 48;
 
 /// The windows of a grouped fold, one per evaluation step of a query: window `i` is
@@ -115,52 +116,76 @@ pub type SeriesWindows = Option<Vec<(Dimensions, Vec<Option<SeriesWindow>>)>>;
 /// sample).
 pub type WindowValue = dyn Fn(usize, &SeriesWindow) -> Option<f64> + Send + Sync;
 
-/// What the values of a group's series add up to.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValueMoments {
-    /// Series with a value.
-    pub count: u64,
-    /// Their sum, added in the store's order of series.
-    pub sum: f64,
+/// Which moment of a group's series' values a grouped fold keeps at each step, besides how many
+/// series gave one: what the aggregation reads (`sum` and `avg` the sum, `min`, `max`; `count` none).
+/// One number per group and step instead of all four: 100 000 groups × 13 steps of them fit the
+/// cache, where a row of four moments per step was a cache miss per line for every series added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// Only the count.
+    Count,
+    /// The sum, added in the store's order of series.
+    Sum,
     /// The smallest (a NaN replaced by any number, as PromQL's `min` does).
-    pub min: f64,
+    Min,
     /// The largest (likewise).
-    pub max: f64,
+    Max,
 }
 
-impl ValueMoments {
-    /// One value.
-    pub fn new(v: f64) -> Self {
-        Self {
+/// What a grouped fold adds up per group and step: the [`Moment`] of each series' window `value`.
+#[derive(Clone)]
+pub struct GroupedValue {
+    /// A series' value at a step, from its window there.
+    pub value: std::sync::Arc<WindowValue>,
+    /// Which moment of the values is kept.
+    pub moment: Moment,
+}
+
+/// A group's series' values at one step, reduced: how many series gave one, and the [`Moment`] of
+/// them (`0.0` for [`Moment::Count`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupValue {
+    /// Series with a value.
+    pub count: u64,
+    /// Their moment.
+    pub value: f64,
+}
+
+impl Moment {
+    /// The moment of one value.
+    pub fn of(self, v: f64) -> GroupValue {
+        GroupValue {
             count: 1,
-            sum: v,
-            min: v,
-            max: v,
+            value: match self {
+                Moment::Count => 0.0,
+                _ => v,
+            },
         }
     }
 
-    /// Adds a value.
-    pub fn add(&mut self, v: f64) {
-        self.count += 1;
-        self.sum += v;
-        if v < self.min || self.min.is_nan() {
-            self.min = v;
-        }
-        if v > self.max || self.max.is_nan() {
-            self.max = v;
+    /// Adds value `v` to the moment `held` of others.
+    #[inline]
+    pub fn add(self, held: &mut f64, v: f64) {
+        match self {
+            Moment::Count => {}
+            Moment::Sum => *held += v,
+            Moment::Min => {
+                if v < *held || held.is_nan() {
+                    *held = v;
+                }
+            }
+            Moment::Max => {
+                if v > *held || held.is_nan() {
+                    *held = v;
+                }
+            }
         }
     }
 
-    /// Adds another group's moments.
-    pub fn merge(&mut self, other: &Self) {
-        self.count += other.count;
-        self.sum += other.sum;
-        if other.min < self.min || self.min.is_nan() {
-            self.min = other.min;
-        }
-        if other.max > self.max || self.max.is_nan() {
-            self.max = other.max;
-        }
+    /// Adds another group's values (their moment is of the same kind).
+    pub fn merge(self, held: &mut GroupValue, other: &GroupValue) {
+        held.count += other.count;
+        self.add(&mut held.value, other.value);
     }
 }
 
@@ -170,7 +195,7 @@ impl ValueMoments {
 pub type GroupedWindows = Option<Vec<GroupMoments>>;
 
 /// One group of a grouped fold: its key, and its moments at each step.
-pub type GroupMoments = (Vec<(String, String)>, Vec<Option<ValueMoments>>);
+pub type GroupMoments = (Vec<(String, String)>, Vec<Option<GroupValue>>);
 
 /// One sample: timestamp (ms) and value.
 pub type Sample = (TimestampMs, f64);

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::sync::Arc;
 
-use luminate_model::window::{ValueMoments, WindowSteps, WindowValue};
+use luminate_model::window::{GroupValue, GroupedValue, Moment, WindowSteps, WindowValue};
 use luminate_model::{Aggregation, Filter};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
@@ -203,9 +203,14 @@ async fn by_grouped_windows(
     steps: &Steps,
 ) -> Result<Option<Value>, EvalError> {
     let op = agg.op.to_string();
-    if !["sum", "count", "min", "max", "avg"].contains(&op.as_str()) {
-        return Ok(None);
-    }
+    // What the store keeps per group and step besides the count: `avg` is the sum over the count.
+    let moment = match op.as_str() {
+        "sum" | "avg" => Moment::Sum,
+        "count" => Moment::Count,
+        "min" => Moment::Min,
+        "max" => Moment::Max,
+        _ => return Ok(None),
+    };
     // The selector's windows, and the value of a series' window at step `i`.
     let (vs, windows, value): (_, WindowSteps, Arc<WindowValue>) = match strip(&agg.expr) {
         Expr::VectorSelector(vs) => {
@@ -239,7 +244,7 @@ async fn by_grouped_windows(
     let Some(metrics) = exact_filters(source, vs).await? else {
         return Ok(None);
     };
-    let mut groups: BTreeMap<Labels, Vec<Option<ValueMoments>>> = BTreeMap::new();
+    let mut groups: BTreeMap<Labels, Vec<Option<GroupValue>>> = BTreeMap::new();
     for (metric, filters) in metrics {
         let Some(answer) = source
             .grouped_windows(
@@ -247,7 +252,10 @@ async fn by_grouped_windows(
                 filters,
                 windows,
                 group_by.clone(),
-                value.clone(),
+                GroupedValue {
+                    value: value.clone(),
+                    moment,
+                },
                 GROUP_LIMIT,
             )
             .await?
@@ -260,7 +268,7 @@ async fn by_grouped_windows(
                 .or_insert_with(|| vec![None; per_step.len()]);
             for (h, m) in held.iter_mut().zip(per_step) {
                 match (h.as_mut(), m) {
-                    (Some(h), Some(m)) => h.merge(&m),
+                    (Some(h), Some(m)) => moment.merge(h, &m),
                     (None, m) => *h = m,
                     (_, None) => {}
                 }
@@ -276,11 +284,9 @@ async fn by_grouped_windows(
                     .into_iter()
                     .map(|m| {
                         m.map(|m| match op.as_str() {
-                            "sum" => m.sum,
                             "count" => m.count as f64,
-                            "min" => m.min,
-                            "max" => m.max,
-                            _ => m.sum / m.count as f64,
+                            "avg" => m.value / m.count as f64,
+                            _ => m.value,
                         })
                     })
                     .collect(),

@@ -9,10 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
-use std::sync::Arc;
 
 use luminate_model::window::{
-    GroupedWindows, SeriesWindow, SeriesWindows, WindowSteps, WindowValue,
+    GroupedValue, GroupedWindows, SeriesWindow, SeriesWindows, WindowSteps,
 };
 use luminate_model::{Aggregation, Dimensions, Filter};
 use promql_parser::label::{MatchOp, Matcher};
@@ -79,7 +78,7 @@ pub trait SeriesSource: Send + Sync {
     }
 
     /// Per group of `group_by` values (a missing dimension is `""`) and per window of `steps`, the
-    /// count, sum, minimum and maximum of `value` over the windows [`SeriesSource::windows`] would
+    /// count and the `value.moment` of `value.value` over the windows [`SeriesSource::windows`] would
     /// give, at most `limit` groups (more is an error); `None` when the source cannot fold them (or
     /// not within its memory). Default: `None`.
     async fn grouped_windows(
@@ -88,7 +87,7 @@ pub trait SeriesSource: Send + Sync {
         filters: Vec<Filter>,
         steps: WindowSteps,
         group_by: Vec<String>,
-        value: Arc<WindowValue>,
+        value: GroupedValue,
         limit: usize,
     ) -> Result<GroupedWindows, EvalError> {
         let _ = (metric, filters, steps, group_by, value, limit);

@@ -207,26 +207,24 @@ impl SeriesSource for Memory {
         filters: Vec<Filter>,
         steps: luminate_model::window::WindowSteps,
         group_by: Vec<String>,
-        value: std::sync::Arc<luminate_model::window::WindowValue>,
+        value: luminate_model::window::GroupedValue,
         limit: usize,
     ) -> Result<luminate_model::window::GroupedWindows, EvalError> {
-        use luminate_model::window::ValueMoments;
+        use luminate_model::window::GroupValue;
         if !self.fold {
             return Ok(None);
         }
         self.grouped
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut groups: std::collections::BTreeMap<
-            Vec<(String, String)>,
-            Vec<Option<ValueMoments>>,
-        > = Default::default();
+        let mut groups: std::collections::BTreeMap<Vec<(String, String)>, Vec<Option<GroupValue>>> =
+            Default::default();
         let windows = self
             .windows(metric, filters, steps, usize::MAX)
             .await?
             .unwrap();
         for (dims, ws) in windows {
             for (i, w) in ws.iter().enumerate() {
-                let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
+                let Some(v) = w.as_ref().and_then(|w| (value.value)(i, w)) else {
                     continue;
                 };
                 let key = group_by
@@ -235,8 +233,11 @@ impl SeriesSource for Memory {
                     .collect();
                 let slot = &mut groups.entry(key).or_insert_with(|| vec![None; steps.count])[i];
                 match slot {
-                    Some(m) => m.add(v),
-                    None => *slot = Some(ValueMoments::new(v)),
+                    Some(m) => {
+                        m.count += 1;
+                        value.moment.add(&mut m.value, v);
+                    }
+                    None => *slot = Some(value.moment.of(v)),
                 }
             }
         }

@@ -12,7 +12,7 @@
 //! ([`refold`]): the cost of disorder is paid by the series that have it.
 
 use luminate_model::window::{
-    Fold, GroupMoments, OutOfOrder, SeriesWindow, ValueMoments, WindowSteps, WindowValue,
+    Fold, GroupMoments, GroupValue, GroupedValue, Moment, OutOfOrder, SeriesWindow, WindowSteps,
 };
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
@@ -344,17 +344,19 @@ pub(crate) fn fold(
     Ok(all)
 }
 
-/// Per group and step, the moments of a value over the group's series' windows at that step.
-#[derive(Debug, Default)]
+/// Per group and step, how many of the group's series' windows gave a value at that step, and one
+/// moment of those values (`counts` and `moments[group × steps + step]`; no moments for
+/// [`Moment::Count`]): 12 bytes a group and step (100 000 groups × 13 steps fit the cache; four
+/// moments in an `Option` each were 40 and a cache miss per line for every series added).
+#[derive(Debug)]
 pub(crate) struct GroupedSteps {
-    /// `moments[group × steps + step]`.
-    moments: Vec<Option<ValueMoments>>,
-    /// Groups where some series gave a value.
-    present: Vec<bool>,
+    counts: Vec<u32>,
+    moments: Vec<f64>,
+    moment: Moment,
     steps: usize,
 }
 
-/// [`fold`] with each series' windows reduced to `value` and added to its group's moments as soon as
+/// [`fold`] with each series' windows reduced to `value` and added to its group's moment as soon as
 /// its slice is folded: slices of at most [`SLICE_WINDOWS`] windows, a wave of one per thread at a
 /// time, so memory holds the groups' moments and a wave's windows, not a window per series and step
 /// (2 M series × 13 steps would be 2.7 GB). Waves are added in position order, so each sum adds its
@@ -366,13 +368,17 @@ pub(crate) fn fold_grouped(
     steps: &WindowSteps,
     ctx: &QueryContext,
     pool: &rayon::ThreadPool,
-    value: &WindowValue,
+    value: &GroupedValue,
 ) -> Result<GroupedSteps, StoreError> {
     let per = steps.count;
     let groups = prepared.selection.groups.count;
     let mut out = GroupedSteps {
-        moments: vec![None; groups * per],
-        present: filled(groups, false),
+        counts: filled(groups * per, 0),
+        moments: match value.moment {
+            Moment::Count => Vec::new(),
+            _ => filled(groups * per, 0.0),
+        },
+        moment: value.moment,
         steps: per,
     };
     if prepared.selection.series.is_empty() {
@@ -394,9 +400,21 @@ pub(crate) fn fold_grouped(
                 .collect::<Result<_, StoreError>>()
         })?;
         let pieces: Vec<(usize, Windows)> = wave.iter().map(|s| s.0).zip(pieces).collect();
-        out.add(prepared, &pieces, value, pool);
+        out.add(prepared, &pieces, &*value.value, pool);
     }
     Ok(out)
+}
+
+/// No groups (a metric with no series).
+impl Default for GroupedSteps {
+    fn default() -> Self {
+        Self {
+            counts: Vec::new(),
+            moments: Vec::new(),
+            moment: Moment::Count,
+            steps: 1,
+        }
+    }
 }
 
 impl GroupedSteps {
@@ -408,46 +426,70 @@ impl GroupedSteps {
         &mut self,
         prepared: &Prepared<'_>,
         pieces: &[(usize, Windows)],
-        value: &WindowValue,
+        value: &luminate_model::window::WindowValue,
         pool: &rayon::ThreadPool,
     ) {
-        let steps = self.steps;
-        let groups = self.present.len();
+        let (steps, moment) = (self.steps, self.moment);
+        let groups = self.counts.len() / steps.max(1);
         let per_thread = groups.div_ceil(pool.current_num_threads().max(1)).max(1);
         let group_of = &prepared.selection.group_of;
+        let mut moments = self.moments.chunks_mut(per_thread * steps);
         let ranges: Vec<_> = self
-            .moments
+            .counts
             .chunks_mut(per_thread * steps)
-            .zip(self.present.chunks_mut(per_thread))
             .enumerate()
-            .map(|(t, (moments, present))| (t * per_thread, moments, present))
+            .map(|(t, counts)| (t * per_thread, counts, moments.next().unwrap_or_default()))
             .collect();
         pool.install(|| {
-            ranges
-                .into_par_iter()
-                .for_each(|(first, moments, present)| {
-                    let mine = first..first + present.len();
-                    for (offset, windows) in pieces {
-                        for (k, series) in windows.slots.chunks(steps).enumerate() {
-                            let g = group_of[offset + k] as usize;
-                            if !mine.contains(&g) {
+            ranges.into_par_iter().for_each(|(first, counts, moments)| {
+                let mine = first..first + counts.len() / steps;
+                for (offset, windows) in pieces {
+                    for (k, series) in windows.slots.chunks(steps).enumerate() {
+                        let g = group_of[offset + k] as usize;
+                        if !mine.contains(&g) {
+                            continue;
+                        }
+                        let row = (g - first) * steps;
+                        for (i, w) in series.iter().enumerate() {
+                            let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
                                 continue;
-                            }
-                            let g = g - first;
-                            for (i, w) in series.iter().enumerate() {
-                                let Some(v) = w.as_ref().and_then(|w| value(i, w)) else {
-                                    continue;
-                                };
-                                present[g] = true;
-                                match &mut moments[g * steps + i] {
-                                    Some(m) => m.add(v),
-                                    held @ None => *held = Some(ValueMoments::new(v)),
+                            };
+                            let count = &mut counts[row + i];
+                            if let Some(held) = moments.get_mut(row + i) {
+                                if *count == 0 {
+                                    *held = v;
+                                } else {
+                                    moment.add(held, v);
                                 }
                             }
+                            *count += 1;
                         }
                     }
-                });
+                }
+            });
         });
+    }
+
+    /// Group `g`'s values at each step (`None` where no series gave one).
+    fn of(&self, g: usize) -> Vec<Option<GroupValue>> {
+        let row = g * self.steps..(g + 1) * self.steps;
+        self.counts[row.clone()]
+            .iter()
+            .zip(row)
+            .map(|(&count, at)| {
+                (count > 0).then(|| GroupValue {
+                    count: u64::from(count),
+                    value: self.moments.get(at).copied().unwrap_or(0.0),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether some series of group `g` gave a value at some step.
+    fn present(&self, g: usize) -> bool {
+        self.counts[g * self.steps..(g + 1) * self.steps]
+            .iter()
+            .any(|&c| c > 0)
     }
 }
 
@@ -487,7 +529,6 @@ pub(crate) fn group(
     pool: &rayon::ThreadPool,
 ) -> Vec<GroupMoments> {
     let selection = &prepared.selection;
-    let steps = grouped.steps;
     let out = Finish {
         plan: prepared.plan,
         selection,
@@ -495,20 +536,38 @@ pub(crate) fn group(
         ti,
         pool,
     };
-    let mut groups: Vec<u32> = (0..selection.groups.count as u32)
-        .filter(|&g| grouped.present[g as usize])
+    let groups: Vec<u32> = (0..selection.groups.count as u32)
+        .filter(|&g| grouped.present(g as usize))
         .collect();
-    groups.sort_by(|&a, &b| out.cmp_groups(a, b));
-    groups
-        .into_iter()
-        .map(|g| {
-            let g = g as usize;
-            (
-                out.key(g as u32).0,
-                grouped.moments[g * steps..(g + 1) * steps].to_vec(),
-            )
-        })
-        .collect()
+    // Each group's values resolved once, `width` to a group: a comparison in the sort resolved both
+    // groups' values again (100 000 customers: 3 M lookups in the strings, a fifth of the answer).
+    let width = prepared.plan.group_by.len();
+    let values: Vec<&str> = groups
+        .iter()
+        .flat_map(|&g| selection.groups.of(g).iter().map(|&v| out.value(v)))
+        .collect();
+    let key = |i: usize| &values[i * width..(i + 1) * width];
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    pool.install(|| {
+        // Groups' values differ (byte-wise, the contract's group order): no two keys are equal.
+        order.par_sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+        order
+            .par_iter()
+            .map(|&i| {
+                let g = groups[i] as usize;
+                (
+                    prepared
+                        .plan
+                        .group_by
+                        .iter()
+                        .zip(key(i))
+                        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+                        .collect(),
+                    grouped.of(g),
+                )
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{CheckOutcome, HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::window::{
-    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
+    GroupedValue, GroupedWindows, SeriesWindows, WindowRequest, WindowSteps,
 };
 use luminate_model::{
     ExportBatch, ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan,
@@ -235,7 +235,7 @@ impl MetricsStore for EmbeddedStore {
         request: &WindowRequest,
         steps: &WindowSteps,
         group_by: &[String],
-        value: Arc<WindowValue>,
+        value: GroupedValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, StoreError> {
         let (engine, tenant, request, steps, group_by, ctx) = (
@@ -247,7 +247,7 @@ impl MetricsStore for EmbeddedStore {
             ctx.clone(),
         );
         Ok(blocking(move || {
-            engine.grouped_windows(&tenant, &request, &steps, &group_by, &*value, &ctx)
+            engine.grouped_windows(&tenant, &request, &steps, &group_by, &value, &ctx)
         })
         .await??)
     }

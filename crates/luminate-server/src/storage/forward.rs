@@ -15,7 +15,7 @@ use luminate_model::keyed::{KeyedOutcome, KeyedWrite};
 use luminate_model::result::{MetricCardinality, QueryResult, ValueCount};
 use luminate_model::store::{HealthCheck, RetentionOverride, StorageHealth};
 use luminate_model::window::{
-    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
+    GroupedValue, GroupedWindows, SeriesWindows, WindowRequest, WindowSteps,
 };
 use luminate_model::{
     ExportPlan, ExportStream, MetricsStore, PointBatch, QueryContext, QueryPlan, StoreError,
@@ -290,7 +290,7 @@ impl<D: Decorate> MetricsStore for Forward<D> {
         request: &WindowRequest,
         steps: &WindowSteps,
         group_by: &[String],
-        value: Arc<WindowValue>,
+        value: GroupedValue,
         ctx: &QueryContext,
     ) -> Result<GroupedWindows, StoreError> {
         let d = &self.0;

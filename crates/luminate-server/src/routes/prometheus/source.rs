@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use luminate_model::result::RangePoint;
 use luminate_model::window::{
-    GroupedWindows, SeriesWindows, WindowRequest, WindowSteps, WindowValue,
+    GroupedValue, GroupedWindows, SeriesWindows, WindowRequest, WindowSteps,
 };
 use luminate_model::{
     Aggregation, Filter, QueryContext, QueryKind, QueryPlan, QueryResult, StoreError, Tenant,
@@ -164,7 +164,7 @@ impl SeriesSource for StoreSource<'_> {
         filters: Vec<Filter>,
         steps: WindowSteps,
         group_by: Vec<String>,
-        value: Arc<WindowValue>,
+        value: GroupedValue,
         limit: usize,
     ) -> Result<GroupedWindows, EvalError> {
         let Some(request) = self.window_request(metric, filters, steps.span(), limit)? else {
