@@ -13,6 +13,7 @@
 
 use luminate_model::window::{
     Fold, GroupMoments, GroupValue, GroupedValue, Moment, OutOfOrder, SeriesWindow, WindowSteps,
+    WindowValue,
 };
 use luminate_model::{QueryContext, StoreError, TimestampMs};
 use rayon::prelude::*;
@@ -350,7 +351,9 @@ pub(crate) fn fold(
 /// moments in an `Option` each were 40 and a cache miss per line for every series added).
 #[derive(Debug)]
 pub(crate) struct GroupedSteps {
+    /// Series that gave a value, per group and step.
     counts: Vec<u32>,
+    /// Their `moment`, per group and step (meaningful where the count is not 0).
     moments: Vec<f64>,
     moment: Moment,
     steps: usize,
@@ -426,7 +429,7 @@ impl GroupedSteps {
         &mut self,
         prepared: &Prepared<'_>,
         pieces: &[(usize, Windows)],
-        value: &luminate_model::window::WindowValue,
+        value: &WindowValue,
         pool: &rayon::ThreadPool,
     ) {
         let (steps, moment) = (self.steps, self.moment);
@@ -540,7 +543,7 @@ pub(crate) fn group(
         .filter(|&g| grouped.present(g as usize))
         .collect();
     // Each group's values resolved once, `width` to a group: a comparison in the sort resolved both
-    // groups' values again (100 000 customers: 3 M lookups in the strings, a fifth of the answer).
+    // groups' values again (100 000 customers: over 3 M lookups in the strings).
     let width = prepared.plan.group_by.len();
     let values: Vec<&str> = groups
         .iter()
@@ -549,8 +552,8 @@ pub(crate) fn group(
     let key = |i: usize| &values[i * width..(i + 1) * width];
     let mut order: Vec<usize> = (0..groups.len()).collect();
     pool.install(|| {
-        // Groups' values differ (byte-wise, the contract's group order): no two keys are equal.
-        order.par_sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+        // Byte-wise by values (the contract's group order); ties, if any, in the groups' order.
+        order.par_sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
         order
             .par_iter()
             .map(|&i| {
