@@ -11,7 +11,9 @@ use crate::files::io_error;
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// An exclusive lock on a data directory, released when dropped (the OS also releases it when the
-/// process dies, so a crash never leaves a stale lock).
+/// process dies, so a crash never leaves a stale lock). The lock belongs to the open file, which a
+/// child process forked meanwhile shares until it execs (the file is close-on-exec): reopening a
+/// directory at that moment, in a process that spawns children, can fail as `Locked`.
 #[derive(Debug)]
 pub(crate) struct DirLock {
     // Held only so that the lock lives as long as the engine.
