@@ -56,6 +56,9 @@ try {
   await panel("panel_1").locator("h3", { hasText: "p95 latency (edited)" }).waitFor();
 
   await panel("panel_2").getByRole("button", { name: "Edit", exact: true }).click();
+  // The form's "Group by" row appears when the metric's dimensions arrive, moving what is below it:
+  // a click on the JSON section before then can land elsewhere (seen once in CI).
+  await editor.locator(".group-by").waitFor();
   await editor.locator(".panel-json summary").click();
   const json = JSON.parse(await editor.locator('textarea[name="panelJson"]').inputValue());
   assert.equal(json.id, "panel_2");
