@@ -156,13 +156,7 @@ fn grouped_from_each_step(
             let Some(v) = value(i, &w) else { continue };
             let group = vec![(key.to_owned(), dims.get_or_empty(key).to_owned())];
             let slot = &mut want.entry(group).or_insert_with(|| vec![None; steps.count])[i];
-            match slot {
-                Some(m) => {
-                    m.count += 1;
-                    moment.add(&mut m.value, v);
-                }
-                None => *slot = Some(moment.of(v)),
-            }
+            moment.push(slot, v);
         }
     }
     want.into_iter().collect()

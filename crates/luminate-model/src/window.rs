@@ -182,6 +182,17 @@ impl Moment {
         }
     }
 
+    /// Adds value `v` to a group's values at a step (`None`: none yet).
+    pub fn push(self, held: &mut Option<GroupValue>, v: f64) {
+        match held {
+            Some(g) => {
+                g.count += 1;
+                self.add(&mut g.value, v);
+            }
+            None => *held = Some(self.of(v)),
+        }
+    }
+
     /// Adds another group's values (their moment is of the same kind).
     pub fn merge(self, held: &mut GroupValue, other: &GroupValue) {
         held.count += other.count;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::labels::Labels;
-use crate::value::{Steps, Value, push_float, push_timestamp};
+use crate::value::{Steps, Value, format_timestamp, push_float};
 
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
@@ -54,12 +54,6 @@ fn sample(out: &mut String, t: &str, v: f64) {
     out.push_str("\"]");
 }
 
-fn seconds(t: i64) -> String {
-    let mut out = String::new();
-    push_timestamp(&mut out, t);
-    out
-}
-
 /// The `data` of an instant query's answer at `t`.
 pub fn instant(value: &Value, t: i64) -> String {
     let mut out = String::new();
@@ -68,19 +62,19 @@ pub fn instant(value: &Value, t: i64) -> String {
             out.push_str(r#"{"resultType":"scalar","result":"#);
             sample(
                 &mut out,
-                &seconds(t),
+                &format_timestamp(t),
                 v.first().copied().unwrap_or(f64::NAN),
             );
         }
         Value::String(s) => {
             out.push_str(r#"{"resultType":"string","result":["#);
-            out.push_str(&seconds(t));
+            out.push_str(&format_timestamp(t));
             out.push(',');
             json_string(&mut out, s);
             out.push(']');
         }
         Value::Vector(series) => {
-            let t = seconds(t);
+            let t = format_timestamp(t);
             out.push_str(r#"{"resultType":"vector","result":["#);
             let mut first = true;
             for s in series {
@@ -112,7 +106,7 @@ pub fn instant(value: &Value, t: i64) -> String {
                     if j > 0 {
                         out.push(',');
                     }
-                    sample(&mut out, &seconds(*ts), *v);
+                    sample(&mut out, &format_timestamp(*ts), *v);
                 }
                 out.push_str("]}");
             }
@@ -127,7 +121,7 @@ pub fn instant(value: &Value, t: i64) -> String {
 pub fn range(value: &Value, steps: &Steps) -> String {
     let mut out = String::from(r#"{"resultType":"matrix","result":["#);
     // Every series' values are at the same steps: each step's time is written once.
-    let times: Vec<String> = steps.times().map(seconds).collect();
+    let times: Vec<String> = steps.times().map(format_timestamp).collect();
     let write_series = |out: &mut String,
                         first: &mut bool,
                         labels: &Labels,

@@ -232,13 +232,7 @@ impl SeriesSource for Memory {
                     .map(|k| (k.clone(), dims.get_or_empty(k).to_owned()))
                     .collect();
                 let slot = &mut groups.entry(key).or_insert_with(|| vec![None; steps.count])[i];
-                match slot {
-                    Some(m) => {
-                        m.count += 1;
-                        value.moment.add(&mut m.value, v);
-                    }
-                    None => *slot = Some(value.moment.of(v)),
-                }
+                value.moment.push(slot, v);
             }
         }
         assert!(groups.len() <= limit);
